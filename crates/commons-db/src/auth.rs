@@ -1,0 +1,122 @@
+//! Users and access tokens. A token's secret is returned once at creation; only its sha256 is kept.
+
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::{Db, DbError, Result, now_unix};
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub fullname: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Write,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "read" => Ok(Scope::Read),
+            "write" => Ok(Scope::Write),
+            other => Err(DbError::Invalid(format!("unknown token scope {other:?}: expected read or write"))),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Token {
+    pub user: User,
+    pub name: String,
+    pub scope: Scope,
+}
+
+fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        fullname: row.try_get("fullname")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Db {
+    pub async fn create_user(&self, name: &str, fullname: &str) -> Result<User> {
+        let now = now_unix();
+        let res = sqlx::query("INSERT INTO users (name, fullname, created_at) VALUES ($1, $2, $3) RETURNING id")
+            .bind(name)
+            .bind(fullname)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await;
+        match res {
+            Ok(row) => Ok(User { id: row.try_get("id")?, name: name.into(), fullname: fullname.into(), created_at: now }),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(DbError::AlreadyExists(format!("user {name}")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT id, name, fullname, created_at FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Creates an access token for `user_name` and returns its secret (shown once).
+    pub async fn create_token(&self, user_name: &str, token_name: &str, scope: Scope) -> Result<String> {
+        let user = self
+            .user_by_name(user_name)
+            .await?
+            .ok_or_else(|| DbError::NotFound(format!("user {user_name}")))?;
+        let mut bytes = [0u8; 24];
+        rand::rng().fill(&mut bytes);
+        let secret = format!("cm_{}", hex::encode(bytes));
+        sqlx::query("INSERT INTO tokens (user_id, name, token_hash, scope, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(user.id)
+            .bind(token_name)
+            .bind(hash_secret(&secret))
+            .bind(scope.as_str())
+            .bind(now_unix())
+            .execute(&self.pool)
+            .await?;
+        Ok(secret)
+    }
+
+    /// Looks a bearer secret up; `None` when no such token exists.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<Token>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.fullname, u.created_at, t.name AS token_name, t.scope
+             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+        )
+        .bind(hash_secret(secret))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Token {
+            user: user_from_row(&row)?,
+            name: row.try_get("token_name")?,
+            scope: Scope::parse(row.try_get::<&str, _>("scope")?)?,
+        }))
+    }
+}

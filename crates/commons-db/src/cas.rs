@@ -1,0 +1,168 @@
+//! The index of the content-addressed store: which chunks exist and where, which xorbs hold
+//! them, and how each file is reconstructed from runs of chunks.
+//!
+//! Rows are written only after the xorb objects they name are durably in the object store, in
+//! one transaction per ingested file; a crash before that leaves unreferenced objects, never
+//! rows pointing at missing bytes.
+
+use sqlx::Row;
+
+use crate::{Db, Result};
+
+/// Where a chunk lives: its xorb, position, and byte range of its serialized form in the xorb.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkLocation {
+    pub xorb_hash: String,
+    pub chunk_index: u32,
+    pub byte_start: u64,
+    pub byte_end: u64,
+    pub raw_size: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XorbRecord {
+    pub xorb_hash: String,
+    pub stored_size: u64,
+    pub raw_size: u64,
+    pub chunks: Vec<(String, ChunkLocation)>,
+}
+
+/// A run of consecutive chunks `[chunk_start, chunk_end)` of one xorb, at `file_offset` in the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileTerm {
+    pub xorb_hash: String,
+    pub chunk_start: u32,
+    pub chunk_end: u32,
+    pub byte_start: u64,
+    pub byte_end: u64,
+    pub file_offset: u64,
+    pub raw_size: u64,
+}
+
+/// Everything one ingest adds to the index, committed atomically.
+#[derive(Clone, Debug)]
+pub struct IngestRecord {
+    pub file_hash: String,
+    pub size: u64,
+    pub sha256: String,
+    pub git_sha1: String,
+    pub xorbs: Vec<XorbRecord>,
+    pub terms: Vec<FileTerm>,
+}
+
+impl Db {
+    pub async fn find_chunk(&self, chunk_hash: &str) -> Result<Option<ChunkLocation>> {
+        let row = sqlx::query(
+            "SELECT xorb_hash, chunk_index, byte_start, byte_end, raw_size FROM cas_chunks WHERE chunk_hash = $1",
+        )
+        .bind(chunk_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(ChunkLocation {
+            xorb_hash: row.try_get("xorb_hash")?,
+            chunk_index: row.try_get::<i64, _>("chunk_index")? as u32,
+            byte_start: row.try_get::<i64, _>("byte_start")? as u64,
+            byte_end: row.try_get::<i64, _>("byte_end")? as u64,
+            raw_size: row.try_get::<i64, _>("raw_size")? as u64,
+        }))
+    }
+
+    /// Records an ingested file, its new xorbs and chunks, and its blob, in one transaction.
+    pub async fn record_ingest(&self, rec: &IngestRecord) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for x in &rec.xorbs {
+            sqlx::query(
+                "INSERT INTO cas_xorbs (xorb_hash, stored_size, raw_size, num_chunks) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&x.xorb_hash)
+            .bind(x.stored_size as i64)
+            .bind(x.raw_size as i64)
+            .bind(x.chunks.len() as i64)
+            .execute(&mut *tx)
+            .await?;
+            for (hash, loc) in &x.chunks {
+                sqlx::query(
+                    "INSERT INTO cas_chunks (chunk_hash, xorb_hash, chunk_index, byte_start, byte_end, raw_size)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(hash)
+                .bind(&loc.xorb_hash)
+                .bind(loc.chunk_index as i64)
+                .bind(loc.byte_start as i64)
+                .bind(loc.byte_end as i64)
+                .bind(loc.raw_size as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let new_file = sqlx::query("INSERT INTO cas_files (file_hash, size) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(&rec.file_hash)
+            .bind(rec.size as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if new_file {
+            for (seq, t) in rec.terms.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO cas_file_terms (file_hash, seq, xorb_hash, chunk_start, chunk_end, byte_start, byte_end, file_offset, raw_size)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&rec.file_hash)
+                .bind(seq as i64)
+                .bind(&t.xorb_hash)
+                .bind(t.chunk_start as i64)
+                .bind(t.chunk_end as i64)
+                .bind(t.byte_start as i64)
+                .bind(t.byte_end as i64)
+                .bind(t.file_offset as i64)
+                .bind(t.raw_size as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query("INSERT INTO blobs (sha256, git_sha1, size, file_hash) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+            .bind(&rec.sha256)
+            .bind(&rec.git_sha1)
+            .bind(rec.size as i64)
+            .bind(&rec.file_hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The reconstruction of a file, ordered by offset.
+    pub async fn file_terms(&self, file_hash: &str) -> Result<Vec<FileTerm>> {
+        let rows = sqlx::query(
+            "SELECT xorb_hash, chunk_start, chunk_end, byte_start, byte_end, file_offset, raw_size
+             FROM cas_file_terms WHERE file_hash = $1 ORDER BY seq",
+        )
+        .bind(file_hash)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FileTerm {
+                    xorb_hash: r.try_get("xorb_hash")?,
+                    chunk_start: r.try_get::<i64, _>("chunk_start")? as u32,
+                    chunk_end: r.try_get::<i64, _>("chunk_end")? as u32,
+                    byte_start: r.try_get::<i64, _>("byte_start")? as u64,
+                    byte_end: r.try_get::<i64, _>("byte_end")? as u64,
+                    file_offset: r.try_get::<i64, _>("file_offset")? as u64,
+                    raw_size: r.try_get::<i64, _>("raw_size")? as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// Total bytes of xorbs the index references (what the store holds, less orphans).
+    pub async fn stored_bytes(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT COALESCE(SUM(stored_size), 0) AS total FROM cas_xorbs")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("total")? as u64)
+    }
+}

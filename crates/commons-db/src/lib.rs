@@ -1,0 +1,80 @@
+//! The metadata store of Commons: who exists (users, tokens), what exists (repositories, their
+//! commits, trees and refs) and where the bytes are (the CAS index the storage layer keeps).
+//!
+//! Invariants this crate upholds:
+//! - A commit becomes visible only by moving a ref, and a ref moves only inside the transaction
+//!   that wrote the commit and its tree: readers never see a half-written revision.
+//! - Ref moves are compare-and-swap on the old target, so a stale `parentCommit` is rejected
+//!   instead of silently overwriting a concurrent commit.
+//! - The SQL is portable (`$n` placeholders, `ON CONFLICT`, no SQLite-only functions), so the same
+//!   queries can run on PostgreSQL.
+
+mod auth;
+pub mod cas;
+mod error;
+mod repos;
+
+pub use auth::{Scope, Token, User};
+pub use error::DbError;
+pub use repos::{
+    Commit, CommitOp, FileEntry, NewFile, RefInfo, RefKind, Repo, RepoKind, RepoQuery, RepoSort, git_blob_sha1,
+    lfs_pointer,
+};
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+pub type Result<T, E = DbError> = std::result::Result<T, E>;
+
+/// Handle on the metadata database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: SqlitePool,
+}
+
+impl Db {
+    /// Opens (creating if needed) the SQLite database at `path` and applies pending migrations.
+    ///
+    /// WAL with `synchronous=FULL`: a commit acknowledged to a client survives a crash of the
+    /// process or of the machine.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let url = format!("sqlite://{}", path.display());
+        let options = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Starts a write transaction that takes the database write lock up front, so two writers
+    /// never deadlock upgrading from a read lock.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,671 @@
+//! Repositories, commits, trees and refs.
+//!
+//! A revision is a commit pointing at a tree; a tree is the complete, sorted listing of the files
+//! of that revision (path → blob). Trees are content-addressed, so a commit that changes nothing
+//! in the listing reuses its parent's rows.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sha1::{Digest, Sha1};
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::{Db, DbError, Result, now_unix};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepoKind {
+    Model,
+    Dataset,
+    Algorithm,
+}
+
+impl RepoKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepoKind::Model => "model",
+            RepoKind::Dataset => "dataset",
+            RepoKind::Algorithm => "algorithm",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "model" => Some(RepoKind::Model),
+            "dataset" => Some(RepoKind::Dataset),
+            "algorithm" => Some(RepoKind::Algorithm),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Repo {
+    pub id: i64,
+    pub kind: RepoKind,
+    pub namespace: String,
+    pub name: String,
+    pub private: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Repo {
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Commit {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub tree_id: String,
+    pub author: String,
+    pub title: String,
+    pub message: String,
+    pub created_at: i64,
+}
+
+/// One file of a tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileEntry {
+    pub path: String,
+    pub sha256: String,
+    pub size: i64,
+    pub git_oid: String,
+    pub lfs: bool,
+}
+
+/// A file to place in a commit; its blob must already be stored.
+#[derive(Clone, Debug)]
+pub struct NewFile {
+    pub path: String,
+    pub sha256: String,
+    pub lfs: bool,
+}
+
+#[derive(Clone, Debug)]
+pub enum CommitOp {
+    Put(NewFile),
+    Delete(String),
+    DeleteFolder(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefKind {
+    Branch,
+    Tag,
+}
+
+impl RefKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            RefKind::Branch => "branch",
+            RefKind::Tag => "tag",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RefInfo {
+    pub kind: RefKind,
+    pub name: String,
+    pub commit_id: String,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub enum RepoSort {
+    #[default]
+    LastModified,
+    CreatedAt,
+    Name,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RepoQuery {
+    pub author: Option<String>,
+    pub search: Option<String>,
+    /// When set, private repos of this namespace owner are included.
+    pub viewer: Option<String>,
+    pub sort: RepoSort,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+fn repo_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Repo> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Repo {
+        id: row.try_get("id")?,
+        kind: RepoKind::parse(&kind).ok_or_else(|| DbError::Corrupt(format!("repo kind {kind:?}")))?,
+        namespace: row.try_get("namespace")?,
+        name: row.try_get("name")?,
+        private: row.try_get("private")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn commit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Commit> {
+    Ok(Commit {
+        id: row.try_get("id")?,
+        parent_id: row.try_get("parent_id")?,
+        tree_id: row.try_get("tree_id")?,
+        author: row.try_get("author")?,
+        title: row.try_get("title")?,
+        message: row.try_get("message")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const REPO_COLUMNS: &str = "id, kind, namespace, name, private, created_at, updated_at";
+const COMMIT_COLUMNS: &str = "id, parent_id, tree_id, author, title, message, created_at";
+
+fn is_full_commit_id(rev: &str) -> bool {
+    rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// Tree ids hash the sorted listing, so equal listings share storage.
+fn tree_id(entries: &BTreeMap<String, FileEntry>) -> String {
+    let mut h = Sha1::new();
+    for e in entries.values() {
+        h.update(e.path.as_bytes());
+        h.update([0]);
+        h.update(e.sha256.as_bytes());
+        h.update(if e.lfs { b"L\n" } else { b"R\n" });
+    }
+    hex::encode(h.finalize())
+}
+
+fn commit_id(parent: Option<&str>, tree: &str, author: &str, time: i64, title: &str, message: &str) -> String {
+    let mut h = Sha1::new();
+    h.update(format!("tree {tree}\n"));
+    if let Some(p) = parent {
+        h.update(format!("parent {p}\n"));
+    }
+    h.update(format!("author {author} {time} +0000\n\n{title}\n\n{message}"));
+    hex::encode(h.finalize())
+}
+
+/// Content of a git-lfs pointer file, whose git blob sha1 is the tree `oid` of an LFS file.
+pub fn lfs_pointer(sha256: &str, size: i64) -> String {
+    format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n")
+}
+
+pub fn git_blob_sha1(content: &[u8]) -> String {
+    let mut h = Sha1::new();
+    h.update(format!("blob {}\0", content.len()));
+    h.update(content);
+    hex::encode(h.finalize())
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+async fn load_tree(conn: &mut sqlx::SqliteConnection, tree: &str) -> Result<BTreeMap<String, FileEntry>> {
+    let rows = sqlx::query("SELECT path, sha256, size, git_oid, lfs FROM tree_entries WHERE tree_id = $1")
+        .bind(tree)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let e = FileEntry {
+            path: row.try_get("path")?,
+            sha256: row.try_get("sha256")?,
+            size: row.try_get("size")?,
+            git_oid: row.try_get("git_oid")?,
+            lfs: row.try_get("lfs")?,
+        };
+        out.insert(e.path.clone(), e);
+    }
+    Ok(out)
+}
+
+async fn store_tree(tx: &mut Tx, entries: &BTreeMap<String, FileEntry>) -> Result<String> {
+    let id = tree_id(entries);
+    let inserted = sqlx::query("INSERT INTO trees (id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(&id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if inserted == 1 {
+        for e in entries.values() {
+            sqlx::query("INSERT INTO tree_entries (tree_id, path, sha256, size, git_oid, lfs) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(&id)
+                .bind(&e.path)
+                .bind(&e.sha256)
+                .bind(e.size)
+                .bind(&e.git_oid)
+                .bind(e.lfs)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(id)
+}
+
+impl Db {
+    pub async fn get_repo(&self, kind: RepoKind, namespace: &str, name: &str) -> Result<Option<Repo>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REPO_COLUMNS} FROM repos WHERE kind = $1 AND namespace = $2 AND name = $3"
+        )))
+        .bind(kind.as_str())
+        .bind(namespace)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(repo_from_row).transpose()
+    }
+
+    /// Creates a repository with a first commit on `main` holding `initial_files`.
+    pub async fn create_repo(
+        &self,
+        kind: RepoKind,
+        namespace: &str,
+        name: &str,
+        private: bool,
+        author: &str,
+        initial_files: &[NewFile],
+    ) -> Result<Repo> {
+        let mut tx = self.begin_write().await?;
+        let now = now_unix();
+        let res = sqlx::query(
+            "INSERT INTO repos (kind, namespace, name, private, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+        )
+        .bind(kind.as_str())
+        .bind(namespace)
+        .bind(name)
+        .bind(private)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        let id: i64 = match res {
+            Ok(row) => row.try_get("id")?,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(DbError::AlreadyExists(format!("repository {namespace}/{name}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let repo = Repo {
+            id,
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+            private,
+            created_at: now,
+            updated_at: now,
+        };
+        let ops: Vec<CommitOp> = initial_files.iter().cloned().map(CommitOp::Put).collect();
+        apply_commit(&mut tx, &repo, "main", None, None, &ops, author, "initial commit", "", true).await?;
+        tx.commit().await?;
+        Ok(repo)
+    }
+
+    pub async fn delete_repo(&self, repo: &Repo) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for table in ["refs", "commits"] {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE repo_id = $1")))
+                .bind(repo.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM repos WHERE id = $1").bind(repo.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn move_repo(&self, repo: &Repo, namespace: &str, name: &str) -> Result<()> {
+        let res = sqlx::query("UPDATE repos SET namespace = $1, name = $2, updated_at = $3 WHERE id = $4")
+            .bind(namespace)
+            .bind(name)
+            .bind(now_unix())
+            .bind(repo.id)
+            .execute(&self.pool)
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(DbError::AlreadyExists(format!("repository {namespace}/{name}")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn set_private(&self, repo: &Repo, private: bool) -> Result<()> {
+        sqlx::query("UPDATE repos SET private = $1 WHERE id = $2")
+            .bind(private)
+            .bind(repo.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_repos(&self, kind: RepoKind, q: &RepoQuery) -> Result<Vec<Repo>> {
+        let order = match q.sort {
+            RepoSort::LastModified => "updated_at DESC, id DESC",
+            RepoSort::CreatedAt => "created_at DESC, id DESC",
+            RepoSort::Name => "namespace, name",
+        };
+        let sql = format!(
+            "SELECT {REPO_COLUMNS} FROM repos WHERE kind = $1
+               AND ($2 IS NULL OR namespace = $2)
+               AND ($3 IS NULL OR LOWER(namespace || '/' || name) LIKE $3)
+               AND (private = FALSE OR namespace = $4)
+             ORDER BY {order} LIMIT $5 OFFSET $6"
+        );
+        let pattern = q.search.as_ref().map(|s| format!("%{}%", s.to_lowercase()));
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(kind.as_str())
+            .bind(q.author.as_deref())
+            .bind(pattern)
+            .bind(q.viewer.as_deref().unwrap_or(""))
+            .bind(q.limit)
+            .bind(q.offset)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(repo_from_row).collect()
+    }
+
+    /// Resolves a branch, tag or full commit id of `repo` to a commit id.
+    pub async fn resolve_revision(&self, repo: &Repo, rev: &str) -> Result<String> {
+        let rev = rev.strip_prefix("refs/heads/").unwrap_or(rev);
+        if let Some(tag) = rev.strip_prefix("refs/tags/") {
+            return self.ref_target(repo, RefKind::Tag, tag).await?.ok_or_else(|| DbError::RevisionNotFound(rev.into()));
+        }
+        if let Some(c) = self.ref_target(repo, RefKind::Branch, rev).await? {
+            return Ok(c);
+        }
+        if let Some(c) = self.ref_target(repo, RefKind::Tag, rev).await? {
+            return Ok(c);
+        }
+        if is_full_commit_id(rev) && self.get_commit(repo, rev).await?.is_some() {
+            return Ok(rev.to_string());
+        }
+        Err(DbError::RevisionNotFound(rev.into()))
+    }
+
+    async fn ref_target(&self, repo: &Repo, kind: RefKind, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = $2 AND name = $3")
+            .bind(repo.id)
+            .bind(kind.as_str())
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("commit_id")).transpose()?)
+    }
+
+    pub async fn get_commit(&self, repo: &Repo, id: &str) -> Result<Option<Commit>> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COMMIT_COLUMNS} FROM commits WHERE repo_id = $1 AND id = $2")))
+            .bind(repo.id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(commit_from_row).transpose()
+    }
+
+    /// The history reachable from `commit_id`, newest first.
+    pub async fn commit_history(&self, repo: &Repo, commit_id: &str) -> Result<Vec<Commit>> {
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {COMMIT_COLUMNS} FROM commits WHERE repo_id = $1")))
+            .bind(repo.id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut by_id = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let c = commit_from_row(row)?;
+            by_id.insert(c.id.clone(), c);
+        }
+        let mut out = Vec::new();
+        let mut next = Some(commit_id.to_string());
+        while let Some(id) = next {
+            let c = by_id.remove(&id).ok_or_else(|| DbError::Corrupt(format!("commit {id} missing from history")))?;
+            next = c.parent_id.clone();
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    /// The full listing of a commit's tree, sorted by path.
+    pub async fn tree_at(&self, repo: &Repo, commit_id: &str) -> Result<Vec<FileEntry>> {
+        let commit = self
+            .get_commit(repo, commit_id)
+            .await?
+            .ok_or_else(|| DbError::RevisionNotFound(commit_id.into()))?;
+        let mut conn = self.pool.acquire().await?;
+        Ok(load_tree(&mut conn, &commit.tree_id).await?.into_values().collect())
+    }
+
+    pub async fn file_at(&self, repo: &Repo, commit_id: &str, path: &str) -> Result<Option<FileEntry>> {
+        let row = sqlx::query(
+            "SELECT e.path, e.sha256, e.size, e.git_oid, e.lfs FROM commits c
+             JOIN tree_entries e ON e.tree_id = c.tree_id
+             WHERE c.repo_id = $1 AND c.id = $2 AND e.path = $3",
+        )
+        .bind(repo.id)
+        .bind(commit_id)
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(FileEntry {
+            path: row.try_get("path")?,
+            sha256: row.try_get("sha256")?,
+            size: row.try_get("size")?,
+            git_oid: row.try_get("git_oid")?,
+            lfs: row.try_get("lfs")?,
+        }))
+    }
+
+    /// Applies `ops` on top of `branch` in one transaction and moves the branch to the new commit.
+    ///
+    /// `expected_parent`, when given, must equal the branch head (else [`DbError::StaleParent`]).
+    pub async fn commit(
+        &self,
+        repo: &Repo,
+        branch: &str,
+        expected_parent: Option<&str>,
+        ops: &[CommitOp],
+        author: &str,
+        title: &str,
+        message: &str,
+    ) -> Result<Commit> {
+        let mut tx = self.begin_write().await?;
+        let head = sqlx::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = 'branch' AND name = $2")
+            .bind(repo.id)
+            .bind(branch)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<String, _>("commit_id"))
+            .transpose()?
+            .ok_or_else(|| DbError::RevisionNotFound(branch.into()))?;
+        if let Some(expected) = expected_parent {
+            if expected != head {
+                return Err(DbError::StaleParent { expected: expected.into(), actual: head });
+            }
+        }
+        let commit = apply_commit(&mut tx, repo, branch, Some(&head), Some(&head), ops, author, title, message, false).await?;
+        sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2")
+            .bind(commit.created_at)
+            .bind(repo.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(commit)
+    }
+
+    pub async fn refs(&self, repo: &Repo) -> Result<Vec<RefInfo>> {
+        let rows = sqlx::query("SELECT kind, name, commit_id FROM refs WHERE repo_id = $1 ORDER BY kind, name")
+            .bind(repo.id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind")?;
+                Ok(RefInfo {
+                    kind: if kind == "tag" { RefKind::Tag } else { RefKind::Branch },
+                    name: row.try_get("name")?,
+                    commit_id: row.try_get("commit_id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Creates a branch or tag pointing at `commit_id`; fails if the name is taken.
+    pub async fn create_ref(&self, repo: &Repo, kind: RefKind, name: &str, commit_id: &str) -> Result<()> {
+        let res = sqlx::query("INSERT INTO refs (repo_id, kind, name, commit_id) VALUES ($1, $2, $3, $4)")
+            .bind(repo.id)
+            .bind(kind.as_str())
+            .bind(name)
+            .bind(commit_id)
+            .execute(&self.pool)
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(DbError::AlreadyExists(format!("{} {name}", kind.as_str())))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete_ref(&self, repo: &Repo, kind: RefKind, name: &str) -> Result<()> {
+        let n = sqlx::query("DELETE FROM refs WHERE repo_id = $1 AND kind = $2 AND name = $3")
+            .bind(repo.id)
+            .bind(kind.as_str())
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(DbError::RevisionNotFound(name.into()));
+        }
+        Ok(())
+    }
+
+    /// Looks up a stored blob: (git sha1 of the content, size).
+    pub async fn blob(&self, sha256: &str) -> Result<Option<(String, i64, String)>> {
+        let row = sqlx::query("SELECT git_sha1, size, file_hash FROM blobs WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| -> Result<_> { Ok((r.try_get("git_sha1")?, r.try_get("size")?, r.try_get("file_hash")?)) })
+            .transpose()?)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_commit(
+    tx: &mut Tx,
+    repo: &Repo,
+    branch: &str,
+    base: Option<&str>,
+    parent: Option<&str>,
+    ops: &[CommitOp],
+    author: &str,
+    title: &str,
+    message: &str,
+    create_branch: bool,
+) -> Result<Commit> {
+    let (mut entries, seq) = match base {
+        Some(base) => {
+            let row = sqlx::query("SELECT tree_id, seq FROM commits WHERE repo_id = $1 AND id = $2")
+                .bind(repo.id)
+                .bind(base)
+                .fetch_one(&mut **tx)
+                .await?;
+            let tree: String = row.try_get("tree_id")?;
+            let seq: i64 = row.try_get("seq")?;
+            (load_tree(tx, &tree).await?, seq + 1)
+        }
+        None => (BTreeMap::new(), 0),
+    };
+    for op in ops {
+        match op {
+            CommitOp::Put(f) => {
+                let row = sqlx::query("SELECT git_sha1, size FROM blobs WHERE sha256 = $1")
+                    .bind(&f.sha256)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or_else(|| DbError::NotFound(format!("object {} for {}", f.sha256, f.path)))?;
+                let size: i64 = row.try_get("size")?;
+                let git_oid = if f.lfs {
+                    git_blob_sha1(lfs_pointer(&f.sha256, size).as_bytes())
+                } else {
+                    row.try_get("git_sha1")?
+                };
+                // A file replaces a directory of the same name and vice versa, as in git.
+                let dir_prefix = format!("{}/", f.path);
+                entries.retain(|p, _| !p.starts_with(&dir_prefix));
+                let mut parent = f.path.as_str();
+                while let Some((dir, _)) = parent.rsplit_once('/') {
+                    entries.remove(dir);
+                    parent = dir;
+                }
+                entries.insert(
+                    f.path.clone(),
+                    FileEntry { path: f.path.clone(), sha256: f.sha256.clone(), size, git_oid, lfs: f.lfs },
+                );
+            }
+            CommitOp::Delete(path) => {
+                if entries.remove(path).is_none() {
+                    return Err(DbError::NotFound(format!("file {path}")));
+                }
+            }
+            CommitOp::DeleteFolder(path) => {
+                let prefix = format!("{}/", path.trim_end_matches('/'));
+                let before = entries.len();
+                entries.retain(|p, _| !p.starts_with(&prefix));
+                if entries.len() == before {
+                    return Err(DbError::NotFound(format!("folder {path}")));
+                }
+            }
+        }
+    }
+    let tree = store_tree(tx, &entries).await?;
+    let now = now_unix();
+    let id = commit_id(parent, &tree, author, now, title, message);
+    sqlx::query(
+        "INSERT INTO commits (id, repo_id, parent_id, tree_id, author, title, message, created_at, seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&id)
+    .bind(repo.id)
+    .bind(parent)
+    .bind(&tree)
+    .bind(author)
+    .bind(title)
+    .bind(message)
+    .bind(now)
+    .bind(seq)
+    .execute(&mut **tx)
+    .await?;
+    if create_branch {
+        sqlx::query("INSERT INTO refs (repo_id, kind, name, commit_id) VALUES ($1, 'branch', $2, $3)")
+            .bind(repo.id)
+            .bind(branch)
+            .bind(&id)
+            .execute(&mut **tx)
+            .await?;
+    } else {
+        // Compare-and-swap: the transaction holds the write lock, the WHERE clause states the rule.
+        let moved = sqlx::query(
+            "UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4",
+        )
+        .bind(&id)
+        .bind(repo.id)
+        .bind(branch)
+        .bind(parent)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Err(DbError::StaleParent { expected: parent.unwrap_or_default().into(), actual: "moved".into() });
+        }
+    }
+    Ok(Commit {
+        id,
+        parent_id: parent.map(str::to_string),
+        tree_id: tree,
+        author: author.into(),
+        title: title.into(),
+        message: message.into(),
+        created_at: now,
+    })
+}

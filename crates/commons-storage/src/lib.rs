@@ -1,0 +1,157 @@
+//! The content-addressed store of Commons, in Hugging Face's Xet format.
+//!
+//! Bytes enter through an [`IngestWriter`]: they are cut into content-defined chunks (gearhash,
+//! 64 KiB target, BLAKE3-keyed chunk hashes — `xet-data`'s chunker), each chunk is looked up in
+//! the global chunk index, and only chunks never seen before are packed into new xorbs
+//! (`xet-core-structures`' xorb format, LZ4/byte-grouping compression chosen per block). A file
+//! is recorded as its reconstruction: runs of chunks of xorbs. So every byte is stored once,
+//! across files, revisions and repositories.
+//!
+//! Memory stays bounded whatever the file size: an ingest holds at most one open xorb
+//! (`XORB_TARGET_BYTES`), a read at most one term of one xorb.
+//!
+//! Invariants:
+//! - A xorb object is durable (written, and fsynced on local disk) before any index row names it.
+//! - A file's index rows, and its blob row, are written in one transaction after all its xorbs:
+//!   a crash mid-ingest leaves at worst unreferenced xorbs, never a file with missing bytes.
+
+mod ingest;
+mod read;
+
+pub use ingest::IngestWriter;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use commons_db::Db;
+use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::path::Path as ObjectPath;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StorageError {
+    #[error("size mismatch: declared {expected} bytes, received {actual}")]
+    SizeMismatch { expected: u64, actual: u64 },
+    #[error("sha256 mismatch: declared {expected}, content hashes to {actual}")]
+    Sha256Mismatch { expected: String, actual: String },
+    #[error("object {0} not found in the store")]
+    MissingObject(String),
+    #[error("invalid store URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("requested range {start}-{end} is outside the file ({size} bytes)")]
+    InvalidRange { start: u64, end: u64, size: u64 },
+    #[error("metadata: {0}")]
+    Db(#[from] commons_db::DbError),
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    #[error("xet format: {0}")]
+    Xet(#[from] xet_core_structures::CoreError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Xorbs are sealed at this size (the format allows 64 MiB): a smaller open xorb bounds the memory
+/// of each concurrent upload while keeping objects large enough for efficient range reads.
+pub const XORB_TARGET_BYTES: usize = 16 * 1024 * 1024;
+
+/// A file as stored: its identities (content sha256, git blob sha1, Xet file hash) and size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFile {
+    pub sha256: String,
+    pub git_sha1: String,
+    pub file_hash: String,
+    pub size: u64,
+}
+
+/// Handle on the store. Cheap to clone.
+#[derive(Clone)]
+pub struct Cas {
+    db: Db,
+    objects: Arc<dyn ObjectStore>,
+    /// Set when the objects live on local disk, so writes can be fsynced.
+    local_root: Option<PathBuf>,
+}
+
+impl Cas {
+    /// A store on a local directory (created if needed).
+    pub fn local(db: Db, root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root)?;
+        let root = root.canonicalize()?;
+        let objects = object_store::local::LocalFileSystem::new_with_prefix(&root)?;
+        Ok(Self { db, objects: Arc::new(objects), local_root: Some(root) })
+    }
+
+    /// A store named by URL: `file:///path` or a bare path for local disk, `s3://bucket/prefix`
+    /// (credentials and endpoint from the usual `AWS_*` environment variables) for S3-compatible
+    /// object storage.
+    pub fn from_url(db: Db, url: &str) -> Result<Self> {
+        if !url.contains("://") {
+            return Self::local(db, Path::new(url));
+        }
+        let parsed = url::Url::parse(url)
+            .map_err(|e| StorageError::InvalidUrl { url: url.into(), reason: e.to_string() })?;
+        if parsed.scheme() == "file" {
+            let path = parsed
+                .to_file_path()
+                .map_err(|_| StorageError::InvalidUrl { url: url.into(), reason: "not a local path".into() })?;
+            return Self::local(db, &path);
+        }
+        let opts = std::env::vars()
+            .filter(|(k, _)| k.starts_with("AWS_"))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v));
+        let (store, prefix) = object_store::parse_url_opts(&parsed, opts)?;
+        let store: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
+            Arc::from(store)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+        };
+        Ok(Self { db, objects: store, local_root: None })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Starts storing a file of `size` bytes. `expected_sha256`, when known, is checked at the end.
+    pub fn writer(&self, size: u64, expected_sha256: Option<String>) -> IngestWriter {
+        IngestWriter::new(self.clone(), size, expected_sha256)
+    }
+
+    /// Stores a whole in-memory buffer.
+    pub async fn put_bytes(&self, data: &[u8]) -> Result<StoredFile> {
+        let mut w = self.writer(data.len() as u64, None);
+        w.write(data).await?;
+        w.finish().await
+    }
+
+    /// Bytes of xorbs referenced by the index.
+    pub async fn stored_bytes(&self) -> Result<u64> {
+        Ok(self.db.stored_bytes().await?)
+    }
+
+    fn xorb_path(hash: &str) -> ObjectPath {
+        ObjectPath::from(format!("xorbs/default/{hash}"))
+    }
+
+    async fn put_xorb(&self, hash: &str, data: Vec<u8>) -> Result<()> {
+        let path = Self::xorb_path(hash);
+        self.objects.put(&path, data.into()).await?;
+        if let Some(root) = &self.local_root {
+            // object_store renames a complete temp file into place but does not fsync; a xorb must
+            // be on disk before the index names it.
+            let file = root.join("xorbs").join("default").join(hash);
+            let dir = root.join("xorbs").join("default");
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                std::fs::File::open(&file)?.sync_all()?;
+                std::fs::File::open(&dir)?.sync_all()
+            })
+            .await
+            .map_err(|e| StorageError::Corrupt(format!("fsync task failed: {e}")))??;
+        }
+        Ok(())
+    }
+}
