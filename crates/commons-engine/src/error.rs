@@ -1,0 +1,63 @@
+//! Errors of the engine. Every variant names the problem and, where it comes from a recipe,
+//! the recipe and the line.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("unknown recipe `{name}`: not a built-in recipe ({builtins}) and no such file")]
+    UnknownRecipe { name: String, builtins: String },
+
+    #[error("{origin}{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    RecipeSyntax { origin: String, line: Option<usize>, message: String },
+
+    #[error("{origin}{}: bad value for `{field}`: {reason}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    BadValue { origin: String, line: Option<usize>, field: String, reason: String },
+
+    #[error("{origin} line {line}: layer `{layer}`: {reason}")]
+    BadLayer { origin: String, line: usize, layer: String, reason: String },
+
+    #[error("{origin} line {line}: shape mismatch at layer `{layer}`: {reason}")]
+    ShapeMismatch { origin: String, line: usize, layer: String, reason: String },
+
+    #[error("bad --set `{assignment}`: {reason}")]
+    BadOverride { assignment: String, reason: String },
+
+    #[error("data: {0}")]
+    Data(String),
+
+    #[error("data: {context}: {source}")]
+    DataSource {
+        context: String,
+        #[source]
+        source: commons_data::DataError,
+    },
+
+    #[error("label {label} of example {index} is out of range: the recipe has {num_classes} classes")]
+    LabelOutOfRange { index: usize, label: usize, num_classes: usize },
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("model directory {dir}: {reason}")]
+    ModelDir { dir: PathBuf, reason: String },
+
+    #[error("recipe kind `{kind}` is trained by the embeddings engine: {reason}")]
+    Embeddings { kind: String, reason: String },
+
+    #[error("training diverged at epoch {epoch}, step {step}: loss is {loss}")]
+    Diverged { epoch: usize, step: usize, loss: f64 },
+
+    #[error("thread pool: {0}")]
+    ThreadPool(String),
+}
+
+impl EngineError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io { context: context.into(), source }
+    }
+}

@@ -1,0 +1,77 @@
+//! Commons engine: declarative training recipes (TOML), training on burn's autodiff with our
+//! own loop, deterministic evaluation, and model directories ready to publish.
+//!
+//! Data flow: [`recipe::load`] → [`data::prepare`] (via `commons-data`) → [`model::Plan::resolve`]
+//! (all shapes checked up front) → [`train::train`] → [`output::write_model_dir`];
+//! [`evaluate_model_dir`] reads such a directory back and scores a data split.
+
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod model;
+pub mod output;
+pub mod recipe;
+pub mod sample;
+pub mod train;
+
+use std::path::{Path, PathBuf};
+
+pub use error::EngineError;
+pub use eval::EvalReport;
+pub use train::Progress;
+
+/// Where a run's data comes from: an explicit path, or the recipe's data set fetched by name.
+pub fn resolve_data_path(recipe: &recipe::Recipe, data: Option<&Path>) -> Result<PathBuf, EngineError> {
+    match data {
+        Some(path) => Ok(path.to_path_buf()),
+        None => commons_data::fetch(&recipe.data.dataset)
+            .map_err(|source| EngineError::DataSource { context: format!("fetching data set `{}`", recipe.data.dataset), source }),
+    }
+}
+
+/// What `commons train` reports when it is done.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub out_dir: PathBuf,
+    pub test: EvalReport,
+    pub wall_seconds: f64,
+    pub epochs: usize,
+}
+
+/// Train `recipe` (a built-in name or a TOML path, with `key=value` overrides) on the data at
+/// `data` and write the model directory to `out_dir`.
+pub fn run_training(
+    recipe_name_or_path: &str,
+    overrides: &[String],
+    data: Option<&Path>,
+    out_dir: &Path,
+    on_progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<RunSummary, EngineError> {
+    let loaded = recipe::with_overrides(&recipe::load(recipe_name_or_path)?, overrides)?;
+    if loaded.recipe.kind.is_embedding() {
+        return Err(EngineError::Embeddings {
+            kind: loaded.recipe.name.clone(),
+            reason: "the word-embedding trainer (crate commons-embeddings) is not wired into `commons train` yet".into(),
+        });
+    }
+    let data_path = resolve_data_path(&loaded.recipe, data)?;
+    let prepared = data::prepare(&loaded.recipe, &data_path, None)?;
+    tracing::info!(recipe = %loaded.recipe.name, train = prepared.train.count, test = prepared.test.count, "data ready");
+    let trained = train::train(&loaded, &prepared, on_progress)?;
+    output::write_model_dir(out_dir, &loaded, &trained, &prepared.info, prepared.vocabulary.as_ref())?;
+    Ok(RunSummary { out_dir: out_dir.to_path_buf(), test: trained.test, wall_seconds: trained.wall_seconds, epochs: trained.history.len() })
+}
+
+/// Score a model directory on a split (`train`, `validation` or `test`) of the data at `data`
+/// (or of its recipe's data set, fetched by name). Deterministic: one thread, fixed batches,
+/// f64 sums in a fixed order.
+pub fn evaluate_model_dir(model_dir: &Path, data: Option<&Path>, split: &str) -> Result<EvalReport, EngineError> {
+    let model = output::read_model_dir(model_dir)?;
+    let data_path = resolve_data_path(&model.recipe.recipe, data)?;
+    let prepared = data::prepare(&model.recipe.recipe, &data_path, model.config.vocabulary.clone())?;
+    let plan = model::Plan::resolve(&model.recipe, prepared.input.clone(), prepared.dims)?;
+    let device = train::default_device();
+    let params = output::params_from_model(&model, &plan, &device)?;
+    let examples = prepared.split(split)?;
+    eval::evaluate_deterministic(&plan, &params, examples, model.recipe.recipe.kind)
+}

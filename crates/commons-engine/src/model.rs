@@ -1,0 +1,711 @@
+//! The network a recipe describes: a resolved layer plan (shapes computed up front, errors
+//! naming the recipe line) plus the trainable parameters as a burn module.
+//!
+//! Parameters are initialised here from our own seeded ChaCha stream rather than burn's
+//! process-global RNG, so initial weights depend on the recipe seed alone — not on what else
+//! ran in the process — and match Keras' defaults (Glorot-uniform kernels, zero biases,
+//! orthogonal recurrent kernels, forget-gate bias 1).
+
+use burn::module::{Module, Param};
+use burn::tensor::activation;
+use burn::tensor::module::{conv2d, embedding, linear, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+use crate::error::EngineError;
+use crate::recipe::{ActivationKind, LayerSpec, LoadedRecipe, Pooling, SizeSpec};
+
+/// What one example looks like when it enters the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputKind {
+    /// Float features of this shape (without the batch axis).
+    Features(Vec<usize>),
+    /// Token ids, `sequence_length` of them, below `vocab_size`.
+    Tokens { sequence_length: usize, vocab_size: usize },
+}
+
+/// Sizes that recipes may leave as `"auto"`, known once the data is read.
+#[derive(Debug, Clone, Copy)]
+pub struct DataDims {
+    pub num_classes: usize,
+    pub vocab_size: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecurrentKind {
+    Rnn,
+    Lstm,
+    Gru,
+}
+
+impl RecurrentKind {
+    fn gates(self) -> usize {
+        match self {
+            Self::Rnn => 1,
+            Self::Lstm => 4,
+            Self::Gru => 3,
+        }
+    }
+}
+
+/// One layer with every size resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlannedLayer {
+    Flatten,
+    Dense { param: usize, inputs: usize, units: usize },
+    Dropout { rate: f64 },
+    Activation(ActivationKind),
+    Conv2d { param: usize, in_channels: usize, filters: usize, kernel: usize, stride: usize, padding: usize },
+    MaxPool2d { pool: usize, stride: usize },
+    Embedding { param: usize, vocab: usize, dim: usize },
+    Recurrent { param: usize, kind: RecurrentKind, inputs: usize, hidden: usize, pool: Pooling },
+}
+
+/// The resolved network: layers in order, with the shape after each.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub input: InputKind,
+    pub layers: Vec<PlannedLayer>,
+    /// Shape after each layer (without the batch axis).
+    pub shapes: Vec<Vec<usize>>,
+    /// Index of the recipe layer that is each plan layer's origin (a dense layer with an
+    /// activation becomes two plan layers).
+    pub recipe_index: Vec<usize>,
+    /// The network ends in a softmax that the loss fuses into a log-softmax.
+    pub ends_in_softmax: bool,
+}
+
+impl Plan {
+    pub fn output_shape(&self) -> &[usize] {
+        self.shapes.last().map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Resolve a recipe's layer stack against the input, computing every shape up front.
+    pub fn resolve(loaded: &LoadedRecipe, input: InputKind, dims: DataDims) -> Result<Plan, EngineError> {
+        let mut shape: Vec<usize> = match &input {
+            InputKind::Features(shape) => shape.clone(),
+            InputKind::Tokens { sequence_length, .. } => vec![*sequence_length],
+        };
+        let mut tokens = matches!(input, InputKind::Tokens { .. });
+        let mut plan = Plan { input: input.clone(), layers: Vec::new(), shapes: Vec::new(), recipe_index: Vec::new(), ends_in_softmax: false };
+        let mut counters = ParamCounter::default();
+        for (index, spanned) in loaded.recipe.layers.iter().enumerate() {
+            let spec = spanned.get_ref();
+            let line = loaded.line_of(&spanned.span());
+            let mismatch = |reason: String| EngineError::ShapeMismatch {
+                origin: loaded.origin.clone(),
+                line,
+                layer: spec.type_name().to_string(),
+                reason,
+            };
+            if tokens && !matches!(spec, LayerSpec::Embedding { .. }) {
+                return Err(mismatch(format!(
+                    "the input is a sequence of token ids {shape:?}; the first layer must be an embedding"
+                )));
+            }
+            let push = |plan: &mut Plan, layer: PlannedLayer, out: Vec<usize>| {
+                plan.layers.push(layer);
+                plan.shapes.push(out);
+                plan.recipe_index.push(index);
+            };
+            match spec {
+                LayerSpec::Flatten => {
+                    shape = vec![shape.iter().product()];
+                    push(&mut plan, PlannedLayer::Flatten, shape.clone());
+                }
+                LayerSpec::Dense { units, activation } => {
+                    let units = match units {
+                        SizeSpec::Fixed(units) => *units,
+                        SizeSpec::Auto(_) => dims.num_classes,
+                    };
+                    if shape.is_empty() || shape.len() > 2 {
+                        return Err(mismatch(format!(
+                            "dense expects a vector [features] or a sequence [steps, features], got {shape:?}; add a flatten layer before it"
+                        )));
+                    }
+                    let inputs = shape[shape.len() - 1];
+                    let param = counters.next();
+                    let last = shape.len() - 1;
+                    shape[last] = units;
+                    push(&mut plan, PlannedLayer::Dense { param, inputs, units }, shape.clone());
+                    if let Some(kind) = activation {
+                        push(&mut plan, PlannedLayer::Activation(*kind), shape.clone());
+                    }
+                }
+                LayerSpec::Dropout { rate } => push(&mut plan, PlannedLayer::Dropout { rate: *rate }, shape.clone()),
+                LayerSpec::Relu => push(&mut plan, PlannedLayer::Activation(ActivationKind::Relu), shape.clone()),
+                LayerSpec::Sigmoid => push(&mut plan, PlannedLayer::Activation(ActivationKind::Sigmoid), shape.clone()),
+                LayerSpec::Tanh => push(&mut plan, PlannedLayer::Activation(ActivationKind::Tanh), shape.clone()),
+                LayerSpec::Softmax => push(&mut plan, PlannedLayer::Activation(ActivationKind::Softmax), shape.clone()),
+                LayerSpec::Conv2d { filters, kernel_size, stride, padding, activation } => {
+                    let [channels, height, width] = shape[..] else {
+                        return Err(mismatch(format!(
+                            "conv2d expects [channels, height, width], got {shape:?} (for grey images write input_shape = [1, H, W])"
+                        )));
+                    };
+                    let (padded_h, padded_w) = (height + 2 * padding, width + 2 * padding);
+                    if padded_h < *kernel_size || padded_w < *kernel_size {
+                        return Err(mismatch(format!("kernel {kernel_size} is larger than the padded input {padded_h}x{padded_w}")));
+                    }
+                    let out_h = (padded_h - kernel_size) / stride + 1;
+                    let out_w = (padded_w - kernel_size) / stride + 1;
+                    let param = counters.next();
+                    shape = vec![*filters, out_h, out_w];
+                    push(
+                        &mut plan,
+                        PlannedLayer::Conv2d { param, in_channels: channels, filters: *filters, kernel: *kernel_size, stride: *stride, padding: *padding },
+                        shape.clone(),
+                    );
+                    if let Some(kind) = activation {
+                        push(&mut plan, PlannedLayer::Activation(*kind), shape.clone());
+                    }
+                }
+                LayerSpec::MaxPool2d { pool_size, stride } => {
+                    let [channels, height, width] = shape[..] else {
+                        return Err(mismatch(format!("max-pool2d expects [channels, height, width], got {shape:?}")));
+                    };
+                    let stride = stride.unwrap_or(*pool_size);
+                    if height < *pool_size || width < *pool_size {
+                        return Err(mismatch(format!("pool {pool_size} is larger than the input {height}x{width}")));
+                    }
+                    shape = vec![channels, (height - pool_size) / stride + 1, (width - pool_size) / stride + 1];
+                    push(&mut plan, PlannedLayer::MaxPool2d { pool: *pool_size, stride }, shape.clone());
+                }
+                LayerSpec::Embedding { vocab_size, dim } => {
+                    let InputKind::Tokens { vocab_size: data_vocab, .. } = input else {
+                        return Err(mismatch(format!("embedding needs token ids as input, but the data gives float features {shape:?}")));
+                    };
+                    if !tokens {
+                        return Err(mismatch("embedding must be the first layer, directly on the token ids".into()));
+                    }
+                    let vocab = match vocab_size {
+                        SizeSpec::Fixed(vocab) => *vocab,
+                        SizeSpec::Auto(_) => data_vocab,
+                    };
+                    if vocab < data_vocab {
+                        return Err(mismatch(format!("vocab_size {vocab} is smaller than the data's vocabulary of {data_vocab} tokens")));
+                    }
+                    tokens = false;
+                    let param = counters.next();
+                    shape = vec![shape[0], *dim];
+                    push(&mut plan, PlannedLayer::Embedding { param, vocab, dim: *dim }, shape.clone());
+                }
+                LayerSpec::Rnn { hidden, pool } | LayerSpec::Lstm { hidden, pool } | LayerSpec::Gru { hidden, pool } => {
+                    let kind = match spec {
+                        LayerSpec::Rnn { .. } => RecurrentKind::Rnn,
+                        LayerSpec::Lstm { .. } => RecurrentKind::Lstm,
+                        _ => RecurrentKind::Gru,
+                    };
+                    let [steps, inputs] = shape[..] else {
+                        return Err(mismatch(format!("{} expects a sequence [steps, features], got {shape:?}", spec.type_name())));
+                    };
+                    let param = counters.next();
+                    shape = if *pool == Pooling::None { vec![steps, *hidden] } else { vec![*hidden] };
+                    push(&mut plan, PlannedLayer::Recurrent { param, kind, inputs, hidden: *hidden, pool: *pool }, shape.clone());
+                }
+            }
+        }
+        if tokens {
+            return Err(EngineError::BadValue {
+                origin: loaded.origin.clone(),
+                line: None,
+                field: "layers".into(),
+                reason: "token input needs an embedding layer".into(),
+            });
+        }
+        plan.ends_in_softmax = matches!(plan.layers.last(), Some(PlannedLayer::Activation(ActivationKind::Softmax)));
+        let expected_classes = dims.num_classes;
+        let out = plan.output_shape().to_vec();
+        let (line, layer) = loaded
+            .recipe
+            .layers
+            .last()
+            .map(|l| (loaded.line_of(&l.span()), l.get_ref().type_name().to_string()))
+            .unwrap_or((1, String::new()));
+        let wanted_rank = match loaded.recipe.kind {
+            crate::recipe::RecipeKind::CharLanguageModel => 2,
+            _ => 1,
+        };
+        if out.len() != wanted_rank || out[out.len() - 1] != expected_classes {
+            let wanted = if wanted_rank == 1 { format!("[{expected_classes}]") } else { format!("[steps, {expected_classes}]") };
+            return Err(EngineError::ShapeMismatch {
+                origin: loaded.origin.clone(),
+                line,
+                layer,
+                reason: format!("the network's output is {out:?} but the task needs {wanted} (one score per class)"),
+            });
+        }
+        Ok(plan)
+    }
+}
+
+#[derive(Default)]
+struct ParamCounter(usize);
+impl ParamCounter {
+    fn next(&mut self) -> usize {
+        self.0 += 1;
+        self.0 - 1
+    }
+}
+
+/// A dense (fully connected) layer: `y = x W + b`, `W` stored `[inputs, units]`.
+#[derive(Module, Debug)]
+pub struct DenseParams {
+    pub weight: Param<Tensor<2>>,
+    pub bias: Param<Tensor<1>>,
+}
+
+#[derive(Module, Debug)]
+pub struct ConvParams {
+    /// `[filters, in_channels, kernel, kernel]`.
+    pub weight: Param<Tensor<4>>,
+    pub bias: Param<Tensor<1>>,
+}
+
+#[derive(Module, Debug)]
+pub struct EmbeddingParams {
+    /// `[vocab, dim]`.
+    pub weight: Param<Tensor<2>>,
+}
+
+/// Recurrent layer weights with all gates fused into one matrix each, so a time step is two
+/// matrix products. Gate order: LSTM `i, f, g, o`; GRU `r, z, n`.
+#[derive(Module, Debug)]
+pub struct RecurrentParams {
+    /// `[inputs, gates * hidden]`.
+    pub weight_ih: Param<Tensor<2>>,
+    /// `[hidden, gates * hidden]`.
+    pub weight_hh: Param<Tensor<2>>,
+    pub bias: Param<Tensor<1>>,
+    /// GRU only: the hidden-side bias of the candidate gate sits inside the reset product.
+    pub bias_hh: Option<Param<Tensor<1>>>,
+}
+
+#[derive(Module, Debug)]
+pub enum LayerParams {
+    Dense(DenseParams),
+    Conv(ConvParams),
+    Embedding(EmbeddingParams),
+    Recurrent(RecurrentParams),
+}
+
+/// The trainable part of the network, one entry per parametrised layer in plan order.
+#[derive(Module, Debug)]
+pub struct Params {
+    pub layers: Vec<LayerParams>,
+}
+
+/// A host-side copy of one parameter tensor, for saving and for tests. Values are f64 so a
+/// model on an f64 device round-trips exactly; saved files hold f32.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f64>,
+}
+
+/// A parameter leaf of any rank.
+pub enum ParamTensor {
+    Rank1(Tensor<1>),
+    Rank2(Tensor<2>),
+    Rank4(Tensor<4>),
+}
+
+impl ParamTensor {
+    pub fn dims(&self) -> Vec<usize> {
+        match self {
+            Self::Rank1(t) => t.dims().to_vec(),
+            Self::Rank2(t) => t.dims().to_vec(),
+            Self::Rank4(t) => t.dims().to_vec(),
+        }
+    }
+    fn data(&self) -> TensorData {
+        match self {
+            Self::Rank1(t) => t.to_data(),
+            Self::Rank2(t) => t.to_data(),
+            Self::Rank4(t) => t.to_data(),
+        }
+    }
+    /// The values, row-major, as f64.
+    pub fn host_values(&self) -> Vec<f64> {
+        self.data().convert::<f64>().try_into_vec::<f64>().unwrap_or_default()
+    }
+    /// This leaf's gradient from a backward pass, row-major, as f64.
+    pub fn gradient(&self, gradients: &burn::tensor::Gradients) -> Option<Vec<f64>> {
+        let data = match self {
+            Self::Rank1(t) => t.grad(gradients)?.into_data(),
+            Self::Rank2(t) => t.grad(gradients)?.into_data(),
+            Self::Rank4(t) => t.grad(gradients)?.into_data(),
+        };
+        data.convert::<f64>().try_into_vec::<f64>().ok()
+    }
+}
+
+/// Seeded uniform/normal draws from a ChaCha8 stream (specified bit for bit, so the same
+/// seed gives the same initial weights on every machine).
+pub struct SeededRng(ChaCha8Rng);
+
+impl SeededRng {
+    pub fn new(seed: u64) -> Self {
+        Self(ChaCha8Rng::seed_from_u64(seed))
+    }
+    /// Uniform in [0, 1) with 24 random bits (exact in f32).
+    pub fn uniform(&mut self) -> f32 {
+        (self.0.next_u32() >> 8) as f32 / (1u32 << 24) as f32
+    }
+    pub fn uniform_f64(&mut self) -> f64 {
+        (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn normal(&mut self) -> f64 {
+        // Box-Muller; 1 - u keeps the logarithm's argument in (0, 1].
+        let u1 = 1.0 - self.uniform_f64();
+        let u2 = self.uniform_f64();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+    /// Uniform integer in `0..bound` (Lemire's multiply-shift; bias below 2^-32 for our sizes).
+    pub fn below(&mut self, bound: usize) -> usize {
+        ((self.0.next_u64() as u128 * bound as u128) >> 64) as usize
+    }
+}
+
+fn glorot_uniform(rng: &mut SeededRng, count: usize, fan_in: usize, fan_out: usize) -> Vec<f32> {
+    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+    (0..count).map(|_| (rng.uniform() * 2.0 - 1.0) * limit).collect()
+}
+
+/// `gates` orthogonal `[hidden, hidden]` blocks side by side, as Keras' `recurrent_initializer`.
+fn orthogonal_blocks(rng: &mut SeededRng, hidden: usize, gates: usize) -> Vec<f32> {
+    let mut out = vec![0f32; hidden * gates * hidden];
+    for gate in 0..gates {
+        // Modified Gram-Schmidt on the columns of a Gaussian matrix.
+        let mut columns: Vec<Vec<f64>> = (0..hidden).map(|_| (0..hidden).map(|_| rng.normal()).collect()).collect();
+        for j in 0..hidden {
+            for k in 0..j {
+                let dot: f64 = (0..hidden).map(|r| columns[j][r] * columns[k][r]).sum();
+                for r in 0..hidden {
+                    columns[j][r] -= dot * columns[k][r];
+                }
+            }
+            let norm = columns[j].iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+            for value in &mut columns[j] {
+                *value /= norm;
+            }
+        }
+        for (col, column) in columns.iter().enumerate() {
+            for (row, value) in column.iter().enumerate() {
+                out[row * gates * hidden + gate * hidden + col] = *value as f32;
+            }
+        }
+    }
+    out
+}
+
+fn param<const D: usize, E: burn::tensor::Element>(values: Vec<E>, shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
+    Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
+}
+
+impl Params {
+    /// Fresh parameters for `plan`, drawn from `seed`.
+    pub fn init(plan: &Plan, seed: u64, device: &Device) -> Params {
+        let mut rng = SeededRng::new(seed);
+        let mut layers = Vec::new();
+        for layer in &plan.layers {
+            match *layer {
+                PlannedLayer::Dense { inputs, units, .. } => layers.push(LayerParams::Dense(DenseParams {
+                    weight: param(glorot_uniform(&mut rng, inputs * units, inputs, units), [inputs, units], device),
+                    bias: param(vec![0.0; units], [units], device),
+                })),
+                PlannedLayer::Conv2d { in_channels, filters, kernel, .. } => {
+                    let receptive = kernel * kernel;
+                    let count = filters * in_channels * receptive;
+                    layers.push(LayerParams::Conv(ConvParams {
+                        weight: param(
+                            glorot_uniform(&mut rng, count, in_channels * receptive, filters * receptive),
+                            [filters, in_channels, kernel, kernel],
+                            device,
+                        ),
+                        bias: param(vec![0.0; filters], [filters], device),
+                    }))
+                }
+                PlannedLayer::Embedding { vocab, dim, .. } => {
+                    // Keras' Embedding default: uniform in [-0.05, 0.05].
+                    let values = (0..vocab * dim).map(|_| (rng.uniform() * 2.0 - 1.0) * 0.05).collect();
+                    layers.push(LayerParams::Embedding(EmbeddingParams { weight: param(values, [vocab, dim], device) }))
+                }
+                PlannedLayer::Recurrent { kind, inputs, hidden, .. } => {
+                    let gates = kind.gates();
+                    let width = gates * hidden;
+                    let weight_ih = glorot_uniform(&mut rng, inputs * width, inputs, width);
+                    let weight_hh = orthogonal_blocks(&mut rng, hidden, gates);
+                    let mut bias = vec![0.0; width];
+                    if kind == RecurrentKind::Lstm {
+                        // Forget-gate bias 1 (Jozefowicz et al. 2015; Keras' unit_forget_bias).
+                        bias[hidden..2 * hidden].fill(1.0);
+                    }
+                    layers.push(LayerParams::Recurrent(RecurrentParams {
+                        weight_ih: param(weight_ih, [inputs, width], device),
+                        weight_hh: param(weight_hh, [hidden, width], device),
+                        bias: param(bias, [width], device),
+                        bias_hh: (kind == RecurrentKind::Gru).then(|| param(vec![0.0; width], [width], device)),
+                    }))
+                }
+                _ => {}
+            }
+        }
+        Params { layers }
+    }
+
+    /// Visit every parameter leaf with its stable name (`layers.<plan index>.<field>`), in
+    /// plan order. The tensors are the leaves themselves, so `grad` works on them.
+    pub fn visit(&self, plan: &Plan, visitor: &mut dyn FnMut(String, ParamTensor)) {
+        for (plan_index, layer) in plan.layers.iter().enumerate() {
+            let Some(param_index) = layer.param_index() else { continue };
+            let prefix = format!("layers.{plan_index}");
+            match &self.layers[param_index] {
+                LayerParams::Dense(p) => {
+                    visitor(format!("{prefix}.weight"), ParamTensor::Rank2(p.weight.val()));
+                    visitor(format!("{prefix}.bias"), ParamTensor::Rank1(p.bias.val()));
+                }
+                LayerParams::Conv(p) => {
+                    visitor(format!("{prefix}.weight"), ParamTensor::Rank4(p.weight.val()));
+                    visitor(format!("{prefix}.bias"), ParamTensor::Rank1(p.bias.val()));
+                }
+                LayerParams::Embedding(p) => visitor(format!("{prefix}.weight"), ParamTensor::Rank2(p.weight.val())),
+                LayerParams::Recurrent(p) => {
+                    visitor(format!("{prefix}.weight_ih"), ParamTensor::Rank2(p.weight_ih.val()));
+                    visitor(format!("{prefix}.weight_hh"), ParamTensor::Rank2(p.weight_hh.val()));
+                    visitor(format!("{prefix}.bias"), ParamTensor::Rank1(p.bias.val()));
+                    if let Some(b) = &p.bias_hh {
+                        visitor(format!("{prefix}.bias_hh"), ParamTensor::Rank1(b.val()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every parameter with its stable name, copied to the host, in plan order.
+    pub fn named_tensors(&self, plan: &Plan) -> Vec<NamedTensor> {
+        let mut out = Vec::new();
+        self.visit(plan, &mut |name, tensor| {
+            let shape = tensor.dims();
+            out.push(NamedTensor { name, shape, values: tensor.host_values() });
+        });
+        out
+    }
+
+    /// Rebuild parameters for `plan` from named tensors (the inverse of [`named_tensors`]).
+    pub fn from_named(plan: &Plan, tensors: &[NamedTensor], device: &Device) -> Result<Params, String> {
+        let find = |name: String, shape: &[usize]| -> Result<Vec<f64>, String> {
+            let tensor = tensors.iter().find(|t| t.name == name).ok_or_else(|| format!("tensor `{name}` is missing"))?;
+            if tensor.shape != shape {
+                return Err(format!("tensor `{name}` has shape {:?}, the recipe needs {shape:?}", tensor.shape));
+            }
+            Ok(tensor.values.clone())
+        };
+        let mut layers = Vec::new();
+        for (plan_index, layer) in plan.layers.iter().enumerate() {
+            let prefix = format!("layers.{plan_index}");
+            match *layer {
+                PlannedLayer::Dense { inputs, units, .. } => layers.push(LayerParams::Dense(DenseParams {
+                    weight: param(find(format!("{prefix}.weight"), &[inputs, units])?, [inputs, units], device),
+                    bias: param(find(format!("{prefix}.bias"), &[units])?, [units], device),
+                })),
+                PlannedLayer::Conv2d { in_channels, filters, kernel, .. } => {
+                    let shape = [filters, in_channels, kernel, kernel];
+                    layers.push(LayerParams::Conv(ConvParams {
+                        weight: param(find(format!("{prefix}.weight"), &shape)?, shape, device),
+                        bias: param(find(format!("{prefix}.bias"), &[filters])?, [filters], device),
+                    }))
+                }
+                PlannedLayer::Embedding { vocab, dim, .. } => layers.push(LayerParams::Embedding(EmbeddingParams {
+                    weight: param(find(format!("{prefix}.weight"), &[vocab, dim])?, [vocab, dim], device),
+                })),
+                PlannedLayer::Recurrent { kind, inputs, hidden, .. } => {
+                    let width = kind.gates() * hidden;
+                    layers.push(LayerParams::Recurrent(RecurrentParams {
+                        weight_ih: param(find(format!("{prefix}.weight_ih"), &[inputs, width])?, [inputs, width], device),
+                        weight_hh: param(find(format!("{prefix}.weight_hh"), &[hidden, width])?, [hidden, width], device),
+                        bias: param(find(format!("{prefix}.bias"), &[width])?, [width], device),
+                        bias_hh: match kind {
+                            RecurrentKind::Gru => Some(param(find(format!("{prefix}.bias_hh"), &[width])?, [width], device)),
+                            _ => None,
+                        },
+                    }))
+                }
+                _ => {}
+            }
+        }
+        Ok(Params { layers })
+    }
+}
+
+impl PlannedLayer {
+    pub fn param_index(&self) -> Option<usize> {
+        match *self {
+            Self::Dense { param, .. } | Self::Conv2d { param, .. } | Self::Embedding { param, .. } | Self::Recurrent { param, .. } => Some(param),
+            _ => None,
+        }
+    }
+}
+
+/// A batch flowing through the network; the rank changes from layer to layer.
+#[derive(Debug, Clone)]
+pub enum Activations {
+    Tokens(Tensor<2, Int>),
+    Rank2(Tensor<2>),
+    Rank3(Tensor<3>),
+    Rank4(Tensor<4>),
+}
+
+/// Where dropout masks come from; `None` in evaluation.
+pub struct DropoutSource<'a> {
+    pub rng: &'a mut SeededRng,
+}
+
+fn dropout_mask(dims: &[usize], rate: f64, rng: &mut SeededRng, device: &Device) -> TensorData {
+    let keep_scale = (1.0 / (1.0 - rate)) as f32;
+    let threshold = rate as f32;
+    let count: usize = dims.iter().product();
+    let values: Vec<f32> = (0..count).map(|_| if rng.uniform() < threshold { 0.0 } else { keep_scale }).collect();
+    let _ = device;
+    TensorData::new(values, dims.to_vec())
+}
+
+fn activate<const D: usize>(kind: ActivationKind, x: Tensor<D>) -> Tensor<D> {
+    match kind {
+        ActivationKind::Relu => activation::relu(x),
+        ActivationKind::Sigmoid => activation::sigmoid(x),
+        ActivationKind::Tanh => activation::tanh(x),
+        ActivationKind::Softmax => activation::softmax(x, D - 1),
+    }
+}
+
+/// Run the network. With `skip_final_softmax` the output is the pre-softmax scores, which the
+/// cross-entropy loss turns into log-probabilities in one numerically stable step.
+pub fn forward(plan: &Plan, params: &Params, input: Activations, mut dropout: Option<DropoutSource<'_>>, skip_final_softmax: bool) -> Activations {
+    let mut x = input;
+    let last = plan.layers.len().saturating_sub(1);
+    for (index, layer) in plan.layers.iter().enumerate() {
+        x = match (layer, x) {
+            (PlannedLayer::Flatten, Activations::Rank3(t)) => Activations::Rank2(t.flatten(1, 2)),
+            (PlannedLayer::Flatten, Activations::Rank4(t)) => Activations::Rank2(t.flatten(1, 3)),
+            (PlannedLayer::Flatten, other) => other,
+            (PlannedLayer::Dense { param, .. }, x) => {
+                let LayerParams::Dense(p) = &params.layers[*param] else { unreachable!("plan and params are built together") };
+                match x {
+                    Activations::Rank2(t) => Activations::Rank2(linear(t, p.weight.val(), Some(p.bias.val()))),
+                    Activations::Rank3(t) => Activations::Rank3(linear(t, p.weight.val(), Some(p.bias.val()))),
+                    other => other,
+                }
+            }
+            (PlannedLayer::Dropout { rate }, x) => match dropout.as_mut() {
+                Some(source) if *rate > 0.0 => apply_dropout(x, *rate, source.rng),
+                _ => x,
+            },
+            (PlannedLayer::Activation(ActivationKind::Softmax), x) if index == last && skip_final_softmax => x,
+            (PlannedLayer::Activation(kind), x) => match x {
+                Activations::Rank2(t) => Activations::Rank2(activate(*kind, t)),
+                Activations::Rank3(t) => Activations::Rank3(activate(*kind, t)),
+                Activations::Rank4(t) => Activations::Rank4(activate(*kind, t)),
+                other => other,
+            },
+            (PlannedLayer::Conv2d { param, stride, padding, .. }, Activations::Rank4(t)) => {
+                let LayerParams::Conv(p) = &params.layers[*param] else { unreachable!("plan and params are built together") };
+                let options = ConvOptions::new([*stride, *stride], [*padding, *padding], [1, 1], 1);
+                Activations::Rank4(conv2d(t, p.weight.val(), Some(p.bias.val()), options))
+            }
+            (PlannedLayer::MaxPool2d { pool, stride }, Activations::Rank4(t)) => {
+                Activations::Rank4(max_pool2d(t, MaxPoolOptions::new([*pool, *pool]).with_stride([*stride, *stride])))
+            }
+            (PlannedLayer::Embedding { param, .. }, Activations::Tokens(ids)) => {
+                let LayerParams::Embedding(p) = &params.layers[*param] else { unreachable!("plan and params are built together") };
+                Activations::Rank3(embedding(p.weight.val(), ids))
+            }
+            (PlannedLayer::Recurrent { param, kind, hidden, pool, .. }, Activations::Rank3(t)) => {
+                let LayerParams::Recurrent(p) = &params.layers[*param] else { unreachable!("plan and params are built together") };
+                recurrent(p, *kind, *hidden, *pool, t)
+            }
+            (_, other) => other,
+        };
+    }
+    x
+}
+
+fn apply_dropout(x: Activations, rate: f64, rng: &mut SeededRng) -> Activations {
+    macro_rules! masked {
+        ($variant:ident, $t:expr) => {{
+            let t = $t;
+            let device = t.device();
+            let mask = Tensor::from_data(dropout_mask(&t.dims(), rate, rng, &device), &device);
+            Activations::$variant(t * mask)
+        }};
+    }
+    match x {
+        Activations::Rank2(t) => masked!(Rank2, t),
+        Activations::Rank3(t) => masked!(Rank3, t),
+        Activations::Rank4(t) => masked!(Rank4, t),
+        other => other,
+    }
+}
+
+/// One recurrent layer over a `[batch, steps, inputs]` sequence. The input projection of all
+/// steps is one matrix product; each step then adds `h W_hh`.
+fn recurrent(p: &RecurrentParams, kind: RecurrentKind, hidden: usize, pool: Pooling, x: Tensor<3>) -> Activations {
+    let [batch, steps, _] = x.dims();
+    let device = x.device();
+    let width = kind.gates() * hidden;
+    // Time-major so each step's slice is contiguous.
+    let projected = linear(x, p.weight_ih.val(), Some(p.bias.val())).swap_dims(0, 1);
+    let weight_hh = p.weight_hh.val();
+    let bias_hh = p.bias_hh.as_ref().map(|b| b.val().reshape([1, width]));
+    let mut h: Tensor<2> = Tensor::zeros([batch, hidden], &device);
+    let mut c: Tensor<2> = Tensor::zeros([batch, hidden], &device);
+    let mut outputs = Vec::with_capacity(steps);
+    for step_input in projected.chunk(steps, 0) {
+        let step_input: Tensor<2> = step_input.reshape([batch, width]);
+        match kind {
+            RecurrentKind::Rnn => {
+                h = activation::tanh(step_input + h.matmul(weight_hh.clone()));
+            }
+            RecurrentKind::Lstm => {
+                let gates = step_input + h.matmul(weight_hh.clone());
+                let mut parts = gates.chunk(4, 1).into_iter();
+                let (Some(i), Some(f), Some(g), Some(o)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+                    unreachable!("four gates were allocated")
+                };
+                c = activation::sigmoid(f) * c + activation::sigmoid(i) * activation::tanh(g);
+                h = activation::sigmoid(o) * activation::tanh(c.clone());
+            }
+            RecurrentKind::Gru => {
+                // PyTorch/Keras (reset_after) GRU: n = tanh(x_n + r * (h W_hn + b_hn)).
+                let mut recurrent_part = h.clone().matmul(weight_hh.clone());
+                if let Some(b) = &bias_hh {
+                    recurrent_part = recurrent_part + b.clone();
+                }
+                let mut x_parts = step_input.chunk(3, 1).into_iter();
+                let mut h_parts = recurrent_part.chunk(3, 1).into_iter();
+                let (Some(xr), Some(xz), Some(xn)) = (x_parts.next(), x_parts.next(), x_parts.next()) else {
+                    unreachable!("three gates were allocated")
+                };
+                let (Some(hr), Some(hz), Some(hn)) = (h_parts.next(), h_parts.next(), h_parts.next()) else {
+                    unreachable!("three gates were allocated")
+                };
+                let r = activation::sigmoid(xr + hr);
+                let z = activation::sigmoid(xz + hz);
+                let n = activation::tanh(xn + r * hn);
+                h = (z.ones_like() - z.clone()) * n + z * h;
+            }
+        }
+        if pool != Pooling::Last {
+            outputs.push(h.clone());
+        }
+    }
+    match pool {
+        Pooling::Last => Activations::Rank2(h),
+        Pooling::None => Activations::Rank3(Tensor::stack(outputs, 1)),
+        Pooling::Mean => Activations::Rank2(Tensor::<2>::stack::<3>(outputs, 1).mean_dim(1).reshape([batch, hidden])),
+        Pooling::Max => Activations::Rank2(Tensor::<2>::stack::<3>(outputs, 1).max_dim(1).reshape([batch, hidden])),
+    }
+}

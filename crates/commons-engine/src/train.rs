@@ -1,0 +1,270 @@
+//! Our own training loop on burn's autodiff: seeded shuffles, dropout masks from our own RNG,
+//! per-epoch metrics, a progress callback. Everything random comes from the recipe seed, so
+//! the same recipe, data, seed and thread count give bit-identical weights on the same build.
+
+use std::time::Instant;
+
+use burn::module::Module;
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Examples, PreparedData};
+use crate::error::EngineError;
+use crate::eval::{self, EvalReport};
+use crate::model::{self, Activations, DropoutSource, InputKind, Params, Plan, SeededRng};
+use crate::recipe::{LoadedRecipe, OptimizerSpec, RecipeKind};
+
+/// What the progress callback sees after every optimizer step.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Step within the epoch, from 1.
+    pub step: usize,
+    pub steps_per_epoch: usize,
+    /// Mean training loss over the epoch so far.
+    pub loss: f64,
+    pub samples_per_second: f64,
+    pub eta_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub validation_loss: Option<f64>,
+    pub validation_accuracy: Option<f64>,
+    pub learning_rate: f64,
+    pub seconds: f64,
+}
+
+/// A finished run: the network, its weights (without autodiff), history and test metrics.
+pub struct TrainedModel {
+    pub plan: Plan,
+    pub params: Params,
+    pub history: Vec<EpochMetrics>,
+    pub test: EvalReport,
+    pub wall_seconds: f64,
+    pub train_samples_per_second: f64,
+}
+
+/// The device training runs on: a GPU backend when the crate is built with one, else the
+/// Flex CPU backend.
+pub fn default_device() -> Device {
+    #[cfg(feature = "cuda")]
+    {
+        return Device::cuda(0);
+    }
+    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    {
+        return Device::wgpu(Default::default());
+    }
+    #[allow(unreachable_code)]
+    Device::flex()
+}
+
+/// Run `work` on a rayon pool of exactly `threads` threads: the kernels' work split (and so
+/// the floating-point reduction order) depends on the pool size, not on the machine's cores.
+pub fn with_threads<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> Result<T, EngineError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| EngineError::ThreadPool(e.to_string()))?;
+    Ok(pool.install(work))
+}
+
+pub(crate) fn build_optimizer(spec: &OptimizerSpec, clip: Option<f64>) -> ModuleOptimizer {
+    let clipping = clip.map(|c| GradientClippingConfig::Norm(c as f32));
+    match *spec {
+        OptimizerSpec::Sgd { momentum, nesterov, weight_decay, .. } => SgdConfig::new()
+            .with_momentum((momentum > 0.0).then(|| MomentumConfig { momentum, dampening: 0.0, nesterov }))
+            .with_weight_decay((weight_decay > 0.0).then(|| WeightDecayConfig { penalty: weight_decay as f32 }))
+            .with_gradient_clipping(clipping)
+            .init(),
+        OptimizerSpec::Adam { beta1, beta2, epsilon, .. } => AdamConfig::new()
+            .with_beta_1(beta1 as f32)
+            .with_beta_2(beta2 as f32)
+            .with_epsilon(epsilon as f32)
+            .with_grad_clipping(clipping)
+            .init(),
+        OptimizerSpec::Adamw { beta1, beta2, epsilon, weight_decay, .. } => AdamWConfig::new()
+            .with_beta_1(beta1 as f32)
+            .with_beta_2(beta2 as f32)
+            .with_epsilon(epsilon as f32)
+            .with_weight_decay(weight_decay as f32)
+            .with_grad_clipping(clipping)
+            .init(),
+    }
+}
+
+/// The inputs of `rows` of `examples` as a batch tensor.
+pub(crate) fn batch_input(input: &InputKind, examples: &Examples, rows: &[usize], device: &Device) -> Activations {
+    match input {
+        InputKind::Features(shape) => {
+            let width: usize = shape.iter().product();
+            let mut values = Vec::with_capacity(rows.len() * width);
+            for &row in rows {
+                values.extend_from_slice(&examples.features[row * width..(row + 1) * width]);
+            }
+            let mut dims = vec![rows.len()];
+            dims.extend_from_slice(shape);
+            let data = TensorData::new(values, dims);
+            match shape.len() {
+                1 => Activations::Rank2(Tensor::from_data(data, device)),
+                2 => Activations::Rank3(Tensor::from_data(data, device)),
+                _ => Activations::Rank4(Tensor::from_data(data, device)),
+            }
+        }
+        InputKind::Tokens { sequence_length, .. } => {
+            let mut ids = Vec::with_capacity(rows.len() * sequence_length);
+            for &row in rows {
+                ids.extend(examples.tokens[row * sequence_length..(row + 1) * sequence_length].iter().map(|&t| t as i64));
+            }
+            Activations::Tokens(Tensor::from_data(TensorData::new(ids, [rows.len(), *sequence_length]), device))
+        }
+    }
+}
+
+/// Targets of `rows`: one per example, or one per position for a language model.
+pub(crate) fn batch_targets(examples: &Examples, rows: &[usize], per_example: usize) -> Vec<u32> {
+    let mut out = Vec::with_capacity(rows.len() * per_example);
+    for &row in rows {
+        out.extend_from_slice(&examples.targets[row * per_example..(row + 1) * per_example]);
+    }
+    out
+}
+
+/// Network output as `[positions, classes]` scores.
+pub(crate) fn scores_2d(output: Activations) -> Tensor<2> {
+    match output {
+        Activations::Rank2(t) => t,
+        Activations::Rank3(t) => t.flatten(0, 1),
+        Activations::Rank4(t) => t.flatten(1, 3),
+        Activations::Tokens(t) => t.float(),
+    }
+}
+
+/// Sparse categorical cross-entropy on pre-softmax scores, averaged over positions.
+pub fn cross_entropy(scores: Tensor<2>, targets: &[u32]) -> Tensor<1> {
+    let device = scores.device();
+    let n = targets.len();
+    let ids: Vec<i64> = targets.iter().map(|&t| t as i64).collect();
+    let index: Tensor<2, Int> = Tensor::from_data(TensorData::new(ids, [n, 1]), &device);
+    let picked = log_softmax(scores, 1).gather(1, index);
+    picked.mean().neg()
+}
+
+pub(crate) fn targets_per_example(plan: &Plan, kind: RecipeKind) -> usize {
+    match (kind, &plan.input) {
+        (RecipeKind::CharLanguageModel, InputKind::Tokens { sequence_length, .. }) => *sequence_length,
+        _ => 1,
+    }
+}
+
+/// Train the recipe's network on `data`, calling `on_progress` after every step.
+pub fn train(loaded: &LoadedRecipe, data: &PreparedData, on_progress: &mut (dyn FnMut(&Progress) + Send)) -> Result<TrainedModel, EngineError> {
+    let recipe = &loaded.recipe;
+    if recipe.kind.is_embedding() {
+        return Err(EngineError::Embeddings {
+            kind: format!("{:?}", recipe.kind),
+            reason: "word-embedding recipes are trained with `commons-embeddings`, not the network trainer".into(),
+        });
+    }
+    let plan = Plan::resolve(loaded, data.input.clone(), data.dims)?;
+    let training = &recipe.training;
+    with_threads(training.threads, || train_on_pool(loaded, &plan, data, on_progress))?
+}
+
+fn train_on_pool(loaded: &LoadedRecipe, plan: &Plan, data: &PreparedData, on_progress: &mut (dyn FnMut(&Progress) + Send)) -> Result<TrainedModel, EngineError> {
+    let recipe = &loaded.recipe;
+    let training = &recipe.training;
+    let device = default_device().autodiff();
+    let mut params = Params::init(plan, training.seed, &device);
+    let mut optimizer = build_optimizer(&training.optimizer, training.grad_clip_norm);
+    // Separate streams for shuffling and dropout, both derived from the one recipe seed.
+    let mut shuffle_rng = SeededRng::new(training.seed ^ 0x5348_5546_464c_4531);
+    let mut dropout_rng = SeededRng::new(training.seed ^ 0x4452_4f50_4f55_5431);
+    let per_example = targets_per_example(plan, recipe.kind);
+    let train = &data.train;
+    let batch_size = training.batch_size;
+    let steps_per_epoch = train.count.div_ceil(batch_size);
+    let total_steps = steps_per_epoch * training.epochs;
+    let base_lr = training.optimizer.lr();
+    let started = Instant::now();
+    let mut history = Vec::with_capacity(training.epochs);
+    let mut samples_seen = 0usize;
+    let mut global_step = 0usize;
+    for epoch in 1..=training.epochs {
+        let epoch_started = Instant::now();
+        let mut order: Vec<usize> = (0..train.count).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, shuffle_rng.below(i + 1));
+        }
+        let (mut loss_sum, mut correct, mut positions) = (0f64, 0usize, 0usize);
+        let mut lr = base_lr;
+        for (step, rows) in order.chunks(batch_size).enumerate() {
+            lr = training.schedule.lr_at(base_lr, global_step, total_steps, steps_per_epoch);
+            let input = batch_input(&plan.input, train, rows, &device);
+            let targets = batch_targets(train, rows, per_example);
+            let output = model::forward(plan, &params, input, Some(DropoutSource { rng: &mut dropout_rng }), true);
+            let scores = scores_2d(output);
+            let predictions = eval::argmax_rows(&scores.clone().detach());
+            correct += predictions.iter().zip(&targets).filter(|(p, t)| **p == **t).count();
+            let loss = cross_entropy(scores, &targets);
+            let loss_value = loss.clone().into_scalar::<f32>() as f64;
+            if !loss_value.is_finite() {
+                return Err(EngineError::Diverged { epoch, step: step + 1, loss: loss_value });
+            }
+            loss_sum += loss_value * targets.len() as f64;
+            positions += targets.len();
+            let gradients = GradientsParams::from_grads(loss.backward(), &params);
+            params = optimizer.step(lr, params, gradients);
+            samples_seen += rows.len();
+            global_step += 1;
+            let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+            let rate = samples_seen as f64 / elapsed;
+            let remaining = (total_steps - global_step) as f64 * batch_size as f64;
+            on_progress(&Progress {
+                epoch,
+                epochs: training.epochs,
+                step: step + 1,
+                steps_per_epoch,
+                loss: loss_sum / positions.max(1) as f64,
+                samples_per_second: rate,
+                eta_seconds: remaining / rate,
+            });
+        }
+        let validation = match &data.validation {
+            Some(examples) => Some(eval::evaluate(plan, &params.valid(), examples, recipe.kind)?),
+            None => None,
+        };
+        history.push(EpochMetrics {
+            epoch,
+            train_loss: loss_sum / positions.max(1) as f64,
+            train_accuracy: correct as f64 / positions.max(1) as f64,
+            validation_loss: validation.as_ref().map(|v| v.loss),
+            validation_accuracy: validation.as_ref().map(|v| v.accuracy),
+            learning_rate: lr,
+            seconds: epoch_started.elapsed().as_secs_f64(),
+        });
+        tracing::info!(epoch, train_loss = history[epoch - 1].train_loss, train_accuracy = history[epoch - 1].train_accuracy, "epoch done");
+    }
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let params = params.valid();
+    let test = eval::evaluate_deterministic(plan, &params, &data.test, recipe.kind)?;
+    Ok(TrainedModel {
+        plan: plan.clone(),
+        params,
+        history,
+        test,
+        wall_seconds,
+        train_samples_per_second: samples_seen as f64 / wall_seconds.max(1e-9),
+    })
+}
