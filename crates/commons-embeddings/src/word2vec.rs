@@ -34,6 +34,9 @@ use crate::kernels::{self, SigmoidTable};
 use crate::vocab::{EncodedCorpus, Vocab};
 use crate::{EmbeddingError, Embeddings, TokenSource};
 
+/// Noise words per pair are held in a fixed array; word2vec's useful range is 2–20.
+pub const MAX_NEGATIVE: usize = 31;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Architecture {
@@ -107,6 +110,9 @@ impl Word2VecConfig {
         }
         if self.negative == 0 {
             return bad("negative must be at least 1 (only negative sampling is implemented)");
+        }
+        if self.negative > MAX_NEGATIVE {
+            return Err(EmbeddingError::InvalidConfig(format!("negative must be at most {MAX_NEGATIVE}")));
         }
         if self.epochs == 0 {
             return bad("epochs must be at least 1");
@@ -444,7 +450,13 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> ThreadResult {
                 let hi = (pos + span).min(len - 1);
                 match config.architecture {
                     Architecture::SkipGram => {
+                        if let Some(&next) = sentence.get(pos + 1) {
+                            prefetch_row(syn1.wrapping_add(next as usize * dim), dim);
+                        }
                         for (c, &context) in sentence[lo..=hi].iter().enumerate() {
+                            if let Some(&next) = sentence.get(lo + c + 1) {
+                                prefetch_row(syn0.wrapping_add(next as usize * dim), dim);
+                            }
                             if lo + c == pos {
                                 continue;
                             }
@@ -505,17 +517,23 @@ fn negative_sampling<const FMA: bool>(
     alpha: f32,
 ) -> f64 {
     let dim = job.config.dim;
+    // Draw the noise words first and prefetch their output rows: the rows are scattered over a
+    // table larger than the L2 cache, and fetching them while the positive pair is computed
+    // hides most of that latency.
+    let mut targets = [0u32; MAX_NEGATIVE + 1];
+    let mut count = 1;
+    targets[0] = centre;
+    for _ in 0..job.config.negative {
+        let target = job.noise.sample(rng);
+        if target != centre && count < targets.len() {
+            targets[count] = target;
+            count += 1;
+            prefetch_row(syn1.wrapping_add(target as usize * dim), dim);
+        }
+    }
     let mut loss = 0f32;
-    for d in 0..=job.config.negative {
-        let (target, label) = if d == 0 {
-            (centre, 1.0)
-        } else {
-            let target = job.noise.sample(rng);
-            if target == centre {
-                continue;
-            }
-            (target, 0.0)
-        };
+    for (d, &target) in targets[..count].iter().enumerate() {
+        let label = if d == 0 { 1.0 } else { 0.0 };
         // SAFETY: target < vocab size; l1 points at a row of dim floats.
         unsafe {
             let l2 = syn1.add(target as usize * dim);
@@ -528,6 +546,24 @@ fn negative_sampling<const FMA: bool>(
         }
     }
     f64::from(loss)
+}
+
+/// Hint the CPU to start loading a row; a no-op off x86_64.
+#[inline(always)]
+fn prefetch_row(row: *const f32, dim: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let bytes = dim * std::mem::size_of::<f32>();
+        let mut offset = 0;
+        while offset < bytes {
+            // SAFETY: prefetching is a hint; it never faults, even for an invalid address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((row as *const i8).wrapping_add(offset)) };
+            offset += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (row, dim);
 }
 
 #[cfg(test)]
