@@ -6,6 +6,7 @@
 //! [`evaluate_model_dir`] reads such a directory back and scores a data split.
 
 pub mod data;
+pub mod embeddings;
 pub mod error;
 pub mod eval;
 pub mod model;
@@ -51,7 +52,7 @@ pub fn run_training(
     if loaded.recipe.kind.is_embedding() {
         return Err(EngineError::Embeddings {
             kind: loaded.recipe.name.clone(),
-            reason: "the word-embedding trainer (crate commons-embeddings) is not wired into `commons train` yet".into(),
+            reason: "embedding recipes report analogy/similarity metrics; train them with `run_recipe`".into(),
         });
     }
     let data_path = resolve_data_path(&loaded.recipe, data)?;
@@ -60,6 +61,46 @@ pub fn run_training(
     let trained = train::train(&loaded, &prepared, on_progress)?;
     output::write_model_dir(out_dir, &loaded, &trained, &prepared.info, prepared.vocabulary.as_ref())?;
     Ok(RunSummary { out_dir: out_dir.to_path_buf(), test: trained.test, wall_seconds: trained.wall_seconds, epochs: trained.history.len() })
+}
+
+/// What any recipe's run leaves: the model directory and its headline test metrics (the
+/// `test` object of metrics.json).
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub out_dir: PathBuf,
+    pub test: serde_json::Value,
+}
+
+/// Train any recipe: networks with [`run_training`], word embeddings with `commons-embeddings`.
+pub fn run_recipe(
+    recipe_name_or_path: &str,
+    overrides: &[String],
+    data: Option<&Path>,
+    out_dir: &Path,
+    on_progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<RunOutcome, EngineError> {
+    let loaded = recipe::with_overrides(&recipe::load(recipe_name_or_path)?, overrides)?;
+    if !loaded.recipe.kind.is_embedding() {
+        let summary = run_training(recipe_name_or_path, overrides, data, out_dir, on_progress)?;
+        let test = serde_json::to_value(&summary.test).map_err(|e| EngineError::Data(format!("metrics to JSON: {e}")))?;
+        return Ok(RunOutcome { out_dir: summary.out_dir, test });
+    }
+    let corpus_dir = resolve_data_path(&loaded.recipe, data)?;
+    let started = std::time::Instant::now();
+    const STEPS: usize = 1000;
+    let test = embeddings::train_embeddings(&loaded, &corpus_dir, out_dir, &mut |fraction, words_per_second| {
+        let elapsed = started.elapsed().as_secs_f64();
+        on_progress(&Progress {
+            epoch: 1,
+            epochs: 1,
+            step: ((fraction * STEPS as f64) as usize).min(STEPS),
+            steps_per_epoch: STEPS,
+            loss: f64::NAN,
+            samples_per_second: words_per_second.unwrap_or(0.0),
+            eta_seconds: if fraction > 0.0 { elapsed * (1.0 - fraction) / fraction } else { 0.0 },
+        })
+    })?;
+    Ok(RunOutcome { out_dir: out_dir.to_path_buf(), test })
 }
 
 /// Score a model directory on a split (`train`, `validation` or `test`) of the data at `data`

@@ -297,6 +297,11 @@ pub enum OptimizerSpec {
         #[serde(default = "adam_epsilon")]
         epsilon: f64,
     },
+    Adagrad {
+        lr: f64,
+        #[serde(default = "adagrad_epsilon")]
+        epsilon: f64,
+    },
     Adamw {
         lr: f64,
         #[serde(default = "beta1")]
@@ -319,6 +324,9 @@ fn beta2() -> f64 {
 fn adam_epsilon() -> f64 {
     1e-7
 }
+fn adagrad_epsilon() -> f64 {
+    1e-8
+}
 fn adamw_decay() -> f64 {
     0.01
 }
@@ -326,7 +334,7 @@ fn adamw_decay() -> f64 {
 impl OptimizerSpec {
     pub fn lr(&self) -> f64 {
         match self {
-            Self::Sgd { lr, .. } | Self::Adam { lr, .. } | Self::Adamw { lr, .. } => *lr,
+            Self::Sgd { lr, .. } | Self::Adam { lr, .. } | Self::Adagrad { lr, .. } | Self::Adamw { lr, .. } => *lr,
         }
     }
 }

@@ -8,7 +8,7 @@ use burn::module::Module;
 
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdaGradConfig, AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -94,6 +94,7 @@ pub(crate) fn build_optimizer(spec: &OptimizerSpec, clip: Option<f64>) -> Module
             .with_epsilon(epsilon as f32)
             .with_grad_clipping(clipping)
             .init(),
+        OptimizerSpec::Adagrad { epsilon, .. } => AdaGradConfig::new().with_epsilon(epsilon as f32).with_grad_clipping(clipping).init(),
         OptimizerSpec::Adamw { beta1, beta2, epsilon, weight_decay, .. } => AdamWConfig::new()
             .with_beta_1(beta1 as f32)
             .with_beta_2(beta2 as f32)

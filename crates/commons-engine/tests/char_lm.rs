@@ -10,7 +10,7 @@ fn char_rnn_beats_the_unigram_baseline_and_samples_text() {
     let dir = commons_data::fetch("gensim-test-data").expect("gensim test data must be fetchable (pip gensim==4.4.0)");
     let corpus = dir.join("lee_background.cor");
     let out = tempfile::tempdir().expect("tempdir");
-    let overrides = ["training.epochs=2".to_string(), "data.dataset=gensim-lee-background".to_string()];
+    let overrides = ["training.epochs=2".to_string(), "layers.1.hidden=64".to_string(), "data.dataset=gensim-lee-background".to_string()];
     let summary = run_training("char-rnn", &overrides, Some(&corpus), out.path(), &mut |_| {}).expect("training runs");
     let perplexity = summary.test.perplexity.expect("a language model reports perplexity");
     println!("char-rnn test: {:?}", summary.test);

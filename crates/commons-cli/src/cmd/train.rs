@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// A built-in recipe (keras-mnist-mlp, mnist-cnn, lstm-sentiment, char-rnn) or a .toml file.
+    /// A built-in recipe (keras-mnist-mlp, mnist-cnn, lstm-sentiment, char-rnn, word2vec-skipgram,
+    /// word2vec-cbow, glove) or a .toml file.
     pub recipe: String,
     /// The data directory or file; without it the recipe's data set is fetched by name.
     #[arg(long)]
@@ -37,12 +38,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         }
         bar.set_position(p.step as u64);
         bar.set_message(format!("{}/{}", p.epoch, p.epochs));
-        bar.set_prefix(format!("loss {:.4} {:.0} samples/s total eta {:.0}s", p.loss, p.samples_per_second, p.eta_seconds));
+        let loss = if p.loss.is_finite() { format!("loss {:.4} ", p.loss) } else { String::new() };
+        bar.set_prefix(format!("{loss}{:.0} samples/s, run eta {:.0}s", p.samples_per_second, p.eta_seconds));
     };
-    let summary = commons_engine::run_training(&args.recipe, &args.overrides, args.data.as_deref(), &args.out, &mut on_progress)
+    let outcome = commons_engine::run_recipe(&args.recipe, &args.overrides, args.data.as_deref(), &args.out, &mut on_progress)
         .with_context(|| format!("training `{}`", args.recipe))?;
     bar.finish_and_clear();
-    println!("{}", serde_json::to_string_pretty(&summary.test).context("metrics as JSON")?);
-    println!("{}", summary.out_dir.display());
+    println!("{}", serde_json::to_string_pretty(&outcome.test).context("metrics as JSON")?);
+    println!("{}", outcome.out_dir.display());
     Ok(())
 }
