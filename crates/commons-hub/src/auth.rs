@@ -1,0 +1,63 @@
+//! Bearer-token authentication and the access rules for repositories.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use commons_db::{Repo, Scope, Token};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The caller: `None` for anonymous requests. A token that does not exist is a 401, not anonymous.
+pub struct Caller(pub Option<Token>);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            return Ok(Caller(None));
+        };
+        let value = value.to_str().map_err(|_| ApiError::unauthorized())?;
+        let secret = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or_else(ApiError::unauthorized)?
+            .trim();
+        match state.db.authenticate(secret).await? {
+            Some(token) => Ok(Caller(Some(token))),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+impl Caller {
+    pub fn name(&self) -> Option<&str> {
+        self.0.as_ref().map(|t| t.user.name.as_str())
+    }
+
+    /// The authenticated user, or 401.
+    pub fn require(&self) -> Result<&Token, ApiError> {
+        self.0.as_ref().ok_or_else(ApiError::unauthorized)
+    }
+
+    /// Whether the caller may see `repo`. Private repos look missing to everyone else, so that
+    /// their existence does not leak.
+    pub fn can_read(&self, repo: &Repo) -> bool {
+        !repo.private || self.name() == Some(repo.namespace.as_str())
+    }
+
+    /// A write token whose user owns `namespace`.
+    pub fn require_write(&self, namespace: &str) -> Result<&Token, ApiError> {
+        let token = self.require()?;
+        if token.scope != Scope::Write {
+            return Err(ApiError::forbidden("this token is read-only; use a token with write scope"));
+        }
+        if token.user.name != namespace {
+            return Err(ApiError::forbidden(format!(
+                "user {} cannot write to namespace {namespace}",
+                token.user.name
+            )));
+        }
+        Ok(token)
+    }
+}

@@ -1,0 +1,102 @@
+//! API errors: JSON `{"error": code, "message": text}` with the status the clients expect, plus
+//! the `X-Error-Code` / `X-Error-Message` headers the Hugging Face clients read.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use commons_db::DbError;
+use commons_storage::StorageError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Set on not-found errors of a resolved revision: clients read it even from a 404.
+    pub repo_commit: Option<String>,
+    /// Extra JSON fields (e.g. `url` on 409 repo exists).
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), repo_commit: None, extra: None }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+    pub fn repo_not_found(name: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "RepoNotFound", format!("Repository {name} not found"))
+    }
+    pub fn revision_not_found(rev: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "RevisionNotFound", format!("Invalid rev id: {rev}"))
+    }
+    pub fn entry_not_found(path: &str, commit: &str) -> Self {
+        let mut e = Self::new(StatusCode::NOT_FOUND, "EntryNotFound", format!("Entry not found: {path}"));
+        e.repo_commit = Some(commit.to_string());
+        e
+    }
+    pub fn unauthorized() -> Self {
+        // The exact message the Python client needs to tell a bad token from a missing repo.
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", "Invalid credentials in Authorization header")
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Forbidden", message)
+    }
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %message, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", format!("internal error: {message}"))
+    }
+    pub fn with_extra(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extra.get_or_insert_with(Default::default).insert(key.into(), value);
+        self
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::AlreadyExists(what) => Self::new(StatusCode::CONFLICT, "Conflict", format!("{what} already exists")),
+            DbError::NotFound(what) => Self::new(StatusCode::NOT_FOUND, "NotFound", format!("{what} not found")),
+            DbError::RevisionNotFound(rev) => Self::revision_not_found(&rev),
+            e @ DbError::StaleParent { .. } => Self::new(StatusCode::PRECONDITION_FAILED, "StaleParent", e.to_string()),
+            DbError::Invalid(msg) => Self::bad_request(msg),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            e @ (StorageError::SizeMismatch { .. } | StorageError::Sha256Mismatch { .. }) => {
+                Self::new(StatusCode::BAD_REQUEST, "ContentMismatch", e.to_string())
+            }
+            e @ StorageError::InvalidRange { .. } => Self::new(StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange", e.to_string()),
+            StorageError::Db(db) => db.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), self.code.into());
+        body.insert("message".into(), self.message.clone().into());
+        if let Some(extra) = self.extra {
+            body.extend(extra);
+        }
+        let mut resp = (self.status, axum::Json(serde_json::Value::Object(body))).into_response();
+        let headers = resp.headers_mut();
+        headers.insert("x-error-code", HeaderValue::from_static(self.code));
+        if let Ok(v) = HeaderValue::from_str(&self.message.replace(['\r', '\n'], " ")) {
+            headers.insert("x-error-message", v);
+        }
+        if let Some(commit) = self.repo_commit.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert("x-repo-commit", commit);
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,79 @@
+//! The hub's HTTP API, wire-compatible with the Hugging Face Hub so that `huggingface_hub` (Python)
+//! and `hf-hub` (Rust) work against Commons unchanged. See `shared/HF_HUB_PROTOCOL.md` for the
+//! protocol as the clients use it; route modules cite the endpoint numbers of that document.
+//!
+//! Layers: `routes::*` parse and validate at the edge ([`names`]), authorize ([`auth`]), then call
+//! the metadata store (`commons-db`) and the content store (`commons-storage`). Handlers own no
+//! state beyond [`AppState`], so any number of servers can run against one database and store.
+
+mod auth;
+mod error;
+pub mod names;
+mod routes;
+mod signing;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use commons_db::Db;
+use commons_storage::Cas;
+
+pub use error::ApiError;
+pub use signing::UrlSigner;
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub cas: Cas,
+    pub signer: Arc<UrlSigner>,
+    /// Where multipart upload parts wait for their completion call.
+    pub upload_dir: PathBuf,
+    /// Absolute base URL for links handed to clients; taken from the `Host` header when unset.
+    pub public_url: Option<String>,
+}
+
+impl AppState {
+    /// Opens a hub on `data_dir` (created if needed): the SQLite metadata database, the object
+    /// store (`store_url`, or `data_dir/objects` on local disk), the URL-signing key and the
+    /// multipart staging area.
+    pub async fn open(data_dir: &std::path::Path, store_url: Option<&str>, public_url: Option<String>) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(data_dir)?;
+        let db = Db::open(&data_dir.join("commons.db")).await?;
+        let cas = match store_url {
+            Some(url) => Cas::from_url(db.clone(), url)?,
+            None => Cas::local(db.clone(), &data_dir.join("objects"))?,
+        };
+        let signer = Arc::new(UrlSigner::load_or_create(&data_dir.join("signing.key"))?);
+        let upload_dir = data_dir.join("uploads");
+        std::fs::create_dir_all(&upload_dir)?;
+        Ok(Self { db, cas, signer, upload_dir, public_url })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Db(#[from] commons_db::DbError),
+    #[error("{0}")]
+    Storage(#[from] commons_storage::StorageError),
+}
+
+/// The full API as an axum router.
+pub fn router(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// Serves `router` on `addr` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

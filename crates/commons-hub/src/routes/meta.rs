@@ -1,0 +1,64 @@
+//! Account and card endpoints: whoami (protocol §8) and validate-yaml (§13).
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiResult;
+
+pub async fn whoami(State(_state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let token = caller.require()?;
+    Ok(Json(json!({
+        "type": "user",
+        "id": format!("{:024x}", token.user.id),
+        "name": token.user.name,
+        "fullname": token.user.fullname,
+        "email": null,
+        "emailVerified": false,
+        "canPay": false,
+        "isPro": false,
+        "periodEnd": null,
+        "avatarUrl": "",
+        "orgs": [],
+        "auth": {"type": "access_token", "accessToken": {"displayName": token.name, "role": token.scope.as_str()}},
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct ValidateYaml {
+    content: String,
+}
+
+/// Checks a README's YAML front matter. Answers 200 with the problems listed, as the clients
+/// expect, never a non-JSON error.
+pub async fn validate_yaml(Json(body): Json<ValidateYaml>) -> Json<Value> {
+    let mut errors = Vec::new();
+    if let Some(front) = front_matter(&body.content) {
+        match serde_saphyr::from_str::<Value>(front) {
+            Ok(Value::Object(_)) | Ok(Value::Null) => {}
+            Ok(other) => errors.push(json!({"message": format!("the metadata block must be a mapping, found {}", kind_of(&other))})),
+            Err(e) => errors.push(json!({"message": format!("invalid YAML in the metadata block: {e}")})),
+        }
+    }
+    Json(json!({"errors": errors, "warnings": []}))
+}
+
+/// The YAML between the leading `---` lines of a model card, if any.
+pub(crate) fn front_matter(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("---\n").or_else(|| text.strip_prefix("---\r\n"))?;
+    let end = rest.find("\n---").map(|i| i + 1)?;
+    Some(&rest[..end])
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Array(_) => "a list",
+        Value::String(_) => "a string",
+        Value::Number(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        _ => "a scalar",
+    }
+}

@@ -1,0 +1,140 @@
+//! Route table and the helpers every handler shares.
+
+mod files;
+mod lfs;
+mod meta;
+mod repos;
+mod upload;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderMap;
+use axum::routing::{get, post, put};
+use commons_db::{Repo, RepoKind};
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+pub fn router(state: AppState) -> Router {
+    // Per-repo API routes, mounted under /api/{models|datasets|algorithms}/{ns}/{name}.
+    let repo_api = Router::new()
+        .route("/", get(repos::info))
+        .route("/revision/{rev}", get(repos::info_at))
+        .route("/tree/{rev}", get(repos::tree_root))
+        .route("/tree/{rev}/{*path}", get(repos::tree_path))
+        .route("/paths-info/{rev}", post(repos::paths_info))
+        .route("/refs", get(repos::refs))
+        .route("/commits/{rev}", get(repos::commits))
+        .route("/preupload/{rev}", post(upload::preupload))
+        .route("/commit/{rev}", post(upload::commit))
+        .route("/branch/{branch}", post(repos::create_branch).delete(repos::delete_branch))
+        .route("/tag/{rev}", post(repos::create_tag).delete(repos::delete_tag))
+        .route("/settings", put(repos::settings));
+
+    let file_routes = Router::new()
+        .route("/resolve/{rev}/{*path}", get(files::resolve).head(files::resolve))
+        .route("/info/lfs/objects/batch", post(lfs::batch));
+
+    Router::new()
+        .route("/api/whoami-v2", get(meta::whoami))
+        .route("/api/validate-yaml", post(meta::validate_yaml))
+        .route("/api/repos/create", post(repos::create))
+        .route("/api/repos/delete", axum::routing::delete(repos::delete))
+        .route("/api/repos/move", post(repos::move_repo))
+        .route("/api/{kind}", get(repos::list))
+        .nest("/api/{kind}/{ns}/{name}", repo_api)
+        .route("/api/lfs/objects/{oid}", put(lfs::upload_basic))
+        .route("/api/lfs/objects/{oid}/part/{part}", put(lfs::upload_part))
+        .route("/api/lfs/objects/{oid}/complete", post(lfs::complete_multipart))
+        .route("/api/lfs/objects/{oid}/verify", post(lfs::verify))
+        .nest("/datasets/{ns}/{name}", file_routes.clone())
+        .nest("/algorithms/{ns}/{name}", file_routes.clone())
+        .nest("/{ns}/{name}", file_routes)
+        .route("/health", get(|| async { "ok" }))
+        .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "NotFound", "no such endpoint") })
+        // Commits carry base64 files inline (hf-hub 1.0 inlines large files); LFS bodies stream.
+        .layer(DefaultBodyLimit::disable())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `models` / `datasets` / `algorithms` (API path form) to a repo kind.
+pub(crate) fn kind_from_plural(plural: &str) -> ApiResult<RepoKind> {
+    match plural {
+        "models" => Ok(RepoKind::Model),
+        "datasets" => Ok(RepoKind::Dataset),
+        "algorithms" => Ok(RepoKind::Algorithm),
+        "spaces" => Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, "RepoNotFound", "Spaces are not hosted on Commons")),
+        other => Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, "NotFound", format!("unknown repository type {other:?}"))),
+    }
+}
+
+/// `model` / `dataset` / `algorithm` (the `type` field of request bodies) to a repo kind.
+pub(crate) fn kind_from_singular(s: Option<&str>) -> ApiResult<RepoKind> {
+    match s.unwrap_or("model") {
+        "model" => Ok(RepoKind::Model),
+        "dataset" => Ok(RepoKind::Dataset),
+        "algorithm" => Ok(RepoKind::Algorithm),
+        other => Err(ApiError::bad_request(format!("unknown repository type {other:?}: use model, dataset or algorithm"))),
+    }
+}
+
+/// URL prefix of a kind's web and file routes.
+pub(crate) fn url_prefix(kind: RepoKind) -> &'static str {
+    match kind {
+        RepoKind::Model => "",
+        RepoKind::Dataset => "datasets/",
+        RepoKind::Algorithm => "algorithms/",
+    }
+}
+
+/// Loads a repository the caller may read; private repos of others look missing.
+pub(crate) async fn readable_repo(state: &AppState, caller: &Caller, kind: RepoKind, ns: &str, name: &str) -> ApiResult<Repo> {
+    let full = format!("{ns}/{name}");
+    match state.db.get_repo(kind, ns, name).await? {
+        Some(repo) if caller.can_read(&repo) => Ok(repo),
+        _ => Err(ApiError::repo_not_found(&full)),
+    }
+}
+
+/// Loads a repository the caller may write to.
+pub(crate) async fn writable_repo(state: &AppState, caller: &Caller, kind: RepoKind, ns: &str, name: &str) -> ApiResult<Repo> {
+    let repo = readable_repo(state, caller, kind, ns, name).await?;
+    caller.require_write(&repo.namespace)?;
+    Ok(repo)
+}
+
+/// Resolves a revision; a missing one is `RevisionNotFound`.
+pub(crate) async fn resolve(state: &AppState, repo: &Repo, rev: &str) -> ApiResult<String> {
+    Ok(state.db.resolve_revision(repo, rev).await?)
+}
+
+/// The absolute base URL clients should use for links we hand out.
+pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.public_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+/// HF's timestamp form: RFC 3339 with milliseconds and `Z`.
+pub(crate) fn iso_time(unix: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z");
+    t.format(&fmt).unwrap_or_default()
+}
+
+/// Query booleans arrive as `true`, `True` or `1` depending on the HTTP library.
+pub(crate) fn query_bool(v: Option<&String>) -> bool {
+    matches!(v.map(|s| s.to_ascii_lowercase()).as_deref(), Some("true" | "1" | "yes"))
+}

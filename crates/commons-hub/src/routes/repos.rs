@@ -1,0 +1,600 @@
+//! Repository lifecycle and read-only views: create/delete/move (protocol §9), info (§2), tree
+//! (§3), paths-info (§4), refs (§5), commits (§6), listing (§7), branches and tags (§14).
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use commons_db::{FileEntry, NewFile, RefKind, Repo, RepoKind, RepoQuery, RepoSort};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{base_url, iso_time, kind_from_plural, kind_from_singular, query_bool, readable_repo, resolve, url_prefix, writable_repo};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::names::{validate_file_path, validate_ref_name, validate_repo_name};
+
+/// Hugging Face's default `.gitattributes`: weights, archives and data files go through LFS.
+pub(crate) const DEFAULT_GITATTRIBUTES: &str = "\
+*.7z filter=lfs diff=lfs merge=lfs -text
+*.arrow filter=lfs diff=lfs merge=lfs -text
+*.bin filter=lfs diff=lfs merge=lfs -text
+*.bz2 filter=lfs diff=lfs merge=lfs -text
+*.ckpt filter=lfs diff=lfs merge=lfs -text
+*.ftz filter=lfs diff=lfs merge=lfs -text
+*.gz filter=lfs diff=lfs merge=lfs -text
+*.h5 filter=lfs diff=lfs merge=lfs -text
+*.joblib filter=lfs diff=lfs merge=lfs -text
+*.lfs.* filter=lfs diff=lfs merge=lfs -text
+*.mlmodel filter=lfs diff=lfs merge=lfs -text
+*.model filter=lfs diff=lfs merge=lfs -text
+*.msgpack filter=lfs diff=lfs merge=lfs -text
+*.npy filter=lfs diff=lfs merge=lfs -text
+*.npz filter=lfs diff=lfs merge=lfs -text
+*.onnx filter=lfs diff=lfs merge=lfs -text
+*.ot filter=lfs diff=lfs merge=lfs -text
+*.parquet filter=lfs diff=lfs merge=lfs -text
+*.pb filter=lfs diff=lfs merge=lfs -text
+*.pickle filter=lfs diff=lfs merge=lfs -text
+*.pkl filter=lfs diff=lfs merge=lfs -text
+*.pt filter=lfs diff=lfs merge=lfs -text
+*.pth filter=lfs diff=lfs merge=lfs -text
+*.rar filter=lfs diff=lfs merge=lfs -text
+*.safetensors filter=lfs diff=lfs merge=lfs -text
+saved_model/**/* filter=lfs diff=lfs merge=lfs -text
+*.tar.* filter=lfs diff=lfs merge=lfs -text
+*.tar filter=lfs diff=lfs merge=lfs -text
+*.tflite filter=lfs diff=lfs merge=lfs -text
+*.tgz filter=lfs diff=lfs merge=lfs -text
+*.wasm filter=lfs diff=lfs merge=lfs -text
+*.xz filter=lfs diff=lfs merge=lfs -text
+*.zip filter=lfs diff=lfs merge=lfs -text
+*.zst filter=lfs diff=lfs merge=lfs -text
+*tfevents* filter=lfs diff=lfs merge=lfs -text
+";
+
+#[derive(Deserialize)]
+pub struct RepoPath {
+    kind: String,
+    ns: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+pub struct RevPath {
+    kind: String,
+    ns: String,
+    name: String,
+    rev: String,
+}
+
+#[derive(Deserialize)]
+pub struct TreePath {
+    kind: String,
+    ns: String,
+    name: String,
+    rev: String,
+    path: String,
+}
+
+#[derive(Deserialize)]
+pub struct BranchPath {
+    kind: String,
+    ns: String,
+    name: String,
+    branch: String,
+}
+
+fn lfs_json(e: &FileEntry) -> Value {
+    json!({
+        "oid": e.sha256,
+        "sha256": e.sha256,
+        "size": e.size,
+        "pointerSize": commons_db::lfs_pointer(&e.sha256, e.size).len(),
+    })
+}
+
+fn file_json(e: &FileEntry) -> Value {
+    let mut v = json!({"type": "file", "oid": e.git_oid, "size": e.size, "path": e.path});
+    if e.lfs {
+        v["lfs"] = lfs_json(e);
+    }
+    v
+}
+
+fn dir_json(path: &str, entries: &[&FileEntry]) -> Value {
+    let mut h = Sha256::new();
+    for e in entries {
+        h.update(e.path.as_bytes());
+        h.update(e.git_oid.as_bytes());
+    }
+    let oid = hex::encode(&h.finalize()[..20]);
+    json!({"type": "directory", "oid": oid, "size": 0, "path": path})
+}
+
+/// The repo object of info and list endpoints (HF's ModelInfo / DatasetInfo shape).
+fn repo_json(repo: &Repo, sha: Option<&str>, files: Option<(&[FileEntry], bool)>) -> Value {
+    let id = repo.full_name();
+    let mut v = json!({
+        "_id": format!("{:024x}", repo.id),
+        "id": id,
+        "author": repo.namespace,
+        "private": repo.private,
+        "gated": false,
+        "disabled": false,
+        "downloads": 0,
+        "likes": 0,
+        "tags": [],
+        "lastModified": iso_time(repo.updated_at),
+        "createdAt": iso_time(repo.created_at),
+    });
+    if repo.kind == RepoKind::Model {
+        v["modelId"] = json!(id);
+    }
+    if let Some(sha) = sha {
+        v["sha"] = json!(sha);
+    }
+    if let Some((files, blobs)) = files {
+        let siblings: Vec<Value> = files
+            .iter()
+            .map(|e| {
+                if blobs {
+                    let mut s = json!({"rfilename": e.path, "size": e.size, "blobId": e.git_oid});
+                    if e.lfs {
+                        s["lfs"] = lfs_json(e);
+                    }
+                    s
+                } else {
+                    json!({"rfilename": e.path})
+                }
+            })
+            .collect();
+        v["usedStorage"] = json!(files.iter().map(|e| e.size).sum::<i64>());
+        v["siblings"] = Value::Array(siblings);
+    }
+    v
+}
+
+async fn info_response(state: &AppState, caller: &Caller, p: &RepoPath, rev: &str, q: &HashMap<String, String>) -> ApiResult<Json<Value>> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = readable_repo(state, caller, kind, &p.ns, &p.name).await?;
+    let commit = resolve(state, &repo, rev).await?;
+    let files = state.db.tree_at(&repo, &commit).await?;
+    let blobs = query_bool(q.get("blobs"));
+    Ok(Json(repo_json(&repo, Some(&commit), Some((&files, blobs)))))
+}
+
+pub async fn info(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(p): Path<RepoPath>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    info_response(&state, &caller, &p, "main", &q).await
+}
+
+pub async fn info_at(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(p): Path<RevPath>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let rp = RepoPath { kind: p.kind, ns: p.ns, name: p.name };
+    info_response(&state, &caller, &rp, &p.rev, &q).await
+}
+
+#[derive(Deserialize)]
+pub struct CreateRepo {
+    name: String,
+    organization: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    private: Option<bool>,
+    visibility: Option<String>,
+}
+
+pub async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap, Json(body): Json<CreateRepo>) -> ApiResult<Response> {
+    let token = caller.require()?;
+    let kind = kind_from_singular(body.kind.as_deref())?;
+    let (ns, name) = match (&body.organization, body.name.split_once('/')) {
+        (Some(org), _) => (org.clone(), body.name.clone()),
+        (None, Some((ns, name))) => (ns.to_string(), name.to_string()),
+        (None, None) => (token.user.name.clone(), body.name.clone()),
+    };
+    validate_repo_name(&ns, "namespace")?;
+    validate_repo_name(&name, "repository name")?;
+    caller.require_write(&ns)?;
+    let private = match body.visibility.as_deref() {
+        Some("private") => true,
+        Some("public") => false,
+        Some(other) => return Err(ApiError::bad_request(format!("unknown visibility {other:?}: use public or private"))),
+        None => body.private.unwrap_or(false),
+    };
+    let base = base_url(&state, &headers);
+    let url = format!("{base}/{}{ns}/{name}", url_prefix(kind));
+    let attrs = state.cas.put_bytes(DEFAULT_GITATTRIBUTES.as_bytes()).await?;
+    let initial = [NewFile { path: ".gitattributes".into(), sha256: attrs.sha256, lfs: false }];
+    match state.db.create_repo(kind, &ns, &name, private, &token.user.name, &initial).await {
+        Ok(repo) => {
+            tracing::info!(repo = %repo.full_name(), kind = kind.as_str(), "repository created");
+            Ok(Json(json!({"url": url, "name": format!("{ns}/{name}"), "id": format!("{:024x}", repo.id)})).into_response())
+        }
+        Err(commons_db::DbError::AlreadyExists(_)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "RepoExists",
+            "You already created this repo",
+        )
+        .with_extra("url", json!(url))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DeleteRepo {
+    name: String,
+    organization: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+pub async fn delete(State(state): State<AppState>, caller: Caller, Json(body): Json<DeleteRepo>) -> ApiResult<Json<Value>> {
+    let token = caller.require()?;
+    let kind = kind_from_singular(body.kind.as_deref())?;
+    let (ns, name) = match (&body.organization, body.name.split_once('/')) {
+        (Some(org), _) => (org.clone(), body.name.clone()),
+        (None, Some((ns, name))) => (ns.to_string(), name.to_string()),
+        (None, None) => (token.user.name.clone(), body.name.clone()),
+    };
+    let repo = writable_repo(&state, &caller, kind, &ns, &name).await?;
+    state.db.delete_repo(&repo).await?;
+    tracing::info!(repo = %repo.full_name(), "repository deleted");
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct MoveRepo {
+    #[serde(rename = "fromRepo")]
+    from: String,
+    #[serde(rename = "toRepo")]
+    to: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+pub async fn move_repo(State(state): State<AppState>, caller: Caller, Json(body): Json<MoveRepo>) -> ApiResult<Json<Value>> {
+    let kind = kind_from_singular(body.kind.as_deref())?;
+    let split = |s: &str| -> ApiResult<(String, String)> {
+        s.split_once('/')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .ok_or_else(|| ApiError::bad_request(format!("{s:?} is not of the form namespace/name")))
+    };
+    let (from_ns, from_name) = split(&body.from)?;
+    let (to_ns, to_name) = split(&body.to)?;
+    validate_repo_name(&to_ns, "namespace")?;
+    validate_repo_name(&to_name, "repository name")?;
+    let repo = writable_repo(&state, &caller, kind, &from_ns, &from_name).await?;
+    caller.require_write(&to_ns)?;
+    state.db.move_repo(&repo, &to_ns, &to_name).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct Settings {
+    private: Option<bool>,
+    visibility: Option<String>,
+}
+
+pub async fn settings(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>, Json(body): Json<Settings>) -> ApiResult<Json<Value>> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    let private = match body.visibility.as_deref() {
+        Some("private") => Some(true),
+        Some("public") => Some(false),
+        Some(other) => return Err(ApiError::bad_request(format!("unknown visibility {other:?}"))),
+        None => body.private,
+    };
+    if let Some(private) = private {
+        state.db.set_private(&repo, private).await?;
+    }
+    Ok(Json(json!({"private": private.unwrap_or(repo.private)})))
+}
+
+/// Entries of a listing page plus a `Link: rel="next"` header when more remain.
+fn paged(items: Vec<Value>, cursor: usize, limit: usize, next_url: impl FnOnce(usize) -> String) -> Response {
+    let total = items.len();
+    let page: Vec<Value> = items.into_iter().skip(cursor).take(limit).collect();
+    let mut resp = Json(Value::Array(page)).into_response();
+    if cursor + limit < total {
+        if let Ok(v) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", next_url(cursor + limit))) {
+            resp.headers_mut().insert(axum::http::header::LINK, v);
+        }
+    }
+    resp
+}
+
+fn page_params(q: &HashMap<String, String>, default_limit: usize) -> ApiResult<(usize, usize)> {
+    let cursor = match q.get("cursor") {
+        Some(c) => c.parse().map_err(|_| ApiError::bad_request(format!("invalid cursor {c:?}")))?,
+        None => 0,
+    };
+    let limit = match q.get("limit") {
+        Some(l) => l.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?.clamp(1, default_limit),
+        None => default_limit,
+    };
+    Ok((cursor, limit))
+}
+
+fn query_string_with(q: &HashMap<String, String>, cursor: usize) -> String {
+    let mut pairs: Vec<(String, String)> = q.iter().filter(|(k, _)| *k != "cursor").map(|(k, v)| (k.clone(), v.clone())).collect();
+    pairs.sort();
+    pairs.push(("cursor".into(), cursor.to_string()));
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
+}
+
+const TREE_PAGE: usize = 1000;
+
+async fn tree_listing(state: &AppState, caller: &Caller, headers: &HeaderMap, p: TreePath, q: HashMap<String, String>) -> ApiResult<Response> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = readable_repo(state, caller, kind, &p.ns, &p.name).await?;
+    let commit = resolve(state, &repo, &p.rev).await?;
+    let files = state.db.tree_at(&repo, &commit).await?;
+    let recursive = query_bool(q.get("recursive"));
+    let dir = p.path.trim_matches('/');
+    if !dir.is_empty() {
+        validate_file_path(dir)?;
+    }
+    let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+    let under: Vec<&FileEntry> = files.iter().filter(|e| e.path.starts_with(&prefix)).collect();
+    if under.is_empty() && !dir.is_empty() {
+        return Err(ApiError::entry_not_found(dir, &commit));
+    }
+    // Directories first appear where their first file would, as in git's listing order.
+    let mut out = Vec::new();
+    let mut dirs: BTreeMap<String, Vec<&FileEntry>> = BTreeMap::new();
+    for e in &under {
+        let rest = &e.path[prefix.len()..];
+        let mut components: Vec<&str> = rest.split('/').collect();
+        components.pop();
+        let mut acc = prefix.trim_end_matches('/').to_string();
+        for (depth, c) in components.iter().enumerate() {
+            if !acc.is_empty() {
+                acc.push('/');
+            }
+            acc.push_str(c);
+            if depth == 0 || recursive {
+                dirs.entry(acc.clone()).or_default();
+            }
+        }
+    }
+    for (d, members) in dirs.iter_mut() {
+        let dp = format!("{d}/");
+        members.extend(under.iter().copied().filter(|e| e.path.starts_with(&dp)));
+    }
+    let mut listed: Vec<(String, Value)> = dirs.iter().map(|(d, m)| (d.clone(), dir_json(d, m))).collect();
+    for e in &under {
+        let rest = &e.path[prefix.len()..];
+        if recursive || !rest.contains('/') {
+            listed.push((e.path.clone(), file_json(e)));
+        }
+    }
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    out.extend(listed.into_iter().map(|(_, v)| v));
+    let (cursor, limit) = page_params(&q, TREE_PAGE)?;
+    let base = base_url(state, headers);
+    let path_part = if dir.is_empty() { String::new() } else { format!("/{dir}") };
+    let rev_enc = percent_encoding::utf8_percent_encode(&p.rev, percent_encoding::NON_ALPHANUMERIC).to_string();
+    Ok(paged(out, cursor, limit, |next| {
+        format!("{base}/api/{}/{}/{}/tree/{rev_enc}{path_part}?{}", p.kind, p.ns, p.name, query_string_with(&q, next))
+    }))
+}
+
+pub async fn tree_root(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(p): Path<RevPath>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let tp = TreePath { kind: p.kind, ns: p.ns, name: p.name, rev: p.rev, path: String::new() };
+    tree_listing(&state, &caller, &headers, tp, q).await
+}
+
+pub async fn tree_path(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(p): Path<TreePath>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    tree_listing(&state, &caller, &headers, p, q).await
+}
+
+pub async fn paths_info(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    let commit = resolve(&state, &repo, &p.rev).await?;
+    let form: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(_) => {
+            // Some clients send JSON.
+            let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("expected a form or JSON body: {e}")))?;
+            v.get("paths")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(|s| ("paths".to_string(), s.to_string())).collect())
+                .unwrap_or_default()
+        }
+    };
+    let files = state.db.tree_at(&repo, &commit).await?;
+    let mut out = Vec::new();
+    for (_, path) in form.iter().filter(|(k, _)| k == "paths" || k == "paths[]") {
+        let path = path.trim_matches('/');
+        if let Some(e) = files.iter().find(|e| e.path == path) {
+            out.push(file_json(e));
+        } else {
+            let prefix = format!("{path}/");
+            let members: Vec<&FileEntry> = files.iter().filter(|e| e.path.starts_with(&prefix)).collect();
+            if !members.is_empty() {
+                out.push(dir_json(path, &members));
+            }
+        }
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+pub async fn refs(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>) -> ApiResult<Json<Value>> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    let mut branches = Vec::new();
+    let mut tags = Vec::new();
+    for r in state.db.refs(&repo).await? {
+        match r.kind {
+            RefKind::Branch => branches.push(json!({"name": r.name, "ref": format!("refs/heads/{}", r.name), "targetCommit": r.commit_id})),
+            RefKind::Tag => tags.push(json!({"name": r.name, "ref": format!("refs/tags/{}", r.name), "targetCommit": r.commit_id})),
+        }
+    }
+    Ok(Json(json!({"branches": branches, "tags": tags, "converts": [], "pullRequests": []})))
+}
+
+const COMMITS_PAGE: usize = 500;
+
+pub async fn commits(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(p): Path<RevPath>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    let commit = resolve(&state, &repo, &p.rev).await?;
+    let history = state.db.commit_history(&repo, &commit).await?;
+    let items: Vec<Value> = history
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "title": c.title,
+                "message": c.message,
+                "date": iso_time(c.created_at),
+                "authors": [{"user": c.author, "avatar": null}],
+            })
+        })
+        .collect();
+    let (cursor, limit) = page_params(&q, COMMITS_PAGE)?;
+    let base = base_url(&state, &headers);
+    let rev_enc = percent_encoding::utf8_percent_encode(&p.rev, percent_encoding::NON_ALPHANUMERIC).to_string();
+    Ok(paged(items, cursor, limit, |next| {
+        format!("{base}/api/{}/{}/{}/commits/{rev_enc}?{}", p.kind, p.ns, p.name, query_string_with(&q, next))
+    }))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(kind): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let kind = kind_from_plural(&kind)?;
+    let q: HashMap<String, String> = pairs.iter().cloned().collect();
+    let (cursor, limit) = page_params(&q, 1000)?;
+    let sort = match q.get("sort").map(String::as_str) {
+        None | Some("lastModified" | "last_modified") => RepoSort::LastModified,
+        Some("createdAt" | "created_at") => RepoSort::CreatedAt,
+        Some("id" | "name") => RepoSort::Name,
+        // Popularity sorts have no counters yet; recency is the closest honest order.
+        Some("downloads" | "likes" | "trending_score" | "trendingScore") => RepoSort::LastModified,
+        Some(other) => return Err(ApiError::bad_request(format!("unknown sort key {other:?}"))),
+    };
+    let query = RepoQuery {
+        author: q.get("author").cloned(),
+        search: q.get("search").cloned(),
+        viewer: caller.name().map(str::to_string),
+        sort,
+        limit: (limit + 1) as i64,
+        offset: cursor as i64,
+    };
+    let mut repos = state.db.list_repos(kind, &query).await?;
+    let more = repos.len() > limit;
+    repos.truncate(limit);
+    let full = query_bool(q.get("full"));
+    let mut items = Vec::with_capacity(repos.len());
+    for repo in &repos {
+        let head = state.db.resolve_revision(repo, "main").await.ok();
+        if full {
+            let files = match &head {
+                Some(h) => state.db.tree_at(repo, h).await?,
+                None => Vec::new(),
+            };
+            items.push(repo_json(repo, head.as_deref(), Some((&files, false))));
+        } else {
+            items.push(repo_json(repo, head.as_deref(), None));
+        }
+    }
+    let mut resp = Json(Value::Array(items)).into_response();
+    if more {
+        let base = base_url(&state, &headers);
+        let mut next: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "cursor").collect();
+        next.push(("cursor".into(), (cursor + limit).to_string()));
+        let link = format!("<{base}/api/{}s?{}>; rel=\"next\"", kind.as_str(), serde_urlencoded::to_string(next).unwrap_or_default());
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(axum::http::header::LINK, v);
+        }
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize, Default)]
+pub struct BranchBody {
+    #[serde(rename = "startingPoint")]
+    starting_point: Option<String>,
+}
+
+pub async fn create_branch(State(state): State<AppState>, caller: Caller, Path(p): Path<BranchPath>, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    validate_ref_name(&p.branch)?;
+    let body: BranchBody = if body.is_empty() {
+        BranchBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
+    let from = resolve(&state, &repo, body.starting_point.as_deref().unwrap_or("main")).await?;
+    state.db.create_ref(&repo, RefKind::Branch, &p.branch, &from).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn delete_branch(State(state): State<AppState>, caller: Caller, Path(p): Path<BranchPath>) -> ApiResult<Json<Value>> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    if p.branch == "main" {
+        return Err(ApiError::forbidden("the main branch cannot be deleted"));
+    }
+    state.db.delete_ref(&repo, RefKind::Branch, &p.branch).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct TagBody {
+    tag: String,
+}
+
+pub async fn create_tag(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>, Json(body): Json<TagBody>) -> ApiResult<Json<Value>> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    validate_ref_name(&body.tag)?;
+    let commit = resolve(&state, &repo, &p.rev).await?;
+    state.db.create_ref(&repo, RefKind::Tag, &body.tag, &commit).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn delete_tag(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>) -> ApiResult<Json<Value>> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    state.db.delete_ref(&repo, RefKind::Tag, &p.rev).await?;
+    Ok(Json(json!({})))
+}

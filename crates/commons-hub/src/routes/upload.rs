@@ -1,0 +1,287 @@
+//! Writing revisions: preupload (protocol §10) decides regular vs LFS per file; commit (§12)
+//! applies an NDJSON list of operations atomically on a branch.
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use base64::Engine;
+use commons_db::{CommitOp, NewFile, Repo};
+use globset::{GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{base_url, kind_from_plural, query_bool, resolve, url_prefix, writable_repo};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::names::{validate_file_path, validate_ref_name};
+
+/// Files this large always go through LFS, as on the Hugging Face Hub.
+pub const LFS_SIZE_THRESHOLD: u64 = 10 * 1024 * 1024;
+
+#[derive(Deserialize)]
+pub struct RevPath {
+    kind: String,
+    ns: String,
+    name: String,
+    rev: String,
+}
+
+/// The `filter=lfs` patterns of a `.gitattributes`, with git's matching rule: a pattern without
+/// `/` matches the file name at any depth, one with `/` matches the path from the root.
+pub(crate) struct LfsRules {
+    by_name: GlobSet,
+    by_path: GlobSet,
+}
+
+impl LfsRules {
+    pub fn parse(text: &str) -> Self {
+        let mut by_name = GlobSetBuilder::new();
+        let mut by_path = GlobSetBuilder::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('#') {
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let Some(pattern) = parts.next() else { continue };
+            if !parts.any(|a| a == "filter=lfs") {
+                continue;
+            }
+            let Ok(glob) = globset::GlobBuilder::new(pattern.trim_start_matches('/')).literal_separator(true).build() else {
+                tracing::debug!(pattern, "ignoring a .gitattributes pattern that does not parse");
+                continue;
+            };
+            if pattern.contains('/') {
+                by_path.add(glob);
+            } else {
+                by_name.add(glob);
+            }
+        }
+        let empty = || GlobSetBuilder::new().build().expect("an empty glob set builds");
+        Self { by_name: by_name.build().unwrap_or_else(|_| empty()), by_path: by_path.build().unwrap_or_else(|_| empty()) }
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        self.by_name.is_match(name) || self.by_path.is_match(path)
+    }
+}
+
+fn default_rules() -> LfsRules {
+    LfsRules::parse(super::repos::DEFAULT_GITATTRIBUTES)
+}
+
+/// The LFS rules in force at `commit`: its `.gitattributes`, or none.
+async fn rules_at(state: &AppState, repo: &Repo, commit: &str) -> ApiResult<LfsRules> {
+    let Some(entry) = state.db.file_at(repo, commit, ".gitattributes").await? else {
+        return Ok(LfsRules::parse(""));
+    };
+    let Some((_, size, file_hash)) = state.db.blob(&entry.sha256).await? else {
+        return Ok(default_rules());
+    };
+    if size as u64 > 1024 * 1024 {
+        return Ok(default_rules());
+    }
+    use futures::TryStreamExt;
+    let parts: Vec<bytes::Bytes> = state.cas.read_range(&file_hash, size as u64, 0, size as u64).await?.try_collect().await?;
+    Ok(LfsRules::parse(&String::from_utf8_lossy(&parts.concat())))
+}
+
+fn wants_lfs(rules: &LfsRules, path: &str, size: u64, sample: &[u8]) -> bool {
+    size >= LFS_SIZE_THRESHOLD || sample.contains(&0) || rules.matches(path)
+}
+
+#[derive(Deserialize)]
+pub struct PreuploadBody {
+    files: Vec<PreuploadFile>,
+}
+
+#[derive(Deserialize)]
+pub struct PreuploadFile {
+    path: String,
+    size: u64,
+    #[serde(default)]
+    sample: String,
+}
+
+pub async fn preupload(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>, Json(body): Json<PreuploadBody>) -> ApiResult<Json<Value>> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    let commit = resolve(&state, &repo, &p.rev).await?;
+    let rules = rules_at(&state, &repo, &commit).await?;
+    let mut out = Vec::with_capacity(body.files.len());
+    for f in &body.files {
+        validate_file_path(&f.path)?;
+        let sample = base64::engine::general_purpose::STANDARD.decode(&f.sample).unwrap_or_default();
+        let lfs = wants_lfs(&rules, &f.path, f.size, &sample);
+        // The client skips files whose oid it already has: sha256 for LFS, git sha1 otherwise.
+        let oid = state.db.file_at(&repo, &commit, &f.path).await?.map(|e| if lfs { e.sha256 } else { e.git_oid });
+        out.push(json!({"path": f.path, "uploadMode": if lfs { "lfs" } else { "regular" }, "shouldIgnore": false, "oid": oid}));
+    }
+    Ok(Json(json!({"files": out, "commitOid": commit})))
+}
+
+#[derive(Deserialize)]
+struct Line {
+    key: String,
+    value: Value,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    summary: Option<String>,
+    description: Option<String>,
+    #[serde(rename = "parentCommit")]
+    parent_commit: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InlineFile {
+    path: String,
+    content: String,
+    encoding: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LfsFile {
+    path: String,
+    algo: Option<String>,
+    oid: String,
+    size: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Deleted {
+    path: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(n: usize, key: &str, value: Value) -> ApiResult<T> {
+    serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("line {n} ({key}): {e}")))
+}
+
+pub async fn commit(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(p): Path<RevPath>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    body: bytes::Bytes,
+) -> ApiResult<Json<Value>> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    let author = caller.require()?.user.name.clone();
+    if query_bool(q.get("create_pr")) {
+        return Err(ApiError::bad_request("pull requests are not supported yet; commit to a branch"));
+    }
+    let branch = p.rev.strip_prefix("refs/heads/").unwrap_or(&p.rev).to_string();
+    validate_ref_name(&branch)?;
+    let head = resolve(&state, &repo, &branch).await?;
+    let rules = rules_at(&state, &repo, &head).await?;
+
+    // Validate every line before storing anything, so a bad request changes nothing.
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("commit body is not UTF-8"))?;
+    let mut header: Option<Header> = None;
+    let mut planned: Vec<(usize, String, Value)> = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, raw) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let n = i + 1;
+        let line: Line = serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("line {n}: not a JSON operation: {e}")))?;
+        match line.key.as_str() {
+            "header" => header = Some(parse(n, "header", line.value)?),
+            "file" | "lfsFile" | "deletedFile" | "deletedFolder" => {
+                let path = line.value.get("path").and_then(Value::as_str).unwrap_or_default().to_string();
+                validate_file_path(path.trim_end_matches('/'))?;
+                if !seen.insert(path.clone()) {
+                    return Err(ApiError::bad_request(format!("line {n}: {path} appears twice in one commit")));
+                }
+                planned.push((n, line.key, line.value));
+            }
+            other => return Err(ApiError::bad_request(format!("line {n}: unknown operation {other:?}"))),
+        }
+    }
+    let header = header.ok_or_else(|| ApiError::bad_request("the commit has no header line"))?;
+    if let Some(parent) = &header.parent_commit {
+        if *parent != head {
+            return Err(ApiError::from(commons_db::DbError::StaleParent { expected: parent.clone(), actual: head.clone() }));
+        }
+    }
+
+    let mut ops = Vec::with_capacity(planned.len());
+    for (n, key, value) in planned {
+        match key.as_str() {
+            "file" => {
+                let f: InlineFile = parse(n, &key, value)?;
+                if !matches!(f.encoding.as_deref(), None | Some("base64")) {
+                    return Err(ApiError::bad_request(format!("line {n}: unsupported encoding {:?}", f.encoding)));
+                }
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(f.content.as_bytes())
+                    .map_err(|e| ApiError::bad_request(format!("line {n}: content of {} is not valid base64: {e}", f.path)))?;
+                let stored = state.cas.put_bytes(&data).await?;
+                let sample = &data[..data.len().min(512)];
+                let lfs = wants_lfs(&rules, &f.path, stored.size, sample);
+                ops.push(CommitOp::Put(NewFile { path: f.path, sha256: stored.sha256, lfs }));
+            }
+            "lfsFile" => {
+                let f: LfsFile = parse(n, &key, value)?;
+                if !matches!(f.algo.as_deref(), None | Some("sha256")) {
+                    return Err(ApiError::bad_request(format!("line {n}: unsupported hash algorithm {:?}", f.algo)));
+                }
+                let oid = f.oid.to_ascii_lowercase();
+                let Some((_, size, _)) = state.db.blob(&oid).await? else {
+                    return Err(ApiError::bad_request(format!(
+                        "line {n}: LFS object {oid} for {} was never uploaded; upload it through the LFS batch API first",
+                        f.path
+                    )));
+                };
+                if let Some(declared) = f.size {
+                    if declared != size as u64 {
+                        return Err(ApiError::bad_request(format!(
+                            "line {n}: {} declares {declared} bytes but LFS object {oid} has {size}",
+                            f.path
+                        )));
+                    }
+                }
+                ops.push(CommitOp::Put(NewFile { path: f.path, sha256: oid, lfs: true }));
+            }
+            "deletedFile" => ops.push(CommitOp::Delete(parse::<Deleted>(n, &key, value)?.path)),
+            "deletedFolder" => ops.push(CommitOp::DeleteFolder(parse::<Deleted>(n, &key, value)?.path)),
+            _ => unreachable!("operation keys were checked above"),
+        }
+    }
+
+    let title = header.summary.unwrap_or_else(|| "Update files".into());
+    let message = header.description.unwrap_or_default();
+    // The transaction re-checks `parentCommit` against the head it locks: a concurrent commit is a
+    // 412, never a lost update. Without one, the operations apply on whatever the head is then.
+    let commit = state.db.commit(&repo, &branch, header.parent_commit.as_deref(), &ops, &author, &title, &message).await?;
+    tracing::info!(repo = %repo.full_name(), branch, commit = %commit.id, ops = ops.len(), "commit");
+    let base = base_url(&state, &headers);
+    Ok(Json(json!({
+        "commitOid": commit.id,
+        "commitUrl": format!("{base}/{}{}/commit/{}", url_prefix(repo.kind), repo.full_name(), commit.id),
+        "commitMessage": title,
+        "pullRequestUrl": null,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gitattributes_rules_follow_git() {
+        let rules = LfsRules::parse("*.bin filter=lfs diff=lfs\nsaved_model/**/* filter=lfs\n# *.txt filter=lfs\n*.md text\n");
+        assert!(rules.matches("model.bin"));
+        assert!(rules.matches("deep/dir/model.bin"));
+        assert!(rules.matches("saved_model/a/b.pb"));
+        assert!(!rules.matches("other/saved_model/a.pb"));
+        assert!(!rules.matches("notes.txt"));
+        assert!(!rules.matches("README.md"));
+        let d = default_rules();
+        assert!(d.matches("model.safetensors") && d.matches("data/train.parquet") && !d.matches("config.json"));
+    }
+}

