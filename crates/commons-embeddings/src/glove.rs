@@ -53,7 +53,8 @@ impl GloveConfig {
         if self.dim == 0 || self.window == 0 || self.epochs == 0 || self.threads == 0 {
             return bad("dim, window, epochs and threads must all be at least 1");
         }
-        if !(self.x_max > 0.0) || !(self.alpha > 0.0) || !(self.learning_rate > 0.0) {
+        let positive = |x: f32| x > 0.0 && x.is_finite();
+        if !(positive(self.x_max) && positive(self.alpha) && positive(self.learning_rate)) {
             return bad("x_max, alpha and learning_rate must be positive");
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! Word embeddings for Commons, written by hand for speed: word2vec (skip-gram and CBOW with
 //! negative sampling, Hogwild multi-threading as in word2vec.c) and GloVe (co-occurrence counts
-//! + AdaGrad), the word2vec text/binary and GloVe text formats, and the standard evaluations
+//! and AdaGrad), the word2vec text/binary and GloVe text formats, and the standard evaluations
 //! (Google analogies with 3CosAdd, WordSim353 Spearman correlation).
 //!
 //! Data flow: a token stream (commons-data corpus) → [`vocab::Vocab`] (streamed counting) →

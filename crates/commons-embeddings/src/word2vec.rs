@@ -124,7 +124,9 @@ impl Word2VecConfig {
             return bad("sample must be a non-negative number");
         }
         let alpha = self.starting_alpha();
-        if !(alpha > 0.0 && alpha.is_finite()) || !(self.min_alpha >= 0.0) {
+        let valid_alpha = alpha > 0.0 && alpha.is_finite();
+        let valid_min_alpha = self.min_alpha >= 0.0 && self.min_alpha.is_finite();
+        if !(valid_alpha && valid_min_alpha) {
             return bad("alpha must be positive and min_alpha non-negative");
         }
         Ok(())
