@@ -29,6 +29,19 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Evaluate a model directory on a data split; prints the metrics as JSON.
     Eval(cmd::eval::EvalArgs),
+    /// Save an access token for a hub (checked with the hub first), as the Hugging Face clients do.
+    Login(cmd::client::LoginArgs),
+    /// Manage repositories on a hub.
+    #[command(subcommand)]
+    Repo(cmd::client::RepoCommand),
+    /// Upload files and folders to a repository as one commit; prints the commit URL.
+    Upload(cmd::client::UploadArgs),
+    /// Download a repository revision into the Hugging Face cache; prints the snapshot folder.
+    Download(cmd::client::DownloadArgs),
+    /// List the files of a repository revision: path, size, LFS.
+    Ls(cmd::client::ListArgs),
+    /// Show the commit history of a repository revision.
+    Log(cmd::client::ListArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +54,11 @@ fn main() -> anyhow::Result<()> {
         Command::Data(command) => cmd::data::run(command),
         Command::Train(args) => cmd::train::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Login(args) => cmd::client::login(args),
+        Command::Repo(command) => cmd::client::repo(command),
+        Command::Upload(args) => cmd::client::upload(args),
+        Command::Download(args) => cmd::client::download(args),
+        Command::Ls(args) => cmd::client::ls(args),
+        Command::Log(args) => cmd::client::log(args),
     }
 }

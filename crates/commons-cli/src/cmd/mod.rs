@@ -1,5 +1,6 @@
 //! One module per subcommand (or family of subcommands).
 
+pub mod client;
 pub mod hub;
 
 pub mod data;
