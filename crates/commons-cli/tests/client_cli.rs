@@ -2,67 +2,21 @@
 //! (regular files inline, a 12 MB file through multipart LFS), ls, log, download into the
 //! Hugging Face cache layout, cache reuse, resume, --include, --local-dir and error messages.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use commons_client::FileDigest;
+use support::{Hub, python_venv};
 
 fn commons() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_commons"));
+    let mut cmd = Command::new(support::BIN);
     for var in ["HF_TOKEN", "HF_ENDPOINT", "HF_HUB_CACHE", "HF_HOME", "RUST_LOG"] {
         cmd.env_remove(var);
     }
     cmd
-}
-
-/// A hub on an ephemeral port with user `alice` and a write token; killed on drop.
-struct Hub {
-    child: Child,
-    url: String,
-    token: String,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run commons");
-    assert!(out.status.success(), "{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn start_hub() -> Hub {
-    let data = tempfile::tempdir().expect("data dir");
-    let d = data.path().to_str().expect("utf-8 temp path").to_string();
-    run_ok(commons().args(["user", "create", "alice", "--data-dir", &d]));
-    let out = run_ok(commons().args(["token", "create", "alice", "--scope", "write", "--data-dir", &d]));
-    let token = String::from_utf8(out.stdout).expect("utf-8").lines().last().expect("token line").trim().to_string();
-    let mut child = commons()
-        .args(["serve", "--data-dir", &d, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start commons serve");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Keep draining the server's log so it never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("Commons hub on ").nth(1) {
-                let url = rest.split_whitespace().next().unwrap_or_default().to_string();
-                let _ = tx.send(url);
-            }
-        }
-    });
-    let url = rx.recv_timeout(Duration::from_secs(30)).expect("the hub prints its address");
-    Hub { child, url, token, _data: data }
 }
 
 /// Runs the CLI with `HF_HOME` = `home` (token file, endpoint, cache all live there).
@@ -108,16 +62,17 @@ fn mtime(p: &Path) -> std::time::SystemTime {
 #[test]
 fn login_upload_list_log_download_resume_and_errors() {
     let started = Instant::now();
-    let hub = start_hub();
+    let hub = Hub::start();
+    let url = hub.url();
     let home_dir = tempfile::tempdir().expect("HF_HOME");
     let home = home_dir.path();
 
     // A bad token is refused and nothing is saved.
-    let err = fails(cli(home, &["login", "--token", "not-a-token", "--endpoint", &hub.url]));
+    let err = fails(cli(home, &["login", "--token", "not-a-token", "--endpoint", &url]));
     assert!(err.contains("Invalid credentials"), "{err}");
     assert!(!home.join("token").exists());
 
-    let (out, _) = ok(cli(home, &["login", "--token", &hub.token, "--endpoint", &hub.url]));
+    let (out, _) = ok(cli(home, &["login", "--token", &hub.token, "--endpoint", &url]));
     assert!(out.contains("as alice"), "{out}");
     assert_eq!(std::fs::read_to_string(home.join("token")).expect("token file").trim(), hub.token);
     #[cfg(unix)]
@@ -126,11 +81,11 @@ fn login_upload_list_log_download_resume_and_errors() {
         let mode = std::fs::metadata(home.join("token")).expect("token file").permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the token file is private");
     }
-    assert_eq!(std::fs::read_to_string(home.join("commons_endpoint")).expect("endpoint file").trim(), hub.url);
+    assert_eq!(std::fs::read_to_string(home.join("commons_endpoint")).expect("endpoint file").trim(), url);
 
     // From here on, endpoint and token come from what login saved.
     let (out, _) = ok(cli(home, &["repo", "create", "demo"]));
-    assert_eq!(last_line(&out), format!("{}/alice/demo", hub.url));
+    assert_eq!(last_line(&out), format!("{}/alice/demo", url));
     let err = fails(cli(home, &["repo", "create", "alice/demo"]));
     assert!(err.contains("already exists"), "{err}");
     ok(cli(home, &["repo", "create", "alice/demo", "--exist-ok"]));
@@ -147,7 +102,7 @@ fn login_upload_list_log_download_resume_and_errors() {
     let (out, err) = ok(cli(home, &["upload", "alice/demo", folder_arg, "--message", "First weights"]));
     let commit_url = last_line(&out);
     let commit = commit_url.rsplit('/').next().expect("commit id").to_string();
-    assert!(commit_url.starts_with(&format!("{}/alice/demo/commit/", hub.url)), "{commit_url}");
+    assert!(commit_url.starts_with(&format!("{}/alice/demo/commit/", url)), "{commit_url}");
     assert_eq!(commit.len(), 40, "{commit_url}");
     assert!(err.contains("2 regular and 1 LFS"), "{err}");
 
@@ -219,7 +174,7 @@ fn login_upload_list_log_download_resume_and_errors() {
     let local = src.path().join("local");
     let (out, _) = ok(commons()
         .env("HF_HOME", other_home.path())
-        .args(["download", "alice/demo", "--include", "*.md", "--include", "sub/", "--endpoint", &hub.url])
+        .args(["download", "alice/demo", "--include", "*.md", "--include", "sub/", "--endpoint", &url])
         .args(["--local-dir", local.to_str().expect("utf-8")])
         .output()
         .expect("run"));
@@ -264,4 +219,57 @@ fn login_upload_list_log_download_resume_and_errors() {
     assert!(err.contains("127.0.0.1:9"), "{err}");
 
     assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+/// The cache is the one the Python client uses: what `commons download` fetched,
+/// `huggingface_hub` finds offline, and what `huggingface_hub` fetched, `commons download`
+/// does not fetch again.
+#[test]
+fn cache_is_shared_with_huggingface_hub() {
+    let python = python_venv("huggingface_hub", "2.4.0");
+    let hub = Hub::start();
+    let url = hub.url();
+    let src = tempfile::tempdir().expect("source dir");
+    std::fs::write(src.path().join("config.json"), "{\"layers\": 2}\n").expect("write");
+    std::fs::write(src.path().join("model.safetensors"), pseudo_random(3 * 1024 * 1024 + 7, 42)).expect("write");
+    let mine = tempfile::tempdir().expect("HF_HOME for commons");
+    let theirs = tempfile::tempdir().expect("HF_HOME for huggingface_hub");
+    let with_hub = |home: &Path, args: &[&str]| {
+        let mut cmd = commons();
+        cmd.env("HF_HOME", home).env("HF_ENDPOINT", &url).env("HF_TOKEN", &hub.token).args(args);
+        cmd.output().expect("run commons")
+    };
+    ok(with_hub(mine.path(), &["repo", "create", "alice/shared"]));
+    ok(with_hub(mine.path(), &["upload", "alice/shared", src.path().to_str().expect("utf-8")]));
+
+    let python_env = |home: &Path| {
+        let mut cmd = Command::new(&python);
+        cmd.env("HF_HOME", home)
+            .env("HF_ENDPOINT", &url)
+            .env("HF_TOKEN", &hub.token)
+            .env("HF_HUB_DISABLE_XET", "1")
+            .env("HF_HUB_DISABLE_TELEMETRY", "1")
+            .env_remove("HF_HUB_CACHE");
+        cmd
+    };
+
+    // commons downloads; Python, offline, resolves `main` through refs/main to the same files.
+    let (out, _) = ok(with_hub(mine.path(), &["download", "alice/shared"]));
+    let snapshot = PathBuf::from(last_line(&out));
+    let script = "from huggingface_hub import hf_hub_download, snapshot_download\n\
+                  print(hf_hub_download('alice/shared', 'model.safetensors'))\n\
+                  print(snapshot_download('alice/shared'))";
+    let (out, _) = ok(python_env(mine.path()).env("HF_HUB_OFFLINE", "1").args(["-c", script]).output().expect("python"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(PathBuf::from(lines[lines.len() - 2]), snapshot.join("model.safetensors"), "{out}");
+    assert_eq!(PathBuf::from(lines[lines.len() - 1]), snapshot, "{out}");
+
+    // Python downloads; commons finds every blob and fetches nothing.
+    let (out, _) = ok(python_env(theirs.path()).args(["-c", "from huggingface_hub import snapshot_download\nprint(snapshot_download('alice/shared'))"]).output().expect("python"));
+    let python_snapshot = PathBuf::from(last_line(&out));
+    let (out, err) = ok(with_hub(theirs.path(), &["download", "alice/shared"]));
+    assert_eq!(PathBuf::from(last_line(&out)), python_snapshot);
+    assert!(err.contains("0 fetched") && err.contains("3 from the cache"), "{err}");
+    let original = FileDigest::of_file(&src.path().join("model.safetensors")).expect("digest");
+    assert_eq!(FileDigest::of_file(&python_snapshot.join("model.safetensors")).expect("digest").sha256, original.sha256);
 }
