@@ -261,7 +261,18 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> f64 {
     let mut update_main = vec![0f32; dim];
     let mut update_context = vec![0f32; dim];
     let mut cost = 0f64;
-    for entry in job.entries {
+    // Entries are shuffled, so their rows are scattered over tables far larger than the caches:
+    // start loading the rows of the entry after next while this one is computed.
+    const LOOKAHEAD: usize = 2;
+    for (i, entry) in job.entries.iter().enumerate() {
+        if let Some(ahead) = job.entries.get(i + LOOKAHEAD) {
+            let a = ahead.row as usize * stride;
+            let b = (ahead.col as usize + job.vocab_size) * stride;
+            for offset in [a, b] {
+                kernels::prefetch_row(job.weights.0.wrapping_add(offset), stride);
+                kernels::prefetch_row(job.gradsq.0.wrapping_add(offset), stride);
+            }
+        }
         let l1 = entry.row as usize * stride;
         let l2 = (entry.col as usize + job.vocab_size) * stride;
         // SAFETY: rows < 2·vocab_size, each of `stride` floats, inside both buffers; the local

@@ -60,6 +60,24 @@ pub(crate) unsafe fn axpy<const FMA: bool>(alpha: f32, x: *const f32, y: *mut f3
     }
 }
 
+/// Hint the CPU to start loading a row; a no-op off x86_64.
+#[inline(always)]
+pub(crate) fn prefetch_row(row: *const f32, dim: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let bytes = dim * std::mem::size_of::<f32>();
+        let mut offset = 0;
+        while offset < bytes {
+            // SAFETY: prefetching is a hint; it never faults, even for an invalid address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((row as *const i8).wrapping_add(offset)) };
+            offset += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (row, dim);
+}
+
 /// Portable dot product of two slices (the deterministic evaluation path).
 #[inline]
 pub(crate) fn dot_portable(a: &[f32], b: &[f32]) -> f32 {

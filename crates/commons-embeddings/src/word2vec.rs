@@ -453,11 +453,11 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> ThreadResult {
                 match config.architecture {
                     Architecture::SkipGram => {
                         if let Some(&next) = sentence.get(pos + 1) {
-                            prefetch_row(syn1.wrapping_add(next as usize * dim), dim);
+                            kernels::prefetch_row(syn1.wrapping_add(next as usize * dim), dim);
                         }
                         for (c, &context) in sentence[lo..=hi].iter().enumerate() {
                             if let Some(&next) = sentence.get(lo + c + 1) {
-                                prefetch_row(syn0.wrapping_add(next as usize * dim), dim);
+                                kernels::prefetch_row(syn0.wrapping_add(next as usize * dim), dim);
                             }
                             if lo + c == pos {
                                 continue;
@@ -530,7 +530,7 @@ fn negative_sampling<const FMA: bool>(
         if target != centre && count < targets.len() {
             targets[count] = target;
             count += 1;
-            prefetch_row(syn1.wrapping_add(target as usize * dim), dim);
+            kernels::prefetch_row(syn1.wrapping_add(target as usize * dim), dim);
         }
     }
     let mut loss = 0f32;
@@ -548,24 +548,6 @@ fn negative_sampling<const FMA: bool>(
         }
     }
     f64::from(loss)
-}
-
-/// Hint the CPU to start loading a row; a no-op off x86_64.
-#[inline(always)]
-fn prefetch_row(row: *const f32, dim: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let bytes = dim * std::mem::size_of::<f32>();
-        let mut offset = 0;
-        while offset < bytes {
-            // SAFETY: prefetching is a hint; it never faults, even for an invalid address.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>((row as *const i8).wrapping_add(offset)) };
-            offset += 64;
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (row, dim);
 }
 
 #[cfg(test)]
