@@ -192,6 +192,9 @@ fn login_upload_list_log_download_resume_and_errors() {
         &["upload", "alice/corpus", folder.join("sub/notes.txt").to_str().expect("utf-8"), "--type", "dataset"],
     ));
     assert!(last_line(&out).contains("/datasets/alice/corpus/commit/"), "{out}");
+    // The 12 MB object is already stored (in alice/demo): the batch API asks for nothing.
+    let (_, err) = ok(cli(home, &["upload", "alice/corpus", folder.join("weights.bin").to_str().expect("utf-8"), "--type", "dataset"]));
+    assert!(err.contains("0 regular and 1 LFS file(s) (1 already on the hub") && err.contains(", 0 B sent"), "{err}");
     let file = folder.join("README.md");
     ok(cli(
         home,
