@@ -1,19 +1,26 @@
 //! Streaming reads: a byte range of a file, rebuilt term by term from xorb ranges.
+//!
+//! A term is read from its xorb in ranged reads of at most `READ_WINDOW` bytes and decoded chunk
+//! by chunk, so a reader holds about one window in memory whatever the term, file or range size.
 
 use std::io::Cursor;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use object_store::ObjectStoreExt;
-use xet_core_structures::xorb_object::deserialize_chunk;
+use xet_core_structures::xorb_object::{XORB_CHUNK_HEADER_LENGTH, deserialize_chunk, parse_chunk_header};
 
 use crate::{Cas, Result, StorageError};
+
+/// Large enough for efficient reads from disk or S3, small enough that many concurrent downloads
+/// stay cheap.
+const READ_WINDOW: u64 = 2 * 1024 * 1024;
 
 impl Cas {
     /// Streams bytes `[start, end)` of the file whose Xet hash is `file_hash`.
     ///
-    /// Only the terms overlapping the range are fetched, each as one ranged read of its xorb, so
-    /// a small range of a large file costs a small read.
+    /// Only the terms overlapping the range are fetched, so a small range of a large file costs
+    /// a small read.
     pub async fn read_range(
         &self,
         file_hash: &str,
@@ -39,28 +46,46 @@ impl Cas {
                     continue;
                 }
                 let path = Cas::xorb_path(&term.xorb_hash);
-                let packed = objects.get_range(&path, term.byte_start..term.byte_end).await.map_err(|e| match e {
-                    object_store::Error::NotFound { .. } => StorageError::MissingObject(term.xorb_hash.clone()),
-                    other => StorageError::ObjectStore(other),
-                })?;
-                let mut cursor = Cursor::new(packed.as_ref());
+                let mut next_read = term.byte_start;
+                let mut buf = BytesMut::new();
                 let mut offset = term.file_offset;
-                for _ in term.chunk_start..term.chunk_end {
-                    let (data, _, _) = deserialize_chunk(&mut cursor)?;
+                let mut remaining_chunks = term.chunk_end - term.chunk_start;
+                while remaining_chunks > 0 && offset < end {
+                    // Pull until one whole serialized chunk (header + payload) is buffered.
+                    let needed = loop {
+                        if buf.len() >= XORB_CHUNK_HEADER_LENGTH {
+                            let header: [u8; XORB_CHUNK_HEADER_LENGTH] = buf[..XORB_CHUNK_HEADER_LENGTH].try_into().expect("length checked");
+                            let need = XORB_CHUNK_HEADER_LENGTH + parse_chunk_header(header)?.get_compressed_length() as usize;
+                            if buf.len() >= need {
+                                break need;
+                            }
+                        }
+                        if next_read >= term.byte_end {
+                            Err(StorageError::Corrupt(format!("xorb {} ends inside a chunk", term.xorb_hash)))?;
+                        }
+                        let window = next_read..(next_read + READ_WINDOW).min(term.byte_end);
+                        next_read = window.end;
+                        let bytes = objects.get_range(&path, window).await.map_err(|e| match e {
+                            object_store::Error::NotFound { .. } => StorageError::MissingObject(term.xorb_hash.clone()),
+                            other => StorageError::ObjectStore(other),
+                        })?;
+                        buf.extend_from_slice(&bytes);
+                    };
+                    let serialized = buf.split_to(needed);
+                    remaining_chunks -= 1;
                     let chunk_start = offset;
-                    let chunk_end = offset + data.len() as u64;
-                    offset = chunk_end;
-                    if chunk_end <= start {
+                    let header: [u8; XORB_CHUNK_HEADER_LENGTH] = serialized[..XORB_CHUNK_HEADER_LENGTH].try_into().expect("length checked");
+                    let raw_len = parse_chunk_header(header)?.get_uncompressed_length() as u64;
+                    offset += raw_len;
+                    if offset <= start {
                         continue;
                     }
-                    if chunk_start >= end {
-                        break;
-                    }
+                    let (data, _, _) = deserialize_chunk(&mut Cursor::new(&serialized[..]))?;
                     let from = start.saturating_sub(chunk_start) as usize;
-                    let to = (end.min(chunk_end) - chunk_start) as usize;
+                    let to = (end.min(offset) - chunk_start) as usize;
                     yield Bytes::from(data).slice(from..to);
                 }
-                if offset != term_end && offset < end {
+                if remaining_chunks == 0 && offset != term_end {
                     Err(StorageError::Corrupt(format!("term of xorb {} decoded to the wrong length", term.xorb_hash)))?;
                 }
             }

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Hub transfer benchmark: upload and download of one large file over loopback, Commons vs nginx
+# serving the same bytes from disk (the ceiling), with 1 and 16 parallel clients, and the
+# server's peak RSS. Usage: benches/hub_transfer.sh [SIZE_MIB] [path/to/commons]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+size_mib=${1:-1024}
+bin=${2:-$root/target/release/commons}
+[ -x "$bin" ] || { echo "build first: cargo build --release -p commons (or pass a binary)" >&2; exit 1; }
+command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
+venv=$root/target/py/huggingface-hub-0.36.2
+[ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q huggingface_hub==0.36.2 && touch "$venv/.installed"; }
+
+work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; nginx -s stop -c $work/nginx.conf 2>/dev/null; rm -rf "$work"' EXIT
+port=18431; nport=18432
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
+echo "file: $size_mib MiB of random bytes; binary: $bin"
+head -c $((size_mib << 20)) /dev/urandom > "$work/blob.bin"
+
+"$bin" user create bench --data-dir "$work/d" >/dev/null
+token=$("$bin" token create bench --data-dir "$work/d" 2>/dev/null | tail -1)
+RUST_LOG=warn "$bin" serve --data-dir "$work/d" --listen 127.0.0.1:$port 2>"$work/server.log" &
+pid=$!
+for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/health >/dev/null && break; sleep 0.1; done
+
+export HF_ENDPOINT=http://127.0.0.1:$port HF_TOKEN=$token HF_HUB_DISABLE_XET=1 HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+"$venv/bin/python" - "$work/blob.bin" <<'PY'
+import sys, time
+from huggingface_hub import HfApi
+api = HfApi(); api.create_repo("bench/big")
+t = time.time(); api.upload_file(path_or_fileobj=sys.argv[1], path_in_repo="blob.bin", repo_id="bench/big")
+dt = time.time() - t
+import os; n = os.path.getsize(sys.argv[1])
+print(f"upload (huggingface_hub, multipart, incl. client sha256): {n/dt/1e6:.0f} MB/s ({dt:.1f} s)")
+PY
+rss_upload=$(grep VmHWM /proc/$pid/status | awk '{print $2}')
+
+url=http://127.0.0.1:$port/bench/big/resolve/main/blob.bin
+cat > "$work/nginx.conf" <<NGX
+user root; daemon on; pid $work/nginx.pid; error_log $work/nginx.err; worker_processes 2;
+events { worker_connections 1024; }
+http { access_log off; sendfile on; server { listen 127.0.0.1:$nport; root $work; } }
+NGX
+nginx -c "$work/nginx.conf"
+nurl=http://127.0.0.1:$nport/blob.bin
+
+one() {
+  local out; out=$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}' -H "Authorization: Bearer $token" "$1")
+  set -- $out
+  [ "$1" = 200 ] && [ "$2" = $((size_mib << 20)) ] || { echo "download failed: $out" >&2; exit 1; }
+  echo "$2 $3"
+}
+single() { one "$1" | awk '{printf "%.0f", $1/$2/1e6}'; }
+parallel() {
+  local t0 t1; t0=$(date +%s.%N)
+  for _ in $(seq 16); do one "$1" > /dev/null & done; wait
+  t1=$(date +%s.%N)
+  echo "$t0 $t1" | awk -v n=$((16 * (size_mib << 20))) '{printf "%.0f", n/($2-$1)/1e6}'
+}
+c1=$(single "$url"); n1=$(single "$nurl")
+c16=$(parallel "$url"); n16=$(parallel "$nurl")
+rss_all=$(grep VmHWM /proc/$pid/status | awk '{print $2}')
+echo "download 1 client:   commons $c1 MB/s, nginx $n1 MB/s, ratio $(awk "BEGIN{printf \"%.2f\", $c1/$n1}")"
+echo "download 16 clients: commons $c16 MB/s, nginx $n16 MB/s, ratio $(awk "BEGIN{printf \"%.2f\", $c16/$n16}")"
+echo "server peak RSS: after upload $((rss_upload / 1024)) MiB, after all downloads $((rss_all / 1024)) MiB"
+du -sb "$work/d/objects" | awk -v n=$((size_mib << 20)) '{printf "store: %.1f MiB for a %.1f MiB file\n", $1/1048576, n/1048576}'
