@@ -146,6 +146,12 @@ pub fn read_word2vec_binary(path: &Path) -> Result<Embeddings, EmbeddingError> {
     let mut header = String::new();
     reader.read_line(&mut header).map_err(|e| EmbeddingError::io(path, e))?;
     let (count, dim) = parse_header(path, header.trim_end())?;
+    // A corrupt header must not make us allocate more than the file could hold.
+    let file_len = reader.get_ref().metadata().map_err(|e| EmbeddingError::io(path, e))?.len();
+    let needed = (count as u64).saturating_mul(dim as u64).saturating_mul(4);
+    if needed > file_len {
+        return Err(malformed(path, 1, format!("header declares {count} vectors of {dim} floats ({needed} bytes), file has {file_len} bytes")));
+    }
     let mut words = Vec::with_capacity(count);
     let mut vectors = vec![0f32; count * dim];
     let mut bytes = vec![0u8; dim * 4];

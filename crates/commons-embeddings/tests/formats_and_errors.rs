@@ -125,4 +125,8 @@ fn malformed_vector_files_name_the_line() {
     std::fs::write(&binary, bytes).unwrap();
     let message = formats::read_word2vec_binary(&binary).unwrap_err().to_string();
     assert!(message.contains("\"queen\" truncated"), "{message}");
+
+    std::fs::write(&binary, b"4000000000 300\nking ").unwrap();
+    let message = formats::read_word2vec_binary(&binary).unwrap_err().to_string();
+    assert!(message.contains("header declares 4000000000 vectors"), "{message}");
 }
