@@ -95,6 +95,8 @@ fn login_upload_list_log_download_resume_and_errors() {
     std::fs::create_dir_all(folder.join("sub")).expect("dirs");
     std::fs::write(folder.join("README.md"), "# demo\nA test model.\n").expect("write");
     std::fs::write(folder.join("sub/notes.txt"), "nested notes\n").expect("write");
+    // Same content as README.md: one blob in the cache, fetched once, two snapshot links.
+    std::fs::write(folder.join("sub/copy.md"), "# demo\nA test model.\n").expect("write");
     let weights = pseudo_random(12 * 1024 * 1024, 0x9e37_79b9_7f4a_7c15);
     std::fs::write(folder.join("weights.bin"), &weights).expect("write");
     let folder_arg = folder.to_str().expect("utf-8");
@@ -104,7 +106,7 @@ fn login_upload_list_log_download_resume_and_errors() {
     let commit = commit_url.rsplit('/').next().expect("commit id").to_string();
     assert!(commit_url.starts_with(&format!("{}/alice/demo/commit/", url)), "{commit_url}");
     assert_eq!(commit.len(), 40, "{commit_url}");
-    assert!(err.contains("2 regular and 1 LFS"), "{err}");
+    assert!(err.contains("3 regular and 1 LFS"), "{err}");
 
     // The same folder again changes nothing: no new commit.
     let (_, err) = ok(cli(home, &["upload", "alice/demo", folder_arg]));
@@ -142,13 +144,18 @@ fn login_upload_list_log_download_resume_and_errors() {
     assert_eq!(FileDigest::of_file(&snapshot.join("weights.bin")).expect("digest").sha256, weights_digest.sha256);
     assert_eq!(std::fs::read(snapshot.join("README.md")).expect("read"), std::fs::read(folder.join("README.md")).expect("read"));
     assert!(snapshot.join(".gitattributes").exists());
+    assert_eq!(
+        std::fs::read_link(snapshot.join("sub/copy.md")).expect("symlink"),
+        PathBuf::from("../").join(std::fs::read_link(snapshot.join("README.md")).expect("symlink")),
+        "identical files share one blob"
+    );
 
     // A second download finds every blob in the cache and touches none.
     let weights_blob = repo_dir.join("blobs").join(&weights_digest.sha256);
     let before = mtime(&weights_blob);
     std::thread::sleep(Duration::from_millis(20));
     let (_, err) = ok(cli(home, &["download", "alice/demo"]));
-    assert!(err.contains("0 fetched") && err.contains("4 from the cache"), "{err}");
+    assert!(err.contains("0 fetched") && err.contains("5 from the cache"), "{err}");
     assert_eq!(mtime(&weights_blob), before);
 
     // Resume: an interrupted download left the first 5 MiB; only the rest is fetched.

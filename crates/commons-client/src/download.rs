@@ -49,7 +49,7 @@ pub struct DownloadReport {
     pub commit: String,
     pub snapshot_dir: PathBuf,
     pub files: Vec<String>,
-    /// Files whose blob had to be fetched (the others were in the cache).
+    /// Blobs that had to be fetched; the other files were in the cache or share a blob.
     pub fetched: usize,
     /// Fetches that continued a partial `.incomplete` blob.
     pub resumed: usize,
@@ -127,11 +127,18 @@ pub async fn download(client: &Client, repo: &RepoId, options: &DownloadOptions,
         write_ref(&repo_dir, &revision, &commit).await?;
     }
 
-    let ctx = FetchContext { client, repo, commit: &commit, blobs: &blobs, snapshot_dir: &snapshot_dir, progress };
-    let outcomes: Vec<Fetched> = futures::stream::iter(files.iter().map(|f| ctx.fetch(f)))
+    // Identical contents under several paths share one blob: fetch each blob once (two
+    // concurrent writers of one `.incomplete` would corrupt it), then link every path.
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<&TreeEntry> = files.iter().filter(|f| seen.insert(f.etag().to_ascii_lowercase())).collect();
+    let ctx = FetchContext { client, repo, commit: &commit, blobs: &blobs, progress };
+    let outcomes: Vec<Fetched> = futures::stream::iter(unique.into_iter().map(|f| ctx.fetch(f)))
         .buffer_unordered(options.concurrency.max(1))
         .try_collect()
         .await?;
+    for f in &files {
+        link_pointer(&snapshot_dir.join(&f.path), &blobs.join(f.etag()), &f.path).await?;
+    }
 
     if let Some(local) = &options.local_dir {
         for f in &files {
@@ -175,7 +182,6 @@ struct FetchContext<'a> {
     repo: &'a RepoId,
     commit: &'a str,
     blobs: &'a Path,
-    snapshot_dir: &'a Path,
     progress: &'a dyn Progress,
 }
 
@@ -221,16 +227,13 @@ fn header_etag(resp: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 impl FetchContext<'_> {
+    /// Makes sure the entry's blob is in the cache.
     async fn fetch(&self, entry: &TreeEntry) -> Result<Fetched> {
-        let etag = entry.etag();
-        let blob = self.blobs.join(etag);
-        let mut outcome = Fetched { fetched: false, resumed: false, bytes: 0 };
-        if tokio::fs::metadata(&blob).await.is_err() {
-            outcome = self.fetch_blob(entry, &blob).await?;
+        let blob = self.blobs.join(entry.etag());
+        if tokio::fs::metadata(&blob).await.is_ok() {
+            return Ok(Fetched { fetched: false, resumed: false, bytes: 0 });
         }
-        let pointer = self.snapshot_dir.join(&entry.path);
-        link_pointer(&pointer, &blob, &entry.path).await?;
-        Ok(outcome)
+        self.fetch_blob(entry, &blob).await
     }
 
     async fn fetch_blob(&self, entry: &TreeEntry, blob: &Path) -> Result<Fetched> {
@@ -299,10 +302,10 @@ impl FetchContext<'_> {
                 entry.etag()
             )));
         }
-        if let Some(served_commit) = resp.headers().get("x-repo-commit").and_then(|v| v.to_str().ok()) {
-            if served_commit != self.commit {
-                return Err(ClientError::Protocol(format!("{} was served from commit {served_commit}, not {}", entry.path, self.commit)));
-            }
+        if let Some(served_commit) = resp.headers().get("x-repo-commit").and_then(|v| v.to_str().ok())
+            && served_commit != self.commit
+        {
+            return Err(ClientError::Protocol(format!("{} was served from commit {served_commit}, not {}", entry.path, self.commit)));
         }
         if have > 0 && !is_partial(resp.status()) {
             tracing::debug!(path = %entry.path, "the hub ignored the range request; starting over");
