@@ -32,15 +32,18 @@ impl IdxImages {
 }
 
 pub fn read_images(path: &Path) -> Result<IdxImages, DataError> {
-    let bytes = read_maybe_gzip(path)?;
-    let (dims, data) = parse(path, &bytes, IMAGES_MAGIC, "images")?;
-    Ok(IdxImages { count: dims[0], rows: dims[1], cols: dims[2], pixels: data.to_vec() })
+    let mut bytes = read_maybe_gzip(path)?;
+    let (dims, header_len) = parse(path, &bytes, IMAGES_MAGIC, "images")?;
+    // Drop the header in place rather than copying the (47 MB for MNIST) body.
+    bytes.drain(..header_len);
+    Ok(IdxImages { count: dims[0], rows: dims[1], cols: dims[2], pixels: bytes })
 }
 
 pub fn read_labels(path: &Path) -> Result<Vec<u8>, DataError> {
-    let bytes = read_maybe_gzip(path)?;
-    let (_, data) = parse(path, &bytes, LABELS_MAGIC, "labels")?;
-    Ok(data.to_vec())
+    let mut bytes = read_maybe_gzip(path)?;
+    let (_, header_len) = parse(path, &bytes, LABELS_MAGIC, "labels")?;
+    bytes.drain(..header_len);
+    Ok(bytes)
 }
 
 /// Write images as raw IDX (the reader's inverse; used to publish derived data sets).
@@ -87,7 +90,8 @@ fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, DataError> {
     }
 }
 
-fn parse<'a>(path: &Path, bytes: &'a [u8], magic: u32, kind: &str) -> Result<(Vec<usize>, &'a [u8]), DataError> {
+/// Validate the header; returns the dimensions and the header's length in bytes.
+fn parse(path: &Path, bytes: &[u8], magic: u32, kind: &str) -> Result<(Vec<usize>, usize), DataError> {
     let corrupt = |offset: u64, message: String| DataError::CorruptIdx { path: path.to_path_buf(), offset, message };
     if bytes.len() < 4 {
         return Err(corrupt(0, format!("file is {} bytes, too short for the 4-byte magic number", bytes.len())));
@@ -122,5 +126,5 @@ fn parse<'a>(path: &Path, bytes: &'a [u8], magic: u32, kind: &str) -> Result<(Ve
             format!("dimensions {dims:?} need {expected_len} bytes in total, file has {}", bytes.len()),
         ));
     }
-    Ok((dims, &bytes[header_len..]))
+    Ok((dims, header_len))
 }
