@@ -111,6 +111,15 @@ def main():
 
         expect_raises(EntryNotFoundError, lambda: hf_hub_download(repo_id, "nope.txt", repo_type=repo_type), "missing file")
         expect_raises(RevisionNotFoundError, lambda: hf_hub_download(repo_id, "hello.txt", repo_type=repo_type, revision="no-such-branch"), "missing revision")
+        api.create_branch(repo_id, repo_type=repo_type, branch="feature/x", revision=commits[1].commit_id)
+        api.create_tag(repo_id, repo_type=repo_type, tag="v1", revision=commits[0].commit_id)
+        refs = api.list_repo_refs(repo_id, repo_type=repo_type)
+        check({b.name for b in refs.branches} == {"main", "feature/x"}, "create_branch adds a branch")
+        check([(t.name, t.target_commit) for t in refs.tags] == [("v1", commits[0].commit_id)], "create_tag adds a tag")
+        files_v1 = set(api.list_repo_files(repo_id, repo_type=repo_type, revision="v1"))
+        check("hello.txt" in files_v1, "files are listed at a tag")
+        files_fx = set(api.list_repo_files(repo_id, repo_type=repo_type, revision="feature/x"))
+        check("folder/a.txt" not in files_fx and "weights/big.bin" in files_fx, "a branch from an older commit has the older tree")
         created[repo_type] = repo_id
 
     expect_raises(RepoNotFoundError, lambda: api.repo_info(f"{user}/does-not-exist-{tag}"), "missing repo")
