@@ -148,6 +148,8 @@ async fn repo_id(client: &Client, arg: &RepoArg) -> Result<RepoId> {
 struct Bars {
     multi: MultiProgress,
     style: ProgressStyle,
+    /// Whether a bar stays on screen once finished.
+    kept_any: std::sync::atomic::AtomicBool,
 }
 
 impl Bars {
@@ -155,7 +157,16 @@ impl Bars {
         let style = ProgressStyle::with_template("{msg:32!} [{bar:30.cyan/blue}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
-        Self { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), style }
+        Self { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), style, kept_any: Default::default() }
+    }
+
+    /// indicatif leaves the cursor at the end of the last finished bar: move below it, so the
+    /// summary that follows starts on its own line.
+    fn end(&self) {
+        use std::io::IsTerminal;
+        if self.kept_any.load(std::sync::atomic::Ordering::Relaxed) && std::io::stderr().is_terminal() && !self.multi.is_hidden() {
+            eprintln!();
+        }
     }
 }
 
@@ -181,7 +192,11 @@ impl Progress for Bars {
         let bar = self.multi.add(ProgressBar::new(total).with_style(self.style.clone()).with_message(label.to_string()));
         bar.set_position(done);
         // Small files and the hashing pass would only clutter the terminal once done.
-        Arc::new(Bar { bar, keep: total >= 1 << 20 && label != "hashing" })
+        let keep = total >= 1 << 20 && label != "hashing";
+        if keep {
+            self.kept_any.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Arc::new(Bar { bar, keep })
     }
 }
 
@@ -232,7 +247,9 @@ pub fn upload(args: UploadArgs) -> Result<()> {
     runtime()?.block_on(async {
         let id = repo_id(&client, &args.repo).await?;
         let options = UploadOptions { revision: Some(args.revision.clone()), message: args.message.clone(), description: None };
-        let report = commons_client::upload::upload(&client, &id, sources, &options, &Bars::new()).await?;
+        let bars = Bars::new();
+        let report = commons_client::upload::upload(&client, &id, sources, &options, &bars).await?;
+        bars.end();
         match report.commit {
             None => {
                 eprintln!("no changes: {} file(s) are already identical on {}", report.unchanged.len(), args.revision);
@@ -265,7 +282,9 @@ pub fn download(args: DownloadArgs) -> Result<()> {
             local_dir: args.local_dir.clone(),
             concurrency: 4,
         };
-        let report = commons_client::download::download(&client, &id, &options, &Bars::new()).await?;
+        let bars = Bars::new();
+        let report = commons_client::download::download(&client, &id, &options, &bars).await?;
+        bars.end();
         eprintln!(
             "{} file(s) at {}: {} fetched ({} resumed, {}), {} from the cache",
             report.files.len(),
