@@ -65,11 +65,11 @@ pub struct RepoPath {
 }
 
 #[derive(Deserialize)]
-pub struct RevPath {
-    kind: String,
-    ns: String,
-    name: String,
-    rev: String,
+pub(crate) struct RevPath {
+    pub(crate) kind: String,
+    pub(crate) ns: String,
+    pub(crate) name: String,
+    pub(crate) rev: String,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +187,15 @@ pub async fn info_at(
     info_response(&state, &caller, &rp, &p.rev, &q).await
 }
 
+/// The target of create/delete: `organization` + `name`, a `ns/name` name, or the caller's own.
+fn namespace_and_name(name: &str, organization: Option<&str>, user: &str) -> (String, String) {
+    match (organization, name.split_once('/')) {
+        (Some(org), _) => (org.to_string(), name.to_string()),
+        (None, Some((ns, name))) => (ns.to_string(), name.to_string()),
+        (None, None) => (user.to_string(), name.to_string()),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct CreateRepo {
     name: String,
@@ -200,11 +209,7 @@ pub struct CreateRepo {
 pub async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap, Json(body): Json<CreateRepo>) -> ApiResult<Response> {
     let token = caller.require()?;
     let kind = kind_from_singular(body.kind.as_deref())?;
-    let (ns, name) = match (&body.organization, body.name.split_once('/')) {
-        (Some(org), _) => (org.clone(), body.name.clone()),
-        (None, Some((ns, name))) => (ns.to_string(), name.to_string()),
-        (None, None) => (token.user.name.clone(), body.name.clone()),
-    };
+    let (ns, name) = namespace_and_name(&body.name, body.organization.as_deref(), &token.user.name);
     validate_repo_name(&ns, "namespace")?;
     validate_repo_name(&name, "repository name")?;
     caller.require_write(&ns)?;
@@ -244,11 +249,7 @@ pub struct DeleteRepo {
 pub async fn delete(State(state): State<AppState>, caller: Caller, Json(body): Json<DeleteRepo>) -> ApiResult<Json<Value>> {
     let token = caller.require()?;
     let kind = kind_from_singular(body.kind.as_deref())?;
-    let (ns, name) = match (&body.organization, body.name.split_once('/')) {
-        (Some(org), _) => (org.clone(), body.name.clone()),
-        (None, Some((ns, name))) => (ns.to_string(), name.to_string()),
-        (None, None) => (token.user.name.clone(), body.name.clone()),
-    };
+    let (ns, name) = namespace_and_name(&body.name, body.organization.as_deref(), &token.user.name);
     let repo = writable_repo(&state, &caller, kind, &ns, &name).await?;
     state.db.delete_repo(&repo).await?;
     tracing::info!(repo = %repo.full_name(), "repository deleted");
@@ -335,6 +336,26 @@ fn query_string_with(q: &HashMap<String, String>, cursor: usize) -> String {
     serde_urlencoded::to_string(pairs).unwrap_or_default()
 }
 
+/// Revisions travel as one path segment, `/` included (`feature%2Fx`).
+fn encode_rev(rev: &str) -> String {
+    percent_encoding::utf8_percent_encode(rev, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// One page of a per-repo listing, with the `Link` to the next page on this host.
+fn repo_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    (kind, ns, name): (&str, &str, &str),
+    endpoint: &str,
+    q: &HashMap<String, String>,
+    items: Vec<Value>,
+    page: usize,
+) -> ApiResult<Response> {
+    let (cursor, limit) = page_params(q, page)?;
+    let base = base_url(state, headers);
+    Ok(paged(items, cursor, limit, |next| format!("{base}/api/{kind}/{ns}/{name}/{endpoint}?{}", query_string_with(q, next))))
+}
+
 const TREE_PAGE: usize = 1000;
 
 async fn tree_listing(state: &AppState, caller: &Caller, headers: &HeaderMap, p: TreePath, q: HashMap<String, String>) -> ApiResult<Response> {
@@ -383,13 +404,9 @@ async fn tree_listing(state: &AppState, caller: &Caller, headers: &HeaderMap, p:
     }
     listed.sort_by(|a, b| a.0.cmp(&b.0));
     out.extend(listed.into_iter().map(|(_, v)| v));
-    let (cursor, limit) = page_params(&q, TREE_PAGE)?;
-    let base = base_url(state, headers);
     let path_part = if dir.is_empty() { String::new() } else { format!("/{dir}") };
-    let rev_enc = percent_encoding::utf8_percent_encode(&p.rev, percent_encoding::NON_ALPHANUMERIC).to_string();
-    Ok(paged(out, cursor, limit, |next| {
-        format!("{base}/api/{}/{}/{}/tree/{rev_enc}{path_part}?{}", p.kind, p.ns, p.name, query_string_with(&q, next))
-    }))
+    let endpoint = format!("tree/{}{path_part}", encode_rev(&p.rev));
+    repo_page(state, headers, (&p.kind, &p.ns, &p.name), &endpoint, &q, out, TREE_PAGE)
 }
 
 pub async fn tree_root(
@@ -484,12 +501,8 @@ pub async fn commits(
             })
         })
         .collect();
-    let (cursor, limit) = page_params(&q, COMMITS_PAGE)?;
-    let base = base_url(&state, &headers);
-    let rev_enc = percent_encoding::utf8_percent_encode(&p.rev, percent_encoding::NON_ALPHANUMERIC).to_string();
-    Ok(paged(items, cursor, limit, |next| {
-        format!("{base}/api/{}/{}/{}/commits/{rev_enc}?{}", p.kind, p.ns, p.name, query_string_with(&q, next))
-    }))
+    let endpoint = format!("commits/{}", encode_rev(&p.rev));
+    repo_page(&state, &headers, (&p.kind, &p.ns, &p.name), &endpoint, &q, items, COMMITS_PAGE)
 }
 
 pub async fn list(

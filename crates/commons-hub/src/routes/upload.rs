@@ -12,6 +12,7 @@ use globset::{GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::repos::RevPath;
 use super::{base_url, kind_from_plural, query_bool, resolve, url_prefix, writable_repo};
 use crate::AppState;
 use crate::auth::Caller;
@@ -20,14 +21,6 @@ use crate::names::{validate_file_path, validate_ref_name};
 
 /// Files this large always go through LFS, as on the Hugging Face Hub.
 pub const LFS_SIZE_THRESHOLD: u64 = 10 * 1024 * 1024;
-
-#[derive(Deserialize)]
-pub struct RevPath {
-    kind: String,
-    ns: String,
-    name: String,
-    rev: String,
-}
 
 /// The `filter=lfs` patterns of a `.gitattributes`, with git's matching rule: a pattern without
 /// `/` matches the file name at any depth, one with `/` matches the path from the root.
