@@ -214,6 +214,13 @@ fn login_upload_list_log_download_resume_and_errors() {
     assert!(snap.join("notes.txt").exists(), "the branch starts from main");
     assert!(home.join("hub/datasets--alice--corpus/refs/draft").exists());
 
+    // A private repository is invisible without the owner's token.
+    ok(cli(home, &["repo", "create", "alice/secret", "--private"]));
+    ok(cli(home, &["ls", "alice/secret"]));
+    let anonymous = tempfile::tempdir().expect("HF_HOME without a token");
+    let err = fails(cli(anonymous.path(), &["ls", "alice/secret", "--endpoint", &url]));
+    assert!(err.contains("alice/secret not found"), "{err}");
+
     // Errors a person makes: clear messages, non-zero exit, no panic.
     let err = fails(cli(home, &["download", "alice/missing"]));
     assert!(err.contains("alice/missing not found"), "{err}");
