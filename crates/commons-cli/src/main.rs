@@ -44,10 +44,21 @@ enum Command {
     Log(cmd::client::ListArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     cmd::init_logging();
     let cli = Cli::parse();
-    match cli.command {
+    match run(cli.command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The cause chain, one line per layer; never a backtrace for a user's mistake.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => cmd::hub::serve(args),
         Command::User(command) => cmd::hub::user(command),
         Command::Token(command) => cmd::hub::token(command),
