@@ -42,6 +42,18 @@ enum Command {
     Ls(cmd::client::ListArgs),
     /// Show the commit history of a repository revision.
     Log(cmd::client::ListArgs),
+    /// Jobs on the compute network: submit, status, logs, watch, cancel, list.
+    #[command(subcommand)]
+    Job(cmd::compute::JobCommand),
+    /// Donate this machine: pull work units from a hub and run them.
+    Worker(cmd::compute::WorkerArgs),
+    /// Workers of a hub: who is online, their speed and trust, what they run.
+    Workers(cmd::compute::ListArgs),
+    /// Your credit balance and its history.
+    Credits(cmd::compute::ListArgs),
+    /// Run one work unit (started by `commons worker`; not for people).
+    #[command(hide = true)]
+    ExecUnit(cmd::compute::ExecArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -71,5 +83,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Download(args) => cmd::client::download(args),
         Command::Ls(args) => cmd::client::ls(args),
         Command::Log(args) => cmd::client::log(args),
+        Command::Job(command) => cmd::compute::job(command),
+        Command::Worker(args) => cmd::compute::worker(args),
+        Command::Workers(args) => cmd::compute::workers(args),
+        Command::Credits(args) => cmd::compute::credits(args),
+        Command::ExecUnit(args) => cmd::compute::exec_unit(args),
     }
 }

@@ -7,9 +7,11 @@
 //! - [`download`]: a revision's files into the Hugging Face cache layout
 //!   (`$HF_HOME/hub/{kind}s--ns--name/{blobs,snapshots,refs}`), resumable and verified, so files
 //!   fetched by this client and by `huggingface_hub` / `hf-hub` are shared.
+//! - compute: jobs, workers, assignments and credits (`commons-protocol` messages).
 //! - [`config`]: where the token and the endpoint live (`$HF_HOME/token`, as the HF clients).
 
 mod api;
+mod compute;
 pub mod config;
 pub mod download;
 mod error;

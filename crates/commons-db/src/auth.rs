@@ -42,6 +42,14 @@ pub struct Token {
     pub user: User,
     pub name: String,
     pub scope: Scope,
+    /// When set, the token may write only to this repository (a worker publishing a job's output).
+    pub repo_id: Option<i64>,
+}
+
+fn new_secret() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill(&mut bytes);
+    format!("cm_{}", hex::encode(bytes))
 }
 
 fn hash_secret(secret: &str) -> String {
@@ -75,6 +83,14 @@ impl Db {
         }
     }
 
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT id, name, fullname, created_at FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
     pub async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
         let row = sqlx::query("SELECT id, name, fullname, created_at FROM users WHERE name = $1")
             .bind(name)
@@ -89,9 +105,7 @@ impl Db {
             .user_by_name(user_name)
             .await?
             .ok_or_else(|| DbError::NotFound(format!("user {user_name}")))?;
-        let mut bytes = [0u8; 24];
-        rand::rng().fill(&mut bytes);
-        let secret = format!("cm_{}", hex::encode(bytes));
+        let secret = new_secret();
         sqlx::query("INSERT INTO tokens (user_id, name, token_hash, scope, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(user.id)
             .bind(token_name)
@@ -103,13 +117,42 @@ impl Db {
         Ok(secret)
     }
 
-    /// Looks a bearer secret up; `None` when no such token exists.
+    /// Creates a write token of `user_id` limited to one repository until `expires_at` (unix
+    /// seconds); returns its secret.
+    pub async fn create_repo_token(&self, user_id: i64, token_name: &str, repo_id: i64, expires_at: i64) -> Result<String> {
+        let secret = new_secret();
+        sqlx::query(
+            "INSERT INTO tokens (user_id, name, token_hash, scope, created_at, repo_id, expires_at) VALUES ($1, $2, $3, 'write', $4, $5, $6)",
+        )
+        .bind(user_id)
+        .bind(token_name)
+        .bind(hash_secret(&secret))
+        .bind(now_unix())
+        .bind(repo_id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(secret)
+    }
+
+    /// Drops tokens past their expiry.
+    pub async fn purge_expired_tokens(&self) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < $1")
+            .bind(now_unix())
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Looks a bearer secret up; `None` when no such token exists or it has expired.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Token>> {
         let row = sqlx::query(
-            "SELECT u.id, u.name, u.fullname, u.created_at, t.name AS token_name, t.scope
-             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+            "SELECT u.id, u.name, u.fullname, u.created_at, t.name AS token_name, t.scope, t.repo_id
+             FROM tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at >= $2)",
         )
         .bind(hash_secret(secret))
+        .bind(now_unix())
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -117,6 +160,7 @@ impl Db {
             user: user_from_row(&row)?,
             name: row.try_get("token_name")?,
             scope: Scope::parse(row.try_get::<&str, _>("scope")?)?,
+            repo_id: row.try_get("repo_id")?,
         }))
     }
 }

@@ -63,7 +63,7 @@ impl Db {
 
     /// Starts a write transaction that takes the database write lock up front, so two writers
     /// never deadlock upgrading from a read lock.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
@@ -72,7 +72,8 @@ impl Db {
     }
 }
 
-pub(crate) fn now_unix() -> i64 {
+/// Seconds since the Unix epoch: the time unit of every table.
+pub fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

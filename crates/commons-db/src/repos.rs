@@ -524,6 +524,37 @@ impl Db {
         }
     }
 
+    /// Moves branch `name` from `expected` to `commit_id` (compare-and-swap): a concurrent move
+    /// makes this fail with [`DbError::StaleParent`] instead of being overwritten.
+    pub async fn move_branch(&self, repo: &Repo, name: &str, expected: &str, commit_id: &str) -> Result<()> {
+        if self.get_commit(repo, commit_id).await?.is_none() {
+            return Err(DbError::RevisionNotFound(commit_id.into()));
+        }
+        let mut tx = self.begin_write().await?;
+        let moved = sqlx::query("UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4")
+            .bind(commit_id)
+            .bind(repo.id)
+            .bind(name)
+            .bind(expected)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if moved == 0 {
+            let actual = sqlx::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = 'branch' AND name = $2")
+                .bind(repo.id)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get::<String, _>("commit_id"))
+                .transpose()?
+                .ok_or_else(|| DbError::RevisionNotFound(name.into()))?;
+            return Err(DbError::StaleParent { expected: expected.into(), actual });
+        }
+        sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(now_unix()).bind(repo.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn delete_ref(&self, repo: &Repo, kind: RefKind, name: &str) -> Result<()> {
         let n = sqlx::query("DELETE FROM refs WHERE repo_id = $1 AND kind = $2 AND name = $3")
             .bind(repo.id)

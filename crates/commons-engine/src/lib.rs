@@ -5,6 +5,7 @@
 //! (all shapes checked up front) → [`train::train`] → [`output::write_model_dir`];
 //! [`evaluate_model_dir`] reads such a directory back and scores a data split.
 
+pub mod cost;
 pub mod data;
 pub mod embeddings;
 pub mod error;
@@ -37,6 +38,8 @@ pub struct RunSummary {
     pub test: EvalReport,
     pub wall_seconds: f64,
     pub epochs: usize,
+    /// Floating-point operations the run took (see [`cost`]).
+    pub flops: f64,
 }
 
 /// Train `recipe` (a built-in name or a TOML path, with `key=value` overrides) on the data at
@@ -60,7 +63,9 @@ pub fn run_training(
     tracing::info!(recipe = %loaded.recipe.name, train = prepared.train.count, test = prepared.test.count, "data ready");
     let trained = train::train(&loaded, &prepared, on_progress)?;
     output::write_model_dir(out_dir, &loaded, &trained, &prepared.info, prepared.vocabulary.as_ref())?;
-    Ok(RunSummary { out_dir: out_dir.to_path_buf(), test: trained.test, wall_seconds: trained.wall_seconds, epochs: trained.history.len() })
+    let epochs = trained.history.len();
+    let flops = cost::training_flops(&trained.plan, prepared.train.count, epochs, prepared.test.count);
+    Ok(RunSummary { out_dir: out_dir.to_path_buf(), test: trained.test, wall_seconds: trained.wall_seconds, epochs, flops })
 }
 
 /// What any recipe's run leaves: the model directory and its headline test metrics (the
@@ -107,6 +112,11 @@ pub fn run_recipe(
 /// (or of its recipe's data set, fetched by name). Deterministic: one thread, fixed batches,
 /// f64 sums in a fixed order.
 pub fn evaluate_model_dir(model_dir: &Path, data: Option<&Path>, split: &str) -> Result<EvalReport, EngineError> {
+    Ok(evaluate_model_dir_with_cost(model_dir, data, split)?.0)
+}
+
+/// [`evaluate_model_dir`], also returning the floating-point operations the evaluation took.
+pub fn evaluate_model_dir_with_cost(model_dir: &Path, data: Option<&Path>, split: &str) -> Result<(EvalReport, f64), EngineError> {
     let model = output::read_model_dir(model_dir)?;
     let data_path = resolve_data_path(&model.recipe.recipe, data)?;
     let prepared = data::prepare(&model.recipe.recipe, &data_path, model.config.vocabulary.clone())?;
@@ -114,5 +124,28 @@ pub fn evaluate_model_dir(model_dir: &Path, data: Option<&Path>, split: &str) ->
     let device = train::default_device();
     let params = output::params_from_model(&model, &plan, &device)?;
     let examples = prepared.split(split)?;
-    eval::evaluate_deterministic(&plan, &params, examples, model.recipe.recipe.kind)
+    let report = eval::evaluate_deterministic(&plan, &params, examples, model.recipe.recipe.kind)?;
+    Ok((report, cost::evaluation_flops(&plan, examples.count)))
+}
+
+/// Speed of this machine's dense kernel in GFLOP/s (a 256x256 matrix product on the training
+/// backend): the speed score a worker reports when it registers.
+pub fn measure_gflops(threads: usize) -> Result<f64, EngineError> {
+    use burn::tensor::{Tensor, TensorData};
+    const N: usize = 256;
+    const REPEATS: usize = 8;
+    let device = train::default_device();
+    let values: Vec<f32> = (0..N * N).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+    train::with_threads(threads.max(1), || {
+        let a = Tensor::<2>::from_data(TensorData::new(values.clone(), [N, N]), &device);
+        let b = Tensor::<2>::from_data(TensorData::new(values.clone(), [N, N]), &device);
+        // One untimed product warms the kernels and the allocator.
+        let _ = a.clone().matmul(b.clone()).into_data();
+        let started = std::time::Instant::now();
+        for _ in 0..REPEATS {
+            let _ = a.clone().matmul(b.clone()).into_data();
+        }
+        let seconds = started.elapsed().as_secs_f64().max(1e-9);
+        2.0 * (N * N * N * REPEATS) as f64 / seconds / 1e9
+    })
 }

@@ -1,6 +1,6 @@
 //! Bearer-token authentication and the access rules for repositories.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use commons_db::{Repo, Scope, Token};
 
@@ -10,10 +10,14 @@ use crate::error::ApiError;
 /// The caller: `None` for anonymous requests. A token that does not exist is a 401, not anonymous.
 pub struct Caller(pub Option<Token>);
 
-impl FromRequestParts<AppState> for Caller {
+impl<S: Send + Sync> FromRequestParts<S> for Caller
+where
+    AppState: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let state = AppState::from_ref(state);
         let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
             return Ok(Caller(None));
         };
@@ -46,8 +50,26 @@ impl Caller {
         !repo.private || self.name() == Some(repo.namespace.as_str())
     }
 
-    /// A write token whose user owns `namespace`.
+    /// A write token whose user owns `namespace`. Tokens limited to one repository cannot create,
+    /// move or delete repositories.
     pub fn require_write(&self, namespace: &str) -> Result<&Token, ApiError> {
+        let token = self.require_write_any(namespace)?;
+        if token.repo_id.is_some() {
+            return Err(ApiError::forbidden("this token is limited to one repository"));
+        }
+        Ok(token)
+    }
+
+    /// A write token that may change the contents of `repo`.
+    pub fn require_write_repo(&self, repo: &Repo) -> Result<&Token, ApiError> {
+        let token = self.require_write_any(&repo.namespace)?;
+        match token.repo_id {
+            Some(only) if only != repo.id => Err(ApiError::forbidden(format!("this token is limited to another repository than {}", repo.full_name()))),
+            _ => Ok(token),
+        }
+    }
+
+    fn require_write_any(&self, namespace: &str) -> Result<&Token, ApiError> {
         let token = self.require()?;
         if token.scope != Scope::Write {
             return Err(ApiError::forbidden("this token is read-only; use a token with write scope"));

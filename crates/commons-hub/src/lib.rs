@@ -20,7 +20,8 @@ use axum::Router;
 use commons_db::Db;
 use commons_storage::Cas;
 
-pub use error::ApiError;
+pub use auth::Caller;
+pub use error::{ApiError, ApiResult};
 pub use signing::UrlSigner;
 
 /// Everything a handler needs. Cheap to clone.
@@ -53,6 +54,30 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The public repository `namespace/name`, created (with the hub's default `.gitattributes`)
+    /// when it does not exist yet.
+    pub async fn ensure_repo(&self, kind: commons_db::RepoKind, namespace: &str, name: &str, author: &str) -> Result<commons_db::Repo, ApiError> {
+        names::validate_repo_name(namespace, "namespace")?;
+        names::validate_repo_name(name, "repository name")?;
+        if let Some(repo) = self.db.get_repo(kind, namespace, name).await? {
+            return Ok(repo);
+        }
+        let attrs = self.cas.put_bytes(routes::DEFAULT_GITATTRIBUTES.as_bytes()).await?;
+        let initial = [commons_db::NewFile { path: ".gitattributes".into(), sha256: attrs.sha256, lfs: false }];
+        match self.db.create_repo(kind, namespace, name, false, author, &initial).await {
+            Ok(repo) => Ok(repo),
+            // Created concurrently: take that one.
+            Err(commons_db::DbError::AlreadyExists(_)) => self
+                .db
+                .get_repo(kind, namespace, name)
+                .await?
+                .ok_or_else(|| ApiError::internal(format!("repository {namespace}/{name} vanished after creation"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("data directory: {0}")]
@@ -63,17 +88,25 @@ pub enum OpenError {
     Storage(#[from] commons_storage::StorageError),
 }
 
-/// The full API as an axum router.
+/// The hub API as an axum router.
 pub fn router(state: AppState) -> Router {
-    routes::router(state)
+    router_with(state, Router::new())
 }
 
-/// Serves `router` on `addr` until `shutdown` resolves, then drains in-flight requests.
+/// The hub API plus `extra` (the routes of layers built on the hub, such as compute), under one
+/// JSON fallback for unknown endpoints.
+pub fn router_with(state: AppState, extra: Router) -> Router {
+    routes::router(state)
+        .merge(extra)
+        .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "NotFound", "no such endpoint") })
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: AppState,
+    app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

@@ -50,6 +50,8 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    #[error("file of {size} bytes is over the {limit}-byte limit of this read")]
+    TooLarge { size: u64, limit: u64 },
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -126,6 +128,27 @@ impl Cas {
         let mut w = self.writer(data.len() as u64, None);
         w.write(data).await?;
         w.finish().await
+    }
+
+    /// Reads a whole file by its content sha256, refusing files over `limit` bytes (for small
+    /// files the server itself reads: repo cards, recipes).
+    pub async fn read_to_vec(&self, sha256: &str, limit: u64) -> Result<Vec<u8>> {
+        use futures::StreamExt;
+        let (_, size, file_hash) = self
+            .db
+            .blob(sha256)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt(format!("blob {sha256} is not in the store")))?;
+        let size = size as u64;
+        if size > limit {
+            return Err(StorageError::TooLarge { size, limit });
+        }
+        let mut stream = Box::pin(self.read_range(&file_hash, size, 0, size).await?);
+        let mut bytes = Vec::with_capacity(size as usize);
+        while let Some(piece) = stream.next().await {
+            bytes.extend_from_slice(&piece?);
+        }
+        Ok(bytes)
     }
 
     /// Bytes of xorbs referenced by the index.

@@ -123,11 +123,11 @@ pub struct ListArgs {
     pub hub: HubArgs,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
-fn connect(hub: &HubArgs) -> Result<Client> {
+pub(crate) fn connect(hub: &HubArgs) -> Result<Client> {
     let endpoint = config::resolve_endpoint(hub.endpoint.as_deref())?;
     let token = config::resolve_token(hub.token.as_deref())?;
     Ok(Client::new(&endpoint, token)?)

@@ -28,6 +28,15 @@ pub struct ServeArgs {
     /// Configuration file (default: ./commons.toml when it exists).
     #[arg(long, env = "COMMONS_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Do not run the embedded worker (by default this machine also works on jobs).
+    #[arg(long, env = "COMMONS_NO_WORKER")]
+    pub no_worker: bool,
+    /// Seconds without a heartbeat after which a worker's lease lapses and its unit moves on.
+    #[arg(long, env = "COMMONS_LEASE_SECONDS")]
+    pub lease_seconds: Option<u64>,
+    /// Cores of the embedded worker (default: all).
+    #[arg(long, env = "COMMONS_WORKER_CORES")]
+    pub worker_cores: Option<usize>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -37,7 +46,14 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     store_url: Option<String>,
     public_url: Option<String>,
+    no_worker: Option<bool>,
+    lease_seconds: Option<u64>,
+    worker_cores: Option<usize>,
 }
+
+/// The account of the hub's operator: the embedded worker runs under it, and its hosts are
+/// trusted without replication.
+pub const OPERATOR_USER: &str = "commons";
 
 fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
     let (path, required) = match path {
@@ -61,19 +77,86 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
     let store_url = args.store_url.or(file.store_url);
     let public_url = args.public_url.or(file.public_url);
+    let embedded_worker = !(args.no_worker || file.no_worker.unwrap_or(false));
+    let mut compute = commons_compute::ComputeConfig { operator_user: Some(OPERATOR_USER.to_string()), ..Default::default() };
+    if let Some(lease) = args.lease_seconds.or(file.lease_seconds) {
+        if lease == 0 {
+            bail!("--lease-seconds must be at least 1");
+        }
+        compute.lease_seconds = lease;
+    }
+    let worker_cores = args.worker_cores.or(file.worker_cores);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let state = commons_hub::AppState::open(&data_dir, store_url.as_deref(), public_url)
             .await
             .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?;
+        let coordinator = commons_compute::Coordinator::start(state.clone(), compute).await.context("cannot start the compute coordinator")?;
+        coordinator.spawn_housekeeping();
+        let app = commons_hub::router_with(state.clone(), commons_compute::router(coordinator));
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let bound = listener.local_addr()?;
         tracing::info!(addr = %bound, data_dir = %data_dir.display(), "commons hub listening");
         eprintln!("Commons hub on http://{bound} (data in {})", data_dir.display());
-        commons_hub::serve(listener, state, shutdown_signal()).await?;
+        if embedded_worker {
+            let token = operator_token(&state.db, &data_dir).await?;
+            let host = if bound.ip().is_unspecified() { "127.0.0.1".to_string() } else { bound.ip().to_string() };
+            let hub = format!("http://{}", SocketAddr::new(host.parse()?, bound.port()));
+            let program = std::env::current_exe().context("cannot find the commons executable")?;
+            let mut config = commons_worker::WorkerConfig::new(&hub, &token, program);
+            config.name = "embedded".into();
+            config.work_dir = data_dir.join("work");
+            if let Some(cores) = worker_cores {
+                config.cores = cores;
+            }
+            eprintln!("Embedded worker on {} cores (disable with --no-worker)", config.cores);
+            // Its own thread and runtime: the worker's blocking moments never stall the API.
+            std::thread::Builder::new().name("embedded-worker".into()).spawn(move || {
+                let outcome = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|rt| Ok(rt.block_on(commons_worker::run(config, std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false))))?));
+                if let Err(e) = outcome {
+                    tracing::error!(error = %e, "the embedded worker stopped");
+                }
+            })?;
+        }
+        commons_hub::serve(listener, app, shutdown_signal()).await?;
         tracing::info!("shut down cleanly");
         Ok(())
     })
+}
+
+/// The embedded worker's token: created once for the operator account and kept in the data
+/// directory, readable by its owner only.
+async fn operator_token(db: &Db, data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("operator.token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim().to_string();
+        if db.authenticate(&token).await?.is_some() {
+            return Ok(token);
+        }
+    }
+    if db.user_by_name(OPERATOR_USER).await?.is_none() {
+        db.create_user(OPERATOR_USER, "Commons hub operator").await?;
+    }
+    let token = db.create_token(OPERATOR_USER, "embedded-worker", Scope::Write).await?;
+    let tmp = data_dir.join("operator.token.tmp");
+    {
+        use std::io::Write;
+        #[cfg(unix)]
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file = options.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        file.write_all(token.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(token)
 }
 
 async fn shutdown_signal() {
@@ -136,7 +219,7 @@ pub fn user(cmd: UserCommand) -> Result<()> {
     match cmd {
         UserCommand::Create { name, fullname, data_dir } => {
             commons_hub::names::validate_repo_name(&name, "user name").map_err(|e| anyhow::anyhow!(e.message))?;
-            if matches!(name.as_str(), "api" | "datasets" | "algorithms" | "models" | "spaces" | "health") {
+            if matches!(name.as_str(), "api" | "datasets" | "algorithms" | "models" | "spaces" | "health" | OPERATOR_USER) {
                 bail!("{name:?} is reserved");
             }
             let (rt, db) = open_db(data_dir)?;

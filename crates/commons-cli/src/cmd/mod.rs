@@ -1,6 +1,7 @@
 //! One module per subcommand (or family of subcommands).
 
 pub mod client;
+pub mod compute;
 pub mod hub;
 
 pub mod data;
@@ -17,4 +18,10 @@ pub fn init_logging() {
     } else {
         builder.init();
     }
+}
+
+/// `HH:MM:SS` (UTC) of a unix time, for log and history lines.
+pub fn clock(unix: i64) -> String {
+    let seconds = unix.rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60)
 }

@@ -106,7 +106,7 @@ pub async fn batch(
     if req.operation != "upload" {
         return Err(ApiError::bad_request("only the upload operation is served; download files through /resolve"));
     }
-    caller.require_write(&repo.namespace)?;
+    caller.require_write_repo(&repo)?;
     if !matches!(req.hash_algo.as_deref(), None | Some("sha256")) {
         return Err(ApiError::bad_request("only sha256 object ids are supported"));
     }

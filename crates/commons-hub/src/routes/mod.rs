@@ -6,6 +6,8 @@ mod meta;
 mod repos;
 mod upload;
 
+pub(crate) use repos::DEFAULT_GITATTRIBUTES;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
@@ -53,7 +55,6 @@ pub fn router(state: AppState) -> Router {
         .nest("/algorithms/{ns}/{name}", file_routes.clone())
         .nest("/{ns}/{name}", file_routes)
         .route("/health", get(|| async { "ok" }))
-        .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "NotFound", "no such endpoint") })
         // Commits carry base64 files inline (hf-hub 1.0 inlines large files); LFS bodies stream.
         .layer(DefaultBodyLimit::disable())
         .layer(TraceLayer::new_for_http())
@@ -102,7 +103,7 @@ pub(crate) async fn readable_repo(state: &AppState, caller: &Caller, kind: RepoK
 /// Loads a repository the caller may write to.
 pub(crate) async fn writable_repo(state: &AppState, caller: &Caller, kind: RepoKind, ns: &str, name: &str) -> ApiResult<Repo> {
     let repo = readable_repo(state, caller, kind, ns, name).await?;
-    caller.require_write(&repo.namespace)?;
+    caller.require_write_repo(&repo)?;
     Ok(repo)
 }
 

@@ -251,6 +251,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Json(body): J
     let kind = kind_from_singular(body.kind.as_deref())?;
     let (ns, name) = namespace_and_name(&body.name, body.organization.as_deref(), &token.user.name);
     let repo = writable_repo(&state, &caller, kind, &ns, &name).await?;
+    caller.require_write(&repo.namespace)?;
     state.db.delete_repo(&repo).await?;
     tracing::info!(repo = %repo.full_name(), "repository deleted");
     Ok(Json(json!({})))
@@ -292,6 +293,7 @@ pub struct Settings {
 pub async fn settings(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>, Json(body): Json<Settings>) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    caller.require_write(&repo.namespace)?;
     let private = match body.visibility.as_deref() {
         Some("private") => Some(true),
         Some("public") => Some(false),

@@ -1,0 +1,536 @@
+//! Jobs: submission (inputs pinned, recipe checked, cost estimated and escrowed), what people
+//! see of them, and cancellation.
+
+use std::collections::HashMap;
+
+use commons_db::{Repo, RepoKind, Token};
+use commons_engine::cost;
+use commons_engine::recipe::{LoadedRecipe, RecipeKind};
+use commons_protocol::{
+    AssignmentView, CreditsView, EpochPoint, JobRequest, JobSpec, JobView, LedgerDump, LogLine, PinnedRepo, UnitView, Work,
+    credits_for,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::error::{ComputeError, Result};
+use crate::ledger::{self, Memo, TransferKind};
+use crate::{Coordinator, Tx, now};
+
+/// Results a training validation may collect (each an independent evaluation of the model).
+pub(crate) const VALIDATION_MAX_RESULTS: i64 = 3;
+/// Vocabulary size assumed when pricing a text recipe that leaves it to the data.
+const DEFAULT_VOCAB: usize = 20_000;
+/// Largest card, recipe or config the coordinator reads from a repository.
+const SMALL_FILE_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// What a unit row stores: the work, plus what the coordinator needs later.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredWork {
+    pub work: Work,
+    /// For a train unit: estimated operations of evaluating its model on the test split,
+    /// the price of each validation.
+    #[serde(default)]
+    pub validation_flops: Option<f64>,
+    /// For a validation unit: the train assignment whose claimed test metrics it checks.
+    #[serde(default)]
+    pub claim: Option<i64>,
+}
+
+struct NewUnit {
+    role: &'static str,
+    stored: StoredWork,
+    quorum: i64,
+    open_slots: i64,
+    max_results: i64,
+    flops: f64,
+}
+
+impl Coordinator {
+    /// Submits a job for `owner`: pins every input to a commit, checks the recipe, escrows the
+    /// estimated cost and queues the units. Nothing is written when any check fails.
+    pub async fn submit(&self, owner: &Token, request: JobRequest) -> Result<JobView> {
+        let (spec, units, escrow) = match request {
+            JobRequest::Train { algorithm, dataset, overrides, output } => self.plan_train(owner, &algorithm, &dataset, overrides, output).await?,
+            JobRequest::Eval { model, dataset, split } => self.plan_eval(owner, &model, &dataset, split).await?,
+        };
+        // Check affordability before creating the output repository, then again under the lock.
+        {
+            let mut tx = self.begin().await?;
+            let account = ledger::user_account(&mut tx, owner.user.id, self.config.starter_grant).await?;
+            let balance = ledger::balance(&mut tx, account).await?;
+            if balance < escrow {
+                return Err(ComputeError::InsufficientCredits { needed: escrow, balance });
+            }
+            tx.commit().await?;
+        }
+        if let JobSpec::Train { output, .. } = &spec {
+            self.hub.ensure_repo(RepoKind::Model, &owner.user.name, output, &owner.user.name).await?;
+        }
+        let id = self.create_job(owner.user.id, &spec, escrow, units).await?;
+        tracing::info!(job = id, owner = %owner.user.name, escrow, "job submitted");
+        self.job_view(id).await
+    }
+
+    /// Queues a job of `units` units that do nothing, owned by `owner_id`: the dispatch benchmark
+    /// measures the coordinator with it.
+    pub async fn submit_noop(&self, owner_id: i64, units: usize) -> Result<i64> {
+        let unit = || NewUnit {
+            role: "noop",
+            stored: StoredWork { work: Work::Noop, validation_flops: None, claim: None },
+            quorum: 1,
+            open_slots: 1,
+            max_results: 1,
+            flops: 0.0,
+        };
+        self.create_job(owner_id, &JobSpec::Noop { units }, 0, (0..units).map(|_| unit()).collect()).await
+    }
+
+    async fn create_job(&self, owner_id: i64, spec: &JobSpec, escrow: i64, units: Vec<NewUnit>) -> Result<i64> {
+        let spec_json = serde_json::to_string(spec).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+        let kind = match spec {
+            JobSpec::Train { .. } => "train",
+            JobSpec::Eval { .. } => "eval",
+            JobSpec::Noop { .. } => "noop",
+        };
+        let t = now();
+        let mut tx = self.begin().await?;
+        let account = ledger::user_account(&mut tx, owner_id, self.config.starter_grant).await?;
+        let job_id: i64 = sqlx::query(
+            "INSERT INTO jobs (owner_id, kind, spec, state, escrow, created_at, updated_at) VALUES ($1, $2, $3, 'queued', $4, $5, $5) RETURNING id",
+        )
+        .bind(owner_id)
+        .bind(kind)
+        .bind(&spec_json)
+        .bind(escrow)
+        .bind(t)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        let escrow_account = ledger::escrow_account(&mut tx, job_id).await?;
+        let memo = Memo { kind: TransferKind::Escrow, dedup_key: format!("escrow:{job_id}"), job_id: Some(job_id), unit_id: None, assignment_id: None, memo: "estimated cost held for the job" };
+        ledger::transfer(&mut tx, account, escrow_account, escrow, memo).await?;
+        for unit in units {
+            insert_unit(&mut tx, job_id, &NewUnitRef::from(&unit), None, self.config.max_errors).await?;
+        }
+        tx.commit().await?;
+        self.wake.notify_waiters();
+        Ok(job_id)
+    }
+
+    async fn plan_train(
+        &self,
+        owner: &Token,
+        algorithm: &str,
+        dataset: &str,
+        overrides: Vec<String>,
+        output: Option<String>,
+    ) -> Result<(JobSpec, Vec<NewUnit>, i64)> {
+        let (algorithm_repo, algorithm) = self.pin(owner, RepoKind::Algorithm, algorithm).await?;
+        let (dataset_repo, dataset) = self.pin(owner, RepoKind::Dataset, dataset).await?;
+        let recipe_path = self.find_recipe(&algorithm_repo, &algorithm.revision).await?;
+        let text = self.read_text(&algorithm_repo, &algorithm.revision, &recipe_path).await?.unwrap_or_default();
+        let origin = format!("{}/{recipe_path}", algorithm.display());
+        let loaded = commons_engine::recipe::parse(&text, &origin).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
+        let loaded = commons_engine::recipe::with_overrides(&loaded, &overrides).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
+        check_runnable(&loaded)?;
+        let plan = cost::plan_from_recipe(&loaded, DEFAULT_VOCAB).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
+        let sizes = self.split_sizes(&dataset_repo, &dataset.revision, &loaded).await?;
+        let train_flops = cost::training_flops(&plan, sizes.train, loaded.recipe.training.epochs, sizes.test);
+        let validation_flops = cost::evaluation_flops(&plan, sizes.test);
+        let output = output.unwrap_or_else(|| {
+            let name = format!("{}-{}", algorithm_repo.name, dataset_repo.name);
+            name.chars().take(96).collect()
+        });
+        commons_hub::names::validate_repo_name(&output, "output repository name")?;
+        // Room for one retrained model and the validations that may take to agree.
+        let escrow = 2 * credits_for(train_flops) + VALIDATION_MAX_RESULTS * credits_for(validation_flops);
+        let work = Work::Train {
+            algorithm: algorithm.clone(),
+            recipe_path: recipe_path.clone(),
+            dataset: dataset.clone(),
+            overrides: overrides.clone(),
+            output_repo: format!("{}/{output}", owner.user.name),
+            // Filled in per assignment at lease time.
+            output_branch: String::new(),
+        };
+        let unit = NewUnit {
+            role: "train",
+            stored: StoredWork { work, validation_flops: Some(validation_flops), claim: None },
+            quorum: 1,
+            open_slots: 1,
+            max_results: 2,
+            flops: train_flops,
+        };
+        let spec = JobSpec::Train { algorithm, recipe_path, dataset, overrides, output };
+        Ok((spec, vec![unit], escrow))
+    }
+
+    async fn plan_eval(&self, owner: &Token, model: &str, dataset: &str, split: String) -> Result<(JobSpec, Vec<NewUnit>, i64)> {
+        if !matches!(split.as_str(), "train" | "validation" | "test") {
+            return Err(ComputeError::bad_request(format!("unknown split {split:?}: use train, validation or test")));
+        }
+        let (model_repo, model) = self.pin(owner, RepoKind::Model, model).await?;
+        let (dataset_repo, dataset) = self.pin(owner, RepoKind::Dataset, dataset).await?;
+        let config = self.read_text(&model_repo, &model.revision, "config.json").await?.ok_or_else(|| {
+            ComputeError::bad_request(format!("model {} has no config.json: only models trained by commons-engine can be evaluated", model.display()))
+        })?;
+        let config: commons_engine::output::ModelConfig = serde_json::from_str(&config)
+            .map_err(|e| ComputeError::bad_request(format!("config.json of {} is not a commons-engine model config: {e}", model.display())))?;
+        let loaded = commons_engine::recipe::parse(&config.recipe_toml, &format!("{}/config.json", model.display()))
+            .map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
+        check_runnable(&loaded)?;
+        let plan = cost::plan_from_recipe(&loaded, config.vocabulary.as_ref().map(|v| v.len()).unwrap_or(DEFAULT_VOCAB))
+            .map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
+        let sizes = self.split_sizes(&dataset_repo, &dataset.revision, &loaded).await?;
+        let examples = match split.as_str() {
+            "train" => sizes.train,
+            "validation" => (sizes.train as f64 * loaded.recipe.data.validation_fraction) as usize,
+            _ => sizes.test,
+        };
+        let flops = cost::evaluation_flops(&plan, examples);
+        let max_results = self.config.max_results.max(2);
+        let escrow = max_results * credits_for(flops);
+        let work = Work::Eval { model: model.clone(), dataset: dataset.clone(), split: split.clone() };
+        let unit = NewUnit { role: "eval", stored: StoredWork { work, validation_flops: None, claim: None }, quorum: 2, open_slots: 2, max_results, flops };
+        Ok((JobSpec::Eval { model, dataset, split }, vec![unit], escrow))
+    }
+
+    /// Resolves `namespace/name[@revision]` to a commit the caller may read. Private repositories
+    /// are refused: volunteer workers fetch inputs without the submitter's credentials.
+    async fn pin(&self, caller: &Token, kind: RepoKind, reference: &str) -> Result<(Repo, PinnedRepo)> {
+        let (name, revision) = reference.split_once('@').unwrap_or((reference, "main"));
+        let Some((namespace, short)) = name.split_once('/') else {
+            return Err(ComputeError::bad_request(format!("{reference:?} is not a {} reference: write namespace/name[@revision]", kind.as_str())));
+        };
+        let repo = match self.hub.db.get_repo(kind, namespace, short).await? {
+            Some(repo) if !repo.private || repo.namespace == caller.user.name => repo,
+            _ => return Err(ComputeError::not_found("RepoNotFound", format!("{} repository {name} not found", kind.as_str()))),
+        };
+        if repo.private {
+            return Err(ComputeError::bad_request(format!(
+                "{name} is private: jobs run on volunteers' machines, which read their inputs as anonymous clients; make it public first"
+            )));
+        }
+        let commit = self.hub.db.resolve_revision(&repo, revision).await.map_err(|e| match e {
+            commons_db::DbError::RevisionNotFound(_) => {
+                ComputeError::not_found("RevisionNotFound", format!("revision {revision:?} not found in {} repository {name}", kind.as_str()))
+            }
+            other => other.into(),
+        })?;
+        Ok((repo, PinnedRepo { repo: name.to_string(), revision: commit }))
+    }
+
+    async fn read_text(&self, repo: &Repo, commit: &str, path: &str) -> Result<Option<String>> {
+        let Some(entry) = self.hub.db.file_at(repo, commit, path).await? else { return Ok(None) };
+        let bytes = self.hub.cas.read_to_vec(&entry.sha256, SMALL_FILE_LIMIT).await.map_err(commons_hub::ApiError::from)?;
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| ComputeError::bad_request(format!("{path} in {} is not UTF-8 text", repo.full_name())))
+    }
+
+    /// `recipe.toml` at the root of an algorithm repo, or its only `.toml` file.
+    async fn find_recipe(&self, repo: &Repo, commit: &str) -> Result<String> {
+        let tree = self.hub.db.tree_at(repo, commit).await?;
+        if tree.iter().any(|f| f.path == "recipe.toml") {
+            return Ok("recipe.toml".into());
+        }
+        let tomls: Vec<&str> = tree.iter().map(|f| f.path.as_str()).filter(|p| p.ends_with(".toml") && !p.contains('/')).collect();
+        match tomls.as_slice() {
+            [one] => Ok(one.to_string()),
+            [] => Err(ComputeError::bad_request(format!("algorithm {} has no recipe.toml", repo.full_name()))),
+            many => Err(ComputeError::bad_request(format!("algorithm {} has several recipes ({}); name one recipe.toml", repo.full_name(), many.join(", ")))),
+        }
+    }
+
+    /// Example counts of a dataset revision: from its card's `dataset_info.splits`
+    /// (`num_examples`, as on the Hugging Face Hub), else estimated from its size.
+    async fn split_sizes(&self, repo: &Repo, commit: &str, loaded: &LoadedRecipe) -> Result<SplitSizes> {
+        if let Some(card) = self.read_text(repo, commit, "README.md").await? {
+            if let Some(sizes) = card_split_sizes(&card) {
+                let train = sizes.get("train").copied().unwrap_or(0);
+                let test = sizes.get("test").copied().unwrap_or((train as f64 * loaded.recipe.data.test_fraction) as usize);
+                if train > 0 {
+                    return Ok(SplitSizes { train, test });
+                }
+            }
+        }
+        let bytes: i64 = self.hub.db.tree_at(repo, commit).await?.iter().filter(|f| !f.path.ends_with(".md") && !f.path.starts_with('.')).map(|f| f.size).sum();
+        let per_example = loaded.recipe.data.input_shape.iter().product::<usize>().max(1);
+        let total = (bytes.max(0) as usize / per_example).max(1);
+        let test = (total as f64 * loaded.recipe.data.test_fraction.clamp(0.05, 0.5)) as usize;
+        tracing::debug!(dataset = %repo.full_name(), total, "no split sizes in the card; estimated from file sizes");
+        Ok(SplitSizes { train: total - test, test: test.max(1) })
+    }
+
+    /// A job with its units and their assignments.
+    pub async fn job_view(&self, id: i64) -> Result<JobView> {
+        let row = sqlx::query(
+            "SELECT j.id, u.name AS owner, j.state, j.spec, j.escrow, j.result, j.error, j.created_at, j.updated_at
+             FROM jobs j JOIN users u ON u.id = j.owner_id WHERE j.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| ComputeError::not_found("JobNotFound", format!("job {id} not found")))?;
+        let spec: JobSpec = serde_json::from_str(row.try_get("spec")?).map_err(|e| ComputeError::Corrupt(format!("job {id} spec: {e}")))?;
+        let result: Option<String> = row.try_get("result")?;
+        let mut tx = self.pool().begin().await?;
+        let paid = ledger::job_total(&mut tx, id, TransferKind::Payment).await?;
+        let refunded = ledger::job_total(&mut tx, id, TransferKind::Refund).await?;
+        drop(tx);
+        Ok(JobView {
+            id,
+            owner: row.try_get("owner")?,
+            state: row.try_get("state")?,
+            spec,
+            escrow: row.try_get("escrow")?,
+            paid,
+            refunded,
+            result: result.and_then(|r| serde_json::from_str(&r).ok()),
+            error: row.try_get("error")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            units: self.unit_views(id).await?,
+        })
+    }
+
+    async fn unit_views(&self, job_id: i64) -> Result<Vec<UnitView>> {
+        let assignments = sqlx::query(
+            "SELECT a.id, a.unit_id, a.worker_id, w.name AS worker, u.name AS owner, a.state, a.outcome, a.progress, a.epochs, a.output, a.error,
+                    a.created_at, a.reported_at
+             FROM assignments a JOIN workers w ON w.id = a.worker_id JOIN users u ON u.id = a.owner_id
+             WHERE a.unit_id IN (SELECT id FROM units WHERE job_id = $1) ORDER BY a.id",
+        )
+        .bind(job_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut by_unit: HashMap<i64, Vec<AssignmentView>> = HashMap::new();
+        for row in &assignments {
+            let json = |column: &str| -> Result<Option<serde_json::Value>> {
+                let text: Option<String> = row.try_get(column)?;
+                Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+            };
+            let epochs: Vec<EpochPoint> = json("epochs")?.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+            by_unit.entry(row.try_get("unit_id")?).or_default().push(AssignmentView {
+                id: row.try_get("id")?,
+                worker_id: row.try_get("worker_id")?,
+                worker: row.try_get("worker")?,
+                owner: row.try_get("owner")?,
+                state: row.try_get("state")?,
+                outcome: row.try_get("outcome")?,
+                progress: json("progress")?.and_then(|v| serde_json::from_value(v).ok()),
+                epochs,
+                output: json("output")?,
+                error: row.try_get("error")?,
+                created_at: row.try_get("created_at")?,
+                reported_at: row.try_get("reported_at")?,
+            });
+        }
+        let units = sqlx::query("SELECT id, role, state, quorum, validates_unit, flops, errors, last_error FROM units WHERE job_id = $1 ORDER BY id")
+            .bind(job_id)
+            .fetch_all(self.pool())
+            .await?;
+        units
+            .iter()
+            .map(|row| {
+                let id: i64 = row.try_get("id")?;
+                let flops: f64 = row.try_get("flops")?;
+                Ok(UnitView {
+                    id,
+                    role: row.try_get("role")?,
+                    state: row.try_get("state")?,
+                    quorum: row.try_get("quorum")?,
+                    validates_unit: row.try_get("validates_unit")?,
+                    flops,
+                    credits: credits_for(flops),
+                    errors: row.try_get("errors")?,
+                    last_error: row.try_get("last_error")?,
+                    assignments: by_unit.remove(&id).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// The newest jobs, optionally of one owner.
+    pub async fn list_jobs(&self, owner: Option<&str>, limit: i64) -> Result<Vec<JobView>> {
+        let ids = sqlx::query(
+            "SELECT j.id FROM jobs j JOIN users u ON u.id = j.owner_id WHERE ($1 IS NULL OR u.name = $1) AND j.kind <> 'noop' ORDER BY j.id DESC LIMIT $2",
+        )
+        .bind(owner)
+        .bind(limit.clamp(1, 500))
+        .fetch_all(self.pool())
+        .await?;
+        let mut jobs = Vec::with_capacity(ids.len());
+        for row in ids {
+            jobs.push(self.job_view(row.try_get("id")?).await?);
+        }
+        Ok(jobs)
+    }
+
+    /// Cancels a job of `caller`: open units close, running workers are told to stop at their
+    /// next heartbeat, and the unused escrow returns.
+    pub async fn cancel(&self, caller: &Token, id: i64) -> Result<JobView> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT owner_id, state FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| ComputeError::not_found("JobNotFound", format!("job {id} not found")))?;
+        let owner_id: i64 = row.try_get("owner_id")?;
+        if owner_id != caller.user.id {
+            return Err(ComputeError::forbidden(format!("job {id} belongs to another user")));
+        }
+        let state: String = row.try_get("state")?;
+        if matches!(state.as_str(), "done" | "failed" | "cancelled") {
+            return Err(ComputeError::conflict(format!("job {id} is already {state}")));
+        }
+        self.end_job(&mut tx, id, "cancelled", Some("cancelled by its owner")).await?;
+        tx.commit().await?;
+        tracing::info!(job = id, "job cancelled");
+        self.job_view(id).await
+    }
+
+    /// Moves a job to a final state: closes its units, stops running assignments, refunds.
+    pub(crate) async fn end_job(&self, tx: &mut Tx, job_id: i64, state: &str, error: Option<&str>) -> Result<()> {
+        let t = now();
+        sqlx::query("UPDATE jobs SET state = $1, error = COALESCE($2, error), updated_at = $3 WHERE id = $4")
+            .bind(state)
+            .bind(error)
+            .bind(t)
+            .bind(job_id)
+            .execute(&mut **tx)
+            .await?;
+        let unit_state = if state == "done" { "done" } else { "cancelled" };
+        sqlx::query("UPDATE units SET state = $1, open_slots = 0, updated_at = $2 WHERE job_id = $3 AND state = 'open'")
+            .bind(unit_state)
+            .bind(t)
+            .bind(job_id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("UPDATE assignments SET state = 'cancelled' WHERE state = 'running' AND unit_id IN (SELECT id FROM units WHERE job_id = $1)")
+            .bind(job_id)
+            .execute(&mut **tx)
+            .await?;
+        let owner_id: i64 = sqlx::query("SELECT owner_id FROM jobs WHERE id = $1").bind(job_id).fetch_one(&mut **tx).await?.try_get("owner_id")?;
+        ledger::refund(tx, job_id, owner_id, self.config.starter_grant).await?;
+        Ok(())
+    }
+
+    /// Log lines of a job after line id `after`.
+    pub async fn logs(&self, job_id: i64, after: i64, limit: i64) -> Result<Vec<LogLine>> {
+        let rows = sqlx::query("SELECT id, assignment_id, line, created_at FROM unit_logs WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+            .bind(job_id)
+            .bind(after)
+            .bind(limit.clamp(1, 10_000))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LogLine {
+                    id: row.try_get("id")?,
+                    assignment_id: row.try_get("assignment_id")?,
+                    line: row.try_get("line")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// A user's balance and history (opening the account, with its grant, on first look).
+    pub async fn credits(&self, user: &commons_db::User) -> Result<CreditsView> {
+        let mut tx = self.begin().await?;
+        let (balance, history) = ledger::history(&mut tx, user.id, self.config.starter_grant).await?;
+        tx.commit().await?;
+        Ok(CreditsView { user: user.name.clone(), balance, history })
+    }
+
+    pub async fn ledger(&self) -> Result<LedgerDump> {
+        ledger::dump(self.pool()).await
+    }
+}
+
+pub(crate) async fn insert_unit(tx: &mut Tx, job_id: i64, unit: &NewUnitRef<'_>, validates: Option<i64>, max_errors: i64) -> Result<i64> {
+    let payload = serde_json::to_string(unit.stored).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+    let t = now();
+    let row = sqlx::query(
+        "INSERT INTO units (job_id, role, payload, state, quorum, open_slots, max_results, max_errors, validates_unit, flops, created_at, updated_at)
+         VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
+    )
+    .bind(job_id)
+    .bind(unit.role)
+    .bind(payload)
+    .bind(unit.quorum)
+    .bind(unit.open_slots)
+    .bind(unit.max_results)
+    .bind(max_errors)
+    .bind(validates)
+    .bind(unit.flops)
+    .bind(t)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.try_get("id")?)
+}
+
+/// A unit to insert, borrowed.
+pub(crate) struct NewUnitRef<'a> {
+    pub role: &'static str,
+    pub stored: &'a StoredWork,
+    pub quorum: i64,
+    pub open_slots: i64,
+    pub max_results: i64,
+    pub flops: f64,
+}
+
+impl<'a> From<&'a NewUnit> for NewUnitRef<'a> {
+    fn from(u: &'a NewUnit) -> Self {
+        Self { role: u.role, stored: &u.stored, quorum: u.quorum, open_slots: u.open_slots, max_results: u.max_results, flops: u.flops }
+    }
+}
+
+struct SplitSizes {
+    train: usize,
+    test: usize,
+}
+
+/// Jobs run what the coordinator can validate: networks whose evaluation is deterministic.
+fn check_runnable(loaded: &LoadedRecipe) -> Result<()> {
+    if matches!(loaded.recipe.kind, RecipeKind::Word2vecSkipgram | RecipeKind::Word2vecCbow | RecipeKind::Glove) {
+        return Err(ComputeError::invalid_recipe(format!(
+            "recipe {} trains word embeddings, which have no deterministic test evaluation to validate them by; run it with `commons train`",
+            loaded.recipe.name
+        )));
+    }
+    Ok(())
+}
+
+/// `dataset_info.splits[].num_examples` of a card's YAML front matter (a mapping, or a list of
+/// configurations of which the first is taken).
+fn card_split_sizes(card: &str) -> Option<HashMap<String, usize>> {
+    let rest = card.strip_prefix("---\n").or_else(|| card.strip_prefix("---\r\n"))?;
+    let end = rest.find("\n---")?;
+    let yaml: serde_json::Value = serde_saphyr::from_str(&rest[..end]).ok()?;
+    let info = yaml.get("dataset_info")?;
+    let info = if let Some(list) = info.as_array() { list.first()? } else { info };
+    let mut sizes = HashMap::new();
+    for split in info.get("splits")?.as_array()? {
+        let name = split.get("name")?.as_str()?;
+        let count = split.get("num_examples")?.as_u64()?;
+        sizes.insert(name.to_string(), count as usize);
+    }
+    Some(sizes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::card_split_sizes;
+
+    #[test]
+    fn split_sizes_come_from_the_card_front_matter() {
+        let card = "---\nlicense: cc-by-sa-3.0\ndataset_info:\n  features:\n  - name: label\n  splits:\n  - name: train\n    num_examples: 60000\n  - name: test\n    num_examples: 10000\n---\n# MNIST\n";
+        let sizes = card_split_sizes(card).expect("sizes");
+        assert_eq!(sizes["train"], 60000);
+        assert_eq!(sizes["test"], 10000);
+        assert!(card_split_sizes("# no front matter\n").is_none());
+    }
+}

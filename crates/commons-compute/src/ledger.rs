@@ -1,0 +1,219 @@
+//! The double-entry credit ledger.
+//!
+//! Every movement of credits is a transfer of two entries that sum to zero, written inside the
+//! caller's transaction, so credits move exactly when the state change that earns or spends
+//! them commits. Invariants:
+//! - the entries of the whole ledger sum to zero (each transfer does);
+//! - no account but the issuer goes below zero (checked before each debit, under the write lock);
+//! - a transfer's `dedup_key` is unique: one grant per user, one escrow and one refund per job,
+//!   one payment per assignment, so retried or duplicated reports never pay twice;
+//! - every payment names the unit and the assignment whose validated result earned it.
+
+use commons_protocol::{CreditEntry, LedgerAccount, LedgerDump, LedgerTransfer};
+use sqlx::Row;
+
+use crate::Tx;
+use crate::error::{ComputeError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransferKind {
+    Grant,
+    Escrow,
+    Payment,
+    Refund,
+}
+
+impl TransferKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Grant => "grant",
+            Self::Escrow => "escrow",
+            Self::Payment => "payment",
+            Self::Refund => "refund",
+        }
+    }
+}
+
+/// What a transfer is for; `dedup_key` makes it happen at most once.
+pub(crate) struct Memo<'a> {
+    pub kind: TransferKind,
+    pub dedup_key: String,
+    pub job_id: Option<i64>,
+    pub unit_id: Option<i64>,
+    pub assignment_id: Option<i64>,
+    pub memo: &'a str,
+}
+
+async fn account(tx: &mut Tx, kind: &str, user_id: Option<i64>, job_id: Option<i64>) -> Result<(i64, bool)> {
+    let existing = match kind {
+        "issuer" => sqlx::query("SELECT id FROM ledger_accounts WHERE kind = 'issuer'").fetch_optional(&mut **tx).await?,
+        "user" => sqlx::query("SELECT id FROM ledger_accounts WHERE kind = 'user' AND user_id = $1").bind(user_id).fetch_optional(&mut **tx).await?,
+        _ => sqlx::query("SELECT id FROM ledger_accounts WHERE kind = 'escrow' AND job_id = $1").bind(job_id).fetch_optional(&mut **tx).await?,
+    };
+    if let Some(row) = existing {
+        return Ok((row.try_get("id")?, false));
+    }
+    let row = sqlx::query("INSERT INTO ledger_accounts (kind, user_id, job_id) VALUES ($1, $2, $3) RETURNING id")
+        .bind(kind)
+        .bind(user_id)
+        .bind(job_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok((row.try_get("id")?, true))
+}
+
+/// The account of `user_id`, opened with the starter grant on first use.
+pub(crate) async fn user_account(tx: &mut Tx, user_id: i64, starter_grant: i64) -> Result<i64> {
+    let (id, created) = account(tx, "user", Some(user_id), None).await?;
+    if created && starter_grant > 0 {
+        let (issuer, _) = account(tx, "issuer", None, None).await?;
+        let memo = Memo { kind: TransferKind::Grant, dedup_key: format!("grant:{user_id}"), job_id: None, unit_id: None, assignment_id: None, memo: "starter grant" };
+        transfer(tx, issuer, id, starter_grant, memo).await?;
+    }
+    Ok(id)
+}
+
+pub(crate) async fn escrow_account(tx: &mut Tx, job_id: i64) -> Result<i64> {
+    Ok(account(tx, "escrow", None, Some(job_id)).await?.0)
+}
+
+pub(crate) async fn balance(tx: &mut Tx, account_id: i64) -> Result<i64> {
+    let row = sqlx::query("SELECT COALESCE(SUM(amount), 0) AS balance FROM ledger_entries WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(row.try_get("balance")?)
+}
+
+/// Moves `amount` from `from` to `to`. Returns `false` (and moves nothing) when a transfer with
+/// the same dedup key already exists or the amount is zero. A debit that would take a
+/// non-issuer account below zero is refused.
+pub(crate) async fn transfer(tx: &mut Tx, from: i64, to: i64, amount: i64, memo: Memo<'_>) -> Result<bool> {
+    if amount <= 0 {
+        return Ok(false);
+    }
+    let from_kind: String = sqlx::query("SELECT kind FROM ledger_accounts WHERE id = $1").bind(from).fetch_one(&mut **tx).await?.try_get("kind")?;
+    if from_kind != "issuer" {
+        let available = balance(tx, from).await?;
+        if available < amount {
+            return Err(ComputeError::InsufficientCredits { needed: amount, balance: available });
+        }
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO ledger_transfers (kind, job_id, unit_id, assignment_id, dedup_key, memo, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+    )
+    .bind(memo.kind.as_str())
+    .bind(memo.job_id)
+    .bind(memo.unit_id)
+    .bind(memo.assignment_id)
+    .bind(&memo.dedup_key)
+    .bind(memo.memo)
+    .bind(commons_db::now_unix())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = inserted else { return Ok(false) };
+    let transfer_id: i64 = row.try_get("id")?;
+    for (account_id, signed) in [(from, -amount), (to, amount)] {
+        sqlx::query("INSERT INTO ledger_entries (transfer_id, account_id, amount) VALUES ($1, $2, $3)")
+            .bind(transfer_id)
+            .bind(account_id)
+            .bind(signed)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(true)
+}
+
+/// Returns what is left in a job's escrow to its submitter (once).
+pub(crate) async fn refund(tx: &mut Tx, job_id: i64, owner_id: i64, starter_grant: i64) -> Result<i64> {
+    let escrow = escrow_account(tx, job_id).await?;
+    let left = balance(tx, escrow).await?;
+    let owner = user_account(tx, owner_id, starter_grant).await?;
+    let memo = Memo { kind: TransferKind::Refund, dedup_key: format!("refund:{job_id}"), job_id: Some(job_id), unit_id: None, assignment_id: None, memo: "unused escrow returned" };
+    Ok(if transfer(tx, escrow, owner, left, memo).await? { left } else { 0 })
+}
+
+/// Sum of a job's transfers of one kind.
+pub(crate) async fn job_total(tx: &mut Tx, job_id: i64, kind: TransferKind) -> Result<i64> {
+    let row = sqlx::query(
+        "SELECT COALESCE(SUM(e.amount), 0) AS total FROM ledger_transfers t JOIN ledger_entries e ON e.transfer_id = t.id
+         WHERE t.job_id = $1 AND t.kind = $2 AND e.amount > 0",
+    )
+    .bind(job_id)
+    .bind(kind.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.try_get("total")?)
+}
+
+/// A user's balance and every entry of their account, newest first.
+pub(crate) async fn history(tx: &mut Tx, user_id: i64, starter_grant: i64) -> Result<(i64, Vec<CreditEntry>)> {
+    let account_id = user_account(tx, user_id, starter_grant).await?;
+    let rows = sqlx::query(
+        "SELECT t.id, t.kind, e.amount, t.job_id, t.unit_id, t.assignment_id, t.memo, t.created_at
+         FROM ledger_entries e JOIN ledger_transfers t ON t.id = e.transfer_id
+         WHERE e.account_id = $1 ORDER BY t.id DESC",
+    )
+    .bind(account_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in &rows {
+        entries.push(CreditEntry {
+            transfer_id: row.try_get("id")?,
+            kind: row.try_get("kind")?,
+            amount: row.try_get("amount")?,
+            job_id: row.try_get("job_id")?,
+            unit_id: row.try_get("unit_id")?,
+            assignment_id: row.try_get("assignment_id")?,
+            memo: row.try_get("memo")?,
+            created_at: row.try_get("created_at")?,
+        });
+    }
+    Ok((balance(tx, account_id).await?, entries))
+}
+
+/// The whole ledger, for audit.
+pub(crate) async fn dump(pool: &sqlx::SqlitePool) -> Result<LedgerDump> {
+    let accounts = sqlx::query(
+        "SELECT a.id, a.kind, u.name AS user_name, a.job_id, COALESCE((SELECT SUM(amount) FROM ledger_entries e WHERE e.account_id = a.id), 0) AS balance
+         FROM ledger_accounts a LEFT JOIN users u ON u.id = a.user_id ORDER BY a.id",
+    )
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(LedgerAccount {
+            id: row.try_get("id")?,
+            kind: row.try_get("kind")?,
+            user: row.try_get("user_name")?,
+            job_id: row.try_get("job_id")?,
+            balance: row.try_get("balance")?,
+        })
+    })
+    .collect::<Result<Vec<_>>>()?;
+    let mut transfers: Vec<LedgerTransfer> = sqlx::query("SELECT id, kind, job_id, unit_id, assignment_id, memo FROM ledger_transfers ORDER BY id")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(LedgerTransfer {
+                id: row.try_get("id")?,
+                kind: row.try_get("kind")?,
+                job_id: row.try_get("job_id")?,
+                unit_id: row.try_get("unit_id")?,
+                assignment_id: row.try_get("assignment_id")?,
+                memo: row.try_get("memo")?,
+                entries: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let index: std::collections::HashMap<i64, usize> = transfers.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
+    for row in sqlx::query("SELECT transfer_id, account_id, amount FROM ledger_entries ORDER BY id").fetch_all(pool).await? {
+        let transfer_id: i64 = row.try_get("transfer_id")?;
+        let slot = index.get(&transfer_id).ok_or_else(|| ComputeError::Corrupt(format!("entry of unknown transfer {transfer_id}")))?;
+        transfers[*slot].entries.push((row.try_get("account_id")?, row.try_get("amount")?));
+    }
+    Ok(LedgerDump { accounts, transfers })
+}

@@ -1,0 +1,151 @@
+//! The compute coordinator: turns jobs into work units, leases them to volunteer workers over
+//! HTTP long-poll, validates what comes back on BOINC's model, and keeps the credit ledger.
+//!
+//! Map:
+//! - [`jobs`]: submission (inputs pinned, recipe checked, cost estimated and escrowed), views,
+//!   cancellation.
+//! - [`dispatch`]: worker registration, leases, heartbeats, reports, lease expiry.
+//! - [`validate`]: quorum of agreeing results, adaptive replication, host trust, payments, and
+//!   finishing jobs (a trained model is promoted to `main` once an independent evaluation agrees).
+//! - [`ledger`]: double-entry credits.
+//! - [`routes`]: the HTTP API (`/api/jobs`, `/api/workers`, `/api/assignments`, `/api/credits`,
+//!   `/api/ledger`).
+//!
+//! Invariants: every state change is one database transaction, and credits move inside the
+//! transaction of the state change that earns or spends them; a unit is decided once; an
+//! assignment is paid at most once. All state lives in the database, so a coordinator restarted
+//! mid-job carries on where it stopped, and any number of coordinators can share one database.
+
+mod dispatch;
+mod error;
+mod jobs;
+mod ledger;
+mod routes;
+mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use commons_hub::AppState;
+use tokio::sync::Notify;
+
+pub use error::{ComputeError, Result};
+pub use routes::router;
+
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// Tunables of the coordinator.
+#[derive(Debug, Clone)]
+pub struct ComputeConfig {
+    /// A lease lapses this long after the worker's last heartbeat.
+    pub lease_seconds: u64,
+    /// Longest a pull waits for work before answering "nothing yet".
+    pub long_poll_seconds: u64,
+    /// Credits a new account starts with.
+    pub starter_grant: i64,
+    /// Valid results in a row after which a host is trusted (BOINC's adaptive replication).
+    pub trust_threshold: i64,
+    /// Probability that a trusted host's evaluation is still replicated (spot check).
+    pub spot_check_rate: f64,
+    /// Errors and lapsed leases a unit survives before its job fails.
+    pub max_errors: i64,
+    /// Results an evaluation unit may collect while looking for a quorum.
+    pub max_results: i64,
+    /// The hub operator's account: its workers (the one embedded in `commons serve`) are
+    /// trusted without replication.
+    pub operator_user: Option<String>,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        Self {
+            lease_seconds: 60,
+            long_poll_seconds: 25,
+            starter_grant: 1000,
+            trust_threshold: 10,
+            spot_check_rate: 0.1,
+            max_errors: 3,
+            max_results: 4,
+            operator_user: None,
+        }
+    }
+}
+
+/// The coordinator. Cheap to clone; all state is in the hub's database.
+#[derive(Clone)]
+pub struct Coordinator {
+    pub(crate) hub: AppState,
+    pub(crate) config: Arc<ComputeConfig>,
+    /// Wakes long-polling pulls when units gain open slots on this server.
+    pub(crate) wake: Arc<Notify>,
+}
+
+impl axum::extract::FromRef<Coordinator> for AppState {
+    fn from_ref(c: &Coordinator) -> AppState {
+        c.hub.clone()
+    }
+}
+
+impl Coordinator {
+    /// A coordinator on `hub`. Leases still running from before a restart get a fresh lease
+    /// period: the downtime was the server's, not the workers'.
+    pub async fn start(hub: AppState, config: ComputeConfig) -> Result<Self> {
+        let coordinator = Self { hub, config: Arc::new(config), wake: Arc::new(Notify::new()) };
+        let extended = sqlx::query("UPDATE assignments SET lease_expires_at = $1 WHERE state = 'running' AND lease_expires_at < $1")
+            .bind(commons_db::now_unix() + coordinator.config.lease_seconds as i64)
+            .execute(coordinator.pool())
+            .await?
+            .rows_affected();
+        if extended > 0 {
+            tracing::info!(extended, "extended the leases of units that ran while the coordinator was down");
+        }
+        Ok(coordinator)
+    }
+
+    pub fn config(&self) -> &ComputeConfig {
+        &self.config
+    }
+
+    pub(crate) fn pool(&self) -> &sqlx::SqlitePool {
+        self.hub.db.pool()
+    }
+
+    pub(crate) async fn begin(&self) -> Result<Tx> {
+        Ok(self.hub.db.begin_write().await?)
+    }
+
+    /// Runs lease expiry and job completion every few seconds until the process ends.
+    pub fn spawn_housekeeping(&self) -> tokio::task::JoinHandle<()> {
+        let coordinator = self.clone();
+        let period = Duration::from_millis((coordinator.config.lease_seconds * 1000 / 4).clamp(250, 5000));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = coordinator.housekeeping().await {
+                    tracing::warn!(error = %e, "compute housekeeping failed; retrying");
+                }
+            }
+        })
+    }
+
+    /// One round of housekeeping: lapse silent leases, finish jobs whose units are all decided.
+    pub async fn housekeeping(&self) -> Result<()> {
+        self.expire_leases().await?;
+        self.finish_ready_jobs().await?;
+        self.hub.db.purge_expired_tokens().await?;
+        Ok(())
+    }
+}
+
+/// Current time in unix seconds.
+pub(crate) fn now() -> i64 {
+    commons_db::now_unix()
+}
+
+/// sha256 of the canonical JSON of `value` (object keys sorted): what results are compared by.
+pub(crate) fn result_hash(value: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(value.to_string().as_bytes()))
+}

@@ -1,0 +1,141 @@
+//! The compute HTTP API. Bodies are the JSON types of `commons-protocol`; errors are the hub's
+//! JSON errors.
+
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use commons_db::{Scope, Token};
+use commons_hub::{ApiError, ApiResult, Caller};
+use commons_protocol::{Heartbeat, JobRequest, RegisterWorker, Report};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::Coordinator;
+
+pub fn router(coordinator: Coordinator) -> Router {
+    Router::new()
+        .route("/api/jobs", post(submit).get(list))
+        .route("/api/jobs/{id}", get(job))
+        .route("/api/jobs/{id}/cancel", post(cancel))
+        .route("/api/jobs/{id}/logs", get(logs))
+        .route("/api/workers", get(workers))
+        .route("/api/workers/register", post(register))
+        .route("/api/workers/{id}/pull", post(pull))
+        .route("/api/assignments/{id}/heartbeat", post(heartbeat))
+        .route("/api/assignments/{id}/report", post(report))
+        .route("/api/credits", get(credits))
+        .route("/api/ledger", get(ledger))
+        .with_state(coordinator)
+}
+
+/// A JSON body whose rejection is a JSON error naming what is wrong.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(ApiError::bad_request(match rejection {
+                JsonRejection::JsonDataError(e) => format!("invalid request body: {}", e.body_text()),
+                JsonRejection::JsonSyntaxError(e) => format!("request body is not valid JSON: {}", e.body_text()),
+                other => other.body_text(),
+            })),
+        }
+    }
+}
+
+/// A write token of a whole account: what submitting jobs and running workers need.
+fn account_token(caller: &Caller) -> ApiResult<&Token> {
+    let token = caller.require()?;
+    if token.scope != Scope::Write || token.repo_id.is_some() {
+        return Err(ApiError::forbidden("this needs a write token of the account (not a read-only or repository-limited token)"));
+    }
+    Ok(token)
+}
+
+async fn submit(State(c): State<Coordinator>, caller: Caller, Body(request): Body<JobRequest>) -> ApiResult<Response> {
+    let owner = account_token(&caller)?;
+    let job = c.submit(owner, request).await?;
+    Ok((StatusCode::CREATED, Json(job)).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    owner: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list(State(c): State<Coordinator>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+    Ok(Json(c.list_jobs(q.owner.as_deref(), q.limit.unwrap_or(50)).await?).into_response())
+}
+
+async fn job(State(c): State<Coordinator>, Path(id): Path<i64>) -> ApiResult<Response> {
+    Ok(Json(c.job_view(id).await?).into_response())
+}
+
+async fn cancel(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>) -> ApiResult<Response> {
+    let owner = account_token(&caller)?;
+    Ok(Json(c.cancel(owner, id).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn logs(State(c): State<Coordinator>, Path(id): Path<i64>, Query(q): Query<LogQuery>) -> ApiResult<Response> {
+    c.job_view(id).await?;
+    let lines = c.logs(id, q.after.unwrap_or(0), q.limit.unwrap_or(1000)).await?;
+    Ok(Json(json!({ "lines": lines })).into_response())
+}
+
+async fn workers(State(c): State<Coordinator>) -> ApiResult<Response> {
+    Ok(Json(c.workers().await?).into_response())
+}
+
+async fn register(State(c): State<Coordinator>, caller: Caller, Body(request): Body<RegisterWorker>) -> ApiResult<Response> {
+    let owner = account_token(&caller)?;
+    Ok(Json(c.register(owner, request).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct PullQuery {
+    /// Seconds to wait for work.
+    wait: Option<u64>,
+}
+
+async fn pull(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, Query(q): Query<PullQuery>) -> ApiResult<Response> {
+    let owner = account_token(&caller)?;
+    match c.pull(owner, id, Duration::from_secs(q.wait.unwrap_or(0))).await? {
+        Some(lease) => Ok(Json(lease).into_response()),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+async fn heartbeat(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, Body(beat): Body<Heartbeat>) -> ApiResult<Response> {
+    let owner = account_token(&caller)?;
+    Ok(Json(c.heartbeat(owner, id, beat).await?).into_response())
+}
+
+async fn report(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, Body(report): Body<Report>) -> ApiResult<Response> {
+    let owner = account_token(&caller)?;
+    Ok(Json(c.report(owner, id, report).await?).into_response())
+}
+
+async fn credits(State(c): State<Coordinator>, caller: Caller) -> ApiResult<Response> {
+    let token = caller.require()?;
+    Ok(Json(c.credits(&token.user).await?).into_response())
+}
+
+async fn ledger(State(c): State<Coordinator>) -> ApiResult<Response> {
+    Ok(Json(c.ledger().await?).into_response())
+}

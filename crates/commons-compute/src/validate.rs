@@ -1,0 +1,437 @@
+//! Validation on BOINC's model, payments, and finishing jobs.
+//!
+//! Results of a unit are grouped by the hash of their output. A group wins when its support
+//! reaches the unit's quorum, where support counts distinct owners (one person cannot outvote
+//! others by running many workers) plus each of the hub operator's own hosts. The winners are
+//! valid and paid; the others are invalid, unpaid, and reset their host's trust. Without a
+//! winner and with no result still running, the unit goes to one more worker, up to its cap.
+//!
+//! A training result is validated by an evaluation unit whose first vote is the trainer's
+//! claimed test metrics: an independent worker re-evaluates the uploaded model, and the claim
+//! stands only if an evaluation from another owner reproduces it bit for bit.
+
+use commons_db::{CommitOp, NewFile, RefKind};
+use commons_protocol::{Output, PinnedRepo, Work, credits_for};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::error::{ComputeError, Result};
+use crate::jobs::{NewUnitRef, StoredWork, VALIDATION_MAX_RESULTS, insert_unit};
+use crate::ledger::{self, Memo, TransferKind};
+use crate::{Coordinator, Tx, now};
+
+struct Vote {
+    assignment_id: i64,
+    owner_id: i64,
+    worker_id: i64,
+    operator: bool,
+    hash: String,
+}
+
+async fn votes(tx: &mut Tx, condition: &str, id: i64) -> Result<Vec<Vote>> {
+    let sql = format!(
+        "SELECT a.id, a.owner_id, a.worker_id, w.operator_host, a.output_hash FROM assignments a JOIN workers w ON w.id = a.worker_id
+         WHERE {condition} AND a.state = 'reported' AND a.output_hash IS NOT NULL ORDER BY a.id"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Vote {
+                assignment_id: row.try_get("id")?,
+                owner_id: row.try_get("owner_id")?,
+                worker_id: row.try_get("worker_id")?,
+                operator: row.try_get("operator_host")?,
+                hash: row.try_get("output_hash")?,
+            })
+        })
+        .collect()
+}
+
+/// Distinct owners, plus each operator host on its own.
+fn support(group: &[&Vote]) -> i64 {
+    let mut owners: Vec<i64> = group.iter().filter(|v| !v.operator).map(|v| v.owner_id).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    owners.len() as i64 + group.iter().filter(|v| v.operator).count() as i64
+}
+
+impl Coordinator {
+    /// A train unit reported a model: queue its validation, an evaluation whose first vote is
+    /// the trainer's claim.
+    pub(crate) async fn open_validation(&self, tx: &mut Tx, train_unit: i64, job_id: i64, output: &Output) -> Result<()> {
+        let Output::Train { model_commit, .. } = output else { return Ok(()) };
+        let payload: String = sqlx::query("SELECT payload FROM units WHERE id = $1").bind(train_unit).fetch_one(&mut **tx).await?.try_get("payload")?;
+        let stored: StoredWork = serde_json::from_str(&payload).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+        let Work::Train { dataset, output_repo, .. } = stored.work else { return Err(ComputeError::Corrupt(format!("unit {train_unit} is not a train unit"))) };
+        let claim: i64 = sqlx::query("SELECT id FROM assignments WHERE unit_id = $1 AND state = 'reported' AND outcome = 'pending' ORDER BY reported_at DESC, id DESC LIMIT 1")
+            .bind(train_unit)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("id")?;
+        let work = Work::Eval { model: PinnedRepo { repo: output_repo, revision: model_commit.clone() }, dataset, split: "test".into() };
+        let validation = StoredWork { work, validation_flops: None, claim: Some(claim) };
+        let unit = NewUnitRef {
+            role: "eval",
+            stored: &validation,
+            quorum: 2,
+            open_slots: 1,
+            max_results: VALIDATION_MAX_RESULTS,
+            flops: stored.validation_flops.unwrap_or(0.0),
+        };
+        let id = insert_unit(tx, job_id, &unit, Some(train_unit), self.config.max_errors).await?;
+        tracing::info!(job = job_id, unit = id, claim, "training reported; validation queued");
+        Ok(())
+    }
+
+    /// Looks for a quorum among a unit's results and acts on it.
+    pub(crate) async fn decide(&self, tx: &mut Tx, unit_id: i64) -> Result<()> {
+        let unit = sqlx::query("SELECT job_id, state, quorum, open_slots, results_made, max_results, validates_unit, flops, payload FROM units WHERE id = $1")
+            .bind(unit_id)
+            .fetch_one(&mut **tx)
+            .await?;
+        if unit.try_get::<String, _>("state")? != "open" {
+            return Ok(());
+        }
+        let job_id: i64 = unit.try_get("job_id")?;
+        let quorum: i64 = unit.try_get("quorum")?;
+        let flops: f64 = unit.try_get("flops")?;
+        let validates: Option<i64> = unit.try_get("validates_unit")?;
+        let stored: StoredWork = serde_json::from_str(unit.try_get("payload")?).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+        let mut ballot = votes(tx, "a.unit_id = $1", unit_id).await?;
+        let claim = match stored.claim {
+            Some(claim) => votes(tx, "a.id = $1", claim).await?.pop(),
+            None => None,
+        };
+        if let Some(claim) = &claim {
+            ballot.insert(0, Vote { assignment_id: claim.assignment_id, owner_id: claim.owner_id, worker_id: claim.worker_id, operator: claim.operator, hash: claim.hash.clone() });
+        }
+        let mut hashes: Vec<&str> = ballot.iter().map(|v| v.hash.as_str()).collect();
+        hashes.dedup();
+        let winner = hashes.into_iter().find(|h| support(&ballot.iter().filter(|v| v.hash == *h).collect::<Vec<_>>()) >= quorum).map(str::to_string);
+        let Some(winner) = winner else {
+            let running: i64 = sqlx::query("SELECT COUNT(*) AS n FROM assignments WHERE unit_id = $1 AND state = 'running'")
+                .bind(unit_id)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("n")?;
+            let open_slots: i64 = unit.try_get("open_slots")?;
+            if running > 0 || open_slots > 0 {
+                return Ok(());
+            }
+            let results_made: i64 = unit.try_get("results_made")?;
+            if results_made < unit.try_get::<i64, _>("max_results")? {
+                sqlx::query("UPDATE units SET open_slots = 1, updated_at = $1 WHERE id = $2").bind(now()).bind(unit_id).execute(&mut **tx).await?;
+                self.log(tx, job_id, &format!("unit {unit_id}: {} results and no quorum yet; sending it to another worker", ballot.len())).await?;
+            } else {
+                sqlx::query("UPDATE units SET state = 'failed', open_slots = 0, updated_at = $1 WHERE id = $2").bind(now()).bind(unit_id).execute(&mut **tx).await?;
+                let message = format!("unit {unit_id}: {results_made} results never reached a quorum of {quorum}");
+                self.end_job(tx, job_id, "failed", Some(&message)).await?;
+            }
+            return Ok(());
+        };
+        let claim_id = claim.as_ref().map(|c| c.assignment_id);
+        for vote in &ballot {
+            let valid = vote.hash == winner;
+            self.judge(tx, vote, valid).await?;
+            if Some(vote.assignment_id) == claim_id {
+                continue;
+            }
+            if valid {
+                self.pay(tx, job_id, unit_id, vote, flops).await?;
+            }
+        }
+        sqlx::query("UPDATE units SET state = 'done', canonical_hash = $1, open_slots = 0, updated_at = $2 WHERE id = $3")
+            .bind(&winner)
+            .bind(now())
+            .bind(unit_id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("UPDATE assignments SET state = 'cancelled' WHERE unit_id = $1 AND state = 'running'").bind(unit_id).execute(&mut **tx).await?;
+        if let (Some(train_unit), Some(claim)) = (validates, claim) {
+            self.settle_training(tx, job_id, train_unit, &claim, claim.hash == winner).await?;
+        }
+        Ok(())
+    }
+
+    /// The validation of a training claim is decided: pay and close the train unit, or reject the
+    /// claim and train again elsewhere.
+    async fn settle_training(&self, tx: &mut Tx, job_id: i64, train_unit: i64, claim: &Vote, confirmed: bool) -> Result<()> {
+        let unit = sqlx::query("SELECT flops, results_made, max_results, state FROM units WHERE id = $1").bind(train_unit).fetch_one(&mut **tx).await?;
+        if unit.try_get::<String, _>("state")? != "open" {
+            return Ok(());
+        }
+        if confirmed {
+            self.pay(tx, job_id, train_unit, claim, unit.try_get("flops")?).await?;
+            sqlx::query("UPDATE units SET state = 'done', canonical_hash = $1, open_slots = 0, updated_at = $2 WHERE id = $3")
+                .bind(&claim.hash)
+                .bind(now())
+                .bind(train_unit)
+                .execute(&mut **tx)
+                .await?;
+            self.log(tx, job_id, &format!("training result of assignment {} confirmed by an independent evaluation", claim.assignment_id)).await?;
+            return Ok(());
+        }
+        self.log(tx, job_id, &format!("training result of assignment {} was not reproduced by independent evaluations; rejected", claim.assignment_id)).await?;
+        if unit.try_get::<i64, _>("results_made")? < unit.try_get::<i64, _>("max_results")? {
+            sqlx::query("UPDATE units SET open_slots = open_slots + 1, updated_at = $1 WHERE id = $2").bind(now()).bind(train_unit).execute(&mut **tx).await?;
+        } else {
+            sqlx::query("UPDATE units SET state = 'failed', open_slots = 0 WHERE id = $1").bind(train_unit).execute(&mut **tx).await?;
+            self.end_job(tx, job_id, "failed", Some("no training result survived validation")).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a result's outcome and moves its host's trust.
+    async fn judge(&self, tx: &mut Tx, vote: &Vote, valid: bool) -> Result<()> {
+        let changed = sqlx::query("UPDATE assignments SET outcome = $1 WHERE id = $2 AND outcome = 'pending'")
+            .bind(if valid { "valid" } else { "invalid" })
+            .bind(vote.assignment_id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Ok(());
+        }
+        let sql = if valid {
+            "UPDATE workers SET consecutive_valid = consecutive_valid + 1, valid_results = valid_results + 1 WHERE id = $1"
+        } else {
+            "UPDATE workers SET consecutive_valid = 0, invalid_results = invalid_results + 1 WHERE id = $1"
+        };
+        sqlx::query(sql).bind(vote.worker_id).execute(&mut **tx).await?;
+        if !valid {
+            tracing::warn!(assignment = vote.assignment_id, worker = vote.worker_id, "result rejected: it disagrees with the quorum");
+        }
+        Ok(())
+    }
+
+    /// Pays a validated result from the job's escrow (at most what is left in it), once.
+    async fn pay(&self, tx: &mut Tx, job_id: i64, unit_id: i64, vote: &Vote, flops: f64) -> Result<()> {
+        let escrow = ledger::escrow_account(tx, job_id).await?;
+        let left = ledger::balance(tx, escrow).await?;
+        let amount = credits_for(flops).min(left);
+        let to = ledger::user_account(tx, vote.owner_id, self.config.starter_grant).await?;
+        let memo = format!("validated result of unit {unit_id} ({:.3} GFLOP)", flops / 1e9);
+        let memo = Memo {
+            kind: TransferKind::Payment,
+            dedup_key: format!("payment:{}", vote.assignment_id),
+            job_id: Some(job_id),
+            unit_id: Some(unit_id),
+            assignment_id: Some(vote.assignment_id),
+            memo: &memo,
+        };
+        ledger::transfer(tx, escrow, to, amount, memo).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn log(&self, tx: &mut Tx, job_id: i64, line: &str) -> Result<()> {
+        sqlx::query("INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES ($1, NULL, $2, $3)")
+            .bind(job_id)
+            .bind(format!("[coordinator] {line}"))
+            .bind(now())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets queued / running / validating from the units' progress.
+    pub(crate) async fn refresh_job_state(&self, tx: &mut Tx, job_id: i64) -> Result<()> {
+        let row = sqlx::query(
+            "SELECT
+                (SELECT COUNT(*) FROM assignments a JOIN units u ON u.id = a.unit_id WHERE u.job_id = $1) AS assigned,
+                (SELECT COUNT(*) FROM units u WHERE u.job_id = $1 AND u.validates_unit IS NULL AND u.state = 'open'
+                   AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.unit_id = u.id AND a.state = 'reported' AND a.outcome <> 'invalid')) AS computing",
+        )
+        .bind(job_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let assigned: i64 = row.try_get("assigned")?;
+        let computing: i64 = row.try_get("computing")?;
+        let state = if computing == 0 { "validating" } else if assigned > 0 { "running" } else { "queued" };
+        sqlx::query("UPDATE jobs SET state = $1, updated_at = $2 WHERE id = $3 AND state IN ('queued', 'running', 'validating') AND state <> $1")
+            .bind(state)
+            .bind(now())
+            .bind(job_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Finishes every job whose units are all decided. Safe to run concurrently and repeatedly.
+    pub(crate) async fn finish_ready_jobs(&self) -> Result<()> {
+        let ready = sqlx::query(
+            "SELECT id FROM jobs j WHERE j.state IN ('queued', 'running', 'validating')
+               AND EXISTS (SELECT 1 FROM units u WHERE u.job_id = j.id)
+               AND NOT EXISTS (SELECT 1 FROM units u WHERE u.job_id = j.id AND u.state <> 'done')",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        for row in ready {
+            let id: i64 = row.try_get("id")?;
+            if let Err(e) = self.finish_job(id).await {
+                tracing::warn!(job = id, error = %e, "finishing the job failed; will retry");
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish_job(&self, job_id: i64) -> Result<()> {
+        let spec: String = sqlx::query("SELECT spec FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get("spec")?;
+        let spec: commons_protocol::JobSpec = serde_json::from_str(&spec).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+        let result = match &spec {
+            commons_protocol::JobSpec::Noop { units } => json!({ "units": units }),
+            commons_protocol::JobSpec::Eval { model, dataset, split } => {
+                let (output, workers) = self.accepted(job_id, "eval", false).await?;
+                let Some(Output::Eval { metrics, .. }) = output else { return Err(ComputeError::Corrupt(format!("job {job_id}: no accepted evaluation"))) };
+                json!({ "metrics": metrics, "provenance": { "model": model, "dataset": dataset, "split": split, "agreed": workers } })
+            }
+            commons_protocol::JobSpec::Train { algorithm, recipe_path, dataset, overrides, output } => {
+                let (claim, trainer) = self.accepted(job_id, "train", false).await?;
+                let Some(Output::Train { model_commit, test, flops, epochs, wall_seconds }) = claim else {
+                    return Err(ComputeError::Corrupt(format!("job {job_id}: no accepted training")));
+                };
+                let (_, validators) = self.accepted(job_id, "eval", true).await?;
+                let provenance = json!({
+                    "algorithm": algorithm, "recipe": recipe_path, "dataset": dataset, "overrides": overrides,
+                    "trained_by": trainer, "confirmed_by": validators, "job": job_id,
+                });
+                let assignment = trainer.first().and_then(|t| t["assignment"].as_i64()).unwrap_or_default();
+                let branch = format!("job-{job_id}-a{assignment}");
+                let revision = self.promote(job_id, output, &spec_owner(self, job_id).await?, &branch, &model_commit, &test, &provenance).await?;
+                json!({
+                    "model": { "repo": output_repo_name(self, job_id, output).await?, "revision": revision, "trained_commit": model_commit },
+                    "test": test, "epochs": epochs, "flops": flops, "wall_seconds": wall_seconds, "provenance": provenance,
+                })
+            }
+        };
+        let mut tx = self.begin().await?;
+        let updated = sqlx::query("UPDATE jobs SET result = $1 WHERE id = $2 AND state IN ('queued', 'running', 'validating')")
+            .bind(result.to_string())
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if updated == 1 {
+            self.end_job(&mut tx, job_id, "done", None).await?;
+            tracing::info!(job = job_id, "job done");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The accepted output of a job's units of `role` (validation units when `validation`), and
+    /// the workers whose results agreed, with their engine versions.
+    async fn accepted(&self, job_id: i64, role: &str, validation: bool) -> Result<(Option<Output>, Vec<Value>)> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT a.id, a.output, w.name AS worker, w.engine_version, u2.name AS owner FROM assignments a
+             JOIN units u ON u.id = a.unit_id JOIN workers w ON w.id = a.worker_id JOIN users u2 ON u2.id = a.owner_id
+             WHERE u.job_id = $1 AND u.role = $2 AND u.validates_unit IS {} NULL AND a.outcome = 'valid' ORDER BY a.id",
+            if validation { "NOT" } else { "" }
+        )))
+        .bind(job_id)
+        .bind(role)
+        .fetch_all(self.pool())
+        .await?;
+        let mut output = None;
+        let mut workers = Vec::new();
+        for row in rows {
+            if output.is_none() {
+                let text: String = row.try_get("output")?;
+                output = Some(serde_json::from_str(&text).map_err(|e| ComputeError::Corrupt(e.to_string()))?);
+            }
+            workers.push(json!({
+                "assignment": row.try_get::<i64, _>("id")?,
+                "worker": row.try_get::<String, _>("worker")?,
+                "owner": row.try_get::<String, _>("owner")?,
+                "engine_version": row.try_get::<String, _>("engine_version")?,
+            }));
+        }
+        Ok((output, workers))
+    }
+
+    /// Publishes a validated model: a commit on the job's branch adding the validation record
+    /// to the card, then `main` moved to it. Idempotent: a rerun after a crash finds its commit.
+    #[allow(clippy::too_many_arguments)]
+    async fn promote(&self, job_id: i64, output: &str, owner: &str, branch: &str, model_commit: &str, test: &Value, provenance: &Value) -> Result<String> {
+        let repo = self
+            .hub
+            .db
+            .get_repo(commons_db::RepoKind::Model, owner, output)
+            .await?
+            .ok_or_else(|| ComputeError::Corrupt(format!("output repository {owner}/{output} is gone")))?;
+        let branch = self
+            .hub
+            .db
+            .refs(&repo)
+            .await?
+            .into_iter()
+            .find(|r| r.kind == RefKind::Branch && r.name == branch)
+            .ok_or_else(|| ComputeError::Corrupt(format!("branch {branch} of job {job_id} is gone from {owner}/{output}")))?;
+        let title = format!("Validated by job {job_id}");
+        let head = self.hub.db.get_commit(&repo, &branch.commit_id).await?;
+        let validated = match head {
+            Some(commit) if commit.title == title => commit.id,
+            _ => {
+                let card = match self.hub.db.file_at(&repo, model_commit, "README.md").await? {
+                    Some(entry) => String::from_utf8_lossy(&self.hub.cas.read_to_vec(&entry.sha256, 4 << 20).await.map_err(commons_hub::ApiError::from)?).into_owned(),
+                    None => String::new(),
+                };
+                let card = format!("{card}\n{}", validation_section(job_id, test, provenance));
+                let record = serde_json::to_vec_pretty(&json!({ "job": job_id, "test": test, "provenance": provenance })).unwrap_or_default();
+                let mut ops = Vec::new();
+                for (path, bytes) in [("README.md", card.into_bytes()), ("validation.json", record)] {
+                    let stored = self.hub.cas.put_bytes(&bytes).await.map_err(commons_hub::ApiError::from)?;
+                    ops.push(CommitOp::Put(NewFile { path: path.into(), sha256: stored.sha256, lfs: false }));
+                }
+                let message = format!("Test metrics confirmed by an independent evaluation.\n\n{provenance}");
+                self.hub.db.commit(&repo, &branch.name, Some(model_commit), &ops, "commons", &title, &message).await?.id
+            }
+        };
+        let main = self.hub.db.resolve_revision(&repo, "main").await?;
+        if main != validated {
+            self.hub.db.move_branch(&repo, "main", &main, &validated).await?;
+        }
+        tracing::info!(job = job_id, repo = %repo.full_name(), revision = %validated, "validated model published on main");
+        Ok(validated)
+    }
+}
+
+async fn spec_owner(c: &Coordinator, job_id: i64) -> Result<String> {
+    Ok(sqlx::query("SELECT u.name FROM jobs j JOIN users u ON u.id = j.owner_id WHERE j.id = $1")
+        .bind(job_id)
+        .fetch_one(c.pool())
+        .await?
+        .try_get("name")?)
+}
+
+async fn output_repo_name(c: &Coordinator, job_id: i64, output: &str) -> Result<String> {
+    Ok(format!("{}/{output}", spec_owner(c, job_id).await?))
+}
+
+/// The card section that records how a model's metrics were confirmed.
+fn validation_section(job_id: i64, test: &Value, provenance: &Value) -> String {
+    let pinned = |key: &str| provenance.get(key).and_then(|p| serde_json::from_value::<PinnedRepo>(p.clone()).ok());
+    let mut s = format!("## Validation\n\nTrained and validated by Commons job {job_id}.\n\n");
+    if let Some(a) = pinned("algorithm") {
+        s += &format!("- Algorithm: `{}` at revision `{}`\n", a.repo, a.revision);
+    }
+    if let Some(d) = pinned("dataset") {
+        s += &format!("- Dataset: `{}` at revision `{}`\n", d.repo, d.revision);
+    }
+    let names = |key: &str| {
+        provenance
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .map(|w| format!("{} (owner {}, engine {})", w["worker"].as_str().unwrap_or("?"), w["owner"].as_str().unwrap_or("?"), w["engine_version"].as_str().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    s += &format!("- Trained by: {}\n- Test metrics reproduced bit for bit by: {}\n", names("trained_by"), names("confirmed_by"));
+    if let Some(accuracy) = test.get("accuracy").and_then(Value::as_f64) {
+        s += &format!("- Confirmed test accuracy: {accuracy:.4}\n");
+    }
+    s
+}

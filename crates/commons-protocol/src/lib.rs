@@ -1,0 +1,374 @@
+//! The compute protocol: the JSON bodies of `/api/jobs`, `/api/workers` and `/api/assignments`.
+//!
+//! Workers pull: they register, then long-poll for a lease, stream heartbeats (progress, logs,
+//! per-epoch metrics) that keep the lease alive, and report once. Nothing here needs an inbound
+//! connection to the worker, so workers behind NAT take part.
+//!
+//! Both sides of the wire use these types; the server is `commons-compute`, the worker
+//! `commons-worker`, the people-facing side the `commons job` / `commons credits` commands.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Bumped when a message changes meaning; a worker of another version is refused at registration.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Floating-point operations worth one credit (1 GFLOP): work is priced by what it computes, so a
+/// GPU and a CPU earn the same for the same unit.
+pub const FLOPS_PER_CREDIT: f64 = 1e9;
+
+/// Credits a unit of `flops` operations is worth.
+pub fn credits_for(flops: f64) -> i64 {
+    if flops.is_finite() && flops > 0.0 { (flops / FLOPS_PER_CREDIT).ceil() as i64 } else { 0 }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+
+/// `POST /api/jobs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum JobRequest {
+    /// Train an algorithm repo's recipe on a dataset repo; the model lands in `output`
+    /// (a model repo of the submitter, created when missing).
+    Train {
+        /// `namespace/name` or `namespace/name@revision` of an algorithm repo.
+        algorithm: String,
+        /// `namespace/name[@revision]` of a dataset repo.
+        dataset: String,
+        /// Recipe overrides, `key=value` (as `commons train --set`).
+        #[serde(default)]
+        overrides: Vec<String>,
+        /// Name of the output model repo; default `<algorithm>-<dataset>`.
+        #[serde(default)]
+        output: Option<String>,
+    },
+    /// Score a model repo on a split of a dataset repo.
+    Eval {
+        /// `namespace/name[@revision]` of a model repo.
+        model: String,
+        dataset: String,
+        #[serde(default = "default_split")]
+        split: String,
+    },
+}
+
+fn default_split() -> String {
+    "test".into()
+}
+
+/// A repository pinned to one commit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PinnedRepo {
+    /// `namespace/name`.
+    pub repo: String,
+    /// The commit id the reference resolved to at submission.
+    pub revision: String,
+}
+
+impl PinnedRepo {
+    pub fn display(&self) -> String {
+        format!("{}@{}", self.repo, &self.revision[..self.revision.len().min(12)])
+    }
+}
+
+/// What a job runs, with every input pinned at submission.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum JobSpec {
+    Train {
+        algorithm: PinnedRepo,
+        /// Path of the recipe inside the algorithm repo.
+        recipe_path: String,
+        dataset: PinnedRepo,
+        overrides: Vec<String>,
+        /// The model repo the result is published to.
+        output: String,
+    },
+    Eval {
+        model: PinnedRepo,
+        dataset: PinnedRepo,
+        split: String,
+    },
+    /// Synthetic units that do nothing: used to measure dispatch.
+    Noop { units: usize },
+}
+
+/// A job as `GET /api/jobs/{id}` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: i64,
+    pub owner: String,
+    pub state: String,
+    pub spec: JobSpec,
+    /// Credits escrowed at submission.
+    pub escrow: i64,
+    /// Credits paid to workers so far.
+    pub paid: i64,
+    /// Credits returned to the submitter when the job ended.
+    pub refunded: i64,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub units: Vec<UnitView>,
+}
+
+impl JobView {
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state.as_str(), "done" | "failed" | "cancelled")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnitView {
+    pub id: i64,
+    pub role: String,
+    pub state: String,
+    pub quorum: i64,
+    /// The train unit this evaluation validates.
+    pub validates_unit: Option<i64>,
+    pub flops: f64,
+    pub credits: i64,
+    pub errors: i64,
+    pub last_error: Option<String>,
+    pub assignments: Vec<AssignmentView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssignmentView {
+    pub id: i64,
+    pub worker_id: i64,
+    pub worker: String,
+    pub owner: String,
+    pub state: String,
+    pub outcome: String,
+    pub progress: Option<Progress>,
+    pub epochs: Vec<EpochPoint>,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub reported_at: Option<i64>,
+}
+
+/// `GET /api/jobs/{id}/logs?after=N`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogLine {
+    pub id: i64,
+    pub assignment_id: Option<i64>,
+    pub line: String,
+    pub created_at: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers
+
+/// `POST /api/workers/register`: who the worker is and what it can do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterWorker {
+    pub protocol_version: u32,
+    /// Unique among the owner's workers; re-registering with the same name resumes that worker.
+    pub name: String,
+    pub cores: u32,
+    pub memory_bytes: u64,
+    pub gpu: Option<String>,
+    pub engine_version: String,
+    pub platform: String,
+    /// Measured GFLOP/s of the dense kernel.
+    pub speed_gflops: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Registered {
+    pub worker_id: i64,
+    /// A lease lapses this long after the last heartbeat.
+    pub lease_seconds: u64,
+    /// Heartbeat at least this often.
+    pub heartbeat_seconds: u64,
+}
+
+/// `GET /api/workers`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerView {
+    pub id: i64,
+    pub name: String,
+    pub owner: String,
+    pub cores: i64,
+    pub memory_bytes: i64,
+    pub gpu: Option<String>,
+    pub engine_version: String,
+    pub platform: String,
+    pub speed_gflops: f64,
+    pub online: bool,
+    pub last_seen: i64,
+    pub consecutive_valid: i64,
+    pub valid_results: i64,
+    pub invalid_results: i64,
+    pub error_results: i64,
+    /// Trusted hosts are spot-checked instead of always replicated.
+    pub trusted: bool,
+    /// Units it runs now: `job/unit`.
+    pub running: Vec<String>,
+}
+
+/// What a lease hands the worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lease {
+    pub assignment_id: i64,
+    pub unit_id: i64,
+    pub job_id: i64,
+    pub work: Work,
+    pub lease_seconds: u64,
+    /// A token that may write only the job's output repository (train units).
+    pub upload_token: Option<String>,
+}
+
+/// The work of one unit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "role", rename_all = "lowercase")]
+pub enum Work {
+    Train {
+        algorithm: PinnedRepo,
+        recipe_path: String,
+        dataset: PinnedRepo,
+        overrides: Vec<String>,
+        /// Model repo and branch the trained model is committed to.
+        output_repo: String,
+        output_branch: String,
+    },
+    Eval {
+        model: PinnedRepo,
+        dataset: PinnedRepo,
+        split: String,
+    },
+    Noop,
+}
+
+/// Progress of a running unit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    pub epoch: usize,
+    pub epochs: usize,
+    pub step: usize,
+    pub steps_per_epoch: usize,
+    /// Mean training loss of the epoch so far (absent when the work has none).
+    pub loss: Option<f64>,
+    pub samples_per_second: f64,
+    pub eta_seconds: f64,
+    /// 0..=1 over the whole unit.
+    pub fraction: f64,
+}
+
+/// One finished epoch, streamed as soon as it ends.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochPoint {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub seconds: f64,
+}
+
+/// `POST /api/assignments/{id}/heartbeat`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub progress: Option<Progress>,
+    #[serde(default)]
+    pub log: Vec<String>,
+    #[serde(default)]
+    pub epochs: Vec<EpochPoint>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatAnswer {
+    /// Stop: the job was cancelled, the unit decided without this result, or the lease lapsed.
+    pub stop: bool,
+    pub reason: Option<String>,
+    pub lease_expires_at: i64,
+}
+
+/// `POST /api/assignments/{id}/report`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Report {
+    Success { output: Output },
+    Error { error: String },
+}
+
+/// What a unit produced.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "role", rename_all = "lowercase")]
+pub enum Output {
+    Train {
+        /// The commit holding the model, on the unit's output branch.
+        model_commit: String,
+        /// Test metrics of the trained model (the engine's deterministic evaluation).
+        test: Value,
+        flops: f64,
+        epochs: usize,
+        wall_seconds: f64,
+    },
+    Eval {
+        metrics: Value,
+        flops: f64,
+    },
+    Noop,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportAnswer {
+    /// Whether this report was taken into account (a report for a decided unit, or a second
+    /// report of the same assignment, is answered but changes nothing).
+    pub accepted: bool,
+    pub message: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credits
+
+/// `GET /api/credits`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreditsView {
+    pub user: String,
+    pub balance: i64,
+    pub history: Vec<CreditEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreditEntry {
+    pub transfer_id: i64,
+    pub kind: String,
+    pub amount: i64,
+    pub job_id: Option<i64>,
+    pub unit_id: Option<i64>,
+    pub assignment_id: Option<i64>,
+    pub memo: String,
+    pub created_at: i64,
+}
+
+/// `GET /api/ledger`: the whole ledger, public so anyone can audit it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LedgerDump {
+    pub accounts: Vec<LedgerAccount>,
+    pub transfers: Vec<LedgerTransfer>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LedgerAccount {
+    pub id: i64,
+    /// `issuer`, `user` or `escrow`.
+    pub kind: String,
+    pub user: Option<String>,
+    pub job_id: Option<i64>,
+    pub balance: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LedgerTransfer {
+    pub id: i64,
+    pub kind: String,
+    pub job_id: Option<i64>,
+    pub unit_id: Option<i64>,
+    pub assignment_id: Option<i64>,
+    pub memo: String,
+    /// `(account id, amount)` pairs; they sum to zero.
+    pub entries: Vec<(i64, i64)>,
+}
