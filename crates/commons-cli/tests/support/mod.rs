@@ -14,6 +14,8 @@ pub struct Hub {
     pub port: u16,
     pub token: String,
     pub user: String,
+    /// Extra `commons serve` flags.
+    pub serve_args: Vec<String>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -39,11 +41,18 @@ impl Hub {
     }
 
     pub fn start_in(data_dir: &Path, user: &str) -> Hub {
+        Hub::start_with(data_dir, user, &["--no-worker"])
+    }
+
+    /// A hub with user `user` whose server runs with `serve_args` (the other tests pass
+    /// `--no-worker`: the hub alone).
+    pub fn start_with(data_dir: &Path, user: &str, serve_args: &[&str]) -> Hub {
         let dd = data_dir.to_str().unwrap();
         commons(&["user", "create", user, "--data-dir", dd]);
         let out = commons(&["token", "create", user, "--scope", "write", "--data-dir", dd]);
         let token = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_string();
-        let mut hub = Hub { data_dir: data_dir.to_path_buf(), port: 0, token, user: user.into(), child: None, _tmp: None };
+        let serve_args = serve_args.iter().map(|a| a.to_string()).collect();
+        let mut hub = Hub { data_dir: data_dir.to_path_buf(), port: 0, token, user: user.into(), serve_args, child: None, _tmp: None };
         hub.restart();
         hub
     }
@@ -51,8 +60,28 @@ impl Hub {
     /// (Re)starts the server process on the same data directory, on a fresh port.
     pub fn restart(&mut self) {
         self.port = free_port();
+        self.spawn();
+    }
+
+    /// Restarts the server on the port it had, as an operator restarting a hub would: clients
+    /// and workers pointed at it carry on.
+    pub fn restart_on_same_port(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// A user with a write token (created through the CLI, as an administrator would).
+    pub fn add_user(&self, name: &str) -> String {
+        let dd = self.data_dir.to_str().unwrap();
+        commons(&["user", "create", name, "--data-dir", dd]);
+        let out = commons(&["token", "create", name, "--scope", "write", "--data-dir", dd]);
+        String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_string()
+    }
+
+    fn spawn(&mut self) {
         let child = Command::new(BIN)
             .args(["serve", "--data-dir", self.data_dir.to_str().unwrap(), "--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.serve_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -1,0 +1,518 @@
+//! The compute network end to end, as people run it: a `commons serve` process, volunteers
+//! running `commons worker` processes under their own accounts, jobs submitted with
+//! `commons job submit`, the real MNIST data set published as a dataset repo and the Keras MLP
+//! recipe as an algorithm repo. After every test the credit ledger is audited from its public
+//! dump: entries sum to zero, no balance below zero, every payment traces to a validated result.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{BIN, Hub, commons};
+
+/// Seconds a worker may stay silent before its unit moves on (short, so tests see it happen).
+const LEASE_SECONDS: &str = "3";
+
+fn mnist_dir() -> PathBuf {
+    let out = commons(&["data", "fetch", "mnist"]);
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim())
+}
+
+/// A hub with the compute network, user `alice` (the submitter), the Keras MLP as algorithm repo
+/// `alice/keras-mnist-mlp` and MNIST as dataset repo `alice/mnist` (with the split sizes in its
+/// card, as on the Hugging Face Hub).
+struct Network {
+    hub: Hub,
+    tmp: tempfile::TempDir,
+    http: reqwest::blocking::Client,
+    workers: Vec<(String, Child)>,
+}
+
+impl Network {
+    fn start(extra_serve_args: &[&str]) -> Network {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut args = vec!["--lease-seconds", LEASE_SECONDS];
+        args.extend_from_slice(extra_serve_args);
+        let hub = Hub::start_with(&tmp.path().join("data"), "alice", &args);
+        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
+        let network = Network { hub, tmp, http, workers: Vec::new() };
+        let algorithm = network.tmp.path().join("algorithm");
+        std::fs::create_dir_all(&algorithm).unwrap();
+        std::fs::copy(support::workspace_root().join("crates/commons-engine/recipes/keras-mnist-mlp.toml"), algorithm.join("recipe.toml")).unwrap();
+        std::fs::write(algorithm.join("README.md"), "---\nlicense: apache-2.0\ntags: [recipe]\n---\n# Keras MNIST MLP\n").unwrap();
+        network.cli(&["repo", "create", "keras-mnist-mlp", "--type", "algorithm"]);
+        network.cli(&["upload", "keras-mnist-mlp", algorithm.to_str().unwrap(), "--type", "algorithm"]);
+        let dataset = network.tmp.path().join("mnist");
+        std::fs::create_dir_all(&dataset).unwrap();
+        for entry in std::fs::read_dir(mnist_dir()).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dataset.join(entry.file_name())).unwrap();
+        }
+        std::fs::write(
+            dataset.join("README.md"),
+            "---\nlicense: cc-by-sa-3.0\ndataset_info:\n  splits:\n  - name: train\n    num_examples: 60000\n  - name: test\n    num_examples: 10000\n---\n# MNIST\n",
+        )
+        .unwrap();
+        network.cli(&["repo", "create", "mnist", "--type", "dataset"]);
+        network.cli(&["upload", "mnist", dataset.to_str().unwrap(), "--type", "dataset"]);
+        network
+    }
+
+    /// Runs the CLI as alice against this hub; asserts success and returns stdout.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = self.cli_raw(args, &self.hub.token);
+        assert!(out.status.success(), "commons {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn cli_raw(&self, args: &[&str], token: &str) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .env("HF_ENDPOINT", self.hub.url())
+            .env("HF_TOKEN", token)
+            .env("HF_HOME", self.tmp.path().join("alice-hf"))
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+
+    /// Starts `commons worker` for a new account `owner`, with its own cache; returns its token.
+    fn start_worker(&mut self, owner: &str, name: &str) -> String {
+        let token = self.hub.add_user(owner);
+        self.spawn_worker(owner, name, &token);
+        token
+    }
+
+    fn spawn_worker(&mut self, owner: &str, name: &str, token: &str) {
+        let home = self.tmp.path().join(format!("worker-{name}"));
+        let log = std::fs::File::create(self.tmp.path().join(format!("worker-{name}.log"))).unwrap();
+        let child = Command::new(BIN)
+            .args(["worker", "--hub", &self.hub.url(), "--token", token, "--name", name, "--cores", "1"])
+            .env("HF_HOME", home.join("hf"))
+            .env("COMMONS_CACHE", home.join("cache"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        eprintln!("worker {name} of {owner} started");
+        self.workers.push((name.to_string(), child));
+    }
+
+    /// SIGKILL a worker process: no goodbye, as when a volunteer's machine dies.
+    fn kill_worker(&mut self, name: &str) {
+        let index = self.workers.iter().position(|(n, _)| n == name).expect("worker exists");
+        let (_, mut child) = self.workers.remove(index);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn api(&self, path: &str) -> Value {
+        let resp = self.http.get(format!("{}{path}", self.hub.url())).bearer_auth(&self.hub.token).send().unwrap();
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.json().unwrap()
+    }
+
+    fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::blocking::Response {
+        self.http.post(format!("{}{path}", self.hub.url())).bearer_auth(token).json(body).send().unwrap()
+    }
+
+    fn job(&self, id: i64) -> Value {
+        self.api(&format!("/api/jobs/{id}"))
+    }
+
+    fn submit_train(&self, epochs: u32) -> i64 {
+        let out = self.cli(&[
+            "job", "submit", "train", "--algorithm", "alice/keras-mnist-mlp", "--dataset", "alice/mnist", "--set", &format!("training.epochs={epochs}"),
+        ]);
+        out.lines().last().unwrap().trim().parse().unwrap()
+    }
+
+    /// Waits until `condition` holds for the job (polling the API), or panics with the job and
+    /// the worker logs.
+    fn wait_job(&self, id: i64, what: &str, timeout: Duration, condition: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let job = self.job(id);
+            if condition(&job) {
+                return job;
+            }
+            if Instant::now() > deadline {
+                self.dump_logs();
+                panic!("job {id}: timed out waiting for {what}: {job:#}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn wait_done(&self, id: i64) -> Value {
+        let job = self.wait_job(id, "the job to finish", Duration::from_secs(300), |j| matches!(j["state"].as_str(), Some("done" | "failed" | "cancelled")));
+        if job["state"] != "done" {
+            self.dump_logs();
+        }
+        assert_eq!(job["state"], "done", "job {id} did not succeed: {job:#}");
+        job
+    }
+
+    fn dump_logs(&self) {
+        for (name, _) in &self.workers {
+            let log = std::fs::read_to_string(self.tmp.path().join(format!("worker-{name}.log"))).unwrap_or_default();
+            eprintln!("---- worker {name} ----\n{}", log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+    }
+
+    fn balance(&self, token: &str) -> i64 {
+        let resp = self.http.get(format!("{}/api/credits", self.hub.url())).bearer_auth(token).send().unwrap();
+        resp.json::<Value>().unwrap()["balance"].as_i64().unwrap()
+    }
+
+    fn worker_view(&self, name: &str) -> Value {
+        self.api("/api/workers").as_array().unwrap().iter().find(|w| w["name"] == name).cloned().unwrap_or_else(|| panic!("worker {name} is not listed"))
+    }
+
+    /// The ledger's invariants, checked from its public dump and the jobs' own records.
+    fn audit_ledger(&self) {
+        let ledger = self.api("/api/ledger");
+        let mut balances: HashMap<i64, i64> = HashMap::new();
+        let mut paid_assignments: HashMap<i64, usize> = HashMap::new();
+        let mut total = 0i64;
+        for transfer in ledger["transfers"].as_array().unwrap() {
+            let entries = transfer["entries"].as_array().unwrap();
+            assert_eq!(entries.len(), 2, "a transfer is two entries: {transfer}");
+            let sum: i64 = entries.iter().map(|e| e[1].as_i64().unwrap()).sum();
+            assert_eq!(sum, 0, "transfer entries must sum to zero: {transfer}");
+            for e in entries {
+                *balances.entry(e[0].as_i64().unwrap()).or_default() += e[1].as_i64().unwrap();
+                total += e[1].as_i64().unwrap();
+            }
+            if transfer["kind"] == "payment" {
+                let assignment = transfer["assignment_id"].as_i64().expect("a payment names its assignment");
+                let unit = transfer["unit_id"].as_i64().expect("a payment names its unit");
+                let job = self.job(transfer["job_id"].as_i64().expect("a payment names its job"));
+                let found = job["units"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|u| u["assignments"].as_array().unwrap().iter().map(move |a| (u, a)))
+                    .find(|(_, a)| a["id"] == assignment);
+                let (paid_unit, paid) = found.unwrap_or_else(|| panic!("payment {transfer} names an assignment its job does not have"));
+                assert_eq!(paid["outcome"], "valid", "only validated results earn credits: {transfer} for {paid}");
+                assert_eq!(paid_unit["id"], unit, "a payment names the unit of the result it pays: {transfer}");
+                *paid_assignments.entry(assignment).or_default() += 1;
+            }
+        }
+        assert_eq!(total, 0, "the ledger's entries sum to zero");
+        for account in ledger["accounts"].as_array().unwrap() {
+            let balance = account["balance"].as_i64().unwrap();
+            assert_eq!(balance, balances.get(&account["id"].as_i64().unwrap()).copied().unwrap_or(0), "account balance matches its entries: {account}");
+            if account["kind"] != "issuer" {
+                assert!(balance >= 0, "no balance below zero: {account}");
+            }
+            if account["kind"] == "escrow" {
+                let job = self.job(account["job_id"].as_i64().unwrap());
+                if matches!(job["state"].as_str(), Some("done" | "failed" | "cancelled")) {
+                    assert_eq!(balance, 0, "a finished job's escrow is settled: {account}");
+                }
+            }
+        }
+        for (assignment, times) in paid_assignments {
+            assert_eq!(times, 1, "assignment {assignment} was paid {times} times");
+        }
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.workers {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn units_of<'a>(job: &'a Value, role: &str, validation: bool) -> Vec<&'a Value> {
+    job["units"].as_array().unwrap().iter().filter(|u| u["role"] == role && u["validates_unit"].is_null() != validation).collect()
+}
+
+fn assignments(unit: &Value) -> Vec<&Value> {
+    unit["assignments"].as_array().unwrap().iter().collect()
+}
+
+fn running_train_assignment(job: &Value) -> Option<Value> {
+    units_of(job, "train", false)
+        .into_iter()
+        .flat_map(assignments)
+        .find(|a| a["state"] == "running" && a["progress"].is_object())
+        .cloned()
+}
+
+#[test]
+fn a_train_job_runs_on_volunteers_and_another_worker_confirms_its_accuracy() {
+    let mut net = Network::start(&["--no-worker"]);
+    let tokens: Vec<String> = ["bob", "carol", "dave"].iter().enumerate().map(|(i, owner)| net.start_worker(owner, &format!("w{}", i + 1))).collect();
+    let algorithm_rev = net.api("/api/algorithms/alice/keras-mnist-mlp")["sha"].as_str().unwrap().to_string();
+    let dataset_rev = net.api("/api/datasets/alice/mnist")["sha"].as_str().unwrap().to_string();
+
+    let id = net.submit_train(1);
+    // `commons job watch` follows it to the end and succeeds only if the job does.
+    let watch = net.cli_raw(&["job", "watch", &id.to_string()], &net.hub.token);
+    assert!(watch.status.success(), "job watch failed: {}", String::from_utf8_lossy(&watch.stderr));
+    let job = net.wait_done(id);
+
+    let train = units_of(&job, "train", false);
+    let validation = units_of(&job, "eval", true);
+    assert_eq!(train.len(), 1);
+    assert_eq!(validation.len(), 1, "one validation evaluation: {job:#}");
+    let trainer = assignments(train[0]).into_iter().find(|a| a["outcome"] == "valid").expect("an accepted training result");
+    let validator = assignments(validation[0]).into_iter().find(|a| a["outcome"] == "valid").expect("an accepted evaluation");
+    assert_ne!(trainer["worker"], validator["worker"], "the evaluation ran on a different worker");
+    assert_ne!(trainer["owner"], validator["owner"], "the evaluation ran on another volunteer's machine");
+    assert!(!trainer["epochs"].as_array().unwrap().is_empty(), "per-epoch metrics came through the API: {trainer}");
+
+    // The claimed test metrics, the independent evaluation and the job result agree exactly.
+    let claimed = &trainer["output"]["test"];
+    assert_eq!(claimed, &validator["output"]["metrics"], "the evaluation reproduced the claimed metrics bit for bit");
+    assert_eq!(&job["result"]["test"], claimed);
+    let accuracy = claimed["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.9, "one epoch of the Keras MLP reaches over 90% on MNIST, got {accuracy}");
+
+    // A new model repo whose card names the algorithm and dataset revisions and the validation.
+    let model = job["result"]["model"]["repo"].as_str().unwrap();
+    assert_eq!(model, "alice/keras-mnist-mlp-mnist");
+    let card = net.http.get(format!("{}/{model}/resolve/main/README.md", net.hub.url())).send().unwrap().text().unwrap();
+    assert!(card.contains(&format!("algorithm_revision: {algorithm_rev}")), "card names the algorithm revision:\n{card}");
+    assert!(card.contains(&format!("dataset_revision: {dataset_rev}")), "card names the dataset revision:\n{card}");
+    assert!(card.contains("- alice/mnist"), "card lists the dataset repo:\n{card}");
+    assert!(card.contains("## Validation") && card.contains(validator["worker"].as_str().unwrap()), "card records who confirmed it:\n{card}");
+    let info = net.api(&format!("/api/models/{model}"));
+    assert_eq!(info["sha"], job["result"]["model"]["revision"], "main is the validated revision");
+    let weights = net.http.head(format!("{}/{model}/resolve/main/model.safetensors", net.hub.url())).send().unwrap();
+    assert!(weights.status().is_success(), "the weights are on main");
+
+    // Credits: the trainer's owner earned the training, the validator's owner the evaluation.
+    let train_credits = train[0]["credits"].as_i64().unwrap();
+    let eval_credits = validation[0]["credits"].as_i64().unwrap();
+    assert!(train_credits > eval_credits && eval_credits > 0, "priced by FLOPs: train {train_credits}, eval {eval_credits}");
+    let owners = ["bob", "carol", "dave"];
+    let balance_of = |owner: &str| net.balance(&tokens[owners.iter().position(|o| *o == owner).unwrap()]);
+    assert_eq!(balance_of(trainer["owner"].as_str().unwrap()), 1000 + train_credits);
+    assert_eq!(balance_of(validator["owner"].as_str().unwrap()), 1000 + eval_credits);
+    assert_eq!(job["paid"].as_i64().unwrap(), train_credits + eval_credits);
+    assert_eq!(job["escrow"].as_i64().unwrap(), job["paid"].as_i64().unwrap() + job["refunded"].as_i64().unwrap());
+    assert_eq!(net.balance(&net.hub.token), 1000 - train_credits - eval_credits, "alice paid exactly the validated work");
+
+    // What people see: workers online with their trust, credits history.
+    let workers = net.cli(&["workers"]);
+    for name in ["w1", "w2", "w3"] {
+        assert!(workers.contains(name), "`commons workers` lists {name}:\n{workers}");
+    }
+    let credits = net.cli(&["credits"]);
+    assert!(credits.contains("escrow") && credits.contains("refund"), "`commons credits` shows the history:\n{credits}");
+    let logs = net.cli(&["job", "logs", &id.to_string()]);
+    assert!(logs.contains("confirmed by an independent evaluation"), "job logs:\n{logs}");
+    net.audit_ledger();
+}
+
+#[test]
+fn a_killed_worker_and_a_restarted_server_lose_no_unit_and_pay_no_one_twice() {
+    let mut net = Network::start(&["--no-worker"]);
+    let bob = net.start_worker("bob", "doomed");
+    let id = net.submit_train(4);
+    let job = net.wait_job(id, "training to start on the first worker", Duration::from_secs(120), |j| running_train_assignment(j).is_some());
+    let first = running_train_assignment(&job).unwrap();
+    assert_eq!(first["worker"], "doomed");
+    net.kill_worker("doomed");
+
+    net.start_worker("carol", "w2");
+    net.start_worker("dave", "w3");
+    let job = net.wait_job(id, "another worker to take the unit over", Duration::from_secs(120), |j| {
+        running_train_assignment(j).is_some_and(|a| a["worker"] != "doomed")
+    });
+    let second = running_train_assignment(&job).unwrap();
+    let lapsed = units_of(&job, "train", false)[0]["assignments"].as_array().unwrap().iter().find(|a| a["id"] == first["id"]).unwrap().clone();
+    assert_eq!(lapsed["state"], "expired", "the silent worker's lease lapsed: {lapsed}");
+
+    // Restart the server while the second worker trains: it keeps going and reports afterwards.
+    net.hub.restart_on_same_port();
+    let job = net.wait_done(id);
+    let train = units_of(&job, "train", false)[0];
+    let accepted: Vec<_> = assignments(train).into_iter().filter(|a| a["outcome"] == "valid").collect();
+    assert_eq!(accepted.len(), 1, "exactly one training result accepted: {train:#}");
+    assert_eq!(accepted[0]["id"], second["id"], "the worker that took over finished the unit");
+    assert_eq!(train["errors"], 1, "the lapsed lease counts as the unit's one error");
+    assert!(train["last_error"].as_str().unwrap().contains("went silent"));
+    assert_eq!(net.balance(&bob), 1000, "the killed worker's owner earned nothing");
+    assert_eq!(units_of(&job, "eval", true).len(), 1, "one validation");
+    net.audit_ledger();
+}
+
+/// What an honest evaluation of `model_dir` reports: `commons eval`, the same deterministic code
+/// every worker runs.
+fn honest_metrics(model_dir: &Path, data: &Path) -> Value {
+    let out = commons(&["eval", model_dir.to_str().unwrap(), "--data", data.to_str().unwrap(), "--split", "test"]);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn fabricated_results_are_rejected_earn_nothing_and_cost_the_cheat_its_trust() {
+    let mut net = Network::start(&["--no-worker"]);
+    // A model to evaluate: trained locally and published by alice.
+    let model_dir = net.tmp.path().join("model");
+    let data = mnist_dir();
+    commons(&["train", "keras-mnist-mlp", "--data", data.to_str().unwrap(), "--out", model_dir.to_str().unwrap(), "--set", "training.epochs=1"]);
+    net.cli(&["repo", "create", "mlp"]);
+    net.cli(&["upload", "mlp", model_dir.to_str().unwrap()]);
+    let honest = honest_metrics(&model_dir, &data);
+
+    // Mallory speaks the worker protocol directly.
+    let mallory = net.hub.add_user("mallory");
+    let registered = net.post(
+        "/api/workers/register",
+        &mallory,
+        &json!({"protocol_version": 1, "name": "fake", "cores": 64, "memory_bytes": 1u64 << 40, "gpu": "H100", "engine_version": "0.1.0", "platform": "linux-x86_64", "speed_gflops": 1e6}),
+    );
+    assert!(registered.status().is_success());
+    let worker_id = registered.json::<Value>().unwrap()["worker_id"].as_i64().unwrap();
+    let pull = |net: &Network| -> Value {
+        let resp = net.post(&format!("/api/workers/{worker_id}/pull?wait=10"), &mallory, &json!({}));
+        assert_eq!(resp.status(), 200, "mallory gets a lease");
+        resp.json().unwrap()
+    };
+    let submit_eval = |net: &Network| -> i64 {
+        net.cli(&["job", "submit", "eval", "--model", "alice/mlp", "--dataset", "alice/mnist"]).lines().last().unwrap().trim().parse().unwrap()
+    };
+
+    // First she earns some trust with an honest result.
+    let first = submit_eval(&net);
+    let lease = pull(&net);
+    let report = |net: &Network, lease: &Value, metrics: &Value| {
+        net.post(&format!("/api/assignments/{}/report", lease["assignment_id"]), &mallory, &json!({"status": "success", "output": {"role": "eval", "metrics": metrics, "flops": 1e15}}))
+    };
+    assert!(report(&net, &lease, &honest).status().is_success());
+    let bob = net.start_worker("bob", "w1");
+    let job = net.wait_done(first);
+    assert_eq!(job["result"]["metrics"], honest);
+    assert_eq!(net.worker_view("fake")["consecutive_valid"], 1);
+    let again = report(&net, &lease, &json!({"accuracy": 1.0}));
+    assert!(!again.json::<Value>().unwrap()["accepted"].as_bool().unwrap(), "a second report of the same assignment changes nothing");
+    let earned_honestly = net.balance(&mallory);
+    assert!(earned_honestly > 1000, "the honest result was paid");
+
+    // Then she fabricates a perfect score.
+    let second = submit_eval(&net);
+    let lease = pull(&net);
+    let mut forged = honest.clone();
+    forged["accuracy"] = json!(0.9999);
+    forged["loss"] = json!(0.0001);
+    assert!(report(&net, &lease, &forged).status().is_success(), "the report is taken, to be judged");
+    // Bob's worker disagrees; a third volunteer of another owner breaks the tie.
+    let job = net.wait_job(second, "bob's result and the disagreement", Duration::from_secs(120), |j| {
+        units_of(j, "eval", false)[0]["assignments"].as_array().unwrap().iter().filter(|a| a["state"] == "reported").count() == 2
+    });
+    assert_ne!(job["state"], "done", "two disagreeing results are no quorum");
+    net.start_worker("carol", "w2");
+    let job = net.wait_done(second);
+    assert_eq!(job["result"]["metrics"], honest, "the honest result stands");
+    let unit = units_of(&job, "eval", false)[0];
+    let theirs = assignments(unit).into_iter().find(|a| a["worker"] == "fake").unwrap();
+    assert_eq!(theirs["outcome"], "invalid");
+    let agreed: Vec<_> = assignments(unit).into_iter().filter(|a| a["outcome"] == "valid").map(|a| a["owner"].as_str().unwrap().to_string()).collect();
+    assert_eq!(agreed, ["bob", "carol"], "two other owners agreed");
+    let fake = net.worker_view("fake");
+    assert_eq!(fake["consecutive_valid"], 0, "trust drops to nothing: {fake}");
+    assert_eq!(fake["invalid_results"], 1);
+    assert_eq!(net.balance(&mallory), earned_honestly, "the fabricated result earned nothing");
+    assert!(net.balance(&bob) > 1000);
+    // Reporting for someone else's assignment is refused.
+    let foreign = net.post(&format!("/api/assignments/{}/report", theirs["id"]), &net.hub.token, &json!({"status": "error", "error": "x"}));
+    assert_eq!(foreign.status(), 404);
+    net.audit_ledger();
+}
+
+#[test]
+fn bad_jobs_get_clear_errors_and_move_no_credit() {
+    let net = Network::start(&["--no-worker"]);
+    let before = net.balance(&net.hub.token);
+    let transfers = net.api("/api/ledger")["transfers"].as_array().unwrap().len();
+    let cases: [(&[&str], u16, &str, &str); 5] = [
+        (&["--algorithm", "alice/nope", "--dataset", "alice/mnist"], 404, "RepoNotFound", "algorithm repository alice/nope not found"),
+        (&["--algorithm", "alice/keras-mnist-mlp", "--dataset", "alice/mnist@v9"], 404, "RevisionNotFound", "revision \"v9\" not found"),
+        (&["--algorithm", "alice/keras-mnist-mlp", "--dataset", "alice/mnist", "--set", "training.bogus=1"], 400, "InvalidRecipe", "bogus"),
+        (&["--algorithm", "alice/keras-mnist-mlp", "--dataset", "alice/mnist", "--set", "training.epochs=1000"], 402, "InsufficientCredits", "your balance is 1000"),
+        (&["--algorithm", "keras-mnist-mlp", "--dataset", "alice/mnist"], 400, "BadRequest", "namespace/name"),
+    ];
+    for (args, status, code, message) in cases {
+        let mut full = vec!["job", "submit", "train"];
+        full.extend_from_slice(args);
+        let out = net.cli_raw(&full, &net.hub.token);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(stderr.contains(message) && stderr.contains(&format!("HTTP {status}")) && stderr.contains(code), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    }
+    // The same through the API: JSON errors.
+    let resp = net.post("/api/jobs", &net.hub.token, &json!({"kind": "train", "algorithm": "alice/keras-mnist-mlp"}));
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["error"], "BadRequest");
+    assert!(body["message"].as_str().unwrap().contains("dataset"), "{body}");
+    let resp = net.post("/api/jobs", &net.hub.token, &json!({"kind": "eval", "model": "alice/nothing", "dataset": "alice/mnist", "split": "holdout"}));
+    assert_eq!(resp.status(), 400, "unknown split");
+    let anonymous = net.http.post(format!("{}/api/jobs", net.hub.url())).json(&json!({"kind": "eval", "model": "a/b", "dataset": "a/c"})).send().unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let resp = net.post("/api/workers/register", &net.hub.token, &json!({"protocol_version": 99, "name": "x", "cores": 1, "memory_bytes": 1, "gpu": null, "engine_version": "0", "platform": "p", "speed_gflops": 1.0}));
+    assert_eq!(resp.status(), 400, "a worker of another protocol version is refused");
+
+    assert_eq!(net.balance(&net.hub.token), before, "no credit moved");
+    assert_eq!(net.api("/api/ledger")["transfers"].as_array().unwrap().len(), transfers, "no transfer written");
+    assert!(net.api("/api/jobs").as_array().unwrap().is_empty(), "no job created");
+    net.audit_ledger();
+}
+
+#[test]
+fn serve_alone_runs_jobs_out_of_the_box_on_its_embedded_worker() {
+    let net = Network::start(&[]);
+    let id = net.submit_train(1);
+    let job = net.wait_done(id);
+    let validation = units_of(&job, "eval", true);
+    assert_eq!(validation.len(), 1);
+    let embedded = net.worker_view("embedded");
+    assert_eq!(embedded["owner"], "commons");
+    assert!(embedded["trusted"].as_bool().unwrap(), "the operator's own host is trusted");
+    assert!(job["result"]["test"]["accuracy"].as_f64().unwrap() > 0.9);
+    // Cancelling a finished job is refused; a queued one returns its escrow.
+    let out = net.cli_raw(&["job", "cancel", &id.to_string()], &net.hub.token);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already done"));
+    net.audit_ledger();
+}
+
+#[test]
+fn cancelling_a_job_stops_its_worker_and_returns_the_escrow() {
+    let mut net = Network::start(&["--no-worker"]);
+    let bob = net.start_worker("bob", "w1");
+    let id = net.submit_train(12);
+    net.wait_job(id, "training to start", Duration::from_secs(120), |j| running_train_assignment(j).is_some());
+    net.cli(&["job", "cancel", &id.to_string()]);
+    let job = net.job(id);
+    assert_eq!(job["state"], "cancelled");
+    assert_eq!(job["paid"], 0);
+    assert_eq!(job["refunded"], job["escrow"], "the whole escrow came back");
+    assert_eq!(net.balance(&net.hub.token), 1000);
+    // The worker hears it at its next heartbeat and stops the unit.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let worker_log = net.tmp.path().join("worker-w1.log");
+    while !std::fs::read_to_string(&worker_log).unwrap_or_default().contains("stopping the unit") {
+        assert!(Instant::now() < deadline, "the worker kept running a cancelled unit");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(net.worker_view("w1")["running"].as_array().unwrap().is_empty());
+    let assignment = &units_of(&job, "train", false)[0]["assignments"][0];
+    assert_eq!(assignment["state"], "cancelled");
+    assert!(assignment["progress"]["epoch"].as_u64().unwrap() < 12, "stopped mid-training");
+    assert_eq!(net.balance(&bob), 1000, "no credit for cancelled work");
+    net.audit_ledger();
+}
