@@ -373,7 +373,7 @@ fn fabricated_results_are_rejected_earn_nothing_and_cost_the_cheat_its_trust() {
     let registered = net.post(
         "/api/workers/register",
         &mallory,
-        &json!({"protocol_version": 1, "name": "fake", "cores": 64, "memory_bytes": 1u64 << 40, "gpu": "H100", "engine_version": "0.1.0", "platform": "linux-x86_64", "speed_gflops": 1e6}),
+        &json!({"protocol_version": 1, "name": "fake", "cores": 64, "memory_bytes": 1u64 << 40, "gpu": "H100", "engine_version": "0.1.0", "platform": "linux-x86_64", "numeric_class": commons_engine::numeric_class(), "speed_gflops": 1e6}),
     );
     assert!(registered.status().is_success());
     let worker_id = registered.json::<Value>().unwrap()["worker_id"].as_i64().unwrap();
@@ -464,7 +464,7 @@ fn bad_jobs_get_clear_errors_and_move_no_credit() {
     assert_eq!(resp.status(), 400, "unknown split");
     let anonymous = net.http.post(format!("{}/api/jobs", net.hub.url())).json(&json!({"kind": "eval", "model": "a/b", "dataset": "a/c"})).send().unwrap();
     assert_eq!(anonymous.status(), 401);
-    let resp = net.post("/api/workers/register", &net.hub.token, &json!({"protocol_version": 99, "name": "x", "cores": 1, "memory_bytes": 1, "gpu": null, "engine_version": "0", "platform": "p", "speed_gflops": 1.0}));
+    let resp = net.post("/api/workers/register", &net.hub.token, &json!({"protocol_version": 99, "name": "x", "cores": 1, "memory_bytes": 1, "gpu": null, "engine_version": "0", "platform": "p", "numeric_class": "flex", "speed_gflops": 1.0}));
     assert_eq!(resp.status(), 400, "a worker of another protocol version is refused");
 
     assert_eq!(net.balance(&net.hub.token), before, "no credit moved");

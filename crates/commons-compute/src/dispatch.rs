@@ -27,6 +27,7 @@ const UPLOAD_TOKEN_SECONDS: i64 = 24 * 3600;
 pub(crate) struct WorkerRow {
     pub id: i64,
     pub owner_id: i64,
+    pub numeric_class: String,
     pub trusted: bool,
     pub operator_host: bool,
 }
@@ -49,16 +50,20 @@ impl Coordinator {
         if request.cores == 0 || request.cores > 4096 {
             return Err(ComputeError::bad_request(format!("cores must be between 1 and 4096, got {}", request.cores)));
         }
+        if request.numeric_class.is_empty() || request.numeric_class.len() > 64 {
+            return Err(ComputeError::bad_request("numeric_class must name the worker's class of machines (1-64 characters)"));
+        }
         if !request.speed_gflops.is_finite() || request.speed_gflops < 0.0 {
             return Err(ComputeError::bad_request("speed_gflops must be a finite, non-negative number"));
         }
         let operator_host = self.config.operator_user.as_deref() == Some(owner.user.name.as_str());
         let t = now();
         let row = sqlx::query(
-            "INSERT INTO workers (owner_id, name, cores, memory_bytes, gpu, engine_version, platform, speed_gflops, operator_host, registered_at, last_seen)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+            "INSERT INTO workers (owner_id, name, cores, memory_bytes, gpu, engine_version, platform, speed_gflops, operator_host, registered_at, last_seen, numeric_class)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)
              ON CONFLICT (owner_id, name) DO UPDATE SET cores = excluded.cores, memory_bytes = excluded.memory_bytes, gpu = excluded.gpu,
                 engine_version = excluded.engine_version, platform = excluded.platform, speed_gflops = excluded.speed_gflops,
+                numeric_class = excluded.numeric_class,
                 operator_host = excluded.operator_host, last_seen = excluded.last_seen
              RETURNING id",
         )
@@ -72,6 +77,7 @@ impl Coordinator {
         .bind(request.speed_gflops)
         .bind(operator_host)
         .bind(t)
+        .bind(&request.numeric_class)
         .fetch_one(self.pool())
         .await?;
         let worker_id: i64 = row.try_get("id")?;
@@ -80,7 +86,7 @@ impl Coordinator {
     }
 
     async fn worker(&self, owner: &Token, worker_id: i64) -> Result<WorkerRow> {
-        let row = sqlx::query("SELECT id, owner_id, consecutive_valid, operator_host FROM workers WHERE id = $1 AND owner_id = $2")
+        let row = sqlx::query("SELECT id, owner_id, numeric_class, consecutive_valid, operator_host FROM workers WHERE id = $1 AND owner_id = $2")
             .bind(worker_id)
             .bind(owner.user.id)
             .fetch_optional(self.pool())
@@ -90,6 +96,7 @@ impl Coordinator {
         Ok(WorkerRow {
             id: row.try_get("id")?,
             owner_id: row.try_get("owner_id")?,
+            numeric_class: row.try_get("numeric_class")?,
             trusted: operator_host || row.try_get::<i64, _>("consecutive_valid")? >= self.config.trust_threshold,
             operator_host,
         })
@@ -141,7 +148,8 @@ impl Coordinator {
             let role: String = row.try_get("role")?;
             let quorum: i64 = row.try_get("quorum")?;
             let validates: Option<i64> = row.try_get("validates_unit")?;
-            if !self.may_run(&mut tx, worker, unit_id, &role, quorum, validates).await? {
+            let stored: StoredWork = serde_json::from_str(row.try_get("payload")?).map_err(|e| ComputeError::Corrupt(format!("unit {unit_id}: {e}")))?;
+            if !self.may_run(&mut tx, worker, unit_id, &role, quorum, stored.claim).await? {
                 continue;
             }
             let job_id: i64 = row.try_get("job_id")?;
@@ -183,7 +191,6 @@ impl Coordinator {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            let stored: StoredWork = serde_json::from_str(row.try_get("payload")?).map_err(|e| ComputeError::Corrupt(format!("unit {unit_id}: {e}")))?;
             let mut work = stored.work;
             let mut upload_token = None;
             if let Work::Train { output_repo, output_branch, .. } = &mut work {
@@ -196,33 +203,40 @@ impl Coordinator {
         Ok(None)
     }
 
-    /// Whether `worker` may take `unit`: results that must agree come from distinct owners (the
-    /// operator's own hosts excepted), and an owner whose training was rejected does not retrain.
-    async fn may_run(&self, tx: &mut Tx, worker: &WorkerRow, unit_id: i64, role: &str, quorum: i64, validates: Option<i64>) -> Result<bool> {
-        if worker.operator_host {
-            return Ok(true);
-        }
+    /// Whether `worker` may take `unit`. Results that must agree come from one class of machines
+    /// (homogeneous redundancy: bit-exact agreement is only promised within a class) and from
+    /// distinct owners (the operator's own hosts excepted); an owner whose training was rejected
+    /// does not retrain.
+    async fn may_run(&self, tx: &mut Tx, worker: &WorkerRow, unit_id: i64, role: &str, quorum: i64, claim: Option<i64>) -> Result<bool> {
         if role == "train" {
             let rejected = sqlx::query("SELECT 1 FROM assignments WHERE unit_id = $1 AND owner_id = $2 AND outcome = 'invalid' LIMIT 1")
                 .bind(unit_id)
                 .bind(worker.owner_id)
                 .fetch_optional(&mut **tx)
                 .await?;
-            return Ok(rejected.is_none());
+            return Ok(worker.operator_host || rejected.is_none());
         }
         if role != "eval" || quorum < 2 {
             return Ok(true);
         }
-        let same_owner = sqlx::query(
-            "SELECT 1 FROM assignments a WHERE a.owner_id = $1 AND a.state IN ('running', 'reported')
-               AND (a.unit_id = $2 OR (a.unit_id = $3 AND a.state = 'reported' AND a.outcome <> 'invalid')) LIMIT 1",
+        // Results already in play: this unit's, and the training claim it checks.
+        let others = sqlx::query(
+            "SELECT a.owner_id, w.numeric_class FROM assignments a JOIN workers w ON w.id = a.worker_id
+             WHERE (a.unit_id = $1 AND a.state IN ('running', 'reported')) OR a.id = $2",
         )
-        .bind(worker.owner_id)
         .bind(unit_id)
-        .bind(validates.unwrap_or(-1))
-        .fetch_optional(&mut **tx)
+        .bind(claim.unwrap_or(-1))
+        .fetch_all(&mut **tx)
         .await?;
-        Ok(same_owner.is_none())
+        for other in others {
+            if other.try_get::<String, _>("numeric_class")? != worker.numeric_class {
+                return Ok(false);
+            }
+            if !worker.operator_host && other.try_get::<i64, _>("owner_id")? == worker.owner_id {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// A token that may write only the job's output repository, for the worker that trains it.
@@ -488,6 +502,7 @@ impl Coordinator {
                 gpu: row.try_get("gpu")?,
                 engine_version: row.try_get("engine_version")?,
                 platform: row.try_get("platform")?,
+                numeric_class: row.try_get("numeric_class")?,
                 speed_gflops: row.try_get("speed_gflops")?,
                 online: last_seen >= online_after,
                 last_seen,

@@ -237,16 +237,16 @@ impl Coordinator {
     pub(crate) async fn refresh_job_state(&self, tx: &mut Tx, job_id: i64) -> Result<()> {
         let row = sqlx::query(
             "SELECT
-                (SELECT COUNT(*) FROM assignments a JOIN units u ON u.id = a.unit_id WHERE u.job_id = $1) AS assigned,
-                (SELECT COUNT(*) FROM units u WHERE u.job_id = $1 AND u.validates_unit IS NULL AND u.state = 'open'
+                EXISTS (SELECT 1 FROM units u JOIN assignments a ON a.unit_id = u.id WHERE u.job_id = $1) AS assigned,
+                EXISTS (SELECT 1 FROM units u WHERE u.job_id = $1 AND u.state = 'open' AND u.validates_unit IS NULL
                    AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.unit_id = u.id AND a.state = 'reported' AND a.outcome <> 'invalid')) AS computing",
         )
         .bind(job_id)
         .fetch_one(&mut **tx)
         .await?;
-        let assigned: i64 = row.try_get("assigned")?;
-        let computing: i64 = row.try_get("computing")?;
-        let state = if computing == 0 { "validating" } else if assigned > 0 { "running" } else { "queued" };
+        let assigned: bool = row.try_get("assigned")?;
+        let computing: bool = row.try_get("computing")?;
+        let state = if !computing { "validating" } else if assigned { "running" } else { "queued" };
         sqlx::query("UPDATE jobs SET state = $1, updated_at = $2 WHERE id = $3 AND state IN ('queued', 'running', 'validating') AND state <> $1")
             .bind(state)
             .bind(now())

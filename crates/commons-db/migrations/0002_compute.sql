@@ -15,6 +15,8 @@ CREATE TABLE workers (
     gpu              TEXT,
     engine_version   TEXT NOT NULL,
     platform         TEXT NOT NULL,
+    -- machines of one class compute bit-identical results; replicas are compared within a class
+    numeric_class    TEXT NOT NULL,
     -- measured GFLOP/s of the worker's matrix-multiply kernel
     speed_gflops     DOUBLE PRECISION NOT NULL,
     -- results of this host accepted in a row; reset by an invalid result (BOINC's trust)
@@ -71,8 +73,9 @@ CREATE TABLE units (
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL
 );
-CREATE INDEX units_dispatch ON units (open_slots, id);
-CREATE INDEX units_by_job ON units (job_id);
+-- Only units that want workers: a pull finds the oldest without scanning finished ones.
+CREATE INDEX units_wanting_workers ON units (id) WHERE open_slots > 0 AND state = 'open';
+CREATE INDEX units_by_job ON units (job_id, state);
 
 CREATE TABLE assignments (
     id               INTEGER PRIMARY KEY,

@@ -128,6 +128,45 @@ pub fn evaluate_model_dir_with_cost(model_dir: &Path, data: Option<&Path>, split
     Ok((report, cost::evaluation_flops(&plan, examples.count)))
 }
 
+/// The class of machines whose kernels round alike: backend, architecture and the widest SIMD
+/// the matrix kernels dispatch to at run time. Evaluation is bit-exact within a class; across
+/// classes results may differ in the last bits, so replicas that must agree come from one class
+/// (BOINC's homogeneous redundancy).
+pub fn numeric_class() -> String {
+    let backend = if cfg!(feature = "cuda") {
+        "cuda"
+    } else if cfg!(feature = "wgpu") {
+        "wgpu"
+    } else {
+        "flex"
+    };
+    format!("{backend}-{}-{}", std::env::consts::ARCH, widest_simd())
+}
+
+fn widest_simd() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return "avx2-fma";
+        }
+        if std::arch::is_x86_feature_detected!("avx") {
+            return "avx";
+        }
+        "sse2"
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        "neon"
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        "scalar"
+    }
+}
+
 /// Speed of this machine's dense kernel in GFLOP/s (a 256x256 matrix product on the training
 /// backend): the speed score a worker reports when it registers.
 pub fn measure_gflops(threads: usize) -> Result<f64, EngineError> {

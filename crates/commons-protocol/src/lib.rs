@@ -174,6 +174,9 @@ pub struct RegisterWorker {
     pub gpu: Option<String>,
     pub engine_version: String,
     pub platform: String,
+    /// Machines of one class compute bit-identical results (engine backend, architecture, SIMD
+    /// level); results that must agree are only compared within a class.
+    pub numeric_class: String,
     /// Measured GFLOP/s of the dense kernel.
     pub speed_gflops: f64,
 }
@@ -198,6 +201,7 @@ pub struct WorkerView {
     pub gpu: Option<String>,
     pub engine_version: String,
     pub platform: String,
+    pub numeric_class: String,
     pub speed_gflops: f64,
     pub online: bool,
     pub last_seen: i64,

@@ -147,6 +147,7 @@ pub async fn run(config: WorkerConfig, stop: Arc<AtomicBool>) -> Result<(), Work
         gpu: config.gpu.clone(),
         engine_version: commons_engine::output::ENGINE_VERSION.to_string(),
         platform: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+        numeric_class: commons_engine::numeric_class(),
         speed_gflops: speed,
     };
     let mut registered: Registered = retrying("register", || client.register_worker(&request)).await?;
