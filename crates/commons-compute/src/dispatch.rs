@@ -28,6 +28,7 @@ pub(crate) struct WorkerRow {
     pub id: i64,
     pub owner_id: i64,
     pub numeric_class: String,
+    pub last_seen: i64,
     pub trusted: bool,
     pub operator_host: bool,
 }
@@ -86,7 +87,7 @@ impl Coordinator {
     }
 
     async fn worker(&self, owner: &Token, worker_id: i64) -> Result<WorkerRow> {
-        let row = sqlx::query("SELECT id, owner_id, numeric_class, consecutive_valid, operator_host FROM workers WHERE id = $1 AND owner_id = $2")
+        let row = sqlx::query("SELECT id, owner_id, numeric_class, consecutive_valid, operator_host, last_seen FROM workers WHERE id = $1 AND owner_id = $2")
             .bind(worker_id)
             .bind(owner.user.id)
             .fetch_optional(self.pool())
@@ -97,6 +98,7 @@ impl Coordinator {
             id: row.try_get("id")?,
             owner_id: row.try_get("owner_id")?,
             numeric_class: row.try_get("numeric_class")?,
+            last_seen: row.try_get("last_seen")?,
             trusted: operator_host || row.try_get::<i64, _>("consecutive_valid")? >= self.config.trust_threshold,
             operator_host,
         })
@@ -106,11 +108,10 @@ impl Coordinator {
     pub async fn pull(&self, owner: &Token, worker_id: i64, wait: Duration) -> Result<Option<Lease>> {
         let worker = self.worker(owner, worker_id).await?;
         let deadline = Instant::now() + wait.min(Duration::from_secs(self.config.long_poll_seconds));
-        sqlx::query("UPDATE workers SET last_seen = $1 WHERE id = $2 AND last_seen < $1")
-            .bind(now())
-            .bind(worker.id)
-            .execute(self.pool())
-            .await?;
+        // Seen-times are kept to the few seconds that tell online from offline, not every poll.
+        if worker.last_seen < now() - 5 {
+            sqlx::query("UPDATE workers SET last_seen = $1 WHERE id = $2").bind(now()).bind(worker.id).execute(self.pool()).await?;
+        }
         loop {
             // Register interest before looking, so a unit queued in between still wakes us.
             let woken = self.wake.notified();
@@ -134,14 +135,15 @@ impl Coordinator {
         }
         let mut tx = self.begin().await?;
         let candidates = sqlx::query(
-            "SELECT u.id, u.job_id, u.role, u.payload, u.quorum, u.results_made, u.validates_unit FROM units u
+            "SELECT u.id, u.job_id, u.role, u.payload, u.quorum, u.results_made, u.validates_unit, j.state AS job_state
+             FROM units u JOIN jobs j ON j.id = u.job_id
              WHERE u.open_slots > 0 AND u.state = 'open'
                AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.unit_id = u.id AND a.worker_id = $1)
              ORDER BY u.id LIMIT $2",
         )
         .bind(worker.id)
         .bind(CANDIDATES)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         for row in candidates {
             let unit_id: i64 = row.try_get("id")?;
@@ -163,13 +165,13 @@ impl Coordinator {
                 sqlx::query("UPDATE units SET open_slots = open_slots - 1, results_made = results_made + 1, updated_at = $1 WHERE id = $2")
                     .bind(now())
                     .bind(unit_id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             } else {
                 sqlx::query("UPDATE units SET open_slots = 0, quorum = 1, results_made = results_made + 1, updated_at = $1 WHERE id = $2")
                     .bind(now())
                     .bind(unit_id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 tracing::debug!(unit = unit_id, worker = worker.id, "trusted host: accepted without replication");
             }
@@ -182,14 +184,16 @@ impl Coordinator {
             .bind(worker.owner_id)
             .bind(expires)
             .bind(now())
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?
             .try_get("id")?;
-            sqlx::query("UPDATE jobs SET state = 'running', updated_at = $1 WHERE id = $2 AND state = 'queued'")
-                .bind(now())
-                .bind(job_id)
-                .execute(&mut *tx)
-                .await?;
+            if row.try_get::<String, _>("job_state")? == "queued" {
+                sqlx::query("UPDATE jobs SET state = 'running', updated_at = $1 WHERE id = $2 AND state = 'queued'")
+                    .bind(now())
+                    .bind(job_id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
             tx.commit().await?;
             let mut work = stored.work;
             let mut upload_token = None;
@@ -212,7 +216,7 @@ impl Coordinator {
             let rejected = sqlx::query("SELECT 1 FROM assignments WHERE unit_id = $1 AND owner_id = $2 AND outcome = 'invalid' LIMIT 1")
                 .bind(unit_id)
                 .bind(worker.owner_id)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(&mut ***tx)
                 .await?;
             return Ok(worker.operator_host || rejected.is_none());
         }
@@ -226,7 +230,7 @@ impl Coordinator {
         )
         .bind(unit_id)
         .bind(claim.unwrap_or(-1))
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut ***tx)
         .await?;
         for other in others {
             if other.try_get::<String, _>("numeric_class")? != worker.numeric_class {
@@ -265,7 +269,7 @@ impl Coordinator {
         )
         .bind(assignment_id)
         .bind(owner.user.id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut ***tx)
         .await?
         .ok_or_else(|| ComputeError::not_found("AssignmentNotFound", format!("assignment {assignment_id} is not one of {}'s", owner.user.name)))?;
         Ok(AssignmentRow {
@@ -285,7 +289,7 @@ impl Coordinator {
         let mut tx = self.begin().await?;
         let a = self.owned_assignment(&mut tx, owner, assignment_id).await?;
         let t = now();
-        sqlx::query("UPDATE workers SET last_seen = $1 WHERE id = $2").bind(t).bind(a.worker_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE workers SET last_seen = $1 WHERE id = $2").bind(t).bind(a.worker_id).execute(&mut **tx).await?;
         if a.state != "running" {
             let reason = match a.state.as_str() {
                 "expired" => "the lease lapsed and the unit went to another worker",
@@ -302,10 +306,10 @@ impl Coordinator {
             .bind(expires)
             .bind(progress)
             .bind(a.id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         if !beat.epochs.is_empty() {
-            let current: Option<String> = sqlx::query("SELECT epochs FROM assignments WHERE id = $1").bind(a.id).fetch_one(&mut *tx).await?.try_get("epochs")?;
+            let current: Option<String> = sqlx::query("SELECT epochs FROM assignments WHERE id = $1").bind(a.id).fetch_one(&mut **tx).await?.try_get("epochs")?;
             let mut epochs: Vec<commons_protocol::EpochPoint> = current.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
             for point in beat.epochs {
                 if !epochs.iter().any(|e| e.epoch == point.epoch) {
@@ -315,7 +319,7 @@ impl Coordinator {
             sqlx::query("UPDATE assignments SET epochs = $1 WHERE id = $2")
                 .bind(serde_json::to_string(&epochs).unwrap_or_default())
                 .bind(a.id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         for line in beat.log.iter().take(MAX_LOG_LINES) {
@@ -325,7 +329,7 @@ impl Coordinator {
                 .bind(a.id)
                 .bind(line)
                 .bind(t)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         tx.commit().await?;
@@ -356,9 +360,9 @@ impl Coordinator {
                     .bind(&error)
                     .bind(t)
                     .bind(a.id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
-                sqlx::query("UPDATE workers SET error_results = error_results + 1 WHERE id = $1").bind(a.worker_id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE workers SET error_results = error_results + 1 WHERE id = $1").bind(a.worker_id).execute(&mut **tx).await?;
                 // A lapsed lease already counted its error and re-opened its slot.
                 if a.state == "running" {
                     self.unit_error(&mut tx, a.unit_id, a.job_id, &format!("worker {}: {error}", a.worker_id)).await?;
@@ -372,7 +376,7 @@ impl Coordinator {
                     .bind(&hash)
                     .bind(t)
                     .bind(a.id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 if a.role == "train" {
                     self.open_validation(&mut tx, a.unit_id, a.job_id, &output).await?;
@@ -385,7 +389,7 @@ impl Coordinator {
         self.refresh_job_state(&mut tx, a.job_id).await?;
         tx.commit().await?;
         self.wake.notify_waiters();
-        self.finish_ready_jobs().await?;
+        self.finish_jobs_if_ready(Some(a.job_id)).await?;
         Ok(answer)
     }
 
@@ -421,19 +425,19 @@ impl Coordinator {
             .bind(error)
             .bind(now())
             .bind(unit_id)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut ***tx)
             .await?;
         let (errors, max_errors, state): (i64, i64, String) = (row.try_get("errors")?, row.try_get("max_errors")?, row.try_get("state")?);
         if state != "open" {
             return Ok(());
         }
         if errors >= max_errors {
-            sqlx::query("UPDATE units SET state = 'failed', open_slots = 0 WHERE id = $1").bind(unit_id).execute(&mut **tx).await?;
+            sqlx::query("UPDATE units SET state = 'failed', open_slots = 0 WHERE id = $1").bind(unit_id).execute(&mut ***tx).await?;
             let message = format!("unit {unit_id} failed {errors} times; last error: {error}");
             tracing::warn!(job = job_id, unit = unit_id, %message, "job failed");
             self.end_job(tx, job_id, "failed", Some(&message)).await?;
         } else {
-            sqlx::query("UPDATE units SET open_slots = open_slots + 1 WHERE id = $1").bind(unit_id).execute(&mut **tx).await?;
+            sqlx::query("UPDATE units SET open_slots = open_slots + 1 WHERE id = $1").bind(unit_id).execute(&mut ***tx).await?;
         }
         Ok(())
     }
@@ -454,14 +458,14 @@ impl Coordinator {
             let changed = sqlx::query("UPDATE assignments SET state = 'expired' WHERE id = $1 AND state = 'running' AND lease_expires_at < $2")
                 .bind(id)
                 .bind(t)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected();
             if changed == 0 {
                 continue;
             }
             tracing::warn!(assignment = id, unit = unit_id, worker = worker_id, "lease lapsed; re-queueing the unit");
-            sqlx::query("UPDATE workers SET error_results = error_results + 1 WHERE id = $1").bind(worker_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE workers SET error_results = error_results + 1 WHERE id = $1").bind(worker_id).execute(&mut **tx).await?;
             self.unit_error(&mut tx, unit_id, job_id, &format!("worker {worker_id} went silent: its lease lapsed")).await?;
             self.refresh_job_state(&mut tx, job_id).await?;
         }

@@ -104,7 +104,7 @@ impl Coordinator {
         .bind(&spec_json)
         .bind(escrow)
         .bind(t)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("id")?;
         let escrow_account = ledger::escrow_account(&mut tx, job_id).await?;
@@ -275,10 +275,8 @@ impl Coordinator {
         .ok_or_else(|| ComputeError::not_found("JobNotFound", format!("job {id} not found")))?;
         let spec: JobSpec = serde_json::from_str(row.try_get("spec")?).map_err(|e| ComputeError::Corrupt(format!("job {id} spec: {e}")))?;
         let result: Option<String> = row.try_get("result")?;
-        let mut tx = self.pool().begin().await?;
-        let paid = ledger::job_total(&mut tx, id, TransferKind::Payment).await?;
-        let refunded = ledger::job_total(&mut tx, id, TransferKind::Refund).await?;
-        drop(tx);
+        let paid = ledger::job_total(self.pool(), id, TransferKind::Payment).await?;
+        let refunded = ledger::job_total(self.pool(), id, TransferKind::Refund).await?;
         Ok(JobView {
             id,
             owner: row.try_get("owner")?,
@@ -374,7 +372,7 @@ impl Coordinator {
         let mut tx = self.begin().await?;
         let row = sqlx::query("SELECT owner_id, state FROM jobs WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(|| ComputeError::not_found("JobNotFound", format!("job {id} not found")))?;
         let owner_id: i64 = row.try_get("owner_id")?;
@@ -399,20 +397,20 @@ impl Coordinator {
             .bind(error)
             .bind(t)
             .bind(job_id)
-            .execute(&mut **tx)
+            .execute(&mut ***tx)
             .await?;
         let unit_state = if state == "done" { "done" } else { "cancelled" };
         sqlx::query("UPDATE units SET state = $1, open_slots = 0, updated_at = $2 WHERE job_id = $3 AND state = 'open'")
             .bind(unit_state)
             .bind(t)
             .bind(job_id)
-            .execute(&mut **tx)
+            .execute(&mut ***tx)
             .await?;
         sqlx::query("UPDATE assignments SET state = 'cancelled' WHERE state = 'running' AND unit_id IN (SELECT id FROM units WHERE job_id = $1)")
             .bind(job_id)
-            .execute(&mut **tx)
+            .execute(&mut ***tx)
             .await?;
-        let owner_id: i64 = sqlx::query("SELECT owner_id FROM jobs WHERE id = $1").bind(job_id).fetch_one(&mut **tx).await?.try_get("owner_id")?;
+        let owner_id: i64 = sqlx::query("SELECT owner_id FROM jobs WHERE id = $1").bind(job_id).fetch_one(&mut ***tx).await?.try_get("owner_id")?;
         ledger::refund(tx, job_id, owner_id, self.config.starter_grant).await?;
         Ok(())
     }
@@ -467,7 +465,7 @@ pub(crate) async fn insert_unit(tx: &mut Tx, job_id: i64, unit: &NewUnitRef<'_>,
     .bind(validates)
     .bind(unit.flops)
     .bind(t)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut ***tx)
     .await?;
     Ok(row.try_get("id")?)
 }

@@ -46,9 +46,9 @@ pub(crate) struct Memo<'a> {
 
 async fn account(tx: &mut Tx, kind: &str, user_id: Option<i64>, job_id: Option<i64>) -> Result<(i64, bool)> {
     let existing = match kind {
-        "issuer" => sqlx::query("SELECT id FROM ledger_accounts WHERE kind = 'issuer'").fetch_optional(&mut **tx).await?,
-        "user" => sqlx::query("SELECT id FROM ledger_accounts WHERE kind = 'user' AND user_id = $1").bind(user_id).fetch_optional(&mut **tx).await?,
-        _ => sqlx::query("SELECT id FROM ledger_accounts WHERE kind = 'escrow' AND job_id = $1").bind(job_id).fetch_optional(&mut **tx).await?,
+        "issuer" => sqlx::query("SELECT id FROM ledger_accounts WHERE kind = 'issuer'").fetch_optional(&mut ***tx).await?,
+        "user" => sqlx::query("SELECT id FROM ledger_accounts WHERE kind = 'user' AND user_id = $1").bind(user_id).fetch_optional(&mut ***tx).await?,
+        _ => sqlx::query("SELECT id FROM ledger_accounts WHERE kind = 'escrow' AND job_id = $1").bind(job_id).fetch_optional(&mut ***tx).await?,
     };
     if let Some(row) = existing {
         return Ok((row.try_get("id")?, false));
@@ -57,7 +57,7 @@ async fn account(tx: &mut Tx, kind: &str, user_id: Option<i64>, job_id: Option<i
         .bind(kind)
         .bind(user_id)
         .bind(job_id)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut ***tx)
         .await?;
     Ok((row.try_get("id")?, true))
 }
@@ -80,7 +80,7 @@ pub(crate) async fn escrow_account(tx: &mut Tx, job_id: i64) -> Result<i64> {
 pub(crate) async fn balance(tx: &mut Tx, account_id: i64) -> Result<i64> {
     let row = sqlx::query("SELECT COALESCE(SUM(amount), 0) AS balance FROM ledger_entries WHERE account_id = $1")
         .bind(account_id)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut ***tx)
         .await?;
     Ok(row.try_get("balance")?)
 }
@@ -92,7 +92,7 @@ pub(crate) async fn transfer(tx: &mut Tx, from: i64, to: i64, amount: i64, memo:
     if amount <= 0 {
         return Ok(false);
     }
-    let from_kind: String = sqlx::query("SELECT kind FROM ledger_accounts WHERE id = $1").bind(from).fetch_one(&mut **tx).await?.try_get("kind")?;
+    let from_kind: String = sqlx::query("SELECT kind FROM ledger_accounts WHERE id = $1").bind(from).fetch_one(&mut ***tx).await?.try_get("kind")?;
     if from_kind != "issuer" {
         let available = balance(tx, from).await?;
         if available < amount {
@@ -110,7 +110,7 @@ pub(crate) async fn transfer(tx: &mut Tx, from: i64, to: i64, amount: i64, memo:
     .bind(&memo.dedup_key)
     .bind(memo.memo)
     .bind(commons_db::now_unix())
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut ***tx)
     .await?;
     let Some(row) = inserted else { return Ok(false) };
     let transfer_id: i64 = row.try_get("id")?;
@@ -119,7 +119,7 @@ pub(crate) async fn transfer(tx: &mut Tx, from: i64, to: i64, amount: i64, memo:
             .bind(transfer_id)
             .bind(account_id)
             .bind(signed)
-            .execute(&mut **tx)
+            .execute(&mut ***tx)
             .await?;
     }
     Ok(true)
@@ -135,14 +135,14 @@ pub(crate) async fn refund(tx: &mut Tx, job_id: i64, owner_id: i64, starter_gran
 }
 
 /// Sum of a job's transfers of one kind.
-pub(crate) async fn job_total(tx: &mut Tx, job_id: i64, kind: TransferKind) -> Result<i64> {
+pub(crate) async fn job_total(pool: &sqlx::SqlitePool, job_id: i64, kind: TransferKind) -> Result<i64> {
     let row = sqlx::query(
         "SELECT COALESCE(SUM(e.amount), 0) AS total FROM ledger_transfers t JOIN ledger_entries e ON e.transfer_id = t.id
          WHERE t.job_id = $1 AND t.kind = $2 AND e.amount > 0",
     )
     .bind(job_id)
     .bind(kind.as_str())
-    .fetch_one(&mut **tx)
+    .fetch_one(pool)
     .await?;
     Ok(row.try_get("total")?)
 }
@@ -156,7 +156,7 @@ pub(crate) async fn history(tx: &mut Tx, user_id: i64, starter_grant: i64) -> Re
          WHERE e.account_id = $1 ORDER BY t.id DESC",
     )
     .bind(account_id)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut ***tx)
     .await?;
     let mut entries = Vec::with_capacity(rows.len());
     for row in &rows {

@@ -33,7 +33,7 @@ async fn votes(tx: &mut Tx, condition: &str, id: i64) -> Result<Vec<Vote>> {
         "SELECT a.id, a.owner_id, a.worker_id, w.operator_host, a.output_hash FROM assignments a JOIN workers w ON w.id = a.worker_id
          WHERE {condition} AND a.state = 'reported' AND a.output_hash IS NOT NULL ORDER BY a.id"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_all(&mut **tx).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_all(&mut ***tx).await?;
     rows.iter()
         .map(|row| {
             Ok(Vote {
@@ -60,12 +60,12 @@ impl Coordinator {
     /// the trainer's claim.
     pub(crate) async fn open_validation(&self, tx: &mut Tx, train_unit: i64, job_id: i64, output: &Output) -> Result<()> {
         let Output::Train { model_commit, .. } = output else { return Ok(()) };
-        let payload: String = sqlx::query("SELECT payload FROM units WHERE id = $1").bind(train_unit).fetch_one(&mut **tx).await?.try_get("payload")?;
+        let payload: String = sqlx::query("SELECT payload FROM units WHERE id = $1").bind(train_unit).fetch_one(&mut ***tx).await?.try_get("payload")?;
         let stored: StoredWork = serde_json::from_str(&payload).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
         let Work::Train { dataset, output_repo, .. } = stored.work else { return Err(ComputeError::Corrupt(format!("unit {train_unit} is not a train unit"))) };
         let claim: i64 = sqlx::query("SELECT id FROM assignments WHERE unit_id = $1 AND state = 'reported' AND outcome = 'pending' ORDER BY reported_at DESC, id DESC LIMIT 1")
             .bind(train_unit)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut ***tx)
             .await?
             .try_get("id")?;
         let work = Work::Eval { model: PinnedRepo { repo: output_repo, revision: model_commit.clone() }, dataset, split: "test".into() };
@@ -87,7 +87,7 @@ impl Coordinator {
     pub(crate) async fn decide(&self, tx: &mut Tx, unit_id: i64) -> Result<()> {
         let unit = sqlx::query("SELECT job_id, state, quorum, open_slots, results_made, max_results, validates_unit, flops, payload FROM units WHERE id = $1")
             .bind(unit_id)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut ***tx)
             .await?;
         if unit.try_get::<String, _>("state")? != "open" {
             return Ok(());
@@ -111,7 +111,7 @@ impl Coordinator {
         let Some(winner) = winner else {
             let running: i64 = sqlx::query("SELECT COUNT(*) AS n FROM assignments WHERE unit_id = $1 AND state = 'running'")
                 .bind(unit_id)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut ***tx)
                 .await?
                 .try_get("n")?;
             let open_slots: i64 = unit.try_get("open_slots")?;
@@ -120,10 +120,10 @@ impl Coordinator {
             }
             let results_made: i64 = unit.try_get("results_made")?;
             if results_made < unit.try_get::<i64, _>("max_results")? {
-                sqlx::query("UPDATE units SET open_slots = 1, updated_at = $1 WHERE id = $2").bind(now()).bind(unit_id).execute(&mut **tx).await?;
+                sqlx::query("UPDATE units SET open_slots = 1, updated_at = $1 WHERE id = $2").bind(now()).bind(unit_id).execute(&mut ***tx).await?;
                 self.log(tx, job_id, &format!("unit {unit_id}: {} results and no quorum yet; sending it to another worker", ballot.len())).await?;
             } else {
-                sqlx::query("UPDATE units SET state = 'failed', open_slots = 0, updated_at = $1 WHERE id = $2").bind(now()).bind(unit_id).execute(&mut **tx).await?;
+                sqlx::query("UPDATE units SET state = 'failed', open_slots = 0, updated_at = $1 WHERE id = $2").bind(now()).bind(unit_id).execute(&mut ***tx).await?;
                 let message = format!("unit {unit_id}: {results_made} results never reached a quorum of {quorum}");
                 self.end_job(tx, job_id, "failed", Some(&message)).await?;
             }
@@ -144,9 +144,9 @@ impl Coordinator {
             .bind(&winner)
             .bind(now())
             .bind(unit_id)
-            .execute(&mut **tx)
+            .execute(&mut ***tx)
             .await?;
-        sqlx::query("UPDATE assignments SET state = 'cancelled' WHERE unit_id = $1 AND state = 'running'").bind(unit_id).execute(&mut **tx).await?;
+        sqlx::query("UPDATE assignments SET state = 'cancelled' WHERE unit_id = $1 AND state = 'running'").bind(unit_id).execute(&mut ***tx).await?;
         if let (Some(train_unit), Some(claim)) = (validates, claim) {
             self.settle_training(tx, job_id, train_unit, &claim, claim.hash == winner).await?;
         }
@@ -156,7 +156,7 @@ impl Coordinator {
     /// The validation of a training claim is decided: pay and close the train unit, or reject the
     /// claim and train again elsewhere.
     async fn settle_training(&self, tx: &mut Tx, job_id: i64, train_unit: i64, claim: &Vote, confirmed: bool) -> Result<()> {
-        let unit = sqlx::query("SELECT flops, results_made, max_results, state FROM units WHERE id = $1").bind(train_unit).fetch_one(&mut **tx).await?;
+        let unit = sqlx::query("SELECT flops, results_made, max_results, state FROM units WHERE id = $1").bind(train_unit).fetch_one(&mut ***tx).await?;
         if unit.try_get::<String, _>("state")? != "open" {
             return Ok(());
         }
@@ -166,16 +166,16 @@ impl Coordinator {
                 .bind(&claim.hash)
                 .bind(now())
                 .bind(train_unit)
-                .execute(&mut **tx)
+                .execute(&mut ***tx)
                 .await?;
             self.log(tx, job_id, &format!("training result of assignment {} confirmed by an independent evaluation", claim.assignment_id)).await?;
             return Ok(());
         }
         self.log(tx, job_id, &format!("training result of assignment {} was not reproduced by independent evaluations; rejected", claim.assignment_id)).await?;
         if unit.try_get::<i64, _>("results_made")? < unit.try_get::<i64, _>("max_results")? {
-            sqlx::query("UPDATE units SET open_slots = open_slots + 1, updated_at = $1 WHERE id = $2").bind(now()).bind(train_unit).execute(&mut **tx).await?;
+            sqlx::query("UPDATE units SET open_slots = open_slots + 1, updated_at = $1 WHERE id = $2").bind(now()).bind(train_unit).execute(&mut ***tx).await?;
         } else {
-            sqlx::query("UPDATE units SET state = 'failed', open_slots = 0 WHERE id = $1").bind(train_unit).execute(&mut **tx).await?;
+            sqlx::query("UPDATE units SET state = 'failed', open_slots = 0 WHERE id = $1").bind(train_unit).execute(&mut ***tx).await?;
             self.end_job(tx, job_id, "failed", Some("no training result survived validation")).await?;
         }
         Ok(())
@@ -186,7 +186,7 @@ impl Coordinator {
         let changed = sqlx::query("UPDATE assignments SET outcome = $1 WHERE id = $2 AND outcome = 'pending'")
             .bind(if valid { "valid" } else { "invalid" })
             .bind(vote.assignment_id)
-            .execute(&mut **tx)
+            .execute(&mut ***tx)
             .await?
             .rows_affected();
         if changed == 0 {
@@ -197,7 +197,7 @@ impl Coordinator {
         } else {
             "UPDATE workers SET consecutive_valid = 0, invalid_results = invalid_results + 1 WHERE id = $1"
         };
-        sqlx::query(sql).bind(vote.worker_id).execute(&mut **tx).await?;
+        sqlx::query(sql).bind(vote.worker_id).execute(&mut ***tx).await?;
         if !valid {
             tracing::warn!(assignment = vote.assignment_id, worker = vote.worker_id, "result rejected: it disagrees with the quorum");
         }
@@ -206,6 +206,9 @@ impl Coordinator {
 
     /// Pays a validated result from the job's escrow (at most what is left in it), once.
     async fn pay(&self, tx: &mut Tx, job_id: i64, unit_id: i64, vote: &Vote, flops: f64) -> Result<()> {
+        if credits_for(flops) == 0 {
+            return Ok(());
+        }
         let escrow = ledger::escrow_account(tx, job_id).await?;
         let left = ledger::balance(tx, escrow).await?;
         let amount = credits_for(flops).min(left);
@@ -228,7 +231,7 @@ impl Coordinator {
             .bind(job_id)
             .bind(format!("[coordinator] {line}"))
             .bind(now())
-            .execute(&mut **tx)
+            .execute(&mut ***tx)
             .await?;
         Ok(())
     }
@@ -242,7 +245,7 @@ impl Coordinator {
                    AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.unit_id = u.id AND a.state = 'reported' AND a.outcome <> 'invalid')) AS computing",
         )
         .bind(job_id)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut ***tx)
         .await?;
         let assigned: bool = row.try_get("assigned")?;
         let computing: bool = row.try_get("computing")?;
@@ -251,18 +254,24 @@ impl Coordinator {
             .bind(state)
             .bind(now())
             .bind(job_id)
-            .execute(&mut **tx)
+            .execute(&mut ***tx)
             .await?;
         Ok(())
     }
 
     /// Finishes every job whose units are all decided. Safe to run concurrently and repeatedly.
     pub(crate) async fn finish_ready_jobs(&self) -> Result<()> {
+        self.finish_jobs_if_ready(None).await
+    }
+
+    /// Finishes job `only` (or every job) if all its units are decided.
+    pub(crate) async fn finish_jobs_if_ready(&self, only: Option<i64>) -> Result<()> {
         let ready = sqlx::query(
-            "SELECT id FROM jobs j WHERE j.state IN ('queued', 'running', 'validating')
+            "SELECT id FROM jobs j WHERE j.state IN ('queued', 'running', 'validating') AND ($1 IS NULL OR j.id = $1)
                AND EXISTS (SELECT 1 FROM units u WHERE u.job_id = j.id)
                AND NOT EXISTS (SELECT 1 FROM units u WHERE u.job_id = j.id AND u.state <> 'done')",
         )
+        .bind(only)
         .fetch_all(self.pool())
         .await?;
         for row in ready {
@@ -307,7 +316,7 @@ impl Coordinator {
         let updated = sqlx::query("UPDATE jobs SET result = $1 WHERE id = $2 AND state IN ('queued', 'running', 'validating')")
             .bind(result.to_string())
             .bind(job_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         if updated == 1 {
