@@ -18,6 +18,7 @@
 
 mod dispatch;
 mod error;
+mod group_commit;
 mod jobs;
 mod ledger;
 mod routes;
@@ -32,31 +33,7 @@ use tokio::sync::Notify;
 pub use error::{ComputeError, Result};
 pub use routes::router;
 
-/// A write transaction of the coordinator. Writers queue on an in-process lock before taking
-/// SQLite's write lock, so they wait in order instead of in SQLite's sleep-and-retry loop.
-pub(crate) struct Tx {
-    inner: sqlx::Transaction<'static, sqlx::Sqlite>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl std::ops::Deref for Tx {
-    type Target = sqlx::Transaction<'static, sqlx::Sqlite>;
-    fn deref(&self) -> &Self::Target {
-        &self.inner
-    }
-}
-
-impl std::ops::DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.inner
-    }
-}
-
-impl Tx {
-    pub(crate) async fn commit(self) -> Result<()> {
-        Ok(self.inner.commit().await?)
-    }
-}
+pub(crate) use group_commit::Tx;
 
 /// Tunables of the coordinator.
 #[derive(Debug, Clone)]
@@ -102,8 +79,8 @@ pub struct Coordinator {
     pub(crate) config: Arc<ComputeConfig>,
     /// Wakes long-polling pulls when units gain open slots on this server.
     pub(crate) wake: Arc<Notify>,
-    /// Serialises this server's write transactions (see [`Tx`]).
-    write_turn: Arc<tokio::sync::Mutex<()>>,
+    /// This server's write transactions, committed in groups.
+    writes: Arc<group_commit::GroupCommit>,
 }
 
 impl axum::extract::FromRef<Coordinator> for AppState {
@@ -116,7 +93,8 @@ impl Coordinator {
     /// A coordinator on `hub`. Leases still running from before a restart get a fresh lease
     /// period: the downtime was the server's, not the workers'.
     pub async fn start(hub: AppState, config: ComputeConfig) -> Result<Self> {
-        let coordinator = Self { hub, config: Arc::new(config), wake: Arc::new(Notify::new()), write_turn: Arc::new(tokio::sync::Mutex::new(())) };
+        let writes = group_commit::GroupCommit::start(hub.db.clone());
+        let coordinator = Self { hub, config: Arc::new(config), wake: Arc::new(Notify::new()), writes };
         let extended = sqlx::query("UPDATE assignments SET lease_expires_at = $1 WHERE state = 'running' AND lease_expires_at < $1")
             .bind(commons_db::now_unix() + coordinator.config.lease_seconds as i64)
             .execute(coordinator.pool())
@@ -137,8 +115,7 @@ impl Coordinator {
     }
 
     pub(crate) async fn begin(&self) -> Result<Tx> {
-        let turn = self.write_turn.clone().lock_owned().await;
-        Ok(Tx { inner: self.hub.db.begin_write().await?, _turn: turn })
+        self.writes.begin().await
     }
 
     /// Runs lease expiry and job completion every few seconds until the process ends.
