@@ -516,3 +516,60 @@ fn cancelling_a_job_stops_its_worker_and_returns_the_escrow() {
     assert_eq!(net.balance(&bob), 1000, "no credit for cancelled work");
     net.audit_ledger();
 }
+
+#[test]
+fn a_training_claim_that_does_not_reproduce_is_rejected_and_the_unit_is_trained_again() {
+    let mut net = Network::start(&["--no-worker"]);
+    // Mallory takes the train unit over the worker protocol, publishes a real model with the
+    // lease's upload token, and claims a better test score than it has.
+    let mallory = net.hub.add_user("mallory");
+    let registered = net.post(
+        "/api/workers/register",
+        &mallory,
+        &json!({"protocol_version": 1, "name": "liar", "cores": 8, "memory_bytes": 1u64 << 34, "gpu": null, "engine_version": "0.1.0", "platform": "linux-x86_64", "numeric_class": commons_engine::numeric_class(), "speed_gflops": 50.0}),
+    );
+    let worker_id = registered.json::<Value>().unwrap()["worker_id"].as_i64().unwrap();
+    let id = net.submit_train(1);
+    let lease: Value = net.post(&format!("/api/workers/{worker_id}/pull?wait=10"), &mallory, &json!({})).json().unwrap();
+    let upload_token = lease["upload_token"].as_str().expect("a train lease carries an upload token").to_string();
+    let branch = lease["work"]["output_branch"].as_str().unwrap().to_string();
+    let repo = lease["work"]["output_repo"].as_str().unwrap().to_string();
+
+    let model_dir = net.tmp.path().join("liar-model");
+    let data = mnist_dir();
+    commons(&["train", "keras-mnist-mlp", "--data", data.to_str().unwrap(), "--out", model_dir.to_str().unwrap(), "--set", "training.epochs=1", "--set", "training.seed=7"]);
+    // The upload token writes that one repository and nothing else.
+    let elsewhere = net.cli_raw(&["repo", "create", "mallory/stolen"], &upload_token);
+    assert!(!elsewhere.status.success(), "a repo-limited token cannot create repositories");
+    let out = net.cli_raw(&["upload", &repo, model_dir.to_str().unwrap(), "--revision", &branch], &upload_token);
+    assert!(out.status.success(), "upload with the lease's token: {}", String::from_utf8_lossy(&out.stderr));
+    let commit = net.api(&format!("/api/models/{repo}/revision/{branch}"))["sha"].as_str().unwrap().to_string();
+    let mut claimed = honest_metrics(&model_dir, &data);
+    claimed["accuracy"] = json!(0.9995);
+    let report = net.post(
+        &format!("/api/assignments/{}/report", lease["assignment_id"]),
+        &mallory,
+        &json!({"status": "success", "output": {"role": "train", "model_commit": commit, "test": claimed, "flops": 1e12, "epochs": 1, "wall_seconds": 1.0}}),
+    );
+    assert!(report.status().is_success());
+
+    // Two honest volunteers evaluate the model, disagree with the claim, and agree with each
+    // other; the unit is trained again by one of them and confirmed by the other.
+    let bob = net.start_worker("bob", "w1");
+    let carol = net.start_worker("carol", "w2");
+    let job = net.wait_done(id);
+    let train = units_of(&job, "train", false)[0];
+    let liar = assignments(train).into_iter().find(|a| a["worker"] == "liar").unwrap();
+    assert_eq!(liar["outcome"], "invalid", "the claim was rejected: {train:#}");
+    let accepted = assignments(train).into_iter().find(|a| a["outcome"] == "valid").expect("a retrained result was accepted");
+    assert_ne!(accepted["owner"], "mallory");
+    let validations = units_of(&job, "eval", true);
+    assert_eq!(validations.len(), 2, "one validation per claim");
+    assert!(job["result"]["test"]["accuracy"].as_f64().unwrap() < 0.9995, "the published score is the reproduced one");
+    assert_eq!(net.worker_view("liar")["invalid_results"], 1);
+    assert_eq!(net.balance(&mallory), 1000, "the false claim earned nothing");
+    assert!(net.balance(&bob) > 1000 && net.balance(&carol) > 1000, "both honest volunteers were paid");
+    let logs = net.cli(&["job", "logs", &id.to_string()]);
+    assert!(logs.contains("was not reproduced"), "{logs}");
+    net.audit_ledger();
+}
