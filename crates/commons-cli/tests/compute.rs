@@ -541,6 +541,9 @@ fn a_training_claim_that_does_not_reproduce_is_rejected_and_the_unit_is_trained_
     // The upload token writes that one repository and nothing else.
     let elsewhere = net.cli_raw(&["repo", "create", "mallory/stolen"], &upload_token);
     assert!(!elsewhere.status.success(), "a repo-limited token cannot create repositories");
+    let to_main = net.cli_raw(&["upload", &repo, model_dir.to_str().unwrap()], &upload_token);
+    assert!(!to_main.status.success(), "the upload token cannot write main, which only validation moves");
+    assert!(String::from_utf8_lossy(&to_main.stderr).contains(&format!("may only write branch {branch}")), "{}", String::from_utf8_lossy(&to_main.stderr));
     let out = net.cli_raw(&["upload", &repo, model_dir.to_str().unwrap(), "--revision", &branch], &upload_token);
     assert!(out.status.success(), "upload with the lease's token: {}", String::from_utf8_lossy(&out.stderr));
     let commit = net.api(&format!("/api/models/{repo}/revision/{branch}"))["sha"].as_str().unwrap().to_string();

@@ -199,7 +199,7 @@ impl Coordinator {
             let mut upload_token = None;
             if let Work::Train { output_repo, output_branch, .. } = &mut work {
                 *output_branch = format!("job-{job_id}-a{assignment_id}");
-                upload_token = Some(self.upload_token(job_id, output_repo, assignment_id).await?);
+                upload_token = Some(self.upload_token(job_id, output_repo, output_branch, assignment_id).await?);
             }
             tracing::info!(job = job_id, unit = unit_id, assignment = assignment_id, worker = worker.id, role, "unit leased");
             return Ok(Some(Lease { assignment_id, unit_id, job_id, work, lease_seconds: self.config.lease_seconds, upload_token }));
@@ -243,8 +243,9 @@ impl Coordinator {
         Ok(true)
     }
 
-    /// A token that may write only the job's output repository, for the worker that trains it.
-    async fn upload_token(&self, job_id: i64, output_repo: &str, assignment_id: i64) -> Result<String> {
+    /// A token that may write only the unit's branch of the job's output repository, for the
+    /// worker that trains it.
+    async fn upload_token(&self, job_id: i64, output_repo: &str, branch: &str, assignment_id: i64) -> Result<String> {
         let (namespace, name) = output_repo.split_once('/').ok_or_else(|| ComputeError::Corrupt(format!("output repo {output_repo}")))?;
         let repo = self
             .hub
@@ -256,7 +257,7 @@ impl Coordinator {
         Ok(self
             .hub
             .db
-            .create_repo_token(owner_id, &format!("job-{job_id}-assignment-{assignment_id}"), repo.id, now() + UPLOAD_TOKEN_SECONDS)
+            .create_branch_token(owner_id, &format!("job-{job_id}-assignment-{assignment_id}"), repo.id, branch, now() + UPLOAD_TOKEN_SECONDS)
             .await?)
     }
 

@@ -143,6 +143,12 @@ impl Coordinator {
             name.chars().take(96).collect()
         });
         commons_hub::names::validate_repo_name(&output, "output repository name")?;
+        if self.hub.db.get_repo(RepoKind::Model, &owner.user.name, &output).await?.is_some_and(|r| r.private) {
+            return Err(ComputeError::bad_request(format!(
+                "output repository {}/{output} is private: the workers that validate the model must be able to read it",
+                owner.user.name
+            )));
+        }
         // Room for one retrained model and the validations that may take to agree.
         let escrow = 2 * credits_for(train_flops) + VALIDATION_MAX_RESULTS * credits_for(validation_flops);
         let work = Work::Train {

@@ -1,9 +1,11 @@
 -- The compute network: jobs, work units, their assignments to workers (BOINC's "results"),
 -- workers, and the double-entry credit ledger. Portable SQL, as 0001.
 
--- A token may be limited to writing one repository until it expires: the coordinator mints such
--- a token for a worker so it can publish a job's output into the submitter's repository.
+-- A token may be limited to writing one branch of one repository until it expires: the
+-- coordinator mints such a token for a worker so it can publish a job's output into the
+-- submitter's repository, on the unit's own branch (never `main`, which moves on validation).
 ALTER TABLE tokens ADD COLUMN repo_id INTEGER REFERENCES repos(id);
+ALTER TABLE tokens ADD COLUMN branch TEXT;
 ALTER TABLE tokens ADD COLUMN expires_at BIGINT;
 
 CREATE TABLE workers (

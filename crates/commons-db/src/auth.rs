@@ -42,8 +42,10 @@ pub struct Token {
     pub user: User,
     pub name: String,
     pub scope: Scope,
-    /// When set, the token may write only to this repository (a worker publishing a job's output).
+    /// When set, the token may write only to this repository (a worker publishing a job's output)
+    /// and only to `branch`.
     pub repo_id: Option<i64>,
+    pub branch: Option<String>,
 }
 
 fn new_secret() -> String {
@@ -83,14 +85,6 @@ impl Db {
         }
     }
 
-    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT id, name, fullname, created_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
     pub async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
         let row = sqlx::query("SELECT id, name, fullname, created_at FROM users WHERE name = $1")
             .bind(name)
@@ -117,18 +111,19 @@ impl Db {
         Ok(secret)
     }
 
-    /// Creates a write token of `user_id` limited to one repository until `expires_at` (unix
-    /// seconds); returns its secret.
-    pub async fn create_repo_token(&self, user_id: i64, token_name: &str, repo_id: i64, expires_at: i64) -> Result<String> {
+    /// Creates a write token of `user_id` limited to `branch` of one repository until
+    /// `expires_at` (unix seconds); returns its secret.
+    pub async fn create_branch_token(&self, user_id: i64, token_name: &str, repo_id: i64, branch: &str, expires_at: i64) -> Result<String> {
         let secret = new_secret();
         sqlx::query(
-            "INSERT INTO tokens (user_id, name, token_hash, scope, created_at, repo_id, expires_at) VALUES ($1, $2, $3, 'write', $4, $5, $6)",
+            "INSERT INTO tokens (user_id, name, token_hash, scope, created_at, repo_id, branch, expires_at) VALUES ($1, $2, $3, 'write', $4, $5, $6, $7)",
         )
         .bind(user_id)
         .bind(token_name)
         .bind(hash_secret(&secret))
         .bind(now_unix())
         .bind(repo_id)
+        .bind(branch)
         .bind(expires_at)
         .execute(&self.pool)
         .await?;
@@ -147,7 +142,7 @@ impl Db {
     /// Looks a bearer secret up; `None` when no such token exists or it has expired.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Token>> {
         let row = sqlx::query(
-            "SELECT u.id, u.name, u.fullname, u.created_at, t.name AS token_name, t.scope, t.repo_id
+            "SELECT u.id, u.name, u.fullname, u.created_at, t.name AS token_name, t.scope, t.repo_id, t.branch
              FROM tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at >= $2)",
         )
@@ -161,6 +156,7 @@ impl Db {
             name: row.try_get("token_name")?,
             scope: Scope::parse(row.try_get::<&str, _>("scope")?)?,
             repo_id: row.try_get("repo_id")?,
+            branch: row.try_get("branch")?,
         }))
     }
 }

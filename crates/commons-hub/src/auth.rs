@@ -60,7 +60,17 @@ impl Caller {
         Ok(token)
     }
 
-    /// A write token that may change the contents of `repo`.
+    /// A write token that may move `branch` of `repo`.
+    pub fn require_write_branch(&self, repo: &Repo, branch: &str) -> Result<&Token, ApiError> {
+        let token = self.require_write_repo(repo)?;
+        match &token.branch {
+            Some(only) if only != branch => Err(ApiError::forbidden(format!("this token may only write branch {only} of {}", repo.full_name()))),
+            _ => Ok(token),
+        }
+    }
+
+    /// A write token that may add content to `repo` (refs are checked by
+    /// [`Caller::require_write_branch`]).
     pub fn require_write_repo(&self, repo: &Repo) -> Result<&Token, ApiError> {
         let token = self.require_write_any(&repo.namespace)?;
         match token.repo_id {

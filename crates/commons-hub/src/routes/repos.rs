@@ -573,6 +573,7 @@ pub async fn create_branch(State(state): State<AppState>, caller: Caller, Path(p
     let kind = kind_from_plural(&p.kind)?;
     let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     validate_ref_name(&p.branch)?;
+    caller.require_write_branch(&repo, &p.branch)?;
     let body: BranchBody = if body.is_empty() {
         BranchBody::default()
     } else {
@@ -586,6 +587,7 @@ pub async fn create_branch(State(state): State<AppState>, caller: Caller, Path(p
 pub async fn delete_branch(State(state): State<AppState>, caller: Caller, Path(p): Path<BranchPath>) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    caller.require_write(&repo.namespace)?;
     if p.branch == "main" {
         return Err(ApiError::forbidden("the main branch cannot be deleted"));
     }
@@ -601,6 +603,7 @@ pub struct TagBody {
 pub async fn create_tag(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>, Json(body): Json<TagBody>) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    caller.require_write(&repo.namespace)?;
     validate_ref_name(&body.tag)?;
     let commit = resolve(&state, &repo, &p.rev).await?;
     state.db.create_ref(&repo, RefKind::Tag, &body.tag, &commit).await?;
@@ -610,6 +613,7 @@ pub async fn create_tag(State(state): State<AppState>, caller: Caller, Path(p): 
 pub async fn delete_tag(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    caller.require_write(&repo.namespace)?;
     state.db.delete_ref(&repo, RefKind::Tag, &p.rev).await?;
     Ok(Json(json!({})))
 }

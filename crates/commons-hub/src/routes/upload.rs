@@ -171,6 +171,7 @@ pub async fn commit(
     }
     let branch = p.rev.strip_prefix("refs/heads/").unwrap_or(&p.rev).to_string();
     validate_ref_name(&branch)?;
+    caller.require_write_branch(&repo, &branch)?;
     let head = resolve(&state, &repo, &branch).await?;
     let rules = rules_at(&state, &repo, &head).await?;
 
