@@ -529,23 +529,30 @@ fn a_training_claim_that_does_not_reproduce_is_rejected_and_the_unit_is_trained_
         &json!({"protocol_version": 1, "name": "liar", "cores": 8, "memory_bytes": 1u64 << 34, "gpu": null, "engine_version": "0.1.0", "platform": "linux-x86_64", "numeric_class": commons_engine::numeric_class(), "speed_gflops": 50.0}),
     );
     let worker_id = registered.json::<Value>().unwrap()["worker_id"].as_i64().unwrap();
+    // She trains her model beforehand, so her lease never lapses while she works.
+    let model_dir = net.tmp.path().join("liar-model");
+    let data = mnist_dir();
+    commons(&["train", "keras-mnist-mlp", "--data", data.to_str().unwrap(), "--out", model_dir.to_str().unwrap(), "--set", "training.epochs=1", "--set", "training.seed=7"]);
     let id = net.submit_train(1);
     let lease: Value = net.post(&format!("/api/workers/{worker_id}/pull?wait=10"), &mallory, &json!({})).json().unwrap();
+    let heartbeat = || {
+        let beat = net.post(&format!("/api/assignments/{}/heartbeat", lease["assignment_id"]), &mallory, &json!({"log": ["working"]}));
+        assert!(!beat.json::<Value>().unwrap()["stop"].as_bool().unwrap(), "the lease is alive");
+    };
     let upload_token = lease["upload_token"].as_str().expect("a train lease carries an upload token").to_string();
     let branch = lease["work"]["output_branch"].as_str().unwrap().to_string();
     let repo = lease["work"]["output_repo"].as_str().unwrap().to_string();
 
-    let model_dir = net.tmp.path().join("liar-model");
-    let data = mnist_dir();
-    commons(&["train", "keras-mnist-mlp", "--data", data.to_str().unwrap(), "--out", model_dir.to_str().unwrap(), "--set", "training.epochs=1", "--set", "training.seed=7"]);
     // The upload token writes that one repository and nothing else.
     let elsewhere = net.cli_raw(&["repo", "create", "mallory/stolen"], &upload_token);
     assert!(!elsewhere.status.success(), "a repo-limited token cannot create repositories");
+    heartbeat();
     let to_main = net.cli_raw(&["upload", &repo, model_dir.to_str().unwrap()], &upload_token);
     assert!(!to_main.status.success(), "the upload token cannot write main, which only validation moves");
     assert!(String::from_utf8_lossy(&to_main.stderr).contains(&format!("may only write branch {branch}")), "{}", String::from_utf8_lossy(&to_main.stderr));
     let out = net.cli_raw(&["upload", &repo, model_dir.to_str().unwrap(), "--revision", &branch], &upload_token);
     assert!(out.status.success(), "upload with the lease's token: {}", String::from_utf8_lossy(&out.stderr));
+    heartbeat();
     let commit = net.api(&format!("/api/models/{repo}/revision/{branch}"))["sha"].as_str().unwrap().to_string();
     let mut claimed = honest_metrics(&model_dir, &data);
     claimed["accuracy"] = json!(0.9995);

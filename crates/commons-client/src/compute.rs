@@ -92,4 +92,12 @@ impl Client {
     pub async fn report(&self, assignment_id: i64, report: &Report) -> Result<ReportAnswer> {
         self.post_json(&format!("assignments/{assignment_id}/report"), report).await
     }
+
+    /// Reports and asks for worker `worker_id`'s next lease in the same request (waiting up to
+    /// `wait` for one); the lease is in the answer's `next`.
+    pub async fn report_and_pull(&self, assignment_id: i64, report: &Report, worker_id: i64, wait: Duration) -> Result<ReportAnswer> {
+        let url = self.compute_url(&format!("assignments/{assignment_id}/report?next_for={worker_id}&wait={}", wait.as_secs()));
+        let resp = self.send(self.http().post(&url).json(report).timeout(wait + Duration::from_secs(30))).await?;
+        read_json(resp, &url).await
+    }
 }

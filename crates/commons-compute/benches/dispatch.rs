@@ -3,7 +3,8 @@
 //! synchronous=FULL: every lease and every report is durable before it is answered).
 //!
 //! `cargo bench -p commons-compute --bench dispatch [-- N... --units M]`
-//! Prints, per N: units completed per second and the p50/p99 latency of a pull that got work.
+//! Prints, per N: units completed per second and the p50/p99 latency of a request that returned
+//! a lease (the first pull, then each report that carried the next lease).
 //! BOINC's published figure for one server is about 100 jobs/s (8.8 M/day).
 
 use std::sync::Arc;
@@ -66,14 +67,29 @@ async fn run(workers: usize, units: usize) -> Run {
         let client = client.clone();
         let completed = completed.clone();
         tasks.push(tokio::spawn(async move {
+            // As `commons worker` does: pull once, then report each result and receive the next
+            // lease in the same request.
             let mut latencies = Vec::new();
+            let mut next = None;
             while completed.load(Ordering::Relaxed) < units {
                 let asked = Instant::now();
-                let Some(lease) = client.pull(id, Duration::from_secs(1)).await.expect("pull") else { continue };
+                let lease = match next.take() {
+                    Some(lease) => lease,
+                    None => match client.pull(id, Duration::from_secs(1)).await.expect("pull") {
+                        Some(lease) => lease,
+                        None => continue,
+                    },
+                };
                 latencies.push(asked.elapsed());
-                let answer = client.report(lease.assignment_id, &Report::Success { output: Output::Noop }).await.expect("report");
+                let report = Report::Success { output: Output::Noop };
+                let asked = Instant::now();
+                let answer = client.report_and_pull(lease.assignment_id, &report, id, Duration::ZERO).await.expect("report");
                 assert!(answer.accepted, "{}", answer.message);
                 completed.fetch_add(1, Ordering::Relaxed);
+                if answer.next.is_some() {
+                    latencies.push(asked.elapsed());
+                }
+                next = answer.next;
             }
             latencies
         }));
@@ -108,7 +124,7 @@ fn main() {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     println!("dispatch: simulated workers pull and complete no-op units over HTTP (SQLite WAL, synchronous=FULL)");
-    println!("{:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>10}", "workers", "units", "seconds", "units/s", "pull p50 ms", "pull p99 ms", "vs BOINC");
+    println!("{:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>10}", "workers", "units", "seconds", "units/s", "lease p50 ms", "lease p99 ms", "vs BOINC");
     for workers in sizes {
         let r = runtime.block_on(run(workers, units));
         let rate = r.units as f64 / r.seconds;

@@ -343,7 +343,7 @@ impl Coordinator {
     pub async fn report(&self, owner: &Token, assignment_id: i64, report: Report) -> Result<ReportAnswer> {
         let mut tx = self.begin().await?;
         let a = self.owned_assignment(&mut tx, owner, assignment_id).await?;
-        let refuse = |message: &str| Ok(ReportAnswer { accepted: false, message: message.into() });
+        let refuse = |message: &str| Ok(ReportAnswer { accepted: false, message: message.into(), next: None });
         match a.state.as_str() {
             "reported" | "errored" => return refuse("this assignment was already reported; the first report stands"),
             "cancelled" => return refuse("the job was cancelled or the unit decided; nothing recorded"),
@@ -368,7 +368,7 @@ impl Coordinator {
                 if a.state == "running" {
                     self.unit_error(&mut tx, a.unit_id, a.job_id, &format!("worker {}: {error}", a.worker_id)).await?;
                 }
-                ReportAnswer { accepted: true, message: "error recorded".into() }
+                ReportAnswer { accepted: true, message: "error recorded".into(), next: None }
             }
             Report::Success { output } => {
                 let hash = self.check_output(&a, &output).await?;
@@ -384,7 +384,7 @@ impl Coordinator {
                 } else {
                     self.decide(&mut tx, a.unit_id).await?;
                 }
-                ReportAnswer { accepted: true, message: "result recorded".into() }
+                ReportAnswer { accepted: true, message: "result recorded".into(), next: None }
             }
         };
         self.refresh_job_state(&mut tx, a.job_id).await?;

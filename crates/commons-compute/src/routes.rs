@@ -126,9 +126,20 @@ async fn heartbeat(State(c): State<Coordinator>, caller: Caller, Path(id): Path<
     Ok(Json(c.heartbeat(owner, id, beat).await?).into_response())
 }
 
-async fn report(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, Body(report): Body<Report>) -> ApiResult<Response> {
+#[derive(Deserialize)]
+struct ReportQuery {
+    /// Also lease the next unit for this worker.
+    next_for: Option<i64>,
+    wait: Option<u64>,
+}
+
+async fn report(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, Query(q): Query<ReportQuery>, Body(report): Body<Report>) -> ApiResult<Response> {
     let owner = account_token(&caller)?;
-    Ok(Json(c.report(owner, id, report).await?).into_response())
+    let mut answer = c.report(owner, id, report).await?;
+    if let Some(worker) = q.next_for {
+        answer.next = c.pull(owner, worker, Duration::from_secs(q.wait.unwrap_or(0))).await?;
+    }
+    Ok(Json(answer).into_response())
 }
 
 async fn credits(State(c): State<Coordinator>, caller: Caller) -> ApiResult<Response> {

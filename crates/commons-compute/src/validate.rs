@@ -157,6 +157,9 @@ impl Coordinator {
     /// claim and train again elsewhere.
     async fn settle_training(&self, tx: &mut Tx, job_id: i64, train_unit: i64, claim: &Vote, confirmed: bool) -> Result<()> {
         let unit = sqlx::query("SELECT flops, results_made, max_results, state FROM units WHERE id = $1").bind(train_unit).fetch_one(&mut ***tx).await?;
+        if !confirmed {
+            self.log(tx, job_id, &format!("training result of assignment {} was not reproduced by independent evaluations; rejected", claim.assignment_id)).await?;
+        }
         if unit.try_get::<String, _>("state")? != "open" {
             return Ok(());
         }
@@ -171,7 +174,6 @@ impl Coordinator {
             self.log(tx, job_id, &format!("training result of assignment {} confirmed by an independent evaluation", claim.assignment_id)).await?;
             return Ok(());
         }
-        self.log(tx, job_id, &format!("training result of assignment {} was not reproduced by independent evaluations; rejected", claim.assignment_id)).await?;
         if unit.try_get::<i64, _>("results_made")? < unit.try_get::<i64, _>("max_results")? {
             sqlx::query("UPDATE units SET open_slots = open_slots + 1, updated_at = $1 WHERE id = $2").bind(now()).bind(train_unit).execute(&mut ***tx).await?;
         } else {

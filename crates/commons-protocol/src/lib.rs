@@ -323,6 +323,10 @@ pub struct ReportAnswer {
     /// report of the same assignment, is answered but changes nothing).
     pub accepted: bool,
     pub message: String,
+    /// The worker's next lease, when the report asked for one (`?next_for=WORKER&wait=S`): one
+    /// round trip reports a result and fetches more work, as in BOINC's scheduler RPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Lease>,
 }
 
 // ---------------------------------------------------------------------------------------------

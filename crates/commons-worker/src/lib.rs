@@ -153,8 +153,13 @@ pub async fn run(config: WorkerConfig, stop: Arc<AtomicBool>) -> Result<(), Work
     let mut registered: Registered = retrying("register", || client.register_worker(&request)).await?;
     tracing::info!(worker = registered.worker_id, name = %config.name, gflops = format!("{speed:.1}"), "registered with {}", config.hub);
     let mut done = 0usize;
+    let mut next: Option<Lease> = None;
     while !stop.load(Ordering::Relaxed) && config.max_units.is_none_or(|max| done < max) {
-        let lease = match retrying("pull", || client.pull(registered.worker_id, PULL_WAIT)).await {
+        let pulled = match next.take() {
+            Some(lease) => Ok(Some(lease)),
+            None => retrying("pull", || client.pull(registered.worker_id, PULL_WAIT)).await,
+        };
+        let lease = match pulled {
             Ok(Some(lease)) => lease,
             Ok(None) => continue,
             Err(e) if e.code() == Some("WorkerNotFound") => {
@@ -176,9 +181,16 @@ pub async fn run(config: WorkerConfig, stop: Arc<AtomicBool>) -> Result<(), Work
                 Report::Error { error: format!("{e}") }
             }
         };
-        let answer = retrying("report", || client.report(lease.assignment_id, &report)).await?;
-        tracing::info!(assignment = lease.assignment_id, accepted = answer.accepted, message = %answer.message, "reported");
         done += 1;
+        let more = !stop.load(Ordering::Relaxed) && config.max_units.is_none_or(|max| done < max);
+        let answer = if more {
+            // Report and ask for the next unit in one round trip.
+            retrying("report", || client.report_and_pull(lease.assignment_id, &report, registered.worker_id, Duration::ZERO)).await?
+        } else {
+            retrying("report", || client.report(lease.assignment_id, &report)).await?
+        };
+        tracing::info!(assignment = lease.assignment_id, accepted = answer.accepted, message = %answer.message, "reported");
+        next = answer.next;
     }
     Ok(())
 }
