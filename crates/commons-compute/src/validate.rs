@@ -146,7 +146,11 @@ impl Coordinator {
             .bind(unit_id)
             .execute(&mut ***tx)
             .await?;
-        sqlx::query("UPDATE assignments SET state = 'cancelled' WHERE unit_id = $1 AND state = 'running'").bind(unit_id).execute(&mut ***tx).await?;
+        // Replicas still running are no longer needed (only when there are any: this runs per report).
+        let in_unit = ballot.len() - usize::from(claim_id.is_some());
+        if (in_unit as i64) < unit.try_get::<i64, _>("results_made")? {
+            sqlx::query("UPDATE assignments SET state = 'cancelled' WHERE unit_id = $1 AND state = 'running'").bind(unit_id).execute(&mut ***tx).await?;
+        }
         if let (Some(train_unit), Some(claim)) = (validates, claim) {
             self.settle_training(tx, job_id, train_unit, &claim, claim.hash == winner).await?;
         }
@@ -238,26 +242,23 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Sets queued / running / validating from the units' progress.
+    /// Sets queued / running / validating from the units' progress (one statement: it runs
+    /// after every report).
     pub(crate) async fn refresh_job_state(&self, tx: &mut Tx, job_id: i64) -> Result<()> {
-        let row = sqlx::query(
-            "SELECT
-                EXISTS (SELECT 1 FROM units u JOIN assignments a ON a.unit_id = u.id WHERE u.job_id = $1) AS assigned,
-                EXISTS (SELECT 1 FROM units u WHERE u.job_id = $1 AND u.state = 'open' AND u.validates_unit IS NULL
-                   AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.unit_id = u.id AND a.state = 'reported' AND a.outcome <> 'invalid')) AS computing",
+        sqlx::query(
+            "WITH next AS (SELECT CASE
+                 WHEN NOT EXISTS (SELECT 1 FROM units u WHERE u.job_id = $1 AND u.state = 'open' AND u.validates_unit IS NULL
+                        AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.unit_id = u.id AND a.state = 'reported' AND a.outcome <> 'invalid'))
+                   THEN 'validating'
+                 WHEN EXISTS (SELECT 1 FROM units u JOIN assignments a ON a.unit_id = u.id WHERE u.job_id = $1) THEN 'running'
+                 ELSE 'queued' END AS state)
+             UPDATE jobs SET state = (SELECT state FROM next), updated_at = $2
+             WHERE id = $1 AND state IN ('queued', 'running', 'validating') AND state <> (SELECT state FROM next)",
         )
         .bind(job_id)
-        .fetch_one(&mut ***tx)
+        .bind(now())
+        .execute(&mut ***tx)
         .await?;
-        let assigned: bool = row.try_get("assigned")?;
-        let computing: bool = row.try_get("computing")?;
-        let state = if !computing { "validating" } else if assigned { "running" } else { "queued" };
-        sqlx::query("UPDATE jobs SET state = $1, updated_at = $2 WHERE id = $3 AND state IN ('queued', 'running', 'validating') AND state <> $1")
-            .bind(state)
-            .bind(now())
-            .bind(job_id)
-            .execute(&mut ***tx)
-            .await?;
         Ok(())
     }
 
