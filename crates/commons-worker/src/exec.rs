@@ -53,7 +53,9 @@ pub fn exec_unit(spec_path: &Path) -> Result<(), WorkerError> {
     let (result, path) = match spec {
         ExecSpec::Train { recipe, overrides, data, out, result } => {
             let recipe = recipe.to_str().ok_or_else(|| WorkerError::Protocol("recipe path is not UTF-8".into()))?.to_string();
-            emit(&ChildMessage::Log(format!("training {recipe} on {}", data.display())));
+            // Logs are public: name no local paths of the volunteer's machine.
+            let recipe_file = Path::new(&recipe).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            emit(&ChildMessage::Log(format!("training {recipe_file} ({} overrides)", overrides.len())));
             let mut epoch_seen = 0usize;
             let mut last_loss = f64::NAN;
             let mut epoch_started = Instant::now();
@@ -94,7 +96,7 @@ pub fn exec_unit(spec_path: &Path) -> Result<(), WorkerError> {
             (ExecResult { metrics, flops: summary.flops, epochs: summary.epochs, wall_seconds: summary.wall_seconds }, result)
         }
         ExecSpec::Eval { model, data, split, result } => {
-            emit(&ChildMessage::Log(format!("evaluating {} on the {split} split of {}", model.display(), data.display())));
+            emit(&ChildMessage::Log(format!("evaluating the model on the {split} split")));
             let (report, flops) = commons_engine::evaluate_model_dir_with_cost(&model, Some(&data), &split)?;
             emit(&ChildMessage::Log(format!("evaluated {} examples: accuracy {:.4}", report.examples, report.accuracy)));
             let metrics = serde_json::to_value(&report).map_err(|e| WorkerError::Protocol(e.to_string()))?;
