@@ -583,3 +583,35 @@ fn a_training_claim_that_does_not_reproduce_is_rejected_and_the_unit_is_trained_
     assert!(logs.contains("was not reproduced"), "{logs}");
     net.audit_ledger();
 }
+
+#[test]
+fn an_evaluation_split_into_shards_is_validated_shard_by_shard_and_adds_up_to_the_whole() {
+    let mut net = Network::start(&["--no-worker"]);
+    let model_dir = net.tmp.path().join("model");
+    let data = mnist_dir();
+    commons(&["train", "keras-mnist-mlp", "--data", data.to_str().unwrap(), "--out", model_dir.to_str().unwrap(), "--set", "training.epochs=1"]);
+    net.cli(&["repo", "create", "mlp"]);
+    net.cli(&["upload", "mlp", model_dir.to_str().unwrap()]);
+    let whole = honest_metrics(&model_dir, &data);
+    net.start_worker("bob", "w1");
+    net.start_worker("carol", "w2");
+    let out = net.cli(&["job", "submit", "eval", "--model", "alice/mlp", "--dataset", "alice/mnist", "--shards", "3", "--watch"]);
+    let id: i64 = out.lines().last().unwrap().trim().parse().unwrap();
+    let job = net.wait_done(id);
+    let units = units_of(&job, "eval", false);
+    assert_eq!(units.len(), 3, "one unit per shard");
+    for unit in &units {
+        let valid: Vec<_> = assignments(unit).into_iter().filter(|a| a["outcome"] == "valid").collect();
+        assert_eq!(valid.len(), 2, "each shard agreed on by two owners: {unit:#}");
+        assert!(valid[0]["output"]["metrics"]["examples"].as_u64().unwrap() < 10_000);
+    }
+    let merged = &job["result"]["metrics"];
+    assert_eq!(merged["examples"], 10_000);
+    assert_eq!(merged["accuracy"], whole["accuracy"], "shard counts add up exactly");
+    assert_eq!(merged["confusion_matrix"], whole["confusion_matrix"]);
+    let (a, b) = (merged["loss"].as_f64().unwrap(), whole["loss"].as_f64().unwrap());
+    assert!((a - b).abs() < 1e-9 * b.abs(), "loss {a} vs {b}");
+    let paid: i64 = units.iter().map(|u| 2 * u["credits"].as_i64().unwrap()).sum();
+    assert_eq!(job["paid"], paid);
+    net.audit_ledger();
+}

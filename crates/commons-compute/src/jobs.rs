@@ -21,6 +21,8 @@ use crate::{Coordinator, Tx, now};
 pub(crate) const VALIDATION_MAX_RESULTS: i64 = 3;
 /// Vocabulary size assumed when pricing a text recipe that leaves it to the data.
 const DEFAULT_VOCAB: usize = 20_000;
+/// Most shards one evaluation may be split into.
+const MAX_SHARDS: usize = 256;
 /// Largest card, recipe or config the coordinator reads from a repository.
 const SMALL_FILE_LIMIT: u64 = 4 * 1024 * 1024;
 
@@ -52,7 +54,7 @@ impl Coordinator {
     pub async fn submit(&self, owner: &Token, request: JobRequest) -> Result<JobView> {
         let (spec, units, escrow) = match request {
             JobRequest::Train { algorithm, dataset, overrides, output } => self.plan_train(owner, &algorithm, &dataset, overrides, output).await?,
-            JobRequest::Eval { model, dataset, split } => self.plan_eval(owner, &model, &dataset, split).await?,
+            JobRequest::Eval { model, dataset, split, shards } => self.plan_eval(owner, &model, &dataset, split, shards.unwrap_or(1)).await?,
         };
         // Check affordability before creating the output repository, then again under the lock.
         {
@@ -172,9 +174,12 @@ impl Coordinator {
         Ok((spec, vec![unit], escrow))
     }
 
-    async fn plan_eval(&self, owner: &Token, model: &str, dataset: &str, split: String) -> Result<(JobSpec, Vec<NewUnit>, i64)> {
+    async fn plan_eval(&self, owner: &Token, model: &str, dataset: &str, split: String, shards: usize) -> Result<(JobSpec, Vec<NewUnit>, i64)> {
         if !matches!(split.as_str(), "train" | "validation" | "test") {
             return Err(ComputeError::bad_request(format!("unknown split {split:?}: use train, validation or test")));
+        }
+        if !(1..=MAX_SHARDS).contains(&shards) {
+            return Err(ComputeError::bad_request(format!("shards must be between 1 and {MAX_SHARDS}, got {shards}")));
         }
         let (model_repo, model) = self.pin(owner, RepoKind::Model, model).await?;
         let (dataset_repo, dataset) = self.pin(owner, RepoKind::Dataset, dataset).await?;
@@ -194,12 +199,21 @@ impl Coordinator {
             "validation" => (sizes.train as f64 * loaded.recipe.data.validation_fraction) as usize,
             _ => sizes.test,
         };
-        let flops = cost::evaluation_flops(&plan, examples);
+        if shards > examples.max(1) {
+            return Err(ComputeError::bad_request(format!("{shards} shards for {examples} examples: use at most one shard per example")));
+        }
         let max_results = self.config.max_results.max(2);
-        let escrow = max_results * credits_for(flops);
-        let work = Work::Eval { model: model.clone(), dataset: dataset.clone(), split: split.clone() };
-        let unit = NewUnit { role: "eval", stored: StoredWork { work, validation_flops: None, claim: None }, quorum: 2, open_slots: 2, max_results, flops };
-        Ok((JobSpec::Eval { model, dataset, split }, vec![unit], escrow))
+        let mut units = Vec::with_capacity(shards);
+        let mut escrow = 0;
+        for index in 0..shards {
+            let shard_examples = examples * (index + 1) / shards - examples * index / shards;
+            let flops = cost::evaluation_flops(&plan, shard_examples);
+            escrow += max_results * credits_for(flops);
+            let shard = (shards > 1).then_some((index, shards));
+            let work = Work::Eval { model: model.clone(), dataset: dataset.clone(), split: split.clone(), shard };
+            units.push(NewUnit { role: "eval", stored: StoredWork { work, validation_flops: None, claim: None }, quorum: 2, open_slots: 2, max_results, flops });
+        }
+        Ok((JobSpec::Eval { model, dataset, split, shards }, units, escrow))
     }
 
     /// Resolves `namespace/name[@revision]` to a commit the caller may read. Private repositories

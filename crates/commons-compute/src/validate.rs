@@ -68,7 +68,7 @@ impl Coordinator {
             .fetch_one(&mut ***tx)
             .await?
             .try_get("id")?;
-        let work = Work::Eval { model: PinnedRepo { repo: output_repo, revision: model_commit.clone() }, dataset, split: "test".into() };
+        let work = Work::Eval { model: PinnedRepo { repo: output_repo, revision: model_commit.clone() }, dataset, split: "test".into(), shard: None };
         let validation = StoredWork { work, validation_flops: None, claim: Some(claim) };
         let unit = NewUnitRef {
             role: "eval",
@@ -291,10 +291,19 @@ impl Coordinator {
         let spec: commons_protocol::JobSpec = serde_json::from_str(&spec).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
         let result = match &spec {
             commons_protocol::JobSpec::Noop { units } => json!({ "units": units }),
-            commons_protocol::JobSpec::Eval { model, dataset, split } => {
-                let (output, workers) = self.accepted(job_id, "eval", false).await?;
-                let Some(Output::Eval { metrics, .. }) = output else { return Err(ComputeError::Corrupt(format!("job {job_id}: no accepted evaluation"))) };
-                json!({ "metrics": metrics, "provenance": { "model": model, "dataset": dataset, "split": split, "agreed": workers } })
+            commons_protocol::JobSpec::Eval { model, dataset, split, shards } => {
+                let (outputs, workers) = self.accepted_per_unit(job_id).await?;
+                let mut reports = Vec::with_capacity(outputs.len());
+                for output in outputs {
+                    let Output::Eval { metrics, .. } = output else { return Err(ComputeError::Corrupt(format!("job {job_id}: an accepted result is not an evaluation"))) };
+                    reports.push(serde_json::from_value::<commons_engine::EvalReport>(metrics).map_err(|e| ComputeError::Corrupt(format!("job {job_id}: {e}")))?);
+                }
+                let merged = if reports.len() == 1 {
+                    reports.remove(0)
+                } else {
+                    commons_engine::eval::merge_reports(&reports).map_err(|e| ComputeError::Corrupt(format!("job {job_id}: {e}")))?
+                };
+                json!({ "metrics": merged, "shards": shards, "provenance": { "model": model, "dataset": dataset, "split": split, "agreed": workers } })
             }
             commons_protocol::JobSpec::Train { algorithm, recipe_path, dataset, overrides, output } => {
                 let (claim, trainer) = self.accepted(job_id, "train", false).await?;
@@ -358,6 +367,38 @@ impl Coordinator {
             }));
         }
         Ok((output, workers))
+    }
+
+    /// The accepted output of each unit of an evaluation job, in unit (shard) order, and the
+    /// workers whose results agreed.
+    async fn accepted_per_unit(&self, job_id: i64) -> Result<(Vec<Output>, Vec<Value>)> {
+        let rows = sqlx::query(
+            "SELECT a.unit_id, a.id, a.output, w.name AS worker, w.engine_version, u2.name AS owner FROM assignments a
+             JOIN units u ON u.id = a.unit_id JOIN workers w ON w.id = a.worker_id JOIN users u2 ON u2.id = a.owner_id
+             WHERE u.job_id = $1 AND a.outcome = 'valid' ORDER BY a.unit_id, a.id",
+        )
+        .bind(job_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut outputs = Vec::new();
+        let mut workers = Vec::new();
+        let mut last_unit = None;
+        for row in rows {
+            let unit: i64 = row.try_get("unit_id")?;
+            if last_unit != Some(unit) {
+                let text: String = row.try_get("output")?;
+                outputs.push(serde_json::from_str(&text).map_err(|e| ComputeError::Corrupt(e.to_string()))?);
+                last_unit = Some(unit);
+            }
+            workers.push(json!({
+                "unit": unit,
+                "assignment": row.try_get::<i64, _>("id")?,
+                "worker": row.try_get::<String, _>("worker")?,
+                "owner": row.try_get::<String, _>("owner")?,
+                "engine_version": row.try_get::<String, _>("engine_version")?,
+            }));
+        }
+        Ok((outputs, workers))
     }
 
     /// Publishes a validated model: a commit on the job's branch adding the validation record

@@ -24,6 +24,30 @@ pub struct Examples {
     pub targets: Vec<u32>,
 }
 
+impl Examples {
+    /// Shard `index` of `count`: a contiguous run of examples, the shards together covering the
+    /// split once in order (sizes differ by at most one).
+    pub fn shard(&self, index: usize, count: usize) -> Result<Examples, EngineError> {
+        if count == 0 || index >= count {
+            return Err(EngineError::Data(format!("shard {index} of {count} does not exist")));
+        }
+        let start = self.count * index / count;
+        let end = self.count * (index + 1) / count;
+        let slice = |values: &[f32]| -> Vec<f32> {
+            let width = values.len() / self.count.max(1);
+            values[start * width..end * width].to_vec()
+        };
+        let tokens_per = self.tokens.len() / self.count.max(1);
+        let targets_per = self.targets.len() / self.count.max(1);
+        Ok(Examples {
+            count: end - start,
+            features: if self.features.is_empty() { Vec::new() } else { slice(&self.features) },
+            tokens: self.tokens.get(start * tokens_per..end * tokens_per).map(<[u32]>::to_vec).unwrap_or_default(),
+            targets: self.targets[start * targets_per..end * targets_per].to_vec(),
+        })
+    }
+}
+
 /// A token vocabulary: index 0 is padding, 1 the unknown token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Vocabulary {

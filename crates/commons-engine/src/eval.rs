@@ -104,6 +104,43 @@ pub fn evaluate_deterministic(plan: &Plan, params: &Params, examples: &Examples,
     with_threads(1, || evaluate(plan, params, examples, kind))?
 }
 
+/// The report of a whole split from the reports of its shards, in shard order: counts and the
+/// confusion matrix add up, loss is the example-weighted mean, F1 is recomputed.
+pub fn merge_reports(shards: &[EvalReport]) -> Result<EvalReport, EngineError> {
+    let first = shards.first().ok_or_else(|| EngineError::Data("no shard reports to merge".into()))?;
+    let positions: usize = shards.iter().map(|r| r.positions).sum();
+    let correct: f64 = shards.iter().map(|r| (r.accuracy * r.positions as f64).round()).sum();
+    let loss_sum: f64 = shards.iter().map(|r| r.loss * r.positions as f64).sum();
+    let confusion = match &first.confusion_matrix {
+        Some(m) => {
+            let mut total = vec![vec![0u64; m.len()]; m.len()];
+            for report in shards {
+                let part = report.confusion_matrix.as_ref().ok_or_else(|| EngineError::Data("a shard report lacks its confusion matrix".into()))?;
+                if part.len() != total.len() {
+                    return Err(EngineError::Data("shard reports disagree on the number of classes".into()));
+                }
+                for (row, part_row) in total.iter_mut().zip(part) {
+                    for (cell, value) in row.iter_mut().zip(part_row) {
+                        *cell += value;
+                    }
+                }
+            }
+            Some(total)
+        }
+        None => None,
+    };
+    let loss = loss_sum / positions.max(1) as f64;
+    Ok(EvalReport {
+        examples: shards.iter().map(|r| r.examples).sum(),
+        positions,
+        accuracy: correct / positions.max(1) as f64,
+        loss,
+        macro_f1: confusion.as_deref().map(macro_f1).unwrap_or(first.macro_f1),
+        perplexity: first.perplexity.map(|_| loss.exp()),
+        confusion_matrix: confusion,
+    })
+}
+
 /// Unweighted mean of per-class F1 over the classes that occur in the targets or predictions.
 pub fn macro_f1(confusion: &[Vec<u64>]) -> f64 {
     let classes = confusion.len();

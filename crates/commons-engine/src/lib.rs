@@ -112,18 +112,27 @@ pub fn run_recipe(
 /// (or of its recipe's data set, fetched by name). Deterministic: one thread, fixed batches,
 /// f64 sums in a fixed order.
 pub fn evaluate_model_dir(model_dir: &Path, data: Option<&Path>, split: &str) -> Result<EvalReport, EngineError> {
-    Ok(evaluate_model_dir_with_cost(model_dir, data, split)?.0)
+    Ok(evaluate_model_dir_with_cost(model_dir, data, split, None)?.0)
 }
 
-/// [`evaluate_model_dir`], also returning the floating-point operations the evaluation took.
-pub fn evaluate_model_dir_with_cost(model_dir: &Path, data: Option<&Path>, split: &str) -> Result<(EvalReport, f64), EngineError> {
+/// [`evaluate_model_dir`] on shard `(index, count)` of the split when given, also returning the
+/// floating-point operations the evaluation took.
+pub fn evaluate_model_dir_with_cost(model_dir: &Path, data: Option<&Path>, split: &str, shard: Option<(usize, usize)>) -> Result<(EvalReport, f64), EngineError> {
     let model = output::read_model_dir(model_dir)?;
     let data_path = resolve_data_path(&model.recipe.recipe, data)?;
     let prepared = data::prepare(&model.recipe.recipe, &data_path, model.config.vocabulary.clone())?;
     let plan = model::Plan::resolve(&model.recipe, prepared.input.clone(), prepared.dims)?;
     let device = train::default_device();
     let params = output::params_from_model(&model, &plan, &device)?;
-    let examples = prepared.split(split)?;
+    let whole = prepared.split(split)?;
+    let sharded;
+    let examples = match shard {
+        Some((index, count)) => {
+            sharded = whole.shard(index, count)?;
+            &sharded
+        }
+        None => whole,
+    };
     let report = eval::evaluate_deterministic(&plan, &params, examples, model.recipe.recipe.kind)?;
     Ok((report, cost::evaluation_flops(&plan, examples.count)))
 }

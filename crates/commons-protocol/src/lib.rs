@@ -50,11 +50,18 @@ pub enum JobRequest {
         dataset: String,
         #[serde(default = "default_split")]
         split: String,
+        /// Split the evaluation into this many shards, each its own validated unit.
+        #[serde(default)]
+        shards: Option<usize>,
     },
 }
 
 fn default_split() -> String {
     "test".into()
+}
+
+fn one() -> usize {
+    1
 }
 
 /// A repository pinned to one commit.
@@ -89,6 +96,8 @@ pub enum JobSpec {
         model: PinnedRepo,
         dataset: PinnedRepo,
         split: String,
+        #[serde(default = "one")]
+        shards: usize,
     },
     /// Synthetic units that do nothing: used to measure dispatch.
     Noop { units: usize },
@@ -244,6 +253,9 @@ pub enum Work {
         model: PinnedRepo,
         dataset: PinnedRepo,
         split: String,
+        /// `(index, count)`: score only this shard of the split.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard: Option<(usize, usize)>,
     },
     Noop,
 }

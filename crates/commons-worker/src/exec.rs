@@ -16,7 +16,7 @@ use crate::WorkerError;
 #[serde(tag = "task", rename_all = "lowercase")]
 pub enum ExecSpec {
     Train { recipe: PathBuf, overrides: Vec<String>, data: PathBuf, out: PathBuf, result: PathBuf },
-    Eval { model: PathBuf, data: PathBuf, split: String, result: PathBuf },
+    Eval { model: PathBuf, data: PathBuf, split: String, shard: Option<(usize, usize)>, result: PathBuf },
 }
 
 /// One line the child prints.
@@ -95,9 +95,10 @@ pub fn exec_unit(spec_path: &Path) -> Result<(), WorkerError> {
             let metrics = serde_json::to_value(&summary.test).map_err(|e| WorkerError::Protocol(e.to_string()))?;
             (ExecResult { metrics, flops: summary.flops, epochs: summary.epochs, wall_seconds: summary.wall_seconds }, result)
         }
-        ExecSpec::Eval { model, data, split, result } => {
-            emit(&ChildMessage::Log(format!("evaluating the model on the {split} split")));
-            let (report, flops) = commons_engine::evaluate_model_dir_with_cost(&model, Some(&data), &split)?;
+        ExecSpec::Eval { model, data, split, shard, result } => {
+            let part = shard.map(|(i, n)| format!(", shard {} of {n}", i + 1)).unwrap_or_default();
+            emit(&ChildMessage::Log(format!("evaluating the model on the {split} split{part}")));
+            let (report, flops) = commons_engine::evaluate_model_dir_with_cost(&model, Some(&data), &split, shard)?;
             emit(&ChildMessage::Log(format!("evaluated {} examples: accuracy {:.4}", report.examples, report.accuracy)));
             let metrics = serde_json::to_value(&report).map_err(|e| WorkerError::Protocol(e.to_string()))?;
             (ExecResult { metrics, flops, epochs: 0, wall_seconds: started.elapsed().as_secs_f64() }, result)

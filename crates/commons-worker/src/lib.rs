@@ -211,10 +211,10 @@ async fn run_unit(config: &WorkerConfig, client: &Client, registered: &Registere
             let out = scratch.join("model");
             (ExecSpec::Train { recipe: algorithm_dir.join(recipe_path), overrides, data, out: out.clone(), result: result_path.clone() }, Some(out))
         }
-        Work::Eval { model, dataset, split } => {
+        Work::Eval { model, dataset, split, shard } => {
             let model = fetch(config, client, RepoType::Model, &model.repo, &model.revision).await?;
             let data = fetch(config, client, RepoType::Dataset, &dataset.repo, &dataset.revision).await?;
-            (ExecSpec::Eval { model, data, split: split.clone(), result: result_path.clone() }, None)
+            (ExecSpec::Eval { model, data, split: split.clone(), shard: *shard, result: result_path.clone() }, None)
         }
     };
     let spec_path = scratch.join("spec.json");

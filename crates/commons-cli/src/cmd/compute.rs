@@ -90,6 +90,9 @@ pub enum SubmitCommand {
         dataset: String,
         #[arg(long, default_value = "test")]
         split: String,
+        /// Split the evaluation into this many shards, each run and validated on its own.
+        #[arg(long)]
+        shards: Option<usize>,
         #[arg(long)]
         watch: bool,
         #[command(flatten)]
@@ -105,7 +108,7 @@ pub fn job(command: JobCommand) -> Result<()> {
                 SubmitCommand::Train { algorithm, dataset, overrides, output, watch, hub } => {
                     (JobRequest::Train { algorithm, dataset, overrides, output }, watch, hub)
                 }
-                SubmitCommand::Eval { model, dataset, split, watch, hub } => (JobRequest::Eval { model, dataset, split }, watch, hub),
+                SubmitCommand::Eval { model, dataset, split, shards, watch, hub } => (JobRequest::Eval { model, dataset, split, shards }, watch, hub),
             };
             let client = connect(&hub)?;
             let job = rt.block_on(client.submit_job(&request)).context("submitting the job")?;
@@ -179,7 +182,10 @@ fn describe(job: &JobView) -> String {
             let sets = if overrides.is_empty() { String::new() } else { format!(" ({})", overrides.join(", ")) };
             format!("{} on {} -> {}/{output}{sets}", algorithm.display(), dataset.display(), job.owner)
         }
-        commons_protocol::JobSpec::Eval { model, dataset, split } => format!("{} on {} [{split}]", model.display(), dataset.display()),
+        commons_protocol::JobSpec::Eval { model, dataset, split, shards } => {
+            let sharded = if *shards > 1 { format!(" in {shards} shards") } else { String::new() };
+            format!("{} on {} [{split}]{sharded}", model.display(), dataset.display())
+        }
         commons_protocol::JobSpec::Noop { units } => format!("{units} no-op units"),
     }
 }
