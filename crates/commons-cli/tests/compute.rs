@@ -615,3 +615,33 @@ fn an_evaluation_split_into_shards_is_validated_shard_by_shard_and_adds_up_to_th
     assert_eq!(job["paid"], paid);
     net.audit_ledger();
 }
+
+#[test]
+fn a_sweep_trains_every_point_validates_each_and_publishes_the_best() {
+    let mut net = Network::start(&["--no-worker"]);
+    net.start_worker("bob", "w1");
+    net.start_worker("carol", "w2");
+    let out = net.cli(&[
+        "job", "submit", "train", "--algorithm", "alice/keras-mnist-mlp", "--dataset", "alice/mnist", "--set", "training.epochs=1",
+        "--sweep", "training.optimizer.lr=0.0001,0.001",
+    ]);
+    let id: i64 = out.lines().last().unwrap().trim().parse().unwrap();
+    let job = net.wait_done(id);
+    assert_eq!(units_of(&job, "train", false).len(), 2, "one train unit per point");
+    assert_eq!(units_of(&job, "eval", true).len(), 2, "each point validated");
+    let points = job["result"]["points"].as_array().expect("the sweep's points");
+    assert_eq!(points.len(), 2);
+    assert_eq!(points[0]["overrides"], json!(["training.epochs=1", "training.optimizer.lr=0.0001"]));
+    let best = job["result"]["best"].as_u64().unwrap() as usize;
+    let accuracies: Vec<f64> = points.iter().map(|p| p["test"]["accuracy"].as_f64().unwrap()).collect();
+    assert!(accuracies[best] >= accuracies[1 - best], "the best point is published: {accuracies:?}");
+    let main = net.api("/api/models/alice/keras-mnist-mlp-mnist")["sha"].as_str().unwrap().to_string();
+    assert_eq!(main, points[best]["revision"].as_str().unwrap());
+    // Every point's validated model stays reachable on its branch.
+    for point in points {
+        let branch = point["branch"].as_str().unwrap();
+        let head = net.api(&format!("/api/models/alice/keras-mnist-mlp-mnist/revision/{branch}"));
+        assert_eq!(head["sha"], point["revision"]);
+    }
+    net.audit_ledger();
+}

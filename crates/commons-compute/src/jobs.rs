@@ -53,7 +53,7 @@ impl Coordinator {
     /// estimated cost and queues the units. Nothing is written when any check fails.
     pub async fn submit(&self, owner: &Token, request: JobRequest) -> Result<JobView> {
         let (spec, units, escrow) = match request {
-            JobRequest::Train { algorithm, dataset, overrides, output } => self.plan_train(owner, &algorithm, &dataset, overrides, output).await?,
+            JobRequest::Train { algorithm, dataset, overrides, output, sweep } => self.plan_train(owner, &algorithm, &dataset, overrides, output, &sweep).await?,
             JobRequest::Eval { model, dataset, split, shards } => self.plan_eval(owner, &model, &dataset, split, shards.unwrap_or(1)).await?,
         };
         // Check affordability before creating the output repository, then again under the lock.
@@ -127,19 +127,26 @@ impl Coordinator {
         dataset: &str,
         overrides: Vec<String>,
         output: Option<String>,
+        sweep: &[String],
     ) -> Result<(JobSpec, Vec<NewUnit>, i64)> {
         let (algorithm_repo, algorithm) = self.pin(owner, RepoKind::Algorithm, algorithm).await?;
         let (dataset_repo, dataset) = self.pin(owner, RepoKind::Dataset, dataset).await?;
         let recipe_path = self.find_recipe(&algorithm_repo, &algorithm.revision).await?;
         let text = self.read_text(&algorithm_repo, &algorithm.revision, &recipe_path).await?.unwrap_or_default();
         let origin = format!("{}/{recipe_path}", algorithm.display());
-        let loaded = commons_engine::recipe::parse(&text, &origin).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
-        let loaded = commons_engine::recipe::with_overrides(&loaded, &overrides).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
-        check_runnable(&loaded)?;
-        let plan = cost::plan_from_recipe(&loaded, DEFAULT_VOCAB).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
-        let sizes = self.split_sizes(&dataset_repo, &dataset.revision, &loaded).await?;
-        let train_flops = cost::training_flops(&plan, sizes.train, loaded.recipe.training.epochs, sizes.test);
-        let validation_flops = cost::evaluation_flops(&plan, sizes.test);
+        let base = commons_engine::recipe::parse(&text, &origin).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
+        let points = sweep_points(sweep)?;
+        // Every point is checked and priced before anything is written.
+        let mut priced = Vec::with_capacity(points.len());
+        for point in &points {
+            let settings: Vec<String> = overrides.iter().chain(point).cloned().collect();
+            let loaded = commons_engine::recipe::with_overrides(&base, &settings).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
+            check_runnable(&loaded)?;
+            let plan = cost::plan_from_recipe(&loaded, DEFAULT_VOCAB).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
+            let sizes = self.split_sizes(&dataset_repo, &dataset.revision, &loaded).await?;
+            let train_flops = cost::training_flops(&plan, sizes.train, loaded.recipe.training.epochs, sizes.test);
+            priced.push((settings, train_flops, cost::evaluation_flops(&plan, sizes.test)));
+        }
         let output = output.unwrap_or_else(|| {
             let name = format!("{}-{}", algorithm_repo.name, dataset_repo.name);
             name.chars().take(96).collect()
@@ -151,27 +158,32 @@ impl Coordinator {
                 owner.user.name
             )));
         }
-        // Room for one retrained model and the validations that may take to agree.
-        let escrow = 2 * credits_for(train_flops) + VALIDATION_MAX_RESULTS * credits_for(validation_flops);
-        let work = Work::Train {
-            algorithm: algorithm.clone(),
-            recipe_path: recipe_path.clone(),
-            dataset: dataset.clone(),
-            overrides: overrides.clone(),
-            output_repo: format!("{}/{output}", owner.user.name),
-            // Filled in per assignment at lease time.
-            output_branch: String::new(),
-        };
-        let unit = NewUnit {
-            role: "train",
-            stored: StoredWork { work, validation_flops: Some(validation_flops), claim: None },
-            quorum: 1,
-            open_slots: 1,
-            max_results: 2,
-            flops: train_flops,
-        };
-        let spec = JobSpec::Train { algorithm, recipe_path, dataset, overrides, output };
-        Ok((spec, vec![unit], escrow))
+        let mut escrow = 0;
+        let mut units = Vec::with_capacity(priced.len());
+        for (settings, train_flops, validation_flops) in priced {
+            // Room for one retrained model and the validations that may take to agree.
+            escrow += 2 * credits_for(train_flops) + VALIDATION_MAX_RESULTS * credits_for(validation_flops);
+            let work = Work::Train {
+                algorithm: algorithm.clone(),
+                recipe_path: recipe_path.clone(),
+                dataset: dataset.clone(),
+                overrides: settings,
+                output_repo: format!("{}/{output}", owner.user.name),
+                // Filled in per assignment at lease time.
+                output_branch: String::new(),
+            };
+            units.push(NewUnit {
+                role: "train",
+                stored: StoredWork { work, validation_flops: Some(validation_flops), claim: None },
+                quorum: 1,
+                open_slots: 1,
+                max_results: 2,
+                flops: train_flops,
+            });
+        }
+        let points = if sweep.is_empty() { Vec::new() } else { points };
+        let spec = JobSpec::Train { algorithm, recipe_path, dataset, overrides, output, points };
+        Ok((spec, units, escrow))
     }
 
     async fn plan_eval(&self, owner: &Token, model: &str, dataset: &str, split: String, shards: usize) -> Result<(JobSpec, Vec<NewUnit>, i64)> {
@@ -511,6 +523,33 @@ struct SplitSizes {
     test: usize,
 }
 
+/// Most points one sweep may train.
+const MAX_SWEEP_POINTS: usize = 64;
+
+/// Every combination of the swept values, as override lists: `["a=1,2", "b=x,y"]` gives
+/// `[a=1 b=x], [a=1 b=y], [a=2 b=x], [a=2 b=y]`. No sweep is one point with no overrides.
+fn sweep_points(sweep: &[String]) -> Result<Vec<Vec<String>>> {
+    let mut points: Vec<Vec<String>> = vec![Vec::new()];
+    for axis in sweep {
+        let (key, values) = axis
+            .split_once('=')
+            .filter(|(k, v)| !k.trim().is_empty() && !v.trim().is_empty())
+            .ok_or_else(|| ComputeError::bad_request(format!("sweep {axis:?} is not of the form key=value1,value2,...")))?;
+        let values: Vec<&str> = values.split(',').map(str::trim).collect();
+        if values.iter().any(|v| v.is_empty()) {
+            return Err(ComputeError::bad_request(format!("sweep {axis:?} has an empty value")));
+        }
+        points = points
+            .into_iter()
+            .flat_map(|point| values.iter().map(move |v| point.iter().cloned().chain([format!("{}={v}", key.trim())]).collect()))
+            .collect();
+        if points.len() > MAX_SWEEP_POINTS {
+            return Err(ComputeError::bad_request(format!("the sweep has over {MAX_SWEEP_POINTS} points; split it into several jobs")));
+        }
+    }
+    Ok(points)
+}
+
 /// Jobs run what the coordinator can validate: networks whose evaluation is deterministic.
 fn check_runnable(loaded: &LoadedRecipe) -> Result<()> {
     if matches!(loaded.recipe.kind, RecipeKind::Word2vecSkipgram | RecipeKind::Word2vecCbow | RecipeKind::Glove) {
@@ -541,7 +580,17 @@ fn card_split_sizes(card: &str) -> Option<HashMap<String, usize>> {
 
 #[cfg(test)]
 mod tests {
-    use super::card_split_sizes;
+    use super::{card_split_sizes, sweep_points};
+
+    #[test]
+    fn a_sweep_trains_every_combination() {
+        let points = sweep_points(&["training.epochs=1,2".into(), "training.optimizer.lr=0.01, 0.1".into()]).expect("points");
+        assert_eq!(points.len(), 4);
+        assert_eq!(points[1], ["training.epochs=1", "training.optimizer.lr=0.1"]);
+        assert_eq!(sweep_points(&[]).expect("no sweep"), vec![Vec::<String>::new()]);
+        assert!(sweep_points(&["lr".into()]).is_err());
+        assert!(sweep_points(&["a=1,,2".into()]).is_err());
+    }
 
     #[test]
     fn split_sizes_come_from_the_card_front_matter() {

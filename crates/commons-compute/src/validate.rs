@@ -305,23 +305,42 @@ impl Coordinator {
                 };
                 json!({ "metrics": merged, "shards": shards, "provenance": { "model": model, "dataset": dataset, "split": split, "agreed": workers } })
             }
-            commons_protocol::JobSpec::Train { algorithm, recipe_path, dataset, overrides, output } => {
-                let (claim, trainer) = self.accepted(job_id, "train", false).await?;
-                let Some(Output::Train { model_commit, test, flops, epochs, wall_seconds }) = claim else {
-                    return Err(ComputeError::Corrupt(format!("job {job_id}: no accepted training")));
-                };
-                let (_, validators) = self.accepted(job_id, "eval", true).await?;
-                let provenance = json!({
-                    "algorithm": algorithm, "recipe": recipe_path, "dataset": dataset, "overrides": overrides,
-                    "trained_by": trainer, "confirmed_by": validators, "job": job_id,
+            commons_protocol::JobSpec::Train { algorithm, recipe_path, dataset, output, points, .. } => {
+                let owner = spec_owner(self, job_id).await?;
+                let mut published = Vec::new();
+                for point in self.accepted_training(job_id).await? {
+                    let Output::Train { model_commit, test, flops, epochs, wall_seconds } = point.output else {
+                        return Err(ComputeError::Corrupt(format!("job {job_id}: an accepted training result is not a training")));
+                    };
+                    let provenance = json!({
+                        "algorithm": algorithm, "recipe": recipe_path, "dataset": dataset, "overrides": point.overrides,
+                        "trained_by": [point.trainer], "confirmed_by": point.validators, "job": job_id,
+                    });
+                    let branch = format!("job-{job_id}-a{}", point.assignment);
+                    let revision = self.promote(job_id, output, &owner, &branch, &model_commit, &test, &provenance).await?;
+                    published.push(json!({
+                        "model": { "repo": format!("{owner}/{output}"), "revision": revision, "trained_commit": model_commit, "branch": branch },
+                        "test": test, "epochs": epochs, "flops": flops, "wall_seconds": wall_seconds, "provenance": provenance,
+                    }));
+                }
+                // The best point (by test accuracy; the first on a tie) becomes `main`.
+                let accuracy = |p: &Value| p["test"]["accuracy"].as_f64().unwrap_or(f64::NEG_INFINITY);
+                let best = (0..published.len()).fold(None::<usize>, |best, i| match best {
+                    Some(b) if accuracy(&published[b]) >= accuracy(&published[i]) => Some(b),
+                    _ => Some(i),
                 });
-                let assignment = trainer.first().and_then(|t| t["assignment"].as_i64()).unwrap_or_default();
-                let branch = format!("job-{job_id}-a{assignment}");
-                let revision = self.promote(job_id, output, &spec_owner(self, job_id).await?, &branch, &model_commit, &test, &provenance).await?;
-                json!({
-                    "model": { "repo": output_repo_name(self, job_id, output).await?, "revision": revision, "trained_commit": model_commit },
-                    "test": test, "epochs": epochs, "flops": flops, "wall_seconds": wall_seconds, "provenance": provenance,
-                })
+                let Some(best) = best else { return Err(ComputeError::Corrupt(format!("job {job_id}: no accepted training"))) };
+                let revision = published[best]["model"]["revision"].as_str().unwrap_or_default().to_string();
+                self.publish_main(output, &owner, &revision).await?;
+                let mut result = published[best].clone();
+                if !points.is_empty() {
+                    result["points"] = Value::Array(published.iter().map(|p| json!({
+                        "overrides": p["provenance"]["overrides"], "test": { "accuracy": p["test"]["accuracy"], "loss": p["test"]["loss"] },
+                        "revision": p["model"]["revision"], "branch": p["model"]["branch"],
+                    })).collect());
+                    result["best"] = json!(best);
+                }
+                result
             }
         };
         let mut tx = self.begin().await?;
@@ -339,34 +358,56 @@ impl Coordinator {
         Ok(())
     }
 
-    /// The accepted output of a job's units of `role` (validation units when `validation`), and
-    /// the workers whose results agreed, with their engine versions.
-    async fn accepted(&self, job_id: i64, role: &str, validation: bool) -> Result<(Option<Output>, Vec<Value>)> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT a.id, a.output, w.name AS worker, w.engine_version, u2.name AS owner FROM assignments a
-             JOIN units u ON u.id = a.unit_id JOIN workers w ON w.id = a.worker_id JOIN users u2 ON u2.id = a.owner_id
-             WHERE u.job_id = $1 AND u.role = $2 AND u.validates_unit IS {} NULL AND a.outcome = 'valid' ORDER BY a.id",
-            if validation { "NOT" } else { "" }
-        )))
+    /// Each accepted training of a job, in unit (sweep point) order, with its trainer and the
+    /// workers whose evaluations confirmed it.
+    async fn accepted_training(&self, job_id: i64) -> Result<Vec<AcceptedTraining>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.unit_id, a.output, u.role, u.validates_unit, u.payload, w.name AS worker, w.engine_version, u2.name AS owner
+             FROM assignments a JOIN units u ON u.id = a.unit_id JOIN workers w ON w.id = a.worker_id JOIN users u2 ON u2.id = a.owner_id
+             WHERE u.job_id = $1 AND a.outcome = 'valid' ORDER BY a.unit_id, a.id",
+        )
         .bind(job_id)
-        .bind(role)
         .fetch_all(self.pool())
         .await?;
-        let mut output = None;
-        let mut workers = Vec::new();
+        let mut points: Vec<AcceptedTraining> = Vec::new();
+        let mut validators: Vec<(i64, Value)> = Vec::new();
         for row in rows {
-            if output.is_none() {
-                let text: String = row.try_get("output")?;
-                output = Some(serde_json::from_str(&text).map_err(|e| ComputeError::Corrupt(e.to_string()))?);
-            }
-            workers.push(json!({
+            let who = json!({
                 "assignment": row.try_get::<i64, _>("id")?,
                 "worker": row.try_get::<String, _>("worker")?,
                 "owner": row.try_get::<String, _>("owner")?,
                 "engine_version": row.try_get::<String, _>("engine_version")?,
-            }));
+            });
+            match row.try_get::<Option<i64>, _>("validates_unit")? {
+                Some(train_unit) => validators.push((train_unit, who)),
+                None if row.try_get::<String, _>("role")? == "train" => {
+                    let unit_id: i64 = row.try_get("unit_id")?;
+                    if points.iter().any(|p| p.unit_id == unit_id) {
+                        continue;
+                    }
+                    let stored: StoredWork = serde_json::from_str(row.try_get("payload")?).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+                    let overrides = match stored.work {
+                        Work::Train { overrides, .. } => overrides,
+                        _ => Vec::new(),
+                    };
+                    points.push(AcceptedTraining {
+                        unit_id,
+                        assignment: row.try_get("id")?,
+                        output: serde_json::from_str(row.try_get("output")?).map_err(|e| ComputeError::Corrupt(e.to_string()))?,
+                        overrides,
+                        trainer: who,
+                        validators: Vec::new(),
+                    });
+                }
+                None => {}
+            }
         }
-        Ok((output, workers))
+        for (train_unit, who) in validators {
+            if let Some(point) = points.iter_mut().find(|p| p.unit_id == train_unit) {
+                point.validators.push(who);
+            }
+        }
+        Ok(points)
     }
 
     /// The accepted output of each unit of an evaluation job, in unit (shard) order, and the
@@ -439,13 +480,34 @@ impl Coordinator {
                 self.hub.db.commit(&repo, &branch.name, Some(model_commit), &ops, "commons", &title, &message).await?.id
             }
         };
-        let main = self.hub.db.resolve_revision(&repo, "main").await?;
-        if main != validated {
-            self.hub.db.move_branch(&repo, "main", &main, &validated).await?;
-        }
-        tracing::info!(job = job_id, repo = %repo.full_name(), revision = %validated, "validated model published on main");
+        tracing::info!(job = job_id, repo = %repo.full_name(), revision = %validated, branch = %branch.name, "validated model");
         Ok(validated)
     }
+
+    /// Moves `main` of the output repository to a validated revision.
+    async fn publish_main(&self, output: &str, owner: &str, revision: &str) -> Result<()> {
+        let repo = self
+            .hub
+            .db
+            .get_repo(commons_db::RepoKind::Model, owner, output)
+            .await?
+            .ok_or_else(|| ComputeError::Corrupt(format!("output repository {owner}/{output} is gone")))?;
+        let main = self.hub.db.resolve_revision(&repo, "main").await?;
+        if main != revision {
+            self.hub.db.move_branch(&repo, "main", &main, revision).await?;
+        }
+        tracing::info!(repo = %repo.full_name(), %revision, "validated model published on main");
+        Ok(())
+    }
+}
+
+struct AcceptedTraining {
+    unit_id: i64,
+    assignment: i64,
+    output: Output,
+    overrides: Vec<String>,
+    trainer: Value,
+    validators: Vec<Value>,
 }
 
 async fn spec_owner(c: &Coordinator, job_id: i64) -> Result<String> {
@@ -454,10 +516,6 @@ async fn spec_owner(c: &Coordinator, job_id: i64) -> Result<String> {
         .fetch_one(c.pool())
         .await?
         .try_get("name")?)
-}
-
-async fn output_repo_name(c: &Coordinator, job_id: i64, output: &str) -> Result<String> {
-    Ok(format!("{}/{output}", spec_owner(c, job_id).await?))
 }
 
 /// The card section that records how a model's metrics were confirmed.

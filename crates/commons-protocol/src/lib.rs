@@ -42,6 +42,10 @@ pub enum JobRequest {
         /// Name of the output model repo; default `<algorithm>-<dataset>`.
         #[serde(default)]
         output: Option<String>,
+        /// A hyper-parameter sweep: `key=v1,v2,...` per swept key; every combination of the
+        /// values is trained as its own unit, and the best model by test accuracy goes to `main`.
+        #[serde(default)]
+        sweep: Vec<String>,
     },
     /// Score a model repo on a split of a dataset repo.
     Eval {
@@ -91,6 +95,9 @@ pub enum JobSpec {
         overrides: Vec<String>,
         /// The model repo the result is published to.
         output: String,
+        /// The sweep's points (each a list of `key=value`), empty for a single run.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        points: Vec<Vec<String>>,
     },
     Eval {
         model: PinnedRepo,

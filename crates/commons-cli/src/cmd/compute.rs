@@ -75,6 +75,10 @@ pub enum SubmitCommand {
         /// Name of the output model repo (default: <algorithm>-<dataset>).
         #[arg(long)]
         output: Option<String>,
+        /// Sweep a recipe value over a list, e.g. `--sweep training.optimizer.lr=0.001,0.01`
+        /// (repeatable: every combination trains; the best test accuracy goes to main).
+        #[arg(long, value_name = "KEY=V1,V2,...")]
+        sweep: Vec<String>,
         /// Follow the job until it ends.
         #[arg(long)]
         watch: bool,
@@ -105,8 +109,8 @@ pub fn job(command: JobCommand) -> Result<()> {
     match command {
         JobCommand::Submit(submit) => {
             let (request, watch, hub) = match submit {
-                SubmitCommand::Train { algorithm, dataset, overrides, output, watch, hub } => {
-                    (JobRequest::Train { algorithm, dataset, overrides, output }, watch, hub)
+                SubmitCommand::Train { algorithm, dataset, overrides, output, sweep, watch, hub } => {
+                    (JobRequest::Train { algorithm, dataset, overrides, output, sweep }, watch, hub)
                 }
                 SubmitCommand::Eval { model, dataset, split, shards, watch, hub } => (JobRequest::Eval { model, dataset, split, shards }, watch, hub),
             };
@@ -178,8 +182,11 @@ fn kind_of(job: &JobView) -> &'static str {
 
 fn describe(job: &JobView) -> String {
     match &job.spec {
-        commons_protocol::JobSpec::Train { algorithm, dataset, overrides, output, .. } => {
-            let sets = if overrides.is_empty() { String::new() } else { format!(" ({})", overrides.join(", ")) };
+        commons_protocol::JobSpec::Train { algorithm, dataset, overrides, output, points, .. } => {
+            let mut sets = if overrides.is_empty() { String::new() } else { format!(" ({})", overrides.join(", ")) };
+            if !points.is_empty() {
+                sets += &format!(", sweep of {} points", points.len());
+            }
             format!("{} on {} -> {}/{output}{sets}", algorithm.display(), dataset.display(), job.owner)
         }
         commons_protocol::JobSpec::Eval { model, dataset, split, shards } => {
