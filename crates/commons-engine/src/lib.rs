@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::EngineError;
 pub use eval::EvalReport;
-pub use train::Progress;
+pub use train::{Checkpointing, Progress};
 
 /// Where a run's data comes from: an explicit path, or the recipe's data set fetched by name.
 pub fn resolve_data_path(recipe: &recipe::Recipe, data: Option<&Path>) -> Result<PathBuf, EngineError> {
@@ -51,6 +51,18 @@ pub fn run_training(
     out_dir: &Path,
     on_progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<RunSummary, EngineError> {
+    run_training_checkpointed(recipe_name_or_path, overrides, data, out_dir, on_progress, None)
+}
+
+/// [`run_training`], checkpointing after every epoch and resuming from a checkpoint when told to.
+pub fn run_training_checkpointed(
+    recipe_name_or_path: &str,
+    overrides: &[String],
+    data: Option<&Path>,
+    out_dir: &Path,
+    on_progress: &mut (dyn FnMut(&Progress) + Send),
+    checkpointing: Option<&mut Checkpointing<'_>>,
+) -> Result<RunSummary, EngineError> {
     let loaded = recipe::with_overrides(&recipe::load(recipe_name_or_path)?, overrides)?;
     if loaded.recipe.kind.is_embedding() {
         return Err(EngineError::Embeddings {
@@ -61,7 +73,7 @@ pub fn run_training(
     let data_path = resolve_data_path(&loaded.recipe, data)?;
     let prepared = data::prepare(&loaded.recipe, &data_path, None)?;
     tracing::info!(recipe = %loaded.recipe.name, train = prepared.train.count, test = prepared.test.count, "data ready");
-    let trained = train::train(&loaded, &prepared, on_progress)?;
+    let trained = train::train_checkpointed(&loaded, &prepared, on_progress, checkpointing)?;
     output::write_model_dir(out_dir, &loaded, &trained, &prepared.info, prepared.vocabulary.as_ref())?;
     let epochs = trained.history.len();
     let flops = cost::training_flops(&trained.plan, prepared.train.count, epochs, prepared.test.count);

@@ -364,6 +364,13 @@ impl SeededRng {
         let u2 = self.uniform_f64();
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }
+    /// Where the stream stands, to continue it exactly after a checkpoint.
+    pub fn position(&self) -> u128 {
+        self.0.get_word_pos()
+    }
+    pub fn set_position(&mut self, position: u128) {
+        self.0.set_word_pos(position);
+    }
     /// Uniform integer in `0..bound` (Lemire's multiply-shift; bias below 2^-32 for our sizes).
     pub fn below(&mut self, bound: usize) -> usize {
         ((self.0.next_u64() as u128 * bound as u128) >> 64) as usize
@@ -483,6 +490,38 @@ impl Params {
                 }
             }
         }
+    }
+
+    /// Numbers the parameters 1, 2, ... in plan order. Optimizer state is keyed by parameter id,
+    /// so stable ids let a checkpoint's optimizer state find its parameters again.
+    pub fn with_stable_ids(mut self) -> Params {
+        let mut next = 0u64;
+        let mut id = || {
+            next += 1;
+            burn::module::ParamId::from(next)
+        };
+        for layer in &mut self.layers {
+            match layer {
+                LayerParams::Dense(p) => {
+                    p.weight.id = id();
+                    p.bias.id = id();
+                }
+                LayerParams::Conv(p) => {
+                    p.weight.id = id();
+                    p.bias.id = id();
+                }
+                LayerParams::Embedding(p) => p.weight.id = id(),
+                LayerParams::Recurrent(p) => {
+                    p.weight_ih.id = id();
+                    p.weight_hh.id = id();
+                    p.bias.id = id();
+                    if let Some(b) = &mut p.bias_hh {
+                        b.id = id();
+                    }
+                }
+            }
+        }
+        self
     }
 
     /// Every parameter with its stable name, copied to the host, in plan order.

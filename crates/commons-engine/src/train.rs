@@ -169,8 +169,53 @@ pub(crate) fn targets_per_example(plan: &Plan, kind: RecipeKind) -> usize {
     }
 }
 
+/// Where training leaves checkpoints, and the checkpoint it continues from.
+///
+/// A checkpoint holds everything the rest of the run depends on: the weights, the optimizer
+/// state (parameters carry stable ids, see [`Params::with_stable_ids`]), the positions of the
+/// shuffling and dropout streams, the step counters and the history. A run resumed from the
+/// checkpoint of epoch `e` is therefore bit-identical to the uninterrupted run (tested).
+pub struct Checkpointing<'a> {
+    /// Written after every epoch but the last, replacing the previous checkpoint.
+    pub dir: std::path::PathBuf,
+    /// A checkpoint directory to continue from.
+    pub resume: Option<std::path::PathBuf>,
+    /// Called with the number of epochs done once a checkpoint is on disk.
+    pub on_saved: &'a mut (dyn FnMut(usize) + Send),
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointState {
+    epochs_done: usize,
+    global_step: usize,
+    samples_seen: usize,
+    elapsed_seconds: f64,
+    history: Vec<EpochMetrics>,
+    /// ChaCha8 word positions, as decimal strings (u128 does not fit JSON numbers).
+    shuffle_position: String,
+    dropout_position: String,
+}
+
+const CHECKPOINT_STATE: &str = "state.json";
+const CHECKPOINT_PARAMS: &str = "params.safetensors";
+const CHECKPOINT_OPTIMIZER: &str = "optimizer.bpk";
+
+fn checkpoint_error(what: &str, dir: &std::path::Path, e: impl std::fmt::Debug) -> EngineError {
+    EngineError::Data(format!("checkpoint {}: {what}: {e:?}", dir.display()))
+}
+
 /// Train the recipe's network on `data`, calling `on_progress` after every step.
 pub fn train(loaded: &LoadedRecipe, data: &PreparedData, on_progress: &mut (dyn FnMut(&Progress) + Send)) -> Result<TrainedModel, EngineError> {
+    train_checkpointed(loaded, data, on_progress, None)
+}
+
+/// [`train`], checkpointing after every epoch and resuming from a checkpoint when told to.
+pub fn train_checkpointed(
+    loaded: &LoadedRecipe,
+    data: &PreparedData,
+    on_progress: &mut (dyn FnMut(&Progress) + Send),
+    checkpointing: Option<&mut Checkpointing<'_>>,
+) -> Result<TrainedModel, EngineError> {
     let recipe = &loaded.recipe;
     if recipe.kind.is_embedding() {
         return Err(EngineError::Embeddings {
@@ -180,29 +225,53 @@ pub fn train(loaded: &LoadedRecipe, data: &PreparedData, on_progress: &mut (dyn 
     }
     let plan = Plan::resolve(loaded, data.input.clone(), data.dims)?;
     let training = &recipe.training;
-    with_threads(training.threads, || train_on_pool(loaded, &plan, data, on_progress))?
+    with_threads(training.threads, || train_on_pool(loaded, &plan, data, on_progress, checkpointing))?
 }
 
-fn train_on_pool(loaded: &LoadedRecipe, plan: &Plan, data: &PreparedData, on_progress: &mut (dyn FnMut(&Progress) + Send)) -> Result<TrainedModel, EngineError> {
+fn train_on_pool(
+    loaded: &LoadedRecipe,
+    plan: &Plan,
+    data: &PreparedData,
+    on_progress: &mut (dyn FnMut(&Progress) + Send),
+    mut checkpointing: Option<&mut Checkpointing<'_>>,
+) -> Result<TrainedModel, EngineError> {
     let recipe = &loaded.recipe;
     let training = &recipe.training;
     let device = default_device().autodiff();
-    let mut params = Params::init(plan, training.seed, &device);
+    let mut params = Params::init(plan, training.seed, &device).with_stable_ids();
     let mut optimizer = build_optimizer(&training.optimizer, training.grad_clip_norm);
     // Separate streams for shuffling and dropout, both derived from the one recipe seed.
     let mut shuffle_rng = SeededRng::new(training.seed ^ 0x5348_5546_464c_4531);
     let mut dropout_rng = SeededRng::new(training.seed ^ 0x4452_4f50_4f55_5431);
+    let mut first_epoch = 1;
+    let mut resumed_seconds = 0.0;
+    let mut resumed: Option<(usize, usize, Vec<EpochMetrics>)> = None;
+    if let Some(dir) = checkpointing.as_ref().and_then(|c| c.resume.clone()) {
+        let text = std::fs::read_to_string(dir.join(CHECKPOINT_STATE)).map_err(|e| checkpoint_error("reading state", &dir, e))?;
+        let state: CheckpointState = serde_json::from_str(&text).map_err(|e| checkpoint_error("parsing state", &dir, e))?;
+        let tensors = crate::output::read_safetensors(&dir.join(CHECKPOINT_PARAMS))?;
+        params = Params::from_named(plan, &tensors, &device).map_err(|e| checkpoint_error("weights", &dir, e))?.with_stable_ids();
+        optimizer = optimizer.load(dir.join(CHECKPOINT_OPTIMIZER)).map_err(|e| checkpoint_error("optimizer state", &dir, e))?;
+        let position = |s: &str| s.parse::<u128>().map_err(|e| checkpoint_error("stream position", &dir, e));
+        shuffle_rng.set_position(position(&state.shuffle_position)?);
+        dropout_rng.set_position(position(&state.dropout_position)?);
+        if state.epochs_done >= training.epochs {
+            return Err(checkpoint_error("epochs", &dir, format!("{} epochs done, the recipe has {}", state.epochs_done, training.epochs)));
+        }
+        first_epoch = state.epochs_done + 1;
+        resumed_seconds = state.elapsed_seconds;
+        tracing::info!(epochs_done = state.epochs_done, "resuming from a checkpoint");
+        resumed = Some((state.global_step, state.samples_seen, state.history));
+    }
     let per_example = targets_per_example(plan, recipe.kind);
     let train = &data.train;
     let batch_size = training.batch_size;
     let steps_per_epoch = train.count.div_ceil(batch_size);
     let total_steps = steps_per_epoch * training.epochs;
     let base_lr = training.optimizer.lr();
-    let started = Instant::now();
-    let mut history = Vec::with_capacity(training.epochs);
-    let mut samples_seen = 0usize;
-    let mut global_step = 0usize;
-    for epoch in 1..=training.epochs {
+    let started = Instant::now() - std::time::Duration::from_secs_f64(resumed_seconds);
+    let (mut global_step, mut samples_seen, mut history) = resumed.unwrap_or_else(|| (0, 0, Vec::with_capacity(training.epochs)));
+    for epoch in first_epoch..=training.epochs {
         let epoch_started = Instant::now();
         let mut order: Vec<usize> = (0..train.count).collect();
         for i in (1..order.len()).rev() {
@@ -256,6 +325,30 @@ fn train_on_pool(loaded: &LoadedRecipe, plan: &Plan, data: &PreparedData, on_pro
             seconds: epoch_started.elapsed().as_secs_f64(),
         });
         tracing::info!(epoch, train_loss = history[epoch - 1].train_loss, train_accuracy = history[epoch - 1].train_accuracy, "epoch done");
+        if let Some(checkpoint) = checkpointing.as_mut().filter(|_| epoch < training.epochs) {
+            let dir = &checkpoint.dir;
+            let staging = dir.with_extension("partial");
+            let _ = std::fs::remove_dir_all(&staging);
+            std::fs::create_dir_all(&staging).map_err(|e| checkpoint_error("creating", &staging, e))?;
+            let state = CheckpointState {
+                epochs_done: epoch,
+                global_step,
+                samples_seen,
+                elapsed_seconds: started.elapsed().as_secs_f64(),
+                history: history.clone(),
+                shuffle_position: shuffle_rng.position().to_string(),
+                dropout_position: dropout_rng.position().to_string(),
+            };
+            let state = serde_json::to_vec_pretty(&state).map_err(|e| checkpoint_error("state", &staging, e))?;
+            std::fs::write(staging.join(CHECKPOINT_STATE), state).map_err(|e| checkpoint_error("writing state", &staging, e))?;
+            let weights = crate::output::safetensors_bytes(&params.named_tensors(plan))?;
+            std::fs::write(staging.join(CHECKPOINT_PARAMS), weights).map_err(|e| checkpoint_error("writing weights", &staging, e))?;
+            optimizer.save(staging.join(CHECKPOINT_OPTIMIZER)).map_err(|e| checkpoint_error("writing optimizer state", &staging, e))?;
+            // Swap the finished checkpoint into place: a reader never sees half of one.
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::rename(&staging, dir).map_err(|e| checkpoint_error("publishing", dir, e))?;
+            (checkpoint.on_saved)(epoch);
+        }
     }
     let wall_seconds = started.elapsed().as_secs_f64();
     let params = params.valid();
