@@ -322,7 +322,10 @@ fn a_killed_worker_and_a_restarted_server_lose_no_unit_and_pay_no_one_twice() {
     let mut net = Network::start(&["--no-worker"]);
     let bob = net.start_worker("bob", "doomed");
     let id = net.submit_train(4);
-    let job = net.wait_job(id, "training to start on the first worker", Duration::from_secs(120), |j| running_train_assignment(j).is_some());
+    // Killed once its first epoch checkpoint is on the hub.
+    let job = net.wait_job(id, "the first worker's first checkpoint", Duration::from_secs(120), |j| {
+        running_train_assignment(j).is_some() && units_of(j, "train", false)[0]["checkpoint"]["epochs_done"].as_u64() >= Some(1)
+    });
     let first = running_train_assignment(&job).unwrap();
     assert_eq!(first["worker"], "doomed");
     net.kill_worker("doomed");
@@ -343,6 +346,15 @@ fn a_killed_worker_and_a_restarted_server_lose_no_unit_and_pay_no_one_twice() {
     let accepted: Vec<_> = assignments(train).into_iter().filter(|a| a["outcome"] == "valid").collect();
     assert_eq!(accepted.len(), 1, "exactly one training result accepted: {train:#}");
     assert_eq!(accepted[0]["id"], second["id"], "the worker that took over finished the unit");
+    let resumed_epochs: Vec<u64> = accepted[0]["epochs"].as_array().unwrap().iter().map(|e| e["epoch"].as_u64().unwrap()).collect();
+    assert!(!resumed_epochs.is_empty() && resumed_epochs.iter().all(|&e| e >= 2), "resumed from the checkpoint, not from scratch: {resumed_epochs:?}");
+    assert_eq!(job["result"]["epochs"], 4, "the model has all its epochs");
+    let logs = net.cli(&["job", "logs", &id.to_string()]);
+    assert!(logs.contains("resuming from the checkpoint"), "{logs}");
+    let files = net.api("/api/models/alice/keras-mnist-mlp-mnist/tree/main?recursive=true");
+    assert!(!files.to_string().contains("checkpoint/"), "the published model carries no checkpoint: {files}");
+    let left = net.api(&format!("/api/models/alice/keras-mnist-mlp-mnist/tree/job-{id}-a{}?recursive=true", first["id"]));
+    assert!(left.to_string().contains("checkpoint/optimizer.bpk"), "the killed worker's checkpoint is on its branch: {left}");
     assert_eq!(train["errors"], 1, "the lapsed lease counts as the unit's one error");
     assert!(train["last_error"].as_str().unwrap().contains("went silent"));
     assert_eq!(net.balance(&bob), 1000, "the killed worker's owner earned nothing");

@@ -135,7 +135,7 @@ impl Coordinator {
         }
         let mut tx = self.begin().await?;
         let candidates = sqlx::query(
-            "SELECT u.id, u.job_id, u.role, u.payload, u.quorum, u.results_made, u.validates_unit, j.state AS job_state
+            "SELECT u.id, u.job_id, u.role, u.payload, u.quorum, u.results_made, u.validates_unit, u.checkpoint, j.state AS job_state
              FROM units u JOIN jobs j ON j.id = u.job_id
              WHERE u.open_slots > 0 AND u.state = 'open'
                AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.unit_id = u.id AND a.worker_id = $1)
@@ -197,8 +197,9 @@ impl Coordinator {
             tx.commit().await?;
             let mut work = stored.work;
             let mut upload_token = None;
-            if let Work::Train { output_repo, output_branch, .. } = &mut work {
+            if let Work::Train { output_repo, output_branch, resume, .. } = &mut work {
                 *output_branch = format!("job-{job_id}-a{assignment_id}");
+                *resume = row.try_get::<Option<String>, _>("checkpoint")?.and_then(|c| serde_json::from_str(&c).ok());
                 upload_token = Some(self.upload_token(job_id, output_repo, output_branch, assignment_id).await?);
             }
             tracing::info!(job = job_id, unit = unit_id, assignment = assignment_id, worker = worker.id, role, "unit leased");
@@ -323,6 +324,9 @@ impl Coordinator {
                 .execute(&mut **tx)
                 .await?;
         }
+        if let Some(checkpoint) = &beat.checkpoint {
+            self.record_checkpoint(&mut tx, &a, checkpoint).await?;
+        }
         for line in beat.log.iter().take(MAX_LOG_LINES) {
             let line: String = line.chars().take(MAX_LOG_LINE).collect();
             sqlx::query("INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES ($1, $2, $3, $4)")
@@ -335,6 +339,38 @@ impl Coordinator {
         }
         tx.commit().await?;
         Ok(HeartbeatAnswer { stop: false, reason: None, lease_expires_at: expires })
+    }
+
+    /// Keeps a train unit's newest checkpoint, once it is known to be on the hub.
+    async fn record_checkpoint(&self, tx: &mut Tx, a: &AssignmentRow, checkpoint: &commons_protocol::CheckpointRef) -> Result<()> {
+        if a.role != "train" {
+            return Err(ComputeError::bad_request("only training units checkpoint"));
+        }
+        let row = sqlx::query("SELECT payload, checkpoint FROM units WHERE id = $1").bind(a.unit_id).fetch_one(&mut ***tx).await?;
+        let stored: StoredWork = serde_json::from_str(row.try_get("payload")?).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+        let Work::Train { output_repo, .. } = stored.work else { return Err(ComputeError::Corrupt(format!("unit {} is not a train unit", a.unit_id))) };
+        let (namespace, name) = output_repo.split_once('/').unwrap_or_default();
+        let repo = self.hub.db.get_repo(commons_db::RepoKind::Model, namespace, name).await?;
+        let on_hub = match &repo {
+            Some(repo) => self.hub.db.file_at(repo, &checkpoint.commit, "checkpoint/state.json").await?.is_some(),
+            None => false,
+        };
+        if !on_hub {
+            return Err(ComputeError::bad_request(format!("checkpoint commit {} of {output_repo} has no checkpoint/state.json", checkpoint.commit)));
+        }
+        let newer = match row.try_get::<Option<String>, _>("checkpoint")?.and_then(|c| serde_json::from_str::<commons_protocol::CheckpointRef>(&c).ok()) {
+            Some(known) => checkpoint.epochs_done > known.epochs_done,
+            None => true,
+        };
+        if newer {
+            sqlx::query("UPDATE units SET checkpoint = $1 WHERE id = $2")
+                .bind(serde_json::to_string(checkpoint).map_err(|e| ComputeError::Corrupt(e.to_string()))?)
+                .bind(a.unit_id)
+                .execute(&mut ***tx)
+                .await?;
+            self.log(tx, a.job_id, &format!("unit {}: checkpoint after epoch {} is on the hub", a.unit_id, checkpoint.epochs_done)).await?;
+        }
+        Ok(())
     }
 
     /// Takes a worker's report. Reporting twice, or after the unit was decided, is answered

@@ -171,6 +171,7 @@ impl Coordinator {
                 output_repo: format!("{}/{output}", owner.user.name),
                 // Filled in per assignment at lease time.
                 output_branch: String::new(),
+                resume: None,
             };
             units.push(NewUnit {
                 role: "train",
@@ -357,7 +358,7 @@ impl Coordinator {
                 reported_at: row.try_get("reported_at")?,
             });
         }
-        let units = sqlx::query("SELECT id, role, state, quorum, validates_unit, flops, errors, last_error FROM units WHERE job_id = $1 ORDER BY id")
+        let units = sqlx::query("SELECT id, role, state, quorum, validates_unit, flops, errors, last_error, checkpoint FROM units WHERE job_id = $1 ORDER BY id")
             .bind(job_id)
             .fetch_all(self.pool())
             .await?;
@@ -376,6 +377,7 @@ impl Coordinator {
                     credits: credits_for(flops),
                     errors: row.try_get("errors")?,
                     last_error: row.try_get("last_error")?,
+                    checkpoint: row.try_get::<Option<String>, _>("checkpoint")?.and_then(|c| serde_json::from_str(&c).ok()),
                     assignments: by_unit.remove(&id).unwrap_or_default(),
                 })
             })

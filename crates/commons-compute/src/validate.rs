@@ -472,6 +472,10 @@ impl Coordinator {
                 let card = format!("{card}\n{}", validation_section(job_id, test, provenance));
                 let record = serde_json::to_vec_pretty(&json!({ "job": job_id, "test": test, "provenance": provenance })).unwrap_or_default();
                 let mut ops = Vec::new();
+                // Training checkpoints served their purpose: the published model does not carry them.
+                if self.hub.db.tree_at(&repo, model_commit).await?.iter().any(|f| f.path.starts_with("checkpoint/")) {
+                    ops.push(CommitOp::DeleteFolder("checkpoint".into()));
+                }
                 for (path, bytes) in [("README.md", card.into_bytes()), ("validation.json", record)] {
                     let stored = self.hub.cas.put_bytes(&bytes).await.map_err(commons_hub::ApiError::from)?;
                     ops.push(CommitOp::Put(NewFile { path: path.into(), sha256: stored.sha256, lfs: false }));

@@ -72,6 +72,8 @@ CREATE TABLE units (
     flops           DOUBLE PRECISION NOT NULL,
     canonical_hash  TEXT,
     last_error      TEXT,
+    -- latest training checkpoint on the hub (JSON CheckpointRef): a re-leased unit resumes from it
+    checkpoint      TEXT,
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL
 );

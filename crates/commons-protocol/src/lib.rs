@@ -148,6 +148,9 @@ pub struct UnitView {
     pub credits: i64,
     pub errors: i64,
     pub last_error: Option<String>,
+    /// The latest checkpoint of a train unit.
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointRef>,
     pub assignments: Vec<AssignmentView>,
 }
 
@@ -255,6 +258,9 @@ pub enum Work {
         /// Model repo and branch the trained model is committed to.
         output_repo: String,
         output_branch: String,
+        /// A checkpoint an earlier worker left: continue from it instead of from scratch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<CheckpointRef>,
     },
     Eval {
         model: PinnedRepo,
@@ -290,6 +296,14 @@ pub struct EpochPoint {
     pub seconds: f64,
 }
 
+/// A training checkpoint on the hub: the `checkpoint/` folder of `commit` in the unit's output
+/// repository, after `epochs_done` epochs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckpointRef {
+    pub commit: String,
+    pub epochs_done: usize,
+}
+
 /// `POST /api/assignments/{id}/heartbeat`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Heartbeat {
@@ -298,6 +312,9 @@ pub struct Heartbeat {
     pub log: Vec<String>,
     #[serde(default)]
     pub epochs: Vec<EpochPoint>,
+    /// A checkpoint just uploaded: if this worker goes silent, the next one resumes from it.
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointRef>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

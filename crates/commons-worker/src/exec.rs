@@ -15,7 +15,17 @@ use crate::WorkerError;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "task", rename_all = "lowercase")]
 pub enum ExecSpec {
-    Train { recipe: PathBuf, overrides: Vec<String>, data: PathBuf, out: PathBuf, result: PathBuf },
+    Train {
+        recipe: PathBuf,
+        overrides: Vec<String>,
+        data: PathBuf,
+        out: PathBuf,
+        /// Where epoch checkpoints are written (announced with [`ChildMessage::Checkpoint`]).
+        checkpoint: PathBuf,
+        /// A checkpoint to continue from.
+        resume: Option<PathBuf>,
+        result: PathBuf,
+    },
     Eval { model: PathBuf, data: PathBuf, split: String, shard: Option<(usize, usize)>, result: PathBuf },
 }
 
@@ -26,6 +36,8 @@ pub enum ChildMessage {
     Progress(Progress),
     Epoch(EpochPoint),
     Log(String),
+    /// A checkpoint after `epochs_done` epochs is complete in `dir`.
+    Checkpoint { epochs_done: usize, dir: PathBuf },
 }
 
 /// What the child leaves in its result file.
@@ -51,7 +63,7 @@ pub fn exec_unit(spec_path: &Path) -> Result<(), WorkerError> {
     let spec: ExecSpec = serde_json::from_str(&text).map_err(|e| WorkerError::Protocol(format!("unit spec {}: {e}", spec_path.display())))?;
     let started = Instant::now();
     let (result, path) = match spec {
-        ExecSpec::Train { recipe, overrides, data, out, result } => {
+        ExecSpec::Train { recipe, overrides, data, out, checkpoint, resume, result } => {
             let recipe = recipe.to_str().ok_or_else(|| WorkerError::Protocol("recipe path is not UTF-8".into()))?.to_string();
             // Logs are public: name no local paths of the volunteer's machine.
             let recipe_file = Path::new(&recipe).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
@@ -87,7 +99,13 @@ pub fn exec_unit(spec_path: &Path) -> Result<(), WorkerError> {
                     }));
                 }
             };
-            let summary = commons_engine::run_training(&recipe, &overrides, Some(&data), &out, &mut on_progress)?;
+            if resume.is_some() {
+                emit(&ChildMessage::Log("resuming from the checkpoint an earlier worker left on the hub".into()));
+            }
+            let announce_dir = checkpoint.clone();
+            let mut on_saved = |epochs_done: usize| emit(&ChildMessage::Checkpoint { epochs_done, dir: announce_dir.clone() });
+            let mut checkpointing = commons_engine::Checkpointing { dir: checkpoint, resume, on_saved: &mut on_saved };
+            let summary = commons_engine::run_training_checkpointed(&recipe, &overrides, Some(&data), &out, &mut on_progress, Some(&mut checkpointing))?;
             if epoch_seen > 0 {
                 emit(&ChildMessage::Epoch(EpochPoint { epoch: epoch_seen, train_loss: last_loss, seconds: epoch_started.elapsed().as_secs_f64() }));
             }

@@ -203,13 +203,37 @@ async fn run_unit(config: &WorkerConfig, client: &Client, registered: &Registere
     let result_path = scratch.join("result.json");
     let (spec, output_dir) = match &lease.work {
         Work::Noop => return Ok(Some(Output::Noop)),
-        Work::Train { algorithm, recipe_path, dataset, overrides, .. } => {
+        Work::Train { algorithm, recipe_path, dataset, overrides, output_repo, resume, .. } => {
             let algorithm_dir = fetch(config, client, RepoType::Algorithm, &algorithm.repo, &algorithm.revision).await?;
             let data = fetch(config, client, RepoType::Dataset, &dataset.repo, &dataset.revision).await?;
             let mut overrides = overrides.clone();
             overrides.push(format!("training.threads={}", config.cores));
             let out = scratch.join("model");
-            (ExecSpec::Train { recipe: algorithm_dir.join(recipe_path), overrides, data, out: out.clone(), result: result_path.clone() }, Some(out))
+            let resume = match resume {
+                Some(checkpoint) => {
+                    let id = RepoId::parse(RepoType::Model, output_repo, None)?;
+                    let options = DownloadOptions {
+                        revision: Some(checkpoint.commit.clone()),
+                        include: vec!["checkpoint/*".into()],
+                        cache_dir: config.cache_dir.clone(),
+                        local_dir: None,
+                        concurrency: 4,
+                    };
+                    let report = retrying("download checkpoint", || download(client, &id, &options, &NoProgress)).await?;
+                    Some(report.snapshot_dir.join("checkpoint"))
+                }
+                None => None,
+            };
+            let spec = ExecSpec::Train {
+                recipe: algorithm_dir.join(recipe_path),
+                overrides,
+                data,
+                out: out.clone(),
+                checkpoint: scratch.join("checkpoint"),
+                resume,
+                result: result_path.clone(),
+            };
+            (spec, Some(out))
         }
         Work::Eval { model, dataset, split, shard } => {
             let model = fetch(config, client, RepoType::Model, &model.repo, &model.revision).await?;
@@ -220,7 +244,16 @@ async fn run_unit(config: &WorkerConfig, client: &Client, registered: &Registere
     let spec_path = scratch.join("spec.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).map_err(|e| WorkerError::Protocol(e.to_string()))?)
         .map_err(|e| WorkerError::io(format!("writing {}", spec_path.display()), e))?;
-    if !supervise(config, client, registered, lease, &spec_path).await? {
+    let checkpoints = match (&lease.work, &lease.upload_token) {
+        (Work::Train { output_repo, output_branch, .. }, Some(token)) => Some(CheckpointUpload {
+            client: Client::new(&config.hub, Some(token.clone()))?,
+            repo: RepoId::parse(RepoType::Model, output_repo, None)?,
+            branch: output_branch.clone(),
+            staging: scratch.join("checkpoint-upload"),
+        }),
+        _ => None,
+    };
+    if !supervise(config, client, registered, lease, &spec_path, checkpoints.as_ref()).await? {
         let _ = std::fs::remove_dir_all(&scratch);
         return Ok(None);
     }
@@ -259,9 +292,45 @@ async fn fetch(config: &WorkerConfig, client: &Client, kind: RepoType, repo: &st
     Ok(report.snapshot_dir)
 }
 
-/// Runs the child and relays what it prints as heartbeats. Returns `false` when the hub said to
-/// stop (the child is killed), `true` when the child finished; an error when it failed.
-async fn supervise(config: &WorkerConfig, client: &Client, registered: &Registered, lease: &Lease, spec_path: &Path) -> Result<bool, WorkerError> {
+/// Where a training unit's checkpoints go: the `checkpoint/` folder of the unit's branch.
+struct CheckpointUpload {
+    client: Client,
+    repo: RepoId,
+    branch: String,
+    /// A copy of the checkpoint is uploaded, so the child can write the next one meanwhile.
+    staging: PathBuf,
+}
+
+impl CheckpointUpload {
+    async fn upload(&self, dir: &Path, epochs_done: usize) -> Result<commons_protocol::CheckpointRef, WorkerError> {
+        let _ = std::fs::remove_dir_all(&self.staging);
+        std::fs::create_dir_all(&self.staging).map_err(|e| WorkerError::io(format!("creating {}", self.staging.display()), e))?;
+        for entry in std::fs::read_dir(dir).map_err(|e| WorkerError::io(format!("reading {}", dir.display()), e))? {
+            let entry = entry.map_err(|e| WorkerError::io(format!("reading {}", dir.display()), e))?;
+            std::fs::copy(entry.path(), self.staging.join(entry.file_name())).map_err(|e| WorkerError::io("copying the checkpoint", e))?;
+        }
+        let sources = collect(std::slice::from_ref(&self.staging), Some("checkpoint"))?;
+        let options = UploadOptions { revision: Some(self.branch.clone()), message: Some(format!("Checkpoint after epoch {epochs_done}")), description: None };
+        let report = retrying("upload checkpoint", || upload(&self.client, &self.repo, sources.clone(), &options, &NoProgress)).await?;
+        let commit = match report.commit {
+            Some(commit) => commit.commit_oid,
+            None => self.client.repo_info(&self.repo, &self.branch).await?.sha.ok_or_else(|| WorkerError::Protocol("the checkpoint branch has no commit".into()))?,
+        };
+        Ok(commons_protocol::CheckpointRef { commit, epochs_done })
+    }
+}
+
+/// Runs the child and relays what it prints as heartbeats; checkpoints it announces are uploaded
+/// and reported at once. Returns `false` when the hub said to stop (the child is killed), `true`
+/// when the child finished; an error when it failed.
+async fn supervise(
+    config: &WorkerConfig,
+    client: &Client,
+    registered: &Registered,
+    lease: &Lease,
+    spec_path: &Path,
+    checkpoints: Option<&CheckpointUpload>,
+) -> Result<bool, WorkerError> {
     let mut child = tokio::process::Command::new(&config.program)
         .arg("exec-unit")
         .arg(spec_path)
@@ -290,6 +359,22 @@ async fn supervise(config: &WorkerConfig, client: &Client, registered: &Register
                     Ok(ChildMessage::Progress(p)) => pending.progress = Some(p),
                     Ok(ChildMessage::Epoch(e)) => pending.epochs.push(e),
                     Ok(ChildMessage::Log(l)) => pending.log.push(l),
+                    Ok(ChildMessage::Checkpoint { epochs_done, dir }) => {
+                        if let Some(target) = checkpoints {
+                            match target.upload(&dir, epochs_done).await {
+                                Ok(checkpoint) => {
+                                    pending.checkpoint = Some(checkpoint);
+                                    if let Some(reason) = send_heartbeat(client, lease, &mut pending).await {
+                                        tracing::info!(assignment = lease.assignment_id, %reason, "stopping the unit");
+                                        let _ = child.kill().await;
+                                        return Ok(false);
+                                    }
+                                }
+                                // A checkpoint is an insurance, not the work: training goes on.
+                                Err(e) => tracing::warn!(error = %e, "uploading a checkpoint failed"),
+                            }
+                        }
+                    }
                     Err(_) => pending.log.push(line),
                 },
                 _ => stdout_open = false,
@@ -328,6 +413,9 @@ async fn send_heartbeat(client: &Client, lease: &Lease, pending: &mut Heartbeat)
             pending.epochs.splice(0..0, beat.epochs);
             if pending.progress.is_none() {
                 pending.progress = beat.progress;
+            }
+            if pending.checkpoint.is_none() {
+                pending.checkpoint = beat.checkpoint;
             }
             None
         }
