@@ -568,6 +568,14 @@ fn a_training_claim_that_does_not_reproduce_is_rejected_and_the_unit_is_trained_
     let commit = net.api(&format!("/api/models/{repo}/revision/{branch}"))["sha"].as_str().unwrap().to_string();
     let mut claimed = honest_metrics(&model_dir, &data);
     claimed["accuracy"] = json!(0.9995);
+    // Claiming a commit that is not the head of her own branch (here: main) is refused outright.
+    let main = net.api(&format!("/api/models/{repo}"))["sha"].as_str().unwrap().to_string();
+    let foreign = net.post(
+        &format!("/api/assignments/{}/report", lease["assignment_id"]),
+        &mallory,
+        &json!({"status": "success", "output": {"role": "train", "model_commit": main, "test": claimed, "flops": 1e12, "epochs": 1, "wall_seconds": 1.0}}),
+    );
+    assert_eq!(foreign.status(), 400, "a model from elsewhere cannot be claimed");
     let report = net.post(
         &format!("/api/assignments/{}/report", lease["assignment_id"]),
         &mallory,

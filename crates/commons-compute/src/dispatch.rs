@@ -341,6 +341,17 @@ impl Coordinator {
         Ok(HeartbeatAnswer { stop: false, reason: None, lease_expires_at: expires })
     }
 
+    /// The commit at the head of assignment `a`'s branch of `output_repo`, if both exist.
+    async fn own_branch_head(&self, a: &AssignmentRow, output_repo: &str) -> Result<Option<String>> {
+        let (namespace, name) = output_repo.split_once('/').unwrap_or_default();
+        let Some(repo) = self.hub.db.get_repo(commons_db::RepoKind::Model, namespace, name).await? else { return Ok(None) };
+        match self.hub.db.resolve_revision(&repo, &format!("job-{}-a{}", a.job_id, a.id)).await {
+            Ok(head) => Ok(Some(head)),
+            Err(commons_db::DbError::RevisionNotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Keeps a train unit's newest checkpoint, once it is known to be on the hub.
     async fn record_checkpoint(&self, tx: &mut Tx, a: &AssignmentRow, checkpoint: &commons_protocol::CheckpointRef) -> Result<()> {
         if a.role != "train" {
@@ -349,14 +360,19 @@ impl Coordinator {
         let row = sqlx::query("SELECT payload, checkpoint FROM units WHERE id = $1").bind(a.unit_id).fetch_one(&mut ***tx).await?;
         let stored: StoredWork = serde_json::from_str(row.try_get("payload")?).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
         let Work::Train { output_repo, .. } = stored.work else { return Err(ComputeError::Corrupt(format!("unit {} is not a train unit", a.unit_id))) };
+        // Only a checkpoint at the head of this assignment's own branch is taken.
         let (namespace, name) = output_repo.split_once('/').unwrap_or_default();
         let repo = self.hub.db.get_repo(commons_db::RepoKind::Model, namespace, name).await?;
+        let own = self.own_branch_head(a, &output_repo).await?.as_deref() == Some(checkpoint.commit.as_str());
         let on_hub = match &repo {
-            Some(repo) => self.hub.db.file_at(repo, &checkpoint.commit, "checkpoint/state.json").await?.is_some(),
-            None => false,
+            Some(repo) if own => self.hub.db.file_at(repo, &checkpoint.commit, "checkpoint/state.json").await?.is_some(),
+            _ => false,
         };
         if !on_hub {
-            return Err(ComputeError::bad_request(format!("checkpoint commit {} of {output_repo} has no checkpoint/state.json", checkpoint.commit)));
+            return Err(ComputeError::bad_request(format!(
+                "checkpoint commit {} is not the head of this assignment's branch of {output_repo} with a checkpoint/state.json",
+                checkpoint.commit
+            )));
         }
         let newer = match row.try_get::<Option<String>, _>("checkpoint")?.and_then(|c| serde_json::from_str::<commons_protocol::CheckpointRef>(&c).ok()) {
             Some(known) => checkpoint.epochs_done > known.epochs_done,
@@ -441,14 +457,13 @@ impl Coordinator {
                 let payload: String = sqlx::query("SELECT payload FROM units WHERE id = $1").bind(a.unit_id).fetch_one(self.pool()).await?.try_get("payload")?;
                 let stored: StoredWork = serde_json::from_str(&payload).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
                 let Work::Train { output_repo, .. } = stored.work else { return Err(ComputeError::Corrupt(format!("unit {} is not a train unit", a.unit_id))) };
-                let (namespace, name) = output_repo.split_once('/').unwrap_or_default();
-                let repo = self.hub.db.get_repo(commons_db::RepoKind::Model, namespace, name).await?;
-                let exists = match &repo {
-                    Some(repo) => self.hub.db.get_commit(repo, model_commit).await?.is_some(),
-                    None => false,
-                };
-                if !exists {
-                    return Err(ComputeError::bad_request(format!("model commit {model_commit} is not in {output_repo}: upload the model before reporting")));
+                // It must be the head of this assignment's own branch, which only this lease's
+                // upload token can write: a worker cannot claim a model someone else trained.
+                if self.own_branch_head(a, &output_repo).await?.as_deref() != Some(model_commit.as_str()) {
+                    return Err(ComputeError::bad_request(format!(
+                        "model commit {model_commit} is not the head of branch job-{}-a{} of {output_repo}: upload the model there before reporting",
+                        a.job_id, a.id
+                    )));
                 }
                 Ok(crate::result_hash(test))
             }
