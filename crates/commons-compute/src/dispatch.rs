@@ -106,16 +106,26 @@ impl Coordinator {
 
     /// Waits up to `wait` for a unit this worker may run and leases it.
     pub async fn pull(&self, owner: &Token, worker_id: i64, wait: Duration) -> Result<Option<Lease>> {
+        self.pull_inner(owner, worker_id, wait, false).await
+    }
+
+    /// [`Self::pull`] right after a report: work is likely, so skip the cheap look before the lock.
+    pub async fn pull_after_report(&self, owner: &Token, worker_id: i64, wait: Duration) -> Result<Option<Lease>> {
+        self.pull_inner(owner, worker_id, wait, true).await
+    }
+
+    async fn pull_inner(&self, owner: &Token, worker_id: i64, wait: Duration, eager: bool) -> Result<Option<Lease>> {
         let worker = self.worker(owner, worker_id).await?;
         let deadline = Instant::now() + wait.min(Duration::from_secs(self.config.long_poll_seconds));
         // Seen-times are kept to the few seconds that tell online from offline, not every poll.
         if worker.last_seen < now() - 5 {
             sqlx::query("UPDATE workers SET last_seen = $1 WHERE id = $2").bind(now()).bind(worker.id).execute(self.pool()).await?;
         }
+        let mut eager = eager;
         loop {
             // Register interest before looking, so a unit queued in between still wakes us.
             let woken = self.wake.notified();
-            if let Some(lease) = self.try_lease(&worker).await? {
+            if let Some(lease) = self.try_lease(&worker, std::mem::take(&mut eager)).await? {
                 return Ok(Some(lease));
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -127,11 +137,13 @@ impl Coordinator {
         }
     }
 
-    async fn try_lease(&self, worker: &WorkerRow) -> Result<Option<Lease>> {
+    async fn try_lease(&self, worker: &WorkerRow, eager: bool) -> Result<Option<Lease>> {
         // A read first, so idle polls do not queue for the write lock.
-        let any = sqlx::query("SELECT id FROM units WHERE open_slots > 0 AND state = 'open' LIMIT 1").fetch_optional(self.pool()).await?;
-        if any.is_none() {
-            return Ok(None);
+        if !eager {
+            let any = sqlx::query("SELECT id FROM units WHERE open_slots > 0 AND state = 'open' LIMIT 1").fetch_optional(self.pool()).await?;
+            if any.is_none() {
+                return Ok(None);
+            }
         }
         let mut tx = self.begin().await?;
         let candidates = sqlx::query(
@@ -265,7 +277,8 @@ impl Coordinator {
     /// Loads an assignment of `owner`'s worker, with its unit and job state.
     async fn owned_assignment(&self, tx: &mut Tx, owner: &Token, assignment_id: i64) -> Result<AssignmentRow> {
         let row = sqlx::query(
-            "SELECT a.id, a.unit_id, a.worker_id, a.state, u.role, u.state AS unit_state, u.job_id, j.state AS job_state
+            "SELECT a.id, a.unit_id, a.worker_id, a.owner_id, a.state, u.role, u.state AS unit_state, u.job_id, j.state AS job_state,
+                    u.quorum, u.results_made, u.validates_unit, u.flops
              FROM assignments a JOIN units u ON u.id = a.unit_id JOIN jobs j ON j.id = u.job_id
              WHERE a.id = $1 AND a.owner_id = $2",
         )
@@ -283,6 +296,11 @@ impl Coordinator {
             unit_state: row.try_get("unit_state")?,
             job_id: row.try_get("job_id")?,
             job_state: row.try_get("job_state")?,
+            owner_id: row.try_get("owner_id")?,
+            alone: row.try_get::<i64, _>("quorum")? == 1
+                && row.try_get::<i64, _>("results_made")? == 1
+                && row.try_get::<Option<i64>, _>("validates_unit")?.is_none(),
+            flops: row.try_get("flops")?,
         })
     }
 
@@ -433,6 +451,9 @@ impl Coordinator {
                     .await?;
                 if a.role == "train" {
                     self.open_validation(&mut tx, a.unit_id, a.job_id, &output).await?;
+                } else if a.alone && a.state == "running" {
+                    // The only result a quorum of one needs (a trusted host, a no-op): decided now.
+                    self.accept_alone(&mut tx, &a, &hash).await?;
                 } else {
                     self.decide(&mut tx, a.unit_id).await?;
                 }
@@ -575,6 +596,10 @@ impl Coordinator {
 }
 
 pub(crate) struct AssignmentRow {
+    pub owner_id: i64,
+    /// The unit needs this one result and no other (quorum 1, never replicated).
+    pub alone: bool,
+    pub flops: f64,
     pub id: i64,
     pub unit_id: i64,
     pub worker_id: i64,

@@ -157,6 +157,20 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Accepts the one result a unit of quorum 1 waits for: [`Self::decide`] without the ballot.
+    pub(crate) async fn accept_alone(&self, tx: &mut Tx, a: &crate::dispatch::AssignmentRow, hash: &str) -> Result<()> {
+        let vote = Vote { assignment_id: a.id, owner_id: a.owner_id, worker_id: a.worker_id, operator: false, hash: hash.to_string() };
+        self.judge(tx, &vote, true).await?;
+        self.pay(tx, a.job_id, a.unit_id, &vote, a.flops).await?;
+        sqlx::query("UPDATE units SET state = 'done', canonical_hash = $1, open_slots = 0, updated_at = $2 WHERE id = $3 AND state = 'open'")
+            .bind(hash)
+            .bind(now())
+            .bind(a.unit_id)
+            .execute(&mut ***tx)
+            .await?;
+        Ok(())
+    }
+
     /// The validation of a training claim is decided: pay and close the train unit, or reject the
     /// claim and train again elsewhere.
     async fn settle_training(&self, tx: &mut Tx, job_id: i64, train_unit: i64, claim: &Vote, confirmed: bool) -> Result<()> {
