@@ -346,6 +346,8 @@ impl Coordinator {
                 let Some(best) = best else { return Err(ComputeError::Corrupt(format!("job {job_id}: no accepted training"))) };
                 let revision = published[best]["model"]["revision"].as_str().unwrap_or_default().to_string();
                 self.publish_main(output, &owner, &revision).await?;
+                let keep: Vec<String> = published.iter().filter_map(|p| p["model"]["branch"].as_str().map(str::to_string)).collect();
+                self.prune_branches(job_id, output, &owner, &keep).await?;
                 let mut result = published[best].clone();
                 if !points.is_empty() {
                     result["points"] = Value::Array(published.iter().map(|p| json!({
@@ -500,6 +502,22 @@ impl Coordinator {
         };
         tracing::info!(job = job_id, repo = %repo.full_name(), revision = %validated, branch = %branch.name, "validated model");
         Ok(validated)
+    }
+
+    /// Deletes the job's unit branches other than `keep`: those of rejected claims and of workers
+    /// that went silent, which hold only checkpoints or an unvalidated model.
+    async fn prune_branches(&self, job_id: i64, output: &str, owner: &str, keep: &[String]) -> Result<()> {
+        let Some(repo) = self.hub.db.get_repo(commons_db::RepoKind::Model, owner, output).await? else { return Ok(()) };
+        let prefix = format!("job-{job_id}-a");
+        for r in self.hub.db.refs(&repo).await? {
+            if r.kind == RefKind::Branch && r.name.starts_with(&prefix) && !keep.contains(&r.name) {
+                match self.hub.db.delete_ref(&repo, RefKind::Branch, &r.name).await {
+                    Ok(()) | Err(commons_db::DbError::RevisionNotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Moves `main` of the output repository to a validated revision.

@@ -227,12 +227,23 @@ fn print_job(job: &JobView) {
 async fn watch_job(client: &Client, id: i64) -> Result<()> {
     let bar = ProgressBar::new(1000);
     bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {msg}").context("progress bar template")?.progress_chars("=> "));
+    // Without a terminal the bar is hidden: log lines and state changes go to stderr as text.
+    let plain = !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut after = 0;
+    let mut last_state = String::new();
     loop {
         let job = client.job(id).await.with_context(|| format!("reading job {id}"))?;
         for line in client.job_logs(id, after).await? {
             after = line.id;
-            bar.println(format!("  {}", line.line));
+            if plain {
+                eprintln!("  {}", line.line);
+            } else {
+                bar.println(format!("  {}", line.line));
+            }
+        }
+        if plain && job.state != last_state {
+            eprintln!("job {id}: {}", job.state);
+            last_state = job.state.clone();
         }
         let running = job.units.iter().flat_map(|u| u.assignments.iter().map(move |a| (u, a))).filter(|(_, a)| a.state == "running").last();
         bar.set_prefix(format!("job {id} {}", job.state));
