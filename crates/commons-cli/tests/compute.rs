@@ -121,6 +121,31 @@ impl Network {
         self.http.post(format!("{}{path}", self.hub.url())).bearer_auth(token).json(body).send().unwrap()
     }
 
+    /// A worker speaking the protocol directly (a test's own, possibly dishonest, client) that
+    /// claims whatever hardware it likes; returns its id.
+    fn register_raw_worker(&self, token: &str, name: &str) -> i64 {
+        let registered = self.post(
+            "/api/workers/register",
+            token,
+            &json!({"protocol_version": 1, "name": name, "cores": 64, "memory_bytes": 1u64 << 40, "gpu": "H100", "engine_version": "0.1.0",
+                    "platform": "linux-x86_64", "numeric_class": commons_engine::numeric_class(), "speed_gflops": 1e6}),
+        );
+        assert!(registered.status().is_success(), "registering {name}");
+        registered.json::<Value>().unwrap()["worker_id"].as_i64().unwrap()
+    }
+
+    /// A one-epoch Keras MLP trained locally and published as `alice/mlp`; returns its
+    /// directory, the MNIST data and its honest test metrics.
+    fn publish_local_model(&self) -> (PathBuf, PathBuf, Value) {
+        let model_dir = self.tmp.path().join("model");
+        let data = mnist_dir();
+        commons(&["train", "keras-mnist-mlp", "--data", data.to_str().unwrap(), "--out", model_dir.to_str().unwrap(), "--set", "training.epochs=1"]);
+        self.cli(&["repo", "create", "mlp"]);
+        self.cli(&["upload", "mlp", model_dir.to_str().unwrap()]);
+        let honest = honest_metrics(&model_dir, &data);
+        (model_dir, data, honest)
+    }
+
     fn job(&self, id: i64) -> Value {
         self.api(&format!("/api/jobs/{id}"))
     }
@@ -375,22 +400,11 @@ fn honest_metrics(model_dir: &Path, data: &Path) -> Value {
 fn fabricated_results_are_rejected_earn_nothing_and_cost_the_cheat_its_trust() {
     let mut net = Network::start(&["--no-worker"]);
     // A model to evaluate: trained locally and published by alice.
-    let model_dir = net.tmp.path().join("model");
-    let data = mnist_dir();
-    commons(&["train", "keras-mnist-mlp", "--data", data.to_str().unwrap(), "--out", model_dir.to_str().unwrap(), "--set", "training.epochs=1"]);
-    net.cli(&["repo", "create", "mlp"]);
-    net.cli(&["upload", "mlp", model_dir.to_str().unwrap()]);
-    let honest = honest_metrics(&model_dir, &data);
+    let (_, _, honest) = net.publish_local_model();
 
     // Mallory speaks the worker protocol directly.
     let mallory = net.hub.add_user("mallory");
-    let registered = net.post(
-        "/api/workers/register",
-        &mallory,
-        &json!({"protocol_version": 1, "name": "fake", "cores": 64, "memory_bytes": 1u64 << 40, "gpu": "H100", "engine_version": "0.1.0", "platform": "linux-x86_64", "numeric_class": commons_engine::numeric_class(), "speed_gflops": 1e6}),
-    );
-    assert!(registered.status().is_success());
-    let worker_id = registered.json::<Value>().unwrap()["worker_id"].as_i64().unwrap();
+    let worker_id = net.register_raw_worker(&mallory, "fake");
     let pull = |net: &Network| -> Value {
         let resp = net.post(&format!("/api/workers/{worker_id}/pull?wait=10"), &mallory, &json!({}));
         assert_eq!(resp.status(), 200, "mallory gets a lease");
@@ -537,12 +551,7 @@ fn a_training_claim_that_does_not_reproduce_is_rejected_and_the_unit_is_trained_
     // Mallory takes the train unit over the worker protocol, publishes a real model with the
     // lease's upload token, and claims a better test score than it has.
     let mallory = net.hub.add_user("mallory");
-    let registered = net.post(
-        "/api/workers/register",
-        &mallory,
-        &json!({"protocol_version": 1, "name": "liar", "cores": 8, "memory_bytes": 1u64 << 34, "gpu": null, "engine_version": "0.1.0", "platform": "linux-x86_64", "numeric_class": commons_engine::numeric_class(), "speed_gflops": 50.0}),
-    );
-    let worker_id = registered.json::<Value>().unwrap()["worker_id"].as_i64().unwrap();
+    let worker_id = net.register_raw_worker(&mallory, "liar");
     // She trains her model beforehand, so her lease never lapses while she works.
     let model_dir = net.tmp.path().join("liar-model");
     let data = mnist_dir();
@@ -609,12 +618,7 @@ fn a_training_claim_that_does_not_reproduce_is_rejected_and_the_unit_is_trained_
 #[test]
 fn an_evaluation_split_into_shards_is_validated_shard_by_shard_and_adds_up_to_the_whole() {
     let mut net = Network::start(&["--no-worker"]);
-    let model_dir = net.tmp.path().join("model");
-    let data = mnist_dir();
-    commons(&["train", "keras-mnist-mlp", "--data", data.to_str().unwrap(), "--out", model_dir.to_str().unwrap(), "--set", "training.epochs=1"]);
-    net.cli(&["repo", "create", "mlp"]);
-    net.cli(&["upload", "mlp", model_dir.to_str().unwrap()]);
-    let whole = honest_metrics(&model_dir, &data);
+    let (_, _, whole) = net.publish_local_model();
     net.start_worker("bob", "w1");
     net.start_worker("carol", "w2");
     let out = net.cli(&["job", "submit", "eval", "--model", "alice/mlp", "--dataset", "alice/mnist", "--shards", "3", "--watch"]);

@@ -162,7 +162,7 @@ impl Coordinator {
             let role: String = row.try_get("role")?;
             let quorum: i64 = row.try_get("quorum")?;
             let validates: Option<i64> = row.try_get("validates_unit")?;
-            let stored: StoredWork = serde_json::from_str(row.try_get("payload")?).map_err(|e| ComputeError::Corrupt(format!("unit {unit_id}: {e}")))?;
+            let stored = StoredWork::parse(row.try_get("payload")?, unit_id)?;
             if !self.may_run(&mut tx, worker, unit_id, &role, quorum, stored.claim).await? {
                 continue;
             }
@@ -210,7 +210,7 @@ impl Coordinator {
             let mut work = stored.work;
             let mut upload_token = None;
             if let Work::Train { output_repo, output_branch, resume, .. } = &mut work {
-                *output_branch = format!("job-{job_id}-a{assignment_id}");
+                *output_branch = crate::unit_branch(job_id, assignment_id);
                 *resume = row.try_get::<Option<String>, _>("checkpoint")?.and_then(|c| serde_json::from_str(&c).ok());
                 upload_token = Some(self.upload_token(job_id, output_repo, output_branch, assignment_id).await?);
             }
@@ -259,13 +259,7 @@ impl Coordinator {
     /// A token that may write only the unit's branch of the job's output repository, for the
     /// worker that trains it.
     async fn upload_token(&self, job_id: i64, output_repo: &str, branch: &str, assignment_id: i64) -> Result<String> {
-        let (namespace, name) = output_repo.split_once('/').ok_or_else(|| ComputeError::Corrupt(format!("output repo {output_repo}")))?;
-        let repo = self
-            .hub
-            .db
-            .get_repo(commons_db::RepoKind::Model, namespace, name)
-            .await?
-            .ok_or_else(|| ComputeError::Corrupt(format!("output repository {output_repo} of job {job_id} is gone")))?;
+        let repo = self.existing_output_repo(output_repo).await?;
         let owner_id: i64 = sqlx::query("SELECT owner_id FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get("owner_id")?;
         Ok(self
             .hub
@@ -361,9 +355,8 @@ impl Coordinator {
 
     /// The commit at the head of assignment `a`'s branch of `output_repo`, if both exist.
     async fn own_branch_head(&self, a: &AssignmentRow, output_repo: &str) -> Result<Option<String>> {
-        let (namespace, name) = output_repo.split_once('/').unwrap_or_default();
-        let Some(repo) = self.hub.db.get_repo(commons_db::RepoKind::Model, namespace, name).await? else { return Ok(None) };
-        match self.hub.db.resolve_revision(&repo, &format!("job-{}-a{}", a.job_id, a.id)).await {
+        let Some(repo) = self.output_repo(output_repo).await? else { return Ok(None) };
+        match self.hub.db.resolve_revision(&repo, &crate::unit_branch(a.job_id, a.id)).await {
             Ok(head) => Ok(Some(head)),
             Err(commons_db::DbError::RevisionNotFound(_)) => Ok(None),
             Err(e) => Err(e.into()),
@@ -376,14 +369,12 @@ impl Coordinator {
             return Err(ComputeError::bad_request("only training units checkpoint"));
         }
         let row = sqlx::query("SELECT payload, checkpoint FROM units WHERE id = $1").bind(a.unit_id).fetch_one(&mut ***tx).await?;
-        let stored: StoredWork = serde_json::from_str(row.try_get("payload")?).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
-        let Work::Train { output_repo, .. } = stored.work else { return Err(ComputeError::Corrupt(format!("unit {} is not a train unit", a.unit_id))) };
+        let stored = StoredWork::parse(row.try_get("payload")?, a.unit_id)?;
+        let output_repo = stored.output_repo(a.unit_id)?;
         // Only a checkpoint at the head of this assignment's own branch is taken.
-        let (namespace, name) = output_repo.split_once('/').unwrap_or_default();
-        let repo = self.hub.db.get_repo(commons_db::RepoKind::Model, namespace, name).await?;
-        let own = self.own_branch_head(a, &output_repo).await?.as_deref() == Some(checkpoint.commit.as_str());
-        let on_hub = match &repo {
-            Some(repo) if own => self.hub.db.file_at(repo, &checkpoint.commit, "checkpoint/state.json").await?.is_some(),
+        let own = self.own_branch_head(a, output_repo).await?.as_deref() == Some(checkpoint.commit.as_str());
+        let on_hub = match self.output_repo(output_repo).await? {
+            Some(repo) if own => self.hub.db.file_at(&repo, &checkpoint.commit, "checkpoint/state.json").await?.is_some(),
             _ => false,
         };
         if !on_hub {
@@ -476,14 +467,14 @@ impl Coordinator {
             ("train", Output::Train { model_commit, test, .. }) => {
                 // The claimed model must exist where the worker was told to put it.
                 let payload: String = sqlx::query("SELECT payload FROM units WHERE id = $1").bind(a.unit_id).fetch_one(self.pool()).await?.try_get("payload")?;
-                let stored: StoredWork = serde_json::from_str(&payload).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
-                let Work::Train { output_repo, .. } = stored.work else { return Err(ComputeError::Corrupt(format!("unit {} is not a train unit", a.unit_id))) };
+                let stored = StoredWork::parse(&payload, a.unit_id)?;
+                let output_repo = stored.output_repo(a.unit_id)?;
                 // It must be the head of this assignment's own branch, which only this lease's
                 // upload token can write: a worker cannot claim a model someone else trained.
-                if self.own_branch_head(a, &output_repo).await?.as_deref() != Some(model_commit.as_str()) {
+                if self.own_branch_head(a, output_repo).await?.as_deref() != Some(model_commit.as_str()) {
                     return Err(ComputeError::bad_request(format!(
-                        "model commit {model_commit} is not the head of branch job-{}-a{} of {output_repo}: upload the model there before reporting",
-                        a.job_id, a.id
+                        "model commit {model_commit} is not the head of branch {} of {output_repo}: upload the model there before reporting",
+                        crate::unit_branch(a.job_id, a.id)
                     )));
                 }
                 Ok(crate::result_hash(test))

@@ -39,6 +39,21 @@ pub(crate) struct StoredWork {
     pub claim: Option<i64>,
 }
 
+impl StoredWork {
+    /// The payload of unit `unit_id`.
+    pub(crate) fn parse(payload: &str, unit_id: i64) -> Result<Self> {
+        serde_json::from_str(payload).map_err(|e| ComputeError::Corrupt(format!("unit {unit_id} payload: {e}")))
+    }
+
+    /// The output repository of a train unit.
+    pub(crate) fn output_repo(&self, unit_id: i64) -> Result<&str> {
+        match &self.work {
+            Work::Train { output_repo, .. } => Ok(output_repo),
+            _ => Err(ComputeError::Corrupt(format!("unit {unit_id} is not a train unit"))),
+        }
+    }
+}
+
 struct NewUnit {
     role: &'static str,
     stored: StoredWork,

@@ -143,6 +143,25 @@ impl Coordinator {
     }
 }
 
+/// The branch of a job's output repository that assignment `assignment_id` writes to (its
+/// upload token can write nothing else).
+pub(crate) fn unit_branch(job_id: i64, assignment_id: i64) -> String {
+    format!("job-{job_id}-a{assignment_id}")
+}
+
+impl Coordinator {
+    /// A job's output model repository, `namespace/name`; `None` when it no longer exists.
+    pub(crate) async fn output_repo(&self, full_name: &str) -> Result<Option<commons_db::Repo>> {
+        let Some((namespace, name)) = full_name.split_once('/') else { return Ok(None) };
+        Ok(self.hub.db.get_repo(commons_db::RepoKind::Model, namespace, name).await?)
+    }
+
+    /// [`Self::output_repo`], when its absence means the stored state is broken.
+    pub(crate) async fn existing_output_repo(&self, full_name: &str) -> Result<commons_db::Repo> {
+        self.output_repo(full_name).await?.ok_or_else(|| ComputeError::Corrupt(format!("output repository {full_name} is gone")))
+    }
+}
+
 /// Current time in unix seconds.
 pub(crate) fn now() -> i64 {
     commons_db::now_unix()

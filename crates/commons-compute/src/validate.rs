@@ -61,7 +61,7 @@ impl Coordinator {
     pub(crate) async fn open_validation(&self, tx: &mut Tx, train_unit: i64, job_id: i64, output: &Output) -> Result<()> {
         let Output::Train { model_commit, .. } = output else { return Ok(()) };
         let payload: String = sqlx::query("SELECT payload FROM units WHERE id = $1").bind(train_unit).fetch_one(&mut ***tx).await?.try_get("payload")?;
-        let stored: StoredWork = serde_json::from_str(&payload).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+        let stored = StoredWork::parse(&payload, train_unit)?;
         let Work::Train { dataset, output_repo, .. } = stored.work else { return Err(ComputeError::Corrupt(format!("unit {train_unit} is not a train unit"))) };
         let claim: i64 = sqlx::query("SELECT id FROM assignments WHERE unit_id = $1 AND state = 'reported' AND outcome = 'pending' ORDER BY reported_at DESC, id DESC LIMIT 1")
             .bind(train_unit)
@@ -96,7 +96,7 @@ impl Coordinator {
         let quorum: i64 = unit.try_get("quorum")?;
         let flops: f64 = unit.try_get("flops")?;
         let validates: Option<i64> = unit.try_get("validates_unit")?;
-        let stored: StoredWork = serde_json::from_str(unit.try_get("payload")?).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+        let stored = StoredWork::parse(unit.try_get("payload")?, unit_id)?;
         let mut ballot = votes(tx, "a.unit_id = $1", unit_id).await?;
         let claim = match stored.claim {
             Some(claim) => votes(tx, "a.id = $1", claim).await?.pop(),
@@ -320,7 +320,8 @@ impl Coordinator {
                 json!({ "metrics": merged, "shards": shards, "provenance": { "model": model, "dataset": dataset, "split": split, "agreed": workers } })
             }
             commons_protocol::JobSpec::Train { algorithm, recipe_path, dataset, output, points, .. } => {
-                let owner = spec_owner(self, job_id).await?;
+                let repo_name = format!("{}/{output}", spec_owner(self, job_id).await?);
+                let repo = self.existing_output_repo(&repo_name).await?;
                 let mut published = Vec::new();
                 for point in self.accepted_training(job_id).await? {
                     let Output::Train { model_commit, test, flops, epochs, wall_seconds } = point.output else {
@@ -330,10 +331,10 @@ impl Coordinator {
                         "algorithm": algorithm, "recipe": recipe_path, "dataset": dataset, "overrides": point.overrides,
                         "trained_by": [point.trainer], "confirmed_by": point.validators, "job": job_id,
                     });
-                    let branch = format!("job-{job_id}-a{}", point.assignment);
-                    let revision = self.promote(job_id, output, &owner, &branch, &model_commit, &test, &provenance).await?;
+                    let branch = crate::unit_branch(job_id, point.assignment);
+                    let revision = self.promote(job_id, &repo, &branch, &model_commit, &test, &provenance).await?;
                     published.push(json!({
-                        "model": { "repo": format!("{owner}/{output}"), "revision": revision, "trained_commit": model_commit, "branch": branch },
+                        "model": { "repo": repo_name, "revision": revision, "trained_commit": model_commit, "branch": branch },
                         "test": test, "epochs": epochs, "flops": flops, "wall_seconds": wall_seconds, "provenance": provenance,
                     }));
                 }
@@ -345,9 +346,9 @@ impl Coordinator {
                 });
                 let Some(best) = best else { return Err(ComputeError::Corrupt(format!("job {job_id}: no accepted training"))) };
                 let revision = published[best]["model"]["revision"].as_str().unwrap_or_default().to_string();
-                self.publish_main(output, &owner, &revision).await?;
+                self.publish_main(&repo, &revision).await?;
                 let keep: Vec<String> = published.iter().filter_map(|p| p["model"]["branch"].as_str().map(str::to_string)).collect();
-                self.prune_branches(job_id, output, &owner, &keep).await?;
+                self.prune_branches(job_id, &repo, &keep).await?;
                 let mut result = published[best].clone();
                 if !points.is_empty() {
                     result["points"] = Value::Array(published.iter().map(|p| json!({
@@ -401,7 +402,7 @@ impl Coordinator {
                     if points.iter().any(|p| p.unit_id == unit_id) {
                         continue;
                     }
-                    let stored: StoredWork = serde_json::from_str(row.try_get("payload")?).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+                    let stored = StoredWork::parse(row.try_get("payload")?, unit_id)?;
                     let overrides = match stored.work {
                         Work::Train { overrides, .. } => overrides,
                         _ => Vec::new(),
@@ -458,30 +459,20 @@ impl Coordinator {
         Ok((outputs, workers))
     }
 
-    /// Publishes a validated model: a commit on the job's branch adding the validation record
-    /// to the card, then `main` moved to it. Idempotent: a rerun after a crash finds its commit.
-    #[allow(clippy::too_many_arguments)]
-    async fn promote(&self, job_id: i64, output: &str, owner: &str, branch: &str, model_commit: &str, test: &Value, provenance: &Value) -> Result<String> {
-        let repo = self
-            .hub
-            .db
-            .get_repo(commons_db::RepoKind::Model, owner, output)
-            .await?
-            .ok_or_else(|| ComputeError::Corrupt(format!("output repository {owner}/{output} is gone")))?;
-        let branch = self
-            .hub
-            .db
-            .refs(&repo)
-            .await?
-            .into_iter()
-            .find(|r| r.kind == RefKind::Branch && r.name == branch)
-            .ok_or_else(|| ComputeError::Corrupt(format!("branch {branch} of job {job_id} is gone from {owner}/{output}")))?;
+    /// Records a validated model: a commit on its unit branch adding the validation record to
+    /// the card (and dropping training checkpoints). Idempotent: a rerun after a crash finds its
+    /// commit. [`Self::publish_main`] then moves `main`.
+    async fn promote(&self, job_id: i64, repo: &commons_db::Repo, branch: &str, model_commit: &str, test: &Value, provenance: &Value) -> Result<String> {
+        let head = self.hub.db.resolve_revision(repo, branch).await.map_err(|e| match e {
+            commons_db::DbError::RevisionNotFound(_) => ComputeError::Corrupt(format!("branch {branch} of job {job_id} is gone from {}", repo.full_name())),
+            other => other.into(),
+        })?;
         let title = format!("Validated by job {job_id}");
-        let head = self.hub.db.get_commit(&repo, &branch.commit_id).await?;
+        let head = self.hub.db.get_commit(repo, &head).await?;
         let validated = match head {
             Some(commit) if commit.title == title => commit.id,
             _ => {
-                let card = match self.hub.db.file_at(&repo, model_commit, "README.md").await? {
+                let card = match self.hub.db.file_at(repo, model_commit, "README.md").await? {
                     Some(entry) => String::from_utf8_lossy(&self.hub.cas.read_to_vec(&entry.sha256, 4 << 20).await.map_err(commons_hub::ApiError::from)?).into_owned(),
                     None => String::new(),
                 };
@@ -489,7 +480,7 @@ impl Coordinator {
                 let record = serde_json::to_vec_pretty(&json!({ "job": job_id, "test": test, "provenance": provenance })).unwrap_or_default();
                 let mut ops = Vec::new();
                 // Training checkpoints served their purpose: the published model does not carry them.
-                if self.hub.db.tree_at(&repo, model_commit).await?.iter().any(|f| f.path.starts_with("checkpoint/")) {
+                if self.hub.db.tree_at(repo, model_commit).await?.iter().any(|f| f.path.starts_with("checkpoint/")) {
                     ops.push(CommitOp::DeleteFolder("checkpoint".into()));
                 }
                 for (path, bytes) in [("README.md", card.into_bytes()), ("validation.json", record)] {
@@ -497,21 +488,20 @@ impl Coordinator {
                     ops.push(CommitOp::Put(NewFile { path: path.into(), sha256: stored.sha256, lfs: false }));
                 }
                 let message = format!("Test metrics confirmed by an independent evaluation.\n\n{provenance}");
-                self.hub.db.commit(&repo, &branch.name, Some(model_commit), &ops, "commons", &title, &message).await?.id
+                self.hub.db.commit(repo, branch, Some(model_commit), &ops, "commons", &title, &message).await?.id
             }
         };
-        tracing::info!(job = job_id, repo = %repo.full_name(), revision = %validated, branch = %branch.name, "validated model");
+        tracing::info!(job = job_id, repo = %repo.full_name(), revision = %validated, %branch, "validated model");
         Ok(validated)
     }
 
     /// Deletes the job's unit branches other than `keep`: those of rejected claims and of workers
     /// that went silent, which hold only checkpoints or an unvalidated model.
-    async fn prune_branches(&self, job_id: i64, output: &str, owner: &str, keep: &[String]) -> Result<()> {
-        let Some(repo) = self.hub.db.get_repo(commons_db::RepoKind::Model, owner, output).await? else { return Ok(()) };
+    async fn prune_branches(&self, job_id: i64, repo: &commons_db::Repo, keep: &[String]) -> Result<()> {
         let prefix = format!("job-{job_id}-a");
-        for r in self.hub.db.refs(&repo).await? {
+        for r in self.hub.db.refs(repo).await? {
             if r.kind == RefKind::Branch && r.name.starts_with(&prefix) && !keep.contains(&r.name) {
-                match self.hub.db.delete_ref(&repo, RefKind::Branch, &r.name).await {
+                match self.hub.db.delete_ref(repo, RefKind::Branch, &r.name).await {
                     Ok(()) | Err(commons_db::DbError::RevisionNotFound(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -521,16 +511,10 @@ impl Coordinator {
     }
 
     /// Moves `main` of the output repository to a validated revision.
-    async fn publish_main(&self, output: &str, owner: &str, revision: &str) -> Result<()> {
-        let repo = self
-            .hub
-            .db
-            .get_repo(commons_db::RepoKind::Model, owner, output)
-            .await?
-            .ok_or_else(|| ComputeError::Corrupt(format!("output repository {owner}/{output} is gone")))?;
-        let main = self.hub.db.resolve_revision(&repo, "main").await?;
+    async fn publish_main(&self, repo: &commons_db::Repo, revision: &str) -> Result<()> {
+        let main = self.hub.db.resolve_revision(repo, "main").await?;
         if main != revision {
-            self.hub.db.move_branch(&repo, "main", &main, revision).await?;
+            self.hub.db.move_branch(repo, "main", &main, revision).await?;
         }
         tracing::info!(repo = %repo.full_name(), %revision, "validated model published on main");
         Ok(())

@@ -107,6 +107,14 @@ pub(crate) async fn writable_repo(state: &AppState, caller: &Caller, kind: RepoK
     Ok(repo)
 }
 
+/// Loads a repository whose settings and refs the caller may administer: a write token of the
+/// whole account (a token limited to one branch may only commit to it).
+pub(crate) async fn administered_repo(state: &AppState, caller: &Caller, kind: RepoKind, ns: &str, name: &str) -> ApiResult<Repo> {
+    let repo = writable_repo(state, caller, kind, ns, name).await?;
+    caller.require_write(&repo.namespace)?;
+    Ok(repo)
+}
+
 /// Resolves a revision; a missing one is `RevisionNotFound`.
 pub(crate) async fn resolve(state: &AppState, repo: &Repo, rev: &str) -> ApiResult<String> {
     Ok(state.db.resolve_revision(repo, rev).await?)

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{base_url, iso_time, kind_from_plural, kind_from_singular, query_bool, readable_repo, resolve, url_prefix, writable_repo};
+use super::{administered_repo, base_url, iso_time, kind_from_plural, kind_from_singular, query_bool, readable_repo, resolve, url_prefix, writable_repo};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -250,8 +250,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Json(body): J
     let token = caller.require()?;
     let kind = kind_from_singular(body.kind.as_deref())?;
     let (ns, name) = namespace_and_name(&body.name, body.organization.as_deref(), &token.user.name);
-    let repo = writable_repo(&state, &caller, kind, &ns, &name).await?;
-    caller.require_write(&repo.namespace)?;
+    let repo = administered_repo(&state, &caller, kind, &ns, &name).await?;
     state.db.delete_repo(&repo).await?;
     tracing::info!(repo = %repo.full_name(), "repository deleted");
     Ok(Json(json!({})))
@@ -292,8 +291,7 @@ pub struct Settings {
 
 pub async fn settings(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>, Json(body): Json<Settings>) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
-    let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
-    caller.require_write(&repo.namespace)?;
+    let repo = administered_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     let private = match body.visibility.as_deref() {
         Some("private") => Some(true),
         Some("public") => Some(false),
@@ -586,8 +584,7 @@ pub async fn create_branch(State(state): State<AppState>, caller: Caller, Path(p
 
 pub async fn delete_branch(State(state): State<AppState>, caller: Caller, Path(p): Path<BranchPath>) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
-    let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
-    caller.require_write(&repo.namespace)?;
+    let repo = administered_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     if p.branch == "main" {
         return Err(ApiError::forbidden("the main branch cannot be deleted"));
     }
@@ -602,8 +599,7 @@ pub struct TagBody {
 
 pub async fn create_tag(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>, Json(body): Json<TagBody>) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
-    let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
-    caller.require_write(&repo.namespace)?;
+    let repo = administered_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     validate_ref_name(&body.tag)?;
     let commit = resolve(&state, &repo, &p.rev).await?;
     state.db.create_ref(&repo, RefKind::Tag, &body.tag, &commit).await?;
@@ -612,8 +608,7 @@ pub async fn create_tag(State(state): State<AppState>, caller: Caller, Path(p): 
 
 pub async fn delete_tag(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
-    let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
-    caller.require_write(&repo.namespace)?;
+    let repo = administered_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     state.db.delete_ref(&repo, RefKind::Tag, &p.rev).await?;
     Ok(Json(json!({})))
 }
