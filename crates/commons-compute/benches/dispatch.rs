@@ -30,7 +30,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn run(workers: usize, units: usize) -> Run {
+async fn run(workers: usize, units: usize, direct: bool) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let hub = commons_hub::AppState::open(dir.path(), None, None).await.expect("open hub");
     let owner = hub.db.create_user("bench", "bench").await.expect("user");
@@ -42,7 +42,8 @@ async fn run(workers: usize, units: usize) -> Run {
     let server = tokio::spawn(commons_hub::serve(listener, app, std::future::pending()));
 
     // Register every worker before the clock starts.
-    let client = Arc::new(Client::new(&url, Some(token)).expect("client"));
+    let client = Arc::new(Client::new(&url, Some(token.clone())).expect("client"));
+    let caller = Arc::new(hub.db.authenticate(&token).await.expect("token lookup").expect("token"));
     let mut ids = Vec::with_capacity(workers);
     for i in 0..workers {
         let request = RegisterWorker {
@@ -66,6 +67,8 @@ async fn run(workers: usize, units: usize) -> Run {
     for id in ids {
         let client = client.clone();
         let completed = completed.clone();
+        let coordinator = coordinator.clone();
+        let caller = caller.clone();
         tasks.push(tokio::spawn(async move {
             // As `commons worker` does: pull once, then report each result and receive the next
             // lease in the same request.
@@ -75,6 +78,10 @@ async fn run(workers: usize, units: usize) -> Run {
                 let asked = Instant::now();
                 let lease = match next.take() {
                     Some(lease) => lease,
+                    None if direct => match coordinator.pull(&caller, id, Duration::from_secs(1)).await.expect("pull") {
+                        Some(lease) => lease,
+                        None => continue,
+                    },
                     None => match client.pull(id, Duration::from_secs(1)).await.expect("pull") {
                         Some(lease) => lease,
                         None => continue,
@@ -83,7 +90,13 @@ async fn run(workers: usize, units: usize) -> Run {
                 latencies.push(asked.elapsed());
                 let report = Report::Success { output: Output::Noop };
                 let asked = Instant::now();
-                let answer = client.report_and_pull(lease.assignment_id, &report, id, Duration::ZERO).await.expect("report");
+                let answer = if direct {
+                    let mut answer = coordinator.report(&caller, lease.assignment_id, report).await.expect("report");
+                    answer.next = coordinator.pull(&caller, id, Duration::ZERO).await.expect("pull");
+                    answer
+                } else {
+                    client.report_and_pull(lease.assignment_id, &report, id, Duration::ZERO).await.expect("report")
+                };
                 assert!(answer.accepted, "{}", answer.message);
                 completed.fetch_add(1, Ordering::Relaxed);
                 if answer.next.is_some() {
@@ -107,11 +120,13 @@ async fn run(workers: usize, units: usize) -> Run {
 fn main() {
     let mut sizes = Vec::new();
     let mut units = 3000usize;
+    let mut direct = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--units" => units = args.next().and_then(|v| v.parse().ok()).expect("--units M"),
             "--bench" => {}
+            "--direct" => direct = true,
             other => {
                 if let Ok(n) = other.parse() {
                     sizes.push(n)
@@ -126,7 +141,7 @@ fn main() {
     println!("dispatch: simulated workers pull and complete no-op units over HTTP (SQLite WAL, synchronous=FULL)");
     println!("{:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>10}", "workers", "units", "seconds", "units/s", "lease p50 ms", "lease p99 ms", "vs BOINC");
     for workers in sizes {
-        let r = runtime.block_on(run(workers, units));
+        let r = runtime.block_on(run(workers, units, direct));
         let rate = r.units as f64 / r.seconds;
         println!(
             "{:>8} {:>8} {:>10.2} {:>10.0} {:>12.2} {:>12.2} {:>9.1}x",

@@ -8,13 +8,17 @@
 use std::time::{Duration, Instant};
 
 use commons_db::Token;
-use commons_protocol::{Heartbeat, HeartbeatAnswer, Lease, PROTOCOL_VERSION, RegisterWorker, Registered, Report, ReportAnswer, WorkerView, Work};
+use commons_protocol::{
+    CheckpointRef, Heartbeat, HeartbeatAnswer, Lease, Output, PROTOCOL_VERSION, RegisterWorker, Registered, Report, ReportAnswer, WorkerView, Work,
+};
 use rand::Rng;
+use rusqlite::params;
 use sqlx::Row;
 
 use crate::error::{ComputeError, Result};
 use crate::jobs::StoredWork;
-use crate::{Coordinator, Tx, now};
+use crate::writer::{Conn, Sql};
+use crate::{Coordinator, now};
 
 /// Units considered per lease attempt; the rest wait for the next pull.
 const CANDIDATES: i64 = 64;
@@ -28,9 +32,19 @@ pub(crate) struct WorkerRow {
     pub id: i64,
     pub owner_id: i64,
     pub numeric_class: String,
-    pub last_seen: i64,
     pub trusted: bool,
     pub operator_host: bool,
+}
+
+/// What a lease needs to know after its transaction: the rest (the upload token) is written
+/// outside the writer.
+struct Leased {
+    assignment_id: i64,
+    unit_id: i64,
+    job_id: i64,
+    role: String,
+    work: Work,
+    checkpoint: Option<String>,
 }
 
 impl Coordinator {
@@ -58,76 +72,76 @@ impl Coordinator {
             return Err(ComputeError::bad_request("speed_gflops must be a finite, non-negative number"));
         }
         let operator_host = self.config.operator_user.as_deref() == Some(owner.user.name.as_str());
-        let t = now();
-        let row = sqlx::query(
-            "INSERT INTO workers (owner_id, name, cores, memory_bytes, gpu, engine_version, platform, speed_gflops, operator_host, registered_at, last_seen, numeric_class)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)
-             ON CONFLICT (owner_id, name) DO UPDATE SET cores = excluded.cores, memory_bytes = excluded.memory_bytes, gpu = excluded.gpu,
-                engine_version = excluded.engine_version, platform = excluded.platform, speed_gflops = excluded.speed_gflops,
-                numeric_class = excluded.numeric_class,
-                operator_host = excluded.operator_host, last_seen = excluded.last_seen
-             RETURNING id",
-        )
-        .bind(owner.user.id)
-        .bind(&request.name)
-        .bind(request.cores as i64)
-        .bind(request.memory_bytes.min(i64::MAX as u64) as i64)
-        .bind(&request.gpu)
-        .bind(&request.engine_version)
-        .bind(&request.platform)
-        .bind(request.speed_gflops)
-        .bind(operator_host)
-        .bind(t)
-        .bind(&request.numeric_class)
-        .fetch_one(self.pool())
-        .await?;
-        let worker_id: i64 = row.try_get("id")?;
+        let owner_id = owner.user.id;
+        let registered = request.clone();
+        let worker_id: i64 = self
+            .write(move |_, db| {
+                db.one(
+                    "INSERT INTO workers (owner_id, name, cores, memory_bytes, gpu, engine_version, platform, speed_gflops, operator_host, registered_at, last_seen, numeric_class)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)
+                     ON CONFLICT (owner_id, name) DO UPDATE SET cores = excluded.cores, memory_bytes = excluded.memory_bytes, gpu = excluded.gpu,
+                        engine_version = excluded.engine_version, platform = excluded.platform, speed_gflops = excluded.speed_gflops,
+                        numeric_class = excluded.numeric_class,
+                        operator_host = excluded.operator_host, last_seen = excluded.last_seen
+                     RETURNING id",
+                    params![
+                        owner_id,
+                        registered.name,
+                        registered.cores as i64,
+                        registered.memory_bytes.min(i64::MAX as u64) as i64,
+                        registered.gpu,
+                        registered.engine_version,
+                        registered.platform,
+                        registered.speed_gflops,
+                        operator_host,
+                        now(),
+                        registered.numeric_class
+                    ],
+                    |r| r.get(0),
+                )
+            })
+            .await?;
         tracing::info!(worker = worker_id, name = %request.name, owner = %owner.user.name, cores = request.cores, gflops = request.speed_gflops, "worker registered");
         Ok(Registered { worker_id, lease_seconds: self.config.lease_seconds, heartbeat_seconds: (self.config.lease_seconds / 3).max(1) })
     }
 
-    async fn worker(&self, owner: &Token, worker_id: i64) -> Result<WorkerRow> {
-        let row = sqlx::query("SELECT id, owner_id, numeric_class, consecutive_valid, operator_host, last_seen FROM workers WHERE id = $1 AND owner_id = $2")
-            .bind(worker_id)
-            .bind(owner.user.id)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or_else(|| ComputeError::not_found("WorkerNotFound", format!("worker {worker_id} is not registered to {}", owner.user.name)))?;
-        let operator_host: bool = row.try_get("operator_host")?;
-        Ok(WorkerRow {
-            id: row.try_get("id")?,
-            owner_id: row.try_get("owner_id")?,
-            numeric_class: row.try_get("numeric_class")?,
-            last_seen: row.try_get("last_seen")?,
-            trusted: operator_host || row.try_get::<i64, _>("consecutive_valid")? >= self.config.trust_threshold,
-            operator_host,
-        })
+    /// Worker `worker_id` of `owner`, noting that it was seen now (to the few seconds that tell
+    /// online from offline, not every poll).
+    fn worker(&self, db: &Conn, owner: &Owner, worker_id: i64) -> Result<WorkerRow> {
+        let (row, last_seen, consecutive_valid): (WorkerRow, i64, i64) = db
+            .maybe(
+                "SELECT id, owner_id, numeric_class, consecutive_valid, operator_host, last_seen FROM workers WHERE id = ?1 AND owner_id = ?2",
+                [worker_id, owner.id],
+                |r| {
+                    let operator_host: bool = r.get("operator_host")?;
+                    let row = WorkerRow { id: r.get("id")?, owner_id: r.get("owner_id")?, numeric_class: r.get("numeric_class")?, trusted: false, operator_host };
+                    Ok((row, r.get("last_seen")?, r.get("consecutive_valid")?))
+                },
+            )?
+            .ok_or_else(|| ComputeError::not_found("WorkerNotFound", format!("worker {worker_id} is not registered to {}", owner.name)))?;
+        let t = now();
+        if last_seen < t - 5 {
+            db.exec("UPDATE workers SET last_seen = ?1 WHERE id = ?2", [t, row.id])?;
+        }
+        Ok(WorkerRow { trusted: row.operator_host || consecutive_valid >= self.config.trust_threshold, ..row })
     }
 
     /// Waits up to `wait` for a unit this worker may run and leases it.
     pub async fn pull(&self, owner: &Token, worker_id: i64, wait: Duration) -> Result<Option<Lease>> {
-        self.pull_inner(owner, worker_id, wait, false).await
-    }
-
-    /// [`Self::pull`] right after a report: work is likely, so skip the cheap look before the lock.
-    pub async fn pull_after_report(&self, owner: &Token, worker_id: i64, wait: Duration) -> Result<Option<Lease>> {
-        self.pull_inner(owner, worker_id, wait, true).await
-    }
-
-    async fn pull_inner(&self, owner: &Token, worker_id: i64, wait: Duration, eager: bool) -> Result<Option<Lease>> {
-        let worker = self.worker(owner, worker_id).await?;
+        let owner = Owner::of(owner);
         let deadline = Instant::now() + wait.min(Duration::from_secs(self.config.long_poll_seconds));
-        // Seen-times are kept to the few seconds that tell online from offline, not every poll.
-        if worker.last_seen < now() - 5 {
-            sqlx::query("UPDATE workers SET last_seen = $1 WHERE id = $2").bind(now()).bind(worker.id).execute(self.pool()).await?;
-        }
-        let mut eager = eager;
+        // The first attempt goes to the writer at once: it checks the worker and marks it seen.
+        let mut first = true;
         loop {
             // Register interest before looking, so a unit queued in between still wakes us.
             let woken = self.wake.notified();
-            if let Some(lease) = self.try_lease(&worker, std::mem::take(&mut eager)).await? {
+            // Later attempts read first, so idle polls do not queue at the writer.
+            let any = first
+                || sqlx::query("SELECT id FROM units WHERE open_slots > 0 AND state = 'open' LIMIT 1").fetch_optional(self.pool()).await?.is_some();
+            if any && let Some(lease) = self.try_lease(&owner, worker_id).await? {
                 return Ok(Some(lease));
             }
+            first = false;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(None);
@@ -137,85 +151,84 @@ impl Coordinator {
         }
     }
 
-    async fn try_lease(&self, worker: &WorkerRow, eager: bool) -> Result<Option<Lease>> {
-        // A read first, so idle polls do not queue for the write lock.
-        if !eager {
-            let any = sqlx::query("SELECT id FROM units WHERE open_slots > 0 AND state = 'open' LIMIT 1").fetch_optional(self.pool()).await?;
-            if any.is_none() {
-                return Ok(None);
-            }
+    async fn try_lease(&self, owner: &Owner, worker_id: i64) -> Result<Option<Lease>> {
+        let owner_for_writer = owner.clone();
+        let leased = self.write(move |c, db| c.lease(db, &owner_for_writer, worker_id)).await?;
+        let Some(Leased { assignment_id, unit_id, job_id, role, mut work, checkpoint }) = leased else { return Ok(None) };
+        let mut upload_token = None;
+        if let Work::Train { output_repo, output_branch, resume, .. } = &mut work {
+            *output_branch = crate::unit_branch(job_id, assignment_id);
+            *resume = checkpoint.and_then(|c| serde_json::from_str(&c).ok());
+            upload_token = Some(self.upload_token(job_id, output_repo, output_branch, assignment_id).await?);
         }
-        let mut tx = self.begin().await?;
-        let candidates = sqlx::query(
+        tracing::info!(job = job_id, unit = unit_id, assignment = assignment_id, worker = worker_id, role, "unit leased");
+        Ok(Some(Lease { assignment_id, unit_id, job_id, work, lease_seconds: self.config.lease_seconds, upload_token }))
+    }
+
+    /// Leases the oldest unit `worker_id` may run, if any.
+    fn lease(&self, db: &Conn, owner: &Owner, worker_id: i64) -> Result<Option<Leased>> {
+        let worker = self.worker(db, owner, worker_id)?;
+        struct Candidate {
+            id: i64,
+            job_id: i64,
+            role: String,
+            payload: String,
+            quorum: i64,
+            results_made: i64,
+            validates: Option<i64>,
+            checkpoint: Option<String>,
+            job_state: String,
+        }
+        // `+a.worker_id` keeps SQLite on the unit's index: a worker's own assignments are its
+        // whole history, a unit's are a handful.
+        let candidates = db.all(
             "SELECT u.id, u.job_id, u.role, u.payload, u.quorum, u.results_made, u.validates_unit, u.checkpoint, j.state AS job_state
              FROM units u JOIN jobs j ON j.id = u.job_id
              WHERE u.open_slots > 0 AND u.state = 'open'
-               AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.unit_id = u.id AND a.worker_id = $1)
-             ORDER BY u.id LIMIT $2",
-        )
-        .bind(worker.id)
-        .bind(CANDIDATES)
-        .fetch_all(&mut **tx)
-        .await?;
-        for row in candidates {
-            let unit_id: i64 = row.try_get("id")?;
-            let role: String = row.try_get("role")?;
-            let quorum: i64 = row.try_get("quorum")?;
-            let validates: Option<i64> = row.try_get("validates_unit")?;
-            let stored = StoredWork::parse(row.try_get("payload")?, unit_id)?;
-            if !self.may_run(&mut tx, worker, unit_id, &role, quorum, stored.claim).await? {
+               AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.unit_id = u.id AND +a.worker_id = ?1)
+             ORDER BY u.id LIMIT ?2",
+            [worker.id, CANDIDATES],
+            |r| {
+                Ok(Candidate {
+                    id: r.get("id")?,
+                    job_id: r.get("job_id")?,
+                    role: r.get("role")?,
+                    payload: r.get("payload")?,
+                    quorum: r.get("quorum")?,
+                    results_made: r.get("results_made")?,
+                    validates: r.get("validates_unit")?,
+                    checkpoint: r.get("checkpoint")?,
+                    job_state: r.get("job_state")?,
+                })
+            },
+        )?;
+        for unit in candidates {
+            let stored = StoredWork::parse(&unit.payload, unit.id)?;
+            if !self.may_run(db, &worker, unit.id, &unit.role, unit.quorum, stored.claim)? {
                 continue;
             }
-            let job_id: i64 = row.try_get("job_id")?;
-            let results_made: i64 = row.try_get("results_made")?;
             // Adaptive replication: the first copy of an evaluation going to a trusted host is
             // accepted alone, except for a random spot check.
-            let replicate = role != "eval" || validates.is_some() || results_made > 0 || quorum < 2 || !worker.trusted || {
+            let replicate = unit.role != "eval" || unit.validates.is_some() || unit.results_made > 0 || unit.quorum < 2 || !worker.trusted || {
                 !worker.operator_host && rand::rng().random::<f64>() < self.config.spot_check_rate
             };
+            let t = now();
             if replicate {
-                sqlx::query("UPDATE units SET open_slots = open_slots - 1, results_made = results_made + 1, updated_at = $1 WHERE id = $2")
-                    .bind(now())
-                    .bind(unit_id)
-                    .execute(&mut **tx)
-                    .await?;
+                db.exec("UPDATE units SET open_slots = open_slots - 1, results_made = results_made + 1, updated_at = ?1 WHERE id = ?2", [t, unit.id])?;
             } else {
-                sqlx::query("UPDATE units SET open_slots = 0, quorum = 1, results_made = results_made + 1, updated_at = $1 WHERE id = $2")
-                    .bind(now())
-                    .bind(unit_id)
-                    .execute(&mut **tx)
-                    .await?;
-                tracing::debug!(unit = unit_id, worker = worker.id, "trusted host: accepted without replication");
+                db.exec("UPDATE units SET open_slots = 0, quorum = 1, results_made = results_made + 1, updated_at = ?1 WHERE id = ?2", [t, unit.id])?;
+                tracing::debug!(unit = unit.id, worker = worker.id, "trusted host: accepted without replication");
             }
-            let expires = now() + self.config.lease_seconds as i64;
-            let assignment_id: i64 = sqlx::query(
-                "INSERT INTO assignments (unit_id, worker_id, owner_id, state, lease_expires_at, created_at) VALUES ($1, $2, $3, 'running', $4, $5) RETURNING id",
-            )
-            .bind(unit_id)
-            .bind(worker.id)
-            .bind(worker.owner_id)
-            .bind(expires)
-            .bind(now())
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get("id")?;
-            if row.try_get::<String, _>("job_state")? == "queued" {
-                sqlx::query("UPDATE jobs SET state = 'running', updated_at = $1 WHERE id = $2 AND state = 'queued'")
-                    .bind(now())
-                    .bind(job_id)
-                    .execute(&mut **tx)
-                    .await?;
+            let expires = t + self.config.lease_seconds as i64;
+            let assignment_id: i64 = db.one(
+                "INSERT INTO assignments (unit_id, worker_id, owner_id, state, lease_expires_at, created_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5) RETURNING id",
+                [unit.id, worker.id, worker.owner_id, expires, t],
+                |r| r.get(0),
+            )?;
+            if unit.job_state == "queued" {
+                db.exec("UPDATE jobs SET state = 'running', updated_at = ?1 WHERE id = ?2 AND state = 'queued'", [t, unit.job_id])?;
             }
-            tx.commit().await?;
-            let mut work = stored.work;
-            let mut upload_token = None;
-            if let Work::Train { output_repo, output_branch, resume, .. } = &mut work {
-                *output_branch = crate::unit_branch(job_id, assignment_id);
-                *resume = row.try_get::<Option<String>, _>("checkpoint")?.and_then(|c| serde_json::from_str(&c).ok());
-                upload_token = Some(self.upload_token(job_id, output_repo, output_branch, assignment_id).await?);
-            }
-            tracing::info!(job = job_id, unit = unit_id, assignment = assignment_id, worker = worker.id, role, "unit leased");
-            return Ok(Some(Lease { assignment_id, unit_id, job_id, work, lease_seconds: self.config.lease_seconds, upload_token }));
+            return Ok(Some(Leased { assignment_id, unit_id: unit.id, job_id: unit.job_id, role: unit.role, work: stored.work, checkpoint: unit.checkpoint }));
         }
         Ok(None)
     }
@@ -224,36 +237,24 @@ impl Coordinator {
     /// (homogeneous redundancy: bit-exact agreement is only promised within a class) and from
     /// distinct owners (the operator's own hosts excepted); an owner whose training was rejected
     /// does not retrain.
-    async fn may_run(&self, tx: &mut Tx, worker: &WorkerRow, unit_id: i64, role: &str, quorum: i64, claim: Option<i64>) -> Result<bool> {
+    fn may_run(&self, db: &Conn, worker: &WorkerRow, unit_id: i64, role: &str, quorum: i64, claim: Option<i64>) -> Result<bool> {
         if role == "train" {
-            let rejected = sqlx::query("SELECT 1 FROM assignments WHERE unit_id = $1 AND owner_id = $2 AND outcome = 'invalid' LIMIT 1")
-                .bind(unit_id)
-                .bind(worker.owner_id)
-                .fetch_optional(&mut ***tx)
-                .await?;
+            let rejected = db.maybe("SELECT 1 FROM assignments WHERE unit_id = ?1 AND owner_id = ?2 AND outcome = 'invalid' LIMIT 1", [unit_id, worker.owner_id], |r| {
+                r.get::<_, i64>(0)
+            })?;
             return Ok(worker.operator_host || rejected.is_none());
         }
         if role != "eval" || quorum < 2 {
             return Ok(true);
         }
         // Results already in play: this unit's, and the training claim it checks.
-        let others = sqlx::query(
+        let others = db.all(
             "SELECT a.owner_id, w.numeric_class FROM assignments a JOIN workers w ON w.id = a.worker_id
-             WHERE (a.unit_id = $1 AND a.state IN ('running', 'reported')) OR a.id = $2",
-        )
-        .bind(unit_id)
-        .bind(claim.unwrap_or(-1))
-        .fetch_all(&mut ***tx)
-        .await?;
-        for other in others {
-            if other.try_get::<String, _>("numeric_class")? != worker.numeric_class {
-                return Ok(false);
-            }
-            if !worker.operator_host && other.try_get::<i64, _>("owner_id")? == worker.owner_id {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+             WHERE (a.unit_id = ?1 AND a.state IN ('running', 'reported')) OR a.id = ?2",
+            [unit_id, claim.unwrap_or(-1)],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        Ok(others.iter().all(|(owner_id, class)| *class == worker.numeric_class && (worker.operator_host || *owner_id != worker.owner_id)))
     }
 
     /// A token that may write only the unit's branch of the job's output repository, for the
@@ -269,41 +270,62 @@ impl Coordinator {
     }
 
     /// Loads an assignment of `owner`'s worker, with its unit and job state.
-    async fn owned_assignment(&self, tx: &mut Tx, owner: &Token, assignment_id: i64) -> Result<AssignmentRow> {
-        let row = sqlx::query(
+    fn owned_assignment(&self, db: &Conn, owner: &Owner, assignment_id: i64) -> Result<AssignmentRow> {
+        db.maybe(
             "SELECT a.id, a.unit_id, a.worker_id, a.owner_id, a.state, u.role, u.state AS unit_state, u.job_id, j.state AS job_state,
                     u.quorum, u.results_made, u.validates_unit, u.flops
              FROM assignments a JOIN units u ON u.id = a.unit_id JOIN jobs j ON j.id = u.job_id
-             WHERE a.id = $1 AND a.owner_id = $2",
-        )
-        .bind(assignment_id)
-        .bind(owner.user.id)
-        .fetch_optional(&mut ***tx)
-        .await?
-        .ok_or_else(|| ComputeError::not_found("AssignmentNotFound", format!("assignment {assignment_id} is not one of {}'s", owner.user.name)))?;
-        Ok(AssignmentRow {
-            id: row.try_get("id")?,
-            unit_id: row.try_get("unit_id")?,
-            worker_id: row.try_get("worker_id")?,
-            state: row.try_get("state")?,
-            role: row.try_get("role")?,
-            unit_state: row.try_get("unit_state")?,
-            job_id: row.try_get("job_id")?,
-            job_state: row.try_get("job_state")?,
-            owner_id: row.try_get("owner_id")?,
-            alone: row.try_get::<i64, _>("quorum")? == 1
-                && row.try_get::<i64, _>("results_made")? == 1
-                && row.try_get::<Option<i64>, _>("validates_unit")?.is_none(),
-            flops: row.try_get("flops")?,
-        })
+             WHERE a.id = ?1 AND a.owner_id = ?2",
+            [assignment_id, owner.id],
+            |r| {
+                Ok(AssignmentRow {
+                    id: r.get("id")?,
+                    unit_id: r.get("unit_id")?,
+                    worker_id: r.get("worker_id")?,
+                    state: r.get("state")?,
+                    role: r.get("role")?,
+                    unit_state: r.get("unit_state")?,
+                    job_id: r.get("job_id")?,
+                    job_state: r.get("job_state")?,
+                    owner_id: r.get("owner_id")?,
+                    alone: r.get::<_, i64>("quorum")? == 1 && r.get::<_, i64>("results_made")? == 1 && r.get::<_, Option<i64>>("validates_unit")?.is_none(),
+                    flops: r.get("flops")?,
+                })
+            },
+        )?
+        .ok_or_else(|| ComputeError::not_found("AssignmentNotFound", format!("assignment {assignment_id} is not one of {}'s", owner.name)))
+    }
+
+    /// The output repository and unit branch of a train assignment of `owner`, read outside the
+    /// writer so the hub can be asked about them first. `None` when it is no such assignment.
+    async fn train_target(&self, owner: &Owner, assignment_id: i64) -> Result<Option<(String, i64)>> {
+        let row = sqlx::query("SELECT u.payload, u.id AS unit_id, u.job_id FROM assignments a JOIN units u ON u.id = a.unit_id WHERE a.id = $1 AND a.owner_id = $2 AND u.role = 'train'")
+            .bind(assignment_id)
+            .bind(owner.id)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let unit_id: i64 = row.try_get("unit_id")?;
+        let stored = StoredWork::parse(row.try_get("payload")?, unit_id)?;
+        Ok(Some((stored.output_repo(unit_id)?.to_string(), row.try_get("job_id")?)))
     }
 
     /// Records progress, logs and finished epochs, and extends the lease.
     pub async fn heartbeat(&self, owner: &Token, assignment_id: i64, beat: Heartbeat) -> Result<HeartbeatAnswer> {
-        let mut tx = self.begin().await?;
-        let a = self.owned_assignment(&mut tx, owner, assignment_id).await?;
+        let owner = Owner::of(owner);
+        // A checkpoint counts only once it is on the hub, at the head of this assignment's own
+        // branch: asked of the hub before the write.
+        let checkpoint = match beat.checkpoint.clone() {
+            Some(checkpoint) => Some(self.verified_checkpoint(&owner, assignment_id, checkpoint).await?),
+            None => None,
+        };
+        self.write(move |c, db| c.record_heartbeat(db, &owner, assignment_id, beat, checkpoint)).await
+    }
+
+    fn record_heartbeat(&self, db: &Conn, owner: &Owner, assignment_id: i64, beat: Heartbeat, checkpoint: Option<CheckpointRef>) -> Result<HeartbeatAnswer> {
+        let a = self.owned_assignment(db, owner, assignment_id)?;
         let t = now();
-        sqlx::query("UPDATE workers SET last_seen = $1 WHERE id = $2").bind(t).bind(a.worker_id).execute(&mut **tx).await?;
+        db.exec("UPDATE workers SET last_seen = ?1 WHERE id = ?2", [t, a.worker_id])?;
         if a.state != "running" {
             let reason = match a.state.as_str() {
                 "expired" => "the lease lapsed and the unit went to another worker",
@@ -311,69 +333,49 @@ impl Coordinator {
                 "cancelled" => "the unit was decided without this result",
                 _ => "this assignment has already been reported",
             };
-            tx.commit().await?;
             return Ok(HeartbeatAnswer { stop: true, reason: Some(reason.into()), lease_expires_at: 0 });
         }
         let expires = t + self.config.lease_seconds as i64;
         let progress = beat.progress.as_ref().map(|p| serde_json::to_string(p).unwrap_or_default());
-        sqlx::query("UPDATE assignments SET lease_expires_at = $1, progress = COALESCE($2, progress) WHERE id = $3")
-            .bind(expires)
-            .bind(progress)
-            .bind(a.id)
-            .execute(&mut **tx)
-            .await?;
+        db.exec("UPDATE assignments SET lease_expires_at = ?1, progress = COALESCE(?2, progress) WHERE id = ?3", params![expires, progress, a.id])?;
         if !beat.epochs.is_empty() {
-            let current: Option<String> = sqlx::query("SELECT epochs FROM assignments WHERE id = $1").bind(a.id).fetch_one(&mut **tx).await?.try_get("epochs")?;
+            let current: Option<String> = db.one("SELECT epochs FROM assignments WHERE id = ?1", [a.id], |r| r.get(0))?;
             let mut epochs: Vec<commons_protocol::EpochPoint> = current.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
             for point in beat.epochs {
                 if !epochs.iter().any(|e| e.epoch == point.epoch) {
                     epochs.push(point);
                 }
             }
-            sqlx::query("UPDATE assignments SET epochs = $1 WHERE id = $2")
-                .bind(serde_json::to_string(&epochs).unwrap_or_default())
-                .bind(a.id)
-                .execute(&mut **tx)
-                .await?;
+            db.exec("UPDATE assignments SET epochs = ?1 WHERE id = ?2", params![serde_json::to_string(&epochs).unwrap_or_default(), a.id])?;
         }
-        if let Some(checkpoint) = &beat.checkpoint {
-            self.record_checkpoint(&mut tx, &a, checkpoint).await?;
+        if let Some(checkpoint) = &checkpoint {
+            self.record_checkpoint(db, &a, checkpoint)?;
         }
         for line in beat.log.iter().take(MAX_LOG_LINES) {
             let line: String = line.chars().take(MAX_LOG_LINE).collect();
-            sqlx::query("INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(a.job_id)
-                .bind(a.id)
-                .bind(line)
-                .bind(t)
-                .execute(&mut **tx)
-                .await?;
+            db.exec("INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES (?1, ?2, ?3, ?4)", params![a.job_id, a.id, line, t])?;
         }
-        tx.commit().await?;
         Ok(HeartbeatAnswer { stop: false, reason: None, lease_expires_at: expires })
     }
 
-    /// The commit at the head of assignment `a`'s branch of `output_repo`, if both exist.
-    async fn own_branch_head(&self, a: &AssignmentRow, output_repo: &str) -> Result<Option<String>> {
+    /// The commit at the head of assignment `assignment_id`'s branch of `output_repo`, if both exist.
+    async fn own_branch_head(&self, job_id: i64, assignment_id: i64, output_repo: &str) -> Result<Option<String>> {
         let Some(repo) = self.output_repo(output_repo).await? else { return Ok(None) };
-        match self.hub.db.resolve_revision(&repo, &crate::unit_branch(a.job_id, a.id)).await {
+        match self.hub.db.resolve_revision(&repo, &crate::unit_branch(job_id, assignment_id)).await {
             Ok(head) => Ok(Some(head)),
             Err(commons_db::DbError::RevisionNotFound(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Keeps a train unit's newest checkpoint, once it is known to be on the hub.
-    async fn record_checkpoint(&self, tx: &mut Tx, a: &AssignmentRow, checkpoint: &commons_protocol::CheckpointRef) -> Result<()> {
-        if a.role != "train" {
+    /// Checks with the hub that `checkpoint` is the head of the assignment's own branch and holds
+    /// a checkpoint.
+    async fn verified_checkpoint(&self, owner: &Owner, assignment_id: i64, checkpoint: CheckpointRef) -> Result<CheckpointRef> {
+        let Some((output_repo, job_id)) = self.train_target(owner, assignment_id).await? else {
             return Err(ComputeError::bad_request("only training units checkpoint"));
-        }
-        let row = sqlx::query("SELECT payload, checkpoint FROM units WHERE id = $1").bind(a.unit_id).fetch_one(&mut ***tx).await?;
-        let stored = StoredWork::parse(row.try_get("payload")?, a.unit_id)?;
-        let output_repo = stored.output_repo(a.unit_id)?;
-        // Only a checkpoint at the head of this assignment's own branch is taken.
-        let own = self.own_branch_head(a, output_repo).await?.as_deref() == Some(checkpoint.commit.as_str());
-        let on_hub = match self.output_repo(output_repo).await? {
+        };
+        let own = self.own_branch_head(job_id, assignment_id, &output_repo).await?.as_deref() == Some(checkpoint.commit.as_str());
+        let on_hub = match self.output_repo(&output_repo).await? {
             Some(repo) if own => self.hub.db.file_at(&repo, &checkpoint.commit, "checkpoint/state.json").await?.is_some(),
             _ => false,
         };
@@ -383,17 +385,20 @@ impl Coordinator {
                 checkpoint.commit
             )));
         }
-        let newer = match row.try_get::<Option<String>, _>("checkpoint")?.and_then(|c| serde_json::from_str::<commons_protocol::CheckpointRef>(&c).ok()) {
+        Ok(checkpoint)
+    }
+
+    /// Keeps a train unit's newest checkpoint (already verified on the hub).
+    fn record_checkpoint(&self, db: &Conn, a: &AssignmentRow, checkpoint: &CheckpointRef) -> Result<()> {
+        let known: Option<String> = db.one("SELECT checkpoint FROM units WHERE id = ?1", [a.unit_id], |r| r.get(0))?;
+        let newer = match known.and_then(|c| serde_json::from_str::<CheckpointRef>(&c).ok()) {
             Some(known) => checkpoint.epochs_done > known.epochs_done,
             None => true,
         };
         if newer {
-            sqlx::query("UPDATE units SET checkpoint = $1 WHERE id = $2")
-                .bind(serde_json::to_string(checkpoint).map_err(|e| ComputeError::Corrupt(e.to_string()))?)
-                .bind(a.unit_id)
-                .execute(&mut ***tx)
-                .await?;
-            self.log(tx, a.job_id, &format!("unit {}: checkpoint after epoch {} is on the hub", a.unit_id, checkpoint.epochs_done)).await?;
+            let text = serde_json::to_string(checkpoint).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+            db.exec("UPDATE units SET checkpoint = ?1 WHERE id = ?2", params![text, a.unit_id])?;
+            self.log(db, a.job_id, &format!("unit {}: checkpoint after epoch {} is on the hub", a.unit_id, checkpoint.epochs_done))?;
         }
         Ok(())
     }
@@ -402,9 +407,30 @@ impl Coordinator {
     /// without changing anything; a report arriving after its lease lapsed still counts while
     /// the unit is undecided.
     pub async fn report(&self, owner: &Token, assignment_id: i64, report: Report) -> Result<ReportAnswer> {
-        let mut tx = self.begin().await?;
-        let a = self.owned_assignment(&mut tx, owner, assignment_id).await?;
-        let refuse = |message: &str| Ok(ReportAnswer { accepted: false, message: message.into(), next: None });
+        let owner = Owner::of(owner);
+        // A claimed model must be the head of this assignment's own branch, which only this
+        // lease's upload token can write: a worker cannot claim a model someone else trained.
+        if let Report::Success { output: Output::Train { model_commit, .. } } = &report
+            && let Some((output_repo, job_id)) = self.train_target(&owner, assignment_id).await?
+            && self.own_branch_head(job_id, assignment_id, &output_repo).await?.as_deref() != Some(model_commit.as_str())
+        {
+            return Err(ComputeError::bad_request(format!(
+                "model commit {model_commit} is not the head of branch {} of {output_repo}: upload the model there before reporting",
+                crate::unit_branch(job_id, assignment_id)
+            )));
+        }
+        let (answer, job_id, job_ready) = self.write(move |c, db| c.record_report(db, &owner, assignment_id, report)).await?;
+        self.wake.notify_waiters();
+        if job_ready {
+            self.finish_jobs_if_ready(Some(job_id)).await?;
+        }
+        Ok(answer)
+    }
+
+    /// The report's transaction; also says whether the job has no open unit left.
+    fn record_report(&self, db: &Conn, owner: &Owner, assignment_id: i64, report: Report) -> Result<(ReportAnswer, i64, bool)> {
+        let a = self.owned_assignment(db, owner, assignment_id)?;
+        let refuse = |message: &str| Ok((ReportAnswer { accepted: false, message: message.into(), next: None }, a.job_id, false));
         match a.state.as_str() {
             "reported" | "errored" => return refuse("this assignment was already reported; the first report stands"),
             "cancelled" => return refuse("the job was cancelled or the unit decided; nothing recorded"),
@@ -418,90 +444,51 @@ impl Coordinator {
         let answer = match report {
             Report::Error { error } => {
                 let error: String = error.chars().take(4000).collect();
-                sqlx::query("UPDATE assignments SET state = 'errored', error = $1, reported_at = $2 WHERE id = $3")
-                    .bind(&error)
-                    .bind(t)
-                    .bind(a.id)
-                    .execute(&mut **tx)
-                    .await?;
-                sqlx::query("UPDATE workers SET error_results = error_results + 1 WHERE id = $1").bind(a.worker_id).execute(&mut **tx).await?;
+                db.exec("UPDATE assignments SET state = 'errored', error = ?1, reported_at = ?2 WHERE id = ?3", params![error, t, a.id])?;
+                db.exec("UPDATE workers SET error_results = error_results + 1 WHERE id = ?1", [a.worker_id])?;
                 // A lapsed lease already counted its error and re-opened its slot.
                 if a.state == "running" {
-                    self.unit_error(&mut tx, a.unit_id, a.job_id, &format!("worker {}: {error}", a.worker_id)).await?;
+                    self.unit_error(db, a.unit_id, a.job_id, &format!("worker {}: {error}", a.worker_id))?;
                 }
                 ReportAnswer { accepted: true, message: "error recorded".into(), next: None }
             }
             Report::Success { output } => {
-                let hash = self.check_output(&a, &output).await?;
-                sqlx::query("UPDATE assignments SET state = 'reported', output = $1, output_hash = $2, reported_at = $3 WHERE id = $4")
-                    .bind(serde_json::to_string(&output).map_err(|e| ComputeError::Corrupt(e.to_string()))?)
-                    .bind(&hash)
-                    .bind(t)
-                    .bind(a.id)
-                    .execute(&mut **tx)
-                    .await?;
+                let hash = output_hash(&a.role, &output)?;
+                let text = serde_json::to_string(&output).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+                db.exec("UPDATE assignments SET state = 'reported', output = ?1, output_hash = ?2, reported_at = ?3 WHERE id = ?4", params![text, hash, t, a.id])?;
                 if a.role == "train" {
-                    self.open_validation(&mut tx, a.unit_id, a.job_id, &output).await?;
+                    self.open_validation(db, a.unit_id, a.job_id, &output)?;
                 } else if a.alone && a.state == "running" {
                     // The only result a quorum of one needs (a trusted host, a no-op): decided now.
-                    self.accept_alone(&mut tx, &a, &hash).await?;
+                    self.accept_alone(db, &a, &hash)?;
                 } else {
-                    self.decide(&mut tx, a.unit_id).await?;
+                    self.decide(db, a.unit_id)?;
                 }
                 ReportAnswer { accepted: true, message: "result recorded".into(), next: None }
             }
         };
-        self.refresh_job_state(&mut tx, a.job_id).await?;
-        tx.commit().await?;
-        self.wake.notify_waiters();
-        self.finish_jobs_if_ready(Some(a.job_id)).await?;
-        Ok(answer)
-    }
-
-    /// Checks an output against its unit and returns the hash results are compared by.
-    async fn check_output(&self, a: &AssignmentRow, output: &commons_protocol::Output) -> Result<String> {
-        use commons_protocol::Output;
-        match (a.role.as_str(), output) {
-            ("noop", Output::Noop) => Ok("noop".into()),
-            ("eval", Output::Eval { metrics, .. }) => Ok(crate::result_hash(metrics)),
-            ("train", Output::Train { model_commit, test, .. }) => {
-                // The claimed model must exist where the worker was told to put it.
-                let payload: String = sqlx::query("SELECT payload FROM units WHERE id = $1").bind(a.unit_id).fetch_one(self.pool()).await?.try_get("payload")?;
-                let stored = StoredWork::parse(&payload, a.unit_id)?;
-                let output_repo = stored.output_repo(a.unit_id)?;
-                // It must be the head of this assignment's own branch, which only this lease's
-                // upload token can write: a worker cannot claim a model someone else trained.
-                if self.own_branch_head(a, output_repo).await?.as_deref() != Some(model_commit.as_str()) {
-                    return Err(ComputeError::bad_request(format!(
-                        "model commit {model_commit} is not the head of branch {} of {output_repo}: upload the model there before reporting",
-                        crate::unit_branch(a.job_id, a.id)
-                    )));
-                }
-                Ok(crate::result_hash(test))
-            }
-            (role, _) => Err(ComputeError::bad_request(format!("this is a {role} unit; the report carries another kind of output"))),
-        }
+        self.refresh_job_state(db, a.job_id)?;
+        let open: bool = db.one("SELECT EXISTS (SELECT 1 FROM units WHERE job_id = ?1 AND state = 'open')", [a.job_id], |r| r.get(0))?;
+        Ok((answer, a.job_id, !open))
     }
 
     /// Counts an error against a unit: retry elsewhere, or fail the job once errors run out.
-    pub(crate) async fn unit_error(&self, tx: &mut Tx, unit_id: i64, job_id: i64, error: &str) -> Result<()> {
-        let row = sqlx::query("UPDATE units SET errors = errors + 1, last_error = $1, updated_at = $2 WHERE id = $3 RETURNING errors, max_errors, state")
-            .bind(error)
-            .bind(now())
-            .bind(unit_id)
-            .fetch_one(&mut ***tx)
-            .await?;
-        let (errors, max_errors, state): (i64, i64, String) = (row.try_get("errors")?, row.try_get("max_errors")?, row.try_get("state")?);
+    pub(crate) fn unit_error(&self, db: &Conn, unit_id: i64, job_id: i64, error: &str) -> Result<()> {
+        let (errors, max_errors, state): (i64, i64, String) = db.one(
+            "UPDATE units SET errors = errors + 1, last_error = ?1, updated_at = ?2 WHERE id = ?3 RETURNING errors, max_errors, state",
+            params![error, now(), unit_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
         if state != "open" {
             return Ok(());
         }
         if errors >= max_errors {
-            sqlx::query("UPDATE units SET state = 'failed', open_slots = 0 WHERE id = $1").bind(unit_id).execute(&mut ***tx).await?;
+            db.exec("UPDATE units SET state = 'failed', open_slots = 0 WHERE id = ?1", [unit_id])?;
             let message = format!("unit {unit_id} failed {errors} times; last error: {error}");
             tracing::warn!(job = job_id, unit = unit_id, %message, "job failed");
-            self.end_job(tx, job_id, "failed", Some(&message)).await?;
+            self.end_job(db, job_id, "failed", Some(&message))?;
         } else {
-            sqlx::query("UPDATE units SET open_slots = open_slots + 1 WHERE id = $1").bind(unit_id).execute(&mut ***tx).await?;
+            db.exec("UPDATE units SET open_slots = open_slots + 1 WHERE id = ?1", [unit_id])?;
         }
         Ok(())
     }
@@ -509,31 +496,26 @@ impl Coordinator {
     /// Lapses leases not renewed in time and hands their units to other workers.
     pub(crate) async fn expire_leases(&self) -> Result<()> {
         let t = now();
-        let lapsed = sqlx::query("SELECT a.id, a.unit_id, a.worker_id, u.job_id FROM assignments a JOIN units u ON u.id = a.unit_id WHERE a.state = 'running' AND a.lease_expires_at < $1")
-            .bind(t)
-            .fetch_all(self.pool())
-            .await?;
-        if lapsed.is_empty() {
+        let any = sqlx::query("SELECT 1 FROM assignments WHERE state = 'running' AND lease_expires_at < $1 LIMIT 1").bind(t).fetch_optional(self.pool()).await?;
+        if any.is_none() {
             return Ok(());
         }
-        let mut tx = self.begin().await?;
-        for row in lapsed {
-            let (id, unit_id, worker_id, job_id): (i64, i64, i64, i64) = (row.try_get("id")?, row.try_get("unit_id")?, row.try_get("worker_id")?, row.try_get("job_id")?);
-            let changed = sqlx::query("UPDATE assignments SET state = 'expired' WHERE id = $1 AND state = 'running' AND lease_expires_at < $2")
-                .bind(id)
-                .bind(t)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-            if changed == 0 {
-                continue;
+        self.write(move |c, db| {
+            let lapsed = db.all(
+                "SELECT a.id, a.unit_id, a.worker_id, u.job_id FROM assignments a JOIN units u ON u.id = a.unit_id WHERE a.state = 'running' AND a.lease_expires_at < ?1",
+                [t],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)),
+            )?;
+            for (id, unit_id, worker_id, job_id) in lapsed {
+                db.exec("UPDATE assignments SET state = 'expired' WHERE id = ?1", [id])?;
+                tracing::warn!(assignment = id, unit = unit_id, worker = worker_id, "lease lapsed; re-queueing the unit");
+                db.exec("UPDATE workers SET error_results = error_results + 1 WHERE id = ?1", [worker_id])?;
+                c.unit_error(db, unit_id, job_id, &format!("worker {worker_id} went silent: its lease lapsed"))?;
+                c.refresh_job_state(db, job_id)?;
             }
-            tracing::warn!(assignment = id, unit = unit_id, worker = worker_id, "lease lapsed; re-queueing the unit");
-            sqlx::query("UPDATE workers SET error_results = error_results + 1 WHERE id = $1").bind(worker_id).execute(&mut **tx).await?;
-            self.unit_error(&mut tx, unit_id, job_id, &format!("worker {worker_id} went silent: its lease lapsed")).await?;
-            self.refresh_job_state(&mut tx, job_id).await?;
-        }
-        tx.commit().await?;
+            Ok(())
+        })
+        .await?;
         self.wake.notify_waiters();
         Ok(())
     }
@@ -599,4 +581,27 @@ pub(crate) struct AssignmentRow {
     pub unit_state: String,
     pub job_id: i64,
     pub job_state: String,
+}
+
+/// Who a request acts for, as the writer needs it (owned: units of work outlive the request).
+#[derive(Clone)]
+pub(crate) struct Owner {
+    pub id: i64,
+    pub name: String,
+}
+
+impl Owner {
+    fn of(token: &Token) -> Self {
+        Self { id: token.user.id, name: token.user.name.clone() }
+    }
+}
+
+/// Checks an output against its unit's role and returns the hash results are compared by.
+fn output_hash(role: &str, output: &Output) -> Result<String> {
+    match (role, output) {
+        ("noop", Output::Noop) => Ok("noop".into()),
+        ("eval", Output::Eval { metrics, .. }) => Ok(crate::result_hash(metrics)),
+        ("train", Output::Train { test, .. }) => Ok(crate::result_hash(test)),
+        (role, _) => Err(ComputeError::bad_request(format!("this is a {role} unit; the report carries another kind of output"))),
+    }
 }

@@ -10,6 +10,8 @@ pub enum ComputeError {
     Db(#[from] commons_db::DbError),
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("{message}")]
     Api { status: StatusCode, code: &'static str, message: String },
     #[error("this job needs {needed} credits in escrow and your balance is {balance}")]

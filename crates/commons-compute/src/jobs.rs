@@ -10,12 +10,14 @@ use commons_protocol::{
     AssignmentView, CreditsView, EpochPoint, JobRequest, JobSpec, JobView, LedgerDump, LogLine, PinnedRepo, UnitView, Work,
     credits_for,
 };
+use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::error::{ComputeError, Result};
 use crate::ledger::{self, Memo, TransferKind};
-use crate::{Coordinator, Tx, now};
+use crate::writer::{Conn, Sql};
+use crate::{Coordinator, now};
 
 /// Results a training validation may collect (each an independent evaluation of the model).
 pub(crate) const VALIDATION_MAX_RESULTS: i64 = 3;
@@ -72,15 +74,16 @@ impl Coordinator {
             JobRequest::Eval { model, dataset, split, shards } => self.plan_eval(owner, &model, &dataset, split, shards.unwrap_or(1)).await?,
         };
         // Check affordability before creating the output repository, then again under the lock.
-        {
-            let mut tx = self.begin().await?;
-            let account = ledger::user_account(&mut tx, owner.user.id, self.config.starter_grant).await?;
-            let balance = ledger::balance(&mut tx, account).await?;
+        let owner_id = owner.user.id;
+        self.write(move |c, db| {
+            let account = ledger::user_account(db, owner_id, c.config.starter_grant)?;
+            let balance = ledger::balance(db, account)?;
             if balance < escrow {
                 return Err(ComputeError::InsufficientCredits { needed: escrow, balance });
             }
-            tx.commit().await?;
-        }
+            Ok(())
+        })
+        .await?;
         if let JobSpec::Train { output, .. } = &spec {
             self.hub.ensure_repo(RepoKind::Model, &owner.user.name, output, &owner.user.name).await?;
         }
@@ -110,27 +113,31 @@ impl Coordinator {
             JobSpec::Eval { .. } => "eval",
             JobSpec::Noop { .. } => "noop",
         };
-        let t = now();
-        let mut tx = self.begin().await?;
-        let account = ledger::user_account(&mut tx, owner_id, self.config.starter_grant).await?;
-        let job_id: i64 = sqlx::query(
-            "INSERT INTO jobs (owner_id, kind, spec, state, escrow, created_at, updated_at) VALUES ($1, $2, $3, 'queued', $4, $5, $5) RETURNING id",
-        )
-        .bind(owner_id)
-        .bind(kind)
-        .bind(&spec_json)
-        .bind(escrow)
-        .bind(t)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("id")?;
-        let escrow_account = ledger::escrow_account(&mut tx, job_id).await?;
-        let memo = Memo { kind: TransferKind::Escrow, dedup_key: format!("escrow:{job_id}"), job_id: Some(job_id), unit_id: None, assignment_id: None, memo: "estimated cost held for the job" };
-        ledger::transfer(&mut tx, account, escrow_account, escrow, memo).await?;
-        for unit in units {
-            insert_unit(&mut tx, job_id, &NewUnitRef::from(&unit), None, self.config.max_errors).await?;
-        }
-        tx.commit().await?;
+        let job_id = self
+            .write(move |c, db| {
+                let account = ledger::user_account(db, owner_id, c.config.starter_grant)?;
+                let t = now();
+                let job_id: i64 = db.one(
+                    "INSERT INTO jobs (owner_id, kind, spec, state, escrow, created_at, updated_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5) RETURNING id",
+                    params![owner_id, kind, spec_json, escrow, t],
+                    |r| r.get(0),
+                )?;
+                let escrow_account = ledger::escrow_account(db, job_id)?;
+                let memo = Memo {
+                    kind: TransferKind::Escrow,
+                    dedup_key: format!("escrow:{job_id}"),
+                    job_id: Some(job_id),
+                    unit_id: None,
+                    assignment_id: None,
+                    memo: "estimated cost held for the job",
+                };
+                ledger::transfer(db, account, escrow_account, escrow, memo)?;
+                for unit in &units {
+                    insert_unit(db, job_id, &NewUnitRef::from(unit), None, c.config.max_errors)?;
+                }
+                Ok(job_id)
+            })
+            .await?;
         self.wake.notify_waiters();
         Ok(job_id)
     }
@@ -418,49 +425,33 @@ impl Coordinator {
     /// Cancels a job of `caller`: open units close, running workers are told to stop at their
     /// next heartbeat, and the unused escrow returns.
     pub async fn cancel(&self, caller: &Token, id: i64) -> Result<JobView> {
-        let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT owner_id, state FROM jobs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or_else(|| ComputeError::not_found("JobNotFound", format!("job {id} not found")))?;
-        let owner_id: i64 = row.try_get("owner_id")?;
-        if owner_id != caller.user.id {
-            return Err(ComputeError::forbidden(format!("job {id} belongs to another user")));
-        }
-        let state: String = row.try_get("state")?;
-        if matches!(state.as_str(), "done" | "failed" | "cancelled") {
-            return Err(ComputeError::conflict(format!("job {id} is already {state}")));
-        }
-        self.end_job(&mut tx, id, "cancelled", Some("cancelled by its owner")).await?;
-        tx.commit().await?;
+        let caller_id = caller.user.id;
+        self.write(move |c, db| {
+            let (owner_id, state): (i64, String) = db
+                .maybe("SELECT owner_id, state FROM jobs WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .ok_or_else(|| ComputeError::not_found("JobNotFound", format!("job {id} not found")))?;
+            if owner_id != caller_id {
+                return Err(ComputeError::forbidden(format!("job {id} belongs to another user")));
+            }
+            if matches!(state.as_str(), "done" | "failed" | "cancelled") {
+                return Err(ComputeError::conflict(format!("job {id} is already {state}")));
+            }
+            c.end_job(db, id, "cancelled", Some("cancelled by its owner"))
+        })
+        .await?;
         tracing::info!(job = id, "job cancelled");
         self.job_view(id).await
     }
 
     /// Moves a job to a final state: closes its units, stops running assignments, refunds.
-    pub(crate) async fn end_job(&self, tx: &mut Tx, job_id: i64, state: &str, error: Option<&str>) -> Result<()> {
+    pub(crate) fn end_job(&self, db: &Conn, job_id: i64, state: &str, error: Option<&str>) -> Result<()> {
         let t = now();
-        sqlx::query("UPDATE jobs SET state = $1, error = COALESCE($2, error), updated_at = $3 WHERE id = $4")
-            .bind(state)
-            .bind(error)
-            .bind(t)
-            .bind(job_id)
-            .execute(&mut ***tx)
-            .await?;
+        db.exec("UPDATE jobs SET state = ?1, error = COALESCE(?2, error), updated_at = ?3 WHERE id = ?4", params![state, error, t, job_id])?;
         let unit_state = if state == "done" { "done" } else { "cancelled" };
-        sqlx::query("UPDATE units SET state = $1, open_slots = 0, updated_at = $2 WHERE job_id = $3 AND state = 'open'")
-            .bind(unit_state)
-            .bind(t)
-            .bind(job_id)
-            .execute(&mut ***tx)
-            .await?;
-        sqlx::query("UPDATE assignments SET state = 'cancelled' WHERE state = 'running' AND unit_id IN (SELECT id FROM units WHERE job_id = $1)")
-            .bind(job_id)
-            .execute(&mut ***tx)
-            .await?;
-        let owner_id: i64 = sqlx::query("SELECT owner_id FROM jobs WHERE id = $1").bind(job_id).fetch_one(&mut ***tx).await?.try_get("owner_id")?;
-        ledger::refund(tx, job_id, owner_id, self.config.starter_grant).await?;
+        db.exec("UPDATE units SET state = ?1, open_slots = 0, updated_at = ?2 WHERE job_id = ?3 AND state = 'open'", params![unit_state, t, job_id])?;
+        db.exec("UPDATE assignments SET state = 'cancelled' WHERE state = 'running' AND unit_id IN (SELECT id FROM units WHERE job_id = ?1)", [job_id])?;
+        let owner_id: i64 = db.one("SELECT owner_id FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?;
+        ledger::refund(db, job_id, owner_id, self.config.starter_grant)?;
         Ok(())
     }
 
@@ -486,9 +477,8 @@ impl Coordinator {
 
     /// A user's balance and history (opening the account, with its grant, on first look).
     pub async fn credits(&self, user: &commons_db::User) -> Result<CreditsView> {
-        let mut tx = self.begin().await?;
-        let (balance, history) = ledger::history(&mut tx, user.id, self.config.starter_grant).await?;
-        tx.commit().await?;
+        let user_id = user.id;
+        let (balance, history) = self.write(move |c, db| ledger::history(db, user_id, c.config.starter_grant)).await?;
         Ok(CreditsView { user: user.name.clone(), balance, history })
     }
 
@@ -497,26 +487,14 @@ impl Coordinator {
     }
 }
 
-pub(crate) async fn insert_unit(tx: &mut Tx, job_id: i64, unit: &NewUnitRef<'_>, validates: Option<i64>, max_errors: i64) -> Result<i64> {
+pub(crate) fn insert_unit(db: &Conn, job_id: i64, unit: &NewUnitRef<'_>, validates: Option<i64>, max_errors: i64) -> Result<i64> {
     let payload = serde_json::to_string(unit.stored).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
-    let t = now();
-    let row = sqlx::query(
+    db.one(
         "INSERT INTO units (job_id, role, payload, state, quorum, open_slots, max_results, max_errors, validates_unit, flops, created_at, updated_at)
-         VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
+         VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING id",
+        params![job_id, unit.role, payload, unit.quorum, unit.open_slots, unit.max_results, max_errors, validates, unit.flops, now()],
+        |r| r.get(0),
     )
-    .bind(job_id)
-    .bind(unit.role)
-    .bind(payload)
-    .bind(unit.quorum)
-    .bind(unit.open_slots)
-    .bind(unit.max_results)
-    .bind(max_errors)
-    .bind(validates)
-    .bind(unit.flops)
-    .bind(t)
-    .fetch_one(&mut ***tx)
-    .await?;
-    Ok(row.try_get("id")?)
 }
 
 /// A unit to insert, borrowed.

@@ -12,8 +12,10 @@
 use commons_protocol::{CreditEntry, LedgerAccount, LedgerDump, LedgerTransfer};
 use sqlx::Row;
 
-use crate::Tx;
+use rusqlite::params;
+
 use crate::error::{ComputeError, Result};
+use crate::writer::{Conn, Sql};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TransferKind {
@@ -44,94 +46,73 @@ pub(crate) struct Memo<'a> {
     pub memo: &'a str,
 }
 
-async fn account(tx: &mut Tx, kind: &str, user_id: Option<i64>, job_id: Option<i64>) -> Result<(i64, bool)> {
+fn account(db: &Conn, kind: &str, user_id: Option<i64>, job_id: Option<i64>) -> Result<(i64, bool)> {
     let existing = match kind {
-        "issuer" => sqlx::query("SELECT id FROM ledger_accounts WHERE kind = 'issuer'").fetch_optional(&mut ***tx).await?,
-        "user" => sqlx::query("SELECT id FROM ledger_accounts WHERE kind = 'user' AND user_id = $1").bind(user_id).fetch_optional(&mut ***tx).await?,
-        _ => sqlx::query("SELECT id FROM ledger_accounts WHERE kind = 'escrow' AND job_id = $1").bind(job_id).fetch_optional(&mut ***tx).await?,
+        "issuer" => db.maybe("SELECT id FROM ledger_accounts WHERE kind = 'issuer'", [], |r| r.get(0))?,
+        "user" => db.maybe("SELECT id FROM ledger_accounts WHERE kind = 'user' AND user_id = ?1", [user_id], |r| r.get(0))?,
+        _ => db.maybe("SELECT id FROM ledger_accounts WHERE kind = 'escrow' AND job_id = ?1", [job_id], |r| r.get(0))?,
     };
-    if let Some(row) = existing {
-        return Ok((row.try_get("id")?, false));
+    if let Some(id) = existing {
+        return Ok((id, false));
     }
-    let row = sqlx::query("INSERT INTO ledger_accounts (kind, user_id, job_id) VALUES ($1, $2, $3) RETURNING id")
-        .bind(kind)
-        .bind(user_id)
-        .bind(job_id)
-        .fetch_one(&mut ***tx)
-        .await?;
-    Ok((row.try_get("id")?, true))
+    let id = db.one("INSERT INTO ledger_accounts (kind, user_id, job_id) VALUES (?1, ?2, ?3) RETURNING id", params![kind, user_id, job_id], |r| r.get(0))?;
+    Ok((id, true))
 }
 
 /// The account of `user_id`, opened with the starter grant on first use.
-pub(crate) async fn user_account(tx: &mut Tx, user_id: i64, starter_grant: i64) -> Result<i64> {
-    let (id, created) = account(tx, "user", Some(user_id), None).await?;
+pub(crate) fn user_account(db: &Conn, user_id: i64, starter_grant: i64) -> Result<i64> {
+    let (id, created) = account(db, "user", Some(user_id), None)?;
     if created && starter_grant > 0 {
-        let (issuer, _) = account(tx, "issuer", None, None).await?;
+        let (issuer, _) = account(db, "issuer", None, None)?;
         let memo = Memo { kind: TransferKind::Grant, dedup_key: format!("grant:{user_id}"), job_id: None, unit_id: None, assignment_id: None, memo: "starter grant" };
-        transfer(tx, issuer, id, starter_grant, memo).await?;
+        transfer(db, issuer, id, starter_grant, memo)?;
     }
     Ok(id)
 }
 
-pub(crate) async fn escrow_account(tx: &mut Tx, job_id: i64) -> Result<i64> {
-    Ok(account(tx, "escrow", None, Some(job_id)).await?.0)
+pub(crate) fn escrow_account(db: &Conn, job_id: i64) -> Result<i64> {
+    Ok(account(db, "escrow", None, Some(job_id))?.0)
 }
 
-pub(crate) async fn balance(tx: &mut Tx, account_id: i64) -> Result<i64> {
-    let row = sqlx::query("SELECT COALESCE(SUM(amount), 0) AS balance FROM ledger_entries WHERE account_id = $1")
-        .bind(account_id)
-        .fetch_one(&mut ***tx)
-        .await?;
-    Ok(row.try_get("balance")?)
+pub(crate) fn balance(db: &Conn, account_id: i64) -> Result<i64> {
+    db.one("SELECT balance FROM ledger_accounts WHERE id = ?1", [account_id], |r| r.get(0))
 }
 
 /// Moves `amount` from `from` to `to`. Returns `false` (and moves nothing) when a transfer with
 /// the same dedup key already exists or the amount is zero. A debit that would take a
 /// non-issuer account below zero is refused.
-pub(crate) async fn transfer(tx: &mut Tx, from: i64, to: i64, amount: i64, memo: Memo<'_>) -> Result<bool> {
+pub(crate) fn transfer(db: &Conn, from: i64, to: i64, amount: i64, memo: Memo<'_>) -> Result<bool> {
     if amount <= 0 {
         return Ok(false);
     }
-    let from_kind: String = sqlx::query("SELECT kind FROM ledger_accounts WHERE id = $1").bind(from).fetch_one(&mut ***tx).await?.try_get("kind")?;
+    let from_kind: String = db.one("SELECT kind FROM ledger_accounts WHERE id = ?1", [from], |r| r.get(0))?;
     if from_kind != "issuer" {
-        let available = balance(tx, from).await?;
+        let available = balance(db, from)?;
         if available < amount {
             return Err(ComputeError::InsufficientCredits { needed: amount, balance: available });
         }
     }
-    let inserted = sqlx::query(
+    let inserted: Option<i64> = db.maybe(
         "INSERT INTO ledger_transfers (kind, job_id, unit_id, assignment_id, dedup_key, memo, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-    )
-    .bind(memo.kind.as_str())
-    .bind(memo.job_id)
-    .bind(memo.unit_id)
-    .bind(memo.assignment_id)
-    .bind(&memo.dedup_key)
-    .bind(memo.memo)
-    .bind(commons_db::now_unix())
-    .fetch_optional(&mut ***tx)
-    .await?;
-    let Some(row) = inserted else { return Ok(false) };
-    let transfer_id: i64 = row.try_get("id")?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+        params![memo.kind.as_str(), memo.job_id, memo.unit_id, memo.assignment_id, memo.dedup_key, memo.memo, commons_db::now_unix()],
+        |r| r.get(0),
+    )?;
+    let Some(transfer_id) = inserted else { return Ok(false) };
     for (account_id, signed) in [(from, -amount), (to, amount)] {
-        sqlx::query("INSERT INTO ledger_entries (transfer_id, account_id, amount) VALUES ($1, $2, $3)")
-            .bind(transfer_id)
-            .bind(account_id)
-            .bind(signed)
-            .execute(&mut ***tx)
-            .await?;
+        db.exec("INSERT INTO ledger_entries (transfer_id, account_id, amount) VALUES (?1, ?2, ?3)", [transfer_id, account_id, signed])?;
+        db.exec("UPDATE ledger_accounts SET balance = balance + ?1 WHERE id = ?2", [signed, account_id])?;
     }
     Ok(true)
 }
 
 /// Returns what is left in a job's escrow to its submitter (once).
-pub(crate) async fn refund(tx: &mut Tx, job_id: i64, owner_id: i64, starter_grant: i64) -> Result<i64> {
-    let escrow = escrow_account(tx, job_id).await?;
-    let left = balance(tx, escrow).await?;
-    let owner = user_account(tx, owner_id, starter_grant).await?;
+pub(crate) fn refund(db: &Conn, job_id: i64, owner_id: i64, starter_grant: i64) -> Result<i64> {
+    let escrow = escrow_account(db, job_id)?;
+    let left = balance(db, escrow)?;
+    let owner = user_account(db, owner_id, starter_grant)?;
     let memo = Memo { kind: TransferKind::Refund, dedup_key: format!("refund:{job_id}"), job_id: Some(job_id), unit_id: None, assignment_id: None, memo: "unused escrow returned" };
-    Ok(if transfer(tx, escrow, owner, left, memo).await? { left } else { 0 })
+    Ok(if transfer(db, escrow, owner, left, memo)? { left } else { 0 })
 }
 
 /// Sum of a job's transfers of one kind.
@@ -148,36 +129,34 @@ pub(crate) async fn job_total(pool: &sqlx::SqlitePool, job_id: i64, kind: Transf
 }
 
 /// A user's balance and every entry of their account, newest first.
-pub(crate) async fn history(tx: &mut Tx, user_id: i64, starter_grant: i64) -> Result<(i64, Vec<CreditEntry>)> {
-    let account_id = user_account(tx, user_id, starter_grant).await?;
-    let rows = sqlx::query(
+pub(crate) fn history(db: &Conn, user_id: i64, starter_grant: i64) -> Result<(i64, Vec<CreditEntry>)> {
+    let account_id = user_account(db, user_id, starter_grant)?;
+    let entries = db.all(
         "SELECT t.id, t.kind, e.amount, t.job_id, t.unit_id, t.assignment_id, t.memo, t.created_at
          FROM ledger_entries e JOIN ledger_transfers t ON t.id = e.transfer_id
-         WHERE e.account_id = $1 ORDER BY t.id DESC",
-    )
-    .bind(account_id)
-    .fetch_all(&mut ***tx)
-    .await?;
-    let mut entries = Vec::with_capacity(rows.len());
-    for row in &rows {
-        entries.push(CreditEntry {
-            transfer_id: row.try_get("id")?,
-            kind: row.try_get("kind")?,
-            amount: row.try_get("amount")?,
-            job_id: row.try_get("job_id")?,
-            unit_id: row.try_get("unit_id")?,
-            assignment_id: row.try_get("assignment_id")?,
-            memo: row.try_get("memo")?,
-            created_at: row.try_get("created_at")?,
-        });
-    }
-    Ok((balance(tx, account_id).await?, entries))
+         WHERE e.account_id = ?1 ORDER BY t.id DESC",
+        [account_id],
+        |row| {
+            Ok(CreditEntry {
+                transfer_id: row.get("id")?,
+                kind: row.get("kind")?,
+                amount: row.get("amount")?,
+                job_id: row.get("job_id")?,
+                unit_id: row.get("unit_id")?,
+                assignment_id: row.get("assignment_id")?,
+                memo: row.get("memo")?,
+                created_at: row.get("created_at")?,
+            })
+        },
+    )?;
+    Ok((balance(db, account_id)?, entries))
 }
 
-/// The whole ledger, for audit.
+/// The whole ledger, for audit: each account's kept balance, and every transfer's entries to
+/// check it against.
 pub(crate) async fn dump(pool: &sqlx::SqlitePool) -> Result<LedgerDump> {
     let accounts = sqlx::query(
-        "SELECT a.id, a.kind, u.name AS user_name, a.job_id, COALESCE((SELECT SUM(amount) FROM ledger_entries e WHERE e.account_id = a.id), 0) AS balance
+        "SELECT a.id, a.kind, u.name AS user_name, a.job_id, a.balance
          FROM ledger_accounts a LEFT JOIN users u ON u.id = a.user_id ORDER BY a.id",
     )
     .fetch_all(pool)

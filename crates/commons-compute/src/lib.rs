@@ -11,6 +11,8 @@
 //! - [`routes`]: the HTTP API (`/api/jobs`, `/api/workers`, `/api/assignments`, `/api/credits`,
 //!   `/api/ledger`).
 //!
+//! - [`writer`]: the thread that runs every state change, committed in groups.
+//!
 //! Invariants: every state change is one database transaction, and credits move inside the
 //! transaction of the state change that earns or spends them; a unit is decided once; an
 //! assignment is paid at most once. All state lives in the database, so a coordinator restarted
@@ -18,11 +20,11 @@
 
 mod dispatch;
 mod error;
-mod group_commit;
 mod jobs;
 mod ledger;
 mod routes;
 mod validate;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,10 +32,12 @@ use std::time::Duration;
 use commons_hub::AppState;
 use tokio::sync::Notify;
 
+use crate::writer::Sql;
+
 pub use error::{ComputeError, Result};
 pub use routes::router;
 
-pub(crate) use group_commit::Tx;
+pub(crate) use writer::Conn;
 
 /// Tunables of the coordinator.
 #[derive(Debug, Clone)]
@@ -79,8 +83,8 @@ pub struct Coordinator {
     pub(crate) config: Arc<ComputeConfig>,
     /// Wakes long-polling pulls when units gain open slots on this server.
     pub(crate) wake: Arc<Notify>,
-    /// This server's write transactions, committed in groups.
-    writes: Arc<group_commit::GroupCommit>,
+    /// Runs this server's write transactions, committed in groups.
+    writer: Arc<writer::Writer>,
 }
 
 impl axum::extract::FromRef<Coordinator> for AppState {
@@ -93,13 +97,12 @@ impl Coordinator {
     /// A coordinator on `hub`. Leases still running from before a restart get a fresh lease
     /// period: the downtime was the server's, not the workers'.
     pub async fn start(hub: AppState, config: ComputeConfig) -> Result<Self> {
-        let writes = group_commit::GroupCommit::start(hub.db.clone());
-        let coordinator = Self { hub, config: Arc::new(config), wake: Arc::new(Notify::new()), writes };
-        let extended = sqlx::query("UPDATE assignments SET lease_expires_at = $1 WHERE state = 'running' AND lease_expires_at < $1")
-            .bind(commons_db::now_unix() + coordinator.config.lease_seconds as i64)
-            .execute(coordinator.pool())
-            .await?
-            .rows_affected();
+        let writer = Arc::new(writer::Writer::start(hub.db.path())?);
+        let coordinator = Self { hub, config: Arc::new(config), wake: Arc::new(Notify::new()), writer };
+        let fresh = now() + coordinator.config.lease_seconds as i64;
+        let extended = coordinator
+            .write(move |_, db| db.exec("UPDATE assignments SET lease_expires_at = ?1 WHERE state = 'running' AND lease_expires_at < ?1", [fresh]))
+            .await?;
         if extended > 0 {
             tracing::info!(extended, "extended the leases of units that ran while the coordinator was down");
         }
@@ -114,8 +117,14 @@ impl Coordinator {
         self.hub.db.pool()
     }
 
-    pub(crate) async fn begin(&self) -> Result<Tx> {
-        self.writes.begin().await
+    /// Runs `work` as one transaction on the writer thread; returns once it is durable.
+    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Coordinator, &Conn) -> Result<T> + Send + 'static,
+    {
+        let coordinator = self.clone();
+        self.writer.run(move |db| work(&coordinator, db)).await
     }
 
     /// Runs lease expiry and job completion every few seconds until the process ends.

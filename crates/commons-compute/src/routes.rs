@@ -137,7 +137,7 @@ async fn report(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64
     let owner = account_token(&caller)?;
     let mut answer = c.report(owner, id, report).await?;
     if let Some(worker) = q.next_for {
-        answer.next = c.pull_after_report(owner, worker, Duration::from_secs(q.wait.unwrap_or(0))).await?;
+        answer.next = c.pull(owner, worker, Duration::from_secs(q.wait.unwrap_or(0))).await?;
     }
     Ok(Json(answer).into_response())
 }

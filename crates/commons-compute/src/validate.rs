@@ -12,13 +12,15 @@
 
 use commons_db::{CommitOp, NewFile, RefKind};
 use commons_protocol::{Output, PinnedRepo, Work, credits_for};
+use rusqlite::params;
 use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::error::{ComputeError, Result};
 use crate::jobs::{NewUnitRef, StoredWork, VALIDATION_MAX_RESULTS, insert_unit};
 use crate::ledger::{self, Memo, TransferKind};
-use crate::{Coordinator, Tx, now};
+use crate::writer::{Conn, Sql};
+use crate::{Coordinator, now};
 
 struct Vote {
     assignment_id: i64,
@@ -28,23 +30,14 @@ struct Vote {
     hash: String,
 }
 
-async fn votes(tx: &mut Tx, condition: &str, id: i64) -> Result<Vec<Vote>> {
+fn votes(db: &Conn, condition: &str, id: i64) -> Result<Vec<Vote>> {
     let sql = format!(
         "SELECT a.id, a.owner_id, a.worker_id, w.operator_host, a.output_hash FROM assignments a JOIN workers w ON w.id = a.worker_id
          WHERE {condition} AND a.state = 'reported' AND a.output_hash IS NOT NULL ORDER BY a.id"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_all(&mut ***tx).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Vote {
-                assignment_id: row.try_get("id")?,
-                owner_id: row.try_get("owner_id")?,
-                worker_id: row.try_get("worker_id")?,
-                operator: row.try_get("operator_host")?,
-                hash: row.try_get("output_hash")?,
-            })
-        })
-        .collect()
+    db.all(&sql, [id], |r| {
+        Ok(Vote { assignment_id: r.get("id")?, owner_id: r.get("owner_id")?, worker_id: r.get("worker_id")?, operator: r.get("operator_host")?, hash: r.get("output_hash")? })
+    })
 }
 
 /// Distinct owners, plus each operator host on its own.
@@ -58,16 +51,16 @@ fn support(group: &[&Vote]) -> i64 {
 impl Coordinator {
     /// A train unit reported a model: queue its validation, an evaluation whose first vote is
     /// the trainer's claim.
-    pub(crate) async fn open_validation(&self, tx: &mut Tx, train_unit: i64, job_id: i64, output: &Output) -> Result<()> {
+    pub(crate) fn open_validation(&self, db: &Conn, train_unit: i64, job_id: i64, output: &Output) -> Result<()> {
         let Output::Train { model_commit, .. } = output else { return Ok(()) };
-        let payload: String = sqlx::query("SELECT payload FROM units WHERE id = $1").bind(train_unit).fetch_one(&mut ***tx).await?.try_get("payload")?;
+        let payload: String = db.one("SELECT payload FROM units WHERE id = ?1", [train_unit], |r| r.get(0))?;
         let stored = StoredWork::parse(&payload, train_unit)?;
         let Work::Train { dataset, output_repo, .. } = stored.work else { return Err(ComputeError::Corrupt(format!("unit {train_unit} is not a train unit"))) };
-        let claim: i64 = sqlx::query("SELECT id FROM assignments WHERE unit_id = $1 AND state = 'reported' AND outcome = 'pending' ORDER BY reported_at DESC, id DESC LIMIT 1")
-            .bind(train_unit)
-            .fetch_one(&mut ***tx)
-            .await?
-            .try_get("id")?;
+        let claim: i64 = db.one(
+            "SELECT id FROM assignments WHERE unit_id = ?1 AND state = 'reported' AND outcome = 'pending' ORDER BY reported_at DESC, id DESC LIMIT 1",
+            [train_unit],
+            |r| r.get(0),
+        )?;
         let work = Work::Eval { model: PinnedRepo { repo: output_repo, revision: model_commit.clone() }, dataset, split: "test".into(), shard: None };
         let validation = StoredWork { work, validation_flops: None, claim: Some(claim) };
         let unit = NewUnitRef {
@@ -78,28 +71,49 @@ impl Coordinator {
             max_results: VALIDATION_MAX_RESULTS,
             flops: stored.validation_flops.unwrap_or(0.0),
         };
-        let id = insert_unit(tx, job_id, &unit, Some(train_unit), self.config.max_errors).await?;
+        let id = insert_unit(db, job_id, &unit, Some(train_unit), self.config.max_errors)?;
         tracing::info!(job = job_id, unit = id, claim, "training reported; validation queued");
         Ok(())
     }
 
     /// Looks for a quorum among a unit's results and acts on it.
-    pub(crate) async fn decide(&self, tx: &mut Tx, unit_id: i64) -> Result<()> {
-        let unit = sqlx::query("SELECT job_id, state, quorum, open_slots, results_made, max_results, validates_unit, flops, payload FROM units WHERE id = $1")
-            .bind(unit_id)
-            .fetch_one(&mut ***tx)
-            .await?;
-        if unit.try_get::<String, _>("state")? != "open" {
+    pub(crate) fn decide(&self, db: &Conn, unit_id: i64) -> Result<()> {
+        struct Unit {
+            job_id: i64,
+            state: String,
+            quorum: i64,
+            open_slots: i64,
+            results_made: i64,
+            max_results: i64,
+            validates: Option<i64>,
+            flops: f64,
+            payload: String,
+        }
+        let unit = db.one(
+            "SELECT job_id, state, quorum, open_slots, results_made, max_results, validates_unit, flops, payload FROM units WHERE id = ?1",
+            [unit_id],
+            |r| {
+                Ok(Unit {
+                    job_id: r.get("job_id")?,
+                    state: r.get("state")?,
+                    quorum: r.get("quorum")?,
+                    open_slots: r.get("open_slots")?,
+                    results_made: r.get("results_made")?,
+                    max_results: r.get("max_results")?,
+                    validates: r.get("validates_unit")?,
+                    flops: r.get("flops")?,
+                    payload: r.get("payload")?,
+                })
+            },
+        )?;
+        if unit.state != "open" {
             return Ok(());
         }
-        let job_id: i64 = unit.try_get("job_id")?;
-        let quorum: i64 = unit.try_get("quorum")?;
-        let flops: f64 = unit.try_get("flops")?;
-        let validates: Option<i64> = unit.try_get("validates_unit")?;
-        let stored = StoredWork::parse(unit.try_get("payload")?, unit_id)?;
-        let mut ballot = votes(tx, "a.unit_id = $1", unit_id).await?;
+        let (job_id, quorum) = (unit.job_id, unit.quorum);
+        let stored = StoredWork::parse(&unit.payload, unit_id)?;
+        let mut ballot = votes(db, "a.unit_id = ?1", unit_id)?;
         let claim = match stored.claim {
-            Some(claim) => votes(tx, "a.id = $1", claim).await?.pop(),
+            Some(claim) => votes(db, "a.id = ?1", claim)?.pop(),
             None => None,
         };
         if let Some(claim) = &claim {
@@ -109,115 +123,90 @@ impl Coordinator {
         hashes.dedup();
         let winner = hashes.into_iter().find(|h| support(&ballot.iter().filter(|v| v.hash == *h).collect::<Vec<_>>()) >= quorum).map(str::to_string);
         let Some(winner) = winner else {
-            let running: i64 = sqlx::query("SELECT COUNT(*) AS n FROM assignments WHERE unit_id = $1 AND state = 'running'")
-                .bind(unit_id)
-                .fetch_one(&mut ***tx)
-                .await?
-                .try_get("n")?;
-            let open_slots: i64 = unit.try_get("open_slots")?;
-            if running > 0 || open_slots > 0 {
+            let running: i64 = db.one("SELECT COUNT(*) FROM assignments WHERE unit_id = ?1 AND state = 'running'", [unit_id], |r| r.get(0))?;
+            if running > 0 || unit.open_slots > 0 {
                 return Ok(());
             }
-            let results_made: i64 = unit.try_get("results_made")?;
-            if results_made < unit.try_get::<i64, _>("max_results")? {
-                sqlx::query("UPDATE units SET open_slots = 1, updated_at = $1 WHERE id = $2").bind(now()).bind(unit_id).execute(&mut ***tx).await?;
-                self.log(tx, job_id, &format!("unit {unit_id}: {} results and no quorum yet; sending it to another worker", ballot.len())).await?;
+            if unit.results_made < unit.max_results {
+                db.exec("UPDATE units SET open_slots = 1, updated_at = ?1 WHERE id = ?2", [now(), unit_id])?;
+                self.log(db, job_id, &format!("unit {unit_id}: {} results and no quorum yet; sending it to another worker", ballot.len()))?;
             } else {
-                sqlx::query("UPDATE units SET state = 'failed', open_slots = 0, updated_at = $1 WHERE id = $2").bind(now()).bind(unit_id).execute(&mut ***tx).await?;
-                let message = format!("unit {unit_id}: {results_made} results never reached a quorum of {quorum}");
-                self.end_job(tx, job_id, "failed", Some(&message)).await?;
+                db.exec("UPDATE units SET state = 'failed', open_slots = 0, updated_at = ?1 WHERE id = ?2", [now(), unit_id])?;
+                let message = format!("unit {unit_id}: {} results never reached a quorum of {quorum}", unit.results_made);
+                self.end_job(db, job_id, "failed", Some(&message))?;
             }
             return Ok(());
         };
         let claim_id = claim.as_ref().map(|c| c.assignment_id);
         for vote in &ballot {
             let valid = vote.hash == winner;
-            self.judge(tx, vote, valid).await?;
+            self.judge(db, vote, valid)?;
             if Some(vote.assignment_id) == claim_id {
                 continue;
             }
             if valid {
-                self.pay(tx, job_id, unit_id, vote, flops).await?;
+                self.pay(db, job_id, unit_id, vote, unit.flops)?;
             }
         }
-        sqlx::query("UPDATE units SET state = 'done', canonical_hash = $1, open_slots = 0, updated_at = $2 WHERE id = $3")
-            .bind(&winner)
-            .bind(now())
-            .bind(unit_id)
-            .execute(&mut ***tx)
-            .await?;
+        db.exec("UPDATE units SET state = 'done', canonical_hash = ?1, open_slots = 0, updated_at = ?2 WHERE id = ?3", params![winner, now(), unit_id])?;
         // Replicas still running are no longer needed (only when there are any: this runs per report).
         let in_unit = ballot.len() - usize::from(claim_id.is_some());
-        if (in_unit as i64) < unit.try_get::<i64, _>("results_made")? {
-            sqlx::query("UPDATE assignments SET state = 'cancelled' WHERE unit_id = $1 AND state = 'running'").bind(unit_id).execute(&mut ***tx).await?;
+        if (in_unit as i64) < unit.results_made {
+            db.exec("UPDATE assignments SET state = 'cancelled' WHERE unit_id = ?1 AND state = 'running'", [unit_id])?;
         }
-        if let (Some(train_unit), Some(claim)) = (validates, claim) {
-            self.settle_training(tx, job_id, train_unit, &claim, claim.hash == winner).await?;
+        if let (Some(train_unit), Some(claim)) = (unit.validates, claim) {
+            self.settle_training(db, job_id, train_unit, &claim, claim.hash == winner)?;
         }
         Ok(())
     }
 
     /// Accepts the one result a unit of quorum 1 waits for: [`Self::decide`] without the ballot.
-    pub(crate) async fn accept_alone(&self, tx: &mut Tx, a: &crate::dispatch::AssignmentRow, hash: &str) -> Result<()> {
+    pub(crate) fn accept_alone(&self, db: &Conn, a: &crate::dispatch::AssignmentRow, hash: &str) -> Result<()> {
         let vote = Vote { assignment_id: a.id, owner_id: a.owner_id, worker_id: a.worker_id, operator: false, hash: hash.to_string() };
-        self.judge(tx, &vote, true).await?;
-        self.pay(tx, a.job_id, a.unit_id, &vote, a.flops).await?;
-        sqlx::query("UPDATE units SET state = 'done', canonical_hash = $1, open_slots = 0, updated_at = $2 WHERE id = $3 AND state = 'open'")
-            .bind(hash)
-            .bind(now())
-            .bind(a.unit_id)
-            .execute(&mut ***tx)
-            .await?;
+        self.judge(db, &vote, true)?;
+        self.pay(db, a.job_id, a.unit_id, &vote, a.flops)?;
+        db.exec("UPDATE units SET state = 'done', canonical_hash = ?1, open_slots = 0, updated_at = ?2 WHERE id = ?3 AND state = 'open'", params![hash, now(), a.unit_id])?;
         Ok(())
     }
 
     /// The validation of a training claim is decided: pay and close the train unit, or reject the
     /// claim and train again elsewhere.
-    async fn settle_training(&self, tx: &mut Tx, job_id: i64, train_unit: i64, claim: &Vote, confirmed: bool) -> Result<()> {
-        let unit = sqlx::query("SELECT flops, results_made, max_results, state FROM units WHERE id = $1").bind(train_unit).fetch_one(&mut ***tx).await?;
+    fn settle_training(&self, db: &Conn, job_id: i64, train_unit: i64, claim: &Vote, confirmed: bool) -> Result<()> {
+        let (flops, results_made, max_results, state): (f64, i64, i64, String) =
+            db.one("SELECT flops, results_made, max_results, state FROM units WHERE id = ?1", [train_unit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         if !confirmed {
-            self.log(tx, job_id, &format!("training result of assignment {} was not reproduced by independent evaluations; rejected", claim.assignment_id)).await?;
+            self.log(db, job_id, &format!("training result of assignment {} was not reproduced by independent evaluations; rejected", claim.assignment_id))?;
         }
-        if unit.try_get::<String, _>("state")? != "open" {
+        if state != "open" {
             return Ok(());
         }
         if confirmed {
-            self.pay(tx, job_id, train_unit, claim, unit.try_get("flops")?).await?;
-            sqlx::query("UPDATE units SET state = 'done', canonical_hash = $1, open_slots = 0, updated_at = $2 WHERE id = $3")
-                .bind(&claim.hash)
-                .bind(now())
-                .bind(train_unit)
-                .execute(&mut ***tx)
-                .await?;
-            self.log(tx, job_id, &format!("training result of assignment {} confirmed by an independent evaluation", claim.assignment_id)).await?;
+            self.pay(db, job_id, train_unit, claim, flops)?;
+            db.exec("UPDATE units SET state = 'done', canonical_hash = ?1, open_slots = 0, updated_at = ?2 WHERE id = ?3", params![claim.hash, now(), train_unit])?;
+            self.log(db, job_id, &format!("training result of assignment {} confirmed by an independent evaluation", claim.assignment_id))?;
             return Ok(());
         }
-        if unit.try_get::<i64, _>("results_made")? < unit.try_get::<i64, _>("max_results")? {
-            sqlx::query("UPDATE units SET open_slots = open_slots + 1, updated_at = $1 WHERE id = $2").bind(now()).bind(train_unit).execute(&mut ***tx).await?;
+        if results_made < max_results {
+            db.exec("UPDATE units SET open_slots = open_slots + 1, updated_at = ?1 WHERE id = ?2", [now(), train_unit])?;
         } else {
-            sqlx::query("UPDATE units SET state = 'failed', open_slots = 0 WHERE id = $1").bind(train_unit).execute(&mut ***tx).await?;
-            self.end_job(tx, job_id, "failed", Some("no training result survived validation")).await?;
+            db.exec("UPDATE units SET state = 'failed', open_slots = 0 WHERE id = ?1", [train_unit])?;
+            self.end_job(db, job_id, "failed", Some("no training result survived validation"))?;
         }
         Ok(())
     }
 
     /// Records a result's outcome and moves its host's trust.
-    async fn judge(&self, tx: &mut Tx, vote: &Vote, valid: bool) -> Result<()> {
-        let changed = sqlx::query("UPDATE assignments SET outcome = $1 WHERE id = $2 AND outcome = 'pending'")
-            .bind(if valid { "valid" } else { "invalid" })
-            .bind(vote.assignment_id)
-            .execute(&mut ***tx)
-            .await?
-            .rows_affected();
+    fn judge(&self, db: &Conn, vote: &Vote, valid: bool) -> Result<()> {
+        let changed = db.exec("UPDATE assignments SET outcome = ?1 WHERE id = ?2 AND outcome = 'pending'", params![if valid { "valid" } else { "invalid" }, vote.assignment_id])?;
         if changed == 0 {
             return Ok(());
         }
         let sql = if valid {
-            "UPDATE workers SET consecutive_valid = consecutive_valid + 1, valid_results = valid_results + 1 WHERE id = $1"
+            "UPDATE workers SET consecutive_valid = consecutive_valid + 1, valid_results = valid_results + 1 WHERE id = ?1"
         } else {
-            "UPDATE workers SET consecutive_valid = 0, invalid_results = invalid_results + 1 WHERE id = $1"
+            "UPDATE workers SET consecutive_valid = 0, invalid_results = invalid_results + 1 WHERE id = ?1"
         };
-        sqlx::query(sql).bind(vote.worker_id).execute(&mut ***tx).await?;
+        db.exec(sql, [vote.worker_id])?;
         if !valid {
             tracing::warn!(assignment = vote.assignment_id, worker = vote.worker_id, "result rejected: it disagrees with the quorum");
         }
@@ -225,14 +214,14 @@ impl Coordinator {
     }
 
     /// Pays a validated result from the job's escrow (at most what is left in it), once.
-    async fn pay(&self, tx: &mut Tx, job_id: i64, unit_id: i64, vote: &Vote, flops: f64) -> Result<()> {
+    fn pay(&self, db: &Conn, job_id: i64, unit_id: i64, vote: &Vote, flops: f64) -> Result<()> {
         if credits_for(flops) == 0 {
             return Ok(());
         }
-        let escrow = ledger::escrow_account(tx, job_id).await?;
-        let left = ledger::balance(tx, escrow).await?;
+        let escrow = ledger::escrow_account(db, job_id)?;
+        let left = ledger::balance(db, escrow)?;
         let amount = credits_for(flops).min(left);
-        let to = ledger::user_account(tx, vote.owner_id, self.config.starter_grant).await?;
+        let to = ledger::user_account(db, vote.owner_id, self.config.starter_grant)?;
         let memo = format!("validated result of unit {unit_id} ({:.3} GFLOP)", flops / 1e9);
         let memo = Memo {
             kind: TransferKind::Payment,
@@ -242,37 +231,29 @@ impl Coordinator {
             assignment_id: Some(vote.assignment_id),
             memo: &memo,
         };
-        ledger::transfer(tx, escrow, to, amount, memo).await?;
+        ledger::transfer(db, escrow, to, amount, memo)?;
         Ok(())
     }
 
-    pub(crate) async fn log(&self, tx: &mut Tx, job_id: i64, line: &str) -> Result<()> {
-        sqlx::query("INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES ($1, NULL, $2, $3)")
-            .bind(job_id)
-            .bind(format!("[coordinator] {line}"))
-            .bind(now())
-            .execute(&mut ***tx)
-            .await?;
+    pub(crate) fn log(&self, db: &Conn, job_id: i64, line: &str) -> Result<()> {
+        db.exec("INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES (?1, NULL, ?2, ?3)", params![job_id, format!("[coordinator] {line}"), now()])?;
         Ok(())
     }
 
     /// Sets queued / running / validating from the units' progress (one statement: it runs
     /// after every report).
-    pub(crate) async fn refresh_job_state(&self, tx: &mut Tx, job_id: i64) -> Result<()> {
-        sqlx::query(
+    pub(crate) fn refresh_job_state(&self, db: &Conn, job_id: i64) -> Result<()> {
+        db.exec(
             "WITH next AS (SELECT CASE
-                 WHEN NOT EXISTS (SELECT 1 FROM units u WHERE u.job_id = $1 AND u.state = 'open' AND u.validates_unit IS NULL
+                 WHEN NOT EXISTS (SELECT 1 FROM units u WHERE u.job_id = ?1 AND u.state = 'open' AND u.validates_unit IS NULL
                         AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.unit_id = u.id AND a.state = 'reported' AND a.outcome <> 'invalid'))
                    THEN 'validating'
-                 WHEN EXISTS (SELECT 1 FROM units u JOIN assignments a ON a.unit_id = u.id WHERE u.job_id = $1) THEN 'running'
+                 WHEN EXISTS (SELECT 1 FROM units u JOIN assignments a ON a.unit_id = u.id WHERE u.job_id = ?1) THEN 'running'
                  ELSE 'queued' END AS state)
-             UPDATE jobs SET state = (SELECT state FROM next), updated_at = $2
-             WHERE id = $1 AND state IN ('queued', 'running', 'validating') AND state <> (SELECT state FROM next)",
-        )
-        .bind(job_id)
-        .bind(now())
-        .execute(&mut ***tx)
-        .await?;
+             UPDATE jobs SET state = (SELECT state FROM next), updated_at = ?2
+             WHERE id = ?1 AND state IN ('queued', 'running', 'validating') AND state <> (SELECT state FROM next)",
+            [job_id, now()],
+        )?;
         Ok(())
     }
 
@@ -283,14 +264,14 @@ impl Coordinator {
 
     /// Finishes job `only` (or every job) if all its units are decided.
     pub(crate) async fn finish_jobs_if_ready(&self, only: Option<i64>) -> Result<()> {
-        let ready = sqlx::query(
-            "SELECT id FROM jobs j WHERE j.state IN ('queued', 'running', 'validating') AND ($1 IS NULL OR j.id = $1)
-               AND EXISTS (SELECT 1 FROM units u WHERE u.job_id = j.id)
-               AND NOT EXISTS (SELECT 1 FROM units u WHERE u.job_id = j.id AND u.state <> 'done')",
-        )
-        .bind(only)
-        .fetch_all(self.pool())
-        .await?;
+        // Two statements rather than `($1 IS NULL OR id = $1)`, which no index serves.
+        let sql = match only {
+            Some(_) => "SELECT id FROM jobs j WHERE j.id = $1 AND j.state IN ('queued', 'running', 'validating') AND EXISTS (SELECT 1 FROM units u WHERE u.job_id = j.id)
+               AND NOT EXISTS (SELECT 1 FROM units u WHERE u.job_id = j.id AND u.state IN ('open', 'failed', 'cancelled'))",
+            None => "SELECT id FROM jobs j WHERE j.state IN ('queued', 'running', 'validating') AND EXISTS (SELECT 1 FROM units u WHERE u.job_id = j.id)
+               AND NOT EXISTS (SELECT 1 FROM units u WHERE u.job_id = j.id AND u.state IN ('open', 'failed', 'cancelled'))",
+        };
+        let ready = sqlx::query(sql).bind(only).fetch_all(self.pool()).await?;
         for row in ready {
             let id: i64 = row.try_get("id")?;
             if let Err(e) = self.finish_job(id).await {
@@ -360,19 +341,15 @@ impl Coordinator {
                 result
             }
         };
-        let mut tx = self.begin().await?;
-        let updated = sqlx::query("UPDATE jobs SET result = $1 WHERE id = $2 AND state IN ('queued', 'running', 'validating')")
-            .bind(result.to_string())
-            .bind(job_id)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        if updated == 1 {
-            self.end_job(&mut tx, job_id, "done", None).await?;
-            tracing::info!(job = job_id, "job done");
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write(move |c, db| {
+            let updated = db.exec("UPDATE jobs SET result = ?1 WHERE id = ?2 AND state IN ('queued', 'running', 'validating')", params![result.to_string(), job_id])?;
+            if updated == 1 {
+                c.end_job(db, job_id, "done", None)?;
+                tracing::info!(job = job_id, "job done");
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Each accepted training of a job, in unit (sweep point) order, with its trainer and the

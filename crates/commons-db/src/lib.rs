@@ -34,6 +34,7 @@ pub type Result<T, E = DbError> = std::result::Result<T, E>;
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: SqlitePool,
+    path: std::sync::Arc<std::path::PathBuf>,
 }
 
 impl Db {
@@ -54,7 +55,13 @@ impl Db {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, path: std::sync::Arc::new(path.to_path_buf()) })
+    }
+
+    /// The database file: a layer that keeps its own connection (the compute coordinator's
+    /// writer thread) opens this.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub fn pool(&self) -> &SqlitePool {

@@ -1,0 +1,14 @@
+-- Indexes for the compute coordinator's per-report queries, so that their cost does not grow
+-- with the history of the hub: one unit's assignments in a given state (its ballot, its running
+-- replicas) are found through the unit, not by walking every assignment in that state.
+DROP INDEX assignments_by_unit;
+CREATE INDEX assignments_by_unit ON assignments (unit_id, state);
+CREATE INDEX jobs_active ON jobs (state) WHERE state IN ('queued', 'running', 'validating');
+CREATE INDEX ledger_transfers_by_job ON ledger_transfers (job_id, kind);
+CREATE INDEX ledger_entries_by_transfer ON ledger_entries (transfer_id);
+
+-- An account's balance, kept in the transaction of each transfer, so a debit is checked without
+-- summing the account's history. The entries stay the record: the sum of an account's entries
+-- equals its balance (the ledger audit checks this).
+ALTER TABLE ledger_accounts ADD COLUMN balance BIGINT NOT NULL DEFAULT 0;
+UPDATE ledger_accounts SET balance = COALESCE((SELECT SUM(amount) FROM ledger_entries e WHERE e.account_id = ledger_accounts.id), 0);
