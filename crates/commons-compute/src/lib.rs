@@ -97,7 +97,7 @@ impl Coordinator {
     /// A coordinator on `hub`. Leases still running from before a restart get a fresh lease
     /// period: the downtime was the server's, not the workers'.
     pub async fn start(hub: AppState, config: ComputeConfig) -> Result<Self> {
-        let writer = Arc::new(writer::Writer::start(hub.db.path())?);
+        let writer = Arc::new(writer::Writer::start(&hub.db)?);
         let coordinator = Self { hub, config: Arc::new(config), wake: Arc::new(Notify::new()), writer };
         let fresh = now() + coordinator.config.lease_seconds as i64;
         let extended = coordinator

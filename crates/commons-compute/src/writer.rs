@@ -11,10 +11,10 @@
 //! each inside a savepoint (a unit that fails rolls back alone), and commits them with one fsync.
 //! A caller is answered only after the commit that holds its unit succeeded, so an answer sent
 //! to a client still means "on disk". Other writers of the database (the hub's uploads) take
-//! their turn between batches through SQLite's busy timeout.
+//! their turn between batches: both queue for the database's in-process write turn
+//! ([`commons_db::WriteTurn`]), and a batch holds it at most [`MAX_BATCH_TIME`].
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -42,17 +42,18 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Opens the write connection to the database at `path` and starts the thread.
-    pub(crate) fn start(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
+    /// Opens a write connection to the hub's database and starts the thread.
+    pub(crate) fn start(db: &commons_db::Db) -> Result<Self> {
+        let conn = Connection::open(db.path())?;
         // The file is already in WAL mode (the hub's pool set it); durability as the hub's.
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.set_prepared_statement_cache_capacity(128);
         let (queue, jobs) = mpsc::channel();
+        let db = db.clone();
         std::thread::Builder::new()
             .name("compute-writer".into())
-            .spawn(move || run(conn, jobs))
+            .spawn(move || run(&db, conn, jobs))
             .map_err(|e| ComputeError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Self { queue })
     }
@@ -86,9 +87,11 @@ impl Writer {
 }
 
 /// The writer thread: batch, run, commit, answer, until every handle is gone.
-fn run(conn: Conn, jobs: mpsc::Receiver<Job>) {
+fn run(db: &commons_db::Db, conn: Conn, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut settled: Vec<Deliver> = Vec::new();
+        // The hub's writers queue for the same turn, so they get the lock between two batches.
+        let turn = db.blocking_write_turn();
         let outcome = batch(&conn, first, &jobs, &mut settled);
         let error = outcome.err().map(|e| e.to_string());
         if let Some(e) = &error {
@@ -96,6 +99,7 @@ fn run(conn: Conn, jobs: mpsc::Receiver<Job>) {
             // Whatever the failure left behind, the next batch starts clean.
             let _ = conn.execute_batch("ROLLBACK");
         }
+        drop(turn);
         for deliver in settled {
             deliver(error.as_deref());
         }
@@ -177,7 +181,7 @@ mod tests {
     async fn a_failed_unit_of_work_is_undone_and_its_neighbours_are_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = commons_db::Db::open(&dir.path().join("db.sqlite")).await.expect("db");
-        let writer = std::sync::Arc::new(Writer::start(db.path()).expect("writer"));
+        let writer = std::sync::Arc::new(Writer::start(&db).expect("writer"));
         writer.run(|conn| insert(conn, "kept")).await.expect("commit");
         let failed = writer
             .run(|conn| {

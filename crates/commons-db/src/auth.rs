@@ -70,6 +70,7 @@ fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
 impl Db {
     pub async fn create_user(&self, name: &str, fullname: &str) -> Result<User> {
         let now = now_unix();
+        let _turn = self.write_turn().await;
         let res = sqlx::query("INSERT INTO users (name, fullname, created_at) VALUES ($1, $2, $3) RETURNING id")
             .bind(name)
             .bind(fullname)
@@ -100,6 +101,7 @@ impl Db {
             .await?
             .ok_or_else(|| DbError::NotFound(format!("user {user_name}")))?;
         let secret = new_secret();
+        let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO tokens (user_id, name, token_hash, scope, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(user.id)
             .bind(token_name)
@@ -115,6 +117,7 @@ impl Db {
     /// `expires_at` (unix seconds); returns its secret.
     pub async fn create_branch_token(&self, user_id: i64, token_name: &str, repo_id: i64, branch: &str, expires_at: i64) -> Result<String> {
         let secret = new_secret();
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO tokens (user_id, name, token_hash, scope, created_at, repo_id, branch, expires_at) VALUES ($1, $2, $3, 'write', $4, $5, $6, $7)",
         )
@@ -132,6 +135,7 @@ impl Db {
 
     /// Drops tokens past their expiry.
     pub async fn purge_expired_tokens(&self) -> Result<u64> {
+        let _turn = self.write_turn().await;
         Ok(sqlx::query("DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < $1")
             .bind(now_unix())
             .execute(&self.pool)

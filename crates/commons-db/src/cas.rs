@@ -80,7 +80,7 @@ impl Db {
             .bind(x.stored_size as i64)
             .bind(x.raw_size as i64)
             .bind(x.chunks.len() as i64)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             for (hash, loc) in &x.chunks {
                 sqlx::query(
@@ -93,14 +93,14 @@ impl Db {
                 .bind(loc.byte_start as i64)
                 .bind(loc.byte_end as i64)
                 .bind(loc.raw_size as i64)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
         }
         let new_file = sqlx::query("INSERT INTO cas_files (file_hash, size) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(&rec.file_hash)
             .bind(rec.size as i64)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected()
             == 1;
@@ -119,7 +119,7 @@ impl Db {
                 .bind(t.byte_end as i64)
                 .bind(t.file_offset as i64)
                 .bind(t.raw_size as i64)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
         }
@@ -128,7 +128,7 @@ impl Db {
             .bind(&rec.git_sha1)
             .bind(rec.size as i64)
             .bind(&rec.file_hash)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(())

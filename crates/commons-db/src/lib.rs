@@ -23,6 +23,7 @@ pub use repos::{
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -34,7 +35,42 @@ pub type Result<T, E = DbError> = std::result::Result<T, E>;
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: SqlitePool,
-    path: std::sync::Arc<std::path::PathBuf>,
+    path: Arc<std::path::PathBuf>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// This process's turn to write, held for the length of a write transaction.
+///
+/// SQLite admits one writer at a time, and a writer that finds the lock taken polls for it with
+/// growing sleeps (the busy timeout): under a steady stream of writes from one connection (the
+/// compute coordinator's), another could keep missing its chance for seconds. Writers of one
+/// process queue here instead, first come first served; the busy timeout remains for writers in
+/// other processes.
+pub struct WriteTurn(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>);
+
+/// A write transaction that holds this process's [`WriteTurn`] until it ends.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: WriteTurn,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::Transaction<'static, sqlx::Sqlite>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
 }
 
 impl Db {
@@ -55,7 +91,7 @@ impl Db {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, path: std::sync::Arc::new(path.to_path_buf()) })
+        Ok(Self { pool, path: Arc::new(path.to_path_buf()), turn: Arc::new(tokio::sync::Mutex::new(())) })
     }
 
     /// The database file: a layer that keeps its own connection (the compute coordinator's
@@ -69,9 +105,22 @@ impl Db {
     }
 
     /// Starts a write transaction that takes the database write lock up front, so two writers
-    /// never deadlock upgrading from a read lock.
-    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// never deadlock upgrading from a read lock; it waits for this process's write turn first.
+    pub async fn begin_write(&self) -> Result<WriteTx> {
+        let turn = self.write_turn().await;
+        Ok(WriteTx { tx: self.pool.begin_with("BEGIN IMMEDIATE").await?, _turn: turn })
+    }
+
+    /// Waits for this process's turn to write (see [`WriteTurn`]). Every write of this crate
+    /// takes it; so does any other layer that writes the database on its own connection.
+    pub async fn write_turn(&self) -> WriteTurn {
+        WriteTurn(self.turn.clone().lock_owned().await)
+    }
+
+    /// [`Self::write_turn`] for a thread outside the async runtime. Panics if called from
+    /// inside one.
+    pub fn blocking_write_turn(&self) -> WriteTurn {
+        WriteTurn(self.turn.clone().blocking_lock_owned())
     }
 
     pub async fn close(&self) {

@@ -274,7 +274,7 @@ impl Db {
         .bind(name)
         .bind(private)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await;
         let id: i64 = match res {
             Ok(row) => row.try_get("id")?,
@@ -303,15 +303,16 @@ impl Db {
         for table in ["refs", "commits"] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE repo_id = $1")))
                 .bind(repo.id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM repos WHERE id = $1").bind(repo.id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM repos WHERE id = $1").bind(repo.id).execute(&mut **tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn move_repo(&self, repo: &Repo, namespace: &str, name: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
         let res = sqlx::query("UPDATE repos SET namespace = $1, name = $2, updated_at = $3 WHERE id = $4")
             .bind(namespace)
             .bind(name)
@@ -329,6 +330,7 @@ impl Db {
     }
 
     pub async fn set_private(&self, repo: &Repo, private: bool) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE repos SET private = $1 WHERE id = $2")
             .bind(private)
             .bind(repo.id)
@@ -469,7 +471,7 @@ impl Db {
         let head = sqlx::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = 'branch' AND name = $2")
             .bind(repo.id)
             .bind(branch)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .map(|r| r.try_get::<String, _>("commit_id"))
             .transpose()?
@@ -483,7 +485,7 @@ impl Db {
         sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2")
             .bind(commit.created_at)
             .bind(repo.id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(commit)
@@ -508,6 +510,7 @@ impl Db {
 
     /// Creates a branch or tag pointing at `commit_id`; fails if the name is taken.
     pub async fn create_ref(&self, repo: &Repo, kind: RefKind, name: &str, commit_id: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
         let res = sqlx::query("INSERT INTO refs (repo_id, kind, name, commit_id) VALUES ($1, $2, $3, $4)")
             .bind(repo.id)
             .bind(kind.as_str())
@@ -536,26 +539,27 @@ impl Db {
             .bind(repo.id)
             .bind(name)
             .bind(expected)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         if moved == 0 {
             let actual = sqlx::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = 'branch' AND name = $2")
                 .bind(repo.id)
                 .bind(name)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?
                 .map(|r| r.try_get::<String, _>("commit_id"))
                 .transpose()?
                 .ok_or_else(|| DbError::RevisionNotFound(name.into()))?;
             return Err(DbError::StaleParent { expected: expected.into(), actual });
         }
-        sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(now_unix()).bind(repo.id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(now_unix()).bind(repo.id).execute(&mut **tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn delete_ref(&self, repo: &Repo, kind: RefKind, name: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
         let n = sqlx::query("DELETE FROM refs WHERE repo_id = $1 AND kind = $2 AND name = $3")
             .bind(repo.id)
             .bind(kind.as_str())
