@@ -1,9 +1,11 @@
 //! Workers and leases: registration, long-poll pulls, heartbeats, reports, lapsed leases.
 //!
-//! A unit wants `open_slots` more assignments. A pull takes the oldest unit that wants one and
-//! that this worker may run: never a unit it already had, and, where results must agree across
-//! owners, never one whose other results come from its owner. Heartbeats push the lease forward;
-//! a lease that lapses re-opens its slot for another worker.
+//! A unit wants `open_slots` more assignments. A pull serves submitters in turn (the one served
+//! longest ago first, then that submitter's job served longest ago) and takes the job's oldest
+//! unit that wants an assignment and that this worker may run: never a unit it already had,
+//! and, where results must agree across owners, never one whose other results come from its
+//! owner. Heartbeats push the lease forward; a lease that lapses re-opens its slot for another
+//! worker.
 
 use std::time::{Duration, Instant};
 
@@ -20,8 +22,9 @@ use crate::jobs::StoredWork;
 use crate::writer::{Conn, Sql};
 use crate::{Coordinator, now};
 
-/// Units considered per lease attempt; the rest wait for the next pull.
-const CANDIDATES: i64 = 64;
+/// Jobs, and units of each, considered per lease attempt; the rest wait for the next pull.
+const JOBS_CONSIDERED: i64 = 32;
+const UNITS_CONSIDERED: i64 = 16;
 /// Log lines kept per heartbeat, and characters per line.
 const MAX_LOG_LINES: usize = 200;
 const MAX_LOG_LINE: usize = 2000;
@@ -34,6 +37,21 @@ pub(crate) struct WorkerRow {
     pub numeric_class: String,
     pub trusted: bool,
     pub operator_host: bool,
+}
+
+/// A unit a worker might be leased.
+struct Candidate {
+    id: i64,
+    job_id: i64,
+    /// The job's owner: the submitter whose share the lease counts against.
+    submitter: i64,
+    role: String,
+    payload: String,
+    quorum: i64,
+    results_made: i64,
+    validates: Option<i64>,
+    checkpoint: Option<String>,
+    job_state: String,
 }
 
 /// What a lease needs to know after its transaction: the rest (the upload token) is written
@@ -168,30 +186,41 @@ impl Coordinator {
     /// Leases the oldest unit `worker_id` may run, if any.
     fn lease(&self, db: &Conn, owner: &Owner, worker_id: i64) -> Result<Option<Leased>> {
         let worker = self.worker(db, owner, worker_id)?;
-        struct Candidate {
-            id: i64,
-            job_id: i64,
-            role: String,
-            payload: String,
-            quorum: i64,
-            results_made: i64,
-            validates: Option<i64>,
-            checkpoint: Option<String>,
-            job_state: String,
+        // Fair share: submitters in the order they were last served, then their jobs likewise.
+        // (`INDEXED BY`: without statistics SQLite would walk all of a job's open units, most of
+        // them possibly leased already, instead of only those wanting a worker.)
+        let jobs = db.all(
+            "SELECT j.id FROM jobs j LEFT JOIN compute_owners o ON o.owner_id = j.owner_id
+             WHERE j.state IN ('queued', 'running', 'validating')
+               AND EXISTS (SELECT 1 FROM units u INDEXED BY units_wanting_workers_by_job WHERE u.job_id = j.id AND u.open_slots > 0 AND u.state = 'open')
+             ORDER BY COALESCE(o.last_served, 0), j.last_served, j.id LIMIT ?1",
+            [JOBS_CONSIDERED],
+            |r| r.get::<_, i64>(0),
+        )?;
+        for job_id in jobs {
+            if let Some(leased) = self.lease_in_job(db, &worker, job_id)? {
+                return Ok(Some(leased));
+            }
         }
+        Ok(None)
+    }
+
+    /// Leases the oldest unit of `job_id` that `worker` may run, if any.
+    fn lease_in_job(&self, db: &Conn, worker: &WorkerRow, job_id: i64) -> Result<Option<Leased>> {
         // `+a.worker_id` keeps SQLite on the unit's index: a worker's own assignments are its
         // whole history, a unit's are a handful.
         let candidates = db.all(
-            "SELECT u.id, u.job_id, u.role, u.payload, u.quorum, u.results_made, u.validates_unit, u.checkpoint, j.state AS job_state
-             FROM units u JOIN jobs j ON j.id = u.job_id
-             WHERE u.open_slots > 0 AND u.state = 'open'
+            "SELECT u.id, u.job_id, u.role, u.payload, u.quorum, u.results_made, u.validates_unit, u.checkpoint, j.state AS job_state, j.owner_id
+             FROM units u INDEXED BY units_wanting_workers_by_job JOIN jobs j ON j.id = u.job_id
+             WHERE u.job_id = ?2 AND u.open_slots > 0 AND u.state = 'open'
                AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.unit_id = u.id AND +a.worker_id = ?1)
-             ORDER BY u.id LIMIT ?2",
-            [worker.id, CANDIDATES],
+             ORDER BY u.id LIMIT ?3",
+            [worker.id, job_id, UNITS_CONSIDERED],
             |r| {
                 Ok(Candidate {
                     id: r.get("id")?,
                     job_id: r.get("job_id")?,
+                    submitter: r.get("owner_id")?,
                     role: r.get("role")?,
                     payload: r.get("payload")?,
                     quorum: r.get("quorum")?,
@@ -225,9 +254,12 @@ impl Coordinator {
                 [unit.id, worker.id, worker.owner_id, expires, t],
                 |r| r.get(0),
             )?;
-            if unit.job_state == "queued" {
-                db.exec("UPDATE jobs SET state = 'running', updated_at = ?1 WHERE id = ?2 AND state = 'queued'", [t, unit.job_id])?;
-            }
+            let running = if unit.job_state == "queued" { "running" } else { unit.job_state.as_str() };
+            db.exec("UPDATE jobs SET state = ?1, last_served = ?2, updated_at = ?3 WHERE id = ?4", params![running, assignment_id, t, unit.job_id])?;
+            db.exec(
+                "INSERT INTO compute_owners (owner_id, last_served) VALUES (?1, ?2) ON CONFLICT (owner_id) DO UPDATE SET last_served = excluded.last_served",
+                [unit.submitter, assignment_id],
+            )?;
             return Ok(Some(Leased { assignment_id, unit_id: unit.id, job_id: unit.job_id, role: unit.role, work: stored.work, checkpoint: unit.checkpoint }));
         }
         Ok(None)

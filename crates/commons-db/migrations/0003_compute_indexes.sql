@@ -12,3 +12,13 @@ CREATE INDEX ledger_entries_by_transfer ON ledger_entries (transfer_id);
 -- equals its balance (the ledger audit checks this).
 ALTER TABLE ledger_accounts ADD COLUMN balance BIGINT NOT NULL DEFAULT 0;
 UPDATE ledger_accounts SET balance = COALESCE((SELECT SUM(amount) FROM ledger_entries e WHERE e.account_id = ledger_accounts.id), 0);
+
+-- Fair share: a lease goes to the submitter served longest ago among those with work waiting,
+-- then to that submitter's job served longest ago, so one large job does not hold everyone
+-- else's behind it. `last_served` is the id of the latest assignment leased (ids only grow).
+ALTER TABLE jobs ADD COLUMN last_served BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE compute_owners (
+    owner_id    INTEGER PRIMARY KEY REFERENCES users(id),
+    last_served BIGINT NOT NULL
+);
+CREATE INDEX units_wanting_workers_by_job ON units (job_id, id) WHERE open_slots > 0 AND state = 'open';
