@@ -49,8 +49,8 @@ enum Command {
     Worker(cmd::compute::WorkerArgs),
     /// Workers of a hub: who is online, their speed and trust, what they run.
     Workers(cmd::compute::ListArgs),
-    /// Your credit balance and its history.
-    Credits(cmd::compute::ListArgs),
+    /// Your credit balance and its history; `credits grant` for hub administrators.
+    Credits(cmd::compute::CreditsArgs),
     /// Run one work unit (started by `commons worker`; not for people).
     #[command(hide = true)]
     ExecUnit(cmd::compute::ExecArgs),

@@ -80,10 +80,12 @@ impl Network {
             .unwrap()
     }
 
-    /// Starts `commons worker` for a new account `owner`, with its own cache; returns its token.
+    /// Starts `commons worker` for a new account `owner`, with its own cache, on a worker token
+    /// (as a volunteer should); returns the account's write token.
     fn start_worker(&mut self, owner: &str, name: &str) -> String {
         let token = self.hub.add_user(owner);
-        self.spawn_worker(owner, name, &token);
+        let worker_token = self.hub.add_token(owner, "worker");
+        self.spawn_worker(owner, name, &worker_token);
         token
     }
 
@@ -494,10 +496,41 @@ fn bad_jobs_get_clear_errors_and_move_no_credit() {
     assert_eq!(anonymous.status(), 401);
     let resp = net.post("/api/workers/register", &net.hub.token, &json!({"protocol_version": 99, "name": "x", "cores": 1, "memory_bytes": 1, "gpu": null, "engine_version": "0", "platform": "p", "numeric_class": "flex", "speed_gflops": 1.0}));
     assert_eq!(resp.status(), 400, "a worker of another protocol version is refused");
+    // A worker token runs workers and reads, but spends no credit and writes no repository.
+    let worker_token = net.hub.add_token("alice", "worker");
+    let resp = net.post("/api/jobs", &worker_token, &json!({"kind": "train", "algorithm": "alice/keras-mnist-mlp", "dataset": "alice/mnist"}));
+    assert_eq!(resp.status(), 403, "a worker token cannot submit jobs");
+    let body: Value = resp.json().unwrap();
+    assert!(body["message"].as_str().unwrap().contains("write token"), "{body}");
+    let out = net.cli_raw(&["repo", "create", "from-a-worker"], &worker_token);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("HTTP 403"), "a worker token cannot create repositories");
+    let out = net.cli_raw(&["download", "alice/mnist", "--type", "dataset", "--local-dir", net.tmp.path().join("read-by-worker-token").to_str().unwrap()], &worker_token);
+    assert!(out.status.success(), "a worker token reads: {}", String::from_utf8_lossy(&out.stderr));
+    let registered = net.post("/api/workers/register", &worker_token, &json!({"protocol_version": commons_protocol::PROTOCOL_VERSION, "name": "alices-box", "cores": 1, "memory_bytes": 1, "gpu": null, "engine_version": "0", "platform": "p", "numeric_class": "flex", "speed_gflops": 1.0}));
+    assert_eq!(registered.status(), 200, "a worker token registers workers");
+    let whoami = net.http.get(format!("{}/api/whoami-v2", net.hub.url())).bearer_auth(&worker_token).send().unwrap().json::<Value>().unwrap();
+    assert_eq!(whoami["auth"]["accessToken"]["role"], "read", "to the Hugging Face clients a worker token is a read token");
 
     assert_eq!(net.balance(&net.hub.token), before, "no credit moved");
     assert_eq!(net.api("/api/ledger")["transfers"].as_array().unwrap().len(), transfers, "no transfer written");
     assert!(net.api("/api/jobs").as_array().unwrap().is_empty(), "no job created");
+
+    // An administrator grants credits on the server's data directory, while it runs; a grant
+    // retried with its key happens once.
+    let dd = net.hub.data_dir.to_str().unwrap().to_string();
+    for _ in 0..2 {
+        let out = support::commons(&["credits", "grant", "alice", "500", "--memo", "compute for the workshop", "--key", "workshop-1", "--data-dir", &dd]);
+        assert!(out.status.success(), "grant: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("alice: {} credits", before + 500));
+    }
+    let refused = |args: &[&str]| Command::new(BIN).args(args).output().unwrap();
+    let out = refused(&["credits", "grant", "nobody", "5", "--memo", "x", "--data-dir", &dd]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no user \"nobody\""), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = refused(&["credits", "grant", "alice", "0", "--memo", "x", "--data-dir", &dd]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("positive"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(net.balance(&net.hub.token), before + 500, "one grant landed");
+    let history = net.cli(&["credits"]);
+    assert!(history.contains("compute for the workshop"), "the grant's memo is in the history: {history}");
     net.audit_ledger();
 }
 

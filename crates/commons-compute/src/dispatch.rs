@@ -233,7 +233,7 @@ impl Coordinator {
         )?;
         for unit in candidates {
             let stored = StoredWork::parse(&unit.payload, unit.id)?;
-            if !self.may_run(db, &worker, unit.id, &unit.role, unit.quorum, stored.claim)? {
+            if !self.may_run(db, worker, unit.id, &unit.role, unit.quorum, stored.claim)? {
                 continue;
             }
             // Adaptive replication: the first copy of an evaluation going to a trusted host is

@@ -482,6 +482,21 @@ impl Coordinator {
         Ok(CreditsView { user: user.name.clone(), balance, history })
     }
 
+    /// Grants `amount` credits to `user` (an administrator's act: the CLI offers it on the
+    /// server's data directory, not over HTTP). A grant with the same `key` happens once; the
+    /// answer is the user's new balance and history.
+    pub async fn grant(&self, user: &commons_db::User, amount: i64, memo: &str, key: &str) -> Result<CreditsView> {
+        if memo.trim().is_empty() {
+            return Err(ComputeError::bad_request("a grant needs a memo saying why"));
+        }
+        let (user_id, memo, dedup) = (user.id, memo.to_string(), key.to_string());
+        let granted = self.write(move |c, db| ledger::grant(db, user_id, amount, &memo, &dedup, c.config.starter_grant)).await?;
+        if !granted {
+            tracing::info!(user = %user.name, key, "grant already made; nothing moved");
+        }
+        self.credits(user).await
+    }
+
     pub async fn ledger(&self) -> Result<LedgerDump> {
         ledger::dump(self.pool()).await
     }

@@ -106,6 +106,18 @@ pub(crate) fn transfer(db: &Conn, from: i64, to: i64, amount: i64, memo: Memo<'_
     Ok(true)
 }
 
+/// Mints `amount` credits to `user_id` from the issuer: an administrator's grant. `key` makes a
+/// retried grant happen once.
+pub(crate) fn grant(db: &Conn, user_id: i64, amount: i64, memo: &str, key: &str, starter_grant: i64) -> Result<bool> {
+    if amount <= 0 {
+        return Err(ComputeError::bad_request(format!("a grant is a positive number of credits, not {amount}")));
+    }
+    let to = user_account(db, user_id, starter_grant)?;
+    let (issuer, _) = account(db, "issuer", None, None)?;
+    let memo = Memo { kind: TransferKind::Grant, dedup_key: format!("admin-grant:{key}"), job_id: None, unit_id: None, assignment_id: None, memo };
+    transfer(db, issuer, to, amount, memo)
+}
+
 /// Returns what is left in a job's escrow to its submitter (once).
 pub(crate) fn refund(db: &Conn, job_id: i64, owner_id: i64, starter_grant: i64) -> Result<i64> {
     let escrow = escrow_account(db, job_id)?;

@@ -97,8 +97,7 @@ impl Coordinator {
     /// A coordinator on `hub`. Leases still running from before a restart get a fresh lease
     /// period: the downtime was the server's, not the workers'.
     pub async fn start(hub: AppState, config: ComputeConfig) -> Result<Self> {
-        let writer = Arc::new(writer::Writer::start(&hub.db)?);
-        let coordinator = Self { hub, config: Arc::new(config), wake: Arc::new(Notify::new()), writer };
+        let coordinator = Self::attach(hub, config)?;
         let fresh = now() + coordinator.config.lease_seconds as i64;
         let extended = coordinator
             .write(move |_, db| db.exec("UPDATE assignments SET lease_expires_at = ?1 WHERE state = 'running' AND lease_expires_at < ?1", [fresh]))
@@ -107,6 +106,13 @@ impl Coordinator {
             tracing::info!(extended, "extended the leases of units that ran while the coordinator was down");
         }
         Ok(coordinator)
+    }
+
+    /// A coordinator on `hub` for one-off administration (a credit grant), beside a running
+    /// server or without one: it changes nothing by starting.
+    pub fn attach(hub: AppState, config: ComputeConfig) -> Result<Self> {
+        let writer = Arc::new(writer::Writer::start(&hub.db)?);
+        Ok(Self { hub, config: Arc::new(config), wake: Arc::new(Notify::new()), writer })
     }
 
     pub fn config(&self) -> &ComputeConfig {

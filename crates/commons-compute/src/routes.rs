@@ -52,11 +52,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
-/// A write token of a whole account: what submitting jobs and running workers need.
+/// A write token of a whole account: what submitting and cancelling jobs need (they spend
+/// credits and create repositories).
 fn account_token(caller: &Caller) -> ApiResult<&Token> {
     let token = caller.require()?;
     if token.scope != Scope::Write || token.repo_id.is_some() {
-        return Err(ApiError::forbidden("this needs a write token of the account (not a read-only or repository-limited token)"));
+        return Err(ApiError::forbidden(format!(
+            "this needs a write token of the account, not a {} token{}",
+            token.scope.as_str(),
+            if token.repo_id.is_some() { " limited to one repository" } else { "" }
+        )));
+    }
+    Ok(token)
+}
+
+/// A token that may run workers for its account: a worker token, or the account's write token.
+fn worker_token(caller: &Caller) -> ApiResult<&Token> {
+    let token = caller.require()?;
+    if !matches!(token.scope, Scope::Write | Scope::Worker) || token.repo_id.is_some() {
+        return Err(ApiError::forbidden(format!(
+            "running a worker needs a worker token of the account (`commons token create USER --scope worker`), not a {} token{}",
+            token.scope.as_str(),
+            if token.repo_id.is_some() { " limited to one repository" } else { "" }
+        )));
     }
     Ok(token)
 }
@@ -103,7 +121,7 @@ async fn workers(State(c): State<Coordinator>) -> ApiResult<Response> {
 }
 
 async fn register(State(c): State<Coordinator>, caller: Caller, Body(request): Body<RegisterWorker>) -> ApiResult<Response> {
-    let owner = account_token(&caller)?;
+    let owner = worker_token(&caller)?;
     Ok(Json(c.register(owner, request).await?).into_response())
 }
 
@@ -114,7 +132,7 @@ struct PullQuery {
 }
 
 async fn pull(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, Query(q): Query<PullQuery>) -> ApiResult<Response> {
-    let owner = account_token(&caller)?;
+    let owner = worker_token(&caller)?;
     match c.pull(owner, id, Duration::from_secs(q.wait.unwrap_or(0))).await? {
         Some(lease) => Ok(Json(lease).into_response()),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -122,7 +140,7 @@ async fn pull(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>,
 }
 
 async fn heartbeat(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, Body(beat): Body<Heartbeat>) -> ApiResult<Response> {
-    let owner = account_token(&caller)?;
+    let owner = worker_token(&caller)?;
     Ok(Json(c.heartbeat(owner, id, beat).await?).into_response())
 }
 
@@ -134,7 +152,7 @@ struct ReportQuery {
 }
 
 async fn report(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, Query(q): Query<ReportQuery>, Body(report): Body<Report>) -> ApiResult<Response> {
-    let owner = account_token(&caller)?;
+    let owner = worker_token(&caller)?;
     let mut answer = c.report(owner, id, report).await?;
     if let Some(worker) = q.next_for {
         answer.next = c.pull(owner, worker, Duration::from_secs(q.wait.unwrap_or(0))).await?;

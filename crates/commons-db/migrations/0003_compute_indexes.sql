@@ -22,3 +22,23 @@ CREATE TABLE compute_owners (
     last_served BIGINT NOT NULL
 );
 CREATE INDEX units_wanting_workers_by_job ON units (job_id, id) WHERE open_slots > 0 AND state = 'open';
+
+-- Worker tokens: a scope that runs compute workers for the account and reads, but writes no
+-- repository and spends no credits (BOINC's "weak account key"). SQLite cannot alter a CHECK
+-- constraint, so the table is rebuilt; nothing references it.
+CREATE TABLE tokens_with_worker_scope (
+    id          INTEGER PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id),
+    name        TEXT NOT NULL,
+    -- sha256 of the secret; the secret itself is shown once and never stored.
+    token_hash  TEXT NOT NULL UNIQUE,
+    scope       TEXT NOT NULL CHECK (scope IN ('read', 'write', 'worker')),
+    created_at  BIGINT NOT NULL,
+    repo_id     INTEGER REFERENCES repos(id),
+    branch      TEXT,
+    expires_at  BIGINT
+);
+INSERT INTO tokens_with_worker_scope (id, user_id, name, token_hash, scope, created_at, repo_id, branch, expires_at)
+    SELECT id, user_id, name, token_hash, scope, created_at, repo_id, branch, expires_at FROM tokens;
+DROP TABLE tokens;
+ALTER TABLE tokens_with_worker_scope RENAME TO tokens;

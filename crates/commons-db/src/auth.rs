@@ -19,6 +19,10 @@ pub struct User {
 pub enum Scope {
     Read,
     Write,
+    /// Runs compute workers for the account and reads what a read token reads; writes no
+    /// repository and spends no credits (BOINC's "weak account key"): what a volunteer puts on
+    /// a machine it does not fully trust.
+    Worker,
 }
 
 impl Scope {
@@ -26,13 +30,15 @@ impl Scope {
         match self {
             Scope::Read => "read",
             Scope::Write => "write",
+            Scope::Worker => "worker",
         }
     }
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "read" => Ok(Scope::Read),
             "write" => Ok(Scope::Write),
-            other => Err(DbError::Invalid(format!("unknown token scope {other:?}: expected read or write"))),
+            "worker" => Ok(Scope::Worker),
+            other => Err(DbError::Invalid(format!("unknown token scope {other:?}: expected read, write or worker"))),
         }
     }
 }

@@ -82,7 +82,7 @@ impl Caller {
     fn require_write_any(&self, namespace: &str) -> Result<&Token, ApiError> {
         let token = self.require()?;
         if token.scope != Scope::Write {
-            return Err(ApiError::forbidden("this token is read-only; use a token with write scope"));
+            return Err(ApiError::forbidden(format!("this token has {} scope and cannot write; use a token with write scope", token.scope.as_str())));
         }
         if token.user.name != namespace {
             return Err(ApiError::forbidden(format!(

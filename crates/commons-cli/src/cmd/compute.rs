@@ -307,7 +307,57 @@ pub fn workers(args: ListArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn credits(args: ListArgs) -> Result<()> {
+#[derive(Args, Debug)]
+pub struct CreditsArgs {
+    #[command(subcommand)]
+    pub action: Option<CreditsAction>,
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CreditsAction {
+    /// Grant credits to USER (hub administrators: runs on the server's data directory, beside a
+    /// running server or not). Every grant is a ledger transfer from the issuer, with its memo.
+    Grant {
+        user: String,
+        amount: i64,
+        /// Why: shown in the user's history.
+        #[arg(long)]
+        memo: String,
+        /// Makes a retried grant happen once: a second grant with the same key moves nothing.
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, env = "COMMONS_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+pub fn credits(args: CreditsArgs) -> Result<()> {
+    match args.action {
+        Some(CreditsAction::Grant { user, amount, memo, key, data_dir }) => grant(&user, amount, &memo, key, data_dir),
+        None => show_credits(args.list),
+    }
+}
+
+fn grant(user: &str, amount: i64, memo: &str, key: Option<String>, data_dir: Option<PathBuf>) -> Result<()> {
+    let data_dir = data_dir.unwrap_or_else(super::hub::default_data_dir);
+    if !data_dir.join("commons.db").exists() {
+        bail!("no hub in {}: pass --data-dir (or COMMONS_DATA_DIR) of the server", data_dir.display());
+    }
+    let key = key.unwrap_or_else(|| format!("{user}-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)));
+    runtime()?.block_on(async {
+        let hub = commons_hub::AppState::open(&data_dir, None, None).await.with_context(|| format!("cannot open the hub in {}", data_dir.display()))?;
+        let account = hub.db.user_by_name(user).await?.with_context(|| format!("no user {user:?} on this hub"))?;
+        let config = commons_compute::ComputeConfig { operator_user: Some(super::hub::OPERATOR_USER.to_string()), ..Default::default() };
+        let coordinator = commons_compute::Coordinator::attach(hub, config)?;
+        let credits = coordinator.grant(&account, amount, memo, &key).await.map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        println!("{}: {} credits", credits.user, credits.balance);
+        Ok(())
+    })
+}
+
+fn show_credits(args: ListArgs) -> Result<()> {
     let client = connect(&args.hub)?;
     let credits = runtime()?.block_on(client.credits()).context("reading your credits")?;
     if args.json {
@@ -328,7 +378,8 @@ pub struct WorkerArgs {
     /// The hub to work for.
     #[arg(long, env = "HF_ENDPOINT")]
     pub hub: Option<String>,
-    /// A write token of the account that earns this worker's credits.
+    /// A worker token (`commons token create USER --scope worker`) or write token of the
+    /// account that earns this worker's credits.
     #[arg(long, env = "HF_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Cores to use (default: all).

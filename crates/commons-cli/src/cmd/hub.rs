@@ -195,6 +195,8 @@ pub enum TokenCommand {
     /// Create an access token for USER; prints the token as the last line of stdout.
     Create {
         user: String,
+        /// `read`, `write`, or `worker` (runs `commons worker` for USER; cannot write
+        /// repositories or spend credits: the token to put on a donated machine).
         #[arg(long, default_value = "write")]
         scope: String,
         /// A name to recognise the token by.

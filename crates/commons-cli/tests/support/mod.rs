@@ -72,9 +72,14 @@ impl Hub {
 
     /// A user with a write token (created through the CLI, as an administrator would).
     pub fn add_user(&self, name: &str) -> String {
-        let dd = self.data_dir.to_str().unwrap();
-        commons(&["user", "create", name, "--data-dir", dd]);
-        let out = commons(&["token", "create", name, "--scope", "write", "--data-dir", dd]);
+        commons(&["user", "create", name, "--data-dir", self.data_dir.to_str().unwrap()]);
+        self.add_token(name, "write")
+    }
+
+    /// Another token of `user`, of `scope`.
+    pub fn add_token(&self, user: &str, scope: &str) -> String {
+        let out = commons(&["token", "create", user, "--scope", scope, "--name", scope, "--data-dir", self.data_dir.to_str().unwrap()]);
+        assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_string()
     }
 

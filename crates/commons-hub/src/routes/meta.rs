@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use commons_db::Scope;
 
 pub async fn whoami(State(_state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let token = caller.require()?;
@@ -23,7 +24,11 @@ pub async fn whoami(State(_state): State<AppState>, caller: Caller) -> ApiResult
         "periodEnd": null,
         "avatarUrl": "",
         "orgs": [],
-        "auth": {"type": "access_token", "accessToken": {"displayName": token.name, "role": token.scope.as_str()}},
+        // The Hub's roles are read and write; a worker token reads like a read token.
+        "auth": {"type": "access_token", "accessToken": {"displayName": token.name, "role": match token.scope {
+            Scope::Write => "write",
+            Scope::Read | Scope::Worker => "read",
+        }}},
     })))
 }
 
