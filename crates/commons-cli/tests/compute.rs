@@ -552,6 +552,26 @@ fn serve_alone_runs_jobs_out_of_the_box_on_its_embedded_worker() {
 }
 
 #[test]
+fn a_unit_that_no_online_worker_may_take_says_why_it_waits() {
+    let mut net = Network::start(&["--no-worker"]);
+    net.start_worker("bob", "w1");
+    let id = net.submit_train(1);
+    // Bob trains; the validation must come from another owner, and none is online.
+    let job = net.wait_job(id, "the validation to wait for another owner", Duration::from_secs(180), |j| {
+        units_of(j, "eval", true).first().is_some_and(|u| u["waiting"].is_string())
+    });
+    let waiting = units_of(&job, "eval", true)[0]["waiting"].as_str().unwrap().to_string();
+    assert!(waiting.contains("owned by someone other than bob") && waiting.contains("numeric class"), "{waiting}");
+    let status = net.cli(&["job", "status", &id.to_string()]);
+    assert!(status.contains(&waiting), "`commons job status` shows why: {status}");
+    // A second volunteer arrives: the unit is taken and the job completes.
+    net.start_worker("carol", "w2");
+    let job = net.wait_done(id);
+    assert!(job["units"].as_array().unwrap().iter().all(|u| u["waiting"].is_null()), "{job:#}");
+    net.audit_ledger();
+}
+
+#[test]
 fn cancelling_a_job_stops_its_worker_and_returns_the_escrow() {
     let mut net = Network::start(&["--no-worker"]);
     let bob = net.start_worker("bob", "w1");

@@ -265,28 +265,16 @@ impl Coordinator {
         Ok(None)
     }
 
-    /// Whether `worker` may take `unit`. Results that must agree come from one class of machines
-    /// (homogeneous redundancy: bit-exact agreement is only promised within a class) and from
-    /// distinct owners (the operator's own hosts excepted); an owner whose training was rejected
-    /// does not retrain.
+    /// Whether `worker` may take the unit (see [`Needs`]).
     fn may_run(&self, db: &Conn, worker: &WorkerRow, unit_id: i64, role: &str, quorum: i64, claim: Option<i64>) -> Result<bool> {
-        if role == "train" {
-            let rejected = db.maybe("SELECT 1 FROM assignments WHERE unit_id = ?1 AND owner_id = ?2 AND outcome = 'invalid' LIMIT 1", [unit_id, worker.owner_id], |r| {
-                r.get::<_, i64>(0)
-            })?;
-            return Ok(worker.operator_host || rejected.is_none());
-        }
-        if role != "eval" || quorum < 2 {
-            return Ok(true);
-        }
-        // Results already in play: this unit's, and the training claim it checks.
-        let others = db.all(
-            "SELECT a.owner_id, w.numeric_class FROM assignments a JOIN workers w ON w.id = a.worker_id
-             WHERE (a.unit_id = ?1 AND a.state IN ('running', 'reported')) OR a.id = ?2",
-            [unit_id, claim.unwrap_or(-1)],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
-        )?;
-        Ok(others.iter().all(|(owner_id, class)| *class == worker.numeric_class && (worker.operator_host || *owner_id != worker.owner_id)))
+        let needs = match Needs::kind(role, quorum) {
+            NeedsKind::Any => Needs::Any,
+            NeedsKind::Untried => Needs::Untried { rejected: db.all(REJECTED_TRAINERS, [unit_id], |r| Ok(Party { owner_id: r.get(0)?, owner: r.get(1)?, class: r.get(2)? }))? },
+            NeedsKind::Agreeing => {
+                Needs::Agreeing { others: db.all(RESULTS_IN_PLAY, [unit_id, claim.unwrap_or(-1)], |r| Ok(Party { owner_id: r.get(0)?, owner: r.get(1)?, class: r.get(2)? }))? }
+            }
+        };
+        Ok(needs.admits(worker))
     }
 
     /// A token that may write only the unit's branch of the job's output repository, for the
@@ -613,6 +601,81 @@ pub(crate) struct AssignmentRow {
     pub unit_state: String,
     pub job_id: i64,
     pub job_state: String,
+}
+
+/// The owner and machine class of a result that constrains who may take a unit.
+#[derive(Debug, Clone)]
+pub(crate) struct Party {
+    pub owner_id: i64,
+    pub owner: String,
+    pub class: String,
+}
+
+/// The owners and classes of the results a unit already has in play (running or reported), and
+/// of the training claim it checks (`?2`, -1 for none).
+pub(crate) const RESULTS_IN_PLAY: &str = "SELECT a.owner_id, u.name, w.numeric_class FROM assignments a JOIN workers w ON w.id = a.worker_id JOIN users u ON u.id = a.owner_id
+     WHERE (a.unit_id = ?1 AND a.state IN ('running', 'reported')) OR a.id = ?2";
+/// The owners whose training of a unit was rejected.
+pub(crate) const REJECTED_TRAINERS: &str = "SELECT DISTINCT a.owner_id, u.name, w.numeric_class FROM assignments a JOIN workers w ON w.id = a.worker_id JOIN users u ON u.id = a.owner_id
+     WHERE a.unit_id = ?1 AND a.outcome = 'invalid'";
+
+pub(crate) enum NeedsKind {
+    Any,
+    Untried,
+    Agreeing,
+}
+
+/// What a unit asks of the worker that takes it. Results that must agree come from one class of
+/// machines (homogeneous redundancy: bit-exact agreement is only promised within a class) and
+/// from distinct owners (the operator's own hosts excepted); an owner whose training was
+/// rejected does not train the unit again.
+pub(crate) enum Needs {
+    Any,
+    Untried { rejected: Vec<Party> },
+    Agreeing { others: Vec<Party> },
+}
+
+impl Needs {
+    /// Which constraints apply to a unit of `role` and `quorum`, before loading them.
+    pub(crate) fn kind(role: &str, quorum: i64) -> NeedsKind {
+        match role {
+            "train" => NeedsKind::Untried,
+            "eval" if quorum >= 2 => NeedsKind::Agreeing,
+            _ => NeedsKind::Any,
+        }
+    }
+
+    pub(crate) fn admits(&self, worker: &WorkerRow) -> bool {
+        match self {
+            Needs::Any => true,
+            Needs::Untried { rejected } => worker.operator_host || rejected.iter().all(|p| p.owner_id != worker.owner_id),
+            Needs::Agreeing { others } => {
+                others.iter().all(|p| p.class == worker.numeric_class && (worker.operator_host || p.owner_id != worker.owner_id))
+            }
+        }
+    }
+
+    /// Why a unit waits when no online worker is admitted.
+    pub(crate) fn explain(&self, online: usize) -> String {
+        let names = |parties: &[Party]| {
+            let mut names: Vec<&str> = parties.iter().map(|p| p.owner.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            names.join(", ")
+        };
+        match self {
+            _ if online == 0 => "waiting for a worker: none is online".into(),
+            Needs::Agreeing { others } if !others.is_empty() => format!(
+                "waiting for a worker of numeric class {} owned by someone other than {} (its result must be compared bit for bit with theirs); none of the {online} online workers is",
+                others[0].class,
+                names(others)
+            ),
+            Needs::Untried { rejected } if !rejected.is_empty() => {
+                format!("waiting for a worker whose owner is not {} (their training of this unit was rejected); none of the {online} online workers is", names(rejected))
+            }
+            _ => format!("waiting for a worker that has not run this unit before; none of the {online} online workers qualifies"),
+        }
+    }
 }
 
 /// Who a request acts for, as the writer needs it (owned: units of work outlive the request).

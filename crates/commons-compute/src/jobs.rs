@@ -14,6 +14,7 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::dispatch::{Needs, NeedsKind, Party, REJECTED_TRAINERS, RESULTS_IN_PLAY, WorkerRow};
 use crate::error::{ComputeError, Result};
 use crate::ledger::{self, Memo, TransferKind};
 use crate::writer::{Conn, Sql};
@@ -380,30 +381,79 @@ impl Coordinator {
                 reported_at: row.try_get("reported_at")?,
             });
         }
-        let units = sqlx::query("SELECT id, role, state, quorum, validates_unit, flops, errors, last_error, checkpoint FROM units WHERE job_id = $1 ORDER BY id")
-            .bind(job_id)
+        let units = sqlx::query(
+            "SELECT id, role, state, quorum, open_slots, payload, validates_unit, flops, errors, last_error, checkpoint FROM units WHERE job_id = $1 ORDER BY id",
+        )
+        .bind(job_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut online = None;
+        let mut views = Vec::with_capacity(units.len());
+        for row in &units {
+            let id: i64 = row.try_get("id")?;
+            let flops: f64 = row.try_get("flops")?;
+            let mut waiting = None;
+            if row.try_get::<String, _>("state")? == "open" && row.try_get::<i64, _>("open_slots")? > 0 {
+                if online.is_none() {
+                    online = Some(self.online_workers().await?);
+                }
+                let had: Vec<i64> = by_unit.get(&id).map(|a| a.iter().map(|a| a.worker_id).collect()).unwrap_or_default();
+                let claim = StoredWork::parse(row.try_get("payload")?, id)?.claim;
+                waiting = self.why_waiting(id, row.try_get("role")?, row.try_get("quorum")?, claim, &had, online.as_deref().unwrap_or_default()).await?;
+            }
+            views.push(UnitView {
+                id,
+                role: row.try_get("role")?,
+                state: row.try_get("state")?,
+                quorum: row.try_get("quorum")?,
+                validates_unit: row.try_get("validates_unit")?,
+                flops,
+                credits: credits_for(flops),
+                errors: row.try_get("errors")?,
+                last_error: row.try_get("last_error")?,
+                checkpoint: row.try_get::<Option<String>, _>("checkpoint")?.and_then(|c| serde_json::from_str(&c).ok()),
+                waiting,
+                assignments: by_unit.remove(&id).unwrap_or_default(),
+            });
+        }
+        Ok(views)
+    }
+
+    /// Workers seen recently enough to count as online.
+    async fn online_workers(&self) -> Result<Vec<WorkerRow>> {
+        let online_after = now() - (self.config.long_poll_seconds as i64 + self.config.lease_seconds as i64);
+        let rows = sqlx::query("SELECT id, owner_id, numeric_class, operator_host, consecutive_valid FROM workers WHERE last_seen >= $1")
+            .bind(online_after)
             .fetch_all(self.pool())
             .await?;
-        units
-            .iter()
-            .map(|row| {
-                let id: i64 = row.try_get("id")?;
-                let flops: f64 = row.try_get("flops")?;
-                Ok(UnitView {
-                    id,
-                    role: row.try_get("role")?,
-                    state: row.try_get("state")?,
-                    quorum: row.try_get("quorum")?,
-                    validates_unit: row.try_get("validates_unit")?,
-                    flops,
-                    credits: credits_for(flops),
-                    errors: row.try_get("errors")?,
-                    last_error: row.try_get("last_error")?,
-                    checkpoint: row.try_get::<Option<String>, _>("checkpoint")?.and_then(|c| serde_json::from_str(&c).ok()),
-                    assignments: by_unit.remove(&id).unwrap_or_default(),
+        rows.iter()
+            .map(|r| {
+                let operator_host: bool = r.try_get("operator_host")?;
+                Ok(WorkerRow {
+                    id: r.try_get("id")?,
+                    owner_id: r.try_get("owner_id")?,
+                    numeric_class: r.try_get("numeric_class")?,
+                    trusted: operator_host || r.try_get::<i64, _>("consecutive_valid")? >= self.config.trust_threshold,
+                    operator_host,
                 })
             })
             .collect()
+    }
+
+    /// Why an open unit has no taker, if no online worker may take it.
+    async fn why_waiting(&self, unit_id: i64, role: &str, quorum: i64, claim: Option<i64>, had: &[i64], online: &[WorkerRow]) -> Result<Option<String>> {
+        let parties = |rows: Vec<sqlx::sqlite::SqliteRow>| -> Result<Vec<Party>> {
+            rows.iter().map(|r| Ok(Party { owner_id: r.try_get(0)?, owner: r.try_get(1)?, class: r.try_get(2)? })).collect()
+        };
+        let needs = match Needs::kind(role, quorum) {
+            NeedsKind::Any => Needs::Any,
+            NeedsKind::Untried => Needs::Untried { rejected: parties(sqlx::query(REJECTED_TRAINERS).bind(unit_id).fetch_all(self.pool()).await?)? },
+            NeedsKind::Agreeing => Needs::Agreeing {
+                others: parties(sqlx::query(RESULTS_IN_PLAY).bind(unit_id).bind(claim.unwrap_or(-1)).fetch_all(self.pool()).await?)?,
+            },
+        };
+        let takers = online.iter().filter(|w| !had.contains(&w.id) && needs.admits(w)).count();
+        Ok((takers == 0).then(|| needs.explain(online.len())))
     }
 
     /// The newest jobs, optionally of one owner.

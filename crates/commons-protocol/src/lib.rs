@@ -151,6 +151,10 @@ pub struct UnitView {
     /// The latest checkpoint of a train unit.
     #[serde(default)]
     pub checkpoint: Option<CheckpointRef>,
+    /// Why an open unit waits, when no online worker may take it (homogeneous redundancy and
+    /// distinct owners can leave a unit without a taker on a small network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
     pub assignments: Vec<AssignmentView>,
 }
 

@@ -207,6 +207,9 @@ fn print_job(job: &JobView) {
         if let Some(error) = &unit.last_error {
             println!("    last error: {error}");
         }
+        if let Some(waiting) = &unit.waiting {
+            println!("    {waiting}");
+        }
         for a in &unit.assignments {
             let progress = a.progress.as_ref().map(|p| format!(" {:.0}% epoch {}/{}", p.fraction * 100.0, p.epoch, p.epochs)).unwrap_or_default();
             println!("    assignment {} on {} ({}): {} / {}{progress}", a.id, a.worker, a.owner, a.state, a.outcome);
