@@ -82,7 +82,8 @@ impl Writer {
             (ok, deliver)
         });
         self.queue.send(job).map_err(|_| ComputeError::Corrupt("the compute writer stopped".into()))?;
-        answered.await.map_err(|_| ComputeError::Corrupt("the compute writer stopped".into()))?
+        // Dropped unanswered: its batch could not begin (the server log says why).
+        answered.await.map_err(|_| ComputeError::Corrupt("the compute writer could not run this unit of work".into()))?
     }
 }
 
