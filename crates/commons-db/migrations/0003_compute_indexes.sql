@@ -42,3 +42,6 @@ INSERT INTO tokens_with_worker_scope (id, user_id, name, token_hash, scope, crea
     SELECT id, user_id, name, token_hash, scope, created_at, repo_id, branch, expires_at FROM tokens;
 DROP TABLE tokens;
 ALTER TABLE tokens_with_worker_scope RENAME TO tokens;
+-- Housekeeping purges expired tokens every few seconds (the coordinator mints one per training
+-- lease): find them without reading every token.
+CREATE INDEX tokens_expiring ON tokens (expires_at) WHERE expires_at IS NOT NULL;

@@ -141,9 +141,15 @@ impl Db {
 
     /// Drops tokens past their expiry.
     pub async fn purge_expired_tokens(&self) -> Result<u64> {
+        let now = now_unix();
+        // Housekeeping calls this every few seconds: look before taking the write lock.
+        let any = sqlx::query("SELECT 1 FROM tokens WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT 1").bind(now).fetch_optional(&self.pool).await?;
+        if any.is_none() {
+            return Ok(0);
+        }
         let _turn = self.write_turn().await;
         Ok(sqlx::query("DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < $1")
-            .bind(now_unix())
+            .bind(now)
             .execute(&self.pool)
             .await?
             .rows_affected())
