@@ -141,7 +141,18 @@ impl Coordinator {
         if last_seen < t - 5 {
             db.exec("UPDATE workers SET last_seen = ?1 WHERE id = ?2", [t, row.id])?;
         }
-        Ok(WorkerRow { trusted: row.operator_host || consecutive_valid >= self.config.trust_threshold, ..row })
+        Ok(WorkerRow { trusted: self.trusted(row.operator_host, consecutive_valid), ..row })
+    }
+
+    /// BOINC's adaptive replication: a host is trusted after `trust_threshold` valid results in
+    /// a row; the operator's own hosts always are.
+    pub(crate) fn trusted(&self, operator_host: bool, consecutive_valid: i64) -> bool {
+        operator_host || consecutive_valid >= self.config.trust_threshold
+    }
+
+    /// Workers seen since this time (unix seconds) count as online: a long poll and a lease.
+    pub(crate) fn online_after(&self) -> i64 {
+        now() - (self.config.long_poll_seconds as i64 + self.config.lease_seconds as i64)
     }
 
     /// Waits up to `wait` for a unit this worker may run and leases it.
@@ -542,7 +553,7 @@ impl Coordinator {
 
     /// Who is online and what they run.
     pub async fn workers(&self) -> Result<Vec<WorkerView>> {
-        let online_after = now() - (self.config.long_poll_seconds as i64 + self.config.lease_seconds as i64);
+        let online_after = self.online_after();
         let rows = sqlx::query(
             "SELECT w.*, u.name AS owner FROM workers w JOIN users u ON u.id = w.owner_id ORDER BY w.last_seen DESC, w.id LIMIT 1000",
         )
@@ -580,7 +591,7 @@ impl Coordinator {
                 valid_results: row.try_get("valid_results")?,
                 invalid_results: row.try_get("invalid_results")?,
                 error_results: row.try_get("error_results")?,
-                trusted: operator_host || consecutive_valid >= self.config.trust_threshold,
+                trusted: self.trusted(operator_host, consecutive_valid),
                 running: units,
             });
         }

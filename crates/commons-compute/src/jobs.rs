@@ -421,9 +421,8 @@ impl Coordinator {
 
     /// Workers seen recently enough to count as online.
     async fn online_workers(&self) -> Result<Vec<WorkerRow>> {
-        let online_after = now() - (self.config.long_poll_seconds as i64 + self.config.lease_seconds as i64);
         let rows = sqlx::query("SELECT id, owner_id, numeric_class, operator_host, consecutive_valid FROM workers WHERE last_seen >= $1")
-            .bind(online_after)
+            .bind(self.online_after())
             .fetch_all(self.pool())
             .await?;
         rows.iter()
@@ -433,7 +432,7 @@ impl Coordinator {
                     id: r.try_get("id")?,
                     owner_id: r.try_get("owner_id")?,
                     numeric_class: r.try_get("numeric_class")?,
-                    trusted: operator_host || r.try_get::<i64, _>("consecutive_valid")? >= self.config.trust_threshold,
+                    trusted: self.trusted(operator_host, r.try_get("consecutive_valid")?),
                     operator_host,
                 })
             })
