@@ -201,9 +201,20 @@ impl Network {
         self.api("/api/workers").as_array().unwrap().iter().find(|w| w["name"] == name).cloned().unwrap_or_else(|| panic!("worker {name} is not listed"))
     }
 
-    /// The ledger's invariants, checked from its public dump and the jobs' own records.
+    /// A read token of the hub's operator (`commons`), made as an administrator would: the whole
+    /// ledger is theirs to audit.
+    fn operator_token(&self) -> String {
+        let dd = self.hub.data_dir.to_str().unwrap();
+        // The embedded worker may have made the account already.
+        let _ = Command::new(BIN).args(["user", "create", "commons", "--data-dir", dd]).output();
+        self.hub.add_token("commons", "read")
+    }
+
+    /// The ledger's invariants, checked from the operator's dump and the jobs' own records.
     fn audit_ledger(&self) {
-        let ledger = self.api("/api/ledger");
+        let resp = self.http.get(format!("{}/api/ledger", self.hub.url())).bearer_auth(self.operator_token()).send().unwrap();
+        assert!(resp.status().is_success(), "the operator reads the ledger: {}", resp.status());
+        let ledger: Value = resp.json().unwrap();
         let mut balances: HashMap<i64, i64> = HashMap::new();
         let mut paid_assignments: HashMap<i64, usize> = HashMap::new();
         let mut total = 0i64;
@@ -722,5 +733,249 @@ fn a_sweep_trains_every_point_validates_each_and_publishes_the_best() {
         let head = net.api(&format!("/api/models/alice/keras-mnist-mlp-mnist/revision/{branch}"));
         assert_eq!(head["sha"], point["revision"]);
     }
+    net.audit_ledger();
+}
+
+/// A raw worker of `owner` takes the job's train unit; returns the lease.
+fn lease_train_unit(net: &Network, token: &str, worker_id: i64) -> Value {
+    let resp = net.post(&format!("/api/workers/{worker_id}/pull?wait=10"), token, &json!({}));
+    assert_eq!(resp.status(), 200, "a lease for the train unit");
+    let lease: Value = resp.json().unwrap();
+    assert!(lease["upload_token"].is_string(), "a train lease carries a lease token: {lease}");
+    lease
+}
+
+/// An NDJSON commit of one small inline file to `branch` of model repo `repo`.
+fn commit_file(net: &Network, token: &str, repo: &str, branch: &str, title: &str, path: &str, content: &[u8]) -> reqwest::blocking::Response {
+    use base64::Engine;
+    let body = format!(
+        "{}\n{}\n",
+        json!({"key": "header", "value": {"summary": title}}),
+        json!({"key": "file", "value": {"path": path, "content": base64::engine::general_purpose::STANDARD.encode(content), "encoding": "base64"}})
+    );
+    net.http
+        .post(format!("{}/api/models/{repo}/commit/{}", net.hub.url(), branch.replace('/', "%2F")))
+        .bearer_auth(token)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .unwrap()
+}
+
+#[test]
+fn a_trainer_cannot_publish_its_own_commit_as_validated() {
+    let mut net = Network::start(&["--no-worker"]);
+    // Mallory trains an honest model and claims it honestly; after reporting she pushes a
+    // "validated" commit with other weights to her unit branch, hoping promotion takes the head.
+    let mallory = net.hub.add_user("mallory");
+    let worker_id = net.register_raw_worker(&mallory, "forger");
+    let model_dir = net.tmp.path().join("mallory-model");
+    let data = mnist_dir();
+    commons(&["train", "keras-mnist-mlp", "--data", data.to_str().unwrap(), "--out", model_dir.to_str().unwrap(), "--set", "training.epochs=1"]);
+    let id = net.submit_train(1);
+    let lease = lease_train_unit(&net, &mallory, worker_id);
+    let token = lease["upload_token"].as_str().unwrap().to_string();
+    let branch = lease["work"]["output_branch"].as_str().unwrap().to_string();
+    let repo = lease["work"]["output_repo"].as_str().unwrap().to_string();
+    let out = net.cli_raw(&["upload", &repo, model_dir.to_str().unwrap(), "--revision", &branch], &token);
+    assert!(out.status.success(), "upload with the lease's token: {}", String::from_utf8_lossy(&out.stderr));
+    let reported = net.api(&format!("/api/models/{repo}/revision/{branch}"))["sha"].as_str().unwrap().to_string();
+    let report = net.post(
+        &format!("/api/assignments/{}/report", lease["assignment_id"]),
+        &mallory,
+        &json!({"status": "success", "output": {"role": "train", "model_commit": reported, "test": honest_metrics(&model_dir, &data), "flops": 1e12, "epochs": 1, "wall_seconds": 1.0}}),
+    );
+    assert!(report.status().is_success());
+
+    // The report ended her write access: the forged commit is refused as from an unknown token.
+    let forged = commit_file(&net, &token, &repo, &branch, &format!("Validated by job {id}"), "model.safetensors", b"backdoored weights");
+    assert_eq!(forged.status(), 401, "a lease token dies when its assignment reports");
+    assert_eq!(net.api(&format!("/api/models/{repo}/revision/{branch}"))["sha"], reported.as_str(), "nothing landed");
+    // Even a commit that does land on the branch (the repository owner's own) changes nothing of
+    // what is published: the validated revision is built on the evaluated commit.
+    let owner_push = commit_file(&net, &net.hub.token, &repo, &branch, &format!("Validated by job {id}"), "backdoor.txt", b"owned");
+    assert!(owner_push.status().is_success(), "the owner may write her own repository");
+
+    net.start_worker("bob", "w1");
+    let job = net.wait_done(id);
+    let published = job["result"]["model"]["revision"].as_str().unwrap().to_string();
+    assert_eq!(net.api(&format!("/api/models/{repo}"))["sha"], published.as_str(), "main is the validated revision");
+    let history = net.api(&format!("/api/models/{repo}/commits/main"));
+    assert_eq!(history[0]["id"], published.as_str());
+    assert_eq!(history[0]["title"], format!("Validated by job {id}"));
+    assert_eq!(history[0]["authors"][0]["user"], "commons", "the coordinator made the validated commit");
+    assert_eq!(history[1]["id"], reported.as_str(), "the validated commit sits on exactly the commit that was evaluated");
+    let files = net.api(&format!("/api/models/{repo}/tree/main?recursive=true")).to_string();
+    assert!(!files.contains("backdoor.txt"), "nothing pushed after the report is published: {files}");
+    let weights = |rev: &str| net.api(&format!("/api/models/{repo}/revision/{rev}?blobs=true"))["siblings"].as_array().unwrap().iter().find(|f| f["rfilename"] == "model.safetensors").unwrap()["lfs"]["sha256"].clone();
+    assert_eq!(weights(&published), weights(&reported), "the published weights are the evaluated ones");
+    assert_eq!(net.api(&format!("/api/models/{repo}/revision/{branch}"))["sha"], published.as_str(), "the unit branch holds the validated commit");
+    net.audit_ledger();
+}
+
+#[test]
+fn a_commit_to_a_decided_unit_branch_cannot_stall_its_job() {
+    let mut net = Network::start(&["--no-worker"]);
+    net.start_worker("bob", "w1");
+    let id = net.submit_train(1);
+    // Once bob reported, the owner (who may write her repository) moves the unit branch on; the
+    // validation still publishes what was evaluated and the job still ends.
+    let job = net.wait_job(id, "the training report", Duration::from_secs(180), |j| !units_of(j, "eval", true).is_empty());
+    let trained = &units_of(&job, "train", false)[0]["assignments"][0];
+    let branch = format!("job-{id}-a{}", trained["id"]);
+    let reported = trained["output"]["model_commit"].as_str().unwrap().to_string();
+    let push = commit_file(&net, &net.hub.token, "alice/keras-mnist-mlp-mnist", &branch, "Move the branch on", "later.txt", b"later");
+    assert!(push.status().is_success(), "{}", push.text().unwrap());
+    net.start_worker("carol", "w2");
+    let job = net.wait_done(id);
+    let history = net.api("/api/models/alice/keras-mnist-mlp-mnist/commits/main");
+    assert_eq!(history[1]["id"], reported.as_str(), "published on the evaluated commit: {history:#}");
+    assert_eq!(job["refunded"].as_i64().unwrap() + job["paid"].as_i64().unwrap(), job["escrow"].as_i64().unwrap(), "the escrow is settled");
+    net.audit_ledger();
+}
+
+#[test]
+fn a_lease_token_reads_nothing_private_and_dies_with_its_assignment() {
+    let mut net = Network::start(&["--no-worker"]);
+    let secret = net.tmp.path().join("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("plans.txt"), "alice's private plans").unwrap();
+    net.cli(&["repo", "create", "secret", "--private"]);
+    net.cli(&["upload", "secret", secret.to_str().unwrap()]);
+
+    let mallory = net.hub.add_user("mallory");
+    let worker_id = net.register_raw_worker(&mallory, "snoop");
+    let id = net.submit_train(1);
+    let lease = lease_train_unit(&net, &mallory, worker_id);
+    let token = lease["upload_token"].as_str().unwrap().to_string();
+    let get = |path: &str| net.http.get(format!("{}{path}", net.hub.url())).bearer_auth(&token).send().unwrap();
+    // Alice's private repository does not exist for it, on every read path.
+    for path in ["/api/models/alice/secret", "/api/models/alice/secret/tree/main", "/alice/secret/resolve/main/plans.txt"] {
+        let resp = get(path);
+        assert_eq!(resp.status(), 404, "{path}");
+        assert_eq!(resp.headers()["x-error-code"], "RepoNotFound", "{path}: the clients raise RepositoryNotFoundError");
+    }
+    let listed = get("/api/models?author=alice").text().unwrap();
+    assert!(listed.contains("alice/keras-mnist-mlp-mnist") && !listed.contains("alice/secret"), "{listed}");
+    // It speaks for no account: no balance, no jobs.
+    assert_eq!(get("/api/credits").status(), 403);
+    assert_eq!(net.post("/api/jobs", &token, &json!({"kind": "train", "algorithm": "alice/keras-mnist-mlp", "dataset": "alice/mnist"})).status(), 403);
+    // The job's output repository (public) is readable, as it is to anyone.
+    assert_eq!(get("/api/models/alice/keras-mnist-mlp-mnist").status(), 200);
+
+    // The lease lapses (no heartbeat): the token dies with it.
+    net.wait_job(id, "the lease to lapse", Duration::from_secs(60), |j| units_of(j, "train", false)[0]["assignments"][0]["state"] == "expired");
+    assert_eq!(get("/api/whoami-v2").status(), 401, "a lapsed lease's token is dead");
+
+    // A cancelled job's lease token dies at the cancellation.
+    let lease = lease_train_unit(&net, &mallory, net.register_raw_worker(&mallory, "snoop2"));
+    let token = lease["upload_token"].as_str().unwrap().to_string();
+    let whoami = |token: &str| net.http.get(format!("{}/api/whoami-v2", net.hub.url())).bearer_auth(token).send().unwrap().status();
+    assert_eq!(whoami(&token), 200);
+    net.cli(&["job", "cancel", &id.to_string()]);
+    assert_eq!(whoami(&token), 401, "a cancelled unit's token is dead");
+    net.audit_ledger();
+}
+
+#[test]
+fn a_flood_of_heartbeat_epochs_and_logs_is_bounded() {
+    let net = Network::start(&["--no-worker"]);
+    let mallory = net.hub.add_user("mallory");
+    let worker_id = net.register_raw_worker(&mallory, "chatty");
+    let id = net.submit_train(1);
+    let lease = lease_train_unit(&net, &mallory, worker_id);
+    let beat = |body: &Value| net.post(&format!("/api/assignments/{}/heartbeat", lease["assignment_id"]), &mallory, body);
+    let points = |from: usize, n: usize| -> Vec<Value> { (from..from + n).map(|e| json!({"epoch": e, "train_loss": 0.5, "seconds": 1.0})).collect() };
+
+    // 40,000 points in one heartbeat: refused before the writer sees it.
+    let resp = beat(&json!({"epochs": points(0, 40_000)}));
+    assert!(resp.status() == 400 || resp.status() == 413, "{}", resp.status());
+    let error: Value = resp.json().unwrap();
+    assert!(error["error"].is_string() && error["message"].is_string(), "{error}");
+    // Within bounds, beats are merged in linear time and what is kept is capped; a commit of the
+    // hub goes through between them.
+    for i in 0..12 {
+        assert!(beat(&json!({"epochs": points(i * 1000, 1000), "log": vec!["x".repeat(100); 200]})).status().is_success());
+        let started = Instant::now();
+        let resp = commit_file(&net, &net.hub.token, "alice/keras-mnist-mlp-mnist", "main", "meanwhile", "notes.txt", format!("{i}").as_bytes());
+        assert!(resp.status().is_success());
+        assert!(started.elapsed() < Duration::from_secs(2), "a hub commit waited {:?} behind heartbeats", started.elapsed());
+    }
+    for _ in 0..40 {
+        assert!(beat(&json!({"log": vec!["y"; 200]})).status().is_success());
+    }
+    let job = net.job(id);
+    let kept = units_of(&job, "train", false)[0]["assignments"][0]["epochs"].as_array().unwrap().len();
+    assert_eq!(kept, 10_000, "epoch points kept per assignment are capped");
+    let mut lines = 0;
+    let mut after = 0;
+    loop {
+        let page = net.api(&format!("/api/jobs/{id}/logs?after={after}&limit=10000"));
+        let page = page["lines"].as_array().unwrap().clone();
+        let Some(last) = page.last() else { break };
+        after = last["id"].as_i64().unwrap();
+        lines += page.iter().filter(|l| l["assignment_id"] == lease["assignment_id"]).count();
+    }
+    assert_eq!(lines, 10_001, "10,000 lines and one saying the log was truncated");
+    let logs = net.cli(&["job", "logs", &id.to_string()]);
+    assert!(logs.contains("log truncated at 10000 lines"), "{}", &logs[logs.len().saturating_sub(500)..]);
+}
+
+#[test]
+fn deleting_a_jobs_output_repository_fails_the_job_and_returns_the_escrow() {
+    let mut net = Network::start(&["--no-worker"]);
+    let mallory = net.hub.add_user("mallory");
+    let worker_id = net.register_raw_worker(&mallory, "w0");
+    let id = net.submit_train(1);
+    let lease = lease_train_unit(&net, &mallory, worker_id);
+    let token = lease["upload_token"].as_str().unwrap().to_string();
+    // Alice deletes the output repository while a lease token names it.
+    let resp = net.http.delete(format!("{}/api/repos/delete", net.hub.url())).bearer_auth(&net.hub.token).json(&json!({"name": "keras-mnist-mlp-mnist", "type": "model"})).send().unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().unwrap());
+    assert_eq!(net.http.get(format!("{}/api/whoami-v2", net.hub.url())).bearer_auth(&token).send().unwrap().status(), 401, "its lease tokens went with it");
+    // The volunteer gives up; the next worker's lease finds no repository to publish into.
+    assert!(net.post(&format!("/api/assignments/{}/report", lease["assignment_id"]), &mallory, &json!({"status": "error", "error": "cannot upload"})).status().is_success());
+    net.start_worker("bob", "w1");
+    let job = net.wait_job(id, "the job to fail", Duration::from_secs(60), |j| j["state"] == "failed");
+    assert!(job["error"].as_str().unwrap().contains("was deleted"), "{job:#}");
+    assert_eq!(job["refunded"], job["escrow"], "nothing was paid, everything came back");
+    assert_eq!(net.balance(&net.hub.token), 1000);
+    net.audit_ledger();
+}
+
+#[test]
+fn a_dataset_card_cannot_set_the_price_of_a_job() {
+    let net = Network::start(&["--no-worker"]);
+    // The same MNIST files under cards that lie: one example, and more than an i64 holds.
+    let escrow_with_card = |name: &str, card: &str| -> i64 {
+        let dir = net.tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(mnist_dir()).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+        std::fs::write(dir.join("README.md"), card).unwrap();
+        net.cli(&["repo", "create", name, "--type", "dataset"]);
+        net.cli(&["upload", name, dir.to_str().unwrap(), "--type", "dataset"]);
+        let out = net.cli(&["job", "submit", "train", "--algorithm", "alice/keras-mnist-mlp", "--dataset", &format!("alice/{name}"), "--set", "training.epochs=1", "--output", name]);
+        let id: i64 = out.lines().last().unwrap().trim().parse().unwrap();
+        let escrow = net.job(id)["escrow"].as_i64().unwrap();
+        net.cli(&["job", "cancel", &id.to_string()]);
+        escrow
+    };
+    let card = |train: &str, test: &str| format!("---\ndataset_info:\n  splits:\n  - name: train\n    num_examples: {train}\n  - name: test\n    num_examples: {test}\n---\n# MNIST\n");
+    let honest = escrow_with_card("mnist-honest", &card("60000", "10000"));
+    let tiny = escrow_with_card("mnist-tiny", &card("1", "1"));
+    let huge = escrow_with_card("mnist-huge", &card("9223372036854775807", "9223372036854775807"));
+    let none = escrow_with_card("mnist-bare", "# MNIST, no metadata\n");
+    assert!(honest > 100, "{honest}");
+    assert_eq!((tiny, huge, none), (honest, honest, honest), "the price comes from the data, not the card");
+    assert_eq!(net.balance(&net.hub.token), 1000, "every escrow came back");
+
+    // The whole ledger is the operator's to read; each user sees their own account.
+    let anonymous = net.http.get(format!("{}/api/ledger", net.hub.url())).send().unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let alice = net.http.get(format!("{}/api/ledger", net.hub.url())).bearer_auth(&net.hub.token).send().unwrap();
+    assert_eq!(alice.status(), 403);
     net.audit_ledger();
 }

@@ -25,10 +25,16 @@ use crate::{Coordinator, now};
 /// Jobs, and units of each, considered per lease attempt; the rest wait for the next pull.
 const JOBS_CONSIDERED: i64 = 32;
 const UNITS_CONSIDERED: i64 = 16;
-/// Log lines kept per heartbeat, and characters per line.
+/// Log lines kept per heartbeat, characters per line, and lines per assignment in all.
 const MAX_LOG_LINES: usize = 200;
 const MAX_LOG_LINE: usize = 2000;
-/// Upload tokens outlive any reasonable unit; they are useless once the unit is decided.
+const MAX_LOG_LINES_PER_ASSIGNMENT: i64 = 10_000;
+/// Epoch points one heartbeat may carry, and points kept per assignment: merging a heartbeat
+/// runs on the writer thread, so its cost must stay small whatever a worker sends.
+const MAX_EPOCHS_PER_BEAT: usize = 1000;
+const MAX_EPOCHS_KEPT: usize = 10_000;
+/// A lease token dies with its assignment (a trigger deletes it when the assignment stops
+/// running); this expiry is only a backstop.
 const UPLOAD_TOKEN_SECONDS: i64 = 24 * 3600;
 
 pub(crate) struct WorkerRow {
@@ -188,7 +194,11 @@ impl Coordinator {
         if let Work::Train { output_repo, output_branch, resume, .. } = &mut work {
             *output_branch = crate::unit_branch(job_id, assignment_id);
             *resume = checkpoint.and_then(|c| serde_json::from_str(&c).ok());
-            upload_token = Some(self.upload_token(job_id, output_repo, output_branch, assignment_id).await?);
+            match self.upload_token(job_id, output_repo, output_branch, assignment_id).await? {
+                Some(token) => upload_token = Some(token),
+                // The assignment ended before its token existed (the job was cancelled or failed).
+                None => return Ok(None),
+            }
         }
         tracing::info!(job = job_id, unit = unit_id, assignment = assignment_id, worker = worker_id, role, "unit leased");
         Ok(Some(Lease { assignment_id, unit_id, job_id, work, lease_seconds: self.config.lease_seconds, upload_token }))
@@ -288,16 +298,20 @@ impl Coordinator {
         Ok(needs.admits(worker))
     }
 
-    /// A token that may write only the unit's branch of the job's output repository, for the
-    /// worker that trains it.
-    async fn upload_token(&self, job_id: i64, output_repo: &str, branch: &str, assignment_id: i64) -> Result<String> {
-        let repo = self.existing_output_repo(output_repo).await?;
+    /// A lease token for the worker that trains a unit: it writes only the unit's branch of the
+    /// job's output repository, reads only what anonymous callers read, and dies the moment the
+    /// assignment stops running. `None` when the assignment is over already; a job whose output
+    /// repository was deleted fails (nothing could be published).
+    async fn upload_token(&self, job_id: i64, output_repo: &str, branch: &str, assignment_id: i64) -> Result<Option<String>> {
+        let Some(repo) = self.output_repo(output_repo).await? else {
+            let message = format!("the output repository {output_repo} was deleted");
+            tracing::warn!(job = job_id, %message, "job failed");
+            self.write(move |c, db| c.fail_if_active(db, job_id, &message)).await?;
+            return Ok(None);
+        };
         let owner_id: i64 = sqlx::query("SELECT owner_id FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get("owner_id")?;
-        Ok(self
-            .hub
-            .db
-            .create_branch_token(owner_id, &format!("job-{job_id}-assignment-{assignment_id}"), repo.id, branch, now() + UPLOAD_TOKEN_SECONDS)
-            .await?)
+        let name = format!("job-{job_id}-assignment-{assignment_id}");
+        Ok(self.hub.db.create_lease_token(owner_id, &name, repo.id, branch, assignment_id, now() + UPLOAD_TOKEN_SECONDS).await?)
     }
 
     /// Loads an assignment of `owner`'s worker, with its unit and job state.
@@ -343,6 +357,11 @@ impl Coordinator {
 
     /// Records progress, logs and finished epochs, and extends the lease.
     pub async fn heartbeat(&self, owner: &Token, assignment_id: i64, beat: Heartbeat) -> Result<HeartbeatAnswer> {
+        if beat.epochs.len() > MAX_EPOCHS_PER_BEAT || beat.log.len() > MAX_LOG_LINES {
+            return Err(ComputeError::bad_request(format!(
+                "a heartbeat carries at most {MAX_EPOCHS_PER_BEAT} epoch points and {MAX_LOG_LINES} log lines; send the rest in the next one"
+            )));
+        }
         let owner = Owner::of(owner);
         // A checkpoint counts only once it is on the hub, at the head of this assignment's own
         // branch: asked of the hub before the write.
@@ -372,8 +391,13 @@ impl Coordinator {
         if !beat.epochs.is_empty() {
             let current: Option<String> = db.one("SELECT epochs FROM assignments WHERE id = ?1", [a.id], |r| r.get(0))?;
             let mut epochs: Vec<commons_protocol::EpochPoint> = current.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
+            // Linear in what is kept plus what arrived; both are capped.
+            let mut seen: std::collections::HashSet<usize> = epochs.iter().map(|e| e.epoch).collect();
             for point in beat.epochs {
-                if !epochs.iter().any(|e| e.epoch == point.epoch) {
+                if epochs.len() >= MAX_EPOCHS_KEPT {
+                    break;
+                }
+                if seen.insert(point.epoch) {
                     epochs.push(point);
                 }
             }
@@ -382,9 +406,20 @@ impl Coordinator {
         if let Some(checkpoint) = &checkpoint {
             self.record_checkpoint(db, &a, checkpoint)?;
         }
-        for line in beat.log.iter().take(MAX_LOG_LINES) {
-            let line: String = line.chars().take(MAX_LOG_LINE).collect();
-            db.exec("INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES (?1, ?2, ?3, ?4)", params![a.job_id, a.id, line, t])?;
+        if !beat.log.is_empty() {
+            let kept: i64 = db.one("SELECT log_lines FROM assignments WHERE id = ?1", [a.id], |r| r.get(0))?;
+            let room = (MAX_LOG_LINES_PER_ASSIGNMENT - kept).max(0) as usize;
+            let lines: Vec<String> = beat.log.iter().take(room).map(|l| l.chars().take(MAX_LOG_LINE).collect()).collect();
+            for line in &lines {
+                db.exec("INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES (?1, ?2, ?3, ?4)", params![a.job_id, a.id, line, t])?;
+            }
+            if lines.len() < beat.log.len() && kept < MAX_LOG_LINES_PER_ASSIGNMENT + 1 {
+                let note = format!("[coordinator] assignment {}: log truncated at {MAX_LOG_LINES_PER_ASSIGNMENT} lines", a.id);
+                db.exec("INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES (?1, ?2, ?3, ?4)", params![a.job_id, a.id, note, t])?;
+            }
+            // One past the cap once truncated, so the note is written once.
+            let added = lines.len() as i64 + i64::from(lines.len() < beat.log.len());
+            db.exec("UPDATE assignments SET log_lines = MIN(log_lines + ?1, ?2) WHERE id = ?3", params![added, MAX_LOG_LINES_PER_ASSIGNMENT + 1, a.id])?;
         }
         Ok(HeartbeatAnswer { stop: false, reason: None, lease_expires_at: expires })
     }

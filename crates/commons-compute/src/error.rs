@@ -18,6 +18,9 @@ pub enum ComputeError {
     InsufficientCredits { needed: i64, balance: i64 },
     #[error("stored compute state is inconsistent: {0}")]
     Corrupt(String),
+    /// Something a job needs was deleted by its owner (its output repository).
+    #[error("{0}")]
+    Gone(String),
 }
 
 impl ComputeError {
@@ -50,6 +53,7 @@ impl From<ComputeError> for ApiError {
             ComputeError::Db(db) => db.into(),
             ComputeError::Api { status, code, message } => ApiError::new(status, code, message),
             e @ ComputeError::InsufficientCredits { .. } => ApiError::new(StatusCode::PAYMENT_REQUIRED, "InsufficientCredits", e.to_string()),
+            ComputeError::Gone(message) => ApiError::new(StatusCode::GONE, "Gone", message),
             other => ApiError::internal(other),
         }
     }

@@ -167,7 +167,7 @@ impl Coordinator {
             check_runnable(&loaded)?;
             let plan = cost::plan_from_recipe(&loaded, DEFAULT_VOCAB).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
             let sizes = self.split_sizes(&dataset_repo, &dataset.revision, &loaded).await?;
-            let train_flops = cost::training_flops(&plan, sizes.train, loaded.recipe.training.epochs, sizes.test);
+            let train_flops = cost::training_flops(&plan, sizes.train, loaded.recipe.training.epochs as u64, sizes.test);
             priced.push((settings, train_flops, cost::evaluation_flops(&plan, sizes.test)));
         }
         let output = output.unwrap_or_else(|| {
@@ -181,11 +181,12 @@ impl Coordinator {
                 owner.user.name
             )));
         }
-        let mut escrow = 0;
+        let mut escrow = 0i64;
         let mut units = Vec::with_capacity(priced.len());
         for (settings, train_flops, validation_flops) in priced {
             // Room for one retrained model and the validations that may take to agree.
-            escrow += 2 * credits_for(train_flops) + VALIDATION_MAX_RESULTS * credits_for(validation_flops);
+            let point = credits_for(train_flops).checked_mul(2).and_then(|t| VALIDATION_MAX_RESULTS.checked_mul(credits_for(validation_flops))?.checked_add(t));
+            escrow = point.and_then(|p| escrow.checked_add(p)).ok_or_else(too_expensive)?;
             let work = Work::Train {
                 algorithm: algorithm.clone(),
                 recipe_path: recipe_path.clone(),
@@ -232,20 +233,21 @@ impl Coordinator {
         let sizes = self.split_sizes(&dataset_repo, &dataset.revision, &loaded).await?;
         let examples = match split.as_str() {
             "train" => sizes.train,
-            "validation" => (sizes.train as f64 * loaded.recipe.data.validation_fraction) as usize,
+            "validation" => (sizes.train as f64 * loaded.recipe.data.validation_fraction) as u64,
             _ => sizes.test,
         };
-        if shards > examples.max(1) {
+        if shards as u64 > examples.max(1) {
             return Err(ComputeError::bad_request(format!("{shards} shards for {examples} examples: use at most one shard per example")));
         }
         let max_results = self.config.max_results.max(2);
         let mut units = Vec::with_capacity(shards);
-        let mut escrow = 0;
-        for index in 0..shards {
-            let shard_examples = examples * (index + 1) / shards - examples * index / shards;
+        let mut escrow = 0i64;
+        for index in 0..shards as u64 {
+            // (index ≤ 256 and examples < 2^63: no product here can wrap.)
+            let shard_examples = (examples as u128 * (index as u128 + 1) / shards as u128 - examples as u128 * index as u128 / shards as u128) as u64;
             let flops = cost::evaluation_flops(&plan, shard_examples);
-            escrow += max_results * credits_for(flops);
-            let shard = (shards > 1).then_some((index, shards));
+            escrow = max_results.checked_mul(credits_for(flops)).and_then(|c| escrow.checked_add(c)).ok_or_else(too_expensive)?;
+            let shard = (shards > 1).then_some((index as usize, shards));
             let work = Work::Eval { model: model.clone(), dataset: dataset.clone(), split: split.clone(), shard };
             units.push(NewUnit { role: "eval", stored: StoredWork { work, validation_flops: None, claim: None }, quorum: 2, open_slots: 2, max_results, flops });
         }
@@ -297,26 +299,6 @@ impl Coordinator {
             [] => Err(ComputeError::bad_request(format!("algorithm {} has no recipe.toml", repo.full_name()))),
             many => Err(ComputeError::bad_request(format!("algorithm {} has several recipes ({}); name one recipe.toml", repo.full_name(), many.join(", ")))),
         }
-    }
-
-    /// Example counts of a dataset revision: from its card's `dataset_info.splits`
-    /// (`num_examples`, as on the Hugging Face Hub), else estimated from its size.
-    async fn split_sizes(&self, repo: &Repo, commit: &str, loaded: &LoadedRecipe) -> Result<SplitSizes> {
-        if let Some(card) = self.read_text(repo, commit, "README.md").await? {
-            if let Some(sizes) = card_split_sizes(&card) {
-                let train = sizes.get("train").copied().unwrap_or(0);
-                let test = sizes.get("test").copied().unwrap_or((train as f64 * loaded.recipe.data.test_fraction) as usize);
-                if train > 0 {
-                    return Ok(SplitSizes { train, test });
-                }
-            }
-        }
-        let bytes: i64 = self.hub.db.tree_at(repo, commit).await?.iter().filter(|f| !f.path.ends_with(".md") && !f.path.starts_with('.')).map(|f| f.size).sum();
-        let per_example = loaded.recipe.data.input_shape.iter().product::<usize>().max(1);
-        let total = (bytes.max(0) as usize / per_example).max(1);
-        let test = (total as f64 * loaded.recipe.data.test_fraction.clamp(0.05, 0.5)) as usize;
-        tracing::debug!(dataset = %repo.full_name(), total, "no split sizes in the card; estimated from file sizes");
-        Ok(SplitSizes { train: total - test, test: test.max(1) })
     }
 
     /// A job with its units and their assignments.
@@ -504,6 +486,16 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Fails a job that is still queued, running or validating (a finished one stays as it is):
+    /// whatever happens to its inputs or outputs, every job reaches a final state.
+    pub(crate) fn fail_if_active(&self, db: &Conn, job_id: i64, message: &str) -> Result<()> {
+        let active: bool = db.one("SELECT state IN ('queued', 'running', 'validating') FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?;
+        if active {
+            self.end_job(db, job_id, "failed", Some(message))?;
+        }
+        Ok(())
+    }
+
     /// Log lines of a job after line id `after`.
     pub async fn logs(&self, job_id: i64, after: i64, limit: i64) -> Result<Vec<LogLine>> {
         let rows = sqlx::query("SELECT id, assignment_id, line, created_at FROM unit_logs WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3")
@@ -577,11 +569,6 @@ impl<'a> From<&'a NewUnit> for NewUnitRef<'a> {
     }
 }
 
-struct SplitSizes {
-    train: usize,
-    test: usize,
-}
-
 /// Most points one sweep may train.
 const MAX_SWEEP_POINTS: usize = 64;
 
@@ -609,6 +596,11 @@ fn sweep_points(sweep: &[String]) -> Result<Vec<Vec<String>>> {
     Ok(points)
 }
 
+/// A job whose price does not fit the ledger's integers.
+fn too_expensive() -> ComputeError {
+    ComputeError::bad_request("this job would cost more credits than the ledger can count; train on less data or for fewer epochs")
+}
+
 /// Jobs run what the coordinator can validate: networks whose evaluation is deterministic.
 fn check_runnable(loaded: &LoadedRecipe) -> Result<()> {
     if matches!(loaded.recipe.kind, RecipeKind::Word2vecSkipgram | RecipeKind::Word2vecCbow | RecipeKind::Glove) {
@@ -620,26 +612,9 @@ fn check_runnable(loaded: &LoadedRecipe) -> Result<()> {
     Ok(())
 }
 
-/// `dataset_info.splits[].num_examples` of a card's YAML front matter (a mapping, or a list of
-/// configurations of which the first is taken).
-fn card_split_sizes(card: &str) -> Option<HashMap<String, usize>> {
-    let rest = card.strip_prefix("---\n").or_else(|| card.strip_prefix("---\r\n"))?;
-    let end = rest.find("\n---")?;
-    let yaml: serde_json::Value = serde_saphyr::from_str(&rest[..end]).ok()?;
-    let info = yaml.get("dataset_info")?;
-    let info = if let Some(list) = info.as_array() { list.first()? } else { info };
-    let mut sizes = HashMap::new();
-    for split in info.get("splits")?.as_array()? {
-        let name = split.get("name")?.as_str()?;
-        let count = split.get("num_examples")?.as_u64()?;
-        sizes.insert(name.to_string(), count as usize);
-    }
-    Some(sizes)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{card_split_sizes, sweep_points};
+    use super::sweep_points;
 
     #[test]
     fn a_sweep_trains_every_combination() {
@@ -651,12 +626,4 @@ mod tests {
         assert!(sweep_points(&["a=1,,2".into()]).is_err());
     }
 
-    #[test]
-    fn split_sizes_come_from_the_card_front_matter() {
-        let card = "---\nlicense: cc-by-sa-3.0\ndataset_info:\n  features:\n  - name: label\n  splits:\n  - name: train\n    num_examples: 60000\n  - name: test\n    num_examples: 10000\n---\n# MNIST\n";
-        let sizes = card_split_sizes(card).expect("sizes");
-        assert_eq!(sizes["train"], 60000);
-        assert_eq!(sizes["test"], 10000);
-        assert!(card_split_sizes("# no front matter\n").is_none());
-    }
 }

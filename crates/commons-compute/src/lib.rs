@@ -22,6 +22,7 @@ mod dispatch;
 mod error;
 mod jobs;
 mod ledger;
+mod pricing;
 mod routes;
 mod validate;
 mod writer;
@@ -153,7 +154,7 @@ impl Coordinator {
     pub async fn housekeeping(&self) -> Result<()> {
         self.expire_leases().await?;
         self.finish_ready_jobs().await?;
-        self.hub.db.purge_expired_tokens().await?;
+        self.hub.housekeeping().await?;
         Ok(())
     }
 }
@@ -173,7 +174,7 @@ impl Coordinator {
 
     /// [`Self::output_repo`], when its absence means the stored state is broken.
     pub(crate) async fn existing_output_repo(&self, full_name: &str) -> Result<commons_db::Repo> {
-        self.output_repo(full_name).await?.ok_or_else(|| ComputeError::Corrupt(format!("output repository {full_name} is gone")))
+        self.output_repo(full_name).await?.ok_or_else(|| ComputeError::Gone(format!("the output repository {full_name} was deleted")))
     }
 }
 

@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use commons_db::{Scope, Token};
-use commons_hub::{ApiError, ApiResult, Caller};
+use commons_hub::{ApiError, ApiResult, Caller, RawBody};
 use commons_protocol::{Heartbeat, JobRequest, RegisterWorker, Report};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -34,21 +33,16 @@ pub fn router(coordinator: Coordinator) -> Router {
         .with_state(coordinator)
 }
 
-/// A JSON body whose rejection is a JSON error naming what is wrong.
+/// A JSON body, at most the hub's JSON limit (413 past it), whose rejection is a JSON error
+/// naming what is wrong.
 struct Body<T>(T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+impl<T: DeserializeOwned> FromRequest<Coordinator> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            Err(rejection) => Err(ApiError::bad_request(match rejection {
-                JsonRejection::JsonDataError(e) => format!("invalid request body: {}", e.body_text()),
-                JsonRejection::JsonSyntaxError(e) => format!("request body is not valid JSON: {}", e.body_text()),
-                other => other.body_text(),
-            })),
-        }
+    async fn from_request(req: Request, state: &Coordinator) -> Result<Self, ApiError> {
+        let raw = RawBody::from_request(req, state).await?;
+        Ok(Body(raw.json(state.hub.limits.json_body, "the request body").await?))
     }
 }
 
@@ -161,10 +155,16 @@ async fn report(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64
 }
 
 async fn credits(State(c): State<Coordinator>, caller: Caller) -> ApiResult<Response> {
-    let token = caller.require()?;
+    let token = caller.require_account()?;
     Ok(Json(c.credits(&token.user).await?).into_response())
 }
 
-async fn ledger(State(c): State<Coordinator>) -> ApiResult<Response> {
+/// The whole ledger, every account and transfer: the operator's audit, not a public page (each
+/// user sees their own account at `/api/credits`).
+async fn ledger(State(c): State<Coordinator>, caller: Caller) -> ApiResult<Response> {
+    let token = caller.require_account()?;
+    if c.config().operator_user.as_deref() != Some(token.user.name.as_str()) {
+        return Err(ApiError::forbidden("the whole ledger is for the hub's operator; your own account is at /api/credits"));
+    }
     Ok(Json(c.ledger().await?).into_response())
 }

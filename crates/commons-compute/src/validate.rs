@@ -274,8 +274,16 @@ impl Coordinator {
         let ready = sqlx::query(sql).bind(only).fetch_all(self.pool()).await?;
         for row in ready {
             let id: i64 = row.try_get("id")?;
-            if let Err(e) = self.finish_job(id).await {
-                tracing::warn!(job = id, error = %e, "finishing the job failed; will retry");
+            match self.finish_job(id).await {
+                Ok(()) => {}
+                // What the job published is gone or unusable (its output repository deleted, a
+                // commit missing): retrying cannot help. The job fails and its escrow returns.
+                Err(e @ (ComputeError::Corrupt(_) | ComputeError::Gone(_) | ComputeError::Db(commons_db::DbError::RevisionNotFound(_) | commons_db::DbError::NotFound(_)))) => {
+                    let message = format!("the job's results could not be published: {e}");
+                    tracing::warn!(job = id, %message, "job failed");
+                    self.write(move |c, db| c.fail_if_active(db, id, &message)).await?;
+                }
+                Err(e) => tracing::warn!(job = id, error = %e, "finishing the job failed; will retry"),
             }
         }
         Ok(())
@@ -313,7 +321,7 @@ impl Coordinator {
                         "trained_by": [point.trainer], "confirmed_by": point.validators, "job": job_id,
                     });
                     let branch = crate::unit_branch(job_id, point.assignment);
-                    let revision = self.promote(job_id, &repo, &branch, &model_commit, &test, &provenance).await?;
+                    let revision = self.promote(job_id, &repo, &branch, &model_commit, point.reported_at, &test, &provenance).await?;
                     published.push(json!({
                         "model": { "repo": repo_name, "revision": revision, "trained_commit": model_commit, "branch": branch },
                         "test": test, "epochs": epochs, "flops": flops, "wall_seconds": wall_seconds, "provenance": provenance,
@@ -356,7 +364,7 @@ impl Coordinator {
     /// workers whose evaluations confirmed it.
     async fn accepted_training(&self, job_id: i64) -> Result<Vec<AcceptedTraining>> {
         let rows = sqlx::query(
-            "SELECT a.id, a.unit_id, a.output, u.role, u.validates_unit, u.payload, w.name AS worker, w.engine_version, u2.name AS owner
+            "SELECT a.id, a.unit_id, a.output, a.reported_at, u.role, u.validates_unit, u.payload, w.name AS worker, w.engine_version, u2.name AS owner
              FROM assignments a JOIN units u ON u.id = a.unit_id JOIN workers w ON w.id = a.worker_id JOIN users u2 ON u2.id = a.owner_id
              WHERE u.job_id = $1 AND a.outcome = 'valid' ORDER BY a.unit_id, a.id",
         )
@@ -387,6 +395,7 @@ impl Coordinator {
                     points.push(AcceptedTraining {
                         unit_id,
                         assignment: row.try_get("id")?,
+                        reported_at: row.try_get::<Option<i64>, _>("reported_at")?.unwrap_or(0),
                         output: serde_json::from_str(row.try_get("output")?).map_err(|e| ComputeError::Corrupt(e.to_string()))?,
                         overrides,
                         trainer: who,
@@ -436,38 +445,31 @@ impl Coordinator {
         Ok((outputs, workers))
     }
 
-    /// Records a validated model: a commit on its unit branch adding the validation record to
-    /// the card (and dropping training checkpoints). Idempotent: a rerun after a crash finds its
-    /// commit. [`Self::publish_main`] then moves `main`.
-    async fn promote(&self, job_id: i64, repo: &commons_db::Repo, branch: &str, model_commit: &str, test: &Value, provenance: &Value) -> Result<String> {
-        let head = self.hub.db.resolve_revision(repo, branch).await.map_err(|e| match e {
-            commons_db::DbError::RevisionNotFound(_) => ComputeError::Corrupt(format!("branch {branch} of job {job_id} is gone from {}", repo.full_name())),
-            other => other.into(),
-        })?;
+    /// Records a validated model: the coordinator's own commit on top of `model_commit`, the very
+    /// commit the validators evaluated (never whatever heads its branch now), adding the
+    /// validation record to the card and dropping training checkpoints; the unit branch is set
+    /// to it. The commit depends only on its inputs (dated `time`), so a rerun after a crash
+    /// makes the same commit. [`Self::publish_main`] then moves `main`.
+    #[allow(clippy::too_many_arguments)]
+    async fn promote(&self, job_id: i64, repo: &commons_db::Repo, branch: &str, model_commit: &str, time: i64, test: &Value, provenance: &Value) -> Result<String> {
         let title = format!("Validated by job {job_id}");
-        let head = self.hub.db.get_commit(repo, &head).await?;
-        let validated = match head {
-            Some(commit) if commit.title == title => commit.id,
-            _ => {
-                let card = match self.hub.db.file_at(repo, model_commit, "README.md").await? {
-                    Some(entry) => String::from_utf8_lossy(&self.hub.cas.read_to_vec(&entry.sha256, 4 << 20).await.map_err(commons_hub::ApiError::from)?).into_owned(),
-                    None => String::new(),
-                };
-                let card = format!("{card}\n{}", validation_section(job_id, test, provenance));
-                let record = serde_json::to_vec_pretty(&json!({ "job": job_id, "test": test, "provenance": provenance })).unwrap_or_default();
-                let mut ops = Vec::new();
-                // Training checkpoints served their purpose: the published model does not carry them.
-                if self.hub.db.tree_at(repo, model_commit).await?.iter().any(|f| f.path.starts_with("checkpoint/")) {
-                    ops.push(CommitOp::DeleteFolder("checkpoint".into()));
-                }
-                for (path, bytes) in [("README.md", card.into_bytes()), ("validation.json", record)] {
-                    let stored = self.hub.cas.put_bytes(&bytes).await.map_err(commons_hub::ApiError::from)?;
-                    ops.push(CommitOp::Put(NewFile { path: path.into(), sha256: stored.sha256, lfs: false }));
-                }
-                let message = format!("Test metrics confirmed by an independent evaluation.\n\n{provenance}");
-                self.hub.db.commit(repo, branch, Some(model_commit), &ops, "commons", &title, &message).await?.id
-            }
+        let card = match self.hub.db.file_at(repo, model_commit, "README.md").await? {
+            Some(entry) => String::from_utf8_lossy(&self.hub.cas.read_to_vec(&entry.sha256, 4 << 20).await.map_err(commons_hub::ApiError::from)?).into_owned(),
+            None => String::new(),
         };
+        let card = format!("{card}\n{}", validation_section(job_id, test, provenance));
+        let record = serde_json::to_vec_pretty(&json!({ "job": job_id, "test": test, "provenance": provenance })).unwrap_or_default();
+        let mut ops = Vec::new();
+        // Training checkpoints served their purpose: the published model does not carry them.
+        if self.hub.db.tree_at(repo, model_commit).await?.iter().any(|f| f.path.starts_with("checkpoint/")) {
+            ops.push(CommitOp::DeleteFolder("checkpoint".into()));
+        }
+        for (path, bytes) in [("README.md", card.into_bytes()), ("validation.json", record)] {
+            let stored = self.hub.cas.put_bytes(&bytes).await.map_err(commons_hub::ApiError::from)?;
+            ops.push(CommitOp::Put(NewFile { path: path.into(), sha256: stored.sha256, lfs: false }));
+        }
+        let message = format!("Test metrics confirmed by an independent evaluation.\n\n{provenance}");
+        let validated = self.hub.db.commit_onto(repo, branch, model_commit, &ops, "commons", &title, &message, time).await?.id;
         tracing::info!(job = job_id, repo = %repo.full_name(), revision = %validated, %branch, "validated model");
         Ok(validated)
     }
@@ -501,6 +503,9 @@ impl Coordinator {
 struct AcceptedTraining {
     unit_id: i64,
     assignment: i64,
+    /// When the trainer reported: the date of the validation commit, so that commit is the same
+    /// on every try.
+    reported_at: i64,
     output: Output,
     overrides: Vec<String>,
     trainer: Value,

@@ -54,6 +54,14 @@ pub struct Token {
     pub branch: Option<String>,
 }
 
+impl Token {
+    /// A lease token: limited to one branch of one repository, minted for a compute assignment.
+    /// It acts for no account beyond that branch: it reads what anonymous callers read.
+    pub fn is_lease(&self) -> bool {
+        self.repo_id.is_some()
+    }
+}
+
 fn new_secret() -> String {
     let mut bytes = [0u8; 24];
     rand::rng().fill(&mut bytes);
@@ -119,13 +127,18 @@ impl Db {
         Ok(secret)
     }
 
-    /// Creates a write token of `user_id` limited to `branch` of one repository until
-    /// `expires_at` (unix seconds); returns its secret.
-    pub async fn create_branch_token(&self, user_id: i64, token_name: &str, repo_id: i64, branch: &str, expires_at: i64) -> Result<String> {
+    /// Creates a lease token: a write token of `user_id` limited to `branch` of one repository,
+    /// for compute assignment `assignment_id`, until `expires_at` (unix seconds) or until the
+    /// assignment stops running, whichever comes first (a trigger deletes it then). Returns its
+    /// secret, or `None` when the assignment is no longer running (nothing is created).
+    pub async fn create_lease_token(&self, user_id: i64, token_name: &str, repo_id: i64, branch: &str, assignment_id: i64, expires_at: i64) -> Result<Option<String>> {
         let secret = new_secret();
         let _turn = self.write_turn().await;
-        sqlx::query(
-            "INSERT INTO tokens (user_id, name, token_hash, scope, created_at, repo_id, branch, expires_at) VALUES ($1, $2, $3, 'write', $4, $5, $6, $7)",
+        // Created only while the assignment runs, in one statement: a lease that ended between
+        // the lease and this insert gets no token the trigger could no longer delete.
+        let inserted = sqlx::query(
+            "INSERT INTO tokens (user_id, name, token_hash, scope, created_at, repo_id, branch, expires_at, assignment_id)
+             SELECT $1, $2, $3, 'write', $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM assignments WHERE id = $8 AND state = 'running')",
         )
         .bind(user_id)
         .bind(token_name)
@@ -134,9 +147,11 @@ impl Db {
         .bind(repo_id)
         .bind(branch)
         .bind(expires_at)
+        .bind(assignment_id)
         .execute(&self.pool)
-        .await?;
-        Ok(secret)
+        .await?
+        .rows_affected();
+        Ok((inserted == 1).then_some(secret))
     }
 
     /// Drops tokens past their expiry.

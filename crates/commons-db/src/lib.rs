@@ -17,7 +17,7 @@ mod repos;
 pub use auth::{Scope, Token, User};
 pub use error::DbError;
 pub use repos::{
-    Commit, CommitOp, FileEntry, NewFile, RefInfo, RefKind, Repo, RepoKind, RepoQuery, RepoSort, git_blob_sha1,
+    Commit, CommitOp, FileEntry, NewFile, RefInfo, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem, git_blob_sha1,
     lfs_pointer,
 };
 

@@ -4,7 +4,7 @@
 //! of that revision (path → blob). Trees are content-addressed, so a commit that changes nothing
 //! in the listing reuses its parent's rows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use sha1::{Digest, Sha1};
 use sqlx::{AssertSqlSafe, Row};
@@ -88,6 +88,71 @@ pub enum CommitOp {
     Put(NewFile),
     Delete(String),
     DeleteFolder(String),
+}
+
+/// An entry of a folder listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TreeItem {
+    File(FileEntry),
+    /// A folder: its path (no trailing `/`) and an id that changes whenever the revision's tree
+    /// does. (Git's folder oid hashes the folder's whole subtree, a cost that grows with the
+    /// folder; no client relies on it.)
+    Folder { path: String, oid: String },
+}
+
+impl TreeItem {
+    /// The key a listing page ends on: a file's path, or a folder's path with a trailing `/`.
+    pub fn page_key(&self) -> String {
+        match self {
+            TreeItem::File(f) => f.path.clone(),
+            TreeItem::Folder { path, .. } => format!("{path}/"),
+        }
+    }
+}
+
+/// The smallest key after `key` and everything below it: past a folder key `a/b/` is `a/b0`
+/// (`0` follows `/`), past a file `x` is `x` + U+0001 (control characters never occur in paths).
+fn successor_key(key: &str) -> String {
+    match key.strip_suffix('/') {
+        Some(folder) => format!("{folder}0"),
+        None => format!("{key}\u{1}"),
+    }
+}
+
+/// The first key after every path that starts with `prefix` (`None`: no bound, the root).
+fn prefix_end(prefix: &str) -> Option<String> {
+    prefix.strip_suffix('/').map(|p| format!("{p}0"))
+}
+
+/// The folders below `prefix` that lead to `key`, shallowest first (a folder key includes itself).
+fn folders_of(key: &str, prefix: &str) -> Vec<String> {
+    let Some(rest) = key.strip_prefix(prefix) else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut end = prefix.len();
+    for component in rest.split('/').collect::<Vec<_>>().split_last().map(|(_, dirs)| dirs.to_vec()).unwrap_or_default() {
+        end += component.len();
+        out.push(key[..end].to_string());
+        end += 1;
+    }
+    out
+}
+
+fn folder_oid(tree: &str, path: &str) -> String {
+    let mut h = Sha1::new();
+    h.update(tree.as_bytes());
+    h.update([0]);
+    h.update(path.as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<FileEntry> {
+    Ok(FileEntry {
+        path: row.try_get("path")?,
+        sha256: row.try_get("sha256")?,
+        size: row.try_get("size")?,
+        git_oid: row.try_get("git_oid")?,
+        lfs: row.try_get("lfs")?,
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -293,14 +358,16 @@ impl Db {
             updated_at: now,
         };
         let ops: Vec<CommitOp> = initial_files.iter().cloned().map(CommitOp::Put).collect();
-        apply_commit(&mut tx, &repo, "main", None, None, &ops, author, "initial commit", "", true).await?;
+        let meta = CommitMeta { author, title: "initial commit", message: "", time: now };
+        apply_commit(&mut tx, &repo, "main", None, &ops, &meta, RefUpdate::Create).await?;
         tx.commit().await?;
         Ok(repo)
     }
 
     pub async fn delete_repo(&self, repo: &Repo) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        for table in ["refs", "commits"] {
+        // Lease tokens limited to this repository die with it (they reference it).
+        for table in ["tokens", "refs", "commits"] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE repo_id = $1")))
                 .bind(repo.id)
                 .execute(&mut **tx)
@@ -402,25 +469,27 @@ impl Db {
         row.as_ref().map(commit_from_row).transpose()
     }
 
-    /// The history reachable from `commit_id`, newest first.
-    pub async fn commit_history(&self, repo: &Repo, commit_id: &str) -> Result<Vec<Commit>> {
-        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {COMMIT_COLUMNS} FROM commits WHERE repo_id = $1")))
-            .bind(repo.id)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut by_id = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let c = commit_from_row(row)?;
-            by_id.insert(c.id.clone(), c);
-        }
-        let mut out = Vec::new();
-        let mut next = Some(commit_id.to_string());
-        while let Some(id) = next {
-            let c = by_id.remove(&id).ok_or_else(|| DbError::Corrupt(format!("commit {id} missing from history")))?;
-            next = c.parent_id.clone();
-            out.push(c);
-        }
-        Ok(out)
+    /// Up to `limit` commits of the history reachable from `commit_id`, newest first, after
+    /// skipping the `skip` newest: one index lookup per commit walked, so a page costs what it
+    /// returns plus what it skips, never the repository's whole history.
+    pub async fn commit_history(&self, repo: &Repo, commit_id: &str, skip: usize, limit: usize) -> Result<Vec<Commit>> {
+        let rows = sqlx::query(
+            "WITH RECURSIVE walk(id, n) AS (
+                 SELECT $2, 0
+                 UNION ALL
+                 SELECT c.parent_id, w.n + 1 FROM walk w JOIN commits c ON c.repo_id = $1 AND c.id = w.id
+                 WHERE c.parent_id IS NOT NULL AND w.n + 1 < $3
+             )
+             SELECT c.id, c.parent_id, c.tree_id, c.author, c.title, c.message, c.created_at
+             FROM walk w JOIN commits c ON c.repo_id = $1 AND c.id = w.id WHERE w.n >= $4 ORDER BY w.n",
+        )
+        .bind(repo.id)
+        .bind(commit_id)
+        .bind(skip.saturating_add(limit) as i64)
+        .bind(skip as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(commit_from_row).collect()
     }
 
     /// The full listing of a commit's tree, sorted by path.
@@ -454,6 +523,116 @@ impl Db {
         }))
     }
 
+    /// The tree id of a commit of `repo`.
+    async fn tree_of(&self, repo: &Repo, commit_id: &str) -> Result<String> {
+        let row = sqlx::query("SELECT tree_id FROM commits WHERE repo_id = $1 AND id = $2")
+            .bind(repo.id)
+            .bind(commit_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| DbError::RevisionNotFound(commit_id.into()))?;
+        Ok(row.try_get("tree_id")?)
+    }
+
+    /// One page of the listing of folder `dir` (`""` for the root) at `commit_id`, in git's order
+    /// (a folder where its first file would be), starting after `after` (the last key of the
+    /// previous page: a file path, or a folder path with a trailing `/`), at most `limit` entries
+    /// (a recursive page may add the folders that lead to its files).
+    ///
+    /// Cost is O(limit · log n) whatever the size of the tree: a recursive page is one range scan
+    /// of the `(tree_id, path)` key; a folder page walks it with one index seek per entry (a
+    /// skip scan, in one statement), so a folder of 20,000 sub-folders is never read whole.
+    pub async fn tree_page(&self, repo: &Repo, commit_id: &str, dir: &str, recursive: bool, after: Option<&str>, limit: usize) -> Result<Vec<TreeItem>> {
+        let tree = self.tree_of(repo, commit_id).await?;
+        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        let end = prefix_end(&prefix);
+        let start = match after {
+            Some(key) => successor_key(key),
+            None => prefix.clone(),
+        };
+        let limit = limit.clamp(1, 10_000) as i64;
+        let rows = if recursive {
+            sqlx::query(
+                "SELECT path, sha256, size, git_oid, lfs FROM tree_entries
+                 WHERE tree_id = $1 AND path >= $2 AND ($3 IS NULL OR path < $3) ORDER BY path LIMIT $4",
+            )
+            .bind(&tree)
+            .bind(&start)
+            .bind(end.as_deref())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+        } else {
+            // Each step seeks the first path at or after the previous entry's successor: past a
+            // file, or past the whole sub-folder the previous path went into. `substr`/`instr`
+            // count characters, so the prefix length is given in characters ($4 = length + 1).
+            sqlx::query(
+                "WITH RECURSIVE walk(path, n) AS (
+                     SELECT (SELECT path FROM tree_entries WHERE tree_id = $1 AND path >= $2 AND ($3 IS NULL OR path < $3) ORDER BY path LIMIT 1), 1
+                     UNION ALL
+                     SELECT (SELECT e.path FROM tree_entries e WHERE e.tree_id = $1 AND ($3 IS NULL OR e.path < $3) AND e.path >= (
+                                CASE WHEN instr(substr(w.path, $4), '/') > 0
+                                     THEN substr(w.path, 1, $4 - 2 + instr(substr(w.path, $4), '/')) || '0'
+                                     ELSE w.path || char(1) END)
+                             ORDER BY e.path LIMIT 1), w.n + 1
+                     FROM walk w WHERE w.path IS NOT NULL AND w.n < $5
+                 )
+                 SELECT e.path, e.sha256, e.size, e.git_oid, e.lfs FROM walk w JOIN tree_entries e ON e.tree_id = $1 AND e.path = w.path ORDER BY e.path",
+            )
+            .bind(&tree)
+            .bind(&start)
+            .bind(end.as_deref())
+            .bind(prefix.chars().count() as i64 + 1)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+        };
+        // Folders already listed: those leading to the key the page starts after.
+        let mut listed: Vec<String> = after.map(|key| folders_of(key, &prefix)).unwrap_or_default();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let entry = entry_from_row(row)?;
+            let rest = &entry.path[prefix.len()..];
+            if recursive {
+                for folder in folders_of(&entry.path, &prefix) {
+                    if !listed.contains(&folder) {
+                        out.push(TreeItem::Folder { oid: folder_oid(&tree, &folder), path: folder.clone() });
+                        listed.push(folder);
+                    }
+                }
+                out.push(TreeItem::File(entry));
+            } else if let Some((first, _)) = rest.split_once('/') {
+                let path = format!("{prefix}{first}");
+                out.push(TreeItem::Folder { oid: folder_oid(&tree, &path), path });
+            } else {
+                out.push(TreeItem::File(entry));
+            }
+        }
+        Ok(out)
+    }
+
+    /// What `path` is at `commit_id`: a file, a folder (some file lies below it), or nothing. Two
+    /// index lookups at most.
+    pub async fn path_info(&self, repo: &Repo, commit_id: &str, path: &str) -> Result<Option<TreeItem>> {
+        let tree = self.tree_of(repo, commit_id).await?;
+        let row = sqlx::query("SELECT path, sha256, size, git_oid, lfs FROM tree_entries WHERE tree_id = $1 AND path = $2")
+            .bind(&tree)
+            .bind(path)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = row {
+            return Ok(Some(TreeItem::File(entry_from_row(&row)?)));
+        }
+        let prefix = format!("{path}/");
+        let below = sqlx::query("SELECT 1 FROM tree_entries WHERE tree_id = $1 AND path >= $2 AND path < $3 LIMIT 1")
+            .bind(&tree)
+            .bind(&prefix)
+            .bind(prefix_end(&prefix))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(below.map(|_| TreeItem::Folder { path: path.to_string(), oid: folder_oid(&tree, path) }))
+    }
+
     /// Applies `ops` on top of `branch` in one transaction and moves the branch to the new commit.
     ///
     /// `expected_parent`, when given, must equal the branch head (else [`DbError::StaleParent`]).
@@ -481,12 +660,32 @@ impl Db {
                 return Err(DbError::StaleParent { expected: expected.into(), actual: head });
             }
         }
-        let commit = apply_commit(&mut tx, repo, branch, Some(&head), Some(&head), ops, author, title, message, false).await?;
+        let meta = CommitMeta { author, title, message, time: now_unix() };
+        let commit = apply_commit(&mut tx, repo, branch, Some(&head), ops, &meta, RefUpdate::From(&head)).await?;
         sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2")
             .bind(commit.created_at)
             .bind(repo.id)
             .execute(&mut **tx)
             .await?;
+        tx.commit().await?;
+        Ok(commit)
+    }
+
+    /// Applies `ops` on top of commit `parent` of `repo`, dated `time`, and points `branch` at the
+    /// result whatever it pointed at before (creating the branch if missing).
+    ///
+    /// The new commit depends only on the arguments, so a retry makes the same commit: the
+    /// compute coordinator publishes a validated model this way, built by itself on exactly the
+    /// commit that was evaluated, whatever anyone pushed to the branch meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_onto(&self, repo: &Repo, branch: &str, parent: &str, ops: &[CommitOp], author: &str, title: &str, message: &str, time: i64) -> Result<Commit> {
+        if self.get_commit(repo, parent).await?.is_none() {
+            return Err(DbError::RevisionNotFound(parent.into()));
+        }
+        let mut tx = self.begin_write().await?;
+        let meta = CommitMeta { author, title, message, time };
+        let commit = apply_commit(&mut tx, repo, branch, Some(parent), ops, &meta, RefUpdate::Force).await?;
+        sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(now_unix()).bind(repo.id).execute(&mut **tx).await?;
         tx.commit().await?;
         Ok(commit)
     }
@@ -573,6 +772,42 @@ impl Db {
         Ok(())
     }
 
+    /// Whether user `user_id` may name blob `sha256` without sending its bytes: they proved they
+    /// hold it (uploaded it, [`Self::record_blob_holder`]), or it is in a revision of a
+    /// repository they may read (a public one, or one in namespace `reader`). Cross-repository
+    /// dedup saves storage; it never grants access to bytes.
+    pub async fn may_reference_blob(&self, sha256: &str, user_id: i64, reader: Option<&str>) -> Result<bool> {
+        let held = sqlx::query("SELECT 1 FROM blob_holders WHERE sha256 = $1 AND user_id = $2")
+            .bind(sha256)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        if held.is_some() {
+            return Ok(true);
+        }
+        let readable = sqlx::query(
+            "SELECT 1 FROM tree_entries e JOIN commits c ON c.tree_id = e.tree_id JOIN repos r ON r.id = c.repo_id
+             WHERE e.sha256 = $1 AND (r.private = FALSE OR r.namespace = $2) LIMIT 1",
+        )
+        .bind(sha256)
+        .bind(reader.unwrap_or(""))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(readable.is_some())
+    }
+
+    /// Records that user `user_id` sent the bytes of blob `sha256` (which must be stored).
+    pub async fn record_blob_holder(&self, sha256: &str, user_id: i64) -> Result<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query("INSERT INTO blob_holders (sha256, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(sha256)
+            .bind(user_id)
+            .bind(now_unix())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Looks up a stored blob: (git sha1 of the content, size).
     pub async fn blob(&self, sha256: &str) -> Result<Option<(String, i64, String)>> {
         let row = sqlx::query("SELECT git_sha1, size, file_hash FROM blobs WHERE sha256 = $1")
@@ -585,20 +820,27 @@ impl Db {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn apply_commit(
-    tx: &mut Tx,
-    repo: &Repo,
-    branch: &str,
-    base: Option<&str>,
-    parent: Option<&str>,
-    ops: &[CommitOp],
-    author: &str,
-    title: &str,
-    message: &str,
-    create_branch: bool,
-) -> Result<Commit> {
-    let (mut entries, seq) = match base {
+/// How a new commit moves its branch.
+#[derive(Clone, Copy)]
+enum RefUpdate<'a> {
+    /// The branch is new (a repository's first commit).
+    Create,
+    /// Compare-and-swap from the parent: a concurrent move is a [`DbError::StaleParent`].
+    From(&'a str),
+    /// Set whatever the branch pointed at, creating it if missing.
+    Force,
+}
+
+/// Who made a commit, when, and why.
+struct CommitMeta<'a> {
+    author: &'a str,
+    title: &'a str,
+    message: &'a str,
+    time: i64,
+}
+
+async fn apply_commit(tx: &mut Tx, repo: &Repo, branch: &str, parent: Option<&str>, ops: &[CommitOp], meta: &CommitMeta<'_>, update: RefUpdate<'_>) -> Result<Commit> {
+    let (mut entries, seq) = match parent {
         Some(base) => {
             let row = sqlx::query("SELECT tree_id, seq FROM commits WHERE repo_id = $1 AND id = $2")
                 .bind(repo.id)
@@ -654,11 +896,13 @@ async fn apply_commit(
         }
     }
     let tree = store_tree(tx, &entries).await?;
-    let now = now_unix();
-    let id = commit_id(parent, &tree, author, now, title, message);
+    let CommitMeta { author, title, message, time } = *meta;
+    let id = commit_id(parent, &tree, author, time, title, message);
+    // The id hashes tree, parent, author, time and message: an existing row with this id is this
+    // very commit (the same change made twice in one second, on two branches or by a retry).
     sqlx::query(
         "INSERT INTO commits (id, repo_id, parent_id, tree_id, author, title, message, created_at, seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repo_id, id) DO NOTHING",
     )
     .bind(&id)
     .bind(repo.id)
@@ -667,31 +911,45 @@ async fn apply_commit(
     .bind(author)
     .bind(title)
     .bind(message)
-    .bind(now)
+    .bind(time)
     .bind(seq)
     .execute(&mut **tx)
     .await?;
-    if create_branch {
-        sqlx::query("INSERT INTO refs (repo_id, kind, name, commit_id) VALUES ($1, 'branch', $2, $3)")
+    match update {
+        RefUpdate::Create => {
+            sqlx::query("INSERT INTO refs (repo_id, kind, name, commit_id) VALUES ($1, 'branch', $2, $3)")
+                .bind(repo.id)
+                .bind(branch)
+                .bind(&id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        RefUpdate::From(old) => {
+            // Compare-and-swap: the transaction holds the write lock, the WHERE clause states the rule.
+            let moved = sqlx::query(
+                "UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4",
+            )
+            .bind(&id)
+            .bind(repo.id)
+            .bind(branch)
+            .bind(old)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if moved != 1 {
+                return Err(DbError::StaleParent { expected: old.into(), actual: "moved".into() });
+            }
+        }
+        RefUpdate::Force => {
+            sqlx::query(
+                "INSERT INTO refs (repo_id, kind, name, commit_id) VALUES ($1, 'branch', $2, $3)
+                 ON CONFLICT (repo_id, kind, name) DO UPDATE SET commit_id = excluded.commit_id",
+            )
             .bind(repo.id)
             .bind(branch)
             .bind(&id)
             .execute(&mut **tx)
             .await?;
-    } else {
-        // Compare-and-swap: the transaction holds the write lock, the WHERE clause states the rule.
-        let moved = sqlx::query(
-            "UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4",
-        )
-        .bind(&id)
-        .bind(repo.id)
-        .bind(branch)
-        .bind(parent)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        if moved != 1 {
-            return Err(DbError::StaleParent { expected: parent.unwrap_or_default().into(), actual: "moved".into() });
         }
     }
     Ok(Commit {
@@ -701,6 +959,6 @@ async fn apply_commit(
         author: author.into(),
         title: title.into(),
         message: message.into(),
-        created_at: now,
+        created_at: time,
     })
 }

@@ -41,13 +41,14 @@ pub fn forward_flops_per_example(plan: &Plan) -> f64 {
 }
 
 /// Operations of training for `epochs` over `train_examples`, plus the final test evaluation.
-pub fn training_flops(plan: &Plan, train_examples: usize, epochs: usize, test_examples: usize) -> f64 {
+pub fn training_flops(plan: &Plan, train_examples: u64, epochs: u64, test_examples: u64) -> f64 {
     let forward = forward_flops_per_example(plan);
-    3.0 * forward * (train_examples * epochs) as f64 + forward * test_examples as f64
+    // In floating point: an integer product of counts could wrap.
+    3.0 * forward * train_examples as f64 * epochs as f64 + forward * test_examples as f64
 }
 
 /// Operations of scoring `examples` examples.
-pub fn evaluation_flops(plan: &Plan, examples: usize) -> f64 {
+pub fn evaluation_flops(plan: &Plan, examples: u64) -> f64 {
     forward_flops_per_example(plan) * examples as f64
 }
 

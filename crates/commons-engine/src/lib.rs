@@ -76,7 +76,7 @@ pub fn run_training_checkpointed(
     let trained = train::train_checkpointed(&loaded, &prepared, on_progress, checkpointing)?;
     output::write_model_dir(out_dir, &loaded, &trained, &prepared.info, prepared.vocabulary.as_ref())?;
     let epochs = trained.history.len();
-    let flops = cost::training_flops(&trained.plan, prepared.train.count, epochs, prepared.test.count);
+    let flops = cost::training_flops(&trained.plan, prepared.train.count as u64, epochs as u64, prepared.test.count as u64);
     Ok(RunSummary { out_dir: out_dir.to_path_buf(), test: trained.test, wall_seconds: trained.wall_seconds, epochs, flops })
 }
 
@@ -146,7 +146,7 @@ pub fn evaluate_model_dir_with_cost(model_dir: &Path, data: Option<&Path>, split
         None => whole,
     };
     let report = eval::evaluate_deterministic(&plan, &params, examples, model.recipe.recipe.kind)?;
-    Ok((report, cost::evaluation_flops(&plan, examples.count)))
+    Ok((report, cost::evaluation_flops(&plan, examples.count as u64)))
 }
 
 /// The class of machines whose kernels round alike: backend, architecture and the widest SIMD

@@ -35,8 +35,10 @@ where
 }
 
 impl Caller {
-    pub fn name(&self) -> Option<&str> {
-        self.0.as_ref().map(|t| t.user.name.as_str())
+    /// The account whose private repositories this caller reads: none for anonymous callers and
+    /// for lease tokens, which read what anonymous callers read (a volunteer holds them).
+    pub fn reader(&self) -> Option<&str> {
+        self.0.as_ref().filter(|t| !t.is_lease()).map(|t| t.user.name.as_str())
     }
 
     /// The authenticated user, or 401.
@@ -44,10 +46,20 @@ impl Caller {
         self.0.as_ref().ok_or_else(ApiError::unauthorized)
     }
 
+    /// A token that acts for its whole account (read, write or worker scope; not a lease token),
+    /// or 401/403.
+    pub fn require_account(&self) -> Result<&Token, ApiError> {
+        let token = self.require()?;
+        if token.is_lease() {
+            return Err(ApiError::forbidden("this token is limited to one branch of one repository; use a token of the account"));
+        }
+        Ok(token)
+    }
+
     /// Whether the caller may see `repo`. Private repos look missing to everyone else, so that
     /// their existence does not leak.
     pub fn can_read(&self, repo: &Repo) -> bool {
-        !repo.private || self.name() == Some(repo.namespace.as_str())
+        !repo.private || self.reader() == Some(repo.namespace.as_str())
     }
 
     /// A write token whose user owns `namespace`. Tokens limited to one repository cannot create,

@@ -7,6 +7,7 @@
 //! state beyond [`AppState`], so any number of servers can run against one database and store.
 
 mod auth;
+mod body;
 mod error;
 pub mod names;
 mod routes;
@@ -21,6 +22,7 @@ use commons_db::Db;
 use commons_storage::Cas;
 
 pub use auth::Caller;
+pub use body::{Limits, RawBody, too_large};
 pub use error::{ApiError, ApiResult};
 pub use signing::UrlSigner;
 
@@ -34,6 +36,10 @@ pub struct AppState {
     pub upload_dir: PathBuf,
     /// Absolute base URL for links handed to clients; taken from the `Host` header when unset.
     pub public_url: Option<String>,
+    /// How much callers may send.
+    pub limits: Arc<Limits>,
+    /// The hour the multipart staging area was last swept.
+    last_sweep_hour: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl AppState {
@@ -50,7 +56,26 @@ impl AppState {
         let signer = Arc::new(UrlSigner::load_or_create(&data_dir.join("signing.key"))?);
         let upload_dir = data_dir.join("uploads");
         std::fs::create_dir_all(&upload_dir)?;
-        Ok(Self { db, cas, signer, upload_dir, public_url })
+        Ok(Self { db, cas, signer, upload_dir, public_url, limits: Arc::new(Limits::default()), last_sweep_hour: Arc::default() })
+    }
+
+    /// Periodic housekeeping: expired tokens go, and multipart parts of uploads never completed.
+    pub async fn housekeeping(&self) -> Result<(), ApiError> {
+        self.db.purge_expired_tokens().await?;
+        let hour = commons_db::now_unix() / 3600;
+        if self.last_sweep_hour.swap(hour, std::sync::atomic::Ordering::Relaxed) != hour {
+            let removed = routes::sweep_stale_parts(self).await.map_err(ApiError::internal)?;
+            if removed > 0 {
+                tracing::info!(removed, "removed the parts of multipart uploads never completed");
+            }
+        }
+        Ok(())
+    }
+
+    /// This hub with other size limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = Arc::new(limits);
+        self
     }
 }
 

@@ -77,6 +77,11 @@ pub fn validate_ref_name(name: &str) -> Result<(), ApiError> {
     if name.starts_with('/') || name.ends_with('/') || name.ends_with('.') || name.ends_with(".lock") {
         return bad("must not start or end with '/', or end with '.' or '.lock'");
     }
+    // git refuses these too: a leading `-` reads as an option on a command line, and a
+    // component starting with `.` is hidden.
+    if name.starts_with('-') || name.split('/').any(|c| c.starts_with('.')) {
+        return bad("must not start with '-' or have a component starting with '.'");
+    }
     if name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
         return bad("a 40-hex name would shadow commit ids");
     }
@@ -113,7 +118,7 @@ mod tests {
         for ok in ["main", "feature/x", "v1.0", "refs-pr-1"] {
             assert!(validate_ref_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a..b", "a b", "x~1", "end/", "/start", "x.lock", "a:b", &"f".repeat(40)] {
+        for bad in ["", "-", "-x", ".hidden", "a/.b", "a..b", "a b", "x~1", "end/", "/start", "x.lock", "a:b", &"f".repeat(40)] {
             assert!(validate_ref_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -37,6 +37,15 @@ pub struct ServeArgs {
     /// Cores of the embedded worker (default: all).
     #[arg(long, env = "COMMONS_WORKER_CORES")]
     pub worker_cores: Option<usize>,
+    /// Largest file (LFS object) a client may upload, in bytes (default: 50 GiB).
+    #[arg(long, env = "COMMONS_MAX_FILE_BYTES")]
+    pub max_file_bytes: Option<u64>,
+    /// Largest NDJSON commit body, inline files included, in bytes (default: 128 MiB).
+    #[arg(long, env = "COMMONS_MAX_COMMIT_BYTES")]
+    pub max_commit_bytes: Option<u64>,
+    /// Largest JSON request body, in bytes (default: 1 MiB).
+    #[arg(long, env = "COMMONS_MAX_JSON_BYTES")]
+    pub max_json_bytes: Option<u64>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -49,6 +58,9 @@ struct FileConfig {
     no_worker: Option<bool>,
     lease_seconds: Option<u64>,
     worker_cores: Option<usize>,
+    max_file_bytes: Option<u64>,
+    max_commit_bytes: Option<u64>,
+    max_json_bytes: Option<u64>,
 }
 
 /// The account of the hub's operator: the embedded worker runs under it, and its hosts are
@@ -86,11 +98,22 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         compute.lease_seconds = lease;
     }
     let worker_cores = args.worker_cores.or(file.worker_cores);
+    let defaults = commons_hub::Limits::default();
+    let limits = commons_hub::Limits {
+        file_size: args.max_file_bytes.or(file.max_file_bytes).unwrap_or(defaults.file_size),
+        commit_body: args.max_commit_bytes.or(file.max_commit_bytes).unwrap_or(defaults.commit_body),
+        json_body: args.max_json_bytes.or(file.max_json_bytes).unwrap_or(defaults.json_body),
+        ..defaults
+    };
+    if limits.json_body == 0 || limits.commit_body == 0 || limits.file_size == 0 {
+        bail!("size limits must be at least 1 byte");
+    }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let state = commons_hub::AppState::open(&data_dir, store_url.as_deref(), public_url)
             .await
-            .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?;
+            .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?
+            .with_limits(limits);
         let coordinator = commons_compute::Coordinator::start(state.clone(), compute).await.context("cannot start the compute coordinator")?;
         coordinator.spawn_housekeeping();
         let app = commons_hub::router_with(state.clone(), commons_compute::router(coordinator));

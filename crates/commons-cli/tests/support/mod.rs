@@ -103,6 +103,11 @@ impl Hub {
         panic!("commons serve did not start listening on port {}", self.port);
     }
 
+    /// The server process's id (to read its memory use from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -162,8 +167,13 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 impl RawClient {
     pub fn new(hub: &Hub) -> Self {
+        Self::with_token(hub, &hub.token)
+    }
+
+    /// A client of `hub` acting with `token`.
+    pub fn with_token(hub: &Hub, token: &str) -> Self {
         let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-        RawClient { base: hub.url(), token: hub.token.clone(), http }
+        RawClient { base: hub.url(), token: token.to_string(), http }
     }
 
     pub fn create_model(&self, name: &str) -> reqwest::Result<reqwest::blocking::Response> {

@@ -5,7 +5,6 @@
 //! what the client declared. Multipart parts wait on disk (written atomically) until the
 //! completion call streams them, in order, into the store.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use axum::Json;
@@ -23,12 +22,17 @@ use super::base_url;
 use super::files::kind_from_matched;
 use crate::AppState;
 use crate::auth::Caller;
+use crate::body::RawBody;
 use crate::error::{ApiError, ApiResult};
 use crate::signing::UPLOAD_URL_TTL_SECS;
 
-/// Objects above this size are offered multipart upload, in parts of `MULTIPART_CHUNK`.
+/// Objects above this size are offered multipart upload, in parts of at least
+/// `MULTIPART_CHUNK` and at most `MAX_PARTS` parts (larger objects get larger parts).
 pub const MULTIPART_THRESHOLD: u64 = 10 * 1024 * 1024;
 pub const MULTIPART_CHUNK: u64 = 8 * 1024 * 1024;
+pub const MAX_PARTS: u64 = 1000;
+/// Signed URLs one batch answer may carry: bounds the answer whatever the request declares.
+const MAX_URLS_PER_BATCH: u64 = 10_000;
 
 #[derive(Deserialize)]
 pub struct BatchPath {
@@ -56,7 +60,7 @@ fn is_sha256_hex(s: &str) -> bool {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    commons_db::now_unix()
 }
 
 fn lfs_json(status: StatusCode, v: Value) -> Response {
@@ -65,18 +69,34 @@ fn lfs_json(status: StatusCode, v: Value) -> Response {
     resp
 }
 
-/// The signed query string for one permitted action on one object.
-fn signed_query(state: &AppState, oid: &str, size: u64, action: &str) -> String {
-    let exp = now() + UPLOAD_URL_TTL_SECS;
-    let sig = state.signer.sign(&format!("{oid}:{size}:{exp}:{action}"));
-    format!("size={size}&exp={exp}&sig={sig}")
+/// The part size of a multipart upload of `size` bytes: `MULTIPART_CHUNK`, or larger so that
+/// there are at most `MAX_PARTS` parts.
+pub fn chunk_size(size: u64) -> u64 {
+    MULTIPART_CHUNK.max(size.div_ceil(MAX_PARTS))
 }
 
+/// What a signed URL permits: one action on one object of a declared size, for one user, until
+/// it expires. Everything here is covered by the signature.
 #[derive(Deserialize)]
 pub struct Signed {
     size: u64,
     exp: i64,
+    /// The user the URL was handed to: the bytes they send prove they hold the object.
+    user: i64,
     sig: String,
+}
+
+impl Signed {
+    fn message(oid: &str, size: u64, exp: i64, user: i64, action: &str) -> String {
+        format!("{oid}:{size}:{exp}:{user}:{action}")
+    }
+}
+
+/// The signed query string for one permitted action on one object.
+fn signed_query(state: &AppState, oid: &str, size: u64, user: i64, action: &str) -> String {
+    let exp = now() + UPLOAD_URL_TTL_SECS;
+    let sig = state.signer.sign(&Signed::message(oid, size, exp, user, action));
+    format!("size={size}&exp={exp}&user={user}&sig={sig}")
 }
 
 fn check_signature(state: &AppState, oid: &str, s: &Signed, action: &str) -> ApiResult<()> {
@@ -86,7 +106,7 @@ fn check_signature(state: &AppState, oid: &str, s: &Signed, action: &str) -> Api
     if s.exp < now() {
         return Err(ApiError::forbidden("this upload URL has expired; request a new one from the batch API"));
     }
-    if !state.signer.verify(&format!("{oid}:{}:{}:{action}", s.size, s.exp), &s.sig) {
+    if !state.signer.verify(&Signed::message(oid, s.size, s.exp, s.user, action), &s.sig) {
         return Err(ApiError::forbidden("invalid upload URL signature"));
     }
     Ok(())
@@ -98,21 +118,35 @@ pub async fn batch(
     matched: MatchedPath,
     headers: HeaderMap,
     Path(p): Path<BatchPath>,
-    Json(req): Json<BatchRequest>,
+    body: RawBody,
 ) -> ApiResult<Response> {
     let kind = kind_from_matched(&matched);
     let name = p.name.strip_suffix(".git").unwrap_or(&p.name);
     let repo = super::readable_repo(&state, &caller, kind, &p.ns, name).await?;
+    let token = caller.require_write_repo(&repo)?;
+    let req: BatchRequest = body.json(state.limits.json_body, "the LFS batch request").await?;
     if req.operation != "upload" {
         return Err(ApiError::bad_request("only the upload operation is served; download files through /resolve"));
     }
-    caller.require_write_repo(&repo)?;
     if !matches!(req.hash_algo.as_deref(), None | Some("sha256")) {
         return Err(ApiError::bad_request("only sha256 object ids are supported"));
     }
+    let limits = &state.limits;
+    if req.objects.len() > limits.batch_objects {
+        return Err(ApiError::bad_request(format!("{} objects in one batch; send at most {}", req.objects.len(), limits.batch_objects)));
+    }
+    if let Some(big) = req.objects.iter().find(|o| o.size > limits.file_size) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            format!("object {} declares {} bytes; files on this hub may be at most {} bytes", big.oid, big.size, limits.file_size),
+        ));
+    }
     let base = base_url(&state, &headers);
+    let user = token.user.id;
     let multipart_ok = req.transfers.iter().any(|t| t == "multipart");
     let mut used_multipart = false;
+    let mut urls = 0u64;
     let mut objects = Vec::with_capacity(req.objects.len());
     for obj in &req.objects {
         let oid = obj.oid.to_ascii_lowercase();
@@ -120,27 +154,40 @@ pub async fn batch(
             objects.push(json!({"oid": obj.oid, "size": obj.size, "error": {"code": 422, "message": "oid must be a sha256 hex digest"}}));
             continue;
         }
-        if let Some((_, size, _)) = state.db.blob(&oid).await? {
-            if size as u64 == obj.size {
-                // Already stored, in this repository or any other: nothing to send.
-                objects.push(json!({"oid": oid, "size": obj.size}));
-                continue;
-            }
+        // Nothing to send only when the caller may already read the object: whether the store
+        // holds bytes someone else uploaded is not the caller's business.
+        if let Some((_, size, _)) = state.db.blob(&oid).await?
+            && size as u64 == obj.size
+            && state.db.may_reference_blob(&oid, user, caller.reader()).await?
+        {
+            objects.push(json!({"oid": oid, "size": obj.size}));
+            continue;
         }
-        let verify = json!({"href": format!("{base}/api/lfs/objects/{oid}/verify?{}", signed_query(&state, &oid, obj.size, "verify"))});
-        let upload = if multipart_ok && obj.size > MULTIPART_THRESHOLD {
+        let multipart = multipart_ok && obj.size > MULTIPART_THRESHOLD;
+        let chunk = chunk_size(obj.size);
+        let wanted = if multipart { obj.size.div_ceil(chunk) + 2 } else { 2 };
+        urls = urls.saturating_add(wanted);
+        if urls > MAX_URLS_PER_BATCH {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                format!("this batch would need over {MAX_URLS_PER_BATCH} upload URLs; send fewer objects per batch"),
+            ));
+        }
+        let verify = json!({"href": format!("{base}/api/lfs/objects/{oid}/verify?{}", signed_query(&state, &oid, obj.size, user, "verify"))});
+        let upload = if multipart {
             used_multipart = true;
-            let parts = obj.size.div_ceil(MULTIPART_CHUNK);
+            let parts = obj.size.div_ceil(chunk);
             let mut header = serde_json::Map::new();
-            header.insert("chunk_size".into(), json!(MULTIPART_CHUNK.to_string()));
+            header.insert("chunk_size".into(), json!(chunk.to_string()));
             for part in 1..=parts {
-                let q = signed_query(&state, &oid, obj.size, &format!("part{part}"));
+                let q = signed_query(&state, &oid, obj.size, user, &format!("part{part}"));
                 header.insert(part.to_string(), json!(format!("{base}/api/lfs/objects/{oid}/part/{part}?{q}")));
             }
-            let q = signed_query(&state, &oid, obj.size, "complete");
+            let q = signed_query(&state, &oid, obj.size, user, "complete");
             json!({"href": format!("{base}/api/lfs/objects/{oid}/complete?{q}"), "header": header})
         } else {
-            json!({"href": format!("{base}/api/lfs/objects/{oid}?{}", signed_query(&state, &oid, obj.size, "basic"))})
+            json!({"href": format!("{base}/api/lfs/objects/{oid}?{}", signed_query(&state, &oid, obj.size, user, "basic"))})
         };
         objects.push(json!({"oid": oid, "size": obj.size, "authenticated": true, "actions": {"upload": upload, "verify": verify}}));
     }
@@ -148,29 +195,94 @@ pub async fn batch(
     Ok(lfs_json(StatusCode::OK, json!({"transfer": transfer, "objects": objects, "hash_algo": "sha256"})))
 }
 
-/// Streams a request body into the store as object `oid` of `size` bytes.
-async fn ingest_body(state: &AppState, oid: &str, size: u64, body: Body) -> ApiResult<()> {
-    let mut writer = state.cas.writer(size, Some(oid.to_string()));
+/// Where an upload's bytes go: into the store, or, when the store already has the object, only
+/// through a hash that proves the sender holds it.
+enum Sink {
+    Store(commons_storage::IngestWriter),
+    Prove { oid: String, size: u64, received: u64, sha256: Sha256 },
+}
+
+impl Sink {
+    async fn for_object(state: &AppState, oid: &str, size: u64) -> ApiResult<Self> {
+        Ok(match state.db.blob(oid).await? {
+            Some(_) => Sink::Prove { oid: oid.to_string(), size, received: 0, sha256: Sha256::new() },
+            None => Sink::Store(state.cas.writer(size, Some(oid.to_string()))),
+        })
+    }
+
+    async fn write(&mut self, data: &[u8]) -> ApiResult<()> {
+        match self {
+            Sink::Store(writer) => Ok(writer.write(data).await?),
+            Sink::Prove { size, received, sha256, .. } => {
+                *received += data.len() as u64;
+                if *received > *size {
+                    return Err(commons_storage::StorageError::SizeMismatch { expected: *size, actual: *received }.into());
+                }
+                sha256.update(data);
+                Ok(())
+            }
+        }
+    }
+
+    async fn finish(self) -> ApiResult<()> {
+        match self {
+            Sink::Store(writer) => {
+                writer.finish().await?;
+            }
+            Sink::Prove { oid, size, received, sha256 } => {
+                if received != size {
+                    return Err(commons_storage::StorageError::SizeMismatch { expected: size, actual: received }.into());
+                }
+                let actual = hex::encode(sha256.finalize());
+                if actual != oid {
+                    return Err(commons_storage::StorageError::Sha256Mismatch { expected: oid, actual }.into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Streams a request body in as object `oid` of `size` bytes, sent by `user`.
+async fn receive(state: &AppState, oid: &str, size: u64, user: i64, body: Body) -> ApiResult<()> {
+    let mut sink = Sink::for_object(state, oid, size).await?;
     let mut stream = body.into_data_stream();
     while let Some(frame) = stream.next().await {
         let frame = frame.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
-        writer.write(&frame).await?;
+        sink.write(&frame).await?;
     }
-    writer.finish().await?;
+    sink.finish().await?;
+    state.db.record_blob_holder(oid, user).await?;
     Ok(())
 }
 
 pub async fn upload_basic(State(state): State<AppState>, Path(oid): Path<String>, Query(s): Query<Signed>, body: Body) -> ApiResult<StatusCode> {
     check_signature(&state, &oid, &s, "basic")?;
-    if state.db.blob(&oid).await?.is_none() {
-        ingest_body(&state, &oid, s.size, body).await?;
-        tracing::info!(oid, size = s.size, "LFS object stored");
-    }
+    receive(&state, &oid, s.size, s.user, body).await?;
+    tracing::info!(oid, size = s.size, "LFS object received");
     Ok(StatusCode::OK)
 }
 
-fn part_dir(state: &AppState, oid: &str) -> PathBuf {
-    state.upload_dir.join(oid)
+/// Where the parts of `user`'s multipart upload of `oid` wait: one folder per user and object,
+/// so two users uploading the same object never see each other's parts.
+fn part_dir(state: &AppState, oid: &str, user: i64) -> PathBuf {
+    state.upload_dir.join(format!("{user}-{oid}"))
+}
+
+/// Removes multipart staging folders untouched for longer than an upload URL lives: parts of
+/// uploads that were never completed.
+pub async fn sweep_stale_parts(state: &AppState) -> std::io::Result<usize> {
+    let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(UPLOAD_URL_TTL_SECS as u64 + 3600);
+    let mut removed = 0;
+    let mut dir = tokio::fs::read_dir(&state.upload_dir).await?;
+    while let Some(entry) = dir.next_entry().await? {
+        let modified = entry.metadata().await?.modified()?;
+        if modified < cutoff {
+            tokio::fs::remove_dir_all(entry.path()).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 pub async fn upload_part(
@@ -180,12 +292,13 @@ pub async fn upload_part(
     body: Body,
 ) -> ApiResult<Response> {
     check_signature(&state, &oid, &s, &format!("part{part}"))?;
-    let parts = s.size.div_ceil(MULTIPART_CHUNK);
+    let chunk = chunk_size(s.size);
+    let parts = s.size.div_ceil(chunk);
     if part == 0 || part > parts {
         return Err(ApiError::bad_request(format!("part {part} is out of range 1..={parts}")));
     }
-    let expected = if part == parts { s.size - (parts - 1) * MULTIPART_CHUNK } else { MULTIPART_CHUNK };
-    let dir = part_dir(&state, &oid);
+    let expected = if part == parts { s.size - (parts - 1) * chunk } else { chunk };
+    let dir = part_dir(&state, &oid, s.user);
     tokio::fs::create_dir_all(&dir).await.map_err(ApiError::internal)?;
     let tmp = dir.join(format!("{part}.tmp-{}", rand::random::<u64>()));
     let mut file = tokio::fs::File::create(&tmp).await.map_err(ApiError::internal)?;
@@ -234,24 +347,17 @@ pub struct CompletedPart {
     etag: String,
 }
 
-pub async fn complete_multipart(
-    State(state): State<AppState>,
-    Path(oid): Path<String>,
-    Query(s): Query<Signed>,
-    Json(c): Json<Completion>,
-) -> ApiResult<StatusCode> {
+pub async fn complete_multipart(State(state): State<AppState>, Path(oid): Path<String>, Query(s): Query<Signed>, body: RawBody) -> ApiResult<StatusCode> {
     check_signature(&state, &oid, &s, "complete")?;
+    let c: Completion = body.json(state.limits.json_body, "the multipart completion").await?;
     if c.oid.to_ascii_lowercase() != oid {
         return Err(ApiError::bad_request(format!("completion names object {} but the URL is for {oid}", c.oid)));
     }
-    if state.db.blob(&oid).await?.is_some() {
-        return Ok(StatusCode::OK);
-    }
-    let parts = s.size.div_ceil(MULTIPART_CHUNK);
+    let parts = s.size.div_ceil(chunk_size(s.size));
     if c.parts.len() as u64 != parts {
         return Err(ApiError::bad_request(format!("expected {parts} parts, the completion lists {}", c.parts.len())));
     }
-    let dir = part_dir(&state, &oid);
+    let dir = part_dir(&state, &oid, s.user);
     for (i, part) in c.parts.iter().enumerate() {
         if part.part_number != i as u64 + 1 {
             return Err(ApiError::bad_request("parts must be listed in order, numbered from 1"));
@@ -263,7 +369,7 @@ pub async fn complete_multipart(
             return Err(ApiError::bad_request(format!("part {} etag does not match the uploaded part", part.part_number)));
         }
     }
-    let mut writer = state.cas.writer(s.size, Some(oid.clone()));
+    let mut sink = Sink::for_object(&state, &oid, s.size).await?;
     let mut buf = vec![0u8; 1 << 20];
     for part in 1..=parts {
         use tokio::io::AsyncReadExt;
@@ -273,26 +379,24 @@ pub async fn complete_multipart(
             if n == 0 {
                 break;
             }
-            writer.write(&buf[..n]).await?;
+            sink.write(&buf[..n]).await?;
         }
     }
-    writer.finish().await?;
-    tracing::info!(oid, size = s.size, parts, "multipart LFS object stored");
+    let finished = sink.finish().await;
+    // The parts are of no further use whether or not they made the object.
     if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
         tracing::warn!(oid, error = %e, "could not remove finished upload parts");
     }
+    finished?;
+    state.db.record_blob_holder(&oid, s.user).await?;
+    tracing::info!(oid, size = s.size, parts, "multipart LFS object received");
     Ok(StatusCode::OK)
 }
 
-pub async fn verify(
-    State(state): State<AppState>,
-    _caller: Caller,
-    Path(oid): Path<String>,
-    Query(s): Query<Signed>,
-    Json(body): Json<HashMap<String, Value>>,
-) -> ApiResult<Json<Value>> {
+pub async fn verify(State(state): State<AppState>, Path(oid): Path<String>, Query(s): Query<Signed>, body: RawBody) -> ApiResult<Json<Value>> {
     check_signature(&state, &oid, &s, "verify")?;
-    let _ = body;
+    // The body ({oid, size}) says nothing the signed URL does not; read it within bounds.
+    body.bytes(state.limits.json_body, "the verify request").await?;
     match state.db.blob(&oid).await? {
         Some((_, size, _)) if size as u64 == s.size => Ok(Json(json!({"oid": oid, "size": size}))),
         Some((_, size, _)) => Err(ApiError::bad_request(format!("object {oid} has {size} bytes, not {}", s.size))),

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::body::RawBody;
 use crate::error::ApiResult;
 use commons_db::Scope;
 
@@ -39,7 +40,8 @@ pub struct ValidateYaml {
 
 /// Checks a README's YAML front matter. Answers 200 with the problems listed, as the clients
 /// expect, never a non-JSON error.
-pub async fn validate_yaml(Json(body): Json<ValidateYaml>) -> Json<Value> {
+pub async fn validate_yaml(State(state): State<AppState>, body: RawBody) -> ApiResult<Json<Value>> {
+    let body: ValidateYaml = body.json(state.limits.json_body, "the validate-yaml request").await?;
     let mut errors = Vec::new();
     if let Some(front) = front_matter(&body.content) {
         match serde_saphyr::from_str::<Value>(front) {
@@ -48,7 +50,7 @@ pub async fn validate_yaml(Json(body): Json<ValidateYaml>) -> Json<Value> {
             Err(e) => errors.push(json!({"message": format!("invalid YAML in the metadata block: {e}")})),
         }
     }
-    Json(json!({"errors": errors, "warnings": []}))
+    Ok(Json(json!({"errors": errors, "warnings": []})))
 }
 
 /// The YAML between the leading `---` lines of a model card, if any.

@@ -6,6 +6,7 @@ mod meta;
 mod repos;
 mod upload;
 
+pub(crate) use lfs::sweep_stale_parts;
 pub(crate) use repos::DEFAULT_GITATTRIBUTES;
 
 use axum::Router;
@@ -55,8 +56,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/algorithms/{ns}/{name}", file_routes.clone())
         .nest("/{ns}/{name}", file_routes)
         .route("/health", get(|| async { "ok" }))
-        // Commits carry base64 files inline (hf-hub 1.0 inlines large files); LFS bodies stream.
-        .layer(DefaultBodyLimit::disable())
+        // Handlers read bodies themselves, after authorisation and within `AppState::limits`
+        // (crate::body); this bounds any extractor that would buffer one anyway.
+        .layer(DefaultBodyLimit::max(state.limits.json_body as usize))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

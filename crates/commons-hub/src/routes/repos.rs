@@ -1,20 +1,20 @@
 //! Repository lifecycle and read-only views: create/delete/move (protocol §9), info (§2), tree
 //! (§3), paths-info (§4), refs (§5), commits (§6), listing (§7), branches and tags (§14).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use commons_db::{FileEntry, NewFile, RefKind, Repo, RepoKind, RepoQuery, RepoSort};
+use commons_db::{FileEntry, NewFile, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::{administered_repo, base_url, iso_time, kind_from_plural, kind_from_singular, query_bool, readable_repo, resolve, url_prefix, writable_repo};
 use crate::AppState;
 use crate::auth::Caller;
+use crate::body::RawBody;
 use crate::error::{ApiError, ApiResult};
 use crate::names::{validate_file_path, validate_ref_name, validate_repo_name};
 
@@ -106,13 +106,7 @@ fn file_json(e: &FileEntry) -> Value {
     v
 }
 
-fn dir_json(path: &str, entries: &[&FileEntry]) -> Value {
-    let mut h = Sha256::new();
-    for e in entries {
-        h.update(e.path.as_bytes());
-        h.update(e.git_oid.as_bytes());
-    }
-    let oid = hex::encode(&h.finalize()[..20]);
+fn folder_json(path: &str, oid: &str) -> Value {
     json!({"type": "directory", "oid": oid, "size": 0, "path": path})
 }
 
@@ -206,8 +200,9 @@ pub struct CreateRepo {
     visibility: Option<String>,
 }
 
-pub async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap, Json(body): Json<CreateRepo>) -> ApiResult<Response> {
-    let token = caller.require()?;
+pub async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: RawBody) -> ApiResult<Response> {
+    let token = caller.require_account()?;
+    let body: CreateRepo = body.json(state.limits.json_body, "the create request").await?;
     let kind = kind_from_singular(body.kind.as_deref())?;
     let (ns, name) = namespace_and_name(&body.name, body.organization.as_deref(), &token.user.name);
     validate_repo_name(&ns, "namespace")?;
@@ -246,8 +241,9 @@ pub struct DeleteRepo {
     kind: Option<String>,
 }
 
-pub async fn delete(State(state): State<AppState>, caller: Caller, Json(body): Json<DeleteRepo>) -> ApiResult<Json<Value>> {
-    let token = caller.require()?;
+pub async fn delete(State(state): State<AppState>, caller: Caller, body: RawBody) -> ApiResult<Json<Value>> {
+    let token = caller.require_account()?;
+    let body: DeleteRepo = body.json(state.limits.json_body, "the delete request").await?;
     let kind = kind_from_singular(body.kind.as_deref())?;
     let (ns, name) = namespace_and_name(&body.name, body.organization.as_deref(), &token.user.name);
     let repo = administered_repo(&state, &caller, kind, &ns, &name).await?;
@@ -266,7 +262,9 @@ pub struct MoveRepo {
     kind: Option<String>,
 }
 
-pub async fn move_repo(State(state): State<AppState>, caller: Caller, Json(body): Json<MoveRepo>) -> ApiResult<Json<Value>> {
+pub async fn move_repo(State(state): State<AppState>, caller: Caller, body: RawBody) -> ApiResult<Json<Value>> {
+    caller.require_account()?;
+    let body: MoveRepo = body.json(state.limits.json_body, "the move request").await?;
     let kind = kind_from_singular(body.kind.as_deref())?;
     let split = |s: &str| -> ApiResult<(String, String)> {
         s.split_once('/')
@@ -289,9 +287,10 @@ pub struct Settings {
     visibility: Option<String>,
 }
 
-pub async fn settings(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>, Json(body): Json<Settings>) -> ApiResult<Json<Value>> {
+pub async fn settings(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>, body: RawBody) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = administered_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    let body: Settings = body.json(state.limits.json_body, "the settings request").await?;
     let private = match body.visibility.as_deref() {
         Some("private") => Some(true),
         Some("public") => Some(false),
@@ -302,19 +301,6 @@ pub async fn settings(State(state): State<AppState>, caller: Caller, Path(p): Pa
         state.db.set_private(&repo, private).await?;
     }
     Ok(Json(json!({"private": private.unwrap_or(repo.private)})))
-}
-
-/// Entries of a listing page plus a `Link: rel="next"` header when more remain.
-fn paged(items: Vec<Value>, cursor: usize, limit: usize, next_url: impl FnOnce(usize) -> String) -> Response {
-    let total = items.len();
-    let page: Vec<Value> = items.into_iter().skip(cursor).take(limit).collect();
-    let mut resp = Json(Value::Array(page)).into_response();
-    if cursor + limit < total {
-        if let Ok(v) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", next_url(cursor + limit))) {
-            resp.headers_mut().insert(axum::http::header::LINK, v);
-        }
-    }
-    resp
 }
 
 fn page_params(q: &HashMap<String, String>, default_limit: usize) -> ApiResult<(usize, usize)> {
@@ -341,72 +327,59 @@ fn encode_rev(rev: &str) -> String {
     percent_encoding::utf8_percent_encode(rev, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// One page of a per-repo listing, with the `Link` to the next page on this host.
-fn repo_page(
-    state: &AppState,
-    headers: &HeaderMap,
-    (kind, ns, name): (&str, &str, &str),
-    endpoint: &str,
-    q: &HashMap<String, String>,
-    items: Vec<Value>,
-    page: usize,
-) -> ApiResult<Response> {
-    let (cursor, limit) = page_params(q, page)?;
-    let base = base_url(state, headers);
-    Ok(paged(items, cursor, limit, |next| format!("{base}/api/{kind}/{ns}/{name}/{endpoint}?{}", query_string_with(q, next))))
-}
-
 const TREE_PAGE: usize = 1000;
 
 async fn tree_listing(state: &AppState, caller: &Caller, headers: &HeaderMap, p: TreePath, q: HashMap<String, String>) -> ApiResult<Response> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = readable_repo(state, caller, kind, &p.ns, &p.name).await?;
     let commit = resolve(state, &repo, &p.rev).await?;
-    let files = state.db.tree_at(&repo, &commit).await?;
     let recursive = query_bool(q.get("recursive"));
     let dir = p.path.trim_matches('/');
     if !dir.is_empty() {
         validate_file_path(dir)?;
     }
-    let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
-    let under: Vec<&FileEntry> = files.iter().filter(|e| e.path.starts_with(&prefix)).collect();
-    if under.is_empty() && !dir.is_empty() {
+    let limit = match q.get("limit") {
+        Some(l) => l.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?.clamp(1, TREE_PAGE),
+        None => TREE_PAGE,
+    };
+    // The cursor is the key the previous page ended on (a path, a folder with a trailing `/`).
+    let after = q.get("cursor").filter(|c| !c.is_empty());
+    if let Some(cursor) = after {
+        validate_file_path(cursor.strip_suffix('/').unwrap_or(cursor)).map_err(|_| ApiError::bad_request(format!("invalid cursor {cursor:?}")))?;
+    }
+    let items = state.db.tree_page(&repo, &commit, dir, recursive, after.map(String::as_str), limit).await?;
+    if items.is_empty() && after.is_none() && !dir.is_empty() {
         return Err(ApiError::entry_not_found(dir, &commit));
     }
-    // Directories first appear where their first file would, as in git's listing order.
-    let mut out = Vec::new();
-    let mut dirs: BTreeMap<String, Vec<&FileEntry>> = BTreeMap::new();
-    for e in &under {
-        let rest = &e.path[prefix.len()..];
-        let mut components: Vec<&str> = rest.split('/').collect();
-        components.pop();
-        let mut acc = prefix.trim_end_matches('/').to_string();
-        for (depth, c) in components.iter().enumerate() {
-            if !acc.is_empty() {
-                acc.push('/');
-            }
-            acc.push_str(c);
-            if depth == 0 || recursive {
-                dirs.entry(acc.clone()).or_default();
-            }
+    let out: Vec<Value> = items
+        .iter()
+        .map(|item| match item {
+            TreeItem::File(e) => file_json(e),
+            TreeItem::Folder { path, oid } => folder_json(path, oid),
+        })
+        .collect();
+    let mut resp = Json(Value::Array(out)).into_response();
+    // A full page may have more after it (a recursive page counts files, not the folders added).
+    let files = items.iter().filter(|i| !recursive || matches!(i, TreeItem::File(_))).count();
+    if files >= limit && let Some(last) = items.last() {
+        let path_part = if dir.is_empty() { String::new() } else { format!("/{dir}") };
+        let base = base_url(state, headers);
+        let mut next: Vec<(String, String)> = q.iter().filter(|(k, _)| *k != "cursor").map(|(k, v)| (k.clone(), v.clone())).collect();
+        next.sort();
+        next.push(("cursor".into(), last.page_key()));
+        let link = format!(
+            "<{base}/api/{}/{}/{}/tree/{}{path_part}?{}>; rel=\"next\"",
+            p.kind,
+            p.ns,
+            p.name,
+            encode_rev(&p.rev),
+            serde_urlencoded::to_string(next).unwrap_or_default()
+        );
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(axum::http::header::LINK, v);
         }
     }
-    for (d, members) in dirs.iter_mut() {
-        let dp = format!("{d}/");
-        members.extend(under.iter().copied().filter(|e| e.path.starts_with(&dp)));
-    }
-    let mut listed: Vec<(String, Value)> = dirs.iter().map(|(d, m)| (d.clone(), dir_json(d, m))).collect();
-    for e in &under {
-        let rest = &e.path[prefix.len()..];
-        if recursive || !rest.contains('/') {
-            listed.push((e.path.clone(), file_json(e)));
-        }
-    }
-    listed.sort_by(|a, b| a.0.cmp(&b.0));
-    out.extend(listed.into_iter().map(|(_, v)| v));
-    let path_part = if dir.is_empty() { String::new() } else { format!("/{dir}") };
-    let endpoint = format!("tree/{}{path_part}", encode_rev(&p.rev));
-    repo_page(state, headers, (&p.kind, &p.ns, &p.name), &endpoint, &q, out, TREE_PAGE)
+    Ok(resp)
 }
 
 pub async fn tree_root(
@@ -430,33 +403,35 @@ pub async fn tree_path(
     tree_listing(&state, &caller, &headers, p, q).await
 }
 
-pub async fn paths_info(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
+/// Paths one paths-info request may ask about.
+const MAX_PATHS_INFO: usize = 1000;
+
+pub async fn paths_info(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>, body: RawBody) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    let body = body.bytes(state.limits.json_body, "the paths-info request").await?;
     let commit = resolve(&state, &repo, &p.rev).await?;
-    let form: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
-        Ok(f) => f,
+    let paths: Vec<String> = match serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) {
+        Ok(form) => form.into_iter().filter(|(k, _)| k == "paths" || k == "paths[]").map(|(_, v)| v).collect(),
         Err(_) => {
             // Some clients send JSON.
             let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("expected a form or JSON body: {e}")))?;
-            v.get("paths")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(|s| ("paths".to_string(), s.to_string())).collect())
-                .unwrap_or_default()
+            v.get("paths").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
         }
     };
-    let files = state.db.tree_at(&repo, &commit).await?;
+    if paths.len() > MAX_PATHS_INFO {
+        return Err(ApiError::bad_request(format!("{} paths in one request; ask about at most {MAX_PATHS_INFO}", paths.len())));
+    }
     let mut out = Vec::new();
-    for (_, path) in form.iter().filter(|(k, _)| k == "paths" || k == "paths[]") {
+    for path in &paths {
         let path = path.trim_matches('/');
-        if let Some(e) = files.iter().find(|e| e.path == path) {
-            out.push(file_json(e));
-        } else {
-            let prefix = format!("{path}/");
-            let members: Vec<&FileEntry> = files.iter().filter(|e| e.path.starts_with(&prefix)).collect();
-            if !members.is_empty() {
-                out.push(dir_json(path, &members));
-            }
+        if path.is_empty() || validate_file_path(path).is_err() {
+            continue;
+        }
+        match state.db.path_info(&repo, &commit, path).await? {
+            Some(TreeItem::File(e)) => out.push(file_json(&e)),
+            Some(TreeItem::Folder { path, oid }) => out.push(folder_json(&path, &oid)),
+            None => {}
         }
     }
     Ok(Json(Value::Array(out)))
@@ -488,7 +463,11 @@ pub async fn commits(
     let kind = kind_from_plural(&p.kind)?;
     let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     let commit = resolve(&state, &repo, &p.rev).await?;
-    let history = state.db.commit_history(&repo, &commit).await?;
+    let (cursor, limit) = page_params(&q, COMMITS_PAGE)?;
+    // One more than the page, to know whether another follows.
+    let mut history = state.db.commit_history(&repo, &commit, cursor, limit + 1).await?;
+    let more = history.len() > limit;
+    history.truncate(limit);
     let items: Vec<Value> = history
         .iter()
         .map(|c| {
@@ -501,8 +480,15 @@ pub async fn commits(
             })
         })
         .collect();
-    let endpoint = format!("commits/{}", encode_rev(&p.rev));
-    repo_page(&state, &headers, (&p.kind, &p.ns, &p.name), &endpoint, &q, items, COMMITS_PAGE)
+    let mut resp = Json(Value::Array(items)).into_response();
+    if more {
+        let base = base_url(&state, &headers);
+        let link = format!("<{base}/api/{}/{}/{}/commits/{}?{}>; rel=\"next\"", p.kind, p.ns, p.name, encode_rev(&p.rev), query_string_with(&q, cursor + limit));
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(axum::http::header::LINK, v);
+        }
+    }
+    Ok(resp)
 }
 
 pub async fn list(
@@ -526,7 +512,7 @@ pub async fn list(
     let query = RepoQuery {
         author: q.get("author").cloned(),
         search: q.get("search").cloned(),
-        viewer: caller.name().map(str::to_string),
+        viewer: caller.reader().map(str::to_string),
         sort,
         limit: (limit + 1) as i64,
         offset: cursor as i64,
@@ -567,11 +553,12 @@ pub struct BranchBody {
     starting_point: Option<String>,
 }
 
-pub async fn create_branch(State(state): State<AppState>, caller: Caller, Path(p): Path<BranchPath>, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
+pub async fn create_branch(State(state): State<AppState>, caller: Caller, Path(p): Path<BranchPath>, body: RawBody) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     validate_ref_name(&p.branch)?;
     caller.require_write_branch(&repo, &p.branch)?;
+    let body = body.bytes(state.limits.json_body, "the branch request").await?;
     let body: BranchBody = if body.is_empty() {
         BranchBody::default()
     } else {
@@ -597,9 +584,10 @@ pub struct TagBody {
     tag: String,
 }
 
-pub async fn create_tag(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>, Json(body): Json<TagBody>) -> ApiResult<Json<Value>> {
+pub async fn create_tag(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>, body: RawBody) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = administered_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    let body: TagBody = body.json(state.limits.json_body, "the tag request").await?;
     validate_ref_name(&body.tag)?;
     let commit = resolve(&state, &repo, &p.rev).await?;
     state.db.create_ref(&repo, RefKind::Tag, &body.tag, &commit).await?;

@@ -16,8 +16,12 @@ use super::repos::RevPath;
 use super::{base_url, kind_from_plural, query_bool, resolve, url_prefix, writable_repo};
 use crate::AppState;
 use crate::auth::Caller;
+use crate::body::RawBody;
 use crate::error::{ApiError, ApiResult};
 use crate::names::{validate_file_path, validate_ref_name};
+
+/// Files one preupload request may ask about (the clients send 256 at a time).
+const MAX_PREUPLOAD_FILES: usize = 1000;
 
 /// Files this large always go through LFS, as on the Hugging Face Hub.
 pub const LFS_SIZE_THRESHOLD: u64 = 10 * 1024 * 1024;
@@ -100,11 +104,19 @@ pub struct PreuploadFile {
     sample: String,
 }
 
-pub async fn preupload(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>, Json(body): Json<PreuploadBody>) -> ApiResult<Json<Value>> {
+pub async fn preupload(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>, body: RawBody) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    let body: PreuploadBody = body.json(state.limits.json_body, "the preupload request").await?;
     let commit = resolve(&state, &repo, &p.rev).await?;
     let rules = rules_at(&state, &repo, &commit).await?;
+    if body.files.len() > MAX_PREUPLOAD_FILES {
+        return Err(ApiError::bad_request(format!("{} files in one preupload request; send at most {MAX_PREUPLOAD_FILES}", body.files.len())));
+    }
+    let limit = state.limits.file_size;
+    if let Some(big) = body.files.iter().find(|f| f.size > limit) {
+        return Err(crate::body::too_large(&format!("{} ({} bytes)", big.path, big.size), limit));
+    }
     let mut out = Vec::with_capacity(body.files.len());
     for f in &body.files {
         validate_file_path(&f.path)?;
@@ -161,17 +173,20 @@ pub async fn commit(
     headers: HeaderMap,
     Path(p): Path<RevPath>,
     Query(q): Query<std::collections::HashMap<String, String>>,
-    body: bytes::Bytes,
+    body: RawBody,
 ) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
-    let author = caller.require()?.user.name.clone();
+    let token = caller.require()?;
+    let author = token.user.name.clone();
     if query_bool(q.get("create_pr")) {
         return Err(ApiError::bad_request("pull requests are not supported yet; commit to a branch"));
     }
     let branch = p.rev.strip_prefix("refs/heads/").unwrap_or(&p.rev).to_string();
     validate_ref_name(&branch)?;
     caller.require_write_branch(&repo, &branch)?;
+    // Read only now that the caller may write here.
+    let body = body.bytes(state.limits.commit_body, "the commit").await?;
     let head = resolve(&state, &repo, &branch).await?;
     let rules = rules_at(&state, &repo, &head).await?;
 
@@ -187,7 +202,13 @@ pub async fn commit(
             "header" => header = Some(parse(n, "header", line.value)?),
             "file" | "lfsFile" | "deletedFile" | "deletedFolder" => {
                 let path = line.value.get("path").and_then(Value::as_str).unwrap_or_default().to_string();
-                validate_file_path(path.trim_end_matches('/'))?;
+                // Only a folder may be named with a trailing `/`; a file path ending in `/` could
+                // be stored but never read back.
+                if line.key == "deletedFolder" {
+                    validate_file_path(path.strip_suffix('/').unwrap_or(&path))?;
+                } else {
+                    validate_file_path(&path)?;
+                }
                 if !seen.insert(path.clone()) {
                     return Err(ApiError::bad_request(format!("line {n}: {path} appears twice in one commit")));
                 }
@@ -203,7 +224,13 @@ pub async fn commit(
         }
     }
 
-    let mut ops = Vec::with_capacity(planned.len());
+    // Every line is checked (inline contents decoded, LFS objects found and readable by the
+    // caller) before the first inline file is stored.
+    enum Checked {
+        Inline { path: String, data: Vec<u8> },
+        Op(CommitOp),
+    }
+    let mut checked = Vec::with_capacity(planned.len());
     for (n, key, value) in planned {
         match key.as_str() {
             "file" => {
@@ -214,10 +241,7 @@ pub async fn commit(
                 let data = base64::engine::general_purpose::STANDARD
                     .decode(f.content.as_bytes())
                     .map_err(|e| ApiError::bad_request(format!("line {n}: content of {} is not valid base64: {e}", f.path)))?;
-                let stored = state.cas.put_bytes(&data).await?;
-                let sample = &data[..data.len().min(512)];
-                let lfs = wants_lfs(&rules, &f.path, stored.size, sample);
-                ops.push(CommitOp::Put(NewFile { path: f.path, sha256: stored.sha256, lfs }));
+                checked.push(Checked::Inline { path: f.path, data });
             }
             "lfsFile" => {
                 let f: LfsFile = parse(n, &key, value)?;
@@ -225,12 +249,20 @@ pub async fn commit(
                     return Err(ApiError::bad_request(format!("line {n}: unsupported hash algorithm {:?}", f.algo)));
                 }
                 let oid = f.oid.to_ascii_lowercase();
-                let Some((_, size, _)) = state.db.blob(&oid).await? else {
-                    return Err(ApiError::bad_request(format!(
+                let never_uploaded = || {
+                    ApiError::bad_request(format!(
                         "line {n}: LFS object {oid} for {} was never uploaded; upload it through the LFS batch API first",
                         f.path
-                    )));
+                    ))
                 };
+                let Some((_, size, _)) = state.db.blob(&oid).await? else {
+                    return Err(never_uploaded());
+                };
+                // The store holding these bytes for someone else is no proof that the caller has
+                // them: the same answer as for an object that does not exist.
+                if !state.db.may_reference_blob(&oid, token.user.id, caller.reader()).await? {
+                    return Err(never_uploaded());
+                }
                 if let Some(declared) = f.size {
                     if declared != size as u64 {
                         return Err(ApiError::bad_request(format!(
@@ -239,11 +271,23 @@ pub async fn commit(
                         )));
                     }
                 }
-                ops.push(CommitOp::Put(NewFile { path: f.path, sha256: oid, lfs: true }));
+                checked.push(Checked::Op(CommitOp::Put(NewFile { path: f.path, sha256: oid, lfs: true })));
             }
-            "deletedFile" => ops.push(CommitOp::Delete(parse::<Deleted>(n, &key, value)?.path)),
-            "deletedFolder" => ops.push(CommitOp::DeleteFolder(parse::<Deleted>(n, &key, value)?.path)),
+            "deletedFile" => checked.push(Checked::Op(CommitOp::Delete(parse::<Deleted>(n, &key, value)?.path))),
+            "deletedFolder" => checked.push(Checked::Op(CommitOp::DeleteFolder(parse::<Deleted>(n, &key, value)?.path))),
             _ => unreachable!("operation keys were checked above"),
+        }
+    }
+    let mut ops = Vec::with_capacity(checked.len());
+    for item in checked {
+        match item {
+            Checked::Inline { path, data } => {
+                let stored = state.cas.put_bytes(&data).await?;
+                let sample = &data[..data.len().min(512)];
+                let lfs = wants_lfs(&rules, &path, stored.size, sample);
+                ops.push(CommitOp::Put(NewFile { path, sha256: stored.sha256, lfs }));
+            }
+            Checked::Op(op) => ops.push(op),
         }
     }
 

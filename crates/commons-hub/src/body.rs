@@ -1,0 +1,100 @@
+//! Request bodies, read only after the caller is authorised and never past a limit.
+//!
+//! Every handler that takes a body takes it raw ([`axum::body::Body`]) as its last argument and
+//! reads it here once its checks pass: an anonymous or unauthorised request is refused before a
+//! byte of its body is read, and a body larger than its limit is refused with 413 as soon as its
+//! `Content-Length` (or, for a chunked body, its running size) says so. A malformed body gets the
+//! API's JSON error, never axum's plain-text rejection.
+
+use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Size limits of what callers send. Operators set them (`commons serve` flags, `COMMONS_*`
+/// variables or `commons.toml`); the defaults suit one machine.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// A JSON request body (repository settings, LFS batch, preupload, paths-info, compute
+    /// messages).
+    pub json_body: u64,
+    /// An NDJSON commit, inline (base64) files included.
+    pub commit_body: u64,
+    /// One file (LFS object): larger declared sizes are refused before any URL is signed.
+    pub file_size: u64,
+    /// Objects in one LFS batch request.
+    pub batch_objects: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { json_body: 1 << 20, commit_body: 128 << 20, file_size: 50 << 30, batch_objects: 1000 }
+    }
+}
+
+/// 413 with the limit in words.
+pub fn too_large(what: &str, limit: u64) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", format!("{what} is larger than this hub's limit of {limit} bytes"))
+}
+
+/// Reads `body` whole, refusing it (413) once it passes `limit` bytes. `declared` is the
+/// request's `Content-Length`, checked before anything is read.
+pub async fn read_limited(body: Body, declared: Option<u64>, limit: u64, what: &str) -> ApiResult<Bytes> {
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(what, limit));
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit).min(1 << 20) as usize);
+    while let Some(frame) = stream.next().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("{what} was interrupted: {e}")))?;
+        if buf.len() as u64 + frame.len() as u64 > limit {
+            return Err(too_large(what, limit));
+        }
+        buf.extend_from_slice(&frame);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Parses a JSON body; a syntax or shape error is a 400 naming what is wrong.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> ApiResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("{what} is not valid: {e}")))
+}
+
+/// A raw request body with its declared length, read later by [`Self::json`] or [`Self::bytes`].
+pub struct RawBody {
+    body: Body,
+    declared: Option<u64>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, ApiError> {
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        Ok(Self { body: req.into_body(), declared })
+    }
+}
+
+impl RawBody {
+    /// The body, at most `limit` bytes.
+    pub async fn bytes(self, limit: u64, what: &str) -> ApiResult<Bytes> {
+        read_limited(self.body, self.declared, limit, what).await
+    }
+
+    /// The body as JSON, at most `limit` bytes.
+    pub async fn json<T: DeserializeOwned>(self, limit: u64, what: &str) -> ApiResult<T> {
+        let bytes = self.bytes(limit, what).await?;
+        parse_json(&bytes, what)
+    }
+
+    /// The body as a stream (an upload whose size is checked as it arrives).
+    pub fn into_inner(self) -> Body {
+        self.body
+    }
+}
