@@ -39,10 +39,18 @@ pub fn too_large(what: &str, limit: u64) -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", format!("{what} is larger than this hub's limit of {limit} bytes"))
 }
 
+/// Bytes past a limit that are still read, and dropped, before a 413 is answered: a client that
+/// is still sending its body then reads the refusal, where closing on it would show it a broken
+/// connection instead. Bodies claiming more than this over the limit are refused at once.
+const DRAIN_PAST_LIMIT: u64 = 32 << 20;
+
 /// Reads `body` whole, refusing it (413) once it passes `limit` bytes. `declared` is the
 /// request's `Content-Length`, checked before anything is read.
 pub async fn read_limited(body: Body, declared: Option<u64>, limit: u64, what: &str) -> ApiResult<Bytes> {
-    if declared.is_some_and(|n| n > limit) {
+    if let Some(n) = declared.filter(|&n| n > limit) {
+        if n - limit <= DRAIN_PAST_LIMIT {
+            drain(body, n).await;
+        }
         return Err(too_large(what, limit));
     }
     let mut stream = body.into_data_stream();
@@ -50,11 +58,35 @@ pub async fn read_limited(body: Body, declared: Option<u64>, limit: u64, what: &
     while let Some(frame) = stream.next().await {
         let frame = frame.map_err(|e| ApiError::bad_request(format!("{what} was interrupted: {e}")))?;
         if buf.len() as u64 + frame.len() as u64 > limit {
+            let seen = buf.len() as u64 + frame.len() as u64;
+            drop(buf);
+            drain_stream(stream, seen, limit + DRAIN_PAST_LIMIT).await;
             return Err(too_large(what, limit));
         }
         buf.extend_from_slice(&frame);
     }
     Ok(Bytes::from(buf))
+}
+
+/// How long a refused body is drained at most: a client that stops sending without ending its
+/// body gets its answer then.
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops what is left of a body, up to `upto` bytes in all.
+async fn drain(body: Body, upto: u64) {
+    drain_stream(body.into_data_stream(), 0, upto).await;
+}
+
+async fn drain_stream(mut stream: axum::body::BodyDataStream, mut seen: u64, upto: u64) {
+    let _ = tokio::time::timeout(DRAIN_FOR, async {
+        while seen <= upto {
+            match stream.next().await {
+                Some(Ok(frame)) => seen += frame.len() as u64,
+                _ => return,
+            }
+        }
+    })
+    .await;
 }
 
 /// Parses a JSON body; a syntax or shape error is a 400 naming what is wrong.

@@ -260,7 +260,17 @@ pub fn token(cmd: TokenCommand) -> Result<()> {
         TokenCommand::Create { user, scope, name, data_dir } => {
             let scope = Scope::parse(&scope)?;
             let (rt, db) = open_db(data_dir)?;
-            let secret = rt.block_on(db.create_token(&user, &name, scope))?;
+            let secret = rt.block_on(async {
+                // The operator's account (which reads the whole ledger and runs the embedded
+                // worker) is made on first need: its name is reserved for this.
+                if user == OPERATOR_USER && db.user_by_name(OPERATOR_USER).await?.is_none() {
+                    match db.create_user(OPERATOR_USER, "Commons hub operator").await {
+                        Ok(_) | Err(commons_db::DbError::AlreadyExists(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                db.create_token(&user, &name, scope).await
+            })?;
             eprintln!("token {name:?} ({}) for {user}; it is shown once:", scope.as_str());
             println!("{secret}");
             Ok(())

@@ -406,18 +406,23 @@ pub async fn tree_path(
 /// Paths one paths-info request may ask about.
 const MAX_PATHS_INFO: usize = 1000;
 
-pub async fn paths_info(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>, body: RawBody) -> ApiResult<Json<Value>> {
+pub async fn paths_info(State(state): State<AppState>, caller: Caller, headers: HeaderMap, Path(p): Path<RevPath>, body: RawBody) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     let body = body.bytes(state.limits.json_body, "the paths-info request").await?;
     let commit = resolve(&state, &repo, &p.rev).await?;
-    let paths: Vec<String> = match serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) {
-        Ok(form) => form.into_iter().filter(|(k, _)| k == "paths" || k == "paths[]").map(|(_, v)| v).collect(),
-        Err(_) => {
-            // Some clients send JSON.
-            let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("expected a form or JSON body: {e}")))?;
-            v.get("paths").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
-        }
+    // The Python client sends a form; some clients send JSON, and say so.
+    let json = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("application/json"));
+    let paths: Vec<String> = if json {
+        let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the paths-info request is not valid JSON: {e}")))?;
+        v.get("paths").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+    } else {
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+            .map_err(|e| ApiError::bad_request(format!("the paths-info request is not a valid form: {e}")))?
+            .into_iter()
+            .filter(|(k, _)| k == "paths" || k == "paths[]")
+            .map(|(_, v)| v)
+            .collect()
     };
     if paths.len() > MAX_PATHS_INFO {
         return Err(ApiError::bad_request(format!("{} paths in one request; ask about at most {MAX_PATHS_INFO}", paths.len())));
