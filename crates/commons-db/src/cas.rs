@@ -51,6 +51,23 @@ pub struct IngestRecord {
 }
 
 impl Db {
+    /// Which of `hashes` the index names (a xorb it does not name belongs to no file).
+    pub async fn indexed_xorbs(&self, hashes: &[String]) -> Result<std::collections::HashSet<String>> {
+        let mut known = std::collections::HashSet::new();
+        for batch in hashes.chunks(500) {
+            let placeholders: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT xorb_hash FROM cas_xorbs WHERE xorb_hash IN ({})", placeholders.join(", "));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for hash in batch {
+                query = query.bind(hash);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                known.insert(row.try_get("xorb_hash")?);
+            }
+        }
+        Ok(known)
+    }
+
     pub async fn find_chunk(&self, chunk_hash: &str) -> Result<Option<ChunkLocation>> {
         let row = sqlx::query(
             "SELECT xorb_hash, chunk_index, byte_start, byte_end, raw_size FROM cas_chunks WHERE chunk_hash = $1",

@@ -38,8 +38,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// How much callers may send.
     pub limits: Arc<Limits>,
-    /// The hour the multipart staging area was last swept.
-    last_sweep_hour: Arc<std::sync::atomic::AtomicI64>,
+    /// The day garbage was last collected.
+    last_gc_day: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl AppState {
@@ -56,20 +56,30 @@ impl AppState {
         let signer = Arc::new(UrlSigner::load_or_create(&data_dir.join("signing.key"))?);
         let upload_dir = data_dir.join("uploads");
         std::fs::create_dir_all(&upload_dir)?;
-        Ok(Self { db, cas, signer, upload_dir, public_url, limits: Arc::new(Limits::default()), last_sweep_hour: Arc::default() })
+        Ok(Self { db, cas, signer, upload_dir, public_url, limits: Arc::new(Limits::default()), last_gc_day: Arc::default() })
     }
 
-    /// Periodic housekeeping: expired tokens go, and multipart parts of uploads never completed.
+    /// Periodic housekeeping: expired tokens go at once; once a day, what uploads left behind
+    /// (see [`Self::collect_garbage`]) once it is [`GC_GRACE`] old.
     pub async fn housekeeping(&self) -> Result<(), ApiError> {
         self.db.purge_expired_tokens().await?;
-        let hour = commons_db::now_unix() / 3600;
-        if self.last_sweep_hour.swap(hour, std::sync::atomic::Ordering::Relaxed) != hour {
-            let removed = routes::sweep_stale_parts(self).await.map_err(ApiError::internal)?;
-            if removed > 0 {
-                tracing::info!(removed, "removed the parts of multipart uploads never completed");
+        let day = commons_db::now_unix() / 86_400;
+        if self.last_gc_day.swap(day, std::sync::atomic::Ordering::Relaxed) != day {
+            let report = self.collect_garbage(GC_GRACE).await?;
+            if report != GcReport::default() {
+                tracing::info!(?report, "collected what failed and abandoned uploads left behind");
             }
         }
         Ok(())
+    }
+
+    /// Removes what uploads left behind and nothing references, once it is older than `grace`
+    /// (uploads in flight are younger): multipart parts never completed, and xorbs written by
+    /// uploads that failed their size or hash check or were cut off.
+    pub async fn collect_garbage(&self, grace: std::time::Duration) -> Result<GcReport, ApiError> {
+        let parts = routes::sweep_stale_parts(self, grace).await.map_err(ApiError::internal)?;
+        let (xorbs, xorb_bytes) = self.cas.sweep_orphan_xorbs(grace).await?;
+        Ok(GcReport { upload_folders: parts, xorbs, xorb_bytes })
     }
 
     /// This hub with other size limits.
@@ -101,6 +111,20 @@ impl AppState {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// How old an upload's leftovers must be before they are collected: longer than an upload URL
+/// lives ([`signing::UPLOAD_URL_TTL_SECS`]), with a day to spare.
+pub const GC_GRACE: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
+
+/// What [`AppState::collect_garbage`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GcReport {
+    /// Multipart staging folders of uploads never completed.
+    pub upload_folders: usize,
+    /// Xorbs no file references, and their bytes.
+    pub xorbs: u64,
+    pub xorb_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -56,6 +56,12 @@ pub enum StorageError {
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+/// The time `grace` ago, in the object store's clock type.
+fn chrono_cutoff(grace: std::time::Duration) -> chrono::DateTime<chrono::Utc> {
+    let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+    chrono::Utc::now().checked_sub_signed(grace).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+}
+
 /// Xorbs are sealed at this size (the format allows 64 MiB): a smaller open xorb bounds the memory
 /// of each concurrent upload while keeping objects large enough for efficient range reads.
 pub const XORB_TARGET_BYTES: usize = 16 * 1024 * 1024;
@@ -154,6 +160,34 @@ impl Cas {
     /// Bytes of xorbs referenced by the index.
     pub async fn stored_bytes(&self) -> Result<u64> {
         Ok(self.db.stored_bytes().await?)
+    }
+
+    /// Deletes xorbs that no file references and that are older than `grace`: what uploads that
+    /// failed or were cut off left behind (an ingest writes its xorbs before the index names
+    /// them). The grace period keeps the xorbs of uploads still in flight. Returns how many
+    /// objects and bytes were removed.
+    pub async fn sweep_orphan_xorbs(&self, grace: std::time::Duration) -> Result<(u64, u64)> {
+        use futures::TryStreamExt;
+        let cutoff = chrono_cutoff(grace);
+        let prefix = ObjectPath::from("xorbs/default");
+        let old: Vec<object_store::ObjectMeta> = self.objects.list(Some(&prefix)).try_filter(|meta| std::future::ready(meta.last_modified < cutoff)).try_collect().await?;
+        let hashes: Vec<String> = old.iter().filter_map(|m| m.location.filename().map(str::to_string)).collect();
+        let known = self.db.indexed_xorbs(&hashes).await?;
+        let (mut removed, mut bytes) = (0, 0);
+        for meta in old {
+            let Some(hash) = meta.location.filename() else { continue };
+            if known.contains(hash) {
+                continue;
+            }
+            match self.objects.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                    removed += 1;
+                    bytes += meta.size;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((removed, bytes))
     }
 
     fn xorb_path(hash: &str) -> ObjectPath {

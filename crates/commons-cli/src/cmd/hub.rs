@@ -230,6 +230,40 @@ pub enum TokenCommand {
     },
 }
 
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// The hub's data directory.
+    #[arg(long, env = "COMMONS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The hub's object store URL, when not DATA_DIR/objects.
+    #[arg(long, env = "COMMONS_STORE_URL")]
+    pub store_url: Option<String>,
+    /// Leave what is younger than this many hours (uploads may still be in flight).
+    #[arg(long, default_value_t = 48.0)]
+    pub grace_hours: f64,
+}
+
+/// Collects garbage beside a running hub or without one: only what no file references and what
+/// is older than the grace period goes.
+pub fn gc(args: GcArgs) -> Result<()> {
+    if !args.grace_hours.is_finite() || args.grace_hours < 0.0 {
+        bail!("--grace-hours must be a non-negative number of hours");
+    }
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let state = commons_hub::AppState::open(&data_dir, args.store_url.as_deref(), None)
+            .await
+            .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?;
+        let report = state.collect_garbage(std::time::Duration::from_secs_f64(args.grace_hours * 3600.0)).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        println!(
+            "removed {} unfinished multipart uploads and {} unreferenced xorbs ({} bytes)",
+            report.upload_folders, report.xorbs, report.xorb_bytes
+        );
+        Ok(())
+    })
+}
+
 fn open_db(data_dir: Option<PathBuf>) -> Result<(tokio::runtime::Runtime, Db)> {
     let data_dir = data_dir.unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;

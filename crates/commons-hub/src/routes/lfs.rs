@@ -269,10 +269,9 @@ fn part_dir(state: &AppState, oid: &str, user: i64) -> PathBuf {
     state.upload_dir.join(format!("{user}-{oid}"))
 }
 
-/// Removes multipart staging folders untouched for longer than an upload URL lives: parts of
-/// uploads that were never completed.
-pub async fn sweep_stale_parts(state: &AppState) -> std::io::Result<usize> {
-    let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(UPLOAD_URL_TTL_SECS as u64 + 3600);
+/// Removes multipart staging folders untouched for `grace`: parts of uploads never completed.
+pub async fn sweep_stale_parts(state: &AppState, grace: std::time::Duration) -> std::io::Result<usize> {
+    let cutoff = std::time::SystemTime::now().checked_sub(grace).unwrap_or(std::time::UNIX_EPOCH);
     let mut removed = 0;
     let mut dir = tokio::fs::read_dir(&state.upload_dir).await?;
     while let Some(entry) = dir.next_entry().await? {
