@@ -2,24 +2,15 @@
 
 mod support;
 
-use std::process::Command;
-
-use support::{Hub, python_venv, workspace_root};
+use support::{Hub, python_script, python_venv};
 
 fn run_python_client(version: &str) {
     let python = python_venv("huggingface_hub", version);
     let hub = Hub::start();
     let hf_home = tempfile::tempdir().unwrap();
-    let script = workspace_root().join("crates/commons-cli/tests/py/hf_client_check.py");
-    let out = Command::new(python)
-        .arg(script)
+    let out = python_script(&python, "hf_client_check.py", &hub.url(), hf_home.path())
         .arg(version.replace('.', "-"))
-        .env("HF_ENDPOINT", hub.url())
         .env("HF_TOKEN", &hub.token)
-        .env("HF_HOME", hf_home.path())
-        .env("HF_HUB_DISABLE_TELEMETRY", "1")
-        .env("HF_HUB_DISABLE_XET", "1")
-        .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         .output()
         .expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::{Hub, RawClient, sha256_hex};
 
+/// The tests of this file measure time and memory under load: they run one at a time, so that
+/// one's flood is not another's measurement.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn new_client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
 }
@@ -85,6 +93,7 @@ fn oversized_post(port: u16, path: &str, token: Option<&str>, claimed: u64, send
 
 #[test]
 fn oversized_and_unauthenticated_bodies_are_refused_before_they_are_read() {
+    let _serial = one_at_a_time();
     let hub = Hub::start_with(&tempfile::tempdir().unwrap().keep().join("data"), "alice", &["--no-worker", "--max-commit-bytes", "1048576"]);
     let client = RawClient::new(&hub);
     assert!(client.create_model("target").unwrap().status().is_success());
@@ -181,6 +190,7 @@ fn batch(http: &reqwest::blocking::Client, hub: &Hub, token: &str, repo: &str, o
 
 #[test]
 fn declared_sizes_cannot_make_the_lfs_batch_expensive() {
+    let _serial = one_at_a_time();
     let hub = Hub::start();
     let client = RawClient::new(&hub);
     assert!(client.create_model("sizes").unwrap().status().is_success());
@@ -216,6 +226,7 @@ fn declared_sizes_cannot_make_the_lfs_batch_expensive() {
 
 #[test]
 fn a_tree_of_twenty_thousand_folders_is_listed_at_the_cost_of_a_page() {
+    let _serial = one_at_a_time();
     let hub = Hub::start();
     let client = RawClient::new(&hub);
     assert!(client.create_model("wide").unwrap().status().is_success());
@@ -305,6 +316,7 @@ fn a_tree_of_twenty_thousand_folders_is_listed_at_the_cost_of_a_page() {
 
 #[test]
 fn private_bytes_cannot_be_claimed_by_their_hash() {
+    let _serial = one_at_a_time();
     let hub = Hub::start();
     let alice = RawClient::new(&hub);
     let http = new_client();
@@ -355,6 +367,7 @@ fn private_bytes_cannot_be_claimed_by_their_hash() {
 
 #[test]
 fn small_holes_are_closed() {
+    let _serial = one_at_a_time();
     let hub = Hub::start();
     let client = RawClient::new(&hub);
     assert!(client.create_model("holes").unwrap().status().is_success());
@@ -443,15 +456,9 @@ fn refusals_reach_the_python_client_as_the_right_exceptions(version: &str) {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start_with(&dir.path().join("data"), "alice", &["--no-worker", "--max-commit-bytes", "1048576", "--max-file-bytes", "5000000"]);
     let other = hub.add_user("bob");
-    let out = std::process::Command::new(python)
-        .arg(support::workspace_root().join("crates/commons-cli/tests/py/hf_refusals.py"))
-        .env("HF_ENDPOINT", hub.url())
+    let out = support::python_script(&python, "hf_refusals.py", &hub.url(), &dir.path().join("hf"))
         .env("OWNER_TOKEN", &hub.token)
         .env("OTHER_TOKEN", other)
-        .env("HF_HOME", dir.path().join("hf"))
-        .env("HF_HUB_DISABLE_TELEMETRY", "1")
-        .env("HF_HUB_DISABLE_XET", "1")
-        .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         .output()
         .expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -460,16 +467,19 @@ fn refusals_reach_the_python_client_as_the_right_exceptions(version: &str) {
 
 #[test]
 fn refusals_reach_huggingface_hub_0_36_as_the_right_exceptions() {
+    let _serial = one_at_a_time();
     refusals_reach_the_python_client_as_the_right_exceptions("0.36.2");
 }
 
 #[test]
 fn refusals_reach_huggingface_hub_2_4_as_the_right_exceptions() {
+    let _serial = one_at_a_time();
     refusals_reach_the_python_client_as_the_right_exceptions("2.4.0");
 }
 
 #[test]
 fn failed_uploads_leave_nothing_behind_once_collected() {
+    let _serial = one_at_a_time();
     let hub = Hub::start();
     let client = RawClient::new(&hub);
     assert!(client.create_model("kept").unwrap().status().is_success());

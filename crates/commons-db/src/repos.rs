@@ -271,13 +271,7 @@ async fn load_tree(conn: &mut sqlx::SqliteConnection, tree: &str) -> Result<BTre
         .await?;
     let mut out = BTreeMap::new();
     for row in rows {
-        let e = FileEntry {
-            path: row.try_get("path")?,
-            sha256: row.try_get("sha256")?,
-            size: row.try_get("size")?,
-            git_oid: row.try_get("git_oid")?,
-            lfs: row.try_get("lfs")?,
-        };
+        let e = entry_from_row(&row)?;
         out.insert(e.path.clone(), e);
     }
     Ok(out)
@@ -514,13 +508,7 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some(FileEntry {
-            path: row.try_get("path")?,
-            sha256: row.try_get("sha256")?,
-            size: row.try_get("size")?,
-            git_oid: row.try_get("git_oid")?,
-            lfs: row.try_get("lfs")?,
-        }))
+        Ok(Some(entry_from_row(&row)?))
     }
 
     /// The tree id of a commit of `repo`.

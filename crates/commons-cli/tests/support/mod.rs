@@ -152,6 +152,20 @@ pub fn python_venv(package: &str, version: &str) -> PathBuf {
     python
 }
 
+/// `python script` against `hub_url`, with the Hugging Face client's cache in `hf_home` and its
+/// telemetry, Xet transfers and progress bars off.
+pub fn python_script(python: &Path, script: &str, hub_url: &str, hf_home: &Path) -> Command {
+    let mut command = Command::new(python);
+    command
+        .arg(workspace_root().join("crates/commons-cli/tests/py").join(script))
+        .env("HF_ENDPOINT", hub_url)
+        .env("HF_HOME", hf_home)
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env("HF_HUB_DISABLE_XET", "1")
+        .env("HF_HUB_DISABLE_PROGRESS_BARS", "1");
+    command
+}
+
 /// A minimal raw-HTTP writer for tests that need to control every request (crash tests, the
 /// download-only Rust client test). Speaks the same protocol as the official clients.
 pub struct RawClient {

@@ -198,7 +198,7 @@ pub async fn batch(
 /// Where an upload's bytes go: into the store, or, when the store already has the object, only
 /// through a hash that proves the sender holds it.
 enum Sink {
-    Store(commons_storage::IngestWriter),
+    Store(Box<commons_storage::IngestWriter>),
     Prove { oid: String, size: u64, received: u64, sha256: Sha256 },
 }
 
@@ -206,7 +206,7 @@ impl Sink {
     async fn for_object(state: &AppState, oid: &str, size: u64) -> ApiResult<Self> {
         Ok(match state.db.blob(oid).await? {
             Some(_) => Sink::Prove { oid: oid.to_string(), size, received: 0, sha256: Sha256::new() },
-            None => Sink::Store(state.cas.writer(size, Some(oid.to_string()))),
+            None => Sink::Store(Box::new(state.cas.writer(size, Some(oid.to_string())))),
         })
     }
 

@@ -218,10 +218,10 @@ pub async fn commit(
         }
     }
     let header = header.ok_or_else(|| ApiError::bad_request("the commit has no header line"))?;
-    if let Some(parent) = &header.parent_commit {
-        if *parent != head {
-            return Err(ApiError::from(commons_db::DbError::StaleParent { expected: parent.clone(), actual: head.clone() }));
-        }
+    if let Some(parent) = &header.parent_commit
+        && *parent != head
+    {
+        return Err(ApiError::from(commons_db::DbError::StaleParent { expected: parent.clone(), actual: head.clone() }));
     }
 
     // Every line is checked (inline contents decoded, LFS objects found and readable by the
@@ -263,13 +263,10 @@ pub async fn commit(
                 if !state.db.may_reference_blob(&oid, token.user.id, caller.reader()).await? {
                     return Err(never_uploaded());
                 }
-                if let Some(declared) = f.size {
-                    if declared != size as u64 {
-                        return Err(ApiError::bad_request(format!(
-                            "line {n}: {} declares {declared} bytes but LFS object {oid} has {size}",
-                            f.path
-                        )));
-                    }
+                if let Some(declared) = f.size
+                    && declared != size as u64
+                {
+                    return Err(ApiError::bad_request(format!("line {n}: {} declares {declared} bytes but LFS object {oid} has {size}", f.path)));
                 }
                 checked.push(Checked::Op(CommitOp::Put(NewFile { path: f.path, sha256: oid, lfs: true })));
             }
