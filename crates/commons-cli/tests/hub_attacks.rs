@@ -344,6 +344,11 @@ fn private_bytes_cannot_be_claimed_by_their_hash() {
     let err = commit(&mallory, "mallory/loot", "stolen.bin", &secret_oid, secret.len()).unwrap_err();
     assert!(err.contains("400") && err.contains("never uploaded"), "{err}");
     assert_eq!(head(), before);
+    // Nor does the verify URL tell whether the store holds it.
+    let verify = answer["objects"][0]["actions"]["verify"]["href"].as_str().unwrap().to_string();
+    let verified = || http.post(&verify).json(&json!({"oid": secret_oid, "size": secret.len()})).send().unwrap();
+    let (status, _, _) = refusal(verified());
+    assert_eq!(status, 404, "as for an object never uploaded");
     // Sending other bytes to the upload URL proves nothing.
     let href = answer["objects"][0]["actions"]["upload"]["href"].as_str().unwrap();
     let mut forged = secret.clone();
@@ -353,6 +358,7 @@ fn private_bytes_cannot_be_claimed_by_their_hash() {
     assert!(commit(&mallory, "mallory/loot", "stolen.bin", &secret_oid, secret.len()).is_err());
     // Whoever holds the bytes proves it by sending them (stored once, deduplicated).
     assert!(http.put(href).body(secret.clone()).send().unwrap().status().is_success());
+    assert_eq!(verified().status(), 200);
     commit(&mallory, "mallory/loot", "mine.bin", &secret_oid, secret.len()).unwrap();
 
     // Public objects deduplicate without an upload, as before.

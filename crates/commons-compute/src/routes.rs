@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,17 +33,10 @@ pub fn router(coordinator: Coordinator) -> Router {
         .with_state(coordinator)
 }
 
-/// A JSON body, at most the hub's JSON limit (413 past it), whose rejection is a JSON error
-/// naming what is wrong.
-struct Body<T>(T);
-
-impl<T: DeserializeOwned> FromRequest<Coordinator> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &Coordinator) -> Result<Self, ApiError> {
-        let raw = RawBody::from_request(req, state).await?;
-        Ok(Body(raw.json(state.hub.limits.json_body, "the request body").await?))
-    }
+/// Reads a JSON body (at most the hub's JSON limit, 413 past it) once the caller's token has
+/// been checked: nothing of a body is read before its caller is known to be allowed.
+async fn read_body<T: DeserializeOwned>(c: &Coordinator, body: RawBody) -> ApiResult<T> {
+    body.json(c.hub.limits.json_body, "the request body").await
 }
 
 /// A write token of a whole account: what submitting and cancelling jobs need (they spend
@@ -73,8 +66,9 @@ fn worker_token(caller: &Caller) -> ApiResult<&Token> {
     Ok(token)
 }
 
-async fn submit(State(c): State<Coordinator>, caller: Caller, Body(request): Body<JobRequest>) -> ApiResult<Response> {
+async fn submit(State(c): State<Coordinator>, caller: Caller, body: RawBody) -> ApiResult<Response> {
     let owner = account_token(&caller)?;
+    let request: JobRequest = read_body(&c, body).await?;
     let job = c.submit(owner, request).await?;
     Ok((StatusCode::CREATED, Json(job)).into_response())
 }
@@ -114,8 +108,9 @@ async fn workers(State(c): State<Coordinator>) -> ApiResult<Response> {
     Ok(Json(c.workers().await?).into_response())
 }
 
-async fn register(State(c): State<Coordinator>, caller: Caller, Body(request): Body<RegisterWorker>) -> ApiResult<Response> {
+async fn register(State(c): State<Coordinator>, caller: Caller, body: RawBody) -> ApiResult<Response> {
     let owner = worker_token(&caller)?;
+    let request: RegisterWorker = read_body(&c, body).await?;
     Ok(Json(c.register(owner, request).await?).into_response())
 }
 
@@ -133,8 +128,9 @@ async fn pull(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>,
     }
 }
 
-async fn heartbeat(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, Body(beat): Body<Heartbeat>) -> ApiResult<Response> {
+async fn heartbeat(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, body: RawBody) -> ApiResult<Response> {
     let owner = worker_token(&caller)?;
+    let beat: Heartbeat = read_body(&c, body).await?;
     Ok(Json(c.heartbeat(owner, id, beat).await?).into_response())
 }
 
@@ -145,8 +141,9 @@ struct ReportQuery {
     wait: Option<u64>,
 }
 
-async fn report(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, Query(q): Query<ReportQuery>, Body(report): Body<Report>) -> ApiResult<Response> {
+async fn report(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, Query(q): Query<ReportQuery>, body: RawBody) -> ApiResult<Response> {
     let owner = worker_token(&caller)?;
+    let report: Report = read_body(&c, body).await?;
     let mut answer = c.report(owner, id, report).await?;
     if let Some(worker) = q.next_for {
         answer.next = c.pull(owner, worker, Duration::from_secs(q.wait.unwrap_or(0))).await?;

@@ -396,9 +396,13 @@ pub async fn verify(State(state): State<AppState>, Path(oid): Path<String>, Quer
     check_signature(&state, &oid, &s, "verify")?;
     // The body ({oid, size}) says nothing the signed URL does not; read it within bounds.
     body.bytes(state.limits.json_body, "the verify request").await?;
+    // Only the bytes this user sent (or could read) are confirmed: for anyone else the object
+    // was not uploaded, whether or not the store holds it.
+    let not_uploaded = || ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("object {oid} was not uploaded"));
     match state.db.blob(&oid).await? {
+        Some(_) if !state.db.may_reference_blob(&oid, s.user, None).await? => Err(not_uploaded()),
         Some((_, size, _)) if size as u64 == s.size => Ok(Json(json!({"oid": oid, "size": size}))),
         Some((_, size, _)) => Err(ApiError::bad_request(format!("object {oid} has {size} bytes, not {}", s.size))),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("object {oid} was not uploaded"))),
+        None => Err(not_uploaded()),
     }
 }
