@@ -78,7 +78,13 @@ fn invalid_names_paths_parents_and_bodies_are_rejected_without_changes() {
 
     // Bad base64 and unknown operations.
     let err = client
-        .commit("alice/strict", &[json!({"key": "header", "value": {}}), json!({"key": "file", "value": {"path": "b.txt", "content": "!!!", "encoding": "base64"}})])
+        .commit(
+            "alice/strict",
+            &[
+                json!({"key": "header", "value": {}}),
+                json!({"key": "file", "value": {"path": "b.txt", "content": "!!!", "encoding": "base64"}}),
+            ],
+        )
         .unwrap_err();
     assert!(err.contains("base64"), "{err}");
     let err = client.commit("alice/strict", &[json!({"key": "header", "value": {}}), json!({"key": "rmrf", "value": {}})]).unwrap_err();
@@ -103,7 +109,10 @@ fn invalid_names_paths_parents_and_bodies_are_rejected_without_changes() {
     assert_eq!(status, 400);
     assert!(body["message"].as_str().unwrap().contains("size mismatch"), "{body}");
     let err = client
-        .commit("alice/strict", &[json!({"key": "header", "value": {}}), json!({"key": "lfsFile", "value": {"path": "w.bin", "oid": oid, "size": 12}})])
+        .commit(
+            "alice/strict",
+            &[json!({"key": "header", "value": {}}), json!({"key": "lfsFile", "value": {"path": "w.bin", "oid": oid, "size": 12}})],
+        )
         .unwrap_err();
     assert!(err.contains("never uploaded"), "a rejected body is not stored: {err}");
     // A tampered signature is refused.

@@ -194,10 +194,7 @@ fn login_upload_list_log_download_resume_and_errors() {
 
     // Datasets: a single file under a new name, on a new branch.
     ok(cli(home, &["repo", "create", "alice/corpus", "--type", "dataset"]));
-    let (out, _) = ok(cli(
-        home,
-        &["upload", "alice/corpus", folder.join("sub/notes.txt").to_str().expect("utf-8"), "--type", "dataset"],
-    ));
+    let (out, _) = ok(cli(home, &["upload", "alice/corpus", folder.join("sub/notes.txt").to_str().expect("utf-8"), "--type", "dataset"]));
     assert!(last_line(&out).contains("/datasets/alice/corpus/commit/"), "{out}");
     // The 12 MB object is already stored (in alice/demo): the batch API asks for nothing.
     let (_, err) = ok(cli(home, &["upload", "alice/corpus", folder.join("weights.bin").to_str().expect("utf-8"), "--type", "dataset"]));
@@ -205,7 +202,17 @@ fn login_upload_list_log_download_resume_and_errors() {
     let file = folder.join("README.md");
     ok(cli(
         home,
-        &["upload", "alice/corpus", file.to_str().expect("utf-8"), "--type", "dataset", "--path-in-repo", "docs/card.md", "--revision", "draft"],
+        &[
+            "upload",
+            "alice/corpus",
+            file.to_str().expect("utf-8"),
+            "--type",
+            "dataset",
+            "--path-in-repo",
+            "docs/card.md",
+            "--revision",
+            "draft",
+        ],
     ));
     let (out, _) = ok(cli(home, &["download", "alice/corpus", "--type", "dataset", "--revision", "draft"]));
     let snap = PathBuf::from(last_line(&out));
@@ -282,7 +289,10 @@ fn cache_is_shared_with_huggingface_hub() {
     assert_eq!(PathBuf::from(lines[lines.len() - 1]), snapshot, "{out}");
 
     // Python downloads; commons finds every blob and fetches nothing.
-    let (out, _) = ok(python_env(theirs.path()).args(["-c", "from huggingface_hub import snapshot_download\nprint(snapshot_download('alice/shared'))"]).output().expect("python"));
+    let (out, _) = ok(python_env(theirs.path())
+        .args(["-c", "from huggingface_hub import snapshot_download\nprint(snapshot_download('alice/shared'))"])
+        .output()
+        .expect("python"));
     let python_snapshot = PathBuf::from(last_line(&out));
     let (out, err) = ok(with_hub(theirs.path(), &["download", "alice/shared"]));
     assert_eq!(PathBuf::from(last_line(&out)), python_snapshot);

@@ -42,7 +42,8 @@ impl Network {
         let network = Network { hub, tmp, http, workers: Vec::new() };
         let algorithm = network.tmp.path().join("algorithm");
         std::fs::create_dir_all(&algorithm).unwrap();
-        std::fs::copy(support::workspace_root().join("crates/commons-engine/recipes/keras-mnist-mlp.toml"), algorithm.join("recipe.toml")).unwrap();
+        std::fs::copy(support::workspace_root().join("crates/commons-engine/recipes/keras-mnist-mlp.toml"), algorithm.join("recipe.toml"))
+            .unwrap();
         std::fs::write(algorithm.join("README.md"), "---\nlicense: apache-2.0\ntags: [recipe]\n---\n# Keras MNIST MLP\n").unwrap();
         network.cli(&["repo", "create", "keras-mnist-mlp", "--type", "algorithm"]);
         network.cli(&["upload", "keras-mnist-mlp", algorithm.to_str().unwrap(), "--type", "algorithm"]);
@@ -141,7 +142,16 @@ impl Network {
     fn publish_local_model(&self) -> (PathBuf, PathBuf, Value) {
         let model_dir = self.tmp.path().join("model");
         let data = mnist_dir();
-        commons(&["train", "keras-mnist-mlp", "--data", data.to_str().unwrap(), "--out", model_dir.to_str().unwrap(), "--set", "training.epochs=1"]);
+        commons(&[
+            "train",
+            "keras-mnist-mlp",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            model_dir.to_str().unwrap(),
+            "--set",
+            "training.epochs=1",
+        ]);
         self.cli(&["repo", "create", "mlp"]);
         self.cli(&["upload", "mlp", model_dir.to_str().unwrap()]);
         let honest = honest_metrics(&model_dir, &data);
@@ -154,7 +164,15 @@ impl Network {
 
     fn submit_train(&self, epochs: u32) -> i64 {
         let out = self.cli(&[
-            "job", "submit", "train", "--algorithm", "alice/keras-mnist-mlp", "--dataset", "alice/mnist", "--set", &format!("training.epochs={epochs}"),
+            "job",
+            "submit",
+            "train",
+            "--algorithm",
+            "alice/keras-mnist-mlp",
+            "--dataset",
+            "alice/mnist",
+            "--set",
+            &format!("training.epochs={epochs}"),
         ]);
         out.lines().last().unwrap().trim().parse().unwrap()
     }
@@ -177,7 +195,9 @@ impl Network {
     }
 
     fn wait_done(&self, id: i64) -> Value {
-        let job = self.wait_job(id, "the job to finish", Duration::from_secs(300), |j| matches!(j["state"].as_str(), Some("done" | "failed" | "cancelled")));
+        let job = self.wait_job(id, "the job to finish", Duration::from_secs(300), |j| {
+            matches!(j["state"].as_str(), Some("done" | "failed" | "cancelled"))
+        });
         if job["state"] != "done" {
             self.dump_logs();
         }
@@ -188,7 +208,10 @@ impl Network {
     fn dump_logs(&self) {
         for (name, _) in &self.workers {
             let log = std::fs::read_to_string(self.tmp.path().join(format!("worker-{name}.log"))).unwrap_or_default();
-            eprintln!("---- worker {name} ----\n{}", log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+            eprintln!(
+                "---- worker {name} ----\n{}",
+                log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
     }
 
@@ -198,7 +221,13 @@ impl Network {
     }
 
     fn worker_view(&self, name: &str) -> Value {
-        self.api("/api/workers").as_array().unwrap().iter().find(|w| w["name"] == name).cloned().unwrap_or_else(|| panic!("worker {name} is not listed"))
+        self.api("/api/workers")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("worker {name} is not listed"))
     }
 
     /// A read token of the hub's operator (`commons`), made as an administrator would: the whole
@@ -248,7 +277,11 @@ impl Network {
         assert_eq!(total, 0, "the ledger's entries sum to zero");
         for account in ledger["accounts"].as_array().unwrap() {
             let balance = account["balance"].as_i64().unwrap();
-            assert_eq!(balance, balances.get(&account["id"].as_i64().unwrap()).copied().unwrap_or(0), "account balance matches its entries: {account}");
+            assert_eq!(
+                balance,
+                balances.get(&account["id"].as_i64().unwrap()).copied().unwrap_or(0),
+                "account balance matches its entries: {account}"
+            );
             if account["kind"] != "issuer" {
                 assert!(balance >= 0, "no balance below zero: {account}");
             }
@@ -283,17 +316,14 @@ fn assignments(unit: &Value) -> Vec<&Value> {
 }
 
 fn running_train_assignment(job: &Value) -> Option<Value> {
-    units_of(job, "train", false)
-        .into_iter()
-        .flat_map(assignments)
-        .find(|a| a["state"] == "running" && a["progress"].is_object())
-        .cloned()
+    units_of(job, "train", false).into_iter().flat_map(assignments).find(|a| a["state"] == "running" && a["progress"].is_object()).cloned()
 }
 
 #[test]
 fn a_train_job_runs_on_volunteers_and_another_worker_confirms_its_accuracy() {
     let mut net = Network::start(&["--no-worker"]);
-    let tokens: Vec<String> = ["bob", "carol", "dave"].iter().enumerate().map(|(i, owner)| net.start_worker(owner, &format!("w{}", i + 1))).collect();
+    let tokens: Vec<String> =
+        ["bob", "carol", "dave"].iter().enumerate().map(|(i, owner)| net.start_worker(owner, &format!("w{}", i + 1))).collect();
     let algorithm_rev = net.api("/api/algorithms/alice/keras-mnist-mlp")["sha"].as_str().unwrap().to_string();
     let dataset_rev = net.api("/api/datasets/alice/mnist")["sha"].as_str().unwrap().to_string();
 
@@ -327,7 +357,10 @@ fn a_train_job_runs_on_volunteers_and_another_worker_confirms_its_accuracy() {
     assert!(card.contains(&format!("algorithm_revision: {algorithm_rev}")), "card names the algorithm revision:\n{card}");
     assert!(card.contains(&format!("dataset_revision: {dataset_rev}")), "card names the dataset revision:\n{card}");
     assert!(card.contains("- alice/mnist"), "card lists the dataset repo:\n{card}");
-    assert!(card.contains("## Validation") && card.contains(validator["worker"].as_str().unwrap()), "card records who confirmed it:\n{card}");
+    assert!(
+        card.contains("## Validation") && card.contains(validator["worker"].as_str().unwrap()),
+        "card records who confirmed it:\n{card}"
+    );
     let info = net.api(&format!("/api/models/{model}"));
     assert_eq!(info["sha"], job["result"]["model"]["revision"], "main is the validated revision");
     let weights = net.http.head(format!("{}/{model}/resolve/main/model.safetensors", net.hub.url())).send().unwrap();
@@ -376,7 +409,8 @@ fn a_killed_worker_and_a_restarted_server_lose_no_unit_and_pay_no_one_twice() {
         running_train_assignment(j).is_some_and(|a| a["worker"] != "doomed")
     });
     let second = running_train_assignment(&job).unwrap();
-    let lapsed = units_of(&job, "train", false)[0]["assignments"].as_array().unwrap().iter().find(|a| a["id"] == first["id"]).unwrap().clone();
+    let lapsed =
+        units_of(&job, "train", false)[0]["assignments"].as_array().unwrap().iter().find(|a| a["id"] == first["id"]).unwrap().clone();
     assert_eq!(lapsed["state"], "expired", "the silent worker's lease lapsed: {lapsed}");
 
     // Restart the server while the second worker trains: it keeps going and reports afterwards.
@@ -387,14 +421,22 @@ fn a_killed_worker_and_a_restarted_server_lose_no_unit_and_pay_no_one_twice() {
     assert_eq!(accepted.len(), 1, "exactly one training result accepted: {train:#}");
     assert_eq!(accepted[0]["id"], second["id"], "the worker that took over finished the unit");
     let resumed_epochs: Vec<u64> = accepted[0]["epochs"].as_array().unwrap().iter().map(|e| e["epoch"].as_u64().unwrap()).collect();
-    assert!(!resumed_epochs.is_empty() && resumed_epochs.iter().all(|&e| e >= 2), "resumed from the checkpoint, not from scratch: {resumed_epochs:?}");
+    assert!(
+        !resumed_epochs.is_empty() && resumed_epochs.iter().all(|&e| e >= 2),
+        "resumed from the checkpoint, not from scratch: {resumed_epochs:?}"
+    );
     assert_eq!(job["result"]["epochs"], 4, "the model has all its epochs");
     let logs = net.cli(&["job", "logs", &id.to_string()]);
     assert!(logs.contains("resuming from the checkpoint"), "{logs}");
     let files = net.api("/api/models/alice/keras-mnist-mlp-mnist/tree/main?recursive=true");
     assert!(!files.to_string().contains("checkpoint/"), "the published model carries no checkpoint: {files}");
     // The killed worker's branch held its checkpoint; once the job is done it is pruned.
-    let branches: Vec<String> = net.api("/api/models/alice/keras-mnist-mlp-mnist/refs")["branches"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap().to_string()).collect();
+    let branches: Vec<String> = net.api("/api/models/alice/keras-mnist-mlp-mnist/refs")["branches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .collect();
     assert!(!branches.contains(&format!("job-{id}-a{}", first["id"])), "{branches:?}");
     assert!(branches.contains(&format!("job-{id}-a{}", second["id"])), "the validated model's branch stays: {branches:?}");
     assert_eq!(train["errors"], 1, "the lapsed lease counts as the unit's one error");
@@ -426,14 +468,24 @@ fn fabricated_results_are_rejected_earn_nothing_and_cost_the_cheat_its_trust() {
         resp.json().unwrap()
     };
     let submit_eval = |net: &Network| -> i64 {
-        net.cli(&["job", "submit", "eval", "--model", "alice/mlp", "--dataset", "alice/mnist"]).lines().last().unwrap().trim().parse().unwrap()
+        net.cli(&["job", "submit", "eval", "--model", "alice/mlp", "--dataset", "alice/mnist"])
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     };
 
     // First she earns some trust with an honest result.
     let first = submit_eval(&net);
     let lease = pull(&net);
     let report = |net: &Network, lease: &Value, metrics: &Value| {
-        net.post(&format!("/api/assignments/{}/report", lease["assignment_id"]), &mallory, &json!({"status": "success", "output": {"role": "eval", "metrics": metrics, "flops": 1e15}}))
+        net.post(
+            &format!("/api/assignments/{}/report", lease["assignment_id"]),
+            &mallory,
+            &json!({"status": "success", "output": {"role": "eval", "metrics": metrics, "flops": 1e15}}),
+        )
     };
     assert!(report(&net, &lease, &honest).status().is_success());
     let bob = net.start_worker("bob", "w1");
@@ -463,7 +515,8 @@ fn fabricated_results_are_rejected_earn_nothing_and_cost_the_cheat_its_trust() {
     let unit = units_of(&job, "eval", false)[0];
     let theirs = assignments(unit).into_iter().find(|a| a["worker"] == "fake").unwrap();
     assert_eq!(theirs["outcome"], "invalid");
-    let agreed: Vec<_> = assignments(unit).into_iter().filter(|a| a["outcome"] == "valid").map(|a| a["owner"].as_str().unwrap().to_string()).collect();
+    let agreed: Vec<_> =
+        assignments(unit).into_iter().filter(|a| a["outcome"] == "valid").map(|a| a["owner"].as_str().unwrap().to_string()).collect();
     assert_eq!(agreed, ["bob", "carol"], "two other owners agreed");
     let fake = net.worker_view("fake");
     assert_eq!(fake["consecutive_valid"], 0, "trust drops to nothing: {fake}");
@@ -485,7 +538,12 @@ fn bad_jobs_get_clear_errors_and_move_no_credit() {
         (&["--algorithm", "alice/nope", "--dataset", "alice/mnist"], 404, "RepoNotFound", "algorithm repository alice/nope not found"),
         (&["--algorithm", "alice/keras-mnist-mlp", "--dataset", "alice/mnist@v9"], 404, "RevisionNotFound", "revision \"v9\" not found"),
         (&["--algorithm", "alice/keras-mnist-mlp", "--dataset", "alice/mnist", "--set", "training.bogus=1"], 400, "InvalidRecipe", "bogus"),
-        (&["--algorithm", "alice/keras-mnist-mlp", "--dataset", "alice/mnist", "--set", "training.epochs=1000"], 402, "InsufficientCredits", "your balance is 1000"),
+        (
+            &["--algorithm", "alice/keras-mnist-mlp", "--dataset", "alice/mnist", "--set", "training.epochs=1000"],
+            402,
+            "InsufficientCredits",
+            "your balance is 1000",
+        ),
         (&["--algorithm", "keras-mnist-mlp", "--dataset", "alice/mnist"], 400, "BadRequest", "namespace/name"),
     ];
     for (args, status, code, message) in cases {
@@ -503,25 +561,42 @@ fn bad_jobs_get_clear_errors_and_move_no_credit() {
     let body: Value = resp.json().unwrap();
     assert_eq!(body["error"], "BadRequest");
     assert!(body["message"].as_str().unwrap().contains("dataset"), "{body}");
-    let resp = net.post("/api/jobs", &net.hub.token, &json!({"kind": "eval", "model": "alice/nothing", "dataset": "alice/mnist", "split": "holdout"}));
+    let resp = net.post(
+        "/api/jobs",
+        &net.hub.token,
+        &json!({"kind": "eval", "model": "alice/nothing", "dataset": "alice/mnist", "split": "holdout"}),
+    );
     assert_eq!(resp.status(), 400, "unknown split");
-    let anonymous = net.http.post(format!("{}/api/jobs", net.hub.url())).json(&json!({"kind": "eval", "model": "a/b", "dataset": "a/c"})).send().unwrap();
+    let anonymous = net
+        .http
+        .post(format!("{}/api/jobs", net.hub.url()))
+        .json(&json!({"kind": "eval", "model": "a/b", "dataset": "a/c"}))
+        .send()
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
     let resp = net.post("/api/workers/register", &net.hub.token, &json!({"protocol_version": 99, "name": "x", "cores": 1, "memory_bytes": 1, "gpu": null, "engine_version": "0", "platform": "p", "numeric_class": "flex", "speed_gflops": 1.0}));
     assert_eq!(resp.status(), 400, "a worker of another protocol version is refused");
     // A worker token runs workers and reads, but spends no credit and writes no repository.
     let worker_token = net.hub.add_token("alice", "worker");
-    let resp = net.post("/api/jobs", &worker_token, &json!({"kind": "train", "algorithm": "alice/keras-mnist-mlp", "dataset": "alice/mnist"}));
+    let resp =
+        net.post("/api/jobs", &worker_token, &json!({"kind": "train", "algorithm": "alice/keras-mnist-mlp", "dataset": "alice/mnist"}));
     assert_eq!(resp.status(), 403, "a worker token cannot submit jobs");
     let body: Value = resp.json().unwrap();
     assert!(body["message"].as_str().unwrap().contains("write token"), "{body}");
     let out = net.cli_raw(&["repo", "create", "from-a-worker"], &worker_token);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("HTTP 403"), "a worker token cannot create repositories");
-    let out = net.cli_raw(&["download", "alice/mnist", "--type", "dataset", "--local-dir", net.tmp.path().join("read-by-worker-token").to_str().unwrap()], &worker_token);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("HTTP 403"),
+        "a worker token cannot create repositories"
+    );
+    let out = net.cli_raw(
+        &["download", "alice/mnist", "--type", "dataset", "--local-dir", net.tmp.path().join("read-by-worker-token").to_str().unwrap()],
+        &worker_token,
+    );
     assert!(out.status.success(), "a worker token reads: {}", String::from_utf8_lossy(&out.stderr));
     let registered = net.post("/api/workers/register", &worker_token, &json!({"protocol_version": commons_protocol::PROTOCOL_VERSION, "name": "alices-box", "cores": 1, "memory_bytes": 1, "gpu": null, "engine_version": "0", "platform": "p", "numeric_class": "flex", "speed_gflops": 1.0}));
     assert_eq!(registered.status(), 200, "a worker token registers workers");
-    let whoami = net.http.get(format!("{}/api/whoami-v2", net.hub.url())).bearer_auth(&worker_token).send().unwrap().json::<Value>().unwrap();
+    let whoami =
+        net.http.get(format!("{}/api/whoami-v2", net.hub.url())).bearer_auth(&worker_token).send().unwrap().json::<Value>().unwrap();
     assert_eq!(whoami["auth"]["accessToken"]["role"], "read", "to the Hugging Face clients a worker token is a read token");
 
     assert_eq!(net.balance(&net.hub.token), before, "no credit moved");
@@ -532,13 +607,28 @@ fn bad_jobs_get_clear_errors_and_move_no_credit() {
     // retried with its key happens once.
     let dd = net.hub.data_dir.to_str().unwrap().to_string();
     for _ in 0..2 {
-        let out = support::commons(&["credits", "grant", "alice", "500", "--memo", "compute for the workshop", "--key", "workshop-1", "--data-dir", &dd]);
+        let out = support::commons(&[
+            "credits",
+            "grant",
+            "alice",
+            "500",
+            "--memo",
+            "compute for the workshop",
+            "--key",
+            "workshop-1",
+            "--data-dir",
+            &dd,
+        ]);
         assert!(out.status.success(), "grant: {}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("alice: {} credits", before + 500));
     }
     let refused = |args: &[&str]| Command::new(BIN).args(args).output().unwrap();
     let out = refused(&["credits", "grant", "nobody", "5", "--memo", "x", "--data-dir", &dd]);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no user \"nobody\""), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no user \"nobody\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = refused(&["credits", "grant", "alice", "0", "--memo", "x", "--data-dir", &dd]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("positive"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(net.balance(&net.hub.token), before + 500, "one grant landed");
@@ -621,7 +711,18 @@ fn a_training_claim_that_does_not_reproduce_is_rejected_and_the_unit_is_trained_
     // She trains her model beforehand, so her lease never lapses while she works.
     let model_dir = net.tmp.path().join("liar-model");
     let data = mnist_dir();
-    commons(&["train", "keras-mnist-mlp", "--data", data.to_str().unwrap(), "--out", model_dir.to_str().unwrap(), "--set", "training.epochs=1", "--set", "training.seed=7"]);
+    commons(&[
+        "train",
+        "keras-mnist-mlp",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        model_dir.to_str().unwrap(),
+        "--set",
+        "training.epochs=1",
+        "--set",
+        "training.seed=7",
+    ]);
     let id = net.submit_train(1);
     let lease: Value = net.post(&format!("/api/workers/{worker_id}/pull?wait=10"), &mallory, &json!({})).json().unwrap();
     let heartbeat = || {
@@ -638,7 +739,11 @@ fn a_training_claim_that_does_not_reproduce_is_rejected_and_the_unit_is_trained_
     heartbeat();
     let to_main = net.cli_raw(&["upload", &repo, model_dir.to_str().unwrap()], &upload_token);
     assert!(!to_main.status.success(), "the upload token cannot write main, which only validation moves");
-    assert!(String::from_utf8_lossy(&to_main.stderr).contains(&format!("may only write branch {branch}")), "{}", String::from_utf8_lossy(&to_main.stderr));
+    assert!(
+        String::from_utf8_lossy(&to_main.stderr).contains(&format!("may only write branch {branch}")),
+        "{}",
+        String::from_utf8_lossy(&to_main.stderr)
+    );
     let out = net.cli_raw(&["upload", &repo, model_dir.to_str().unwrap(), "--revision", &branch], &upload_token);
     assert!(out.status.success(), "upload with the lease's token: {}", String::from_utf8_lossy(&out.stderr));
     heartbeat();
@@ -714,8 +819,17 @@ fn a_sweep_trains_every_point_validates_each_and_publishes_the_best() {
     net.start_worker("bob", "w1");
     net.start_worker("carol", "w2");
     let out = net.cli(&[
-        "job", "submit", "train", "--algorithm", "alice/keras-mnist-mlp", "--dataset", "alice/mnist", "--set", "training.epochs=1",
-        "--sweep", "training.optimizer.lr=0.0001,0.001",
+        "job",
+        "submit",
+        "train",
+        "--algorithm",
+        "alice/keras-mnist-mlp",
+        "--dataset",
+        "alice/mnist",
+        "--set",
+        "training.epochs=1",
+        "--sweep",
+        "training.optimizer.lr=0.0001,0.001",
     ]);
     let id: i64 = out.lines().last().unwrap().trim().parse().unwrap();
     let job = net.wait_done(id);
@@ -748,7 +862,15 @@ fn lease_train_unit(net: &Network, token: &str, worker_id: i64) -> Value {
 }
 
 /// An NDJSON commit of one small inline file to `branch` of model repo `repo`.
-fn commit_file(net: &Network, token: &str, repo: &str, branch: &str, title: &str, path: &str, content: &[u8]) -> reqwest::blocking::Response {
+fn commit_file(
+    net: &Network,
+    token: &str,
+    repo: &str,
+    branch: &str,
+    title: &str,
+    path: &str,
+    content: &[u8],
+) -> reqwest::blocking::Response {
     use base64::Engine;
     let body = format!(
         "{}\n{}\n",
@@ -773,7 +895,16 @@ fn a_trainer_cannot_publish_its_own_commit_as_validated() {
     let worker_id = net.register_raw_worker(&mallory, "forger");
     let model_dir = net.tmp.path().join("mallory-model");
     let data = mnist_dir();
-    commons(&["train", "keras-mnist-mlp", "--data", data.to_str().unwrap(), "--out", model_dir.to_str().unwrap(), "--set", "training.epochs=1"]);
+    commons(&[
+        "train",
+        "keras-mnist-mlp",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        model_dir.to_str().unwrap(),
+        "--set",
+        "training.epochs=1",
+    ]);
     let id = net.submit_train(1);
     let lease = lease_train_unit(&net, &mallory, worker_id);
     let token = lease["upload_token"].as_str().unwrap().to_string();
@@ -809,9 +940,21 @@ fn a_trainer_cannot_publish_its_own_commit_as_validated() {
     assert_eq!(history[1]["id"], reported.as_str(), "the validated commit sits on exactly the commit that was evaluated");
     let files = net.api(&format!("/api/models/{repo}/tree/main?recursive=true")).to_string();
     assert!(!files.contains("backdoor.txt"), "nothing pushed after the report is published: {files}");
-    let weights = |rev: &str| net.api(&format!("/api/models/{repo}/revision/{rev}?blobs=true"))["siblings"].as_array().unwrap().iter().find(|f| f["rfilename"] == "model.safetensors").unwrap()["lfs"]["sha256"].clone();
+    let weights = |rev: &str| {
+        net.api(&format!("/api/models/{repo}/revision/{rev}?blobs=true"))["siblings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rfilename"] == "model.safetensors")
+            .unwrap()["lfs"]["sha256"]
+            .clone()
+    };
     assert_eq!(weights(&published), weights(&reported), "the published weights are the evaluated ones");
-    assert_eq!(net.api(&format!("/api/models/{repo}/revision/{branch}"))["sha"], published.as_str(), "the unit branch holds the validated commit");
+    assert_eq!(
+        net.api(&format!("/api/models/{repo}/revision/{branch}"))["sha"],
+        published.as_str(),
+        "the unit branch holds the validated commit"
+    );
     net.audit_ledger();
 }
 
@@ -861,12 +1004,17 @@ fn a_lease_token_reads_nothing_private_and_dies_with_its_assignment() {
     assert!(listed.contains("alice/keras-mnist-mlp-mnist") && !listed.contains("alice/secret"), "{listed}");
     // It speaks for no account: no balance, no jobs.
     assert_eq!(get("/api/credits").status(), 403);
-    assert_eq!(net.post("/api/jobs", &token, &json!({"kind": "train", "algorithm": "alice/keras-mnist-mlp", "dataset": "alice/mnist"})).status(), 403);
+    assert_eq!(
+        net.post("/api/jobs", &token, &json!({"kind": "train", "algorithm": "alice/keras-mnist-mlp", "dataset": "alice/mnist"})).status(),
+        403
+    );
     // The job's output repository (public) is readable, as it is to anyone.
     assert_eq!(get("/api/models/alice/keras-mnist-mlp-mnist").status(), 200);
 
     // The lease lapses (no heartbeat): the token dies with it.
-    net.wait_job(id, "the lease to lapse", Duration::from_secs(60), |j| units_of(j, "train", false)[0]["assignments"][0]["state"] == "expired");
+    net.wait_job(id, "the lease to lapse", Duration::from_secs(60), |j| {
+        units_of(j, "train", false)[0]["assignments"][0]["state"] == "expired"
+    });
     assert_eq!(get("/api/whoami-v2").status(), 401, "a lapsed lease's token is dead");
 
     // A cancelled job's lease token dies at the cancellation.
@@ -887,7 +1035,9 @@ fn a_flood_of_heartbeat_epochs_and_logs_is_bounded() {
     let id = net.submit_train(1);
     let lease = lease_train_unit(&net, &mallory, worker_id);
     let beat = |body: &Value| net.post(&format!("/api/assignments/{}/heartbeat", lease["assignment_id"]), &mallory, body);
-    let points = |from: usize, n: usize| -> Vec<Value> { (from..from + n).map(|e| json!({"epoch": e, "train_loss": 0.5, "seconds": 1.0})).collect() };
+    let points = |from: usize, n: usize| -> Vec<Value> {
+        (from..from + n).map(|e| json!({"epoch": e, "train_loss": 0.5, "seconds": 1.0})).collect()
+    };
 
     // 40,000 points in one heartbeat: refused before the writer sees it.
     let resp = beat(&json!({"epochs": points(0, 40_000)}));
@@ -899,7 +1049,8 @@ fn a_flood_of_heartbeat_epochs_and_logs_is_bounded() {
     for i in 0..12 {
         assert!(beat(&json!({"epochs": points(i * 1000, 1000), "log": vec!["x".repeat(100); 200]})).status().is_success());
         let started = Instant::now();
-        let resp = commit_file(&net, &net.hub.token, "alice/keras-mnist-mlp-mnist", "main", "meanwhile", "notes.txt", format!("{i}").as_bytes());
+        let resp =
+            commit_file(&net, &net.hub.token, "alice/keras-mnist-mlp-mnist", "main", "meanwhile", "notes.txt", format!("{i}").as_bytes());
         assert!(resp.status().is_success());
         assert!(started.elapsed() < Duration::from_secs(2), "a hub commit waited {:?} behind heartbeats", started.elapsed());
     }
@@ -931,11 +1082,29 @@ fn deleting_a_jobs_output_repository_fails_the_job_and_returns_the_escrow() {
     let lease = lease_train_unit(&net, &mallory, worker_id);
     let token = lease["upload_token"].as_str().unwrap().to_string();
     // Alice deletes the output repository while a lease token names it.
-    let resp = net.http.delete(format!("{}/api/repos/delete", net.hub.url())).bearer_auth(&net.hub.token).json(&json!({"name": "keras-mnist-mlp-mnist", "type": "model"})).send().unwrap();
+    let resp = net
+        .http
+        .delete(format!("{}/api/repos/delete", net.hub.url()))
+        .bearer_auth(&net.hub.token)
+        .json(&json!({"name": "keras-mnist-mlp-mnist", "type": "model"}))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().unwrap());
-    assert_eq!(net.http.get(format!("{}/api/whoami-v2", net.hub.url())).bearer_auth(&token).send().unwrap().status(), 401, "its lease tokens went with it");
+    assert_eq!(
+        net.http.get(format!("{}/api/whoami-v2", net.hub.url())).bearer_auth(&token).send().unwrap().status(),
+        401,
+        "its lease tokens went with it"
+    );
     // The volunteer gives up; the next worker's lease finds no repository to publish into.
-    assert!(net.post(&format!("/api/assignments/{}/report", lease["assignment_id"]), &mallory, &json!({"status": "error", "error": "cannot upload"})).status().is_success());
+    assert!(
+        net.post(
+            &format!("/api/assignments/{}/report", lease["assignment_id"]),
+            &mallory,
+            &json!({"status": "error", "error": "cannot upload"})
+        )
+        .status()
+        .is_success()
+    );
     net.start_worker("bob", "w1");
     let job = net.wait_job(id, "the job to fail", Duration::from_secs(60), |j| j["state"] == "failed");
     assert!(job["error"].as_str().unwrap().contains("was deleted"), "{job:#}");
@@ -958,13 +1127,29 @@ fn a_dataset_card_cannot_set_the_price_of_a_job() {
         std::fs::write(dir.join("README.md"), card).unwrap();
         net.cli(&["repo", "create", name, "--type", "dataset"]);
         net.cli(&["upload", name, dir.to_str().unwrap(), "--type", "dataset"]);
-        let out = net.cli(&["job", "submit", "train", "--algorithm", "alice/keras-mnist-mlp", "--dataset", &format!("alice/{name}"), "--set", "training.epochs=1", "--output", name]);
+        let out = net.cli(&[
+            "job",
+            "submit",
+            "train",
+            "--algorithm",
+            "alice/keras-mnist-mlp",
+            "--dataset",
+            &format!("alice/{name}"),
+            "--set",
+            "training.epochs=1",
+            "--output",
+            name,
+        ]);
         let id: i64 = out.lines().last().unwrap().trim().parse().unwrap();
         let escrow = net.job(id)["escrow"].as_i64().unwrap();
         net.cli(&["job", "cancel", &id.to_string()]);
         escrow
     };
-    let card = |train: &str, test: &str| format!("---\ndataset_info:\n  splits:\n  - name: train\n    num_examples: {train}\n  - name: test\n    num_examples: {test}\n---\n# MNIST\n");
+    let card = |train: &str, test: &str| {
+        format!(
+            "---\ndataset_info:\n  splits:\n  - name: train\n    num_examples: {train}\n  - name: test\n    num_examples: {test}\n---\n# MNIST\n"
+        )
+    };
     let honest = escrow_with_card("mnist-honest", &card("60000", "10000"));
     let tiny = escrow_with_card("mnist-tiny", &card("1", "1"));
     let huge = escrow_with_card("mnist-huge", &card("9223372036854775807", "9223372036854775807"));

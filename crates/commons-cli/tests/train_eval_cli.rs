@@ -20,7 +20,8 @@ fn train_then_eval_through_the_cli() {
     let stdout = String::from_utf8_lossy(&train.stdout);
     assert_eq!(stdout.lines().last(), Some(model_dir.to_string_lossy().as_ref()), "the model directory is the last line");
 
-    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(model_dir.join("metrics.json")).expect("metrics.json")).expect("JSON");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model_dir.join("metrics.json")).expect("metrics.json")).expect("JSON");
     let accuracy = metrics["test"]["accuracy"].as_f64().expect("test.accuracy");
     assert!(metrics["test"]["loss"].as_f64().is_some_and(f64::is_finite));
     assert!((0.5..=1.0).contains(&accuracy), "one epoch should beat chance: {accuracy}");

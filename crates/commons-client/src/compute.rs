@@ -45,7 +45,13 @@ impl Client {
 
     pub async fn jobs(&self, owner: Option<&str>) -> Result<Vec<JobView>> {
         match owner {
-            Some(owner) => self.get_compute(&format!("jobs?owner={}", percent_encoding::utf8_percent_encode(owner, percent_encoding::NON_ALPHANUMERIC))).await,
+            Some(owner) => {
+                self.get_compute(&format!(
+                    "jobs?owner={}",
+                    percent_encoding::utf8_percent_encode(owner, percent_encoding::NON_ALPHANUMERIC)
+                ))
+                .await
+            }
             None => self.get_compute("jobs").await,
         }
     }

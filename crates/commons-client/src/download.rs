@@ -104,10 +104,7 @@ pub async fn download(client: &Client, repo: &RepoId, options: &DownloadOptions,
         .filter(|e| filter.as_ref().is_none_or(|f| f.is_match(&e.path)))
         .collect();
     if files.is_empty() && filter.is_some() {
-        return Err(ClientError::Invalid(format!(
-            "no file of {repo} at {revision} matches --include {}",
-            options.include.join(" ")
-        )));
+        return Err(ClientError::Invalid(format!("no file of {repo} at {revision} matches --include {}", options.include.join(" "))));
     }
     for f in &files {
         check_server_path(&f.path)?;
@@ -132,10 +129,8 @@ pub async fn download(client: &Client, repo: &RepoId, options: &DownloadOptions,
     let mut seen = std::collections::HashSet::new();
     let unique: Vec<&TreeEntry> = files.iter().filter(|f| seen.insert(f.etag().to_ascii_lowercase())).collect();
     let ctx = FetchContext { client, repo, commit: &commit, blobs: &blobs, progress };
-    let outcomes: Vec<Fetched> = futures::stream::iter(unique.into_iter().map(|f| ctx.fetch(f)))
-        .buffer_unordered(options.concurrency.max(1))
-        .try_collect()
-        .await?;
+    let outcomes: Vec<Fetched> =
+        futures::stream::iter(unique.into_iter().map(|f| ctx.fetch(f))).buffer_unordered(options.concurrency.max(1)).try_collect().await?;
     for f in &files {
         link_pointer(&snapshot_dir.join(&f.path), &blobs.join(f.etag()), &f.path).await?;
     }
@@ -391,11 +386,7 @@ async fn link_pointer(pointer: &Path, blob: &Path, repo_path: &str) -> Result<()
 async fn copy_into(blob: &Path, dest: &Path) -> Result<()> {
     let dir = dest.parent().ok_or_else(|| ClientError::Invalid(format!("no folder for {}", dest.display())))?;
     tokio::fs::create_dir_all(dir).await.map_err(|e| ClientError::io_at("create", dir, e))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        dest.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
+    let tmp = dir.join(format!(".{}.tmp-{}", dest.file_name().and_then(|n| n.to_str()).unwrap_or("file"), std::process::id()));
     tokio::fs::copy(blob, &tmp).await.map_err(|e| ClientError::io_at("copy to", &tmp, e))?;
     tokio::fs::rename(&tmp, dest).await.map_err(|e| ClientError::io_at("replace", dest, e))
 }

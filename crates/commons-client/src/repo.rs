@@ -85,9 +85,7 @@ impl RepoId {
                 return Err(ClientError::Invalid(format!("invalid {what} in {text:?}: expected namespace/name")));
             }
             if !part.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
-                return Err(ClientError::Invalid(format!(
-                    "invalid {what} {part:?}: only letters, digits, '-', '_' and '.' are allowed"
-                )));
+                return Err(ClientError::Invalid(format!("invalid {what} {part:?}: only letters, digits, '-', '_' and '.' are allowed")));
             }
         }
         Ok(Self { kind, namespace, name })

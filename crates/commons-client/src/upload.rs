@@ -45,9 +45,7 @@ fn join_repo_path(prefix: &str, rest: &str) -> String {
 }
 
 fn relative_repo_path(base: &Path, file: &Path) -> Result<String> {
-    let rel = file
-        .strip_prefix(base)
-        .map_err(|_| ClientError::Invalid(format!("{} is not under {}", file.display(), base.display())))?;
+    let rel = file.strip_prefix(base).map_err(|_| ClientError::Invalid(format!("{} is not under {}", file.display(), base.display())))?;
     let mut parts = Vec::new();
     for c in rel.components() {
         let part = c
@@ -165,7 +163,13 @@ struct Planned {
 }
 
 /// Uploads `sources` to `repo` as one commit on the branch `options.revision`.
-pub async fn upload(client: &Client, repo: &RepoId, sources: Vec<UploadSource>, options: &UploadOptions, progress: &dyn Progress) -> Result<UploadReport> {
+pub async fn upload(
+    client: &Client,
+    repo: &RepoId,
+    sources: Vec<UploadSource>,
+    options: &UploadOptions,
+    progress: &dyn Progress,
+) -> Result<UploadReport> {
     let branch = options.revision.clone().unwrap_or_else(|| "main".to_string());
     let head = match client.repo_info(repo, &branch).await {
         Ok(info) => info.sha,
@@ -281,7 +285,13 @@ fn check_unchanged(p: &Planned, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-async fn upload_lfs_objects(client: &Client, repo: &RepoId, planned: &[Planned], progress: &dyn Progress, report: &mut UploadReport) -> Result<()> {
+async fn upload_lfs_objects(
+    client: &Client,
+    repo: &RepoId,
+    planned: &[Planned],
+    progress: &dyn Progress,
+    report: &mut UploadReport,
+) -> Result<()> {
     // One object per sha256: the same content under two paths is sent once.
     let mut by_oid: BTreeMap<&str, &Planned> = BTreeMap::new();
     for p in planned.iter().filter(|p| p.lfs) {
@@ -320,7 +330,13 @@ async fn upload_lfs_objects(client: &Client, repo: &RepoId, planned: &[Planned],
 }
 
 /// Sends one LFS object: multipart when the action lists parts, else one basic `PUT`.
-async fn send_object(client: &Client, p: &Planned, object: &BatchObject, action: &crate::api::BatchAction, progress: &dyn Progress) -> Result<u64> {
+async fn send_object(
+    client: &Client,
+    p: &Planned,
+    object: &BatchObject,
+    action: &crate::api::BatchAction,
+    progress: &dyn Progress,
+) -> Result<u64> {
     let size = p.digest.size;
     let bar = progress.begin(&p.source.path_in_repo, size, 0);
     let header = action.header.clone().unwrap_or_default();
@@ -396,7 +412,8 @@ mod tests {
 
         let paths: Vec<String> = collect(&[root.clone()], None).expect("collect").into_iter().map(|s| s.path_in_repo).collect();
         assert_eq!(paths, ["config.json", "sub/deeper/w.bin"]);
-        let under: Vec<String> = collect(&[root.clone(), single.clone()], Some("v1")).expect("collect").into_iter().map(|s| s.path_in_repo).collect();
+        let under: Vec<String> =
+            collect(&[root.clone(), single.clone()], Some("v1")).expect("collect").into_iter().map(|s| s.path_in_repo).collect();
         assert_eq!(under, ["v1/config.json", "v1/notes.txt", "v1/sub/deeper/w.bin"]);
         let renamed = collect(&[single.clone()], Some("docs/README.md")).expect("collect");
         assert_eq!(renamed[0].path_in_repo, "docs/README.md");

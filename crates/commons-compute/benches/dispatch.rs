@@ -160,7 +160,9 @@ fn main() {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let over = if direct { "direct calls, no HTTP" } else { "HTTP" };
-    println!("dispatch over {over}: simulated workers pull and complete no-op units (SQLite WAL, synchronous=FULL); a hub write every 20 ms meanwhile");
+    println!(
+        "dispatch over {over}: simulated workers pull and complete no-op units (SQLite WAL, synchronous=FULL); a hub write every 20 ms meanwhile"
+    );
     println!(
         "{:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>14} {:>10}",
         "workers", "units", "seconds", "units/s", "lease p50 ms", "lease p99 ms", "hub write p99", "vs BOINC"

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use commons_db::Token;
 use commons_protocol::{
-    CheckpointRef, Heartbeat, HeartbeatAnswer, Lease, Output, PROTOCOL_VERSION, RegisterWorker, Registered, Report, ReportAnswer, WorkerView, Work,
+    CheckpointRef, Heartbeat, HeartbeatAnswer, Lease, Output, PROTOCOL_VERSION, RegisterWorker, Registered, Report, ReportAnswer, Work,
+    WorkerView,
 };
 use rand::Rng;
 use rusqlite::params;
@@ -172,7 +173,10 @@ impl Coordinator {
             let woken = self.wake.notified();
             // Later attempts read first, so idle polls do not queue at the writer.
             let any = first
-                || sqlx::query("SELECT id FROM units WHERE open_slots > 0 AND state = 'open' LIMIT 1").fetch_optional(self.pool()).await?.is_some();
+                || sqlx::query("SELECT id FROM units WHERE open_slots > 0 AND state = 'open' LIMIT 1")
+                    .fetch_optional(self.pool())
+                    .await?
+                    .is_some();
             if any && let Some(lease) = self.try_lease(&owner, worker_id).await? {
                 return Ok(Some(lease));
             }
@@ -259,14 +263,21 @@ impl Coordinator {
             }
             // Adaptive replication: the first copy of an evaluation going to a trusted host is
             // accepted alone, except for a random spot check.
-            let replicate = unit.role != "eval" || unit.validates.is_some() || unit.results_made > 0 || unit.quorum < 2 || !worker.trusted || {
-                !worker.operator_host && rand::rng().random::<f64>() < self.config.spot_check_rate
-            };
+            let replicate =
+                unit.role != "eval" || unit.validates.is_some() || unit.results_made > 0 || unit.quorum < 2 || !worker.trusted || {
+                    !worker.operator_host && rand::rng().random::<f64>() < self.config.spot_check_rate
+                };
             let t = now();
             if replicate {
-                db.exec("UPDATE units SET open_slots = open_slots - 1, results_made = results_made + 1, updated_at = ?1 WHERE id = ?2", [t, unit.id])?;
+                db.exec(
+                    "UPDATE units SET open_slots = open_slots - 1, results_made = results_made + 1, updated_at = ?1 WHERE id = ?2",
+                    [t, unit.id],
+                )?;
             } else {
-                db.exec("UPDATE units SET open_slots = 0, quorum = 1, results_made = results_made + 1, updated_at = ?1 WHERE id = ?2", [t, unit.id])?;
+                db.exec(
+                    "UPDATE units SET open_slots = 0, quorum = 1, results_made = results_made + 1, updated_at = ?1 WHERE id = ?2",
+                    [t, unit.id],
+                )?;
                 tracing::debug!(unit = unit.id, worker = worker.id, "trusted host: accepted without replication");
             }
             let expires = t + self.config.lease_seconds as i64;
@@ -276,12 +287,22 @@ impl Coordinator {
                 |r| r.get(0),
             )?;
             let running = if unit.job_state == "queued" { "running" } else { unit.job_state.as_str() };
-            db.exec("UPDATE jobs SET state = ?1, last_served = ?2, updated_at = ?3 WHERE id = ?4", params![running, assignment_id, t, unit.job_id])?;
+            db.exec(
+                "UPDATE jobs SET state = ?1, last_served = ?2, updated_at = ?3 WHERE id = ?4",
+                params![running, assignment_id, t, unit.job_id],
+            )?;
             db.exec(
                 "INSERT INTO compute_owners (owner_id, last_served) VALUES (?1, ?2) ON CONFLICT (owner_id) DO UPDATE SET last_served = excluded.last_served",
                 [unit.submitter, assignment_id],
             )?;
-            return Ok(Some(Leased { assignment_id, unit_id: unit.id, job_id: unit.job_id, role: unit.role, work: stored.work, checkpoint: unit.checkpoint }));
+            return Ok(Some(Leased {
+                assignment_id,
+                unit_id: unit.id,
+                job_id: unit.job_id,
+                role: unit.role,
+                work: stored.work,
+                checkpoint: unit.checkpoint,
+            }));
         }
         Ok(None)
     }
@@ -290,10 +311,15 @@ impl Coordinator {
     fn may_run(&self, db: &Conn, worker: &WorkerRow, unit_id: i64, role: &str, quorum: i64, claim: Option<i64>) -> Result<bool> {
         let needs = match Needs::kind(role, quorum) {
             NeedsKind::Any => Needs::Any,
-            NeedsKind::Untried => Needs::Untried { rejected: db.all(REJECTED_TRAINERS, [unit_id], |r| Ok(Party { owner_id: r.get(0)?, owner: r.get(1)?, class: r.get(2)? }))? },
-            NeedsKind::Agreeing => {
-                Needs::Agreeing { others: db.all(RESULTS_IN_PLAY, [unit_id, claim.unwrap_or(-1)], |r| Ok(Party { owner_id: r.get(0)?, owner: r.get(1)?, class: r.get(2)? }))? }
-            }
+            NeedsKind::Untried => Needs::Untried {
+                rejected: db
+                    .all(REJECTED_TRAINERS, [unit_id], |r| Ok(Party { owner_id: r.get(0)?, owner: r.get(1)?, class: r.get(2)? }))?,
+            },
+            NeedsKind::Agreeing => Needs::Agreeing {
+                others: db.all(RESULTS_IN_PLAY, [unit_id, claim.unwrap_or(-1)], |r| {
+                    Ok(Party { owner_id: r.get(0)?, owner: r.get(1)?, class: r.get(2)? })
+                })?,
+            },
         };
         Ok(needs.admits(worker))
     }
@@ -309,7 +335,8 @@ impl Coordinator {
             self.write(move |c, db| c.fail_if_active(db, job_id, &message)).await?;
             return Ok(None);
         };
-        let owner_id: i64 = sqlx::query("SELECT owner_id FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get("owner_id")?;
+        let owner_id: i64 =
+            sqlx::query("SELECT owner_id FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get("owner_id")?;
         let name = format!("job-{job_id}-assignment-{assignment_id}");
         Ok(self.hub.db.create_lease_token(owner_id, &name, repo.id, branch, assignment_id, now() + UPLOAD_TOKEN_SECONDS).await?)
     }
@@ -333,7 +360,9 @@ impl Coordinator {
                     job_id: r.get("job_id")?,
                     job_state: r.get("job_state")?,
                     owner_id: r.get("owner_id")?,
-                    alone: r.get::<_, i64>("quorum")? == 1 && r.get::<_, i64>("results_made")? == 1 && r.get::<_, Option<i64>>("validates_unit")?.is_none(),
+                    alone: r.get::<_, i64>("quorum")? == 1
+                        && r.get::<_, i64>("results_made")? == 1
+                        && r.get::<_, Option<i64>>("validates_unit")?.is_none(),
                     flops: r.get("flops")?,
                 })
             },
@@ -372,7 +401,14 @@ impl Coordinator {
         self.write(move |c, db| c.record_heartbeat(db, &owner, assignment_id, beat, checkpoint)).await
     }
 
-    fn record_heartbeat(&self, db: &Conn, owner: &Owner, assignment_id: i64, beat: Heartbeat, checkpoint: Option<CheckpointRef>) -> Result<HeartbeatAnswer> {
+    fn record_heartbeat(
+        &self,
+        db: &Conn,
+        owner: &Owner,
+        assignment_id: i64,
+        beat: Heartbeat,
+        checkpoint: Option<CheckpointRef>,
+    ) -> Result<HeartbeatAnswer> {
         let a = self.owned_assignment(db, owner, assignment_id)?;
         let t = now();
         db.exec("UPDATE workers SET last_seen = ?1 WHERE id = ?2", [t, a.worker_id])?;
@@ -387,7 +423,10 @@ impl Coordinator {
         }
         let expires = t + self.config.lease_seconds as i64;
         let progress = beat.progress.as_ref().map(|p| serde_json::to_string(p).unwrap_or_default());
-        db.exec("UPDATE assignments SET lease_expires_at = ?1, progress = COALESCE(?2, progress) WHERE id = ?3", params![expires, progress, a.id])?;
+        db.exec(
+            "UPDATE assignments SET lease_expires_at = ?1, progress = COALESCE(?2, progress) WHERE id = ?3",
+            params![expires, progress, a.id],
+        )?;
         if !beat.epochs.is_empty() {
             let current: Option<String> = db.one("SELECT epochs FROM assignments WHERE id = ?1", [a.id], |r| r.get(0))?;
             let mut epochs: Vec<commons_protocol::EpochPoint> = current.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
@@ -411,15 +450,24 @@ impl Coordinator {
             let room = (MAX_LOG_LINES_PER_ASSIGNMENT - kept).max(0) as usize;
             let lines: Vec<String> = beat.log.iter().take(room).map(|l| l.chars().take(MAX_LOG_LINE).collect()).collect();
             for line in &lines {
-                db.exec("INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES (?1, ?2, ?3, ?4)", params![a.job_id, a.id, line, t])?;
+                db.exec(
+                    "INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![a.job_id, a.id, line, t],
+                )?;
             }
             if lines.len() < beat.log.len() && kept < MAX_LOG_LINES_PER_ASSIGNMENT + 1 {
                 let note = format!("[coordinator] assignment {}: log truncated at {MAX_LOG_LINES_PER_ASSIGNMENT} lines", a.id);
-                db.exec("INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES (?1, ?2, ?3, ?4)", params![a.job_id, a.id, note, t])?;
+                db.exec(
+                    "INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![a.job_id, a.id, note, t],
+                )?;
             }
             // One past the cap once truncated, so the note is written once.
             let added = lines.len() as i64 + i64::from(lines.len() < beat.log.len());
-            db.exec("UPDATE assignments SET log_lines = MIN(log_lines + ?1, ?2) WHERE id = ?3", params![added, MAX_LOG_LINES_PER_ASSIGNMENT + 1, a.id])?;
+            db.exec(
+                "UPDATE assignments SET log_lines = MIN(log_lines + ?1, ?2) WHERE id = ?3",
+                params![added, MAX_LOG_LINES_PER_ASSIGNMENT + 1, a.id],
+            )?;
         }
         Ok(HeartbeatAnswer { stop: false, reason: None, lease_expires_at: expires })
     }
@@ -521,7 +569,10 @@ impl Coordinator {
             Report::Success { output } => {
                 let hash = output_hash(&a.role, &output)?;
                 let text = serde_json::to_string(&output).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
-                db.exec("UPDATE assignments SET state = 'reported', output = ?1, output_hash = ?2, reported_at = ?3 WHERE id = ?4", params![text, hash, t, a.id])?;
+                db.exec(
+                    "UPDATE assignments SET state = 'reported', output = ?1, output_hash = ?2, reported_at = ?3 WHERE id = ?4",
+                    params![text, hash, t, a.id],
+                )?;
                 if a.role == "train" {
                     self.open_validation(db, a.unit_id, a.job_id, &output)?;
                 } else if a.alone && a.state == "running" {
@@ -562,7 +613,10 @@ impl Coordinator {
     /// Lapses leases not renewed in time and hands their units to other workers.
     pub(crate) async fn expire_leases(&self) -> Result<()> {
         let t = now();
-        let any = sqlx::query("SELECT 1 FROM assignments WHERE state = 'running' AND lease_expires_at < $1 LIMIT 1").bind(t).fetch_optional(self.pool()).await?;
+        let any = sqlx::query("SELECT 1 FROM assignments WHERE state = 'running' AND lease_expires_at < $1 LIMIT 1")
+            .bind(t)
+            .fetch_optional(self.pool())
+            .await?;
         if any.is_none() {
             return Ok(());
         }
@@ -594,9 +648,11 @@ impl Coordinator {
         )
         .fetch_all(self.pool())
         .await?;
-        let running = sqlx::query("SELECT a.worker_id, u.job_id, u.id AS unit_id FROM assignments a JOIN units u ON u.id = a.unit_id WHERE a.state = 'running'")
-            .fetch_all(self.pool())
-            .await?;
+        let running = sqlx::query(
+            "SELECT a.worker_id, u.job_id, u.id AS unit_id FROM assignments a JOIN units u ON u.id = a.unit_id WHERE a.state = 'running'",
+        )
+        .fetch_all(self.pool())
+        .await?;
         let mut views = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i64 = row.try_get("id")?;
@@ -659,7 +715,8 @@ pub(crate) struct Party {
 
 /// The owners and classes of the results a unit already has in play (running or reported), and
 /// of the training claim it checks (`?2`, -1 for none).
-pub(crate) const RESULTS_IN_PLAY: &str = "SELECT a.owner_id, u.name, w.numeric_class FROM assignments a JOIN workers w ON w.id = a.worker_id JOIN users u ON u.id = a.owner_id
+pub(crate) const RESULTS_IN_PLAY: &str =
+    "SELECT a.owner_id, u.name, w.numeric_class FROM assignments a JOIN workers w ON w.id = a.worker_id JOIN users u ON u.id = a.owner_id
      WHERE (a.unit_id = ?1 AND a.state IN ('running', 'reported')) OR a.id = ?2";
 /// The owners whose training of a unit was rejected.
 pub(crate) const REJECTED_TRAINERS: &str = "SELECT DISTINCT a.owner_id, u.name, w.numeric_class FROM assignments a JOIN workers w ON w.id = a.worker_id JOIN users u ON u.id = a.owner_id
@@ -717,7 +774,10 @@ impl Needs {
                 names(others)
             ),
             Needs::Untried { rejected } if !rejected.is_empty() => {
-                format!("waiting for a worker whose owner is not {} (their training of this unit was rejected); none of the {online} online workers is", names(rejected))
+                format!(
+                    "waiting for a worker whose owner is not {} (their training of this unit was rejected); none of the {online} online workers is",
+                    names(rejected)
+                )
             }
             _ => format!("waiting for a worker that has not run this unit before; none of the {online} online workers qualifies"),
         }

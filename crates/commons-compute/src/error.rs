@@ -52,7 +52,9 @@ impl From<ComputeError> for ApiError {
         match e {
             ComputeError::Db(db) => db.into(),
             ComputeError::Api { status, code, message } => ApiError::new(status, code, message),
-            e @ ComputeError::InsufficientCredits { .. } => ApiError::new(StatusCode::PAYMENT_REQUIRED, "InsufficientCredits", e.to_string()),
+            e @ ComputeError::InsufficientCredits { .. } => {
+                ApiError::new(StatusCode::PAYMENT_REQUIRED, "InsufficientCredits", e.to_string())
+            }
             ComputeError::Gone(message) => ApiError::new(StatusCode::GONE, "Gone", message),
             other => ApiError::internal(other),
         }

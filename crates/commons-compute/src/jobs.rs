@@ -7,8 +7,7 @@ use commons_db::{Repo, RepoKind, Token};
 use commons_engine::cost;
 use commons_engine::recipe::{LoadedRecipe, RecipeKind};
 use commons_protocol::{
-    AssignmentView, CreditsView, EpochPoint, JobRequest, JobSpec, JobView, LedgerDump, LogLine, PinnedRepo, UnitView, Work,
-    credits_for,
+    AssignmentView, CreditsView, EpochPoint, JobRequest, JobSpec, JobView, LedgerDump, LogLine, PinnedRepo, UnitView, Work, credits_for,
 };
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
@@ -71,8 +70,12 @@ impl Coordinator {
     /// estimated cost and queues the units. Nothing is written when any check fails.
     pub async fn submit(&self, owner: &Token, request: JobRequest) -> Result<JobView> {
         let (spec, units, escrow) = match request {
-            JobRequest::Train { algorithm, dataset, overrides, output, sweep } => self.plan_train(owner, &algorithm, &dataset, overrides, output, &sweep).await?,
-            JobRequest::Eval { model, dataset, split, shards } => self.plan_eval(owner, &model, &dataset, split, shards.unwrap_or(1)).await?,
+            JobRequest::Train { algorithm, dataset, overrides, output, sweep } => {
+                self.plan_train(owner, &algorithm, &dataset, overrides, output, &sweep).await?
+            }
+            JobRequest::Eval { model, dataset, split, shards } => {
+                self.plan_eval(owner, &model, &dataset, split, shards.unwrap_or(1)).await?
+            }
         };
         // Check affordability before creating the output repository, then again under the lock.
         let owner_id = owner.user.id;
@@ -163,7 +166,8 @@ impl Coordinator {
         let mut priced = Vec::with_capacity(points.len());
         for point in &points {
             let settings: Vec<String> = overrides.iter().chain(point).cloned().collect();
-            let loaded = commons_engine::recipe::with_overrides(&base, &settings).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
+            let loaded =
+                commons_engine::recipe::with_overrides(&base, &settings).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
             check_runnable(&loaded)?;
             let plan = cost::plan_from_recipe(&loaded, DEFAULT_VOCAB).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
             let sizes = self.split_sizes(&dataset_repo, &dataset.revision, &loaded).await?;
@@ -185,7 +189,9 @@ impl Coordinator {
         let mut units = Vec::with_capacity(priced.len());
         for (settings, train_flops, validation_flops) in priced {
             // Room for one retrained model and the validations that may take to agree.
-            let point = credits_for(train_flops).checked_mul(2).and_then(|t| VALIDATION_MAX_RESULTS.checked_mul(credits_for(validation_flops))?.checked_add(t));
+            let point = credits_for(train_flops)
+                .checked_mul(2)
+                .and_then(|t| VALIDATION_MAX_RESULTS.checked_mul(credits_for(validation_flops))?.checked_add(t));
             escrow = point.and_then(|p| escrow.checked_add(p)).ok_or_else(too_expensive)?;
             let work = Work::Train {
                 algorithm: algorithm.clone(),
@@ -211,7 +217,14 @@ impl Coordinator {
         Ok((spec, units, escrow))
     }
 
-    async fn plan_eval(&self, owner: &Token, model: &str, dataset: &str, split: String, shards: usize) -> Result<(JobSpec, Vec<NewUnit>, i64)> {
+    async fn plan_eval(
+        &self,
+        owner: &Token,
+        model: &str,
+        dataset: &str,
+        split: String,
+        shards: usize,
+    ) -> Result<(JobSpec, Vec<NewUnit>, i64)> {
         if !matches!(split.as_str(), "train" | "validation" | "test") {
             return Err(ComputeError::bad_request(format!("unknown split {split:?}: use train, validation or test")));
         }
@@ -221,10 +234,14 @@ impl Coordinator {
         let (model_repo, model) = self.pin(owner, RepoKind::Model, model).await?;
         let (dataset_repo, dataset) = self.pin(owner, RepoKind::Dataset, dataset).await?;
         let config = self.read_text(&model_repo, &model.revision, "config.json").await?.ok_or_else(|| {
-            ComputeError::bad_request(format!("model {} has no config.json: only models trained by commons-engine can be evaluated", model.display()))
+            ComputeError::bad_request(format!(
+                "model {} has no config.json: only models trained by commons-engine can be evaluated",
+                model.display()
+            ))
         })?;
-        let config: commons_engine::output::ModelConfig = serde_json::from_str(&config)
-            .map_err(|e| ComputeError::bad_request(format!("config.json of {} is not a commons-engine model config: {e}", model.display())))?;
+        let config: commons_engine::output::ModelConfig = serde_json::from_str(&config).map_err(|e| {
+            ComputeError::bad_request(format!("config.json of {} is not a commons-engine model config: {e}", model.display()))
+        })?;
         let loaded = commons_engine::recipe::parse(&config.recipe_toml, &format!("{}/config.json", model.display()))
             .map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
         check_runnable(&loaded)?;
@@ -244,12 +261,20 @@ impl Coordinator {
         let mut escrow = 0i64;
         for index in 0..shards as u64 {
             // (index ≤ 256 and examples < 2^63: no product here can wrap.)
-            let shard_examples = (examples as u128 * (index as u128 + 1) / shards as u128 - examples as u128 * index as u128 / shards as u128) as u64;
+            let shard_examples =
+                (examples as u128 * (index as u128 + 1) / shards as u128 - examples as u128 * index as u128 / shards as u128) as u64;
             let flops = cost::evaluation_flops(&plan, shard_examples);
             escrow = max_results.checked_mul(credits_for(flops)).and_then(|c| escrow.checked_add(c)).ok_or_else(too_expensive)?;
             let shard = (shards > 1).then_some((index as usize, shards));
             let work = Work::Eval { model: model.clone(), dataset: dataset.clone(), split: split.clone(), shard };
-            units.push(NewUnit { role: "eval", stored: StoredWork { work, validation_flops: None, claim: None }, quorum: 2, open_slots: 2, max_results, flops });
+            units.push(NewUnit {
+                role: "eval",
+                stored: StoredWork { work, validation_flops: None, claim: None },
+                quorum: 2,
+                open_slots: 2,
+                max_results,
+                flops,
+            });
         }
         Ok((JobSpec::Eval { model, dataset, split, shards }, units, escrow))
     }
@@ -259,7 +284,10 @@ impl Coordinator {
     async fn pin(&self, caller: &Token, kind: RepoKind, reference: &str) -> Result<(Repo, PinnedRepo)> {
         let (name, revision) = reference.split_once('@').unwrap_or((reference, "main"));
         let Some((namespace, short)) = name.split_once('/') else {
-            return Err(ComputeError::bad_request(format!("{reference:?} is not a {} reference: write namespace/name[@revision]", kind.as_str())));
+            return Err(ComputeError::bad_request(format!(
+                "{reference:?} is not a {} reference: write namespace/name[@revision]",
+                kind.as_str()
+            )));
         };
         let repo = match self.hub.db.get_repo(kind, namespace, short).await? {
             Some(repo) if !repo.private || repo.namespace == caller.user.name => repo,
@@ -271,9 +299,10 @@ impl Coordinator {
             )));
         }
         let commit = self.hub.db.resolve_revision(&repo, revision).await.map_err(|e| match e {
-            commons_db::DbError::RevisionNotFound(_) => {
-                ComputeError::not_found("RevisionNotFound", format!("revision {revision:?} not found in {} repository {name}", kind.as_str()))
-            }
+            commons_db::DbError::RevisionNotFound(_) => ComputeError::not_found(
+                "RevisionNotFound",
+                format!("revision {revision:?} not found in {} repository {name}", kind.as_str()),
+            ),
             other => other.into(),
         })?;
         Ok((repo, PinnedRepo { repo: name.to_string(), revision: commit }))
@@ -297,7 +326,11 @@ impl Coordinator {
         match tomls.as_slice() {
             [one] => Ok(one.to_string()),
             [] => Err(ComputeError::bad_request(format!("algorithm {} has no recipe.toml", repo.full_name()))),
-            many => Err(ComputeError::bad_request(format!("algorithm {} has several recipes ({}); name one recipe.toml", repo.full_name(), many.join(", ")))),
+            many => Err(ComputeError::bad_request(format!(
+                "algorithm {} has several recipes ({}); name one recipe.toml",
+                repo.full_name(),
+                many.join(", ")
+            ))),
         }
     }
 
@@ -381,7 +414,9 @@ impl Coordinator {
                 }
                 let had: Vec<i64> = by_unit.get(&id).map(|a| a.iter().map(|a| a.worker_id).collect()).unwrap_or_default();
                 let claim = StoredWork::parse(row.try_get("payload")?, id)?.claim;
-                waiting = self.why_waiting(id, row.try_get("role")?, row.try_get("quorum")?, claim, &had, online.as_deref().unwrap_or_default()).await?;
+                waiting = self
+                    .why_waiting(id, row.try_get("role")?, row.try_get("quorum")?, claim, &had, online.as_deref().unwrap_or_default())
+                    .await?;
             }
             views.push(UnitView {
                 id,
@@ -422,13 +457,23 @@ impl Coordinator {
     }
 
     /// Why an open unit has no taker, if no online worker may take it.
-    async fn why_waiting(&self, unit_id: i64, role: &str, quorum: i64, claim: Option<i64>, had: &[i64], online: &[WorkerRow]) -> Result<Option<String>> {
+    async fn why_waiting(
+        &self,
+        unit_id: i64,
+        role: &str,
+        quorum: i64,
+        claim: Option<i64>,
+        had: &[i64],
+        online: &[WorkerRow],
+    ) -> Result<Option<String>> {
         let parties = |rows: Vec<sqlx::sqlite::SqliteRow>| -> Result<Vec<Party>> {
             rows.iter().map(|r| Ok(Party { owner_id: r.try_get(0)?, owner: r.try_get(1)?, class: r.try_get(2)? })).collect()
         };
         let needs = match Needs::kind(role, quorum) {
             NeedsKind::Any => Needs::Any,
-            NeedsKind::Untried => Needs::Untried { rejected: parties(sqlx::query(REJECTED_TRAINERS).bind(unit_id).fetch_all(self.pool()).await?)? },
+            NeedsKind::Untried => {
+                Needs::Untried { rejected: parties(sqlx::query(REJECTED_TRAINERS).bind(unit_id).fetch_all(self.pool()).await?)? }
+            }
             NeedsKind::Agreeing => Needs::Agreeing {
                 others: parties(sqlx::query(RESULTS_IN_PLAY).bind(unit_id).bind(claim.unwrap_or(-1)).fetch_all(self.pool()).await?)?,
             },
@@ -477,10 +522,19 @@ impl Coordinator {
     /// Moves a job to a final state: closes its units, stops running assignments, refunds.
     pub(crate) fn end_job(&self, db: &Conn, job_id: i64, state: &str, error: Option<&str>) -> Result<()> {
         let t = now();
-        db.exec("UPDATE jobs SET state = ?1, error = COALESCE(?2, error), updated_at = ?3 WHERE id = ?4", params![state, error, t, job_id])?;
+        db.exec(
+            "UPDATE jobs SET state = ?1, error = COALESCE(?2, error), updated_at = ?3 WHERE id = ?4",
+            params![state, error, t, job_id],
+        )?;
         let unit_state = if state == "done" { "done" } else { "cancelled" };
-        db.exec("UPDATE units SET state = ?1, open_slots = 0, updated_at = ?2 WHERE job_id = ?3 AND state = 'open'", params![unit_state, t, job_id])?;
-        db.exec("UPDATE assignments SET state = 'cancelled' WHERE state = 'running' AND unit_id IN (SELECT id FROM units WHERE job_id = ?1)", [job_id])?;
+        db.exec(
+            "UPDATE units SET state = ?1, open_slots = 0, updated_at = ?2 WHERE job_id = ?3 AND state = 'open'",
+            params![unit_state, t, job_id],
+        )?;
+        db.exec(
+            "UPDATE assignments SET state = 'cancelled' WHERE state = 'running' AND unit_id IN (SELECT id FROM units WHERE job_id = ?1)",
+            [job_id],
+        )?;
         let owner_id: i64 = db.one("SELECT owner_id FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?;
         ledger::refund(db, job_id, owner_id, self.config.starter_grant)?;
         Ok(())
@@ -498,12 +552,13 @@ impl Coordinator {
 
     /// Log lines of a job after line id `after`.
     pub async fn logs(&self, job_id: i64, after: i64, limit: i64) -> Result<Vec<LogLine>> {
-        let rows = sqlx::query("SELECT id, assignment_id, line, created_at FROM unit_logs WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3")
-            .bind(job_id)
-            .bind(after)
-            .bind(limit.clamp(1, 2000))
-            .fetch_all(self.pool())
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, assignment_id, line, created_at FROM unit_logs WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+                .bind(job_id)
+                .bind(after)
+                .bind(limit.clamp(1, 2000))
+                .fetch_all(self.pool())
+                .await?;
         rows.iter()
             .map(|row| {
                 Ok(LogLine {
@@ -625,5 +680,4 @@ mod tests {
         assert!(sweep_points(&["lr".into()]).is_err());
         assert!(sweep_points(&["a=1,,2".into()]).is_err());
     }
-
 }

@@ -55,7 +55,11 @@ fn account(db: &Conn, kind: &str, user_id: Option<i64>, job_id: Option<i64>) -> 
     if let Some(id) = existing {
         return Ok((id, false));
     }
-    let id = db.one("INSERT INTO ledger_accounts (kind, user_id, job_id) VALUES (?1, ?2, ?3) RETURNING id", params![kind, user_id, job_id], |r| r.get(0))?;
+    let id = db.one(
+        "INSERT INTO ledger_accounts (kind, user_id, job_id) VALUES (?1, ?2, ?3) RETURNING id",
+        params![kind, user_id, job_id],
+        |r| r.get(0),
+    )?;
     Ok((id, true))
 }
 
@@ -64,7 +68,14 @@ pub(crate) fn user_account(db: &Conn, user_id: i64, starter_grant: i64) -> Resul
     let (id, created) = account(db, "user", Some(user_id), None)?;
     if created && starter_grant > 0 {
         let (issuer, _) = account(db, "issuer", None, None)?;
-        let memo = Memo { kind: TransferKind::Grant, dedup_key: format!("grant:{user_id}"), job_id: None, unit_id: None, assignment_id: None, memo: "starter grant" };
+        let memo = Memo {
+            kind: TransferKind::Grant,
+            dedup_key: format!("grant:{user_id}"),
+            job_id: None,
+            unit_id: None,
+            assignment_id: None,
+            memo: "starter grant",
+        };
         transfer(db, issuer, id, starter_grant, memo)?;
     }
     Ok(id)
@@ -114,7 +125,8 @@ pub(crate) fn grant(db: &Conn, user_id: i64, amount: i64, memo: &str, key: &str,
     }
     let to = user_account(db, user_id, starter_grant)?;
     let (issuer, _) = account(db, "issuer", None, None)?;
-    let memo = Memo { kind: TransferKind::Grant, dedup_key: format!("admin-grant:{key}"), job_id: None, unit_id: None, assignment_id: None, memo };
+    let memo =
+        Memo { kind: TransferKind::Grant, dedup_key: format!("admin-grant:{key}"), job_id: None, unit_id: None, assignment_id: None, memo };
     transfer(db, issuer, to, amount, memo)
 }
 
@@ -123,7 +135,14 @@ pub(crate) fn refund(db: &Conn, job_id: i64, owner_id: i64, starter_grant: i64) 
     let escrow = escrow_account(db, job_id)?;
     let left = balance(db, escrow)?;
     let owner = user_account(db, owner_id, starter_grant)?;
-    let memo = Memo { kind: TransferKind::Refund, dedup_key: format!("refund:{job_id}"), job_id: Some(job_id), unit_id: None, assignment_id: None, memo: "unused escrow returned" };
+    let memo = Memo {
+        kind: TransferKind::Refund,
+        dedup_key: format!("refund:{job_id}"),
+        job_id: Some(job_id),
+        unit_id: None,
+        assignment_id: None,
+        memo: "unused escrow returned",
+    };
     Ok(if transfer(db, escrow, owner, left, memo)? { left } else { 0 })
 }
 
@@ -184,22 +203,23 @@ pub(crate) async fn dump(pool: &sqlx::SqlitePool) -> Result<LedgerDump> {
         })
     })
     .collect::<Result<Vec<_>>>()?;
-    let mut transfers: Vec<LedgerTransfer> = sqlx::query("SELECT id, kind, job_id, unit_id, assignment_id, memo FROM ledger_transfers ORDER BY id")
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(LedgerTransfer {
-                id: row.try_get("id")?,
-                kind: row.try_get("kind")?,
-                job_id: row.try_get("job_id")?,
-                unit_id: row.try_get("unit_id")?,
-                assignment_id: row.try_get("assignment_id")?,
-                memo: row.try_get("memo")?,
-                entries: Vec::new(),
+    let mut transfers: Vec<LedgerTransfer> =
+        sqlx::query("SELECT id, kind, job_id, unit_id, assignment_id, memo FROM ledger_transfers ORDER BY id")
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(LedgerTransfer {
+                    id: row.try_get("id")?,
+                    kind: row.try_get("kind")?,
+                    job_id: row.try_get("job_id")?,
+                    unit_id: row.try_get("unit_id")?,
+                    assignment_id: row.try_get("assignment_id")?,
+                    memo: row.try_get("memo")?,
+                    entries: Vec::new(),
+                })
             })
-        })
-        .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
     let index: std::collections::HashMap<i64, usize> = transfers.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
     for row in sqlx::query("SELECT transfer_id, account_id, amount FROM ledger_entries ORDER BY id").fetch_all(pool).await? {
         let transfer_id: i64 = row.try_get("transfer_id")?;

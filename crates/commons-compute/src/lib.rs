@@ -101,7 +101,9 @@ impl Coordinator {
         let coordinator = Self::attach(hub, config)?;
         let fresh = now() + coordinator.config.lease_seconds as i64;
         let extended = coordinator
-            .write(move |_, db| db.exec("UPDATE assignments SET lease_expires_at = ?1 WHERE state = 'running' AND lease_expires_at < ?1", [fresh]))
+            .write(move |_, db| {
+                db.exec("UPDATE assignments SET lease_expires_at = ?1 WHERE state = 'running' AND lease_expires_at < ?1", [fresh])
+            })
             .await?;
         if extended > 0 {
             tracing::info!(extended, "extended the leases of units that ran while the coordinator was down");

@@ -62,7 +62,11 @@ impl Counter {
         match self.what {
             Count::Lines => Ok(self.n + u64::from(self.in_line)),
             Count::IdxItems => {
-                let header: [u8; 8] = self.header.as_slice().try_into().map_err(|_| ComputeError::bad_request("an IDX file is shorter than its 8-byte header"))?;
+                let header: [u8; 8] = self
+                    .header
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| ComputeError::bad_request("an IDX file is shorter than its 8-byte header"))?;
                 Ok(u64::from(u32::from_be_bytes([header[4], header[5], header[6], header[7]])))
             }
             _ => Ok(self.n),
@@ -148,7 +152,8 @@ impl Coordinator {
         // Workers read the files at the top of the snapshot.
         let files: Vec<FileEntry> = self.hub.db.tree_at(repo, commit).await?.into_iter().filter(|f| !f.path.contains('/')).collect();
         let named = |stem: &str| files.iter().find(|f| f.path == stem || f.path == format!("{stem}.gz"));
-        let with_suffix = |suffixes: &[&str]| -> Vec<&FileEntry> { files.iter().filter(|f| suffixes.iter().any(|s| f.path.ends_with(s))).collect() };
+        let with_suffix =
+            |suffixes: &[&str]| -> Vec<&FileEntry> { files.iter().filter(|f| suffixes.iter().any(|s| f.path.ends_with(s))).collect() };
         let total: u64 = files.iter().map(|f| f.size.max(0) as u64).sum();
         if total > MAX_BYTES_MEASURED && !matches!(data.format, DataFormat::Idx) {
             return Err(ComputeError::bad_request(format!(
@@ -207,11 +212,16 @@ impl Coordinator {
 
     /// Streams one stored file (gunzipped when its name ends in `.gz`) through a counter.
     async fn count(&self, file: &FileEntry, what: Count) -> Result<u64> {
-        let (_, size, file_hash) = self.hub.db.blob(&file.sha256).await?.ok_or_else(|| ComputeError::Corrupt(format!("blob of {} is missing", file.path)))?;
+        let (_, size, file_hash) =
+            self.hub.db.blob(&file.sha256).await?.ok_or_else(|| ComputeError::Corrupt(format!("blob of {} is missing", file.path)))?;
         let size = size.max(0) as u64;
         let stream = self.hub.cas.read_range(&file_hash, size, 0, size).await.map_err(commons_hub::ApiError::from)?;
         let mut stream = std::pin::pin!(stream);
-        let mut sink = if file.path.ends_with(".gz") { Sink::Gzip(Box::new(flate2::write::GzDecoder::new(Counter::new(what)))) } else { Sink::Plain(Counter::new(what)) };
+        let mut sink = if file.path.ends_with(".gz") {
+            Sink::Gzip(Box::new(flate2::write::GzDecoder::new(Counter::new(what))))
+        } else {
+            Sink::Plain(Counter::new(what))
+        };
         let unreadable = |e: std::io::Error| ComputeError::bad_request(format!("{} cannot be read: {e}", file.path));
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(commons_hub::ApiError::from)?;

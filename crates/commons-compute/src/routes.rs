@@ -141,7 +141,13 @@ struct ReportQuery {
     wait: Option<u64>,
 }
 
-async fn report(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, Query(q): Query<ReportQuery>, body: RawBody) -> ApiResult<Response> {
+async fn report(
+    State(c): State<Coordinator>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<ReportQuery>,
+    body: RawBody,
+) -> ApiResult<Response> {
     let owner = worker_token(&caller)?;
     let report: Report = read_body(&c, body).await?;
     let mut answer = c.report(owner, id, report).await?;

@@ -36,7 +36,13 @@ fn votes(db: &Conn, condition: &str, id: i64) -> Result<Vec<Vote>> {
          WHERE {condition} AND a.state = 'reported' AND a.output_hash IS NOT NULL ORDER BY a.id"
     );
     db.all(&sql, [id], |r| {
-        Ok(Vote { assignment_id: r.get("id")?, owner_id: r.get("owner_id")?, worker_id: r.get("worker_id")?, operator: r.get("operator_host")?, hash: r.get("output_hash")? })
+        Ok(Vote {
+            assignment_id: r.get("id")?,
+            owner_id: r.get("owner_id")?,
+            worker_id: r.get("worker_id")?,
+            operator: r.get("operator_host")?,
+            hash: r.get("output_hash")?,
+        })
     })
 }
 
@@ -55,13 +61,20 @@ impl Coordinator {
         let Output::Train { model_commit, .. } = output else { return Ok(()) };
         let payload: String = db.one("SELECT payload FROM units WHERE id = ?1", [train_unit], |r| r.get(0))?;
         let stored = StoredWork::parse(&payload, train_unit)?;
-        let Work::Train { dataset, output_repo, .. } = stored.work else { return Err(ComputeError::Corrupt(format!("unit {train_unit} is not a train unit"))) };
+        let Work::Train { dataset, output_repo, .. } = stored.work else {
+            return Err(ComputeError::Corrupt(format!("unit {train_unit} is not a train unit")));
+        };
         let claim: i64 = db.one(
             "SELECT id FROM assignments WHERE unit_id = ?1 AND state = 'reported' AND outcome = 'pending' ORDER BY reported_at DESC, id DESC LIMIT 1",
             [train_unit],
             |r| r.get(0),
         )?;
-        let work = Work::Eval { model: PinnedRepo { repo: output_repo, revision: model_commit.clone() }, dataset, split: "test".into(), shard: None };
+        let work = Work::Eval {
+            model: PinnedRepo { repo: output_repo, revision: model_commit.clone() },
+            dataset,
+            split: "test".into(),
+            shard: None,
+        };
         let validation = StoredWork { work, validation_flops: None, claim: Some(claim) };
         let unit = NewUnitRef {
             role: "eval",
@@ -117,13 +130,24 @@ impl Coordinator {
             None => None,
         };
         if let Some(claim) = &claim {
-            ballot.insert(0, Vote { assignment_id: claim.assignment_id, owner_id: claim.owner_id, worker_id: claim.worker_id, operator: claim.operator, hash: claim.hash.clone() });
+            ballot.insert(
+                0,
+                Vote {
+                    assignment_id: claim.assignment_id,
+                    owner_id: claim.owner_id,
+                    worker_id: claim.worker_id,
+                    operator: claim.operator,
+                    hash: claim.hash.clone(),
+                },
+            );
         }
         let mut hashes: Vec<&str> = ballot.iter().map(|v| v.hash.as_str()).collect();
         hashes.dedup();
-        let winner = hashes.into_iter().find(|h| support(&ballot.iter().filter(|v| v.hash == *h).collect::<Vec<_>>()) >= quorum).map(str::to_string);
+        let winner =
+            hashes.into_iter().find(|h| support(&ballot.iter().filter(|v| v.hash == *h).collect::<Vec<_>>()) >= quorum).map(str::to_string);
         let Some(winner) = winner else {
-            let running: i64 = db.one("SELECT COUNT(*) FROM assignments WHERE unit_id = ?1 AND state = 'running'", [unit_id], |r| r.get(0))?;
+            let running: i64 =
+                db.one("SELECT COUNT(*) FROM assignments WHERE unit_id = ?1 AND state = 'running'", [unit_id], |r| r.get(0))?;
             if running > 0 || unit.open_slots > 0 {
                 return Ok(());
             }
@@ -148,7 +172,10 @@ impl Coordinator {
                 self.pay(db, job_id, unit_id, vote, unit.flops)?;
             }
         }
-        db.exec("UPDATE units SET state = 'done', canonical_hash = ?1, open_slots = 0, updated_at = ?2 WHERE id = ?3", params![winner, now(), unit_id])?;
+        db.exec(
+            "UPDATE units SET state = 'done', canonical_hash = ?1, open_slots = 0, updated_at = ?2 WHERE id = ?3",
+            params![winner, now(), unit_id],
+        )?;
         // Replicas still running are no longer needed (only when there are any: this runs per report).
         let in_unit = ballot.len() - usize::from(claim_id.is_some());
         if (in_unit as i64) < unit.results_made {
@@ -165,7 +192,10 @@ impl Coordinator {
         let vote = Vote { assignment_id: a.id, owner_id: a.owner_id, worker_id: a.worker_id, operator: false, hash: hash.to_string() };
         self.judge(db, &vote, true)?;
         self.pay(db, a.job_id, a.unit_id, &vote, a.flops)?;
-        db.exec("UPDATE units SET state = 'done', canonical_hash = ?1, open_slots = 0, updated_at = ?2 WHERE id = ?3 AND state = 'open'", params![hash, now(), a.unit_id])?;
+        db.exec(
+            "UPDATE units SET state = 'done', canonical_hash = ?1, open_slots = 0, updated_at = ?2 WHERE id = ?3 AND state = 'open'",
+            params![hash, now(), a.unit_id],
+        )?;
         Ok(())
     }
 
@@ -173,16 +203,25 @@ impl Coordinator {
     /// claim and train again elsewhere.
     fn settle_training(&self, db: &Conn, job_id: i64, train_unit: i64, claim: &Vote, confirmed: bool) -> Result<()> {
         let (flops, results_made, max_results, state): (f64, i64, i64, String) =
-            db.one("SELECT flops, results_made, max_results, state FROM units WHERE id = ?1", [train_unit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            db.one("SELECT flops, results_made, max_results, state FROM units WHERE id = ?1", [train_unit], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
         if !confirmed {
-            self.log(db, job_id, &format!("training result of assignment {} was not reproduced by independent evaluations; rejected", claim.assignment_id))?;
+            self.log(
+                db,
+                job_id,
+                &format!("training result of assignment {} was not reproduced by independent evaluations; rejected", claim.assignment_id),
+            )?;
         }
         if state != "open" {
             return Ok(());
         }
         if confirmed {
             self.pay(db, job_id, train_unit, claim, flops)?;
-            db.exec("UPDATE units SET state = 'done', canonical_hash = ?1, open_slots = 0, updated_at = ?2 WHERE id = ?3", params![claim.hash, now(), train_unit])?;
+            db.exec(
+                "UPDATE units SET state = 'done', canonical_hash = ?1, open_slots = 0, updated_at = ?2 WHERE id = ?3",
+                params![claim.hash, now(), train_unit],
+            )?;
             self.log(db, job_id, &format!("training result of assignment {} confirmed by an independent evaluation", claim.assignment_id))?;
             return Ok(());
         }
@@ -197,7 +236,10 @@ impl Coordinator {
 
     /// Records a result's outcome and moves its host's trust.
     fn judge(&self, db: &Conn, vote: &Vote, valid: bool) -> Result<()> {
-        let changed = db.exec("UPDATE assignments SET outcome = ?1 WHERE id = ?2 AND outcome = 'pending'", params![if valid { "valid" } else { "invalid" }, vote.assignment_id])?;
+        let changed = db.exec(
+            "UPDATE assignments SET outcome = ?1 WHERE id = ?2 AND outcome = 'pending'",
+            params![if valid { "valid" } else { "invalid" }, vote.assignment_id],
+        )?;
         if changed == 0 {
             return Ok(());
         }
@@ -236,7 +278,10 @@ impl Coordinator {
     }
 
     pub(crate) fn log(&self, db: &Conn, job_id: i64, line: &str) -> Result<()> {
-        db.exec("INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES (?1, NULL, ?2, ?3)", params![job_id, format!("[coordinator] {line}"), now()])?;
+        db.exec(
+            "INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES (?1, NULL, ?2, ?3)",
+            params![job_id, format!("[coordinator] {line}"), now()],
+        )?;
         Ok(())
     }
 
@@ -278,7 +323,11 @@ impl Coordinator {
                 Ok(()) => {}
                 // What the job published is gone or unusable (its output repository deleted, a
                 // commit missing): retrying cannot help. The job fails and its escrow returns.
-                Err(e @ (ComputeError::Corrupt(_) | ComputeError::Gone(_) | ComputeError::Db(commons_db::DbError::RevisionNotFound(_) | commons_db::DbError::NotFound(_)))) => {
+                Err(
+                    e @ (ComputeError::Corrupt(_)
+                    | ComputeError::Gone(_)
+                    | ComputeError::Db(commons_db::DbError::RevisionNotFound(_) | commons_db::DbError::NotFound(_))),
+                ) => {
                     let message = format!("the job's results could not be published: {e}");
                     tracing::warn!(job = id, %message, "job failed");
                     self.write(move |c, db| c.fail_if_active(db, id, &message)).await?;
@@ -298,8 +347,13 @@ impl Coordinator {
                 let (outputs, workers) = self.accepted_per_unit(job_id).await?;
                 let mut reports = Vec::with_capacity(outputs.len());
                 for output in outputs {
-                    let Output::Eval { metrics, .. } = output else { return Err(ComputeError::Corrupt(format!("job {job_id}: an accepted result is not an evaluation"))) };
-                    reports.push(serde_json::from_value::<commons_engine::EvalReport>(metrics).map_err(|e| ComputeError::Corrupt(format!("job {job_id}: {e}")))?);
+                    let Output::Eval { metrics, .. } = output else {
+                        return Err(ComputeError::Corrupt(format!("job {job_id}: an accepted result is not an evaluation")));
+                    };
+                    reports.push(
+                        serde_json::from_value::<commons_engine::EvalReport>(metrics)
+                            .map_err(|e| ComputeError::Corrupt(format!("job {job_id}: {e}")))?,
+                    );
                 }
                 let merged = if reports.len() == 1 {
                     reports.remove(0)
@@ -350,7 +404,10 @@ impl Coordinator {
             }
         };
         self.write(move |c, db| {
-            let updated = db.exec("UPDATE jobs SET result = ?1 WHERE id = ?2 AND state IN ('queued', 'running', 'validating')", params![result.to_string(), job_id])?;
+            let updated = db.exec(
+                "UPDATE jobs SET result = ?1 WHERE id = ?2 AND state IN ('queued', 'running', 'validating')",
+                params![result.to_string(), job_id],
+            )?;
             if updated == 1 {
                 c.end_job(db, job_id, "done", None)?;
                 tracing::info!(job = job_id, "job done");
@@ -451,10 +508,22 @@ impl Coordinator {
     /// to it. The commit depends only on its inputs (dated `time`), so a rerun after a crash
     /// makes the same commit. [`Self::publish_main`] then moves `main`.
     #[allow(clippy::too_many_arguments)]
-    async fn promote(&self, job_id: i64, repo: &commons_db::Repo, branch: &str, model_commit: &str, time: i64, test: &Value, provenance: &Value) -> Result<String> {
+    async fn promote(
+        &self,
+        job_id: i64,
+        repo: &commons_db::Repo,
+        branch: &str,
+        model_commit: &str,
+        time: i64,
+        test: &Value,
+        provenance: &Value,
+    ) -> Result<String> {
         let title = format!("Validated by job {job_id}");
         let card = match self.hub.db.file_at(repo, model_commit, "README.md").await? {
-            Some(entry) => String::from_utf8_lossy(&self.hub.cas.read_to_vec(&entry.sha256, 4 << 20).await.map_err(commons_hub::ApiError::from)?).into_owned(),
+            Some(entry) => {
+                String::from_utf8_lossy(&self.hub.cas.read_to_vec(&entry.sha256, 4 << 20).await.map_err(commons_hub::ApiError::from)?)
+                    .into_owned()
+            }
             None => String::new(),
         };
         let card = format!("{card}\n{}", validation_section(job_id, test, provenance));
@@ -536,7 +605,14 @@ fn validation_section(job_id: i64, test: &Value, provenance: &Value) -> String {
             .and_then(Value::as_array)
             .map(|list| {
                 list.iter()
-                    .map(|w| format!("{} (owner {}, engine {})", w["worker"].as_str().unwrap_or("?"), w["owner"].as_str().unwrap_or("?"), w["engine_version"].as_str().unwrap_or("?")))
+                    .map(|w| {
+                        format!(
+                            "{} (owner {}, engine {})",
+                            w["worker"].as_str().unwrap_or("?"),
+                            w["owner"].as_str().unwrap_or("?"),
+                            w["engine_version"].as_str().unwrap_or("?")
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             })

@@ -215,6 +215,9 @@ mod tests {
         assert!(duplicate.is_err());
         writer.run(|conn| insert(conn, "after")).await.expect("the writer goes on");
         // Between batches the write lock is free: another connection can write at once.
-        sqlx::query("INSERT INTO users (name, fullname, created_at) VALUES ('outside', 'o', 0)").execute(db.pool()).await.expect("write lock released");
+        sqlx::query("INSERT INTO users (name, fullname, created_at) VALUES ('outside', 'o', 0)")
+            .execute(db.pool())
+            .await
+            .expect("write lock released");
     }
 }

@@ -45,7 +45,10 @@ async fn leases_alternate_between_submitters_whatever_the_size_of_their_queues()
     let mut next = client.pull(worker, Duration::from_secs(1)).await.expect("pull");
     while let Some(lease) = next {
         served.push(lease.job_id);
-        let answer = client.report_and_pull(lease.assignment_id, &Report::Success { output: Output::Noop }, worker, Duration::ZERO).await.expect("report");
+        let answer = client
+            .report_and_pull(lease.assignment_id, &Report::Success { output: Output::Noop }, worker, Duration::ZERO)
+            .await
+            .expect("report");
         assert!(answer.accepted, "{}", answer.message);
         next = answer.next;
     }

@@ -141,8 +141,7 @@ fn is_txt(name: &str) -> bool {
 /// Brown's 500 texts are named `c` + genre letter `a`..=`r` + two digits; `cats.txt` maps them to genres.
 fn is_brown_member(name: &str) -> bool {
     let b = name.as_bytes();
-    name == "cats.txt"
-        || (b.len() == 4 && b[0] == b'c' && (b'a'..=b'r').contains(&b[1]) && b[2].is_ascii_digit() && b[3].is_ascii_digit())
+    name == "cats.txt" || (b.len() == 4 && b[0] == b'c' && (b'a'..=b'r').contains(&b[1]) && b[2].is_ascii_digit() && b[3].is_ascii_digit())
 }
 
 pub const DATASETS: &[Dataset] = &[

@@ -32,36 +32,27 @@ pub fn read_csv(path: &Path, label_column: &str, num_classes: Option<usize>) -> 
         .trim(csv::Trim::All)
         .from_path(path)
         .map_err(|e| DataError::Format { path: path.to_path_buf(), message: e.to_string() })?;
-    let headers = reader
-        .headers()
-        .map_err(|e| DataError::Format { path: path.to_path_buf(), message: format!("header row: {e}") })?
-        .clone();
+    let headers =
+        reader.headers().map_err(|e| DataError::Format { path: path.to_path_buf(), message: format!("header row: {e}") })?.clone();
     let label_index = headers.iter().position(|h| h == label_column).ok_or_else(|| DataError::Format {
         path: path.to_path_buf(),
         message: format!("no label column '{label_column}'; columns are {:?}", headers.iter().collect::<Vec<_>>()),
     })?;
-    let feature_names: Vec<String> =
-        headers.iter().enumerate().filter(|(i, _)| *i != label_index).map(|(_, h)| h.to_string()).collect();
+    let feature_names: Vec<String> = headers.iter().enumerate().filter(|(i, _)| *i != label_index).map(|(_, h)| h.to_string()).collect();
     let mut features = Vec::new();
     let mut labels = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let row = i + 1;
         let record = record.map_err(|e| DataError::Format { path: path.to_path_buf(), message: format!("row {row}: {e}") })?;
-        let cell_error = |column: &str, message: String| DataError::Table {
-            path: path.to_path_buf(),
-            row,
-            column: column.to_string(),
-            message,
-        };
+        let cell_error =
+            |column: &str, message: String| DataError::Table { path: path.to_path_buf(), row, column: column.to_string(), message };
         if record.len() != headers.len() {
             return Err(cell_error(label_column, format!("{} fields, header has {}", record.len(), headers.len())));
         }
         for (c, cell) in record.iter().enumerate() {
             let column = headers.get(c).unwrap_or_default();
             if c == label_index {
-                let label: usize = cell
-                    .parse()
-                    .map_err(|_| cell_error(column, format!("label {cell:?} is not a non-negative integer")))?;
+                let label: usize = cell.parse().map_err(|_| cell_error(column, format!("label {cell:?} is not a non-negative integer")))?;
                 if let Some(classes) = num_classes
                     && label >= classes
                 {

@@ -33,8 +33,7 @@ pub fn fetch(name: &str) -> Result<PathBuf, DataError> {
 
 /// Like [`fetch`], with an explicit cache root; the data lands in `cache_root/<name>`.
 pub fn fetch_with(name: &str, cache_root: &Path) -> Result<PathBuf, DataError> {
-    let dataset = catalog::find(name)
-        .ok_or_else(|| DataError::UnknownDataset { name: name.to_string(), known: catalog::names() })?;
+    let dataset = catalog::find(name).ok_or_else(|| DataError::UnknownDataset { name: name.to_string(), known: catalog::names() })?;
     let target = cache_root.join(dataset.name);
     if target.is_dir() {
         match verify_dir(dataset, &target) {
@@ -152,12 +151,7 @@ fn run_client(program: &str, args: &[&str], cwd: &Path, package: &str) -> Result
     let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stdout));
     let tail: String = text.trim().chars().rev().take(800).collect::<Vec<_>>().into_iter().rev().collect();
-    Err(DataError::ClientFailed {
-        command: command_line,
-        package: package.to_string(),
-        status: output.status.to_string(),
-        output: tail,
-    })
+    Err(DataError::ClientFailed { command: command_line, package: package.to_string(), status: output.status.to_string(), output: tail })
 }
 
 /// Download the package archive into `dir` and return its path.
@@ -173,8 +167,16 @@ fn download(dataset: &Dataset, dir: &Path) -> Result<PathBuf, DataError> {
             // The test data are the same in every wheel; pinning one platform keeps the download
             // identical on every machine and avoids building an sdist.
             let args = [
-                "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.11", "--platform",
-                "manylinux_2_28_x86_64", "-d", &dir_str, &spec,
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.11",
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "-d",
+                &dir_str,
+                &spec,
             ];
             match run_client("pip", &args, dir, &spec) {
                 Err(DataError::ClientMissing { .. }) => {
@@ -236,12 +238,7 @@ fn extract(dataset: &Dataset, archive: &Path, work: &Path, staged: &Path) -> Res
         }
         Registry::Debian => {
             let unpacked = work.join("unpacked");
-            run_client(
-                "dpkg-deb",
-                &["-x", &archive.to_string_lossy(), &unpacked.to_string_lossy()],
-                work,
-                &dataset.package_spec(),
-            )?;
+            run_client("dpkg-deb", &["-x", &archive.to_string_lossy(), &unpacked.to_string_lossy()], work, &dataset.package_spec())?;
             let source_dir = unpacked.join(dataset.prefix);
             let listing = fs::read_dir(&source_dir).map_err(|e| DataError::io(&source_dir, e))?;
             for entry in listing {
@@ -270,11 +267,7 @@ fn member_name<'a>(dataset: &Dataset, archive_path: &'a str) -> Option<&'a str> 
 fn write_member(dataset: &Dataset, member: &str, reader: &mut dyn Read, staged: &Path) -> Result<(), DataError> {
     let path = staged.join(dataset.stored_name(member));
     let mut out = io::BufWriter::new(File::create(&path).map_err(|e| DataError::io(&path, e))?);
-    let copied = if dataset.gunzip {
-        io::copy(&mut flate2::read::GzDecoder::new(reader), &mut out)
-    } else {
-        io::copy(reader, &mut out)
-    };
+    let copied = if dataset.gunzip { io::copy(&mut flate2::read::GzDecoder::new(reader), &mut out) } else { io::copy(reader, &mut out) };
     copied.map_err(|e| DataError::io(&path, e))?;
     out.flush().map_err(|e| DataError::io(&path, e))?;
     Ok(())

@@ -73,8 +73,7 @@ pub fn write_labels(path: &Path, labels: &[u8]) -> Result<(), DataError> {
 }
 
 fn dim_u32(path: &Path, dim: usize) -> Result<u32, DataError> {
-    u32::try_from(dim)
-        .map_err(|_| DataError::Format { path: path.to_path_buf(), message: format!("dimension {dim} exceeds IDX's u32") })
+    u32::try_from(dim).map_err(|_| DataError::Format { path: path.to_path_buf(), message: format!("dimension {dim} exceeds IDX's u32") })
 }
 
 fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, DataError> {

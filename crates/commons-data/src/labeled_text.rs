@@ -57,13 +57,12 @@ fn is_blank(value: &Value, text_field: &str) -> bool {
 
 fn record(path: &Path, place: &str, value: &Value, text_field: &str, label_field: &str) -> Result<LabeledText, DataError> {
     let fail = |message: String| DataError::Format { path: path.to_path_buf(), message: format!("{place}: {message}") };
-    let text = value
-        .get(text_field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| fail(format!("missing string field '{text_field}'")))?;
+    let text = value.get(text_field).and_then(Value::as_str).ok_or_else(|| fail(format!("missing string field '{text_field}'")))?;
     let label = match value.get(label_field) {
         Some(Value::Number(n)) => n.as_u64().ok_or_else(|| fail(format!("label '{label_field}' = {n} is not a non-negative integer")))?,
-        Some(Value::String(s)) => s.trim().parse::<u64>().map_err(|_| fail(format!("label '{label_field}' = {s:?} is not a non-negative integer")))?,
+        Some(Value::String(s)) => {
+            s.trim().parse::<u64>().map_err(|_| fail(format!("label '{label_field}' = {s:?} is not a non-negative integer")))?
+        }
         Some(other) => return Err(fail(format!("label '{label_field}' = {other} is not a non-negative integer"))),
         None => return Err(fail(format!("missing label field '{label_field}'"))),
     };

@@ -34,7 +34,11 @@ pub enum DataError {
     #[error("file set {path}: expected {expected} files matching the catalog, found {found}")]
     FileCountMismatch { path: PathBuf, expected: usize, found: usize },
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("archive {path}: {message}")]
     Archive { path: PathBuf, message: String },
     #[error("corrupt IDX file {path}: {message} (at byte offset {offset})")]

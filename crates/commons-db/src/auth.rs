@@ -93,27 +93,20 @@ impl Db {
             .await;
         match res {
             Ok(row) => Ok(User { id: row.try_get("id")?, name: name.into(), fullname: fullname.into(), created_at: now }),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(DbError::AlreadyExists(format!("user {name}")))
-            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::AlreadyExists(format!("user {name}"))),
             Err(e) => Err(e.into()),
         }
     }
 
     pub async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT id, name, fullname, created_at FROM users WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, name, fullname, created_at FROM users WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     /// Creates an access token for `user_name` and returns its secret (shown once).
     pub async fn create_token(&self, user_name: &str, token_name: &str, scope: Scope) -> Result<String> {
-        let user = self
-            .user_by_name(user_name)
-            .await?
-            .ok_or_else(|| DbError::NotFound(format!("user {user_name}")))?;
+        let user = self.user_by_name(user_name).await?.ok_or_else(|| DbError::NotFound(format!("user {user_name}")))?;
         let secret = new_secret();
         let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO tokens (user_id, name, token_hash, scope, created_at) VALUES ($1, $2, $3, $4, $5)")
@@ -131,7 +124,15 @@ impl Db {
     /// for compute assignment `assignment_id`, until `expires_at` (unix seconds) or until the
     /// assignment stops running, whichever comes first (a trigger deletes it then). Returns its
     /// secret, or `None` when the assignment is no longer running (nothing is created).
-    pub async fn create_lease_token(&self, user_id: i64, token_name: &str, repo_id: i64, branch: &str, assignment_id: i64, expires_at: i64) -> Result<Option<String>> {
+    pub async fn create_lease_token(
+        &self,
+        user_id: i64,
+        token_name: &str,
+        repo_id: i64,
+        branch: &str,
+        assignment_id: i64,
+        expires_at: i64,
+    ) -> Result<Option<String>> {
         let secret = new_secret();
         let _turn = self.write_turn().await;
         // Created only while the assignment runs, in one statement: a lease that ended between
@@ -158,7 +159,10 @@ impl Db {
     pub async fn purge_expired_tokens(&self) -> Result<u64> {
         let now = now_unix();
         // Housekeeping calls this every few seconds: look before taking the write lock.
-        let any = sqlx::query("SELECT 1 FROM tokens WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT 1").bind(now).fetch_optional(&self.pool).await?;
+        let any = sqlx::query("SELECT 1 FROM tokens WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT 1")
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
         if any.is_none() {
             return Ok(0);
         }

@@ -69,12 +69,10 @@ impl Db {
     }
 
     pub async fn find_chunk(&self, chunk_hash: &str) -> Result<Option<ChunkLocation>> {
-        let row = sqlx::query(
-            "SELECT xorb_hash, chunk_index, byte_start, byte_end, raw_size FROM cas_chunks WHERE chunk_hash = $1",
-        )
-        .bind(chunk_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query("SELECT xorb_hash, chunk_index, byte_start, byte_end, raw_size FROM cas_chunks WHERE chunk_hash = $1")
+            .bind(chunk_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(ChunkLocation {
             xorb_hash: row.try_get("xorb_hash")?,
@@ -177,9 +175,7 @@ impl Db {
 
     /// Total bytes of xorbs the index references (what the store holds, less orphans).
     pub async fn stored_bytes(&self) -> Result<u64> {
-        let row = sqlx::query("SELECT COALESCE(SUM(stored_size), 0) AS total FROM cas_xorbs")
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query("SELECT COALESCE(SUM(stored_size), 0) AS total FROM cas_xorbs").fetch_one(&self.pool).await?;
         Ok(row.try_get::<i64, _>("total")? as u64)
     }
 }

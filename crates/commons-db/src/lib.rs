@@ -17,8 +17,7 @@ mod repos;
 pub use auth::{Scope, Token, User};
 pub use error::DbError;
 pub use repos::{
-    Commit, CommitOp, FileEntry, NewFile, RefInfo, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem, git_blob_sha1,
-    lfs_pointer,
+    Commit, CommitOp, FileEntry, NewFile, RefInfo, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem, git_blob_sha1, lfs_pointer,
 };
 
 use std::path::Path;
@@ -26,8 +25,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
 
@@ -86,10 +85,7 @@ impl Db {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool, path: Arc::new(path.to_path_buf()), turn: Arc::new(tokio::sync::Mutex::new(())) })
     }
@@ -130,8 +126,5 @@ impl Db {
 
 /// Seconds since the Unix epoch: the time unit of every table.
 pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -97,7 +97,10 @@ pub enum TreeItem {
     /// A folder: its path (no trailing `/`) and an id that changes whenever the revision's tree
     /// does. (Git's folder oid hashes the folder's whole subtree, a cost that grows with the
     /// folder; no client relies on it.)
-    Folder { path: String, oid: String },
+    Folder {
+        path: String,
+        oid: String,
+    },
 }
 
 impl TreeItem {
@@ -279,11 +282,8 @@ async fn load_tree(conn: &mut sqlx::SqliteConnection, tree: &str) -> Result<BTre
 
 async fn store_tree(tx: &mut Tx, entries: &BTreeMap<String, FileEntry>) -> Result<String> {
     let id = tree_id(entries);
-    let inserted = sqlx::query("INSERT INTO trees (id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(&id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    let inserted =
+        sqlx::query("INSERT INTO trees (id) VALUES ($1) ON CONFLICT DO NOTHING").bind(&id).execute(&mut **tx).await?.rows_affected();
     if inserted == 1 {
         for e in entries.values() {
             sqlx::query("INSERT INTO tree_entries (tree_id, path, sha256, size, git_oid, lfs) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -302,14 +302,12 @@ async fn store_tree(tx: &mut Tx, entries: &BTreeMap<String, FileEntry>) -> Resul
 
 impl Db {
     pub async fn get_repo(&self, kind: RepoKind, namespace: &str, name: &str) -> Result<Option<Repo>> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {REPO_COLUMNS} FROM repos WHERE kind = $1 AND namespace = $2 AND name = $3"
-        )))
-        .bind(kind.as_str())
-        .bind(namespace)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE kind = $1 AND namespace = $2 AND name = $3")))
+            .bind(kind.as_str())
+            .bind(namespace)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(repo_from_row).transpose()
     }
 
@@ -342,15 +340,7 @@ impl Db {
             }
             Err(e) => return Err(e.into()),
         };
-        let repo = Repo {
-            id,
-            kind,
-            namespace: namespace.into(),
-            name: name.into(),
-            private,
-            created_at: now,
-            updated_at: now,
-        };
+        let repo = Repo { id, kind, namespace: namespace.into(), name: name.into(), private, created_at: now, updated_at: now };
         let ops: Vec<CommitOp> = initial_files.iter().cloned().map(CommitOp::Put).collect();
         let meta = CommitMeta { author, title: "initial commit", message: "", time: now };
         apply_commit(&mut tx, &repo, "main", None, &ops, &meta, RefUpdate::Create).await?;
@@ -362,10 +352,7 @@ impl Db {
         let mut tx = self.begin_write().await?;
         // Lease tokens limited to this repository die with it (they reference it).
         for table in ["tokens", "refs", "commits"] {
-            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE repo_id = $1")))
-                .bind(repo.id)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE repo_id = $1"))).bind(repo.id).execute(&mut **tx).await?;
         }
         sqlx::query("DELETE FROM repos WHERE id = $1").bind(repo.id).execute(&mut **tx).await?;
         tx.commit().await?;
@@ -392,11 +379,7 @@ impl Db {
 
     pub async fn set_private(&self, repo: &Repo, private: bool) -> Result<()> {
         let _turn = self.write_turn().await;
-        sqlx::query("UPDATE repos SET private = $1 WHERE id = $2")
-            .bind(private)
-            .bind(repo.id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("UPDATE repos SET private = $1 WHERE id = $2").bind(private).bind(repo.id).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -488,10 +471,7 @@ impl Db {
 
     /// The full listing of a commit's tree, sorted by path.
     pub async fn tree_at(&self, repo: &Repo, commit_id: &str) -> Result<Vec<FileEntry>> {
-        let commit = self
-            .get_commit(repo, commit_id)
-            .await?
-            .ok_or_else(|| DbError::RevisionNotFound(commit_id.into()))?;
+        let commit = self.get_commit(repo, commit_id).await?.ok_or_else(|| DbError::RevisionNotFound(commit_id.into()))?;
         let mut conn = self.pool.acquire().await?;
         Ok(load_tree(&mut conn, &commit.tree_id).await?.into_values().collect())
     }
@@ -530,7 +510,15 @@ impl Db {
     /// Cost is O(limit · log n) whatever the size of the tree: a recursive page is one range scan
     /// of the `(tree_id, path)` key; a folder page walks it with one index seek per entry (a
     /// skip scan, in one statement), so a folder of 20,000 sub-folders is never read whole.
-    pub async fn tree_page(&self, repo: &Repo, commit_id: &str, dir: &str, recursive: bool, after: Option<&str>, limit: usize) -> Result<Vec<TreeItem>> {
+    pub async fn tree_page(
+        &self,
+        repo: &Repo,
+        commit_id: &str,
+        dir: &str,
+        recursive: bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TreeItem>> {
         let tree = self.tree_of(repo, commit_id).await?;
         let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
         let end = prefix_end(&prefix);
@@ -650,11 +638,7 @@ impl Db {
         }
         let meta = CommitMeta { author, title, message, time: now_unix() };
         let commit = apply_commit(&mut tx, repo, branch, Some(&head), ops, &meta, RefUpdate::From(&head)).await?;
-        sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2")
-            .bind(commit.created_at)
-            .bind(repo.id)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(commit.created_at).bind(repo.id).execute(&mut **tx).await?;
         tx.commit().await?;
         Ok(commit)
     }
@@ -666,7 +650,17 @@ impl Db {
     /// compute coordinator publishes a validated model this way, built by itself on exactly the
     /// commit that was evaluated, whatever anyone pushed to the branch meanwhile.
     #[allow(clippy::too_many_arguments)]
-    pub async fn commit_onto(&self, repo: &Repo, branch: &str, parent: &str, ops: &[CommitOp], author: &str, title: &str, message: &str, time: i64) -> Result<Commit> {
+    pub async fn commit_onto(
+        &self,
+        repo: &Repo,
+        branch: &str,
+        parent: &str,
+        ops: &[CommitOp],
+        author: &str,
+        title: &str,
+        message: &str,
+        time: i64,
+    ) -> Result<Commit> {
         if self.get_commit(repo, parent).await?.is_none() {
             return Err(DbError::RevisionNotFound(parent.into()));
         }
@@ -707,9 +701,7 @@ impl Db {
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(DbError::AlreadyExists(format!("{} {name}", kind.as_str())))
-            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::AlreadyExists(format!("{} {name}", kind.as_str()))),
             Err(e) => Err(e.into()),
         }
     }
@@ -798,13 +790,9 @@ impl Db {
 
     /// Looks up a stored blob: (git sha1 of the content, size).
     pub async fn blob(&self, sha256: &str) -> Result<Option<(String, i64, String)>> {
-        let row = sqlx::query("SELECT git_sha1, size, file_hash FROM blobs WHERE sha256 = $1")
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row
-            .map(|r| -> Result<_> { Ok((r.try_get("git_sha1")?, r.try_get("size")?, r.try_get("file_hash")?)) })
-            .transpose()?)
+        let row =
+            sqlx::query("SELECT git_sha1, size, file_hash FROM blobs WHERE sha256 = $1").bind(sha256).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| -> Result<_> { Ok((r.try_get("git_sha1")?, r.try_get("size")?, r.try_get("file_hash")?)) }).transpose()?)
     }
 }
 
@@ -827,7 +815,15 @@ struct CommitMeta<'a> {
     time: i64,
 }
 
-async fn apply_commit(tx: &mut Tx, repo: &Repo, branch: &str, parent: Option<&str>, ops: &[CommitOp], meta: &CommitMeta<'_>, update: RefUpdate<'_>) -> Result<Commit> {
+async fn apply_commit(
+    tx: &mut Tx,
+    repo: &Repo,
+    branch: &str,
+    parent: Option<&str>,
+    ops: &[CommitOp],
+    meta: &CommitMeta<'_>,
+    update: RefUpdate<'_>,
+) -> Result<Commit> {
     let (mut entries, seq) = match parent {
         Some(base) => {
             let row = sqlx::query("SELECT tree_id, seq FROM commits WHERE repo_id = $1 AND id = $2")
@@ -850,11 +846,7 @@ async fn apply_commit(tx: &mut Tx, repo: &Repo, branch: &str, parent: Option<&st
                     .await?
                     .ok_or_else(|| DbError::NotFound(format!("object {} for {}", f.sha256, f.path)))?;
                 let size: i64 = row.try_get("size")?;
-                let git_oid = if f.lfs {
-                    git_blob_sha1(lfs_pointer(&f.sha256, size).as_bytes())
-                } else {
-                    row.try_get("git_sha1")?
-                };
+                let git_oid = if f.lfs { git_blob_sha1(lfs_pointer(&f.sha256, size).as_bytes()) } else { row.try_get("git_sha1")? };
                 // A file replaces a directory of the same name and vice versa, as in git.
                 let dir_prefix = format!("{}/", f.path);
                 entries.retain(|p, _| !p.starts_with(&dir_prefix));
@@ -863,10 +855,7 @@ async fn apply_commit(tx: &mut Tx, repo: &Repo, branch: &str, parent: Option<&st
                     entries.remove(dir);
                     parent = dir;
                 }
-                entries.insert(
-                    f.path.clone(),
-                    FileEntry { path: f.path.clone(), sha256: f.sha256.clone(), size, git_oid, lfs: f.lfs },
-                );
+                entries.insert(f.path.clone(), FileEntry { path: f.path.clone(), sha256: f.sha256.clone(), size, git_oid, lfs: f.lfs });
             }
             CommitOp::Delete(path) => {
                 if entries.remove(path).is_none() {
@@ -914,16 +903,15 @@ async fn apply_commit(tx: &mut Tx, repo: &Repo, branch: &str, parent: Option<&st
         }
         RefUpdate::From(old) => {
             // Compare-and-swap: the transaction holds the write lock, the WHERE clause states the rule.
-            let moved = sqlx::query(
-                "UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4",
-            )
-            .bind(&id)
-            .bind(repo.id)
-            .bind(branch)
-            .bind(old)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+            let moved =
+                sqlx::query("UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4")
+                    .bind(&id)
+                    .bind(repo.id)
+                    .bind(branch)
+                    .bind(old)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
             if moved != 1 {
                 return Err(DbError::StaleParent { expected: old.into(), actual: "moved".into() });
             }

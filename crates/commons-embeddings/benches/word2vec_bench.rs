@@ -12,7 +12,7 @@
 
 use std::io::Write;
 
-use commons_data::corpus::{Corpus, CORPUS_DATASETS, PooledCorpus};
+use commons_data::corpus::{CORPUS_DATASETS, Corpus, PooledCorpus};
 use commons_embeddings::eval;
 use commons_embeddings::glove::{self, GloveConfig};
 use commons_embeddings::vocab::MAX_SENTENCE_TOKENS;
@@ -57,7 +57,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut last_report = std::time::Instant::now();
     let (embeddings, summary) = if arch == "glove" {
         let config = GloveConfig { epochs, threads, ..GloveConfig::default() };
-        let (embeddings, stats) = glove::train(&corpus, &config, &mut |p| eprintln!("glove epoch {}/{} loss {:.4}", p.epoch, p.epochs, p.loss))?;
+        let (embeddings, stats) =
+            glove::train(&corpus, &config, &mut |p| eprintln!("glove epoch {}/{} loss {:.4}", p.epoch, p.epochs, p.loss))?;
         (embeddings, serde_json::to_value(&stats)?)
     } else {
         let architecture = if arch == "cbow" { Architecture::Cbow } else { Architecture::SkipGram };

@@ -40,9 +40,7 @@ impl<'a> UnitVectors<'a> {
     }
 
     fn lookup(&self, word: &str) -> Result<usize, EmbeddingError> {
-        self.embeddings
-            .index_of(word)
-            .ok_or_else(|| EmbeddingError::Format(format!("word {word:?} is not in the vocabulary")))
+        self.embeddings.index_of(word).ok_or_else(|| EmbeddingError::Format(format!("word {word:?} is not in the vocabulary")))
     }
 
     pub fn cosine(&self, a: &str, b: &str) -> Result<f32, EmbeddingError> {
@@ -115,12 +113,20 @@ pub fn read_analogies(path: &Path) -> Result<Vec<AnalogySection>, EmbeddingError
         }
         let words: Vec<String> = line.split_whitespace().map(str::to_lowercase).collect();
         let Ok(question) = <[String; 4]>::try_from(words) else {
-            return Err(EmbeddingError::Malformed { path: path.to_path_buf(), line: i + 1, message: format!("expected 4 words: {line:?}") });
+            return Err(EmbeddingError::Malformed {
+                path: path.to_path_buf(),
+                line: i + 1,
+                message: format!("expected 4 words: {line:?}"),
+            });
         };
         match sections.last_mut() {
             Some(section) => section.questions.push(question),
             None => {
-                return Err(EmbeddingError::Malformed { path: path.to_path_buf(), line: i + 1, message: "question before the first ': section' line".into() });
+                return Err(EmbeddingError::Malformed {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    message: "question before the first ': section' line".into(),
+                });
             }
         }
     }
@@ -275,7 +281,11 @@ pub fn read_word_pairs(path: &Path) -> Result<Vec<(String, String, f64)>, Embedd
             // SimLex-style header rows have a non-numeric third field.
             _ if i == 0 => {}
             _ => {
-                return Err(EmbeddingError::Malformed { path: path.to_path_buf(), line: i + 1, message: format!("expected 'word word score': {line:?}") });
+                return Err(EmbeddingError::Malformed {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    message: format!("expected 'word word score': {line:?}"),
+                });
             }
         }
     }

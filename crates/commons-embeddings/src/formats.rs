@@ -110,10 +110,8 @@ fn read_text(path: &Path, with_header: bool) -> Result<Embeddings, EmbeddingErro
         let Some(word) = fields.next() else { continue };
         let start = vectors.len();
         for field in fields {
-            let value: f32 = field
-                .trim()
-                .parse()
-                .map_err(|_| malformed(path, number, format!("value {field:?} for word {word:?} is not a number")))?;
+            let value: f32 =
+                field.trim().parse().map_err(|_| malformed(path, number, format!("value {field:?} for word {word:?} is not a number")))?;
             vectors.push(value);
         }
         let found = vectors.len() - start;
@@ -150,7 +148,11 @@ pub fn read_word2vec_binary(path: &Path) -> Result<Embeddings, EmbeddingError> {
     let file_len = reader.get_ref().metadata().map_err(|e| EmbeddingError::io(path, e))?.len();
     let needed = (count as u64).saturating_mul(dim as u64).saturating_mul(4);
     if needed > file_len {
-        return Err(malformed(path, 1, format!("header declares {count} vectors of {dim} floats ({needed} bytes), file has {file_len} bytes")));
+        return Err(malformed(
+            path,
+            1,
+            format!("header declares {count} vectors of {dim} floats ({needed} bytes), file has {file_len} bytes"),
+        ));
     }
     let mut words = Vec::with_capacity(count);
     let mut vectors = vec![0f32; count * dim];
@@ -200,11 +202,9 @@ pub fn write_safetensors(dir: &Path, embeddings: &Embeddings) -> Result<(), Embe
 pub fn read_safetensors(dir: &Path) -> Result<Embeddings, EmbeddingError> {
     let path = dir.join(SAFETENSORS_FILE);
     let bytes = std::fs::read(&path).map_err(|e| EmbeddingError::io(&path, e))?;
-    let tensors = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| EmbeddingError::Format(format!("{}: {e}", path.display())))?;
-    let tensor = tensors
-        .tensor(TENSOR_NAME)
-        .map_err(|e| EmbeddingError::Format(format!("{}: tensor '{TENSOR_NAME}': {e}", path.display())))?;
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| EmbeddingError::Format(format!("{}: {e}", path.display())))?;
+    let tensor =
+        tensors.tensor(TENSOR_NAME).map_err(|e| EmbeddingError::Format(format!("{}: tensor '{TENSOR_NAME}': {e}", path.display())))?;
     let shape = tensor.shape();
     if tensor.dtype() != safetensors::Dtype::F32 || shape.len() != 2 {
         return Err(EmbeddingError::Format(format!(

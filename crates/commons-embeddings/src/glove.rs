@@ -194,7 +194,8 @@ pub fn train_encoded(
             let handles: Vec<_> = entries
                 .chunks(chunk)
                 .map(|part| {
-                    let job = Job { entries: part, weights: shared_weights, gradsq: shared_gradsq, dim, vocab_size, eta: config.learning_rate };
+                    let job =
+                        Job { entries: part, weights: shared_weights, gradsq: shared_gradsq, dim, vocab_size, eta: config.learning_rate };
                     scope.spawn(move || run_job(&job, use_avx2))
                 })
                 .collect();

@@ -19,10 +19,7 @@ pub(crate) unsafe fn dot<const FMA: bool>(a: *const f32, b: *const f32, n: usize
     for c in 0..chunks {
         // SAFETY: c*8+8 <= n, within both rows.
         let (x, y) = unsafe {
-            (
-                std::ptr::read_unaligned(a.add(c * 8) as *const [f32; 8]),
-                std::ptr::read_unaligned(b.add(c * 8) as *const [f32; 8]),
-            )
+            (std::ptr::read_unaligned(a.add(c * 8) as *const [f32; 8]), std::ptr::read_unaligned(b.add(c * 8) as *const [f32; 8]))
         };
         for l in 0..8 {
             acc[l] = if FMA { x[l].mul_add(y[l], acc[l]) } else { acc[l] + x[l] * y[l] };

@@ -33,7 +33,11 @@ pub enum EmbeddingError {
     #[error("{path}: line {line}: {message}")]
     Malformed { path: PathBuf, line: usize, message: String },
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Format(String),
 }
@@ -75,11 +79,7 @@ pub struct Embeddings {
 impl Embeddings {
     pub fn new(words: Vec<String>, dim: usize, vectors: Vec<f32>) -> Result<Self, EmbeddingError> {
         if vectors.len() != words.len() * dim {
-            return Err(EmbeddingError::Format(format!(
-                "{} values for {} words of dimension {dim}",
-                vectors.len(),
-                words.len()
-            )));
+            return Err(EmbeddingError::Format(format!("{} values for {} words of dimension {dim}", vectors.len(), words.len())));
         }
         let mut index = HashMap::with_capacity(words.len());
         for (i, word) in words.iter().enumerate() {

@@ -289,22 +289,14 @@ pub fn train_encoded(
     let total_words = train_words * config.epochs as u64;
 
     let mut init = Lcg(config.seed);
-    let mut syn0: Vec<f32> = (0..vocab_size * dim)
-        .map(|_| (((init.next() >> 16) & 0xFFFF) as f32 / 65536.0 - 0.5) / dim as f32)
-        .collect();
+    let mut syn0: Vec<f32> = (0..vocab_size * dim).map(|_| (((init.next() >> 16) & 0xFFFF) as f32 / 65536.0 - 0.5) / dim as f32).collect();
     let mut syn1neg = vec![0f32; vocab_size * dim];
 
     let threshold = config.sample * train_words as f64;
     let keep_probability: Vec<f32> = vocab
         .counts
         .iter()
-        .map(|&c| {
-            if config.sample <= 0.0 {
-                1.0
-            } else {
-                (((c as f64 / threshold).sqrt() + 1.0) * threshold / c as f64) as f32
-            }
-        })
+        .map(|&c| if config.sample <= 0.0 { 1.0 } else { (((c as f64 / threshold).sqrt() + 1.0) * threshold / c as f64) as f32 })
         .collect();
     let noise = NoiseTable::new(&vocab.counts);
     let sigmoid = SigmoidTable::new();

@@ -56,7 +56,8 @@ fn trained_vectors_round_trip_through_a_model_directory() {
     let sentence = "the cat sat on the mat and the dog sat on the log while the bird sang ";
     std::fs::write(&corpus_path, sentence.repeat(200)).unwrap();
     let corpus = Corpus::new(vec![corpus_path], CorpusFormat::Plain);
-    let algorithm = model_dir::EmbeddingAlgorithm::Word2vec(Word2VecConfig { dim: 16, epochs: 1, threads: 1, ..Word2VecConfig::skip_gram() });
+    let algorithm =
+        model_dir::EmbeddingAlgorithm::Word2vec(Word2VecConfig { dim: 16, epochs: 1, threads: 1, ..Word2VecConfig::skip_gram() });
     let (trained, training) = model_dir::train(&algorithm, &corpus, &mut |_| {}).unwrap();
     let metrics = model_dir::EmbeddingMetrics::default();
     let out = dir.path().join("model");

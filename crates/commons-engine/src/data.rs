@@ -252,10 +252,7 @@ fn three_way_split(recipe: &Recipe, n: usize) -> [Vec<usize>; 3] {
 
 fn prepare_csv(recipe: &Recipe, path: &Path) -> Result<PreparedData, EngineError> {
     let spec = &recipe.data;
-    let label_column = spec
-        .label_column
-        .as_deref()
-        .ok_or_else(|| EngineError::Data("format = \"csv\" needs data.label_column".into()))?;
+    let label_column = spec.label_column.as_deref().ok_or_else(|| EngineError::Data("format = \"csv\" needs data.label_column".into()))?;
     let table = commons_data::csv_table::read_csv(path, label_column, spec.num_classes).map_err(data_error("reading CSV"))?;
     let labels: Vec<u32> = table.labels.iter().map(|&l| l as u32).collect();
     let width = table.feature_names.len();
@@ -340,7 +337,8 @@ fn prepare_json_text(recipe: &Recipe, path: &Path, vocabulary: Option<Vocabulary
     let encode = |rows: &[usize]| -> Examples {
         let mut tokens = Vec::with_capacity(rows.len() * sequence_length);
         for &row in rows {
-            let ids: Vec<u32> = tokenized[row].iter().take(sequence_length).map(|t| index.get(t.as_str()).copied().unwrap_or(UNK)).collect();
+            let ids: Vec<u32> =
+                tokenized[row].iter().take(sequence_length).map(|t| index.get(t.as_str()).copied().unwrap_or(UNK)).collect();
             // Pad in front so the last steps an RNN sees are the sentence's own words.
             tokens.extend(std::iter::repeat_n(PAD, sequence_length - ids.len()));
             tokens.extend(ids);

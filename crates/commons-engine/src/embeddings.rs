@@ -24,7 +24,8 @@ pub fn algorithm_for(loaded: &LoadedRecipe) -> Result<EmbeddingAlgorithm, Engine
         RecipeKind::Glove => "glove",
         _ => return Err(embeddings_error(loaded, "not an embedding recipe".into())),
     };
-    let base = EmbeddingAlgorithm::builtin(builtin_name).ok_or_else(|| embeddings_error(loaded, format!("commons-embeddings has no `{builtin_name}`")))?;
+    let base = EmbeddingAlgorithm::builtin(builtin_name)
+        .ok_or_else(|| embeddings_error(loaded, format!("commons-embeddings has no `{builtin_name}`")))?;
     let mut table: toml::Table = toml::Table::try_from(&base).map_err(|e| embeddings_error(loaded, e.to_string()))?;
     let training = &recipe.training;
     table.insert("seed".into(), toml::Value::Integer(training.seed as i64));
@@ -38,9 +39,7 @@ pub fn algorithm_for(loaded: &LoadedRecipe) -> Result<EmbeddingAlgorithm, Engine
             table.insert(key.clone(), value.clone());
         }
     }
-    table
-        .try_into()
-        .map_err(|e: toml::de::Error| embeddings_error(loaded, format!("[training.embedding]: {}", e.message())))
+    table.try_into().map_err(|e: toml::de::Error| embeddings_error(loaded, format!("[training.embedding]: {}", e.message())))
 }
 
 /// Train on the corpus at `corpus_dir` (a fetched corpus data set named by `data.dataset`),
@@ -78,10 +77,13 @@ mod tests {
             let algorithm = algorithm_for(&loaded).expect("maps");
             assert_eq!(algorithm.name(), name);
         }
-        let cbow = crate::recipe::with_overrides(&crate::recipe::load("word2vec-cbow").expect("builtin"), &["training.embedding.window=3".into()]).expect("override");
+        let cbow =
+            crate::recipe::with_overrides(&crate::recipe::load("word2vec-cbow").expect("builtin"), &["training.embedding.window=3".into()])
+                .expect("override");
         let EmbeddingAlgorithm::Word2vec(config) = algorithm_for(&cbow).expect("maps") else { panic!("word2vec expected") };
         assert_eq!(config.window, 3);
-        let typo = crate::recipe::with_overrides(&crate::recipe::load("glove").expect("builtin"), &["training.embedding.windw=3".into()]).expect("syntax ok");
+        let typo = crate::recipe::with_overrides(&crate::recipe::load("glove").expect("builtin"), &["training.embedding.windw=3".into()])
+            .expect("syntax ok");
         let error = algorithm_for(&typo).expect_err("unknown key").to_string();
         assert!(error.contains("windw"), "{error}");
     }

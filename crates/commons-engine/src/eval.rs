@@ -65,7 +65,11 @@ pub fn evaluate(plan: &Plan, params: &Params, examples: &Examples, kind: RecipeK
         let targets = batch_targets(examples, chunk, per_example);
         let scores = scores_2d(model::forward(plan, params, input, None, true));
         let log_probs = log_softmax(scores, 1);
-        let values = log_probs.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| EngineError::Data(format!("reading scores: {e:?}")))?;
+        let values = log_probs
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| EngineError::Data(format!("reading scores: {e:?}")))?;
         for (position, &target) in targets.iter().enumerate() {
             let row = &values[position * classes..(position + 1) * classes];
             let target = target as usize;
@@ -115,7 +119,10 @@ pub fn merge_reports(shards: &[EvalReport]) -> Result<EvalReport, EngineError> {
         Some(m) => {
             let mut total = vec![vec![0u64; m.len()]; m.len()];
             for report in shards {
-                let part = report.confusion_matrix.as_ref().ok_or_else(|| EngineError::Data("a shard report lacks its confusion matrix".into()))?;
+                let part = report
+                    .confusion_matrix
+                    .as_ref()
+                    .ok_or_else(|| EngineError::Data("a shard report lacks its confusion matrix".into()))?;
                 if part.len() != total.len() {
                     return Err(EngineError::Data("shard reports disagree on the number of classes".into()));
                 }

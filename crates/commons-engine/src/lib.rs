@@ -129,7 +129,12 @@ pub fn evaluate_model_dir(model_dir: &Path, data: Option<&Path>, split: &str) ->
 
 /// [`evaluate_model_dir`] on shard `(index, count)` of the split when given, also returning the
 /// floating-point operations the evaluation took.
-pub fn evaluate_model_dir_with_cost(model_dir: &Path, data: Option<&Path>, split: &str, shard: Option<(usize, usize)>) -> Result<(EvalReport, f64), EngineError> {
+pub fn evaluate_model_dir_with_cost(
+    model_dir: &Path,
+    data: Option<&Path>,
+    split: &str,
+    shard: Option<(usize, usize)>,
+) -> Result<(EvalReport, f64), EngineError> {
     let model = output::read_model_dir(model_dir)?;
     let data_path = resolve_data_path(&model.recipe.recipe, data)?;
     let prepared = data::prepare(&model.recipe.recipe, &data_path, model.config.vocabulary.clone())?;

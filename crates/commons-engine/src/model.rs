@@ -89,7 +89,8 @@ impl Plan {
             InputKind::Tokens { sequence_length, .. } => vec![*sequence_length],
         };
         let mut tokens = matches!(input, InputKind::Tokens { .. });
-        let mut plan = Plan { input: input.clone(), layers: Vec::new(), shapes: Vec::new(), recipe_index: Vec::new(), ends_in_softmax: false };
+        let mut plan =
+            Plan { input: input.clone(), layers: Vec::new(), shapes: Vec::new(), recipe_index: Vec::new(), ends_in_softmax: false };
         let mut counters = ParamCounter::default();
         for (index, spanned) in loaded.recipe.layers.iter().enumerate() {
             let spec = spanned.get_ref();
@@ -101,9 +102,7 @@ impl Plan {
                 reason,
             };
             if tokens && !matches!(spec, LayerSpec::Embedding { .. }) {
-                return Err(mismatch(format!(
-                    "the input is a sequence of token ids {shape:?}; the first layer must be an embedding"
-                )));
+                return Err(mismatch(format!("the input is a sequence of token ids {shape:?}; the first layer must be an embedding")));
             }
             let push = |plan: &mut Plan, layer: PlannedLayer, out: Vec<usize>| {
                 plan.layers.push(layer);
@@ -155,7 +154,14 @@ impl Plan {
                     shape = vec![*filters, out_h, out_w];
                     push(
                         &mut plan,
-                        PlannedLayer::Conv2d { param, in_channels: channels, filters: *filters, kernel: *kernel_size, stride: *stride, padding: *padding },
+                        PlannedLayer::Conv2d {
+                            param,
+                            in_channels: channels,
+                            filters: *filters,
+                            kernel: *kernel_size,
+                            stride: *stride,
+                            padding: *padding,
+                        },
                         shape.clone(),
                     );
                     if let Some(kind) = activation {
@@ -583,7 +589,9 @@ impl Params {
 impl PlannedLayer {
     pub fn param_index(&self) -> Option<usize> {
         match *self {
-            Self::Dense { param, .. } | Self::Conv2d { param, .. } | Self::Embedding { param, .. } | Self::Recurrent { param, .. } => Some(param),
+            Self::Dense { param, .. } | Self::Conv2d { param, .. } | Self::Embedding { param, .. } | Self::Recurrent { param, .. } => {
+                Some(param)
+            }
             _ => None,
         }
     }
@@ -623,7 +631,13 @@ fn activate<const D: usize>(kind: ActivationKind, x: Tensor<D>) -> Tensor<D> {
 
 /// Run the network. With `skip_final_softmax` the output is the pre-softmax scores, which the
 /// cross-entropy loss turns into log-probabilities in one numerically stable step.
-pub fn forward(plan: &Plan, params: &Params, input: Activations, mut dropout: Option<DropoutSource<'_>>, skip_final_softmax: bool) -> Activations {
+pub fn forward(
+    plan: &Plan,
+    params: &Params,
+    input: Activations,
+    mut dropout: Option<DropoutSource<'_>>,
+    skip_final_softmax: bool,
+) -> Activations {
     let mut x = input;
     let last = plan.layers.len().saturating_sub(1);
     for (index, layer) in plan.layers.iter().enumerate() {

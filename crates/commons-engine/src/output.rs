@@ -61,8 +61,8 @@ pub fn safetensors_bytes(tensors: &[NamedTensor]) -> Result<Vec<u8>, EngineError
         .collect();
     let mut views = BTreeMap::new();
     for (name, shape, data) in &bytes {
-        let view = TensorView::new(Dtype::F32, shape.clone(), data)
-            .map_err(|e| EngineError::Data(format!("safetensors view {name}: {e}")))?;
+        let view =
+            TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| EngineError::Data(format!("safetensors view {name}: {e}")))?;
         views.insert(name.clone(), view);
     }
     safetensors::serialize(views, None).map_err(|e| EngineError::Data(format!("safetensors: {e}")))
@@ -85,7 +85,13 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>, EngineError> {
 }
 
 /// Write the whole model directory for a finished run.
-pub fn write_model_dir(dir: &Path, loaded: &LoadedRecipe, trained: &TrainedModel, dataset: &DatasetInfo, vocabulary: Option<&Vocabulary>) -> Result<(), EngineError> {
+pub fn write_model_dir(
+    dir: &Path,
+    loaded: &LoadedRecipe,
+    trained: &TrainedModel,
+    dataset: &DatasetInfo,
+    vocabulary: Option<&Vocabulary>,
+) -> Result<(), EngineError> {
     std::fs::create_dir_all(dir).map_err(|e| EngineError::io(format!("creating {}", dir.display()), e))?;
     let recipe = &loaded.recipe;
     write(&dir.join("model.safetensors"), &safetensors_bytes(&trained.params.named_tensors(&trained.plan))?)?;
@@ -164,9 +170,17 @@ fn model_card(loaded: &LoadedRecipe, metrics: &MetricsFile, dataset: &DatasetInf
     };
     let yaml = serde_saphyr::to_string(&front).map_err(|e| EngineError::Data(format!("model card YAML: {e}")))?;
     let mut card = format!("---\n{yaml}---\n\n# {}\n\n{}\n\n", recipe.name, recipe.description);
-    let _ = writeln!(card, "Trained with `commons train {}` (engine {ENGINE_VERSION}, seed {}, {} threads).\n", recipe.name, recipe.training.seed, recipe.training.threads);
+    let _ = writeln!(
+        card,
+        "Trained with `commons train {}` (engine {ENGINE_VERSION}, seed {}, {} threads).\n",
+        recipe.name, recipe.training.seed, recipe.training.threads
+    );
     let _ = writeln!(card, "## Test metrics\n\n| metric | value |\n|---|---|");
-    let _ = writeln!(card, "| accuracy | {:.4} |\n| loss | {:.4} |\n| macro F1 | {:.4} |", metrics.test.accuracy, metrics.test.loss, metrics.test.macro_f1);
+    let _ = writeln!(
+        card,
+        "| accuracy | {:.4} |\n| loss | {:.4} |\n| macro F1 | {:.4} |",
+        metrics.test.accuracy, metrics.test.loss, metrics.test.macro_f1
+    );
     if let Some(perplexity) = metrics.test.perplexity {
         let _ = writeln!(card, "| perplexity | {perplexity:.3} |");
     }
@@ -203,7 +217,8 @@ pub fn training_curves_svg(history: &[EpochMetrics]) -> String {
         .fold(0.0f64, f64::max)
         .max(1e-6)
         * 1.05;
-    let x_of = |epoch: usize| if epochs == 1 { (left + right) / 2.0 } else { left + (right - left) * (epoch - 1) as f64 / (epochs - 1) as f64 };
+    let x_of =
+        |epoch: usize| if epochs == 1 { (left + right) / 2.0 } else { left + (right - left) * (epoch - 1) as f64 / (epochs - 1) as f64 };
     let y_loss = |v: f64| bottom - (bottom - top) * (v / max_loss);
     let y_acc = |v: f64| bottom - (bottom - top) * v.clamp(0.0, 1.0);
     let mut svg = format!(
@@ -223,8 +238,20 @@ pub fn training_curves_svg(history: &[EpochMetrics]) -> String {
         let _ = writeln!(svg, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{epoch}</text>", x_of(epoch), bottom + 16.0);
     }
     let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">epoch</text>", (left + right) / 2.0, bottom + 34.0);
-    let _ = writeln!(svg, "<text x=\"14\" y=\"{}\" transform=\"rotate(-90 14 {})\" text-anchor=\"middle\">loss</text>", (top + bottom) / 2.0, (top + bottom) / 2.0);
-    let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" transform=\"rotate(90 {} {})\" text-anchor=\"middle\">accuracy</text>", width - 14.0, (top + bottom) / 2.0, width - 14.0, (top + bottom) / 2.0);
+    let _ = writeln!(
+        svg,
+        "<text x=\"14\" y=\"{}\" transform=\"rotate(-90 14 {})\" text-anchor=\"middle\">loss</text>",
+        (top + bottom) / 2.0,
+        (top + bottom) / 2.0
+    );
+    let _ = writeln!(
+        svg,
+        "<text x=\"{}\" y=\"{}\" transform=\"rotate(90 {} {})\" text-anchor=\"middle\">accuracy</text>",
+        width - 14.0,
+        (top + bottom) / 2.0,
+        width - 14.0,
+        (top + bottom) / 2.0
+    );
     let series: [(&str, &str, &str, Vec<Option<f64>>, bool); 4] = [
         ("train loss", "#d62728", "", history.iter().map(|e| Some(e.train_loss)).collect(), true),
         ("validation loss", "#d62728", "6,4", history.iter().map(|e| e.validation_loss).collect(), true),
@@ -236,17 +263,28 @@ pub fn training_curves_svg(history: &[EpochMetrics]) -> String {
         let points: Vec<String> = values
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| v.filter(|v| v.is_finite()).map(|v| format!("{:.1},{:.1}", x_of(i + 1), if is_loss { y_loss(v) } else { y_acc(v) })))
+            .filter_map(|(i, v)| {
+                v.filter(|v| v.is_finite()).map(|v| format!("{:.1},{:.1}", x_of(i + 1), if is_loss { y_loss(v) } else { y_acc(v) }))
+            })
             .collect();
         if points.is_empty() {
             continue;
         }
-        let _ = writeln!(svg, "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" stroke-dasharray=\"{dash}\" points=\"{}\"/>", points.join(" "));
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" stroke-dasharray=\"{dash}\" points=\"{}\"/>",
+            points.join(" ")
+        );
         for point in &points {
             let (x, y) = point.split_once(',').unwrap_or(("0", "0"));
             let _ = writeln!(svg, "<circle cx=\"{x}\" cy=\"{y}\" r=\"2.5\" fill=\"{colour}\"/>");
         }
-        let _ = writeln!(svg, "<line x1=\"{}\" y1=\"{legend_y}\" x2=\"{}\" y2=\"{legend_y}\" stroke=\"{colour}\" stroke-width=\"2\" stroke-dasharray=\"{dash}\"/>", left + 12.0, left + 36.0);
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{}\" y1=\"{legend_y}\" x2=\"{}\" y2=\"{legend_y}\" stroke=\"{colour}\" stroke-width=\"2\" stroke-dasharray=\"{dash}\"/>",
+            left + 12.0,
+            left + 36.0
+        );
         let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\">{label}</text>", left + 40.0, legend_y + 4.0);
         legend_y += 14.0;
     }

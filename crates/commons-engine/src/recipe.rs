@@ -366,9 +366,7 @@ impl ScheduleSpec {
                 let epoch = step / steps_per_epoch.max(1);
                 base * gamma.powi((epoch / every_epochs.max(1)) as i32)
             }
-            Self::Cosine { min_lr } => {
-                min_lr + 0.5 * (base - min_lr) * (1.0 + (std::f64::consts::PI * progress).cos())
-            }
+            Self::Cosine { min_lr } => min_lr + 0.5 * (base - min_lr) * (1.0 + (std::f64::consts::PI * progress).cos()),
             Self::Linear { final_lr } => base + (final_lr - base) * progress,
         }
     }
@@ -417,13 +415,9 @@ pub fn load(name_or_path: &str) -> Result<LoadedRecipe, EngineError> {
     }
     let path = std::path::Path::new(name_or_path);
     if !path.exists() {
-        return Err(EngineError::UnknownRecipe {
-            name: name_or_path.to_string(),
-            builtins: builtin_names().join(", "),
-        });
+        return Err(EngineError::UnknownRecipe { name: name_or_path.to_string(), builtins: builtin_names().join(", ") });
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| EngineError::io(format!("reading recipe {}", path.display()), source))?;
+    let text = std::fs::read_to_string(path).map_err(|source| EngineError::io(format!("reading recipe {}", path.display()), source))?;
     parse(&text, &path.display().to_string())
 }
 
@@ -431,11 +425,7 @@ pub fn load(name_or_path: &str) -> Result<LoadedRecipe, EngineError> {
 pub fn parse(text: &str, origin: &str) -> Result<LoadedRecipe, EngineError> {
     let recipe: Recipe = toml::from_str(text).map_err(|error| {
         let line = error.span().map(|span| line_of(text, span.start));
-        EngineError::RecipeSyntax {
-            origin: origin.to_string(),
-            line,
-            message: error.message().to_string(),
-        }
+        EngineError::RecipeSyntax { origin: origin.to_string(), line, message: error.message().to_string() }
     })?;
     let loaded = LoadedRecipe { recipe, source: text.to_string(), origin: origin.to_string() };
     check_values(&loaded)?;
@@ -465,19 +455,16 @@ pub fn with_overrides(loaded: &LoadedRecipe, overrides: &[String]) -> Result<Loa
         let parts: Vec<&str> = key.trim().split('.').collect();
         set_path(&mut document, &parts, value).map_err(|reason| EngineError::BadOverride { assignment: assignment.clone(), reason })?;
     }
-    let text = toml::to_string(&document).map_err(|error| EngineError::BadOverride {
-        assignment: overrides.join(" "),
-        reason: error.to_string(),
-    })?;
+    let text = toml::to_string(&document)
+        .map_err(|error| EngineError::BadOverride { assignment: overrides.join(" "), reason: error.to_string() })?;
     parse(&text, &format!("{} (with --set {})", loaded.origin, overrides.join(", ")))
 }
 
 /// Set `path` (table keys, or indices into arrays such as `layers.2.hidden`) to `value`.
 fn set_path(document: &mut toml::Table, path: &[&str], value: toml::Value) -> Result<(), String> {
     let (last, parents) = path.split_last().ok_or("empty key")?;
-    let mut current: &mut toml::Value = document
-        .entry(parents.first().copied().unwrap_or(last).to_string())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let mut current: &mut toml::Value =
+        document.entry(parents.first().copied().unwrap_or(last).to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
     if parents.is_empty() {
         *current = value;
         return Ok(());
@@ -504,10 +491,7 @@ fn step_into<'a>(value: &'a mut toml::Value, part: &str) -> Result<&'a mut toml:
         toml::Value::Table(table) => Ok(table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()))),
         toml::Value::Array(items) => {
             let len = items.len();
-            part.parse::<usize>()
-                .ok()
-                .and_then(|i| items.get_mut(i))
-                .ok_or_else(|| format!("`{part}` is not an index below {len}"))
+            part.parse::<usize>().ok().and_then(|i| items.get_mut(i)).ok_or_else(|| format!("`{part}` is not an index below {len}"))
         }
         _ => Err(format!("`{part}`: the value above it is not a table or array")),
     }
@@ -597,11 +581,13 @@ fn check_values(loaded: &LoadedRecipe) -> Result<(), EngineError> {
 
 /// Best-effort line of `key = ...` in the source, for errors about plain values.
 fn find_key_line(source: &str, key: &str) -> Option<usize> {
-    source.lines().position(|line| {
-        let trimmed = line.trim_start();
-        trimmed.starts_with(key) && trimmed[key.len()..].trim_start().starts_with('=')
-    })
-    .map(|index| index + 1)
+    source
+        .lines()
+        .position(|line| {
+            let trimmed = line.trim_start();
+            trimmed.starts_with(key) && trimmed[key.len()..].trim_start().starts_with('=')
+        })
+        .map(|index| index + 1)
 }
 
 #[cfg(test)]

@@ -45,7 +45,8 @@ pub fn sample_text(model_dir: &Path, prompt: &str, length: usize, temperature: f
             return Err(EngineError::ModelDir { dir: model_dir.to_path_buf(), reason: "the network does not emit per-step scores".into() });
         };
         let last: Tensor<2> = scores.narrow(1, steps - 1, 1).reshape([1, vocabulary.len()]);
-        let probs = softmax(last.div_scalar(temperature.max(1e-3)), 1).into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+        let probs =
+            softmax(last.div_scalar(temperature.max(1e-3)), 1).into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
         let draw = rng.uniform_f64();
         let mut cumulative = 0f64;
         let mut chosen = probs.len().saturating_sub(1);

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use burn::module::Module;
 
+use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdaGradConfig, AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
-use burn::grad_clipping::GradientClippingConfig;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -73,10 +73,7 @@ pub fn default_device() -> Device {
 /// Run `work` on a rayon pool of exactly `threads` threads: the kernels' work split (and so
 /// the floating-point reduction order) depends on the pool size, not on the machine's cores.
 pub fn with_threads<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> Result<T, EngineError> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| EngineError::ThreadPool(e.to_string()))?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| EngineError::ThreadPool(e.to_string()))?;
     Ok(pool.install(work))
 }
 
@@ -205,7 +202,11 @@ fn checkpoint_error(what: &str, dir: &std::path::Path, e: impl std::fmt::Debug) 
 }
 
 /// Train the recipe's network on `data`, calling `on_progress` after every step.
-pub fn train(loaded: &LoadedRecipe, data: &PreparedData, on_progress: &mut (dyn FnMut(&Progress) + Send)) -> Result<TrainedModel, EngineError> {
+pub fn train(
+    loaded: &LoadedRecipe,
+    data: &PreparedData,
+    on_progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<TrainedModel, EngineError> {
     train_checkpointed(loaded, data, on_progress, None)
 }
 

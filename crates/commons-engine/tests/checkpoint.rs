@@ -21,22 +21,37 @@ fn training_resumed_from_an_epoch_checkpoint_matches_the_uninterrupted_run() {
         copy_dir(&checkpoint, &kept);
     };
     let mut checkpointing = Checkpointing { dir: checkpoint.clone(), resume: None, on_saved: &mut on_saved };
-    run_training_checkpointed("keras-mnist-mlp", &overrides, Some(&data), &tmp.path().join("checkpointed"), &mut |_| {}, Some(&mut checkpointing))
-        .expect("checkpointed run");
+    run_training_checkpointed(
+        "keras-mnist-mlp",
+        &overrides,
+        Some(&data),
+        &tmp.path().join("checkpointed"),
+        &mut |_| {},
+        Some(&mut checkpointing),
+    )
+    .expect("checkpointed run");
     assert_eq!(saved, [1], "a checkpoint after every epoch but the last");
 
     let resumed = tmp.path().join("resumed");
     let mut epochs_seen = Vec::new();
     let mut nothing = |_: usize| {};
     let mut resume = Checkpointing { dir: tmp.path().join("checkpoint-2"), resume: Some(kept), on_saved: &mut nothing };
-    let summary = run_training_checkpointed("keras-mnist-mlp", &overrides, Some(&data), &resumed, &mut |p| epochs_seen.push(p.epoch), Some(&mut resume))
-        .expect("resumed run");
+    let summary = run_training_checkpointed(
+        "keras-mnist-mlp",
+        &overrides,
+        Some(&data),
+        &resumed,
+        &mut |p| epochs_seen.push(p.epoch),
+        Some(&mut resume),
+    )
+    .expect("resumed run");
     assert!(epochs_seen.iter().all(|&e| e == 2), "only epoch 2 is trained again");
     assert_eq!(summary.epochs, 2, "the history covers both epochs");
 
     let read = |dir: &std::path::Path, file: &str| std::fs::read(dir.join(file)).expect("model file");
     assert_eq!(read(&whole, "model.safetensors"), read(&resumed, "model.safetensors"), "bit-identical weights");
-    let test = |dir: &std::path::Path| serde_json::from_slice::<serde_json::Value>(&read(dir, "metrics.json")).expect("metrics")["test"].clone();
+    let test =
+        |dir: &std::path::Path| serde_json::from_slice::<serde_json::Value>(&read(dir, "metrics.json")).expect("metrics")["test"].clone();
     assert_eq!(test(&whole), test(&resumed));
 }
 

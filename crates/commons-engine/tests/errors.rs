@@ -52,7 +52,9 @@ fn unknown_layer_is_named_with_its_line() {
 
 #[test]
 fn shape_mismatch_names_the_layer_and_line() {
-    let text = with_layers("\n[[layers]]\ntype = \"flatten\"\n\n[[layers]]\ntype = \"conv2d\"\nfilters = 4\nkernel_size = 3\n\n[[layers]]\ntype = \"dense\"\nunits = 10\n");
+    let text = with_layers(
+        "\n[[layers]]\ntype = \"flatten\"\n\n[[layers]]\ntype = \"conv2d\"\nfilters = 4\nkernel_size = 3\n\n[[layers]]\ntype = \"dense\"\nunits = 10\n",
+    );
     let loaded = recipe::parse(&text, "broken.toml").expect("syntax is fine");
     let (input, dims) = mnist_like_dims();
     let error = commons_engine::model::Plan::resolve(&loaded, input, dims).expect_err("conv2d after flatten must fail").to_string();
@@ -78,7 +80,13 @@ fn wrong_output_width_is_a_shape_mismatch() {
 fn bad_values_are_rejected_with_the_field() {
     let dropout = with_layers("\n[[layers]]\ntype = \"flatten\"\n\n[[layers]]\ntype = \"dropout\"\nrate = 1.5\n");
     let error = recipe::parse(&dropout, "broken.toml").expect_err("dropout 1.5").to_string();
-    assert!(error.contains("dropout") && error.contains("rate") && error.contains(&format!("line {}", line_of(&dropout, "type = \"dropout\"") - 1)) || error.contains(&format!("line {}", line_of(&dropout, "type = \"dropout\""))), "{error}");
+    assert!(
+        error.contains("dropout")
+            && error.contains("rate")
+            && error.contains(&format!("line {}", line_of(&dropout, "type = \"dropout\"") - 1))
+            || error.contains(&format!("line {}", line_of(&dropout, "type = \"dropout\""))),
+        "{error}"
+    );
 
     let negative_lr = with_layers("\n[[layers]]\ntype = \"flatten\"\n").replace("lr = 0.001", "lr = -1.0");
     let error = recipe::parse(&negative_lr, "broken.toml").expect_err("negative lr").to_string();
@@ -103,7 +111,8 @@ fn bad_values_are_rejected_with_the_field() {
 #[test]
 fn overrides_go_through_validation() {
     let base = recipe::load("keras-mnist-mlp").expect("builtin");
-    let changed = recipe::with_overrides(&base, &["training.epochs=2".into(), "training.optimizer.lr=0.01".into()]).expect("valid overrides");
+    let changed =
+        recipe::with_overrides(&base, &["training.epochs=2".into(), "training.optimizer.lr=0.01".into()]).expect("valid overrides");
     assert_eq!(changed.recipe.training.epochs, 2);
     assert_eq!(changed.recipe.training.optimizer.lr(), 0.01);
     let error = recipe::with_overrides(&base, &["training.epochs=0".into()]).expect_err("0 epochs").to_string();

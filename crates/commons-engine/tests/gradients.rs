@@ -100,7 +100,9 @@ fn check_gradients(layers: &str, kind: &str, input: InputKind, dims: DataDims, s
     let loss = loss_of(&plan, &params, sample_input(&input, batch, &autodiff, 21), &targets);
     let gradients = loss.backward();
     let mut analytic = Vec::new();
-    params.visit(&plan, &mut |name, leaf| analytic.push((name.clone(), leaf.gradient(&gradients).unwrap_or_else(|| panic!("no gradient for {name}")))));
+    params.visit(&plan, &mut |name, leaf| {
+        analytic.push((name.clone(), leaf.gradient(&gradients).unwrap_or_else(|| panic!("no gradient for {name}"))))
+    });
 
     let eps = 1e-5;
     let mut checked = 0;
@@ -118,10 +120,7 @@ fn check_gradients(layers: &str, kind: &str, input: InputKind, dims: DataDims, s
             let numeric = (evaluate(eps) - evaluate(-eps)) / (2.0 * eps);
             let exact = grads[entry];
             let tolerance = 1e-6 + 1e-5 * numeric.abs().max(exact.abs());
-            assert!(
-                (numeric - exact).abs() <= tolerance,
-                "{name}[{entry}]: autodiff {exact:e} vs finite difference {numeric:e}"
-            );
+            assert!((numeric - exact).abs() <= tolerance, "{name}[{entry}]: autodiff {exact:e} vs finite difference {numeric:e}");
             checked += 1;
         }
         assert!(grads.iter().any(|g| g.abs() > 1e-9), "{name}: gradient is identically zero");
@@ -152,7 +151,8 @@ activation = "softmax"
 
 #[test]
 fn dense_layers_and_activations_match_finite_differences() {
-    let checked = check_gradients(DENSE_STACK, "classification", InputKind::Features(vec![4]), DataDims { num_classes: 3, vocab_size: 0 }, false);
+    let checked =
+        check_gradients(DENSE_STACK, "classification", InputKind::Features(vec![4]), DataDims { num_classes: 3, vocab_size: 0 }, false);
     assert!(checked >= 40, "only {checked} entries checked");
 }
 
@@ -205,20 +205,44 @@ activation = "softmax"
 #[test]
 fn embedding_and_rnn_match_finite_differences() {
     for pool in ["last", "mean", "max"] {
-        check_gradients(&recurrent_layers("rnn", pool), "classification", InputKind::Tokens { sequence_length: 5, vocab_size: 7 }, DataDims { num_classes: 3, vocab_size: 7 }, false);
+        check_gradients(
+            &recurrent_layers("rnn", pool),
+            "classification",
+            InputKind::Tokens { sequence_length: 5, vocab_size: 7 },
+            DataDims { num_classes: 3, vocab_size: 7 },
+            false,
+        );
     }
 }
 
 #[test]
 fn lstm_matches_finite_differences() {
-    check_gradients(&recurrent_layers("lstm", "last"), "classification", InputKind::Tokens { sequence_length: 5, vocab_size: 7 }, DataDims { num_classes: 3, vocab_size: 7 }, false);
+    check_gradients(
+        &recurrent_layers("lstm", "last"),
+        "classification",
+        InputKind::Tokens { sequence_length: 5, vocab_size: 7 },
+        DataDims { num_classes: 3, vocab_size: 7 },
+        false,
+    );
     // Per-step outputs, as in the character language model.
-    check_gradients(&recurrent_layers("lstm", "none").replace("units = 3", "units = \"auto\""), "char-language-model", InputKind::Tokens { sequence_length: 5, vocab_size: 7 }, DataDims { num_classes: 7, vocab_size: 7 }, true);
+    check_gradients(
+        &recurrent_layers("lstm", "none").replace("units = 3", "units = \"auto\""),
+        "char-language-model",
+        InputKind::Tokens { sequence_length: 5, vocab_size: 7 },
+        DataDims { num_classes: 7, vocab_size: 7 },
+        true,
+    );
 }
 
 #[test]
 fn gru_matches_finite_differences() {
-    check_gradients(&recurrent_layers("gru", "last"), "classification", InputKind::Tokens { sequence_length: 5, vocab_size: 7 }, DataDims { num_classes: 3, vocab_size: 7 }, false);
+    check_gradients(
+        &recurrent_layers("gru", "last"),
+        "classification",
+        InputKind::Tokens { sequence_length: 5, vocab_size: 7 },
+        DataDims { num_classes: 3, vocab_size: 7 },
+        false,
+    );
 }
 
 #[test]

@@ -21,7 +21,8 @@ fn keras_mnist_mlp_reaches_97_5_percent_and_writes_a_complete_model_dir() {
     assert!(summary.test.accuracy >= 0.975, "test accuracy {} below 97.5%", summary.test.accuracy);
     assert_eq!(summary.test.examples, 10_000);
 
-    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join("metrics.json")).expect("metrics.json")).expect("JSON");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("metrics.json")).expect("metrics.json")).expect("JSON");
     assert_eq!(metrics["test"]["accuracy"].as_f64(), Some(summary.test.accuracy));
     assert!(metrics["test"]["macro_f1"].as_f64().is_some_and(|f| f > 0.97));
     let epochs = metrics["epochs"].as_array().expect("epochs array");
@@ -33,19 +34,26 @@ fn keras_mnist_mlp_reaches_97_5_percent_and_writes_a_complete_model_dir() {
     let total: u64 = confusion.iter().flat_map(|r| r.as_array().into_iter().flatten()).filter_map(|v| v.as_u64()).sum();
     assert_eq!(total, 10_000);
 
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join("config.json")).expect("config.json")).expect("JSON");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("config.json")).expect("config.json")).expect("JSON");
     assert_eq!(config["seed"], 42);
-    assert_eq!(
-        config["dataset"]["files"]["train-images-idx3-ubyte"],
-        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
-    );
+    assert_eq!(config["dataset"]["files"]["train-images-idx3-ubyte"], "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db");
     let weights = commons_engine::output::read_safetensors(&out.path().join("model.safetensors")).expect("safetensors");
     let names: Vec<&str> = weights.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["layers.1.weight", "layers.1.bias", "layers.4.weight", "layers.4.bias"].iter().copied().collect::<Vec<_>>().tap_sort());
+    assert_eq!(
+        names,
+        ["layers.1.weight", "layers.1.bias", "layers.4.weight", "layers.4.bias"].iter().copied().collect::<Vec<_>>().tap_sort()
+    );
     assert_eq!(weights.iter().map(|t| t.values.len()).sum::<usize>(), 784 * 128 + 128 + 128 * 10 + 10);
 
     let card = std::fs::read_to_string(out.path().join("README.md")).expect("model card");
-    assert!(card.starts_with("---\n") && card.contains("license: Apache-2.0") && card.contains("- mnist") && card.contains("base_recipe: keras-mnist-mlp"), "{card}");
+    assert!(
+        card.starts_with("---\n")
+            && card.contains("license: Apache-2.0")
+            && card.contains("- mnist")
+            && card.contains("base_recipe: keras-mnist-mlp"),
+        "{card}"
+    );
     let svg = std::fs::read_to_string(out.path().join("training_curves.svg")).expect("svg");
     assert!(svg.contains("<svg") && svg.matches("<polyline").count() >= 2 && svg.contains("train loss"));
 

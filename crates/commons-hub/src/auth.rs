@@ -22,11 +22,7 @@ where
             return Ok(Caller(None));
         };
         let value = value.to_str().map_err(|_| ApiError::unauthorized())?;
-        let secret = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or_else(ApiError::unauthorized)?
-            .trim();
+        let secret = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).ok_or_else(ApiError::unauthorized)?.trim();
         match state.db.authenticate(secret).await? {
             Some(token) => Ok(Caller(Some(token))),
             None => Err(ApiError::unauthorized()),
@@ -76,7 +72,9 @@ impl Caller {
     pub fn require_write_branch(&self, repo: &Repo, branch: &str) -> Result<&Token, ApiError> {
         let token = self.require_write_repo(repo)?;
         match &token.branch {
-            Some(only) if only != branch => Err(ApiError::forbidden(format!("this token may only write branch {only} of {}", repo.full_name()))),
+            Some(only) if only != branch => {
+                Err(ApiError::forbidden(format!("this token may only write branch {only} of {}", repo.full_name())))
+            }
             _ => Ok(token),
         }
     }
@@ -86,7 +84,9 @@ impl Caller {
     pub fn require_write_repo(&self, repo: &Repo) -> Result<&Token, ApiError> {
         let token = self.require_write_any(&repo.namespace)?;
         match token.repo_id {
-            Some(only) if only != repo.id => Err(ApiError::forbidden(format!("this token is limited to another repository than {}", repo.full_name()))),
+            Some(only) if only != repo.id => {
+                Err(ApiError::forbidden(format!("this token is limited to another repository than {}", repo.full_name())))
+            }
             _ => Ok(token),
         }
     }
@@ -94,13 +94,13 @@ impl Caller {
     fn require_write_any(&self, namespace: &str) -> Result<&Token, ApiError> {
         let token = self.require()?;
         if token.scope != Scope::Write {
-            return Err(ApiError::forbidden(format!("this token has {} scope and cannot write; use a token with write scope", token.scope.as_str())));
+            return Err(ApiError::forbidden(format!(
+                "this token has {} scope and cannot write; use a token with write scope",
+                token.scope.as_str()
+            )));
         }
         if token.user.name != namespace {
-            return Err(ApiError::forbidden(format!(
-                "user {} cannot write to namespace {namespace}",
-                token.user.name
-            )));
+            return Err(ApiError::forbidden(format!("user {} cannot write to namespace {namespace}", token.user.name)));
         }
         Ok(token)
     }

@@ -92,7 +92,13 @@ impl AppState {
 impl AppState {
     /// The public repository `namespace/name`, created (with the hub's default `.gitattributes`)
     /// when it does not exist yet.
-    pub async fn ensure_repo(&self, kind: commons_db::RepoKind, namespace: &str, name: &str, author: &str) -> Result<commons_db::Repo, ApiError> {
+    pub async fn ensure_repo(
+        &self,
+        kind: commons_db::RepoKind,
+        namespace: &str,
+        name: &str,
+        author: &str,
+    ) -> Result<commons_db::Repo, ApiError> {
         names::validate_repo_name(namespace, "namespace")?;
         names::validate_repo_name(name, "repository name")?;
         if let Some(repo) = self.db.get_repo(kind, namespace, name).await? {

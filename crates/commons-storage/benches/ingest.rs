@@ -32,7 +32,11 @@ fn main() {
 
         let secs = timed_ingest(&cas, &data).await;
         let stored1 = cas.stored_bytes().await.unwrap();
-        println!("ingest new data:      {mib} MiB in {secs:.2} s = {:.0} MB/s (1 core); stored {:.1} MiB", (mib << 20) as f64 / secs / 1e6, stored1 as f64 / 1048576.0);
+        println!(
+            "ingest new data:      {mib} MiB in {secs:.2} s = {:.0} MB/s (1 core); stored {:.1} MiB",
+            (mib << 20) as f64 / secs / 1e6,
+            stored1 as f64 / 1048576.0
+        );
 
         let n = data.len() / 100;
         let mid = data.len() / 2;

@@ -161,9 +161,7 @@ impl IngestWriter {
         self.open_bytes += chunk.data.len();
         self.open_chunks.push(chunk);
         self.push_term(XorbRef::Open(xorb), index, 0, 0, raw);
-        if self.open_bytes >= XORB_TARGET_BYTES
-            || self.open_chunks.len() >= *xet_core_structures::xorb_object::constants::MAX_XORB_CHUNKS
-        {
+        if self.open_bytes >= XORB_TARGET_BYTES || self.open_chunks.len() >= *xet_core_structures::xorb_object::constants::MAX_XORB_CHUNKS {
             self.seal_open_xorb().await?;
         }
         Ok(())
@@ -231,11 +229,6 @@ fn serialize_xorb(chunks: &[Chunk]) -> Result<(XorbRecord, Vec<u8>)> {
         ));
         start = end as u64;
     }
-    let record = XorbRecord {
-        xorb_hash,
-        stored_size: serialized.serialized_data.len() as u64,
-        raw_size,
-        chunks: located,
-    };
+    let record = XorbRecord { xorb_hash, stored_size: serialized.serialized_data.len() as u64, raw_size, chunks: located };
     Ok((record, serialized.serialized_data))
 }

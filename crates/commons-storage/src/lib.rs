@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use commons_db::Db;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -100,23 +100,16 @@ impl Cas {
         if !url.contains("://") {
             return Self::local(db, Path::new(url));
         }
-        let parsed = url::Url::parse(url)
-            .map_err(|e| StorageError::InvalidUrl { url: url.into(), reason: e.to_string() })?;
+        let parsed = url::Url::parse(url).map_err(|e| StorageError::InvalidUrl { url: url.into(), reason: e.to_string() })?;
         if parsed.scheme() == "file" {
-            let path = parsed
-                .to_file_path()
-                .map_err(|_| StorageError::InvalidUrl { url: url.into(), reason: "not a local path".into() })?;
+            let path =
+                parsed.to_file_path().map_err(|_| StorageError::InvalidUrl { url: url.into(), reason: "not a local path".into() })?;
             return Self::local(db, &path);
         }
-        let opts = std::env::vars()
-            .filter(|(k, _)| k.starts_with("AWS_"))
-            .map(|(k, v)| (k.to_ascii_lowercase(), v));
+        let opts = std::env::vars().filter(|(k, _)| k.starts_with("AWS_")).map(|(k, v)| (k.to_ascii_lowercase(), v));
         let (store, prefix) = object_store::parse_url_opts(&parsed, opts)?;
-        let store: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
-            Arc::from(store)
-        } else {
-            Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
-        };
+        let store: Arc<dyn ObjectStore> =
+            if prefix.as_ref().is_empty() { Arc::from(store) } else { Arc::new(object_store::prefix::PrefixStore::new(store, prefix)) };
         Ok(Self { db, objects: store, local_root: None })
     }
 
@@ -140,11 +133,8 @@ impl Cas {
     /// files the server itself reads: repo cards, recipes).
     pub async fn read_to_vec(&self, sha256: &str, limit: u64) -> Result<Vec<u8>> {
         use futures::StreamExt;
-        let (_, size, file_hash) = self
-            .db
-            .blob(sha256)
-            .await?
-            .ok_or_else(|| StorageError::Corrupt(format!("blob {sha256} is not in the store")))?;
+        let (_, size, file_hash) =
+            self.db.blob(sha256).await?.ok_or_else(|| StorageError::Corrupt(format!("blob {sha256} is not in the store")))?;
         let size = size as u64;
         if size > limit {
             return Err(StorageError::TooLarge { size, limit });
@@ -170,7 +160,8 @@ impl Cas {
         use futures::TryStreamExt;
         let cutoff = chrono_cutoff(grace);
         let prefix = ObjectPath::from("xorbs/default");
-        let old: Vec<object_store::ObjectMeta> = self.objects.list(Some(&prefix)).try_filter(|meta| std::future::ready(meta.last_modified < cutoff)).try_collect().await?;
+        let old: Vec<object_store::ObjectMeta> =
+            self.objects.list(Some(&prefix)).try_filter(|meta| std::future::ready(meta.last_modified < cutoff)).try_collect().await?;
         let hashes: Vec<String> = old.iter().filter_map(|m| m.location.filename().map(str::to_string)).collect();
         let known = self.db.indexed_xorbs(&hashes).await?;
         let (mut removed, mut bytes) = (0, 0);

@@ -34,9 +34,7 @@ impl Cas {
         let terms = self.db.file_terms(file_hash).await?;
         let covered: u64 = terms.iter().map(|t| t.raw_size).sum();
         if covered != size {
-            return Err(StorageError::Corrupt(format!(
-                "file {file_hash} reconstructs to {covered} bytes, expected {size}"
-            )));
+            return Err(StorageError::Corrupt(format!("file {file_hash} reconstructs to {covered} bytes, expected {size}")));
         }
         let objects = self.objects.clone();
         Ok(async_stream::try_stream! {

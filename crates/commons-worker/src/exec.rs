@@ -26,7 +26,13 @@ pub enum ExecSpec {
         resume: Option<PathBuf>,
         result: PathBuf,
     },
-    Eval { model: PathBuf, data: PathBuf, split: String, shard: Option<(usize, usize)>, result: PathBuf },
+    Eval {
+        model: PathBuf,
+        data: PathBuf,
+        split: String,
+        shard: Option<(usize, usize)>,
+        result: PathBuf,
+    },
 }
 
 /// One line the child prints.
@@ -37,7 +43,10 @@ pub enum ChildMessage {
     Epoch(EpochPoint),
     Log(String),
     /// A checkpoint after `epochs_done` epochs is complete in `dir`.
-    Checkpoint { epochs_done: usize, dir: PathBuf },
+    Checkpoint {
+        epochs_done: usize,
+        dir: PathBuf,
+    },
 }
 
 /// What the child leaves in its result file.
@@ -60,7 +69,8 @@ fn emit(message: &ChildMessage) {
 /// Runs the unit described in `spec_path` (the `exec-unit` subcommand).
 pub fn exec_unit(spec_path: &Path) -> Result<(), WorkerError> {
     let text = std::fs::read_to_string(spec_path).map_err(|e| WorkerError::io(format!("reading {}", spec_path.display()), e))?;
-    let spec: ExecSpec = serde_json::from_str(&text).map_err(|e| WorkerError::Protocol(format!("unit spec {}: {e}", spec_path.display())))?;
+    let spec: ExecSpec =
+        serde_json::from_str(&text).map_err(|e| WorkerError::Protocol(format!("unit spec {}: {e}", spec_path.display())))?;
     let started = Instant::now();
     let (result, path) = match spec {
         ExecSpec::Train { recipe, overrides, data, out, checkpoint, resume, result } => {
@@ -75,7 +85,11 @@ pub fn exec_unit(spec_path: &Path) -> Result<(), WorkerError> {
             let mut on_progress = |p: &commons_engine::Progress| {
                 if p.epoch != epoch_seen {
                     if epoch_seen > 0 {
-                        emit(&ChildMessage::Epoch(EpochPoint { epoch: epoch_seen, train_loss: last_loss, seconds: epoch_started.elapsed().as_secs_f64() }));
+                        emit(&ChildMessage::Epoch(EpochPoint {
+                            epoch: epoch_seen,
+                            train_loss: last_loss,
+                            seconds: epoch_started.elapsed().as_secs_f64(),
+                        }));
                         emit(&ChildMessage::Log(format!("epoch {epoch_seen}/{} done, train loss {last_loss:.4}", p.epochs)));
                     }
                     epoch_seen = p.epoch;
@@ -105,9 +119,20 @@ pub fn exec_unit(spec_path: &Path) -> Result<(), WorkerError> {
             let announce_dir = checkpoint.clone();
             let mut on_saved = |epochs_done: usize| emit(&ChildMessage::Checkpoint { epochs_done, dir: announce_dir.clone() });
             let mut checkpointing = commons_engine::Checkpointing { dir: checkpoint, resume, on_saved: &mut on_saved };
-            let summary = commons_engine::run_training_checkpointed(&recipe, &overrides, Some(&data), &out, &mut on_progress, Some(&mut checkpointing))?;
+            let summary = commons_engine::run_training_checkpointed(
+                &recipe,
+                &overrides,
+                Some(&data),
+                &out,
+                &mut on_progress,
+                Some(&mut checkpointing),
+            )?;
             if epoch_seen > 0 {
-                emit(&ChildMessage::Epoch(EpochPoint { epoch: epoch_seen, train_loss: last_loss, seconds: epoch_started.elapsed().as_secs_f64() }));
+                emit(&ChildMessage::Epoch(EpochPoint {
+                    epoch: epoch_seen,
+                    train_loss: last_loss,
+                    seconds: epoch_started.elapsed().as_secs_f64(),
+                }));
             }
             emit(&ChildMessage::Log(format!("trained: test accuracy {:.4}, loss {:.4}", summary.test.accuracy, summary.test.loss)));
             let metrics = serde_json::to_value(&summary.test).map_err(|e| WorkerError::Protocol(e.to_string()))?;

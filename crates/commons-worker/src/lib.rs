@@ -74,11 +74,16 @@ impl WorkerConfig {
     /// Defaults for this machine: all cores, the shared cache, `$COMMONS_CACHE/work`.
     pub fn new(hub: &str, token: &str, program: PathBuf) -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let host = std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into());
-        let name: String = format!("{host}-{}", std::process::id()).chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
-        let cache = std::env::var_os("COMMONS_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache").join("commons"));
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "host".into());
+        let name: String =
+            format!("{host}-{}", std::process::id()).chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+        let cache = std::env::var_os("COMMONS_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+            std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache").join("commons")
+        });
         Self {
             hub: hub.trim_end_matches('/').to_string(),
             token: token.to_string(),
@@ -262,7 +267,10 @@ async fn run_unit(config: &WorkerConfig, client: &Client, registered: &Registere
     let output = match (&lease.work, output_dir) {
         (Work::Train { algorithm, dataset, output_repo, output_branch, .. }, Some(model_dir)) => {
             add_provenance(&model_dir.join("README.md"), algorithm, dataset, lease.job_id)?;
-            let token = lease.upload_token.clone().ok_or_else(|| WorkerError::Protocol("the lease of a train unit carries no upload token".into()))?;
+            let token = lease
+                .upload_token
+                .clone()
+                .ok_or_else(|| WorkerError::Protocol("the lease of a train unit carries no upload token".into()))?;
             let uploader = Client::new(&config.hub, Some(token))?;
             let repo = RepoId::parse(RepoType::Model, output_repo, None)?;
             let sources = collect(&[model_dir], None)?;
@@ -274,9 +282,19 @@ async fn run_unit(config: &WorkerConfig, client: &Client, registered: &Registere
             let report = retrying("upload", || upload(&uploader, &repo, sources.clone(), &options, &NoProgress)).await?;
             let model_commit = match report.commit {
                 Some(commit) => commit.commit_oid,
-                None => uploader.repo_info(&repo, output_branch).await?.sha.ok_or_else(|| WorkerError::Protocol(format!("{output_repo}@{output_branch} has no commit id")))?,
+                None => uploader
+                    .repo_info(&repo, output_branch)
+                    .await?
+                    .sha
+                    .ok_or_else(|| WorkerError::Protocol(format!("{output_repo}@{output_branch} has no commit id")))?,
             };
-            Output::Train { model_commit, test: result.metrics, flops: result.flops, epochs: result.epochs, wall_seconds: result.wall_seconds }
+            Output::Train {
+                model_commit,
+                test: result.metrics,
+                flops: result.flops,
+                epochs: result.epochs,
+                wall_seconds: result.wall_seconds,
+            }
         }
         _ => Output::Eval { metrics: result.metrics, flops: result.flops },
     };
@@ -287,7 +305,13 @@ async fn run_unit(config: &WorkerConfig, client: &Client, registered: &Registere
 /// A revision of a repository, fetched into the shared cache; returns its snapshot folder.
 async fn fetch(config: &WorkerConfig, client: &Client, kind: RepoType, repo: &str, revision: &str) -> Result<PathBuf, WorkerError> {
     let id = RepoId::parse(kind, repo, None)?;
-    let options = DownloadOptions { revision: Some(revision.to_string()), include: Vec::new(), cache_dir: config.cache_dir.clone(), local_dir: None, concurrency: 4 };
+    let options = DownloadOptions {
+        revision: Some(revision.to_string()),
+        include: Vec::new(),
+        cache_dir: config.cache_dir.clone(),
+        local_dir: None,
+        concurrency: 4,
+    };
     let report = retrying("download", || download(client, &id, &options, &NoProgress)).await?;
     Ok(report.snapshot_dir)
 }
@@ -310,11 +334,20 @@ impl CheckpointUpload {
             std::fs::copy(entry.path(), self.staging.join(entry.file_name())).map_err(|e| WorkerError::io("copying the checkpoint", e))?;
         }
         let sources = collect(std::slice::from_ref(&self.staging), Some("checkpoint"))?;
-        let options = UploadOptions { revision: Some(self.branch.clone()), message: Some(format!("Checkpoint after epoch {epochs_done}")), description: None };
+        let options = UploadOptions {
+            revision: Some(self.branch.clone()),
+            message: Some(format!("Checkpoint after epoch {epochs_done}")),
+            description: None,
+        };
         let report = retrying("upload checkpoint", || upload(&self.client, &self.repo, sources.clone(), &options, &NoProgress)).await?;
         let commit = match report.commit {
             Some(commit) => commit.commit_oid,
-            None => self.client.repo_info(&self.repo, &self.branch).await?.sha.ok_or_else(|| WorkerError::Protocol("the checkpoint branch has no commit".into()))?,
+            None => self
+                .client
+                .repo_info(&self.repo, &self.branch)
+                .await?
+                .sha
+                .ok_or_else(|| WorkerError::Protocol("the checkpoint branch has no commit".into()))?,
         };
         Ok(commons_protocol::CheckpointRef { commit, epochs_done })
     }
@@ -425,7 +458,12 @@ async fn send_heartbeat(client: &Client, lease: &Lease, pending: &mut Heartbeat)
 
 /// Names the algorithm and dataset revisions in a model card: in its YAML front matter
 /// (`datasets`, `algorithm`, `algorithm_revision`, `dataset_revision`) and in a Provenance section.
-fn add_provenance(card_path: &Path, algorithm: &commons_protocol::PinnedRepo, dataset: &commons_protocol::PinnedRepo, job_id: i64) -> Result<(), WorkerError> {
+fn add_provenance(
+    card_path: &Path,
+    algorithm: &commons_protocol::PinnedRepo,
+    dataset: &commons_protocol::PinnedRepo,
+    job_id: i64,
+) -> Result<(), WorkerError> {
     let card = std::fs::read_to_string(card_path).unwrap_or_default();
     let (front, body) = match card.strip_prefix("---\n").and_then(|rest| rest.split_once("\n---\n")) {
         Some((front, body)) => (front.to_string(), body.to_string()),
@@ -453,8 +491,9 @@ fn add_provenance(card_path: &Path, algorithm: &commons_protocol::PinnedRepo, da
 fn total_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok()))
+        .and_then(|m| {
+            m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok())
+        })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
 }
-

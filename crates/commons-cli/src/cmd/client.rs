@@ -138,7 +138,10 @@ async fn repo_id(client: &Client, arg: &RepoArg) -> Result<RepoId> {
     let namespace = if arg.repo.contains('/') {
         None
     } else {
-        let me = client.whoami().await.with_context(|| format!("cannot look up your user name for {:?} (or write it as namespace/name)", arg.repo))?;
+        let me = client
+            .whoami()
+            .await
+            .with_context(|| format!("cannot look up your user name for {:?} (or write it as namespace/name)", arg.repo))?;
         Some(me.name)
     };
     Ok(RepoId::parse(arg.kind.into(), &arg.repo, namespace.as_deref())?)
@@ -154,9 +157,11 @@ struct Bars {
 
 impl Bars {
     fn new() -> Self {
-        let style = ProgressStyle::with_template("{msg:32!} [{bar:30.cyan/blue}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let style = ProgressStyle::with_template(
+            "{msg:32!} [{bar:30.cyan/blue}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
         Self { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), style, kept_any: Default::default() }
     }
 

@@ -112,7 +112,9 @@ pub fn job(command: JobCommand) -> Result<()> {
                 SubmitCommand::Train { algorithm, dataset, overrides, output, sweep, watch, hub } => {
                     (JobRequest::Train { algorithm, dataset, overrides, output, sweep }, watch, hub)
                 }
-                SubmitCommand::Eval { model, dataset, split, shards, watch, hub } => (JobRequest::Eval { model, dataset, split, shards }, watch, hub),
+                SubmitCommand::Eval { model, dataset, split, shards, watch, hub } => {
+                    (JobRequest::Eval { model, dataset, split, shards }, watch, hub)
+                }
             };
             let client = connect(&hub)?;
             let job = rt.block_on(client.submit_job(&request)).context("submitting the job")?;
@@ -202,7 +204,11 @@ fn print_job(job: &JobView) {
     println!("  {}", describe(job));
     println!("  credits: {} escrowed, {} paid to workers, {} refunded", job.escrow, job.paid, job.refunded);
     for unit in &job.units {
-        let role = if unit.validates_unit.is_some() { format!("validate unit {}", unit.validates_unit.unwrap_or_default()) } else { unit.role.clone() };
+        let role = if unit.validates_unit.is_some() {
+            format!("validate unit {}", unit.validates_unit.unwrap_or_default())
+        } else {
+            unit.role.clone()
+        };
         println!("  unit {} {role}: {} (quorum {}, {} credits, {} errors)", unit.id, unit.state, unit.quorum, unit.credits, unit.errors);
         if let Some(error) = &unit.last_error {
             println!("    last error: {error}");
@@ -211,7 +217,8 @@ fn print_job(job: &JobView) {
             println!("    {waiting}");
         }
         for a in &unit.assignments {
-            let progress = a.progress.as_ref().map(|p| format!(" {:.0}% epoch {}/{}", p.fraction * 100.0, p.epoch, p.epochs)).unwrap_or_default();
+            let progress =
+                a.progress.as_ref().map(|p| format!(" {:.0}% epoch {}/{}", p.fraction * 100.0, p.epoch, p.epochs)).unwrap_or_default();
             println!("    assignment {} on {} ({}): {} / {}{progress}", a.id, a.worker, a.owner, a.state, a.outcome);
             for e in &a.epochs {
                 println!("      epoch {}: train loss {:.4} ({:.1} s)", e.epoch, e.train_loss, e.seconds);
@@ -229,7 +236,9 @@ fn print_job(job: &JobView) {
 /// A live bar over the running unit's progress until the job ends.
 async fn watch_job(client: &Client, id: i64) -> Result<()> {
     let bar = ProgressBar::new(1000);
-    bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {msg}").context("progress bar template")?.progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {msg}").context("progress bar template")?.progress_chars("=> "),
+    );
     // Without a terminal the bar is hidden: log lines and state changes go to stderr as text.
     let plain = !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut after = 0;
@@ -292,7 +301,10 @@ pub fn workers(args: ListArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&workers)?);
         return Ok(());
     }
-    println!("{:<24} {:<12} {:<7} {:>5} {:>8} {:>6} {:>7} {:<8} {}", "WORKER", "OWNER", "STATUS", "CORES", "GFLOP/s", "VALID", "INVALID", "TRUST", "RUNNING");
+    println!(
+        "{:<24} {:<12} {:<7} {:>5} {:>8} {:>6} {:>7} {:<8} {}",
+        "WORKER", "OWNER", "STATUS", "CORES", "GFLOP/s", "VALID", "INVALID", "TRUST", "RUNNING"
+    );
     for w in workers {
         println!(
             "{:<24} {:<12} {:<7} {:>5} {:>8.1} {:>6} {:>7} {:<8} {}",
@@ -304,7 +316,11 @@ pub fn workers(args: ListArgs) -> Result<()> {
             w.valid_results,
             w.invalid_results,
             if w.trusted { "trusted".to_string() } else { format!("{} in a row", w.consecutive_valid) },
-            if w.running.is_empty() { "-".to_string() } else { w.running.iter().map(|r| format!("job/unit {r}")).collect::<Vec<_>>().join(", ") },
+            if w.running.is_empty() {
+                "-".to_string()
+            } else {
+                w.running.iter().map(|r| format!("job/unit {r}")).collect::<Vec<_>>().join(", ")
+            },
         );
     }
     Ok(())
@@ -348,9 +364,13 @@ fn grant(user: &str, amount: i64, memo: &str, key: Option<String>, data_dir: Opt
     if !data_dir.join("commons.db").exists() {
         bail!("no hub in {}: pass --data-dir (or COMMONS_DATA_DIR) of the server", data_dir.display());
     }
-    let key = key.unwrap_or_else(|| format!("{user}-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)));
+    let key = key.unwrap_or_else(|| {
+        format!("{user}-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0))
+    });
     runtime()?.block_on(async {
-        let hub = commons_hub::AppState::open(&data_dir, None, None).await.with_context(|| format!("cannot open the hub in {}", data_dir.display()))?;
+        let hub = commons_hub::AppState::open(&data_dir, None, None)
+            .await
+            .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?;
         let account = hub.db.user_by_name(user).await?.with_context(|| format!("no user {user:?} on this hub"))?;
         let config = commons_compute::ComputeConfig { operator_user: Some(super::hub::OPERATOR_USER.to_string()), ..Default::default() };
         let coordinator = commons_compute::Coordinator::attach(hub, config)?;

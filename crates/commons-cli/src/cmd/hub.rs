@@ -114,7 +114,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?
             .with_limits(limits);
-        let coordinator = commons_compute::Coordinator::start(state.clone(), compute).await.context("cannot start the compute coordinator")?;
+        let coordinator =
+            commons_compute::Coordinator::start(state.clone(), compute).await.context("cannot start the compute coordinator")?;
         coordinator.spawn_housekeeping();
         let app = commons_hub::router_with(state.clone(), commons_compute::router(coordinator));
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
@@ -135,11 +136,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             eprintln!("Embedded worker on {} cores (disable with --no-worker)", config.cores);
             // Its own thread and runtime: the worker's blocking moments never stall the API.
             std::thread::Builder::new().name("embedded-worker".into()).spawn(move || {
-                let outcome = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(anyhow::Error::from)
-                    .and_then(|rt| Ok(rt.block_on(commons_worker::run(config, std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false))))?));
+                let outcome =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(anyhow::Error::from).and_then(|rt| {
+                        Ok(rt.block_on(commons_worker::run(config, std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false))))?)
+                    });
                 if let Err(e) = outcome {
                     tracing::error!(error = %e, "the embedded worker stopped");
                 }
@@ -255,7 +255,10 @@ pub fn gc(args: GcArgs) -> Result<()> {
         let state = commons_hub::AppState::open(&data_dir, args.store_url.as_deref(), None)
             .await
             .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?;
-        let report = state.collect_garbage(std::time::Duration::from_secs_f64(args.grace_hours * 3600.0)).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        let report = state
+            .collect_garbage(std::time::Duration::from_secs_f64(args.grace_hours * 3600.0))
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
         println!(
             "removed {} unfinished multipart uploads and {} unreferenced xorbs ({} bytes)",
             report.upload_folders, report.xorbs, report.xorb_bytes

@@ -174,7 +174,8 @@ pub async fn batch(
                 format!("this batch would need over {MAX_URLS_PER_BATCH} upload URLs; send fewer objects per batch"),
             ));
         }
-        let verify = json!({"href": format!("{base}/api/lfs/objects/{oid}/verify?{}", signed_query(&state, &oid, obj.size, user, "verify"))});
+        let verify =
+            json!({"href": format!("{base}/api/lfs/objects/{oid}/verify?{}", signed_query(&state, &oid, obj.size, user, "verify"))});
         let upload = if multipart {
             used_multipart = true;
             let parts = obj.size.div_ceil(chunk);
@@ -256,7 +257,12 @@ async fn receive(state: &AppState, oid: &str, size: u64, user: i64, body: Body) 
     Ok(())
 }
 
-pub async fn upload_basic(State(state): State<AppState>, Path(oid): Path<String>, Query(s): Query<Signed>, body: Body) -> ApiResult<StatusCode> {
+pub async fn upload_basic(
+    State(state): State<AppState>,
+    Path(oid): Path<String>,
+    Query(s): Query<Signed>,
+    body: Body,
+) -> ApiResult<StatusCode> {
     check_signature(&state, &oid, &s, "basic")?;
     receive(&state, &oid, s.size, s.user, body).await?;
     tracing::info!(oid, size = s.size, "LFS object received");
@@ -346,7 +352,12 @@ pub struct CompletedPart {
     etag: String,
 }
 
-pub async fn complete_multipart(State(state): State<AppState>, Path(oid): Path<String>, Query(s): Query<Signed>, body: RawBody) -> ApiResult<StatusCode> {
+pub async fn complete_multipart(
+    State(state): State<AppState>,
+    Path(oid): Path<String>,
+    Query(s): Query<Signed>,
+    body: RawBody,
+) -> ApiResult<StatusCode> {
     check_signature(&state, &oid, &s, "complete")?;
     let c: Completion = body.json(state.limits.json_body, "the multipart completion").await?;
     if c.oid.to_ascii_lowercase() != oid {
@@ -392,7 +403,12 @@ pub async fn complete_multipart(State(state): State<AppState>, Path(oid): Path<S
     Ok(StatusCode::OK)
 }
 
-pub async fn verify(State(state): State<AppState>, Path(oid): Path<String>, Query(s): Query<Signed>, body: RawBody) -> ApiResult<Json<Value>> {
+pub async fn verify(
+    State(state): State<AppState>,
+    Path(oid): Path<String>,
+    Query(s): Query<Signed>,
+    body: RawBody,
+) -> ApiResult<Json<Value>> {
     check_signature(&state, &oid, &s, "verify")?;
     // The body ({oid, size}) says nothing the signed URL does not; read it within bounds.
     body.bytes(state.limits.json_body, "the verify request").await?;

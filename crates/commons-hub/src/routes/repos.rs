@@ -11,7 +11,10 @@ use commons_db::{FileEntry, NewFile, RefKind, Repo, RepoKind, RepoQuery, RepoSor
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{administered_repo, base_url, iso_time, kind_from_plural, kind_from_singular, query_bool, readable_repo, resolve, url_prefix, writable_repo};
+use super::{
+    administered_repo, base_url, iso_time, kind_from_plural, kind_from_singular, query_bool, readable_repo, resolve, url_prefix,
+    writable_repo,
+};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::body::RawBody;
@@ -223,12 +226,9 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
             tracing::info!(repo = %repo.full_name(), kind = kind.as_str(), "repository created");
             Ok(Json(json!({"url": url, "name": format!("{ns}/{name}"), "id": format!("{:024x}", repo.id)})).into_response())
         }
-        Err(commons_db::DbError::AlreadyExists(_)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "RepoExists",
-            "You already created this repo",
-        )
-        .with_extra("url", json!(url))),
+        Err(commons_db::DbError::AlreadyExists(_)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "RepoExists", "You already created this repo").with_extra("url", json!(url)))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -329,7 +329,13 @@ fn encode_rev(rev: &str) -> String {
 
 const TREE_PAGE: usize = 1000;
 
-async fn tree_listing(state: &AppState, caller: &Caller, headers: &HeaderMap, p: TreePath, q: HashMap<String, String>) -> ApiResult<Response> {
+async fn tree_listing(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    p: TreePath,
+    q: HashMap<String, String>,
+) -> ApiResult<Response> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = readable_repo(state, caller, kind, &p.ns, &p.name).await?;
     let commit = resolve(state, &repo, &p.rev).await?;
@@ -345,7 +351,8 @@ async fn tree_listing(state: &AppState, caller: &Caller, headers: &HeaderMap, p:
     // The cursor is the key the previous page ended on (a path, a folder with a trailing `/`).
     let after = q.get("cursor").filter(|c| !c.is_empty());
     if let Some(cursor) = after {
-        validate_file_path(cursor.strip_suffix('/').unwrap_or(cursor)).map_err(|_| ApiError::bad_request(format!("invalid cursor {cursor:?}")))?;
+        validate_file_path(cursor.strip_suffix('/').unwrap_or(cursor))
+            .map_err(|_| ApiError::bad_request(format!("invalid cursor {cursor:?}")))?;
     }
     let items = state.db.tree_page(&repo, &commit, dir, recursive, after.map(String::as_str), limit).await?;
     if items.is_empty() && after.is_none() && !dir.is_empty() {
@@ -361,7 +368,9 @@ async fn tree_listing(state: &AppState, caller: &Caller, headers: &HeaderMap, p:
     let mut resp = Json(Value::Array(out)).into_response();
     // A full page may have more after it (a recursive page counts files, not the folders added).
     let files = items.iter().filter(|i| !recursive || matches!(i, TreeItem::File(_))).count();
-    if files >= limit && let Some(last) = items.last() {
+    if files >= limit
+        && let Some(last) = items.last()
+    {
         let path_part = if dir.is_empty() { String::new() } else { format!("/{dir}") };
         let base = base_url(state, headers);
         let mut next: Vec<(String, String)> = q.iter().filter(|(k, _)| *k != "cursor").map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -406,16 +415,27 @@ pub async fn tree_path(
 /// Paths one paths-info request may ask about.
 const MAX_PATHS_INFO: usize = 1000;
 
-pub async fn paths_info(State(state): State<AppState>, caller: Caller, headers: HeaderMap, Path(p): Path<RevPath>, body: RawBody) -> ApiResult<Json<Value>> {
+pub async fn paths_info(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(p): Path<RevPath>,
+    body: RawBody,
+) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     let body = body.bytes(state.limits.json_body, "the paths-info request").await?;
     let commit = resolve(&state, &repo, &p.rev).await?;
     // The Python client sends a form; some clients send JSON, and say so.
-    let json = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("application/json"));
+    let json =
+        headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("application/json"));
     let paths: Vec<String> = if json {
-        let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the paths-info request is not valid JSON: {e}")))?;
-        v.get("paths").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+        let v: Value =
+            serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the paths-info request is not valid JSON: {e}")))?;
+        v.get("paths")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default()
     } else {
         serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
             .map_err(|e| ApiError::bad_request(format!("the paths-info request is not a valid form: {e}")))?
@@ -488,7 +508,14 @@ pub async fn commits(
     let mut resp = Json(Value::Array(items)).into_response();
     if more {
         let base = base_url(&state, &headers);
-        let link = format!("<{base}/api/{}/{}/{}/commits/{}?{}>; rel=\"next\"", p.kind, p.ns, p.name, encode_rev(&p.rev), query_string_with(&q, cursor + limit));
+        let link = format!(
+            "<{base}/api/{}/{}/{}/commits/{}?{}>; rel=\"next\"",
+            p.kind,
+            p.ns,
+            p.name,
+            encode_rev(&p.rev),
+            query_string_with(&q, cursor + limit)
+        );
         if let Ok(v) = HeaderValue::from_str(&link) {
             resp.headers_mut().insert(axum::http::header::LINK, v);
         }
@@ -558,7 +585,12 @@ pub struct BranchBody {
     starting_point: Option<String>,
 }
 
-pub async fn create_branch(State(state): State<AppState>, caller: Caller, Path(p): Path<BranchPath>, body: RawBody) -> ApiResult<Json<Value>> {
+pub async fn create_branch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(p): Path<BranchPath>,
+    body: RawBody,
+) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     validate_ref_name(&p.branch)?;

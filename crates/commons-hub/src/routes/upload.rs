@@ -111,7 +111,10 @@ pub async fn preupload(State(state): State<AppState>, caller: Caller, Path(p): P
     let commit = resolve(&state, &repo, &p.rev).await?;
     let rules = rules_at(&state, &repo, &commit).await?;
     if body.files.len() > MAX_PREUPLOAD_FILES {
-        return Err(ApiError::bad_request(format!("{} files in one preupload request; send at most {MAX_PREUPLOAD_FILES}", body.files.len())));
+        return Err(ApiError::bad_request(format!(
+            "{} files in one preupload request; send at most {MAX_PREUPLOAD_FILES}",
+            body.files.len()
+        )));
     }
     let limit = state.limits.file_size;
     if let Some(big) = body.files.iter().find(|f| f.size > limit) {
@@ -266,7 +269,10 @@ pub async fn commit(
                 if let Some(declared) = f.size
                     && declared != size as u64
                 {
-                    return Err(ApiError::bad_request(format!("line {n}: {} declares {declared} bytes but LFS object {oid} has {size}", f.path)));
+                    return Err(ApiError::bad_request(format!(
+                        "line {n}: {} declares {declared} bytes but LFS object {oid} has {size}",
+                        f.path
+                    )));
                 }
                 checked.push(Checked::Op(CommitOp::Put(NewFile { path: f.path, sha256: oid, lfs: true })));
             }
