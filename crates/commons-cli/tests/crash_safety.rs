@@ -34,11 +34,11 @@ fn writer_loop(client: RawClient, seed: u64, acked: Arc<Mutex<Acked>>, mut files
         };
         lines.push(serde_json::json!({"key": "lfsFile", "value": {"path": big_path, "algo": "sha256", "oid": oid, "size": big.len()}}));
         next.insert(big_path, big);
-        if i % 4 == 3 {
-            if let Some(victim) = next.keys().find(|k| k.starts_with("small/")).cloned() {
-                lines.push(serde_json::json!({"key": "deletedFile", "value": {"path": victim}}));
-                next.remove(&victim);
-            }
+        if i % 4 == 3
+            && let Some(victim) = next.keys().find(|k| k.starts_with("small/")).cloned()
+        {
+            lines.push(serde_json::json!({"key": "deletedFile", "value": {"path": victim}}));
+            next.remove(&victim);
         }
         match client.commit("alice/crashy", &lines) {
             Ok(id) => {

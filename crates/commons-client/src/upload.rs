@@ -410,12 +410,12 @@ mod tests {
         let single = dir.path().join("notes.txt");
         std::fs::write(&single, "n").expect("write");
 
-        let paths: Vec<String> = collect(&[root.clone()], None).expect("collect").into_iter().map(|s| s.path_in_repo).collect();
+        let paths: Vec<String> = collect(std::slice::from_ref(&root), None).expect("collect").into_iter().map(|s| s.path_in_repo).collect();
         assert_eq!(paths, ["config.json", "sub/deeper/w.bin"]);
         let under: Vec<String> =
             collect(&[root.clone(), single.clone()], Some("v1")).expect("collect").into_iter().map(|s| s.path_in_repo).collect();
         assert_eq!(under, ["v1/config.json", "v1/notes.txt", "v1/sub/deeper/w.bin"]);
-        let renamed = collect(&[single.clone()], Some("docs/README.md")).expect("collect");
+        let renamed = collect(std::slice::from_ref(&single), Some("docs/README.md")).expect("collect");
         assert_eq!(renamed[0].path_in_repo, "docs/README.md");
         assert!(collect(&[single.clone(), single], None).is_err(), "a path uploaded twice is refused");
         assert!(collect(&[root], Some("../x")).is_err(), "'..' is refused before any upload");

@@ -538,7 +538,8 @@ impl Coordinator {
             ops.push(CommitOp::Put(NewFile { path: path.into(), sha256: stored.sha256, lfs: false }));
         }
         let message = format!("Test metrics confirmed by an independent evaluation.\n\n{provenance}");
-        let validated = self.hub.db.commit_onto(repo, branch, model_commit, &ops, "commons", &title, &message, time).await?.id;
+        let info = commons_db::CommitInfo { author: "commons", title: &title, message: &message };
+        let validated = self.hub.db.commit_onto(repo, branch, model_commit, &ops, &info, time).await?.id;
         tracing::info!(job = job_id, repo = %repo.full_name(), revision = %validated, %branch, "validated model");
         Ok(validated)
     }

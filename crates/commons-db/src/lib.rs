@@ -17,7 +17,8 @@ mod repos;
 pub use auth::{Scope, Token, User};
 pub use error::DbError;
 pub use repos::{
-    Commit, CommitOp, FileEntry, NewFile, RefInfo, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem, git_blob_sha1, lfs_pointer,
+    Commit, CommitInfo, CommitOp, FileEntry, NewFile, RefInfo, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem, git_blob_sha1,
+    lfs_pointer,
 };
 
 use std::path::Path;

@@ -342,8 +342,8 @@ impl Db {
         };
         let repo = Repo { id, kind, namespace: namespace.into(), name: name.into(), private, created_at: now, updated_at: now };
         let ops: Vec<CommitOp> = initial_files.iter().cloned().map(CommitOp::Put).collect();
-        let meta = CommitMeta { author, title: "initial commit", message: "", time: now };
-        apply_commit(&mut tx, &repo, "main", None, &ops, &meta, RefUpdate::Create).await?;
+        let info = CommitInfo { author, title: "initial commit", message: "" };
+        apply_commit(&mut tx, &repo, "main", None, &ops, &info, now, RefUpdate::Create).await?;
         tx.commit().await?;
         Ok(repo)
     }
@@ -618,9 +618,7 @@ impl Db {
         branch: &str,
         expected_parent: Option<&str>,
         ops: &[CommitOp],
-        author: &str,
-        title: &str,
-        message: &str,
+        info: &CommitInfo<'_>,
     ) -> Result<Commit> {
         let mut tx = self.begin_write().await?;
         let head = sqlx::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = 'branch' AND name = $2")
@@ -631,13 +629,12 @@ impl Db {
             .map(|r| r.try_get::<String, _>("commit_id"))
             .transpose()?
             .ok_or_else(|| DbError::RevisionNotFound(branch.into()))?;
-        if let Some(expected) = expected_parent {
-            if expected != head {
-                return Err(DbError::StaleParent { expected: expected.into(), actual: head });
-            }
+        if let Some(expected) = expected_parent
+            && expected != head
+        {
+            return Err(DbError::StaleParent { expected: expected.into(), actual: head });
         }
-        let meta = CommitMeta { author, title, message, time: now_unix() };
-        let commit = apply_commit(&mut tx, repo, branch, Some(&head), ops, &meta, RefUpdate::From(&head)).await?;
+        let commit = apply_commit(&mut tx, repo, branch, Some(&head), ops, info, now_unix(), RefUpdate::From(&head)).await?;
         sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(commit.created_at).bind(repo.id).execute(&mut **tx).await?;
         tx.commit().await?;
         Ok(commit)
@@ -649,24 +646,20 @@ impl Db {
     /// The new commit depends only on the arguments, so a retry makes the same commit: the
     /// compute coordinator publishes a validated model this way, built by itself on exactly the
     /// commit that was evaluated, whatever anyone pushed to the branch meanwhile.
-    #[allow(clippy::too_many_arguments)]
     pub async fn commit_onto(
         &self,
         repo: &Repo,
         branch: &str,
         parent: &str,
         ops: &[CommitOp],
-        author: &str,
-        title: &str,
-        message: &str,
+        info: &CommitInfo<'_>,
         time: i64,
     ) -> Result<Commit> {
         if self.get_commit(repo, parent).await?.is_none() {
             return Err(DbError::RevisionNotFound(parent.into()));
         }
         let mut tx = self.begin_write().await?;
-        let meta = CommitMeta { author, title, message, time };
-        let commit = apply_commit(&mut tx, repo, branch, Some(parent), ops, &meta, RefUpdate::Force).await?;
+        let commit = apply_commit(&mut tx, repo, branch, Some(parent), ops, info, time, RefUpdate::Force).await?;
         sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(now_unix()).bind(repo.id).execute(&mut **tx).await?;
         tx.commit().await?;
         Ok(commit)
@@ -792,7 +785,7 @@ impl Db {
     pub async fn blob(&self, sha256: &str) -> Result<Option<(String, i64, String)>> {
         let row =
             sqlx::query("SELECT git_sha1, size, file_hash FROM blobs WHERE sha256 = $1").bind(sha256).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| -> Result<_> { Ok((r.try_get("git_sha1")?, r.try_get("size")?, r.try_get("file_hash")?)) }).transpose()?)
+        row.map(|r| -> Result<_> { Ok((r.try_get("git_sha1")?, r.try_get("size")?, r.try_get("file_hash")?)) }).transpose()
     }
 }
 
@@ -807,21 +800,23 @@ enum RefUpdate<'a> {
     Force,
 }
 
-/// Who made a commit, when, and why.
-struct CommitMeta<'a> {
-    author: &'a str,
-    title: &'a str,
-    message: &'a str,
-    time: i64,
+/// Who makes a commit and why.
+#[derive(Clone, Copy, Debug)]
+pub struct CommitInfo<'a> {
+    pub author: &'a str,
+    pub title: &'a str,
+    pub message: &'a str,
 }
 
+#[allow(clippy::too_many_arguments)] // the one private step behind three public commit paths
 async fn apply_commit(
     tx: &mut Tx,
     repo: &Repo,
     branch: &str,
     parent: Option<&str>,
     ops: &[CommitOp],
-    meta: &CommitMeta<'_>,
+    info: &CommitInfo<'_>,
+    time: i64,
     update: RefUpdate<'_>,
 ) -> Result<Commit> {
     let (mut entries, seq) = match parent {
@@ -873,7 +868,7 @@ async fn apply_commit(
         }
     }
     let tree = store_tree(tx, &entries).await?;
-    let CommitMeta { author, title, message, time } = *meta;
+    let CommitInfo { author, title, message } = *info;
     let id = commit_id(parent, &tree, author, time, title, message);
     // The id hashes tree, parent, author, time and message: an existing row with this id is this
     // very commit (the same change made twice in one second, on two branches or by a retry).

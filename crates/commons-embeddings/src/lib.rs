@@ -7,6 +7,10 @@
 //! corpus encoded as word ids in sentences of at most 1000 tokens → trainer → [`Embeddings`]
 //! → formats / evaluation / model directory.
 
+// The one crate with unsafe code: SIMD kernels over raw pointers and lock-free (Hogwild) updates
+// of the shared matrices; `kernels.rs` and `word2vec.rs` state the safety arguments.
+#![allow(unsafe_code)]
+
 pub mod eval;
 pub mod formats;
 pub mod glove;

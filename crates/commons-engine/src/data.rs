@@ -172,7 +172,10 @@ fn num_classes_of(recipe: &Recipe, labels: &[u32]) -> usize {
     recipe.data.num_classes.unwrap_or_else(|| labels.iter().copied().max().map_or(0, |m| m as usize + 1))
 }
 
-fn read_idx_pair(images: &Path, labels: &Path, scale: f32) -> Result<(Vec<f32>, Vec<u32>, [usize; 2]), EngineError> {
+/// Scaled pixels, labels, and the image size (rows, columns) of an IDX image/label pair.
+type IdxPair = (Vec<f32>, Vec<u32>, [usize; 2]);
+
+fn read_idx_pair(images: &Path, labels: &Path, scale: f32) -> Result<IdxPair, EngineError> {
     let images_data = commons_data::idx::read_images(images).map_err(data_error("reading IDX images"))?;
     let label_data = commons_data::idx::read_labels(labels).map_err(data_error("reading IDX labels"))?;
     if images_data.count != label_data.len() {

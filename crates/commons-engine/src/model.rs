@@ -397,8 +397,9 @@ fn orthogonal_blocks(rng: &mut SeededRng, hidden: usize, gates: usize) -> Vec<f3
         for j in 0..hidden {
             for k in 0..j {
                 let dot: f64 = (0..hidden).map(|r| columns[j][r] * columns[k][r]).sum();
-                for r in 0..hidden {
-                    columns[j][r] -= dot * columns[k][r];
+                let (done, rest) = columns.split_at_mut(j);
+                for (value, basis) in rest[0].iter_mut().zip(&done[k]) {
+                    *value -= dot * basis;
                 }
             }
             let norm = columns[j].iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);

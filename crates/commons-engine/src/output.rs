@@ -252,7 +252,9 @@ pub fn training_curves_svg(history: &[EpochMetrics]) -> String {
         width - 14.0,
         (top + bottom) / 2.0
     );
-    let series: [(&str, &str, &str, Vec<Option<f64>>, bool); 4] = [
+    // (label, colour, dash pattern, one value per epoch, whether it is a loss)
+    type Series<'a> = (&'a str, &'a str, &'a str, Vec<Option<f64>>, bool);
+    let series: [Series; 4] = [
         ("train loss", "#d62728", "", history.iter().map(|e| Some(e.train_loss)).collect(), true),
         ("validation loss", "#d62728", "6,4", history.iter().map(|e| e.validation_loss).collect(), true),
         ("train accuracy", "#1f77b4", "", history.iter().map(|e| Some(e.train_accuracy)).collect(), false),

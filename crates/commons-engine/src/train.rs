@@ -81,8 +81,8 @@ pub(crate) fn build_optimizer(spec: &OptimizerSpec, clip: Option<f64>) -> Module
     let clipping = clip.map(|c| GradientClippingConfig::Norm(c as f32));
     match *spec {
         OptimizerSpec::Sgd { momentum, nesterov, weight_decay, .. } => SgdConfig::new()
-            .with_momentum((momentum > 0.0).then(|| MomentumConfig { momentum, dampening: 0.0, nesterov }))
-            .with_weight_decay((weight_decay > 0.0).then(|| WeightDecayConfig { penalty: weight_decay as f32 }))
+            .with_momentum((momentum > 0.0).then_some(MomentumConfig { momentum, dampening: 0.0, nesterov }))
+            .with_weight_decay((weight_decay > 0.0).then_some(WeightDecayConfig { penalty: weight_decay as f32 }))
             .with_gradient_clipping(clipping)
             .init(),
         OptimizerSpec::Adam { beta1, beta2, epsilon, .. } => AdamConfig::new()

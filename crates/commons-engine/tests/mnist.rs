@@ -40,10 +40,7 @@ fn keras_mnist_mlp_reaches_97_5_percent_and_writes_a_complete_model_dir() {
     assert_eq!(config["dataset"]["files"]["train-images-idx3-ubyte"], "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db");
     let weights = commons_engine::output::read_safetensors(&out.path().join("model.safetensors")).expect("safetensors");
     let names: Vec<&str> = weights.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(
-        names,
-        ["layers.1.weight", "layers.1.bias", "layers.4.weight", "layers.4.bias"].iter().copied().collect::<Vec<_>>().tap_sort()
-    );
+    assert_eq!(names, ["layers.1.weight", "layers.1.bias", "layers.4.weight", "layers.4.bias"].to_vec().tap_sort());
     assert_eq!(weights.iter().map(|t| t.values.len()).sum::<usize>(), 784 * 128 + 128 + 128 * 10 + 10);
 
     let card = std::fs::read_to_string(out.path().join("README.md")).expect("model card");

@@ -18,10 +18,10 @@ impl UrlSigner {
     /// Loads the key from `path`, creating it (atomically, mode 0600) on first start, so URLs stay
     /// valid across restarts and across servers sharing a data directory.
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        if let Ok(bytes) = std::fs::read(path) {
-            if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
-                return Ok(Self { key });
-            }
+        if let Ok(bytes) = std::fs::read(path)
+            && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+        {
+            return Ok(Self { key });
         }
         let mut key = [0u8; 32];
         rand::rng().fill(&mut key);

@@ -95,10 +95,10 @@ impl IngestWriter {
             return Err(StorageError::SizeMismatch { expected: self.declared_size, actual: self.received });
         }
         let sha256 = hex::encode(self.sha256.clone().finalize());
-        if let Some(expected) = &self.expected_sha256 {
-            if *expected != sha256 {
-                return Err(StorageError::Sha256Mismatch { expected: expected.clone(), actual: sha256 });
-            }
+        if let Some(expected) = &self.expected_sha256
+            && *expected != sha256
+        {
+            return Err(StorageError::Sha256Mismatch { expected: expected.clone(), actual: sha256 });
         }
         if let Some(last) = self.chunker.finish() {
             self.add_chunk(last).await?;

@@ -165,7 +165,7 @@ pub fn job(command: JobCommand) -> Result<()> {
         JobCommand::List { owner, hub } => {
             let client = connect(&hub)?;
             let jobs = rt.block_on(client.jobs(owner.as_deref())).context("listing jobs")?;
-            println!("{:>6}  {:<10}  {:<12}  {:<6}  {}", "ID", "STATE", "OWNER", "KIND", "WHAT");
+            println!("{:>6}  {:<10}  {:<12}  {:<6}  WHAT", "ID", "STATE", "OWNER", "KIND");
             for job in jobs {
                 println!("{:>6}  {:<10}  {:<12}  {:<6}  {}", job.id, job.state, job.owner, kind_of(&job), describe(&job));
             }
@@ -257,7 +257,7 @@ async fn watch_job(client: &Client, id: i64) -> Result<()> {
             eprintln!("job {id}: {}", job.state);
             last_state = job.state.clone();
         }
-        let running = job.units.iter().flat_map(|u| u.assignments.iter().map(move |a| (u, a))).filter(|(_, a)| a.state == "running").last();
+        let running = job.units.iter().flat_map(|u| u.assignments.iter().map(move |a| (u, a))).rfind(|(_, a)| a.state == "running");
         bar.set_prefix(format!("job {id} {}", job.state));
         match running {
             Some((unit, a)) => {
@@ -302,8 +302,8 @@ pub fn workers(args: ListArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<24} {:<12} {:<7} {:>5} {:>8} {:>6} {:>7} {:<8} {}",
-        "WORKER", "OWNER", "STATUS", "CORES", "GFLOP/s", "VALID", "INVALID", "TRUST", "RUNNING"
+        "{:<24} {:<12} {:<7} {:>5} {:>8} {:>6} {:>7} {:<8} RUNNING",
+        "WORKER", "OWNER", "STATUS", "CORES", "GFLOP/s", "VALID", "INVALID", "TRUST"
     );
     for w in workers {
         println!(

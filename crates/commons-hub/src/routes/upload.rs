@@ -298,7 +298,8 @@ pub async fn commit(
     let message = header.description.unwrap_or_default();
     // The transaction re-checks `parentCommit` against the head it locks: a concurrent commit is a
     // 412, never a lost update. Without one, the operations apply on whatever the head is then.
-    let commit = state.db.commit(&repo, &branch, header.parent_commit.as_deref(), &ops, &author, &title, &message).await?;
+    let info = commons_db::CommitInfo { author: &author, title: &title, message: &message };
+    let commit = state.db.commit(&repo, &branch, header.parent_commit.as_deref(), &ops, &info).await?;
     tracing::info!(repo = %repo.full_name(), branch, commit = %commit.id, ops = ops.len(), "commit");
     let base = base_url(&state, &headers);
     Ok(Json(json!({
