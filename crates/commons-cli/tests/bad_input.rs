@@ -141,3 +141,101 @@ fn invalid_names_paths_parents_and_bodies_are_rejected_without_changes() {
     assert_eq!(resp.status().as_u16(), 403);
     assert_eq!(head_of(&client), new, "nothing changed");
 }
+
+/// Every file below `dir`, with its size.
+fn stored_files(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(stored_files(&path));
+        } else {
+            out.push((path.display().to_string(), entry.metadata().unwrap().len()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_malformed_body_to_any_route_gets_the_json_error() {
+    let hub = Hub::start();
+    let client = RawClient::new(&hub);
+    assert!(client.create_model("shapes").unwrap().status().is_success());
+    let http = reqwest::blocking::Client::new();
+    // A signed completion and verify URL, to send them malformed bodies too.
+    let big = 11 << 20;
+    let batch: Value = http
+        .post(format!("{}/alice/shapes.git/info/lfs/objects/batch", hub.url()))
+        .bearer_auth(&hub.token)
+        .json(&json!({"operation": "upload", "transfers": ["multipart"], "objects": [{"oid": "cd".repeat(32), "size": big}]}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let actions = &batch["objects"][0]["actions"];
+    let signed = |href: &Value| href.as_str().unwrap().trim_start_matches(&hub.url()).to_string();
+    let routes: Vec<(&str, String)> = vec![
+        ("POST", "/api/repos/create".into()),
+        ("DELETE", "/api/repos/delete".into()),
+        ("POST", "/api/repos/move".into()),
+        ("PUT", "/api/models/alice/shapes/settings".into()),
+        ("POST", "/api/models/alice/shapes/branch/side".into()),
+        ("POST", "/api/models/alice/shapes/tag/main".into()),
+        ("POST", "/api/models/alice/shapes/preupload/main".into()),
+        ("POST", "/api/models/alice/shapes/commit/main".into()),
+        ("POST", "/api/models/alice/shapes/paths-info/main".into()),
+        ("POST", "/alice/shapes.git/info/lfs/objects/batch".into()),
+        ("POST", "/api/validate-yaml".into()),
+        ("POST", signed(&actions["upload"]["href"])),
+        ("POST", signed(&actions["verify"]["href"])),
+        ("POST", "/api/jobs".into()),
+        ("POST", "/api/workers/register".into()),
+        ("POST", "/api/assignments/1/heartbeat".into()),
+        ("POST", "/api/assignments/1/report".into()),
+    ];
+    for (method, path) in routes {
+        let resp = http
+            .request(method.parse().unwrap(), format!("{}{path}", hub.url()))
+            .bearer_auth(&hub.token)
+            .header("content-type", "application/json")
+            .body("{\"name\": ")
+            .send()
+            .unwrap();
+        assert!(resp.headers().contains_key("x-error-code"), "{method} {path}: X-Error-Code");
+        let (status, body) = error_of(resp);
+        assert_eq!(status, 400, "{method} {path}: {body}");
+    }
+    let repos: Value = client.get("/api/models?author=alice").json().unwrap();
+    assert_eq!(repos.as_array().unwrap().len(), 1, "nothing was created: {repos}");
+}
+
+fn head_of_repo(client: &RawClient, name: &str) -> String {
+    let refs: Value = client.get(&format!("/api/models/alice/{name}/refs")).json().unwrap();
+    refs["branches"][0]["targetCommit"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_commit_whose_last_line_names_a_missing_object_stores_nothing() {
+    let hub = Hub::start();
+    let client = RawClient::new(&hub);
+    assert!(client.create_model("atomic").unwrap().status().is_success());
+    let head = head_of_repo(&client, "atomic");
+    let store = hub.data_dir.join("objects");
+    let before = stored_files(&store);
+    use base64::Engine;
+    let fresh: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let err = client
+        .commit(
+            "alice/atomic",
+            &[
+                json!({"key": "header", "value": {"summary": "half a commit"}}),
+                json!({"key": "file", "value": {"path": "fresh.bin", "content": base64::engine::general_purpose::STANDARD.encode(&fresh), "encoding": "base64"}}),
+                json!({"key": "lfsFile", "value": {"path": "missing.bin", "algo": "sha256", "oid": "ef".repeat(32), "size": 10}}),
+            ],
+        )
+        .unwrap_err();
+    assert!(err.contains("400") && err.contains("never uploaded"), "{err}");
+    assert_eq!(stored_files(&store), before, "the store's bytes are unchanged");
+    assert_eq!(head_of_repo(&client, "atomic"), head);
+}

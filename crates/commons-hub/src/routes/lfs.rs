@@ -403,6 +403,12 @@ pub async fn complete_multipart(
     Ok(StatusCode::OK)
 }
 
+#[derive(Deserialize)]
+pub struct VerifyBody {
+    oid: String,
+    size: u64,
+}
+
 pub async fn verify(
     State(state): State<AppState>,
     Path(oid): Path<String>,
@@ -410,8 +416,14 @@ pub async fn verify(
     body: RawBody,
 ) -> ApiResult<Json<Value>> {
     check_signature(&state, &oid, &s, "verify")?;
-    // The body ({oid, size}) says nothing the signed URL does not; read it within bounds.
-    body.bytes(state.limits.json_body, "the verify request").await?;
+    // The body names the object again (LFS's verify request); it must be the one signed.
+    let named: VerifyBody = body.json(state.limits.json_body, "the verify request").await?;
+    if named.oid.to_ascii_lowercase() != oid || named.size != s.size {
+        return Err(ApiError::bad_request(format!(
+            "the verify request names {} ({} bytes), the URL {oid} ({} bytes)",
+            named.oid, named.size, s.size
+        )));
+    }
     // Only the bytes this user sent (or could read) are confirmed: for anyone else the object
     // was not uploaded, whether or not the store holds it.
     let not_uploaded = || ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("object {oid} was not uploaded"));
