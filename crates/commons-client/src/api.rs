@@ -266,7 +266,7 @@ impl Client {
     /// Creates `repo`. With `exist_ok`, an existing repository is not an error.
     pub async fn create_repo(&self, repo: &RepoId, private: bool, exist_ok: bool) -> Result<CreatedRepo> {
         let url = format!("{}/api/repos/create", self.endpoint);
-        let body = json!({"name": repo.name, "organization": repo.namespace, "type": repo.kind.singular(), "private": private});
+        let body = json!({"name": repo.name, "organization": repo.namespace, "type": repo.kind.as_str(), "private": private});
         match self.send(self.http.post(&url).json(&body)).await {
             Ok(resp) => {
                 let v: Value = read_json(resp, &url).await?;

@@ -24,4 +24,4 @@ pub use api::{BatchObject, Client, CommitInfo, CommitOutcome, CreatedRepo, LfsIn
 pub use error::{ClientError, Result};
 pub use hashing::{FileDigest, git_blob_sha1_header};
 pub use progress::{NoProgress, Progress, Transfer};
-pub use repo::{RepoId, RepoType};
+pub use repo::{RepoId, RepoKind};

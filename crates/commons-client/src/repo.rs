@@ -1,76 +1,22 @@
 //! Repository identity: its kind and `namespace/name`, and how each appears in URLs and caches.
 
 use std::fmt;
-use std::str::FromStr;
 
 use crate::error::ClientError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RepoType {
-    Model,
-    Dataset,
-    Algorithm,
-}
-
-impl RepoType {
-    /// The `type` field of repo-creation bodies.
-    pub fn singular(self) -> &'static str {
-        match self {
-            Self::Model => "model",
-            Self::Dataset => "dataset",
-            Self::Algorithm => "algorithm",
-        }
-    }
-
-    /// The API path segment (`/api/models/...`), also the cache folder prefix (`models--ns--name`).
-    pub fn plural(self) -> &'static str {
-        match self {
-            Self::Model => "models",
-            Self::Dataset => "datasets",
-            Self::Algorithm => "algorithms",
-        }
-    }
-
-    /// Prefix of the web and file routes (`/datasets/ns/name/resolve/...`).
-    pub fn url_prefix(self) -> &'static str {
-        match self {
-            Self::Model => "",
-            Self::Dataset => "datasets/",
-            Self::Algorithm => "algorithms/",
-        }
-    }
-}
-
-impl FromStr for RepoType {
-    type Err = ClientError;
-
-    fn from_str(s: &str) -> Result<Self, ClientError> {
-        match s {
-            "model" | "models" => Ok(Self::Model),
-            "dataset" | "datasets" => Ok(Self::Dataset),
-            "algorithm" | "algorithms" => Ok(Self::Algorithm),
-            other => Err(ClientError::Invalid(format!("unknown repository type {other:?}: use model, dataset or algorithm"))),
-        }
-    }
-}
-
-impl fmt::Display for RepoType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.singular())
-    }
-}
+pub use commons_protocol::RepoKind;
 
 /// A repository: kind plus `namespace/name`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RepoId {
-    pub kind: RepoType,
+    pub kind: RepoKind,
     pub namespace: String,
     pub name: String,
 }
 
 impl RepoId {
     /// Parses `namespace/name`; a bare `name` takes `default_namespace` (the caller's user).
-    pub fn parse(kind: RepoType, text: &str, default_namespace: Option<&str>) -> Result<Self, ClientError> {
+    pub fn parse(kind: RepoKind, text: &str, default_namespace: Option<&str>) -> Result<Self, ClientError> {
         let (namespace, name) = match text.split_once('/') {
             Some((ns, name)) => (ns.to_string(), name.to_string()),
             None => match default_namespace {
@@ -113,14 +59,14 @@ mod tests {
 
     #[test]
     fn names_parse_and_map_to_cache_folders() {
-        let id = RepoId::parse(RepoType::Dataset, "alice/corpus", None).expect("valid name");
+        let id = RepoId::parse(RepoKind::Dataset, "alice/corpus", None).expect("valid name");
         assert_eq!(id.cache_folder_name(), "datasets--alice--corpus");
-        let bare = RepoId::parse(RepoType::Algorithm, "sorter", Some("bob")).expect("valid bare name");
+        let bare = RepoId::parse(RepoKind::Algorithm, "sorter", Some("bob")).expect("valid bare name");
         assert_eq!(bare.full_name(), "bob/sorter");
         assert_eq!(bare.cache_folder_name(), "algorithms--bob--sorter");
-        assert!(RepoId::parse(RepoType::Model, "sorter", None).is_err());
-        assert!(RepoId::parse(RepoType::Model, "a/b/c", None).is_err());
-        assert!(RepoId::parse(RepoType::Model, "a/b c", None).is_err());
-        assert!(RepoId::parse(RepoType::Model, "/b", None).is_err());
+        assert!(RepoId::parse(RepoKind::Model, "sorter", None).is_err());
+        assert!(RepoId::parse(RepoKind::Model, "a/b/c", None).is_err());
+        assert!(RepoId::parse(RepoKind::Model, "a/b c", None).is_err());
+        assert!(RepoId::parse(RepoKind::Model, "/b", None).is_err());
     }
 }

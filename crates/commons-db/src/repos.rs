@@ -11,31 +11,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::{Db, DbError, Result, now_unix};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RepoKind {
-    Model,
-    Dataset,
-    Algorithm,
-}
-
-impl RepoKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RepoKind::Model => "model",
-            RepoKind::Dataset => "dataset",
-            RepoKind::Algorithm => "algorithm",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "model" => Some(RepoKind::Model),
-            "dataset" => Some(RepoKind::Dataset),
-            "algorithm" => Some(RepoKind::Algorithm),
-            _ => None,
-        }
-    }
-}
+pub use commons_protocol::RepoKind;
 
 #[derive(Clone, Debug)]
 pub struct Repo {

@@ -23,6 +23,87 @@ pub fn credits_for(flops: f64) -> i64 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Repositories
+
+/// The kind of a repository: the one definition every layer uses (database rows, API paths,
+/// request bodies, cache folders, the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepoKind {
+    Model,
+    Dataset,
+    Algorithm,
+}
+
+impl RepoKind {
+    pub const ALL: [RepoKind; 3] = [RepoKind::Model, RepoKind::Dataset, RepoKind::Algorithm];
+
+    /// The singular name: the `type` field of request bodies, the stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Model => "model",
+            Self::Dataset => "dataset",
+            Self::Algorithm => "algorithm",
+        }
+    }
+
+    /// The API path segment (`/api/models/...`), also the cache folder prefix (`models--ns--name`).
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::Model => "models",
+            Self::Dataset => "datasets",
+            Self::Algorithm => "algorithms",
+        }
+    }
+
+    /// Prefix of the web and file routes (`/datasets/ns/name/resolve/...`).
+    pub fn url_prefix(self) -> &'static str {
+        match self {
+            Self::Model => "",
+            Self::Dataset => "datasets/",
+            Self::Algorithm => "algorithms/",
+        }
+    }
+
+    /// The kind of a singular name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The kind of an API path segment.
+    pub fn from_plural(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.plural() == s)
+    }
+}
+
+/// A name that is no repository kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownRepoKind(pub String);
+
+impl std::fmt::Display for UnknownRepoKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown repository type {:?}: use model, dataset or algorithm", self.0)
+    }
+}
+
+impl std::error::Error for UnknownRepoKind {}
+
+/// Singular or plural: `model`, `datasets`, ...
+impl std::str::FromStr for RepoKind {
+    type Err = UnknownRepoKind;
+
+    fn from_str(s: &str) -> Result<Self, UnknownRepoKind> {
+        Self::parse(s).or_else(|| Self::from_plural(s)).ok_or_else(|| UnknownRepoKind(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for RepoKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Jobs
 
 /// `POST /api/jobs`.

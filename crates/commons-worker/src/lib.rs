@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use commons_client::download::{DownloadOptions, download};
 use commons_client::upload::{UploadOptions, collect, upload};
-use commons_client::{Client, ClientError, NoProgress, RepoId, RepoType};
+use commons_client::{Client, ClientError, NoProgress, RepoId, RepoKind};
 use commons_protocol::{Heartbeat, Lease, Output, PROTOCOL_VERSION, RegisterWorker, Registered, Report, Work};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
@@ -209,14 +209,14 @@ async fn run_unit(config: &WorkerConfig, client: &Client, registered: &Registere
     let (spec, output_dir) = match &lease.work {
         Work::Noop => return Ok(Some(Output::Noop)),
         Work::Train { algorithm, recipe_path, dataset, overrides, output_repo, resume, .. } => {
-            let algorithm_dir = fetch(config, client, RepoType::Algorithm, &algorithm.repo, &algorithm.revision).await?;
-            let data = fetch(config, client, RepoType::Dataset, &dataset.repo, &dataset.revision).await?;
+            let algorithm_dir = fetch(config, client, RepoKind::Algorithm, &algorithm.repo, &algorithm.revision).await?;
+            let data = fetch(config, client, RepoKind::Dataset, &dataset.repo, &dataset.revision).await?;
             let mut overrides = overrides.clone();
             overrides.push(format!("training.threads={}", config.cores));
             let out = scratch.join("model");
             let resume = match resume {
                 Some(checkpoint) => {
-                    let id = RepoId::parse(RepoType::Model, output_repo, None)?;
+                    let id = RepoId::parse(RepoKind::Model, output_repo, None)?;
                     let options = DownloadOptions {
                         revision: Some(checkpoint.commit.clone()),
                         include: vec!["checkpoint/*".into()],
@@ -241,8 +241,8 @@ async fn run_unit(config: &WorkerConfig, client: &Client, registered: &Registere
             (spec, Some(out))
         }
         Work::Eval { model, dataset, split, shard } => {
-            let model = fetch(config, client, RepoType::Model, &model.repo, &model.revision).await?;
-            let data = fetch(config, client, RepoType::Dataset, &dataset.repo, &dataset.revision).await?;
+            let model = fetch(config, client, RepoKind::Model, &model.repo, &model.revision).await?;
+            let data = fetch(config, client, RepoKind::Dataset, &dataset.repo, &dataset.revision).await?;
             (ExecSpec::Eval { model, data, split: split.clone(), shard: *shard, result: result_path.clone() }, None)
         }
     };
@@ -252,7 +252,7 @@ async fn run_unit(config: &WorkerConfig, client: &Client, registered: &Registere
     let checkpoints = match (&lease.work, &lease.upload_token) {
         (Work::Train { output_repo, output_branch, .. }, Some(token)) => Some(CheckpointUpload {
             client: Client::new(&config.hub, Some(token.clone()))?,
-            repo: RepoId::parse(RepoType::Model, output_repo, None)?,
+            repo: RepoId::parse(RepoKind::Model, output_repo, None)?,
             branch: output_branch.clone(),
             staging: scratch.join("checkpoint-upload"),
         }),
@@ -272,7 +272,7 @@ async fn run_unit(config: &WorkerConfig, client: &Client, registered: &Registere
                 .clone()
                 .ok_or_else(|| WorkerError::Protocol("the lease of a train unit carries no upload token".into()))?;
             let uploader = Client::new(&config.hub, Some(token))?;
-            let repo = RepoId::parse(RepoType::Model, output_repo, None)?;
+            let repo = RepoId::parse(RepoKind::Model, output_repo, None)?;
             let sources = collect(&[model_dir], None)?;
             let options = UploadOptions {
                 revision: Some(output_branch.clone()),
@@ -303,7 +303,7 @@ async fn run_unit(config: &WorkerConfig, client: &Client, registered: &Registere
 }
 
 /// A revision of a repository, fetched into the shared cache; returns its snapshot folder.
-async fn fetch(config: &WorkerConfig, client: &Client, kind: RepoType, repo: &str, revision: &str) -> Result<PathBuf, WorkerError> {
+async fn fetch(config: &WorkerConfig, client: &Client, kind: RepoKind, repo: &str, revision: &str) -> Result<PathBuf, WorkerError> {
     let id = RepoId::parse(kind, repo, None)?;
     let options = DownloadOptions {
         revision: Some(revision.to_string()),

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use commons_client::download::DownloadOptions;
 use commons_client::upload::UploadOptions;
-use commons_client::{Client, Progress, RepoId, RepoType, Transfer, config};
+use commons_client::{Client, Progress, RepoId, RepoKind, Transfer, config};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Which hub and which credentials: flag, then environment, then what `commons login` saved.
@@ -23,31 +23,14 @@ pub struct HubArgs {
     pub token: Option<String>,
 }
 
-#[derive(Copy, Clone, Debug, ValueEnum)]
-pub enum KindArg {
-    Model,
-    Dataset,
-    Algorithm,
-}
-
-impl From<KindArg> for RepoType {
-    fn from(k: KindArg) -> Self {
-        match k {
-            KindArg::Model => RepoType::Model,
-            KindArg::Dataset => RepoType::Dataset,
-            KindArg::Algorithm => RepoType::Algorithm,
-        }
-    }
-}
-
 /// A repository named on the command line.
 #[derive(Args, Debug, Clone)]
 pub struct RepoArg {
     /// Repository: namespace/name, or name for one of your own.
     pub repo: String,
-    /// Repository type.
-    #[arg(long = "type", value_enum, default_value = "model")]
-    pub kind: KindArg,
+    /// Repository type: model, dataset or algorithm.
+    #[arg(long = "type", default_value = "model")]
+    pub kind: RepoKind,
 }
 
 #[derive(Args, Debug)]
@@ -144,7 +127,7 @@ async fn repo_id(client: &Client, arg: &RepoArg) -> Result<RepoId> {
             .with_context(|| format!("cannot look up your user name for {:?} (or write it as namespace/name)", arg.repo))?;
         Some(me.name)
     };
-    Ok(RepoId::parse(arg.kind.into(), &arg.repo, namespace.as_deref())?)
+    Ok(RepoId::parse(arg.kind, &arg.repo, namespace.as_deref())?)
 }
 
 /// indicatif bars on stderr (hidden when stderr is not a terminal).

@@ -65,32 +65,19 @@ pub fn router(state: AppState) -> Router {
 
 /// `models` / `datasets` / `algorithms` (API path form) to a repo kind.
 pub(crate) fn kind_from_plural(plural: &str) -> ApiResult<RepoKind> {
-    match plural {
-        "models" => Ok(RepoKind::Model),
-        "datasets" => Ok(RepoKind::Dataset),
-        "algorithms" => Ok(RepoKind::Algorithm),
-        "spaces" => Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, "RepoNotFound", "Spaces are not hosted on Commons")),
-        other => Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, "NotFound", format!("unknown repository type {other:?}"))),
+    match RepoKind::from_plural(plural) {
+        Some(kind) => Ok(kind),
+        None if plural == "spaces" => {
+            Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, "RepoNotFound", "Spaces are not hosted on Commons"))
+        }
+        None => Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, "NotFound", format!("unknown repository type {plural:?}"))),
     }
 }
 
 /// `model` / `dataset` / `algorithm` (the `type` field of request bodies) to a repo kind.
 pub(crate) fn kind_from_singular(s: Option<&str>) -> ApiResult<RepoKind> {
-    match s.unwrap_or("model") {
-        "model" => Ok(RepoKind::Model),
-        "dataset" => Ok(RepoKind::Dataset),
-        "algorithm" => Ok(RepoKind::Algorithm),
-        other => Err(ApiError::bad_request(format!("unknown repository type {other:?}: use model, dataset or algorithm"))),
-    }
-}
-
-/// URL prefix of a kind's web and file routes.
-pub(crate) fn url_prefix(kind: RepoKind) -> &'static str {
-    match kind {
-        RepoKind::Model => "",
-        RepoKind::Dataset => "datasets/",
-        RepoKind::Algorithm => "algorithms/",
-    }
+    let s = s.unwrap_or("model");
+    RepoKind::parse(s).ok_or_else(|| ApiError::bad_request(commons_protocol::UnknownRepoKind(s.to_string()).to_string()))
 }
 
 /// Loads a repository the caller may read; private repos of others look missing.

@@ -12,8 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    administered_repo, base_url, iso_time, kind_from_plural, kind_from_singular, query_bool, readable_repo, resolve, url_prefix,
-    writable_repo,
+    administered_repo, base_url, iso_time, kind_from_plural, kind_from_singular, query_bool, readable_repo, resolve, writable_repo,
 };
 use crate::AppState;
 use crate::auth::Caller;
@@ -218,7 +217,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
         None => body.private.unwrap_or(false),
     };
     let base = base_url(&state, &headers);
-    let url = format!("{base}/{}{ns}/{name}", url_prefix(kind));
+    let url = format!("{base}/{}{ns}/{name}", kind.url_prefix());
     let attrs = state.cas.put_bytes(DEFAULT_GITATTRIBUTES.as_bytes()).await?;
     let initial = [NewFile { path: ".gitattributes".into(), sha256: attrs.sha256, lfs: false }];
     match state.db.create_repo(kind, &ns, &name, private, &token.user.name, &initial).await {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::repos::RevPath;
-use super::{base_url, kind_from_plural, query_bool, resolve, url_prefix, writable_repo};
+use super::{base_url, kind_from_plural, query_bool, resolve, writable_repo};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::body::RawBody;
@@ -304,7 +304,7 @@ pub async fn commit(
     let base = base_url(&state, &headers);
     Ok(Json(json!({
         "commitOid": commit.id,
-        "commitUrl": format!("{base}/{}{}/commit/{}", url_prefix(repo.kind), repo.full_name(), commit.id),
+        "commitUrl": format!("{base}/{}{}/commit/{}", repo.kind.url_prefix(), repo.full_name(), commit.id),
         "commitMessage": title,
         "pullRequestUrl": null,
     })))
