@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use commons_db::Token;
 use commons_protocol::{
-    CheckpointRef, Heartbeat, HeartbeatAnswer, Lease, Output, PROTOCOL_VERSION, RegisterWorker, Registered, Report, ReportAnswer, Work,
-    WorkerView,
+    AssignmentState, CheckpointRef, Heartbeat, HeartbeatAnswer, JobState, Lease, Output, PROTOCOL_VERSION, RegisterWorker, Registered,
+    Report, ReportAnswer, Role, UnitState, Work, WorkerView,
 };
 use rand::Rng;
 use rusqlite::params;
@@ -20,7 +20,7 @@ use sqlx::Row;
 
 use crate::error::{ComputeError, Result};
 use crate::jobs::StoredWork;
-use crate::writer::{Conn, Sql};
+use crate::writer::{Conn, Sql, text_col};
 use crate::{Coordinator, now};
 
 /// Jobs, and units of each, considered per lease attempt; the rest wait for the next pull.
@@ -52,13 +52,13 @@ struct Candidate {
     job_id: i64,
     /// The job's owner: the submitter whose share the lease counts against.
     submitter: i64,
-    role: String,
+    role: Role,
     payload: String,
     quorum: i64,
     results_made: i64,
     validates: Option<i64>,
     checkpoint: Option<String>,
-    job_state: String,
+    job_state: JobState,
 }
 
 /// What a lease needs to know after its transaction: the rest (the upload token) is written
@@ -67,7 +67,7 @@ struct Leased {
     assignment_id: i64,
     unit_id: i64,
     job_id: i64,
-    role: String,
+    role: Role,
     work: Work,
     checkpoint: Option<String>,
 }
@@ -204,7 +204,7 @@ impl Coordinator {
                 None => return Ok(None),
             }
         }
-        tracing::info!(job = job_id, unit = unit_id, assignment = assignment_id, worker = worker_id, role, "unit leased");
+        tracing::info!(job = job_id, unit = unit_id, assignment = assignment_id, worker = worker_id, role = role.as_str(), "unit leased");
         Ok(Some(Lease { assignment_id, unit_id, job_id, work, lease_seconds: self.config.lease_seconds, upload_token }))
     }
 
@@ -246,25 +246,25 @@ impl Coordinator {
                     id: r.get("id")?,
                     job_id: r.get("job_id")?,
                     submitter: r.get("owner_id")?,
-                    role: r.get("role")?,
+                    role: text_col(r, "role")?,
                     payload: r.get("payload")?,
                     quorum: r.get("quorum")?,
                     results_made: r.get("results_made")?,
                     validates: r.get("validates_unit")?,
                     checkpoint: r.get("checkpoint")?,
-                    job_state: r.get("job_state")?,
+                    job_state: text_col(r, "job_state")?,
                 })
             },
         )?;
         for unit in candidates {
             let stored = StoredWork::parse(&unit.payload, unit.id)?;
-            if !self.may_run(db, worker, unit.id, &unit.role, unit.quorum, stored.claim)? {
+            if !self.may_run(db, worker, unit.id, unit.role, unit.quorum, stored.claim)? {
                 continue;
             }
             // Adaptive replication: the first copy of an evaluation going to a trusted host is
             // accepted alone, except for a random spot check.
             let replicate =
-                unit.role != "eval" || unit.validates.is_some() || unit.results_made > 0 || unit.quorum < 2 || !worker.trusted || {
+                unit.role != Role::Eval || unit.validates.is_some() || unit.results_made > 0 || unit.quorum < 2 || !worker.trusted || {
                     !worker.operator_host && rand::rng().random::<f64>() < self.config.spot_check_rate
                 };
             let t = now();
@@ -286,10 +286,10 @@ impl Coordinator {
                 [unit.id, worker.id, worker.owner_id, expires, t],
                 |r| r.get(0),
             )?;
-            let running = if unit.job_state == "queued" { "running" } else { unit.job_state.as_str() };
+            let running = if unit.job_state == JobState::Queued { JobState::Running } else { unit.job_state };
             db.exec(
                 "UPDATE jobs SET state = ?1, last_served = ?2, updated_at = ?3 WHERE id = ?4",
-                params![running, assignment_id, t, unit.job_id],
+                params![running.as_str(), assignment_id, t, unit.job_id],
             )?;
             db.exec(
                 "INSERT INTO compute_owners (owner_id, last_served) VALUES (?1, ?2) ON CONFLICT (owner_id) DO UPDATE SET last_served = excluded.last_served",
@@ -308,7 +308,7 @@ impl Coordinator {
     }
 
     /// Whether `worker` may take the unit (see [`Needs`]).
-    fn may_run(&self, db: &Conn, worker: &WorkerRow, unit_id: i64, role: &str, quorum: i64, claim: Option<i64>) -> Result<bool> {
+    fn may_run(&self, db: &Conn, worker: &WorkerRow, unit_id: i64, role: Role, quorum: i64, claim: Option<i64>) -> Result<bool> {
         let needs = match Needs::kind(role, quorum) {
             NeedsKind::Any => Needs::Any,
             NeedsKind::Untried => Needs::Untried {
@@ -354,11 +354,11 @@ impl Coordinator {
                     id: r.get("id")?,
                     unit_id: r.get("unit_id")?,
                     worker_id: r.get("worker_id")?,
-                    state: r.get("state")?,
-                    role: r.get("role")?,
-                    unit_state: r.get("unit_state")?,
+                    state: text_col(r, "state")?,
+                    role: text_col(r, "role")?,
+                    unit_state: text_col(r, "unit_state")?,
                     job_id: r.get("job_id")?,
-                    job_state: r.get("job_state")?,
+                    job_state: text_col(r, "job_state")?,
                     owner_id: r.get("owner_id")?,
                     alone: r.get::<_, i64>("quorum")? == 1
                         && r.get::<_, i64>("results_made")? == 1
@@ -412,11 +412,11 @@ impl Coordinator {
         let a = self.owned_assignment(db, owner, assignment_id)?;
         let t = now();
         db.exec("UPDATE workers SET last_seen = ?1 WHERE id = ?2", [t, a.worker_id])?;
-        if a.state != "running" {
-            let reason = match a.state.as_str() {
-                "expired" => "the lease lapsed and the unit went to another worker",
-                "cancelled" if a.job_state == "cancelled" => "the job was cancelled",
-                "cancelled" => "the unit was decided without this result",
+        if a.state != AssignmentState::Running {
+            let reason = match a.state {
+                AssignmentState::Expired => "the lease lapsed and the unit went to another worker",
+                AssignmentState::Cancelled if a.job_state == JobState::Cancelled => "the job was cancelled",
+                AssignmentState::Cancelled => "the unit was decided without this result",
                 _ => "this assignment has already been reported",
             };
             return Ok(HeartbeatAnswer { stop: true, reason: Some(reason.into()), lease_expires_at: 0 });
@@ -545,13 +545,17 @@ impl Coordinator {
     fn record_report(&self, db: &Conn, owner: &Owner, assignment_id: i64, report: Report) -> Result<(ReportAnswer, i64, bool)> {
         let a = self.owned_assignment(db, owner, assignment_id)?;
         let refuse = |message: &str| Ok((ReportAnswer { accepted: false, message: message.into(), next: None }, a.job_id, false));
-        match a.state.as_str() {
-            "reported" | "errored" => return refuse("this assignment was already reported; the first report stands"),
-            "cancelled" => return refuse("the job was cancelled or the unit decided; nothing recorded"),
-            "expired" if a.unit_state != "open" => return refuse("the lease lapsed and the unit was decided without this result"),
+        match a.state {
+            AssignmentState::Reported | AssignmentState::Errored => {
+                return refuse("this assignment was already reported; the first report stands");
+            }
+            AssignmentState::Cancelled => return refuse("the job was cancelled or the unit decided; nothing recorded"),
+            AssignmentState::Expired if a.unit_state != UnitState::Open => {
+                return refuse("the lease lapsed and the unit was decided without this result");
+            }
             _ => {}
         }
-        if a.unit_state != "open" {
+        if a.unit_state != UnitState::Open {
             return refuse("the unit was already decided");
         }
         let t = now();
@@ -561,21 +565,21 @@ impl Coordinator {
                 db.exec("UPDATE assignments SET state = 'errored', error = ?1, reported_at = ?2 WHERE id = ?3", params![error, t, a.id])?;
                 db.exec("UPDATE workers SET error_results = error_results + 1 WHERE id = ?1", [a.worker_id])?;
                 // A lapsed lease already counted its error and re-opened its slot.
-                if a.state == "running" {
+                if a.state == AssignmentState::Running {
                     self.unit_error(db, a.unit_id, a.job_id, &format!("worker {}: {error}", a.worker_id))?;
                 }
                 ReportAnswer { accepted: true, message: "error recorded".into(), next: None }
             }
             Report::Success { output } => {
-                let hash = output_hash(&a.role, &output)?;
+                let hash = output_hash(a.role, &output)?;
                 let text = serde_json::to_string(&output).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
                 db.exec(
                     "UPDATE assignments SET state = 'reported', output = ?1, output_hash = ?2, reported_at = ?3 WHERE id = ?4",
                     params![text, hash, t, a.id],
                 )?;
-                if a.role == "train" {
+                if a.role == Role::Train {
                     self.open_validation(db, a.unit_id, a.job_id, &output)?;
-                } else if a.alone && a.state == "running" {
+                } else if a.alone && a.state == AssignmentState::Running {
                     // The only result a quorum of one needs (a trusted host, a no-op): decided now.
                     self.accept_alone(db, &a, &hash)?;
                 } else {
@@ -591,19 +595,19 @@ impl Coordinator {
 
     /// Counts an error against a unit: retry elsewhere, or fail the job once errors run out.
     pub(crate) fn unit_error(&self, db: &Conn, unit_id: i64, job_id: i64, error: &str) -> Result<()> {
-        let (errors, max_errors, state): (i64, i64, String) = db.one(
+        let (errors, max_errors, state): (i64, i64, UnitState) = db.one(
             "UPDATE units SET errors = errors + 1, last_error = ?1, updated_at = ?2 WHERE id = ?3 RETURNING errors, max_errors, state",
             params![error, now(), unit_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, text_col(r, "state")?)),
         )?;
-        if state != "open" {
+        if state != UnitState::Open {
             return Ok(());
         }
         if errors >= max_errors {
             db.exec("UPDATE units SET state = 'failed', open_slots = 0 WHERE id = ?1", [unit_id])?;
             let message = format!("unit {unit_id} failed {errors} times; last error: {error}");
             tracing::warn!(job = job_id, unit = unit_id, %message, "job failed");
-            self.end_job(db, job_id, "failed", Some(&message))?;
+            self.end_job(db, job_id, JobState::Failed, Some(&message))?;
         } else {
             db.exec("UPDATE units SET open_slots = open_slots + 1 WHERE id = ?1", [unit_id])?;
         }
@@ -698,11 +702,11 @@ pub(crate) struct AssignmentRow {
     pub id: i64,
     pub unit_id: i64,
     pub worker_id: i64,
-    pub state: String,
-    pub role: String,
-    pub unit_state: String,
+    pub state: AssignmentState,
+    pub role: Role,
+    pub unit_state: UnitState,
     pub job_id: i64,
-    pub job_state: String,
+    pub job_state: JobState,
 }
 
 /// The owner and machine class of a result that constrains who may take a unit.
@@ -740,10 +744,10 @@ pub(crate) enum Needs {
 
 impl Needs {
     /// Which constraints apply to a unit of `role` and `quorum`, before loading them.
-    pub(crate) fn kind(role: &str, quorum: i64) -> NeedsKind {
+    pub(crate) fn kind(role: Role, quorum: i64) -> NeedsKind {
         match role {
-            "train" => NeedsKind::Untried,
-            "eval" if quorum >= 2 => NeedsKind::Agreeing,
+            Role::Train => NeedsKind::Untried,
+            Role::Eval if quorum >= 2 => NeedsKind::Agreeing,
             _ => NeedsKind::Any,
         }
     }
@@ -798,11 +802,11 @@ impl Owner {
 }
 
 /// Checks an output against its unit's role and returns the hash results are compared by.
-fn output_hash(role: &str, output: &Output) -> Result<String> {
+fn output_hash(role: Role, output: &Output) -> Result<String> {
     match (role, output) {
-        ("noop", Output::Noop) => Ok("noop".into()),
-        ("eval", Output::Eval { metrics, .. }) => Ok(crate::result_hash(metrics)),
-        ("train", Output::Train { test, .. }) => Ok(crate::result_hash(test)),
+        (Role::Noop, Output::Noop) => Ok("noop".into()),
+        (Role::Eval, Output::Eval { metrics, .. }) => Ok(crate::result_hash(metrics)),
+        (Role::Train, Output::Train { test, .. }) => Ok(crate::result_hash(test)),
         (role, _) => Err(ComputeError::bad_request(format!("this is a {role} unit; the report carries another kind of output"))),
     }
 }

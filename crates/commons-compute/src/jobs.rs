@@ -7,7 +7,8 @@ use commons_db::{Repo, RepoKind, Token};
 use commons_engine::cost;
 use commons_engine::recipe::{LoadedRecipe, RecipeKind};
 use commons_protocol::{
-    AssignmentView, CreditsView, EpochPoint, JobRequest, JobSpec, JobView, LedgerDump, LogLine, PinnedRepo, UnitView, Work, credits_for,
+    AssignmentView, CreditsView, EpochPoint, JobRequest, JobSpec, JobState, JobView, LedgerDump, LogLine, PinnedRepo, Role, UnitState,
+    UnitView, Work, credits_for,
 };
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
@@ -16,8 +17,8 @@ use sqlx::Row;
 use crate::dispatch::{Needs, NeedsKind, Party, REJECTED_TRAINERS, RESULTS_IN_PLAY, WorkerRow};
 use crate::error::{ComputeError, Result};
 use crate::ledger::{self, Memo, TransferKind};
-use crate::writer::{Conn, Sql};
-use crate::{Coordinator, now};
+use crate::writer::{Conn, Sql, text_col};
+use crate::{Coordinator, now, stored};
 
 /// Results a training validation may collect (each an independent evaluation of the model).
 pub(crate) const VALIDATION_MAX_RESULTS: i64 = 3;
@@ -57,7 +58,7 @@ impl StoredWork {
 }
 
 struct NewUnit {
-    role: &'static str,
+    role: Role,
     stored: StoredWork,
     quorum: i64,
     open_slots: i64,
@@ -100,7 +101,7 @@ impl Coordinator {
     /// measures the coordinator with it.
     pub async fn submit_noop(&self, owner_id: i64, units: usize) -> Result<i64> {
         let unit = || NewUnit {
-            role: "noop",
+            role: Role::Noop,
             stored: StoredWork { work: Work::Noop, validation_flops: None, claim: None },
             quorum: 1,
             open_slots: 1,
@@ -113,9 +114,9 @@ impl Coordinator {
     async fn create_job(&self, owner_id: i64, spec: &JobSpec, escrow: i64, units: Vec<NewUnit>) -> Result<i64> {
         let spec_json = serde_json::to_string(spec).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
         let kind = match spec {
-            JobSpec::Train { .. } => "train",
-            JobSpec::Eval { .. } => "eval",
-            JobSpec::Noop { .. } => "noop",
+            JobSpec::Train { .. } => Role::Train.as_str(),
+            JobSpec::Eval { .. } => Role::Eval.as_str(),
+            JobSpec::Noop { .. } => Role::Noop.as_str(),
         };
         let job_id = self
             .write(move |c, db| {
@@ -204,7 +205,7 @@ impl Coordinator {
                 resume: None,
             };
             units.push(NewUnit {
-                role: "train",
+                role: Role::Train,
                 stored: StoredWork { work, validation_flops: Some(validation_flops), claim: None },
                 quorum: 1,
                 open_slots: 1,
@@ -268,7 +269,7 @@ impl Coordinator {
             let shard = (shards > 1).then_some((index as usize, shards));
             let work = Work::Eval { model: model.clone(), dataset: dataset.clone(), split: split.clone(), shard };
             units.push(NewUnit {
-                role: "eval",
+                role: Role::Eval,
                 stored: StoredWork { work, validation_flops: None, claim: None },
                 quorum: 2,
                 open_slots: 2,
@@ -351,7 +352,7 @@ impl Coordinator {
         Ok(JobView {
             id,
             owner: row.try_get("owner")?,
-            state: row.try_get("state")?,
+            state: stored(row.try_get("state")?)?,
             spec,
             escrow: row.try_get("escrow")?,
             paid,
@@ -386,8 +387,8 @@ impl Coordinator {
                 worker_id: row.try_get("worker_id")?,
                 worker: row.try_get("worker")?,
                 owner: row.try_get("owner")?,
-                state: row.try_get("state")?,
-                outcome: row.try_get("outcome")?,
+                state: stored(row.try_get("state")?)?,
+                outcome: stored(row.try_get("outcome")?)?,
                 progress: json("progress")?.and_then(|v| serde_json::from_value(v).ok()),
                 epochs,
                 output: json("output")?,
@@ -408,20 +409,20 @@ impl Coordinator {
             let id: i64 = row.try_get("id")?;
             let flops: f64 = row.try_get("flops")?;
             let mut waiting = None;
-            if row.try_get::<String, _>("state")? == "open" && row.try_get::<i64, _>("open_slots")? > 0 {
+            let role: Role = stored(row.try_get("role")?)?;
+            let state: UnitState = stored(row.try_get("state")?)?;
+            if state == UnitState::Open && row.try_get::<i64, _>("open_slots")? > 0 {
                 if online.is_none() {
                     online = Some(self.online_workers().await?);
                 }
                 let had: Vec<i64> = by_unit.get(&id).map(|a| a.iter().map(|a| a.worker_id).collect()).unwrap_or_default();
                 let claim = StoredWork::parse(row.try_get("payload")?, id)?.claim;
-                waiting = self
-                    .why_waiting(id, row.try_get("role")?, row.try_get("quorum")?, claim, &had, online.as_deref().unwrap_or_default())
-                    .await?;
+                waiting = self.why_waiting(id, role, row.try_get("quorum")?, claim, &had, online.as_deref().unwrap_or_default()).await?;
             }
             views.push(UnitView {
                 id,
-                role: row.try_get("role")?,
-                state: row.try_get("state")?,
+                role,
+                state,
                 quorum: row.try_get("quorum")?,
                 validates_unit: row.try_get("validates_unit")?,
                 flops,
@@ -460,7 +461,7 @@ impl Coordinator {
     async fn why_waiting(
         &self,
         unit_id: i64,
-        role: &str,
+        role: Role,
         quorum: i64,
         claim: Option<i64>,
         had: &[i64],
@@ -503,16 +504,16 @@ impl Coordinator {
     pub async fn cancel(&self, caller: &Token, id: i64) -> Result<JobView> {
         let caller_id = caller.user.id;
         self.write(move |c, db| {
-            let (owner_id, state): (i64, String) = db
-                .maybe("SELECT owner_id, state FROM jobs WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            let (owner_id, state): (i64, JobState) = db
+                .maybe("SELECT owner_id, state FROM jobs WHERE id = ?1", [id], |r| Ok((r.get(0)?, text_col(r, "state")?)))?
                 .ok_or_else(|| ComputeError::not_found("JobNotFound", format!("job {id} not found")))?;
             if owner_id != caller_id {
                 return Err(ComputeError::forbidden(format!("job {id} belongs to another user")));
             }
-            if matches!(state.as_str(), "done" | "failed" | "cancelled") {
+            if state.is_final() {
                 return Err(ComputeError::conflict(format!("job {id} is already {state}")));
             }
-            c.end_job(db, id, "cancelled", Some("cancelled by its owner"))
+            c.end_job(db, id, JobState::Cancelled, Some("cancelled by its owner"))
         })
         .await?;
         tracing::info!(job = id, "job cancelled");
@@ -520,16 +521,16 @@ impl Coordinator {
     }
 
     /// Moves a job to a final state: closes its units, stops running assignments, refunds.
-    pub(crate) fn end_job(&self, db: &Conn, job_id: i64, state: &str, error: Option<&str>) -> Result<()> {
+    pub(crate) fn end_job(&self, db: &Conn, job_id: i64, state: JobState, error: Option<&str>) -> Result<()> {
         let t = now();
         db.exec(
             "UPDATE jobs SET state = ?1, error = COALESCE(?2, error), updated_at = ?3 WHERE id = ?4",
-            params![state, error, t, job_id],
+            params![state.as_str(), error, t, job_id],
         )?;
-        let unit_state = if state == "done" { "done" } else { "cancelled" };
+        let unit_state = if state == JobState::Done { UnitState::Done } else { UnitState::Cancelled };
         db.exec(
             "UPDATE units SET state = ?1, open_slots = 0, updated_at = ?2 WHERE job_id = ?3 AND state = 'open'",
-            params![unit_state, t, job_id],
+            params![unit_state.as_str(), t, job_id],
         )?;
         db.exec(
             "UPDATE assignments SET state = 'cancelled' WHERE state = 'running' AND unit_id IN (SELECT id FROM units WHERE job_id = ?1)",
@@ -545,7 +546,7 @@ impl Coordinator {
     pub(crate) fn fail_if_active(&self, db: &Conn, job_id: i64, message: &str) -> Result<()> {
         let active: bool = db.one("SELECT state IN ('queued', 'running', 'validating') FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?;
         if active {
-            self.end_job(db, job_id, "failed", Some(message))?;
+            self.end_job(db, job_id, JobState::Failed, Some(message))?;
         }
         Ok(())
     }
@@ -603,14 +604,14 @@ pub(crate) fn insert_unit(db: &Conn, job_id: i64, unit: &NewUnitRef<'_>, validat
     db.one(
         "INSERT INTO units (job_id, role, payload, state, quorum, open_slots, max_results, max_errors, validates_unit, flops, created_at, updated_at)
          VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING id",
-        params![job_id, unit.role, payload, unit.quorum, unit.open_slots, unit.max_results, max_errors, validates, unit.flops, now()],
+        params![job_id, unit.role.as_str(), payload, unit.quorum, unit.open_slots, unit.max_results, max_errors, validates, unit.flops, now()],
         |r| r.get(0),
     )
 }
 
 /// A unit to insert, borrowed.
 pub(crate) struct NewUnitRef<'a> {
-    pub role: &'static str,
+    pub role: Role,
     pub stored: &'a StoredWork,
     pub quorum: i64,
     pub open_slots: i64,

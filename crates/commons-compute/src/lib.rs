@@ -180,6 +180,15 @@ impl Coordinator {
     }
 }
 
+/// A state enum read back from its text column through the read pool: a value no variant knows
+/// means the stored state is broken.
+pub(crate) fn stored<T>(text: &str) -> Result<T>
+where
+    T: for<'a> TryFrom<&'a str, Error = commons_protocol::UnknownValue>,
+{
+    T::try_from(text).map_err(|e| ComputeError::Corrupt(e.to_string()))
+}
+
 /// Current time in unix seconds.
 pub(crate) fn now() -> i64 {
     commons_db::now_unix()

@@ -11,7 +11,7 @@
 //! stands only if an evaluation from another owner reproduces it bit for bit.
 
 use commons_db::{CommitOp, NewFile, RefKind};
-use commons_protocol::{Output, PinnedRepo, Work, credits_for};
+use commons_protocol::{JobState, Outcome, Output, PinnedRepo, Role, UnitState, Work, credits_for};
 use rusqlite::params;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -19,8 +19,8 @@ use sqlx::Row;
 use crate::error::{ComputeError, Result};
 use crate::jobs::{NewUnitRef, StoredWork, VALIDATION_MAX_RESULTS, insert_unit};
 use crate::ledger::{self, Memo, TransferKind};
-use crate::writer::{Conn, Sql};
-use crate::{Coordinator, now};
+use crate::writer::{Conn, Sql, text_col};
+use crate::{Coordinator, now, stored};
 
 struct Vote {
     assignment_id: i64,
@@ -77,7 +77,7 @@ impl Coordinator {
         };
         let validation = StoredWork { work, validation_flops: None, claim: Some(claim) };
         let unit = NewUnitRef {
-            role: "eval",
+            role: Role::Eval,
             stored: &validation,
             quorum: 2,
             open_slots: 1,
@@ -93,7 +93,7 @@ impl Coordinator {
     pub(crate) fn decide(&self, db: &Conn, unit_id: i64) -> Result<()> {
         struct Unit {
             job_id: i64,
-            state: String,
+            state: UnitState,
             quorum: i64,
             open_slots: i64,
             results_made: i64,
@@ -108,7 +108,7 @@ impl Coordinator {
             |r| {
                 Ok(Unit {
                     job_id: r.get("job_id")?,
-                    state: r.get("state")?,
+                    state: text_col(r, "state")?,
                     quorum: r.get("quorum")?,
                     open_slots: r.get("open_slots")?,
                     results_made: r.get("results_made")?,
@@ -119,7 +119,7 @@ impl Coordinator {
                 })
             },
         )?;
-        if unit.state != "open" {
+        if unit.state != UnitState::Open {
             return Ok(());
         }
         let (job_id, quorum) = (unit.job_id, unit.quorum);
@@ -157,7 +157,7 @@ impl Coordinator {
             } else {
                 db.exec("UPDATE units SET state = 'failed', open_slots = 0, updated_at = ?1 WHERE id = ?2", [now(), unit_id])?;
                 let message = format!("unit {unit_id}: {} results never reached a quorum of {quorum}", unit.results_made);
-                self.end_job(db, job_id, "failed", Some(&message))?;
+                self.end_job(db, job_id, JobState::Failed, Some(&message))?;
             }
             return Ok(());
         };
@@ -202,9 +202,9 @@ impl Coordinator {
     /// The validation of a training claim is decided: pay and close the train unit, or reject the
     /// claim and train again elsewhere.
     fn settle_training(&self, db: &Conn, job_id: i64, train_unit: i64, claim: &Vote, confirmed: bool) -> Result<()> {
-        let (flops, results_made, max_results, state): (f64, i64, i64, String) =
+        let (flops, results_made, max_results, state): (f64, i64, i64, UnitState) =
             db.one("SELECT flops, results_made, max_results, state FROM units WHERE id = ?1", [train_unit], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, text_col(r, "state")?))
             })?;
         if !confirmed {
             self.log(
@@ -213,7 +213,7 @@ impl Coordinator {
                 &format!("training result of assignment {} was not reproduced by independent evaluations; rejected", claim.assignment_id),
             )?;
         }
-        if state != "open" {
+        if state != UnitState::Open {
             return Ok(());
         }
         if confirmed {
@@ -229,7 +229,7 @@ impl Coordinator {
             db.exec("UPDATE units SET open_slots = open_slots + 1, updated_at = ?1 WHERE id = ?2", [now(), train_unit])?;
         } else {
             db.exec("UPDATE units SET state = 'failed', open_slots = 0 WHERE id = ?1", [train_unit])?;
-            self.end_job(db, job_id, "failed", Some("no training result survived validation"))?;
+            self.end_job(db, job_id, JobState::Failed, Some("no training result survived validation"))?;
         }
         Ok(())
     }
@@ -238,7 +238,7 @@ impl Coordinator {
     fn judge(&self, db: &Conn, vote: &Vote, valid: bool) -> Result<()> {
         let changed = db.exec(
             "UPDATE assignments SET outcome = ?1 WHERE id = ?2 AND outcome = 'pending'",
-            params![if valid { "valid" } else { "invalid" }, vote.assignment_id],
+            params![if valid { Outcome::Valid } else { Outcome::Invalid }.as_str(), vote.assignment_id],
         )?;
         if changed == 0 {
             return Ok(());
@@ -409,7 +409,7 @@ impl Coordinator {
                 params![result.to_string(), job_id],
             )?;
             if updated == 1 {
-                c.end_job(db, job_id, "done", None)?;
+                c.end_job(db, job_id, JobState::Done, None)?;
                 tracing::info!(job = job_id, "job done");
             }
             Ok(())
@@ -439,7 +439,7 @@ impl Coordinator {
             });
             match row.try_get::<Option<i64>, _>("validates_unit")? {
                 Some(train_unit) => validators.push((train_unit, who)),
-                None if row.try_get::<String, _>("role")? == "train" => {
+                None if stored::<Role>(row.try_get("role")?)? == Role::Train => {
                     let unit_id: i64 = row.try_get("unit_id")?;
                     if points.iter().any(|p| p.unit_id == unit_id) {
                         continue;

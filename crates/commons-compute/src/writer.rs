@@ -128,6 +128,16 @@ fn batch(conn: &Conn, first: Job, jobs: &mpsc::Receiver<Job>, settled: &mut Vec<
 }
 
 /// Statement helpers on the write connection: each statement is prepared once and cached.
+/// A state enum from its text column of a writer row (`AssignmentState`, `Role`, ...): a value no
+/// variant knows is a conversion failure, as a wrong type would be.
+pub(crate) fn text_col<T>(row: &Row<'_>, column: &str) -> rusqlite::Result<T>
+where
+    T: for<'a> TryFrom<&'a str, Error = commons_protocol::UnknownValue>,
+{
+    let text: String = row.get(column)?;
+    T::try_from(text.as_str()).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
 pub(crate) trait Sql {
     /// Executes a statement; returns the number of rows changed.
     fn exec(&self, sql: &str, params: impl Params) -> Result<usize>;

@@ -59,7 +59,7 @@ async fn leases_alternate_between_submitters_whatever_the_size_of_their_queues()
     assert!(served[6..].iter().all(|job| *job != bob_job), "{served:?}");
     for job in [alice_first, alice_second, bob_job] {
         let view = client.job(job).await.expect("job view");
-        assert_eq!(view.state, "done", "job {job}: {view:?}");
+        assert_eq!(view.state, commons_protocol::JobState::Done, "job {job}: {view:?}");
     }
     server.abort();
 }

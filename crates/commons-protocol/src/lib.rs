@@ -106,6 +106,120 @@ impl std::fmt::Display for RepoKind {
 // ---------------------------------------------------------------------------------------------
 // Jobs
 
+/// A stored or sent name that is none of a state enum's values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+}
+
+impl std::fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} is no {}", self.value, self.what)
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
+/// An enum stored as text: `as_str` writes it, `TryFrom<&str>` reads it back, serde and
+/// `Display` use the same lowercase names.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = UnknownValue;
+
+            fn try_from(s: &str) -> Result<Self, UnknownValue> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(UnknownValue { what: stringify!($name), value: other.to_string() }),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// A job's life: `queued → running → validating → done | failed | cancelled`
+    /// (`validating → running` when a training claim is rejected and the unit trains again).
+    JobState {
+        Queued => "queued",
+        Running => "running",
+        Validating => "validating",
+        Done => "done",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+}
+
+impl JobState {
+    /// Done, failed or cancelled: nothing changes it any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Done | Self::Failed | Self::Cancelled)
+    }
+}
+
+text_enum! {
+    /// A unit's life: `open → done | failed | cancelled`; while open, `open_slots` says how many
+    /// more assignments it wants.
+    UnitState {
+        Open => "open",
+        Done => "done",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+}
+
+text_enum! {
+    /// What a unit does: train a recipe, evaluate a model (also: validate a training), or
+    /// nothing (the dispatch benchmark).
+    Role {
+        Train => "train",
+        Eval => "eval",
+        Noop => "noop",
+    }
+}
+
+text_enum! {
+    /// An assignment (BOINC's "result"): `running → reported | errored | expired | cancelled`.
+    AssignmentState {
+        Running => "running",
+        Reported => "reported",
+        Errored => "errored",
+        Expired => "expired",
+        Cancelled => "cancelled",
+    }
+}
+
+text_enum! {
+    /// What validation made of a reported result.
+    Outcome {
+        Pending => "pending",
+        Valid => "valid",
+        Invalid => "invalid",
+    }
+}
+
 /// `POST /api/jobs`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -196,7 +310,7 @@ pub enum JobSpec {
 pub struct JobView {
     pub id: i64,
     pub owner: String,
-    pub state: String,
+    pub state: JobState,
     pub spec: JobSpec,
     /// Credits escrowed at submission.
     pub escrow: i64,
@@ -213,15 +327,15 @@ pub struct JobView {
 
 impl JobView {
     pub fn is_finished(&self) -> bool {
-        matches!(self.state.as_str(), "done" | "failed" | "cancelled")
+        self.state.is_final()
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UnitView {
     pub id: i64,
-    pub role: String,
-    pub state: String,
+    pub role: Role,
+    pub state: UnitState,
     pub quorum: i64,
     /// The train unit this evaluation validates.
     pub validates_unit: Option<i64>,
@@ -245,8 +359,8 @@ pub struct AssignmentView {
     pub worker_id: i64,
     pub worker: String,
     pub owner: String,
-    pub state: String,
-    pub outcome: String,
+    pub state: AssignmentState,
+    pub outcome: Outcome,
     pub progress: Option<Progress>,
     pub epochs: Vec<EpochPoint>,
     pub output: Option<Value>,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use commons_client::Client;
-use commons_protocol::{JobRequest, JobView};
+use commons_protocol::{AssignmentState, JobRequest, JobState, JobView};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::client::{HubArgs, connect, runtime};
@@ -207,7 +207,7 @@ fn print_job(job: &JobView) {
         let role = if unit.validates_unit.is_some() {
             format!("validate unit {}", unit.validates_unit.unwrap_or_default())
         } else {
-            unit.role.clone()
+            unit.role.to_string()
         };
         println!("  unit {} {role}: {} (quorum {}, {} credits, {} errors)", unit.id, unit.state, unit.quorum, unit.credits, unit.errors);
         if let Some(error) = &unit.last_error {
@@ -242,7 +242,7 @@ async fn watch_job(client: &Client, id: i64) -> Result<()> {
     // Without a terminal the bar is hidden: log lines and state changes go to stderr as text.
     let plain = !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut after = 0;
-    let mut last_state = String::new();
+    let mut last_state = None;
     loop {
         let job = client.job(id).await.with_context(|| format!("reading job {id}"))?;
         for line in client.job_logs(id, after).await? {
@@ -253,11 +253,12 @@ async fn watch_job(client: &Client, id: i64) -> Result<()> {
                 bar.println(format!("  {}", line.line));
             }
         }
-        if plain && job.state != last_state {
+        if plain && Some(job.state) != last_state {
             eprintln!("job {id}: {}", job.state);
-            last_state = job.state.clone();
+            last_state = Some(job.state);
         }
-        let running = job.units.iter().flat_map(|u| u.assignments.iter().map(move |a| (u, a))).rfind(|(_, a)| a.state == "running");
+        let running =
+            job.units.iter().flat_map(|u| u.assignments.iter().map(move |a| (u, a))).rfind(|(_, a)| a.state == AssignmentState::Running);
         bar.set_prefix(format!("job {id} {}", job.state));
         match running {
             Some((unit, a)) => {
@@ -276,7 +277,7 @@ async fn watch_job(client: &Client, id: i64) -> Result<()> {
         if job.is_finished() {
             bar.finish_and_clear();
             print_job(&job);
-            if job.state != "done" {
+            if job.state != JobState::Done {
                 bail!("job {id} {}: {}", job.state, job.error.unwrap_or_default());
             }
             return Ok(());
