@@ -1,7 +1,7 @@
 //! Request bodies, read only after the caller is authorised and never past a limit.
 //!
-//! Every handler that takes a body takes it raw ([`axum::body::Body`]) as its last argument and
-//! reads it here once its checks pass: an anonymous or unauthorised request is refused before a
+//! Every handler that takes a body takes it raw ([`RawBody`]) as its last argument and reads it
+//! here once its checks pass: an anonymous or unauthorised request is refused before a
 //! byte of its body is read, and a body larger than its limit is refused with 413 as soon as its
 //! `Content-Length` (or, for a chunked body, its running size) says so. A malformed body gets the
 //! API's JSON error, never axum's plain-text rejection.
@@ -60,7 +60,7 @@ pub async fn read_limited(body: Body, declared: Option<u64>, limit: u64, what: &
         if buf.len() as u64 + frame.len() as u64 > limit {
             let seen = buf.len() as u64 + frame.len() as u64;
             drop(buf);
-            drain_stream(stream, seen, limit + DRAIN_PAST_LIMIT).await;
+            drain_stream(stream, seen, limit.saturating_add(DRAIN_PAST_LIMIT)).await;
             return Err(too_large(what, limit));
         }
         buf.extend_from_slice(&frame);
