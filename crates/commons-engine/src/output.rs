@@ -168,8 +168,8 @@ fn model_card(loaded: &LoadedRecipe, metrics: &MetricsFile, dataset: &DatasetInf
         base_recipe: &recipe.name,
         metrics: card_metrics,
     };
-    let yaml = serde_saphyr::to_string(&front).map_err(|e| EngineError::Data(format!("model card YAML: {e}")))?;
-    let mut card = format!("---\n{yaml}---\n\n# {}\n\n{}\n\n", recipe.name, recipe.description);
+    let front = commons_card::front_matter(&front).map_err(|e| EngineError::Data(format!("model card: {e}")))?;
+    let mut card = format!("{front}\n# {}\n\n{}\n\n", recipe.name, recipe.description);
     let _ = writeln!(
         card,
         "Trained with `commons train {}` (engine {ENGINE_VERSION}, seed {}, {} threads).\n",

@@ -464,18 +464,14 @@ fn add_provenance(
     dataset: &commons_protocol::PinnedRepo,
     job_id: i64,
 ) -> Result<(), WorkerError> {
-    let card = std::fs::read_to_string(card_path).unwrap_or_default();
-    let (front, body) = match card.strip_prefix("---\n").and_then(|rest| rest.split_once("\n---\n")) {
-        Some((front, body)) => (front.to_string(), body.to_string()),
-        None => (String::new(), card.clone()),
-    };
-    let mut meta: serde_json::Map<String, serde_json::Value> = serde_saphyr::from_str(&front).unwrap_or_default();
+    let text = std::fs::read_to_string(card_path).unwrap_or_default();
+    let mut card = commons_card::Card::parse(&text).map_err(|e| WorkerError::Protocol(format!("model card: {e}")))?;
+    let meta = &mut card.metadata;
     meta.insert("datasets".into(), serde_json::json!([dataset.repo]));
     meta.insert("dataset_revision".into(), dataset.revision.clone().into());
     meta.insert("algorithm".into(), algorithm.repo.clone().into());
     meta.insert("algorithm_revision".into(), algorithm.revision.clone().into());
     meta.insert("commons_job".into(), job_id.into());
-    let yaml = serde_saphyr::to_string(&meta).map_err(|e| WorkerError::Protocol(format!("model card YAML: {e}")))?;
     let section = format!(
         "\n## Provenance\n\n- Algorithm: [`{a}`](/algorithms/{a}) at revision `{ar}`\n- Dataset: [`{d}`](/datasets/{d}) at revision `{dr}`\n- Commons job {job_id}\n",
         a = algorithm.repo,
@@ -483,7 +479,8 @@ fn add_provenance(
         d = dataset.repo,
         dr = dataset.revision
     );
-    let text = format!("---\n{yaml}---\n{body}{section}");
+    card.body.push_str(&section);
+    let text = card.render().map_err(|e| WorkerError::Protocol(format!("model card: {e}")))?;
     std::fs::write(card_path, text).map_err(|e| WorkerError::io(format!("writing {}", card_path.display()), e))
 }
 

@@ -43,29 +43,10 @@ pub struct ValidateYaml {
 pub async fn validate_yaml(State(state): State<AppState>, body: RawBody) -> ApiResult<Json<Value>> {
     let body: ValidateYaml = body.json(state.limits.json_body, "the validate-yaml request").await?;
     let mut errors = Vec::new();
-    if let Some(front) = front_matter(&body.content) {
-        match serde_saphyr::from_str::<Value>(front) {
-            Ok(Value::Object(_)) | Ok(Value::Null) => {}
-            Ok(other) => errors.push(json!({"message": format!("the metadata block must be a mapping, found {}", kind_of(&other))})),
-            Err(e) => errors.push(json!({"message": format!("invalid YAML in the metadata block: {e}")})),
-        }
+    if let (Some(yaml), _) = commons_card::split(&body.content)
+        && let Err(e) = commons_card::metadata(yaml)
+    {
+        errors.push(json!({"message": e.to_string()}));
     }
     Ok(Json(json!({"errors": errors, "warnings": []})))
-}
-
-/// The YAML between the leading `---` lines of a model card, if any.
-pub(crate) fn front_matter(text: &str) -> Option<&str> {
-    let rest = text.strip_prefix("---\n").or_else(|| text.strip_prefix("---\r\n"))?;
-    let end = rest.find("\n---").map(|i| i + 1)?;
-    Some(&rest[..end])
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Array(_) => "a list",
-        Value::String(_) => "a string",
-        Value::Number(_) => "a number",
-        Value::Bool(_) => "a boolean",
-        _ => "a scalar",
-    }
 }
