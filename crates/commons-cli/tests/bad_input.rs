@@ -142,21 +142,6 @@ fn invalid_names_paths_parents_and_bodies_are_rejected_without_changes() {
     assert_eq!(head_of(&client), new, "nothing changed");
 }
 
-/// Every file below `dir`, with its size.
-fn stored_files(dir: &std::path::Path) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(stored_files(&path));
-        } else {
-            out.push((path.display().to_string(), entry.metadata().unwrap().len()));
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn a_malformed_body_to_any_route_gets_the_json_error() {
     let hub = Hub::start();
@@ -222,7 +207,7 @@ fn a_commit_whose_last_line_names_a_missing_object_stores_nothing() {
     assert!(client.create_model("atomic").unwrap().status().is_success());
     let head = head_of_repo(&client, "atomic");
     let store = hub.data_dir.join("objects");
-    let before = stored_files(&store);
+    let before = support::files_under(&store);
     use base64::Engine;
     let fresh: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
     let err = client
@@ -236,6 +221,6 @@ fn a_commit_whose_last_line_names_a_missing_object_stores_nothing() {
         )
         .unwrap_err();
     assert!(err.contains("400") && err.contains("never uploaded"), "{err}");
-    assert_eq!(stored_files(&store), before, "the store's bytes are unchanged");
+    assert_eq!(support::files_under(&store), before, "the store's bytes are unchanged");
     assert_eq!(head_of_repo(&client, "atomic"), head);
 }

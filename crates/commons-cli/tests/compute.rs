@@ -47,20 +47,24 @@ impl Network {
         std::fs::write(algorithm.join("README.md"), "---\nlicense: apache-2.0\ntags: [recipe]\n---\n# Keras MNIST MLP\n").unwrap();
         network.cli(&["repo", "create", "keras-mnist-mlp", "--type", "algorithm"]);
         network.cli(&["upload", "keras-mnist-mlp", algorithm.to_str().unwrap(), "--type", "algorithm"]);
-        let dataset = network.tmp.path().join("mnist");
+        network.publish_mnist(
+            "mnist",
+            "---\nlicense: cc-by-sa-3.0\ndataset_info:\n  splits:\n  - name: train\n    num_examples: 60000\n  - name: test\n    num_examples: 10000\n---\n# MNIST\n",
+        );
+        network
+    }
+
+    /// Publishes the MNIST files as alice's dataset repo `name`, with `card` as its README.
+    fn publish_mnist(&self, name: &str, card: &str) {
+        let dataset = self.tmp.path().join(name);
         std::fs::create_dir_all(&dataset).unwrap();
         for entry in std::fs::read_dir(mnist_dir()).unwrap() {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), dataset.join(entry.file_name())).unwrap();
         }
-        std::fs::write(
-            dataset.join("README.md"),
-            "---\nlicense: cc-by-sa-3.0\ndataset_info:\n  splits:\n  - name: train\n    num_examples: 60000\n  - name: test\n    num_examples: 10000\n---\n# MNIST\n",
-        )
-        .unwrap();
-        network.cli(&["repo", "create", "mnist", "--type", "dataset"]);
-        network.cli(&["upload", "mnist", dataset.to_str().unwrap(), "--type", "dataset"]);
-        network
+        std::fs::write(dataset.join("README.md"), card).unwrap();
+        self.cli(&["repo", "create", name, "--type", "dataset"]);
+        self.cli(&["upload", name, dataset.to_str().unwrap(), "--type", "dataset"]);
     }
 
     /// Runs the CLI as alice against this hub; asserts success and returns stdout.
@@ -1118,15 +1122,7 @@ fn a_dataset_card_cannot_set_the_price_of_a_job() {
     let net = Network::start(&["--no-worker"]);
     // The same MNIST files under cards that lie: one example, and more than an i64 holds.
     let escrow_with_card = |name: &str, card: &str| -> i64 {
-        let dir = net.tmp.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        for entry in std::fs::read_dir(mnist_dir()).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-        }
-        std::fs::write(dir.join("README.md"), card).unwrap();
-        net.cli(&["repo", "create", name, "--type", "dataset"]);
-        net.cli(&["upload", name, dir.to_str().unwrap(), "--type", "dataset"]);
+        net.publish_mnist(name, card);
         let out = net.cli(&[
             "job",
             "submit",

@@ -501,18 +501,9 @@ fn small_holes_are_closed() {
     assert!(staged.iter().all(|f| !f.contains(".tmp-")), "no temporary part files remain: {staged:?}");
 }
 
+/// The paths of every file below `dir`.
 fn walk_files(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk_files(&path));
-        } else {
-            out.push(path.display().to_string());
-        }
-    }
-    out.sort();
-    out
+    support::files_under(dir).into_iter().map(|(path, _)| path).collect()
 }
 
 fn refusals_reach_the_python_client_as_the_right_exceptions(version: &str) {

@@ -152,6 +152,21 @@ pub fn python_venv(package: &str, version: &str) -> PathBuf {
     python
 }
 
+/// Every file below `dir` (recursively) with its size, sorted by path.
+pub fn files_under(dir: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push((path.display().to_string(), entry.metadata().map(|m| m.len()).unwrap_or(0)));
+        }
+    }
+    out.sort();
+    out
+}
+
 /// `python script` against `hub_url`, with the Hugging Face client's cache in `hf_home` and its
 /// telemetry, Xet transfers and progress bars off.
 pub fn python_script(python: &Path, script: &str, hub_url: &str, hf_home: &Path) -> Command {

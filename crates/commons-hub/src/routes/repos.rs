@@ -302,6 +302,13 @@ pub async fn settings(State(state): State<AppState>, caller: Caller, Path(p): Pa
     Ok(Json(json!({"private": private.unwrap_or(repo.private)})))
 }
 
+/// Points a listing's `Link: <url>; rel="next"` header at its next page.
+fn set_next_page(resp: &mut Response, url: &str) {
+    if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
+        resp.headers_mut().insert(axum::http::header::LINK, v);
+    }
+}
+
 fn page_params(q: &HashMap<String, String>, default_limit: usize) -> ApiResult<(usize, usize)> {
     let cursor = match q.get("cursor") {
         Some(c) => c.parse().map_err(|_| ApiError::bad_request(format!("invalid cursor {c:?}")))?,
@@ -376,16 +383,14 @@ async fn tree_listing(
         next.sort();
         next.push(("cursor".into(), last.page_key()));
         let link = format!(
-            "<{base}/api/{}/{}/{}/tree/{}{path_part}?{}>; rel=\"next\"",
+            "{base}/api/{}/{}/{}/tree/{}{path_part}?{}",
             p.kind,
             p.ns,
             p.name,
             encode_rev(&p.rev),
             serde_urlencoded::to_string(next).unwrap_or_default()
         );
-        if let Ok(v) = HeaderValue::from_str(&link) {
-            resp.headers_mut().insert(axum::http::header::LINK, v);
-        }
+        set_next_page(&mut resp, &link);
     }
     Ok(resp)
 }
@@ -507,17 +512,9 @@ pub async fn commits(
     let mut resp = Json(Value::Array(items)).into_response();
     if more {
         let base = base_url(&state, &headers);
-        let link = format!(
-            "<{base}/api/{}/{}/{}/commits/{}?{}>; rel=\"next\"",
-            p.kind,
-            p.ns,
-            p.name,
-            encode_rev(&p.rev),
-            query_string_with(&q, cursor + limit)
-        );
-        if let Ok(v) = HeaderValue::from_str(&link) {
-            resp.headers_mut().insert(axum::http::header::LINK, v);
-        }
+        let link =
+            format!("{base}/api/{}/{}/{}/commits/{}?{}", p.kind, p.ns, p.name, encode_rev(&p.rev), query_string_with(&q, cursor + limit));
+        set_next_page(&mut resp, &link);
     }
     Ok(resp)
 }
@@ -570,10 +567,8 @@ pub async fn list(
         let base = base_url(&state, &headers);
         let mut next: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "cursor").collect();
         next.push(("cursor".into(), (cursor + limit).to_string()));
-        let link = format!("<{base}/api/{}s?{}>; rel=\"next\"", kind.as_str(), serde_urlencoded::to_string(next).unwrap_or_default());
-        if let Ok(v) = HeaderValue::from_str(&link) {
-            resp.headers_mut().insert(axum::http::header::LINK, v);
-        }
+        let link = format!("{base}/api/{}s?{}", kind.as_str(), serde_urlencoded::to_string(next).unwrap_or_default());
+        set_next_page(&mut resp, &link);
     }
     Ok(resp)
 }
