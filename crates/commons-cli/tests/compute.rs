@@ -144,22 +144,24 @@ impl Network {
     /// A one-epoch Keras MLP trained locally and published as `alice/mlp`; returns its
     /// directory, the MNIST data and its honest test metrics.
     fn publish_local_model(&self) -> (PathBuf, PathBuf, Value) {
-        let model_dir = self.tmp.path().join("model");
-        let data = mnist_dir();
-        commons(&[
-            "train",
-            "keras-mnist-mlp",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            model_dir.to_str().unwrap(),
-            "--set",
-            "training.epochs=1",
-        ]);
+        let (model_dir, data) = self.train_locally("model", &[]);
         self.cli(&["repo", "create", "mlp"]);
         self.cli(&["upload", "mlp", model_dir.to_str().unwrap()]);
         let honest = honest_metrics(&model_dir, &data);
         (model_dir, data, honest)
+    }
+
+    /// A one-epoch Keras MLP trained on this machine into `dir` (with extra `--set` values), as
+    /// a volunteer could before taking a unit; returns its directory and the MNIST data.
+    fn train_locally(&self, dir: &str, sets: &[&str]) -> (PathBuf, PathBuf) {
+        let model_dir = self.tmp.path().join(dir);
+        let data = mnist_dir();
+        let mut args = vec!["train", "keras-mnist-mlp", "--data", data.to_str().unwrap(), "--out", model_dir.to_str().unwrap()];
+        for set in ["training.epochs=1"].iter().chain(sets) {
+            args.extend(["--set", set]);
+        }
+        commons(&args);
+        (model_dir, data)
     }
 
     fn job(&self, id: i64) -> Value {
@@ -713,20 +715,7 @@ fn a_training_claim_that_does_not_reproduce_is_rejected_and_the_unit_is_trained_
     let mallory = net.hub.add_user("mallory");
     let worker_id = net.register_raw_worker(&mallory, "liar");
     // She trains her model beforehand, so her lease never lapses while she works.
-    let model_dir = net.tmp.path().join("liar-model");
-    let data = mnist_dir();
-    commons(&[
-        "train",
-        "keras-mnist-mlp",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        model_dir.to_str().unwrap(),
-        "--set",
-        "training.epochs=1",
-        "--set",
-        "training.seed=7",
-    ]);
+    let (model_dir, data) = net.train_locally("liar-model", &["training.seed=7"]);
     let id = net.submit_train(1);
     let lease: Value = net.post(&format!("/api/workers/{worker_id}/pull?wait=10"), &mallory, &json!({})).json().unwrap();
     let heartbeat = || {
@@ -897,18 +886,7 @@ fn a_trainer_cannot_publish_its_own_commit_as_validated() {
     // "validated" commit with other weights to her unit branch, hoping promotion takes the head.
     let mallory = net.hub.add_user("mallory");
     let worker_id = net.register_raw_worker(&mallory, "forger");
-    let model_dir = net.tmp.path().join("mallory-model");
-    let data = mnist_dir();
-    commons(&[
-        "train",
-        "keras-mnist-mlp",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        model_dir.to_str().unwrap(),
-        "--set",
-        "training.epochs=1",
-    ]);
+    let (model_dir, data) = net.train_locally("mallory-model", &[]);
     let id = net.submit_train(1);
     let lease = lease_train_unit(&net, &mallory, worker_id);
     let token = lease["upload_token"].as_str().unwrap().to_string();
