@@ -14,6 +14,7 @@ use commons_protocol::{
     AssignmentState, CheckpointRef, Heartbeat, HeartbeatAnswer, JobState, Lease, Output, PROTOCOL_VERSION, RegisterWorker, Registered,
     Report, ReportAnswer, Role, UnitState, Work, WorkerView,
 };
+use commons_protocol::{HEARTBEAT_MAX_EPOCHS, HEARTBEAT_MAX_LOG_LINES};
 use rand::Rng;
 use rusqlite::params;
 use sqlx::Row;
@@ -26,13 +27,11 @@ use crate::{Coordinator, now};
 /// Jobs, and units of each, considered per lease attempt; the rest wait for the next pull.
 const JOBS_CONSIDERED: i64 = 32;
 const UNITS_CONSIDERED: i64 = 16;
-/// Log lines kept per heartbeat, characters per line, and lines per assignment in all.
-const MAX_LOG_LINES: usize = 200;
+/// Characters kept per log line, and log lines and epoch points kept per assignment in all
+/// (per heartbeat: `HEARTBEAT_MAX_*` of commons-protocol): merging a heartbeat runs on the
+/// writer thread, so its cost must stay small whatever a worker sends.
 const MAX_LOG_LINE: usize = 2000;
 const MAX_LOG_LINES_PER_ASSIGNMENT: i64 = 10_000;
-/// Epoch points one heartbeat may carry, and points kept per assignment: merging a heartbeat
-/// runs on the writer thread, so its cost must stay small whatever a worker sends.
-const MAX_EPOCHS_PER_BEAT: usize = 1000;
 const MAX_EPOCHS_KEPT: usize = 10_000;
 /// A lease token dies with its assignment (a trigger deletes it when the assignment stops
 /// running); this expiry is only a backstop.
@@ -386,9 +385,9 @@ impl Coordinator {
 
     /// Records progress, logs and finished epochs, and extends the lease.
     pub async fn heartbeat(&self, owner: &Token, assignment_id: i64, beat: Heartbeat) -> Result<HeartbeatAnswer> {
-        if beat.epochs.len() > MAX_EPOCHS_PER_BEAT || beat.log.len() > MAX_LOG_LINES {
+        if beat.epochs.len() > HEARTBEAT_MAX_EPOCHS {
             return Err(ComputeError::bad_request(format!(
-                "a heartbeat carries at most {MAX_EPOCHS_PER_BEAT} epoch points and {MAX_LOG_LINES} log lines; send the rest in the next one"
+                "a heartbeat carries at most {HEARTBEAT_MAX_EPOCHS} epoch points; send the rest in the next one"
             )));
         }
         let owner = Owner::of(owner);
@@ -448,14 +447,18 @@ impl Coordinator {
         if !beat.log.is_empty() {
             let kept: i64 = db.one("SELECT log_lines FROM assignments WHERE id = ?1", [a.id], |r| r.get(0))?;
             let room = (MAX_LOG_LINES_PER_ASSIGNMENT - kept).max(0) as usize;
-            let lines: Vec<String> = beat.log.iter().take(room).map(|l| l.chars().take(MAX_LOG_LINE).collect()).collect();
+            // Lines past the per-beat cap are dropped, as an honest worker never sends them.
+            let offered = beat.log.len().min(HEARTBEAT_MAX_LOG_LINES);
+            let lines: Vec<String> = beat.log.iter().take(offered.min(room)).map(|l| l.chars().take(MAX_LOG_LINE).collect()).collect();
             for line in &lines {
                 db.exec(
                     "INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES (?1, ?2, ?3, ?4)",
                     params![a.job_id, a.id, line, t],
                 )?;
             }
-            if lines.len() < beat.log.len() && kept < MAX_LOG_LINES_PER_ASSIGNMENT + 1 {
+            // The assignment's log is full: one note says so, once.
+            let truncated = lines.len() < offered && kept <= MAX_LOG_LINES_PER_ASSIGNMENT;
+            if truncated {
                 let note = format!("[coordinator] assignment {}: log truncated at {MAX_LOG_LINES_PER_ASSIGNMENT} lines", a.id);
                 db.exec(
                     "INSERT INTO unit_logs (job_id, assignment_id, line, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -463,7 +466,7 @@ impl Coordinator {
                 )?;
             }
             // One past the cap once truncated, so the note is written once.
-            let added = lines.len() as i64 + i64::from(lines.len() < beat.log.len());
+            let added = lines.len() as i64 + i64::from(truncated);
             db.exec(
                 "UPDATE assignments SET log_lines = MIN(log_lines + ?1, ?2) WHERE id = ?3",
                 params![added, MAX_LOG_LINES_PER_ASSIGNMENT + 1, a.id],

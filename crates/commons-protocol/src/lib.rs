@@ -503,6 +503,12 @@ pub struct CheckpointRef {
     pub epochs_done: usize,
 }
 
+/// Most log lines and epoch points one heartbeat carries: a worker sends the rest in the next
+/// one; the hub keeps no more log lines and refuses a beat with more epoch points (merging them
+/// runs on its writer).
+pub const HEARTBEAT_MAX_LOG_LINES: usize = 200;
+pub const HEARTBEAT_MAX_EPOCHS: usize = 1000;
+
 /// `POST /api/assignments/{id}/heartbeat`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Heartbeat {

@@ -436,7 +436,14 @@ async fn supervise(
 /// Sends what accumulated; returns the reason when the hub says to stop. An unreachable hub is
 /// not a reason to stop: the lease survives a restart of the hub.
 async fn send_heartbeat(client: &Client, lease: &Lease, pending: &mut Heartbeat) -> Option<String> {
-    let beat = std::mem::take(pending);
+    let mut beat = std::mem::take(pending);
+    // What is over a beat's caps (a chatty unit, a backlog from an outage) waits for the next.
+    if beat.log.len() > commons_protocol::HEARTBEAT_MAX_LOG_LINES {
+        pending.log = beat.log.split_off(commons_protocol::HEARTBEAT_MAX_LOG_LINES);
+    }
+    if beat.epochs.len() > commons_protocol::HEARTBEAT_MAX_EPOCHS {
+        pending.epochs = beat.epochs.split_off(commons_protocol::HEARTBEAT_MAX_EPOCHS);
+    }
     match client.heartbeat(lease.assignment_id, &beat).await {
         Ok(answer) if answer.stop => Some(answer.reason.unwrap_or_else(|| "stopped by the hub".into())),
         Ok(_) => None,
