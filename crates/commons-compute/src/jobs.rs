@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 
 use commons_db::{Repo, RepoKind, Token};
-use commons_engine::cost;
-use commons_engine::recipe::{LoadedRecipe, RecipeKind};
 use commons_protocol::{
     AssignmentView, CreditsView, EpochPoint, JobRequest, JobSpec, JobState, JobView, LedgerDump, LogLine, PinnedRepo, Role, UnitState,
     UnitView, Work, credits_for,
 };
+use commons_recipe::cost;
+use commons_recipe::recipe::{LoadedRecipe, RecipeKind};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -161,14 +161,14 @@ impl Coordinator {
         let recipe_path = self.find_recipe(&algorithm_repo, &algorithm.revision).await?;
         let text = self.read_text(&algorithm_repo, &algorithm.revision, &recipe_path).await?.unwrap_or_default();
         let origin = format!("{}/{recipe_path}", algorithm.display());
-        let base = commons_engine::recipe::parse(&text, &origin).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
+        let base = commons_recipe::recipe::parse(&text, &origin).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
         let points = sweep_points(sweep)?;
         // Every point is checked and priced before anything is written.
         let mut priced = Vec::with_capacity(points.len());
         for point in &points {
             let settings: Vec<String> = overrides.iter().chain(point).cloned().collect();
             let loaded =
-                commons_engine::recipe::with_overrides(&base, &settings).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
+                commons_recipe::recipe::with_overrides(&base, &settings).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
             check_runnable(&loaded)?;
             let plan = cost::plan_from_recipe(&loaded, DEFAULT_VOCAB).map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
             let sizes = self.split_sizes(&dataset_repo, &dataset.revision, &loaded).await?;
@@ -240,10 +240,10 @@ impl Coordinator {
                 model.display()
             ))
         })?;
-        let config: commons_engine::output::ModelConfig = serde_json::from_str(&config).map_err(|e| {
+        let config: commons_recipe::model_dir::ModelConfig = serde_json::from_str(&config).map_err(|e| {
             ComputeError::bad_request(format!("config.json of {} is not a commons-engine model config: {e}", model.display()))
         })?;
-        let loaded = commons_engine::recipe::parse(&config.recipe_toml, &format!("{}/config.json", model.display()))
+        let loaded = commons_recipe::recipe::parse(&config.recipe_toml, &format!("{}/config.json", model.display()))
             .map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
         check_runnable(&loaded)?;
         let plan = cost::plan_from_recipe(&loaded, config.vocabulary.as_ref().map(|v| v.len()).unwrap_or(DEFAULT_VOCAB))

@@ -10,7 +10,7 @@
 use std::io::Write;
 
 use commons_db::{FileEntry, Repo};
-use commons_engine::recipe::{DataFormat, LoadedRecipe};
+use commons_recipe::recipe::{DataFormat, LoadedRecipe};
 use futures::StreamExt;
 
 use crate::Coordinator;

@@ -351,14 +351,14 @@ impl Coordinator {
                         return Err(ComputeError::Corrupt(format!("job {job_id}: an accepted result is not an evaluation")));
                     };
                     reports.push(
-                        serde_json::from_value::<commons_engine::EvalReport>(metrics)
+                        serde_json::from_value::<commons_recipe::EvalReport>(metrics)
                             .map_err(|e| ComputeError::Corrupt(format!("job {job_id}: {e}")))?,
                     );
                 }
                 let merged = if reports.len() == 1 {
                     reports.remove(0)
                 } else {
-                    commons_engine::eval::merge_reports(&reports).map_err(|e| ComputeError::Corrupt(format!("job {job_id}: {e}")))?
+                    commons_recipe::report::merge_reports(&reports).map_err(|e| ComputeError::Corrupt(format!("job {job_id}: {e}")))?
                 };
                 json!({ "metrics": merged, "shards": shards, "provenance": { "model": model, "dataset": dataset, "split": split, "agreed": workers } })
             }

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use commons_recipe::model_dir::{DatasetInfo, PAD, UNK, Vocabulary};
 use sha2::{Digest, Sha256};
 
 use crate::error::EngineError;
 use crate::model::{DataDims, InputKind};
-use crate::recipe::{DataFormat, Recipe, RecipeKind};
+use commons_recipe::recipe::{DataFormat, Recipe, RecipeKind};
 
 /// Examples of one split, stored flat so a batch is a gather of contiguous rows.
 #[derive(Debug, Clone, Default)]
@@ -46,36 +46,6 @@ impl Examples {
             targets: self.targets[start * targets_per..end * targets_per].to_vec(),
         })
     }
-}
-
-/// A token vocabulary: index 0 is padding, 1 the unknown token.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Vocabulary {
-    /// `word` for word-level models, one character for character-level ones.
-    pub tokens: Vec<String>,
-}
-
-pub const PAD: u32 = 0;
-pub const UNK: u32 = 1;
-
-impl Vocabulary {
-    fn index(&self) -> BTreeMap<&str, u32> {
-        self.tokens.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect()
-    }
-    pub fn len(&self) -> usize {
-        self.tokens.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.tokens.is_empty()
-    }
-}
-
-/// Provenance of the data a run used, for config.json and the model card.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DatasetInfo {
-    pub name: String,
-    /// File name → sha256 of the bytes read.
-    pub files: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use std::path::Path;
 use commons_embeddings::model_dir::{self, EmbeddingAlgorithm, RunRecord};
 
 use crate::error::EngineError;
-use crate::recipe::{LoadedRecipe, RecipeKind};
+use commons_recipe::recipe::{LoadedRecipe, RecipeKind};
 
 fn embeddings_error(loaded: &LoadedRecipe, reason: String) -> EngineError {
     EngineError::Embeddings { kind: loaded.recipe.name.clone(), reason }
@@ -73,17 +73,22 @@ mod tests {
     #[test]
     fn builtin_embedding_recipes_map_onto_the_trainer_configs() {
         for name in ["word2vec-skipgram", "word2vec-cbow", "glove"] {
-            let loaded = crate::recipe::load(name).expect("builtin");
+            let loaded = commons_recipe::recipe::load(name).expect("builtin");
             let algorithm = algorithm_for(&loaded).expect("maps");
             assert_eq!(algorithm.name(), name);
         }
-        let cbow =
-            crate::recipe::with_overrides(&crate::recipe::load("word2vec-cbow").expect("builtin"), &["training.embedding.window=3".into()])
-                .expect("override");
+        let cbow = commons_recipe::recipe::with_overrides(
+            &commons_recipe::recipe::load("word2vec-cbow").expect("builtin"),
+            &["training.embedding.window=3".into()],
+        )
+        .expect("override");
         let EmbeddingAlgorithm::Word2vec(config) = algorithm_for(&cbow).expect("maps") else { panic!("word2vec expected") };
         assert_eq!(config.window, 3);
-        let typo = crate::recipe::with_overrides(&crate::recipe::load("glove").expect("builtin"), &["training.embedding.windw=3".into()])
-            .expect("syntax ok");
+        let typo = commons_recipe::recipe::with_overrides(
+            &commons_recipe::recipe::load("glove").expect("builtin"),
+            &["training.embedding.windw=3".into()],
+        )
+        .expect("syntax ok");
         let error = algorithm_for(&typo).expect_err("unknown key").to_string();
         assert!(error.contains("windw"), "{error}");
     }

@@ -1,29 +1,29 @@
 //! Commons engine: declarative training recipes (TOML), training on burn's autodiff with our
 //! own loop, deterministic evaluation, and model directories ready to publish.
 //!
-//! Data flow: [`recipe::load`] → [`data::prepare`] (via `commons-data`) → [`model::Plan::resolve`]
+//! Data flow: [`commons_recipe::recipe::load`] → [`data::prepare`] (via `commons-data`) → [`model::Plan::resolve`]
 //! (all shapes checked up front) → [`train::train`] → [`output::write_model_dir`];
 //! [`evaluate_model_dir`] reads such a directory back and scores a data split.
 
-pub mod cost;
 pub mod data;
 pub mod embeddings;
 pub mod error;
 pub mod eval;
 pub mod model;
 pub mod output;
-pub mod recipe;
 pub mod sample;
 pub mod train;
 
 use std::path::{Path, PathBuf};
 
+use commons_recipe::recipe::{LoadedRecipe, Recipe};
+use commons_recipe::{EvalReport, cost};
+
 pub use error::EngineError;
-pub use eval::EvalReport;
 pub use train::{Checkpointing, Progress};
 
 /// Where a run's data comes from: an explicit path, or the recipe's data set fetched by name.
-pub fn resolve_data_path(recipe: &recipe::Recipe, data: Option<&Path>) -> Result<PathBuf, EngineError> {
+pub fn resolve_data_path(recipe: &Recipe, data: Option<&Path>) -> Result<PathBuf, EngineError> {
     match data {
         Some(path) => Ok(path.to_path_buf()),
         None => commons_data::fetch(&recipe.data.dataset)
@@ -42,28 +42,25 @@ pub struct RunSummary {
     pub flops: f64,
 }
 
-/// Train `recipe` (a built-in name or a TOML path, with `key=value` overrides) on the data at
-/// `data` and write the model directory to `out_dir`.
+/// Train a network recipe (loaded, overrides applied: [`commons_recipe::recipe::load`]) on the
+/// data at `data` and write the model directory to `out_dir`.
 pub fn run_training(
-    recipe_name_or_path: &str,
-    overrides: &[String],
+    loaded: &LoadedRecipe,
     data: Option<&Path>,
     out_dir: &Path,
     on_progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<RunSummary, EngineError> {
-    run_training_checkpointed(recipe_name_or_path, overrides, data, out_dir, on_progress, None)
+    run_training_checkpointed(loaded, data, out_dir, on_progress, None)
 }
 
 /// [`run_training`], checkpointing after every epoch and resuming from a checkpoint when told to.
 pub fn run_training_checkpointed(
-    recipe_name_or_path: &str,
-    overrides: &[String],
+    loaded: &LoadedRecipe,
     data: Option<&Path>,
     out_dir: &Path,
     on_progress: &mut (dyn FnMut(&Progress) + Send),
     checkpointing: Option<&mut Checkpointing<'_>>,
 ) -> Result<RunSummary, EngineError> {
-    let loaded = recipe::with_overrides(&recipe::load(recipe_name_or_path)?, overrides)?;
     if loaded.recipe.kind.is_embedding() {
         return Err(EngineError::Embeddings {
             kind: loaded.recipe.name.clone(),
@@ -73,8 +70,8 @@ pub fn run_training_checkpointed(
     let data_path = resolve_data_path(&loaded.recipe, data)?;
     let prepared = data::prepare(&loaded.recipe, &data_path, None)?;
     tracing::info!(recipe = %loaded.recipe.name, train = prepared.train.count, test = prepared.test.count, "data ready");
-    let trained = train::train_checkpointed(&loaded, &prepared, on_progress, checkpointing)?;
-    output::write_model_dir(out_dir, &loaded, &trained, &prepared.info, prepared.vocabulary.as_ref())?;
+    let trained = train::train_checkpointed(loaded, &prepared, on_progress, checkpointing)?;
+    output::write_model_dir(out_dir, loaded, &trained, &prepared.info, prepared.vocabulary.as_ref())?;
     let epochs = trained.history.len();
     let flops = cost::training_flops(&trained.plan, prepared.train.count as u64, epochs as u64, prepared.test.count as u64);
     Ok(RunSummary { out_dir: out_dir.to_path_buf(), test: trained.test, wall_seconds: trained.wall_seconds, epochs, flops })
@@ -90,22 +87,20 @@ pub struct RunOutcome {
 
 /// Train any recipe: networks with [`run_training`], word embeddings with `commons-embeddings`.
 pub fn run_recipe(
-    recipe_name_or_path: &str,
-    overrides: &[String],
+    loaded: &LoadedRecipe,
     data: Option<&Path>,
     out_dir: &Path,
     on_progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<RunOutcome, EngineError> {
-    let loaded = recipe::with_overrides(&recipe::load(recipe_name_or_path)?, overrides)?;
     if !loaded.recipe.kind.is_embedding() {
-        let summary = run_training(recipe_name_or_path, overrides, data, out_dir, on_progress)?;
+        let summary = run_training(loaded, data, out_dir, on_progress)?;
         let test = serde_json::to_value(&summary.test).map_err(|e| EngineError::Data(format!("metrics to JSON: {e}")))?;
         return Ok(RunOutcome { out_dir: summary.out_dir, test });
     }
     let corpus_dir = resolve_data_path(&loaded.recipe, data)?;
     let started = std::time::Instant::now();
     const STEPS: usize = 1000;
-    let test = embeddings::train_embeddings(&loaded, &corpus_dir, out_dir, &mut |fraction, words_per_second| {
+    let test = embeddings::train_embeddings(loaded, &corpus_dir, out_dir, &mut |fraction, words_per_second| {
         let elapsed = started.elapsed().as_secs_f64();
         on_progress(&Progress {
             epoch: 1,

@@ -9,35 +9,14 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DatasetInfo, Vocabulary};
 use crate::error::EngineError;
-use crate::eval::EvalReport;
 use crate::model::{NamedTensor, Params, Plan};
-use crate::recipe::LoadedRecipe;
 use crate::train::{EpochMetrics, TrainedModel};
+use commons_recipe::EvalReport;
+use commons_recipe::model_dir::{DatasetInfo, ModelConfig, Vocabulary};
+use commons_recipe::recipe::LoadedRecipe;
 
 pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// `config.json`: everything needed to rebuild the network and re-read the data.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelConfig {
-    pub engine: String,
-    pub engine_version: String,
-    pub recipe_name: String,
-    /// The recipe exactly as trained (overrides applied), in TOML.
-    pub recipe_toml: String,
-    /// The resolved recipe as JSON, for readers without a TOML parser.
-    pub recipe: serde_json::Value,
-    pub seed: u64,
-    pub threads: usize,
-    pub hyperparameters: serde_json::Value,
-    pub dataset: DatasetInfo,
-    /// Output shape of every layer, `layers.<i>` in the safetensors names.
-    pub layer_shapes: Vec<Vec<usize>>,
-    pub input: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub vocabulary: Option<Vocabulary>,
-}
 
 /// `metrics.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -194,10 +173,10 @@ fn model_card(loaded: &LoadedRecipe, metrics: &MetricsFile, dataset: &DatasetInf
 
 fn recipe_kind_tag(loaded: &LoadedRecipe) -> &'static str {
     match loaded.recipe.kind {
-        crate::recipe::RecipeKind::CharLanguageModel => "text-generation",
-        crate::recipe::RecipeKind::Classification => match loaded.recipe.data.format {
-            crate::recipe::DataFormat::Idx => "image-classification",
-            crate::recipe::DataFormat::JsonText => "text-classification",
+        commons_recipe::recipe::RecipeKind::CharLanguageModel => "text-generation",
+        commons_recipe::recipe::RecipeKind::Classification => match loaded.recipe.data.format {
+            commons_recipe::recipe::DataFormat::Idx => "image-classification",
+            commons_recipe::recipe::DataFormat::JsonText => "text-classification",
             _ => "tabular-classification",
         },
         _ => "word-embeddings",
@@ -307,7 +286,7 @@ pub fn read_model_dir(dir: &Path) -> Result<LoadedModel, EngineError> {
     let config_path = dir.join("config.json");
     let config_text = std::fs::read_to_string(&config_path).map_err(|e| model_dir_error(format!("cannot read config.json: {e}")))?;
     let config: ModelConfig = serde_json::from_str(&config_text).map_err(|e| model_dir_error(format!("config.json: {e}")))?;
-    let recipe = crate::recipe::parse(&config.recipe_toml, &format!("{}/config.json recipe", dir.display()))?;
+    let recipe = commons_recipe::recipe::parse(&config.recipe_toml, &format!("{}/config.json recipe", dir.display()))?;
     let tensors = read_safetensors(&dir.join("model.safetensors"))?;
     Ok(LoadedModel { dir: dir.to_path_buf(), config, recipe, tensors })
 }

@@ -5,12 +5,12 @@ use std::path::Path;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData};
 
-use crate::data::{UNK, Vocabulary};
 use crate::error::EngineError;
 use crate::model::{self, Activations, InputKind, Plan, SeededRng};
 use crate::output;
-use crate::recipe::RecipeKind;
 use crate::train::default_device;
+use commons_recipe::model_dir::{UNK, Vocabulary};
+use commons_recipe::recipe::RecipeKind;
 
 /// Continue `prompt` by `length` characters, drawing each from the model's distribution
 /// sharpened by `temperature`, with a seeded RNG (same seed, same text).

@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Examples, PreparedData};
 use crate::error::EngineError;
-use crate::eval::{self, EvalReport};
+use crate::eval;
 use crate::model::{self, Activations, DropoutSource, InputKind, Params, Plan, SeededRng};
-use crate::recipe::{LoadedRecipe, OptimizerSpec, RecipeKind};
+use commons_recipe::EvalReport;
+use commons_recipe::recipe::{LoadedRecipe, OptimizerSpec, RecipeKind};
 
 /// What the progress callback sees after every optimizer step.
 #[derive(Debug, Clone)]

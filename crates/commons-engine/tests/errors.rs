@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use commons_engine::recipe;
+use commons_recipe::recipe;
 
 const HEADER: &str = r#"format_version = 1
 name = "broken"
@@ -130,7 +130,7 @@ fn write_idx_set(dir: &Path, labels: &[u8]) {
     }
 }
 
-fn keras_recipe() -> commons_engine::recipe::Recipe {
+fn keras_recipe() -> commons_recipe::recipe::Recipe {
     recipe::load("keras-mnist-mlp").expect("builtin").recipe
 }
 

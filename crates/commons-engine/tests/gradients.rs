@@ -3,8 +3,8 @@
 
 use burn::tensor::{Device, DeviceConfig, FloatDType, Tensor, TensorData};
 use commons_engine::model::{self, Activations, DataDims, InputKind, Params, Plan};
-use commons_engine::recipe;
 use commons_engine::train::cross_entropy;
+use commons_recipe::recipe;
 
 /// Make f64 the default float type of the Flex device (once per process, before any tensor).
 fn f64_device() -> Device {

@@ -2,6 +2,7 @@
 //! 10 epochs, and the model directory it writes is complete and re-evaluates identically.
 
 use commons_engine::{evaluate_model_dir, run_training};
+use commons_recipe::recipe::load_with;
 
 #[test]
 fn keras_mnist_mlp_reaches_97_5_percent_and_writes_a_complete_model_dir() {
@@ -9,7 +10,7 @@ fn keras_mnist_mlp_reaches_97_5_percent_and_writes_a_complete_model_dir() {
     let out = tempfile::tempdir().expect("tempdir");
     let mut steps = 0usize;
     let mut last_epoch = 0;
-    let summary = run_training("keras-mnist-mlp", &[], Some(&data), out.path(), &mut |p| {
+    let summary = run_training(&load_with("keras-mnist-mlp", &[]).expect("recipe"), Some(&data), out.path(), &mut |p| {
         steps += 1;
         last_epoch = p.epoch;
         assert!(p.loss.is_finite() && p.samples_per_second > 0.0);

@@ -2,12 +2,14 @@
 //! split of the pooled UCI sentiment sentences; training is bit-for-bit reproducible.
 
 use commons_engine::{evaluate_model_dir, run_training};
+use commons_recipe::recipe::load_with;
 
 #[test]
 fn lstm_sentiment_reaches_75_percent_on_the_fixed_split() {
     let data = commons_data::fetch("uci-sentiment").expect("UCI sentiment must be fetchable (npm sentiment@5.0.2)");
     let out = tempfile::tempdir().expect("tempdir");
-    let summary = run_training("lstm-sentiment", &[], Some(&data), out.path(), &mut |_| {}).expect("training runs");
+    let summary =
+        run_training(&load_with("lstm-sentiment", &[]).expect("recipe"), Some(&data), out.path(), &mut |_| {}).expect("training runs");
     println!("lstm-sentiment test metrics: {:?} in {:.1}s", summary.test, summary.wall_seconds);
     assert_eq!(summary.test.examples, 600, "20% of 3,000 sentences");
     assert!(summary.test.accuracy >= 0.75, "test accuracy {} below 75%", summary.test.accuracy);
@@ -22,7 +24,8 @@ fn same_seed_gives_identical_weights_and_metrics() {
     let quick = ["training.epochs=1".to_string(), "layers.2.hidden=16".to_string()];
     let run = |overrides: &[String]| {
         let out = tempfile::tempdir().expect("tempdir");
-        run_training("lstm-sentiment", overrides, Some(&data), out.path(), &mut |_| {}).expect("training runs");
+        run_training(&load_with("lstm-sentiment", overrides).expect("recipe"), Some(&data), out.path(), &mut |_| {})
+            .expect("training runs");
         let weights = std::fs::read(out.path().join("model.safetensors")).expect("weights");
         (out, weights)
     };

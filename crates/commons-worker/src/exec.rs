@@ -119,14 +119,9 @@ pub fn exec_unit(spec_path: &Path) -> Result<(), WorkerError> {
             let announce_dir = checkpoint.clone();
             let mut on_saved = |epochs_done: usize| emit(&ChildMessage::Checkpoint { epochs_done, dir: announce_dir.clone() });
             let mut checkpointing = commons_engine::Checkpointing { dir: checkpoint, resume, on_saved: &mut on_saved };
-            let summary = commons_engine::run_training_checkpointed(
-                &recipe,
-                &overrides,
-                Some(&data),
-                &out,
-                &mut on_progress,
-                Some(&mut checkpointing),
-            )?;
+            let loaded = commons_recipe::recipe::load_with(&recipe, &overrides)?;
+            let summary =
+                commons_engine::run_training_checkpointed(&loaded, Some(&data), &out, &mut on_progress, Some(&mut checkpointing))?;
             if epoch_seen > 0 {
                 emit(&ChildMessage::Epoch(EpochPoint {
                     epoch: epoch_seen,

@@ -29,6 +29,8 @@ pub enum WorkerError {
     Client(#[from] ClientError),
     #[error(transparent)]
     Engine(#[from] commons_engine::EngineError),
+    #[error(transparent)]
+    Recipe(#[from] commons_recipe::RecipeError),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -41,7 +41,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         let loss = if p.loss.is_finite() { format!("loss {:.4} ", p.loss) } else { String::new() };
         bar.set_prefix(format!("{loss}{:.0} samples/s, run eta {:.0}s", p.samples_per_second, p.eta_seconds));
     };
-    let outcome = commons_engine::run_recipe(&args.recipe, &args.overrides, args.data.as_deref(), &args.out, &mut on_progress)
+    let loaded = commons_recipe::recipe::load_with(&args.recipe, &args.overrides)?;
+    let outcome = commons_engine::run_recipe(&loaded, args.data.as_deref(), &args.out, &mut on_progress)
         .with_context(|| format!("training `{}`", args.recipe))?;
     bar.finish_and_clear();
     println!("{}", serde_json::to_string_pretty(&outcome.test).context("metrics as JSON")?);

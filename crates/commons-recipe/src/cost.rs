@@ -5,8 +5,8 @@
 //! one, and a training step costs three forward passes (forward, and the two halves of the
 //! backward pass: gradients of the activations and of the weights).
 
-use crate::error::EngineError;
-use crate::model::{DataDims, InputKind, Plan, PlannedLayer};
+use crate::error::RecipeError;
+use crate::plan::{DataDims, InputKind, Plan, PlannedLayer};
 use crate::recipe::{DataFormat, LoadedRecipe};
 
 /// Operations of one forward pass of one example.
@@ -26,12 +26,7 @@ pub fn forward_flops_per_example(plan: &Plan) -> f64 {
             PlannedLayer::Conv2d { in_channels, kernel, .. } => 2.0 * (kernel * kernel * in_channels) as f64 * elements,
             PlannedLayer::Recurrent { kind, inputs, hidden, .. } => {
                 let steps = before.first().copied().unwrap_or(1) as f64;
-                let gates = match kind {
-                    crate::model::RecurrentKind::Rnn => 1.0,
-                    crate::model::RecurrentKind::Gru => 3.0,
-                    crate::model::RecurrentKind::Lstm => 4.0,
-                };
-                2.0 * gates * (*hidden * (inputs + hidden)) as f64 * steps
+                2.0 * kind.gates() as f64 * (*hidden * (inputs + hidden)) as f64 * steps
             }
             PlannedLayer::MaxPool2d { pool, .. } => (pool * pool) as f64 * elements,
             PlannedLayer::Dropout { .. } | PlannedLayer::Activation(_) => elements,
@@ -55,7 +50,7 @@ pub fn evaluation_flops(plan: &Plan, examples: u64) -> f64 {
 /// The network a recipe describes, resolved from the recipe alone (before any data is read):
 /// `input_shape` and `num_classes` from the recipe; token inputs assume `max_vocab` words (or
 /// `default_vocab` when the recipe leaves it open). Used to price a job at submission.
-pub fn plan_from_recipe(loaded: &LoadedRecipe, default_vocab: usize) -> Result<Plan, EngineError> {
+pub fn plan_from_recipe(loaded: &LoadedRecipe, default_vocab: usize) -> Result<Plan, RecipeError> {
     let data = &loaded.recipe.data;
     let vocab_size = data.max_vocab.unwrap_or(default_vocab);
     let input = match data.format {

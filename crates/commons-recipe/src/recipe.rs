@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::error::EngineError;
+use crate::error::RecipeError;
 
 /// The only recipe format this engine reads. Bump it when a field changes meaning.
 pub const FORMAT_VERSION: u32 = 1;
@@ -409,23 +409,28 @@ pub fn builtin_names() -> Vec<&'static str> {
 }
 
 /// Resolve `name_or_path`: a built-in recipe name, or a path to a `.toml` file.
-pub fn load(name_or_path: &str) -> Result<LoadedRecipe, EngineError> {
+pub fn load(name_or_path: &str) -> Result<LoadedRecipe, RecipeError> {
     if let Some((_, text)) = BUILTIN.iter().find(|(name, _)| *name == name_or_path) {
         return parse(text, &format!("builtin:{name_or_path}"));
     }
     let path = std::path::Path::new(name_or_path);
     if !path.exists() {
-        return Err(EngineError::UnknownRecipe { name: name_or_path.to_string(), builtins: builtin_names().join(", ") });
+        return Err(RecipeError::UnknownRecipe { name: name_or_path.to_string(), builtins: builtin_names().join(", ") });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| EngineError::io(format!("reading recipe {}", path.display()), source))?;
+    let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Read { path: path.display().to_string(), source })?;
     parse(&text, &path.display().to_string())
 }
 
-/// Parse and check a recipe's own values (layer shapes are checked by [`crate::shapes`]).
-pub fn parse(text: &str, origin: &str) -> Result<LoadedRecipe, EngineError> {
+/// [`load`] with `key=value` overrides applied ([`with_overrides`]): what a run trains.
+pub fn load_with(name_or_path: &str, overrides: &[String]) -> Result<LoadedRecipe, RecipeError> {
+    with_overrides(&load(name_or_path)?, overrides)
+}
+
+/// Parse and check a recipe's own values (layer shapes are checked by [`crate::plan::Plan::resolve`]).
+pub fn parse(text: &str, origin: &str) -> Result<LoadedRecipe, RecipeError> {
     let recipe: Recipe = toml::from_str(text).map_err(|error| {
         let line = error.span().map(|span| line_of(text, span.start));
-        EngineError::RecipeSyntax { origin: origin.to_string(), line, message: error.message().to_string() }
+        RecipeError::RecipeSyntax { origin: origin.to_string(), line, message: error.message().to_string() }
     })?;
     let loaded = LoadedRecipe { recipe, source: text.to_string(), origin: origin.to_string() };
     check_values(&loaded)?;
@@ -434,11 +439,11 @@ pub fn parse(text: &str, origin: &str) -> Result<LoadedRecipe, EngineError> {
 
 /// Apply `key=value` overrides (dotted keys into the TOML document) and re-parse, so that
 /// overridden values go through exactly the same validation as written ones.
-pub fn with_overrides(loaded: &LoadedRecipe, overrides: &[String]) -> Result<LoadedRecipe, EngineError> {
+pub fn with_overrides(loaded: &LoadedRecipe, overrides: &[String]) -> Result<LoadedRecipe, RecipeError> {
     if overrides.is_empty() {
         return Ok(loaded.clone());
     }
-    let mut document: toml::Table = toml::from_str(&loaded.source).map_err(|error| EngineError::RecipeSyntax {
+    let mut document: toml::Table = toml::from_str(&loaded.source).map_err(|error| RecipeError::RecipeSyntax {
         origin: loaded.origin.clone(),
         line: error.span().map(|span| line_of(&loaded.source, span.start)),
         message: error.message().to_string(),
@@ -446,17 +451,17 @@ pub fn with_overrides(loaded: &LoadedRecipe, overrides: &[String]) -> Result<Loa
     for assignment in overrides {
         let (key, raw_value) = assignment
             .split_once('=')
-            .ok_or_else(|| EngineError::BadOverride { assignment: assignment.clone(), reason: "expected key=value".into() })?;
+            .ok_or_else(|| RecipeError::BadOverride { assignment: assignment.clone(), reason: "expected key=value".into() })?;
         let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw_value}")) {
             Ok(mut table) => table.remove("v").unwrap_or(toml::Value::String(raw_value.to_string())),
             // Bare words (`--set training.optimizer.kind=sgd`) are strings.
             Err(_) => toml::Value::String(raw_value.trim().to_string()),
         };
         let parts: Vec<&str> = key.trim().split('.').collect();
-        set_path(&mut document, &parts, value).map_err(|reason| EngineError::BadOverride { assignment: assignment.clone(), reason })?;
+        set_path(&mut document, &parts, value).map_err(|reason| RecipeError::BadOverride { assignment: assignment.clone(), reason })?;
     }
     let text = toml::to_string(&document)
-        .map_err(|error| EngineError::BadOverride { assignment: overrides.join(" "), reason: error.to_string() })?;
+        .map_err(|error| RecipeError::BadOverride { assignment: overrides.join(" "), reason: error.to_string() })?;
     parse(&text, &format!("{} (with --set {})", loaded.origin, overrides.join(", ")))
 }
 
@@ -497,9 +502,9 @@ fn step_into<'a>(value: &'a mut toml::Value, part: &str) -> Result<&'a mut toml:
     }
 }
 
-fn check_values(loaded: &LoadedRecipe) -> Result<(), EngineError> {
+fn check_values(loaded: &LoadedRecipe) -> Result<(), RecipeError> {
     let recipe = &loaded.recipe;
-    let bad = |field: &str, reason: String| EngineError::BadValue {
+    let bad = |field: &str, reason: String| RecipeError::BadValue {
         origin: loaded.origin.clone(),
         line: find_key_line(&loaded.source, field),
         field: field.to_string(),
@@ -544,7 +549,7 @@ fn check_values(loaded: &LoadedRecipe) -> Result<(), EngineError> {
     }
     for layer in &recipe.layers {
         let line = loaded.line_of(&layer.span());
-        let layer_bad = |reason: String| EngineError::BadLayer {
+        let layer_bad = |reason: String| RecipeError::BadLayer {
             origin: loaded.origin.clone(),
             line,
             layer: layer.get_ref().type_name().to_string(),
