@@ -337,7 +337,7 @@ impl Coordinator {
         let owner_id: i64 =
             sqlx::query("SELECT owner_id FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get("owner_id")?;
         let name = format!("job-{job_id}-assignment-{assignment_id}");
-        Ok(self.hub.db.create_lease_token(owner_id, &name, repo.id, branch, assignment_id, now() + UPLOAD_TOKEN_SECONDS).await?)
+        Ok(self.db.create_lease_token(owner_id, &name, repo.id, branch, assignment_id, now() + UPLOAD_TOKEN_SECONDS).await?)
     }
 
     /// Loads an assignment of `owner`'s worker, with its unit and job state.
@@ -478,9 +478,9 @@ impl Coordinator {
     /// The commit at the head of assignment `assignment_id`'s branch of `output_repo`, if both exist.
     async fn own_branch_head(&self, job_id: i64, assignment_id: i64, output_repo: &str) -> Result<Option<String>> {
         let Some(repo) = self.output_repo(output_repo).await? else { return Ok(None) };
-        match self.hub.db.resolve_revision(&repo, &crate::unit_branch(job_id, assignment_id)).await {
+        match self.repos.pin(&repo, &crate::unit_branch(job_id, assignment_id)).await {
             Ok(head) => Ok(Some(head)),
-            Err(commons_db::DbError::RevisionNotFound(_)) => Ok(None),
+            Err(commons_repo::RepoError::RevisionNotFound(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -493,7 +493,7 @@ impl Coordinator {
         };
         let own = self.own_branch_head(job_id, assignment_id, &output_repo).await?.as_deref() == Some(checkpoint.commit.as_str());
         let on_hub = match self.output_repo(&output_repo).await? {
-            Some(repo) if own => self.hub.db.file_at(&repo, &checkpoint.commit, "checkpoint/state.json").await?.is_some(),
+            Some(repo) if own => self.repos.file(&repo, &checkpoint.commit, "checkpoint/state.json").await?.is_some(),
             _ => false,
         };
         if !on_hub {

@@ -1,8 +1,7 @@
-//! Errors of the coordinator, and how each reaches a client: JSON `{"error", "message"}` with the
-//! status a client can act on.
+//! Errors of the coordinator, in its own terms. The hub's compute routes choose the HTTP status
+//! of each (`commons-hub/src/routes/compute.rs`): nothing here knows HTTP.
 
-use axum::http::StatusCode;
-use commons_hub::ApiError;
+use commons_repo::RepoError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComputeError {
@@ -12,8 +11,25 @@ pub enum ComputeError {
     Sqlx(#[from] sqlx::Error),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A repository a job names or writes: missing, unreadable, or a bad name.
+    #[error("{0}")]
+    Repo(#[from] RepoError),
+    /// The request cannot be carried out as asked.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The job's recipe does not parse, does not check, or cannot run here.
+    #[error("{0}")]
+    InvalidRecipe(String),
+    /// A job, worker, assignment or repository revision that does not exist (or is not the
+    /// caller's); `what` is the API's error code for it.
     #[error("{message}")]
-    Api { status: StatusCode, code: &'static str, message: String },
+    NotFound { what: &'static str, message: String },
+    /// The request contradicts the state it acts on (a unit already decided, a cancelled job).
+    #[error("{0}")]
+    Conflict(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("this job needs {needed} credits in escrow and your balance is {balance}")]
     InsufficientCredits { needed: i64, balance: i64 },
     #[error("stored compute state is inconsistent: {0}")]
@@ -25,39 +41,19 @@ pub enum ComputeError {
 
 impl ComputeError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::Api { status: StatusCode::BAD_REQUEST, code: "BadRequest", message: message.into() }
+        Self::BadRequest(message.into())
     }
     pub fn invalid_recipe(message: impl Into<String>) -> Self {
-        Self::Api { status: StatusCode::BAD_REQUEST, code: "InvalidRecipe", message: message.into() }
+        Self::InvalidRecipe(message.into())
     }
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Api { status: StatusCode::NOT_FOUND, code, message: message.into() }
+    pub fn not_found(what: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound { what, message: message.into() }
     }
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::Api { status: StatusCode::CONFLICT, code: "Conflict", message: message.into() }
+        Self::Conflict(message.into())
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::Api { status: StatusCode::FORBIDDEN, code: "Forbidden", message: message.into() }
-    }
-}
-
-impl From<ApiError> for ComputeError {
-    fn from(e: ApiError) -> Self {
-        Self::Api { status: e.status, code: e.code, message: e.message }
-    }
-}
-
-impl From<ComputeError> for ApiError {
-    fn from(e: ComputeError) -> Self {
-        match e {
-            ComputeError::Db(db) => db.into(),
-            ComputeError::Api { status, code, message } => ApiError::new(status, code, message),
-            e @ ComputeError::InsufficientCredits { .. } => {
-                ApiError::new(StatusCode::PAYMENT_REQUIRED, "InsufficientCredits", e.to_string())
-            }
-            ComputeError::Gone(message) => ApiError::new(StatusCode::GONE, "Gone", message),
-            other => ApiError::internal(other),
-        }
+        Self::Forbidden(message.into())
     }
 }
 

@@ -10,6 +10,7 @@ use commons_protocol::{
 };
 use commons_recipe::cost;
 use commons_recipe::recipe::{LoadedRecipe, RecipeKind};
+use commons_repo::RepoError;
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -90,7 +91,7 @@ impl Coordinator {
         })
         .await?;
         if let JobSpec::Train { output, .. } = &spec {
-            self.hub.ensure_repo(RepoKind::Model, &owner.user.name, output, &owner.user.name).await?;
+            self.repos.ensure(RepoKind::Model, &owner.user.name, output, &owner.user.name).await?;
         }
         let id = self.create_job(owner.user.id, &spec, escrow, units).await?;
         tracing::info!(job = id, owner = %owner.user.name, escrow, "job submitted");
@@ -179,8 +180,8 @@ impl Coordinator {
             let name = format!("{}-{}", algorithm_repo.name, dataset_repo.name);
             name.chars().take(96).collect()
         });
-        commons_hub::names::validate_repo_name(&output, "output repository name")?;
-        if self.hub.db.get_repo(RepoKind::Model, &owner.user.name, &output).await?.is_some_and(|r| r.private) {
+        commons_repo::names::validate_repo_name(&output, "output repository name")?;
+        if self.repos.find_as_system(RepoKind::Model, &owner.user.name, &output).await?.is_some_and(|r| r.private) {
             return Err(ComputeError::bad_request(format!(
                 "output repository {}/{output} is private: the workers that validate the model must be able to read it",
                 owner.user.name
@@ -290,17 +291,20 @@ impl Coordinator {
                 kind.as_str()
             )));
         };
-        let repo = match self.hub.db.get_repo(kind, namespace, short).await? {
-            Some(repo) if !repo.private || repo.namespace == caller.user.name => repo,
-            _ => return Err(ComputeError::not_found("RepoNotFound", format!("{} repository {name} not found", kind.as_str()))),
+        let repo = match self.repos.find(kind, namespace, short, commons_repo::access::reader(Some(caller))).await {
+            Ok(repo) => repo,
+            Err(RepoError::RepoNotFound(_)) => {
+                return Err(ComputeError::not_found("RepoNotFound", format!("{} repository {name} not found", kind.as_str())));
+            }
+            Err(e) => return Err(e.into()),
         };
         if repo.private {
             return Err(ComputeError::bad_request(format!(
                 "{name} is private: jobs run on volunteers' machines, which read their inputs as anonymous clients; make it public first"
             )));
         }
-        let commit = self.hub.db.resolve_revision(&repo, revision).await.map_err(|e| match e {
-            commons_db::DbError::RevisionNotFound(_) => ComputeError::not_found(
+        let commit = self.repos.pin(&repo, revision).await.map_err(|e| match e {
+            RepoError::RevisionNotFound(_) => ComputeError::not_found(
                 "RevisionNotFound",
                 format!("revision {revision:?} not found in {} repository {name}", kind.as_str()),
             ),
@@ -310,8 +314,7 @@ impl Coordinator {
     }
 
     async fn read_text(&self, repo: &Repo, commit: &str, path: &str) -> Result<Option<String>> {
-        let Some(entry) = self.hub.db.file_at(repo, commit, path).await? else { return Ok(None) };
-        let bytes = self.hub.cas.read_to_vec(&entry.sha256, SMALL_FILE_LIMIT).await.map_err(commons_hub::ApiError::from)?;
+        let Some(bytes) = self.repos.read_file(repo, commit, path, SMALL_FILE_LIMIT).await? else { return Ok(None) };
         String::from_utf8(bytes)
             .map(Some)
             .map_err(|_| ComputeError::bad_request(format!("{path} in {} is not UTF-8 text", repo.full_name())))
@@ -319,7 +322,7 @@ impl Coordinator {
 
     /// `recipe.toml` at the root of an algorithm repo, or its only `.toml` file.
     async fn find_recipe(&self, repo: &Repo, commit: &str) -> Result<String> {
-        let tree = self.hub.db.tree_at(repo, commit).await?;
+        let tree = self.repos.tree(repo, commit).await?;
         if tree.iter().any(|f| f.path == "recipe.toml") {
             return Ok("recipe.toml".into());
         }

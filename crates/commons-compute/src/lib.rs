@@ -8,8 +8,10 @@
 //! - [`validate`]: quorum of agreeing results, adaptive replication, host trust, payments, and
 //!   finishing jobs (a trained model is promoted to `main` once an independent evaluation agrees).
 //! - [`ledger`]: double-entry credits.
-//! - [`routes`]: the HTTP API (`/api/jobs`, `/api/workers`, `/api/assignments`, `/api/credits`,
-//!   `/api/ledger`).
+//!
+//! Its HTTP API (`/api/jobs`, `/api/workers`, `/api/assignments`, `/api/credits`, `/api/ledger`)
+//! is `commons-hub/src/routes/compute.rs`: this crate knows no HTTP, and reaches repositories
+//! only through the repository service (`commons_repo::Repos`).
 //!
 //! - [`writer`]: the thread that runs every state change, committed in groups.
 //!
@@ -23,20 +25,19 @@ mod error;
 mod jobs;
 mod ledger;
 mod pricing;
-mod routes;
 mod validate;
 mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use commons_hub::AppState;
+use commons_db::Db;
+use commons_repo::Repos;
 use tokio::sync::Notify;
 
 use crate::writer::Sql;
 
 pub use error::{ComputeError, Result};
-pub use routes::router;
 
 pub(crate) use writer::Conn;
 
@@ -80,7 +81,10 @@ impl Default for ComputeConfig {
 /// The coordinator. Cheap to clone; all state is in the hub's database.
 #[derive(Clone)]
 pub struct Coordinator {
-    pub(crate) hub: AppState,
+    /// The hub's database, for the coordinator's own tables (jobs, units, ledger) and the lease
+    /// tokens it issues; repositories are read and written through `repos`.
+    pub(crate) db: Db,
+    pub(crate) repos: Repos,
     pub(crate) config: Arc<ComputeConfig>,
     /// Wakes long-polling pulls when units gain open slots on this server.
     pub(crate) wake: Arc<Notify>,
@@ -88,17 +92,11 @@ pub struct Coordinator {
     writer: Arc<writer::Writer>,
 }
 
-impl axum::extract::FromRef<Coordinator> for AppState {
-    fn from_ref(c: &Coordinator) -> AppState {
-        c.hub.clone()
-    }
-}
-
 impl Coordinator {
     /// A coordinator on `hub`. Leases still running from before a restart get a fresh lease
     /// period: the downtime was the server's, not the workers'.
-    pub async fn start(hub: AppState, config: ComputeConfig) -> Result<Self> {
-        let coordinator = Self::attach(hub, config)?;
+    pub async fn start(db: Db, repos: Repos, config: ComputeConfig) -> Result<Self> {
+        let coordinator = Self::attach(db, repos, config)?;
         let fresh = now() + coordinator.config.lease_seconds as i64;
         let extended = coordinator
             .write(move |_, db| {
@@ -113,9 +111,9 @@ impl Coordinator {
 
     /// A coordinator on `hub` for one-off administration (a credit grant), beside a running
     /// server or without one: it changes nothing by starting.
-    pub fn attach(hub: AppState, config: ComputeConfig) -> Result<Self> {
-        let writer = Arc::new(writer::Writer::start(&hub.db)?);
-        Ok(Self { hub, config: Arc::new(config), wake: Arc::new(Notify::new()), writer })
+    pub fn attach(db: Db, repos: Repos, config: ComputeConfig) -> Result<Self> {
+        let writer = Arc::new(writer::Writer::start(&db)?);
+        Ok(Self { db, repos, config: Arc::new(config), wake: Arc::new(Notify::new()), writer })
     }
 
     pub fn config(&self) -> &ComputeConfig {
@@ -123,7 +121,7 @@ impl Coordinator {
     }
 
     pub(crate) fn pool(&self) -> &sqlx::SqlitePool {
-        self.hub.db.pool()
+        self.db.pool()
     }
 
     /// Runs `work` as one transaction on the writer thread; returns once it is durable.
@@ -156,7 +154,6 @@ impl Coordinator {
     pub async fn housekeeping(&self) -> Result<()> {
         self.expire_leases().await?;
         self.finish_ready_jobs().await?;
-        self.hub.housekeeping().await?;
         Ok(())
     }
 }
@@ -171,7 +168,7 @@ impl Coordinator {
     /// A job's output model repository, `namespace/name`; `None` when it no longer exists.
     pub(crate) async fn output_repo(&self, full_name: &str) -> Result<Option<commons_db::Repo>> {
         let Some((namespace, name)) = full_name.split_once('/') else { return Ok(None) };
-        Ok(self.hub.db.get_repo(commons_db::RepoKind::Model, namespace, name).await?)
+        Ok(self.repos.find_as_system(commons_db::RepoKind::Model, namespace, name).await?)
     }
 
     /// [`Self::output_repo`], when its absence means the stored state is broken.

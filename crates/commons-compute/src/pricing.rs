@@ -150,7 +150,7 @@ impl Coordinator {
     pub(crate) async fn split_sizes(&self, repo: &Repo, commit: &str, loaded: &LoadedRecipe) -> Result<SplitSizes> {
         let data = &loaded.recipe.data;
         // Workers read the files at the top of the snapshot.
-        let files: Vec<FileEntry> = self.hub.db.tree_at(repo, commit).await?.into_iter().filter(|f| !f.path.contains('/')).collect();
+        let files: Vec<FileEntry> = self.repos.tree(repo, commit).await?.into_iter().filter(|f| !f.path.contains('/')).collect();
         let named = |stem: &str| files.iter().find(|f| f.path == stem || f.path == format!("{stem}.gz"));
         let with_suffix =
             |suffixes: &[&str]| -> Vec<&FileEntry> { files.iter().filter(|f| suffixes.iter().any(|s| f.path.ends_with(s))).collect() };
@@ -212,10 +212,7 @@ impl Coordinator {
 
     /// Streams one stored file (gunzipped when its name ends in `.gz`) through a counter.
     async fn count(&self, file: &FileEntry, what: Count) -> Result<u64> {
-        let (_, size, file_hash) =
-            self.hub.db.blob(&file.sha256).await?.ok_or_else(|| ComputeError::Corrupt(format!("blob of {} is missing", file.path)))?;
-        let size = size.max(0) as u64;
-        let stream = self.hub.cas.read_range(&file_hash, size, 0, size).await.map_err(commons_hub::ApiError::from)?;
+        let stream = self.repos.stream_file(file).await?;
         let mut stream = std::pin::pin!(stream);
         let mut sink = if file.path.ends_with(".gz") {
             Sink::Gzip(Box::new(flate2::write::GzDecoder::new(Counter::new(what))))
@@ -224,7 +221,7 @@ impl Coordinator {
         };
         let unreadable = |e: std::io::Error| ComputeError::bad_request(format!("{} cannot be read: {e}", file.path));
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(commons_hub::ApiError::from)?;
+            let chunk = chunk?;
             match &mut sink {
                 Sink::Plain(c) => c.write_all(&chunk).map_err(unreadable)?,
                 Sink::Gzip(d) => d.write_all(&chunk).map_err(unreadable)?,

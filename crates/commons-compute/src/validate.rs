@@ -10,8 +10,9 @@
 //! claimed test metrics: an independent worker re-evaluates the uploaded model, and the claim
 //! stands only if an evaluation from another owner reproduces it bit for bit.
 
-use commons_db::{CommitOp, NewFile, RefKind};
+use commons_db::RefKind;
 use commons_protocol::{JobState, Outcome, Output, PinnedRepo, Role, UnitState, Work, credits_for};
+use commons_repo::Change;
 use rusqlite::params;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -519,27 +520,23 @@ impl Coordinator {
         provenance: &Value,
     ) -> Result<String> {
         let title = format!("Validated by job {job_id}");
-        let card = match self.hub.db.file_at(repo, model_commit, "README.md").await? {
-            Some(entry) => {
-                String::from_utf8_lossy(&self.hub.cas.read_to_vec(&entry.sha256, 4 << 20).await.map_err(commons_hub::ApiError::from)?)
-                    .into_owned()
-            }
+        let card = match self.repos.read_file(repo, model_commit, "README.md", 4 << 20).await? {
+            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             None => String::new(),
         };
         let card = format!("{card}\n{}", validation_section(job_id, test, provenance));
         let record = serde_json::to_vec_pretty(&json!({ "job": job_id, "test": test, "provenance": provenance })).unwrap_or_default();
-        let mut ops = Vec::new();
+        let mut changes = Vec::new();
         // Training checkpoints served their purpose: the published model does not carry them.
-        if self.hub.db.tree_at(repo, model_commit).await?.iter().any(|f| f.path.starts_with("checkpoint/")) {
-            ops.push(CommitOp::DeleteFolder("checkpoint".into()));
+        if self.repos.tree(repo, model_commit).await?.iter().any(|f| f.path.starts_with("checkpoint/")) {
+            changes.push(Change::DeleteFolder("checkpoint".into()));
         }
         for (path, bytes) in [("README.md", card.into_bytes()), ("validation.json", record)] {
-            let stored = self.hub.cas.put_bytes(&bytes).await.map_err(commons_hub::ApiError::from)?;
-            ops.push(CommitOp::Put(NewFile { path: path.into(), sha256: stored.sha256, lfs: false }));
+            changes.push(Change::Put { path: path.into(), bytes });
         }
         let message = format!("Test metrics confirmed by an independent evaluation.\n\n{provenance}");
         let info = commons_db::CommitInfo { author: "commons", title: &title, message: &message };
-        let validated = self.hub.db.commit_onto(repo, branch, model_commit, &ops, &info, time).await?.id;
+        let validated = self.repos.commit_onto(repo, branch, model_commit, changes, &info, time).await?;
         tracing::info!(job = job_id, repo = %repo.full_name(), revision = %validated, %branch, "validated model");
         Ok(validated)
     }
@@ -548,12 +545,9 @@ impl Coordinator {
     /// that went silent, which hold only checkpoints or an unvalidated model.
     async fn prune_branches(&self, job_id: i64, repo: &commons_db::Repo, keep: &[String]) -> Result<()> {
         let prefix = format!("job-{job_id}-a");
-        for r in self.hub.db.refs(repo).await? {
+        for r in self.repos.refs(repo).await? {
             if r.kind == RefKind::Branch && r.name.starts_with(&prefix) && !keep.contains(&r.name) {
-                match self.hub.db.delete_ref(repo, RefKind::Branch, &r.name).await {
-                    Ok(()) | Err(commons_db::DbError::RevisionNotFound(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                self.repos.delete_branch(repo, &r.name).await?;
             }
         }
         Ok(())
@@ -561,10 +555,7 @@ impl Coordinator {
 
     /// Moves `main` of the output repository to a validated revision.
     async fn publish_main(&self, repo: &commons_db::Repo, revision: &str) -> Result<()> {
-        let main = self.hub.db.resolve_revision(repo, "main").await?;
-        if main != revision {
-            self.hub.db.move_branch(repo, "main", &main, revision).await?;
-        }
+        self.repos.move_branch(repo, "main", revision).await?;
         tracing::info!(repo = %repo.full_name(), %revision, "validated model published on main");
         Ok(())
     }

@@ -200,7 +200,7 @@ mod tests {
                 Err::<(), _>(ComputeError::bad_request("changed my mind"))
             })
             .await;
-        assert!(matches!(failed, Err(ComputeError::Api { .. })), "{failed:?}");
+        assert!(matches!(failed, Err(ComputeError::BadRequest(_))), "{failed:?}");
         let panicked = writer.run(|conn| -> Result<()> {
             insert(conn, "panicked")?;
             panic!("boom")

@@ -1,8 +1,9 @@
-//! Bearer-token authentication and the access rules for repositories.
+//! Bearer-token authentication; the access rules themselves are `commons_repo::access`.
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use commons_db::{Repo, Scope, Token};
+use commons_db::{Repo, Token};
+use commons_repo::access;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -31,10 +32,9 @@ where
 }
 
 impl Caller {
-    /// The account whose private repositories this caller reads: none for anonymous callers and
-    /// for lease tokens, which read what anonymous callers read (a volunteer holds them).
+    /// The account whose private repositories this caller reads ([`access::reader`]).
     pub fn reader(&self) -> Option<&str> {
-        self.0.as_ref().filter(|t| !t.is_lease()).map(|t| t.user.name.as_str())
+        access::reader(self.0.as_ref())
     }
 
     /// The authenticated user, or 401.
@@ -52,56 +52,29 @@ impl Caller {
         Ok(token)
     }
 
-    /// Whether the caller may see `repo`. Private repos look missing to everyone else, so that
-    /// their existence does not leak.
+    /// Whether the caller may see `repo` ([`access::may_read`]).
     pub fn can_read(&self, repo: &Repo) -> bool {
-        !repo.private || self.reader() == Some(repo.namespace.as_str())
+        access::may_read(repo, self.reader())
     }
 
-    /// A write token whose user owns `namespace`. Tokens limited to one repository cannot create,
-    /// move or delete repositories.
+    /// A write token of the whole account that owns `namespace` ([`access::may_administer`]).
     pub fn require_write(&self, namespace: &str) -> Result<&Token, ApiError> {
-        let token = self.require_write_any(namespace)?;
-        if token.repo_id.is_some() {
-            return Err(ApiError::forbidden("this token is limited to one repository"));
-        }
+        let token = self.require()?;
+        access::may_administer(token, namespace)?;
         Ok(token)
     }
 
-    /// A write token that may move `branch` of `repo`.
+    /// A write token that may move `branch` of `repo` ([`access::may_write_branch`]).
     pub fn require_write_branch(&self, repo: &Repo, branch: &str) -> Result<&Token, ApiError> {
-        let token = self.require_write_repo(repo)?;
-        match &token.branch {
-            Some(only) if only != branch => {
-                Err(ApiError::forbidden(format!("this token may only write branch {only} of {}", repo.full_name())))
-            }
-            _ => Ok(token),
-        }
-    }
-
-    /// A write token that may add content to `repo` (refs are checked by
-    /// [`Caller::require_write_branch`]).
-    pub fn require_write_repo(&self, repo: &Repo) -> Result<&Token, ApiError> {
-        let token = self.require_write_any(&repo.namespace)?;
-        match token.repo_id {
-            Some(only) if only != repo.id => {
-                Err(ApiError::forbidden(format!("this token is limited to another repository than {}", repo.full_name())))
-            }
-            _ => Ok(token),
-        }
-    }
-
-    fn require_write_any(&self, namespace: &str) -> Result<&Token, ApiError> {
         let token = self.require()?;
-        if token.scope != Scope::Write {
-            return Err(ApiError::forbidden(format!(
-                "this token has {} scope and cannot write; use a token with write scope",
-                token.scope.as_str()
-            )));
-        }
-        if token.user.name != namespace {
-            return Err(ApiError::forbidden(format!("user {} cannot write to namespace {namespace}", token.user.name)));
-        }
+        access::may_write_branch(token, repo, branch)?;
+        Ok(token)
+    }
+
+    /// A write token that may add content to `repo` ([`access::may_write_repo`]).
+    pub fn require_write_repo(&self, repo: &Repo) -> Result<&Token, ApiError> {
+        let token = self.require()?;
+        access::may_write_repo(token, repo)?;
         Ok(token)
     }
 }

@@ -4,6 +4,7 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use commons_db::DbError;
+use commons_repo::RepoError;
 use commons_storage::StorageError;
 
 #[derive(Debug)]
@@ -61,6 +62,20 @@ impl From<DbError> for ApiError {
             e @ DbError::StaleParent { .. } => Self::new(StatusCode::PRECONDITION_FAILED, "StaleParent", e.to_string()),
             DbError::Invalid(msg) => Self::bad_request(msg),
             other => Self::internal(other),
+        }
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::RepoNotFound(name) => Self::repo_not_found(&name),
+            RepoError::RevisionNotFound(rev) => Self::revision_not_found(&rev),
+            RepoError::EntryNotFound { path, commit } => Self::entry_not_found(&path, &commit),
+            RepoError::Invalid(message) => Self::bad_request(message),
+            RepoError::Forbidden(message) => Self::forbidden(message),
+            RepoError::Db(e) => e.into(),
+            RepoError::Storage(e) => e.into(),
         }
     }
 }

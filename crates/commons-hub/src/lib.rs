@@ -9,7 +9,6 @@
 mod auth;
 mod body;
 mod error;
-pub mod names;
 mod routes;
 mod signing;
 
@@ -19,6 +18,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use commons_db::Db;
+use commons_repo::Repos;
 use commons_storage::Cas;
 
 pub use auth::Caller;
@@ -29,6 +29,9 @@ pub use signing::UrlSigner;
 /// Everything a handler needs. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
+    /// The repository service: what routes do with repositories beyond the wire protocol's
+    /// own bookkeeping (LFS, tree pages, commit history), which reads `db` and `cas` directly.
+    pub repos: Repos,
     pub db: Db,
     pub cas: Cas,
     pub signer: Arc<UrlSigner>,
@@ -56,7 +59,31 @@ impl AppState {
         let signer = Arc::new(UrlSigner::load_or_create(&data_dir.join("signing.key"))?);
         let upload_dir = data_dir.join("uploads");
         std::fs::create_dir_all(&upload_dir)?;
-        Ok(Self { db, cas, signer, upload_dir, public_url, limits: Arc::new(Limits::default()), last_gc_day: Arc::default() })
+        Ok(Self {
+            repos: Repos::new(db.clone(), cas.clone()),
+            db,
+            cas,
+            signer,
+            upload_dir,
+            public_url,
+            limits: Arc::new(Limits::default()),
+            last_gc_day: Arc::default(),
+        })
+    }
+
+    /// Runs [`Self::housekeeping`] every minute until the process ends.
+    pub fn spawn_housekeeping(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.housekeeping().await {
+                    tracing::warn!(error = %e.message, "hub housekeeping failed; retrying");
+                }
+            }
+        })
     }
 
     /// Periodic housekeeping: expired tokens go at once; once a day, what uploads left behind
@@ -89,36 +116,6 @@ impl AppState {
     }
 }
 
-impl AppState {
-    /// The public repository `namespace/name`, created (with the hub's default `.gitattributes`)
-    /// when it does not exist yet.
-    pub async fn ensure_repo(
-        &self,
-        kind: commons_db::RepoKind,
-        namespace: &str,
-        name: &str,
-        author: &str,
-    ) -> Result<commons_db::Repo, ApiError> {
-        names::validate_repo_name(namespace, "namespace")?;
-        names::validate_repo_name(name, "repository name")?;
-        if let Some(repo) = self.db.get_repo(kind, namespace, name).await? {
-            return Ok(repo);
-        }
-        let attrs = self.cas.put_bytes(routes::DEFAULT_GITATTRIBUTES.as_bytes()).await?;
-        let initial = [commons_db::NewFile { path: ".gitattributes".into(), sha256: attrs.sha256, lfs: false }];
-        match self.db.create_repo(kind, namespace, name, false, author, &initial).await {
-            Ok(repo) => Ok(repo),
-            // Created concurrently: take that one.
-            Err(commons_db::DbError::AlreadyExists(_)) => self
-                .db
-                .get_repo(kind, namespace, name)
-                .await?
-                .ok_or_else(|| ApiError::internal(format!("repository {namespace}/{name} vanished after creation"))),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
 /// How old an upload's leftovers must be before they are collected: longer than an upload URL
 /// lives ([`signing::UPLOAD_URL_TTL_SECS`]), with a day to spare.
 pub const GC_GRACE: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
@@ -148,9 +145,13 @@ pub fn router(state: AppState) -> Router {
     router_with(state, Router::new())
 }
 
-/// The hub API plus `extra` (the routes of layers built on the hub, such as compute), under one
-/// JSON fallback for unknown endpoints.
-pub fn router_with(state: AppState, extra: Router) -> Router {
+/// The hub API and the compute API of `coordinator`: what `commons serve` serves.
+pub fn router_with_compute(state: AppState, coordinator: commons_compute::Coordinator) -> Router {
+    router_with(state.clone(), routes::compute_router(state, coordinator))
+}
+
+/// The hub API plus `extra`, under one JSON fallback for unknown endpoints.
+fn router_with(state: AppState, extra: Router) -> Router {
     routes::router(state)
         .merge(extra)
         .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "NotFound", "no such endpoint") })

@@ -374,7 +374,7 @@ fn grant(user: &str, amount: i64, memo: &str, key: Option<String>, data_dir: Opt
             .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?;
         let account = hub.db.user_by_name(user).await?.with_context(|| format!("no user {user:?} on this hub"))?;
         let config = commons_compute::ComputeConfig { operator_user: Some(super::hub::OPERATOR_USER.to_string()), ..Default::default() };
-        let coordinator = commons_compute::Coordinator::attach(hub, config)?;
+        let coordinator = commons_compute::Coordinator::attach(hub.db.clone(), hub.repos.clone(), config)?;
         let credits = coordinator.grant(&account, amount, memo, &key).await.map_err(|e| anyhow::anyhow!(e.to_string()))?;
         println!("{}: {} credits", credits.user, credits.balance);
         Ok(())

@@ -114,10 +114,12 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?
             .with_limits(limits);
-        let coordinator =
-            commons_compute::Coordinator::start(state.clone(), compute).await.context("cannot start the compute coordinator")?;
+        let coordinator = commons_compute::Coordinator::start(state.db.clone(), state.repos.clone(), compute)
+            .await
+            .context("cannot start the compute coordinator")?;
         coordinator.spawn_housekeeping();
-        let app = commons_hub::router_with(state.clone(), commons_compute::router(coordinator));
+        state.spawn_housekeeping();
+        let app = commons_hub::router_with_compute(state.clone(), coordinator);
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let bound = listener.local_addr()?;
         tracing::info!(addr = %bound, data_dir = %data_dir.display(), "commons hub listening");
@@ -280,7 +282,7 @@ fn open_db(data_dir: Option<PathBuf>) -> Result<(tokio::runtime::Runtime, Db)> {
 pub fn user(cmd: UserCommand) -> Result<()> {
     match cmd {
         UserCommand::Create { name, fullname, data_dir } => {
-            commons_hub::names::validate_repo_name(&name, "user name").map_err(|e| anyhow::anyhow!(e.message))?;
+            commons_repo::names::validate_repo_name(&name, "user name")?;
             if matches!(name.as_str(), "api" | "datasets" | "algorithms" | "models" | "spaces" | "health" | OPERATOR_USER) {
                 bail!("{name:?} is reserved");
             }

@@ -12,7 +12,7 @@ use super::{readable_repo, resolve as resolve_rev};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::names::validate_file_path;
+use commons_repo::names::validate_file_path;
 
 #[derive(Deserialize)]
 pub struct ResolvePath {

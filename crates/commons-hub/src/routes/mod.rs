@@ -1,13 +1,14 @@
 //! Route table and the helpers every handler shares.
 
+mod compute;
 mod files;
 mod lfs;
 mod meta;
 mod repos;
 mod upload;
 
+pub(crate) use compute::router as compute_router;
 pub(crate) use lfs::sweep_stale_parts;
-pub(crate) use repos::DEFAULT_GITATTRIBUTES;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -82,11 +83,7 @@ pub(crate) fn kind_from_singular(s: Option<&str>) -> ApiResult<RepoKind> {
 
 /// Loads a repository the caller may read; private repos of others look missing.
 pub(crate) async fn readable_repo(state: &AppState, caller: &Caller, kind: RepoKind, ns: &str, name: &str) -> ApiResult<Repo> {
-    let full = format!("{ns}/{name}");
-    match state.db.get_repo(kind, ns, name).await? {
-        Some(repo) if caller.can_read(&repo) => Ok(repo),
-        _ => Err(ApiError::repo_not_found(&full)),
-    }
+    Ok(state.repos.find(kind, ns, name, caller.reader()).await?)
 }
 
 /// Loads a repository the caller may write to.
@@ -106,7 +103,7 @@ pub(crate) async fn administered_repo(state: &AppState, caller: &Caller, kind: R
 
 /// Resolves a revision; a missing one is `RevisionNotFound`.
 pub(crate) async fn resolve(state: &AppState, repo: &Repo, rev: &str) -> ApiResult<String> {
-    Ok(state.db.resolve_revision(repo, rev).await?)
+    Ok(state.repos.pin(repo, rev).await?)
 }
 
 /// The absolute base URL clients should use for links we hand out.

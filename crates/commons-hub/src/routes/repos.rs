@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use commons_db::{FileEntry, NewFile, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem};
+use commons_db::{FileEntry, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -18,46 +18,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::body::RawBody;
 use crate::error::{ApiError, ApiResult};
-use crate::names::{validate_file_path, validate_ref_name, validate_repo_name};
-
-/// Hugging Face's default `.gitattributes`: weights, archives and data files go through LFS.
-pub(crate) const DEFAULT_GITATTRIBUTES: &str = "\
-*.7z filter=lfs diff=lfs merge=lfs -text
-*.arrow filter=lfs diff=lfs merge=lfs -text
-*.bin filter=lfs diff=lfs merge=lfs -text
-*.bz2 filter=lfs diff=lfs merge=lfs -text
-*.ckpt filter=lfs diff=lfs merge=lfs -text
-*.ftz filter=lfs diff=lfs merge=lfs -text
-*.gz filter=lfs diff=lfs merge=lfs -text
-*.h5 filter=lfs diff=lfs merge=lfs -text
-*.joblib filter=lfs diff=lfs merge=lfs -text
-*.lfs.* filter=lfs diff=lfs merge=lfs -text
-*.mlmodel filter=lfs diff=lfs merge=lfs -text
-*.model filter=lfs diff=lfs merge=lfs -text
-*.msgpack filter=lfs diff=lfs merge=lfs -text
-*.npy filter=lfs diff=lfs merge=lfs -text
-*.npz filter=lfs diff=lfs merge=lfs -text
-*.onnx filter=lfs diff=lfs merge=lfs -text
-*.ot filter=lfs diff=lfs merge=lfs -text
-*.parquet filter=lfs diff=lfs merge=lfs -text
-*.pb filter=lfs diff=lfs merge=lfs -text
-*.pickle filter=lfs diff=lfs merge=lfs -text
-*.pkl filter=lfs diff=lfs merge=lfs -text
-*.pt filter=lfs diff=lfs merge=lfs -text
-*.pth filter=lfs diff=lfs merge=lfs -text
-*.rar filter=lfs diff=lfs merge=lfs -text
-*.safetensors filter=lfs diff=lfs merge=lfs -text
-saved_model/**/* filter=lfs diff=lfs merge=lfs -text
-*.tar.* filter=lfs diff=lfs merge=lfs -text
-*.tar filter=lfs diff=lfs merge=lfs -text
-*.tflite filter=lfs diff=lfs merge=lfs -text
-*.tgz filter=lfs diff=lfs merge=lfs -text
-*.wasm filter=lfs diff=lfs merge=lfs -text
-*.xz filter=lfs diff=lfs merge=lfs -text
-*.zip filter=lfs diff=lfs merge=lfs -text
-*.zst filter=lfs diff=lfs merge=lfs -text
-*tfevents* filter=lfs diff=lfs merge=lfs -text
-";
+use commons_repo::names::{validate_file_path, validate_ref_name, validate_repo_name};
 
 #[derive(Deserialize)]
 pub struct RepoPath {
@@ -218,14 +179,12 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
     };
     let base = base_url(&state, &headers);
     let url = format!("{base}/{}{ns}/{name}", kind.url_prefix());
-    let attrs = state.cas.put_bytes(DEFAULT_GITATTRIBUTES.as_bytes()).await?;
-    let initial = [NewFile { path: ".gitattributes".into(), sha256: attrs.sha256, lfs: false }];
-    match state.db.create_repo(kind, &ns, &name, private, &token.user.name, &initial).await {
+    match state.repos.create(kind, &ns, &name, private, &token.user.name).await {
         Ok(repo) => {
             tracing::info!(repo = %repo.full_name(), kind = kind.as_str(), "repository created");
             Ok(Json(json!({"url": url, "name": format!("{ns}/{name}"), "id": format!("{:024x}", repo.id)})).into_response())
         }
-        Err(commons_db::DbError::AlreadyExists(_)) => {
+        Err(commons_repo::RepoError::Db(commons_db::DbError::AlreadyExists(_))) => {
             Err(ApiError::new(StatusCode::CONFLICT, "RepoExists", "You already created this repo").with_extra("url", json!(url)))
         }
         Err(e) => Err(e.into()),

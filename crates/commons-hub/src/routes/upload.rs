@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::body::RawBody;
 use crate::error::{ApiError, ApiResult};
-use crate::names::{validate_file_path, validate_ref_name};
+use commons_repo::names::{validate_file_path, validate_ref_name};
 
 /// Files one preupload request may ask about (the clients send 256 at a time).
 const MAX_PREUPLOAD_FILES: usize = 1000;
@@ -68,7 +68,7 @@ impl LfsRules {
 }
 
 fn default_rules() -> LfsRules {
-    LfsRules::parse(super::repos::DEFAULT_GITATTRIBUTES)
+    LfsRules::parse(commons_repo::DEFAULT_GITATTRIBUTES)
 }
 
 /// The LFS rules in force at `commit`: its `.gitattributes`, or none.

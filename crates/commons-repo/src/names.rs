@@ -1,7 +1,7 @@
 //! Validation at the edge: names of repositories, files and refs, checked before anything is
 //! stored, so bad input gets a precise 400 and changes nothing.
 
-use crate::error::ApiError;
+use crate::RepoError;
 
 pub const MAX_NAME_LEN: usize = 96;
 pub const MAX_PATH_LEN: usize = 1024;
@@ -9,8 +9,8 @@ pub const MAX_REF_LEN: usize = 255;
 
 /// A namespace or repository name: ASCII letters, digits, `-`, `_`, `.`; starts alphanumeric;
 /// no `--` or `..`; not ending in `.git`; at most 96 characters.
-pub fn validate_repo_name(part: &str, what: &str) -> Result<(), ApiError> {
-    let bad = |why: &str| Err(ApiError::bad_request(format!("invalid {what} {part:?}: {why}")));
+pub fn validate_repo_name(part: &str, what: &str) -> Result<(), RepoError> {
+    let bad = |why: &str| Err(RepoError::Invalid(format!("invalid {what} {part:?}: {why}")));
     if part.is_empty() {
         return bad("must not be empty");
     }
@@ -34,8 +34,8 @@ pub fn validate_repo_name(part: &str, what: &str) -> Result<(), ApiError> {
 
 /// A file path inside a repository: relative, `/`-separated, no empty, `.` or `..` segments,
 /// no control characters or backslashes, nothing under `.git/`, at most 1024 bytes.
-pub fn validate_file_path(path: &str) -> Result<(), ApiError> {
-    let bad = |why: &str| Err(ApiError::bad_request(format!("invalid path {path:?}: {why}")));
+pub fn validate_file_path(path: &str) -> Result<(), RepoError> {
+    let bad = |why: &str| Err(RepoError::Invalid(format!("invalid path {path:?}: {why}")));
     if path.is_empty() {
         return bad("must not be empty");
     }
@@ -63,8 +63,8 @@ pub fn validate_file_path(path: &str) -> Result<(), ApiError> {
 }
 
 /// A branch or tag name, by git's ref-name rules.
-pub fn validate_ref_name(name: &str) -> Result<(), ApiError> {
-    let bad = |why: &str| Err(ApiError::bad_request(format!("invalid ref name {name:?}: {why}")));
+pub fn validate_ref_name(name: &str) -> Result<(), RepoError> {
+    let bad = |why: &str| Err(RepoError::Invalid(format!("invalid ref name {name:?}: {why}")));
     if name.is_empty() || name.len() > MAX_REF_LEN {
         return bad("must be 1 to 255 characters");
     }

@@ -1,23 +1,62 @@
-//! The compute HTTP API. Bodies are the JSON types of `commons-protocol`; errors are the hub's
-//! JSON errors.
+//! The compute HTTP API: the coordinator (`commons-compute`) on the wire. Bodies are the JSON
+//! types of `commons-protocol`; errors are the hub's JSON errors, and this module is where each
+//! `ComputeError` gets its status.
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use commons_compute::{ComputeError, Coordinator};
 use commons_db::{Scope, Token};
-use commons_hub::{ApiError, ApiResult, Caller, RawBody};
 use commons_protocol::{Heartbeat, JobRequest, RegisterWorker, Report};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::Coordinator;
+use crate::{ApiError, ApiResult, AppState, Caller, RawBody};
 
-pub fn router(coordinator: Coordinator) -> Router {
+/// What the compute routes run on: the coordinator, and the hub for callers and body limits.
+#[derive(Clone)]
+struct ComputeState {
+    hub: AppState,
+    coordinator: Coordinator,
+}
+
+impl FromRef<ComputeState> for AppState {
+    fn from_ref(s: &ComputeState) -> AppState {
+        s.hub.clone()
+    }
+}
+
+impl FromRef<ComputeState> for Coordinator {
+    fn from_ref(s: &ComputeState) -> Coordinator {
+        s.coordinator.clone()
+    }
+}
+
+impl From<ComputeError> for ApiError {
+    fn from(e: ComputeError) -> Self {
+        match e {
+            ComputeError::Db(db) => db.into(),
+            ComputeError::Repo(repo) => repo.into(),
+            ComputeError::BadRequest(message) => ApiError::bad_request(message),
+            ComputeError::InvalidRecipe(message) => ApiError::new(StatusCode::BAD_REQUEST, "InvalidRecipe", message),
+            ComputeError::NotFound { what, message } => ApiError::new(StatusCode::NOT_FOUND, what, message),
+            ComputeError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "Conflict", message),
+            ComputeError::Forbidden(message) => ApiError::forbidden(message),
+            e @ ComputeError::InsufficientCredits { .. } => {
+                ApiError::new(StatusCode::PAYMENT_REQUIRED, "InsufficientCredits", e.to_string())
+            }
+            ComputeError::Gone(message) => ApiError::new(StatusCode::GONE, "Gone", message),
+            other @ (ComputeError::Sqlx(_) | ComputeError::Sqlite(_) | ComputeError::Corrupt(_)) => ApiError::internal(other),
+        }
+    }
+}
+
+pub(crate) fn router(hub: AppState, coordinator: Coordinator) -> Router {
     Router::new()
         .route("/api/jobs", post(submit).get(list))
         .route("/api/jobs/{id}", get(job))
@@ -30,13 +69,13 @@ pub fn router(coordinator: Coordinator) -> Router {
         .route("/api/assignments/{id}/report", post(report))
         .route("/api/credits", get(credits))
         .route("/api/ledger", get(ledger))
-        .with_state(coordinator)
+        .with_state(ComputeState { hub, coordinator })
 }
 
 /// Reads a JSON body (at most the hub's JSON limit, 413 past it) once the caller's token has
 /// been checked: nothing of a body is read before its caller is known to be allowed.
-async fn read_body<T: DeserializeOwned>(c: &Coordinator, body: RawBody) -> ApiResult<T> {
-    body.json(c.hub.limits.json_body, "the request body").await
+async fn read_body<T: DeserializeOwned>(hub: &AppState, body: RawBody) -> ApiResult<T> {
+    body.json(hub.limits.json_body, "the request body").await
 }
 
 /// A write token of a whole account: what submitting and cancelling jobs need (they spend
@@ -66,9 +105,9 @@ fn worker_token(caller: &Caller) -> ApiResult<&Token> {
     Ok(token)
 }
 
-async fn submit(State(c): State<Coordinator>, caller: Caller, body: RawBody) -> ApiResult<Response> {
+async fn submit(State(hub): State<AppState>, State(c): State<Coordinator>, caller: Caller, body: RawBody) -> ApiResult<Response> {
     let owner = account_token(&caller)?;
-    let request: JobRequest = read_body(&c, body).await?;
+    let request: JobRequest = read_body(&hub, body).await?;
     let job = c.submit(owner, request).await?;
     Ok((StatusCode::CREATED, Json(job)).into_response())
 }
@@ -108,9 +147,9 @@ async fn workers(State(c): State<Coordinator>) -> ApiResult<Response> {
     Ok(Json(c.workers().await?).into_response())
 }
 
-async fn register(State(c): State<Coordinator>, caller: Caller, body: RawBody) -> ApiResult<Response> {
+async fn register(State(hub): State<AppState>, State(c): State<Coordinator>, caller: Caller, body: RawBody) -> ApiResult<Response> {
     let owner = worker_token(&caller)?;
-    let request: RegisterWorker = read_body(&c, body).await?;
+    let request: RegisterWorker = read_body(&hub, body).await?;
     Ok(Json(c.register(owner, request).await?).into_response())
 }
 
@@ -128,9 +167,15 @@ async fn pull(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>,
     }
 }
 
-async fn heartbeat(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, body: RawBody) -> ApiResult<Response> {
+async fn heartbeat(
+    State(hub): State<AppState>,
+    State(c): State<Coordinator>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    body: RawBody,
+) -> ApiResult<Response> {
     let owner = worker_token(&caller)?;
-    let beat: Heartbeat = read_body(&c, body).await?;
+    let beat: Heartbeat = read_body(&hub, body).await?;
     Ok(Json(c.heartbeat(owner, id, beat).await?).into_response())
 }
 
@@ -142,6 +187,7 @@ struct ReportQuery {
 }
 
 async fn report(
+    State(hub): State<AppState>,
     State(c): State<Coordinator>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -149,7 +195,7 @@ async fn report(
     body: RawBody,
 ) -> ApiResult<Response> {
     let owner = worker_token(&caller)?;
-    let report: Report = read_body(&c, body).await?;
+    let report: Report = read_body(&hub, body).await?;
     let mut answer = c.report(owner, id, report).await?;
     if let Some(worker) = q.next_for {
         answer.next = c.pull(owner, worker, Duration::from_secs(q.wait.unwrap_or(0))).await?;

@@ -16,8 +16,8 @@ async fn leases_alternate_between_submitters_whatever_the_size_of_their_queues()
     let bob = hub.db.create_user("bob", "Bob").await.expect("user");
     hub.db.create_user("carol", "Carol").await.expect("user");
     let carol = hub.db.create_token("carol", "worker", Scope::Write).await.expect("token");
-    let coordinator = Coordinator::start(hub.clone(), ComputeConfig::default()).await.expect("coordinator");
-    let app = commons_hub::router_with(hub.clone(), commons_compute::router(coordinator.clone()));
+    let coordinator = Coordinator::start(hub.db.clone(), hub.repos.clone(), ComputeConfig::default()).await.expect("coordinator");
+    let app = commons_hub::router_with_compute(hub.clone(), coordinator.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let server = tokio::spawn(commons_hub::serve(listener, app, std::future::pending()));

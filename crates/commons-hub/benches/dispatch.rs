@@ -41,8 +41,8 @@ async fn run(workers: usize, units: usize, direct: bool) -> Run {
     let hub = commons_hub::AppState::open(dir.path(), None, None).await.expect("open hub");
     let owner = hub.db.create_user("bench", "bench").await.expect("user");
     let token = hub.db.create_token("bench", "bench", Scope::Write).await.expect("token");
-    let coordinator = Coordinator::start(hub.clone(), ComputeConfig::default()).await.expect("coordinator");
-    let app = commons_hub::router_with(hub.clone(), commons_compute::router(coordinator.clone()));
+    let coordinator = Coordinator::start(hub.db.clone(), hub.repos.clone(), ComputeConfig::default()).await.expect("coordinator");
+    let app = commons_hub::router_with_compute(hub.clone(), coordinator.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let server = tokio::spawn(commons_hub::serve(listener, app, std::future::pending()));

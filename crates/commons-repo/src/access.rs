@@ -1,0 +1,64 @@
+//! Who may read and write a repository: the one place these rules live. The hub's `Caller`
+//! and the coordinator both ask here.
+
+use commons_db::{Repo, Scope, Token};
+
+use crate::RepoError;
+
+/// The account whose private repositories `token` reads: none for anonymous callers and for
+/// lease tokens, which read what anonymous callers read (a volunteer holds them).
+pub fn reader(token: Option<&Token>) -> Option<&str> {
+    token.filter(|t| !t.is_lease()).map(|t| t.user.name.as_str())
+}
+
+/// Whether `reader` may see `repo`. Private repositories look missing to everyone else, so
+/// that their existence does not leak.
+pub fn may_read(repo: &Repo, reader: Option<&str>) -> bool {
+    !repo.private || reader == Some(repo.namespace.as_str())
+}
+
+/// A write token whose user owns `namespace` (it may still be limited to one repository).
+pub fn may_write_namespace(token: &Token, namespace: &str) -> Result<(), RepoError> {
+    if token.scope != Scope::Write {
+        return Err(RepoError::Forbidden(format!(
+            "this token has {} scope and cannot write; use a token with write scope",
+            token.scope.as_str()
+        )));
+    }
+    if token.user.name != namespace {
+        return Err(RepoError::Forbidden(format!("user {} cannot write to namespace {namespace}", token.user.name)));
+    }
+    Ok(())
+}
+
+/// A write token of the whole account that owns `namespace`: what creating, moving and deleting
+/// repositories and administering their refs and settings need.
+pub fn may_administer(token: &Token, namespace: &str) -> Result<(), RepoError> {
+    may_write_namespace(token, namespace)?;
+    if token.repo_id.is_some() {
+        return Err(RepoError::Forbidden("this token is limited to one repository".into()));
+    }
+    Ok(())
+}
+
+/// A write token that may add content to `repo` (refs are checked by [`may_write_branch`]).
+pub fn may_write_repo(token: &Token, repo: &Repo) -> Result<(), RepoError> {
+    may_write_namespace(token, &repo.namespace)?;
+    match token.repo_id {
+        Some(only) if only != repo.id => {
+            Err(RepoError::Forbidden(format!("this token is limited to another repository than {}", repo.full_name())))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A write token that may move `branch` of `repo` (a lease token writes its unit's branch only).
+pub fn may_write_branch(token: &Token, repo: &Repo, branch: &str) -> Result<(), RepoError> {
+    may_write_repo(token, repo)?;
+    match &token.branch {
+        Some(only) if only != branch => {
+            Err(RepoError::Forbidden(format!("this token may only write branch {only} of {}", repo.full_name())))
+        }
+        _ => Ok(()),
+    }
+}
