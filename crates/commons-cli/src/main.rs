@@ -2,6 +2,8 @@
 //! that owns it. Keep this crate thin: no domain logic lives here.
 
 mod cmd;
+mod env;
+mod settings;
 
 use clap::{Parser, Subcommand};
 

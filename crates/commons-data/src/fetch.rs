@@ -16,13 +16,19 @@ use sha2::{Digest, Sha256};
 use crate::DataError;
 use crate::catalog::{self, Dataset, Members, Registry};
 
-/// `$COMMONS_CACHE/data` when set, else `~/.cache/commons/data`.
-pub fn default_cache_root() -> Result<PathBuf, DataError> {
+/// Commons' cache on this machine: `$COMMONS_CACHE` when set, else `~/.cache/commons`. The one
+/// place these two variables are read (the worker keeps its units under it too).
+pub fn cache_home() -> Result<PathBuf, DataError> {
     if let Some(root) = std::env::var_os("COMMONS_CACHE").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(root).join("data"));
+        return Ok(PathBuf::from(root));
     }
     let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).ok_or(DataError::NoCacheDir)?;
-    Ok(PathBuf::from(home).join(".cache").join("commons").join("data"))
+    Ok(PathBuf::from(home).join(".cache").join("commons"))
+}
+
+/// Where fetched data sets live: `data` under [`cache_home`].
+pub fn default_cache_root() -> Result<PathBuf, DataError> {
+    Ok(cache_home()?.join("data"))
 }
 
 /// Fetch (or reuse from the cache) the named data set; returns the directory holding its

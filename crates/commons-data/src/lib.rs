@@ -15,7 +15,7 @@ pub mod split;
 
 use std::path::PathBuf;
 
-pub use fetch::{default_cache_root, fetch, fetch_with, verify_dir};
+pub use fetch::{cache_home, default_cache_root, fetch, fetch_with, verify_dir};
 
 /// Everything that can go wrong while fetching or reading data. Each message names the file,
 /// the place in it and what was expected, so a user can tell a corrupt download from a wrong path.

@@ -83,9 +83,7 @@ impl WorkerConfig {
             .unwrap_or_else(|| "host".into());
         let name: String =
             format!("{host}-{}", std::process::id()).chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
-        let cache = std::env::var_os("COMMONS_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-            std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache").join("commons")
-        });
+        let cache = commons_data::cache_home().unwrap_or_else(|_| PathBuf::from(".cache").join("commons"));
         Self {
             hub: hub.trim_end_matches('/').to_string(),
             token: token.to_string(),

@@ -2,6 +2,7 @@
 //! Everything that talks HTTP lives in `commons-client`; this module parses flags, draws
 //! progress bars and prints results (data on stdout, commentary on stderr).
 
+use crate::env::EnvVars;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,10 +17,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 #[derive(Args, Debug, Clone)]
 pub struct HubArgs {
     /// Hub URL (default: the one saved by `commons login`, else http://127.0.0.1:8000).
-    #[arg(long, env = "HF_ENDPOINT")]
+    #[arg(long, env = EnvVars::HF_ENDPOINT)]
     pub endpoint: Option<String>,
     /// Access token (default: the one saved by `commons login` in $HF_HOME/token).
-    #[arg(long, env = "HF_TOKEN", hide_env_values = true)]
+    #[arg(long, env = EnvVars::HF_TOKEN, hide_env_values = true)]
     pub token: Option<String>,
 }
 

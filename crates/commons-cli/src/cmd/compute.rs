@@ -1,6 +1,7 @@
 //! The compute CLI: `commons job ...`, `commons workers`, `commons credits`, `commons worker`,
 //! and the hidden `commons exec-unit` a worker runs each unit in.
 
+use crate::env::EnvVars;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -348,7 +349,7 @@ pub enum CreditsAction {
         /// Makes a retried grant happen once: a second grant with the same key moves nothing.
         #[arg(long)]
         key: Option<String>,
-        #[arg(long, env = "COMMONS_DATA_DIR")]
+        #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
         data_dir: Option<PathBuf>,
     },
 }
@@ -400,11 +401,11 @@ fn show_credits(args: ListArgs) -> Result<()> {
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
     /// The hub to work for.
-    #[arg(long, env = "HF_ENDPOINT")]
+    #[arg(long, env = EnvVars::HF_ENDPOINT)]
     pub hub: Option<String>,
     /// A worker token (`commons token create USER --scope worker`) or write token of the
     /// account that earns this worker's credits.
-    #[arg(long, env = "HF_TOKEN", hide_env_values = true)]
+    #[arg(long, env = EnvVars::HF_TOKEN, hide_env_values = true)]
     pub token: Option<String>,
     /// Cores to use (default: all).
     #[arg(long)]

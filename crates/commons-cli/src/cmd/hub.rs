@@ -1,113 +1,22 @@
 //! `commons serve`, `commons user`, `commons token`: running a hub and administering it.
 //!
-//! Settings come from flags, then `COMMONS_*` environment variables, then an optional
-//! `commons.toml` (in the working directory or named by `--config`), then defaults.
+//! `serve`'s settings are resolved in one step by `crate::settings`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+
+use crate::env::EnvVars;
+use crate::settings::ServeSettings;
 use commons_db::{Db, Scope};
-use serde::Deserialize;
 
-#[derive(Args, Debug)]
-pub struct ServeArgs {
-    /// Directory holding the database, the object store and keys (created if missing).
-    #[arg(long, env = "COMMONS_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Address to listen on.
-    #[arg(long, env = "COMMONS_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Object store URL (`s3://bucket/prefix`, `file:///path`); default: DATA_DIR/objects.
-    #[arg(long, env = "COMMONS_STORE_URL")]
-    pub store_url: Option<String>,
-    /// Public base URL of this hub, for links handed to clients (default: from the Host header).
-    #[arg(long, env = "COMMONS_PUBLIC_URL")]
-    pub public_url: Option<String>,
-    /// Configuration file (default: ./commons.toml when it exists).
-    #[arg(long, env = "COMMONS_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Do not run the embedded worker (by default this machine also works on jobs).
-    #[arg(long, env = "COMMONS_NO_WORKER")]
-    pub no_worker: bool,
-    /// Seconds without a heartbeat after which a worker's lease lapses and its unit moves on.
-    #[arg(long, env = "COMMONS_LEASE_SECONDS")]
-    pub lease_seconds: Option<u64>,
-    /// Cores of the embedded worker (default: all).
-    #[arg(long, env = "COMMONS_WORKER_CORES")]
-    pub worker_cores: Option<usize>,
-    /// Largest file (LFS object) a client may upload, in bytes (default: 50 GiB).
-    #[arg(long, env = "COMMONS_MAX_FILE_BYTES")]
-    pub max_file_bytes: Option<u64>,
-    /// Largest NDJSON commit body, inline files included, in bytes (default: 128 MiB).
-    #[arg(long, env = "COMMONS_MAX_COMMIT_BYTES")]
-    pub max_commit_bytes: Option<u64>,
-    /// Largest JSON request body, in bytes (default: 1 MiB).
-    #[arg(long, env = "COMMONS_MAX_JSON_BYTES")]
-    pub max_json_bytes: Option<u64>,
-}
-
-#[derive(Deserialize, Default, Debug)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    data_dir: Option<PathBuf>,
-    listen: Option<SocketAddr>,
-    store_url: Option<String>,
-    public_url: Option<String>,
-    no_worker: Option<bool>,
-    lease_seconds: Option<u64>,
-    worker_cores: Option<usize>,
-    max_file_bytes: Option<u64>,
-    max_commit_bytes: Option<u64>,
-    max_json_bytes: Option<u64>,
-}
-
-/// The account of the hub's operator: the embedded worker runs under it, and its hosts are
-/// trusted without replication.
-pub const OPERATOR_USER: &str = "commons";
-
-fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
-    let (path, required) = match path {
-        Some(p) => (p.to_path_buf(), true),
-        None => (PathBuf::from("commons.toml"), false),
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".commons")
-}
+pub use crate::settings::{OPERATOR_USER, ServeLayer as ServeArgs, default_data_dir};
 
 pub fn serve(args: ServeArgs) -> Result<()> {
-    let file = load_file_config(args.config.as_deref())?;
-    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
-    let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
-    let store_url = args.store_url.or(file.store_url);
-    let public_url = args.public_url.or(file.public_url);
-    let embedded_worker = !(args.no_worker || file.no_worker.unwrap_or(false));
-    let mut compute = commons_compute::ComputeConfig { operator_user: Some(OPERATOR_USER.to_string()), ..Default::default() };
-    if let Some(lease) = args.lease_seconds.or(file.lease_seconds) {
-        if lease == 0 {
-            bail!("--lease-seconds must be at least 1");
-        }
-        compute.lease_seconds = lease;
-    }
-    let worker_cores = args.worker_cores.or(file.worker_cores);
-    let defaults = commons_hub::Limits::default();
-    let limits = commons_hub::Limits {
-        file_size: args.max_file_bytes.or(file.max_file_bytes).unwrap_or(defaults.file_size),
-        commit_body: args.max_commit_bytes.or(file.max_commit_bytes).unwrap_or(defaults.commit_body),
-        json_body: args.max_json_bytes.or(file.max_json_bytes).unwrap_or(defaults.json_body),
-        ..defaults
-    };
-    if limits.json_body == 0 || limits.commit_body == 0 || limits.file_size == 0 {
-        bail!("size limits must be at least 1 byte");
-    }
+    let settings = args.resolve()?;
+    let ServeSettings { data_dir, listen, store_url, public_url, embedded_worker, worker_cores, limits, compute } = settings;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let state = commons_hub::AppState::open(&data_dir, store_url.as_deref(), public_url)
@@ -210,7 +119,7 @@ pub enum UserCommand {
         name: String,
         #[arg(long)]
         fullname: Option<String>,
-        #[arg(long, env = "COMMONS_DATA_DIR")]
+        #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
         data_dir: Option<PathBuf>,
     },
 }
@@ -227,7 +136,7 @@ pub enum TokenCommand {
         /// A name to recognise the token by.
         #[arg(long, default_value = "cli")]
         name: String,
-        #[arg(long, env = "COMMONS_DATA_DIR")]
+        #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
         data_dir: Option<PathBuf>,
     },
 }
@@ -235,10 +144,10 @@ pub enum TokenCommand {
 #[derive(Args, Debug)]
 pub struct GcArgs {
     /// The hub's data directory.
-    #[arg(long, env = "COMMONS_DATA_DIR")]
+    #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
     pub data_dir: Option<PathBuf>,
     /// The hub's object store URL, when not DATA_DIR/objects.
-    #[arg(long, env = "COMMONS_STORE_URL")]
+    #[arg(long, env = EnvVars::COMMONS_STORE_URL)]
     pub store_url: Option<String>,
     /// Leave what is younger than this many hours (uploads may still be in flight).
     #[arg(long, default_value_t = 48.0)]
