@@ -42,7 +42,7 @@ impl Network {
         let network = Network { hub, tmp, http, workers: Vec::new() };
         let algorithm = network.tmp.path().join("algorithm");
         std::fs::create_dir_all(&algorithm).unwrap();
-        std::fs::copy(support::workspace_root().join("crates/commons-engine/recipes/keras-mnist-mlp.toml"), algorithm.join("recipe.toml"))
+        std::fs::copy(support::workspace_root().join("crates/commons-recipe/recipes/keras-mnist-mlp.toml"), algorithm.join("recipe.toml"))
             .unwrap();
         std::fs::write(algorithm.join("README.md"), "---\nlicense: apache-2.0\ntags: [recipe]\n---\n# Keras MNIST MLP\n").unwrap();
         network.cli(&["repo", "create", "keras-mnist-mlp", "--type", "algorithm"]);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::kernels;
+use crate::kernels::{self, load, store};
 use crate::vocab::{EncodedCorpus, FxHashMap, Vocab};
 use crate::{EmbeddingError, Embeddings, TokenSource};
 
@@ -283,7 +283,7 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> f64 {
             let w2 = job.weights.0.add(l2);
             let g1 = job.gradsq.0.add(l1);
             let g2 = job.gradsq.0.add(l2);
-            let diff = kernels::dot::<FMA>(w1, w2, dim) + *w1.add(dim) + *w2.add(dim) - entry.log_count;
+            let diff = kernels::dot::<FMA, true>(w1, w2, dim) + load(w1.add(dim)) + load(w2.add(dim)) - entry.log_count;
             let fdiff = entry.weight * diff;
             if !diff.is_finite() || !fdiff.is_finite() {
                 continue;
@@ -291,22 +291,23 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> f64 {
             cost += f64::from(0.5 * fdiff * diff);
             let fdiff = fdiff * job.eta;
             for b in 0..dim {
-                let temp1 = fdiff * *w2.add(b);
-                let temp2 = fdiff * *w1.add(b);
-                update_main[b] = temp1 / (*g1.add(b)).sqrt();
-                update_context[b] = temp2 / (*g2.add(b)).sqrt();
-                *g1.add(b) += temp1 * temp1;
-                *g2.add(b) += temp2 * temp2;
+                let temp1 = fdiff * load(w2.add(b));
+                let temp2 = fdiff * load(w1.add(b));
+                let (old1, old2) = (load(g1.add(b)), load(g2.add(b)));
+                update_main[b] = temp1 / old1.sqrt();
+                update_context[b] = temp2 / old2.sqrt();
+                store(g1.add(b), old1 + temp1 * temp1);
+                store(g2.add(b), old2 + temp2 * temp2);
             }
             if update_main.iter().chain(&update_context).all(|u| u.is_finite()) {
-                kernels::axpy::<FMA>(-1.0, update_main.as_ptr(), w1, dim);
-                kernels::axpy::<FMA>(-1.0, update_context.as_ptr(), w2, dim);
+                kernels::axpy::<FMA, true>(-1.0, update_main.as_ptr(), w1, dim);
+                kernels::axpy::<FMA, true>(-1.0, update_context.as_ptr(), w2, dim);
             }
-            *w1.add(dim) -= fdiff / (*g1.add(dim)).sqrt();
-            *w2.add(dim) -= fdiff / (*g2.add(dim)).sqrt();
+            store(w1.add(dim), load(w1.add(dim)) - fdiff / load(g1.add(dim)).sqrt());
+            store(w2.add(dim), load(w2.add(dim)) - fdiff / load(g2.add(dim)).sqrt());
             let squared = fdiff * fdiff;
-            *g1.add(dim) += squared;
-            *g2.add(dim) += squared;
+            store(g1.add(dim), load(g1.add(dim)) + squared);
+            store(g2.add(dim), load(g2.add(dim)) + squared);
         }
     }
     cost

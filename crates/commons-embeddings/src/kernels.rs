@@ -3,24 +3,84 @@
 //!
 //! Kernels take raw pointers because Hogwild training (see `word2vec`) reads and writes rows
 //! that other threads may touch at the same time; no `&mut` slice is ever formed over shared
-//! rows, so the compiler is never told that a row is unaliased. Each kernel processes 8 lanes at
-//! a time with 8 independent accumulators, a shape LLVM turns into SIMD code; `FMA = true` fuses
-//! the multiply-add and is only used inside functions compiled with `target_feature(fma)`.
+//! rows. With `SHARED = true` every load and store of a row is a relaxed atomic operation on the
+//! float's bits ([`load`], [`store`]): concurrent updates may overwrite each other (Hogwild's
+//! trade-off) but there is no data race, so no undefined behaviour. On x86 a relaxed atomic load
+//! or store is a plain move; what it costs is that LLVM does not merge eight of them into one
+//! vector move (BENCHMARKS.md has the words/s before and after). `SHARED = false` is for
+//! thread-owned buffers and read-only matrices (evaluation). Each kernel processes 8 lanes at a
+//! time with 8 independent accumulators, a shape LLVM turns into SIMD arithmetic; `FMA = true`
+//! fuses the multiply-add and is only used inside functions compiled with `target_feature(fma)`.
 //!
 //! The summation order is fixed (8 lane sums, then lanes 0..8 in order, then the tail), so a
 //! portable (`FMA = false`) dot product gives the same bits on every machine.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// One float of a shared row, loaded atomically (relaxed).
+///
 /// # Safety
-/// `a` and `b` must be valid for reads of `n` floats.
+/// `p` must be valid for reads of one `f32` and 4-byte aligned (as every `f32` is), and every
+/// concurrent access to it must be atomic too.
 #[inline(always)]
-pub(crate) unsafe fn dot<const FMA: bool>(a: *const f32, b: *const f32, n: usize) -> f32 {
+pub(crate) unsafe fn load(p: *const f32) -> f32 {
+    // SAFETY: `AtomicU32` has the size and alignment of `f32`; the caller guarantees validity.
+    f32::from_bits(unsafe { AtomicU32::from_ptr(p as *mut u32) }.load(Ordering::Relaxed))
+}
+
+/// One float of a shared row, stored atomically (relaxed).
+///
+/// # Safety
+/// As [`load`], for writes.
+#[inline(always)]
+pub(crate) unsafe fn store(p: *mut f32, value: f32) {
+    // SAFETY: as in `load`.
+    unsafe { AtomicU32::from_ptr(p as *mut u32) }.store(value.to_bits(), Ordering::Relaxed)
+}
+
+/// Eight floats from `p`: atomically when `SHARED`.
+#[inline(always)]
+unsafe fn load8<const SHARED: bool>(p: *const f32) -> [f32; 8] {
+    if SHARED {
+        // SAFETY: the caller guarantees p..p+8 is valid.
+        std::array::from_fn(|l| unsafe { load(p.add(l)) })
+    } else {
+        // SAFETY: as above; nothing else writes a thread-owned or read-only buffer.
+        unsafe { std::ptr::read_unaligned(p as *const [f32; 8]) }
+    }
+}
+
+/// Eight floats to `p`: atomically when `SHARED`.
+#[inline(always)]
+unsafe fn store8<const SHARED: bool>(p: *mut f32, values: [f32; 8]) {
+    if SHARED {
+        for (l, value) in values.into_iter().enumerate() {
+            // SAFETY: the caller guarantees p..p+8 is valid.
+            unsafe { store(p.add(l), value) };
+        }
+    } else {
+        // SAFETY: as above.
+        unsafe { std::ptr::write_unaligned(p as *mut [f32; 8], values) };
+    }
+}
+
+/// One float from `p`: atomically when `SHARED`.
+#[inline(always)]
+unsafe fn load1<const SHARED: bool>(p: *const f32) -> f32 {
+    // SAFETY: the caller guarantees p is valid.
+    if SHARED { unsafe { load(p) } } else { unsafe { *p } }
+}
+
+/// # Safety
+/// `a` and `b` must be valid for reads of `n` floats; with `SHARED = false`, nothing may write
+/// them meanwhile.
+#[inline(always)]
+pub(crate) unsafe fn dot<const FMA: bool, const SHARED: bool>(a: *const f32, b: *const f32, n: usize) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = n / 8;
     for c in 0..chunks {
         // SAFETY: c*8+8 <= n, within both rows.
-        let (x, y) = unsafe {
-            (std::ptr::read_unaligned(a.add(c * 8) as *const [f32; 8]), std::ptr::read_unaligned(b.add(c * 8) as *const [f32; 8]))
-        };
+        let (x, y) = unsafe { (load8::<SHARED>(a.add(c * 8)), load8::<SHARED>(b.add(c * 8))) };
         for l in 0..8 {
             acc[l] = if FMA { x[l].mul_add(y[l], acc[l]) } else { acc[l] + x[l] * y[l] };
         }
@@ -28,7 +88,7 @@ pub(crate) unsafe fn dot<const FMA: bool>(a: *const f32, b: *const f32, n: usize
     let mut sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     for i in chunks * 8..n {
         // SAFETY: i < n.
-        sum += unsafe { *a.add(i) * *b.add(i) };
+        sum += unsafe { load1::<SHARED>(a.add(i)) * load1::<SHARED>(b.add(i)) };
     }
     sum
 }
@@ -36,24 +96,28 @@ pub(crate) unsafe fn dot<const FMA: bool>(a: *const f32, b: *const f32, n: usize
 /// `y[i] += alpha * x[i]` for `i < n`.
 ///
 /// # Safety
-/// `x` valid for reads and `y` for writes of `n` floats. `x` and `y` may be the same row.
+/// `x` valid for reads and `y` for writes of `n` floats. `x` and `y` may be the same row. With
+/// `SHARED = false`, no other thread may access them meanwhile.
 #[inline(always)]
-pub(crate) unsafe fn axpy<const FMA: bool>(alpha: f32, x: *const f32, y: *mut f32, n: usize) {
+pub(crate) unsafe fn axpy<const FMA: bool, const SHARED: bool>(alpha: f32, x: *const f32, y: *mut f32, n: usize) {
     let chunks = n / 8;
     for c in 0..chunks {
         // SAFETY: c*8+8 <= n, within both rows.
         unsafe {
-            let xv = std::ptr::read_unaligned(x.add(c * 8) as *const [f32; 8]);
-            let mut yv = std::ptr::read_unaligned(y.add(c * 8) as *const [f32; 8]);
+            let xv = load8::<SHARED>(x.add(c * 8));
+            let mut yv = load8::<SHARED>(y.add(c * 8));
             for l in 0..8 {
                 yv[l] = if FMA { alpha.mul_add(xv[l], yv[l]) } else { yv[l] + alpha * xv[l] };
             }
-            std::ptr::write_unaligned(y.add(c * 8) as *mut [f32; 8], yv);
+            store8::<SHARED>(y.add(c * 8), yv);
         }
     }
     for i in chunks * 8..n {
         // SAFETY: i < n.
-        unsafe { *y.add(i) += alpha * *x.add(i) };
+        unsafe {
+            let value = load1::<SHARED>(y.add(i)) + alpha * load1::<SHARED>(x.add(i));
+            if SHARED { store(y.add(i), value) } else { *y.add(i) = value }
+        }
     }
 }
 
@@ -80,7 +144,7 @@ pub(crate) fn prefetch_row(row: *const f32, dim: usize) {
 pub(crate) fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     // SAFETY: both slices hold at least n floats.
-    unsafe { dot::<false>(a.as_ptr(), b.as_ptr(), n) }
+    unsafe { dot::<false, false>(a.as_ptr(), b.as_ptr(), n) }
 }
 
 /// Whether the AVX2+FMA build of the training loops can run here.

@@ -18,12 +18,13 @@
 //! ## Safety argument for the shared buffers
 //! `syn0` and `syn1neg` are plain `Vec<f32>` owned by [`train_encoded`], which outlives the
 //! scoped worker threads. Workers get raw pointers and compute row addresses only from word ids
-//! `< vocab size`, so every access is in bounds. Threads may read a row while another writes it:
-//! formally a data race, the deliberate trade-off of Hogwild (Niu et al., 2011) that word2vec.c,
-//! gensim and fastText make. It is confined to `f32` loads and stores through raw pointers (no
-//! `&mut` references are created over shared rows, so no aliasing assumptions are violated), any
-//! bit pattern is a valid `f32`, and stochastic gradient descent tolerates the stale or mixed
-//! values a racing read may see. No pointer, length or index is ever shared mutably.
+//! `< vocab size`, so every access is in bounds. Threads read rows while others write them, as
+//! in word2vec.c, gensim and fastText (Hogwild, Niu et al., 2011), but every such access is a
+//! relaxed atomic load or store of the float's bits (`kernels::{load, store}`, the `SHARED`
+//! kernels): a racing update may be lost or a read may see a stale value, which stochastic
+//! gradient descent tolerates, and there is no data race in Rust's memory model, so no undefined
+//! behaviour. No `&mut` reference is created over a shared row; no pointer, length or index is
+//! shared mutably.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -232,7 +233,7 @@ impl Lcg {
 #[derive(Clone, Copy)]
 struct SharedRows(*mut f32);
 // SAFETY: see the module's safety argument: the buffer outlives the scoped threads and is only
-// accessed in bounds through raw pointers, with Hogwild's deliberate unsynchronised updates.
+// accessed in bounds through raw pointers, every access to a shared row atomic (see above).
 unsafe impl Send for SharedRows {}
 unsafe impl Sync for SharedRows {}
 
@@ -460,7 +461,7 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> ThreadResult {
                             epoch_loss += negative_sampling::<FMA>(job, &mut rng, centre, l1, syn1, &mut neu1e, alpha);
                             epoch_pairs += 1;
                             // SAFETY: as above; neu1e is thread-local.
-                            unsafe { kernels::axpy::<FMA>(1.0, neu1e.as_ptr(), l1, dim) };
+                            unsafe { kernels::axpy::<FMA, true>(1.0, neu1e.as_ptr(), l1, dim) };
                         }
                     }
                     Architecture::Cbow => {
@@ -469,7 +470,7 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> ThreadResult {
                         for (c, &context) in sentence[lo..=hi].iter().enumerate() {
                             if lo + c != pos {
                                 // SAFETY: ids < vocab size.
-                                unsafe { kernels::axpy::<FMA>(1.0, syn0.add(context as usize * dim), neu1.as_mut_ptr(), dim) };
+                                unsafe { kernels::axpy::<FMA, true>(1.0, syn0.add(context as usize * dim), neu1.as_mut_ptr(), dim) };
                                 count += 1;
                             }
                         }
@@ -484,7 +485,7 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> ThreadResult {
                         for (c, &context) in sentence[lo..=hi].iter().enumerate() {
                             if lo + c != pos {
                                 // SAFETY: ids < vocab size.
-                                unsafe { kernels::axpy::<FMA>(1.0, neu1e.as_ptr(), syn0.add(context as usize * dim), dim) };
+                                unsafe { kernels::axpy::<FMA, true>(1.0, neu1e.as_ptr(), syn0.add(context as usize * dim), dim) };
                             }
                         }
                     }
@@ -531,12 +532,12 @@ fn negative_sampling<const FMA: bool>(
         // SAFETY: target < vocab size; l1 points at a row of dim floats.
         unsafe {
             let l2 = syn1.add(target as usize * dim);
-            let f = kernels::dot::<FMA>(l1, l2, dim);
+            let f = kernels::dot::<FMA, true>(l1, l2, dim);
             let (g, pair_loss) = job.sigmoid.gradient_and_loss(f, label);
             loss += pair_loss;
             let g = g * alpha;
-            kernels::axpy::<FMA>(g, l2, neu1e.as_mut_ptr(), dim);
-            kernels::axpy::<FMA>(g, l1, l2, dim);
+            kernels::axpy::<FMA, true>(g, l2, neu1e.as_mut_ptr(), dim);
+            kernels::axpy::<FMA, true>(g, l1, l2, dim);
         }
     }
     f64::from(loss)
