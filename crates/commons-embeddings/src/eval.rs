@@ -254,7 +254,7 @@ fn answer_all(unit: &UnitVectors<'_>, jobs: &[([usize; 3], usize)], limit: usize
             let row = unit.row(r);
             for (q, (ids, _)) in block.iter().enumerate() {
                 // SAFETY: query and row both hold `dim` floats.
-                let score = unsafe { crate::kernels::dot::<false, false>(queries[q].as_ptr(), row.as_ptr(), row.len()) };
+                let score = unsafe { crate::kernels::dot::<false, false, false>(queries[q].as_ptr(), row.as_ptr(), row.len()) };
                 if score > best[q].1 && !ids.contains(&r) {
                     best[q] = (Some(r), score);
                 }

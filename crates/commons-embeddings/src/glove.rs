@@ -283,7 +283,7 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> f64 {
             let w2 = job.weights.0.add(l2);
             let g1 = job.gradsq.0.add(l1);
             let g2 = job.gradsq.0.add(l2);
-            let diff = kernels::dot::<FMA, true>(w1, w2, dim) + load(w1.add(dim)) + load(w2.add(dim)) - entry.log_count;
+            let diff = kernels::dot::<FMA, true, true>(w1, w2, dim) + load(w1.add(dim)) + load(w2.add(dim)) - entry.log_count;
             let fdiff = entry.weight * diff;
             if !diff.is_finite() || !fdiff.is_finite() {
                 continue;
@@ -300,8 +300,8 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> f64 {
                 store(g2.add(b), old2 + temp2 * temp2);
             }
             if update_main.iter().chain(&update_context).all(|u| u.is_finite()) {
-                kernels::axpy::<FMA, true>(-1.0, update_main.as_ptr(), w1, dim);
-                kernels::axpy::<FMA, true>(-1.0, update_context.as_ptr(), w2, dim);
+                kernels::axpy::<FMA, false, true>(-1.0, update_main.as_ptr(), w1, dim);
+                kernels::axpy::<FMA, false, true>(-1.0, update_context.as_ptr(), w2, dim);
             }
             store(w1.add(dim), load(w1.add(dim)) - fdiff / load(g1.add(dim)).sqrt());
             store(w2.add(dim), load(w2.add(dim)) - fdiff / load(g2.add(dim)).sqrt());

@@ -3,11 +3,11 @@
 //!
 //! Kernels take raw pointers because Hogwild training (see `word2vec`) reads and writes rows
 //! that other threads may touch at the same time; no `&mut` slice is ever formed over shared
-//! rows. With `SHARED = true` every load and store of a row is a relaxed atomic operation on the
+//! rows. With `*_SHARED = true` every load and store of a row is a relaxed atomic operation on the
 //! float's bits ([`load`], [`store`]): concurrent updates may overwrite each other (Hogwild's
 //! trade-off) but there is no data race, so no undefined behaviour. On x86 a relaxed atomic load
 //! or store is a plain move; what it costs is that LLVM does not merge eight of them into one
-//! vector move (BENCHMARKS.md has the words/s before and after). `SHARED = false` is for
+//! vector move (BENCHMARKS.md has the words/s before and after). `*_SHARED = false` is for
 //! thread-owned buffers and read-only matrices (evaluation). Each kernel processes 8 lanes at a
 //! time with 8 independent accumulators, a shape LLVM turns into SIMD arithmetic; `FMA = true`
 //! fuses the multiply-add and is only used inside functions compiled with `target_feature(fma)`.
@@ -75,12 +75,12 @@ unsafe fn load1<const SHARED: bool>(p: *const f32) -> f32 {
 /// `a` and `b` must be valid for reads of `n` floats; with `SHARED = false`, nothing may write
 /// them meanwhile.
 #[inline(always)]
-pub(crate) unsafe fn dot<const FMA: bool, const SHARED: bool>(a: *const f32, b: *const f32, n: usize) -> f32 {
+pub(crate) unsafe fn dot<const FMA: bool, const A_SHARED: bool, const B_SHARED: bool>(a: *const f32, b: *const f32, n: usize) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = n / 8;
     for c in 0..chunks {
         // SAFETY: c*8+8 <= n, within both rows.
-        let (x, y) = unsafe { (load8::<SHARED>(a.add(c * 8)), load8::<SHARED>(b.add(c * 8))) };
+        let (x, y) = unsafe { (load8::<A_SHARED>(a.add(c * 8)), load8::<B_SHARED>(b.add(c * 8))) };
         for l in 0..8 {
             acc[l] = if FMA { x[l].mul_add(y[l], acc[l]) } else { acc[l] + x[l] * y[l] };
         }
@@ -88,7 +88,7 @@ pub(crate) unsafe fn dot<const FMA: bool, const SHARED: bool>(a: *const f32, b: 
     let mut sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     for i in chunks * 8..n {
         // SAFETY: i < n.
-        sum += unsafe { load1::<SHARED>(a.add(i)) * load1::<SHARED>(b.add(i)) };
+        sum += unsafe { load1::<A_SHARED>(a.add(i)) * load1::<B_SHARED>(b.add(i)) };
     }
     sum
 }
@@ -99,24 +99,24 @@ pub(crate) unsafe fn dot<const FMA: bool, const SHARED: bool>(a: *const f32, b: 
 /// `x` valid for reads and `y` for writes of `n` floats. `x` and `y` may be the same row. With
 /// `SHARED = false`, no other thread may access them meanwhile.
 #[inline(always)]
-pub(crate) unsafe fn axpy<const FMA: bool, const SHARED: bool>(alpha: f32, x: *const f32, y: *mut f32, n: usize) {
+pub(crate) unsafe fn axpy<const FMA: bool, const X_SHARED: bool, const Y_SHARED: bool>(alpha: f32, x: *const f32, y: *mut f32, n: usize) {
     let chunks = n / 8;
     for c in 0..chunks {
         // SAFETY: c*8+8 <= n, within both rows.
         unsafe {
-            let xv = load8::<SHARED>(x.add(c * 8));
-            let mut yv = load8::<SHARED>(y.add(c * 8));
+            let xv = load8::<X_SHARED>(x.add(c * 8));
+            let mut yv = load8::<Y_SHARED>(y.add(c * 8));
             for l in 0..8 {
                 yv[l] = if FMA { alpha.mul_add(xv[l], yv[l]) } else { yv[l] + alpha * xv[l] };
             }
-            store8::<SHARED>(y.add(c * 8), yv);
+            store8::<Y_SHARED>(y.add(c * 8), yv);
         }
     }
     for i in chunks * 8..n {
         // SAFETY: i < n.
         unsafe {
-            let value = load1::<SHARED>(y.add(i)) + alpha * load1::<SHARED>(x.add(i));
-            if SHARED { store(y.add(i), value) } else { *y.add(i) = value }
+            let value = load1::<Y_SHARED>(y.add(i)) + alpha * load1::<X_SHARED>(x.add(i));
+            if Y_SHARED { store(y.add(i), value) } else { *y.add(i) = value }
         }
     }
 }
@@ -144,7 +144,7 @@ pub(crate) fn prefetch_row(row: *const f32, dim: usize) {
 pub(crate) fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     // SAFETY: both slices hold at least n floats.
-    unsafe { dot::<false, false>(a.as_ptr(), b.as_ptr(), n) }
+    unsafe { dot::<false, false, false>(a.as_ptr(), b.as_ptr(), n) }
 }
 
 /// Whether the AVX2+FMA build of the training loops can run here.

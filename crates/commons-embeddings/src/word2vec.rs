@@ -458,10 +458,10 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> ThreadResult {
                             // SAFETY: ids < vocab size, so the row lies within syn0.
                             let l1 = unsafe { syn0.add(context as usize * dim) };
                             neu1e.fill(0.0);
-                            epoch_loss += negative_sampling::<FMA>(job, &mut rng, centre, l1, syn1, &mut neu1e, alpha);
+                            epoch_loss += negative_sampling::<FMA, true>(job, &mut rng, centre, l1, syn1, &mut neu1e, alpha);
                             epoch_pairs += 1;
                             // SAFETY: as above; neu1e is thread-local.
-                            unsafe { kernels::axpy::<FMA, true>(1.0, neu1e.as_ptr(), l1, dim) };
+                            unsafe { kernels::axpy::<FMA, false, true>(1.0, neu1e.as_ptr(), l1, dim) };
                         }
                     }
                     Architecture::Cbow => {
@@ -470,7 +470,7 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> ThreadResult {
                         for (c, &context) in sentence[lo..=hi].iter().enumerate() {
                             if lo + c != pos {
                                 // SAFETY: ids < vocab size.
-                                unsafe { kernels::axpy::<FMA, true>(1.0, syn0.add(context as usize * dim), neu1.as_mut_ptr(), dim) };
+                                unsafe { kernels::axpy::<FMA, true, false>(1.0, syn0.add(context as usize * dim), neu1.as_mut_ptr(), dim) };
                                 count += 1;
                             }
                         }
@@ -480,12 +480,12 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> ThreadResult {
                         let inverse = 1.0 / count as f32;
                         neu1.iter_mut().for_each(|v| *v *= inverse);
                         neu1e.fill(0.0);
-                        epoch_loss += negative_sampling::<FMA>(job, &mut rng, centre, neu1.as_ptr(), syn1, &mut neu1e, alpha);
+                        epoch_loss += negative_sampling::<FMA, false>(job, &mut rng, centre, neu1.as_ptr(), syn1, &mut neu1e, alpha);
                         epoch_pairs += 1;
                         for (c, &context) in sentence[lo..=hi].iter().enumerate() {
                             if lo + c != pos {
                                 // SAFETY: ids < vocab size.
-                                unsafe { kernels::axpy::<FMA, true>(1.0, neu1e.as_ptr(), syn0.add(context as usize * dim), dim) };
+                                unsafe { kernels::axpy::<FMA, false, true>(1.0, neu1e.as_ptr(), syn0.add(context as usize * dim), dim) };
                             }
                         }
                     }
@@ -499,10 +499,11 @@ fn run_job_generic<const FMA: bool>(job: &Job<'_>) -> ThreadResult {
     result
 }
 
-/// One positive and `negative` noise targets against input vector `l1`; accumulates the input's
-/// gradient in `neu1e`, updates the output rows, returns the loss.
+/// One positive and `negative` noise targets against input vector `l1` (a shared row of `syn0`
+/// when `L1_SHARED`, else the thread's own CBOW average); accumulates the input's gradient in
+/// `neu1e`, updates the output rows, returns the loss.
 #[inline(always)]
-fn negative_sampling<const FMA: bool>(
+fn negative_sampling<const FMA: bool, const L1_SHARED: bool>(
     job: &Job<'_>,
     rng: &mut Lcg,
     centre: u32,
@@ -532,12 +533,12 @@ fn negative_sampling<const FMA: bool>(
         // SAFETY: target < vocab size; l1 points at a row of dim floats.
         unsafe {
             let l2 = syn1.add(target as usize * dim);
-            let f = kernels::dot::<FMA, true>(l1, l2, dim);
+            let f = kernels::dot::<FMA, L1_SHARED, true>(l1, l2, dim);
             let (g, pair_loss) = job.sigmoid.gradient_and_loss(f, label);
             loss += pair_loss;
             let g = g * alpha;
-            kernels::axpy::<FMA, true>(g, l2, neu1e.as_mut_ptr(), dim);
-            kernels::axpy::<FMA, true>(g, l1, l2, dim);
+            kernels::axpy::<FMA, true, false>(g, l2, neu1e.as_mut_ptr(), dim);
+            kernels::axpy::<FMA, L1_SHARED, true>(g, l1, l2, dim);
         }
     }
     f64::from(loss)
