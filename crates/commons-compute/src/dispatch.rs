@@ -20,7 +20,7 @@ use rusqlite::params;
 use sqlx::Row;
 
 use crate::error::{ComputeError, Result};
-use crate::jobs::StoredWork;
+use crate::units::{AssignmentRow, Needs, NeedsKind, Party, REJECTED_TRAINERS, RESULTS_IN_PLAY, StoredWork, WorkerRow};
 use crate::writer::{Conn, Sql, text_col};
 use crate::{Coordinator, now};
 
@@ -36,14 +36,6 @@ const MAX_EPOCHS_KEPT: usize = 10_000;
 /// A lease token dies with its assignment (a trigger deletes it when the assignment stops
 /// running); this expiry is only a backstop.
 const UPLOAD_TOKEN_SECONDS: i64 = 24 * 3600;
-
-pub(crate) struct WorkerRow {
-    pub id: i64,
-    pub owner_id: i64,
-    pub numeric_class: String,
-    pub trusted: bool,
-    pub operator_host: bool,
-}
 
 /// A unit a worker might be leased.
 struct Candidate {
@@ -320,7 +312,7 @@ impl Coordinator {
                 })?,
             },
         };
-        Ok(needs.admits(worker))
+        Ok(needs.admits(worker.owner_id, &worker.numeric_class, worker.operator_host))
     }
 
     /// A lease token for the worker that trains a unit: it writes only the unit's branch of the
@@ -694,100 +686,6 @@ impl Coordinator {
             });
         }
         Ok(views)
-    }
-}
-
-pub(crate) struct AssignmentRow {
-    pub owner_id: i64,
-    /// The unit needs this one result and no other (quorum 1, never replicated).
-    pub alone: bool,
-    pub flops: f64,
-    pub id: i64,
-    pub unit_id: i64,
-    pub worker_id: i64,
-    pub state: AssignmentState,
-    pub role: Role,
-    pub unit_state: UnitState,
-    pub job_id: i64,
-    pub job_state: JobState,
-}
-
-/// The owner and machine class of a result that constrains who may take a unit.
-#[derive(Debug, Clone)]
-pub(crate) struct Party {
-    pub owner_id: i64,
-    pub owner: String,
-    pub class: String,
-}
-
-/// The owners and classes of the results a unit already has in play (running or reported), and
-/// of the training claim it checks (`?2`, -1 for none).
-pub(crate) const RESULTS_IN_PLAY: &str =
-    "SELECT a.owner_id, u.name, w.numeric_class FROM assignments a JOIN workers w ON w.id = a.worker_id JOIN users u ON u.id = a.owner_id
-     WHERE (a.unit_id = ?1 AND a.state IN ('running', 'reported')) OR a.id = ?2";
-/// The owners whose training of a unit was rejected.
-pub(crate) const REJECTED_TRAINERS: &str = "SELECT DISTINCT a.owner_id, u.name, w.numeric_class FROM assignments a JOIN workers w ON w.id = a.worker_id JOIN users u ON u.id = a.owner_id
-     WHERE a.unit_id = ?1 AND a.outcome = 'invalid'";
-
-pub(crate) enum NeedsKind {
-    Any,
-    Untried,
-    Agreeing,
-}
-
-/// What a unit asks of the worker that takes it. Results that must agree come from one class of
-/// machines (homogeneous redundancy: bit-exact agreement is only promised within a class) and
-/// from distinct owners (the operator's own hosts excepted); an owner whose training was
-/// rejected does not train the unit again.
-pub(crate) enum Needs {
-    Any,
-    Untried { rejected: Vec<Party> },
-    Agreeing { others: Vec<Party> },
-}
-
-impl Needs {
-    /// Which constraints apply to a unit of `role` and `quorum`, before loading them.
-    pub(crate) fn kind(role: Role, quorum: i64) -> NeedsKind {
-        match role {
-            Role::Train => NeedsKind::Untried,
-            Role::Eval if quorum >= 2 => NeedsKind::Agreeing,
-            _ => NeedsKind::Any,
-        }
-    }
-
-    pub(crate) fn admits(&self, worker: &WorkerRow) -> bool {
-        match self {
-            Needs::Any => true,
-            Needs::Untried { rejected } => worker.operator_host || rejected.iter().all(|p| p.owner_id != worker.owner_id),
-            Needs::Agreeing { others } => {
-                others.iter().all(|p| p.class == worker.numeric_class && (worker.operator_host || p.owner_id != worker.owner_id))
-            }
-        }
-    }
-
-    /// Why a unit waits when no online worker is admitted.
-    pub(crate) fn explain(&self, online: usize) -> String {
-        let names = |parties: &[Party]| {
-            let mut names: Vec<&str> = parties.iter().map(|p| p.owner.as_str()).collect();
-            names.sort_unstable();
-            names.dedup();
-            names.join(", ")
-        };
-        match self {
-            _ if online == 0 => "waiting for a worker: none is online".into(),
-            Needs::Agreeing { others } if !others.is_empty() => format!(
-                "waiting for a worker of numeric class {} owned by someone other than {} (its result must be compared bit for bit with theirs); none of the {online} online workers is",
-                others[0].class,
-                names(others)
-            ),
-            Needs::Untried { rejected } if !rejected.is_empty() => {
-                format!(
-                    "waiting for a worker whose owner is not {} (their training of this unit was rejected); none of the {online} online workers is",
-                    names(rejected)
-                )
-            }
-            _ => format!("waiting for a worker that has not run this unit before; none of the {online} online workers qualifies"),
-        }
     }
 }
 

@@ -12,60 +12,23 @@ use commons_recipe::cost;
 use commons_recipe::recipe::{LoadedRecipe, RecipeKind};
 use commons_repo::RepoError;
 use rusqlite::params;
-use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::dispatch::{Needs, NeedsKind, Party, REJECTED_TRAINERS, RESULTS_IN_PLAY, WorkerRow};
 use crate::error::{ComputeError, Result};
 use crate::ledger::{self, Memo, TransferKind};
+use crate::units::{
+    Needs, NeedsKind, NewUnit, NewUnitRef, Party, REJECTED_TRAINERS, RESULTS_IN_PLAY, StoredWork, VALIDATION_MAX_RESULTS, WorkerRow,
+    insert_unit,
+};
 use crate::writer::{Conn, Sql, text_col};
 use crate::{Coordinator, now, stored};
 
-/// Results a training validation may collect (each an independent evaluation of the model).
-pub(crate) const VALIDATION_MAX_RESULTS: i64 = 3;
 /// Vocabulary size assumed when pricing a text recipe that leaves it to the data.
 const DEFAULT_VOCAB: usize = 20_000;
 /// Most shards one evaluation may be split into.
 const MAX_SHARDS: usize = 256;
 /// Largest card, recipe or config the coordinator reads from a repository.
 const SMALL_FILE_LIMIT: u64 = 4 * 1024 * 1024;
-
-/// What a unit row stores: the work, plus what the coordinator needs later.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct StoredWork {
-    pub work: Work,
-    /// For a train unit: estimated operations of evaluating its model on the test split,
-    /// the price of each validation.
-    #[serde(default)]
-    pub validation_flops: Option<f64>,
-    /// For a validation unit: the train assignment whose claimed test metrics it checks.
-    #[serde(default)]
-    pub claim: Option<i64>,
-}
-
-impl StoredWork {
-    /// The payload of unit `unit_id`.
-    pub(crate) fn parse(payload: &str, unit_id: i64) -> Result<Self> {
-        serde_json::from_str(payload).map_err(|e| ComputeError::Corrupt(format!("unit {unit_id} payload: {e}")))
-    }
-
-    /// The output repository of a train unit.
-    pub(crate) fn output_repo(&self, unit_id: i64) -> Result<&str> {
-        match &self.work {
-            Work::Train { output_repo, .. } => Ok(output_repo),
-            _ => Err(ComputeError::Corrupt(format!("unit {unit_id} is not a train unit"))),
-        }
-    }
-}
-
-struct NewUnit {
-    role: Role,
-    stored: StoredWork,
-    quorum: i64,
-    open_slots: i64,
-    max_results: i64,
-    flops: f64,
-}
 
 impl Coordinator {
     /// Submits a job for `owner`: pins every input to a commit, checks the recipe, escrows the
@@ -482,7 +445,7 @@ impl Coordinator {
                 others: parties(sqlx::query(RESULTS_IN_PLAY).bind(unit_id).bind(claim.unwrap_or(-1)).fetch_all(self.pool()).await?)?,
             },
         };
-        let takers = online.iter().filter(|w| !had.contains(&w.id) && needs.admits(w)).count();
+        let takers = online.iter().filter(|w| !had.contains(&w.id) && needs.admits(w.owner_id, &w.numeric_class, w.operator_host)).count();
         Ok((takers == 0).then(|| needs.explain(online.len())))
     }
 
@@ -599,32 +562,6 @@ impl Coordinator {
 
     pub async fn ledger(&self) -> Result<LedgerDump> {
         ledger::dump(self.pool()).await
-    }
-}
-
-pub(crate) fn insert_unit(db: &Conn, job_id: i64, unit: &NewUnitRef<'_>, validates: Option<i64>, max_errors: i64) -> Result<i64> {
-    let payload = serde_json::to_string(unit.stored).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
-    db.one(
-        "INSERT INTO units (job_id, role, payload, state, quorum, open_slots, max_results, max_errors, validates_unit, flops, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING id",
-        params![job_id, unit.role.as_str(), payload, unit.quorum, unit.open_slots, unit.max_results, max_errors, validates, unit.flops, now()],
-        |r| r.get(0),
-    )
-}
-
-/// A unit to insert, borrowed.
-pub(crate) struct NewUnitRef<'a> {
-    pub role: Role,
-    pub stored: &'a StoredWork,
-    pub quorum: i64,
-    pub open_slots: i64,
-    pub max_results: i64,
-    pub flops: f64,
-}
-
-impl<'a> From<&'a NewUnit> for NewUnitRef<'a> {
-    fn from(u: &'a NewUnit) -> Self {
-        Self { role: u.role, stored: &u.stored, quorum: u.quorum, open_slots: u.open_slots, max_results: u.max_results, flops: u.flops }
     }
 }
 

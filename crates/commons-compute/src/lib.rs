@@ -8,6 +8,8 @@
 //! - [`validate`]: quorum of agreeing results, adaptive replication, host trust, payments, and
 //!   finishing jobs (a trained model is promoted to `main` once an independent evaluation agrees).
 //! - [`ledger`]: double-entry credits.
+//! - [`units`]: the stored shape of a unit, inserting one, and which workers it admits; the
+//!   stages above build on it and do not import one another.
 //!
 //! Its HTTP API (`/api/jobs`, `/api/workers`, `/api/assignments`, `/api/credits`, `/api/ledger`)
 //! is `commons-hub/src/routes/compute.rs`: this crate knows no HTTP, and reaches repositories
@@ -25,6 +27,7 @@ mod error;
 mod jobs;
 mod ledger;
 mod pricing;
+mod units;
 mod validate;
 mod writer;
 

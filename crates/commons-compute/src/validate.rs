@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::error::{ComputeError, Result};
-use crate::jobs::{NewUnitRef, StoredWork, VALIDATION_MAX_RESULTS, insert_unit};
 use crate::ledger::{self, Memo, TransferKind};
+use crate::units::{AssignmentRow, NewUnitRef, StoredWork, VALIDATION_MAX_RESULTS, insert_unit};
 use crate::writer::{Conn, Sql, text_col};
 use crate::{Coordinator, now, stored};
 
@@ -189,7 +189,7 @@ impl Coordinator {
     }
 
     /// Accepts the one result a unit of quorum 1 waits for: [`Self::decide`] without the ballot.
-    pub(crate) fn accept_alone(&self, db: &Conn, a: &crate::dispatch::AssignmentRow, hash: &str) -> Result<()> {
+    pub(crate) fn accept_alone(&self, db: &Conn, a: &AssignmentRow, hash: &str) -> Result<()> {
         let vote = Vote { assignment_id: a.id, owner_id: a.owner_id, worker_id: a.worker_id, operator: false, hash: hash.to_string() };
         self.judge(db, &vote, true)?;
         self.pay(db, a.job_id, a.unit_id, &vote, a.flops)?;
