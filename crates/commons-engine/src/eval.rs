@@ -9,9 +9,9 @@ use crate::data::Examples;
 use commons_recipe::EvalReport;
 use commons_recipe::report::macro_f1;
 
+use crate::batch::{batch_input, batch_targets, default_device, scores_2d, targets_per_example, with_threads};
 use crate::error::EngineError;
 use crate::model::{self, Params, Plan};
-use crate::train::{batch_input, batch_targets, default_device, scores_2d, targets_per_example, with_threads};
 use commons_recipe::recipe::RecipeKind;
 
 /// Examples per forward pass in evaluation; part of the determinism contract.

@@ -5,12 +5,15 @@
 //! (all shapes checked up front) → [`train::train`] → [`output::write_model_dir`];
 //! [`evaluate_model_dir`] reads such a directory back and scores a data split.
 
+pub mod batch;
 pub mod data;
 pub mod embeddings;
 pub mod error;
 pub mod eval;
 pub mod model;
 pub mod output;
+pub mod rng;
+pub mod safetensors;
 pub mod sample;
 pub mod train;
 
@@ -134,7 +137,7 @@ pub fn evaluate_model_dir_with_cost(
     let data_path = resolve_data_path(&model.recipe.recipe, data)?;
     let prepared = data::prepare(&model.recipe.recipe, &data_path, model.config.vocabulary.clone())?;
     let plan = model::Plan::resolve(&model.recipe, prepared.input.clone(), prepared.dims)?;
-    let device = train::default_device();
+    let device = batch::default_device();
     let params = output::params_from_model(&model, &plan, &device)?;
     let whole = prepared.split(split)?;
     let sharded;
@@ -194,9 +197,9 @@ pub fn measure_gflops(threads: usize) -> Result<f64, EngineError> {
     use burn::tensor::{Tensor, TensorData};
     const N: usize = 256;
     const REPEATS: usize = 8;
-    let device = train::default_device();
+    let device = batch::default_device();
     let values: Vec<f32> = (0..N * N).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
-    train::with_threads(threads.max(1), || {
+    batch::with_threads(threads.max(1), || {
         let a = Tensor::<2>::from_data(TensorData::new(values.clone(), [N, N]), &device);
         let b = Tensor::<2>::from_data(TensorData::new(values.clone(), [N, N]), &device);
         // One untimed product warms the kernels and the allocator.

@@ -6,13 +6,12 @@
 //! ran in the process — and match Keras' defaults (Glorot-uniform kernels, zero biases,
 //! orthogonal recurrent kernels, forget-gate bias 1).
 
+pub use crate::rng::SeededRng;
 use burn::module::{Module, Param};
 use burn::tensor::activation;
 use burn::tensor::module::{conv2d, embedding, linear, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 pub use commons_recipe::plan::{DataDims, InputKind, Plan, PlannedLayer, RecurrentKind};
 use commons_recipe::recipe::{ActivationKind, Pooling};
@@ -107,40 +106,6 @@ impl ParamTensor {
             Self::Rank4(t) => t.grad(gradients)?.into_data(),
         };
         data.convert::<f64>().try_into_vec::<f64>().ok()
-    }
-}
-
-/// Seeded uniform/normal draws from a ChaCha8 stream (specified bit for bit, so the same
-/// seed gives the same initial weights on every machine).
-pub struct SeededRng(ChaCha8Rng);
-
-impl SeededRng {
-    pub fn new(seed: u64) -> Self {
-        Self(ChaCha8Rng::seed_from_u64(seed))
-    }
-    /// Uniform in [0, 1) with 24 random bits (exact in f32).
-    pub fn uniform(&mut self) -> f32 {
-        (self.0.next_u32() >> 8) as f32 / (1u32 << 24) as f32
-    }
-    pub fn uniform_f64(&mut self) -> f64 {
-        (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn normal(&mut self) -> f64 {
-        // Box-Muller; 1 - u keeps the logarithm's argument in (0, 1].
-        let u1 = 1.0 - self.uniform_f64();
-        let u2 = self.uniform_f64();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-    /// Where the stream stands, to continue it exactly after a checkpoint.
-    pub fn position(&self) -> u128 {
-        self.0.get_word_pos()
-    }
-    pub fn set_position(&mut self, position: u128) {
-        self.0.set_word_pos(position);
-    }
-    /// Uniform integer in `0..bound` (Lemire's multiply-shift; bias below 2^-32 for our sizes).
-    pub fn below(&mut self, bound: usize) -> usize {
-        ((self.0.next_u64() as u128 * bound as u128) >> 64) as usize
     }
 }
 

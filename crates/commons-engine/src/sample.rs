@@ -5,10 +5,10 @@ use std::path::Path;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData};
 
+use crate::batch::default_device;
 use crate::error::EngineError;
 use crate::model::{self, Activations, InputKind, Plan, SeededRng};
 use crate::output;
-use crate::train::default_device;
 use commons_recipe::model_dir::{UNK, Vocabulary};
 use commons_recipe::recipe::RecipeKind;
 

@@ -11,15 +11,16 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdaGradConfig, AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Examples, PreparedData};
+use crate::batch::{batch_input, batch_targets, default_device, scores_2d, targets_per_example, with_threads};
+use crate::data::PreparedData;
 use crate::error::EngineError;
 use crate::eval;
-use crate::model::{self, Activations, DropoutSource, InputKind, Params, Plan, SeededRng};
+use crate::model::{self, DropoutSource, Params, Plan, SeededRng};
 use commons_recipe::EvalReport;
-use commons_recipe::recipe::{LoadedRecipe, OptimizerSpec, RecipeKind};
+use commons_recipe::recipe::{LoadedRecipe, OptimizerSpec};
 
 /// What the progress callback sees after every optimizer step.
 #[derive(Debug, Clone)]
@@ -56,28 +57,6 @@ pub struct TrainedModel {
     pub train_samples_per_second: f64,
 }
 
-/// The device training runs on: a GPU backend when the crate is built with one, else the
-/// Flex CPU backend.
-pub fn default_device() -> Device {
-    #[cfg(feature = "cuda")]
-    {
-        return Device::cuda(0);
-    }
-    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
-    {
-        return Device::wgpu(Default::default());
-    }
-    #[allow(unreachable_code)]
-    Device::flex()
-}
-
-/// Run `work` on a rayon pool of exactly `threads` threads: the kernels' work split (and so
-/// the floating-point reduction order) depends on the pool size, not on the machine's cores.
-pub fn with_threads<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> Result<T, EngineError> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| EngineError::ThreadPool(e.to_string()))?;
-    Ok(pool.install(work))
-}
-
 pub(crate) fn build_optimizer(spec: &OptimizerSpec, clip: Option<f64>) -> ModuleOptimizer {
     let clipping = clip.map(|c| GradientClippingConfig::Norm(c as f32));
     match *spec {
@@ -103,53 +82,6 @@ pub(crate) fn build_optimizer(spec: &OptimizerSpec, clip: Option<f64>) -> Module
     }
 }
 
-/// The inputs of `rows` of `examples` as a batch tensor.
-pub(crate) fn batch_input(input: &InputKind, examples: &Examples, rows: &[usize], device: &Device) -> Activations {
-    match input {
-        InputKind::Features(shape) => {
-            let width: usize = shape.iter().product();
-            let mut values = Vec::with_capacity(rows.len() * width);
-            for &row in rows {
-                values.extend_from_slice(&examples.features[row * width..(row + 1) * width]);
-            }
-            let mut dims = vec![rows.len()];
-            dims.extend_from_slice(shape);
-            let data = TensorData::new(values, dims);
-            match shape.len() {
-                1 => Activations::Rank2(Tensor::from_data(data, device)),
-                2 => Activations::Rank3(Tensor::from_data(data, device)),
-                _ => Activations::Rank4(Tensor::from_data(data, device)),
-            }
-        }
-        InputKind::Tokens { sequence_length, .. } => {
-            let mut ids = Vec::with_capacity(rows.len() * sequence_length);
-            for &row in rows {
-                ids.extend(examples.tokens[row * sequence_length..(row + 1) * sequence_length].iter().map(|&t| t as i64));
-            }
-            Activations::Tokens(Tensor::from_data(TensorData::new(ids, [rows.len(), *sequence_length]), device))
-        }
-    }
-}
-
-/// Targets of `rows`: one per example, or one per position for a language model.
-pub(crate) fn batch_targets(examples: &Examples, rows: &[usize], per_example: usize) -> Vec<u32> {
-    let mut out = Vec::with_capacity(rows.len() * per_example);
-    for &row in rows {
-        out.extend_from_slice(&examples.targets[row * per_example..(row + 1) * per_example]);
-    }
-    out
-}
-
-/// Network output as `[positions, classes]` scores.
-pub(crate) fn scores_2d(output: Activations) -> Tensor<2> {
-    match output {
-        Activations::Rank2(t) => t,
-        Activations::Rank3(t) => t.flatten(0, 1),
-        Activations::Rank4(t) => t.flatten(1, 3),
-        Activations::Tokens(t) => t.float(),
-    }
-}
-
 /// Sparse categorical cross-entropy on pre-softmax scores, averaged over positions.
 pub fn cross_entropy(scores: Tensor<2>, targets: &[u32]) -> Tensor<1> {
     let device = scores.device();
@@ -158,13 +90,6 @@ pub fn cross_entropy(scores: Tensor<2>, targets: &[u32]) -> Tensor<1> {
     let index: Tensor<2, Int> = Tensor::from_data(TensorData::new(ids, [n, 1]), &device);
     let picked = log_softmax(scores, 1).gather(1, index);
     picked.mean().neg()
-}
-
-pub(crate) fn targets_per_example(plan: &Plan, kind: RecipeKind) -> usize {
-    match (kind, &plan.input) {
-        (RecipeKind::CharLanguageModel, InputKind::Tokens { sequence_length, .. }) => *sequence_length,
-        _ => 1,
-    }
 }
 
 /// Where training leaves checkpoints, and the checkpoint it continues from.
@@ -251,7 +176,7 @@ fn train_on_pool(
     if let Some(dir) = checkpointing.as_ref().and_then(|c| c.resume.clone()) {
         let text = std::fs::read_to_string(dir.join(CHECKPOINT_STATE)).map_err(|e| checkpoint_error("reading state", &dir, e))?;
         let state: CheckpointState = serde_json::from_str(&text).map_err(|e| checkpoint_error("parsing state", &dir, e))?;
-        let tensors = crate::output::read_safetensors(&dir.join(CHECKPOINT_PARAMS))?;
+        let tensors = crate::safetensors::read_safetensors(&dir.join(CHECKPOINT_PARAMS))?;
         params = Params::from_named(plan, &tensors, &device).map_err(|e| checkpoint_error("weights", &dir, e))?.with_stable_ids();
         optimizer = optimizer.load(dir.join(CHECKPOINT_OPTIMIZER)).map_err(|e| checkpoint_error("optimizer state", &dir, e))?;
         let position = |s: &str| s.parse::<u128>().map_err(|e| checkpoint_error("stream position", &dir, e));
@@ -343,7 +268,7 @@ fn train_on_pool(
             };
             let state = serde_json::to_vec_pretty(&state).map_err(|e| checkpoint_error("state", &staging, e))?;
             std::fs::write(staging.join(CHECKPOINT_STATE), state).map_err(|e| checkpoint_error("writing state", &staging, e))?;
-            let weights = crate::output::safetensors_bytes(&params.named_tensors(plan))?;
+            let weights = crate::safetensors::safetensors_bytes(&params.named_tensors(plan))?;
             std::fs::write(staging.join(CHECKPOINT_PARAMS), weights).map_err(|e| checkpoint_error("writing weights", &staging, e))?;
             optimizer.save(staging.join(CHECKPOINT_OPTIMIZER)).map_err(|e| checkpoint_error("writing optimizer state", &staging, e))?;
             // Swap the finished checkpoint into place: a reader never sees half of one.
