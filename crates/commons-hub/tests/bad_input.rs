@@ -126,12 +126,7 @@ fn invalid_names_paths_parents_and_bodies_are_rejected_without_changes() {
     let resp = http.get(format!("{}/api/whoami-v2", hub.url())).bearer_auth("cm_nope").send().unwrap();
     assert_eq!(resp.status().as_u16(), 401);
     assert_eq!(resp.headers()["x-error-message"], "Invalid credentials in Authorization header");
-    let read_token = String::from_utf8(
-        support::commons(&["token", "create", "alice", "--scope", "read", "--data-dir", hub.data_dir.to_str().unwrap()]).stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
+    let read_token = hub.add_token("alice", "read");
     let resp = http
         .post(format!("{}/api/models/alice/strict/commit/main", hub.url()))
         .bearer_auth(read_token)

@@ -1,4 +1,4 @@
-//! Acceptance: the official Python client, pinned versions, against a fresh `commons serve`.
+//! Acceptance: the official Python client, pinned versions, against a fresh hub.
 
 mod support;
 

@@ -1,0 +1,77 @@
+//! Test support: the hub and compute API served in the test's own process on a free loopback
+//! port (a real server, real sockets, a real SQLite database and store in a fresh directory),
+//! with a user and a write token. Tests that need the `commons` binary (crashes, the CLI, memory
+//! of the server process, volunteer workers) live in `commons-cli`.
+
+#![allow(dead_code)]
+
+mod common;
+
+use std::path::PathBuf;
+
+pub use common::*;
+use commons_db::Scope;
+
+pub struct Hub {
+    pub data_dir: PathBuf,
+    pub token: String,
+    pub user: String,
+    pub state: commons_hub::AppState,
+    url: String,
+    runtime: Option<tokio::runtime::Runtime>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Hub {
+    /// A fresh hub with user `alice` and a write token.
+    pub fn start() -> Hub {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let (state, url, token) = runtime.block_on(async {
+            let state = commons_hub::AppState::open(&data_dir, None, None).await.expect("open the hub");
+            state.db.create_user("alice", "Alice").await.expect("user");
+            let token = state.db.create_token("alice", "test", Scope::Write).await.expect("token");
+            let coordinator =
+                commons_compute::Coordinator::start(state.db.clone(), state.repos.clone(), Default::default()).await.expect("coordinator");
+            let app = commons_hub::router_with_compute(state.clone(), coordinator);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let url = format!("http://{}", listener.local_addr().expect("address"));
+            tokio::spawn(commons_hub::serve(listener, app, std::future::pending()));
+            (state, url, token)
+        });
+        Hub { data_dir, token, user: "alice".into(), state, url, runtime: Some(runtime), _tmp: tmp }
+    }
+
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Another token of `user`, of `scope` (`read`, `write`, `worker`).
+    pub fn add_token(&self, user: &str, scope: &str) -> String {
+        let scope = Scope::parse(scope).expect("a scope");
+        self.block_on(self.state.db.create_token(user, scope.as_str(), scope)).expect("token")
+    }
+
+    /// Runs `future` on the server's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.as_ref().expect("the hub runs").block_on(future)
+    }
+}
+
+impl Served for Hub {
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+    fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
