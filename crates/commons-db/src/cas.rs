@@ -86,67 +86,57 @@ impl Db {
     /// Records an ingested file, its new xorbs and chunks, and its blob, in one transaction.
     pub async fn record_ingest(&self, rec: &IngestRecord) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        for x in &rec.xorbs {
-            sqlx::query(
-                "INSERT INTO cas_xorbs (xorb_hash, stored_size, raw_size, num_chunks) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(&x.xorb_hash)
-            .bind(x.stored_size as i64)
-            .bind(x.raw_size as i64)
-            .bind(x.chunks.len() as i64)
-            .execute(&mut **tx)
-            .await?;
-            for (hash, loc) in &x.chunks {
-                sqlx::query(
-                    "INSERT INTO cas_chunks (chunk_hash, xorb_hash, chunk_index, byte_start, byte_end, raw_size)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                )
-                .bind(hash)
-                .bind(&loc.xorb_hash)
-                .bind(loc.chunk_index as i64)
-                .bind(loc.byte_start as i64)
-                .bind(loc.byte_end as i64)
-                .bind(loc.raw_size as i64)
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
-        let new_file = sqlx::query("INSERT INTO cas_files (file_hash, size) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(&rec.file_hash)
-            .bind(rec.size as i64)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-            == 1;
-        if new_file {
-            for (seq, t) in rec.terms.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO cas_file_terms (file_hash, seq, xorb_hash, chunk_start, chunk_end, byte_start, byte_end, file_offset, raw_size)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&rec.file_hash)
-                .bind(seq as i64)
-                .bind(&t.xorb_hash)
-                .bind(t.chunk_start as i64)
-                .bind(t.chunk_end as i64)
-                .bind(t.byte_start as i64)
-                .bind(t.byte_end as i64)
-                .bind(t.file_offset as i64)
-                .bind(t.raw_size as i64)
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
-        sqlx::query("INSERT INTO blobs (sha256, git_sha1, size, file_hash) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-            .bind(&rec.sha256)
-            .bind(&rec.git_sha1)
-            .bind(rec.size as i64)
-            .bind(&rec.file_hash)
-            .execute(&mut **tx)
-            .await?;
+        insert_index(&mut tx, rec).await?;
+        insert_blob(&mut tx, &rec.sha256, &rec.git_sha1, rec.size, &rec.file_hash).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Records a file's reconstruction and its xorbs and chunks, without a blob: a file uploaded
+    /// through Xet is readable by hash once this returns, and becomes a blob (something a commit
+    /// can name) only once its sha256 is verified ([`Self::record_blob`]).
+    pub async fn record_index(&self, rec: &IngestRecord) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        insert_index(&mut tx, rec).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the blob of an indexed file.
+    pub async fn record_blob(&self, sha256: &str, git_sha1: &str, size: u64, file_hash: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        insert_blob(&mut tx, sha256, git_sha1, size, file_hash).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that `user_id` uploaded xorb `xorb_hash` in full.
+    pub async fn record_xorb_holder(&self, xorb_hash: &str, user_id: i64) -> Result<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query("INSERT INTO xorb_holders (xorb_hash, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(xorb_hash)
+            .bind(user_id)
+            .bind(crate::now_unix())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Which of `hashes` `user_id` uploaded in full.
+    pub async fn xorbs_held(&self, user_id: i64, hashes: &[String]) -> Result<std::collections::HashSet<String>> {
+        let mut held = std::collections::HashSet::new();
+        for batch in hashes.chunks(500) {
+            let placeholders: Vec<String> = (2..=batch.len() + 1).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT xorb_hash FROM xorb_holders WHERE user_id = $1 AND xorb_hash IN ({})", placeholders.join(", "));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id);
+            for hash in batch {
+                query = query.bind(hash);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                held.insert(row.try_get("xorb_hash")?);
+            }
+        }
+        Ok(held)
     }
 
     /// The reconstruction of a file, ordered by offset.
@@ -178,4 +168,72 @@ impl Db {
         let row = sqlx::query("SELECT COALESCE(SUM(stored_size), 0) AS total FROM cas_xorbs").fetch_one(&self.pool).await?;
         Ok(row.try_get::<i64, _>("total")? as u64)
     }
+}
+
+/// The xorbs, chunks and file reconstruction of `rec` (rows already there are kept).
+async fn insert_index(tx: &mut crate::WriteTx, rec: &IngestRecord) -> Result<()> {
+    for x in &rec.xorbs {
+        sqlx::query(
+            "INSERT INTO cas_xorbs (xorb_hash, stored_size, raw_size, num_chunks) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+        )
+        .bind(&x.xorb_hash)
+        .bind(x.stored_size as i64)
+        .bind(x.raw_size as i64)
+        .bind(x.chunks.len() as i64)
+        .execute(&mut ***tx)
+        .await?;
+        for (hash, loc) in &x.chunks {
+            sqlx::query(
+                "INSERT INTO cas_chunks (chunk_hash, xorb_hash, chunk_index, byte_start, byte_end, raw_size)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(hash)
+            .bind(&loc.xorb_hash)
+            .bind(loc.chunk_index as i64)
+            .bind(loc.byte_start as i64)
+            .bind(loc.byte_end as i64)
+            .bind(loc.raw_size as i64)
+            .execute(&mut ***tx)
+            .await?;
+        }
+    }
+    let new_file = sqlx::query("INSERT INTO cas_files (file_hash, size) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(&rec.file_hash)
+        .bind(rec.size as i64)
+        .execute(&mut ***tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if new_file {
+        for (seq, t) in rec.terms.iter().enumerate() {
+            sqlx::query(
+                    "INSERT INTO cas_file_terms (file_hash, seq, xorb_hash, chunk_start, chunk_end, byte_start, byte_end, file_offset, raw_size)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&rec.file_hash)
+                .bind(seq as i64)
+                .bind(&t.xorb_hash)
+                .bind(t.chunk_start as i64)
+                .bind(t.chunk_end as i64)
+                .bind(t.byte_start as i64)
+                .bind(t.byte_end as i64)
+                .bind(t.file_offset as i64)
+                .bind(t.raw_size as i64)
+                .execute(&mut ***tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn insert_blob(tx: &mut crate::WriteTx, sha256: &str, git_sha1: &str, size: u64, file_hash: &str) -> Result<()> {
+    sqlx::query("INSERT INTO blobs (sha256, git_sha1, size, file_hash) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+        .bind(sha256)
+        .bind(git_sha1)
+        .bind(size as i64)
+        .bind(file_hash)
+        .execute(&mut ***tx)
+        .await?;
+    Ok(())
 }

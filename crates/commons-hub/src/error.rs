@@ -86,6 +86,7 @@ impl From<StorageError> for ApiError {
             e @ (StorageError::SizeMismatch { .. } | StorageError::Sha256Mismatch { .. }) => {
                 Self::new(StatusCode::BAD_REQUEST, "ContentMismatch", e.to_string())
             }
+            StorageError::InvalidUpload(message) => Self::new(StatusCode::BAD_REQUEST, "InvalidUpload", message),
             e @ StorageError::InvalidRange { .. } => Self::new(StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange", e.to_string()),
             StorageError::Db(db) => db.into(),
             other => Self::internal(other),

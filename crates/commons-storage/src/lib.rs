@@ -17,6 +17,7 @@
 
 mod ingest;
 mod read;
+pub mod xet;
 
 pub use ingest::IngestWriter;
 
@@ -52,6 +53,9 @@ pub enum StorageError {
     Corrupt(String),
     #[error("file of {size} bytes is over the {limit}-byte limit of this read")]
     TooLarge { size: u64, limit: u64 },
+    /// What a Xet client uploaded does not check out.
+    #[error("{0}")]
+    InvalidUpload(String),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -6,6 +6,7 @@ mod lfs;
 mod meta;
 mod repos;
 mod upload;
+mod xet;
 
 pub(crate) use compute::router as compute_router;
 pub(crate) use lfs::sweep_stale_parts;
@@ -35,7 +36,8 @@ pub fn router(state: AppState) -> Router {
         .route("/commit/{rev}", post(upload::commit))
         .route("/branch/{branch}", post(repos::create_branch).delete(repos::delete_branch))
         .route("/tag/{rev}", post(repos::create_tag).delete(repos::delete_tag))
-        .route("/settings", put(repos::settings));
+        .route("/settings", put(repos::settings))
+        .merge(xet::token_routes());
 
     let file_routes = Router::new()
         .route("/resolve/{rev}/{*path}", get(files::resolve).head(files::resolve))
@@ -56,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/datasets/{ns}/{name}", file_routes.clone())
         .nest("/algorithms/{ns}/{name}", file_routes.clone())
         .nest("/{ns}/{name}", file_routes)
+        .merge(xet::cas_router())
         .route("/health", get(|| async { "ok" }))
         // Handlers read bodies themselves, after authorisation and within `AppState::limits`
         // (crate::body); this bounds any extractor that would buffer one anyway.

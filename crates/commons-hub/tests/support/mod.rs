@@ -75,3 +75,11 @@ impl Drop for Hub {
         }
     }
 }
+
+impl Hub {
+    /// A user with a write token.
+    pub fn add_user(&self, name: &str) -> String {
+        self.block_on(self.state.db.create_user(name, name)).expect("user");
+        self.add_token(name, "write")
+    }
+}

@@ -1,0 +1,8 @@
+-- Xorbs a user uploaded through the Xet protocol, in full: a shard may describe files with the
+-- xorbs its uploader holds and no others (knowing a xorb's hash is not holding its bytes).
+CREATE TABLE xorb_holders (
+    xorb_hash   TEXT NOT NULL,
+    user_id     INTEGER NOT NULL REFERENCES users(id),
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (xorb_hash, user_id)
+);

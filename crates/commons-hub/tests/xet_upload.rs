@@ -1,0 +1,37 @@
+//! Acceptance: `huggingface_hub` 2.4.0 as installed by default (with `hf_xet` 1.8, Xet not
+//! disabled) uploads large files through the Xet protocol and reads them back.
+
+mod support;
+
+use support::{Hub, python_script, python_venv};
+
+#[test]
+fn the_default_python_install_uploads_through_xet() {
+    let python = python_venv("huggingface_hub", "2.4.0");
+    let hub = Hub::start();
+    let hf_home = tempfile::tempdir().unwrap();
+    let out = python_script(&python, "hf_xet_upload.py", &hub.url(), hf_home.path())
+        .env_remove("HF_HUB_DISABLE_XET")
+        .env("HF_TOKEN", &hub.token)
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stdout.contains("ALL CHECKS PASSED"), "--- stdout\n{stdout}\n--- stderr\n{stderr}");
+
+    // The bytes came through Xet: the account holds the xorbs it uploaded, and each large file
+    // is a blob it may commit.
+    let alice = hub.block_on(hub.state.db.user_by_name("alice")).unwrap().unwrap();
+    let xorbs: i64 = hub
+        .block_on(async {
+            sqlx::query_scalar("SELECT COUNT(*) FROM xorb_holders WHERE user_id = $1").bind(alice.id).fetch_one(hub.state.db.pool()).await
+        })
+        .unwrap();
+    assert!(xorbs >= 1, "no xorb was uploaded through Xet:\n{stdout}");
+    for line in stdout.lines().filter_map(|l| l.strip_prefix("XET_FILE ")) {
+        let (path, sha256) = line.split_once(' ').unwrap();
+        let blob = hub.block_on(hub.state.db.blob(sha256)).unwrap();
+        assert!(blob.is_some(), "{path}: no blob {sha256}");
+        assert!(hub.block_on(hub.state.db.may_reference_blob(sha256, alice.id, None)).unwrap(), "{path}: alice holds it");
+    }
+}

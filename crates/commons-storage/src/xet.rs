@@ -1,0 +1,211 @@
+//! Content that Xet clients (`hf_xet`) upload themselves: xorbs as the client serialized them,
+//! then shards that describe files as runs of chunks of those xorbs. Nothing a client says is
+//! taken on trust: a xorb's chunks are decompressed and rehashed to its hash, a file's chunk
+//! hashes to its file hash, and its bytes to the sha256 the shard claims before a commit can
+//! name it.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+
+use commons_db::cas::{ChunkLocation, FileTerm, IngestRecord, XorbRecord};
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use xet_core_structures::merklehash::{MerkleHash, file_hash};
+use xet_core_structures::metadata_shard::MDBShardFileHeader;
+use xet_core_structures::metadata_shard::file_structs::MDBFileInfo;
+use xet_core_structures::xorb_object::{XorbObject, reconstruct_xorb_with_footer};
+
+use crate::{Cas, Result, StorageError};
+
+/// Largest serialized xorb a client may upload (the Xet format's limit).
+pub const MAX_XORB_BYTES: usize = 64 * 1024 * 1024;
+
+/// One file of a shard: its Xet file hash, the sha256 its uploader claims, and its runs of
+/// chunks `[start, end)` of xorbs with their unpacked sizes.
+#[derive(Debug, Clone)]
+pub struct ShardFile {
+    pub file_hash: String,
+    pub sha256: Option<String>,
+    pub segments: Vec<ShardSegment>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShardSegment {
+    pub xorb_hash: String,
+    pub chunk_start: u32,
+    pub chunk_end: u32,
+    pub unpacked_bytes: u64,
+}
+
+/// A file a shard registered: what a commit may now name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredFile {
+    pub sha256: String,
+    pub size: u64,
+}
+
+fn invalid(message: impl Into<String>) -> StorageError {
+    StorageError::InvalidUpload(message.into())
+}
+
+/// Parses a shard as clients upload it (without its footer) into its files.
+pub fn parse_shard(body: &[u8]) -> Result<Vec<ShardFile>> {
+    let mut reader = Cursor::new(body);
+    MDBShardFileHeader::deserialize(&mut reader).map_err(|e| invalid(format!("shard header: {e}")))?;
+    let mut files = Vec::new();
+    while let Some(info) = MDBFileInfo::deserialize(&mut reader).map_err(|e| invalid(format!("shard file section: {e}")))? {
+        let segments = info
+            .segments
+            .iter()
+            .map(|s| ShardSegment {
+                xorb_hash: s.xorb_hash.hex(),
+                chunk_start: s.chunk_index_start,
+                chunk_end: s.chunk_index_end,
+                unpacked_bytes: u64::from(s.unpacked_segment_bytes),
+            })
+            .collect();
+        files.push(ShardFile { file_hash: info.metadata.file_hash.hex(), sha256: info.metadata_ext.map(|ext| ext.sha256.hex()), segments });
+    }
+    Ok(files)
+}
+
+impl Cas {
+    /// Verifies and stores a xorb a client uploaded, serialized without its footer: every chunk
+    /// is decompressed and rehashed, the xorb hash must be `hash`, and the footer is rebuilt.
+    /// The xorb is not indexed until a shard registers a file that uses it, so one no file ever
+    /// uses is garbage once the GC grace period passes. Returns whether it was new.
+    pub async fn put_client_xorb(&self, hash: &str, body: Vec<u8>) -> Result<bool> {
+        let expected = MerkleHash::from_hex(hash).map_err(|_| invalid(format!("{hash:?} is not a xorb hash")))?;
+        if body.len() > MAX_XORB_BYTES {
+            return Err(invalid(format!("a xorb holds at most {MAX_XORB_BYTES} bytes")));
+        }
+        let (data, computed) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, MerkleHash)> {
+            let mut out = Vec::with_capacity(body.len() + 4096);
+            let (_, computed) = reconstruct_xorb_with_footer(&mut out, &body).map_err(|e| invalid(format!("xorb: {e}")))?;
+            Ok((out, computed))
+        })
+        .await
+        .map_err(|e| StorageError::Corrupt(format!("xorb verification task failed: {e}")))??;
+        if computed != expected {
+            return Err(invalid(format!("the xorb's chunks hash to {}, not {hash}", computed.hex())));
+        }
+        if self.objects.head(&Self::xorb_path(hash)).await.is_ok() {
+            return Ok(false);
+        }
+        self.put_xorb(hash, data).await?;
+        Ok(true)
+    }
+
+    /// Registers a file of a shard: checks its runs against the stored xorbs and its chunk
+    /// hashes against its file hash, indexes it, then reads it back whole to check the sha256
+    /// the shard claims (the one a commit will name) before recording it as a blob. The caller
+    /// has checked that the uploader holds every xorb the file uses.
+    pub async fn register_shard_file(&self, file: &ShardFile) -> Result<RegisteredFile> {
+        let claimed = file.sha256.clone().ok_or_else(|| invalid("a shard file needs its sha256 (metadata extension)"))?;
+        let mut footers: HashMap<String, XorbObject> = HashMap::new();
+        let mut stored_sizes: HashMap<String, u64> = HashMap::new();
+        for segment in &file.segments {
+            if footers.contains_key(&segment.xorb_hash) {
+                continue;
+            }
+            let bytes = match self.objects.get(&Self::xorb_path(&segment.xorb_hash)).await {
+                Ok(object) => object.bytes().await?,
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Err(invalid(format!("xorb {} was never uploaded", segment.xorb_hash)));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            stored_sizes.insert(segment.xorb_hash.clone(), bytes.len() as u64);
+            let footer = XorbObject::deserialize(&mut Cursor::new(&bytes))?;
+            footers.insert(segment.xorb_hash.clone(), footer);
+        }
+
+        let mut terms = Vec::with_capacity(file.segments.len());
+        let mut chunks: Vec<(MerkleHash, u64)> = Vec::new();
+        let mut offset = 0u64;
+        for segment in &file.segments {
+            let info = &footers[&segment.xorb_hash].info;
+            let (start, end) = (segment.chunk_start as usize, segment.chunk_end as usize);
+            if start >= end || end > info.chunk_hashes.len() {
+                return Err(invalid(format!("chunks {start}..{end} of xorb {} (it has {})", segment.xorb_hash, info.chunk_hashes.len())));
+            }
+            let at = |offsets: &[u32], i: usize| if i == 0 { 0 } else { u64::from(offsets[i - 1]) };
+            let raw_size = at(&info.unpacked_chunk_offsets, end) - at(&info.unpacked_chunk_offsets, start);
+            if raw_size != segment.unpacked_bytes {
+                return Err(invalid(format!(
+                    "a run of xorb {} unpacks to {raw_size} bytes, not {}",
+                    segment.xorb_hash, segment.unpacked_bytes
+                )));
+            }
+            for i in start..end {
+                chunks.push((info.chunk_hashes[i], at(&info.unpacked_chunk_offsets, i + 1) - at(&info.unpacked_chunk_offsets, i)));
+            }
+            terms.push(FileTerm {
+                xorb_hash: segment.xorb_hash.clone(),
+                chunk_start: segment.chunk_start,
+                chunk_end: segment.chunk_end,
+                byte_start: at(&info.chunk_boundary_offsets, start),
+                byte_end: at(&info.chunk_boundary_offsets, end),
+                file_offset: offset,
+                raw_size,
+            });
+            offset += raw_size;
+        }
+        let computed = if chunks.is_empty() { MerkleHash::default() } else { file_hash(&chunks) };
+        if computed.hex() != file.file_hash {
+            return Err(invalid(format!("the file's chunks hash to {}, not {}", computed.hex(), file.file_hash)));
+        }
+
+        let xorbs = footers
+            .iter()
+            .map(|(hash, footer)| {
+                let info = &footer.info;
+                let at = |offsets: &[u32], i: usize| if i == 0 { 0 } else { u64::from(offsets[i - 1]) };
+                let chunks = (0..info.chunk_hashes.len())
+                    .map(|i| {
+                        (
+                            info.chunk_hashes[i].hex(),
+                            ChunkLocation {
+                                xorb_hash: hash.clone(),
+                                chunk_index: i as u32,
+                                byte_start: at(&info.chunk_boundary_offsets, i),
+                                byte_end: at(&info.chunk_boundary_offsets, i + 1),
+                                raw_size: at(&info.unpacked_chunk_offsets, i + 1) - at(&info.unpacked_chunk_offsets, i),
+                            },
+                        )
+                    })
+                    .collect();
+                XorbRecord {
+                    xorb_hash: hash.clone(),
+                    stored_size: stored_sizes[hash],
+                    raw_size: at(&info.unpacked_chunk_offsets, info.chunk_hashes.len()),
+                    chunks,
+                }
+            })
+            .collect();
+        let size = offset;
+        let mut record =
+            IngestRecord { file_hash: file.file_hash.clone(), size, sha256: claimed.clone(), git_sha1: String::new(), xorbs, terms };
+        self.db.record_index(&record).await?;
+
+        // The sha256 is the client's word until the bytes say so.
+        let mut sha256 = Sha256::new();
+        let mut git_sha1 = Sha1::new();
+        git_sha1.update(format!("blob {size}\0"));
+        let mut stream = std::pin::pin!(self.read_range(&file.file_hash, size, 0, size).await?);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            sha256.update(&chunk);
+            git_sha1.update(&chunk);
+        }
+        let actual = hex::encode(sha256.finalize());
+        if actual != claimed {
+            return Err(StorageError::Sha256Mismatch { expected: claimed, actual });
+        }
+        record.git_sha1 = hex::encode(git_sha1.finalize());
+        self.db.record_blob(&record.sha256, &record.git_sha1, size, &record.file_hash).await?;
+        Ok(RegisteredFile { sha256: record.sha256, size })
+    }
+}
