@@ -6,3 +6,5 @@ CREATE TABLE xorb_holders (
     created_at  BIGINT NOT NULL,
     PRIMARY KEY (xorb_hash, user_id)
 );
+-- Which blob a Xet file hash is: reconstructions are asked for by file hash.
+CREATE INDEX blobs_by_file_hash ON blobs (file_hash);

@@ -139,6 +139,37 @@ impl Db {
         Ok(held)
     }
 
+    /// The size of the file whose Xet hash is `file_hash`, if some revision of repository
+    /// `repo_id` holds it: what a Xet read token of that repository may reconstruct.
+    pub async fn repo_file_size(&self, repo_id: i64, file_hash: &str) -> Result<Option<u64>> {
+        let row = sqlx::query(
+            "SELECT b.size FROM blobs b JOIN tree_entries e ON e.sha256 = b.sha256 JOIN commits c ON c.tree_id = e.tree_id
+             WHERE b.file_hash = $1 AND c.repo_id = $2 LIMIT 1",
+        )
+        .bind(file_hash)
+        .bind(repo_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get::<i64, _>("size")).transpose()?.map(|s| s as u64))
+    }
+
+    /// The Xet file hash of each of `sha256s` that is a stored blob.
+    pub async fn file_hashes(&self, sha256s: &[String]) -> Result<std::collections::HashMap<String, String>> {
+        let mut found = std::collections::HashMap::new();
+        for batch in sha256s.chunks(500) {
+            let placeholders: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT sha256, file_hash FROM blobs WHERE sha256 IN ({})", placeholders.join(", "));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for sha in batch {
+                query = query.bind(sha);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                found.insert(row.try_get("sha256")?, row.try_get("file_hash")?);
+            }
+        }
+        Ok(found)
+    }
+
     /// The reconstruction of a file, ordered by offset.
     pub async fn file_terms(&self, file_hash: &str) -> Result<Vec<FileTerm>> {
         let rows = sqlx::query(

@@ -109,13 +109,7 @@ fn cas_routes_refuse_before_reading_and_a_xorb_must_hash_to_its_name() {
     let before = files_under(&store);
 
     // What this hub does not serve is a 404 before any authentication: clients fall back.
-    for (method, path) in [
-        ("GET", "/v2/reconstructions/00"),
-        ("GET", "/v1/reconstructions/00"),
-        ("GET", "/v1/chunks/default/00"),
-        ("POST", "/v1/xorb-grants/default/00"),
-        ("POST", "/v2/shards"),
-    ] {
+    for (method, path) in [("GET", "/v1/chunks/default/00"), ("POST", "/v1/xorb-grants/default/00"), ("POST", "/v2/shards")] {
         let resp = http.request(method.parse().unwrap(), format!("{cas}{path}")).send().unwrap();
         assert_eq!(resp.status().as_u16(), 404, "{method} {path}");
     }
@@ -205,4 +199,71 @@ fn a_shard_registers_only_bytes_its_uploader_sent_with_the_sha256_they_have() {
         .unwrap();
     let bytes = alice.get("/alice/weights/resolve/main/w.bin").bytes().unwrap();
     assert_eq!(bytes.as_ref(), up.file.as_slice(), "it downloads as uploaded");
+}
+
+#[test]
+fn a_file_uploaded_through_lfs_reconstructs_through_xet_for_readers_of_its_repository_only() {
+    let hub = Hub::start();
+    let http = Client::new();
+    let alice = RawClient::new(&hub);
+    assert!(alice.create_model("weights").unwrap().status().is_success());
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let oid = alice.upload_lfs("alice/weights", &data).unwrap();
+    alice
+        .commit(
+            "alice/weights",
+            &[
+                json!({"key": "header", "value": {"summary": "weights"}}),
+                json!({"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": oid, "size": data.len()}}),
+            ],
+        )
+        .unwrap();
+    let bob_token = hub.add_user("bob");
+    assert!(RawClient::with_token(&hub, &bob_token).create_model("other").unwrap().status().is_success());
+
+    // /resolve advertises the file to Xet clients: its hash and where a read token comes from.
+    let head = http.head(format!("{}/alice/weights/resolve/main/w.bin", hub.url())).send().unwrap();
+    let xet_hash = head.headers()["x-xet-hash"].to_str().unwrap().to_string();
+    let link = head.headers()["link"].to_str().unwrap().to_string();
+    assert!(link.contains("/api/models/alice/weights/xet-read-token/") && link.contains("rel=\"xet-auth\""), "{link}");
+    let cas = format!("{}/xet", hub.url());
+    let reconstruction = |token: &str, version: &str, range: Option<&str>| {
+        let mut request = http.get(format!("{cas}/{version}/reconstructions/{xet_hash}")).bearer_auth(token);
+        if let Some(range) = range {
+            request = request.header("range", range);
+        }
+        request.send().unwrap()
+    };
+
+    // Bob's token is for his own repository, which does not hold the file.
+    let bob_read = access_token(xet_token(&http, &hub, &bob_token, "bob/other", "read"));
+    assert_eq!(reconstruction(&bob_read, "v2", None).status().as_u16(), 404);
+    assert_eq!(reconstruction("xet.1.1.r.99999999999.00", "v2", None).status().as_u16(), 401, "a forged token");
+
+    let read = access_token(xet_token(&http, &hub, &bob_token, "alice/weights", "read"));
+    let v1: Value = reconstruction(&read, "v1", None).json().unwrap();
+    let v2: Value = reconstruction(&read, "v2", Some("bytes=0-99999999999")).json().unwrap();
+    let unpacked: u64 = v2["terms"].as_array().unwrap().iter().map(|t| t["unpacked_length"].as_u64().unwrap()).sum();
+    assert_eq!(unpacked, data.len() as u64, "the terms cover the file (the range is clamped to it)");
+    assert_eq!(v1["terms"], v2["terms"]);
+    assert_eq!(v2["offset_into_first_range"], 0);
+    assert_eq!(reconstruction(&read, "v2", Some("bytes=300000-300010")).status().as_u16(), 416, "past the end");
+    let mid: Value = reconstruction(&read, "v2", Some("bytes=1000-1999")).json().unwrap();
+    assert_eq!(mid["offset_into_first_range"], 1000);
+
+    // The xorb URLs need no credentials, and serve nothing but their signed range.
+    let term = &v2["terms"][0];
+    let entry = &v2["xorbs"][term["hash"].as_str().unwrap()][0];
+    let url = entry["url"].as_str().unwrap();
+    let (start, end) = (entry["ranges"][0]["bytes"]["start"].as_u64().unwrap(), entry["ranges"][0]["bytes"]["end"].as_u64().unwrap());
+    let resp = http.get(url).header("range", format!("bytes={start}-{end}")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 206);
+    assert_eq!(resp.bytes().unwrap().len() as u64, end - start + 1);
+    let two = http.get(url).header("range", format!("bytes={start}-{},{}-{end}", start + 9, end - 9)).send().unwrap();
+    assert_eq!(two.status().as_u16(), 206);
+    assert!(two.headers()["content-type"].to_str().unwrap().starts_with("multipart/byteranges"));
+    let beyond = http.get(url).header("range", format!("bytes={start}-{}", end + 1)).send().unwrap();
+    assert_eq!(beyond.status().as_u16(), 416);
+    let widened = url.replace(&format!("last={end}"), &format!("last={}", end + 1000));
+    assert_eq!(http.get(&widened).send().unwrap().status().as_u16(), 403, "a widened URL");
 }

@@ -72,6 +72,21 @@ pub fn parse_shard(body: &[u8]) -> Result<Vec<ShardFile>> {
 }
 
 impl Cas {
+    /// Bytes `[start, end)` of stored xorb `hash` (chunk headers and compressed data, as Xet
+    /// clients fetch them), and the xorb's whole size.
+    pub async fn read_xorb_range(&self, hash: &str, start: u64, end: u64) -> Result<(bytes::Bytes, u64)> {
+        let path = Self::xorb_path(hash);
+        let size = match self.objects.head(&path).await {
+            Ok(meta) => meta.size,
+            Err(object_store::Error::NotFound { .. }) => return Err(StorageError::MissingObject(hash.to_string())),
+            Err(e) => return Err(e.into()),
+        };
+        if start >= end || end > size {
+            return Err(StorageError::InvalidRange { start, end, size });
+        }
+        Ok((self.objects.get_range(&path, start..end).await?, size))
+    }
+
     /// Verifies and stores a xorb a client uploaded, serialized without its footer: every chunk
     /// is decompressed and rehashed, the xorb hash must be `hash`, and the footer is rebuilt.
     /// The xorb is not indexed until a shard registers a file that uses it, so one no file ever

@@ -34,7 +34,7 @@ pub(crate) fn kind_from_matched(matched: &MatchedPath) -> RepoKind {
 }
 
 /// A parsed `Range: bytes=...` header, for a file of `size` bytes: `Ok(None)` = whole file.
-fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
     let spec = value.trim().strip_prefix("bytes=").ok_or(())?;
     if spec.contains(',') {
         // Multi-range responses are not served; the whole file is a valid answer.
@@ -89,6 +89,19 @@ pub async fn resolve(
     if entry.lfs {
         out.insert("x-linked-etag", hv(format!("\"{}\"", entry.sha256))?);
         out.insert("x-linked-size", hv(size.to_string())?);
+        // Xet clients download the file through the CAS API instead (protocol §3.2): its Xet
+        // hash, where to get a read token for this commit, and where its reconstruction is.
+        let base = super::base_url(&state, &headers);
+        out.insert("x-xet-hash", hv(file_hash.clone())?);
+        out.insert(
+            header::LINK,
+            hv(format!(
+                "<{base}/api/{}/{}/{}/xet-read-token/{commit}>; rel=\"xet-auth\", <{base}/xet/v2/reconstructions/{file_hash}>; rel=\"xet-reconstruction-info\"",
+                kind.plural(),
+                p.ns,
+                p.name
+            ))?,
+        );
     }
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));

@@ -69,6 +69,22 @@ fn file_json(e: &FileEntry) -> Value {
     v
 }
 
+/// Adds `xetHash` to the LFS files of a listing: with it, huggingface_hub (≥ 1.22) downloads a
+/// snapshot through Xet without a `HEAD` per file.
+async fn with_xet_hashes(state: &AppState, items: &mut [Value]) -> ApiResult<()> {
+    let shas: Vec<String> = items.iter().filter_map(|v| v["lfs"]["sha256"].as_str().map(str::to_string)).collect();
+    if shas.is_empty() {
+        return Ok(());
+    }
+    let hashes = state.db.file_hashes(&shas).await?;
+    for item in items.iter_mut() {
+        if let Some(hash) = item["lfs"]["sha256"].as_str().and_then(|sha| hashes.get(sha)) {
+            item["xetHash"] = json!(hash);
+        }
+    }
+    Ok(())
+}
+
 fn folder_json(path: &str, oid: &str) -> Value {
     json!({"type": "directory", "oid": oid, "size": 0, "path": path})
 }
@@ -323,13 +339,14 @@ async fn tree_listing(
     if items.is_empty() && after.is_none() && !dir.is_empty() {
         return Err(ApiError::entry_not_found(dir, &commit));
     }
-    let out: Vec<Value> = items
+    let mut out: Vec<Value> = items
         .iter()
         .map(|item| match item {
             TreeItem::File(e) => file_json(e),
             TreeItem::Folder { path, oid } => folder_json(path, oid),
         })
         .collect();
+    with_xet_hashes(state, &mut out).await?;
     let mut resp = Json(Value::Array(out)).into_response();
     // A full page may have more after it (a recursive page counts files, not the folders added).
     let files = items.iter().filter(|i| !recursive || matches!(i, TreeItem::File(_))).count();
@@ -422,6 +439,7 @@ pub async fn paths_info(
             None => {}
         }
     }
+    with_xet_hashes(&state, &mut out).await?;
     Ok(Json(Value::Array(out)))
 }
 

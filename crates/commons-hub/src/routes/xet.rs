@@ -1,13 +1,17 @@
-//! The Xet protocol, upload side: the token routes of the Hub API and the CAS routes that
-//! `hf_xet` (installed with `huggingface_hub` by default) uploads through. See
-//! `shared/XET_PROTOCOL.md` §3.1 (tokens), §4.7 (xorbs), §4.8 (shards).
+//! The Xet protocol: the token routes of the Hub API and the CAS routes that `hf_xet`
+//! (installed with `huggingface_hub` by default) uploads and downloads through. See
+//! `shared/XET_PROTOCOL.md` §3.1 (tokens), §4.2–4.4 (reconstructions, xorb byte URLs), §4.7
+//! (xorbs), §4.8 (shards).
 //!
 //! Xet tokens are stateless: `xet.{user}.{repo}.{r|w}.{exp}.{hmac}`, signed with the hub's URL
 //! key, so every server sharing a data directory accepts them. A write token lets its holder
 //! upload xorbs and register files for itself (a commit to its repository then names them); it
-//! cannot read anything. CAS routes this hub does not serve (reconstructions, global dedup,
-//! xorb grants, v2 shards) fall through to the JSON 404, before any authentication, which is
-//! what makes the clients fall back to the routes served here.
+//! cannot read anything. A read token (or a write token) reconstructs files that some revision
+//! of its repository holds, and nothing else; the xorb byte URLs in a reconstruction carry
+//! their own signature over the xorb, the byte range and an expiry, as clients fetch them
+//! without credentials. CAS routes this hub does not serve (global dedup, xorb grants, v2
+//! shards) fall through to the JSON 404, before any authentication, which is what makes the
+//! clients fall back to the routes served here.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -41,6 +45,10 @@ pub(crate) fn cas_router() -> Router<AppState> {
         .route("/xet/xorbs/{prefix}/{hash}", post(upload_xorb))
         .route("/xet/v1/shards", post(upload_shard))
         .route("/xet/shards", post(upload_shard))
+        .route("/xet/v2/reconstructions/{file_id}", get(reconstruction_v2))
+        .route("/xet/v1/reconstructions/{file_id}", get(reconstruction_v1))
+        .route("/xet/reconstructions/{file_id}", get(reconstruction_v1))
+        .route("/xet/v1/xorb-data/default/{hash}", get(xorb_data))
 }
 
 pub(crate) fn token_routes() -> Router<AppState> {
@@ -78,14 +86,19 @@ impl XetGrant {
         (grant.exp > commons_db::now_unix()).then_some(grant)
     }
 
-    /// The write grant of a CAS request's bearer token, or 401/403.
-    fn of_writer(state: &AppState, headers: &HeaderMap) -> ApiResult<Self> {
+    /// The grant of a CAS request's bearer token (a read or a write token), or 401.
+    fn of_request(state: &AppState, headers: &HeaderMap) -> ApiResult<Self> {
         let token = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .ok_or_else(ApiError::unauthorized)?;
-        let grant = Self::decode(state, token.trim()).ok_or_else(ApiError::unauthorized)?;
+        Self::decode(state, token.trim()).ok_or_else(ApiError::unauthorized)
+    }
+
+    /// The write grant of a CAS request's bearer token, or 401/403.
+    fn of_writer(state: &AppState, headers: &HeaderMap) -> ApiResult<Self> {
+        let grant = Self::of_request(state, headers)?;
         if !grant.write {
             return Err(ApiError::forbidden("this Xet token may read, not upload"));
         }
@@ -187,4 +200,155 @@ async fn upload_shard(State(state): State<AppState>, headers: HeaderMap, body: R
         tracing::info!(sha256 = %registered.sha256, size = registered.size, "file registered through Xet");
     }
     Ok(Json(json!({ "result": 1 })).into_response())
+}
+
+/// How long a xorb byte URL of a reconstruction stays valid; a client that gets a 403 asks for
+/// the reconstruction again.
+const XORB_URL_TTL_SECS: i64 = 3600;
+
+/// `GET {casUrl}/v1/reconstructions/{file_id}`: the terms of (a range of) a file and where to
+/// fetch them.
+async fn reconstruction_v1(state: State<AppState>, path: Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+    reconstruction(state, path, headers, false).await
+}
+
+/// `GET {casUrl}/v2/reconstructions/{file_id}`: as v1, fetch information grouped by xorb.
+async fn reconstruction_v2(state: State<AppState>, path: Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+    reconstruction(state, path, headers, true).await
+}
+
+async fn reconstruction(State(state): State<AppState>, Path(file_id): Path<String>, headers: HeaderMap, v2: bool) -> ApiResult<Response> {
+    let grant = XetGrant::of_request(&state, &headers)?;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("file {file_id} not found"));
+    if file_id.len() != 64 || !file_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(format!("{file_id:?} is not a file hash")));
+    }
+    let size = state.db.repo_file_size(grant.repo_id, &file_id.to_ascii_lowercase()).await?.ok_or_else(not_found)?;
+    let file_id = file_id.to_ascii_lowercase();
+    // The range asked for, clamped to the file; past its end is a 416 (how clients find EOF).
+    let (start, end) = match headers.get(axum::http::header::RANGE).and_then(|v| v.to_str().ok()) {
+        None => (0, size),
+        Some(value) => match super::files::parse_range(value, size) {
+            Ok(Some(range)) => range,
+            Ok(None) => (0, size),
+            Err(()) if size == 0 => (0, 0),
+            Err(()) => {
+                return Err(ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange", format!("the file has {size} bytes")));
+            }
+        },
+    };
+    let cas_url = format!("{}/xet", base_url(&state, &headers));
+    let exp = commons_db::now_unix() + XORB_URL_TTL_SECS;
+    let all = if start < end { state.db.file_terms(&file_id).await? } else { Vec::new() };
+    let terms: Vec<_> = all.iter().filter(|t| t.file_offset < end && t.file_offset + t.raw_size > start).collect();
+    let offset_into_first_range = terms.first().map(|t| start - t.file_offset).unwrap_or(0);
+    let mut term_list = Vec::with_capacity(terms.len());
+    let mut fetch: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
+    for t in &terms {
+        term_list.push(json!({
+            "hash": t.xorb_hash,
+            "unpacked_length": t.raw_size,
+            "range": {"start": t.chunk_start, "end": t.chunk_end},
+        }));
+        let last = t.byte_end - 1;
+        let url = xorb_url(&state, &cas_url, &t.xorb_hash, t.byte_start, last, exp);
+        let entry = if v2 {
+            json!({"url": url, "ranges": [{"chunks": {"start": t.chunk_start, "end": t.chunk_end}, "bytes": {"start": t.byte_start, "end": last}}]})
+        } else {
+            json!({"range": {"start": t.chunk_start, "end": t.chunk_end}, "url": url, "url_range": {"start": t.byte_start, "end": last}})
+        };
+        let list = fetch.entry(t.xorb_hash.clone()).or_insert_with(|| json!([]));
+        if let Some(list) = list.as_array_mut()
+            && !list.contains(&entry)
+        {
+            list.push(entry);
+        }
+    }
+    let body = if v2 {
+        json!({"offset_into_first_range": offset_into_first_range, "terms": term_list, "xorbs": fetch})
+    } else {
+        json!({"offset_into_first_range": offset_into_first_range, "terms": term_list, "fetch_info": fetch})
+    };
+    Ok(Json(body).into_response())
+}
+
+/// A self-authorising URL for bytes `[start, last]` of xorb `hash`.
+fn xorb_url(state: &AppState, cas_url: &str, hash: &str, start: u64, last: u64, exp: i64) -> String {
+    let sig = state.signer.sign(&format!("xorb-data:{hash}:{start}:{last}:{exp}"));
+    format!("{cas_url}/v1/xorb-data/default/{hash}?start={start}&last={last}&exp={exp}&sig={sig}")
+}
+
+#[derive(Deserialize)]
+struct XorbDataQuery {
+    start: u64,
+    last: u64,
+    exp: i64,
+    sig: String,
+}
+
+/// `GET` of a xorb byte URL: the signed range, or the `Range` asked for within it (one range:
+/// 206; several: `multipart/byteranges`). No credentials: the URL is the permission.
+async fn xorb_data(
+    State(state): State<AppState>,
+    Path(hash): Path<String>,
+    Query(q): Query<XorbDataQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let message = format!("xorb-data:{hash}:{}:{}:{}", q.start, q.last, q.exp);
+    if q.exp < commons_db::now_unix() || !state.signer.verify(&message, &q.sig) {
+        return Err(ApiError::forbidden("this xorb URL is expired or not signed by this hub; ask for the reconstruction again"));
+    }
+    let mut ranges = Vec::new();
+    match headers.get(axum::http::header::RANGE).and_then(|v| v.to_str().ok()) {
+        None => ranges.push((q.start, q.last)),
+        Some(value) => {
+            let spec = value.trim().strip_prefix("bytes=").ok_or_else(|| ApiError::bad_request("Range must be in bytes"))?;
+            for part in spec.split(',') {
+                let (a, b) = part.trim().split_once('-').ok_or_else(|| ApiError::bad_request(format!("bad range {part:?}")))?;
+                let (a, b): (u64, u64) = (
+                    a.parse().map_err(|_| ApiError::bad_request("bad range"))?,
+                    b.parse().map_err(|_| ApiError::bad_request("bad range"))?,
+                );
+                if a > b || a < q.start || b > q.last {
+                    return Err(ApiError::new(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "InvalidRange",
+                        format!("bytes {a}-{b} are outside the signed range {}-{}", q.start, q.last),
+                    ));
+                }
+                ranges.push((a, b));
+            }
+            if ranges.len() > 64 {
+                return Err(ApiError::bad_request("at most 64 ranges per request"));
+            }
+        }
+    }
+    if let [(a, b)] = ranges[..] {
+        let (bytes, total) = state.cas.read_xorb_range(&hash, a, b + 1).await?;
+        let mut response = (StatusCode::PARTIAL_CONTENT, bytes).into_response();
+        let out = response.headers_mut();
+        out.insert(
+            axum::http::header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {a}-{b}/{total}")).map_err(ApiError::internal)?,
+        );
+        out.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        return Ok(response);
+    }
+    const BOUNDARY: &str = "commons-xorb-ranges";
+    let mut body = Vec::new();
+    for (a, b) in ranges {
+        let (bytes, total) = state.cas.read_xorb_range(&hash, a, b + 1).await?;
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {a}-{b}/{total}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    let mut response = (StatusCode::PARTIAL_CONTENT, body).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!("multipart/byteranges; boundary={BOUNDARY}")).map_err(ApiError::internal)?,
+    );
+    Ok(response)
 }
