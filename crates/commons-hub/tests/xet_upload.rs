@@ -1,13 +1,23 @@
-//! Acceptance: `huggingface_hub` 2.4.0 as installed by default (with `hf_xet` 1.8, Xet not
-//! disabled) uploads large files through the Xet protocol and reads them back.
+//! Acceptance: `huggingface_hub` as installed by default (with `hf_xet`, Xet not disabled)
+//! uploads and downloads large files through the Xet protocol: 2.4.0 unconditionally, 1.0.0
+//! after the LFS batch negotiates the `xet` transfer.
 
 mod support;
 
 use support::{Hub, python_script, python_venv};
 
 #[test]
-fn the_default_python_install_uploads_through_xet() {
-    let python = python_venv("huggingface_hub", "2.4.0");
+fn huggingface_hub_2_4_0_uploads_and_downloads_through_xet() {
+    xet_round_trip("2.4.0");
+}
+
+#[test]
+fn huggingface_hub_1_0_0_negotiates_xet_and_uploads_through_it() {
+    xet_round_trip("1.0.0");
+}
+
+fn xet_round_trip(version: &str) {
+    let python = python_venv("huggingface_hub", version);
     let hub = Hub::start();
     let hf_home = tempfile::tempdir().unwrap();
     let out = python_script(&python, "hf_xet_upload.py", &hub.url(), hf_home.path())
@@ -17,7 +27,7 @@ fn the_default_python_install_uploads_through_xet() {
         .expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stdout.contains("ALL CHECKS PASSED"), "--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert!(out.status.success() && stdout.contains("ALL CHECKS PASSED"), "{version}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
 
     // The bytes came through Xet: the account holds the xorbs it uploaded, and each large file
     // is a blob it may commit.

@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use commons_db::{Repo, RepoKind};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -47,6 +48,13 @@ pub struct BatchRequest {
     transfers: Vec<String>,
     objects: Vec<BatchObject>,
     hash_algo: Option<String>,
+    #[serde(default, rename = "ref")]
+    git_ref: Option<BatchRef>,
+}
+
+#[derive(Deserialize)]
+pub struct BatchRef {
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -144,6 +152,9 @@ pub async fn batch(
     }
     let base = base_url(&state, &headers);
     let user = token.user.id;
+    if req.transfers.iter().any(|t| t == "xet") {
+        return xet_batch(&state, &caller, &repo, kind, &base, &req).await;
+    }
     let multipart_ok = req.transfers.iter().any(|t| t == "multipart");
     let mut used_multipart = false;
     let mut urls = 0u64;
@@ -194,6 +205,39 @@ pub async fn batch(
     }
     let transfer = if used_multipart { "multipart" } else { "basic" };
     Ok(lfs_json(StatusCode::OK, json!({"transfer": transfer, "objects": objects, "hash_algo": "sha256"})))
+}
+
+/// A batch answered with the Xet transfer (protocol §3.5): objects the caller may already name
+/// need nothing; the others carry the write-token route and a token, which huggingface.js and
+/// git-xet read (huggingface_hub 1.0–1.19 fetches the token itself).
+async fn xet_batch(state: &AppState, caller: &Caller, repo: &Repo, kind: RepoKind, base: &str, req: &BatchRequest) -> ApiResult<Response> {
+    let token = caller.require_write_repo(repo)?;
+    let branch = req.git_ref.as_ref().map(|r| r.name.strip_prefix("refs/heads/").unwrap_or(&r.name)).unwrap_or("main");
+    let encoded = percent_encoding::utf8_percent_encode(branch, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let href = format!("{base}/api/{}/{}/xet-write-token/{encoded}", kind.plural(), repo.full_name());
+    let (access, exp) = super::xet::mint(state, token.user.id, repo.id, true);
+    let mut objects = Vec::with_capacity(req.objects.len());
+    for obj in &req.objects {
+        let oid = obj.oid.to_ascii_lowercase();
+        if !is_sha256_hex(&oid) {
+            objects.push(json!({"oid": obj.oid, "size": obj.size, "error": {"code": 422, "message": "oid must be a sha256 hex digest"}}));
+            continue;
+        }
+        if let Some((_, size, _)) = state.db.blob(&oid).await?
+            && size as u64 == obj.size
+            && state.db.may_reference_blob(&oid, token.user.id, caller.reader()).await?
+        {
+            objects.push(json!({"oid": oid, "size": obj.size}));
+            continue;
+        }
+        let header = json!({
+            "X-Xet-Cas-Url": format!("{base}/xet"),
+            "X-Xet-Access-Token": access,
+            "X-Xet-Token-Expiration": exp.to_string(),
+        });
+        objects.push(json!({"oid": oid, "size": obj.size, "authenticated": true, "actions": {"upload": {"href": href, "header": header}}}));
+    }
+    Ok(lfs_json(StatusCode::OK, json!({"transfer": "xet", "objects": objects, "hash_algo": "sha256"})))
 }
 
 /// Where an upload's bytes go: into the store, or, when the store already has the object, only

@@ -142,12 +142,17 @@ async fn write_token(
     token_response(&state, &caller, &repo, true, &headers)
 }
 
+/// A Xet token for `user_id` on repository `repo_id`, and when it expires.
+pub(crate) fn mint(state: &AppState, user_id: i64, repo_id: i64, write: bool) -> (String, i64) {
+    let exp = commons_db::now_unix() + XET_TOKEN_TTL_SECS;
+    (XetGrant { user_id, repo_id, write, exp }.encode(state), exp)
+}
+
 /// The token as JSON (what hf_xet reads) and as the `X-Xet-*` headers (what huggingface_hub
 /// 1.0–1.18 and 2.x's download path read).
 fn token_response(state: &AppState, caller: &Caller, repo: &Repo, write: bool, headers: &HeaderMap) -> ApiResult<Response> {
     let user_id = caller.0.as_ref().map(|t| t.user.id).unwrap_or(0);
-    let exp = commons_db::now_unix() + XET_TOKEN_TTL_SECS;
-    let token = XetGrant { user_id, repo_id: repo.id, write, exp }.encode(state);
+    let (token, exp) = mint(state, user_id, repo.id, write);
     let cas_url = format!("{}/xet", base_url(state, headers));
     let mut response = Json(json!({ "casUrl": cas_url, "accessToken": token, "exp": exp })).into_response();
     let out = response.headers_mut();
