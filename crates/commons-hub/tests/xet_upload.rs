@@ -1,23 +1,32 @@
 //! Acceptance: `huggingface_hub` as installed by default (with `hf_xet`, Xet not disabled)
 //! uploads and downloads large files through the Xet protocol: 2.4.0 unconditionally, 1.0.0
-//! after the LFS batch negotiates the `xet` transfer.
+//! after the LFS batch negotiates the `xet` transfer; and the oldest `hf_xet` these clients
+//! accept, 1.2.0, which speaks the unversioned CAS routes.
 
 mod support;
 
-use support::{Hub, python_script, python_venv};
+use support::{Hub, python_script, python_venv, python_venv_with};
 
 #[test]
 fn huggingface_hub_2_4_0_uploads_and_downloads_through_xet() {
-    xet_round_trip("2.4.0");
+    xet_round_trip("2.4.0", None);
 }
 
 #[test]
 fn huggingface_hub_1_0_0_negotiates_xet_and_uploads_through_it() {
-    xet_round_trip("1.0.0");
+    xet_round_trip("1.0.0", None);
 }
 
-fn xet_round_trip(version: &str) {
-    let python = python_venv("huggingface_hub", version);
+#[test]
+fn hf_xet_1_2_0_speaks_the_unversioned_cas_routes() {
+    xet_round_trip("1.0.0", Some("1.2.0"));
+}
+
+fn xet_round_trip(version: &str, hf_xet: Option<&str>) {
+    let python = match hf_xet {
+        Some(xet) => python_venv_with(&[("huggingface_hub", version), ("hf_xet", xet)]),
+        None => python_venv("huggingface_hub", version),
+    };
     let hub = Hub::start();
     let hf_home = tempfile::tempdir().unwrap();
     let out = python_script(&python, "hf_xet_upload.py", &hub.url(), hf_home.path())

@@ -97,6 +97,8 @@ fn repo_json(repo: &Repo, sha: Option<&str>, files: Option<(&[FileEntry], bool)>
         "id": id,
         "author": repo.namespace,
         "private": repo.private,
+        // Read by huggingface_hub 0.3x to decide on Xet uploads (protocol §3.7).
+        "xetEnabled": true,
         "gated": false,
         "disabled": false,
         "downloads": 0,

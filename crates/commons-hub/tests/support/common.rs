@@ -15,7 +15,14 @@ pub fn workspace_root() -> PathBuf {
 
 /// A virtualenv with `package==version` installed from PyPI, created once and reused.
 pub fn python_venv(package: &str, version: &str) -> PathBuf {
-    let dir = workspace_root().join("target").join("py").join(format!("{}-{version}", package.replace('_', "-")));
+    python_venv_with(&[(package, version)])
+}
+
+/// A virtualenv with each `package==version` of `pins` installed from PyPI together, created
+/// once and reused.
+pub fn python_venv_with(pins: &[(&str, &str)]) -> PathBuf {
+    let name: Vec<String> = pins.iter().map(|(p, v)| format!("{}-{v}", p.replace('_', "-"))).collect();
+    let dir = workspace_root().join("target").join("py").join(name.join("+"));
     let python = dir.join("bin").join("python");
     let marker = dir.join(".installed");
     if marker.exists() {
@@ -24,11 +31,13 @@ pub fn python_venv(package: &str, version: &str) -> PathBuf {
     std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
     let status = Command::new("python3").args(["-m", "venv", dir.to_str().unwrap()]).status().expect("python3 is required");
     assert!(status.success(), "creating a virtualenv failed");
+    let requirements: Vec<String> = pins.iter().map(|(p, v)| format!("{p}=={v}")).collect();
     let out = Command::new(dir.join("bin").join("pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", &format!("{package}=={version}")])
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(&requirements)
         .output()
         .expect("pip");
-    assert!(out.status.success(), "pip install {package}=={version} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "pip install {requirements:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     std::fs::write(&marker, b"").unwrap();
     python
 }
