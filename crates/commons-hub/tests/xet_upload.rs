@@ -1,7 +1,7 @@
 //! Acceptance: `huggingface_hub` as installed by default (with `hf_xet`, Xet not disabled)
 //! uploads and downloads large files through the Xet protocol: 2.4.0 unconditionally, 1.0.0
-//! after the LFS batch negotiates the `xet` transfer; and the oldest `hf_xet` these clients
-//! accept, 1.2.0, which speaks the unversioned CAS routes.
+//! after the LFS batch negotiates the `xet` transfer, 0.36.2 after reading `xetEnabled`; and the
+//! oldest `hf_xet` these clients accept, 1.2.0, which speaks the unversioned CAS routes.
 
 mod support;
 
@@ -15,6 +15,11 @@ fn huggingface_hub_2_4_0_uploads_and_downloads_through_xet() {
 #[test]
 fn huggingface_hub_1_0_0_negotiates_xet_and_uploads_through_it() {
     xet_round_trip("1.0.0", None);
+}
+
+#[test]
+fn huggingface_hub_0_36_2_reads_xet_enabled_and_uploads_through_xet() {
+    xet_round_trip("0.36.2", None);
 }
 
 #[test]
