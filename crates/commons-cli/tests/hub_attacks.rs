@@ -306,8 +306,10 @@ fn a_tree_of_twenty_thousand_folders_is_listed_at_the_cost_of_a_page() {
     assert_eq!(
         one,
         json!([{"type": "file", "oid": one[0]["oid"], "size": 31, "path": "d12345/f.bin",
-        "lfs": {"oid": oid, "sha256": oid, "size": 31, "pointerSize": one[0]["lfs"]["pointerSize"]}}])
+        "lfs": {"oid": oid, "sha256": oid, "size": 31, "pointerSize": one[0]["lfs"]["pointerSize"]},
+        "xetHash": one[0]["xetHash"]}])
     );
+    assert_eq!(one[0]["xetHash"].as_str().map(str::len), Some(64), "LFS files carry their Xet hash");
     let (status, code, _) = refusal(get("/api/models/alice/wide/tree/main/nope"));
     assert_eq!((status, code.as_str()), (404, "EntryNotFound"));
 

@@ -8,3 +8,5 @@ CREATE TABLE xorb_holders (
 );
 -- Which blob a Xet file hash is: reconstructions are asked for by file hash.
 CREATE INDEX blobs_by_file_hash ON blobs (file_hash);
+-- Which files use a xorb: whether a caller may read a xorb (global dedup) is a question about them.
+CREATE INDEX cas_file_terms_by_xorb ON cas_file_terms (xorb_hash);

@@ -104,6 +104,12 @@ impl Db {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    /// The name of user `id`.
+    pub async fn user_name(&self, id: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT name FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.try_get("name")).transpose()?)
+    }
+
     /// Creates an access token for `user_name` and returns its secret (shown once).
     pub async fn create_token(&self, user_name: &str, token_name: &str, scope: Scope) -> Result<String> {
         let user = self.user_by_name(user_name).await?.ok_or_else(|| DbError::NotFound(format!("user {user_name}")))?;

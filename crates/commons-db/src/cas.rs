@@ -170,6 +170,28 @@ impl Db {
         Ok(found)
     }
 
+    /// Which of `hashes` hold bytes of a file in some revision of a repository `reader` may read
+    /// (a public one, or one in namespace `reader`): xorbs whose chunks a caller may be told
+    /// about (global dedup) and reuse in its own files.
+    pub async fn xorbs_readable(&self, hashes: &[String], reader: &str) -> Result<std::collections::HashSet<String>> {
+        let mut readable = std::collections::HashSet::new();
+        for hash in hashes {
+            let row = sqlx::query(
+                "SELECT 1 FROM cas_file_terms t JOIN blobs b ON b.file_hash = t.file_hash
+                 JOIN tree_entries e ON e.sha256 = b.sha256 JOIN commits c ON c.tree_id = e.tree_id JOIN repos r ON r.id = c.repo_id
+                 WHERE t.xorb_hash = $1 AND (r.private = FALSE OR r.namespace = $2) LIMIT 1",
+            )
+            .bind(hash)
+            .bind(reader)
+            .fetch_optional(&self.pool)
+            .await?;
+            if row.is_some() {
+                readable.insert(hash.clone());
+            }
+        }
+        Ok(readable)
+    }
+
     /// The reconstruction of a file, ordered by offset.
     pub async fn file_terms(&self, file_hash: &str) -> Result<Vec<FileTerm>> {
         let rows = sqlx::query(

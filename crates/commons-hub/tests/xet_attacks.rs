@@ -109,10 +109,13 @@ fn cas_routes_refuse_before_reading_and_a_xorb_must_hash_to_its_name() {
     let before = files_under(&store);
 
     // What this hub does not serve is a 404 before any authentication: clients fall back.
-    for (method, path) in [("GET", "/v1/chunks/default/00"), ("POST", "/v1/xorb-grants/default/00"), ("POST", "/v2/shards")] {
+    for (method, path) in [("POST", "/v1/xorb-grants/default/00"), ("POST", "/v2/shards")] {
         let resp = http.request(method.parse().unwrap(), format!("{cas}{path}")).send().unwrap();
         assert_eq!(resp.status().as_u16(), 404, "{method} {path}");
     }
+
+    // Global dedup is served, to holders of a token only.
+    assert_eq!(http.get(format!("{cas}/v1/chunks/default/{}", "0".repeat(64))).send().unwrap().status().as_u16(), 401);
 
     let up = upload(7);
     let url = format!("{cas}/v1/xorbs/default/{}", up.xorb_hash.hex());

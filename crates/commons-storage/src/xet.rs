@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 use xet_core_structures::merklehash::{MerkleHash, file_hash};
 use xet_core_structures::metadata_shard::MDBShardFileHeader;
 use xet_core_structures::metadata_shard::file_structs::MDBFileInfo;
+use xet_core_structures::metadata_shard::shard_in_memory::MDBInMemoryShard;
+use xet_core_structures::metadata_shard::xorb_structs::{MDBXorbInfo, XorbChunkSequenceEntry, XorbChunkSequenceHeader};
 use xet_core_structures::xorb_object::{XorbObject, reconstruct_xorb_with_footer};
 
 use crate::{Cas, Result, StorageError};
@@ -72,6 +74,36 @@ pub fn parse_shard(body: &[u8]) -> Result<Vec<ShardFile>> {
 }
 
 impl Cas {
+    /// The stored xorb that holds chunk `chunk_hash`, if any.
+    pub async fn xorb_of_chunk(&self, chunk_hash: &str) -> Result<Option<String>> {
+        Ok(self.db.find_chunk(chunk_hash).await?.map(|location| location.xorb_hash))
+    }
+
+    /// A shard describing xorb `hash` (its chunks, their sizes and positions) and no file: the
+    /// answer to a global dedup query, with which a client reuses the xorb's chunks instead of
+    /// uploading them.
+    pub async fn dedup_shard(&self, hash: &str) -> Result<Vec<u8>> {
+        let bytes = match self.objects.get(&Self::xorb_path(hash)).await {
+            Ok(object) => object.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Err(StorageError::MissingObject(hash.to_string())),
+            Err(e) => return Err(e.into()),
+        };
+        let footer = XorbObject::deserialize(&mut Cursor::new(&bytes))?;
+        let info = &footer.info;
+        let xorb_hash = MerkleHash::from_hex(hash).map_err(|_| StorageError::Corrupt(format!("{hash} is not a xorb hash")))?;
+        let mut chunks = Vec::with_capacity(info.chunk_hashes.len());
+        let mut unpacked_start = 0u32;
+        for (i, chunk_hash) in info.chunk_hashes.iter().enumerate() {
+            let end = info.unpacked_chunk_offsets[i];
+            chunks.push(XorbChunkSequenceEntry::new(*chunk_hash, end - unpacked_start, unpacked_start));
+            unpacked_start = end;
+        }
+        let block = MDBXorbInfo { metadata: XorbChunkSequenceHeader::new(xorb_hash, chunks.len(), unpacked_start), chunks };
+        let mut shard = MDBInMemoryShard::default();
+        shard.add_xorb_block(block)?;
+        Ok(shard.to_bytes()?)
+    }
+
     /// Bytes `[start, end)` of stored xorb `hash` (chunk headers and compressed data, as Xet
     /// clients fetch them), and the xorb's whole size.
     pub async fn read_xorb_range(&self, hash: &str, start: u64, end: u64) -> Result<(bytes::Bytes, u64)> {

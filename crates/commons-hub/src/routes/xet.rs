@@ -9,8 +9,9 @@
 //! cannot read anything. A read token (or a write token) reconstructs files that some revision
 //! of its repository holds, and nothing else; the xorb byte URLs in a reconstruction carry
 //! their own signature over the xorb, the byte range and an expiry, as clients fetch them
-//! without credentials. CAS routes this hub does not serve (global dedup, xorb grants, v2
-//! shards) fall through to the JSON 404, before any authentication, which is what makes the
+//! without credentials. Global dedup tells a caller about a xorb only when it could read the
+//! xorb's bytes anyway (a file of a repository it may read uses it), and a shard may then build
+//! files from it. CAS routes this hub does not serve (xorb grants, v2 shards) fall through to the JSON 404, before any authentication, which is what makes the
 //! clients fall back to the routes served here.
 
 use axum::extract::{Path, Query, State};
@@ -49,6 +50,8 @@ pub(crate) fn cas_router() -> Router<AppState> {
         .route("/xet/v1/reconstructions/{file_id}", get(reconstruction_v1))
         .route("/xet/reconstructions/{file_id}", get(reconstruction_v1))
         .route("/xet/v1/xorb-data/default/{hash}", get(xorb_data))
+        .route("/xet/v1/chunks/{prefix}/{hash}", get(global_dedup))
+        .route("/xet/chunks/{prefix}/{hash}", get(global_dedup))
 }
 
 pub(crate) fn token_routes() -> Router<AppState> {
@@ -196,8 +199,15 @@ async fn upload_shard(State(state): State<AppState>, headers: HeaderMap, body: R
     xorbs.sort();
     xorbs.dedup();
     let held = state.db.xorbs_held(grant.user_id, &xorbs).await?;
-    if let Some(missing) = xorbs.iter().find(|x| !held.contains(*x)) {
-        return Err(ApiError::bad_request(format!("xorb {missing} was not uploaded with this account; upload it first")));
+    let others: Vec<String> = xorbs.iter().filter(|x| !held.contains(*x)).cloned().collect();
+    let readable = match others.is_empty() {
+        true => Default::default(),
+        false => state.db.xorbs_readable(&others, &reader_name(&state, grant.user_id).await?).await?,
+    };
+    if let Some(missing) = others.iter().find(|x| !readable.contains(*x)) {
+        return Err(ApiError::bad_request(format!(
+            "xorb {missing} was not uploaded with this account and is in no repository it may read; upload it first"
+        )));
     }
     for file in &files {
         let registered = state.cas.register_shard_file(file).await?;
@@ -355,5 +365,34 @@ async fn xorb_data(
         axum::http::header::CONTENT_TYPE,
         HeaderValue::from_str(&format!("multipart/byteranges; boundary={BOUNDARY}")).map_err(ApiError::internal)?,
     );
+    Ok(response)
+}
+
+/// The account name of `user_id`: whose private repositories it reads.
+async fn reader_name(state: &AppState, user_id: i64) -> ApiResult<String> {
+    Ok(state.db.user_name(user_id).await?.unwrap_or_default())
+}
+
+/// `GET {casUrl}/v1/chunks/{prefix}/{chunk}`: global dedup. A shard describing the xorb that
+/// holds the chunk, when the caller may read that xorb's bytes anyway; 404 otherwise, the same
+/// whether the chunk is unknown or only in repositories the caller may not read.
+async fn global_dedup(
+    State(state): State<AppState>,
+    Path((prefix, chunk)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let grant = XetGrant::of_request(&state, &headers)?;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such chunk");
+    if !matches!(prefix.as_str(), "default" | "default-merkledb") || chunk.len() != 64 || !chunk.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
+    let Some(xorb) = state.cas.xorb_of_chunk(&chunk.to_ascii_lowercase()).await? else { return Err(not_found()) };
+    let reader = reader_name(&state, grant.user_id).await?;
+    if !state.db.xorbs_readable(std::slice::from_ref(&xorb), &reader).await?.contains(&xorb) {
+        return Err(not_found());
+    }
+    let shard = state.cas.dedup_shard(&xorb).await?;
+    let mut response = (StatusCode::OK, shard).into_response();
+    response.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     Ok(response)
 }
