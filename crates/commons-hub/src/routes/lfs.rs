@@ -160,20 +160,13 @@ pub async fn batch(
     let mut urls = 0u64;
     let mut objects = Vec::with_capacity(req.objects.len());
     for obj in &req.objects {
-        let oid = obj.oid.to_ascii_lowercase();
-        if !is_sha256_hex(&oid) {
-            objects.push(json!({"oid": obj.oid, "size": obj.size, "error": {"code": 422, "message": "oid must be a sha256 hex digest"}}));
-            continue;
-        }
-        // Nothing to send only when the caller may already read the object: whether the store
-        // holds bytes someone else uploaded is not the caller's business.
-        if let Some((_, size, _)) = state.db.blob(&oid).await?
-            && size as u64 == obj.size
-            && state.db.may_reference_blob(&oid, user, caller.reader()).await?
-        {
-            objects.push(json!({"oid": oid, "size": obj.size}));
-            continue;
-        }
+        let oid = match settled(&state, &caller, user, obj).await? {
+            Settled::Answered(answer) => {
+                objects.push(answer);
+                continue;
+            }
+            Settled::Upload(oid) => oid,
+        };
         let multipart = multipart_ok && obj.size > MULTIPART_THRESHOLD;
         let chunk = chunk_size(obj.size);
         let wanted = if multipart { obj.size.div_ceil(chunk) + 2 } else { 2 };
@@ -207,6 +200,32 @@ pub async fn batch(
     Ok(lfs_json(StatusCode::OK, json!({"transfer": transfer, "objects": objects, "hash_algo": "sha256"})))
 }
 
+/// What a batch answers for an object before any transfer is chosen.
+enum Settled {
+    /// An invalid oid (its error), or one the caller may already name (nothing to send).
+    Answered(Value),
+    /// The bytes must be sent; the oid, normalised.
+    Upload(String),
+}
+
+async fn settled(state: &AppState, caller: &Caller, user: i64, obj: &BatchObject) -> ApiResult<Settled> {
+    let oid = obj.oid.to_ascii_lowercase();
+    if !is_sha256_hex(&oid) {
+        return Ok(Settled::Answered(
+            json!({"oid": obj.oid, "size": obj.size, "error": {"code": 422, "message": "oid must be a sha256 hex digest"}}),
+        ));
+    }
+    // Nothing to send only when the caller may already read the object: whether the store holds
+    // bytes someone else uploaded is not the caller's business.
+    if let Some((_, size, _)) = state.db.blob(&oid).await?
+        && size as u64 == obj.size
+        && state.db.may_reference_blob(&oid, user, caller.reader()).await?
+    {
+        return Ok(Settled::Answered(json!({"oid": oid, "size": obj.size})));
+    }
+    Ok(Settled::Upload(oid))
+}
+
 /// A batch answered with the Xet transfer (protocol §3.5): objects the caller may already name
 /// need nothing; the others carry the write-token route and a token, which huggingface.js and
 /// git-xet read (huggingface_hub 1.0–1.19 fetches the token itself).
@@ -218,18 +237,13 @@ async fn xet_batch(state: &AppState, caller: &Caller, repo: &Repo, kind: RepoKin
     let (access, exp) = super::xet::mint(state, token.user.id, repo.id, true);
     let mut objects = Vec::with_capacity(req.objects.len());
     for obj in &req.objects {
-        let oid = obj.oid.to_ascii_lowercase();
-        if !is_sha256_hex(&oid) {
-            objects.push(json!({"oid": obj.oid, "size": obj.size, "error": {"code": 422, "message": "oid must be a sha256 hex digest"}}));
-            continue;
-        }
-        if let Some((_, size, _)) = state.db.blob(&oid).await?
-            && size as u64 == obj.size
-            && state.db.may_reference_blob(&oid, token.user.id, caller.reader()).await?
-        {
-            objects.push(json!({"oid": oid, "size": obj.size}));
-            continue;
-        }
+        let oid = match settled(state, caller, token.user.id, obj).await? {
+            Settled::Answered(answer) => {
+                objects.push(answer);
+                continue;
+            }
+            Settled::Upload(oid) => oid,
+        };
         let header = json!({
             "X-Xet-Cas-Url": format!("{base}/xet"),
             "X-Xet-Access-Token": access,
