@@ -123,7 +123,7 @@ impl Cas {
     /// is decompressed and rehashed, the xorb hash must be `hash`, and the footer is rebuilt.
     /// The xorb is not indexed until a shard registers a file that uses it, so one no file ever
     /// uses is garbage once the GC grace period passes. Returns whether it was new.
-    pub async fn put_client_xorb(&self, hash: &str, body: Vec<u8>) -> Result<bool> {
+    pub async fn put_client_xorb(&self, hash: &str, body: bytes::Bytes) -> Result<bool> {
         let expected = MerkleHash::from_hex(hash).map_err(|_| invalid(format!("{hash:?} is not a xorb hash")))?;
         if body.len() > MAX_XORB_BYTES {
             return Err(invalid(format!("a xorb holds at most {MAX_XORB_BYTES} bytes")));

@@ -11,8 +11,9 @@
 //! their own signature over the xorb, the byte range and an expiry, as clients fetch them
 //! without credentials. Global dedup tells a caller about a xorb only when it could read the
 //! xorb's bytes anyway (a file of a repository it may read uses it), and a shard may then build
-//! files from it. CAS routes this hub does not serve (xorb grants, v2 shards) fall through to the JSON 404, before any authentication, which is what makes the
-//! clients fall back to the routes served here.
+//! files from it. CAS routes this hub does not serve (xorb grants, v2 shards) fall through to
+//! the JSON 404, before any authentication, which is what makes the clients fall back to the
+//! routes served here.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -39,6 +40,13 @@ const MAX_SHARD_BYTES: u64 = 64 * 1024 * 1024;
 /// work. Clients make a shard per upload session; one over these is asked to split.
 const MAX_SHARD_FILES: usize = 10_000;
 const MAX_SHARD_FILE_BYTES: u64 = 64 * 1024 * 1024 * 1024;
+
+/// Xorb uploads and shard registrations verified at once by this server: each holds up to
+/// three copies of a 64 MiB xorb (body, decompressed check, rebuilt object) or reads whole
+/// xorbs back, so memory stays bounded however many clients upload. A caller waits for a
+/// permit before its body is read.
+static XORB_UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+static SHARD_REGISTRATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 pub(crate) fn cas_router() -> Router<AppState> {
     Router::new()
@@ -176,8 +184,10 @@ async fn upload_xorb(
     if prefix != "default" {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("unknown xorb prefix {prefix:?}")));
     }
+    let hash = hash.to_ascii_lowercase();
+    let _permit = XORB_UPLOADS.acquire().await.map_err(ApiError::internal)?;
     let bytes = body.bytes(MAX_XORB_BYTES as u64, "a xorb").await?;
-    let inserted = state.cas.put_client_xorb(&hash, bytes.to_vec()).await?;
+    let inserted = state.cas.put_client_xorb(&hash, bytes).await?;
     state.db.record_xorb_holder(&hash, grant.user_id).await?;
     Ok(Json(json!({ "was_inserted": inserted })).into_response())
 }
@@ -186,6 +196,7 @@ async fn upload_xorb(
 /// checked and read back to its sha256 before it is recorded as something a commit may name.
 async fn upload_shard(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> ApiResult<Response> {
     let grant = XetGrant::of_writer(&state, &headers)?;
+    let _permit = SHARD_REGISTRATIONS.acquire().await.map_err(ApiError::internal)?;
     let bytes = body.bytes(MAX_SHARD_BYTES, "a shard").await?;
     let files = parse_shard(&bytes)?;
     let total: u64 = files.iter().flat_map(|f| &f.segments).map(|s| s.unpacked_bytes).sum();
