@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Hub transfer benchmark: upload and download of one large file over loopback, Commons vs nginx
 # serving the same bytes from disk (the ceiling), with 1 and 16 parallel clients, and the
-# server's peak RSS. Usage: benches/hub_transfer.sh [SIZE_MIB] [path/to/commons]
+# server's peak RSS; then the same size through Xet (huggingface_hub 2.4.0 with hf_xet: upload,
+# download, and a re-upload the hub deduplicates). Usage: benches/hub_transfer.sh [SIZE_MIB]
+# [path/to/commons]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 size_mib=${1:-1024}
@@ -70,3 +72,29 @@ echo "download 1 client:   commons $c1 MB/s, nginx $n1 MB/s, ratio $(awk "BEGIN{
 echo "download 16 clients: commons $c16 MB/s, nginx $n16 MB/s, ratio $(awk "BEGIN{printf \"%.2f\", $c16/$n16}")"
 echo "server peak RSS: after upload $((rss_upload / 1024)) MiB, after all downloads $((rss_all / 1024)) MiB"
 du -sb "$work/d/objects" | awk -v n=$((size_mib << 20)) '{printf "store: %.1f MiB for a %.1f MiB file\n", $1/1048576, n/1048576}'
+
+# Xet: the default install of huggingface_hub, on another file of the same size (so nothing is
+# deduplicated against the LFS upload), then the first file again (everything is).
+xvenv=$root/target/py/huggingface-hub-2.4.0
+[ -x "$xvenv/bin/python" ] || { python3 -m venv "$xvenv" && "$xvenv/bin/pip" install -q huggingface_hub==2.4.0 && touch "$xvenv/.installed"; }
+head -c $((size_mib << 20)) /dev/zero | openssl enc -aes-128-ctr -nosalt -pass pass:commons-xet 2>/dev/null > "$work/xet.bin"
+HF_HUB_DISABLE_XET= HF_HOME=$work/hf "$xvenv/bin/python" - "$work/xet.bin" "$work/blob.bin" <<'PY'
+import os, sys, time
+os.environ.pop("HF_HUB_DISABLE_XET", None)
+from huggingface_hub import HfApi, hf_hub_download
+api = HfApi(); api.create_repo("bench/xet")
+n = os.path.getsize(sys.argv[1])
+t = time.time(); api.upload_file(path_or_fileobj=sys.argv[1], path_in_repo="xet.bin", repo_id="bench/xet")
+dt = time.time() - t
+print(f"upload (huggingface_hub 2.4.0 + hf_xet, incl. server read-back of the sha256): {n/dt/1e6:.0f} MB/s ({dt:.1f} s)")
+t = time.time(); path = hf_hub_download("bench/xet", "xet.bin")
+dt = time.time() - t
+assert os.path.getsize(path) == n
+print(f"download (hf_xet, reconstruction + xorb ranges): {n/dt/1e6:.0f} MB/s ({dt:.1f} s)")
+t = time.time(); api.upload_file(path_or_fileobj=sys.argv[2], path_in_repo="again.bin", repo_id="bench/xet")
+dt = time.time() - t
+print(f"re-upload of the LFS file through Xet (global dedup: no xorb sent): {n/dt/1e6:.0f} MB/s ({dt:.1f} s)")
+PY
+rss_xet=$(grep VmHWM /proc/$pid/status | awk '{print $2}')
+echo "server peak RSS after the Xet transfers: $((rss_xet / 1024)) MiB"
+du -sb "$work/d/objects" | awk -v n=$((size_mib << 20)) '{printf "store: %.1f MiB for two %.1f MiB files\n", $1/1048576, n/1048576}'

@@ -21,8 +21,10 @@ use xet_core_structures::xorb_object::{XorbObject, reconstruct_xorb_with_footer}
 
 use crate::{Cas, Result, StorageError};
 
-/// Largest serialized xorb a client may upload (the Xet format's limit).
-pub const MAX_XORB_BYTES: usize = 64 * 1024 * 1024;
+/// Largest serialized xorb a client may upload: the Xet format's 64 MiB of chunk data, which
+/// incompressible data fills as is, plus an 8-byte header per chunk (at most 8192 of them),
+/// with room to spare.
+pub const MAX_XORB_BYTES: usize = 65 * 1024 * 1024;
 
 /// One file of a shard: its Xet file hash, the sha256 its uploader claims, and its runs of
 /// chunks `[start, end)` of xorbs with their unpacked sizes.
