@@ -192,6 +192,21 @@ impl Db {
         Ok(readable)
     }
 
+    /// Up to `limit` other xorbs that files using xorb `hash` use too (from a few of those
+    /// files): what a client deduplicating against one chunk of a file will likely meet next.
+    pub async fn xorbs_used_with(&self, hash: &str, limit: u32) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT t.xorb_hash FROM cas_file_terms t
+             WHERE t.file_hash IN (SELECT DISTINCT file_hash FROM cas_file_terms WHERE xorb_hash = $1 LIMIT 8)
+               AND t.xorb_hash <> $1
+             LIMIT $2",
+        )
+        .bind(hash)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The reconstruction of a file, ordered by offset.
     pub async fn file_terms(&self, file_hash: &str) -> Result<Vec<FileTerm>> {
         let rows = sqlx::query(

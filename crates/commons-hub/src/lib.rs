@@ -41,8 +41,21 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// How much callers may send.
     pub limits: Arc<Limits>,
+    /// What has crossed the Xet CAS routes since start (for operators, and for tests that
+    /// count what a client sent).
+    pub xet_traffic: Arc<XetTraffic>,
     /// The day garbage was last collected.
     last_gc_day: Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// Counters of the Xet upload routes.
+#[derive(Debug, Default)]
+pub struct XetTraffic {
+    /// Bytes of xorb bodies received (whether or not the xorb was new).
+    pub xorb_bytes_received: std::sync::atomic::AtomicU64,
+    /// Xorbs received, and those of them the store did not hold yet.
+    pub xorbs_received: std::sync::atomic::AtomicU64,
+    pub xorbs_stored: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {
@@ -67,6 +80,7 @@ impl AppState {
             upload_dir,
             public_url,
             limits: Arc::new(Limits::default()),
+            xet_traffic: Arc::default(),
             last_gc_day: Arc::default(),
         })
     }

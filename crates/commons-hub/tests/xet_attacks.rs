@@ -109,7 +109,7 @@ fn cas_routes_refuse_before_reading_and_a_xorb_must_hash_to_its_name() {
     let before = files_under(&store);
 
     // What this hub does not serve is a 404 before any authentication: clients fall back.
-    for (method, path) in [("POST", "/v1/xorb-grants/default/00"), ("POST", "/v2/shards")] {
+    for (method, path) in [("POST", "/v1/xorb-grants/default/00"), ("POST", "/v1/telemetry")] {
         let resp = http.request(method.parse().unwrap(), format!("{cas}{path}")).send().unwrap();
         assert_eq!(resp.status().as_u16(), 404, "{method} {path}");
     }
@@ -172,10 +172,32 @@ fn a_shard_registers_only_bytes_its_uploader_sent_with_the_sha256_they_have() {
     let resp = post_shard(&alice_write, shard(&up, lie));
     assert_eq!(resp.status().as_u16(), 400);
     assert!(hub.block_on(hub.state.db.blob(&hex::encode(lie))).unwrap().is_none(), "the lie is no blob");
-    // A garbled shard is a 400 too.
+    // Through v2 the lie is found once the answer streams: its last event is the error.
+    let post_shard_v2 = |token: &str, body: Vec<u8>| -> (u16, Vec<Value>) {
+        let resp = http.post(format!("{cas}/v2/shards")).bearer_auth(token).body(body).send().unwrap();
+        let status = resp.status().as_u16();
+        let events = resp.text().unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        (status, events)
+    };
+    let (status, events) = post_shard_v2(&alice_write, shard(&up, lie));
+    assert_eq!(status, 200);
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "error", "{events:?}");
+    assert!(last["message"].as_str().unwrap().contains("sha256"), "{last}");
+    assert_eq!(last["retryable"], false);
+    assert!(hub.block_on(hub.state.db.blob(&hex::encode(lie))).unwrap().is_none(), "the lie is no blob");
+    // A garbled shard is a 400 too, through either version.
     assert_eq!(post_shard(&alice_write, b"not a shard".to_vec()).status().as_u16(), 400);
+    assert_eq!(post_shard_v2(&alice_write, b"not a shard".to_vec()).0, 400);
+    assert_eq!(post_shard_v2(&hub.token, shard(&up, digest)).0, 401, "a hub token is no Xet token");
 
-    // The truth registers.
+    // The truth registers, with progress before the result.
+    let (status, events) = post_shard_v2(&alice_write, shard(&up, digest));
+    assert_eq!(status, 200);
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["validating", "validating", "committing", "result"], "{events:?}");
+    assert_eq!(events[1], json!({"type": "validating", "verified": 1, "total": 1}));
+    // Registering it again through v1 is no error either.
     let resp: Value = post_shard(&alice_write, shard(&up, digest)).json().unwrap();
     assert_eq!(resp["result"], 1);
     // Bob registered nothing: while the file is in no repository he may read, he cannot commit it

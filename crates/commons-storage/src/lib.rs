@@ -189,7 +189,7 @@ impl Cas {
         ObjectPath::from(format!("xorbs/default/{hash}"))
     }
 
-    async fn put_xorb(&self, hash: &str, data: Vec<u8>) -> Result<()> {
+    async fn put_xorb(&self, hash: &str, data: impl Into<object_store::PutPayload>) -> Result<()> {
         let path = Self::xorb_path(hash);
         self.objects.put(&path, data.into()).await?;
         if let Some(root) = &self.local_root {

@@ -81,29 +81,48 @@ impl Cas {
         Ok(self.db.find_chunk(chunk_hash).await?.map(|location| location.xorb_hash))
     }
 
-    /// A shard describing xorb `hash` (its chunks, their sizes and positions) and no file: the
-    /// answer to a global dedup query, with which a client reuses the xorb's chunks instead of
+    /// A shard describing each of `hashes` (their chunks, sizes and positions) and no file: the
+    /// answer to a global dedup query, with which a client reuses the xorbs' chunks instead of
     /// uploading them.
-    pub async fn dedup_shard(&self, hash: &str) -> Result<Vec<u8>> {
-        let bytes = match self.objects.get(&Self::xorb_path(hash)).await {
-            Ok(object) => object.bytes().await?,
+    pub async fn dedup_shard_of(&self, hashes: &[String]) -> Result<Vec<u8>> {
+        let mut shard = MDBInMemoryShard::default();
+        for hash in hashes {
+            let (footer, _) = self.xorb_footer(hash).await?;
+            let info = &footer.info;
+            let xorb_hash = MerkleHash::from_hex(hash).map_err(|_| StorageError::Corrupt(format!("{hash} is not a xorb hash")))?;
+            let mut chunks = Vec::with_capacity(info.chunk_hashes.len());
+            let mut unpacked_start = 0u32;
+            for (i, chunk_hash) in info.chunk_hashes.iter().enumerate() {
+                let end = info.unpacked_chunk_offsets[i];
+                chunks.push(XorbChunkSequenceEntry::new(*chunk_hash, end - unpacked_start, unpacked_start));
+                unpacked_start = end;
+            }
+            let block = MDBXorbInfo { metadata: XorbChunkSequenceHeader::new(xorb_hash, chunks.len(), unpacked_start), chunks };
+            shard.add_xorb_block(block)?;
+        }
+        Ok(shard.to_bytes()?)
+    }
+
+    /// The footer of stored xorb `hash` (its chunk hashes and offsets) and the xorb's stored
+    /// size, read by range from its end: a 64 MiB xorb costs a few hundred KiB here.
+    async fn xorb_footer(&self, hash: &str) -> Result<(XorbObject, u64)> {
+        let path = Self::xorb_path(hash);
+        let size = match self.objects.head(&path).await {
+            Ok(meta) => meta.size,
             Err(object_store::Error::NotFound { .. }) => return Err(StorageError::MissingObject(hash.to_string())),
             Err(e) => return Err(e.into()),
         };
-        let footer = XorbObject::deserialize(&mut Cursor::new(&bytes))?;
-        let info = &footer.info;
-        let xorb_hash = MerkleHash::from_hex(hash).map_err(|_| StorageError::Corrupt(format!("{hash} is not a xorb hash")))?;
-        let mut chunks = Vec::with_capacity(info.chunk_hashes.len());
-        let mut unpacked_start = 0u32;
-        for (i, chunk_hash) in info.chunk_hashes.iter().enumerate() {
-            let end = info.unpacked_chunk_offsets[i];
-            chunks.push(XorbChunkSequenceEntry::new(*chunk_hash, end - unpacked_start, unpacked_start));
-            unpacked_start = end;
+        let corrupt = || StorageError::Corrupt(format!("xorb {hash} has no footer"));
+        if size < 4 {
+            return Err(corrupt());
         }
-        let block = MDBXorbInfo { metadata: XorbChunkSequenceHeader::new(xorb_hash, chunks.len(), unpacked_start), chunks };
-        let mut shard = MDBInMemoryShard::default();
-        shard.add_xorb_block(block)?;
-        Ok(shard.to_bytes()?)
+        let tail = self.objects.get_range(&path, size - 4..size).await?;
+        let info_length = u64::from(u32::from_le_bytes(tail[..4].try_into().map_err(|_| corrupt())?));
+        if info_length + 4 > size {
+            return Err(corrupt());
+        }
+        let footer = self.objects.get_range(&path, size - 4 - info_length..size).await?;
+        Ok((XorbObject::deserialize(&mut Cursor::new(&footer))?, size))
     }
 
     /// Bytes `[start, end)` of stored xorb `hash` (chunk headers and compressed data, as Xet
@@ -130,10 +149,17 @@ impl Cas {
         if body.len() > MAX_XORB_BYTES {
             return Err(invalid(format!("a xorb holds at most {MAX_XORB_BYTES} bytes")));
         }
-        let (data, computed) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, MerkleHash)> {
-            let mut out = Vec::with_capacity(body.len() + 4096);
-            let (_, computed) = reconstruct_xorb_with_footer(&mut out, &body).map_err(|e| invalid(format!("xorb: {e}")))?;
-            Ok((out, computed))
+        // The stored xorb is the chunks as sent followed by a footer rebuilt from them: the
+        // chunks are checked without being copied, so a 64 MiB upload is held once.
+        let verified = body.clone();
+        let (chunk_bytes, footer, computed) = tokio::task::spawn_blocking(move || -> Result<(usize, Vec<u8>, MerkleHash)> {
+            let (object, computed) =
+                reconstruct_xorb_with_footer(&mut std::io::sink(), &verified).map_err(|e| invalid(format!("xorb: {e}")))?;
+            // Older clients send the footer too; it is dropped and rebuilt like a missing one.
+            let chunk_bytes = object.info.chunk_boundary_offsets.last().copied().unwrap_or(0) as usize;
+            let mut footer = Vec::new();
+            XorbObject::serialize_given_info(&mut footer, object.info).map_err(|e| invalid(format!("xorb footer: {e}")))?;
+            Ok((chunk_bytes, footer, computed))
         })
         .await
         .map_err(|e| StorageError::Corrupt(format!("xorb verification task failed: {e}")))??;
@@ -143,7 +169,7 @@ impl Cas {
         if self.objects.head(&Self::xorb_path(hash)).await.is_ok() {
             return Ok(false);
         }
-        self.put_xorb(hash, data).await?;
+        self.put_xorb(hash, object_store::PutPayload::from_iter([body.slice(..chunk_bytes), bytes::Bytes::from(footer)])).await?;
         Ok(true)
     }
 
@@ -159,15 +185,11 @@ impl Cas {
             if footers.contains_key(&segment.xorb_hash) {
                 continue;
             }
-            let bytes = match self.objects.get(&Self::xorb_path(&segment.xorb_hash)).await {
-                Ok(object) => object.bytes().await?,
-                Err(object_store::Error::NotFound { .. }) => {
-                    return Err(invalid(format!("xorb {} was never uploaded", segment.xorb_hash)));
-                }
-                Err(e) => return Err(e.into()),
+            let (footer, size) = match self.xorb_footer(&segment.xorb_hash).await {
+                Err(StorageError::MissingObject(_)) => return Err(invalid(format!("xorb {} was never uploaded", segment.xorb_hash))),
+                other => other?,
             };
-            stored_sizes.insert(segment.xorb_hash.clone(), bytes.len() as u64);
-            let footer = XorbObject::deserialize(&mut Cursor::new(&bytes))?;
+            stored_sizes.insert(segment.xorb_hash.clone(), size);
             footers.insert(segment.xorb_hash.clone(), footer);
         }
 

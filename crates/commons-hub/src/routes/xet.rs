@@ -11,9 +11,13 @@
 //! their own signature over the xorb, the byte range and an expiry, as clients fetch them
 //! without credentials. Global dedup tells a caller about a xorb only when it could read the
 //! xorb's bytes anyway (a file of a repository it may read uses it), and a shard may then build
-//! files from it. CAS routes this hub does not serve (xorb grants, v2 shards) fall through to
-//! the JSON 404, before any authentication, which is what makes the clients fall back to the
-//! routes served here.
+//! files from it. Nothing in the CAS is per revision: a write token is checked against the
+//! branch it is asked for when minted, and the commit that names the files is checked again,
+//! with the hub token, for the branch it moves. CAS routes this hub does not serve (xorb
+//! grants, telemetry) fall through to the JSON 404, before any authentication, which is what
+//! makes the clients fall back to the routes served here.
+
+use std::sync::atomic::Ordering;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -48,10 +52,15 @@ const MAX_SHARD_FILE_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 static XORB_UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 static SHARD_REGISTRATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
+/// Other xorbs a global dedup answer may describe besides the one holding the chunk asked
+/// about: 16 client xorbs cover a 1 GiB file.
+const DEDUP_NEIGHBOUR_XORBS: u32 = 16;
+
 pub(crate) fn cas_router() -> Router<AppState> {
     Router::new()
         .route("/xet/v1/xorbs/{prefix}/{hash}", post(upload_xorb))
         .route("/xet/xorbs/{prefix}/{hash}", post(upload_xorb))
+        .route("/xet/v2/shards", post(upload_shard_v2))
         .route("/xet/v1/shards", post(upload_shard))
         .route("/xet/shards", post(upload_shard))
         .route("/xet/v2/reconstructions/{file_id}", get(reconstruction_v2))
@@ -187,45 +196,124 @@ async fn upload_xorb(
     let hash = hash.to_ascii_lowercase();
     let _permit = XORB_UPLOADS.acquire().await.map_err(ApiError::internal)?;
     let bytes = body.bytes(MAX_XORB_BYTES as u64, "a xorb").await?;
+    let traffic = &state.xet_traffic;
+    traffic.xorb_bytes_received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    traffic.xorbs_received.fetch_add(1, Ordering::Relaxed);
     let inserted = state.cas.put_client_xorb(&hash, bytes).await?;
+    if inserted {
+        traffic.xorbs_stored.fetch_add(1, Ordering::Relaxed);
+    }
     state.db.record_xorb_holder(&hash, grant.user_id).await?;
     Ok(Json(json!({ "was_inserted": inserted })).into_response())
 }
 
 /// `POST {casUrl}/v1/shards`: files as runs of chunks of xorbs the uploader sent. Each file is
-/// checked and read back to its sha256 before it is recorded as something a commit may name.
+/// checked and read back to its sha256 before it is recorded as something a commit may name;
+/// the answer comes when all of that is done.
 async fn upload_shard(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> ApiResult<Response> {
-    let grant = XetGrant::of_writer(&state, &headers)?;
-    let _permit = SHARD_REGISTRATIONS.acquire().await.map_err(ApiError::internal)?;
-    let bytes = body.bytes(MAX_SHARD_BYTES, "a shard").await?;
-    let files = parse_shard(&bytes)?;
-    let total: u64 = files.iter().flat_map(|f| &f.segments).map(|s| s.unpacked_bytes).sum();
-    if files.len() > MAX_SHARD_FILES || total > MAX_SHARD_FILE_BYTES {
-        return Err(ApiError::bad_request(format!(
-            "a shard registers at most {MAX_SHARD_FILES} files and {MAX_SHARD_FILE_BYTES} bytes; this one has {} files of {total} bytes",
-            files.len()
-        )));
-    }
-    let mut xorbs: Vec<String> = files.iter().flat_map(|f| f.segments.iter().map(|s| s.xorb_hash.clone())).collect();
-    xorbs.sort();
-    xorbs.dedup();
-    let held = state.db.xorbs_held(grant.user_id, &xorbs).await?;
-    let others: Vec<String> = xorbs.iter().filter(|x| !held.contains(*x)).cloned().collect();
-    let readable = match others.is_empty() {
-        true => Default::default(),
-        false => state.db.xorbs_readable(&others, &reader_name(&state, grant.user_id).await?).await?,
-    };
-    if let Some(missing) = others.iter().find(|x| !readable.contains(*x)) {
-        return Err(ApiError::bad_request(format!(
-            "xorb {missing} was not uploaded with this account and is in no repository it may read; upload it first"
-        )));
-    }
-    for file in &files {
-        let registered = state.cas.register_shard_file(file).await?;
-        state.db.record_blob_holder(&registered.sha256, grant.user_id).await?;
-        tracing::info!(sha256 = %registered.sha256, size = registered.size, "file registered through Xet");
-    }
+    let shard = ShardUpload::accept(&state, &headers, body).await?;
+    shard.register(&state, |_| {}).await?;
     Ok(Json(json!({ "result": 1 })).into_response())
+}
+
+/// `POST {casUrl}/v2/shards`: as v1, but the answer is a stream of NDJSON events while the
+/// files are checked (`validating`, `committing`), ending with `result` or `error`; the last
+/// event is repeated while a long check is quiet, so the client's read timeout never fires.
+/// What can be refused before any file is read (authorisation, size, an unknown xorb) is still
+/// an HTTP error status.
+async fn upload_shard_v2(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> ApiResult<Response> {
+    let shard = ShardUpload::accept(&state, &headers, body).await?;
+    let (events, received) = tokio::sync::mpsc::channel::<serde_json::Value>(16);
+    tokio::spawn(async move {
+        let progress = events.clone();
+        let outcome = shard
+            .register(&state, move |event| {
+                // A client that stopped reading does not stop the registration.
+                let _ = progress.try_send(event);
+            })
+            .await;
+        let last = match outcome {
+            Ok(()) => json!({"type": "result", "result": 1}),
+            Err(e) => json!({"type": "error", "message": e.message, "retryable": e.status.is_server_error()}),
+        };
+        let _ = events.send(last).await;
+    });
+    let first = json!({"type": "validating", "verified": 0, "total": 0});
+    let stream = futures::stream::unfold(Some((received, first)), |state| async move {
+        let (mut received, last) = state?;
+        let line = |event: &serde_json::Value| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(format!("{event}\n")));
+        match tokio::time::timeout(SHARD_HEARTBEAT, received.recv()).await {
+            Ok(Some(event)) if matches!(event["type"].as_str(), Some("result" | "error")) => Some((line(&event), None)),
+            Ok(Some(event)) => Some((line(&event), Some((received, event)))),
+            Ok(None) => None,
+            Err(_) => Some((line(&last), Some((received, last)))),
+        }
+    });
+    let mut response = axum::body::Body::from_stream(stream).into_response();
+    response.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    Ok(response)
+}
+
+/// How often a quiet `v2/shards` stream repeats its last event (hf_xet's read timeout is longer).
+const SHARD_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A shard whose caller, size and xorbs have been checked, holding a registration permit.
+struct ShardUpload {
+    grant: XetGrant,
+    files: Vec<commons_storage::xet::ShardFile>,
+    _permit: tokio::sync::SemaphorePermit<'static>,
+}
+
+impl ShardUpload {
+    /// Everything that can be checked before a file is read: the token may write, the shard
+    /// parses and is within bounds, and every xorb it names was uploaded by this account or is
+    /// in a repository it may read.
+    async fn accept(state: &AppState, headers: &HeaderMap, body: RawBody) -> ApiResult<Self> {
+        let grant = XetGrant::of_writer(state, headers)?;
+        let permit = SHARD_REGISTRATIONS.acquire().await.map_err(ApiError::internal)?;
+        let bytes = body.bytes(MAX_SHARD_BYTES, "a shard").await?;
+        let files = parse_shard(&bytes)?;
+        let total: u64 = files.iter().flat_map(|f| &f.segments).map(|s| s.unpacked_bytes).sum();
+        if files.len() > MAX_SHARD_FILES || total > MAX_SHARD_FILE_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "a shard registers at most {MAX_SHARD_FILES} files and {MAX_SHARD_FILE_BYTES} bytes; this one has {} files of {total} bytes",
+                files.len()
+            )));
+        }
+        let mut xorbs: Vec<String> = files.iter().flat_map(|f| f.segments.iter().map(|s| s.xorb_hash.clone())).collect();
+        xorbs.sort();
+        xorbs.dedup();
+        let held = state.db.xorbs_held(grant.user_id, &xorbs).await?;
+        let others: Vec<String> = xorbs.iter().filter(|x| !held.contains(*x)).cloned().collect();
+        let readable = match others.is_empty() {
+            true => Default::default(),
+            false => state.db.xorbs_readable(&others, &reader_name(state, grant.user_id).await?).await?,
+        };
+        if let Some(missing) = others.iter().find(|x| !readable.contains(*x)) {
+            return Err(ApiError::bad_request(format!(
+                "xorb {missing} was not uploaded with this account and is in no repository it may read; upload it first"
+            )));
+        }
+        Ok(Self { grant, files, _permit: permit })
+    }
+
+    /// Checks and indexes each file, reporting progress as v2 events, then records the
+    /// uploader as holding them (what lets a commit of theirs name the files).
+    async fn register(&self, state: &AppState, mut progress: impl FnMut(serde_json::Value)) -> ApiResult<()> {
+        let total = self.files.len();
+        progress(json!({"type": "validating", "verified": 0, "total": total}));
+        let mut registered = Vec::with_capacity(total);
+        for (i, file) in self.files.iter().enumerate() {
+            registered.push(state.cas.register_shard_file(file).await?);
+            progress(json!({"type": "validating", "verified": i + 1, "total": total}));
+        }
+        progress(json!({"type": "committing", "stage": "syncing"}));
+        for file in registered {
+            state.db.record_blob_holder(&file.sha256, self.grant.user_id).await?;
+            tracing::info!(sha256 = %file.sha256, size = file.size, "file registered through Xet");
+        }
+        Ok(())
+    }
 }
 
 /// How long a xorb byte URL of a reconstruction stays valid; a client that gets a 403 asks for
@@ -402,7 +490,14 @@ async fn global_dedup(
     if !state.db.xorbs_readable(std::slice::from_ref(&xorb), &reader).await?.contains(&xorb) {
         return Err(not_found());
     }
-    let shard = state.cas.dedup_shard(&xorb).await?;
+    // Clients ask about few chunks of a file (its first, then about one in a thousand), so the
+    // answer also describes the other xorbs of files that use this one, as a shard uploaded
+    // with it would: a file re-uploaded with small changes then sends only what changed.
+    let mut xorbs = vec![xorb.clone()];
+    let neighbours = state.db.xorbs_used_with(&xorb, DEDUP_NEIGHBOUR_XORBS).await?;
+    let readable = state.db.xorbs_readable(&neighbours, &reader).await?;
+    xorbs.extend(neighbours.into_iter().filter(|x| readable.contains(x)));
+    let shard = state.cas.dedup_shard_of(&xorbs).await?;
     let mut response = (StatusCode::OK, shard).into_response();
     response.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     Ok(response)
