@@ -56,6 +56,9 @@ pub struct XetTraffic {
     /// Xorbs received, and those of them the store did not hold yet.
     pub xorbs_received: std::sync::atomic::AtomicU64,
     pub xorbs_stored: std::sync::atomic::AtomicU64,
+    /// Shards received through `v1/shards` (or its alias) and through the NDJSON `v2/shards`.
+    pub shards_v1: std::sync::atomic::AtomicU64,
+    pub shards_v2: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {

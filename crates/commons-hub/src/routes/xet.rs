@@ -212,6 +212,7 @@ async fn upload_xorb(
 /// the answer comes when all of that is done.
 async fn upload_shard(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> ApiResult<Response> {
     let shard = ShardUpload::accept(&state, &headers, body).await?;
+    state.xet_traffic.shards_v1.fetch_add(1, Ordering::Relaxed);
     shard.register(&state, |_| {}).await?;
     Ok(Json(json!({ "result": 1 })).into_response())
 }
@@ -223,6 +224,7 @@ async fn upload_shard(State(state): State<AppState>, headers: HeaderMap, body: R
 /// an HTTP error status.
 async fn upload_shard_v2(State(state): State<AppState>, headers: HeaderMap, body: RawBody) -> ApiResult<Response> {
     let shard = ShardUpload::accept(&state, &headers, body).await?;
+    state.xet_traffic.shards_v2.fetch_add(1, Ordering::Relaxed);
     let (events, received) = tokio::sync::mpsc::channel::<serde_json::Value>(16);
     tokio::spawn(async move {
         let progress = events.clone();
