@@ -182,22 +182,40 @@ impl Db {
 
     /// Looks a bearer secret up; `None` when no such token exists or it has expired.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Token>> {
+        let hash = hash_secret(secret);
+        if let Some(token) = self.cache.token(&hash) {
+            return Ok(Some(token));
+        }
+        let generation = self.cache.generation();
+        let Some((token, expires)) = self.authenticate_uncached(&hash).await? else { return Ok(None) };
+        // A token that expires (a lease token, deleted when its lease ends by a writer that
+        // does not touch this cache) is looked up every time: it must stop working the moment
+        // its lease does.
+        if !expires {
+            self.cache.put_token(hash, token.clone(), generation);
+        }
+        Ok(Some(token))
+    }
+
+    /// The token with secret hash `hash`, and whether it expires.
+    async fn authenticate_uncached(&self, hash: &str) -> Result<Option<(Token, bool)>> {
         let row = sqlx::query(
-            "SELECT u.id, u.name, u.fullname, u.created_at, t.name AS token_name, t.scope, t.repo_id, t.branch
+            "SELECT u.id, u.name, u.fullname, u.created_at, t.name AS token_name, t.scope, t.repo_id, t.branch, t.expires_at
              FROM tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at >= $2)",
         )
-        .bind(hash_secret(secret))
+        .bind(hash)
         .bind(now_unix())
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some(Token {
+        let token = Token {
             user: user_from_row(&row)?,
             name: row.try_get("token_name")?,
             scope: Scope::parse(row.try_get::<&str, _>("scope")?)?,
             repo_id: row.try_get("repo_id")?,
             branch: row.try_get("branch")?,
-        }))
+        };
+        Ok(Some((token, row.try_get::<Option<i64>, _>("expires_at")?.is_some())))
     }
 }

@@ -209,6 +209,18 @@ impl Db {
 
     /// The reconstruction of a file, ordered by offset.
     pub async fn file_terms(&self, file_hash: &str) -> Result<Vec<FileTerm>> {
+        // A file's terms are written once, with the file, and never change.
+        if let Some(terms) = self.cache.terms(file_hash) {
+            return Ok(terms);
+        }
+        let terms = self.file_terms_uncached(file_hash).await?;
+        if !terms.is_empty() {
+            self.cache.put_terms(file_hash, &terms);
+        }
+        Ok(terms)
+    }
+
+    async fn file_terms_uncached(&self, file_hash: &str) -> Result<Vec<FileTerm>> {
         let rows = sqlx::query(
             "SELECT xorb_hash, chunk_start, chunk_end, byte_start, byte_end, file_offset, raw_size
              FROM cas_file_terms WHERE file_hash = $1 ORDER BY seq",

@@ -10,6 +10,7 @@
 //!   queries can run on PostgreSQL.
 
 mod auth;
+mod cache;
 pub mod cas;
 mod error;
 mod repos;
@@ -37,6 +38,7 @@ pub struct Db {
     pool: SqlitePool,
     path: Arc<std::path::PathBuf>,
     turn: Arc<tokio::sync::Mutex<()>>,
+    cache: Arc<cache::ReadCache>,
 }
 
 /// This process's turn to write, held for the length of a write transaction.
@@ -46,7 +48,21 @@ pub struct Db {
 /// compute coordinator's), another could keep missing its chance for seconds. Writers of one
 /// process queue here instead, first come first served; the busy timeout remains for writers in
 /// other processes.
-pub struct WriteTurn(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>);
+///
+/// Taking it (except [`Db::blocking_write_turn`]) and giving it back both make the answers of
+/// the read cache stale (see `cache`), so no reader is answered from before a write ended.
+pub struct WriteTurn {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    cache: Option<Arc<cache::ReadCache>>,
+}
+
+impl Drop for WriteTurn {
+    fn drop(&mut self) {
+        if let Some(cache) = &self.cache {
+            cache.bump();
+        }
+    }
+}
 
 /// A write transaction that holds this process's [`WriteTurn`] until it ends.
 pub struct WriteTx {
@@ -88,7 +104,7 @@ impl Db {
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, path: Arc::new(path.to_path_buf()), turn: Arc::new(tokio::sync::Mutex::new(())) })
+        Ok(Self { pool, path: Arc::new(path.to_path_buf()), turn: Arc::new(tokio::sync::Mutex::new(())), cache: cache::ReadCache::new() })
     }
 
     /// The database file: a layer that keeps its own connection (the compute coordinator's
@@ -111,13 +127,16 @@ impl Db {
     /// Waits for this process's turn to write (see [`WriteTurn`]). Every write of this crate
     /// takes it; so does any other layer that writes the database on its own connection.
     pub async fn write_turn(&self) -> WriteTurn {
-        WriteTurn(self.turn.clone().lock_owned().await)
+        let guard = self.turn.clone().lock_owned().await;
+        self.cache.bump();
+        WriteTurn { _guard: guard, cache: Some(self.cache.clone()) }
     }
 
     /// [`Self::write_turn`] for a thread outside the async runtime. Panics if called from
-    /// inside one.
+    /// inside one. For writers of tables the read cache does not hold (the compute
+    /// coordinator's): it leaves the cache as it is.
     pub fn blocking_write_turn(&self) -> WriteTurn {
-        WriteTurn(self.turn.clone().blocking_lock_owned())
+        WriteTurn { _guard: self.turn.clone().blocking_lock_owned(), cache: None }
     }
 
     pub async fn close(&self) {

@@ -278,6 +278,17 @@ async fn store_tree(tx: &mut Tx, entries: &BTreeMap<String, FileEntry>) -> Resul
 
 impl Db {
     pub async fn get_repo(&self, kind: RepoKind, namespace: &str, name: &str) -> Result<Option<Repo>> {
+        let key = (kind, namespace.to_string(), name.to_string());
+        if let Some(repo) = self.cache.repo(&key) {
+            return Ok(repo);
+        }
+        let generation = self.cache.generation();
+        let repo = self.get_repo_uncached(kind, namespace, name).await?;
+        self.cache.put_repo(key, repo.clone(), generation);
+        Ok(repo)
+    }
+
+    async fn get_repo_uncached(&self, kind: RepoKind, namespace: &str, name: &str) -> Result<Option<Repo>> {
         let row = sqlx::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE kind = $1 AND namespace = $2 AND name = $3")))
             .bind(kind.as_str())
             .bind(namespace)
@@ -387,6 +398,16 @@ impl Db {
 
     /// Resolves a branch, tag or full commit id of `repo` to a commit id.
     pub async fn resolve_revision(&self, repo: &Repo, rev: &str) -> Result<String> {
+        if let Some(commit) = self.cache.revision(repo.id, rev) {
+            return Ok(commit);
+        }
+        let generation = self.cache.generation();
+        let commit = self.resolve_revision_uncached(repo, rev).await?;
+        self.cache.put_revision(repo.id, rev, commit.clone(), generation);
+        Ok(commit)
+    }
+
+    async fn resolve_revision_uncached(&self, repo: &Repo, rev: &str) -> Result<String> {
         let rev = rev.strip_prefix("refs/heads/").unwrap_or(rev);
         if let Some(tag) = rev.strip_prefix("refs/tags/") {
             return self.ref_target(repo, RefKind::Tag, tag).await?.ok_or_else(|| DbError::RevisionNotFound(rev.into()));
@@ -447,12 +468,34 @@ impl Db {
 
     /// The full listing of a commit's tree, sorted by path.
     pub async fn tree_at(&self, repo: &Repo, commit_id: &str) -> Result<Vec<FileEntry>> {
+        // A commit's tree never changes.
+        let key = (repo.id, commit_id.to_string());
+        if let Some(files) = self.cache.tree(&key) {
+            return Ok(files);
+        }
+        let files = self.tree_at_uncached(repo, commit_id).await?;
+        self.cache.put_tree(key, &files);
+        Ok(files)
+    }
+
+    async fn tree_at_uncached(&self, repo: &Repo, commit_id: &str) -> Result<Vec<FileEntry>> {
         let commit = self.get_commit(repo, commit_id).await?.ok_or_else(|| DbError::RevisionNotFound(commit_id.into()))?;
         let mut conn = self.pool.acquire().await?;
         Ok(load_tree(&mut conn, &commit.tree_id).await?.into_values().collect())
     }
 
     pub async fn file_at(&self, repo: &Repo, commit_id: &str, path: &str) -> Result<Option<FileEntry>> {
+        // A commit's tree never changes, so neither does this answer, found or not.
+        let key = (repo.id, commit_id.to_string(), path.to_string());
+        if let Some(entry) = self.cache.file(&key) {
+            return Ok(entry);
+        }
+        let entry = self.file_at_uncached(repo, commit_id, path).await?;
+        self.cache.put_file(key, entry.clone());
+        Ok(entry)
+    }
+
+    async fn file_at_uncached(&self, repo: &Repo, commit_id: &str, path: &str) -> Result<Option<FileEntry>> {
         let row = sqlx::query(
             "SELECT e.path, e.sha256, e.size, e.git_oid, e.lfs FROM commits c
              JOIN tree_entries e ON e.tree_id = c.tree_id
@@ -566,6 +609,16 @@ impl Db {
     /// What `path` is at `commit_id`: a file, a folder (some file lies below it), or nothing. Two
     /// index lookups at most.
     pub async fn path_info(&self, repo: &Repo, commit_id: &str, path: &str) -> Result<Option<TreeItem>> {
+        let key = (repo.id, commit_id.to_string(), path.to_string());
+        if let Some(item) = self.cache.path(&key) {
+            return Ok(item);
+        }
+        let item = self.path_info_uncached(repo, commit_id, path).await?;
+        self.cache.put_path(key, item.clone());
+        Ok(item)
+    }
+
+    async fn path_info_uncached(&self, repo: &Repo, commit_id: &str, path: &str) -> Result<Option<TreeItem>> {
         let tree = self.tree_of(repo, commit_id).await?;
         let row = sqlx::query("SELECT path, sha256, size, git_oid, lfs FROM tree_entries WHERE tree_id = $1 AND path = $2")
             .bind(&tree)
@@ -759,9 +812,18 @@ impl Db {
 
     /// Looks up a stored blob: (git sha1 of the content, size).
     pub async fn blob(&self, sha256: &str) -> Result<Option<(String, i64, String)>> {
+        // A blob, once recorded, is what it is; one not recorded yet may be soon, so only
+        // what is found is kept.
+        if let Some(row) = self.cache.blob(sha256) {
+            return Ok(Some(row));
+        }
         let row =
             sqlx::query("SELECT git_sha1, size, file_hash FROM blobs WHERE sha256 = $1").bind(sha256).fetch_optional(&self.pool).await?;
-        row.map(|r| -> Result<_> { Ok((r.try_get("git_sha1")?, r.try_get("size")?, r.try_get("file_hash")?)) }).transpose()
+        let row = row.map(|r| -> Result<_> { Ok((r.try_get("git_sha1")?, r.try_get("size")?, r.try_get("file_hash")?)) }).transpose()?;
+        if let Some(row) = &row {
+            self.cache.put_blob(sha256, row.clone());
+        }
+        Ok(row)
     }
 }
 

@@ -86,6 +86,28 @@ pub struct Cas {
     objects: Arc<dyn ObjectStore>,
     /// Set when the objects live on local disk, so writes can be fsynced.
     local_root: Option<PathBuf>,
+    /// The bytes of small files recently read, by Xet file hash (a file's bytes never change).
+    small_files: Arc<SmallFiles>,
+}
+
+/// Small files kept in memory, at most [`SMALL_FILES_TOTAL`] bytes of them.
+pub(crate) type SmallFiles = quick_cache::sync::Cache<String, bytes::Bytes, ByteWeight>;
+
+/// Memory for small files' bytes.
+const SMALL_FILES_TOTAL: u64 = 64 * 1024 * 1024;
+
+#[derive(Clone)]
+pub(crate) struct ByteWeight;
+
+impl quick_cache::Weighter<String, bytes::Bytes> for ByteWeight {
+    fn weight(&self, key: &String, value: &bytes::Bytes) -> u64 {
+        (key.len() + value.len()) as u64 + 64
+    }
+}
+
+fn small_files() -> Arc<SmallFiles> {
+    // Entries are estimated at 4 KiB each for the cache's sizing; the weight bounds the bytes.
+    Arc::new(SmallFiles::with_weighter((SMALL_FILES_TOTAL / 4096) as usize, SMALL_FILES_TOTAL, ByteWeight))
 }
 
 impl Cas {
@@ -94,7 +116,7 @@ impl Cas {
         std::fs::create_dir_all(root)?;
         let root = root.canonicalize()?;
         let objects = object_store::local::LocalFileSystem::new_with_prefix(&root)?;
-        Ok(Self { db, objects: Arc::new(objects), local_root: Some(root) })
+        Ok(Self { db, objects: Arc::new(objects), local_root: Some(root), small_files: small_files() })
     }
 
     /// A store named by URL: `file:///path` or a bare path for local disk, `s3://bucket/prefix`
@@ -114,7 +136,7 @@ impl Cas {
         let (store, prefix) = object_store::parse_url_opts(&parsed, opts)?;
         let store: Arc<dyn ObjectStore> =
             if prefix.as_ref().is_empty() { Arc::from(store) } else { Arc::new(object_store::prefix::PrefixStore::new(store, prefix)) };
-        Ok(Self { db, objects: store, local_root: None })
+        Ok(Self { db, objects: store, local_root: None, small_files: small_files() })
     }
 
     pub fn db(&self) -> &Db {

@@ -16,6 +16,9 @@ use crate::{Cas, Result, StorageError};
 /// stay cheap.
 const READ_WINDOW: u64 = 2 * 1024 * 1024;
 
+/// Files up to this size are kept whole in memory once read (see [`crate::SmallFiles`]).
+pub(crate) const SMALL_FILE_BYTES: u64 = 256 * 1024;
+
 impl Cas {
     /// Streams bytes `[start, end)` of the file whose Xet hash is `file_hash`.
     ///
@@ -31,6 +34,36 @@ impl Cas {
         if start > end || end > size {
             return Err(StorageError::InvalidRange { start, end, size });
         }
+        if size <= SMALL_FILE_BYTES {
+            // Small files (configs, tokenizers, cards) are what every client load asks for: they
+            // are answered from memory once read.
+            let whole = match self.small_files.get(file_hash) {
+                Some(bytes) => bytes,
+                None => {
+                    let mut whole = BytesMut::with_capacity(size as usize);
+                    let mut stream = std::pin::pin!(self.stream_terms(file_hash, size, 0, size).await?);
+                    while let Some(piece) = futures::StreamExt::next(&mut stream).await {
+                        whole.extend_from_slice(&piece?);
+                    }
+                    let whole = whole.freeze();
+                    self.small_files.insert(file_hash.to_string(), whole.clone());
+                    whole
+                }
+            };
+            let range = whole.slice(start as usize..end as usize);
+            return Ok(futures::future::Either::Left(futures::stream::once(async move { Ok(range) })));
+        }
+        Ok(futures::future::Either::Right(self.stream_terms(file_hash, size, start, end).await?))
+    }
+
+    /// Bytes `[start, end)` of a file, term by term from the store.
+    async fn stream_terms(
+        &self,
+        file_hash: &str,
+        size: u64,
+        start: u64,
+        end: u64,
+    ) -> Result<impl Stream<Item = Result<Bytes>> + Send + 'static> {
         let terms = self.db.file_terms(file_hash).await?;
         let covered: u64 = terms.iter().map(|t| t.raw_size).sum();
         if covered != size {

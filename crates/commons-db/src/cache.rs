@@ -1,0 +1,164 @@
+//! The answers every download asks for, kept in memory: which repository a name is, which
+//! commit a revision names, which file a path of a commit is, what a blob is, whose a token is.
+//! The HF clients send a HEAD of `/resolve` for every file on every load; with these, such a
+//! request reads no database at all once warm.
+//!
+//! Two kinds of answer, two rules:
+//! - *Immutable* ones (a path or the whole tree of a commit, a blob, a file's terms) never change, so they stay until evicted.
+//! - *Mutable* ones (a repository by name, a revision, a token) are fresh for [`FRESH_FOR`]
+//!   and only while no write of this process has begun or ended since they were read: every
+//!   write through [`crate::Db::write_turn`] bumps a generation when its turn starts and again
+//!   when it ends, and an answer read under another generation is not used. A write in another
+//!   process (a second server on the same database, the CLI) is seen within [`FRESH_FOR`].
+//!
+//! Every cache is bounded in entries, so names nobody has (a scan for repositories, a probe
+//! for missing files) cannot grow memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use quick_cache::sync::Cache;
+
+use crate::cas::FileTerm;
+use crate::{FileEntry, Repo, RepoKind, Token, TreeItem};
+
+/// How long a mutable answer may be used when nothing in this process wrote since it was read.
+pub const FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// Entries per cache.
+const ENTRIES: usize = 50_000;
+
+/// Trees with more files than this are read each time (their listing costs more than the read).
+const MAX_CACHED_TREE: usize = 1_000;
+
+/// Reconstructions longer than this are read each time (a large file's download is long anyway).
+const MAX_CACHED_TERMS: usize = 64;
+
+#[derive(Clone)]
+struct Fresh<T> {
+    value: T,
+    generation: u64,
+    read_at: Instant,
+}
+
+pub(crate) type BlobRow = (String, i64, String);
+
+pub(crate) struct ReadCache {
+    generation: AtomicU64,
+    repos: Cache<(RepoKind, String, String), Fresh<Option<Repo>>>,
+    revisions: Cache<(i64, String), Fresh<String>>,
+    files: Cache<(i64, String, String), Option<FileEntry>>,
+    paths: Cache<(i64, String, String), Option<TreeItem>>,
+    trees: Cache<(i64, String), Arc<Vec<FileEntry>>>,
+    blobs: Cache<String, BlobRow>,
+    terms: Cache<String, Arc<Vec<FileTerm>>>,
+    tokens: Cache<String, Fresh<Token>>,
+}
+
+impl std::fmt::Debug for ReadCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadCache").field("generation", &self.generation.load(Ordering::Relaxed)).finish_non_exhaustive()
+    }
+}
+
+impl ReadCache {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            generation: AtomicU64::new(0),
+            repos: Cache::new(ENTRIES),
+            revisions: Cache::new(ENTRIES),
+            files: Cache::new(ENTRIES),
+            paths: Cache::new(ENTRIES),
+            // Up to 1,000 files each: fewer of them.
+            trees: Cache::new(ENTRIES / 50),
+            blobs: Cache::new(ENTRIES),
+            terms: Cache::new(ENTRIES),
+            tokens: Cache::new(ENTRIES),
+        })
+    }
+
+    /// A write begins or ends: mutable answers read before now are stale.
+    pub(crate) fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The generation to stamp on an answer about to be read from the database: taken before
+    /// the read, so a write that overlaps the read makes the answer stale at once.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn fresh<T: Clone>(&self, entry: Option<Fresh<T>>) -> Option<T> {
+        let entry = entry?;
+        (entry.generation == self.generation() && entry.read_at.elapsed() < FRESH_FOR).then_some(entry.value)
+    }
+
+    pub(crate) fn repo(&self, key: &(RepoKind, String, String)) -> Option<Option<Repo>> {
+        self.fresh(self.repos.get(key))
+    }
+
+    pub(crate) fn put_repo(&self, key: (RepoKind, String, String), value: Option<Repo>, generation: u64) {
+        self.repos.insert(key, Fresh { value, generation, read_at: Instant::now() });
+    }
+
+    pub(crate) fn revision(&self, repo_id: i64, rev: &str) -> Option<String> {
+        self.fresh(self.revisions.get(&(repo_id, rev.to_string())))
+    }
+
+    pub(crate) fn put_revision(&self, repo_id: i64, rev: &str, commit: String, generation: u64) {
+        self.revisions.insert((repo_id, rev.to_string()), Fresh { value: commit, generation, read_at: Instant::now() });
+    }
+
+    pub(crate) fn file(&self, key: &(i64, String, String)) -> Option<Option<FileEntry>> {
+        self.files.get(key)
+    }
+
+    pub(crate) fn put_file(&self, key: (i64, String, String), value: Option<FileEntry>) {
+        self.files.insert(key, value);
+    }
+
+    pub(crate) fn path(&self, key: &(i64, String, String)) -> Option<Option<TreeItem>> {
+        self.paths.get(key)
+    }
+
+    pub(crate) fn put_path(&self, key: (i64, String, String), value: Option<TreeItem>) {
+        self.paths.insert(key, value);
+    }
+
+    pub(crate) fn tree(&self, key: &(i64, String)) -> Option<Vec<FileEntry>> {
+        self.trees.get(key).map(|files| files.as_ref().clone())
+    }
+
+    pub(crate) fn put_tree(&self, key: (i64, String), files: &[FileEntry]) {
+        if files.len() <= MAX_CACHED_TREE {
+            self.trees.insert(key, Arc::new(files.to_vec()));
+        }
+    }
+
+    pub(crate) fn blob(&self, sha256: &str) -> Option<BlobRow> {
+        self.blobs.get(sha256)
+    }
+
+    pub(crate) fn put_blob(&self, sha256: &str, row: BlobRow) {
+        self.blobs.insert(sha256.to_string(), row);
+    }
+
+    pub(crate) fn terms(&self, file_hash: &str) -> Option<Vec<FileTerm>> {
+        self.terms.get(file_hash).map(|terms| terms.as_ref().clone())
+    }
+
+    pub(crate) fn put_terms(&self, file_hash: &str, terms: &[FileTerm]) {
+        if terms.len() <= MAX_CACHED_TERMS {
+            self.terms.insert(file_hash.to_string(), Arc::new(terms.to_vec()));
+        }
+    }
+
+    pub(crate) fn token(&self, hash: &str) -> Option<Token> {
+        self.fresh(self.tokens.get(hash))
+    }
+
+    pub(crate) fn put_token(&self, hash: String, token: Token, generation: u64) {
+        self.tokens.insert(hash, Fresh { value: token, generation, read_at: Instant::now() });
+    }
+}
