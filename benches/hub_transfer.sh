@@ -30,6 +30,15 @@ token=$("$bin" token create bench --data-dir "$work/d" 2>/dev/null | tail -1)
 RUST_LOG=warn "$bin" serve --data-dir "$work/d" --listen 127.0.0.1:$port 2>"$work/server.log" &
 pid=$!
 for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/health >/dev/null && break; sleep 0.1; done
+# peak VAR: the server's peak RSS (MiB) since the last call, into VAR: VmHWM, then reset (clear_refs 5); with the
+# RSS the phase started from (what the allocator kept from earlier phases) in parentheses.
+start_rss=0
+peak() {
+  local kib now; kib=$(grep VmHWM /proc/$pid/status | awk '{print $2}'); echo 5 > /proc/$pid/clear_refs
+  now=$(grep VmRSS /proc/$pid/status | awk '{print $2}')
+  printf -v "$1" '%s' "$((kib / 1024)) (from $start_rss)"; start_rss=$((now / 1024))
+}
+peak _; start_rss=$(( $(grep VmRSS /proc/$pid/status | awk '{print $2}') / 1024 ))
 
 export HF_ENDPOINT=http://127.0.0.1:$port HF_TOKEN=$token HF_HUB_DISABLE_XET=1 HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 "$venv/bin/python" - "$work/blob.bin" <<'PY'
@@ -41,7 +50,7 @@ dt = time.time() - t
 import os; n = os.path.getsize(sys.argv[1])
 print(f"upload (huggingface_hub, multipart, incl. client sha256): {n/dt/1e6:.0f} MB/s ({dt:.1f} s)")
 PY
-rss_upload=$(grep VmHWM /proc/$pid/status | awk '{print $2}')
+peak rss_upload
 
 url=http://127.0.0.1:$port/bench/big/resolve/main/blob.bin
 cat > "$work/nginx.conf" <<NGX
@@ -67,10 +76,10 @@ parallel() {
 }
 c1=$(single "$url"); n1=$(single "$nurl")
 c16=$(parallel "$url"); n16=$(parallel "$nurl")
-rss_all=$(grep VmHWM /proc/$pid/status | awk '{print $2}')
+peak rss_all
 echo "download 1 client:   commons $c1 MB/s, nginx $n1 MB/s, ratio $(awk "BEGIN{printf \"%.2f\", $c1/$n1}")"
 echo "download 16 clients: commons $c16 MB/s, nginx $n16 MB/s, ratio $(awk "BEGIN{printf \"%.2f\", $c16/$n16}")"
-echo "server peak RSS: after upload $((rss_upload / 1024)) MiB, after all downloads $((rss_all / 1024)) MiB"
+echo "server peak RSS: LFS upload $rss_upload MiB, 17 curl downloads $rss_all MiB"
 du -sb "$work/d/objects" | awk -v n=$((size_mib << 20)) '{printf "store: %.1f MiB for a %.1f MiB file\n", $1/1048576, n/1048576}'
 
 # Xet: the default install of huggingface_hub, on another file of the same size (so nothing is
@@ -78,23 +87,39 @@ du -sb "$work/d/objects" | awk -v n=$((size_mib << 20)) '{printf "store: %.1f Mi
 xvenv=$root/target/py/huggingface-hub-2.4.0
 [ -x "$xvenv/bin/python" ] || { python3 -m venv "$xvenv" && "$xvenv/bin/pip" install -q huggingface_hub==2.4.0 && touch "$xvenv/.installed"; }
 head -c $((size_mib << 20)) /dev/zero | openssl enc -aes-128-ctr -nosalt -pass pass:commons-xet 2>/dev/null > "$work/xet.bin"
-HF_HUB_DISABLE_XET= HF_HOME=$work/hf "$xvenv/bin/python" - "$work/xet.bin" "$work/blob.bin" <<'PY'
+xet() { HF_HUB_DISABLE_XET= HF_HOME=$work/hf "$xvenv/bin/python" -c "$1" "${@:2}"; }
+xet '
 import os, sys, time
 os.environ.pop("HF_HUB_DISABLE_XET", None)
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi
 api = HfApi(); api.create_repo("bench/xet")
 n = os.path.getsize(sys.argv[1])
 t = time.time(); api.upload_file(path_or_fileobj=sys.argv[1], path_in_repo="xet.bin", repo_id="bench/xet")
 dt = time.time() - t
 print(f"upload (huggingface_hub 2.4.0 + hf_xet, incl. server read-back of the sha256): {n/dt/1e6:.0f} MB/s ({dt:.1f} s)")
+' "$work/xet.bin"
+peak rss_xet_up
+xet '
+import os, sys, time
+os.environ.pop("HF_HUB_DISABLE_XET", None)
+from huggingface_hub import hf_hub_download
+n = os.path.getsize(sys.argv[1])
 t = time.time(); path = hf_hub_download("bench/xet", "xet.bin")
 dt = time.time() - t
 assert os.path.getsize(path) == n
-print(f"download (hf_xet, reconstruction + xorb ranges): {n/dt/1e6:.0f} MB/s ({dt:.1f} s)")
-t = time.time(); api.upload_file(path_or_fileobj=sys.argv[2], path_in_repo="again.bin", repo_id="bench/xet")
+print(f"download (hf_xet, reconstruction + xorb ranges, into the HF cache): {n/dt/1e6:.0f} MB/s ({dt:.1f} s)")
+' "$work/xet.bin"
+peak rss_xet_down
+xet '
+import os, sys, time
+os.environ.pop("HF_HUB_DISABLE_XET", None)
+from huggingface_hub import HfApi
+api = HfApi()
+n = os.path.getsize(sys.argv[1])
+t = time.time(); api.upload_file(path_or_fileobj=sys.argv[1], path_in_repo="again.bin", repo_id="bench/xet")
 dt = time.time() - t
-print(f"re-upload of the LFS file through Xet (global dedup: no xorb sent): {n/dt/1e6:.0f} MB/s ({dt:.1f} s)")
-PY
-rss_xet=$(grep VmHWM /proc/$pid/status | awk '{print $2}')
-echo "server peak RSS after the Xet transfers: $((rss_xet / 1024)) MiB"
+print(f"re-upload of the LFS file through Xet (global dedup): {n/dt/1e6:.0f} MB/s ({dt:.1f} s)")
+' "$work/blob.bin"
+peak rss_xet_again
+echo "server peak RSS: Xet upload $rss_xet_up MiB, Xet download $rss_xet_down MiB, Xet re-upload $rss_xet_again MiB"
 du -sb "$work/d/objects" | awk -v n=$((size_mib << 20)) '{printf "store: %.1f MiB for two %.1f MiB files\n", $1/1048576, n/1048576}'

@@ -192,19 +192,28 @@ impl Db {
         Ok(readable)
     }
 
-    /// Up to `limit` other xorbs that files using xorb `hash` use too (from a few of those
-    /// files): what a client deduplicating against one chunk of a file will likely meet next.
-    pub async fn xorbs_used_with(&self, hash: &str, limit: u32) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT t.xorb_hash FROM cas_file_terms t
-             WHERE t.file_hash IN (SELECT DISTINCT file_hash FROM cas_file_terms WHERE xorb_hash = $1 LIMIT 8)
-               AND t.xorb_hash <> $1
-             LIMIT $2",
+    /// Up to `limit` other xorbs that files using xorb `hash` use too, nearest to it in those
+    /// files first, with their chunk counts: what a client deduplicating against one chunk of a
+    /// file will likely meet next. Only files of repositories `reader` may read are consulted
+    /// (a few of them), so every xorb returned is one the reader could download anyway.
+    pub async fn xorbs_near(&self, hash: &str, reader: &str, limit: u32) -> Result<Vec<(String, u32)>> {
+        let rows = sqlx::query(
+            "WITH files AS (
+                 SELECT DISTINCT t.file_hash FROM cas_file_terms t JOIN blobs b ON b.file_hash = t.file_hash
+                 JOIN tree_entries e ON e.sha256 = b.sha256 JOIN commits c ON c.tree_id = e.tree_id JOIN repos r ON r.id = c.repo_id
+                 WHERE t.xorb_hash = $1 AND (r.private = FALSE OR r.namespace = $2) LIMIT 4)
+             SELECT t.xorb_hash, MIN(ABS(t.seq - x.seq)) AS distance, MAX(xo.num_chunks) AS num_chunks
+             FROM files f JOIN cas_file_terms x ON x.file_hash = f.file_hash AND x.xorb_hash = $1
+             JOIN cas_file_terms t ON t.file_hash = f.file_hash JOIN cas_xorbs xo ON xo.xorb_hash = t.xorb_hash
+             WHERE t.xorb_hash <> $1
+             GROUP BY t.xorb_hash ORDER BY distance, t.xorb_hash LIMIT $3",
         )
         .bind(hash)
+        .bind(reader)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("xorb_hash")?, r.try_get::<i64, _>("num_chunks")? as u32))).collect()
     }
 
     /// The reconstruction of a file, ordered by offset.

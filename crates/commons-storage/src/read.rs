@@ -14,7 +14,7 @@ use crate::{Cas, Result, StorageError};
 
 /// Large enough for efficient reads from disk or S3, small enough that many concurrent downloads
 /// stay cheap.
-const READ_WINDOW: u64 = 2 * 1024 * 1024;
+pub(crate) const READ_WINDOW: u64 = 2 * 1024 * 1024;
 
 /// Files up to this size are kept whole in memory once read (see [`crate::SmallFiles`]).
 pub(crate) const SMALL_FILE_BYTES: u64 = 256 * 1024;

@@ -126,8 +126,14 @@ impl Cas {
     }
 
     /// Bytes `[start, end)` of stored xorb `hash` (chunk headers and compressed data, as Xet
-    /// clients fetch them), and the xorb's whole size.
-    pub async fn read_xorb_range(&self, hash: &str, start: u64, end: u64) -> Result<(bytes::Bytes, u64)> {
+    /// clients fetch them) as a stream of reads of at most 2 MiB, and the xorb's whole size: a
+    /// client fetching whole 64 MiB xorbs with many connections costs the server a window each.
+    pub async fn stream_xorb_range(
+        &self,
+        hash: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<(impl futures::Stream<Item = Result<bytes::Bytes>> + Send + 'static, u64)> {
         let path = Self::xorb_path(hash);
         let size = match self.objects.head(&path).await {
             Ok(meta) => meta.size,
@@ -137,7 +143,16 @@ impl Cas {
         if start >= end || end > size {
             return Err(StorageError::InvalidRange { start, end, size });
         }
-        Ok((self.objects.get_range(&path, start..end).await?, size))
+        let objects = self.objects.clone();
+        let stream = async_stream::try_stream! {
+            let mut at = start;
+            while at < end {
+                let window = at..(at + crate::read::READ_WINDOW).min(end);
+                at = window.end;
+                yield objects.get_range(&path, window).await?;
+            }
+        };
+        Ok((stream, size))
     }
 
     /// Verifies and stores a xorb a client uploaded, serialized without its footer: every chunk

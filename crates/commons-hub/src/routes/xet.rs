@@ -19,6 +19,8 @@
 
 use std::sync::atomic::Ordering;
 
+use futures::StreamExt;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -45,16 +47,18 @@ const MAX_SHARD_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_SHARD_FILES: usize = 10_000;
 const MAX_SHARD_FILE_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 
-/// Xorb uploads and shard registrations verified at once by this server: each holds up to
-/// three copies of a 64 MiB xorb (body, decompressed check, rebuilt object) or reads whole
-/// xorbs back, so memory stays bounded however many clients upload. A caller waits for a
-/// permit before its body is read.
-static XORB_UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+/// Xorb uploads and shard registrations verified at once by this server: each holds a 64 MiB
+/// xorb body, or reads a file back, so memory stays bounded however many clients upload (two
+/// uploads keep both cores busy verifying). A caller waits for a permit before its body is read.
+static XORB_UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 static SHARD_REGISTRATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// Other xorbs a global dedup answer may describe besides the one holding the chunk asked
-/// about: 16 client xorbs cover a 1 GiB file.
-const DEDUP_NEIGHBOUR_XORBS: u32 = 16;
+/// about, nearest first, and their chunks in all (48 bytes each in the answer): 32,768 chunks
+/// are about 2 GiB of data in a 1.5 MiB answer. Clients ask again about every thousandth chunk
+/// or so (~64 MiB), so consecutive answers overlap and a re-upload finds every stored xorb.
+const DEDUP_NEIGHBOUR_XORBS: u32 = 64;
+const DEDUP_NEIGHBOUR_CHUNKS: u32 = 32_768;
 
 pub(crate) fn cas_router() -> Router<AppState> {
     Router::new()
@@ -440,28 +444,30 @@ async fn xorb_data(
         }
     }
     if let [(a, b)] = ranges[..] {
-        let (bytes, total) = state.cas.read_xorb_range(&hash, a, b + 1).await?;
-        let mut response = (StatusCode::PARTIAL_CONTENT, bytes).into_response();
+        let (bytes, total) = state.cas.stream_xorb_range(&hash, a, b + 1).await?;
+        let mut response = (StatusCode::PARTIAL_CONTENT, axum::body::Body::from_stream(bytes)).into_response();
         let out = response.headers_mut();
         out.insert(
             axum::http::header::CONTENT_RANGE,
             HeaderValue::from_str(&format!("bytes {a}-{b}/{total}")).map_err(ApiError::internal)?,
         );
+        out.insert(axum::http::header::CONTENT_LENGTH, HeaderValue::from(b + 1 - a));
         out.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
         return Ok(response);
     }
+    // Several ranges: each part streamed in turn between its multipart headers.
     const BOUNDARY: &str = "commons-xorb-ranges";
-    let mut body = Vec::new();
+    let mut parts = Vec::with_capacity(ranges.len() * 3 + 1);
     for (a, b) in ranges {
-        let (bytes, total) = state.cas.read_xorb_range(&hash, a, b + 1).await?;
-        body.extend_from_slice(
-            format!("--{BOUNDARY}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {a}-{b}/{total}\r\n\r\n").as_bytes(),
-        );
-        body.extend_from_slice(&bytes);
-        body.extend_from_slice(b"\r\n");
+        let (bytes, total) = state.cas.stream_xorb_range(&hash, a, b + 1).await?;
+        let head = format!("--{BOUNDARY}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {a}-{b}/{total}\r\n\r\n");
+        parts.push(futures::stream::once(futures::future::ready(Ok(bytes::Bytes::from(head)))).boxed());
+        parts.push(bytes.boxed());
+        parts.push(futures::stream::once(futures::future::ready(Ok(bytes::Bytes::from_static(b"\r\n")))).boxed());
     }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    let mut response = (StatusCode::PARTIAL_CONTENT, body).into_response();
+    parts.push(futures::stream::once(futures::future::ready(Ok(bytes::Bytes::from(format!("--{BOUNDARY}--\r\n"))))).boxed());
+    let body = futures::stream::iter(parts).flatten();
+    let mut response = (StatusCode::PARTIAL_CONTENT, axum::body::Body::from_stream(body)).into_response();
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         HeaderValue::from_str(&format!("multipart/byteranges; boundary={BOUNDARY}")).map_err(ApiError::internal)?,
@@ -496,9 +502,14 @@ async fn global_dedup(
     // answer also describes the other xorbs of files that use this one, as a shard uploaded
     // with it would: a file re-uploaded with small changes then sends only what changed.
     let mut xorbs = vec![xorb.clone()];
-    let neighbours = state.db.xorbs_used_with(&xorb, DEDUP_NEIGHBOUR_XORBS).await?;
-    let readable = state.db.xorbs_readable(&neighbours, &reader).await?;
-    xorbs.extend(neighbours.into_iter().filter(|x| readable.contains(x)));
+    let mut chunks = 0u32;
+    for (neighbour, num_chunks) in state.db.xorbs_near(&xorb, &reader, DEDUP_NEIGHBOUR_XORBS).await? {
+        chunks += num_chunks;
+        if chunks > DEDUP_NEIGHBOUR_CHUNKS {
+            break;
+        }
+        xorbs.push(neighbour);
+    }
     let shard = state.cas.dedup_shard_of(&xorbs).await?;
     let mut response = (StatusCode::OK, shard).into_response();
     response.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
