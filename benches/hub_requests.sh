@@ -54,8 +54,8 @@ rate() {
 # One table row: Commons' rate and p99, and nginx's for the same kind of request (a GET or a
 # HEAD of the small file: the ceiling for any small answer), with their ratio.
 row() {
-  set -- "$1" $2 $3 $4 $5
-  printf "| %s | %s | %s | %s | %s | %.2f |\n" "$1" "$2" "$3" "$4" "$5" "$(awk "BEGIN{print $2/$4}")"
+  local label=$1; set -- $2
+  printf "| %s | %s | %s | %s | %s | %.2f |\n" "$label" "$1" "$2" "$3" "$4" "$(awk "BEGIN{print $1/$3}")"
 }
 file=bench/small/resolve/main/config.json
 nget=$(rate "http://127.0.0.1:$nport/config.json")
