@@ -87,39 +87,29 @@ du -sb "$work/d/objects" | awk -v n=$((size_mib << 20)) '{printf "store: %.1f Mi
 xvenv=$root/target/py/huggingface-hub-2.4.0
 [ -x "$xvenv/bin/python" ] || { python3 -m venv "$xvenv" && "$xvenv/bin/pip" install -q huggingface_hub==2.4.0 && touch "$xvenv/.installed"; }
 head -c $((size_mib << 20)) /dev/zero | openssl enc -aes-128-ctr -nosalt -pass pass:commons-xet 2>/dev/null > "$work/xet.bin"
-xet() { HF_HUB_DISABLE_XET= HF_HOME=$work/hf "$xvenv/bin/python" -c "$1" "${@:2}"; }
-xet '
+# xet up|down FILE PATH_IN_REPO LABEL: one timed transfer with the default install (Xet on).
+xet() {
+  HF_HUB_DISABLE_XET= HF_HOME=$work/hf "$xvenv/bin/python" - "$@" <<'PY'
 import os, sys, time
 os.environ.pop("HF_HUB_DISABLE_XET", None)
-from huggingface_hub import HfApi
-api = HfApi(); api.create_repo("bench/xet")
-n = os.path.getsize(sys.argv[1])
-t = time.time(); api.upload_file(path_or_fileobj=sys.argv[1], path_in_repo="xet.bin", repo_id="bench/xet")
+from huggingface_hub import HfApi, hf_hub_download
+mode, local, path, label = sys.argv[1:5]
+api = HfApi(); api.create_repo("bench/xet", exist_ok=True)
+n = os.path.getsize(local)
+t = time.time()
+if mode == "up":
+    api.upload_file(path_or_fileobj=local, path_in_repo=path, repo_id="bench/xet")
+else:
+    assert os.path.getsize(hf_hub_download("bench/xet", path)) == n
 dt = time.time() - t
-print(f"upload (huggingface_hub 2.4.0 + hf_xet, incl. server read-back of the sha256): {n/dt/1e6:.0f} MB/s ({dt:.1f} s)")
-' "$work/xet.bin"
+print(f"{label}: {n/dt/1e6:.0f} MB/s ({dt:.1f} s)")
+PY
+}
+xet up "$work/xet.bin" xet.bin "upload (huggingface_hub 2.4.0 + hf_xet, incl. server read-back of the sha256)"
 peak rss_xet_up
-xet '
-import os, sys, time
-os.environ.pop("HF_HUB_DISABLE_XET", None)
-from huggingface_hub import hf_hub_download
-n = os.path.getsize(sys.argv[1])
-t = time.time(); path = hf_hub_download("bench/xet", "xet.bin")
-dt = time.time() - t
-assert os.path.getsize(path) == n
-print(f"download (hf_xet, reconstruction + xorb ranges, into the HF cache): {n/dt/1e6:.0f} MB/s ({dt:.1f} s)")
-' "$work/xet.bin"
+xet down "$work/xet.bin" xet.bin "download (hf_xet, reconstruction + xorb ranges, into the HF cache)"
 peak rss_xet_down
-xet '
-import os, sys, time
-os.environ.pop("HF_HUB_DISABLE_XET", None)
-from huggingface_hub import HfApi
-api = HfApi()
-n = os.path.getsize(sys.argv[1])
-t = time.time(); api.upload_file(path_or_fileobj=sys.argv[1], path_in_repo="again.bin", repo_id="bench/xet")
-dt = time.time() - t
-print(f"re-upload of the LFS file through Xet (global dedup): {n/dt/1e6:.0f} MB/s ({dt:.1f} s)")
-' "$work/blob.bin"
+xet up "$work/blob.bin" again.bin "re-upload of the LFS file through Xet (global dedup)"
 peak rss_xet_again
 echo "server peak RSS: Xet upload $rss_xet_up MiB, Xet download $rss_xet_down MiB, Xet re-upload $rss_xet_again MiB"
 du -sb "$work/d/objects" | awk -v n=$((size_mib << 20)) '{printf "store: %.1f MiB for two %.1f MiB files\n", $1/1048576, n/1048576}'

@@ -150,7 +150,7 @@ impl Coordinator {
     pub(crate) async fn split_sizes(&self, repo: &Repo, commit: &str, loaded: &LoadedRecipe) -> Result<SplitSizes> {
         let data = &loaded.recipe.data;
         // Workers read the files at the top of the snapshot.
-        let files: Vec<FileEntry> = self.repos.tree(repo, commit).await?.into_iter().filter(|f| !f.path.contains('/')).collect();
+        let files: Vec<FileEntry> = self.repos.tree(repo, commit).await?.iter().filter(|f| !f.path.contains('/')).cloned().collect();
         let named = |stem: &str| files.iter().find(|f| f.path == stem || f.path == format!("{stem}.gz"));
         let with_suffix =
             |suffixes: &[&str]| -> Vec<&FileEntry> { files.iter().filter(|f| suffixes.iter().any(|s| f.path.ends_with(s))).collect() };

@@ -50,7 +50,7 @@ pub(crate) struct ReadCache {
     revisions: Cache<(i64, String), Fresh<String>>,
     files: Cache<(i64, String, String), Option<FileEntry>>,
     paths: Cache<(i64, String, String), Option<TreeItem>>,
-    trees: Cache<(i64, String), Arc<Vec<FileEntry>>>,
+    trees: Cache<(i64, String), Arc<[FileEntry]>>,
     blobs: Cache<String, BlobRow>,
     terms: Cache<String, Arc<Vec<FileTerm>>>,
     tokens: Cache<String, Fresh<Token>>,
@@ -126,13 +126,13 @@ impl ReadCache {
         self.paths.insert(key, value);
     }
 
-    pub(crate) fn tree(&self, key: &(i64, String)) -> Option<Vec<FileEntry>> {
-        self.trees.get(key).map(|files| files.as_ref().clone())
+    pub(crate) fn tree(&self, key: &(i64, String)) -> Option<Arc<[FileEntry]>> {
+        self.trees.get(key)
     }
 
-    pub(crate) fn put_tree(&self, key: (i64, String), files: &[FileEntry]) {
+    pub(crate) fn put_tree(&self, key: (i64, String), files: &Arc<[FileEntry]>) {
         if files.len() <= MAX_CACHED_TREE {
-            self.trees.insert(key, Arc::new(files.to_vec()));
+            self.trees.insert(key, files.clone());
         }
     }
 

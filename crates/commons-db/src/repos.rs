@@ -467,13 +467,14 @@ impl Db {
     }
 
     /// The full listing of a commit's tree, sorted by path.
-    pub async fn tree_at(&self, repo: &Repo, commit_id: &str) -> Result<Vec<FileEntry>> {
+    /// Every file of a commit, in path order; shared, as a cached tree is not copied per caller.
+    pub async fn tree_at(&self, repo: &Repo, commit_id: &str) -> Result<std::sync::Arc<[FileEntry]>> {
         // A commit's tree never changes.
         let key = (repo.id, commit_id.to_string());
         if let Some(files) = self.cache.tree(&key) {
             return Ok(files);
         }
-        let files = self.tree_at_uncached(repo, commit_id).await?;
+        let files: std::sync::Arc<[FileEntry]> = self.tree_at_uncached(repo, commit_id).await?.into();
         self.cache.put_tree(key, &files);
         Ok(files)
     }

@@ -145,7 +145,7 @@ impl Repos {
     }
 
     /// Every file of a pinned commit, in path order.
-    pub async fn tree(&self, repo: &Repo, commit: &str) -> Result<Vec<FileEntry>> {
+    pub async fn tree(&self, repo: &Repo, commit: &str) -> Result<std::sync::Arc<[FileEntry]>> {
         Ok(self.db.tree_at(repo, commit).await?)
     }
 

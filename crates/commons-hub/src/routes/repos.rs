@@ -140,7 +140,7 @@ async fn info_response(state: &AppState, caller: &Caller, p: &RepoPath, rev: &st
     let commit = resolve(state, &repo, rev).await?;
     let files = state.db.tree_at(&repo, &commit).await?;
     let blobs = query_bool(q.get("blobs"));
-    Ok(Json(repo_json(&repo, Some(&commit), Some((&files, blobs)))))
+    Ok(Json(repo_json(&repo, Some(&commit), Some((&files[..], blobs)))))
 }
 
 pub async fn info(
@@ -534,9 +534,9 @@ pub async fn list(
         if full {
             let files = match &head {
                 Some(h) => state.db.tree_at(repo, h).await?,
-                None => Vec::new(),
+                None => Default::default(),
             };
-            items.push(repo_json(repo, head.as_deref(), Some((&files, false))));
+            items.push(repo_json(repo, head.as_deref(), Some((&files[..], false))));
         } else {
             items.push(repo_json(repo, head.as_deref(), None));
         }
