@@ -61,6 +61,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    limit_malloc_arenas();
     cmd::init_logging();
     let cli = Cli::parse();
     match run(cli.command) {
@@ -72,6 +73,27 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// glibc gives each thread that allocates under contention its own arena, up to 8 per core, and
+/// an arena keeps what was freed in it. A server's request buffers (read windows, 64 MiB xorbs)
+/// are freed on whichever of tokio's many threads finished with them, so the process held 2–3×
+/// its live heap. Two arenas cut peak RSS by about half in `benches/hub_transfer.sh` at the same
+/// throughput (BENCHMARKS.md). Done first thing, before any thread exists; an operator's own
+/// `MALLOC_ARENA_MAX` is left alone.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; it is called before any other thread
+        // is started.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {

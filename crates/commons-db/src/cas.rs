@@ -1,9 +1,11 @@
 //! The index of the content-addressed store: which chunks exist and where, which xorbs hold
 //! them, and how each file is reconstructed from runs of chunks.
 //!
-//! Rows are written only after the xorb objects they name are durably in the object store, in
-//! one transaction per ingested file; a crash before that leaves unreferenced objects, never
-//! rows pointing at missing bytes.
+//! Rows are written only after the xorb objects they name are durably in the object store: a
+//! xorb and its chunks as soon as the xorb is written (so an ingest holds no per-chunk state
+//! for the xorbs it finished), a file and its reconstruction in one transaction at the end. A
+//! crash in between leaves xorbs (indexed or not) that no file references, never rows pointing
+//! at missing bytes; [`Db::forget_unreferenced_xorb`] is how the garbage collector drops them.
 
 use sqlx::Row;
 
@@ -51,12 +53,12 @@ pub struct IngestRecord {
 }
 
 impl Db {
-    /// Which of `hashes` the index names (a xorb it does not name belongs to no file).
-    pub async fn indexed_xorbs(&self, hashes: &[String]) -> Result<std::collections::HashSet<String>> {
+    /// Which of `hashes` some file's reconstruction uses.
+    pub async fn referenced_xorbs(&self, hashes: &[String]) -> Result<std::collections::HashSet<String>> {
         let mut known = std::collections::HashSet::new();
         for batch in hashes.chunks(500) {
             let placeholders: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
-            let sql = format!("SELECT xorb_hash FROM cas_xorbs WHERE xorb_hash IN ({})", placeholders.join(", "));
+            let sql = format!("SELECT DISTINCT xorb_hash FROM cas_file_terms WHERE xorb_hash IN ({})", placeholders.join(", "));
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for hash in batch {
                 query = query.bind(hash);
@@ -81,6 +83,47 @@ impl Db {
             byte_end: row.try_get::<i64, _>("byte_end")? as u64,
             raw_size: row.try_get::<i64, _>("raw_size")? as u64,
         }))
+    }
+
+    /// Drops the index rows of xorb `hash` (the xorb, and its chunks `chunk_hashes` as its footer
+    /// lists them) unless a file uses it, in one transaction. Returns whether no file uses it,
+    /// i.e. whether its object may go: once this returns true no ingest can find its chunks any
+    /// more, and one that found them earlier fails to record its file (the reconstruction's
+    /// foreign key) rather than naming lost bytes.
+    pub async fn forget_unreferenced_xorb(&self, hash: &str, chunk_hashes: &[String]) -> Result<bool> {
+        // BEGIN IMMEDIATE: no file can be recorded between the check and the deletes.
+        let mut tx = self.begin_write().await?;
+        let used = sqlx::query("SELECT 1 FROM cas_file_terms WHERE xorb_hash = $1 LIMIT 1").bind(hash).fetch_optional(&mut **tx).await?;
+        if used.is_some() {
+            return Ok(false);
+        }
+        // By chunk hash (the primary key), so that no index on the chunks' xorb is needed.
+        for batch in chunk_hashes.chunks(500) {
+            let placeholders: Vec<String> = (2..=batch.len() + 1).map(|i| format!("${i}")).collect();
+            let sql = format!("DELETE FROM cas_chunks WHERE xorb_hash = $1 AND chunk_hash IN ({})", placeholders.join(", "));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(hash);
+            for chunk in batch {
+                query = query.bind(chunk);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        sqlx::query("DELETE FROM cas_xorbs WHERE xorb_hash = $1").bind(hash).execute(&mut **tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Whether xorb `hash` is indexed (its chunks can be found).
+    pub async fn xorb_indexed(&self, hash: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT 1 FROM cas_xorbs WHERE xorb_hash = $1").bind(hash).fetch_optional(&self.pool).await?.is_some())
+    }
+
+    /// Records a xorb just written to the object store, and where its chunks are, in one
+    /// transaction: from then on other ingests dedup against it.
+    pub async fn record_xorb(&self, xorb: &XorbRecord) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        insert_xorb(&mut tx, xorb).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records an ingested file, its new xorbs and chunks, and its blob, in one transaction.
@@ -259,33 +302,39 @@ impl Db {
     }
 }
 
+/// A xorb and its chunks (rows already there are kept).
+async fn insert_xorb(tx: &mut crate::WriteTx, x: &XorbRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO cas_xorbs (xorb_hash, stored_size, raw_size, num_chunks) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+    )
+    .bind(&x.xorb_hash)
+    .bind(x.stored_size as i64)
+    .bind(x.raw_size as i64)
+    .bind(x.chunks.len() as i64)
+    .execute(&mut ***tx)
+    .await?;
+    for (hash, loc) in &x.chunks {
+        sqlx::query(
+            "INSERT INTO cas_chunks (chunk_hash, xorb_hash, chunk_index, byte_start, byte_end, raw_size)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(hash)
+        .bind(&loc.xorb_hash)
+        .bind(loc.chunk_index as i64)
+        .bind(loc.byte_start as i64)
+        .bind(loc.byte_end as i64)
+        .bind(loc.raw_size as i64)
+        .execute(&mut ***tx)
+        .await?;
+    }
+    Ok(())
+}
+
 /// The xorbs, chunks and file reconstruction of `rec` (rows already there are kept).
 async fn insert_index(tx: &mut crate::WriteTx, rec: &IngestRecord) -> Result<()> {
     for x in &rec.xorbs {
-        sqlx::query(
-            "INSERT INTO cas_xorbs (xorb_hash, stored_size, raw_size, num_chunks) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT DO NOTHING",
-        )
-        .bind(&x.xorb_hash)
-        .bind(x.stored_size as i64)
-        .bind(x.raw_size as i64)
-        .bind(x.chunks.len() as i64)
-        .execute(&mut ***tx)
-        .await?;
-        for (hash, loc) in &x.chunks {
-            sqlx::query(
-                "INSERT INTO cas_chunks (chunk_hash, xorb_hash, chunk_index, byte_start, byte_end, raw_size)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            )
-            .bind(hash)
-            .bind(&loc.xorb_hash)
-            .bind(loc.chunk_index as i64)
-            .bind(loc.byte_start as i64)
-            .bind(loc.byte_end as i64)
-            .bind(loc.raw_size as i64)
-            .execute(&mut ***tx)
-            .await?;
-        }
+        insert_xorb(tx, x).await?;
     }
     let new_file = sqlx::query("INSERT INTO cas_files (file_hash, size) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(&rec.file_hash)

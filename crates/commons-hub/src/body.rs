@@ -116,6 +116,28 @@ impl RawBody {
         read_limited(self.body, self.declared, limit, what).await
     }
 
+    /// The body as it arrives, for a handler that checks and stores it piece by piece: refused
+    /// (413) when its `Content-Length` is over `limit`, before a byte is read, and otherwise as
+    /// soon as its running size passes `limit`.
+    pub async fn frames(self, limit: u64, what: &str) -> ApiResult<impl futures::Stream<Item = ApiResult<Bytes>> + use<>> {
+        if let Some(n) = self.declared.filter(|&n| n > limit) {
+            if n - limit <= DRAIN_PAST_LIMIT {
+                drain(self.body, n).await;
+            }
+            return Err(too_large(what, limit));
+        }
+        let what = what.to_string();
+        let mut seen = 0u64;
+        Ok(self.body.into_data_stream().map(move |frame| {
+            let frame = frame.map_err(|e| ApiError::bad_request(format!("{what} was interrupted: {e}")))?;
+            seen += frame.len() as u64;
+            if seen > limit {
+                return Err(too_large(&what, limit));
+            }
+            Ok(frame)
+        }))
+    }
+
     /// The body as JSON, at most `limit` bytes.
     pub async fn json<T: DeserializeOwned>(self, limit: u64, what: &str) -> ApiResult<T> {
         let bytes = self.bytes(limit, what).await?;

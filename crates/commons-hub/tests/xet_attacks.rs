@@ -133,6 +133,13 @@ fn cas_routes_refuse_before_reading_and_a_xorb_must_hash_to_its_name() {
     let resp = http.post(&url).bearer_auth(&write).body(other.xorb.clone()).send().unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     assert_eq!(files_under(&store), before, "nothing stored");
+    // A xorb is checked as it arrives: one cut off inside a chunk, or whose first chunk header is
+    // nonsense, is refused and leaves nothing behind either.
+    for (bytes, what) in [(up.xorb[..20].to_vec(), "cut off"), (vec![0xff; 64], "garbage")] {
+        let resp = http.post(&url).bearer_auth(&write).body(bytes).send().unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{what}");
+    }
+    assert_eq!(files_under(&store), before, "nothing stored");
 
     let resp: Value = http.post(&url).bearer_auth(&write).body(up.xorb.clone()).send().unwrap().json().unwrap();
     assert_eq!(resp, json!({"was_inserted": true}));

@@ -8,12 +8,16 @@
 //! across files, revisions and repositories.
 //!
 //! Memory stays bounded whatever the file size: an ingest holds at most one open xorb
-//! (`XORB_TARGET_BYTES`), a read at most one term of one xorb.
+//! (`XORB_TARGET_BYTES`), its file hash as a `MerkleHashSubtree` (O(log n) nodes), and the
+//! file's terms (runs of chunks: its reconstruction, what it records at the end); a read holds
+//! at most one read window.
 //!
 //! Invariants:
 //! - A xorb object is durable (written, and fsynced on local disk) before any index row names it.
-//! - A file's index rows, and its blob row, are written in one transaction after all its xorbs:
-//!   a crash mid-ingest leaves at worst unreferenced xorbs, never a file with missing bytes.
+//! - A xorb's index rows (it and its chunks) are written once it is durable, so an ingest keeps
+//!   no per-chunk state of the xorbs it finished; a file's rows, and its blob row, are written in
+//!   one transaction after all its xorbs. A crash mid-ingest leaves at worst xorbs no file
+//!   references (collected by [`Cas::sweep_orphan_xorbs`]), never a file with missing bytes.
 
 mod ingest;
 mod read;
@@ -189,11 +193,21 @@ impl Cas {
         let old: Vec<object_store::ObjectMeta> =
             self.objects.list(Some(&prefix)).try_filter(|meta| std::future::ready(meta.last_modified < cutoff)).try_collect().await?;
         let hashes: Vec<String> = old.iter().filter_map(|m| m.location.filename().map(str::to_string)).collect();
-        let known = self.db.indexed_xorbs(&hashes).await?;
+        let used = self.db.referenced_xorbs(&hashes).await?;
         let (mut removed, mut bytes) = (0, 0);
         for meta in old {
             let Some(hash) = meta.location.filename() else { continue };
-            if known.contains(hash) {
+            if used.contains(hash) {
+                continue;
+            }
+            // An ingest indexes each xorb as it writes it; one that never finished its file left
+            // index rows to drop before the object goes.
+            let chunks = if self.db.xorb_indexed(hash).await? {
+                self.xorb_footer(hash).await?.0.info.chunk_hashes.iter().map(|h| h.hex()).collect()
+            } else {
+                Vec::new()
+            };
+            if !self.db.forget_unreferenced_xorb(hash, &chunks).await? {
                 continue;
             }
             match self.objects.delete(&meta.location).await {
@@ -214,9 +228,14 @@ impl Cas {
     async fn put_xorb(&self, hash: &str, data: impl Into<object_store::PutPayload>) -> Result<()> {
         let path = Self::xorb_path(hash);
         self.objects.put(&path, data.into()).await?;
+        self.sync_xorb(hash).await
+    }
+
+    /// On local disk, fsyncs xorb `hash` and its directory: object_store renames a complete
+    /// temp file into place but does not fsync, and a xorb must be on disk before the index
+    /// names it.
+    async fn sync_xorb(&self, hash: &str) -> Result<()> {
         if let Some(root) = &self.local_root {
-            // object_store renames a complete temp file into place but does not fsync; a xorb must
-            // be on disk before the index names it.
             let file = root.join("xorbs").join("default").join(hash);
             let dir = root.join("xorbs").join("default");
             tokio::task::spawn_blocking(move || -> std::io::Result<()> {

@@ -2,13 +2,15 @@
 //!
 //! A term is read from its xorb in ranged reads of at most `READ_WINDOW` bytes and decoded chunk
 //! by chunk, so a reader holds about one window in memory whatever the term, file or range size.
+//! Uncompressed chunks (what incompressible data, most weights, is stored as) go out as slices
+//! of the window they were read in.
 
-use std::io::Cursor;
+use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use object_store::ObjectStoreExt;
-use xet_core_structures::xorb_object::{XORB_CHUNK_HEADER_LENGTH, deserialize_chunk, parse_chunk_header};
+use xet_core_structures::xorb_object::{XORB_CHUNK_HEADER_LENGTH, parse_chunk_header};
 
 use crate::{Cas, Result, StorageError};
 
@@ -76,50 +78,92 @@ impl Cas {
                 if term_end <= start || term.file_offset >= end {
                     continue;
                 }
-                let path = Cas::xorb_path(&term.xorb_hash);
-                let mut next_read = term.byte_start;
-                let mut buf = BytesMut::new();
+                let mut xorb = Windows { objects: objects.clone(), path: Cas::xorb_path(&term.xorb_hash), next_read: term.byte_start, end: term.byte_end, pending: Bytes::new() };
                 let mut offset = term.file_offset;
                 let mut remaining_chunks = term.chunk_end - term.chunk_start;
                 while remaining_chunks > 0 && offset < end {
-                    // Pull until one whole serialized chunk (header + payload) is buffered.
-                    let needed = loop {
-                        if buf.len() >= XORB_CHUNK_HEADER_LENGTH {
-                            let header: [u8; XORB_CHUNK_HEADER_LENGTH] = buf[..XORB_CHUNK_HEADER_LENGTH].try_into().expect("length checked");
-                            let need = XORB_CHUNK_HEADER_LENGTH + parse_chunk_header(header)?.get_compressed_length() as usize;
-                            if buf.len() >= need {
-                                break need;
-                            }
-                        }
-                        if next_read >= term.byte_end {
-                            Err(StorageError::Corrupt(format!("xorb {} ends inside a chunk", term.xorb_hash)))?;
-                        }
-                        let window = next_read..(next_read + READ_WINDOW).min(term.byte_end);
-                        next_read = window.end;
-                        let bytes = objects.get_range(&path, window).await.map_err(|e| match e {
-                            object_store::Error::NotFound { .. } => StorageError::MissingObject(term.xorb_hash.clone()),
-                            other => StorageError::ObjectStore(other),
-                        })?;
-                        buf.extend_from_slice(&bytes);
-                    };
-                    let serialized = buf.split_to(needed);
+                    let header = xorb.take(XORB_CHUNK_HEADER_LENGTH).await.map_err(|e| e.naming(&term.xorb_hash))?;
+                    let header: [u8; XORB_CHUNK_HEADER_LENGTH] = header[..].try_into().expect("took a header's length");
+                    let header = parse_chunk_header(header)?;
+                    let payload = xorb.take(header.get_compressed_length() as usize).await.map_err(|e| e.naming(&term.xorb_hash))?;
                     remaining_chunks -= 1;
                     let chunk_start = offset;
-                    let header: [u8; XORB_CHUNK_HEADER_LENGTH] = serialized[..XORB_CHUNK_HEADER_LENGTH].try_into().expect("length checked");
-                    let raw_len = parse_chunk_header(header)?.get_uncompressed_length() as u64;
+                    let raw_len = u64::from(header.get_uncompressed_length());
                     offset += raw_len;
                     if offset <= start {
                         continue;
                     }
-                    let (data, _, _) = deserialize_chunk(&mut Cursor::new(&serialized[..]))?;
+                    // An uncompressed chunk is sent as a slice of the read window, not copied.
+                    let data = match header.get_compression_scheme()?.decompress_from_slice(&payload)? {
+                        Cow::Borrowed(_) => payload.clone(),
+                        Cow::Owned(data) => Bytes::from(data),
+                    };
+                    if data.len() as u64 != raw_len {
+                        Err(StorageError::Corrupt(format!("a chunk of xorb {} unpacks to the wrong length", term.xorb_hash)))?;
+                    }
                     let from = start.saturating_sub(chunk_start) as usize;
                     let to = (end.min(offset) - chunk_start) as usize;
-                    yield Bytes::from(data).slice(from..to);
+                    yield data.slice(from..to);
                 }
                 if remaining_chunks == 0 && offset != term_end {
                     Err(StorageError::Corrupt(format!("term of xorb {} decoded to the wrong length", term.xorb_hash)))?;
                 }
             }
         })
+    }
+}
+
+/// A byte range of one xorb, read in windows of at most [`READ_WINDOW`] bytes and handed out in
+/// pieces: a piece inside one window is a slice of it (no copy); only a piece that straddles two
+/// windows is copied.
+struct Windows {
+    objects: std::sync::Arc<dyn object_store::ObjectStore>,
+    path: object_store::path::Path,
+    next_read: u64,
+    end: u64,
+    /// What is left of the last window read.
+    pending: Bytes,
+}
+
+/// A read of a xorb that failed, before the xorb's name is known to the message.
+enum WindowError {
+    Short,
+    Store(object_store::Error),
+}
+
+impl WindowError {
+    fn naming(self, xorb: &str) -> StorageError {
+        match self {
+            WindowError::Short => StorageError::Corrupt(format!("xorb {xorb} ends inside a chunk")),
+            WindowError::Store(object_store::Error::NotFound { .. }) => StorageError::MissingObject(xorb.to_string()),
+            WindowError::Store(other) => StorageError::ObjectStore(other),
+        }
+    }
+}
+
+impl Windows {
+    async fn window(&mut self) -> Result<Bytes, WindowError> {
+        if self.next_read >= self.end {
+            return Err(WindowError::Short);
+        }
+        let range = self.next_read..(self.next_read + READ_WINDOW).min(self.end);
+        self.next_read = range.end;
+        self.objects.get_range(&self.path, range).await.map_err(WindowError::Store)
+    }
+
+    /// The next `n` bytes.
+    async fn take(&mut self, n: usize) -> Result<Bytes, WindowError> {
+        if self.pending.len() >= n {
+            return Ok(self.pending.split_to(n));
+        }
+        let mut joined = BytesMut::with_capacity(n);
+        joined.extend_from_slice(&std::mem::take(&mut self.pending));
+        while joined.len() < n {
+            let mut window = self.window().await?;
+            let k = (n - joined.len()).min(window.len());
+            joined.extend_from_slice(&window.split_to(k));
+            self.pending = window;
+        }
+        Ok(joined.freeze())
     }
 }

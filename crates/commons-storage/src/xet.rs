@@ -7,9 +7,10 @@
 use std::collections::HashMap;
 use std::io::Cursor;
 
+use bytes::{Buf, BytesMut};
 use commons_db::cas::{ChunkLocation, FileTerm, IngestRecord, XorbRecord};
 use futures::StreamExt;
-use object_store::ObjectStoreExt;
+use object_store::{ObjectStoreExt, WriteMultipart};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use xet_core_structures::merklehash::{MerkleHash, file_hash};
@@ -17,7 +18,7 @@ use xet_core_structures::metadata_shard::MDBShardFileHeader;
 use xet_core_structures::metadata_shard::file_structs::MDBFileInfo;
 use xet_core_structures::metadata_shard::shard_in_memory::MDBInMemoryShard;
 use xet_core_structures::metadata_shard::xorb_structs::{MDBXorbInfo, XorbChunkSequenceEntry, XorbChunkSequenceHeader};
-use xet_core_structures::xorb_object::{XorbObject, reconstruct_xorb_with_footer};
+use xet_core_structures::xorb_object::{XORB_CHUNK_HEADER_LENGTH, XorbObject, XorbObjectInfoV1, parse_chunk_header};
 
 use crate::{Cas, Result, StorageError};
 
@@ -105,7 +106,7 @@ impl Cas {
 
     /// The footer of stored xorb `hash` (its chunk hashes and offsets) and the xorb's stored
     /// size, read by range from its end: a 64 MiB xorb costs a few hundred KiB here.
-    async fn xorb_footer(&self, hash: &str) -> Result<(XorbObject, u64)> {
+    pub(crate) async fn xorb_footer(&self, hash: &str) -> Result<(XorbObject, u64)> {
         let path = Self::xorb_path(hash);
         let size = match self.objects.head(&path).await {
             Ok(meta) => meta.size,
@@ -153,39 +154,6 @@ impl Cas {
             }
         };
         Ok((stream, size))
-    }
-
-    /// Verifies and stores a xorb a client uploaded, serialized without its footer: every chunk
-    /// is decompressed and rehashed, the xorb hash must be `hash`, and the footer is rebuilt.
-    /// The xorb is not indexed until a shard registers a file that uses it, so one no file ever
-    /// uses is garbage once the GC grace period passes. Returns whether it was new.
-    pub async fn put_client_xorb(&self, hash: &str, body: bytes::Bytes) -> Result<bool> {
-        let expected = MerkleHash::from_hex(hash).map_err(|_| invalid(format!("{hash:?} is not a xorb hash")))?;
-        if body.len() > MAX_XORB_BYTES {
-            return Err(invalid(format!("a xorb holds at most {MAX_XORB_BYTES} bytes")));
-        }
-        // The stored xorb is the chunks as sent followed by a footer rebuilt from them: the
-        // chunks are checked without being copied, so a 64 MiB upload is held once.
-        let verified = body.clone();
-        let (chunk_bytes, footer, computed) = tokio::task::spawn_blocking(move || -> Result<(usize, Vec<u8>, MerkleHash)> {
-            let (object, computed) =
-                reconstruct_xorb_with_footer(&mut std::io::sink(), &verified).map_err(|e| invalid(format!("xorb: {e}")))?;
-            // Older clients send the footer too; it is dropped and rebuilt like a missing one.
-            let chunk_bytes = object.info.chunk_boundary_offsets.last().copied().unwrap_or(0) as usize;
-            let mut footer = Vec::new();
-            XorbObject::serialize_given_info(&mut footer, object.info).map_err(|e| invalid(format!("xorb footer: {e}")))?;
-            Ok((chunk_bytes, footer, computed))
-        })
-        .await
-        .map_err(|e| StorageError::Corrupt(format!("xorb verification task failed: {e}")))??;
-        if computed != expected {
-            return Err(invalid(format!("the xorb's chunks hash to {}, not {hash}", computed.hex())));
-        }
-        if self.objects.head(&Self::xorb_path(hash)).await.is_ok() {
-            return Ok(false);
-        }
-        self.put_xorb(hash, object_store::PutPayload::from_iter([body.slice(..chunk_bytes), bytes::Bytes::from(footer)])).await?;
-        Ok(true)
     }
 
     /// Registers a file of a shard: checks its runs against the stored xorbs and its chunk
@@ -293,5 +261,171 @@ impl Cas {
         record.git_sha1 = hex::encode(git_sha1.finalize());
         self.db.record_blob(&record.sha256, &record.git_sha1, size, &record.file_hash).await?;
         Ok(RegisteredFile { sha256: record.sha256, size })
+    }
+}
+
+/// A xorb a client is uploading, serialized without its footer, checked and stored as it
+/// arrives: each chunk is decompressed and rehashed when its last byte comes, and written on
+/// only then, so an upload holds one chunk and one store part in memory, not the xorb. The
+/// object appears under its hash only when [`finish`](Self::finish) has checked the whole xorb
+/// hashes to it (a multipart upload completed, or a local file renamed into place); a refused
+/// or abandoned upload leaves nothing under that name.
+pub struct XorbUpload {
+    cas: Cas,
+    hash: String,
+    expected: MerkleHash,
+    /// `None` when the store already holds this xorb: the body is still checked, not written.
+    writer: Option<WriteMultipart>,
+    /// Bytes of a chunk not yet whole.
+    partial: BytesMut,
+    received: usize,
+    /// Set once the footer an older client appends begins: the rest is read and dropped.
+    in_footer: bool,
+    info: XorbObjectInfoV1,
+    sizes: Vec<(MerkleHash, u64)>,
+}
+
+/// Store parts of a streamed xorb: S3's smallest part is 5 MiB.
+const XORB_PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// A `Write` that refuses to grow past `limit`: a chunk cannot decompress past what its header
+/// claims (a small LZ4 payload can claim to unpack to very much more).
+struct Bounded {
+    out: Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > self.limit {
+            return Err(std::io::Error::other("the chunk unpacks to more than its header says"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Cas {
+    /// Starts receiving client xorb `hash`. The xorb is not indexed until a shard registers a
+    /// file that uses it, so one no file ever uses is garbage once the GC grace period passes.
+    pub async fn begin_client_xorb(&self, hash: &str) -> Result<XorbUpload> {
+        let expected = MerkleHash::from_hex(hash).map_err(|_| invalid(format!("{hash:?} is not a xorb hash")))?;
+        let path = Self::xorb_path(hash);
+        let writer = match self.objects.head(&path).await {
+            Ok(_) => None,
+            Err(object_store::Error::NotFound { .. }) => {
+                Some(WriteMultipart::new_with_chunk_size(self.objects.put_multipart(&path).await?, XORB_PART_BYTES))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(XorbUpload {
+            cas: self.clone(),
+            hash: hash.to_string(),
+            expected,
+            writer,
+            partial: BytesMut::new(),
+            received: 0,
+            in_footer: false,
+            info: XorbObjectInfoV1::default(),
+            sizes: Vec::new(),
+        })
+    }
+}
+
+impl XorbUpload {
+    /// The next bytes of the body.
+    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.received += data.len();
+        if self.received > MAX_XORB_BYTES {
+            return Err(invalid(format!("a xorb holds at most {MAX_XORB_BYTES} bytes")));
+        }
+        if self.in_footer {
+            return Ok(());
+        }
+        self.partial.extend_from_slice(data);
+        while self.partial.len() >= XORB_CHUNK_HEADER_LENGTH {
+            let header_bytes: [u8; XORB_CHUNK_HEADER_LENGTH] = self.partial[..XORB_CHUNK_HEADER_LENGTH].try_into().expect("length checked");
+            let header = match parse_chunk_header(header_bytes) {
+                Ok(header) => header,
+                // The footer's identifier where a chunk header would be: older clients send it,
+                // it is dropped and rebuilt.
+                Err(xet_core_structures::CoreError::ChunkHeaderParse) => {
+                    self.in_footer = true;
+                    self.partial = BytesMut::new();
+                    return Ok(());
+                }
+                Err(e) => return Err(invalid(format!("xorb chunk {}: {e}", self.sizes.len()))),
+            };
+            let whole = XORB_CHUNK_HEADER_LENGTH + header.get_compressed_length() as usize;
+            if self.partial.len() < whole {
+                break;
+            }
+            let serialized = self.partial.split_to(whole);
+            let raw_len = header.get_uncompressed_length() as usize;
+            let scheme = header.get_compression_scheme().map_err(|e| invalid(format!("xorb chunk {}: {e}", self.sizes.len())))?;
+            let mut unpacked = Bounded { out: Vec::with_capacity(raw_len), limit: raw_len };
+            scheme
+                .decompress_from_reader(&mut (&serialized[XORB_CHUNK_HEADER_LENGTH..]).reader(), &mut unpacked)
+                .map_err(|e| invalid(format!("xorb chunk {}: {e}", self.sizes.len())))?;
+            if unpacked.out.len() != raw_len {
+                return Err(invalid(format!("xorb chunk {} unpacks to {} bytes, not {raw_len}", self.sizes.len(), unpacked.out.len())));
+            }
+            let chunk_hash = xet_core_structures::merklehash::compute_data_hash(&unpacked.out);
+            let (stored_end, raw_end) = (
+                self.info.chunk_boundary_offsets.last().copied().unwrap_or(0) + whole as u32,
+                self.info.unpacked_chunk_offsets.last().copied().unwrap_or(0) + raw_len as u32,
+            );
+            self.info.chunk_hashes.push(chunk_hash);
+            self.info.chunk_boundary_offsets.push(stored_end);
+            self.info.unpacked_chunk_offsets.push(raw_end);
+            self.sizes.push((chunk_hash, raw_len as u64));
+            if let Some(writer) = &mut self.writer {
+                writer.wait_for_capacity(1).await?;
+                writer.put(serialized.freeze());
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the whole xorb against its hash and, when it is new, stores it with its rebuilt
+    /// footer. Returns whether it was new.
+    pub async fn finish(mut self) -> Result<bool> {
+        if !self.partial.is_empty() {
+            return self.refuse(invalid("the xorb ends inside a chunk")).await;
+        }
+        let computed = xet_core_structures::merklehash::xorb_hash(&self.sizes);
+        if computed != self.expected {
+            let hash = self.hash.clone();
+            return self.refuse(invalid(format!("the xorb's chunks hash to {}, not {hash}", computed.hex()))).await;
+        }
+        let Some(mut writer) = self.writer.take() else { return Ok(false) };
+        let mut info = std::mem::take(&mut self.info);
+        info.xorb_hash = computed;
+        info.num_chunks = self.sizes.len() as u32;
+        info.fill_in_boundary_offsets();
+        let mut footer = Vec::new();
+        XorbObject::serialize_given_info(&mut footer, info).map_err(|e| invalid(format!("xorb footer: {e}")))?;
+        writer.put(bytes::Bytes::from(footer));
+        writer.finish().await?;
+        self.cas.sync_xorb(&self.hash).await?;
+        Ok(true)
+    }
+
+    /// Drops what was written of an upload that will not finish.
+    pub async fn abort(mut self) {
+        if let Some(writer) = self.writer.take()
+            && let Err(e) = writer.abort().await
+        {
+            tracing::warn!(xorb = %self.hash, error = %e, "could not drop a refused xorb upload");
+        }
+    }
+
+    async fn refuse(self, error: StorageError) -> Result<bool> {
+        self.abort().await;
+        Err(error)
     }
 }

@@ -104,3 +104,28 @@ async fn declared_size_and_hash_are_enforced() {
     assert!(matches!(err, StorageError::Sha256Mismatch { .. }), "{err}");
     assert!(cas.db().blob(&hex::encode(Sha256::digest(b"abc"))).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn an_ingest_indexes_each_xorb_it_seals_and_an_abandoned_one_is_collected() {
+    let (dir, cas) = open().await;
+    // 40 MiB of new bytes: two xorbs are sealed before the writer is done.
+    let data = random_bytes(40 << 20, 7);
+    let mut w = cas.writer(data.len() as u64, None);
+    for part in data.chunks(1 << 20) {
+        w.write(part).await.unwrap();
+    }
+    let indexed = cas.stored_bytes().await.unwrap();
+    assert!(indexed >= 2 * commons_storage::XORB_TARGET_BYTES as u64, "sealed xorbs are indexed as they are written: {indexed}");
+    // Another file with the same first 12 MiB (in the first xorb) dedups against them before the first one finishes.
+    let half = ingest_in_pieces(&cas, &data[..12 << 20], 1 << 20).await;
+    assert!(cas.stored_bytes().await.unwrap() < indexed + (5 << 20), "the second file reused the first one's xorbs");
+    // The first upload is abandoned; what only it used is collected, what the second uses stays.
+    drop(w);
+    let (removed, _) = cas.sweep_orphan_xorbs(std::time::Duration::ZERO).await.unwrap();
+    assert!(removed >= 1, "the abandoned upload's own xorbs went");
+    assert_eq!(read_all(&cas, &half, 0, half.size).await, &data[..12 << 20]);
+    assert!(cas.stored_bytes().await.unwrap() <= dir_bytes(&dir.path().join("objects")), "no index row names a removed xorb");
+    // Its chunks can no longer be found: storing the rest again writes it again, and reads back.
+    let whole = ingest_in_pieces(&cas, &data, 1 << 20).await;
+    assert_eq!(read_all(&cas, &whole, 0, whole.size).await, data);
+}

@@ -47,10 +47,11 @@ const MAX_SHARD_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_SHARD_FILES: usize = 10_000;
 const MAX_SHARD_FILE_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 
-/// Xorb uploads and shard registrations verified at once by this server: each holds a 64 MiB
-/// xorb body, or reads a file back, so memory stays bounded however many clients upload (two
-/// uploads keep both cores busy verifying). A caller waits for a permit before its body is read.
-static XORB_UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+/// Xorb uploads verified at once by this server. Each is checked as it arrives and holds about
+/// one store part (8 MiB) and one chunk, not the xorb; the bound keeps that, and the hashing,
+/// in proportion however many clients upload. A caller waits for a permit before its body is
+/// read.
+static XORB_UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 static SHARD_REGISTRATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// Other xorbs a global dedup answer may describe besides the one holding the chunk asked
@@ -199,11 +200,24 @@ async fn upload_xorb(
     }
     let hash = hash.to_ascii_lowercase();
     let _permit = XORB_UPLOADS.acquire().await.map_err(ApiError::internal)?;
-    let bytes = body.bytes(MAX_XORB_BYTES as u64, "a xorb").await?;
     let traffic = &state.xet_traffic;
-    traffic.xorb_bytes_received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
     traffic.xorbs_received.fetch_add(1, Ordering::Relaxed);
-    let inserted = state.cas.put_client_xorb(&hash, bytes).await?;
+    let mut frames = std::pin::pin!(body.frames(MAX_XORB_BYTES as u64, "a xorb").await?);
+    let mut upload = state.cas.begin_client_xorb(&hash).await?;
+    let received = async {
+        while let Some(frame) = frames.next().await {
+            let frame = frame?;
+            traffic.xorb_bytes_received.fetch_add(frame.len() as u64, Ordering::Relaxed);
+            upload.write(&frame).await?;
+        }
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    if let Err(e) = received {
+        upload.abort().await;
+        return Err(e);
+    }
+    let inserted = upload.finish().await?;
     if inserted {
         traffic.xorbs_stored.fetch_add(1, Ordering::Relaxed);
     }
