@@ -37,7 +37,25 @@ pub fn split(text: &str) -> (Option<&str>, &str) {
 
 /// The metadata of a front matter block: a mapping, or nothing for an empty block.
 pub fn metadata(yaml: &str) -> Result<Map<String, Value>, CardError> {
-    match serde_saphyr::from_str::<Value>(yaml).map_err(|e| CardError::Yaml(e.to_string()))? {
+    metadata_from_line(yaml, 1)
+}
+
+/// As [`metadata`], for YAML whose first line is line `first_line` of its file: an error names
+/// the line of the file.
+fn metadata_from_line(yaml: &str, first_line: u64) -> Result<Map<String, Value>, CardError> {
+    let parsed = serde_saphyr::from_str::<Value>(yaml).map_err(|e| match e.location() {
+        Some(at) if at.line() > 0 => {
+            // The parser's message names the line within the YAML; say the file's instead.
+            let text = e.to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            let reason = text.strip_prefix("line ").and_then(|rest| rest.split_once(": ")).map_or(text, |(_, reason)| reason);
+            // Its first line; the rest is a snippet of the YAML with the YAML's own numbering.
+            let reason = reason.lines().next().unwrap_or(reason);
+            CardError::Yaml(format!("line {}, column {}: {reason}", at.line() + first_line - 1, at.column()))
+        }
+        _ => CardError::Yaml(e.to_string()),
+    })?;
+    match parsed {
         Value::Object(map) => Ok(map),
         Value::Null => Ok(Map::new()),
         other => Err(CardError::NotAMapping(kind_of(&other))),
@@ -54,7 +72,8 @@ impl Card {
     /// Reads a card; text without front matter is all body.
     pub fn parse(text: &str) -> Result<Self, CardError> {
         match split(text) {
-            (Some(yaml), body) => Ok(Card { metadata: metadata(yaml)?, body: body.to_string() }),
+            // The YAML starts on the line after the opening `---`.
+            (Some(yaml), body) => Ok(Card { metadata: metadata_from_line(yaml, 2)?, body: body.to_string() }),
             (None, body) => Ok(Card { metadata: Map::new(), body: body.to_string() }),
         }
     }
@@ -66,6 +85,40 @@ impl Card {
         }
         Ok(format!("{}{}", front_matter(&self.metadata)?, self.body))
     }
+}
+
+/// The tags a card gives its repository, as the Hugging Face Hub derives them: `library_name`
+/// and `pipeline_tag` as they are, then the card's own `tags`, then `license:X`, `dataset:X`
+/// (from `datasets`), `base_model:X`, `language:X` and `task_categories:X`; each once, in that
+/// order. A value may be one string or a list of them; anything else is ignored.
+pub fn hub_tags(metadata: &Map<String, Value>) -> Vec<String> {
+    let strings = |key: &str| -> Vec<String> {
+        match metadata.get(key) {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut tags: Vec<String> = Vec::new();
+    let mut add = |tag: String| {
+        let tag = tag.trim().to_string();
+        if !tag.is_empty() && tag.len() <= 200 && !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    };
+    for key in ["library_name", "pipeline_tag", "tags"] {
+        strings(key).into_iter().for_each(&mut add);
+    }
+    for (key, prefix) in [
+        ("license", "license"),
+        ("datasets", "dataset"),
+        ("base_model", "base_model"),
+        ("language", "language"),
+        ("task_categories", "task_categories"),
+    ] {
+        strings(key).into_iter().for_each(|v| add(format!("{prefix}:{v}")));
+    }
+    tags
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -95,5 +148,34 @@ mod tests {
         assert!(matches!(metadata("- a list"), Err(CardError::NotAMapping("a list"))));
         assert!(matches!(metadata("key: [unclosed"), Err(CardError::Yaml(_))));
         assert!(metadata("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_yaml_error_names_the_line_of_the_readme() {
+        let err = Card::parse("---\nlicense: mit\ntags: [a, b\nother: 1\n---\nbody\n").unwrap_err().to_string();
+        assert_eq!(err, "invalid YAML in the metadata block: line 4, column 6: illegal placement of ':' indicator");
+    }
+
+    #[test]
+    fn tags_are_derived_as_the_hub_derives_them() {
+        let card = Card::parse(
+            "---\nlibrary_name: commons\npipeline_tag: image-classification\ntags: [mnist, mlp, mnist]\nlicense: mit\n\
+             datasets: [commons/mnist]\nbase_model: alice/base\nlanguage: [en, fr]\nextra: {x: 1}\n---\n",
+        )
+        .unwrap();
+        assert_eq!(
+            hub_tags(&card.metadata),
+            [
+                "commons",
+                "image-classification",
+                "mnist",
+                "mlp",
+                "license:mit",
+                "dataset:commons/mnist",
+                "base_model:alice/base",
+                "language:en",
+                "language:fr"
+            ]
+        );
     }
 }

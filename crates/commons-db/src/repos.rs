@@ -22,6 +22,10 @@ pub struct Repo {
     pub private: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Users who like it.
+    pub likes: i64,
+    /// Distinct clients that downloaded from it over the last 30 days.
+    pub downloads: i64,
 }
 
 impl Repo {
@@ -162,12 +166,18 @@ pub enum RepoSort {
     LastModified,
     CreatedAt,
     Name,
+    Likes,
+    Downloads,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct RepoQuery {
     pub author: Option<String>,
     pub search: Option<String>,
+    /// Tags the card of the repository's `main` must all give it.
+    pub tags: Vec<String>,
+    /// Smallest first (`direction=1`); largest or newest first otherwise.
+    pub ascending: bool,
     /// When set, private repos of this namespace owner are included.
     pub viewer: Option<String>,
     pub sort: RepoSort,
@@ -175,7 +185,7 @@ pub struct RepoQuery {
     pub offset: i64,
 }
 
-fn repo_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Repo> {
+pub(crate) fn repo_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Repo> {
     let kind: String = row.try_get("kind")?;
     Ok(Repo {
         id: row.try_get("id")?,
@@ -185,6 +195,8 @@ fn repo_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Repo> {
         private: row.try_get("private")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        likes: row.try_get("likes")?,
+        downloads: row.try_get("downloads")?,
     })
 }
 
@@ -200,7 +212,7 @@ fn commit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Commit> {
     })
 }
 
-const REPO_COLUMNS: &str = "id, kind, namespace, name, private, created_at, updated_at";
+pub(crate) const REPO_COLUMNS: &str = "id, kind, namespace, name, private, created_at, updated_at, likes, downloads";
 const COMMIT_COLUMNS: &str = "id, parent_id, tree_id, author, title, message, created_at";
 
 fn is_full_commit_id(rev: &str) -> bool {
@@ -327,7 +339,17 @@ impl Db {
             }
             Err(e) => return Err(e.into()),
         };
-        let repo = Repo { id, kind, namespace: namespace.into(), name: name.into(), private, created_at: now, updated_at: now };
+        let repo = Repo {
+            id,
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+            private,
+            created_at: now,
+            updated_at: now,
+            likes: 0,
+            downloads: 0,
+        };
         let ops: Vec<CommitOp> = initial_files.iter().cloned().map(CommitOp::Put).collect();
         let info = CommitInfo { author, title: "initial commit", message: "" };
         apply_commit(&mut tx, &repo, "main", None, &ops, &info, now, RefUpdate::Create).await?;
@@ -338,7 +360,7 @@ impl Db {
     pub async fn delete_repo(&self, repo: &Repo) -> Result<()> {
         let mut tx = self.begin_write().await?;
         // Lease tokens limited to this repository die with it (they reference it).
-        for table in ["tokens", "refs", "commits"] {
+        for table in ["tokens", "refs", "commits", "likes", "repo_downloads"] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE repo_id = $1"))).bind(repo.id).execute(&mut **tx).await?;
         }
         sqlx::query("DELETE FROM repos WHERE id = $1").bind(repo.id).execute(&mut **tx).await?;
@@ -371,28 +393,53 @@ impl Db {
     }
 
     pub async fn list_repos(&self, kind: RepoKind, q: &RepoQuery) -> Result<Vec<Repo>> {
-        let order = match q.sort {
-            RepoSort::LastModified => "updated_at DESC, id DESC",
-            RepoSort::CreatedAt => "created_at DESC, id DESC",
-            RepoSort::Name => "namespace, name",
+        let (column, natural) = match q.sort {
+            RepoSort::LastModified => ("updated_at", "DESC"),
+            RepoSort::CreatedAt => ("created_at", "DESC"),
+            RepoSort::Name => ("namespace, name", "ASC"),
+            RepoSort::Likes => ("likes", "DESC"),
+            RepoSort::Downloads => ("downloads", "DESC"),
         };
+        let direction = match (q.ascending, natural) {
+            (true, _) => "ASC",
+            (false, natural) => natural,
+        };
+        let order = match q.sort {
+            RepoSort::Name => format!("namespace {direction}, name {direction}"),
+            _ => format!("{column} {direction}, id {direction}"),
+        };
+        // One condition per tag, each through the card of the README at the head of `main`.
+        let tags: String = (0..q.tags.len())
+            .map(|i| {
+                format!(
+                    " AND EXISTS (SELECT 1 FROM refs f
+                        JOIN commits c ON c.repo_id = f.repo_id AND c.id = f.commit_id
+                        JOIN tree_entries te ON te.tree_id = c.tree_id AND te.path = 'README.md'
+                        JOIN card_tags t ON t.readme_sha256 = te.sha256 AND t.tag = ${}
+                        WHERE f.repo_id = repos.id AND f.kind = 'branch' AND f.name = 'main')",
+                    i + 7
+                )
+            })
+            .collect();
         let sql = format!(
             "SELECT {REPO_COLUMNS} FROM repos WHERE kind = $1
                AND ($2 IS NULL OR namespace = $2)
                AND ($3 IS NULL OR LOWER(namespace || '/' || name) LIKE $3)
-               AND (private = FALSE OR namespace = $4)
+               AND (private = FALSE OR namespace = $4){tags}
              ORDER BY {order} LIMIT $5 OFFSET $6"
         );
         let pattern = q.search.as_ref().map(|s| format!("%{}%", s.to_lowercase()));
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let mut query = sqlx::query(AssertSqlSafe(sql))
             .bind(kind.as_str())
             .bind(q.author.as_deref())
             .bind(pattern)
             .bind(q.viewer.as_deref().unwrap_or(""))
             .bind(q.limit)
-            .bind(q.offset)
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(q.offset);
+        for tag in &q.tags {
+            query = query.bind(tag);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(repo_from_row).collect()
     }
 

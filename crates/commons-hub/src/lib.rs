@@ -8,6 +8,7 @@
 
 mod auth;
 mod body;
+mod downloads;
 mod error;
 mod routes;
 mod signing;
@@ -56,6 +57,8 @@ pub struct Hub {
     /// What has crossed the Xet CAS routes since start (for operators, and for tests that
     /// count what a client sent).
     pub xet_traffic: Arc<XetTraffic>,
+    /// Downloads by distinct client per repository per day.
+    pub downloads: Arc<downloads::DownloadCounter>,
     /// The day garbage was last collected.
     last_gc_day: Arc<std::sync::atomic::AtomicI64>,
 }
@@ -87,8 +90,20 @@ impl AppState {
         let signer = Arc::new(UrlSigner::load_or_create(&data_dir.join("signing.key"))?);
         let upload_dir = data_dir.join("uploads");
         std::fs::create_dir_all(&upload_dir)?;
+        let downloads = Arc::new(downloads::DownloadCounter::start(db.clone()));
+        let repos = Repos::new(db.clone(), cas.clone());
+        // A hub upgraded in place has READMEs whose cards were never recorded: listings filter on
+        // their tags once this is done.
+        let backfill = repos.clone();
+        tokio::spawn(async move {
+            match backfill.index_missing_cards().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(cards = n, "recorded the cards of READMEs stored before cards were"),
+                Err(e) => tracing::warn!(error = %e, "could not record the cards of earlier READMEs"),
+            }
+        });
         Ok(Self(Arc::new(Hub {
-            repos: Repos::new(db.clone(), cas.clone()),
+            repos,
             db,
             cas,
             signer,
@@ -96,6 +111,7 @@ impl AppState {
             public_url,
             limits: Arc::new(Limits::default()),
             xet_traffic: Arc::default(),
+            downloads,
             last_gc_day: Arc::default(),
         })))
     }
@@ -121,6 +137,7 @@ impl AppState {
         self.db.purge_expired_tokens().await?;
         let day = commons_db::now_unix() / 86_400;
         if self.last_gc_day.swap(day, std::sync::atomic::Ordering::Relaxed) != day {
+            self.db.forget_old_downloads(day).await?;
             let report = self.collect_garbage(GC_GRACE).await?;
             if report != GcReport::default() {
                 tracing::info!(?report, "collected what failed and abandoned uploads left behind");
@@ -150,6 +167,7 @@ impl AppState {
             public_url: hub.public_url.clone(),
             limits: Arc::new(limits),
             xet_traffic: hub.xet_traffic.clone(),
+            downloads: hub.downloads.clone(),
             last_gc_day: hub.last_gc_day.clone(),
         }))
     }

@@ -6,13 +6,17 @@
 //!   commit files, ensure a repository exists, refs.
 //! - [`access`]: who may read and write (one place for the rule).
 //! - [`names`]: which repository, file and ref names are valid.
+//! - cards: a README's front matter, parsed once per README blob, as `cardData` and tags.
 //!
 //! Invariants: nothing here knows HTTP (errors are [`RepoError`]; status codes are chosen by
 //! the hub's route modules); a private repository the reader may not see is reported exactly
 //! as a missing one.
 
 pub mod access;
+mod cards;
 pub mod names;
+
+pub use cards::CARD_LIMIT;
 
 use bytes::Bytes;
 use commons_db::{CommitInfo, CommitOp, Db, DbError, FileEntry, NewFile, RefInfo, RefKind, Repo, RepoKind};
@@ -167,6 +171,9 @@ impl Repos {
                 Change::Put { path, bytes } => {
                     names::validate_file_path(&path)?;
                     let stored = self.cas.put_bytes(&bytes).await?;
+                    if path == "README.md" {
+                        self.index_card(&stored.sha256, &bytes).await?;
+                    }
                     CommitOp::Put(NewFile { path, sha256: stored.sha256, lfs: false })
                 }
                 Change::DeleteFolder(path) => CommitOp::DeleteFolder(path),

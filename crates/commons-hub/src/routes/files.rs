@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::{readable_repo, resolve as resolve_rev};
 use crate::AppState;
 use crate::auth::Caller;
+use crate::downloads::Client;
 use crate::error::{ApiError, ApiResult};
 use commons_repo::names::validate_file_path;
 
@@ -61,6 +62,18 @@ pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, 
     Ok(Some((start, end_inclusive + 1)))
 }
 
+/// The address a request came from, when the server was started with it (`commons serve`).
+pub struct ClientAddress(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let info = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(Self(info.map(|info| info.0.ip())))
+    }
+}
+
 pub async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
@@ -68,12 +81,22 @@ pub async fn resolve(
     method: Method,
     headers: HeaderMap,
     Path(p): Path<ResolvePath>,
+    address: ClientAddress,
 ) -> ApiResult<Response> {
     let kind = kind_from_matched(&matched);
     let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     let commit = resolve_rev(&state, &repo, &p.rev).await?;
     validate_file_path(&p.path).map_err(|_| ApiError::entry_not_found(&p.path, &commit))?;
     let entry = state.db.file_at(&repo, &commit, &p.path).await?.ok_or_else(|| ApiError::entry_not_found(&p.path, &commit))?;
+    // A GET of a file is a download (a HEAD is a client checking what it has).
+    if method == Method::GET {
+        let client = match (&caller.0, address.0) {
+            (Some(token), _) => Client::User(token.user.id),
+            (None, Some(ip)) => Client::Address(ip),
+            (None, None) => Client::Unknown,
+        };
+        state.downloads.count(&state.signer, repo.id, client);
+    }
     let (_, size, file_hash) = state
         .db
         .blob(&entry.sha256)

@@ -89,6 +89,20 @@ fn folder_json(path: &str, oid: &str) -> Value {
     json!({"type": "directory", "oid": oid, "size": 0, "path": path})
 }
 
+/// What a repo object says from its card: `tags` (as the Hub derives them), `pipeline_tag`,
+/// `library_name`, and the whole front matter as `cardData` when asked for.
+fn add_card(v: &mut Value, card: &serde_json::Map<String, Value>, card_data: bool) {
+    v["tags"] = json!(commons_card::hub_tags(card));
+    for key in ["pipeline_tag", "library_name"] {
+        if let Some(value) = card.get(key).filter(|value| value.is_string()) {
+            v[key] = value.clone();
+        }
+    }
+    if card_data {
+        v["cardData"] = Value::Object(card.clone());
+    }
+}
+
 /// The repo object of info and list endpoints (HF's ModelInfo / DatasetInfo shape).
 fn repo_json(repo: &Repo, sha: Option<&str>, files: Option<(&[FileEntry], bool)>) -> Value {
     let id = repo.full_name();
@@ -101,8 +115,8 @@ fn repo_json(repo: &Repo, sha: Option<&str>, files: Option<(&[FileEntry], bool)>
         "xetEnabled": true,
         "gated": false,
         "disabled": false,
-        "downloads": 0,
-        "likes": 0,
+        "downloads": repo.downloads,
+        "likes": repo.likes,
         "tags": [],
         "lastModified": iso_time(repo.updated_at),
         "createdAt": iso_time(repo.created_at),
@@ -140,7 +154,13 @@ async fn info_response(state: &AppState, caller: &Caller, p: &RepoPath, rev: &st
     let commit = resolve(state, &repo, rev).await?;
     let files = state.db.tree_at(&repo, &commit).await?;
     let blobs = query_bool(q.get("blobs"));
-    Ok(Json(repo_json(&repo, Some(&commit), Some((&files[..], blobs)))))
+    let mut v = repo_json(&repo, Some(&commit), Some((&files[..], blobs)));
+    let card = match files.iter().find(|e| e.path == "README.md") {
+        Some(readme) => state.repos.card_of(&readme.sha256, readme.size).await?,
+        None => Default::default(),
+    };
+    add_card(&mut v, &card, true);
+    Ok(Json(v))
 }
 
 pub async fn info(
@@ -280,13 +300,13 @@ pub async fn settings(State(state): State<AppState>, caller: Caller, Path(p): Pa
 }
 
 /// Points a listing's `Link: <url>; rel="next"` header at its next page.
-fn set_next_page(resp: &mut Response, url: &str) {
+pub(super) fn set_next_page(resp: &mut Response, url: &str) {
     if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
         resp.headers_mut().insert(axum::http::header::LINK, v);
     }
 }
 
-fn page_params(q: &HashMap<String, String>, default_limit: usize) -> ApiResult<(usize, usize)> {
+pub(super) fn page_params(q: &HashMap<String, String>, default_limit: usize) -> ApiResult<(usize, usize)> {
     let cursor = match q.get("cursor") {
         Some(c) => c.parse().map_err(|_| ApiError::bad_request(format!("invalid cursor {c:?}")))?,
         None => 0,
@@ -298,7 +318,7 @@ fn page_params(q: &HashMap<String, String>, default_limit: usize) -> ApiResult<(
     Ok((cursor, limit))
 }
 
-fn query_string_with(q: &HashMap<String, String>, cursor: usize) -> String {
+pub(super) fn query_string_with(q: &HashMap<String, String>, cursor: usize) -> String {
     let mut pairs: Vec<(String, String)> = q.iter().filter(|(k, _)| *k != "cursor").map(|(k, v)| (k.clone(), v.clone())).collect();
     pairs.sort();
     pairs.push(("cursor".into(), cursor.to_string()));
@@ -498,6 +518,9 @@ pub async fn commits(
     Ok(resp)
 }
 
+/// Tags one listing may filter on: each is a join.
+const MAX_FILTERS: usize = 16;
+
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -512,13 +535,35 @@ pub async fn list(
         None | Some("lastModified" | "last_modified") => RepoSort::LastModified,
         Some("createdAt" | "created_at") => RepoSort::CreatedAt,
         Some("id" | "name") => RepoSort::Name,
-        // Popularity sorts have no counters yet; recency is the closest honest order.
-        Some("downloads" | "likes" | "trending_score" | "trendingScore") => RepoSort::LastModified,
+        Some("downloads") => RepoSort::Downloads,
+        Some("likes") => RepoSort::Likes,
+        // Trending is recent likes; until likes carry their age into a score, likes is the
+        // closest honest order.
+        Some("trending_score" | "trendingScore") => RepoSort::Likes,
         Some(other) => return Err(ApiError::bad_request(format!("unknown sort key {other:?}"))),
     };
+    let ascending = match q.get("direction").map(String::as_str) {
+        None | Some("-1") => false,
+        Some("1") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("direction must be 1 or -1, not {other:?}"))),
+    };
+    // `filter=` may repeat (all must hold) and each may list tags separated by commas.
+    let tags: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "filter")
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    if tags.len() > MAX_FILTERS {
+        return Err(ApiError::bad_request(format!("at most {MAX_FILTERS} filters at once")));
+    }
     let query = RepoQuery {
         author: q.get("author").cloned(),
         search: q.get("search").cloned(),
+        tags,
+        ascending,
         viewer: caller.reader().map(str::to_string),
         sort,
         limit: (limit + 1) as i64,
@@ -528,18 +573,26 @@ pub async fn list(
     let more = repos.len() > limit;
     repos.truncate(limit);
     let full = query_bool(q.get("full"));
+    let card_data = full || query_bool(q.get("cardData")) || pairs.iter().any(|(k, v)| k.starts_with("expand") && v == "cardData");
     let mut items = Vec::with_capacity(repos.len());
     for repo in &repos {
         let head = state.db.resolve_revision(repo, "main").await.ok();
-        if full {
-            let files = match &head {
-                Some(h) => state.db.tree_at(repo, h).await?,
-                None => Default::default(),
-            };
-            items.push(repo_json(repo, head.as_deref(), Some((&files[..], false))));
-        } else {
-            items.push(repo_json(repo, head.as_deref(), None));
-        }
+        // The README alone unless the whole listing was asked for (`full`).
+        let (mut item, readme) = match &head {
+            Some(h) if full => {
+                let files = state.db.tree_at(repo, h).await?;
+                let readme = files.iter().find(|e| e.path == "README.md").cloned();
+                (repo_json(repo, Some(h), Some((&files[..], false))), readme)
+            }
+            Some(h) => (repo_json(repo, Some(h), None), state.db.file_at(repo, h, "README.md").await?),
+            None => (repo_json(repo, None, None), None),
+        };
+        let card = match readme {
+            Some(readme) => state.repos.card_of(&readme.sha256, readme.size).await?,
+            None => Default::default(),
+        };
+        add_card(&mut item, &card, card_data);
+        items.push(item);
     }
     let mut resp = Json(Value::Array(items)).into_response();
     if more {

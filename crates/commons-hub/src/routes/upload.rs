@@ -244,6 +244,10 @@ pub async fn commit(
                 let data = base64::engine::general_purpose::STANDARD
                     .decode(f.content.as_bytes())
                     .map_err(|e| ApiError::bad_request(format!("line {n}: content of {} is not valid base64: {e}", f.path)))?;
+                if f.path == "README.md" {
+                    // A card whose metadata does not parse is refused, naming its line.
+                    commons_repo::Repos::check_card(&data)?;
+                }
                 checked.push(Checked::Inline { path: f.path, data });
             }
             "lfsFile" => {
@@ -286,6 +290,9 @@ pub async fn commit(
         match item {
             Checked::Inline { path, data } => {
                 let stored = state.cas.put_bytes(&data).await?;
+                if path == "README.md" {
+                    state.repos.index_card(&stored.sha256, &data).await?;
+                }
                 let sample = &data[..data.len().min(512)];
                 let lfs = wants_lfs(&rules, &path, stored.size, sample);
                 ops.push(CommitOp::Put(NewFile { path, sha256: stored.sha256, lfs }));

@@ -1,0 +1,123 @@
+"""The market through the official `huggingface_hub` client: cards (cardData, tags, a README
+whose YAML is broken refused), listings filtered by tags and sorted by downloads and likes,
+likes (the HTTP call the Hub's pages make; `unlike` and `list_liked_repos` from the client),
+download counts, and private repositories hidden from everyone else throughout.
+
+Run with HF_ENDPOINT, HF_TOKEN (alice), BOB_TOKEN, HF_HOME and HF_HUB_DISABLE_XET=1 set.
+Prints `ALL CHECKS PASSED` at the end.
+"""
+
+import os
+import sys
+import time
+
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.utils import get_session
+
+# The client's own HTTP session (requests before 1.0, httpx since).
+http = get_session()
+
+endpoint = os.environ["HF_ENDPOINT"]
+alice = HfApi(token=os.environ["HF_TOKEN"])
+bob = HfApi(token=os.environ["BOB_TOKEN"])
+anonymous = HfApi(token=False)
+
+
+def check(cond, what):
+    if not cond:
+        print(f"CHECK FAILED: {what}", file=sys.stderr)
+        sys.exit(1)
+    print(f"ok: {what}")
+
+
+def card(meta: str) -> bytes:
+    return f"---\n{meta}---\n# A model\n\nTrained on MNIST.\n".encode()
+
+
+def create(name, meta, private=False):
+    repo = f"alice/{name}"
+    alice.create_repo(repo, private=private)
+    alice.upload_file(path_or_fileobj=card(meta), path_in_repo="README.md", repo_id=repo)
+    alice.upload_file(path_or_fileobj=b'{"hidden": 64}', path_in_repo="config.json", repo_id=repo)
+    return repo
+
+
+mlp = create("mlp", "library_name: commons\npipeline_tag: image-classification\nlicense: mit\ndatasets: [commons/mnist]\ntags: [mnist, mlp]\n")
+cnn = create("cnn", "library_name: commons\nlicense: apache-2.0\ntags: [mnist, cnn]\n")
+secret = create("secret", "license: mit\ntags: [mnist]\n", private=True)
+
+# Cards.
+info = alice.model_info(mlp)
+check(info.card_data is not None and info.card_data.license == "mit", f"cardData of {mlp}: {info.card_data}")
+for tag in ["commons", "image-classification", "mnist", "mlp", "license:mit", "dataset:commons/mnist"]:
+    check(tag in info.tags, f"{mlp} is tagged {tag}: {info.tags}")
+check(info.pipeline_tag == "image-classification", f"pipeline_tag {info.pipeline_tag}")
+check(info.library_name == "commons", f"library_name {info.library_name}")
+try:
+    alice.upload_file(path_or_fileobj=card("license: mit\ntags: [a, b\nother: 1\n"), path_in_repo="README.md", repo_id=cnn)
+    check(False, "a README with broken YAML is refused")
+except HfHubHTTPError as e:
+    check(e.response.status_code == 400 and "line 4" in str(e), f"a README with broken YAML is a 400 naming its line: {e}")
+check("license:apache-2.0" in alice.model_info(cnn).tags, "the refused README changed nothing")
+
+# Listings: tags (AND), author, search; private repositories only for those who may read them.
+def ids(api, **kw):
+    return [m.id for m in api.list_models(**kw)]
+
+check(set(ids(alice, filter="mnist", author="alice")) == {mlp, cnn, secret}, "alice lists her three MNIST models")
+check(set(ids(bob, filter="mnist")) == {mlp, cnn}, "bob does not see alice's private model")
+check(set(ids(anonymous, filter="mnist")) == {mlp, cnn}, "nor does an anonymous caller")
+check(ids(alice, filter=["mnist", "license:mit"]) in ([mlp, secret], [secret, mlp]), "filters are ANDed")
+check(ids(bob, filter=["mnist", "license:mit"]) == [mlp], "and still hide what bob may not read")
+check(ids(bob, search="cn") == [cnn], "search finds by name")
+check(ids(bob, filter="no-such-tag") == [], "an unknown tag matches nothing")
+
+# Downloads: distinct clients per repository per day, GETs of files (not HEADs).
+def downloads(repo, expected):
+    for _ in range(50):
+        n = alice.model_info(repo).downloads
+        if n == expected:
+            return n
+        time.sleep(0.1)
+    return n
+
+hf_hub_download(cnn, "config.json", token=os.environ["BOB_TOKEN"], cache_dir=os.environ["HF_HOME"] + "/bob")
+check(downloads(cnn, 1) == 1, "bob's download counts once")
+hf_hub_download(cnn, "config.json", token=os.environ["BOB_TOKEN"], cache_dir=os.environ["HF_HOME"] + "/bob", force_download=True)
+hf_hub_download(cnn, "README.md", token=os.environ["BOB_TOKEN"], cache_dir=os.environ["HF_HOME"] + "/bob")
+check(downloads(cnn, 1) == 1, "bob downloading again the same day counts nothing more")
+hf_hub_download(cnn, "config.json", token=False, cache_dir=os.environ["HF_HOME"] + "/anonymous")
+check(downloads(cnn, 2) == 2, "an anonymous download counts, by address")
+check(downloads(mlp, 0) == 0, "nobody downloaded the MLP")
+check(ids(bob, author="alice", sort="downloads")[0] == cnn, "sort=downloads puts the downloaded model first")
+listed = {m.id: m for m in bob.list_models(author="alice")}
+check(listed[cnn].downloads == 2 and listed[mlp].downloads == 0, "listings carry download counts")
+
+# Likes.
+def like(token, repo, method="POST"):
+    return http.request(method, f"{endpoint}/api/models/{repo}/like", headers={"authorization": f"Bearer {token}"})
+
+check(like(os.environ["BOB_TOKEN"], mlp).status_code == 200, "bob likes the MLP")
+check(like(os.environ["BOB_TOKEN"], mlp).status_code == 200, "liking twice is harmless")
+check(alice.model_info(mlp).likes == 1, "the MLP has one like")
+check(ids(bob, author="alice", sort="likes")[0] == mlp, "sort=likes puts the liked model first")
+# `direction` left the client in 2.x; the Hub still takes it.
+ascending = http.get(f"{endpoint}/api/models", params={"author": "alice", "sort": "likes", "direction": "1"}).json()
+check([m["id"] for m in ascending][-1] == mlp, "direction=1 reverses it")
+check(bob.list_liked_repos("bob").models == [mlp], "list_liked_repos shows bob's like")
+check(like(os.environ["BOB_TOKEN"], secret).status_code == 404, "bob cannot like what he cannot see")
+check(http.post(f"{endpoint}/api/models/{mlp}/like").status_code == 401, "an anonymous like is refused")
+check(like(os.environ["HF_TOKEN"], secret).status_code == 200, "alice likes her private model")
+check(alice.list_liked_repos("alice").models == [secret], "alice sees her own like")
+check(bob.list_liked_repos("alice").models == [], "bob does not see alice's like of a private model")
+bob.unlike(mlp)
+check(alice.model_info(mlp).likes == 0, "unlike takes the like back")
+check(bob.list_liked_repos("bob").models == [], "and it leaves bob's likes")
+try:
+    bob.unlike(secret)
+    check(False, "unliking a repository bob cannot see fails")
+except RepositoryNotFoundError:
+    check(True, "unliking a repository bob cannot see is a RepositoryNotFoundError")
+
+print("ALL CHECKS PASSED")

@@ -1,0 +1,155 @@
+//! The market's rows: cards as parsed (one per README blob, which never changes), likes, and
+//! downloads by distinct client per repository per day. Counters on `repos` change in the same
+//! transaction as the rows they count.
+
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::repos::{REPO_COLUMNS, repo_from_row};
+use crate::{Db, Repo, Result};
+
+/// Days a download counts for.
+pub const DOWNLOAD_DAYS: i64 = 30;
+
+/// One download to count: repository, day (unix days) and client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Download {
+    pub repo_id: i64,
+    pub day: i64,
+    pub client: String,
+}
+
+fn repo_columns_of(alias: &str) -> String {
+    REPO_COLUMNS.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
+}
+
+impl Db {
+    /// Records the card of README blob `readme_sha256`: its front matter as JSON and the tags
+    /// it gives. A blob's card never changes, so a second call changes nothing.
+    pub async fn record_card(&self, readme_sha256: &str, metadata_json: &str, tags: &[String]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let new = sqlx::query("INSERT INTO cards (readme_sha256, metadata) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(readme_sha256)
+            .bind(metadata_json)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if new {
+            for tag in tags {
+                sqlx::query("INSERT INTO card_tags (readme_sha256, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(readme_sha256)
+                    .bind(tag)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The recorded front matter (JSON) of README blob `readme_sha256`.
+    pub async fn card(&self, readme_sha256: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT metadata FROM cards WHERE readme_sha256 = $1").bind(readme_sha256).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.try_get("metadata")).transpose()?)
+    }
+
+    /// Up to `limit` README blobs that some revision holds and that have no card yet: what a
+    /// hub made before cards were recorded still has to parse.
+    pub async fn readmes_without_card(&self, limit: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT te.sha256 FROM tree_entries te
+              WHERE te.path = 'README.md' AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.readme_sha256 = te.sha256)
+              LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("sha256")?)).collect()
+    }
+
+    /// `user_id` likes `repo`. Returns whether that is new.
+    pub async fn like(&self, user_id: i64, repo: &Repo) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let new = sqlx::query("INSERT INTO likes (user_id, repo_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(user_id)
+            .bind(repo.id)
+            .bind(crate::now_unix())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if new {
+            sqlx::query("UPDATE repos SET likes = likes + 1 WHERE id = $1").bind(repo.id).execute(&mut **tx).await?;
+        }
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// `user_id` no longer likes `repo`. Returns whether they did.
+    pub async fn unlike(&self, user_id: i64, repo: &Repo) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let gone = sqlx::query("DELETE FROM likes WHERE user_id = $1 AND repo_id = $2")
+            .bind(user_id)
+            .bind(repo.id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if gone {
+            sqlx::query("UPDATE repos SET likes = likes - 1 WHERE id = $1").bind(repo.id).execute(&mut **tx).await?;
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
+
+    /// The repositories user `name` likes that `viewer` may see, newest like first, with when.
+    pub async fn likes_of(&self, name: &str, viewer: Option<&str>, limit: i64, offset: i64) -> Result<Vec<(Repo, i64)>> {
+        let sql = format!(
+            "SELECT {}, l.created_at AS liked_at FROM likes l
+               JOIN users u ON u.id = l.user_id
+               JOIN repos r ON r.id = l.repo_id
+              WHERE u.name = $1 AND (r.private = FALSE OR r.namespace = $2)
+              ORDER BY l.created_at DESC, r.id DESC LIMIT $3 OFFSET $4",
+            repo_columns_of("r")
+        );
+        let rows =
+            sqlx::query(AssertSqlSafe(sql)).bind(name).bind(viewer.unwrap_or("")).bind(limit).bind(offset).fetch_all(&self.pool).await?;
+        rows.iter().map(|row| Ok((repo_from_row(row)?, row.try_get("liked_at")?))).collect()
+    }
+
+    /// Counts downloads: a (repository, day, client) seen before counts nothing, a new one adds
+    /// one to the repository's counter, in one transaction. Repositories deleted meanwhile are
+    /// skipped.
+    pub async fn record_downloads(&self, downloads: &[Download]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for d in downloads {
+            let new = sqlx::query(
+                "INSERT INTO repo_downloads (repo_id, day, client)
+                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM repos WHERE id = $1) ON CONFLICT DO NOTHING",
+            )
+            .bind(d.repo_id)
+            .bind(d.day)
+            .bind(&d.client)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if new {
+                sqlx::query("UPDATE repos SET downloads = downloads + 1 WHERE id = $1").bind(d.repo_id).execute(&mut **tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Drops downloads older than the 30 days ending `today` and recounts what they counted in.
+    pub async fn forget_old_downloads(&self, today: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM repo_downloads WHERE day <= $1").bind(today - DOWNLOAD_DAYS).execute(&mut **tx).await?;
+        sqlx::query("UPDATE repos SET downloads = (SELECT COUNT(*) FROM repo_downloads d WHERE d.repo_id = repos.id) WHERE downloads > 0")
+            .execute(&mut **tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
