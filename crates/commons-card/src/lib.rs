@@ -92,6 +92,13 @@ impl Card {
 /// (from `datasets`), `base_model:X`, `language:X` and `task_categories:X`; each once, in that
 /// order. A value may be one string or a list of them; anything else is ignored.
 pub fn hub_tags(metadata: &Map<String, Value>) -> Vec<String> {
+    typed_hub_tags(metadata).into_iter().map(|(_, tag)| tag).collect()
+}
+
+/// [`hub_tags`], each with its facet as the Hub's tag pages group them: `library`,
+/// `pipeline_tag`, `other` (the card's own `tags`), `license`, `dataset`, `base_model`,
+/// `language`, `task_categories`.
+pub fn typed_hub_tags(metadata: &Map<String, Value>) -> Vec<(&'static str, String)> {
     let strings = |key: &str| -> Vec<String> {
         match metadata.get(key) {
             Some(Value::String(s)) => vec![s.clone()],
@@ -99,24 +106,24 @@ pub fn hub_tags(metadata: &Map<String, Value>) -> Vec<String> {
             _ => Vec::new(),
         }
     };
-    let mut tags: Vec<String> = Vec::new();
-    let mut add = |tag: String| {
+    let mut tags: Vec<(&'static str, String)> = Vec::new();
+    let mut add = |kind: &'static str, tag: String| {
         let tag = tag.trim().to_string();
-        if !tag.is_empty() && tag.len() <= 200 && !tags.contains(&tag) {
-            tags.push(tag);
+        if !tag.is_empty() && tag.len() <= 200 && !tags.iter().any(|(_, t)| *t == tag) {
+            tags.push((kind, tag));
         }
     };
-    for key in ["library_name", "pipeline_tag", "tags"] {
-        strings(key).into_iter().for_each(&mut add);
+    for (key, kind) in [("library_name", "library"), ("pipeline_tag", "pipeline_tag"), ("tags", "other")] {
+        strings(key).into_iter().for_each(|v| add(kind, v));
     }
-    for (key, prefix) in [
-        ("license", "license"),
-        ("datasets", "dataset"),
-        ("base_model", "base_model"),
-        ("language", "language"),
-        ("task_categories", "task_categories"),
+    for (key, kind, prefix) in [
+        ("license", "license", "license"),
+        ("datasets", "dataset", "dataset"),
+        ("base_model", "base_model", "base_model"),
+        ("language", "language", "language"),
+        ("task_categories", "task_categories", "task_categories"),
     ] {
-        strings(key).into_iter().for_each(|v| add(format!("{prefix}:{v}")));
+        strings(key).into_iter().for_each(|v| add(kind, format!("{prefix}:{v}")));
     }
     tags
 }

@@ -10,6 +10,8 @@ CREATE TABLE cards (
 CREATE TABLE card_tags (
     readme_sha256 TEXT NOT NULL REFERENCES cards(readme_sha256),
     tag           TEXT NOT NULL,
+    -- The facet it is grouped under: library, pipeline_tag, license, dataset, language, …
+    facet         TEXT NOT NULL,
     PRIMARY KEY (readme_sha256, tag)
 );
 CREATE INDEX card_tags_by_tag ON card_tags (tag, readme_sha256);

@@ -54,6 +54,9 @@ pub(crate) struct ReadCache {
     blobs: Cache<String, BlobRow>,
     terms: Cache<String, Arc<Vec<FileTerm>>>,
     tokens: Cache<String, Fresh<Token>>,
+    /// Parsed cards by README blob (a blob's card never changes; one not recorded yet is not
+    /// kept).
+    cards: Cache<String, Arc<str>>,
 }
 
 impl std::fmt::Debug for ReadCache {
@@ -75,6 +78,7 @@ impl ReadCache {
             blobs: Cache::new(ENTRIES),
             terms: Cache::new(ENTRIES),
             tokens: Cache::new(ENTRIES),
+            cards: Cache::new(ENTRIES / 10),
         })
     }
 
@@ -134,6 +138,14 @@ impl ReadCache {
         if files.len() <= MAX_CACHED_TREE {
             self.trees.insert(key, files.clone());
         }
+    }
+
+    pub(crate) fn card(&self, readme_sha256: &str) -> Option<Arc<str>> {
+        self.cards.get(readme_sha256)
+    }
+
+    pub(crate) fn put_card(&self, readme_sha256: &str, metadata: Arc<str>) {
+        self.cards.insert(readme_sha256.to_string(), metadata);
     }
 
     pub(crate) fn blob(&self, sha256: &str) -> Option<BlobRow> {

@@ -5,7 +5,7 @@
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::repos::{REPO_COLUMNS, repo_from_row};
-use crate::{Db, Repo, Result};
+use crate::{Db, Repo, RepoKind, Result};
 
 /// Days a download counts for.
 pub const DOWNLOAD_DAYS: i64 = 30;
@@ -24,8 +24,9 @@ fn repo_columns_of(alias: &str) -> String {
 
 impl Db {
     /// Records the card of README blob `readme_sha256`: its front matter as JSON and the tags
-    /// it gives. A blob's card never changes, so a second call changes nothing.
-    pub async fn record_card(&self, readme_sha256: &str, metadata_json: &str, tags: &[String]) -> Result<()> {
+    /// it gives, each with its facet. A blob's card never changes, so a second call changes
+    /// nothing.
+    pub async fn record_card(&self, readme_sha256: &str, metadata_json: &str, tags: &[(&str, String)]) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let new = sqlx::query("INSERT INTO cards (readme_sha256, metadata) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(readme_sha256)
@@ -35,10 +36,11 @@ impl Db {
             .rows_affected()
             == 1;
         if new {
-            for tag in tags {
-                sqlx::query("INSERT INTO card_tags (readme_sha256, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            for (facet, tag) in tags {
+                sqlx::query("INSERT INTO card_tags (readme_sha256, tag, facet) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                     .bind(readme_sha256)
                     .bind(tag)
+                    .bind(facet)
                     .execute(&mut **tx)
                     .await?;
             }
@@ -48,9 +50,15 @@ impl Db {
     }
 
     /// The recorded front matter (JSON) of README blob `readme_sha256`.
-    pub async fn card(&self, readme_sha256: &str) -> Result<Option<String>> {
+    pub async fn card(&self, readme_sha256: &str) -> Result<Option<std::sync::Arc<str>>> {
+        if let Some(card) = self.cache.card(readme_sha256) {
+            return Ok(Some(card));
+        }
         let row = sqlx::query("SELECT metadata FROM cards WHERE readme_sha256 = $1").bind(readme_sha256).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| r.try_get("metadata")).transpose()?)
+        let Some(row) = row else { return Ok(None) };
+        let card: std::sync::Arc<str> = row.try_get::<String, _>("metadata")?.into();
+        self.cache.put_card(readme_sha256, card.clone());
+        Ok(Some(card))
     }
 
     /// Up to `limit` README blobs that some revision holds and that have no card yet: what a
@@ -65,6 +73,26 @@ impl Db {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| Ok(r.try_get("sha256")?)).collect()
+    }
+
+    /// How many repositories of `kind` that `viewer` may see carry each tag on the head of
+    /// `main`, with the tag's facet; most used first, at most `limit`.
+    pub async fn tag_counts(&self, kind: RepoKind, viewer: Option<&str>, limit: i64) -> Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT t.facet, t.tag, COUNT(*) AS n FROM repos r
+               JOIN refs f ON f.repo_id = r.id AND f.kind = 'branch' AND f.name = 'main'
+               JOIN commits c ON c.repo_id = f.repo_id AND c.id = f.commit_id
+               JOIN tree_entries te ON te.tree_id = c.tree_id AND te.path = 'README.md'
+               JOIN card_tags t ON t.readme_sha256 = te.sha256
+              WHERE r.kind = $1 AND (r.private = FALSE OR r.namespace = $2)
+              GROUP BY t.facet, t.tag ORDER BY n DESC, t.tag LIMIT $3",
+        )
+        .bind(kind.as_str())
+        .bind(viewer.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("facet")?, r.try_get("tag")?, r.try_get("n")?))).collect()
     }
 
     /// `user_id` likes `repo`. Returns whether that is new.

@@ -279,6 +279,15 @@ fn a_file_uploaded_through_lfs_reconstructs_through_xet_for_readers_of_its_repos
     assert_eq!(unpacked, data.len() as u64, "the terms cover the file (the range is clamped to it)");
     assert_eq!(v1["terms"], v2["terms"]);
     assert_eq!(v2["offset_into_first_range"], 0);
+    // A Xet client never GETs `/resolve`: its reconstructions are its downloads, one per day.
+    let downloads = || hub.block_on(hub.state.db.get_repo(commons_db::RepoKind::Model, "alice", "weights")).unwrap().unwrap().downloads;
+    for _ in 0..50 {
+        if downloads() == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(downloads(), 1, "bob's reconstructions count as one download");
     assert_eq!(reconstruction(&read, "v2", Some("bytes=300000-300010")).status().as_u16(), 416, "past the end");
     let mid: Value = reconstruction(&read, "v2", Some("bytes=1000-1999")).json().unwrap();
     assert_eq!(mid["offset_into_first_range"], 1000);

@@ -25,7 +25,7 @@ impl Repos {
     pub async fn index_card(&self, sha256: &str, text: &[u8]) -> Result<Map<String, Value>> {
         let metadata =
             std::str::from_utf8(text).ok().and_then(|t| commons_card::Card::parse(t).ok()).map(|c| c.metadata).unwrap_or_default();
-        let tags = commons_card::hub_tags(&metadata);
+        let tags = commons_card::typed_hub_tags(&metadata);
         let json = Value::Object(metadata.clone()).to_string();
         self.db.record_card(sha256, &json, &tags).await?;
         Ok(metadata)

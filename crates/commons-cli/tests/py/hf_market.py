@@ -73,6 +73,16 @@ check(ids(bob, filter=["mnist", "license:mit"]) == [mlp], "and still hide what b
 check(ids(bob, search="cn") == [cnn], "search finds by name")
 check(ids(bob, filter="no-such-tag") == [], "an unknown tag matches nothing")
 
+# Tag facets, counted over what the caller may see.
+def facets(token):
+    by_type = http.get(f"{endpoint}/api/models-tags-by-type", headers={"authorization": f"Bearer {token}"}).json()
+    return {(facet, t["id"]): t["count"] for facet, tags in by_type.items() for t in tags}
+
+seen_by_bob = facets(os.environ["BOB_TOKEN"])
+check(seen_by_bob[("other", "mnist")] == 2 and seen_by_bob[("license", "license:mit")] == 1, f"bob's facets: {seen_by_bob}")
+check(seen_by_bob[("library", "commons")] == 2 and seen_by_bob[("pipeline_tag", "image-classification")] == 1, "library and task facets")
+check(facets(os.environ["HF_TOKEN"])[("other", "mnist")] == 3, "alice's facets count her private model")
+
 # Downloads: distinct clients per repository per day, GETs of files (not HEADs).
 def downloads(repo, expected):
     for _ in range(50):

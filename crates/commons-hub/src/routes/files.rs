@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{readable_repo, resolve as resolve_rev};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::downloads::Client;
+use crate::downloads::{Client, ClientAddress};
 use crate::error::{ApiError, ApiResult};
 use commons_repo::names::validate_file_path;
 
@@ -60,18 +60,6 @@ pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, 
         return Err(());
     }
     Ok(Some((start, end_inclusive + 1)))
-}
-
-/// The address a request came from, when the server was started with it (`commons serve`).
-pub struct ClientAddress(Option<std::net::IpAddr>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let info = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
-        Ok(Self(info.map(|info| info.0.ip())))
-    }
 }
 
 pub async fn resolve(

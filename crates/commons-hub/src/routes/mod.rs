@@ -3,7 +3,7 @@
 mod compute;
 mod files;
 mod lfs;
-mod likes;
+mod market;
 mod meta;
 mod repos;
 mod upload;
@@ -38,7 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/branch/{branch}", post(repos::create_branch).delete(repos::delete_branch))
         .route("/tag/{rev}", post(repos::create_tag).delete(repos::delete_tag))
         .route("/settings", put(repos::settings))
-        .route("/like", post(likes::like).delete(likes::unlike))
+        .route("/like", post(market::like).delete(market::unlike))
         .merge(xet::token_routes());
 
     let file_routes = Router::new()
@@ -48,7 +48,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/whoami-v2", get(meta::whoami))
         .route("/api/validate-yaml", post(meta::validate_yaml))
-        .route("/api/users/{name}/likes", get(likes::of_user))
+        .route("/api/users/{name}/likes", get(market::of_user))
+        .route("/api/models-tags-by-type", get(|s, c| market::tags_by_type(s, c, RepoKind::Model)))
+        .route("/api/datasets-tags-by-type", get(|s, c| market::tags_by_type(s, c, RepoKind::Dataset)))
+        .route("/api/algorithms-tags-by-type", get(|s, c| market::tags_by_type(s, c, RepoKind::Algorithm)))
         .route("/api/repos/create", post(repos::create))
         .route("/api/repos/delete", axum::routing::delete(repos::delete))
         .route("/api/repos/move", post(repos::move_repo))

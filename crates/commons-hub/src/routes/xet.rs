@@ -33,6 +33,7 @@ use serde_json::json;
 
 use super::{base_url, kind_from_plural, readable_repo};
 use crate::auth::Caller;
+use crate::downloads::{Client, ClientAddress};
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, RawBody};
 
@@ -342,16 +343,22 @@ const XORB_URL_TTL_SECS: i64 = 3600;
 
 /// `GET {casUrl}/v1/reconstructions/{file_id}`: the terms of (a range of) a file and where to
 /// fetch them.
-async fn reconstruction_v1(state: State<AppState>, path: Path<String>, headers: HeaderMap) -> ApiResult<Response> {
-    reconstruction(state, path, headers, false).await
+async fn reconstruction_v1(state: State<AppState>, path: Path<String>, headers: HeaderMap, address: ClientAddress) -> ApiResult<Response> {
+    reconstruction(state, path, headers, address, false).await
 }
 
 /// `GET {casUrl}/v2/reconstructions/{file_id}`: as v1, fetch information grouped by xorb.
-async fn reconstruction_v2(state: State<AppState>, path: Path<String>, headers: HeaderMap) -> ApiResult<Response> {
-    reconstruction(state, path, headers, true).await
+async fn reconstruction_v2(state: State<AppState>, path: Path<String>, headers: HeaderMap, address: ClientAddress) -> ApiResult<Response> {
+    reconstruction(state, path, headers, address, true).await
 }
 
-async fn reconstruction(State(state): State<AppState>, Path(file_id): Path<String>, headers: HeaderMap, v2: bool) -> ApiResult<Response> {
+async fn reconstruction(
+    State(state): State<AppState>,
+    Path(file_id): Path<String>,
+    headers: HeaderMap,
+    address: ClientAddress,
+    v2: bool,
+) -> ApiResult<Response> {
     let grant = XetGrant::of_request(&state, &headers)?;
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("file {file_id} not found"));
     if file_id.len() != 64 || !file_id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -371,6 +378,13 @@ async fn reconstruction(State(state): State<AppState>, Path(file_id): Path<Strin
             }
         },
     };
+    // A Xet client downloads a file here, never with a GET of `/resolve`: this is its download.
+    let client = match (grant.user_id, address.0) {
+        (0, Some(ip)) => Client::Address(ip),
+        (0, None) => Client::Unknown,
+        (user, _) => Client::User(user),
+    };
+    state.downloads.count(&state.signer, grant.repo_id, client);
     let cas_url = format!("{}/xet", base_url(&state, &headers));
     let exp = commons_db::now_unix() + XORB_URL_TTL_SECS;
     let all = if start < end { state.db.file_terms(&file_id).await? } else { Vec::new() };

@@ -1,7 +1,11 @@
-//! Likes: `POST`/`DELETE /api/{kind}s/{ns}/{name}/like` (what the Hub's pages call;
-//! `huggingface_hub.unlike` calls the `DELETE`), and `GET /api/users/{name}/likes`
-//! (`huggingface_hub.list_liked_repos`). A like needs an account token (not a lease token) and
-//! a repository the caller may see; a listing shows only repositories its viewer may see.
+//! The market's own endpoints (listings themselves are in `repos`):
+//! - likes: `POST`/`DELETE /api/{kind}s/{ns}/{name}/like` (what the Hub's pages call;
+//!   `huggingface_hub.unlike` calls the `DELETE`), and `GET /api/users/{name}/likes`
+//!   (`huggingface_hub.list_liked_repos`). A like needs an account token (not a lease token)
+//!   and a repository the caller may see;
+//! - tag facets: `GET /api/{kind}s-tags-by-type`.
+//!
+//! What these list shows only repositories the caller may see.
 
 use std::collections::HashMap;
 
@@ -62,3 +66,23 @@ pub async fn of_user(
     }
     Ok(resp)
 }
+
+/// `GET /api/{models,datasets,algorithms}-tags-by-type`: the tags in use, grouped by facet
+/// (`library`, `pipeline_tag`, `license`, `dataset`, `language`, …), each with how many
+/// repositories the caller may see carry it, most used first: what the listing pages offer as
+/// filters.
+pub async fn tags_by_type(State(state): State<AppState>, caller: Caller, kind: commons_db::RepoKind) -> ApiResult<Json<Value>> {
+    let counts = state.db.tag_counts(kind, caller.reader(), MAX_FACET_TAGS).await?;
+    let mut out = serde_json::Map::new();
+    for (facet, tag, count) in counts {
+        let label = tag.split_once(':').map_or(tag.as_str(), |(_, label)| label).to_string();
+        let entry = json!({"id": tag, "label": label, "type": facet, "count": count});
+        if let Value::Array(items) = out.entry(facet).or_insert_with(|| Value::Array(Vec::new())) {
+            items.push(entry);
+        }
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+/// Tags one facet listing returns at most.
+const MAX_FACET_TAGS: i64 = 5_000;
