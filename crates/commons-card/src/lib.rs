@@ -87,25 +87,29 @@ impl Card {
     }
 }
 
+/// The strings of `key`: one string, or a list of them (anything else in it is ignored).
+pub fn strings(metadata: &Map<String, Value>, key: &str) -> Vec<String> {
+    match metadata.get(key) {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The tags a card gives its repository, as the Hugging Face Hub derives them: `library_name`
 /// and `pipeline_tag` as they are, then the card's own `tags`, then `license:X`, `dataset:X`
-/// (from `datasets`), `base_model:X`, `language:X` and `task_categories:X`; each once, in that
-/// order. A value may be one string or a list of them; anything else is ignored.
+/// (from `datasets`), `base_model:X`, `language:X`, `task_categories:X` and Commons'
+/// `algorithm:X`; each once, in that order. A value may be one string or a list of them;
+/// anything else is ignored.
 pub fn hub_tags(metadata: &Map<String, Value>) -> Vec<String> {
     typed_hub_tags(metadata).into_iter().map(|(_, tag)| tag).collect()
 }
 
 /// [`hub_tags`], each with its facet as the Hub's tag pages group them: `library`,
 /// `pipeline_tag`, `other` (the card's own `tags`), `license`, `dataset`, `base_model`,
-/// `language`, `task_categories`.
+/// `language`, `task_categories`, `algorithm`.
 pub fn typed_hub_tags(metadata: &Map<String, Value>) -> Vec<(&'static str, String)> {
-    let strings = |key: &str| -> Vec<String> {
-        match metadata.get(key) {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-            _ => Vec::new(),
-        }
-    };
+    let strings = |key: &str| strings(metadata, key);
     let mut tags: Vec<(&'static str, String)> = Vec::new();
     let mut add = |kind: &'static str, tag: String| {
         let tag = tag.trim().to_string();
@@ -122,6 +126,8 @@ pub fn typed_hub_tags(metadata: &Map<String, Value>) -> Vec<(&'static str, Strin
         ("base_model", "base_model", "base_model"),
         ("language", "language", "language"),
         ("task_categories", "task_categories", "task_categories"),
+        // Commons' own: the algorithm repository a compute job ran to make this model.
+        ("algorithm", "algorithm", "algorithm"),
     ] {
         strings(key).into_iter().for_each(|v| add(kind, format!("{prefix}:{v}")));
     }

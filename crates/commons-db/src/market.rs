@@ -95,6 +95,25 @@ impl Db {
         rows.iter().map(|r| Ok((r.try_get("facet")?, r.try_get("tag")?, r.try_get("n")?))).collect()
     }
 
+    /// Up to `limit` repositories of each kind that `viewer` may see whose card, at the head of
+    /// `main`, carries `tag` (`base_model:ns/name` finds the models made from that one). It
+    /// is the listing's tag filter, so it costs what a filtered listing costs.
+    pub async fn repos_with_tag(&self, tag: &str, viewer: Option<&str>, limit: i64) -> Result<Vec<Repo>> {
+        let mut found = Vec::new();
+        for kind in [RepoKind::Model, RepoKind::Dataset, RepoKind::Algorithm] {
+            let query = crate::RepoQuery {
+                tags: vec![tag.to_string()],
+                viewer: viewer.map(str::to_string),
+                sort: crate::RepoSort::CreatedAt,
+                ascending: true,
+                limit,
+                ..Default::default()
+            };
+            found.extend(self.list_repos(kind, &query).await?);
+        }
+        Ok(found)
+    }
+
     /// `user_id` likes `repo`. Returns whether that is new.
     pub async fn like(&self, user_id: i64, repo: &Repo) -> Result<bool> {
         let mut tx = self.begin_write().await?;

@@ -130,4 +130,24 @@ try:
 except RepositoryNotFoundError:
     check(True, "unliking a repository bob cannot see is a RepositoryNotFoundError")
 
+# Lineage, from what cards name; private repositories are left out for those who may not see them.
+alice.create_repo("alice/digits", repo_type="dataset")
+tuned = create("tuned", "base_model: alice/mlp\ndatasets: [alice/digits]\n")
+create("tuned-secret", "base_model: alice/mlp\n", private=True)
+
+def lineage(token, path):
+    return http.get(f"{endpoint}/api/{path}/lineage", headers={"authorization": f"Bearer {token}"}).json()
+
+def related(nodes):
+    return sorted((n["id"], n["relation"], n["of"], n["depth"]) for n in nodes)
+
+up = lineage(os.environ["BOB_TOKEN"], f"models/{tuned}")
+check(related(up["ancestors"]) == [("alice/digits", "datasets", tuned, 1), (mlp, "base_model", tuned, 1)], f"ancestors: {up}")
+down = lineage(os.environ["BOB_TOKEN"], f"models/{mlp}")
+check(related(down["descendants"]) == [(tuned, "base_model", mlp, 1)], f"bob sees one descendant: {down}")
+check(len(lineage(os.environ["HF_TOKEN"], f"models/{mlp}")["descendants"]) == 2, "alice also sees her private one")
+data = lineage(os.environ["BOB_TOKEN"], "datasets/alice/digits")
+check(related(data["descendants"]) == [(tuned, "datasets", "alice/digits", 1)], f"a dataset's descendants: {data}")
+check(http.get(f"{endpoint}/api/models/alice/tuned-secret/lineage").status_code == 404, "a private repository's lineage is not found")
+
 print("ALL CHECKS PASSED")

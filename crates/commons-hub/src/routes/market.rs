@@ -3,7 +3,8 @@
 //!   `huggingface_hub.unlike` calls the `DELETE`), and `GET /api/users/{name}/likes`
 //!   (`huggingface_hub.list_liked_repos`). A like needs an account token (not a lease token)
 //!   and a repository the caller may see;
-//! - tag facets: `GET /api/{kind}s-tags-by-type`.
+//! - tag facets: `GET /api/{kind}s-tags-by-type`;
+//! - lineage: `GET /api/{kind}s/{ns}/{name}/lineage`, from what cards name.
 //!
 //! What these list shows only repositories the caller may see.
 
@@ -86,3 +87,71 @@ pub async fn tags_by_type(State(state): State<AppState>, caller: Caller, kind: c
 
 /// Tags one facet listing returns at most.
 const MAX_FACET_TAGS: i64 = 5_000;
+
+/// Steps followed from the repository asked about, at most, each way.
+const LINEAGE_DEPTH: usize = 8;
+/// Repositories one lineage answer names at most, each way.
+const LINEAGE_NODES: usize = 200;
+
+/// `GET /api/{kind}s/{ns}/{name}/lineage`: where a repository comes from and what was made from
+/// it, as cards say: a model's `base_model` (followed up through the base's own card), its
+/// `datasets` and the `algorithm` a compute job ran to make it (a job writes both into the card
+/// of the model it publishes); and, the other way, the repositories whose cards name this one.
+/// Each node says how it is related (`relation`), to which node (`of`), and how far (`depth`).
+/// Repositories the caller may not see are left out, never named.
+pub async fn lineage(State(state): State<AppState>, caller: Caller, Path(p): Path<LikePath>) -> ApiResult<Json<Value>> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    let node = |r: &commons_db::Repo, relation: &str, of: &commons_db::Repo, depth: usize| json!({"id": r.full_name(), "type": r.kind.as_str(), "relation": relation, "of": of.full_name(), "depth": depth});
+
+    let mut ancestors = Vec::new();
+    let mut seen = std::collections::HashSet::from([(repo.kind, repo.full_name())]);
+    let mut frontier = vec![(repo.clone(), 0usize)];
+    while let Some((current, depth)) = frontier.pop() {
+        if depth >= LINEAGE_DEPTH || ancestors.len() >= LINEAGE_NODES {
+            continue;
+        }
+        let Ok(head) = state.repos.pin(&current, "main").await else { continue };
+        let card = state.repos.card_at(&current, &head).await?;
+        for (key, parent_kind) in [
+            ("base_model", commons_db::RepoKind::Model),
+            ("datasets", commons_db::RepoKind::Dataset),
+            ("algorithm", commons_db::RepoKind::Algorithm),
+        ] {
+            for id in commons_card::strings(&card, key) {
+                let Some((ns, name)) = id.split_once('/') else { continue };
+                let Ok(parent) = state.repos.find(parent_kind, ns, name, caller.reader()).await else { continue };
+                if ancestors.len() < LINEAGE_NODES && seen.insert((parent.kind, parent.full_name())) {
+                    ancestors.push(node(&parent, key, &current, depth + 1));
+                    frontier.push((parent, depth + 1));
+                }
+            }
+        }
+    }
+
+    let mut descendants = Vec::new();
+    let mut seen = std::collections::HashSet::from([(repo.kind, repo.full_name())]);
+    let mut frontier = std::collections::VecDeque::from([(repo.clone(), 0usize)]);
+    while let Some((current, depth)) = frontier.pop_front() {
+        if depth >= LINEAGE_DEPTH || descendants.len() >= LINEAGE_NODES {
+            continue;
+        }
+        let relation = match current.kind {
+            commons_db::RepoKind::Model => "base_model",
+            commons_db::RepoKind::Dataset => "datasets",
+            commons_db::RepoKind::Algorithm => "algorithm",
+        };
+        let tag = match current.kind {
+            commons_db::RepoKind::Model => format!("base_model:{}", current.full_name()),
+            commons_db::RepoKind::Dataset => format!("dataset:{}", current.full_name()),
+            commons_db::RepoKind::Algorithm => format!("algorithm:{}", current.full_name()),
+        };
+        for child in state.db.repos_with_tag(&tag, caller.reader(), LINEAGE_NODES as i64).await? {
+            if descendants.len() < LINEAGE_NODES && seen.insert((child.kind, child.full_name())) {
+                descendants.push(node(&child, relation, &current, depth + 1));
+                frontier.push_back((child, depth + 1));
+            }
+        }
+    }
+    Ok(Json(json!({"id": repo.full_name(), "type": repo.kind.as_str(), "ancestors": ancestors, "descendants": descendants})))
+}
