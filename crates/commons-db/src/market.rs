@@ -164,6 +164,20 @@ impl Db {
         rows.iter().map(|row| Ok((repo_from_row(row)?, row.try_get("liked_at")?))).collect()
     }
 
+    /// Who likes `repo` (name and full name), newest like first.
+    pub async fn likers(&self, repo: &Repo, limit: i64, offset: i64) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT u.name, u.fullname FROM likes l JOIN users u ON u.id = l.user_id
+              WHERE l.repo_id = $1 ORDER BY l.created_at DESC, u.id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(repo.id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("name")?, r.try_get("fullname")?))).collect()
+    }
+
     /// Counts downloads: a (repository, day, client) seen before counts nothing, a new one adds
     /// one to the repository's counter, in one transaction. Repositories deleted meanwhile are
     /// skipped.

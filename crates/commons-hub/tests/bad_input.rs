@@ -219,3 +219,35 @@ fn a_commit_whose_last_line_names_a_missing_object_stores_nothing() {
     assert_eq!(support::files_under(&store), before, "the store's bytes are unchanged");
     assert_eq!(head_of_repo(&client, "atomic"), head);
 }
+
+#[test]
+fn bad_listing_parameters_and_likes_get_clear_errors_and_count_nothing() {
+    let hub = Hub::start();
+    let client = RawClient::new(&hub);
+    assert!(client.create_model("liked").unwrap().status().is_success());
+    let http = reqwest::blocking::Client::new();
+    let get = |path: &str| http.get(format!("{}{path}", hub.url())).send().unwrap();
+
+    let (status, body) = error_of(get("/api/models?sort=popularity"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("popularity"), "{body}");
+    assert_eq!(error_of(get("/api/models?sort=likes&direction=2")).0, 400);
+    let many: String = (0..17).map(|i| format!("&filter=t{i}")).collect();
+    let (status, body) = error_of(get(&format!("/api/models?{many}")));
+    assert_eq!(status, 400, "{body}");
+
+    let like = |token: Option<&str>, repo: &str| {
+        let request = http.post(format!("{}/api/models/{repo}/like", hub.url()));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+        .send()
+        .unwrap()
+    };
+    assert_eq!(error_of(like(None, "alice/liked")).0, 401, "anonymous");
+    assert_eq!(error_of(like(Some(&hub.token), "alice/missing")).0, 404, "a missing repository");
+    assert_eq!(error_of(like(Some("hf_not_a_token"), "alice/liked")).0, 401, "an unknown token");
+    let info: Value = get("/api/models/alice/liked").json().unwrap();
+    assert_eq!(info["likes"], 0, "nothing was counted");
+}

@@ -116,6 +116,7 @@ check(ids(bob, author="alice", sort="likes")[0] == mlp, "sort=likes puts the lik
 ascending = http.get(f"{endpoint}/api/models", params={"author": "alice", "sort": "likes", "direction": "1"}).json()
 check([m["id"] for m in ascending][-1] == mlp, "direction=1 reverses it")
 check(bob.list_liked_repos("bob").models == [mlp], "list_liked_repos shows bob's like")
+check([u.username for u in alice.list_repo_likers(mlp)] == ["bob"], "list_repo_likers names bob")
 check(like(os.environ["BOB_TOKEN"], secret).status_code == 404, "bob cannot like what he cannot see")
 check(http.post(f"{endpoint}/api/models/{mlp}/like").status_code == 401, "an anonymous like is refused")
 check(like(os.environ["HF_TOKEN"], secret).status_code == 200, "alice likes her private model")

@@ -1,7 +1,8 @@
 //! The market's own endpoints (listings themselves are in `repos`):
 //! - likes: `POST`/`DELETE /api/{kind}s/{ns}/{name}/like` (what the Hub's pages call;
 //!   `huggingface_hub.unlike` calls the `DELETE`), and `GET /api/users/{name}/likes`
-//!   (`huggingface_hub.list_liked_repos`). A like needs an account token (not a lease token)
+//!   (`huggingface_hub.list_liked_repos`), `GET /api/{kind}s/{ns}/{name}/likers`
+//!   (`list_repo_likers`). A like needs an account token (not a lease token)
 //!   and a repository the caller may see;
 //! - tag facets: `GET /api/{kind}s-tags-by-type`;
 //! - lineage: `GET /api/{kind}s/{ns}/{name}/lineage`, from what cards name.
@@ -42,6 +43,30 @@ pub async fn unlike(State(state): State<AppState>, caller: Caller, Path(p): Path
     let repo = readable_repo(&state, &caller, kind_from_plural(&p.kind)?, &p.ns, &p.name).await?;
     let was = state.db.unlike(token.user.id, &repo).await?;
     Ok(Json(json!({"liked": false, "was": was})))
+}
+
+/// `GET /api/{kind}s/{ns}/{name}/likers` (`huggingface_hub.list_repo_likers`): who likes a
+/// repository the caller may see, newest like first, paged with `Link`.
+pub async fn likers(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(p): Path<LikePath>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let repo = readable_repo(&state, &caller, kind_from_plural(&p.kind)?, &p.ns, &p.name).await?;
+    let (cursor, limit) = page_params(&q, 1000)?;
+    let mut users = state.db.likers(&repo, (limit + 1) as i64, cursor as i64).await?;
+    let more = users.len() > limit;
+    users.truncate(limit);
+    let items: Vec<Value> = users.iter().map(|(name, fullname)| json!({"user": name, "fullname": fullname, "avatarUrl": null})).collect();
+    let mut resp = Json(Value::Array(items)).into_response();
+    if more {
+        let link =
+            format!("{}/api/{}/{}/{}/likers?{}", base_url(&state, &headers), p.kind, p.ns, p.name, query_string_with(&q, cursor + limit));
+        set_next_page(&mut resp, &link);
+    }
+    Ok(resp)
 }
 
 /// The repositories `name` likes, newest like first, paged with `Link` like other listings.

@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tag/{rev}", post(repos::create_tag).delete(repos::delete_tag))
         .route("/settings", put(repos::settings))
         .route("/like", post(market::like).delete(market::unlike))
+        .route("/likers", get(market::likers))
         .route("/lineage", get(market::lineage))
         .merge(xet::token_routes());
 
