@@ -114,6 +114,21 @@ impl Db {
         Ok(found)
     }
 
+    /// Every repository's id, `updated_at` and privacy: what the search index is checked against.
+    pub async fn repo_stamps(&self) -> Result<Vec<(i64, i64, bool)>> {
+        let rows = sqlx::query("SELECT id, updated_at, private FROM repos").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("updated_at")?, r.try_get("private")?))).collect()
+    }
+
+    /// The repository with id `id`, whatever its visibility (for Commons' own bookkeeping).
+    pub async fn repo_by_id(&self, id: i64) -> Result<Option<Repo>> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(repo_from_row).transpose()
+    }
+
     /// `user_id` likes `repo`. Returns whether that is new.
     pub async fn like(&self, user_id: i64, repo: &Repo) -> Result<bool> {
         let mut tx = self.begin_write().await?;

@@ -176,6 +176,9 @@ pub struct RepoQuery {
     pub search: Option<String>,
     /// Tags the card of the repository's `main` must all give it.
     pub tags: Vec<String>,
+    /// Only these repositories (what the search index found for `search`, which is then not
+    /// matched again here).
+    pub ids: Option<Vec<i64>>,
     /// Smallest first (`direction=1`); largest or newest first otherwise.
     pub ascending: bool,
     /// When set, private repos of this namespace owner are included.
@@ -421,14 +424,20 @@ impl Db {
                 )
             })
             .collect();
+        // Ids found by the search index are numbers, so they are written into the query itself.
+        let ids = match &q.ids {
+            Some(ids) if ids.is_empty() => return Ok(Vec::new()),
+            Some(ids) => format!(" AND id IN ({})", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")),
+            None => String::new(),
+        };
         let sql = format!(
             "SELECT {REPO_COLUMNS} FROM repos WHERE kind = $1
                AND ($2 IS NULL OR namespace = $2)
                AND ($3 IS NULL OR LOWER(namespace || '/' || name) LIKE $3)
-               AND (private = FALSE OR namespace = $4){tags}
+               AND (private = FALSE OR namespace = $4){tags}{ids}
              ORDER BY {order} LIMIT $5 OFFSET $6"
         );
-        let pattern = q.search.as_ref().map(|s| format!("%{}%", s.to_lowercase()));
+        let pattern = if q.ids.is_some() { None } else { q.search.as_ref().map(|s| format!("%{}%", s.to_lowercase())) };
         let mut query = sqlx::query(AssertSqlSafe(sql))
             .bind(kind.as_str())
             .bind(q.author.as_deref())

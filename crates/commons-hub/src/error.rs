@@ -76,6 +76,7 @@ impl From<RepoError> for ApiError {
             RepoError::Forbidden(message) => Self::forbidden(message),
             RepoError::Db(e) => e.into(),
             RepoError::Storage(e) => e.into(),
+            RepoError::Search(e) => Self::internal(e),
         }
     }
 }

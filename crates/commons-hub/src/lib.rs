@@ -91,15 +91,28 @@ impl AppState {
         let upload_dir = data_dir.join("uploads");
         std::fs::create_dir_all(&upload_dir)?;
         let downloads = Arc::new(downloads::DownloadCounter::start(db.clone()));
-        let repos = Repos::new(db.clone(), cas.clone());
-        // A hub upgraded in place has READMEs whose cards were never recorded: listings filter on
-        // their tags once this is done.
-        let backfill = repos.clone();
+        let mut repos = Repos::new(db.clone(), cas.clone());
+        // One process writes the search index (tantivy locks it): another process on the same
+        // data directory (`commons gc` beside a server, a second server) serves search by
+        // substring of ids from the database instead.
+        match commons_search::SearchIndex::open(&data_dir.join("search")) {
+            Ok(index) => repos = repos.with_search(Arc::new(index)),
+            Err(e) => tracing::warn!(error = %e, "no search index in this process; `search=` matches ids by substring"),
+        }
+        let catch_up = repos.clone();
         tokio::spawn(async move {
-            match backfill.index_missing_cards().await {
+            // A hub upgraded in place has READMEs whose cards were never recorded: listings
+            // filter on their tags once this is done.
+            match catch_up.index_missing_cards().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(cards = n, "recorded the cards of READMEs stored before cards were"),
                 Err(e) => tracing::warn!(error = %e, "could not record the cards of earlier READMEs"),
+            }
+            // What changed while no index was kept in step (a crash, an older version).
+            match catch_up.sync_search().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(documents = n, "brought the search index up to date"),
+                Err(e) => tracing::warn!(error = %e, "could not bring the search index up to date"),
             }
         });
         Ok(Self(Arc::new(Hub {

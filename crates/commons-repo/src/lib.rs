@@ -7,6 +7,7 @@
 //! - [`access`]: who may read and write (one place for the rule).
 //! - [`names`]: which repository, file and ref names are valid.
 //! - cards: a README's front matter, parsed once per README blob, as `cardData` and tags.
+//! - search: the full-text index (`commons-search`) kept in step with repositories.
 //!
 //! Invariants: nothing here knows HTTP (errors are [`RepoError`]; status codes are chosen by
 //! the hub's route modules); a private repository the reader may not see is reported exactly
@@ -15,6 +16,7 @@
 pub mod access;
 mod cards;
 pub mod names;
+mod search;
 
 pub use cards::CARD_LIMIT;
 
@@ -80,6 +82,8 @@ pub enum RepoError {
     Db(#[from] DbError),
     #[error("{0}")]
     Storage(#[from] StorageError),
+    #[error("{0}")]
+    Search(#[from] commons_search::SearchError),
 }
 
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;
@@ -95,11 +99,19 @@ pub enum Change {
 pub struct Repos {
     db: Db,
     cas: Cas,
+    /// The search index, when this process keeps one.
+    search: Option<std::sync::Arc<commons_search::SearchIndex>>,
 }
 
 impl Repos {
     pub fn new(db: Db, cas: Cas) -> Self {
-        Self { db, cas }
+        Self { db, cas, search: None }
+    }
+
+    /// This service, keeping `index` in step with the repositories it creates and commits to.
+    pub fn with_search(mut self, index: std::sync::Arc<commons_search::SearchIndex>) -> Self {
+        self.search = Some(index);
+        self
     }
 
     /// `namespace/name` as `reader` (an account name, `None` for anonymous) may see it.
@@ -179,7 +191,11 @@ impl Repos {
                 Change::DeleteFolder(path) => CommitOp::DeleteFolder(path),
             });
         }
-        Ok(self.db.commit_onto(repo, branch, parent, &ops, info, time).await?.id)
+        let commit = self.db.commit_onto(repo, branch, parent, &ops, info, time).await?.id;
+        if branch == "main" {
+            self.reindex_or_log(repo).await;
+        }
+        Ok(commit)
     }
 
     /// The public repository `namespace/name`, created (with the hub's default `.gitattributes`)
@@ -206,7 +222,9 @@ impl Repos {
     pub async fn create(&self, kind: RepoKind, namespace: &str, name: &str, private: bool, author: &str) -> Result<Repo> {
         let attrs = self.cas.put_bytes(DEFAULT_GITATTRIBUTES.as_bytes()).await?;
         let initial = [NewFile { path: ".gitattributes".into(), sha256: attrs.sha256, lfs: false }];
-        Ok(self.db.create_repo(kind, namespace, name, private, author, &initial).await?)
+        let repo = self.db.create_repo(kind, namespace, name, private, author, &initial).await?;
+        self.reindex_or_log(&repo).await;
+        Ok(repo)
     }
 
     /// Branches and tags.

@@ -70,7 +70,11 @@ check(set(ids(bob, filter="mnist")) == {mlp, cnn}, "bob does not see alice's pri
 check(set(ids(anonymous, filter="mnist")) == {mlp, cnn}, "nor does an anonymous caller")
 check(ids(alice, filter=["mnist", "license:mit"]) in ([mlp, secret], [secret, mlp]), "filters are ANDed")
 check(ids(bob, filter=["mnist", "license:mit"]) == [mlp], "and still hide what bob may not read")
-check(ids(bob, search="cn") == [cnn], "search finds by name")
+check(ids(bob, search="cn") == [cnn], "search finds a part of a name")
+check(ids(bob, search="apache") == [cnn], "and words of cards (the license)")
+check(set(ids(bob, search="trained mnist")) == {mlp, cnn}, "every word must match, in the card's text")
+check(set(ids(alice, search="trained mnist")) == {mlp, cnn, secret}, "alice's search finds her private model too")
+check(ids(bob, search="trained", filter="license:mit") == [mlp], "search and filters combine")
 check(ids(bob, filter="no-such-tag") == [], "an unknown tag matches nothing")
 
 # Tag facets, counted over what the caller may see.

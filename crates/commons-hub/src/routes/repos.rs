@@ -244,6 +244,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, body: RawBody
     let (ns, name) = namespace_and_name(&body.name, body.organization.as_deref(), &token.user.name);
     let repo = administered_repo(&state, &caller, kind, &ns, &name).await?;
     state.db.delete_repo(&repo).await?;
+    state.repos.unindex(repo.id).await;
     tracing::info!(repo = %repo.full_name(), "repository deleted");
     Ok(Json(json!({})))
 }
@@ -274,6 +275,7 @@ pub async fn move_repo(State(state): State<AppState>, caller: Caller, body: RawB
     let repo = writable_repo(&state, &caller, kind, &from_ns, &from_name).await?;
     caller.require_write(&to_ns)?;
     state.db.move_repo(&repo, &to_ns, &to_name).await?;
+    state.repos.reindex_or_log(&repo).await;
     Ok(Json(json!({})))
 }
 
@@ -295,6 +297,7 @@ pub async fn settings(State(state): State<AppState>, caller: Caller, Path(p): Pa
     };
     if let Some(private) = private {
         state.db.set_private(&repo, private).await?;
+        state.repos.reindex_or_log(&repo).await;
     }
     Ok(Json(json!({"private": private.unwrap_or(repo.private)})))
 }
@@ -518,6 +521,10 @@ pub async fn commits(
     Ok(resp)
 }
 
+/// Repositories a search considers at most, best matches first; filters and the sort apply
+/// to these.
+const SEARCH_HITS: usize = 10_000;
+
 /// Tags one listing may filter on: each is a join.
 const MAX_FILTERS: usize = 16;
 
@@ -559,9 +566,15 @@ pub async fn list(
     if tags.len() > MAX_FILTERS {
         return Err(ApiError::bad_request(format!("at most {MAX_FILTERS} filters at once")));
     }
+    // Full text over ids, cards and tags, and substrings of ids, through the search index.
+    let ids = match q.get("search").filter(|text| !text.trim().is_empty()) {
+        Some(text) => state.repos.search(kind, text, caller.reader(), SEARCH_HITS).await?,
+        None => None,
+    };
     let query = RepoQuery {
         author: q.get("author").cloned(),
         search: q.get("search").cloned(),
+        ids,
         tags,
         ascending,
         viewer: caller.reader().map(str::to_string),

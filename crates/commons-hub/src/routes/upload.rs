@@ -307,6 +307,9 @@ pub async fn commit(
     // 412, never a lost update. Without one, the operations apply on whatever the head is then.
     let info = commons_db::CommitInfo { author: &author, title: &title, message: &message };
     let commit = state.db.commit(&repo, &branch, header.parent_commit.as_deref(), &ops, &info).await?;
+    if branch == "main" {
+        state.repos.reindex_or_log(&repo).await;
+    }
     tracing::info!(repo = %repo.full_name(), branch, commit = %commit.id, ops = ops.len(), "commit");
     let base = base_url(&state, &headers);
     Ok(Json(json!({

@@ -1,0 +1,157 @@
+//! Search over many repositories with cards: how long the index takes to build from the
+//! database, its size, and the latency of `/api/models?search=…` over real HTTP with 50
+//! concurrent clients (half anonymous, half an owner of private repositories).
+//!
+//! `cargo bench -p commons-hub --bench search [-- REPOS [CLIENTS [REQUESTS]]]` (defaults 100000,
+//! 50, 10000). The repositories are generated through the repository service (each a create and
+//! a commit of a README card of random words, one in ten private) on /dev/shm when it exists,
+//! since generating is not what is measured.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use commons_db::{CommitInfo, Db, RepoKind, Scope};
+use commons_repo::{Change, Repos};
+use commons_search::SearchIndex;
+use commons_storage::Cas;
+use rand::{Rng, SeedableRng};
+
+const WORDS: usize = 2000;
+
+fn word(i: usize) -> String {
+    // Pronounceable, distinct words: w0 … w1999 spelled with syllables.
+    const SYLLABLES: [&str; 16] = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "da", "fe", "gu", "hi", "jo", "be"];
+    let mut n = i + WORDS;
+    let mut out = String::new();
+    while n > 0 {
+        out.push_str(SYLLABLES[n % 16]);
+        n /= 16;
+    }
+    out
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let repos_wanted = args.first().copied().unwrap_or(100_000);
+    let clients = args.get(1).copied().unwrap_or(50);
+    let requests = args.get(2).copied().unwrap_or(10_000);
+    let base = if std::path::Path::new("/dev/shm").is_dir() { std::path::PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    let tmp = tempfile::tempdir_in(base).unwrap();
+    let data = tmp.path().join("data");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+
+    let generated = Instant::now();
+    runtime.block_on(async {
+        std::fs::create_dir_all(&data).unwrap();
+        let db = Db::open(&data.join("commons.db")).await.unwrap();
+        for user in ["alice", "bob"] {
+            db.create_user(user, user).await.unwrap();
+        }
+        let cas = Cas::local(db.clone(), &data.join("objects")).unwrap();
+        let repos = Repos::new(db.clone(), cas);
+        let info = CommitInfo { author: "alice", title: "card", message: "" };
+        for i in 0..repos_wanted {
+            let owner = if i % 2 == 0 { "alice" } else { "bob" };
+            let name = format!("{}-{}-{i}", word(rng.random_range(0..WORDS)), word(rng.random_range(0..WORDS)));
+            let repo = repos.create(RepoKind::Model, owner, &name, i % 10 == 0, owner).await.unwrap();
+            let text: Vec<String> = (0..40).map(|_| word(rng.random_range(0..WORDS))).collect();
+            let card = format!(
+                "---\nlicense: mit\ntags: [{}, {}]\nlibrary_name: commons\n---\n# {name}\n\n{}\n",
+                word(rng.random_range(0..200)),
+                word(rng.random_range(0..200)),
+                text.join(" ")
+            );
+            let head = repos.pin(&repo, "main").await.unwrap();
+            repos
+                .commit_onto(&repo, "main", &head, vec![Change::Put { path: "README.md".into(), bytes: card.into_bytes() }], &info, 1)
+                .await
+                .unwrap();
+            if (i + 1) % 10_000 == 0 {
+                eprintln!("generated {} repositories in {:.0} s", i + 1, generated.elapsed().as_secs_f64());
+            }
+        }
+        // The index is built the way a hub catches up at start: from the database.
+        let index = Arc::new(SearchIndex::open(&data.join("search")).unwrap());
+        let repos = repos.with_search(index);
+        let built = Instant::now();
+        let documents = repos.sync_search().await.unwrap();
+        let size: u64 = std::fs::read_dir(data.join("search")).unwrap().flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
+        println!(
+            "index: {documents} repositories in {:.1} s, {:.1} MiB on disk",
+            built.elapsed().as_secs_f64(),
+            size as f64 / (1 << 20) as f64
+        );
+    });
+
+    let (url, token) = runtime.block_on(async {
+        let state = commons_hub::AppState::open(&data, None, None).await.expect("open the hub");
+        let token = state.db.create_token("alice", "bench", Scope::Read).await.unwrap();
+        let app = commons_hub::router(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(commons_hub::serve(listener, app, std::future::pending()));
+        (url, token)
+    });
+    // Queries: one word of the cards, two words, a part of a name, a tag with a filter.
+    let queries: Vec<String> = (0..200)
+        .map(|i| match i % 4 {
+            0 => format!("search={}", word(rng.random_range(0..WORDS))),
+            1 => format!("search={}+{}", word(rng.random_range(0..WORDS)), word(rng.random_range(0..WORDS))),
+            2 => format!("search={}", &word(rng.random_range(0..WORDS))[..4]),
+            _ => format!("search={}&filter=license:mit", word(rng.random_range(0..200))),
+        })
+        .collect();
+    let queries = Arc::new(queries);
+    let started = Instant::now();
+    let timed: Vec<(usize, Duration)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                let (url, token, queries) = (url.clone(), token.clone(), queries.clone());
+                scope.spawn(move || {
+                    let http = reqwest::blocking::Client::new();
+                    let mut out = Vec::new();
+                    for r in 0..requests / clients {
+                        let which = (c * 31 + r) % queries.len();
+                        let q = &queries[which];
+                        let mut request = http.get(format!("{url}/api/models?{q}&limit=20"));
+                        if c % 2 == 0 {
+                            request = request.bearer_auth(&token);
+                        }
+                        let t = Instant::now();
+                        let resp = request.send().unwrap();
+                        assert!(resp.status().is_success(), "{q}: {}", resp.status());
+                        resp.bytes().unwrap();
+                        out.push((which % 4, t.elapsed()));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let wall = started.elapsed();
+    for (kind, what) in ["one word", "two words", "part of a name", "a tag word and a filter"].iter().enumerate() {
+        let mut of_kind: Vec<Duration> = timed.iter().filter(|(k, _)| *k == kind).map(|(_, d)| *d).collect();
+        of_kind.sort();
+        if !of_kind.is_empty() {
+            let p = |q: f64| of_kind[((of_kind.len() as f64 * q) as usize).min(of_kind.len() - 1)].as_secs_f64() * 1000.0;
+            println!("  {what}: p50 {:.1} ms, p99 {:.1} ms", p(0.5), p(0.99));
+        }
+    }
+    let mut latencies: Vec<Duration> = timed.into_iter().map(|(_, d)| d).collect();
+    latencies.sort();
+    let at = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "search over {repos_wanted} repositories, {clients} clients, {} requests: {:.0} req/s, p50 {:.1} ms, p99 {:.1} ms",
+        latencies.len(),
+        latencies.len() as f64 / wall.as_secs_f64(),
+        at(0.50).as_secs_f64() * 1000.0,
+        at(0.99).as_secs_f64() * 1000.0
+    );
+    println!(
+        "machine: {} cores; generated in {:.0} s",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        generated.elapsed().as_secs_f64()
+    );
+}

@@ -1,0 +1,121 @@
+//! The search index kept in step with repositories: a repository's document is rewritten when
+//! it is created, committed to on `main`, renamed or made private or public, and dropped when
+//! it is deleted; at start, what the database and the index disagree on is rewritten.
+
+use commons_db::{Repo, RepoKind};
+use commons_search::RepoDoc;
+use serde_json::Value;
+
+use crate::{RepoError, Repos, Result};
+
+/// Repositories rewritten per index commit while catching up.
+const SYNC_BATCH: usize = 500;
+
+impl Repos {
+    /// Rewrites the document of `repo` as the database has it now. Does nothing without an index.
+    pub async fn reindex(&self, repo: &Repo) -> Result<()> {
+        let Some(index) = self.search.clone() else { return Ok(()) };
+        let id = repo.id;
+        let Some(repo) = self.db.repo_by_id(id).await? else {
+            return blocking(move || index.remove(id)).await;
+        };
+        let doc = self.document(&repo).await?;
+        blocking(move || index.upsert(&[doc])).await
+    }
+
+    /// As [`Self::reindex`], for callers whose own work is already done and must not fail on
+    /// the index: a failure is logged, and the next start catches up.
+    pub async fn reindex_or_log(&self, repo: &Repo) {
+        if let Err(e) = self.reindex(repo).await {
+            tracing::warn!(repo = %repo.full_name(), error = %e, "could not update the search index; it catches up at the next start");
+        }
+    }
+
+    /// Drops the document of a deleted repository.
+    pub async fn unindex(&self, repo_id: i64) {
+        let Some(index) = self.search.clone() else { return };
+        if let Err(e) = blocking(move || index.remove(repo_id)).await {
+            tracing::warn!(repo_id, error = %e, "could not update the search index; it catches up at the next start");
+        }
+    }
+
+    /// Ids of repositories of `kind` matching `text` that `viewer` may see, best first; `None`
+    /// when this process keeps no index (the caller then matches ids by substring itself).
+    pub async fn search(&self, kind: RepoKind, text: &str, viewer: Option<&str>, limit: usize) -> Result<Option<Vec<i64>>> {
+        let Some(index) = self.search.clone() else { return Ok(None) };
+        let (text, viewer) = (text.to_string(), viewer.map(str::to_string));
+        Ok(Some(blocking(move || index.search(kind.as_str(), &text, viewer.as_deref(), limit)).await?))
+    }
+
+    /// Rewrites every document the database and the index disagree on, and drops documents of
+    /// repositories that are gone. Returns how many documents changed.
+    pub async fn sync_search(&self) -> Result<usize> {
+        let Some(index) = self.search.clone() else { return Ok(0) };
+        let stamps = self.db.repo_stamps().await?;
+        let checker = index.clone();
+        let (stale, gone) = blocking(move || checker.stale(&stamps)).await?;
+        let changed = stale.len() + gone.len();
+        for id in gone {
+            let index = index.clone();
+            blocking(move || index.remove(id)).await?;
+        }
+        for batch in stale.chunks(SYNC_BATCH) {
+            let mut docs = Vec::with_capacity(batch.len());
+            for &id in batch {
+                if let Some(repo) = self.db.repo_by_id(id).await? {
+                    docs.push(self.document(&repo).await?);
+                }
+            }
+            let index = index.clone();
+            blocking(move || index.upsert(&docs)).await?;
+        }
+        Ok(changed)
+    }
+
+    /// What the index knows of `repo`: its id, visibility, and the card at the head of `main`
+    /// (Markdown, the strings of its front matter, its tags).
+    async fn document(&self, repo: &Repo) -> Result<RepoDoc> {
+        let (mut card_text, mut tags) = (String::new(), Vec::new());
+        if let Ok(head) = self.pin(repo, "main").await
+            && let Some(readme) = self.db.file_at(repo, &head, "README.md").await?
+            && readme.size as u64 <= crate::CARD_LIMIT
+        {
+            let text = self.cas.read_to_vec(&readme.sha256, crate::CARD_LIMIT).await?;
+            if let Ok(card) = commons_card::Card::parse(&String::from_utf8_lossy(&text)) {
+                tags = commons_card::hub_tags(&card.metadata);
+                let mut strings = Vec::new();
+                for value in card.metadata.values() {
+                    collect_strings(value, &mut strings);
+                }
+                card_text = format!("{} {}", strings.join(" "), card.body);
+            }
+        }
+        Ok(RepoDoc {
+            repo_id: repo.id,
+            kind: repo.kind.as_str().to_string(),
+            namespace: repo.namespace.clone(),
+            name: repo.name.clone(),
+            private: repo.private,
+            updated_at: repo.updated_at,
+            card_text,
+            tags,
+        })
+    }
+}
+
+fn collect_strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
+    }
+}
+
+/// Runs index work (file I/O and fsync) off the async runtime's threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> commons_search::Result<T> + Send + 'static) -> Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(RepoError::Invalid(format!("search index task failed: {e}"))),
+    }
+}
