@@ -232,6 +232,7 @@ fn bad_listing_parameters_and_likes_get_clear_errors_and_count_nothing() {
     assert_eq!(status, 400, "{body}");
     assert!(body["message"].as_str().unwrap().contains("popularity"), "{body}");
     assert_eq!(error_of(get("/api/models?sort=likes&direction=2")).0, 400);
+    assert_eq!(error_of(get(&format!("/api/models?search={}", "a".repeat(257)))).0, 400, "a search past 256 bytes");
     let many: String = (0..17).map(|i| format!("&filter=t{i}")).collect();
     let (status, body) = error_of(get(&format!("/api/models?{many}")));
     assert_eq!(status, 400, "{body}");

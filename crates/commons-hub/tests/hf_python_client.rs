@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{Hub, python_script, python_venv};
+use support::{Hub, assert_python_passed, python_script, python_venv};
 
 fn run_python_client(version: &str) {
     let python = python_venv("huggingface_hub", version);
@@ -13,12 +13,7 @@ fn run_python_client(version: &str) {
         .env("HF_TOKEN", &hub.token)
         .output()
         .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("ALL CHECKS PASSED"),
-        "huggingface_hub {version} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
+    assert_python_passed(&out, &format!("huggingface_hub {version}"));
 }
 
 #[test]

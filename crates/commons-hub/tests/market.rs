@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{Hub, python_script, python_venv};
+use support::{Hub, assert_python_passed, python_script, python_venv};
 
 fn market_through(version: &str) {
     let python = python_venv("huggingface_hub", version);
@@ -15,12 +15,7 @@ fn market_through(version: &str) {
         .env("BOB_TOKEN", &bob)
         .output()
         .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("ALL CHECKS PASSED"),
-        "huggingface_hub {version} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
+    assert_python_passed(&out, &format!("huggingface_hub {version}"));
 }
 
 #[test]

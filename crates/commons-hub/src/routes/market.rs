@@ -14,11 +14,11 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::repos::{page_params, query_string_with, set_next_page};
+use super::repos::{page_params, page_response, query_string_with};
 use super::{base_url, iso_time, kind_from_plural, readable_repo};
 use crate::AppState;
 use crate::auth::Caller;
@@ -60,13 +60,9 @@ pub async fn likers(
     let more = users.len() > limit;
     users.truncate(limit);
     let items: Vec<Value> = users.iter().map(|(name, fullname)| json!({"user": name, "fullname": fullname, "avatarUrl": null})).collect();
-    let mut resp = Json(Value::Array(items)).into_response();
-    if more {
-        let link =
-            format!("{}/api/{}/{}/{}/likers?{}", base_url(&state, &headers), p.kind, p.ns, p.name, query_string_with(&q, cursor + limit));
-        set_next_page(&mut resp, &link);
-    }
-    Ok(resp)
+    Ok(page_response(items, more, || {
+        format!("{}/api/{}/{}/{}/likers?{}", base_url(&state, &headers), p.kind, p.ns, p.name, query_string_with(&q, cursor + limit))
+    }))
 }
 
 /// The repositories `name` likes, newest like first, paged with `Link` like other listings.
@@ -85,12 +81,9 @@ pub async fn of_user(
         .iter()
         .map(|(repo, at)| json!({"createdAt": iso_time(*at), "repo": {"name": repo.full_name(), "type": repo.kind.as_str()}}))
         .collect();
-    let mut resp = Json(Value::Array(items)).into_response();
-    if more {
-        let link = format!("{}/api/users/{name}/likes?{}", base_url(&state, &headers), query_string_with(&q, cursor + limit));
-        set_next_page(&mut resp, &link);
-    }
-    Ok(resp)
+    Ok(page_response(items, more, || {
+        format!("{}/api/users/{name}/likes?{}", base_url(&state, &headers), query_string_with(&q, cursor + limit))
+    }))
 }
 
 /// `GET /api/{models,datasets,algorithms}-tags-by-type`: the tags in use, grouped by facet

@@ -302,8 +302,18 @@ pub async fn settings(State(state): State<AppState>, caller: Caller, Path(p): Pa
     Ok(Json(json!({"private": private.unwrap_or(repo.private)})))
 }
 
+/// A page of a listing: its items as a JSON array and, when there are more, a `Link` to the next
+/// page (built only then).
+pub(super) fn page_response(items: Vec<Value>, more: bool, next: impl FnOnce() -> String) -> Response {
+    let mut resp = Json(Value::Array(items)).into_response();
+    if more {
+        set_next_page(&mut resp, &next());
+    }
+    resp
+}
+
 /// Points a listing's `Link: <url>; rel="next"` header at its next page.
-pub(super) fn set_next_page(resp: &mut Response, url: &str) {
+fn set_next_page(resp: &mut Response, url: &str) {
     if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
         resp.headers_mut().insert(axum::http::header::LINK, v);
     }
@@ -511,19 +521,18 @@ pub async fn commits(
             })
         })
         .collect();
-    let mut resp = Json(Value::Array(items)).into_response();
-    if more {
+    Ok(page_response(items, more, || {
         let base = base_url(&state, &headers);
-        let link =
-            format!("{base}/api/{}/{}/{}/commits/{}?{}", p.kind, p.ns, p.name, encode_rev(&p.rev), query_string_with(&q, cursor + limit));
-        set_next_page(&mut resp, &link);
-    }
-    Ok(resp)
+        format!("{base}/api/{}/{}/{}/commits/{}?{}", p.kind, p.ns, p.name, encode_rev(&p.rev), query_string_with(&q, cursor + limit))
+    }))
 }
 
 /// Repositories a search considers at most, best matches first; filters and the sort apply
 /// to these.
 const SEARCH_HITS: usize = 10_000;
+
+/// Longest search text: each of its letters is a term of the query.
+const MAX_SEARCH_BYTES: usize = 256;
 
 /// Tags one listing may filter on: each is a join.
 const MAX_FILTERS: usize = 16;
@@ -567,6 +576,9 @@ pub async fn list(
         return Err(ApiError::bad_request(format!("at most {MAX_FILTERS} filters at once")));
     }
     // Full text over ids, cards and tags, and substrings of ids, through the search index.
+    if q.get("search").is_some_and(|text| text.len() > MAX_SEARCH_BYTES) {
+        return Err(ApiError::bad_request(format!("a search is at most {MAX_SEARCH_BYTES} bytes")));
+    }
     let ids = match q.get("search").filter(|text| !text.trim().is_empty()) {
         Some(text) => state.repos.search(kind, text, caller.reader(), SEARCH_HITS).await?,
         None => None,
@@ -607,15 +619,12 @@ pub async fn list(
         add_card(&mut item, &card, card_data);
         items.push(item);
     }
-    let mut resp = Json(Value::Array(items)).into_response();
-    if more {
+    Ok(page_response(items, more, || {
         let base = base_url(&state, &headers);
         let mut next: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "cursor").collect();
         next.push(("cursor".into(), (cursor + limit).to_string()));
-        let link = format!("{base}/api/{}s?{}", kind.as_str(), serde_urlencoded::to_string(next).unwrap_or_default());
-        set_next_page(&mut resp, &link);
-    }
-    Ok(resp)
+        format!("{base}/api/{}s?{}", kind.as_str(), serde_urlencoded::to_string(next).unwrap_or_default())
+    }))
 }
 
 #[derive(Deserialize, Default)]

@@ -71,6 +71,13 @@ pub fn python_script(python: &Path, script: &str, hub_url: &str, hf_home: &Path)
     command
 }
 
+/// Asserts that a check script ran to its end (`ALL CHECKS PASSED`), showing its output if not.
+pub fn assert_python_passed(out: &std::process::Output, what: &str) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stdout.contains("ALL CHECKS PASSED"), "{what} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+}
+
 /// A minimal raw-HTTP writer for tests that need to control every request (crash tests, the
 /// download-only Rust client test). Speaks the same protocol as the official clients.
 pub struct RawClient {
