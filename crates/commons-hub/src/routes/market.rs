@@ -110,12 +110,16 @@ const MAX_FACET_TAGS: i64 = 5_000;
 const LINEAGE_DEPTH: usize = 8;
 /// Repositories one lineage answer names at most, each way.
 const LINEAGE_NODES: usize = 200;
+/// Repositories whose descendants one answer looks up at most: each look-up is a tag-filtered
+/// listing, whose cost grows with the hub's repositories, and anyone may ask.
+const LINEAGE_LOOKUPS: usize = 16;
 
 /// `GET /api/{kind}s/{ns}/{name}/lineage`: where a repository comes from and what was made from
 /// it, as cards say: a model's `base_model` (followed up through the base's own card), its
 /// `datasets` and the `algorithm` a compute job ran to make it (a job writes both into the card
 /// of the model it publishes); and, the other way, the repositories whose cards name this one.
-/// Each node says how it is related (`relation`), to which node (`of`), and how far (`depth`).
+/// Each node says how it is related (`relation`), to which node (`of`), and how far (`depth`);
+/// descendants are looked up breadth first for at most 16 repositories.
 /// Repositories the caller may not see are left out, never named.
 pub async fn lineage(State(state): State<AppState>, caller: Caller, Path(p): Path<LikePath>) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
@@ -136,7 +140,7 @@ pub async fn lineage(State(state): State<AppState>, caller: Caller, Path(p): Pat
             ("datasets", commons_db::RepoKind::Dataset),
             ("algorithm", commons_db::RepoKind::Algorithm),
         ] {
-            for id in commons_card::strings(&card, key) {
+            for id in commons_card::strings(&card, key).into_iter().take(LINEAGE_NODES) {
                 let Some((ns, name)) = id.split_once('/') else { continue };
                 let Ok(parent) = state.repos.find(parent_kind, ns, name, caller.reader()).await else { continue };
                 if ancestors.len() < LINEAGE_NODES && seen.insert((parent.kind, parent.full_name())) {
@@ -150,10 +154,12 @@ pub async fn lineage(State(state): State<AppState>, caller: Caller, Path(p): Pat
     let mut descendants = Vec::new();
     let mut seen = std::collections::HashSet::from([(repo.kind, repo.full_name())]);
     let mut frontier = std::collections::VecDeque::from([(repo.clone(), 0usize)]);
+    let mut lookups = 0;
     while let Some((current, depth)) = frontier.pop_front() {
-        if depth >= LINEAGE_DEPTH || descendants.len() >= LINEAGE_NODES {
+        if depth >= LINEAGE_DEPTH || descendants.len() >= LINEAGE_NODES || lookups >= LINEAGE_LOOKUPS {
             continue;
         }
+        lookups += 1;
         let relation = match current.kind {
             commons_db::RepoKind::Model => "base_model",
             commons_db::RepoKind::Dataset => "datasets",
