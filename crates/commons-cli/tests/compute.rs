@@ -367,6 +367,8 @@ fn a_train_job_runs_on_volunteers_and_another_worker_confirms_its_accuracy() {
         card.contains("## Validation") && card.contains(validator["worker"].as_str().unwrap()),
         "card records who confirmed it:\n{card}"
     );
+    assert!(card.contains("- Verification: reproduced bit for bit by 2 workers of 2 distinct owners"), "{card}");
+    assert!(card.contains("model-index:") && card.contains("verified: true"), "the card's model-index:\n{card}");
     let info = net.api(&format!("/api/models/{model}"));
     assert_eq!(info["sha"], job["result"]["model"]["revision"], "main is the validated revision");
     let weights = net.http.head(format!("{}/{model}/resolve/main/model.safetensors", net.hub.url())).send().unwrap();
@@ -528,6 +530,13 @@ fn fabricated_results_are_rejected_earn_nothing_and_cost_the_cheat_its_trust() {
     assert_eq!(fake["consecutive_valid"], 0, "trust drops to nothing: {fake}");
     assert_eq!(fake["invalid_results"], 1);
     assert_eq!(net.balance(&mallory), earned_honestly, "the fabricated result earned nothing");
+    // Both evaluations are on the board with the honest score; the forgery is not.
+    let entries = accuracy_board(&net, None);
+    assert_eq!(entries.len(), 2, "{entries:#?}");
+    assert!(entries.iter().all(|e| e["value"] == honest["accuracy"] && e["verification"]["kind"] == "reproduced"), "{entries:#?}");
+    let second_entry = entries.iter().find(|e| e["job"]["id"] == second).unwrap();
+    let owners: Vec<&str> = second_entry["agreed"].as_array().unwrap().iter().map(|a| a["owner"].as_str().unwrap()).collect();
+    assert_eq!(owners, ["bob", "carol"]);
     assert!(net.balance(&bob) > 1000);
     // Reporting for someone else's assignment is refused.
     let foreign = net.post(&format!("/api/assignments/{}/report", theirs["id"]), &net.hub.token, &json!({"status": "error", "error": "x"}));
@@ -654,6 +663,18 @@ fn serve_alone_runs_jobs_out_of_the_box_on_its_embedded_worker() {
     assert_eq!(embedded["owner"], "commons");
     assert!(embedded["trusted"].as_bool().unwrap(), "the operator's own host is trusted");
     assert!(job["result"]["test"]["accuracy"].as_f64().unwrap() > 0.9);
+    // Trained and evaluated by the operator's host alone: the board and the card say so, and
+    // the card's results are not marked verified.
+    let entries = accuracy_board(&net, None);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["verification"]["kind"], "attested", "{:#}", entries[0]);
+    assert_eq!(entries[0]["verification"]["owners"], 1);
+    let text = entries[0]["verification"]["text"].as_str().unwrap();
+    assert!(text.contains("operator's own trusted host alone") && text.contains("not reproduced independently"), "{text}");
+    let card =
+        net.http.get(format!("{}/alice/keras-mnist-mlp-mnist/resolve/main/README.md", net.hub.url())).send().unwrap().text().unwrap();
+    assert!(card.contains(&format!("- Verification: {text}")), "{card}");
+    assert!(card.contains("verified: false") && !card.contains("verified: true"), "{card}");
     // Cancelling a finished job is refused; a queued one returns its escrow.
     let out = net.cli_raw(&["job", "cancel", &id.to_string()], &net.hub.token);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already done"));
@@ -771,6 +792,11 @@ fn a_training_claim_that_does_not_reproduce_is_rejected_and_the_unit_is_trained_
     let validations = units_of(&job, "eval", true);
     assert_eq!(validations.len(), 2, "one validation per claim");
     assert!(job["result"]["test"]["accuracy"].as_f64().unwrap() < 0.9995, "the published score is the reproduced one");
+    // The board holds the reproduced result alone; the claim never appears.
+    let entries = accuracy_board(&net, None);
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    assert_eq!(entries[0]["value"], job["result"]["test"]["accuracy"]);
+    assert!(entries[0]["agreed"].as_array().unwrap().iter().all(|a| a["owner"] != "mallory"), "{:#}", entries[0]);
     assert_eq!(net.worker_view("liar")["invalid_results"], 1);
     assert_eq!(net.balance(&mallory), 1000, "the false claim earned nothing");
     assert!(net.balance(&bob) > 1000 && net.balance(&carol) > 1000, "both honest volunteers were paid");
@@ -806,12 +832,26 @@ fn an_evaluation_split_into_shards_is_validated_shard_by_shard_and_adds_up_to_th
     net.audit_ledger();
 }
 
-#[test]
-fn a_sweep_trains_every_point_validates_each_and_publishes_the_best() {
-    let mut net = Network::start(&["--no-worker"]);
-    net.start_worker("bob", "w1");
-    net.start_worker("carol", "w2");
-    let out = net.cli(&[
+/// `alice`'s token, or another user's, GETs `path`; asserts success.
+fn get_as(net: &Network, token: Option<&str>, path: &str) -> reqwest::blocking::Response {
+    let mut request = net.http.get(format!("{}{path}", net.hub.url()));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let resp = request.send().unwrap();
+    assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+    resp
+}
+
+/// The entries of MNIST's test-accuracy board as `token` (or anyone) sees them.
+fn accuracy_board(net: &Network, token: Option<&str>) -> Vec<Value> {
+    let board: Value = get_as(net, token, "/api/leaderboards/alice/mnist?split=test&metric=accuracy").json().unwrap();
+    assert_eq!((&board["dataset"], &board["split"], &board["metric"]), (&json!("alice/mnist"), &json!("test"), &json!("accuracy")));
+    board["entries"].as_array().unwrap().clone()
+}
+
+fn submit_sweep(net: &Network, token: &str, sweep: &str) -> i64 {
+    let args = [
         "job",
         "submit",
         "train",
@@ -822,10 +862,23 @@ fn a_sweep_trains_every_point_validates_each_and_publishes_the_best() {
         "--set",
         "training.epochs=1",
         "--sweep",
-        "training.optimizer.lr=0.0001,0.001",
-    ]);
-    let id: i64 = out.lines().last().unwrap().trim().parse().unwrap();
-    let job = net.wait_done(id);
+        sweep,
+    ];
+    let out = net.cli_raw(&args, token);
+    assert!(out.status.success(), "submitting a sweep: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn two_sweeps_by_different_users_are_ranked_on_one_verified_board() {
+    let mut net = Network::start(&["--no-worker"]);
+    net.start_worker("bob", "w1");
+    net.start_worker("carol", "w2");
+    let erin = net.hub.add_user("erin");
+    let alice_job = submit_sweep(&net, &net.hub.token, "training.optimizer.lr=0.0001,0.001");
+    let erin_job = submit_sweep(&net, &erin, "training.batch_size=64,256");
+    let job = net.wait_done(alice_job);
+    let erin_result = net.wait_done(erin_job)["result"].clone();
     assert_eq!(units_of(&job, "train", false).len(), 2, "one train unit per point");
     assert_eq!(units_of(&job, "eval", true).len(), 2, "each point validated");
     let points = job["result"]["points"].as_array().expect("the sweep's points");
@@ -842,6 +895,130 @@ fn a_sweep_trains_every_point_validates_each_and_publishes_the_best() {
         let head = net.api(&format!("/api/models/alice/keras-mnist-mlp-mnist/revision/{branch}"));
         assert_eq!(head["sha"], point["revision"]);
     }
+
+    // The board ranks all four validated models of both users, best first, each with how it
+    // was verified and what it came from.
+    let entries = accuracy_board(&net, None);
+    let mut expected: Vec<(f64, String, i64)> = Vec::new();
+    for (id, result) in [(alice_job, &job["result"]), (erin_job, &erin_result)] {
+        let repo = result["model"]["repo"].as_str().unwrap();
+        for point in result["points"].as_array().unwrap() {
+            expected.push((point["test"]["accuracy"].as_f64().unwrap(), format!("{repo}@{}", point["revision"].as_str().unwrap()), id));
+        }
+    }
+    expected.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
+    let ranked: Vec<(f64, String, i64)> = entries
+        .iter()
+        .map(|e| {
+            let model = format!("{}@{}", e["model"]["id"].as_str().unwrap(), e["model"]["revision"].as_str().unwrap());
+            (e["value"].as_f64().unwrap(), model, e["job"]["id"].as_i64().unwrap())
+        })
+        .collect();
+    assert_eq!(ranked.iter().map(|r| (r.0, &r.1)).collect::<Vec<_>>(), expected.iter().map(|r| (r.0, &r.1)).collect::<Vec<_>>());
+    let algorithm_rev = net.api("/api/algorithms/alice/keras-mnist-mlp")["sha"].clone();
+    let dataset_rev = net.api("/api/datasets/alice/mnist")["sha"].clone();
+    for (i, entry) in entries.iter().enumerate() {
+        assert_eq!(entry["rank"], i + 1);
+        assert_eq!(entry["verification"]["kind"], "reproduced", "{entry:#}");
+        assert_eq!(entry["verification"]["owners"], 2, "trainer and evaluator of two owners: {entry:#}");
+        assert_eq!(entry["verification"]["text"], "reproduced bit for bit by 2 workers of 2 distinct owners");
+        let owners: Vec<&str> = entry["agreed"].as_array().unwrap().iter().map(|a| a["owner"].as_str().unwrap()).collect();
+        assert!(owners.contains(&"bob") && owners.contains(&"carol"), "{owners:?}");
+        assert_eq!(entry["algorithm"], json!({"id": "alice/keras-mnist-mlp", "revision": algorithm_rev}));
+        assert_eq!(entry["dataset"], json!({"id": "alice/mnist", "revision": dataset_rev}));
+        assert_eq!(entry["recipe"]["path"], "recipe.toml");
+        assert!(entry["recipe"]["overrides"].as_array().unwrap().len() == 2, "the point's recipe values: {entry:#}");
+        assert_eq!(entry["metrics"]["accuracy"], entry["value"]);
+        assert!(entry["credits"].as_i64().unwrap() > 0);
+    }
+    // What each job paid is what its entries cost.
+    for id in [alice_job, erin_job] {
+        let paid: i64 = entries.iter().filter(|e| e["job"]["id"] == id).map(|e| e["credits"].as_i64().unwrap()).sum();
+        assert_eq!(paid, net.job(id)["paid"].as_i64().unwrap(), "job {id}'s entries cost what it paid");
+    }
+    // Loss ranks the other way; pages follow `Link`; the CSV export is the same entries.
+    let loss: Value = get_as(&net, None, "/api/leaderboards/alice/mnist?metric=loss").json().unwrap();
+    let losses: Vec<f64> = loss["entries"].as_array().unwrap().iter().map(|e| e["value"].as_f64().unwrap()).collect();
+    assert!(losses.windows(2).all(|w| w[0] <= w[1]) && losses.len() == 4, "lowest loss first: {losses:?}");
+    let first = get_as(&net, None, "/api/leaderboards/alice/mnist?metric=accuracy&limit=3");
+    let next = first.headers()["link"].to_str().unwrap().to_string();
+    let next = next.trim_start_matches('<').split('>').next().unwrap().to_string();
+    let rest: Value = net.http.get(next).send().unwrap().json().unwrap();
+    assert_eq!(first.json::<Value>().unwrap()["entries"].as_array().unwrap().len(), 3);
+    assert_eq!(rest["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["entries"][0]["rank"], 4);
+    assert_eq!(rest["entries"][0]["model"], entries[3]["model"]);
+    let csv = get_as(&net, None, "/api/leaderboards/alice/mnist?metric=accuracy&format=csv").text().unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next().unwrap().split(',').take(5).collect::<Vec<_>>(), ["rank", "model", "model_revision", "value", "verification"]);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), entries.len());
+    for (row, entry) in rows.iter().zip(&entries) {
+        assert_eq!(row[0], entry["rank"].to_string());
+        assert_eq!(row[1], entry["model"]["id"].as_str().unwrap());
+        assert_eq!(row[2], entry["model"]["revision"].as_str().unwrap());
+        assert_eq!(row[3].parse::<f64>().unwrap(), entry["value"].as_f64().unwrap());
+        assert_eq!(row[4], "reproduced");
+        assert_eq!(row[14], entry["job"]["id"].to_string());
+    }
+    let boards: Vec<Value> = get_as(&net, None, "/api/leaderboards").json().unwrap();
+    let accuracy = boards.iter().find(|b| b["dataset"] == "alice/mnist" && b["metric"] == "accuracy").expect("the board is listed");
+    assert_eq!(accuracy["entries"], 4);
+    assert_eq!(accuracy["best"], entries[0]["value"]);
+    let of_model: Vec<Value> = get_as(&net, None, "/api/models/alice/keras-mnist-mlp-mnist/leaderboards").json().unwrap();
+    assert_eq!(of_model.iter().filter(|e| e["metric"] == "accuracy").count(), 2, "a model's verified results");
+
+    // Bad questions get clear answers.
+    for (path, status) in [
+        ("/api/leaderboards/alice/mnist?metric=bleu", 404),
+        ("/api/leaderboards/alice/nothing", 404),
+        ("/api/leaderboards/alice/mnist?format=xml", 400),
+        ("/api/leaderboards?dataset=mnist", 400),
+    ] {
+        let resp = net.http.get(format!("{}{path}", net.hub.url())).send().unwrap();
+        assert_eq!(resp.status(), status, "{path}");
+        assert!(resp.json::<Value>().unwrap()["message"].is_string(), "{path}: a JSON error");
+    }
+    let long = format!("/api/leaderboards/alice/mnist?split={}", "x".repeat(101));
+    assert_eq!(net.http.get(format!("{}{long}", net.hub.url())).send().unwrap().status(), 400);
+
+    // The model's card carries the verified results; the official client reads them.
+    let alice_best = entries.iter().find(|e| e["model"]["revision"] == main.as_str()).unwrap();
+    for version in ["0.36.2", "1.0.0", "2.4.0"] {
+        let python = support::python_venv("huggingface_hub", version);
+        let hf_home = net.tmp.path().join(format!("hf-{version}"));
+        let out = support::python_script(&python, "hf_model_index.py", &net.hub.url(), &hf_home)
+            .env("MODEL", "alice/keras-mnist-mlp-mnist")
+            .env("DATASET", "alice/mnist")
+            .env("DATASET_REVISION", dataset_rev.as_str().unwrap())
+            .env("ACCURACY", alice_best["value"].to_string())
+            .output()
+            .unwrap();
+        support::assert_python_passed(&out, &format!("ModelCard.load with huggingface_hub {version}"));
+    }
+
+    // Erin makes her model private: it leaves the board for everyone but her.
+    let settings = net
+        .http
+        .put(format!("{}/api/models/erin/keras-mnist-mlp-mnist/settings", net.hub.url()))
+        .bearer_auth(&erin)
+        .json(&json!({"private": true}))
+        .send()
+        .unwrap();
+    assert!(settings.status().is_success());
+    assert_eq!(accuracy_board(&net, Some(&erin)).len(), 4, "erin sees her own");
+    for viewer in [None, Some(net.hub.token.as_str())] {
+        let seen = accuracy_board(&net, viewer);
+        assert_eq!(seen.len(), 2, "others see alice's two: {seen:#?}");
+        assert!(seen.iter().all(|e| e["model"]["id"] == "alice/keras-mnist-mlp-mnist"));
+        assert_eq!((seen[0]["rank"].as_u64(), seen[1]["rank"].as_u64()), (Some(1), Some(2)));
+        let boards: Vec<Value> = get_as(&net, viewer, "/api/leaderboards").json().unwrap();
+        assert!(boards.iter().all(|b| b["entries"] == 2), "{boards:#?}");
+        let csv = get_as(&net, viewer, "/api/leaderboards/alice/mnist?format=csv").text().unwrap();
+        assert!(!csv.contains("erin/"), "{csv}");
+    }
+    let hidden = net.http.get(format!("{}/api/models/erin/keras-mnist-mlp-mnist/leaderboards", net.hub.url())).send().unwrap();
+    assert_eq!(hidden.status(), 404);
     net.audit_ledger();
 }
 

@@ -11,7 +11,8 @@
 //! stands only if an evaluation from another owner reproduces it bit for bit.
 
 use commons_db::RefKind;
-use commons_protocol::{JobState, Outcome, Output, PinnedRepo, Role, UnitState, Work, credits_for};
+use commons_protocol::{Agreed, JobState, Outcome, Output, PinnedRepo, Role, UnitState, Verification, Work, credits_for, verification_of};
+use commons_recipe::EvalReport;
 use commons_repo::Change;
 use rusqlite::params;
 use serde_json::{Value, json};
@@ -342,10 +343,12 @@ impl Coordinator {
     async fn finish_job(&self, job_id: i64) -> Result<()> {
         let spec: String = sqlx::query("SELECT spec FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get("spec")?;
         let spec: commons_protocol::JobSpec = serde_json::from_str(&spec).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+        // The validated results that go on the boards, in the transaction that finishes the job.
+        let mut verified: Vec<Verified> = Vec::new();
         let result = match &spec {
             commons_protocol::JobSpec::Noop { units } => json!({ "units": units }),
             commons_protocol::JobSpec::Eval { model, dataset, split, shards } => {
-                let (outputs, workers) = self.accepted_per_unit(job_id).await?;
+                let (outputs, agreed) = self.accepted_per_unit(job_id).await?;
                 let mut reports = Vec::with_capacity(outputs.len());
                 for output in outputs {
                     let Output::Eval { metrics, .. } = output else {
@@ -361,6 +364,20 @@ impl Coordinator {
                 } else {
                     commons_recipe::report::merge_reports(&reports).map_err(|e| ComputeError::Corrupt(format!("job {job_id}: {e}")))?
                 };
+                let workers: Vec<Value> = agreed
+                    .iter()
+                    .flat_map(|(unit, group)| group.iter().map(move |a| json!({ "unit": unit, "assignment": a.assignment, "worker": a.worker, "owner": a.owner, "engine_version": a.engine_version, "operator": a.operator })))
+                    .collect();
+                verified.push(Verified {
+                    dataset: dataset.clone(),
+                    split: split.clone(),
+                    model: model.clone(),
+                    algorithm: None,
+                    recipe: None,
+                    report: merged.clone(),
+                    agreed: agreed.into_iter().map(|(_, group)| group).collect(),
+                    paid_for: PaidFor::Job,
+                });
                 json!({ "metrics": merged, "shards": shards, "provenance": { "model": model, "dataset": dataset, "split": split, "agreed": workers } })
             }
             commons_protocol::JobSpec::Train { algorithm, recipe_path, dataset, output, points, .. } => {
@@ -377,6 +394,19 @@ impl Coordinator {
                     });
                     let branch = crate::unit_branch(job_id, point.assignment);
                     let revision = self.promote(job_id, &repo, &branch, &model_commit, point.reported_at, &test, &provenance).await?;
+                    match serde_json::from_value::<EvalReport>(test.clone()) {
+                        Ok(report) => verified.push(Verified {
+                            dataset: dataset.clone(),
+                            split: "test".into(),
+                            model: PinnedRepo { repo: repo_name.clone(), revision: revision.clone() },
+                            algorithm: Some(algorithm.clone()),
+                            recipe: Some(json!({ "path": recipe_path, "overrides": point.overrides })),
+                            report,
+                            agreed: vec![[vec![point.trainer.clone()], point.validators.clone()].concat()],
+                            paid_for: PaidFor::TrainUnit(point.unit_id),
+                        }),
+                        Err(e) => tracing::warn!(job = job_id, error = %e, "a confirmed test report does not parse; it goes on no board"),
+                    }
                     published.push(json!({
                         "model": { "repo": repo_name, "revision": revision, "trained_commit": model_commit, "branch": branch },
                         "test": test, "epochs": epochs, "flops": flops, "wall_seconds": wall_seconds, "provenance": provenance,
@@ -410,6 +440,9 @@ impl Coordinator {
                 params![result.to_string(), job_id],
             )?;
             if updated == 1 {
+                for result in &verified {
+                    record_board_entries(db, job_id, result)?;
+                }
                 c.end_job(db, job_id, JobState::Done, None)?;
                 tracing::info!(job = job_id, "job done");
             }
@@ -422,7 +455,7 @@ impl Coordinator {
     /// workers whose evaluations confirmed it.
     async fn accepted_training(&self, job_id: i64) -> Result<Vec<AcceptedTraining>> {
         let rows = sqlx::query(
-            "SELECT a.id, a.unit_id, a.output, a.reported_at, u.role, u.validates_unit, u.payload, w.name AS worker, w.engine_version, u2.name AS owner
+            "SELECT a.id, a.unit_id, a.output, a.reported_at, u.role, u.validates_unit, u.payload, w.name AS worker, w.engine_version, w.operator_host, u2.name AS owner
              FROM assignments a JOIN units u ON u.id = a.unit_id JOIN workers w ON w.id = a.worker_id JOIN users u2 ON u2.id = a.owner_id
              WHERE u.job_id = $1 AND a.outcome = 'valid' ORDER BY a.unit_id, a.id",
         )
@@ -430,14 +463,9 @@ impl Coordinator {
         .fetch_all(self.pool())
         .await?;
         let mut points: Vec<AcceptedTraining> = Vec::new();
-        let mut validators: Vec<(i64, Value)> = Vec::new();
+        let mut validators: Vec<(i64, Agreed)> = Vec::new();
         for row in rows {
-            let who = json!({
-                "assignment": row.try_get::<i64, _>("id")?,
-                "worker": row.try_get::<String, _>("worker")?,
-                "owner": row.try_get::<String, _>("owner")?,
-                "engine_version": row.try_get::<String, _>("engine_version")?,
-            });
+            let who = agreed_from_row(&row)?;
             match row.try_get::<Option<i64>, _>("validates_unit")? {
                 Some(train_unit) => validators.push((train_unit, who)),
                 None if stored::<Role>(row.try_get("role")?)? == Role::Train => {
@@ -472,10 +500,10 @@ impl Coordinator {
     }
 
     /// The accepted output of each unit of an evaluation job, in unit (shard) order, and the
-    /// workers whose results agreed.
-    async fn accepted_per_unit(&self, job_id: i64) -> Result<(Vec<Output>, Vec<Value>)> {
+    /// workers whose results agreed, per unit.
+    async fn accepted_per_unit(&self, job_id: i64) -> Result<(Vec<Output>, Vec<(i64, Vec<Agreed>)>)> {
         let rows = sqlx::query(
-            "SELECT a.unit_id, a.id, a.output, w.name AS worker, w.engine_version, u2.name AS owner FROM assignments a
+            "SELECT a.unit_id, a.id, a.output, w.name AS worker, w.engine_version, w.operator_host, u2.name AS owner FROM assignments a
              JOIN units u ON u.id = a.unit_id JOIN workers w ON w.id = a.worker_id JOIN users u2 ON u2.id = a.owner_id
              WHERE u.job_id = $1 AND a.outcome = 'valid' ORDER BY a.unit_id, a.id",
         )
@@ -483,24 +511,19 @@ impl Coordinator {
         .fetch_all(self.pool())
         .await?;
         let mut outputs = Vec::new();
-        let mut workers = Vec::new();
-        let mut last_unit = None;
+        let mut agreed: Vec<(i64, Vec<Agreed>)> = Vec::new();
         for row in rows {
             let unit: i64 = row.try_get("unit_id")?;
-            if last_unit != Some(unit) {
+            if agreed.last().is_none_or(|(last, _)| *last != unit) {
                 let text: String = row.try_get("output")?;
                 outputs.push(serde_json::from_str(&text).map_err(|e| ComputeError::Corrupt(e.to_string()))?);
-                last_unit = Some(unit);
+                agreed.push((unit, Vec::new()));
             }
-            workers.push(json!({
-                "unit": unit,
-                "assignment": row.try_get::<i64, _>("id")?,
-                "worker": row.try_get::<String, _>("worker")?,
-                "owner": row.try_get::<String, _>("owner")?,
-                "engine_version": row.try_get::<String, _>("engine_version")?,
-            }));
+            if let Some((_, group)) = agreed.last_mut() {
+                group.push(agreed_from_row(&row)?);
+            }
         }
-        Ok((outputs, workers))
+        Ok((outputs, agreed))
     }
 
     /// Records a validated model: the coordinator's own commit on top of `model_commit`, the very
@@ -520,11 +543,33 @@ impl Coordinator {
         provenance: &Value,
     ) -> Result<String> {
         let title = format!("Validated by job {job_id}");
-        let card = match self.repos.read_file(repo, model_commit, "README.md", 4 << 20).await? {
+        let text = match self.repos.read_file(repo, model_commit, "README.md", 4 << 20).await? {
             Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             None => String::new(),
         };
-        let card = format!("{card}\n{}", validation_section(job_id, test, provenance));
+        // The task, from the recipe the validators ran (the model's own config.json).
+        let task = match self.repos.read_file(repo, model_commit, "config.json", 4 << 20).await? {
+            Some(bytes) => serde_json::from_slice::<commons_recipe::model_dir::ModelConfig>(&bytes)
+                .ok()
+                .and_then(|config| commons_recipe::recipe::parse(&config.recipe_toml, "config.json").ok())
+                .map_or("other", |loaded| loaded.pipeline_tag()),
+            None => "other",
+        };
+        let agreed: Vec<Agreed> = ["trained_by", "confirmed_by"]
+            .iter()
+            .flat_map(|key| serde_json::from_value::<Vec<Agreed>>(provenance[key].clone()).unwrap_or_default())
+            .collect();
+        let (kind, workers, owners) = verification_of(&agreed);
+        let verification = commons_protocol::verification_text(kind, workers, owners, &agreed);
+        // The trainer wrote the card: whatever `model-index` it claimed is replaced by the
+        // validated one (a card that does not parse keeps its text as the body).
+        let mut card = commons_card::Card::parse(&text).unwrap_or(commons_card::Card { metadata: Default::default(), body: text.clone() });
+        if let Ok(report) = serde_json::from_value::<EvalReport>(test.clone()) {
+            let dataset = provenance.get("dataset").and_then(|d| serde_json::from_value::<PinnedRepo>(d.clone()).ok());
+            card.metadata.insert("model-index".into(), model_index(&repo.name, task, dataset.as_ref(), &report, kind));
+        }
+        card.body.push_str(&format!("\n{}", validation_section(job_id, test, provenance, &verification)));
+        let card = card.render().map_err(|e| ComputeError::Corrupt(format!("model card of {}: {e}", repo.full_name())))?;
         let record = serde_json::to_vec_pretty(&json!({ "job": job_id, "test": test, "provenance": provenance })).unwrap_or_default();
         let mut changes = Vec::new();
         // Training checkpoints served their purpose: the published model does not carry them.
@@ -569,8 +614,120 @@ struct AcceptedTraining {
     reported_at: i64,
     output: Output,
     overrides: Vec<String>,
-    trainer: Value,
-    validators: Vec<Value>,
+    trainer: Agreed,
+    validators: Vec<Agreed>,
+}
+
+fn agreed_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Agreed> {
+    Ok(Agreed {
+        assignment: row.try_get("id")?,
+        worker: row.try_get("worker")?,
+        owner: row.try_get("owner")?,
+        engine_version: row.try_get("engine_version")?,
+        operator: row.try_get("operator_host")?,
+    })
+}
+
+/// A validated result to put on the boards: what was scored on what, by whom, paid how.
+struct Verified {
+    dataset: PinnedRepo,
+    split: String,
+    model: PinnedRepo,
+    algorithm: Option<PinnedRepo>,
+    recipe: Option<Value>,
+    report: EvalReport,
+    /// The workers that agreed, per unit that produced the result (one per shard of an
+    /// evaluation; the claim and its evaluators for a training).
+    agreed: Vec<Vec<Agreed>>,
+    paid_for: PaidFor,
+}
+
+/// Which units' payments the result cost.
+enum PaidFor {
+    /// Every unit of the job (an evaluation).
+    Job,
+    /// A train unit and the evaluations that validated it (one point of a training job).
+    TrainUnit(i64),
+}
+
+/// How a result agreed on unit by unit was verified: as its least verified unit (one shard
+/// attested by one owner makes the whole attested), with the distinct workers of all units.
+fn verified_by(groups: &[Vec<Agreed>]) -> (Verification, usize, usize) {
+    let (_, workers, _) = verification_of(&groups.concat());
+    match groups.iter().map(|g| verification_of(g)).min_by_key(|(_, _, owners)| *owners) {
+        Some((kind, _, owners)) => (kind, workers, owners),
+        None => (Verification::Attested, 0, 0),
+    }
+}
+
+/// Writes one board entry per scalar metric of a validated result (inside the transaction that
+/// finishes its job, so a board never shows a job that is not done). A result whose model,
+/// dataset or algorithm repository is gone by now goes on no board.
+fn record_board_entries(db: &Conn, job_id: i64, result: &Verified) -> Result<()> {
+    let repo_id = |kind: &str, full_name: &str| -> Result<Option<i64>> {
+        let Some((namespace, name)) = full_name.split_once('/') else { return Ok(None) };
+        db.maybe("SELECT id FROM repos WHERE kind = ?1 AND namespace = ?2 AND name = ?3", params![kind, namespace, name], |r| r.get(0))
+    };
+    let (Some(dataset_id), Some(model_id)) = (repo_id("dataset", &result.dataset.repo)?, repo_id("model", &result.model.repo)?) else {
+        return Ok(());
+    };
+    let algorithm_id = match &result.algorithm {
+        Some(algorithm) => match repo_id("algorithm", &algorithm.repo)? {
+            Some(id) => Some(id),
+            None => return Ok(()),
+        },
+        None => None,
+    };
+    let credits: i64 = match result.paid_for {
+        PaidFor::Job => db.one(
+            "SELECT COALESCE(SUM(e.amount), 0) FROM ledger_transfers t JOIN ledger_entries e ON e.transfer_id = t.id
+              WHERE t.job_id = ?1 AND t.kind = 'payment' AND e.amount > 0",
+            [job_id],
+            |r| r.get(0),
+        )?,
+        PaidFor::TrainUnit(unit) => db.one(
+            "SELECT COALESCE(SUM(e.amount), 0) FROM ledger_transfers t JOIN ledger_entries e ON e.transfer_id = t.id
+               JOIN units u ON u.id = t.unit_id
+              WHERE t.job_id = ?1 AND t.kind = 'payment' AND e.amount > 0 AND (u.id = ?2 OR u.validates_unit = ?2)",
+            [job_id, unit],
+            |r| r.get(0),
+        )?,
+    };
+    let (kind, workers, owners) = verified_by(&result.agreed);
+    let scalars = result.report.scalars();
+    let metrics: serde_json::Map<String, Value> = scalars.iter().map(|s| (s.name.to_string(), json!(s.value))).collect();
+    let metrics = Value::Object(metrics).to_string();
+    let agreed = serde_json::to_string(&result.agreed.concat()).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+    let recipe = result.recipe.as_ref().map(Value::to_string);
+    for scalar in &scalars {
+        db.exec(
+            "INSERT INTO board_entries (job_id, dataset_repo_id, dataset_commit, split, metric, value, higher_is_better, model_repo_id,
+                model_commit, algorithm_repo_id, algorithm_commit, recipe, metrics, verification, agreed, workers, owners, credits, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) ON CONFLICT DO NOTHING",
+            params![
+                job_id,
+                dataset_id,
+                result.dataset.revision,
+                result.split,
+                scalar.name,
+                scalar.value,
+                scalar.higher_is_better,
+                model_id,
+                result.model.revision,
+                algorithm_id,
+                result.algorithm.as_ref().map(|a| a.revision.as_str()),
+                recipe,
+                metrics,
+                kind.as_str(),
+                agreed,
+                workers as i64,
+                owners as i64,
+                credits,
+                now(),
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 async fn spec_owner(c: &Coordinator, job_id: i64) -> Result<String> {
@@ -581,8 +738,24 @@ async fn spec_owner(c: &Coordinator, job_id: i64) -> Result<String> {
         .try_get("name")?)
 }
 
+/// The card's `model-index` (the Hugging Face Hub's evaluation results, which
+/// `huggingface_hub.ModelCard` reads as `EvalResult`s): the validated test metrics, marked
+/// `verified` only when workers of two or more owners reproduced them.
+fn model_index(name: &str, task: &str, dataset: Option<&PinnedRepo>, report: &EvalReport, kind: Verification) -> Value {
+    let metrics: Vec<Value> = report
+        .scalars()
+        .iter()
+        .map(|s| json!({ "type": s.name, "value": s.value, "name": format!("test {}", s.name.replace('_', " ")), "verified": kind == Verification::Reproduced }))
+        .collect();
+    let dataset = match dataset {
+        Some(d) => json!({ "name": d.repo, "type": d.repo, "split": "test", "revision": d.revision }),
+        None => json!({ "name": "unknown", "type": "unknown", "split": "test" }),
+    };
+    json!([{ "name": name, "results": [{ "task": { "type": task }, "dataset": dataset, "metrics": metrics }] }])
+}
+
 /// The card section that records how a model's metrics were confirmed.
-fn validation_section(job_id: i64, test: &Value, provenance: &Value) -> String {
+fn validation_section(job_id: i64, test: &Value, provenance: &Value, verification: &str) -> String {
     let pinned = |key: &str| provenance.get(key).and_then(|p| serde_json::from_value::<PinnedRepo>(p.clone()).ok());
     let mut s = format!("## Validation\n\nTrained and validated by Commons job {job_id}.\n\n");
     if let Some(a) = pinned("algorithm") {
@@ -610,7 +783,8 @@ fn validation_section(job_id: i64, test: &Value, provenance: &Value) -> String {
             })
             .unwrap_or_default()
     };
-    s += &format!("- Trained by: {}\n- Test metrics reproduced bit for bit by: {}\n", names("trained_by"), names("confirmed_by"));
+    s += &format!("- Trained by: {}\n- Evaluated on the test split by: {}\n", names("trained_by"), names("confirmed_by"));
+    s += &format!("- Verification: {verification}\n");
     if let Some(accuracy) = test.get("accuracy").and_then(Value::as_f64) {
         s += &format!("- Confirmed test accuracy: {accuracy:.4}\n");
     }

@@ -13,11 +13,13 @@ mod auth;
 mod cache;
 pub mod cas;
 mod error;
+mod leaderboards;
 mod market;
 mod repos;
 
 pub use auth::{Scope, Token, User};
 pub use error::DbError;
+pub use leaderboards::{BoardEntry, BoardSummary};
 pub use market::{DOWNLOAD_DAYS, Download};
 pub use repos::{
     Commit, CommitInfo, CommitOp, FileEntry, NewFile, RefInfo, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem, git_blob_sha1,

@@ -366,6 +366,10 @@ impl Db {
         for table in ["tokens", "refs", "commits", "likes", "repo_downloads"] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE repo_id = $1"))).bind(repo.id).execute(&mut **tx).await?;
         }
+        // A board entry names its model, dataset and algorithm: it goes with any of them.
+        for column in ["model_repo_id", "dataset_repo_id", "algorithm_repo_id"] {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM board_entries WHERE {column} = $1"))).bind(repo.id).execute(&mut **tx).await?;
+        }
         sqlx::query("DELETE FROM repos WHERE id = $1").bind(repo.id).execute(&mut **tx).await?;
         tx.commit().await?;
         Ok(())

@@ -91,6 +91,7 @@ struct CardMetric {
 struct CardFrontMatter<'a> {
     license: &'a str,
     library_name: &'a str,
+    pipeline_tag: &'a str,
     tags: Vec<&'a str>,
     datasets: Vec<&'a str>,
     base_recipe: &'a str,
@@ -110,7 +111,8 @@ fn model_card(loaded: &LoadedRecipe, metrics: &MetricsFile, dataset: &DatasetInf
     let front = CardFrontMatter {
         license: &recipe.license,
         library_name: "commons-engine",
-        tags: vec!["commons", recipe_kind_tag(loaded)],
+        tags: vec!["commons", loaded.pipeline_tag()],
+        pipeline_tag: loaded.pipeline_tag(),
         datasets: vec![&dataset.name],
         base_recipe: &recipe.name,
         metrics: card_metrics,
@@ -137,18 +139,6 @@ fn model_card(loaded: &LoadedRecipe, metrics: &MetricsFile, dataset: &DatasetInf
         let _ = writeln!(card, "- `{file}` sha256 `{sha}`");
     }
     Ok(card)
-}
-
-fn recipe_kind_tag(loaded: &LoadedRecipe) -> &'static str {
-    match loaded.recipe.kind {
-        commons_recipe::recipe::RecipeKind::CharLanguageModel => "text-generation",
-        commons_recipe::recipe::RecipeKind::Classification => match loaded.recipe.data.format {
-            commons_recipe::recipe::DataFormat::Idx => "image-classification",
-            commons_recipe::recipe::DataFormat::JsonText => "text-classification",
-            _ => "tabular-classification",
-        },
-        _ => "word-embeddings",
-    }
 }
 
 /// Loss (left axis) and accuracy (right axis, 0..1) per epoch, train solid, validation dashed.

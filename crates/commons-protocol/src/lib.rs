@@ -220,6 +220,68 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// How a validated result was established: reproduced bit for bit by workers of at least
+    /// two distinct owners, or attested by the hosts of one owner alone (the hub operator's own
+    /// trusted host, or a trusted volunteer's spot-checked host) without an independent copy.
+    Verification {
+        Reproduced => "reproduced",
+        Attested => "attested",
+    }
+}
+
+/// A worker whose result agreed with the accepted one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Agreed {
+    pub assignment: i64,
+    pub worker: String,
+    pub owner: String,
+    pub engine_version: String,
+    /// A host of the hub's operator (trusted without replication).
+    #[serde(default)]
+    pub operator: bool,
+}
+
+/// How a result agreed on by `agreed` was verified, with the number of distinct workers and
+/// of distinct owners among them: reproduced when two or more owners agree, attested otherwise.
+pub fn verification_of(agreed: &[Agreed]) -> (Verification, usize, usize) {
+    let mut workers: Vec<&str> = agreed.iter().map(|a| a.worker.as_str()).collect();
+    workers.sort_unstable();
+    workers.dedup();
+    let mut owners: Vec<&str> = agreed.iter().map(|a| a.owner.as_str()).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    let kind = if owners.len() >= 2 { Verification::Reproduced } else { Verification::Attested };
+    (kind, workers.len(), owners.len())
+}
+
+/// What [`verification_of`] means, in words a card or a board shows.
+pub fn verification_text(kind: Verification, workers: usize, owners: usize, agreed: &[Agreed]) -> String {
+    let plural = |n: usize, one: &str, many: &str| if n == 1 { format!("{n} {one}") } else { format!("{n} {many}") };
+    match kind {
+        Verification::Reproduced => {
+            format!(
+                "reproduced bit for bit by {} of {}",
+                plural(workers, "worker", "workers"),
+                plural(owners, "distinct owner", "distinct owners")
+            )
+        }
+        Verification::Attested if agreed.iter().all(|a| a.operator) => format!(
+            "attested by the hub operator's own trusted host{} alone ({}): not reproduced independently",
+            if workers == 1 { "" } else { "s" },
+            names(agreed)
+        ),
+        Verification::Attested => format!("attested by the hosts of one owner alone ({}): not reproduced independently", names(agreed)),
+    }
+}
+
+fn names(agreed: &[Agreed]) -> String {
+    let mut names: Vec<String> = agreed.iter().map(|a| format!("{} of {}", a.worker, a.owner)).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.join(", ")
+}
+
 /// `POST /api/jobs`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]

@@ -393,6 +393,19 @@ pub struct LoadedRecipe {
 }
 
 impl LoadedRecipe {
+    /// The Hugging Face task (`pipeline_tag`) of what this recipe trains.
+    pub fn pipeline_tag(&self) -> &'static str {
+        match self.recipe.kind {
+            RecipeKind::CharLanguageModel => "text-generation",
+            RecipeKind::Classification => match self.recipe.data.format {
+                DataFormat::Idx => "image-classification",
+                DataFormat::JsonText => "text-classification",
+                _ => "tabular-classification",
+            },
+            _ => "word-embeddings",
+        }
+    }
+
     /// 1-based line of a byte offset in the recipe source.
     pub fn line_of(&self, span: &std::ops::Range<usize>) -> usize {
         line_of(&self.source, span.start)

@@ -22,6 +22,30 @@ pub struct EvalReport {
     pub confusion_matrix: Option<Vec<Vec<u64>>>,
 }
 
+/// A metric a leaderboard ranks by: its name, its value, and whether higher is better.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scalar {
+    pub name: &'static str,
+    pub value: f64,
+    pub higher_is_better: bool,
+}
+
+impl EvalReport {
+    /// The report's scalar metrics, as boards and cards name them.
+    pub fn scalars(&self) -> Vec<Scalar> {
+        let mut scalars = vec![
+            Scalar { name: "accuracy", value: self.accuracy, higher_is_better: true },
+            Scalar { name: "loss", value: self.loss, higher_is_better: false },
+            Scalar { name: "macro_f1", value: self.macro_f1, higher_is_better: true },
+        ];
+        if let Some(perplexity) = self.perplexity {
+            scalars.push(Scalar { name: "perplexity", value: perplexity, higher_is_better: false });
+        }
+        scalars.retain(|s| s.value.is_finite());
+        scalars
+    }
+}
+
 /// The report of a whole split from the reports of its shards, in shard order: counts and the
 /// confusion matrix add up, loss is the example-weighted mean, F1 is recomputed.
 pub fn merge_reports(shards: &[EvalReport]) -> Result<EvalReport, RecipeError> {

@@ -2,6 +2,7 @@
 
 mod compute;
 mod files;
+mod leaderboards;
 mod lfs;
 mod market;
 mod meta;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/like", post(market::like).delete(market::unlike))
         .route("/likers", get(market::likers))
         .route("/lineage", get(market::lineage))
+        .route("/leaderboards", get(leaderboards::of_model))
         .merge(xet::token_routes());
 
     let file_routes = Router::new()
@@ -51,6 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/whoami-v2", get(meta::whoami))
         .route("/api/validate-yaml", post(meta::validate_yaml))
         .route("/api/users/{name}/likes", get(market::of_user))
+        .route("/api/leaderboards", get(leaderboards::boards))
+        .route("/api/leaderboards/{ns}/{name}", get(leaderboards::board))
         .route("/api/models-tags-by-type", get(|s, c| market::tags_by_type(s, c, RepoKind::Model)))
         .route("/api/datasets-tags-by-type", get(|s, c| market::tags_by_type(s, c, RepoKind::Dataset)))
         .route("/api/algorithms-tags-by-type", get(|s, c| market::tags_by_type(s, c, RepoKind::Algorithm)))
