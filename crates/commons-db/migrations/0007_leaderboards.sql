@@ -33,3 +33,9 @@ CREATE TABLE board_entries (
 CREATE INDEX board_entries_by_board ON board_entries (dataset_repo_id, split, metric, value);
 CREATE INDEX board_entries_by_model ON board_entries (model_repo_id);
 CREATE INDEX board_entries_by_algorithm ON board_entries (algorithm_repo_id);
+
+-- Trending: likes given over the last TRENDING_DAYS days. A like adds to it at once, an unlike
+-- of a recent like takes it back, and the daily pass recomputes it, which lets old likes age out.
+ALTER TABLE repos ADD COLUMN trending BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX repos_by_trending ON repos (kind, trending);
+CREATE INDEX likes_by_repo_and_time ON likes (repo_id, created_at);

@@ -20,7 +20,7 @@ mod repos;
 pub use auth::{Scope, Token, User};
 pub use error::DbError;
 pub use leaderboards::{BoardEntry, BoardSummary};
-pub use market::{DOWNLOAD_DAYS, Download};
+pub use market::{DOWNLOAD_DAYS, Download, TRENDING_DAYS};
 pub use repos::{
     Commit, CommitInfo, CommitOp, FileEntry, NewFile, RefInfo, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem, git_blob_sha1,
     lfs_pointer,

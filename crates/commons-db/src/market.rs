@@ -10,6 +10,9 @@ use crate::{Db, Repo, RepoKind, Result};
 /// Days a download counts for.
 pub const DOWNLOAD_DAYS: i64 = 30;
 
+/// Days a like counts towards a repository's trending score.
+pub const TRENDING_DAYS: i64 = 7;
+
 /// One download to count: repository, day (unix days) and client.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Download {
@@ -141,7 +144,10 @@ impl Db {
             .rows_affected()
             == 1;
         if new {
-            sqlx::query("UPDATE repos SET likes = likes + 1 WHERE id = $1").bind(repo.id).execute(&mut **tx).await?;
+            sqlx::query("UPDATE repos SET likes = likes + 1, trending = trending + 1 WHERE id = $1")
+                .bind(repo.id)
+                .execute(&mut **tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(new)
@@ -150,15 +156,24 @@ impl Db {
     /// `user_id` no longer likes `repo`. Returns whether they did.
     pub async fn unlike(&self, user_id: i64, repo: &Repo) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let gone = sqlx::query("DELETE FROM likes WHERE user_id = $1 AND repo_id = $2")
+        let liked_at: Option<i64> = sqlx::query("DELETE FROM likes WHERE user_id = $1 AND repo_id = $2 RETURNING created_at")
             .bind(user_id)
             .bind(repo.id)
-            .execute(&mut **tx)
+            .fetch_optional(&mut **tx)
             .await?
-            .rows_affected()
-            == 1;
-        if gone {
-            sqlx::query("UPDATE repos SET likes = likes - 1 WHERE id = $1").bind(repo.id).execute(&mut **tx).await?;
+            .map(|row| row.try_get("created_at"))
+            .transpose()?;
+        let gone = liked_at.is_some();
+        if let Some(liked_at) = liked_at {
+            // A like still counted as recent leaves the trending score with it.
+            let recent = i64::from(liked_at >= crate::now_unix() - TRENDING_DAYS * 86_400);
+            sqlx::query(
+                "UPDATE repos SET likes = likes - 1, trending = CASE WHEN trending > $2 THEN trending - $2 ELSE 0 END WHERE id = $1",
+            )
+            .bind(repo.id)
+            .bind(recent)
+            .execute(&mut **tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(gone)
@@ -223,6 +238,11 @@ impl Db {
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM repo_downloads WHERE day <= $1").bind(today - DOWNLOAD_DAYS).execute(&mut **tx).await?;
         sqlx::query("UPDATE repos SET downloads = (SELECT COUNT(*) FROM repo_downloads d WHERE d.repo_id = repos.id) WHERE downloads > 0")
+            .execute(&mut **tx)
+            .await?;
+        // Likes older than the window leave the trending score (only repositories that have one).
+        sqlx::query("UPDATE repos SET trending = (SELECT COUNT(*) FROM likes l WHERE l.repo_id = repos.id AND l.created_at >= $1) WHERE trending > 0")
+            .bind(crate::now_unix() - TRENDING_DAYS * 86_400)
             .execute(&mut **tx)
             .await?;
         tx.commit().await?;

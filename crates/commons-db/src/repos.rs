@@ -26,6 +26,8 @@ pub struct Repo {
     pub likes: i64,
     /// Distinct clients that downloaded from it over the last 30 days.
     pub downloads: i64,
+    /// Likes given over the last [`crate::TRENDING_DAYS`] days.
+    pub trending: i64,
 }
 
 impl Repo {
@@ -168,6 +170,8 @@ pub enum RepoSort {
     Name,
     Likes,
     Downloads,
+    /// Recent likes ([`Repo::trending`]).
+    Trending,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -200,6 +204,7 @@ pub(crate) fn repo_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Repo> {
         updated_at: row.try_get("updated_at")?,
         likes: row.try_get("likes")?,
         downloads: row.try_get("downloads")?,
+        trending: row.try_get("trending")?,
     })
 }
 
@@ -215,7 +220,7 @@ fn commit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Commit> {
     })
 }
 
-pub(crate) const REPO_COLUMNS: &str = "id, kind, namespace, name, private, created_at, updated_at, likes, downloads";
+pub(crate) const REPO_COLUMNS: &str = "id, kind, namespace, name, private, created_at, updated_at, likes, downloads, trending";
 const COMMIT_COLUMNS: &str = "id, parent_id, tree_id, author, title, message, created_at";
 
 fn is_full_commit_id(rev: &str) -> bool {
@@ -352,6 +357,7 @@ impl Db {
             updated_at: now,
             likes: 0,
             downloads: 0,
+            trending: 0,
         };
         let ops: Vec<CommitOp> = initial_files.iter().cloned().map(CommitOp::Put).collect();
         let info = CommitInfo { author, title: "initial commit", message: "" };
@@ -406,6 +412,7 @@ impl Db {
             RepoSort::Name => ("namespace, name", "ASC"),
             RepoSort::Likes => ("likes", "DESC"),
             RepoSort::Downloads => ("downloads", "DESC"),
+            RepoSort::Trending => ("trending", "DESC"),
         };
         let direction = match (q.ascending, natural) {
             (true, _) => "ASC",

@@ -116,6 +116,17 @@ check(like(os.environ["BOB_TOKEN"], mlp).status_code == 200, "bob likes the MLP"
 check(like(os.environ["BOB_TOKEN"], mlp).status_code == 200, "liking twice is harmless")
 check(alice.model_info(mlp).likes == 1, "the MLP has one like")
 check(ids(bob, author="alice", sort="likes")[0] == mlp, "sort=likes puts the liked model first")
+check(ids(bob, author="alice", sort="trending_score")[0] == mlp, "a recent like makes the MLP trend")
+info = bob.model_info(mlp, expand=["likes", "trendingScore", "downloads"])
+check((info.likes, info.trending_score, info.downloads) == (1, 1, 0), f"expand answers what it names: {info}")
+check(info.sha is None and info.tags is None and info.siblings is None, "and only that")
+expanded = {m.id: m for m in bob.list_models(author="alice", expand=["cardData", "trendingScore", "siblings"])}
+check(expanded[mlp].trending_score == 1 and expanded[cnn].trending_score == 0, "listings expand trendingScore")
+check(expanded[cnn].card_data is not None and expanded[cnn].card_data.license == "apache-2.0", "and cardData")
+check(any(s.rfilename == "config.json" for s in expanded[cnn].siblings), "and siblings")
+check(expanded[cnn].likes is None, "and nothing else")
+bad = http.get(f"{endpoint}/api/models", params={"expand": "everything"})
+check(bad.status_code == 400 and "expand" in bad.json()["message"], "an unknown expand is a clear 400")
 # `direction` left the client in 2.x; the Hub still takes it.
 ascending = http.get(f"{endpoint}/api/models", params={"author": "alice", "sort": "likes", "direction": "1"}).json()
 check([m["id"] for m in ascending][-1] == mlp, "direction=1 reverses it")
@@ -128,6 +139,7 @@ check(alice.list_liked_repos("alice").models == [secret], "alice sees her own li
 check(bob.list_liked_repos("alice").models == [], "bob does not see alice's like of a private model")
 bob.unlike(mlp)
 check(alice.model_info(mlp).likes == 0, "unlike takes the like back")
+check(alice.model_info(mlp, expand=["trendingScore"]).trending_score == 0, "and its trending score")
 check(bob.list_liked_repos("bob").models == [], "and it leaves bob's likes")
 try:
     bob.unlike(secret)

@@ -103,6 +103,104 @@ fn add_card(v: &mut Value, card: &serde_json::Map<String, Value>, card_data: boo
     }
 }
 
+/// What `expand` may name, as the Hub's clients know it (`ExpandModelProperty_T`,
+/// `ExpandDatasetProperty_T`); an algorithm takes either. Properties Commons has no data for
+/// (`gguf`, `safetensors`, `spaces`, …) are accepted and left out, as the Hub leaves out what a
+/// repository lacks.
+const EXPAND_MODEL: &[&str] = &[
+    "author",
+    "baseModels",
+    "cardData",
+    "childrenModelCount",
+    "config",
+    "createdAt",
+    "disabled",
+    "downloads",
+    "downloadsAllTime",
+    "evalResults",
+    "gated",
+    "gguf",
+    "inference",
+    "inferenceProviderMapping",
+    "lastModified",
+    "library_name",
+    "likes",
+    "mask_token",
+    "model-index",
+    "pipeline_tag",
+    "private",
+    "resourceGroup",
+    "safetensors",
+    "sha",
+    "siblings",
+    "spaces",
+    "tags",
+    "transformersInfo",
+    "trendingScore",
+    "usedStorage",
+    "widgetData",
+    "xetEnabled",
+];
+const EXPAND_DATASET: &[&str] = &[
+    "author",
+    "cardData",
+    "citation",
+    "createdAt",
+    "description",
+    "disabled",
+    "downloads",
+    "downloadsAllTime",
+    "gated",
+    "lastModified",
+    "likes",
+    "mainSize",
+    "paperswithcode_id",
+    "private",
+    "resourceGroup",
+    "sha",
+    "siblings",
+    "tags",
+    "trendingScore",
+    "usedStorage",
+    "xetEnabled",
+];
+
+/// The properties `expand=` (or `expand[]=`, repeated) asks for, checked against the kind's;
+/// `None` when the request names none.
+fn expand_keys(kind: RepoKind, pairs: &[(String, String)]) -> ApiResult<Option<Vec<String>>> {
+    let keys: Vec<&str> = pairs.iter().filter(|(k, _)| k == "expand" || k == "expand[]").map(|(_, v)| v.as_str()).collect();
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let known = |key: &str| match kind {
+        RepoKind::Model => EXPAND_MODEL.contains(&key),
+        RepoKind::Dataset => EXPAND_DATASET.contains(&key),
+        RepoKind::Algorithm => EXPAND_MODEL.contains(&key) || EXPAND_DATASET.contains(&key),
+    };
+    if let Some(bad) = keys.iter().find(|k| !known(k)) {
+        let list = if kind == RepoKind::Dataset { EXPAND_DATASET } else { EXPAND_MODEL };
+        return Err(ApiError::bad_request(format!("\"expand\" must be one of {}; got {bad:?}", list.join(", "))));
+    }
+    let mut keys: Vec<String> = keys.into_iter().map(str::to_string).collect();
+    keys.dedup();
+    Ok(Some(keys))
+}
+
+/// A repo object cut to what `expand` asked for, plus `_id` and `id`, as the Hub answers.
+fn expanded(v: &Value, keys: &[String]) -> Value {
+    let mut out = json!({ "_id": v["_id"], "id": v["id"] });
+    for key in keys {
+        let value = match key.as_str() {
+            "model-index" => &v["cardData"]["model-index"],
+            key => &v[key],
+        };
+        if !value.is_null() {
+            out[key] = value.clone();
+        }
+    }
+    out
+}
+
 /// The repo object of info and list endpoints (HF's ModelInfo / DatasetInfo shape).
 fn repo_json(repo: &Repo, sha: Option<&str>, files: Option<(&[FileEntry], bool)>) -> Value {
     let id = repo.full_name();
@@ -117,6 +215,7 @@ fn repo_json(repo: &Repo, sha: Option<&str>, files: Option<(&[FileEntry], bool)>
         "disabled": false,
         "downloads": repo.downloads,
         "likes": repo.likes,
+        "trendingScore": repo.trending,
         "tags": [],
         "lastModified": iso_time(repo.updated_at),
         "createdAt": iso_time(repo.created_at),
@@ -148,8 +247,10 @@ fn repo_json(repo: &Repo, sha: Option<&str>, files: Option<(&[FileEntry], bool)>
     v
 }
 
-async fn info_response(state: &AppState, caller: &Caller, p: &RepoPath, rev: &str, q: &HashMap<String, String>) -> ApiResult<Json<Value>> {
+async fn info_response(state: &AppState, caller: &Caller, p: &RepoPath, rev: &str, pairs: &[(String, String)]) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
+    let expand = expand_keys(kind, pairs)?;
+    let q: HashMap<String, String> = pairs.iter().cloned().collect();
     let repo = readable_repo(state, caller, kind, &p.ns, &p.name).await?;
     let commit = resolve(state, &repo, rev).await?;
     let files = state.db.tree_at(&repo, &commit).await?;
@@ -160,14 +261,17 @@ async fn info_response(state: &AppState, caller: &Caller, p: &RepoPath, rev: &st
         None => Default::default(),
     };
     add_card(&mut v, &card, true);
-    Ok(Json(v))
+    Ok(Json(match expand {
+        Some(keys) => expanded(&v, &keys),
+        None => v,
+    }))
 }
 
 pub async fn info(
     State(state): State<AppState>,
     caller: Caller,
     Path(p): Path<RepoPath>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
     info_response(&state, &caller, &p, "main", &q).await
 }
@@ -176,7 +280,7 @@ pub async fn info_at(
     State(state): State<AppState>,
     caller: Caller,
     Path(p): Path<RevPath>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
     let rp = RepoPath { kind: p.kind, ns: p.ns, name: p.name };
     info_response(&state, &caller, &rp, &p.rev, &q).await
@@ -547,15 +651,15 @@ pub async fn list(
     let kind = kind_from_plural(&kind)?;
     let q: HashMap<String, String> = pairs.iter().cloned().collect();
     let (cursor, limit) = page_params(&q, 1000)?;
+    let expand = expand_keys(kind, &pairs)?;
     let sort = match q.get("sort").map(String::as_str) {
         None | Some("lastModified" | "last_modified") => RepoSort::LastModified,
         Some("createdAt" | "created_at") => RepoSort::CreatedAt,
         Some("id" | "name") => RepoSort::Name,
         Some("downloads") => RepoSort::Downloads,
         Some("likes") => RepoSort::Likes,
-        // Trending is recent likes; until likes carry their age into a score, likes is the
-        // closest honest order.
-        Some("trending_score" | "trendingScore") => RepoSort::Likes,
+        // Trending: likes of the last `TRENDING_DAYS` days.
+        Some("trending_score" | "trendingScore") => RepoSort::Trending,
         Some(other) => return Err(ApiError::bad_request(format!("unknown sort key {other:?}"))),
     };
     let ascending = match q.get("direction").map(String::as_str) {
@@ -597,8 +701,10 @@ pub async fn list(
     let mut repos = state.db.list_repos(kind, &query).await?;
     let more = repos.len() > limit;
     repos.truncate(limit);
-    let full = query_bool(q.get("full"));
-    let card_data = full || query_bool(q.get("cardData")) || pairs.iter().any(|(k, v)| k.starts_with("expand") && v == "cardData");
+    let wants = |key: &str| expand.as_ref().is_some_and(|keys| keys.iter().any(|k| k == key));
+    // The whole listing of `main` is read only when asked for.
+    let full = query_bool(q.get("full")) || wants("siblings") || wants("usedStorage");
+    let card_data = full || query_bool(q.get("cardData")) || wants("cardData") || wants("model-index");
     let mut items = Vec::with_capacity(repos.len());
     for repo in &repos {
         let head = state.db.resolve_revision(repo, "main").await.ok();
@@ -617,7 +723,10 @@ pub async fn list(
             None => Default::default(),
         };
         add_card(&mut item, &card, card_data);
-        items.push(item);
+        items.push(match &expand {
+            Some(keys) => expanded(&item, keys),
+            None => item,
+        });
     }
     Ok(page_response(items, more, || {
         let base = base_url(&state, &headers);
