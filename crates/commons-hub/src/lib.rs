@@ -59,6 +59,8 @@ pub struct Hub {
     pub xet_traffic: Arc<XetTraffic>,
     /// Downloads by distinct client per repository per day.
     pub downloads: Arc<downloads::DownloadCounter>,
+    /// The dataset viewer's parsed splits, by the blobs they are made of.
+    pub viewer: Arc<routes::ViewerCache>,
     /// The day garbage was last collected.
     last_gc_day: Arc<std::sync::atomic::AtomicI64>,
 }
@@ -125,6 +127,7 @@ impl AppState {
             limits: Arc::new(Limits::default()),
             xet_traffic: Arc::default(),
             downloads,
+            viewer: Arc::default(),
             last_gc_day: Arc::default(),
         })))
     }
@@ -181,6 +184,7 @@ impl AppState {
             limits: Arc::new(limits),
             xet_traffic: hub.xet_traffic.clone(),
             downloads: hub.downloads.clone(),
+            viewer: hub.viewer.clone(),
             last_gc_day: hub.last_gc_day.clone(),
         }))
     }

@@ -8,10 +8,12 @@ mod market;
 mod meta;
 mod repos;
 mod upload;
+mod viewer;
 mod xet;
 
 pub(crate) use compute::router as compute_router;
 pub(crate) use lfs::sweep_stale_parts;
+pub use viewer::ViewerCache;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -53,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/whoami-v2", get(meta::whoami))
         .route("/api/validate-yaml", post(meta::validate_yaml))
         .route("/api/users/{name}/likes", get(market::of_user))
+        .nest("/api/datasets-server", viewer::routes())
         .route("/api/leaderboards", get(leaderboards::boards))
         .route("/api/leaderboards/{ns}/{name}", get(leaderboards::board))
         .route("/api/models-tags-by-type", get(|s, c| market::tags_by_type(s, c, RepoKind::Model)))

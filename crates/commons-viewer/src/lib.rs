@@ -1,0 +1,431 @@
+//! The dataset viewer's core, without I/O or HTTP: which files of a dataset make which split
+//! (as the Hugging Face Hub infers them from names), a data file parsed into rows with their
+//! features (the `datasets` feature JSON), pages of rows, and column statistics, in the shapes
+//! of Hugging Face's dataset viewer API. The hub reads the bytes and answers the routes.
+
+use serde_json::{Map, Value, json};
+
+/// The one config of a dataset whose card declares none.
+pub const DEFAULT_CONFIG: &str = "default";
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ViewerError {
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Formats the viewer reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Tsv,
+    JsonLines,
+    /// A JSON array of objects.
+    Json,
+}
+
+impl Format {
+    /// The format of a data file, by its extension.
+    pub fn of(path: &str) -> Option<Format> {
+        let lower = path.to_ascii_lowercase();
+        let ext = lower.rsplit_once('.').map(|(_, e)| e)?;
+        match ext {
+            "csv" => Some(Format::Csv),
+            "tsv" => Some(Format::Tsv),
+            "jsonl" | "ndjson" => Some(Format::JsonLines),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+}
+
+/// A split of a config and the data files (paths in the repository) it is made of.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Split {
+    pub config: String,
+    pub split: String,
+    pub files: Vec<String>,
+}
+
+/// The splits of a dataset from its file paths, as the Hub's default inference does: a file
+/// or folder named for a split (`train`, `test`, `validation`; also `dev`, `valid`, `eval`,
+/// `training`, `testing`) belongs to it; when no name says, every data file is `train`.
+/// Only files the viewer reads count; `README.md` and dotfiles never do.
+pub fn splits(paths: &[&str]) -> Vec<Split> {
+    const NAMES: [(&str, &[&str]); 3] =
+        [("train", &["train", "training"]), ("validation", &["validation", "valid", "val", "dev", "eval"]), ("test", &["test", "testing"])];
+    let data: Vec<&str> = paths.iter().copied().filter(|p| Format::of(p).is_some() && !p.split('/').any(|c| c.starts_with('.'))).collect();
+    let mut found: Vec<Split> = Vec::new();
+    for (split, words) in NAMES {
+        let files: Vec<String> = data.iter().filter(|p| named_for(p, words)).map(|p| p.to_string()).collect();
+        if !files.is_empty() {
+            found.push(Split { config: DEFAULT_CONFIG.into(), split: split.into(), files });
+        }
+    }
+    if found.is_empty() && !data.is_empty() {
+        found.push(Split { config: DEFAULT_CONFIG.into(), split: "train".into(), files: data.iter().map(|p| p.to_string()).collect() });
+    }
+    found
+}
+
+/// Whether a word of `words` is a whole word of a folder or file name of `path` (split on
+/// `-`, `_`, `.`, ` ` and digits, as the Hub's patterns `{split}[-._ 0-9]` do).
+fn named_for(path: &str, words: &[&str]) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.split('/').any(|component| {
+        let stem = component.rsplit_once('.').map_or(component, |(s, _)| s);
+        stem.split(|c: char| matches!(c, '-' | '_' | '.' | ' ') || c.is_ascii_digit()).any(|w| words.contains(&w))
+    })
+}
+
+/// A parsed data file: its columns in order and its rows, each cell a JSON value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// Parses `bytes` of `file` in `format`. CSV/TSV cells that are all integers, all numbers or
+/// all booleans in a column become such values; empty cells are null.
+pub fn parse(file: &str, format: Format, bytes: &[u8]) -> Result<Table, ViewerError> {
+    let fail = |message: String| ViewerError::Parse { file: file.to_string(), message };
+    match format {
+        Format::Csv | Format::Tsv => {
+            let mut reader =
+                csv::ReaderBuilder::new().delimiter(if format == Format::Tsv { b'\t' } else { b',' }).flexible(false).from_reader(bytes);
+            let columns: Vec<String> = reader.headers().map_err(|e| fail(e.to_string()))?.iter().map(str::to_string).collect();
+            let mut text: Vec<Vec<String>> = Vec::new();
+            for record in reader.records() {
+                let record = record.map_err(|e| fail(e.to_string()))?;
+                text.push(record.iter().map(str::to_string).collect());
+            }
+            let kinds: Vec<CellKind> = (0..columns.len()).map(|c| CellKind::of_column(text.iter().map(|r| r[c].as_str()))).collect();
+            let rows = text.into_iter().map(|r| r.into_iter().zip(&kinds).map(|(cell, kind)| kind.value(cell)).collect()).collect();
+            Ok(Table { columns, rows })
+        }
+        Format::JsonLines => {
+            let text = std::str::from_utf8(bytes).map_err(|e| fail(format!("not UTF-8: {e}")))?;
+            let mut objects = Vec::new();
+            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let item: Item = serde_json::from_str(line).map_err(|e| fail(format!("line {}: {e}", i + 1)))?;
+                objects.push(item.object().map_err(|found| fail(format!("line {}: expected a JSON object, found {found}", i + 1)))?);
+            }
+            Ok(table_of_objects(objects))
+        }
+        Format::Json => {
+            let items: Vec<Item> = match serde_json::from_slice(bytes) {
+                Ok(items) => items,
+                Err(e) if e.classify() == serde_json::error::Category::Data => {
+                    return Err(fail(format!("expected a JSON array of objects: {e}")));
+                }
+                Err(e) => return Err(fail(e.to_string())),
+            };
+            let objects = items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| item.object().map_err(|found| fail(format!("item {i}: expected a JSON object, found {found}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(table_of_objects(objects))
+        }
+    }
+}
+
+/// A JSON value whose top-level object keeps its keys in file order (serde_json's `Map`
+/// sorts them), so columns come in the order the data gives them.
+enum Item {
+    Object(Vec<(String, Value)>),
+    Other(Value),
+}
+
+impl<'de> serde::Deserialize<'de> for Item {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Item;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry::<String, Value>()? {
+                    pairs.push(pair);
+                }
+                Ok(Item::Object(pairs))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Value>()? {
+                    items.push(item);
+                }
+                Ok(Item::Other(Value::Array(items)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Item, E> {
+                Ok(Item::Other(Value::String(v.into())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Item, E> {
+                Ok(Item::Other(Value::String(v)))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Item, E> {
+                Ok(Item::Other(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Item, E> {
+                Ok(Item::Other(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Item, E> {
+                Ok(Item::Other(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Item, E> {
+                Ok(Item::Other(Value::from(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Item, E> {
+                Ok(Item::Other(Value::Null))
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+impl Item {
+    fn object(self) -> Result<Vec<(String, Value)>, &'static str> {
+        match self {
+            Item::Object(pairs) => Ok(pairs),
+            Item::Other(value) => Err(kind_of(&value)),
+        }
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Object(_) => "an object",
+        Value::Array(_) => "an array",
+        Value::String(_) => "a string",
+        Value::Number(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        Value::Null => "null",
+    }
+}
+
+/// Columns in order of first appearance; a key a row lacks is null there.
+fn table_of_objects(objects: Vec<Vec<(String, Value)>>) -> Table {
+    let mut columns: Vec<String> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut rows = Vec::with_capacity(objects.len());
+    for object in objects {
+        let mut row = vec![Value::Null; columns.len()];
+        for (key, value) in object {
+            let i = *index.entry(key.clone()).or_insert_with(|| {
+                columns.push(key);
+                columns.len() - 1
+            });
+            if i >= row.len() {
+                row.resize(i + 1, Value::Null);
+            }
+            row[i] = value;
+        }
+        rows.push(row);
+    }
+    for row in &mut rows {
+        row.resize(columns.len(), Value::Null);
+    }
+    Table { columns, rows }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum CellKind {
+    Int,
+    Float,
+    Bool,
+    Text,
+}
+
+impl CellKind {
+    fn of_column<'a>(cells: impl Iterator<Item = &'a str> + Clone) -> CellKind {
+        let filled = cells.filter(|c| !c.is_empty());
+        if filled.clone().all(|c| c.parse::<i64>().is_ok()) {
+            CellKind::Int
+        } else if filled.clone().all(|c| c.parse::<f64>().is_ok()) {
+            CellKind::Float
+        } else if filled.clone().all(|c| matches!(c.to_ascii_lowercase().as_str(), "true" | "false")) {
+            CellKind::Bool
+        } else {
+            CellKind::Text
+        }
+    }
+
+    fn value(self, cell: String) -> Value {
+        if cell.is_empty() && self != CellKind::Text {
+            return Value::Null;
+        }
+        match self {
+            CellKind::Int => cell.parse::<i64>().map_or(Value::Null, Value::from),
+            CellKind::Float => cell.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number),
+            CellKind::Bool => Value::Bool(cell.eq_ignore_ascii_case("true")),
+            CellKind::Text => Value::String(cell),
+        }
+    }
+}
+
+/// The `datasets` dtype of a column: the narrowest that holds every non-null value.
+fn dtype(values: &[&Value]) -> Value {
+    let present: Vec<&&Value> = values.iter().filter(|v| !v.is_null()).collect();
+    let simple = |t: &str| json!({ "dtype": t, "_type": "Value" });
+    if present.is_empty() {
+        simple("null")
+    } else if present.iter().all(|v| v.is_boolean()) {
+        simple("bool")
+    } else if present.iter().all(|v| v.is_i64() || v.is_u64()) {
+        simple("int64")
+    } else if present.iter().all(|v| v.is_number()) {
+        simple("float64")
+    } else if present.iter().all(|v| v.is_string()) {
+        simple("string")
+    } else if present.iter().all(|v| v.is_array()) {
+        json!({ "_type": "List", "feature": dtype(&present.iter().filter_map(|v| v.as_array()).flatten().collect::<Vec<_>>()) })
+    } else {
+        json!({ "_type": "Json" })
+    }
+}
+
+impl Table {
+    /// `FeatureItem`s: `{feature_idx, name, type}`.
+    pub fn features(&self) -> Vec<Value> {
+        self.columns
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let column: Vec<&Value> = self.rows.iter().map(|r| &r[i]).collect();
+                json!({ "feature_idx": i, "name": name, "type": dtype(&column) })
+            })
+            .collect()
+    }
+
+    /// `RowItem`s of rows `offset..offset + length`: `{row_idx, row, truncated_cells}`.
+    pub fn rows(&self, offset: usize, length: usize) -> Vec<Value> {
+        self.rows
+            .iter()
+            .enumerate()
+            .skip(offset)
+            .take(length)
+            .map(|(i, row)| {
+                let row: Map<String, Value> = self.columns.iter().cloned().zip(row.iter().cloned()).collect();
+                json!({ "row_idx": i, "row": row, "truncated_cells": [] })
+            })
+            .collect()
+    }
+
+    /// Column statistics in the viewer's shapes: numbers (`int`, `float`: min, max, mean,
+    /// median, std, a 10-bin histogram), booleans, labels (`string_label`: up to 40 distinct
+    /// strings, with their frequencies) and text (`string_text`: statistics of the lengths).
+    pub fn statistics(&self) -> Vec<Value> {
+        let n = self.rows.len();
+        self.columns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| {
+                let column: Vec<&Value> = self.rows.iter().map(|r| &r[i]).collect();
+                let nulls = column.iter().filter(|v| v.is_null()).count();
+                let proportion = if n == 0 { 0.0 } else { nulls as f64 / n as f64 };
+                let present: Vec<&Value> = column.into_iter().filter(|v| !v.is_null()).collect();
+                let (column_type, stats) = if !present.is_empty() && present.iter().all(|v| v.is_number()) {
+                    let ints = present.iter().all(|v| v.is_i64() || v.is_u64());
+                    let values: Vec<f64> = present.iter().filter_map(|v| v.as_f64()).collect();
+                    (if ints { "int" } else { "float" }, numeric(&values, ints))
+                } else if !present.is_empty() && present.iter().all(|v| v.is_boolean()) {
+                    let trues = present.iter().filter(|v| v.as_bool() == Some(true)).count();
+                    ("bool", json!({ "frequencies": { "True": trues, "False": present.len() - trues } }))
+                } else if !present.is_empty() && present.iter().all(|v| v.is_string()) {
+                    let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
+                    for v in &present {
+                        *counts.entry(v.as_str().unwrap_or_default()).or_default() += 1;
+                    }
+                    if counts.len() <= 40 {
+                        ("string_label", json!({ "n_unique": counts.len(), "frequencies": counts }))
+                    } else {
+                        let lengths: Vec<f64> = present.iter().map(|v| v.as_str().unwrap_or_default().chars().count() as f64).collect();
+                        ("string_text", numeric(&lengths, true))
+                    }
+                } else {
+                    return None;
+                };
+                let mut stats = stats;
+                stats["nan_count"] = json!(nulls);
+                stats["nan_proportion"] = json!(proportion);
+                Some(json!({ "column_name": name, "column_type": column_type, "column_statistics": stats }))
+            })
+            .collect()
+    }
+}
+
+fn numeric(values: &[f64], ints: bool) -> Value {
+    if values.is_empty() {
+        return json!({ "min": null, "max": null, "mean": null, "median": null, "std": null, "histogram": null });
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let median =
+        if sorted.len() % 2 == 1 { sorted[sorted.len() / 2] } else { (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0 };
+    // Sample standard deviation, as the viewer (pandas) reports it.
+    let std =
+        if values.len() > 1 { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (values.len() - 1) as f64).sqrt() } else { 0.0 };
+    let bins = if ints { ((max - min) as usize + 1).clamp(1, 10) } else { 10 };
+    let width = (max - min) / bins as f64;
+    let mut hist = vec![0u64; bins];
+    for v in values {
+        let bin = if width > 0.0 { (((v - min) / width) as usize).min(bins - 1) } else { 0 };
+        hist[bin] += 1;
+    }
+    let edges: Vec<Value> = (0..=bins)
+        .map(|i| if i == bins { max } else { min + width * i as f64 })
+        .map(|e| if ints { json!(e.round() as i64) } else { json!(e) })
+        .collect();
+    let num = |v: f64| if ints && v.fract() == 0.0 { json!(v as i64) } else { json!(v) };
+    json!({ "min": num(min), "max": num(max), "mean": mean, "median": median, "std": std, "histogram": { "hist": hist, "bin_edges": edges } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_come_from_file_and_folder_names_or_default_to_train() {
+        let found = splits(&["README.md", "data/train-00000.csv", "data/test.csv", "valid.jsonl", ".hidden/train.csv", "notes.txt"]);
+        let names: Vec<(&str, Vec<&str>)> =
+            found.iter().map(|s| (s.split.as_str(), s.files.iter().map(String::as_str).collect())).collect();
+        assert_eq!(names, [("train", vec!["data/train-00000.csv"]), ("validation", vec!["valid.jsonl"]), ("test", vec!["data/test.csv"])]);
+        let found = splits(&["iris.csv", "README.md"]);
+        assert_eq!(found, [Split { config: "default".into(), split: "train".into(), files: vec!["iris.csv".into()] }]);
+        assert!(splits(&["README.md", "model.bin"]).is_empty());
+        // `contest.csv` is not a test split: a split is a whole word.
+        assert_eq!(splits(&["contest.csv"])[0].split, "train");
+    }
+
+    #[test]
+    fn csv_columns_get_the_narrowest_type_and_statistics() {
+        let table = parse("t.csv", Format::Csv, b"x,y,label,ok\n1,0.5,cat,true\n2,,dog,false\n3,1.5,cat,\n").unwrap();
+        let types: Vec<Value> = table.features().iter().map(|f| f["type"]["dtype"].clone()).collect();
+        assert_eq!(types, [json!("int64"), json!("float64"), json!("string"), json!("bool")]);
+        assert_eq!(
+            table.rows(1, 1)[0],
+            json!({"row_idx": 1, "row": {"x": 2, "y": null, "label": "dog", "ok": false}, "truncated_cells": []})
+        );
+        let stats = table.statistics();
+        assert_eq!(stats[0]["column_type"], "int");
+        assert_eq!(stats[0]["column_statistics"]["mean"], 2.0);
+        assert_eq!(stats[0]["column_statistics"]["histogram"]["hist"], json!([1, 1, 1]));
+        assert_eq!(stats[1]["column_statistics"]["nan_count"], 1);
+        assert_eq!(stats[2]["column_type"], "string_label");
+        assert_eq!(stats[2]["column_statistics"]["frequencies"], json!({"cat": 2, "dog": 1}));
+    }
+
+    #[test]
+    fn broken_files_name_the_place() {
+        let err = parse("d.jsonl", Format::JsonLines, b"{\"a\": 1}\n[1]\n").unwrap_err();
+        assert_eq!(err.to_string(), "d.jsonl: line 2: expected a JSON object, found an array");
+        let err = parse("d.csv", Format::Csv, b"a,b\n1,2,3\n").unwrap_err();
+        assert!(err.to_string().starts_with("d.csv: "), "{err}");
+    }
+}
