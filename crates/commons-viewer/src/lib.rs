@@ -5,6 +5,10 @@
 
 use serde_json::{Map, Value, json};
 
+/// Most cells (rows × columns) one file may parse into: what bounds the memory of a parse,
+/// whatever the shape of the file.
+pub const MAX_CELLS: usize = 1 << 21;
+
 /// The one config of a dataset whose card declares none.
 pub const DEFAULT_CONFIG: &str = "default";
 
@@ -99,6 +103,9 @@ pub fn parse(file: &str, format: Format, bytes: &[u8]) -> Result<Table, ViewerEr
             let mut text: Vec<Vec<String>> = Vec::new();
             for record in reader.records() {
                 let record = record.map_err(|e| fail(e.to_string()))?;
+                if (text.len() + 1) * columns.len().max(1) > MAX_CELLS {
+                    return Err(too_many(file));
+                }
                 text.push(record.iter().map(str::to_string).collect());
             }
             let kinds: Vec<CellKind> = (0..columns.len()).map(|c| CellKind::of_column(text.iter().map(|r| r[c].as_str()))).collect();
@@ -112,7 +119,7 @@ pub fn parse(file: &str, format: Format, bytes: &[u8]) -> Result<Table, ViewerEr
                 let item: Item = serde_json::from_str(line).map_err(|e| fail(format!("line {}: {e}", i + 1)))?;
                 objects.push(item.object().map_err(|found| fail(format!("line {}: expected a JSON object, found {found}", i + 1)))?);
             }
-            Ok(table_of_objects(objects))
+            table_of_objects(file, objects)
         }
         Format::Json => {
             let items: Vec<Item> = match serde_json::from_slice(bytes) {
@@ -127,7 +134,7 @@ pub fn parse(file: &str, format: Format, bytes: &[u8]) -> Result<Table, ViewerEr
                 .enumerate()
                 .map(|(i, item)| item.object().map_err(|found| fail(format!("item {i}: expected a JSON object, found {found}"))))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(table_of_objects(objects))
+            table_of_objects(file, objects)
         }
     }
 }
@@ -208,7 +215,11 @@ fn kind_of(value: &Value) -> &'static str {
 }
 
 /// Columns in order of first appearance; a key a row lacks is null there.
-fn table_of_objects(objects: Vec<Vec<(String, Value)>>) -> Table {
+fn too_many(file: &str) -> ViewerError {
+    ViewerError::Parse { file: file.to_string(), message: format!("more than {MAX_CELLS} cells; the viewer reads smaller files") }
+}
+
+fn table_of_objects(file: &str, objects: Vec<Vec<(String, Value)>>) -> Result<Table, ViewerError> {
     let mut columns: Vec<String> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut rows = Vec::with_capacity(objects.len());
@@ -226,10 +237,13 @@ fn table_of_objects(objects: Vec<Vec<(String, Value)>>) -> Table {
         }
         rows.push(row);
     }
+    if rows.len() * columns.len().max(1) > MAX_CELLS {
+        return Err(too_many(file));
+    }
     for row in &mut rows {
         row.resize(columns.len(), Value::Null);
     }
-    Table { columns, rows }
+    Ok(Table { columns, rows })
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -427,5 +441,9 @@ mod tests {
         assert_eq!(err.to_string(), "d.jsonl: line 2: expected a JSON object, found an array");
         let err = parse("d.csv", Format::Csv, b"a,b\n1,2,3\n").unwrap_err();
         assert!(err.to_string().starts_with("d.csv: "), "{err}");
+        // However a file is shaped, its cells are bounded.
+        let wide = format!("{}\n{}\n", "c,".repeat(MAX_CELLS / 2) + "c", "1,".repeat(MAX_CELLS / 2) + "1").repeat(2);
+        let err = parse("wide.csv", Format::Csv, wide.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("cells"), "{err}");
     }
 }
