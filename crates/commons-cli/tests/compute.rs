@@ -652,9 +652,46 @@ fn bad_jobs_get_clear_errors_and_move_no_credit() {
     net.audit_ledger();
 }
 
+/// The dataset viewer reads the published MNIST (IDX files) as the Hub's viewer would show
+/// it: two splits, a page of images deep in `train` read by range, the labels' frequencies.
+fn check_mnist_in_the_viewer(net: &Network) {
+    use base64::Engine;
+    let get = |path: &str| -> Value { get_as(net, None, &format!("/api/datasets-server{path}")).json().unwrap() };
+    let splits = get("/splits?dataset=alice/mnist");
+    let names: Vec<&str> = splits["splits"].as_array().unwrap().iter().map(|s| s["split"].as_str().unwrap()).collect();
+    assert_eq!(names, ["train", "test"]);
+    let dir = mnist_dir();
+    let labels = std::fs::read(dir.join("train-labels-idx1-ubyte")).unwrap();
+    let images = std::fs::read(dir.join("train-images-idx3-ubyte")).unwrap();
+    let page = get("/rows?dataset=alice/mnist&config=default&split=train&offset=59998&length=5");
+    assert_eq!(page["num_rows_total"], 60_000);
+    assert_eq!(page["features"][1]["type"]["names"].as_array().unwrap().len(), 10, "ten classes");
+    let rows = page["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "the last two rows");
+    for row in rows {
+        let i = row["row_idx"].as_u64().unwrap() as usize;
+        assert_eq!(row["row"]["label"], labels[8 + i], "row {i}'s label");
+        let src = row["row"]["image"]["src"].as_str().unwrap();
+        let png = base64::engine::general_purpose::STANDARD.decode(src.strip_prefix("data:image/png;base64,").unwrap()).unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut pixels).unwrap();
+        assert_eq!((info.width, info.height), (28, 28));
+        assert_eq!(&pixels[..784], &images[16 + i * 784..16 + (i + 1) * 784], "row {i}'s pixels");
+    }
+    let stats = get("/statistics?dataset=alice/mnist&config=default&split=train");
+    assert_eq!(stats["num_examples"], 60_000);
+    let frequencies = &stats["statistics"][1]["column_statistics"]["frequencies"];
+    for digit in 0..10u8 {
+        let expected = labels[8..].iter().filter(|&&l| l == digit).count();
+        assert_eq!(frequencies[digit.to_string()], expected, "digit {digit}");
+    }
+}
+
 #[test]
 fn serve_alone_runs_jobs_out_of_the_box_on_its_embedded_worker() {
     let net = Network::start(&[]);
+    check_mnist_in_the_viewer(&net);
     let id = net.submit_train(1);
     let job = net.wait_done(id);
     let validation = units_of(&job, "eval", true);

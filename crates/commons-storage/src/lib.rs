@@ -162,15 +162,23 @@ impl Cas {
     /// Reads a whole file by its content sha256, refusing files over `limit` bytes (for small
     /// files the server itself reads: repo cards, recipes).
     pub async fn read_to_vec(&self, sha256: &str, limit: u64) -> Result<Vec<u8>> {
-        use futures::StreamExt;
-        let (_, size, file_hash) =
+        let (_, size, _) =
             self.db.blob(sha256).await?.ok_or_else(|| StorageError::Corrupt(format!("blob {sha256} is not in the store")))?;
         let size = size as u64;
         if size > limit {
             return Err(StorageError::TooLarge { size, limit });
         }
-        let mut stream = Box::pin(self.read_range(&file_hash, size, 0, size).await?);
-        let mut bytes = Vec::with_capacity(size as usize);
+        self.read_span(sha256, 0, size).await
+    }
+
+    /// Bytes `start..end` of a file by its content sha256 (only the xorb ranges that hold them
+    /// are read), e.g. the records of a fixed-size record file a viewer pages through.
+    pub async fn read_span(&self, sha256: &str, start: u64, end: u64) -> Result<Vec<u8>> {
+        use futures::StreamExt;
+        let (_, size, file_hash) =
+            self.db.blob(sha256).await?.ok_or_else(|| StorageError::Corrupt(format!("blob {sha256} is not in the store")))?;
+        let mut stream = Box::pin(self.read_range(&file_hash, size as u64, start, end).await?);
+        let mut bytes = Vec::with_capacity(end.saturating_sub(start) as usize);
         while let Some(piece) = stream.next().await {
             bytes.extend_from_slice(&piece?);
         }

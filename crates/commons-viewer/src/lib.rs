@@ -51,6 +51,15 @@ pub struct Split {
     pub config: String,
     pub split: String,
     pub files: Vec<String>,
+    /// An MNIST-style pair of IDX files (images, labels): rows are read by range, never whole.
+    pub idx: Option<IdxPair>,
+}
+
+/// The image and label files of an IDX split.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdxPair {
+    pub images: String,
+    pub labels: String,
 }
 
 /// The splits of a dataset from its file paths, as the Hub's default inference does: a file
@@ -65,13 +74,141 @@ pub fn splits(paths: &[&str]) -> Vec<Split> {
     for (split, words) in NAMES {
         let files: Vec<String> = data.iter().filter(|p| named_for(p, words)).map(|p| p.to_string()).collect();
         if !files.is_empty() {
-            found.push(Split { config: DEFAULT_CONFIG.into(), split: split.into(), files });
+            found.push(Split { config: DEFAULT_CONFIG.into(), split: split.into(), files, idx: None });
         }
     }
     if found.is_empty() && !data.is_empty() {
-        found.push(Split { config: DEFAULT_CONFIG.into(), split: "train".into(), files: data.iter().map(|p| p.to_string()).collect() });
+        let files = data.iter().map(|p| p.to_string()).collect();
+        found.push(Split { config: DEFAULT_CONFIG.into(), split: "train".into(), files, idx: None });
     }
+    // MNIST's layout: `{prefix}-images-idx3-ubyte` with `{prefix}-labels-idx1-ubyte`, where the
+    // prefix names the split (`t10k` is MNIST's test set).
+    for images in paths.iter().filter(|p| p.ends_with("-images-idx3-ubyte")) {
+        let prefix = &images[..images.len() - "-images-idx3-ubyte".len()];
+        let labels = format!("{prefix}-labels-idx1-ubyte");
+        if !paths.contains(&labels.as_str()) {
+            continue;
+        }
+        let name = prefix.rsplit('/').next().unwrap_or(prefix);
+        let split = match NAMES.iter().find(|(_, words)| named_for(name, words)) {
+            Some((split, _)) => split.to_string(),
+            None if name.eq_ignore_ascii_case("t10k") => "test".into(),
+            None => name.to_string(),
+        };
+        if found.iter().any(|s| s.split == split) {
+            continue;
+        }
+        let pair = IdxPair { images: images.to_string(), labels: labels.clone() };
+        found.push(Split { config: DEFAULT_CONFIG.into(), split, files: vec![images.to_string(), labels], idx: Some(pair) });
+    }
+    // train, validation, test, then any other, as the Hub lists them.
+    found.sort_by_key(|s| NAMES.iter().position(|(name, _)| *name == s.split).unwrap_or(NAMES.len()));
     found
+}
+
+/// Bytes of an IDX image file's header, and of a label file's.
+pub const IDX_IMAGES_HEADER: u64 = 16;
+pub const IDX_LABELS_HEADER: u64 = 8;
+
+/// The shape of an IDX split, from its two headers: examples, and rows × columns of an image.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IdxShape {
+    pub count: u64,
+    pub rows: u32,
+    pub cols: u32,
+}
+
+impl IdxShape {
+    /// Checks both headers (magic numbers, equal counts, the files' sizes) and reads the shape.
+    pub fn read(images: &[u8], images_size: u64, labels: &[u8], labels_size: u64) -> Result<IdxShape, ViewerError> {
+        let word = |b: &[u8], i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let fail = |message: String| ViewerError::Parse { file: "IDX pair".into(), message };
+        if images.len() < 16 || word(images, 0) != 0x0803 {
+            return Err(fail("the image file does not start with the IDX magic 0x00000803 (unsigned bytes, 3 dimensions)".into()));
+        }
+        if labels.len() < 8 || word(labels, 0) != 0x0801 {
+            return Err(fail("the label file does not start with the IDX magic 0x00000801 (unsigned bytes, 1 dimension)".into()));
+        }
+        let shape = IdxShape { count: u64::from(word(images, 4)), rows: word(images, 8), cols: word(images, 12) };
+        if u64::from(word(labels, 4)) != shape.count {
+            return Err(fail(format!("{} images but {} labels", shape.count, word(labels, 4))));
+        }
+        let expected = IDX_IMAGES_HEADER + shape.count * shape.pixels();
+        if images_size != expected || labels_size != IDX_LABELS_HEADER + shape.count {
+            return Err(fail(format!("the files' sizes do not match their headers ({images_size} bytes of images, {expected} expected)")));
+        }
+        Ok(shape)
+    }
+
+    pub fn pixels(&self) -> u64 {
+        u64::from(self.rows) * u64::from(self.cols)
+    }
+
+    /// The features of an IDX split: an image and a class label (named by its digit).
+    pub fn features(&self, classes: u8) -> Vec<Value> {
+        let names: Vec<String> = (0..classes).map(|c| c.to_string()).collect();
+        vec![
+            json!({ "feature_idx": 0, "name": "image", "type": { "_type": "Image" } }),
+            json!({ "feature_idx": 1, "name": "label", "type": { "_type": "ClassLabel", "names": names } }),
+        ]
+    }
+
+    /// `RowItem`s of the rows starting at `offset`, from their pixels and labels: each image a
+    /// PNG inlined as a `data:` URI.
+    pub fn rows(&self, offset: u64, pixels: &[u8], labels: &[u8]) -> Vec<Value> {
+        let size = self.pixels() as usize;
+        labels
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &label)| {
+                let image = pixels.get(i * size..(i + 1) * size)?;
+                let src = format!("data:image/png;base64,{}", base64_encode(&png_gray(self.cols, self.rows, image)));
+                Some(json!({
+                    "row_idx": offset + i as u64,
+                    "row": { "image": { "src": src, "height": self.rows, "width": self.cols }, "label": label },
+                    "truncated_cells": [],
+                }))
+            })
+            .collect()
+    }
+
+    /// Statistics of an IDX split from all its labels: the class frequencies, and the images'
+    /// (fixed) width.
+    pub fn statistics(&self, labels: &[u8]) -> Vec<Value> {
+        let mut counts = [0u64; 256];
+        for &l in labels {
+            counts[l as usize] += 1;
+        }
+        let frequencies: Map<String, Value> =
+            counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| (c.to_string(), json!(n))).collect();
+        let mut width = numeric(&[f64::from(self.cols)], true);
+        width["nan_count"] = json!(0);
+        width["nan_proportion"] = json!(0.0);
+        vec![
+            json!({ "column_name": "image", "column_type": "image", "column_statistics": width }),
+            json!({ "column_name": "label", "column_type": "class_label", "column_statistics": {
+                "nan_count": 0, "nan_proportion": 0.0, "no_label_count": 0, "no_label_proportion": 0.0,
+                "n_unique": frequencies.len(), "frequencies": frequencies } }),
+        ]
+    }
+}
+
+/// An 8-bit grayscale PNG.
+fn png_gray(width: u32, height: u32, pixels: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    // Writing into memory with the right number of pixels cannot fail.
+    if let Ok(mut writer) = encoder.write_header() {
+        let _ = writer.write_image_data(pixels);
+    }
+    out
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Whether a word of `words` is a whole word of a folder or file name of `path` (split on
@@ -411,10 +548,15 @@ mod tests {
             found.iter().map(|s| (s.split.as_str(), s.files.iter().map(String::as_str).collect())).collect();
         assert_eq!(names, [("train", vec!["data/train-00000.csv"]), ("validation", vec!["valid.jsonl"]), ("test", vec!["data/test.csv"])]);
         let found = splits(&["iris.csv", "README.md"]);
-        assert_eq!(found, [Split { config: "default".into(), split: "train".into(), files: vec!["iris.csv".into()] }]);
+        assert_eq!(found, [Split { config: "default".into(), split: "train".into(), files: vec!["iris.csv".into()], idx: None }]);
         assert!(splits(&["README.md", "model.bin"]).is_empty());
         // `contest.csv` is not a test split: a split is a whole word.
         assert_eq!(splits(&["contest.csv"])[0].split, "train");
+        // MNIST's own file names.
+        let mnist = splits(&["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]);
+        let names: Vec<&str> = mnist.iter().map(|s| s.split.as_str()).collect();
+        assert_eq!(names, ["train", "test"]);
+        assert_eq!(mnist[1].idx, Some(IdxPair { images: "t10k-images-idx3-ubyte".into(), labels: "t10k-labels-idx1-ubyte".into() }));
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! viewer API, under `{hub}/api/datasets-server` (so a tool that takes the viewer's base URL
 //! works unchanged): `/is-valid`, `/splits`, `/first-rows`, `/rows`, `/size`, `/info`,
 //! `/statistics`. Splits come from file and folder names of `main`'s head (`commons-viewer`);
-//! CSV, TSV, JSON Lines and JSON arrays of objects are read. A split is parsed once per set of
+//! CSV, TSV, JSON Lines and JSON arrays of objects are read, and MNIST-style IDX pairs, whose
+//! rows are read by range (a page of 100 images reads 100 images, never the file). A split is parsed once per set of
 //! blobs and kept in a bounded cache, so a new commit is seen at once and an unchanged split is
 //! not read again. A private dataset is 404 for whoever may not read it, like a missing one; a
 //! file that does not parse is a 422 naming the file and the place, never a 500.
 //!
-//! Not yet: Parquet, MNIST IDX and image folders, `/search`, `/filter`, `/parquet`, the card's
+//! Not yet: Parquet and image folders, `/search`, `/filter`, `/parquet`, the card's
 //! `configs:`, and splits larger than [`SPLIT_LIMIT`] (which want a Parquet conversion read by
 //! row group).
 
@@ -20,7 +21,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use commons_db::{FileEntry, Repo, RepoKind};
-use commons_viewer::{DEFAULT_CONFIG, Format, Split, Table};
+use commons_viewer::{DEFAULT_CONFIG, Format, IDX_IMAGES_HEADER, IDX_LABELS_HEADER, IdxPair, IdxShape, Split, Table};
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -32,6 +33,8 @@ pub const SPLIT_LIMIT: i64 = 8 << 20;
 /// Rows of `/first-rows`, and the most `/rows` answers at once (the viewer's own limits).
 const FIRST_ROWS: usize = 100;
 const MAX_LENGTH: usize = 100;
+/// Largest label file of an IDX split read whole (for its classes and statistics).
+const IDX_LABELS_LIMIT: i64 = 2 << 20;
 /// Parsed splits kept, weighed by the bytes of their files.
 const CACHE_BYTES: u64 = 64 << 20;
 
@@ -126,6 +129,67 @@ impl Dataset {
             .ok_or_else(|| not_found(format!("Split {split:?} does not exist in config {config:?} of {}", self.id())))
     }
 
+    fn entry(&self, path: &str) -> ApiResult<&FileEntry> {
+        self.files.iter().find(|f| f.path == path).ok_or_else(|| not_found(format!("{path} is not in {}", self.id())))
+    }
+
+    /// An IDX split's shape (from its headers, checked against the files' sizes) and all its
+    /// labels; the images are read by range, page by page.
+    async fn idx(&self, state: &AppState, pair: &IdxPair) -> ApiResult<(IdxShape, Vec<u8>)> {
+        let (images, labels) = (self.entry(&pair.images)?, self.entry(&pair.labels)?);
+        if labels.size > IDX_LABELS_LIMIT {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "TooBigContentError",
+                format!("{} has more labels than the viewer reads", pair.labels),
+            ));
+        }
+        let _permit = state.viewer.parsing.acquire().await.map_err(ApiError::internal)?;
+        let header = state.cas.read_span(&images.sha256, 0, IDX_IMAGES_HEADER.min(images.size as u64)).await?;
+        let all_labels = state.cas.read_span(&labels.sha256, 0, labels.size as u64).await?;
+        let shape = IdxShape::read(&header, images.size as u64, &all_labels, labels.size as u64)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "FileFormatError", format!("{}: {e}", pair.images)))?;
+        Ok((shape, all_labels[IDX_LABELS_HEADER as usize..].to_vec()))
+    }
+
+    /// Features, the rows `offset..offset + length` and the number of rows of a split.
+    async fn page(&self, state: &AppState, split: &Split, offset: usize, length: usize) -> ApiResult<(Vec<Value>, Vec<Value>, usize)> {
+        match &split.idx {
+            Some(pair) => {
+                let (shape, labels) = self.idx(state, pair).await?;
+                let classes = labels.iter().max().map_or(0, |m| m.saturating_add(1));
+                let start = (offset as u64).min(shape.count);
+                let end = (start + length as u64).min(shape.count);
+                let images = self.entry(&pair.images)?;
+                let pixels = state
+                    .cas
+                    .read_span(&images.sha256, IDX_IMAGES_HEADER + start * shape.pixels(), IDX_IMAGES_HEADER + end * shape.pixels())
+                    .await?;
+                let rows = shape.rows(start, &pixels, &labels[start as usize..end as usize]);
+                Ok((shape.features(classes), rows, shape.count as usize))
+            }
+            None => {
+                let table = self.table(state, split).await?;
+                Ok((table.features(), table.rows(offset, length), table.rows.len()))
+            }
+        }
+    }
+
+    /// The number of rows and the column statistics of a split.
+    async fn statistics(&self, state: &AppState, split: &Split) -> ApiResult<(usize, Vec<Value>)> {
+        match &split.idx {
+            Some(pair) => {
+                let (shape, labels) = self.idx(state, pair).await?;
+                Ok((shape.count as usize, shape.statistics(&labels)))
+            }
+            None => {
+                let table = self.table(state, split).await?;
+                let rows = table.rows.len();
+                Ok((rows, tokio::task::spawn_blocking(move || table.statistics()).await.map_err(ApiError::internal)?))
+            }
+        }
+    }
+
     fn bytes_of(&self, split: &Split) -> i64 {
         self.files.iter().filter(|f| split.files.contains(&f.path)).map(|f| f.size).sum()
     }
@@ -216,10 +280,9 @@ async fn splits(State(state): State<AppState>, caller: Caller, Query(q): Params)
 async fn first_rows(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
     let d = dataset(&state, &caller, &q).await?;
     let split = d.split(&q)?;
-    let table = d.table(&state, split).await?;
+    let (features, rows, total) = d.page(&state, split, 0, FIRST_ROWS).await?;
     Ok(Json(json!({
-        "dataset": d.id(), "config": split.config, "split": split.split,
-        "features": table.features(), "rows": table.rows(0, FIRST_ROWS), "truncated": table.rows.len() > FIRST_ROWS,
+        "dataset": d.id(), "config": split.config, "split": split.split, "features": features, "rows": rows, "truncated": total > FIRST_ROWS,
     })))
 }
 
@@ -248,19 +311,14 @@ async fn rows(State(state): State<AppState>, caller: Caller, Query(q): Params) -
     }
     let d = dataset(&state, &caller, &q).await?;
     let split = d.split(&q)?;
-    let table = d.table(&state, split).await?;
-    Ok(Json(json!({
-        "features": table.features(), "rows": table.rows(offset, length),
-        "num_rows_total": table.rows.len(), "num_rows_per_page": MAX_LENGTH, "partial": false,
-    })))
+    let (features, rows, total) = d.page(&state, split, offset, length).await?;
+    Ok(Json(json!({ "features": features, "rows": rows, "num_rows_total": total, "num_rows_per_page": MAX_LENGTH, "partial": false })))
 }
 
 async fn statistics(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
     let d = dataset(&state, &caller, &q).await?;
     let split = d.split(&q)?;
-    let table = d.table(&state, split).await?;
-    let num_examples = table.rows.len();
-    let stats = tokio::task::spawn_blocking(move || table.statistics()).await.map_err(ApiError::internal)?;
+    let (num_examples, stats) = d.statistics(&state, split).await?;
     Ok(Json(json!({ "num_examples": num_examples, "statistics": stats, "partial": false })))
 }
 
@@ -269,12 +327,12 @@ async fn size(State(state): State<AppState>, caller: Caller, Query(q): Params) -
     let mut splits = Vec::new();
     let (mut bytes, mut rows) = (0i64, 0usize);
     for split in d.of_config(q.get("config").map(String::as_str))? {
-        let table = d.table(&state, split).await?;
+        let (features, _, count) = d.page(&state, split, 0, 0).await?;
         let split_bytes = d.bytes_of(split);
         bytes += split_bytes;
-        rows += table.rows.len();
+        rows += count;
         splits.push(json!({ "dataset": d.id(), "config": split.config, "split": split.split, "num_bytes_original_files": split_bytes,
-            "num_rows": table.rows.len(), "num_columns": table.columns.len() }));
+            "num_rows": count, "num_columns": features.len() }));
     }
     let config = json!({ "dataset": d.id(), "config": DEFAULT_CONFIG, "num_bytes_original_files": bytes, "num_rows": rows });
     Ok(Json(json!({
@@ -289,15 +347,15 @@ async fn info(State(state): State<AppState>, caller: Caller, Query(q): Params) -
     let mut features = serde_json::Map::new();
     let mut splits = serde_json::Map::new();
     for split in d.of_config(q.get("config").map(String::as_str))? {
-        let table = d.table(&state, split).await?;
-        for feature in table.features() {
+        let (split_features, _, count) = d.page(&state, split, 0, 0).await?;
+        for feature in split_features {
             if let Some(name) = feature["name"].as_str() {
                 features.entry(name.to_string()).or_insert_with(|| feature["type"].clone());
             }
         }
         splits.insert(
             split.split.clone(),
-            json!({ "name": split.split, "num_bytes": d.bytes_of(split), "num_examples": table.rows.len(), "dataset_name": d.repo.name }),
+            json!({ "name": split.split, "num_bytes": d.bytes_of(split), "num_examples": count, "dataset_name": d.repo.name }),
         );
     }
     Ok(Json(json!({
