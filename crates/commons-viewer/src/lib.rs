@@ -133,7 +133,9 @@ impl IdxShape {
         if u64::from(word(labels, 4)) != shape.count {
             return Err(fail(format!("{} images but {} labels", shape.count, word(labels, 4))));
         }
-        let expected = IDX_IMAGES_HEADER + shape.count * shape.pixels();
+        // A hostile header may claim any dimensions: the arithmetic is checked.
+        let expected = shape.count.checked_mul(shape.pixels()).and_then(|n| n.checked_add(IDX_IMAGES_HEADER));
+        let Some(expected) = expected else { return Err(fail("the image header's dimensions overflow".into())) };
         if images_size != expected || labels_size != IDX_LABELS_HEADER + shape.count {
             return Err(fail(format!("the files' sizes do not match their headers ({images_size} bytes of images, {expected} expected)")));
         }
@@ -587,5 +589,14 @@ mod tests {
         let wide = format!("{}\n{}\n", "c,".repeat(MAX_CELLS / 2) + "c", "1,".repeat(MAX_CELLS / 2) + "1").repeat(2);
         let err = parse("wide.csv", Format::Csv, wide.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("cells"), "{err}");
+        // An IDX header whose dimensions overflow is an error, not a panic.
+        let mut images = vec![0, 0, 8, 3];
+        for n in [u32::MAX, u32::MAX, u32::MAX] {
+            images.extend(n.to_be_bytes());
+        }
+        let mut labels = vec![0, 0, 8, 1];
+        labels.extend(u32::MAX.to_be_bytes());
+        let err = IdxShape::read(&images, 16, &labels, 8).unwrap_err();
+        assert!(err.to_string().contains("overflow"), "{err}");
     }
 }
