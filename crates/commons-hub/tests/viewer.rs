@@ -159,3 +159,144 @@ fn the_viewer_answers_splits_rows_statistics_and_sizes_of_real_csv_and_json_data
     assert_eq!(status, 200);
     assert_eq!(rows["rows"][0]["row"]["text"], imdb_rows[0]["text"]);
 }
+
+/// Rows of the large Parquet file: about 104 bytes each, 520 MB in all.
+const BIG_ROWS: u64 = 5_000_000;
+
+/// The text of row `i` of the large file: 96 letters no compressor shrinks much.
+fn big_text(i: u64) -> String {
+    let mut state = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let mut text = String::with_capacity(96);
+    while text.len() < 96 {
+        // splitmix64
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        for byte in z.to_le_bytes() {
+            text.push((b'a' + byte % 26) as char);
+        }
+    }
+    text
+}
+
+const LABELS: [&str; 5] = ["ant", "bee", "cat", "dog", "eel"];
+
+/// Writes the large file as the arrow-rs writer does by default (Snappy, row groups of 2^20
+/// rows, pages of 1 MiB, a page index).
+fn write_big_parquet(path: &std::path::Path) {
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let file = std::fs::File::create(path).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder().set_compression(parquet::basic::Compression::SNAPPY).build();
+    let schema = Arc::new(arrow_schema::Schema::new(vec![
+        arrow_schema::Field::new("id", arrow_schema::DataType::Int64, false),
+        arrow_schema::Field::new("text", arrow_schema::DataType::Utf8, false),
+        arrow_schema::Field::new("score", arrow_schema::DataType::Float64, false),
+        arrow_schema::Field::new("label", arrow_schema::DataType::Utf8, false),
+    ]));
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props)).unwrap();
+    let mut start = 0;
+    while start < BIG_ROWS {
+        let end = (start + 65_536).min(BIG_ROWS);
+        let ids: Vec<i64> = (start..end).map(|i| i as i64).collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from_iter_values((start..end).map(big_text))),
+            Arc::new(Float64Array::from_iter_values((start..end).map(|i| (i % 1000) as f64 / 10.0))),
+            Arc::new(StringArray::from_iter_values((start..end).map(|i| LABELS[(i % 5) as usize]))),
+        ];
+        writer.write(&RecordBatch::try_new(schema.clone(), columns).unwrap()).unwrap();
+        start = end;
+    }
+    writer.close().unwrap();
+}
+
+#[test]
+fn a_500_mb_parquet_split_answers_rows_at_offset_a_million_reading_a_few_pages_of_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("train.parquet");
+    write_big_parquet(&path);
+    let data = std::fs::read(&path).unwrap();
+    assert!(data.len() > 500_000_000, "{} bytes", data.len());
+
+    let hub = Hub::start();
+    create(&hub, "big", false);
+    let client = support::RawClient::new(&hub);
+    let oid = client.upload_lfs("datasets/alice/big", &data).unwrap();
+    let line = json!({"key": "lfsFile", "value": {"path": "data/train.parquet", "algo": "sha256", "oid": oid, "size": data.len()}});
+    let header = json!({"key": "header", "value": {"summary": "a large Parquet file"}});
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{}/api/datasets/alice/big/commit/main", hub.url()))
+        .bearer_auth(&hub.token)
+        .header("content-type", "application/x-ndjson")
+        .body(format!("{header}\n{line}\n"))
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success(), "commit: {}", resp.text().unwrap());
+    let size = data.len() as u64;
+    drop(data);
+
+    let q = "dataset=alice/big&config=default&split=train";
+    let fetched = |hub: &Hub| hub.state.cas.bytes_fetched();
+    let before = fetched(&hub);
+    let (status, page) = viewer(&hub, None, &format!("/rows?{q}&offset=1000000&length=100"));
+    assert_eq!(status, 200, "{page}");
+    let read = fetched(&hub) - before;
+    assert_eq!(page["num_rows_total"], BIG_ROWS);
+    let rows = page["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 100);
+    for (k, row) in rows.iter().enumerate() {
+        let i = 1_000_000 + k as u64;
+        assert_eq!(row["row_idx"], i);
+        assert_eq!(row["row"], json!({"id": i, "text": big_text(i), "score": (i % 1000) as f64 / 10.0, "label": LABELS[(i % 5) as usize]}));
+    }
+    assert_eq!(
+        page["features"],
+        json!([
+            {"feature_idx": 0, "name": "id", "type": {"dtype": "int64", "_type": "Value"}},
+            {"feature_idx": 1, "name": "text", "type": {"dtype": "string", "_type": "Value"}},
+            {"feature_idx": 2, "name": "score", "type": {"dtype": "float64", "_type": "Value"}},
+            {"feature_idx": 3, "name": "label", "type": {"dtype": "string", "_type": "Value"}},
+        ])
+    );
+    // The footer and the pages that hold the rows, not the file.
+    eprintln!("rows at offset 10^6 of a {size}-byte file: {read} bytes read from the store");
+    assert!(read < 16 << 20, "{read} of {size} bytes read for one page of rows");
+
+    // A page across the last row group's end, the split's end, and past it.
+    let (_, tail) = viewer(&hub, None, &format!("/rows?{q}&offset={}&length=100", BIG_ROWS - 3));
+    let tail: Vec<u64> = tail["rows"].as_array().unwrap().iter().map(|r| r["row"]["id"].as_u64().unwrap()).collect();
+    assert_eq!(tail, [BIG_ROWS - 3, BIG_ROWS - 2, BIG_ROWS - 1]);
+    let (_, past) = viewer(&hub, None, &format!("/rows?{q}&offset={}&length=10", BIG_ROWS + 5));
+    assert_eq!(past["rows"], json!([]));
+    let (_, boundary) = viewer(&hub, None, &format!("/rows?{q}&offset={}&length=4", (1 << 20) - 2));
+    let ids: Vec<u64> = boundary["rows"].as_array().unwrap().iter().map(|r| r["row"]["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [(1 << 20) - 2, (1 << 20) - 1, 1 << 20, (1 << 20) + 1], "rows from two row groups");
+
+    // First rows, and statistics over a sample that says it is one.
+    let (_, first) = viewer(&hub, None, &format!("/first-rows?{q}"));
+    assert_eq!(first["rows"][0]["row"]["text"], big_text(0));
+    assert_eq!(first["truncated"], true);
+    let before = fetched(&hub);
+    let (status, stats) = viewer(&hub, None, &format!("/statistics?{q}"));
+    assert_eq!(status, 200, "{stats}");
+    assert!(fetched(&hub) - before < 128 << 20, "statistics read a bounded sample");
+    assert_eq!(stats["num_examples"], BIG_ROWS);
+    assert_eq!(stats["partial"], true);
+    let label = stats["statistics"].as_array().unwrap().iter().find(|s| s["column_name"] == "label").unwrap();
+    assert_eq!(label["column_type"], "string_label");
+    let n = commons_viewer::STATISTICS_ROWS as u64;
+    let frequencies: Vec<u64> = LABELS.iter().map(|l| label["column_statistics"]["frequencies"][l].as_u64().unwrap()).collect();
+    assert_eq!(
+        frequencies,
+        LABELS.iter().enumerate().map(|(k, _)| (0..n).filter(|i| i % 5 == k as u64).count() as u64).collect::<Vec<_>>()
+    );
+    let score = stats["statistics"].as_array().unwrap().iter().find(|s| s["column_name"] == "score").unwrap();
+    assert_eq!((score["column_statistics"]["min"].as_f64(), score["column_statistics"]["max"].as_f64()), (Some(0.0), Some(99.9)));
+
+    let (_, sizes) = viewer(&hub, None, "/size?dataset=alice/big");
+    assert_eq!(sizes["size"]["dataset"]["num_rows"], BIG_ROWS);
+    assert_eq!(sizes["size"]["dataset"]["num_bytes_original_files"], size);
+}

@@ -90,8 +90,25 @@ pub struct Cas {
     objects: Arc<dyn ObjectStore>,
     /// Set when the objects live on local disk, so writes can be fsynced.
     local_root: Option<PathBuf>,
+    /// What reads keep between calls, shared by the clones of this store.
+    reads: Arc<Reads>,
+}
+
+/// What reads keep: small files' bytes, xorbs' chunk offsets, and a count of the bytes fetched
+/// from the object store.
+pub(crate) struct Reads {
     /// The bytes of small files recently read, by Xet file hash (a file's bytes never change).
-    small_files: Arc<SmallFiles>,
+    pub(crate) small_files: SmallFiles,
+    /// Chunk offsets of xorbs read from the middle of a term, by xorb hash.
+    pub(crate) chunk_offsets: quick_cache::sync::Cache<String, Arc<ChunkOffsets>>,
+    /// Bytes fetched from the object store by reads since the store was opened.
+    pub(crate) fetched: std::sync::atomic::AtomicU64,
+}
+
+/// Where each chunk of a xorb ends, stored and unpacked (a xorb's footer, without its hashes).
+pub(crate) struct ChunkOffsets {
+    pub(crate) stored: Vec<u32>,
+    pub(crate) unpacked: Vec<u32>,
 }
 
 /// Small files kept in memory, at most [`SMALL_FILES_TOTAL`] bytes of them.
@@ -109,9 +126,16 @@ impl quick_cache::Weighter<String, bytes::Bytes> for ByteWeight {
     }
 }
 
-fn small_files() -> Arc<SmallFiles> {
-    // Entries are estimated at 4 KiB each for the cache's sizing; the weight bounds the bytes.
-    Arc::new(SmallFiles::with_weighter((SMALL_FILES_TOTAL / 4096) as usize, SMALL_FILES_TOTAL, ByteWeight))
+/// Xorbs whose chunk offsets are kept (each a few KiB).
+const CHUNK_OFFSETS_KEPT: usize = 4096;
+
+fn reads() -> Arc<Reads> {
+    Arc::new(Reads {
+        // Entries are estimated at 4 KiB each for the cache's sizing; the weight bounds the bytes.
+        small_files: SmallFiles::with_weighter((SMALL_FILES_TOTAL / 4096) as usize, SMALL_FILES_TOTAL, ByteWeight),
+        chunk_offsets: quick_cache::sync::Cache::new(CHUNK_OFFSETS_KEPT),
+        fetched: std::sync::atomic::AtomicU64::new(0),
+    })
 }
 
 impl Cas {
@@ -120,7 +144,7 @@ impl Cas {
         std::fs::create_dir_all(root)?;
         let root = root.canonicalize()?;
         let objects = object_store::local::LocalFileSystem::new_with_prefix(&root)?;
-        Ok(Self { db, objects: Arc::new(objects), local_root: Some(root), small_files: small_files() })
+        Ok(Self { db, objects: Arc::new(objects), local_root: Some(root), reads: reads() })
     }
 
     /// A store named by URL: `file:///path` or a bare path for local disk, `s3://bucket/prefix`
@@ -140,11 +164,17 @@ impl Cas {
         let (store, prefix) = object_store::parse_url_opts(&parsed, opts)?;
         let store: Arc<dyn ObjectStore> =
             if prefix.as_ref().is_empty() { Arc::from(store) } else { Arc::new(object_store::prefix::PrefixStore::new(store, prefix)) };
-        Ok(Self { db, objects: store, local_root: None, small_files: small_files() })
+        Ok(Self { db, objects: store, local_root: None, reads: reads() })
     }
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Bytes that reads have fetched from the object store since it was opened: what a ranged
+    /// read really costs (e.g. a viewer's page of a large file), and what a benchmark measures.
+    pub fn bytes_fetched(&self) -> u64 {
+        self.reads.fetched.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Starts storing a file of `size` bytes. `expected_sha256`, when known, is checked at the end.

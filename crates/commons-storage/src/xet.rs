@@ -123,6 +123,7 @@ impl Cas {
             return Err(corrupt());
         }
         let footer = self.objects.get_range(&path, size - 4 - info_length..size).await?;
+        self.reads.fetched.fetch_add(4 + footer.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok((XorbObject::deserialize(&mut Cursor::new(&footer))?, size))
     }
 

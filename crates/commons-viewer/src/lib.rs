@@ -5,6 +5,10 @@
 
 use serde_json::{Map, Value, json};
 
+mod parquet;
+
+pub use parquet::{ByteSource, ParquetFile, Row, STATISTICS_ROWS};
+
 /// Most cells (rows × columns) one file may parse into: what bounds the memory of a parse,
 /// whatever the shape of the file.
 pub const MAX_CELLS: usize = 1 << 21;
@@ -18,6 +22,9 @@ pub enum ViewerError {
     Parse { file: String, message: String },
     #[error("{0}")]
     Unsupported(String),
+    /// More than the viewer reads for one answer.
+    #[error("{0}")]
+    TooBig(String),
 }
 
 /// Formats the viewer reads.
@@ -28,6 +35,10 @@ pub enum Format {
     JsonLines,
     /// A JSON array of objects.
     Json,
+    /// Read by row group and page, through ranged reads ([`ParquetFile`]), never parsed whole.
+    Parquet,
+    /// Plain text: a row per line, in one column `text`.
+    Text,
 }
 
 impl Format {
@@ -40,6 +51,8 @@ impl Format {
             "tsv" => Some(Format::Tsv),
             "jsonl" | "ndjson" => Some(Format::JsonLines),
             "json" => Some(Format::Json),
+            "parquet" => Some(Format::Parquet),
+            "txt" => Some(Format::Text),
             _ => None,
         }
     }
@@ -51,8 +64,19 @@ pub struct Split {
     pub config: String,
     pub split: String,
     pub files: Vec<String>,
+    /// How its rows are read.
+    pub reader: Reader,
+}
+
+/// How a split's rows are read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reader {
+    /// Its files parsed whole into a [`Table`] (CSV, TSV, JSON, JSON Lines, text).
+    Parsed,
+    /// Parquet files, by row group and page.
+    Parquet,
     /// An MNIST-style pair of IDX files (images, labels): rows are read by range, never whole.
-    pub idx: Option<IdxPair>,
+    Idx(IdxPair),
 }
 
 /// The image and label files of an IDX split.
@@ -74,12 +98,12 @@ pub fn splits(paths: &[&str]) -> Vec<Split> {
     for (split, words) in NAMES {
         let files: Vec<String> = data.iter().filter(|p| named_for(p, words)).map(|p| p.to_string()).collect();
         if !files.is_empty() {
-            found.push(Split { config: DEFAULT_CONFIG.into(), split: split.into(), files, idx: None });
+            found.push(Split::of_files(DEFAULT_CONFIG, split, files));
         }
     }
     if found.is_empty() && !data.is_empty() {
         let files = data.iter().map(|p| p.to_string()).collect();
-        found.push(Split { config: DEFAULT_CONFIG.into(), split: "train".into(), files, idx: None });
+        found.push(Split::of_files(DEFAULT_CONFIG, "train", files));
     }
     // MNIST's layout: `{prefix}-images-idx3-ubyte` with `{prefix}-labels-idx1-ubyte`, where the
     // prefix names the split (`t10k` is MNIST's test set).
@@ -99,11 +123,21 @@ pub fn splits(paths: &[&str]) -> Vec<Split> {
             continue;
         }
         let pair = IdxPair { images: images.to_string(), labels: labels.clone() };
-        found.push(Split { config: DEFAULT_CONFIG.into(), split, files: vec![images.to_string(), labels], idx: Some(pair) });
+        found.push(Split { config: DEFAULT_CONFIG.into(), split, files: vec![images.to_string(), labels], reader: Reader::Idx(pair) });
     }
     // train, validation, test, then any other, as the Hub lists them.
     found.sort_by_key(|s| NAMES.iter().position(|(name, _)| *name == s.split).unwrap_or(NAMES.len()));
     found
+}
+
+impl Split {
+    /// A split of data files: of its Parquet files when it has any (a config's files share a
+    /// format; Parquet is what a conversion adds), else parsed.
+    pub fn of_files(config: &str, split: &str, files: Vec<String>) -> Split {
+        let parquet: Vec<String> = files.iter().filter(|f| Format::of(f) == Some(Format::Parquet)).cloned().collect();
+        let (files, reader) = if parquet.is_empty() { (files, Reader::Parsed) } else { (parquet, Reader::Parquet) };
+        Split { config: config.into(), split: split.into(), files, reader }
+    }
 }
 
 /// Bytes of an IDX image file's header, and of a label file's.
@@ -260,6 +294,18 @@ pub fn parse(file: &str, format: Format, bytes: &[u8]) -> Result<Table, ViewerEr
             }
             table_of_objects(file, objects)
         }
+        Format::Text => {
+            let text = std::str::from_utf8(bytes).map_err(|e| fail(format!("not UTF-8: {e}")))?;
+            let mut rows = Vec::new();
+            for line in text.lines() {
+                if rows.len() >= MAX_CELLS {
+                    return Err(too_many(file));
+                }
+                rows.push(vec![Value::String(line.to_string())]);
+            }
+            Ok(Table { columns: vec!["text".into()], rows })
+        }
+        Format::Parquet => Err(ViewerError::Unsupported(format!("{file}: Parquet is read by row group, not parsed whole"))),
         Format::Json => {
             let items: Vec<Item> = match serde_json::from_slice(bytes) {
                 Ok(items) => items,
@@ -545,12 +591,15 @@ mod tests {
 
     #[test]
     fn splits_come_from_file_and_folder_names_or_default_to_train() {
-        let found = splits(&["README.md", "data/train-00000.csv", "data/test.csv", "valid.jsonl", ".hidden/train.csv", "notes.txt"]);
+        let found = splits(&["README.md", "data/train-00000.csv", "data/test.csv", "valid.jsonl", ".hidden/train.csv", "notes.md"]);
         let names: Vec<(&str, Vec<&str>)> =
             found.iter().map(|s| (s.split.as_str(), s.files.iter().map(String::as_str).collect())).collect();
         assert_eq!(names, [("train", vec!["data/train-00000.csv"]), ("validation", vec!["valid.jsonl"]), ("test", vec!["data/test.csv"])]);
         let found = splits(&["iris.csv", "README.md"]);
-        assert_eq!(found, [Split { config: "default".into(), split: "train".into(), files: vec!["iris.csv".into()], idx: None }]);
+        assert_eq!(
+            found,
+            [Split { config: "default".into(), split: "train".into(), files: vec!["iris.csv".into()], reader: Reader::Parsed }]
+        );
         assert!(splits(&["README.md", "model.bin"]).is_empty());
         // `contest.csv` is not a test split: a split is a whole word.
         assert_eq!(splits(&["contest.csv"])[0].split, "train");
@@ -558,7 +607,10 @@ mod tests {
         let mnist = splits(&["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]);
         let names: Vec<&str> = mnist.iter().map(|s| s.split.as_str()).collect();
         assert_eq!(names, ["train", "test"]);
-        assert_eq!(mnist[1].idx, Some(IdxPair { images: "t10k-images-idx3-ubyte".into(), labels: "t10k-labels-idx1-ubyte".into() }));
+        assert_eq!(
+            mnist[1].reader,
+            Reader::Idx(IdxPair { images: "t10k-images-idx3-ubyte".into(), labels: "t10k-labels-idx1-ubyte".into() })
+        );
     }
 
     #[test]

@@ -21,7 +21,10 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use commons_db::{FileEntry, Repo, RepoKind};
-use commons_viewer::{DEFAULT_CONFIG, Format, IDX_IMAGES_HEADER, IDX_LABELS_HEADER, IdxPair, IdxShape, Split, Table};
+use commons_viewer::{
+    ByteSource, DEFAULT_CONFIG, Format, IDX_IMAGES_HEADER, IDX_LABELS_HEADER, IdxPair, IdxShape, ParquetFile, Reader, STATISTICS_ROWS,
+    Split, Table, ViewerError,
+};
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -42,7 +45,41 @@ const CACHE_BYTES: u64 = 64 << 20;
 /// bounded by two splits plus the cache.
 pub struct ViewerCache {
     tables: quick_cache::sync::Cache<String, Arc<Table>, SplitWeight>,
+    /// Open Parquet files (their metadata and page offsets) by sha256.
+    parquet: quick_cache::sync::Cache<String, ParquetFile, MetadataWeight>,
     parsing: tokio::sync::Semaphore,
+}
+
+#[derive(Clone)]
+struct MetadataWeight;
+
+impl quick_cache::Weighter<String, ParquetFile> for MetadataWeight {
+    fn weight(&self, _: &String, file: &ParquetFile) -> u64 {
+        file.memory().max(1) as u64
+    }
+}
+
+/// Memory for open Parquet files' metadata.
+const METADATA_BYTES: u64 = 32 << 20;
+
+/// A stored file read by range, as the Parquet reader asks.
+struct StoredFile {
+    cas: commons_storage::Cas,
+    sha256: String,
+}
+
+impl ByteSource for StoredFile {
+    fn read(&self, range: std::ops::Range<u64>) -> futures::future::BoxFuture<'static, Result<bytes::Bytes, String>> {
+        let (cas, sha256) = (self.cas.clone(), self.sha256.clone());
+        Box::pin(async move { cas.read_span(&sha256, range.start, range.end).await.map(bytes::Bytes::from).map_err(|e| e.to_string()) })
+    }
+}
+
+/// A viewer error as the viewer's HTTP error: too big is `TooBigContentError`, anything else
+/// about a file `FileFormatError`, both 422.
+fn unreadable(e: ViewerError) -> ApiError {
+    let code = if matches!(e, ViewerError::TooBig(_)) { "TooBigContentError" } else { "FileFormatError" };
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
 }
 
 #[derive(Clone)]
@@ -57,7 +94,11 @@ impl quick_cache::Weighter<String, Arc<Table>> for SplitWeight {
 
 impl Default for ViewerCache {
     fn default() -> Self {
-        Self { tables: quick_cache::sync::Cache::with_weighter(1024, CACHE_BYTES, SplitWeight), parsing: tokio::sync::Semaphore::new(2) }
+        Self {
+            tables: quick_cache::sync::Cache::with_weighter(1024, CACHE_BYTES, SplitWeight),
+            parquet: quick_cache::sync::Cache::with_weighter(1024, METADATA_BYTES, MetadataWeight),
+            parsing: tokio::sync::Semaphore::new(2),
+        }
     }
 }
 
@@ -154,8 +195,30 @@ impl Dataset {
 
     /// Features, the rows `offset..offset + length` and the number of rows of a split.
     async fn page(&self, state: &AppState, split: &Split, offset: usize, length: usize) -> ApiResult<(Vec<Value>, Vec<Value>, usize)> {
-        match &split.idx {
-            Some(pair) => {
+        match &split.reader {
+            Reader::Parquet => {
+                let files = self.parquet(state, split).await?;
+                let total: u64 = files.iter().map(ParquetFile::num_rows).sum();
+                let features = files.first().map(ParquetFile::features).unwrap_or_default();
+                let columns = files.first().map(ParquetFile::columns).unwrap_or_default();
+                let (mut rows, mut first) = (Vec::new(), 0u64);
+                let (mut at, end) = (offset as u64, (offset as u64).saturating_add(length as u64).min(total));
+                for file in &files {
+                    let last = first + file.num_rows();
+                    if at < end && at < last {
+                        let _permit = state.viewer.parsing.acquire().await.map_err(ApiError::internal)?;
+                        let read = file.rows(at - first, (end.min(last) - at) as usize).await.map_err(unreadable)?;
+                        for read in read {
+                            let row: serde_json::Map<String, Value> = columns.iter().cloned().zip(read.cells).collect();
+                            rows.push(json!({ "row_idx": at, "row": row, "truncated_cells": read.truncated }));
+                            at += 1;
+                        }
+                    }
+                    first = last;
+                }
+                Ok((features, rows, total as usize))
+            }
+            Reader::Idx(pair) => {
                 let (shape, labels) = self.idx(state, pair).await?;
                 let classes = labels.iter().max().map_or(0, |m| m.saturating_add(1));
                 let start = (offset as u64).min(shape.count);
@@ -168,24 +231,62 @@ impl Dataset {
                 let rows = shape.rows(start, &pixels, &labels[start as usize..end as usize]);
                 Ok((shape.features(classes), rows, shape.count as usize))
             }
-            None => {
+            Reader::Parsed => {
                 let table = self.table(state, split).await?;
                 Ok((table.features(), table.rows(offset, length), table.rows.len()))
             }
         }
     }
 
-    /// The number of rows and the column statistics of a split.
-    async fn statistics(&self, state: &AppState, split: &Split) -> ApiResult<(usize, Vec<Value>)> {
-        match &split.idx {
-            Some(pair) => {
+    /// A Parquet split's files, open (footers read once, then kept).
+    async fn parquet(&self, state: &AppState, split: &Split) -> ApiResult<Vec<ParquetFile>> {
+        let mut files = Vec::with_capacity(split.files.len());
+        for path in &split.files {
+            let entry = self.entry(path)?;
+            let file = match state.viewer.parquet.get(&entry.sha256) {
+                Some(file) => file,
+                None => {
+                    let source = Arc::new(StoredFile { cas: state.cas.clone(), sha256: entry.sha256.clone() });
+                    let file = ParquetFile::open(path, source, entry.size.max(0) as u64).await.map_err(unreadable)?;
+                    state.viewer.parquet.insert(entry.sha256.clone(), file.clone());
+                    file
+                }
+            };
+            files.push(file);
+        }
+        Ok(files)
+    }
+
+    /// The number of rows and the column statistics of a split, and whether they were computed
+    /// over a part of it (the first [`STATISTICS_ROWS`] rows of a large Parquet split).
+    async fn statistics(&self, state: &AppState, split: &Split) -> ApiResult<(usize, Vec<Value>, bool)> {
+        match &split.reader {
+            Reader::Idx(pair) => {
                 let (shape, labels) = self.idx(state, pair).await?;
-                Ok((shape.count as usize, shape.statistics(&labels)))
+                Ok((shape.count as usize, shape.statistics(&labels), false))
             }
-            None => {
+            Reader::Parsed => {
                 let table = self.table(state, split).await?;
                 let rows = table.rows.len();
-                Ok((rows, tokio::task::spawn_blocking(move || table.statistics()).await.map_err(ApiError::internal)?))
+                Ok((rows, tokio::task::spawn_blocking(move || table.statistics()).await.map_err(ApiError::internal)?, false))
+            }
+            Reader::Parquet => {
+                let files = self.parquet(state, split).await?;
+                let total: u64 = files.iter().map(ParquetFile::num_rows).sum();
+                let (mut sample, mut whole) = (Table::default(), true);
+                for file in &files {
+                    let wanted = STATISTICS_ROWS.saturating_sub(sample.rows.len());
+                    if wanted == 0 {
+                        whole = false;
+                        break;
+                    }
+                    let _permit = state.viewer.parsing.acquire().await.map_err(ApiError::internal)?;
+                    let (part, all) = file.sample(wanted).await.map_err(unreadable)?;
+                    whole &= all;
+                    append(&mut sample, part);
+                }
+                let stats = tokio::task::spawn_blocking(move || sample.statistics()).await.map_err(ApiError::internal)?;
+                Ok((total as usize, stats, !whole))
             }
         }
     }
@@ -226,7 +327,7 @@ impl Dataset {
             })
             .await
             .map_err(ApiError::internal)?
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "FileFormatError", e.to_string()))?;
+            .map_err(unreadable)?;
             append(&mut table, parsed);
         }
         let table = Arc::new(table);
@@ -318,8 +419,8 @@ async fn rows(State(state): State<AppState>, caller: Caller, Query(q): Params) -
 async fn statistics(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
     let d = dataset(&state, &caller, &q).await?;
     let split = d.split(&q)?;
-    let (num_examples, stats) = d.statistics(&state, split).await?;
-    Ok(Json(json!({ "num_examples": num_examples, "statistics": stats, "partial": false })))
+    let (num_examples, stats, partial) = d.statistics(&state, split).await?;
+    Ok(Json(json!({ "num_examples": num_examples, "statistics": stats, "partial": partial })))
 }
 
 async fn size(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
