@@ -686,6 +686,36 @@ fn check_mnist_in_the_viewer(net: &Network) {
         let expected = labels[8..].iter().filter(|&&l| l == digit).count();
         assert_eq!(frequencies[digit.to_string()], expected, "digit {digit}");
     }
+
+    // The Parquet export, as the Hub's converter writes one: each image a PNG in the `datasets`
+    // Image struct, each label a ClassLabel, the features in the file's own metadata.
+    let listing: Value = get_as(net, None, "/api/datasets/alice/mnist/parquet").json().unwrap();
+    let test_url = listing["default"]["test"][0].as_str().unwrap().to_string();
+    assert_eq!(listing["default"]["train"].as_array().unwrap().len(), 1);
+    let path = test_url.split_once("/api/").map(|(_, p)| format!("/api/{p}")).unwrap();
+    let bytes = get_as(net, None, &path).bytes().unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    let features: Value = serde_json::from_str(&reader.schema().metadata()["huggingface"]).unwrap();
+    assert_eq!(features["info"]["features"]["label"]["_type"], "ClassLabel");
+    assert_eq!(features["info"]["features"]["image"]["_type"], "Image");
+    let test_labels = std::fs::read(dir.join("t10k-labels-idx1-ubyte")).unwrap();
+    let test_images = std::fs::read(dir.join("t10k-images-idx3-ubyte")).unwrap();
+    let (mut seen, mut first_png) = (Vec::new(), None);
+    for batch in reader.build().unwrap() {
+        let batch = batch.unwrap();
+        let labels = batch.column_by_name("label").unwrap().as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+        seen.extend(labels.values().iter().map(|&l| l as u8));
+        if first_png.is_none() {
+            let image = batch.column_by_name("image").unwrap().as_any().downcast_ref::<arrow_array::StructArray>().unwrap();
+            let png = image.column_by_name("bytes").unwrap().as_any().downcast_ref::<arrow_array::BinaryArray>().unwrap();
+            first_png = Some(png.value(0).to_vec());
+        }
+    }
+    assert_eq!(seen, test_labels[8..], "every label of the test split, in order");
+    let mut png = png::Decoder::new(std::io::Cursor::new(first_png.unwrap())).read_info().unwrap();
+    let mut pixels = vec![0; png.output_buffer_size().unwrap()];
+    png.next_frame(&mut pixels).unwrap();
+    assert_eq!(&pixels[..784], &test_images[16..16 + 784], "the first image's pixels");
 }
 
 #[test]

@@ -72,7 +72,7 @@ fn the_viewer_answers_splits_rows_statistics_and_sizes_of_real_csv_and_json_data
     let q = "dataset=alice/reviews";
     let (status, valid) = viewer(&hub, None, &format!("/is-valid?{q}"));
     assert_eq!(status, 200);
-    assert_eq!(valid, json!({"preview": true, "viewer": true, "search": false, "filter": false, "statistics": true}));
+    assert_eq!(valid, json!({"preview": true, "viewer": true, "search": true, "filter": true, "statistics": true}));
     let (_, splits) = viewer(&hub, None, &format!("/splits?{q}"));
     assert_eq!(
         splits["splits"],
@@ -117,11 +117,36 @@ fn the_viewer_answers_splits_rows_statistics_and_sizes_of_real_csv_and_json_data
     let longest = yelp.iter().map(|r| r["text"].as_str().unwrap().chars().count()).max().unwrap();
     assert_eq!(text["column_statistics"]["max"], longest);
 
+    // Search: every word, in any text cell, case aside; as many as a reader would count.
+    let (_, found) = viewer(&hub, None, &format!("/search?{q}&config=default&split=train&query=Great%20MOVIE&length=3"));
+    let expected: Vec<usize> = imdb_rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            let text = r["text"].as_str().unwrap().to_lowercase();
+            text.contains("great") && text.contains("movie")
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert!(expected.len() > 3, "the data has such reviews");
+    assert_eq!(found["num_rows_total"], expected.len());
+    let rows: Vec<u64> = found["rows"].as_array().unwrap().iter().map(|r| r["row_idx"].as_u64().unwrap()).collect();
+    assert_eq!(rows, expected[..3].iter().map(|&i| i as u64).collect::<Vec<_>>());
+    // Filter: the viewer's SQL subset, ordered.
+    let (status, positive) =
+        viewer(&hub, None, &format!("/filter?{q}&config=default&split=test&where=%22label%22%3D1&orderby=text%20DESC&length=100"));
+    assert_eq!(status, 200, "{positive}");
+    assert_eq!(positive["num_rows_total"], count(json!(1)));
+    let texts: Vec<&str> = positive["rows"].as_array().unwrap().iter().map(|r| r["row"]["text"].as_str().unwrap()).collect();
+    assert!(texts.windows(2).all(|w| w[0] >= w[1]), "in descending order of text");
+    let (status, bad) = viewer(&hub, None, &format!("/filter?{q}&config=default&split=test&where=label%20%3D%3D%3D%201"));
+    assert_eq!((status, bad["error"].as_str().unwrap()), (422, "InvalidParameter"), "{bad}");
+
     let (_, size) = viewer(&hub, None, &format!("/size?{q}"));
     assert_eq!(size["size"]["dataset"]["num_rows"], imdb_rows.len() + yelp.len());
     let (_, info) = viewer(&hub, None, &format!("/info?{q}"));
-    assert_eq!(info["dataset_info"]["splits"]["train"]["num_examples"], imdb_rows.len());
-    assert_eq!(info["dataset_info"]["features"]["class"]["dtype"], "int64");
+    assert_eq!(info["dataset_info"]["default"]["splits"]["train"]["num_examples"], imdb_rows.len());
+    assert_eq!(info["dataset_info"]["default"]["features"]["class"]["dtype"], "int64");
 
     // A new commit is seen at once: a broken validation file is its split's clear error.
     commit(&hub, "alice/reviews", &[("data/validation.jsonl", b"{\"text\": \"fine\", \"label\": 1}\n{\"text\": oops}\n".to_vec())]);
@@ -133,6 +158,18 @@ fn the_viewer_answers_splits_rows_statistics_and_sizes_of_real_csv_and_json_data
     assert!(broken["message"].as_str().unwrap().starts_with("data/validation.jsonl: line 2:"), "{broken}");
     let (status, _) = viewer(&hub, None, &format!("/first-rows?{q}&config=default&split=train"));
     assert_eq!(status, 200, "the other splits still answer");
+    // The Parquet export has the splits that convert and names the one that does not.
+    let (status, export) = viewer(&hub, None, &format!("/parquet?{q}"));
+    assert_eq!(status, 200, "{export}");
+    let files: Vec<(&str, &str)> = export["parquet_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["split"].as_str().unwrap(), f["filename"].as_str().unwrap()))
+        .collect();
+    assert_eq!(files, [("test", "0000.parquet"), ("train", "0000.parquet")]);
+    assert_eq!(export["failed"][0]["split"], "validation");
+    assert!(export["failed"][0]["error"].as_str().unwrap().contains("line 2"), "{export}");
 
     // Bad questions get the viewer's error codes.
     for (path, status, code) in [
@@ -299,4 +336,65 @@ fn a_500_mb_parquet_split_answers_rows_at_offset_a_million_reading_a_few_pages_o
     let (_, sizes) = viewer(&hub, None, "/size?dataset=alice/big");
     assert_eq!(sizes["size"]["dataset"]["num_rows"], BIG_ROWS);
     assert_eq!(sizes["size"]["dataset"]["num_bytes_original_files"], size);
+
+    // Filtering looks through a sample of the split, and says so.
+    let (status, cats) = viewer(&hub, None, &format!("/filter?{q}&where=label%3D%27cat%27&orderby=id%20DESC&length=1"));
+    assert_eq!(status, 200, "{cats}");
+    assert_eq!(cats["partial"], true);
+    let sampled = cats["num_rows_total"].as_u64().unwrap();
+    assert!(sampled > 0 && sampled < BIG_ROWS / 5, "{sampled} cats in the sample");
+    assert_eq!(cats["rows"][0]["row"]["label"], "cat");
+    // The export of a Parquet split is the file itself: nothing rewritten.
+    let (_, export) = viewer(&hub, None, "/parquet?dataset=alice/big");
+    assert_eq!(export["parquet_files"][0]["size"], size);
+}
+
+#[test]
+fn a_cards_configs_name_the_splits_of_text_and_csv_files() {
+    let hub = Hub::start();
+    create(&hub, "poems", false);
+    let card = "---\nconfigs:\n- config_name: lines\n  data_files:\n  - split: train\n    path: \"poems/*.txt\"\n- config_name: scores\n  data_files: tables/*.csv\n  default: true\n---\n# Poems\n";
+    commit(
+        &hub,
+        "alice/poems",
+        &[
+            ("README.md", card.as_bytes().to_vec()),
+            ("poems/a.txt", b"Roses are red\nviolets are blue\nsugar is sweet\n".to_vec()),
+            ("poems/b.txt", b"a rose is a rose\nis a rose\n".to_vec()),
+            ("tables/scores.csv", b"poem,score\na,40\nb,75\n".to_vec()),
+            // Named for a split, but no config takes it.
+            ("test.csv", b"x\n1\n".to_vec()),
+        ],
+    );
+    let q = "dataset=alice/poems";
+    let (_, splits) = viewer(&hub, None, &format!("/splits?{q}"));
+    assert_eq!(
+        splits["splits"],
+        json!([{"dataset": "alice/poems", "config": "scores", "split": "train"}, {"dataset": "alice/poems", "config": "lines", "split": "train"}])
+    );
+    let (_, lines) = viewer(&hub, None, &format!("/rows?{q}&config=lines&split=train"));
+    assert_eq!(lines["num_rows_total"], 5);
+    assert_eq!(lines["rows"][3]["row"], json!({"text": "a rose is a rose"}));
+    let (_, found) = viewer(&hub, None, &format!("/search?{q}&config=lines&split=train&query=rose"));
+    let rows: Vec<u64> = found["rows"].as_array().unwrap().iter().map(|r| r["row_idx"].as_u64().unwrap()).collect();
+    assert_eq!(rows, [0, 3, 4]);
+    let (_, sizes) = viewer(&hub, None, &format!("/size?{q}&config=lines"));
+    assert_eq!(sizes["size"]["config"]["num_rows"], 5);
+    let (_, info) = viewer(&hub, None, &format!("/info?{q}"));
+    assert_eq!(info["dataset_info"]["scores"]["features"]["score"]["dtype"], "int64");
+    assert_eq!(info["dataset_info"]["lines"]["splits"]["train"]["num_examples"], 5);
+    let (status, _) = viewer(&hub, None, &format!("/rows?{q}&config=default&split=test"));
+    assert_eq!(status, 404, "the card's configs are all there is");
+
+    // The export follows the configs; the hub's routes list it by config and split.
+    let (_, listing) = {
+        let resp = reqwest::blocking::Client::new().get(format!("{}/api/datasets/alice/poems/parquet/lines", hub.url())).send().unwrap();
+        (resp.status(), resp.json::<Value>().unwrap())
+    };
+    assert_eq!(listing, json!({"train": [format!("{}/api/datasets/alice/poems/parquet/lines/train/0.parquet", hub.url())]}));
+
+    // A card whose configs make no sense is the viewer's clear error.
+    commit(&hub, "alice/poems", &[("README.md", b"---\nconfigs: 3\n---\n".to_vec())]);
+    let (status, body) = viewer(&hub, None, &format!("/splits?{q}"));
+    assert_eq!((status, body["error"].as_str().unwrap()), (422, "ConfigNamesError"), "{body}");
 }

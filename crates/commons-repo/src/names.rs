@@ -85,6 +85,11 @@ pub fn validate_ref_name(name: &str) -> Result<(), RepoError> {
     if name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
         return bad("a 40-hex name would shadow commit ids");
     }
+    // `refs/convert/parquet` is written by the hub alone (a dataset's Parquet export): a user
+    // who could push there could pass anything off as the export of their data.
+    if name.starts_with("refs/") {
+        return bad("names under 'refs/' are the hub's own (refs/convert/parquet)");
+    }
     Ok(())
 }
 
@@ -118,7 +123,22 @@ mod tests {
         for ok in ["main", "feature/x", "v1.0", "refs-pr-1"] {
             assert!(validate_ref_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-", "-x", ".hidden", "a/.b", "a..b", "a b", "x~1", "end/", "/start", "x.lock", "a:b", &"f".repeat(40)] {
+        for bad in [
+            "",
+            "-",
+            "-x",
+            ".hidden",
+            "a/.b",
+            "a..b",
+            "a b",
+            "x~1",
+            "end/",
+            "/start",
+            "x.lock",
+            "a:b",
+            &"f".repeat(40),
+            "refs/convert/parquet",
+        ] {
             assert!(validate_ref_name(bad).is_err(), "{bad:?}");
         }
     }

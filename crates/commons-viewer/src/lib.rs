@@ -5,9 +5,13 @@
 
 use serde_json::{Map, Value, json};
 
+mod convert;
 mod parquet;
+mod query;
 
+pub use convert::{IdxParquet, table_parquet};
 pub use parquet::{ByteSource, ParquetFile, Row, STATISTICS_ROWS};
+pub use query::{QUERY_CHARS, filter, search};
 
 /// Most cells (rows × columns) one file may parse into: what bounds the memory of a parse,
 /// whatever the shape of the file.
@@ -128,6 +132,68 @@ pub fn splits(paths: &[&str]) -> Vec<Split> {
     // train, validation, test, then any other, as the Hub lists them.
     found.sort_by_key(|s| NAMES.iter().position(|(name, _)| *name == s.split).unwrap_or(NAMES.len()));
     found
+}
+
+/// Splits as a card's `configs:` declares them, as the Hub reads it: each config's
+/// `data_files` a pattern or a list of them (the `train` split), a list of `{split, path}`
+/// (path a pattern or a list), or a map of split to pattern(s). Patterns are globs: `*` within
+/// a folder, `**` across folders. The config marked `default: true` comes first.
+pub fn splits_of_card(configs: &Value, paths: &[&str]) -> Result<Vec<Split>, ViewerError> {
+    let bad = |why: String| ViewerError::Unsupported(format!("the card's configs: {why}"));
+    let list = configs.as_array().ok_or_else(|| bad("expected a list of configs".into()))?;
+    let mut ordered: Vec<&Value> = list.iter().filter(|c| c["default"] == json!(true)).collect();
+    ordered.extend(list.iter().filter(|c| c["default"] != json!(true)));
+    let mut found = Vec::new();
+    for config in ordered {
+        let name = config["config_name"].as_str().ok_or_else(|| bad("every config needs a config_name".into()))?;
+        let data_files = &config["data_files"];
+        let by_split: Vec<(String, Vec<String>)> = match data_files {
+            Value::String(p) => vec![("train".into(), vec![p.clone()])],
+            Value::Array(items) if items.iter().all(Value::is_string) => {
+                vec![("train".into(), items.iter().filter_map(|p| p.as_str().map(str::to_string)).collect())]
+            }
+            Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    let split = item["split"].as_str().unwrap_or("train").to_string();
+                    Ok((
+                        split,
+                        patterns(&item["path"]).ok_or_else(|| bad(format!("config {name:?}: a path is a pattern or a list of them")))?,
+                    ))
+                })
+                .collect::<Result<_, ViewerError>>()?,
+            Value::Object(map) => map
+                .iter()
+                .map(|(split, p)| {
+                    Ok((split.clone(), patterns(p).ok_or_else(|| bad(format!("config {name:?}: split {split:?} needs a path")))?))
+                })
+                .collect::<Result<_, ViewerError>>()?,
+            _ => return Err(bad(format!("config {name:?} needs data_files"))),
+        };
+        for (split, globs) in by_split {
+            let mut set = globset::GlobSetBuilder::new();
+            for glob in &globs {
+                let glob =
+                    globset::GlobBuilder::new(glob).literal_separator(true).build().map_err(|e| bad(format!("config {name:?}: {e}")))?;
+                set.add(glob);
+            }
+            let set = set.build().map_err(|e| bad(e.to_string()))?;
+            let files: Vec<String> = paths.iter().filter(|p| Format::of(p).is_some() && set.is_match(p)).map(|p| p.to_string()).collect();
+            if !files.is_empty() {
+                found.push(Split::of_files(name, &split, files));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A `path` of a card's `data_files`: one pattern or a list of them.
+fn patterns(path: &Value) -> Option<Vec<String>> {
+    match path {
+        Value::String(p) => Some(vec![p.clone()]),
+        Value::Array(items) => items.iter().map(|p| p.as_str().map(str::to_string)).collect(),
+        _ => None,
+    }
 }
 
 impl Split {
@@ -500,6 +566,17 @@ impl Table {
             .collect()
     }
 
+    /// `RowItem`s of the rows at `indexes` (as `/search` and `/filter` found them).
+    pub fn rows_at(&self, indexes: &[usize]) -> Vec<Value> {
+        indexes
+            .iter()
+            .filter_map(|&i| {
+                let row: Map<String, Value> = self.columns.iter().cloned().zip(self.rows.get(i)?.iter().cloned()).collect();
+                Some(json!({ "row_idx": i, "row": row, "truncated_cells": [] }))
+            })
+            .collect()
+    }
+
     /// `RowItem`s of rows `offset..offset + length`: `{row_idx, row, truncated_cells}`.
     pub fn rows(&self, offset: usize, length: usize) -> Vec<Value> {
         self.rows
@@ -611,6 +688,26 @@ mod tests {
             mnist[1].reader,
             Reader::Idx(IdxPair { images: "t10k-images-idx3-ubyte".into(), labels: "t10k-labels-idx1-ubyte".into() })
         );
+    }
+
+    #[test]
+    fn a_cards_configs_name_the_splits_and_their_files() {
+        let paths = ["README.md", "data/a/train-0.csv", "data/a/train-1.csv", "data/a/test.csv", "extra/x.parquet", "deep/1/2/t.jsonl"];
+        let configs = json!([
+            {"config_name": "first", "data_files": [{"split": "train", "path": "data/a/train-*.csv"}, {"split": "holdout", "path": ["data/a/test.csv"]}]},
+            {"config_name": "pq", "data_files": "extra/*.parquet", "default": true},
+            {"config_name": "deep", "data_files": {"validation": "deep/**/*.jsonl"}},
+            {"config_name": "shallow", "data_files": "deep/*.jsonl"},
+        ]);
+        let found = splits_of_card(&configs, &paths).unwrap();
+        let names: Vec<(&str, &str, usize, bool)> =
+            found.iter().map(|s| (s.config.as_str(), s.split.as_str(), s.files.len(), s.reader == Reader::Parquet)).collect();
+        assert_eq!(
+            names,
+            [("pq", "train", 1, true), ("first", "train", 2, false), ("first", "holdout", 1, false), ("deep", "validation", 1, false)]
+        );
+        assert!(splits_of_card(&json!({"config_name": "x"}), &paths).unwrap_err().to_string().contains("list of configs"));
+        assert!(splits_of_card(&json!([{"data_files": "x"}]), &paths).is_err());
     }
 
     #[test]

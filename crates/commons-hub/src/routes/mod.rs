@@ -45,6 +45,10 @@ pub fn router(state: AppState) -> Router {
         .route("/likers", get(market::likers))
         .route("/lineage", get(market::lineage))
         .route("/leaderboards", get(leaderboards::of_model))
+        .route("/parquet", get(viewer::hub_parquet))
+        .route("/parquet/{config}", get(viewer::hub_parquet))
+        .route("/parquet/{config}/{split}", get(viewer::hub_parquet))
+        .route("/parquet/{config}/{split}/{file}", get(viewer::hub_parquet))
         .merge(xet::token_routes());
 
     let file_routes = Router::new()

@@ -587,13 +587,18 @@ pub async fn refs(State(state): State<AppState>, caller: Caller, Path(p): Path<R
     let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     let mut branches = Vec::new();
     let mut tags = Vec::new();
+    let mut converts = Vec::new();
     for r in state.db.refs(&repo).await? {
         match r.kind {
+            // The hub's own branches (a dataset's Parquet export) are listed as the Hub lists them.
+            RefKind::Branch if r.name.starts_with("refs/convert/") => {
+                converts.push(json!({"name": &r.name["refs/convert/".len()..], "ref": r.name, "targetCommit": r.commit_id}))
+            }
             RefKind::Branch => branches.push(json!({"name": r.name, "ref": format!("refs/heads/{}", r.name), "targetCommit": r.commit_id})),
             RefKind::Tag => tags.push(json!({"name": r.name, "ref": format!("refs/tags/{}", r.name), "targetCommit": r.commit_id})),
         }
     }
-    Ok(Json(json!({"branches": branches, "tags": tags, "converts": [], "pullRequests": []})))
+    Ok(Json(json!({"branches": branches, "tags": tags, "converts": converts, "pullRequests": []})))
 }
 
 const COMMITS_PAGE: usize = 500;

@@ -17,13 +17,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::routing::get;
-use commons_db::{FileEntry, Repo, RepoKind};
+use commons_db::{CommitInfo, CommitOp, FileEntry, NewFile, Repo, RepoKind};
 use commons_viewer::{
-    ByteSource, DEFAULT_CONFIG, Format, IDX_IMAGES_HEADER, IDX_LABELS_HEADER, IdxPair, IdxShape, ParquetFile, Reader, STATISTICS_ROWS,
-    Split, Table, ViewerError,
+    ByteSource, Format, IDX_IMAGES_HEADER, IDX_LABELS_HEADER, IdxPair, IdxShape, ParquetFile, Reader, STATISTICS_ROWS, Split, Table,
+    ViewerError,
 };
 use serde_json::{Value, json};
 
@@ -48,6 +49,8 @@ pub struct ViewerCache {
     /// Open Parquet files (their metadata and page offsets) by sha256.
     parquet: quick_cache::sync::Cache<String, ParquetFile, MetadataWeight>,
     parsing: tokio::sync::Semaphore,
+    /// One conversion at a time: each reads and writes whole splits.
+    converting: tokio::sync::Mutex<()>,
 }
 
 #[derive(Clone)]
@@ -98,12 +101,16 @@ impl Default for ViewerCache {
             tables: quick_cache::sync::Cache::with_weighter(1024, CACHE_BYTES, SplitWeight),
             parquet: quick_cache::sync::Cache::with_weighter(1024, METADATA_BYTES, MetadataWeight),
             parsing: tokio::sync::Semaphore::new(2),
+            converting: tokio::sync::Mutex::new(()),
         }
     }
 }
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/parquet", get(parquet_files))
+        .route("/search", get(search))
+        .route("/filter", get(filter))
         .route("/is-valid", get(is_valid))
         .route("/splits", get(splits))
         .route("/first-rows", get(first_rows))
@@ -139,11 +146,23 @@ async fn dataset(state: &AppState, caller: &Caller, q: &HashMap<String, String>)
     let id = param(q, "dataset")?;
     let gone = || not_found(format!("The dataset {id} does not exist, or is not accessible with the current credentials"));
     let (ns, name) = id.split_once('/').ok_or_else(gone)?;
+    dataset_named(state, caller, ns, name).await
+}
+
+/// Dataset `ns/name` as [`dataset`] finds it.
+async fn dataset_named(state: &AppState, caller: &Caller, ns: &str, name: &str) -> ApiResult<Dataset> {
+    let gone = || not_found(format!("The dataset {ns}/{name} does not exist, or is not accessible with the current credentials"));
     let repo = state.repos.find(RepoKind::Dataset, ns, name, caller.reader()).await.map_err(|_| gone())?;
     let head = state.db.resolve_revision(&repo, "main").await.map_err(|_| gone())?;
     let files = state.db.tree_at(&repo, &head).await?;
     let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    let splits = commons_viewer::splits(&paths);
+    // The card's `configs:` when it has them, else the files' names.
+    let card = state.repos.card_at(&repo, &head).await?;
+    let splits = match card.get("configs") {
+        Some(configs) => commons_viewer::splits_of_card(configs, &paths)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ConfigNamesError", e.to_string()))?,
+        None => commons_viewer::splits(&paths),
+    };
     Ok(Dataset { repo, head, files, splits })
 }
 
@@ -154,10 +173,10 @@ impl Dataset {
 
     /// The splits of `config` (every config when none is named); an unknown config is 404.
     fn of_config(&self, config: Option<&str>) -> ApiResult<Vec<&Split>> {
+        let splits: Vec<&Split> = self.splits.iter().filter(|s| config.is_none_or(|c| c == s.config)).collect();
         match config {
-            None => Ok(self.splits.iter().collect()),
-            Some(c) if c == DEFAULT_CONFIG && !self.splits.is_empty() => Ok(self.splits.iter().collect()),
-            Some(c) => Err(not_found(format!("Config {c:?} does not exist in {}", self.id()))),
+            Some(c) if splits.is_empty() => Err(not_found(format!("Config {c:?} does not exist in {}", self.id()))),
+            _ => Ok(splits),
         }
     }
 
@@ -236,6 +255,35 @@ impl Dataset {
                 Ok((table.features(), table.rows(offset, length), table.rows.len()))
             }
         }
+    }
+
+    /// The first [`QUERY_ROWS`] rows of a Parquet split as a table (kept with the parsed
+    /// splits), and whether that is only a part of it.
+    async fn parquet_sample(&self, state: &AppState, split: &Split) -> ApiResult<(Arc<Table>, bool)> {
+        let files = self.parquet(state, split).await?;
+        let key = format!(
+            "sample:{}",
+            split.files.iter().filter_map(|p| self.entry(p).ok()).map(|e| e.sha256.as_str()).collect::<Vec<_>>().join(",")
+        );
+        let total: u64 = files.iter().map(ParquetFile::num_rows).sum();
+        if let Some(table) = state.viewer.tables.get(&key) {
+            let partial = (table.rows.len() as u64) < total;
+            return Ok((table, partial));
+        }
+        let mut sample = Table::default();
+        for file in &files {
+            let wanted = QUERY_ROWS.saturating_sub(sample.rows.len());
+            if wanted == 0 {
+                break;
+            }
+            let _permit = state.viewer.parsing.acquire().await.map_err(ApiError::internal)?;
+            let (part, _) = file.sample(wanted).await.map_err(unreadable)?;
+            append(&mut sample, part);
+        }
+        let partial = (sample.rows.len() as u64) < total;
+        let sample = Arc::new(sample);
+        state.viewer.tables.insert(key, sample.clone());
+        Ok((sample, partial))
     }
 
     /// A Parquet split's files, open (footers read once, then kept).
@@ -365,7 +413,62 @@ fn append(table: &mut Table, more: Table) {
 async fn is_valid(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
     let d = dataset(&state, &caller, &q).await?;
     let viewable = !d.splits.is_empty();
-    Ok(Json(json!({ "preview": viewable, "viewer": viewable, "search": false, "filter": false, "statistics": viewable })))
+    let queryable = d.splits.iter().any(|s| !matches!(s.reader, Reader::Idx(_)));
+    Ok(Json(json!({ "preview": viewable, "viewer": viewable, "search": queryable, "filter": queryable, "statistics": viewable })))
+}
+
+/// Rows a Parquet split's `/search` and `/filter` look through (`partial` beyond them).
+const QUERY_ROWS: usize = 200_000;
+
+/// `/search` and `/filter`: the rows of a split that a query finds, paged.
+async fn query_rows(
+    state: &AppState,
+    caller: &Caller,
+    q: &HashMap<String, String>,
+    find: impl FnOnce(&Table) -> Result<Vec<usize>, ViewerError> + Send + 'static,
+) -> ApiResult<Json<Value>> {
+    let offset = number(q, "offset", 0)?;
+    let length = number(q, "length", MAX_LENGTH)?.min(MAX_LENGTH);
+    let d = dataset(state, caller, q).await?;
+    let split = d.split(q)?;
+    let (table, partial) = match &split.reader {
+        Reader::Parsed => (d.table(state, split).await?, false),
+        Reader::Parquet => d.parquet_sample(state, split).await?,
+        Reader::Idx(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "FeaturesError",
+                format!("split {} of {} holds images and labels: it is paged, not searched", split.split, d.id()),
+            ));
+        }
+    };
+    let found = tokio::task::spawn_blocking(move || find(&table).map(|found| (table, found)))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "InvalidParameter", e.to_string()))?;
+    let (table, found) = found;
+    let page: Vec<usize> = found.iter().copied().skip(offset).take(length).collect();
+    Ok(Json(json!({
+        "features": table.features(), "rows": table.rows_at(&page), "num_rows_total": found.len(), "num_rows_per_page": MAX_LENGTH,
+        "partial": partial,
+    })))
+}
+
+async fn search(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
+    let query = param(&q, "query")?.to_string();
+    if query.len() > commons_viewer::QUERY_CHARS {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "InvalidParameter", "Parameter 'query' is too long"));
+    }
+    query_rows(&state, &caller, &q, move |table| Ok(commons_viewer::search(table, &query))).await
+}
+
+async fn filter(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
+    let condition = q.get("where").cloned().unwrap_or_default();
+    let orderby = q.get("orderby").cloned().unwrap_or_default();
+    if condition.is_empty() && orderby.is_empty() {
+        return Err(missing("where"));
+    }
+    query_rows(&state, &caller, &q, move |table| commons_viewer::filter(table, &condition, &orderby)).await
 }
 
 async fn splits(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
@@ -425,30 +528,50 @@ async fn statistics(State(state): State<AppState>, caller: Caller, Query(q): Par
 
 async fn size(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
     let d = dataset(&state, &caller, &q).await?;
+    let asked = q.get("config").map(String::as_str);
     let mut splits = Vec::new();
-    let (mut bytes, mut rows) = (0i64, 0usize);
-    for split in d.of_config(q.get("config").map(String::as_str))? {
+    let mut configs: Vec<(String, i64, usize, usize)> = Vec::new();
+    for split in d.of_config(asked)? {
         let (features, _, count) = d.page(&state, split, 0, 0).await?;
         let split_bytes = d.bytes_of(split);
-        bytes += split_bytes;
-        rows += count;
+        match configs.iter_mut().find(|c| c.0 == split.config) {
+            Some(c) => (c.1, c.2, c.3) = (c.1 + split_bytes, c.2 + count, c.3.max(features.len())),
+            None => configs.push((split.config.clone(), split_bytes, count, features.len())),
+        }
         splits.push(json!({ "dataset": d.id(), "config": split.config, "split": split.split, "num_bytes_original_files": split_bytes,
             "num_rows": count, "num_columns": features.len() }));
     }
-    let config = json!({ "dataset": d.id(), "config": DEFAULT_CONFIG, "num_bytes_original_files": bytes, "num_rows": rows });
-    Ok(Json(json!({
-        "size": { "dataset": { "dataset": d.id(), "num_bytes_original_files": bytes, "num_rows": rows, "estimated_num_rows": null },
-                  "configs": [config], "splits": splits },
-        "pending": [], "failed": [], "partial": false,
-    })))
+    let configs: Vec<Value> = configs
+        .iter()
+        .map(|(c, bytes, rows, columns)| {
+            json!({ "dataset": d.id(), "config": c, "num_bytes_original_files": bytes, "num_rows": rows, "num_columns": columns })
+        })
+        .collect();
+    // A config's size, or the dataset's with its configs, as the viewer answers each.
+    let size = match asked {
+        Some(_) => json!({ "config": configs.first(), "splits": splits }),
+        None => {
+            let bytes: i64 = configs.iter().filter_map(|c| c["num_bytes_original_files"].as_i64()).sum();
+            let rows: u64 = configs.iter().filter_map(|c| c["num_rows"].as_u64()).sum();
+            json!({ "dataset": { "dataset": d.id(), "num_bytes_original_files": bytes, "num_rows": rows, "estimated_num_rows": null },
+                    "configs": configs, "splits": splits })
+        }
+    };
+    Ok(Json(json!({ "size": size, "pending": [], "failed": [], "partial": false })))
 }
 
 async fn info(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
     let d = dataset(&state, &caller, &q).await?;
-    let mut features = serde_json::Map::new();
-    let mut splits = serde_json::Map::new();
-    for split in d.of_config(q.get("config").map(String::as_str))? {
+    let asked = q.get("config").map(String::as_str);
+    type Fields = serde_json::Map<String, Value>;
+    // Per config: its features and its splits.
+    let mut infos: Vec<(String, Fields, Fields)> = Vec::new();
+    for split in d.of_config(asked)? {
         let (split_features, _, count) = d.page(&state, split, 0, 0).await?;
+        if !infos.iter().any(|i| i.0 == split.config) {
+            infos.push((split.config.clone(), Default::default(), Default::default()));
+        }
+        let Some((_, features, splits)) = infos.iter_mut().find(|i| i.0 == split.config) else { continue };
         for feature in split_features {
             if let Some(name) = feature["name"].as_str() {
                 features.entry(name.to_string()).or_insert_with(|| feature["type"].clone());
@@ -459,8 +582,264 @@ async fn info(State(state): State<AppState>, caller: Caller, Query(q): Params) -
             json!({ "name": split.split, "num_bytes": d.bytes_of(split), "num_examples": count, "dataset_name": d.repo.name }),
         );
     }
-    Ok(Json(json!({
-        "dataset_info": { "dataset_name": d.repo.name, "config_name": DEFAULT_CONFIG, "features": features, "splits": splits },
-        "pending": [], "failed": [], "partial": false,
-    })))
+    let mut infos: serde_json::Map<String, Value> = infos
+        .into_iter()
+        .map(|(config, features, splits)| {
+            let info = json!({ "dataset_name": d.repo.name, "config_name": config, "features": features, "splits": splits });
+            (config, info)
+        })
+        .collect();
+    // One config's `DatasetInfo`, or the dataset's by config, as the viewer answers each.
+    let dataset_info = match asked {
+        Some(c) => infos.remove(c).unwrap_or_default(),
+        None => Value::Object(infos),
+    };
+    Ok(Json(json!({ "dataset_info": dataset_info, "pending": [], "failed": [], "partial": false })))
+}
+
+/// The branch that holds Parquet exports of `main`'s splits, as on the Hub.
+pub const PARQUET_BRANCH: &str = "refs/convert/parquet";
+/// Who commits the exports.
+const CONVERTER: &str = "parquet-converter";
+/// First line of an export's commit message; the source commit follows it.
+const EXPORT_OF: &str = "Parquet export of ";
+/// What an export's message says of a split it could not convert.
+const NOT_CONVERTED: &str = " not converted: ";
+/// Largest IDX image file converted.
+const CONVERT_IDX_LIMIT: i64 = 256 << 20;
+/// Images read, encoded and written at a time while converting an IDX split.
+const IDX_BLOCK: u64 = 10_000;
+
+/// The Parquet export of a dataset's `main`: files by split, and the splits that failed.
+struct Export {
+    files: Vec<ExportFile>,
+    failed: Vec<(String, String, String)>,
+}
+
+struct ExportFile {
+    config: String,
+    split: String,
+    path: String,
+    size: i64,
+}
+
+impl Dataset {
+    /// The Parquet export of `main`'s head: the one on [`PARQUET_BRANCH`] when it was made from
+    /// this head, else made now (once: concurrent callers wait for the first) and committed there.
+    async fn export(&self, state: &AppState) -> ApiResult<Export> {
+        if let Some(export) = self.current_export(state).await? {
+            return Ok(export);
+        }
+        let _one = state.viewer.converting.lock().await;
+        if let Some(export) = self.current_export(state).await? {
+            return Ok(export);
+        }
+        self.convert(state).await?;
+        self.current_export(state).await?.ok_or_else(|| ApiError::internal("the export just committed is not on its branch"))
+    }
+
+    /// The export on [`PARQUET_BRANCH`] if it was made from `main`'s head.
+    async fn current_export(&self, state: &AppState) -> ApiResult<Option<Export>> {
+        let Ok(commit) = state.db.resolve_revision(&self.repo, PARQUET_BRANCH).await else { return Ok(None) };
+        let Some(info) = state.db.get_commit(&self.repo, &commit).await? else { return Ok(None) };
+        let mut lines = info.message.lines();
+        if lines.next().and_then(|l| l.strip_prefix(EXPORT_OF)) != Some(self.head.as_str()) {
+            return Ok(None);
+        }
+        let failed = lines
+            .filter_map(|l| l.strip_prefix("- "))
+            .filter_map(|l| l.split_once(NOT_CONVERTED))
+            .filter_map(|(at, why)| at.split_once('/').map(|(c, s)| (c.to_string(), s.to_string(), why.to_string())))
+            .collect();
+        let files = state
+            .db
+            .tree_at(&self.repo, &commit)
+            .await?
+            .iter()
+            .filter(|f| f.path.ends_with(".parquet"))
+            .filter_map(|f| {
+                let mut parts = f.path.splitn(3, '/');
+                let (config, split) = (parts.next()?, parts.next()?);
+                parts.next()?;
+                Some(ExportFile { config: config.into(), split: split.into(), path: f.path.clone(), size: f.size })
+            })
+            .collect();
+        Ok(Some(Export { files, failed }))
+    }
+
+    /// Converts every split and commits the files to [`PARQUET_BRANCH`], replacing what was
+    /// there: Parquet splits by reference to their own blobs (the store keeps one copy), parsed
+    /// splits and IDX pairs written anew. A split that cannot be converted is named, with why,
+    /// in the commit message.
+    async fn convert(&self, state: &AppState) -> ApiResult<()> {
+        let mut puts = Vec::new();
+        let mut failed = Vec::new();
+        for split in &self.splits {
+            let dir = format!("{}/{}", split.config, split.split);
+            match self.convert_split(state, split).await {
+                Ok(files) => {
+                    for (i, sha256) in files.into_iter().enumerate() {
+                        puts.push(CommitOp::Put(NewFile { path: format!("{dir}/{i:04}.parquet"), sha256, lfs: true }));
+                    }
+                }
+                // What the data is wrong or too big for stays recorded; a failing store is
+                // answered as such and nothing is committed.
+                Err(e) if e.status.is_client_error() => failed.push(format!("- {dir}{NOT_CONVERTED}{}", e.message.replace('\n', " "))),
+                Err(e) => return Err(e),
+            }
+        }
+        let parent = match state.db.resolve_revision(&self.repo, PARQUET_BRANCH).await {
+            Ok(commit) => commit,
+            Err(_) => self.head.clone(),
+        };
+        // The branch holds the exports alone: whatever the parent had goes, but its attributes.
+        let mut ops: Vec<CommitOp> = state
+            .db
+            .tree_at(&self.repo, &parent)
+            .await?
+            .iter()
+            .filter(|f| f.path != ".gitattributes")
+            .map(|f| CommitOp::Delete(f.path.clone()))
+            .collect();
+        ops.extend(puts);
+        let message = std::iter::once(format!("{EXPORT_OF}{}", self.head)).chain(failed).collect::<Vec<_>>().join("\n");
+        let info = CommitInfo { author: CONVERTER, title: "Update parquet files", message: &message };
+        state.db.commit_onto(&self.repo, PARQUET_BRANCH, &parent, &ops, &info, commons_db::now_unix()).await?;
+        Ok(())
+    }
+
+    /// The sha256s of a split's Parquet files, stored.
+    async fn convert_split(&self, state: &AppState, split: &Split) -> ApiResult<Vec<String>> {
+        match &split.reader {
+            Reader::Parquet => {
+                // Checked as readable, so the export links files that open.
+                self.parquet(state, split).await?;
+                split.files.iter().map(|p| self.entry(p).map(|e| e.sha256.clone())).collect()
+            }
+            Reader::Parsed => {
+                let table = self.table(state, split).await?;
+                let bytes = tokio::task::spawn_blocking(move || commons_viewer::table_parquet(&table))
+                    .await
+                    .map_err(ApiError::internal)?
+                    .map_err(unreadable)?;
+                Ok(vec![state.cas.put_bytes(&bytes).await?.sha256])
+            }
+            Reader::Idx(pair) => {
+                let images = self.entry(&pair.images)?;
+                if images.size > CONVERT_IDX_LIMIT {
+                    return Err(unreadable(ViewerError::TooBig(format!(
+                        "{} is larger than the {CONVERT_IDX_LIMIT} bytes converted",
+                        pair.images
+                    ))));
+                }
+                let (shape, labels) = self.idx(state, pair).await?;
+                let classes = labels.iter().max().map_or(0, |m| m.saturating_add(1));
+                let mut writer = commons_viewer::IdxParquet::new(shape, classes).map_err(unreadable)?;
+                let mut at = 0u64;
+                while at < shape.count {
+                    let end = (at + IDX_BLOCK).min(shape.count);
+                    let pixels = state
+                        .cas
+                        .read_span(&images.sha256, IDX_IMAGES_HEADER + at * shape.pixels(), IDX_IMAGES_HEADER + end * shape.pixels())
+                        .await?;
+                    let block = labels[at as usize..end as usize].to_vec();
+                    // PNG encoding is CPU work: off the async threads.
+                    writer = tokio::task::spawn_blocking(move || writer.push(&pixels, &block).map(|()| writer))
+                        .await
+                        .map_err(ApiError::internal)?
+                        .map_err(unreadable)?;
+                    at = end;
+                }
+                let bytes = tokio::task::spawn_blocking(move || writer.finish()).await.map_err(ApiError::internal)?.map_err(unreadable)?;
+                Ok(vec![state.cas.put_bytes(&bytes).await?.sha256])
+            }
+        }
+    }
+}
+
+/// `{hub}/datasets/{id}/resolve/refs%2Fconvert%2Fparquet/{path}`: where an export file downloads.
+fn export_url(base: &str, id: &str, path: &str) -> String {
+    let rev = percent_encoding::utf8_percent_encode(PARQUET_BRANCH, percent_encoding::NON_ALPHANUMERIC);
+    format!("{base}/datasets/{id}/resolve/{rev}/{path}")
+}
+
+/// The viewer's `/parquet`: the export's files of a dataset (or of one config).
+async fn parquet_files(State(state): State<AppState>, caller: Caller, headers: HeaderMap, Query(q): Params) -> ApiResult<Json<Value>> {
+    let d = dataset(&state, &caller, &q).await?;
+    let config = q.get("config").map(String::as_str);
+    d.of_config(config)?;
+    let export = d.export(&state).await?;
+    let base = super::base_url(&state, &headers);
+    let files: Vec<Value> = export
+        .files
+        .iter()
+        .filter(|f| config.is_none_or(|c| c == f.config))
+        .map(|f| {
+            let filename = f.path.rsplit('/').next().unwrap_or(&f.path);
+            json!({ "dataset": d.id(), "config": f.config, "split": f.split, "url": export_url(&base, &d.id(), &f.path),
+                    "filename": filename, "size": f.size })
+        })
+        .collect();
+    let failed: Vec<Value> = export
+        .failed
+        .iter()
+        .filter(|(c, _, _)| config.is_none_or(|want| want == c))
+        .map(|(c, s, why)| json!({ "dataset": d.id(), "config": c, "split": s, "error": why }))
+        .collect();
+    Ok(Json(json!({ "parquet_files": files, "pending": [], "failed": failed, "partial": false })))
+}
+
+/// The hub's `/api/datasets/{id}/parquet[/{config}[/{split}[/{n}.parquet]]]`: the export's
+/// files as `{config: {split: [url]}}`, `{split: [url]}` or `[url]`, each URL this route's own
+/// `{n}.parquet`, which redirects to the file on [`PARQUET_BRANCH`].
+pub(super) async fn hub_parquet(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(p): Path<HashMap<String, String>>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let field = |k: &str| p.get(k).map(String::as_str).unwrap_or_default();
+    if field("kind") != "datasets" {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "Parquet exports are made of datasets"));
+    }
+    let d = dataset_named(&state, &caller, field("ns"), field("name")).await?;
+    let export = d.export(&state).await?;
+    let base = super::base_url(&state, &headers);
+    let api = format!("{base}/api/datasets/{}/parquet", d.id());
+    let (config, split) = (p.get("config"), p.get("split"));
+    if let Some(config) = config
+        && !export.files.iter().any(|f| &f.config == config)
+    {
+        return Err(not_found(format!("Config {config:?} has no Parquet export in {}", d.id())));
+    }
+    if let (Some(config), Some(split)) = (config, split)
+        && !export.files.iter().any(|f| &f.config == config && &f.split == split)
+    {
+        return Err(not_found(format!("Split {split:?} of config {config:?} has no Parquet export in {}", d.id())));
+    }
+    let of = |c: &str, s: &str| -> Vec<&ExportFile> { export.files.iter().filter(|f| f.config == c && f.split == s).collect() };
+    let urls = |c: &str, s: &str| -> Vec<String> { (0..of(c, s).len()).map(|i| format!("{api}/{c}/{s}/{i}.parquet")).collect() };
+    if let Some(file) = p.get("file") {
+        let (config, split) = (field("config"), field("split"));
+        let n: usize = file
+            .strip_suffix(".parquet")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| not_found(format!("{file} is not an export file: they are named 0.parquet, 1.parquet, …")))?;
+        let target = of(config, split)
+            .get(n)
+            .map(|f| export_url(&base, &d.id(), &f.path))
+            .ok_or_else(|| not_found(format!("{config}/{split} has no file {n}")))?;
+        return Ok(axum::response::Redirect::to(&target).into_response());
+    }
+    let mut configs: std::collections::BTreeMap<&str, serde_json::Map<String, Value>> = Default::default();
+    for f in &export.files {
+        configs.entry(&f.config).or_default().entry(f.split.clone()).or_insert_with(|| json!(urls(&f.config, &f.split)));
+    }
+    let body = match (config, split) {
+        (Some(c), Some(s)) => json!(urls(c, s)),
+        (Some(c), None) => Value::Object(configs.remove(c.as_str()).unwrap_or_default()),
+        _ => json!(configs),
+    };
+    Ok(Json(body).into_response())
 }
