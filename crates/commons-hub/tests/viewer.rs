@@ -8,6 +8,7 @@ mod support;
 use base64::Engine;
 use serde_json::{Value, json};
 use support::Hub;
+use support::big_parquet::{BIG_ROWS, LABELS, big_text, write_big_parquet};
 
 fn commit(hub: &Hub, repo: &str, files: &[(&str, Vec<u8>)]) {
     let http = reqwest::blocking::Client::new();
@@ -197,59 +198,6 @@ fn the_viewer_answers_splits_rows_statistics_and_sizes_of_real_csv_and_json_data
     assert_eq!(rows["rows"][0]["row"]["text"], imdb_rows[0]["text"]);
 }
 
-/// Rows of the large Parquet file: about 104 bytes each, 520 MB in all.
-const BIG_ROWS: u64 = 5_000_000;
-
-/// The text of row `i` of the large file: 96 letters no compressor shrinks much.
-fn big_text(i: u64) -> String {
-    let mut state = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    let mut text = String::with_capacity(96);
-    while text.len() < 96 {
-        // splitmix64
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        for byte in z.to_le_bytes() {
-            text.push((b'a' + byte % 26) as char);
-        }
-    }
-    text
-}
-
-const LABELS: [&str; 5] = ["ant", "bee", "cat", "dog", "eel"];
-
-/// Writes the large file as the arrow-rs writer does by default (Snappy, row groups of 2^20
-/// rows, pages of 1 MiB, a page index).
-fn write_big_parquet(path: &std::path::Path) {
-    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
-    use std::sync::Arc;
-    let file = std::fs::File::create(path).unwrap();
-    let props = parquet::file::properties::WriterProperties::builder().set_compression(parquet::basic::Compression::SNAPPY).build();
-    let schema = Arc::new(arrow_schema::Schema::new(vec![
-        arrow_schema::Field::new("id", arrow_schema::DataType::Int64, false),
-        arrow_schema::Field::new("text", arrow_schema::DataType::Utf8, false),
-        arrow_schema::Field::new("score", arrow_schema::DataType::Float64, false),
-        arrow_schema::Field::new("label", arrow_schema::DataType::Utf8, false),
-    ]));
-    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props)).unwrap();
-    let mut start = 0;
-    while start < BIG_ROWS {
-        let end = (start + 65_536).min(BIG_ROWS);
-        let ids: Vec<i64> = (start..end).map(|i| i as i64).collect();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from(ids)),
-            Arc::new(StringArray::from_iter_values((start..end).map(big_text))),
-            Arc::new(Float64Array::from_iter_values((start..end).map(|i| (i % 1000) as f64 / 10.0))),
-            Arc::new(StringArray::from_iter_values((start..end).map(|i| LABELS[(i % 5) as usize]))),
-        ];
-        writer.write(&RecordBatch::try_new(schema.clone(), columns).unwrap()).unwrap();
-        start = end;
-    }
-    writer.close().unwrap();
-}
-
 #[test]
 fn a_500_mb_parquet_split_answers_rows_at_offset_a_million_reading_a_few_pages_of_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -397,4 +345,68 @@ fn a_cards_configs_name_the_splits_of_text_and_csv_files() {
     commit(&hub, "alice/poems", &[("README.md", b"---\nconfigs: 3\n---\n".to_vec())]);
     let (status, body) = viewer(&hub, None, &format!("/splits?{q}"));
     assert_eq!((status, body["error"].as_str().unwrap()), (422, "ConfigNamesError"), "{body}");
+}
+
+/// A 28×28 grayscale PNG.
+fn png_of(pixels: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, 28, 28);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header().unwrap().write_image_data(pixels).unwrap();
+    out
+}
+
+#[test]
+fn folders_of_mnist_pngs_are_splits_labelled_by_folder_or_described_by_metadata() {
+    let mnist = commons_data::fetch("mnist").expect("the MNIST data");
+    let images = std::fs::read(mnist.join("train-images-idx3-ubyte")).unwrap();
+    let labels = std::fs::read(mnist.join("train-labels-idx1-ubyte")).unwrap();
+    let image = |i: usize| png_of(&images[16 + i * 784..16 + (i + 1) * 784]);
+    // 40 digits: the first 30 for train, the next 10 for test, each in a folder named for it.
+    let mut files: Vec<(String, Vec<u8>)> =
+        (0..40).map(|i| (format!("{}/{}/{i:03}.png", if i < 30 { "train" } else { "test" }, labels[8 + i]), image(i))).collect();
+    let hub = Hub::start();
+    create(&hub, "digits", false);
+    let borrowed: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
+    commit(&hub, "alice/digits", &borrowed);
+    let q = "dataset=alice/digits";
+    let (_, splits) = viewer(&hub, None, &format!("/splits?{q}"));
+    let names: Vec<&str> = splits["splits"].as_array().unwrap().iter().map(|s| s["split"].as_str().unwrap()).collect();
+    assert_eq!(names, ["train", "test"]);
+    let (status, page) = viewer(&hub, None, &format!("/rows?{q}&config=default&split=train&offset=0&length=30"));
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["num_rows_total"], 30);
+    let mut classes: Vec<String> = (0..30).map(|i| labels[8 + i].to_string()).collect();
+    classes.sort();
+    classes.dedup();
+    assert_eq!(page["features"][1]["type"], json!({"_type": "ClassLabel", "names": classes}));
+    // Rows come in path order: folder, then file.
+    files.truncate(30);
+    files.sort();
+    for (row, (path, png)) in page["rows"].as_array().unwrap().iter().zip(&files) {
+        let folder = path.split('/').nth(1).unwrap();
+        assert_eq!(row["row"]["label"], classes.iter().position(|c| c == folder).unwrap());
+        assert_eq!((row["row"]["image"]["width"].as_u64(), row["row"]["image"]["height"].as_u64()), (Some(28), Some(28)));
+        let src = row["row"]["image"]["src"].as_str().unwrap();
+        assert!(src.ends_with(path.as_str()), "{src}");
+        assert_eq!(&reqwest::blocking::get(src).unwrap().bytes().unwrap()[..], &png[..], "{src} is the image");
+    }
+    let (_, stats) = viewer(&hub, None, &format!("/statistics?{q}&config=default&split=train"));
+    let total: u64 =
+        stats["statistics"][0]["column_statistics"]["frequencies"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(total, 30);
+
+    // Described by a metadata file instead: its columns, joined on file_name.
+    create(&hub, "captioned", false);
+    let metadata = b"{\"file_name\": \"a.png\", \"caption\": \"a five\"}\n{\"file_name\": \"b.png\", \"caption\": \"a zero\"}\n";
+    commit(
+        &hub,
+        "alice/captioned",
+        &[("pics/a.png", image(0)), ("pics/b.png", image(1)), ("pics/c.png", image(2)), ("pics/metadata.jsonl", metadata.to_vec())],
+    );
+    let (_, page) = viewer(&hub, None, "/first-rows?dataset=alice/captioned&config=default&split=train");
+    let captions: Vec<&str> = page["rows"].as_array().unwrap().iter().map(|r| r["row"]["caption"].as_str().unwrap()).collect();
+    assert_eq!(captions, ["a five", "a zero"], "c.png has no description, so no row");
+    assert_eq!(page["features"][1]["name"], "caption");
 }

@@ -43,6 +43,8 @@ pub enum Format {
     Parquet,
     /// Plain text: a row per line, in one column `text`.
     Text,
+    /// An image of an image folder (PNG, JPEG, GIF, BMP, WebP): a row each.
+    Image,
 }
 
 impl Format {
@@ -57,6 +59,7 @@ impl Format {
             "json" => Some(Format::Json),
             "parquet" => Some(Format::Parquet),
             "txt" => Some(Format::Text),
+            "png" | "jpg" | "jpeg" | "gif" | "bmp" | "webp" => Some(Format::Image),
             _ => None,
         }
     }
@@ -81,6 +84,9 @@ pub enum Reader {
     Parquet,
     /// An MNIST-style pair of IDX files (images, labels): rows are read by range, never whole.
     Idx(IdxPair),
+    /// A folder of images ([`ImageFolder`]): a row per image, labelled by its folder's name or
+    /// described by a `metadata.csv`/`metadata.jsonl` beside it.
+    Images,
 }
 
 /// The image and label files of an IDX split.
@@ -200,10 +206,134 @@ impl Split {
     /// A split of data files: of its Parquet files when it has any (a config's files share a
     /// format; Parquet is what a conversion adds), else parsed.
     pub fn of_files(config: &str, split: &str, files: Vec<String>) -> Split {
-        let parquet: Vec<String> = files.iter().filter(|f| Format::of(f) == Some(Format::Parquet)).cloned().collect();
-        let (files, reader) = if parquet.is_empty() { (files, Reader::Parsed) } else { (parquet, Reader::Parquet) };
+        let of = |format: Format| -> Vec<String> { files.iter().filter(|f| Format::of(f) == Some(format)).cloned().collect() };
+        let (parquet, images) = (of(Format::Parquet), of(Format::Image));
+        let (files, reader) = if !parquet.is_empty() {
+            (parquet, Reader::Parquet)
+        } else if !images.is_empty() {
+            // The images, and the metadata files that describe them.
+            let metadata = files.iter().filter(|f| is_metadata(f)).cloned();
+            (images.into_iter().chain(metadata).collect(), Reader::Images)
+        } else {
+            (files, Reader::Parsed)
+        };
         Split { config: config.into(), split: split.into(), files, reader }
     }
+}
+
+/// Whether `path` is an image folder's metadata file.
+fn is_metadata(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name == "metadata.csv" || name == "metadata.jsonl"
+}
+
+/// The rows of an image folder split: its images in path order, and their labels or metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageFolder {
+    pub images: Vec<String>,
+    /// Columns besides `image`: `label` (the folder names as a `ClassLabel`), or the metadata's.
+    pub table: Table,
+    /// The class names when the rows are labelled by folder.
+    pub classes: Option<Vec<String>>,
+}
+
+impl ImageFolder {
+    /// An image folder from its split's files and its metadata files' contents (path, parsed):
+    /// rows described by metadata when there is some (joined on `file_name`, relative to the
+    /// metadata file's folder), else labelled by their folders when there are two or more.
+    pub fn new(files: &[String], metadata: Vec<(String, Table)>) -> Result<ImageFolder, ViewerError> {
+        let mut images: Vec<String> = files.iter().filter(|f| Format::of(f) == Some(Format::Image)).cloned().collect();
+        images.sort();
+        let parent = |p: &str| p.rsplit_once('/').map(|(dir, _)| dir.rsplit('/').next().unwrap_or(dir).to_string()).unwrap_or_default();
+        if metadata.is_empty() {
+            let mut classes: Vec<String> = images.iter().map(|p| parent(p)).collect();
+            classes.sort();
+            classes.dedup();
+            if classes.len() < 2 {
+                return Ok(ImageFolder { table: Table { columns: vec![], rows: vec![vec![]; images.len()] }, images, classes: None });
+            }
+            let rows = images.iter().map(|p| vec![json!(classes.iter().position(|c| *c == parent(p)).unwrap_or(0))]).collect();
+            return Ok(ImageFolder { images, table: Table { columns: vec!["label".into()], rows }, classes: Some(classes) });
+        }
+        // Columns of every metadata file but `file_name`, by name.
+        let mut columns: Vec<String> = Vec::new();
+        for (_, table) in &metadata {
+            for c in &table.columns {
+                if c != "file_name" && !columns.contains(c) {
+                    columns.push(c.clone());
+                }
+            }
+        }
+        let mut described: std::collections::HashMap<String, Vec<Value>> = Default::default();
+        for (path, table) in &metadata {
+            let dir = path.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default();
+            let key = table.columns.iter().position(|c| c == "file_name").ok_or_else(|| ViewerError::Parse {
+                file: path.clone(),
+                message: "an image folder's metadata needs a file_name column".into(),
+            })?;
+            for row in &table.rows {
+                let Some(name) = row[key].as_str() else { continue };
+                let cells =
+                    columns.iter().map(|c| table.columns.iter().position(|x| x == c).map_or(Value::Null, |i| row[i].clone())).collect();
+                described.insert(format!("{dir}{name}"), cells);
+            }
+        }
+        // Images the metadata does not describe are not rows, as in `datasets`.
+        images.retain(|p| described.contains_key(p));
+        let rows = images.iter().map(|p| described.remove(p).unwrap_or_default()).collect();
+        Ok(ImageFolder { images, table: Table { columns, rows }, classes: None })
+    }
+
+    /// `FeatureItem`s: the image, then the label or the metadata's columns.
+    pub fn features(&self) -> Vec<Value> {
+        let mut features = vec![json!({ "feature_idx": 0, "name": "image", "type": { "_type": "Image" } })];
+        for (i, mut feature) in self.table.features().into_iter().enumerate() {
+            feature["feature_idx"] = json!(i + 1);
+            if let Some(names) = &self.classes {
+                feature["type"] = json!({ "_type": "ClassLabel", "names": names });
+            }
+            features.push(feature);
+        }
+        features
+    }
+
+    /// `RowItem`s of rows `offset..`, one per `(src, size)` given (the images' URLs and, when
+    /// read, their width and height).
+    pub fn rows(&self, offset: usize, images: Vec<(String, Option<(usize, usize)>)>) -> Vec<Value> {
+        images
+            .into_iter()
+            .enumerate()
+            .filter_map(|(k, (src, size))| {
+                let i = offset + k;
+                let mut row = Map::new();
+                row.insert("image".into(), json!({ "src": src, "width": size.map(|s| s.0), "height": size.map(|s| s.1) }));
+                for (c, cell) in self.table.columns.iter().zip(self.table.rows.get(i)?) {
+                    row.insert(c.clone(), cell.clone());
+                }
+                Some(json!({ "row_idx": i, "row": row, "truncated_cells": [] }))
+            })
+            .collect()
+    }
+
+    /// Statistics of the label or metadata columns (a label's as class frequencies).
+    pub fn statistics(&self) -> Vec<Value> {
+        let Some(names) = &self.classes else { return self.table.statistics() };
+        let mut counts = vec![0u64; names.len()];
+        for row in &self.table.rows {
+            if let Some(c) = row.first().and_then(Value::as_u64) {
+                counts[c as usize] += 1;
+            }
+        }
+        let frequencies: Map<String, Value> = names.iter().zip(&counts).map(|(n, c)| (n.clone(), json!(c))).collect();
+        vec![json!({ "column_name": "label", "column_type": "class_label", "column_statistics": {
+            "nan_count": 0, "nan_proportion": 0.0, "no_label_count": 0, "no_label_proportion": 0.0,
+            "n_unique": names.len(), "frequencies": frequencies } })]
+    }
+}
+
+/// The width and height of an image from its first bytes, when they say.
+pub fn image_size(head: &[u8]) -> Option<(usize, usize)> {
+    imagesize::blob_size(head).ok().map(|s| (s.width, s.height))
 }
 
 /// Bytes of an IDX image file's header, and of a label file's.
@@ -372,6 +502,7 @@ pub fn parse(file: &str, format: Format, bytes: &[u8]) -> Result<Table, ViewerEr
             Ok(Table { columns: vec!["text".into()], rows })
         }
         Format::Parquet => Err(ViewerError::Unsupported(format!("{file}: Parquet is read by row group, not parsed whole"))),
+        Format::Image => Err(ViewerError::Unsupported(format!("{file}: an image is a row of its folder, not a table"))),
         Format::Json => {
             let items: Vec<Item> = match serde_json::from_slice(bytes) {
                 Ok(items) => items,

@@ -23,8 +23,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use commons_db::{CommitInfo, CommitOp, FileEntry, NewFile, Repo, RepoKind};
 use commons_viewer::{
-    ByteSource, Format, IDX_IMAGES_HEADER, IDX_LABELS_HEADER, IdxPair, IdxShape, ParquetFile, Reader, STATISTICS_ROWS, Split, Table,
-    ViewerError,
+    ByteSource, Format, IDX_IMAGES_HEADER, IDX_LABELS_HEADER, IdxPair, IdxShape, ImageFolder, ParquetFile, Reader, STATISTICS_ROWS, Split,
+    Table, ViewerError,
 };
 use serde_json::{Value, json};
 
@@ -213,8 +213,31 @@ impl Dataset {
     }
 
     /// Features, the rows `offset..offset + length` and the number of rows of a split.
-    async fn page(&self, state: &AppState, split: &Split, offset: usize, length: usize) -> ApiResult<(Vec<Value>, Vec<Value>, usize)> {
+    async fn page(
+        &self,
+        state: &AppState,
+        split: &Split,
+        offset: usize,
+        length: usize,
+        base: &str,
+    ) -> ApiResult<(Vec<Value>, Vec<Value>, usize)> {
         match &split.reader {
+            Reader::Images => {
+                let folder = self.image_folder(state, split).await?;
+                let end = offset.saturating_add(length).min(folder.images.len());
+                let mut images = Vec::new();
+                for path in folder.images.get(offset..end).unwrap_or_default() {
+                    let entry = self.entry(path)?;
+                    // The width and height are in an image's first bytes (for all but JPEGs with
+                    // a large EXIF block, which answer without them).
+                    let head = state.cas.read_span(&entry.sha256, 0, (entry.size.max(0) as u64).min(IMAGE_HEAD)).await?;
+                    let encoded: Vec<String> =
+                        path.split('/').map(|c| percent_encoding::utf8_percent_encode(c, UNRESERVED).to_string()).collect();
+                    let src = format!("{base}/datasets/{}/resolve/{}/{}", self.id(), self.head, encoded.join("/"));
+                    images.push((src, commons_viewer::image_size(&head)));
+                }
+                Ok((folder.features(), folder.rows(offset, images), folder.images.len()))
+            }
             Reader::Parquet => {
                 let files = self.parquet(state, split).await?;
                 let total: u64 = files.iter().map(ParquetFile::num_rows).sum();
@@ -286,6 +309,26 @@ impl Dataset {
         Ok((sample, partial))
     }
 
+    /// An image folder split: its images, and its metadata files parsed.
+    async fn image_folder(&self, state: &AppState, split: &Split) -> ApiResult<ImageFolder> {
+        let mut metadata = Vec::new();
+        for path in split.files.iter().filter(|p| Format::of(p) != Some(Format::Image)) {
+            let entry = self.entry(path)?;
+            if entry.size > SPLIT_LIMIT {
+                return Err(unreadable(ViewerError::TooBig(format!("{path} is larger than the {SPLIT_LIMIT} bytes of metadata read"))));
+            }
+            let format = Format::of(path).ok_or_else(|| ApiError::internal(format!("{path} has no viewer format")))?;
+            let bytes = state.repos.read_file(&self.repo, &self.head, path, SPLIT_LIMIT as u64).await?.unwrap_or_default();
+            let path = path.clone();
+            let table = tokio::task::spawn_blocking(move || commons_viewer::parse(&path, format, &bytes).map(|t| (path, t)))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(unreadable)?;
+            metadata.push(table);
+        }
+        ImageFolder::new(&split.files, metadata).map_err(unreadable)
+    }
+
     /// A Parquet split's files, open (footers read once, then kept).
     async fn parquet(&self, state: &AppState, split: &Split) -> ApiResult<Vec<ParquetFile>> {
         let mut files = Vec::with_capacity(split.files.len());
@@ -312,6 +355,10 @@ impl Dataset {
             Reader::Idx(pair) => {
                 let (shape, labels) = self.idx(state, pair).await?;
                 Ok((shape.count as usize, shape.statistics(&labels), false))
+            }
+            Reader::Images => {
+                let folder = self.image_folder(state, split).await?;
+                Ok((folder.images.len(), folder.statistics(), false))
             }
             Reader::Parsed => {
                 let table = self.table(state, split).await?;
@@ -413,7 +460,7 @@ fn append(table: &mut Table, more: Table) {
 async fn is_valid(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
     let d = dataset(&state, &caller, &q).await?;
     let viewable = !d.splits.is_empty();
-    let queryable = d.splits.iter().any(|s| !matches!(s.reader, Reader::Idx(_)));
+    let queryable = d.splits.iter().any(|s| matches!(s.reader, Reader::Parsed | Reader::Parquet));
     Ok(Json(json!({ "preview": viewable, "viewer": viewable, "search": queryable, "filter": queryable, "statistics": viewable })))
 }
 
@@ -434,7 +481,7 @@ async fn query_rows(
     let (table, partial) = match &split.reader {
         Reader::Parsed => (d.table(state, split).await?, false),
         Reader::Parquet => d.parquet_sample(state, split).await?,
-        Reader::Idx(_) => {
+        Reader::Idx(_) | Reader::Images => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "FeaturesError",
@@ -481,10 +528,10 @@ async fn splits(State(state): State<AppState>, caller: Caller, Query(q): Params)
     Ok(Json(json!({ "splits": list, "pending": [], "failed": [] })))
 }
 
-async fn first_rows(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
+async fn first_rows(State(state): State<AppState>, caller: Caller, headers: HeaderMap, Query(q): Params) -> ApiResult<Json<Value>> {
     let d = dataset(&state, &caller, &q).await?;
     let split = d.split(&q)?;
-    let (features, rows, total) = d.page(&state, split, 0, FIRST_ROWS).await?;
+    let (features, rows, total) = d.page(&state, split, 0, FIRST_ROWS, &super::base_url(&state, &headers)).await?;
     Ok(Json(json!({
         "dataset": d.id(), "config": split.config, "split": split.split, "features": features, "rows": rows, "truncated": total > FIRST_ROWS,
     })))
@@ -503,7 +550,7 @@ fn number(q: &HashMap<String, String>, name: &str, default: usize) -> ApiResult<
     }
 }
 
-async fn rows(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
+async fn rows(State(state): State<AppState>, caller: Caller, headers: HeaderMap, Query(q): Params) -> ApiResult<Json<Value>> {
     let offset = number(&q, "offset", 0)?;
     let length = number(&q, "length", MAX_LENGTH)?;
     if length > MAX_LENGTH {
@@ -515,7 +562,7 @@ async fn rows(State(state): State<AppState>, caller: Caller, Query(q): Params) -
     }
     let d = dataset(&state, &caller, &q).await?;
     let split = d.split(&q)?;
-    let (features, rows, total) = d.page(&state, split, offset, length).await?;
+    let (features, rows, total) = d.page(&state, split, offset, length, &super::base_url(&state, &headers)).await?;
     Ok(Json(json!({ "features": features, "rows": rows, "num_rows_total": total, "num_rows_per_page": MAX_LENGTH, "partial": false })))
 }
 
@@ -532,7 +579,7 @@ async fn size(State(state): State<AppState>, caller: Caller, Query(q): Params) -
     let mut splits = Vec::new();
     let mut configs: Vec<(String, i64, usize, usize)> = Vec::new();
     for split in d.of_config(asked)? {
-        let (features, _, count) = d.page(&state, split, 0, 0).await?;
+        let (features, _, count) = d.page(&state, split, 0, 0, "").await?;
         let split_bytes = d.bytes_of(split);
         match configs.iter_mut().find(|c| c.0 == split.config) {
             Some(c) => (c.1, c.2, c.3) = (c.1 + split_bytes, c.2 + count, c.3.max(features.len())),
@@ -567,7 +614,7 @@ async fn info(State(state): State<AppState>, caller: Caller, Query(q): Params) -
     // Per config: its features and its splits.
     let mut infos: Vec<(String, Fields, Fields)> = Vec::new();
     for split in d.of_config(asked)? {
-        let (split_features, _, count) = d.page(&state, split, 0, 0).await?;
+        let (split_features, _, count) = d.page(&state, split, 0, 0, "").await?;
         if !infos.iter().any(|i| i.0 == split.config) {
             infos.push((split.config.clone(), Default::default(), Default::default()));
         }
@@ -605,6 +652,10 @@ const CONVERTER: &str = "parquet-converter";
 const EXPORT_OF: &str = "Parquet export of ";
 /// What an export's message says of a split it could not convert.
 const NOT_CONVERTED: &str = " not converted: ";
+/// What a path segment of a URL keeps as it is (RFC 3986's unreserved characters).
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+/// Bytes of an image read for its width and height.
+const IMAGE_HEAD: u64 = 4096;
 /// Largest IDX image file converted.
 const CONVERT_IDX_LIMIT: i64 = 256 << 20;
 /// Images read, encoded and written at a time while converting an IDX split.
@@ -724,6 +775,7 @@ impl Dataset {
                     .map_err(unreadable)?;
                 Ok(vec![state.cas.put_bytes(&bytes).await?.sha256])
             }
+            Reader::Images => Err(unreadable(ViewerError::Unsupported("image folders are not exported to Parquet yet".into()))),
             Reader::Idx(pair) => {
                 let images = self.entry(&pair.images)?;
                 if images.size > CONVERT_IDX_LIMIT {

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod big_parquet;
 mod common;
 
 use std::path::PathBuf;
