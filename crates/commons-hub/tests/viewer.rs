@@ -410,3 +410,43 @@ fn folders_of_mnist_pngs_are_splits_labelled_by_folder_or_described_by_metadata(
     assert_eq!(captions, ["a five", "a zero"], "c.png has no description, so no row");
     assert_eq!(page["features"][1]["name"], "caption");
 }
+
+#[test]
+fn a_csv_split_too_large_to_parse_whole_is_read_from_its_streamed_parquet_export() {
+    let mnist = commons_data::fetch("mnist").expect("the MNIST data");
+    let images = std::fs::read(mnist.join("train-images-idx3-ubyte")).unwrap();
+    let labels = std::fs::read(mnist.join("train-labels-idx1-ubyte")).unwrap();
+    const ROWS: usize = 6000;
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    csv.write_record(["index", "label", "mean", "pixels"]).unwrap();
+    let mean = |i: usize| images[16 + i * 784..16 + (i + 1) * 784].iter().map(|&p| f64::from(p)).sum::<f64>() / 784.0;
+    let hex = |i: usize| images[16 + i * 784..16 + (i + 1) * 784].iter().map(|p| format!("{p:02x}")).collect::<String>();
+    for i in 0..ROWS {
+        csv.write_record([i.to_string(), labels[8 + i].to_string(), format!("{}", mean(i)), hex(i)]).unwrap();
+    }
+    let csv = csv.into_inner().unwrap();
+    assert!(csv.len() > 8 << 20, "{} bytes: more than the viewer parses whole", csv.len());
+
+    let hub = Hub::start();
+    create(&hub, "pixels", false);
+    commit(&hub, "alice/pixels", &[("train.csv", csv)]);
+    let q = "dataset=alice/pixels&config=default&split=train";
+    let (status, page) = viewer(&hub, None, &format!("/rows?{q}&offset=5000&length=3"));
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["num_rows_total"], ROWS);
+    for (k, row) in page["rows"].as_array().unwrap().iter().enumerate() {
+        let i = 5000 + k;
+        assert_eq!(row["row_idx"], i);
+        assert_eq!(row["row"], json!({"index": i, "label": labels[8 + i], "mean": mean(i), "pixels": hex(i)}));
+    }
+    let types: Vec<&str> = page["features"].as_array().unwrap().iter().map(|f| f["type"]["dtype"].as_str().unwrap()).collect();
+    assert_eq!(types, ["int64", "int64", "float64", "string"]);
+    let (_, stats) = viewer(&hub, None, &format!("/statistics?{q}"));
+    assert_eq!(stats["partial"], false);
+    let label = stats["statistics"].as_array().unwrap().iter().find(|s| s["column_name"] == "label").unwrap();
+    let hist: u64 = label["column_statistics"]["histogram"]["hist"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(hist, ROWS as u64);
+    let (_, export) = viewer(&hub, None, "/parquet?dataset=alice/pixels");
+    assert_eq!(export["parquet_files"][0]["split"], "train");
+    assert_eq!(export["failed"], json!([]));
+}

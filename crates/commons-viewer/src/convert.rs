@@ -4,6 +4,7 @@
 //! `huggingface` metadata, as the Hub's own exports carry them, so `datasets` reads them back.
 
 use std::collections::HashMap;
+use std::io::{BufRead, Read, Write};
 use std::sync::Arc;
 
 use arrow_array::builder::{BinaryBuilder, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
@@ -14,7 +15,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde_json::{Value, json};
 
-use crate::{IdxShape, Table, ViewerError};
+use crate::{Format, IdxShape, Table, ViewerError};
 
 /// Rows per row group of an export (the Hub's exports use about this many for tabular data).
 const ROW_GROUP_ROWS: usize = 100_000;
@@ -130,4 +131,231 @@ impl IdxParquet {
     pub fn finish(self) -> Result<Vec<u8>, ViewerError> {
         self.out.into_inner().map_err(failed)
     }
+}
+
+/// Rows converted at a time by [`convert_stream`]: what bounds its memory, whatever the size.
+const STREAM_ROWS: usize = 50_000;
+
+/// What every value of a column has been so far (each flag stays true while every value fits).
+#[derive(Clone, Copy)]
+struct Fits {
+    seen: bool,
+    int: bool,
+    float: bool,
+    bool: bool,
+    string: bool,
+}
+
+impl Fits {
+    const ANY: Fits = Fits { seen: false, int: true, float: true, bool: true, string: true };
+
+    fn see(&mut self, cell: &Cell) {
+        match cell {
+            Cell::Text(t) if t.is_empty() => {}
+            Cell::Text(t) => {
+                self.seen = true;
+                self.int &= t.parse::<i64>().is_ok();
+                self.float &= t.parse::<f64>().is_ok();
+                self.bool &= t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false");
+            }
+            Cell::Json(Value::Null) => {}
+            Cell::Json(v) => {
+                self.seen = true;
+                self.int &= v.is_i64() || v.is_u64();
+                self.float &= v.is_number();
+                self.bool &= v.is_boolean();
+                self.string &= v.is_string();
+            }
+        }
+    }
+
+    /// The Arrow type of the column: as [`crate::parse`] types a column it reads whole.
+    fn data_type(self) -> DataType {
+        match self {
+            Fits { seen: false, .. } => DataType::Utf8,
+            Fits { int: true, .. } => DataType::Int64,
+            Fits { float: true, .. } => DataType::Float64,
+            Fits { bool: true, .. } => DataType::Boolean,
+            _ => DataType::Utf8,
+        }
+    }
+}
+
+/// A cell as read: CSV/TSV/text cells are text, JSON Lines cells are JSON values.
+enum Cell {
+    Text(String),
+    Json(Value),
+}
+
+impl Cell {
+    fn int(&self) -> Option<i64> {
+        match self {
+            Cell::Text(t) => t.parse().ok(),
+            Cell::Json(v) => v.as_i64(),
+        }
+    }
+    fn float(&self) -> Option<f64> {
+        match self {
+            Cell::Text(t) => t.parse().ok(),
+            Cell::Json(v) => v.as_f64(),
+        }
+    }
+    fn boolean(&self) -> Option<bool> {
+        match self {
+            Cell::Text(t) if t.is_empty() => None,
+            Cell::Text(t) => Some(t.eq_ignore_ascii_case("true")),
+            Cell::Json(v) => v.as_bool(),
+        }
+    }
+    fn text(&self) -> Option<String> {
+        match self {
+            Cell::Text(t) => Some(t.clone()),
+            Cell::Json(Value::Null) => None,
+            Cell::Json(Value::String(s)) => Some(s.clone()),
+            Cell::Json(v) => Some(v.to_string()),
+        }
+    }
+}
+
+/// Calls `row` with each row of `file` as (column index, cell) pairs, learning new columns into
+/// `columns` (CSV/TSV: its header; JSON Lines: keys in order of appearance; text: `text`).
+fn each_row(
+    file: &str,
+    format: Format,
+    reader: impl Read,
+    columns: &mut Vec<String>,
+    mut row: impl FnMut(Vec<(usize, Cell)>) -> Result<(), ViewerError>,
+) -> Result<(), ViewerError> {
+    let fail = |message: String| ViewerError::Parse { file: file.to_string(), message };
+    let index_of = |columns: &mut Vec<String>, name: &str| match columns.iter().position(|c| c == name) {
+        Some(i) => i,
+        None => {
+            columns.push(name.to_string());
+            columns.len() - 1
+        }
+    };
+    match format {
+        Format::Csv | Format::Tsv => {
+            let mut csv = csv::ReaderBuilder::new().delimiter(if format == Format::Tsv { b'\t' } else { b',' }).from_reader(reader);
+            let header: Vec<usize> =
+                csv.headers().map_err(|e| fail(e.to_string()))?.iter().map(|h| index_of(columns, h)).collect::<Vec<_>>();
+            for record in csv.records() {
+                let record = record.map_err(|e| fail(e.to_string()))?;
+                row(header.iter().copied().zip(record.iter().map(|c| Cell::Text(c.to_string()))).collect())?;
+            }
+        }
+        Format::JsonLines => {
+            for (n, line) in std::io::BufReader::new(reader).lines().enumerate() {
+                let line = line.map_err(|e| fail(format!("line {}: {e}", n + 1)))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let object: serde_json::Map<String, Value> =
+                    serde_json::from_str(&line).map_err(|e| fail(format!("line {}: expected a JSON object: {e}", n + 1)))?;
+                row(object.into_iter().map(|(k, v)| (index_of(columns, &k), Cell::Json(v))).collect())?;
+            }
+        }
+        Format::Text => {
+            let text = index_of(columns, "text");
+            for (n, line) in std::io::BufReader::new(reader).lines().enumerate() {
+                let line = line.map_err(|e| fail(format!("line {}: {e}", n + 1)))?;
+                row(vec![(text, Cell::Text(line))])?;
+            }
+        }
+        Format::Json | Format::Parquet | Format::Image => {
+            return Err(fail("a split this large is converted from CSV, TSV, JSON Lines or text files only".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Converts the files of a split, of any size, into one Parquet file written to `out`, reading
+/// each file twice through `open` (once to type its columns as [`crate::parse`] would, once to
+/// write them) and holding [`STREAM_ROWS`] rows at a time. Returns the rows written.
+pub fn convert_stream<R: Read, W: Write + Send>(
+    files: &[(String, Format)],
+    mut open: impl FnMut(&str) -> Result<R, ViewerError>,
+    out: W,
+) -> Result<u64, ViewerError> {
+    let mut columns: Vec<String> = Vec::new();
+    let mut fits: Vec<Fits> = Vec::new();
+    for (file, format) in files {
+        each_row(file, *format, open(file)?, &mut columns, |cells| {
+            for (i, cell) in cells {
+                if i >= fits.len() {
+                    fits.resize(i + 1, Fits::ANY);
+                }
+                fits[i].see(&cell);
+            }
+            Ok(())
+        })?;
+    }
+    fits.resize(columns.len(), Fits::ANY);
+    let types: Vec<DataType> = fits.iter().map(|f| f.data_type()).collect();
+    let features: serde_json::Map<String, Value> = columns
+        .iter()
+        .zip(&types)
+        .map(|(c, t)| {
+            let dtype = match t {
+                DataType::Int64 => "int64",
+                DataType::Float64 => "float64",
+                DataType::Boolean => "bool",
+                _ => "string",
+            };
+            (c.clone(), json!({ "dtype": dtype, "_type": "Value" }))
+        })
+        .collect();
+    let fields: Vec<Field> = columns.iter().zip(&types).map(|(c, t)| Field::new(c, t.clone(), true)).collect();
+    let schema = Arc::new(Schema::new_with_metadata(fields, huggingface(features)));
+    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_row_count(Some(ROW_GROUP_ROWS)).build();
+    let mut writer = ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(failed)?;
+    let mut block: Vec<Vec<Option<Cell>>> = Vec::with_capacity(STREAM_ROWS);
+    let mut written = 0u64;
+    let flush = |block: &mut Vec<Vec<Option<Cell>>>, writer: &mut ArrowWriter<W>| -> Result<(), ViewerError> {
+        if block.is_empty() {
+            return Ok(());
+        }
+        let arrays: Vec<ArrayRef> = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| -> ArrayRef {
+                fn cell(r: &[Option<Cell>], i: usize) -> Option<&Cell> {
+                    r.get(i).and_then(Option::as_ref)
+                }
+                match t {
+                    DataType::Int64 => Arc::new(Int64Array::from_iter(block.iter().map(|r| cell(r, i).and_then(Cell::int)))),
+                    DataType::Float64 => {
+                        Arc::new(arrow_array::Float64Array::from_iter(block.iter().map(|r| cell(r, i).and_then(Cell::float))))
+                    }
+                    DataType::Boolean => {
+                        Arc::new(arrow_array::BooleanArray::from_iter(block.iter().map(|r| cell(r, i).and_then(Cell::boolean))))
+                    }
+                    _ => Arc::new(StringArray::from_iter(block.iter().map(|r| cell(r, i).and_then(Cell::text)))),
+                }
+            })
+            .collect();
+        writer.write(&RecordBatch::try_new(schema.clone(), arrays).map_err(failed)?).map_err(failed)?;
+        block.clear();
+        Ok(())
+    };
+    for (file, format) in files {
+        let mut known = columns.clone();
+        each_row(file, *format, open(file)?, &mut known, |cells| {
+            let mut row: Vec<Option<Cell>> = (0..columns.len()).map(|_| None).collect();
+            for (i, cell) in cells {
+                if let Some(slot) = row.get_mut(i) {
+                    *slot = Some(cell);
+                }
+            }
+            block.push(row);
+            written += 1;
+            if block.len() >= STREAM_ROWS {
+                flush(&mut block, &mut writer)?;
+            }
+            Ok(())
+        })?;
+    }
+    flush(&mut block, &mut writer)?;
+    writer.close().map_err(failed)?;
+    Ok(written)
 }

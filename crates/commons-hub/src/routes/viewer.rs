@@ -140,6 +140,9 @@ struct Dataset {
     head: String,
     files: Arc<[FileEntry]>,
     splits: Vec<Split>,
+    /// Splits of files too large to parse whole (config, split): read from their Parquet
+    /// export, so they are `Reader::Parquet` here.
+    large: Vec<(String, String)>,
 }
 
 async fn dataset(state: &AppState, caller: &Caller, q: &HashMap<String, String>) -> ApiResult<Dataset> {
@@ -163,7 +166,14 @@ async fn dataset_named(state: &AppState, caller: &Caller, ns: &str, name: &str) 
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ConfigNamesError", e.to_string()))?,
         None => commons_viewer::splits(&paths),
     };
-    Ok(Dataset { repo, head, files, splits })
+    let mut d = Dataset { repo, head, files, splits, large: Vec::new() };
+    for i in 0..d.splits.len() {
+        if d.splits[i].reader == Reader::Parsed && d.bytes_of(&d.splits[i]) > SPLIT_LIMIT {
+            d.large.push((d.splits[i].config.clone(), d.splits[i].split.clone()));
+            d.splits[i].reader = Reader::Parquet;
+        }
+    }
+    Ok(d)
 }
 
 impl Dataset {
@@ -329,23 +339,96 @@ impl Dataset {
         ImageFolder::new(&split.files, metadata).map_err(unreadable)
     }
 
-    /// A Parquet split's files, open (footers read once, then kept).
+    fn is_large(&self, split: &Split) -> bool {
+        self.large.iter().any(|(c, s)| *c == split.config && *s == split.split)
+    }
+
+    /// A Parquet split's files, open (footers read once, then kept): its own, or for a split
+    /// too large to parse whole, its export's (converted now if it has none yet).
     async fn parquet(&self, state: &AppState, split: &Split) -> ApiResult<Vec<ParquetFile>> {
-        let mut files = Vec::with_capacity(split.files.len());
-        for path in &split.files {
-            let entry = self.entry(path)?;
-            let file = match state.viewer.parquet.get(&entry.sha256) {
-                Some(file) => file,
-                None => {
-                    let source = Arc::new(StoredFile { cas: state.cas.clone(), sha256: entry.sha256.clone() });
-                    let file = ParquetFile::open(path, source, entry.size.max(0) as u64).await.map_err(unreadable)?;
-                    state.viewer.parquet.insert(entry.sha256.clone(), file.clone());
-                    file
-                }
-            };
-            files.push(file);
+        let sources: Vec<(String, String, i64)> = if self.is_large(split) {
+            let export = self.export(state).await?;
+            if let Some((_, _, why)) = export.failed.iter().find(|(c, s, _)| *c == split.config && *s == split.split) {
+                return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "TooBigContentError", why.clone()));
+            }
+            export
+                .files
+                .iter()
+                .filter(|f| f.config == split.config && f.split == split.split)
+                .map(|f| (f.path.clone(), f.sha256.clone(), f.size))
+                .collect()
+        } else {
+            self.own_files(split)?
+        };
+        open_parquet(state, sources).await
+    }
+
+    /// A split's files as (path, sha256, size).
+    fn own_files(&self, split: &Split) -> ApiResult<Vec<(String, String, i64)>> {
+        split.files.iter().map(|p| self.entry(p).map(|e| (p.clone(), e.sha256.clone(), e.size))).collect()
+    }
+}
+
+/// Parquet files (path, sha256, size) open: footers read once, then kept.
+async fn open_parquet(state: &AppState, sources: Vec<(String, String, i64)>) -> ApiResult<Vec<ParquetFile>> {
+    let mut files = Vec::with_capacity(sources.len());
+    for (path, sha256, size) in sources {
+        let file = match state.viewer.parquet.get(&sha256) {
+            Some(file) => file,
+            None => {
+                let source = Arc::new(StoredFile { cas: state.cas.clone(), sha256: sha256.clone() });
+                let file = ParquetFile::open(&path, source, size.max(0) as u64).await.map_err(unreadable)?;
+                state.viewer.parquet.insert(sha256, file.clone());
+                file
+            }
+        };
+        files.push(file);
+    }
+    Ok(files)
+}
+
+impl Dataset {
+    /// Streams the files of a split too large to parse whole into one Parquet file (each read
+    /// twice from the store, a block of rows at a time in memory), stored; its sha256.
+    async fn convert_large(&self, state: &AppState, split: &Split) -> ApiResult<String> {
+        let total = self.bytes_of(split);
+        if total > CONVERT_LIMIT {
+            return Err(unreadable(ViewerError::TooBig(format!(
+                "split {} has {total} bytes of data; splits of at most {CONVERT_LIMIT} bytes are converted",
+                split.split
+            ))));
         }
-        Ok(files)
+        let entries: Vec<FileEntry> = split.files.iter().map(|p| self.entry(p).cloned()).collect::<ApiResult<_>>()?;
+        let files: Vec<(String, Format)> = entries.iter().filter_map(|e| Format::of(&e.path).map(|f| (e.path.clone(), f))).collect();
+        let out = tempfile::tempfile_in(&state.upload_dir).map_err(ApiError::internal)?;
+        let (repos, handle) = (state.repos.clone(), tokio::runtime::Handle::current());
+        let converted = tokio::task::spawn_blocking(move || {
+            let mut out = out;
+            let open = |path: &str| {
+                use futures::TryStreamExt;
+                let entry = entries.iter().find(|e| e.path == path).ok_or_else(|| ViewerError::Unsupported(format!("{path} is gone")))?;
+                let stream = handle.block_on(repos.stream_file(entry)).map_err(|e| ViewerError::Unsupported(e.to_string()))?;
+                let reader = tokio_util::io::StreamReader::new(stream.map_err(std::io::Error::other));
+                Ok(tokio_util::io::SyncIoBridge::new_with_handle(reader, handle.clone()))
+            };
+            commons_viewer::convert_stream(&files, open, &mut out).map(|_| out)
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(unreadable)?;
+        let size = converted.metadata().map_err(ApiError::internal)?.len();
+        let mut file = tokio::fs::File::from_std(converted);
+        tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(0)).await.map_err(ApiError::internal)?;
+        let mut writer = state.cas.writer(size, None);
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut file, &mut buffer).await.map_err(ApiError::internal)?;
+            if n == 0 {
+                break;
+            }
+            writer.write(&buffer[..n]).await?;
+        }
+        Ok(writer.finish().await?.sha256)
     }
 
     /// The number of rows and the column statistics of a split, and whether they were computed
@@ -656,6 +739,8 @@ const NOT_CONVERTED: &str = " not converted: ";
 const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 /// Bytes of an image read for its width and height.
 const IMAGE_HEAD: u64 = 4096;
+/// Largest split of CSV, TSV, JSON Lines or text converted to Parquet.
+const CONVERT_LIMIT: i64 = 8 << 30;
 /// Largest IDX image file converted.
 const CONVERT_IDX_LIMIT: i64 = 256 << 20;
 /// Images read, encoded and written at a time while converting an IDX split.
@@ -670,6 +755,7 @@ struct Export {
 struct ExportFile {
     config: String,
     split: String,
+    sha256: String,
     path: String,
     size: i64,
 }
@@ -712,7 +798,13 @@ impl Dataset {
                 let mut parts = f.path.splitn(3, '/');
                 let (config, split) = (parts.next()?, parts.next()?);
                 parts.next()?;
-                Some(ExportFile { config: config.into(), split: split.into(), path: f.path.clone(), size: f.size })
+                Some(ExportFile {
+                    config: config.into(),
+                    split: split.into(),
+                    sha256: f.sha256.clone(),
+                    path: f.path.clone(),
+                    size: f.size,
+                })
             })
             .collect();
         Ok(Some(Export { files, failed }))
@@ -762,9 +854,10 @@ impl Dataset {
     /// The sha256s of a split's Parquet files, stored.
     async fn convert_split(&self, state: &AppState, split: &Split) -> ApiResult<Vec<String>> {
         match &split.reader {
+            Reader::Parquet if self.is_large(split) => Ok(vec![self.convert_large(state, split).await?]),
             Reader::Parquet => {
                 // Checked as readable, so the export links files that open.
-                self.parquet(state, split).await?;
+                open_parquet(state, self.own_files(split)?).await?;
                 split.files.iter().map(|p| self.entry(p).map(|e| e.sha256.clone())).collect()
             }
             Reader::Parsed => {
