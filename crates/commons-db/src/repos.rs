@@ -757,7 +757,10 @@ impl Db {
         }
         let mut tx = self.begin_write().await?;
         let commit = apply_commit(&mut tx, repo, branch, Some(parent), ops, info, time, RefUpdate::Force).await?;
-        sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(now_unix()).bind(repo.id).execute(&mut **tx).await?;
+        // The hub's own branches (`refs/convert/parquet`) are not the owner's change.
+        if !branch.starts_with("refs/") {
+            sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(now_unix()).bind(repo.id).execute(&mut **tx).await?;
+        }
         tx.commit().await?;
         Ok(commit)
     }

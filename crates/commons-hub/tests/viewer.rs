@@ -334,12 +334,19 @@ fn a_cards_configs_name_the_splits_of_text_and_csv_files() {
     let (status, _) = viewer(&hub, None, &format!("/rows?{q}&config=default&split=test"));
     assert_eq!(status, 404, "the card's configs are all there is");
 
-    // The export follows the configs; the hub's routes list it by config and split.
+    // The export follows the configs; the hub's routes list it by config and split. Making it
+    // is the hub's doing, not the owner's: the dataset's lastModified stays.
+    let modified = || -> Value {
+        reqwest::blocking::get(format!("{}/api/datasets/alice/poems", hub.url())).unwrap().json::<Value>().unwrap()["lastModified"].clone()
+    };
+    let before = modified();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let (_, listing) = {
         let resp = reqwest::blocking::Client::new().get(format!("{}/api/datasets/alice/poems/parquet/lines", hub.url())).send().unwrap();
         (resp.status(), resp.json::<Value>().unwrap())
     };
     assert_eq!(listing, json!({"train": [format!("{}/api/datasets/alice/poems/parquet/lines/train/0.parquet", hub.url())]}));
+    assert_eq!(modified(), before);
 
     // A card whose configs make no sense is the viewer's clear error.
     commit(&hub, "alice/poems", &[("README.md", b"---\nconfigs: 3\n---\n".to_vec())]);

@@ -17,6 +17,9 @@ pub use query::{QUERY_CHARS, filter, search};
 /// whatever the shape of the file.
 pub const MAX_CELLS: usize = 1 << 21;
 
+/// Most configs a card may declare, and splits a config, and patterns a split.
+pub const MAX_CONFIGS: usize = 64;
+
 /// The one config of a dataset whose card declares none.
 pub const DEFAULT_CONFIG: &str = "default";
 
@@ -147,6 +150,10 @@ pub fn splits(paths: &[&str]) -> Vec<Split> {
 pub fn splits_of_card(configs: &Value, paths: &[&str]) -> Result<Vec<Split>, ViewerError> {
     let bad = |why: String| ViewerError::Unsupported(format!("the card's configs: {why}"));
     let list = configs.as_array().ok_or_else(|| bad("expected a list of configs".into()))?;
+    // Every view of the dataset matches each pattern against every file: both are bounded.
+    if list.len() > MAX_CONFIGS {
+        return Err(bad(format!("at most {MAX_CONFIGS} configs are read")));
+    }
     let mut ordered: Vec<&Value> = list.iter().filter(|c| c["default"] == json!(true)).collect();
     ordered.extend(list.iter().filter(|c| c["default"] != json!(true)));
     let mut found = Vec::new();
@@ -176,6 +183,9 @@ pub fn splits_of_card(configs: &Value, paths: &[&str]) -> Result<Vec<Split>, Vie
                 .collect::<Result<_, ViewerError>>()?,
             _ => return Err(bad(format!("config {name:?} needs data_files"))),
         };
+        if by_split.len() > MAX_CONFIGS || by_split.iter().any(|(_, globs)| globs.len() > MAX_CONFIGS) {
+            return Err(bad(format!("config {name:?}: at most {MAX_CONFIGS} splits and patterns a split are read")));
+        }
         for (split, globs) in by_split {
             let mut set = globset::GlobSetBuilder::new();
             for glob in &globs {
@@ -839,6 +849,8 @@ mod tests {
         );
         assert!(splits_of_card(&json!({"config_name": "x"}), &paths).unwrap_err().to_string().contains("list of configs"));
         assert!(splits_of_card(&json!([{"data_files": "x"}]), &paths).is_err());
+        let many: Vec<Value> = (0..=MAX_CONFIGS).map(|i| json!({"config_name": format!("c{i}"), "data_files": "*.csv"})).collect();
+        assert!(splits_of_card(&Value::Array(many), &paths).unwrap_err().to_string().contains("at most"));
     }
 
     #[test]

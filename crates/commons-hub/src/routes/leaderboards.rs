@@ -11,14 +11,14 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use commons_db::{BoardEntry, BoardSummary, RepoKind};
 use commons_protocol::Agreed;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::repos::{page_params, page_response, query_string_with};
+use super::repos::{page_params, page_response, query_string_with, set_next_page};
 use super::{base_url, iso_time, kind_from_plural, readable_repo};
 use crate::AppState;
 use crate::auth::Caller;
@@ -61,16 +61,16 @@ pub async fn boards(
 
 fn board_json(base: &str, b: &BoardSummary) -> Value {
     let mut url = format!("{base}/api/leaderboards/{}?split=", b.dataset);
-    url.extend(form_urlencoded(&b.split));
+    url.extend(percent_encoded(&b.split));
     url.push_str("&metric=");
-    url.extend(form_urlencoded(&b.metric));
+    url.extend(percent_encoded(&b.metric));
     json!({
         "dataset": b.dataset, "split": b.split, "metric": b.metric, "higherIsBetter": b.higher_is_better,
         "entries": b.entries, "best": b.best, "lastModified": iso_time(b.updated_at), "url": url,
     })
 }
 
-fn form_urlencoded(s: &str) -> impl Iterator<Item = &str> {
+fn percent_encoded(s: &str) -> impl Iterator<Item = &str> {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
 }
 
@@ -120,8 +120,8 @@ pub async fn board(
     let ranked: Vec<(usize, &BoardEntry)> = entries.iter().enumerate().map(|(i, e)| (cursor + i + 1, e)).collect();
     if csv {
         let mut resp = csv_response(&ranked)?;
-        if more && let Ok(link) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", next())) {
-            resp.headers_mut().insert(header::LINK, link);
+        if more {
+            set_next_page(&mut resp, &next());
         }
         return Ok(resp);
     }
@@ -131,8 +131,8 @@ pub async fn board(
         "dataset": dataset.full_name(), "split": split, "metric": metric, "higherIsBetter": higher_is_better, "entries": items,
     }))
     .into_response();
-    if more && let Ok(link) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", next())) {
-        resp.headers_mut().insert(header::LINK, link);
+    if more {
+        set_next_page(&mut resp, &next());
     }
     Ok(resp)
 }

@@ -417,7 +417,7 @@ pub(super) fn page_response(items: Vec<Value>, more: bool, next: impl FnOnce() -
 }
 
 /// Points a listing's `Link: <url>; rel="next"` header at its next page.
-fn set_next_page(resp: &mut Response, url: &str) {
+pub(super) fn set_next_page(resp: &mut Response, url: &str) {
     if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
         resp.headers_mut().insert(axum::http::header::LINK, v);
     }

@@ -51,6 +51,8 @@ pub struct ViewerCache {
     parsing: tokio::sync::Semaphore,
     /// One conversion at a time: each reads and writes whole splits.
     converting: tokio::sync::Mutex<()>,
+    /// Statistics of splits by their files' sha256s: computing them reads a split or a sample.
+    statistics: quick_cache::sync::Cache<String, Arc<(usize, Vec<Value>, bool)>>,
 }
 
 #[derive(Clone)]
@@ -102,6 +104,7 @@ impl Default for ViewerCache {
             parquet: quick_cache::sync::Cache::with_weighter(1024, METADATA_BYTES, MetadataWeight),
             parsing: tokio::sync::Semaphore::new(2),
             converting: tokio::sync::Mutex::new(()),
+            statistics: quick_cache::sync::Cache::new(1024),
         }
     }
 }
@@ -304,8 +307,9 @@ impl Dataset {
             return Ok((table, partial));
         }
         let mut sample = Table::default();
+        let columns = files.first().map_or(1, |f| f.columns().len().max(1));
         for file in &files {
-            let wanted = QUERY_ROWS.saturating_sub(sample.rows.len());
+            let wanted = QUERY_ROWS.min(QUERY_CELLS / columns).saturating_sub(sample.rows.len());
             if wanted == 0 {
                 break;
             }
@@ -322,10 +326,15 @@ impl Dataset {
     /// An image folder split: its images, and its metadata files parsed.
     async fn image_folder(&self, state: &AppState, split: &Split) -> ApiResult<ImageFolder> {
         let mut metadata = Vec::new();
+        let mut bytes = 0i64;
         for path in split.files.iter().filter(|p| Format::of(p) != Some(Format::Image)) {
             let entry = self.entry(path)?;
-            if entry.size > SPLIT_LIMIT {
-                return Err(unreadable(ViewerError::TooBig(format!("{path} is larger than the {SPLIT_LIMIT} bytes of metadata read"))));
+            bytes += entry.size;
+            if bytes > SPLIT_LIMIT {
+                return Err(unreadable(ViewerError::TooBig(format!(
+                    "split {} has more than the {SPLIT_LIMIT} bytes of metadata read",
+                    split.split
+                ))));
             }
             let format = Format::of(path).ok_or_else(|| ApiError::internal(format!("{path} has no viewer format")))?;
             let bytes = state.repos.read_file(&self.repo, &self.head, path, SPLIT_LIMIT as u64).await?.unwrap_or_default();
@@ -549,6 +558,9 @@ async fn is_valid(State(state): State<AppState>, caller: Caller, Query(q): Param
 
 /// Rows a Parquet split's `/search` and `/filter` look through (`partial` beyond them).
 const QUERY_ROWS: usize = 200_000;
+/// Cells of that sample at most, so that it stays in the cache (see `SplitWeight`) rather than
+/// being read again by every query.
+const QUERY_CELLS: usize = 1 << 19;
 
 /// `/search` and `/filter`: the rows of a split that a query finds, paged.
 async fn query_rows(
@@ -572,6 +584,8 @@ async fn query_rows(
             ));
         }
     };
+    // Queries look through up to a sample's cells: as many at once as parses.
+    let _permit = state.viewer.parsing.acquire().await.map_err(ApiError::internal)?;
     let found = tokio::task::spawn_blocking(move || find(&table).map(|found| (table, found)))
         .await
         .map_err(ApiError::internal)?
@@ -652,7 +666,16 @@ async fn rows(State(state): State<AppState>, caller: Caller, headers: HeaderMap,
 async fn statistics(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
     let d = dataset(&state, &caller, &q).await?;
     let split = d.split(&q)?;
-    let (num_examples, stats, partial) = d.statistics(&state, split).await?;
+    let key = split.files.iter().filter_map(|p| d.entry(p).ok()).map(|e| e.sha256.as_str()).collect::<Vec<_>>().join(",");
+    let computed = match state.viewer.statistics.get(&key) {
+        Some(computed) => computed,
+        None => {
+            let computed = Arc::new(d.statistics(&state, split).await?);
+            state.viewer.statistics.insert(key, computed.clone());
+            computed
+        }
+    };
+    let (num_examples, stats, partial) = computed.as_ref();
     Ok(Json(json!({ "num_examples": num_examples, "statistics": stats, "partial": partial })))
 }
 
