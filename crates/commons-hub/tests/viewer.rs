@@ -404,6 +404,23 @@ fn folders_of_mnist_pngs_are_splits_labelled_by_folder_or_described_by_metadata(
         stats["statistics"][0]["column_statistics"]["frequencies"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(total, 30);
 
+    // The export: each image's bytes and name in the `datasets` Image struct, and its label.
+    let url = format!("{}/api/datasets/alice/digits/parquet/default/train/0.parquet", hub.url());
+    let bytes = reqwest::blocking::get(url).unwrap().bytes().unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    let features: Value = serde_json::from_str(&reader.schema().metadata()["huggingface"]).unwrap();
+    assert_eq!(features["info"]["features"]["label"], json!({"names": classes, "_type": "ClassLabel"}));
+    let batch = reader.build().unwrap().next().unwrap().unwrap();
+    assert_eq!(batch.num_rows(), 30);
+    let exported = batch.column_by_name("image").unwrap().as_any().downcast_ref::<arrow_array::StructArray>().unwrap();
+    let pngs = exported.column_by_name("bytes").unwrap().as_any().downcast_ref::<arrow_array::BinaryArray>().unwrap();
+    let exported_labels = batch.column_by_name("label").unwrap().as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+    for (i, (path, png)) in files.iter().enumerate() {
+        assert_eq!(pngs.value(i), &png[..], "{path}'s bytes");
+        let folder = path.split('/').nth(1).unwrap();
+        assert_eq!(exported_labels.value(i) as usize, classes.iter().position(|c| c == folder).unwrap());
+    }
+
     // Described by a metadata file instead: its columns, joined on file_name.
     create(&hub, "captioned", false);
     let metadata = b"{\"file_name\": \"a.png\", \"caption\": \"a five\"}\n{\"file_name\": \"b.png\", \"caption\": \"a zero\"}\n";

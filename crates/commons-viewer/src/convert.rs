@@ -37,6 +37,18 @@ fn huggingface(features: serde_json::Map<String, Value>) -> HashMap<String, Stri
 /// A parsed table as one Parquet file: integer, float, boolean and string columns keep their
 /// type; lists, objects and mixed columns are written as their JSON text.
 pub fn table_parquet(table: &Table) -> Result<Vec<u8>, ViewerError> {
+    let (fields, columns, declared) = table_columns(table);
+    let schema = Arc::new(Schema::new_with_metadata(fields, huggingface(declared)));
+    let mut out = writer(schema.clone())?;
+    if !table.rows.is_empty() {
+        let batch = RecordBatch::try_new(schema, columns).map_err(failed)?;
+        out.write(&batch).map_err(failed)?;
+    }
+    out.into_inner().map_err(failed)
+}
+
+/// A table's columns as Arrow fields and arrays, with their `datasets` features.
+fn table_columns(table: &Table) -> (Vec<Field>, Vec<ArrayRef>, serde_json::Map<String, Value>) {
     let features = table.features();
     let mut fields = Vec::with_capacity(table.columns.len());
     let mut declared = serde_json::Map::new();
@@ -78,11 +90,30 @@ pub fn table_parquet(table: &Table) -> Result<Vec<u8>, ViewerError> {
         fields.push(Field::new(name, data_type, true));
         columns.push(array);
     }
-    let schema = Arc::new(Schema::new_with_metadata(fields, huggingface(declared)));
+    (fields, columns, declared)
+}
+
+/// An image folder as one Parquet file: each image's bytes and file name in the `Image` struct,
+/// then its label (a `ClassLabel`) or its metadata's columns. `images` are the folder's images'
+/// bytes, in its order.
+pub fn image_folder_parquet(folder: &crate::ImageFolder, images: Vec<Vec<u8>>) -> Result<Vec<u8>, ViewerError> {
+    let image_fields = Fields::from(vec![Field::new("bytes", DataType::Binary, true), Field::new("path", DataType::Utf8, true)]);
+    let (mut fields, mut columns, mut declared) = table_columns(&folder.table);
+    if let Some(names) = &folder.classes {
+        declared.insert("label".into(), json!({ "names": names, "_type": "ClassLabel" }));
+    }
+    let mut bytes = BinaryBuilder::new();
+    images.iter().for_each(|b| bytes.append_value(b));
+    let names = StringArray::from_iter_values(folder.images.iter().map(|p| p.rsplit('/').next().unwrap_or(p)));
+    let image = StructArray::try_new(image_fields.clone(), vec![Arc::new(bytes.finish()), Arc::new(names)], None).map_err(failed)?;
+    fields.insert(0, Field::new("image", DataType::Struct(image_fields), true));
+    columns.insert(0, Arc::new(image));
+    let mut features = serde_json::Map::from_iter([("image".to_string(), json!({ "_type": "Image" }))]);
+    features.extend(declared);
+    let schema = Arc::new(Schema::new_with_metadata(fields, huggingface(features)));
     let mut out = writer(schema.clone())?;
-    if !table.rows.is_empty() {
-        let batch = RecordBatch::try_new(schema, columns).map_err(failed)?;
-        out.write(&batch).map_err(failed)?;
+    if !folder.images.is_empty() {
+        out.write(&RecordBatch::try_new(schema, columns).map_err(failed)?).map_err(failed)?;
     }
     out.into_inner().map_err(failed)
 }

@@ -764,6 +764,8 @@ const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
 const IMAGE_HEAD: u64 = 4096;
 /// Largest split of CSV, TSV, JSON Lines or text converted to Parquet.
 const CONVERT_LIMIT: i64 = 8 << 30;
+/// Most bytes of images an image folder's export holds (they are read into memory).
+const CONVERT_IMAGES_LIMIT: i64 = 128 << 20;
 /// Largest IDX image file converted.
 const CONVERT_IDX_LIMIT: i64 = 256 << 20;
 /// Images read, encoded and written at a time while converting an IDX split.
@@ -891,7 +893,27 @@ impl Dataset {
                     .map_err(unreadable)?;
                 Ok(vec![state.cas.put_bytes(&bytes).await?.sha256])
             }
-            Reader::Images => Err(unreadable(ViewerError::Unsupported("image folders are not exported to Parquet yet".into()))),
+            Reader::Images => {
+                let folder = self.image_folder(state, split).await?;
+                let mut images = Vec::with_capacity(folder.images.len());
+                let mut total = 0i64;
+                for path in &folder.images {
+                    let entry = self.entry(path)?;
+                    total += entry.size;
+                    if total > CONVERT_IMAGES_LIMIT {
+                        return Err(unreadable(ViewerError::TooBig(format!(
+                            "the images of split {} are more than the {CONVERT_IMAGES_LIMIT} bytes converted",
+                            split.split
+                        ))));
+                    }
+                    images.push(state.cas.read_span(&entry.sha256, 0, entry.size.max(0) as u64).await?);
+                }
+                let bytes = tokio::task::spawn_blocking(move || commons_viewer::image_folder_parquet(&folder, images))
+                    .await
+                    .map_err(ApiError::internal)?
+                    .map_err(unreadable)?;
+                Ok(vec![state.cas.put_bytes(&bytes).await?.sha256])
+            }
             Reader::Idx(pair) => {
                 let images = self.entry(&pair.images)?;
                 if images.size > CONVERT_IDX_LIMIT {
