@@ -12,8 +12,8 @@ mod support;
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
-use support::big_parquet::{BIG_ROWS, write_big_parquet};
-use support::{Hub, RawClient};
+use support::Hub;
+use support::big_parquet::{BIG_ROWS, publish_big_parquet, write_big_parquet};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -24,30 +24,9 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("train.parquet");
     write_big_parquet(&path);
-    let data = std::fs::read(&path).unwrap();
-    let size = data.len() as u64;
-
     let hub = Hub::start();
+    let size = publish_big_parquet(&hub, &path);
     let http = reqwest::blocking::Client::new();
-    let created = http
-        .post(format!("{}/api/repos/create", hub.url()))
-        .bearer_auth(&hub.token)
-        .json(&serde_json::json!({"name": "big", "type": "dataset"}))
-        .send()
-        .unwrap();
-    assert!(created.status().is_success());
-    let oid = RawClient::new(&hub).upload_lfs("datasets/alice/big", &data).unwrap();
-    drop(data);
-    let line = serde_json::json!({"key": "lfsFile", "value": {"path": "train.parquet", "algo": "sha256", "oid": oid, "size": size}});
-    let header = serde_json::json!({"key": "header", "value": {"summary": "big"}});
-    let committed = http
-        .post(format!("{}/api/datasets/alice/big/commit/main", hub.url()))
-        .bearer_auth(&hub.token)
-        .header("content-type", "application/x-ndjson")
-        .body(format!("{header}\n{line}\n"))
-        .send()
-        .unwrap();
-    assert!(committed.status().is_success());
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(12);
     let offsets: Vec<u64> = std::iter::once(1_000_000).chain((1..requests).map(|_| rng.random_range(0..BIG_ROWS - 100))).collect();

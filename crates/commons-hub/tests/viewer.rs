@@ -8,7 +8,7 @@ mod support;
 use base64::Engine;
 use serde_json::{Value, json};
 use support::Hub;
-use support::big_parquet::{BIG_ROWS, LABELS, big_text, write_big_parquet};
+use support::big_parquet::{BIG_ROWS, LABELS, big_text, publish_big_parquet, write_big_parquet};
 
 fn commit(hub: &Hub, repo: &str, files: &[(&str, Vec<u8>)]) {
     let http = reqwest::blocking::Client::new();
@@ -203,25 +203,9 @@ fn a_500_mb_parquet_split_answers_rows_at_offset_a_million_reading_a_few_pages_o
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("train.parquet");
     write_big_parquet(&path);
-    let data = std::fs::read(&path).unwrap();
-    assert!(data.len() > 500_000_000, "{} bytes", data.len());
-
     let hub = Hub::start();
-    create(&hub, "big", false);
-    let client = support::RawClient::new(&hub);
-    let oid = client.upload_lfs("datasets/alice/big", &data).unwrap();
-    let line = json!({"key": "lfsFile", "value": {"path": "data/train.parquet", "algo": "sha256", "oid": oid, "size": data.len()}});
-    let header = json!({"key": "header", "value": {"summary": "a large Parquet file"}});
-    let resp = reqwest::blocking::Client::new()
-        .post(format!("{}/api/datasets/alice/big/commit/main", hub.url()))
-        .bearer_auth(&hub.token)
-        .header("content-type", "application/x-ndjson")
-        .body(format!("{header}\n{line}\n"))
-        .send()
-        .unwrap();
-    assert!(resp.status().is_success(), "commit: {}", resp.text().unwrap());
-    let size = data.len() as u64;
-    drop(data);
+    let size = publish_big_parquet(&hub, &path);
+    assert!(size > 500_000_000, "{size} bytes");
 
     let q = "dataset=alice/big&config=default&split=train";
     let fetched = |hub: &Hub| hub.state.cas.bytes_fetched();

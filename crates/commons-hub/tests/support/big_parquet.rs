@@ -52,3 +52,30 @@ pub fn write_big_parquet(path: &std::path::Path) {
     }
     writer.close().unwrap();
 }
+
+/// Creates public dataset `alice/big` on `hub` and commits the large file at `path` to it as
+/// `data/train.parquet`, uploaded through LFS as a client would; returns its size.
+pub fn publish_big_parquet(hub: &super::Hub, path: &std::path::Path) -> u64 {
+    let data = std::fs::read(path).unwrap();
+    let http = reqwest::blocking::Client::new();
+    let created = http
+        .post(format!("{}/api/repos/create", hub.url()))
+        .bearer_auth(&hub.token)
+        .json(&serde_json::json!({"name": "big", "type": "dataset"}))
+        .send()
+        .unwrap();
+    assert!(created.status().is_success());
+    let oid = super::RawClient::new(hub).upload_lfs("datasets/alice/big", &data).unwrap();
+    let line =
+        serde_json::json!({"key": "lfsFile", "value": {"path": "data/train.parquet", "algo": "sha256", "oid": oid, "size": data.len()}});
+    let header = serde_json::json!({"key": "header", "value": {"summary": "a large Parquet file"}});
+    let committed = http
+        .post(format!("{}/api/datasets/alice/big/commit/main", hub.url()))
+        .bearer_auth(&hub.token)
+        .header("content-type", "application/x-ndjson")
+        .body(format!("{header}\n{line}\n"))
+        .send()
+        .unwrap();
+    assert!(committed.status().is_success(), "commit: {}", committed.text().unwrap());
+    data.len() as u64
+}
