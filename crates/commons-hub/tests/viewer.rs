@@ -458,3 +458,29 @@ fn a_csv_split_too_large_to_parse_whole_is_read_from_its_streamed_parquet_export
     assert_eq!(export["parquet_files"][0]["split"], "train");
     assert_eq!(export["failed"], json!([]));
 }
+
+#[test]
+fn a_json_lines_split_answers_its_first_rows_and_statistics() {
+    let data = commons_data::fetch("uci-sentiment").expect("the UCI sentiment data");
+    let amazon: Vec<Value> = serde_json::from_slice(&std::fs::read(data.join("amazon.json")).unwrap()).unwrap();
+    let lines: String = amazon.iter().map(|r| format!("{r}\n")).collect();
+    let hub = Hub::start();
+    create(&hub, "amazon", false);
+    commit(&hub, "alice/amazon", &[("train.jsonl", lines.into_bytes())]);
+    let q = "dataset=alice/amazon&config=default&split=train";
+    let (status, first) = viewer(&hub, None, &format!("/first-rows?{q}"));
+    assert_eq!(status, 200, "{first}");
+    let names: Vec<&str> = first["features"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    let keys: Vec<&str> = amazon[0].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(names.len(), keys.len());
+    for (k, row) in first["rows"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(row["row"]["text"], amazon[k]["text"]);
+        assert_eq!(row["row"]["class"], amazon[k]["class"]);
+    }
+    let (_, stats) = viewer(&hub, None, &format!("/statistics?{q}"));
+    assert_eq!(stats["num_examples"], amazon.len());
+    let class = stats["statistics"].as_array().unwrap().iter().find(|s| s["column_name"] == "class").unwrap();
+    let hist: Vec<u64> = class["column_statistics"]["histogram"]["hist"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let count = |c: i64| amazon.iter().filter(|r| r["class"] == c).count() as u64;
+    assert_eq!(hist, [count(0), count(1)]);
+}

@@ -281,8 +281,9 @@ fn each_row(
                 if line.trim().is_empty() {
                     continue;
                 }
-                let object: serde_json::Map<String, Value> =
-                    serde_json::from_str(&line).map_err(|e| fail(format!("line {}: expected a JSON object: {e}", n + 1)))?;
+                // Keys in file order, as a whole parse keeps them.
+                let item: crate::Item = serde_json::from_str(&line).map_err(|e| fail(format!("line {}: {e}", n + 1)))?;
+                let object = item.object().map_err(|found| fail(format!("line {}: expected a JSON object, found {found}", n + 1)))?;
                 row(object.into_iter().map(|(k, v)| (index_of(columns, &k), Cell::Json(v))).collect())?;
             }
         }
@@ -389,4 +390,38 @@ pub fn convert_stream<R: Read, W: Write + Send>(
     flush(&mut block, &mut writer)?;
     writer.close().map_err(failed)?;
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streamed_conversion_types_and_orders_columns_as_a_whole_parse_does() {
+        let files = [("a.jsonl".to_string(), Format::JsonLines), ("b.jsonl".to_string(), Format::JsonLines)];
+        let contents = |name: &str| -> &'static [u8] {
+            if name == "a.jsonl" { b"{\"zeta\": 1, \"alpha\": \"x\", \"f\": 1}\n" } else { b"{\"zeta\": 2, \"f\": 2.5, \"more\": true}\n" }
+        };
+        let mut out = Vec::new();
+        let rows = convert_stream(&files, |name| Ok(contents(name)), &mut out).unwrap();
+        assert_eq!(rows, 2);
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out)).unwrap();
+        let fields: Vec<(String, DataType)> = reader.schema().fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
+        assert_eq!(
+            fields,
+            [
+                ("zeta".into(), DataType::Int64),
+                ("alpha".into(), DataType::Utf8),
+                ("f".into(), DataType::Float64),
+                ("more".into(), DataType::Boolean)
+            ]
+        );
+        let batch = reader.build().unwrap().next().unwrap().unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        assert!(batch.column(1).is_null(1) && batch.column(3).is_null(0), "missing keys are nulls");
+        // A file that breaks mid-way is an error naming it, not a partial export.
+        let broken = [("c.jsonl".to_string(), Format::JsonLines)];
+        let err = convert_stream(&broken, |_| Ok(&b"{\"a\": 1}\n[2]\n"[..]), Vec::new()).unwrap_err();
+        assert_eq!(err.to_string(), "c.jsonl: line 2: expected a JSON object, found an array");
+    }
 }

@@ -533,7 +533,7 @@ pub fn parse(file: &str, format: Format, bytes: &[u8]) -> Result<Table, ViewerEr
 
 /// A JSON value whose top-level object keeps its keys in file order (serde_json's `Map`
 /// sorts them), so columns come in the order the data gives them.
-enum Item {
+pub(crate) enum Item {
     Object(Vec<(String, Value)>),
     Other(Value),
 }
@@ -587,7 +587,7 @@ impl<'de> serde::Deserialize<'de> for Item {
 }
 
 impl Item {
-    fn object(self) -> Result<Vec<(String, Value)>, &'static str> {
+    pub(crate) fn object(self) -> Result<Vec<(String, Value)>, &'static str> {
         match self {
             Item::Object(pairs) => Ok(pairs),
             Item::Other(value) => Err(kind_of(&value)),

@@ -89,6 +89,9 @@ impl ParquetFile {
             return Err(fail("too short to be a Parquet file".into()));
         }
         let tail = source.read(size - 8..size).await.map_err(&fail)?;
+        if tail.len() != 8 {
+            return Err(fail("the store answered a short read of the footer".into()));
+        }
         if &tail[4..] != b"PAR1" {
             return Err(fail(if &tail[4..] == b"PARE" {
                 "encrypted Parquet is not read".into()
