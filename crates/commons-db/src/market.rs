@@ -117,10 +117,10 @@ impl Db {
         Ok(found)
     }
 
-    /// Every repository's id, `updated_at` and privacy: what the search index is checked against.
-    pub async fn repo_stamps(&self) -> Result<Vec<(i64, i64, bool)>> {
-        let rows = sqlx::query("SELECT id, updated_at, private FROM repos").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("updated_at")?, r.try_get("private")?))).collect()
+    /// Every repository, whatever its visibility: what the search index is checked against.
+    pub async fn all_repos(&self) -> Result<Vec<Repo>> {
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos"))).fetch_all(&self.pool).await?;
+        rows.iter().map(repo_from_row).collect()
     }
 
     /// The repository with id `id`, whatever its visibility (for Commons' own bookkeeping).
@@ -210,8 +210,9 @@ impl Db {
 
     /// Counts downloads: a (repository, day, client) seen before counts nothing, a new one adds
     /// one to the repository's counter, in one transaction. Repositories deleted meanwhile are
-    /// skipped.
-    pub async fn record_downloads(&self, downloads: &[Download]) -> Result<()> {
+    /// skipped. Returns the repositories whose counters changed.
+    pub async fn record_downloads(&self, downloads: &[Download]) -> Result<Vec<i64>> {
+        let mut counted = Vec::new();
         let mut tx = self.begin_write().await?;
         for d in downloads {
             let new = sqlx::query(
@@ -227,10 +228,13 @@ impl Db {
                 == 1;
             if new {
                 sqlx::query("UPDATE repos SET downloads = downloads + 1 WHERE id = $1").bind(d.repo_id).execute(&mut **tx).await?;
+                counted.push(d.repo_id);
             }
         }
         tx.commit().await?;
-        Ok(())
+        counted.sort_unstable();
+        counted.dedup();
+        Ok(counted)
     }
 
     /// Drops downloads older than the 30 days ending `today` and recounts what they counted in.

@@ -4,7 +4,7 @@
 //! of that revision (path → blob). Trees are content-addressed, so a commit that changes nothing
 //! in the listing reuses its parent's rows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sha1::{Digest, Sha1};
 use sqlx::{AssertSqlSafe, Row};
@@ -180,9 +180,6 @@ pub struct RepoQuery {
     pub search: Option<String>,
     /// Tags the card of the repository's `main` must all give it.
     pub tags: Vec<String>,
-    /// Only these repositories (what the search index found for `search`, which is then not
-    /// matched again here).
-    pub ids: Option<Vec<i64>>,
     /// Smallest first (`direction=1`); largest or newest first otherwise.
     pub ascending: bool,
     /// When set, private repos of this namespace owner are included.
@@ -435,20 +432,14 @@ impl Db {
                 )
             })
             .collect();
-        // Ids found by the search index are numbers, so they are written into the query itself.
-        let ids = match &q.ids {
-            Some(ids) if ids.is_empty() => return Ok(Vec::new()),
-            Some(ids) => format!(" AND id IN ({})", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")),
-            None => String::new(),
-        };
         let sql = format!(
             "SELECT {REPO_COLUMNS} FROM repos WHERE kind = $1
                AND ($2 IS NULL OR namespace = $2)
                AND ($3 IS NULL OR LOWER(namespace || '/' || name) LIKE $3)
-               AND (private = FALSE OR namespace = $4){tags}{ids}
+               AND (private = FALSE OR namespace = $4){tags}
              ORDER BY {order} LIMIT $5 OFFSET $6"
         );
-        let pattern = if q.ids.is_some() { None } else { q.search.as_ref().map(|s| format!("%{}%", s.to_lowercase())) };
+        let pattern = q.search.as_ref().map(|s| format!("%{}%", s.to_lowercase()));
         let mut query = sqlx::query(AssertSqlSafe(sql))
             .bind(kind.as_str())
             .bind(q.author.as_deref())
@@ -461,6 +452,54 @@ impl Db {
         }
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(repo_from_row).collect()
+    }
+
+    /// The repositories of `kind` among `ids` that `viewer` may see, in the order of `ids` (a
+    /// page the search index found, sorted and cut; visibility is checked here once more).
+    pub async fn repos_by_ids(&self, kind: RepoKind, ids: &[i64], viewer: Option<&str>) -> Result<Vec<Repo>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Ids are numbers, so they are written into the query itself. Only the primary key is
+        // in the condition: with `kind` there too, SQLite walks an index of every repository
+        // of the kind instead.
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        let rows =
+            sqlx::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE id IN ({list})"))).fetch_all(&self.pool).await?;
+        let mut repos = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let repo = repo_from_row(row)?;
+            if repo.kind == kind && (!repo.private || viewer == Some(repo.namespace.as_str())) {
+                repos.push(repo);
+            }
+        }
+        repos.sort_by_key(|repo| ids.iter().position(|&id| id == repo.id));
+        Ok(repos)
+    }
+
+    /// For each of `repos` that has a `main` branch: its head commit, and the `README.md` there
+    /// if any. One query for a whole page of a listing (a listing shows each one's card).
+    pub async fn main_readmes(&self, repos: &[Repo]) -> Result<HashMap<i64, (String, Option<FileEntry>)>> {
+        if repos.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let list = repos.iter().map(|repo| repo.id.to_string()).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT f.repo_id, f.commit_id, e.path, e.sha256, e.size, e.git_oid, e.lfs FROM refs f
+               JOIN commits c ON c.repo_id = f.repo_id AND c.id = f.commit_id
+               LEFT JOIN tree_entries e ON e.tree_id = c.tree_id AND e.path = 'README.md'
+              WHERE f.kind = 'branch' AND f.name = 'main' AND f.repo_id IN ({list})"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let mut heads = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let readme = match row.try_get::<Option<String>, _>("path")? {
+                Some(_) => Some(entry_from_row(row)?),
+                None => None,
+            };
+            heads.insert(row.try_get("repo_id")?, (row.try_get("commit_id")?, readme));
+        }
+        Ok(heads)
     }
 
     /// Resolves a branch, tag or full commit id of `repo` to a commit id.

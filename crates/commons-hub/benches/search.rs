@@ -5,7 +5,9 @@
 //! `cargo bench -p commons-hub --bench search [-- REPOS [CLIENTS [REQUESTS]]]` (defaults 100000,
 //! 50, 10000). The repositories are generated through the repository service (each a create and
 //! a commit of a README card of random words, one in ten private) on /dev/shm when it exists,
-//! since generating is not what is measured.
+//! since generating is not what is measured. With `SEARCH_BENCH_DATA=DIR`, the repositories are
+//! generated into DIR once and reused by later runs, with the index built then (delete
+//! DIR/search to measure its build again).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,7 +39,9 @@ fn main() {
     let requests = args.get(2).copied().unwrap_or(10_000);
     let base = if std::path::Path::new("/dev/shm").is_dir() { std::path::PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
     let tmp = tempfile::tempdir_in(base).unwrap();
-    let data = tmp.path().join("data");
+    let kept = std::env::var_os("SEARCH_BENCH_DATA").map(std::path::PathBuf::from);
+    let reuse = kept.as_ref().is_some_and(|dir| dir.join("commons.db").exists());
+    let data = kept.unwrap_or_else(|| tmp.path().join("data"));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
 
@@ -45,13 +49,15 @@ fn main() {
     runtime.block_on(async {
         std::fs::create_dir_all(&data).unwrap();
         let db = Db::open(&data.join("commons.db")).await.unwrap();
-        for user in ["alice", "bob"] {
-            db.create_user(user, user).await.unwrap();
+        if !reuse {
+            for user in ["alice", "bob"] {
+                db.create_user(user, user).await.unwrap();
+            }
         }
         let cas = Cas::local(db.clone(), &data.join("objects")).unwrap();
         let repos = Repos::new(db.clone(), cas);
         let info = CommitInfo { author: "alice", title: "card", message: "" };
-        for i in 0..repos_wanted {
+        for i in (0..repos_wanted).filter(|_| !reuse) {
             let owner = if i % 2 == 0 { "alice" } else { "bob" };
             let name = format!("{}-{}-{i}", word(rng.random_range(0..WORDS)), word(rng.random_range(0..WORDS)));
             let repo = repos.create(RepoKind::Model, owner, &name, i % 10 == 0, owner).await.unwrap();
@@ -93,7 +99,9 @@ fn main() {
         tokio::spawn(commons_hub::serve(listener, app, std::future::pending()));
         (url, token)
     });
-    // Queries: one word of the cards, two words, a part of a name, a tag with a filter.
+    // Queries: one word of the cards, two words, a part of a name, a tag with a filter (their own
+    // random stream, so that a reused data directory gets the same queries).
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
     let queries: Vec<String> = (0..200)
         .map(|i| match i % 4 {
             0 => format!("search={}", word(rng.random_range(0..WORDS))),

@@ -10,6 +10,7 @@
 use std::net::IpAddr;
 
 use commons_db::{Db, Download};
+use commons_repo::Repos;
 
 use crate::signing::UrlSigner;
 
@@ -34,14 +35,16 @@ pub enum Client {
 }
 
 impl DownloadCounter {
-    /// A counter whose writer task runs on the current runtime until the process ends.
-    pub fn start(db: Db) -> Self {
+    /// A counter whose writer task runs on the current runtime until the process ends; the
+    /// search index learns the new counts (searches sort by them).
+    pub fn start(db: Db, repos: Repos) -> Self {
         let (queue, mut queued) = tokio::sync::mpsc::channel::<Download>(QUEUE);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while queued.recv_many(&mut batch, BATCH).await > 0 {
-                if let Err(e) = db.record_downloads(&batch).await {
-                    tracing::warn!(error = %e, count = batch.len(), "could not record downloads");
+                match db.record_downloads(&batch).await {
+                    Ok(counted) => repos.reindex_ids_or_log(&counted).await,
+                    Err(e) => tracing::warn!(error = %e, count = batch.len(), "could not record downloads"),
                 }
                 batch.clear();
             }

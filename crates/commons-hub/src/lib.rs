@@ -10,6 +10,7 @@ mod auth;
 mod body;
 mod downloads;
 mod error;
+mod pages;
 mod routes;
 mod signing;
 
@@ -92,7 +93,6 @@ impl AppState {
         let signer = Arc::new(UrlSigner::load_or_create(&data_dir.join("signing.key"))?);
         let upload_dir = data_dir.join("uploads");
         std::fs::create_dir_all(&upload_dir)?;
-        let downloads = Arc::new(downloads::DownloadCounter::start(db.clone()));
         let mut repos = Repos::new(db.clone(), cas.clone());
         // One process writes the search index (tantivy locks it): another process on the same
         // data directory (`commons gc` beside a server, a second server) serves search by
@@ -101,6 +101,7 @@ impl AppState {
             Ok(index) => repos = repos.with_search(Arc::new(index)),
             Err(e) => tracing::warn!(error = %e, "no search index in this process; `search=` matches ids by substring"),
         }
+        let downloads = Arc::new(downloads::DownloadCounter::start(db.clone(), repos.clone()));
         let catch_up = repos.clone();
         tokio::spawn(async move {
             // A hub upgraded in place has READMEs whose cards were never recorded: listings
@@ -154,6 +155,10 @@ impl AppState {
         let day = commons_db::now_unix() / 86_400;
         if self.last_gc_day.swap(day, std::sync::atomic::Ordering::Relaxed) != day {
             self.db.forget_old_downloads(day).await?;
+            // Counters of many repositories may have changed; searches sort by them.
+            if let Err(e) = self.repos.sync_search().await {
+                tracing::warn!(error = %e, "could not bring the search index up to date");
+            }
             let report = self.collect_garbage(GC_GRACE).await?;
             if report != GcReport::default() {
                 tracing::info!(?report, "collected what failed and abandoned uploads left behind");
@@ -226,9 +231,19 @@ pub fn router_with_compute(state: AppState, coordinator: commons_compute::Coordi
 
 /// The hub API plus `extra`, under one JSON fallback for unknown endpoints.
 fn router_with(state: AppState, extra: Router) -> Router {
-    routes::router(state)
-        .merge(extra)
-        .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "NotFound", "no such endpoint") })
+    routes::router(state).merge(extra).fallback(not_found)
+}
+
+/// An unknown URL: an HTML page for a browser (which asks for `text/html`), the API's JSON
+/// error for everyone else.
+async fn not_found(headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let browser = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
+    if browser {
+        pages::not_found("There is no page here.").into_response()
+    } else {
+        ApiError::new(axum::http::StatusCode::NOT_FOUND, "NotFound", "no such endpoint").into_response()
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.

@@ -1,9 +1,11 @@
 //! The search index kept in step with repositories: a repository's document is rewritten when
 //! it is created, committed to on `main`, renamed or made private or public, and dropped when
-//! it is deleted; at start, what the database and the index disagree on is rewritten.
+//! it is deleted, and when its likes or downloads change; at start, and after the counters of
+//! old downloads and likes are recounted, what the database and the index disagree on is
+//! rewritten.
 
-use commons_db::{Repo, RepoKind};
-use commons_search::RepoDoc;
+use commons_db::{Repo, RepoKind, RepoQuery, RepoSort};
+use commons_search::{RepoDoc, SearchQuery, Sort};
 use serde_json::Value;
 
 use crate::{RepoError, Repos, Result};
@@ -31,6 +33,30 @@ impl Repos {
         }
     }
 
+    /// As [`Self::reindex_or_log`], for repositories known by id (those whose download counters
+    /// a batch changed), in one index commit.
+    pub async fn reindex_ids_or_log(&self, ids: &[i64]) {
+        if let Err(e) = self.reindex_ids(ids).await {
+            tracing::warn!(repos = ids.len(), error = %e, "could not update the search index; it catches up at the next start");
+        }
+    }
+
+    async fn reindex_ids(&self, ids: &[i64]) -> Result<()> {
+        let Some(index) = self.search.clone() else { return Ok(()) };
+        let (mut docs, mut gone) = (Vec::with_capacity(ids.len()), Vec::new());
+        for &id in ids {
+            match self.db.repo_by_id(id).await? {
+                Some(repo) => docs.push(self.document(&repo).await?),
+                None => gone.push(id),
+            }
+        }
+        blocking(move || {
+            gone.into_iter().try_for_each(|id| index.remove(id))?;
+            index.upsert(&docs)
+        })
+        .await
+    }
+
     /// Drops the document of a deleted repository.
     pub async fn unindex(&self, repo_id: i64) {
         let Some(index) = self.search.clone() else { return };
@@ -39,19 +65,43 @@ impl Repos {
         }
     }
 
-    /// Ids of repositories of `kind` matching `text` that `viewer` may see, best first; `None`
-    /// when this process keeps no index (the caller then matches ids by substring itself).
-    pub async fn search(&self, kind: RepoKind, text: &str, viewer: Option<&str>, limit: usize) -> Result<Option<Vec<i64>>> {
+    /// The page `q` asks for of the repositories of `kind` matching `text` (ids, in order),
+    /// filtered, sorted and cut in the index; `None` when this process keeps no index (the
+    /// caller then matches ids by substring in the database).
+    pub async fn search(&self, kind: RepoKind, text: &str, q: &RepoQuery) -> Result<Option<Vec<i64>>> {
         let Some(index) = self.search.clone() else { return Ok(None) };
-        let (text, viewer) = (text.to_string(), viewer.map(str::to_string));
-        Ok(Some(blocking(move || index.search(kind.as_str(), &text, viewer.as_deref(), limit)).await?))
+        let (text, q) = (text.to_string(), q.clone());
+        let ids = blocking(move || {
+            let sort = match q.sort {
+                RepoSort::LastModified => Sort::LastModified,
+                RepoSort::CreatedAt => Sort::CreatedAt,
+                RepoSort::Name => Sort::Name,
+                RepoSort::Likes => Sort::Likes,
+                RepoSort::Downloads => Sort::Downloads,
+                RepoSort::Trending => Sort::Trending,
+            };
+            index.search(&SearchQuery {
+                kind: kind.as_str(),
+                text: &text,
+                viewer: q.viewer.as_deref(),
+                author: q.author.as_deref(),
+                tags: &q.tags,
+                sort,
+                // Names are listed A to Z unless asked otherwise, as the database lists them.
+                ascending: q.ascending || matches!(q.sort, RepoSort::Name),
+                offset: usize::try_from(q.offset).unwrap_or(0),
+                limit: usize::try_from(q.limit).unwrap_or(0),
+            })
+        })
+        .await?;
+        Ok(Some(ids))
     }
 
     /// Rewrites every document the database and the index disagree on, and drops documents of
     /// repositories that are gone. Returns how many documents changed.
     pub async fn sync_search(&self) -> Result<usize> {
         let Some(index) = self.search.clone() else { return Ok(0) };
-        let stamps = self.db.repo_stamps().await?;
+        let stamps: Vec<_> = self.db.all_repos().await?.iter().map(|repo| (repo.id, bare_document(repo).stamp())).collect();
         let checker = index.clone();
         let (stale, gone) = blocking(move || checker.stale(&stamps)).await?;
         let changed = stale.len() + gone.len();
@@ -90,16 +140,25 @@ impl Repos {
                 card_text = format!("{} {}", strings.join(" "), card.body);
             }
         }
-        Ok(RepoDoc {
-            repo_id: repo.id,
-            kind: repo.kind.as_str().to_string(),
-            namespace: repo.namespace.clone(),
-            name: repo.name.clone(),
-            private: repo.private,
-            updated_at: repo.updated_at,
-            card_text,
-            tags,
-        })
+        Ok(RepoDoc { card_text, tags, ..bare_document(repo) })
+    }
+}
+
+/// The document of `repo` but for its card.
+fn bare_document(repo: &Repo) -> RepoDoc {
+    RepoDoc {
+        repo_id: repo.id,
+        kind: repo.kind.as_str().to_string(),
+        namespace: repo.namespace.clone(),
+        name: repo.name.clone(),
+        private: repo.private,
+        created_at: repo.created_at,
+        updated_at: repo.updated_at,
+        likes: repo.likes,
+        downloads: repo.downloads,
+        trending: repo.trending,
+        card_text: String::new(),
+        tags: Vec::new(),
     }
 }
 

@@ -3,22 +3,28 @@
 
 use std::sync::Arc;
 
-use commons_db::{CommitInfo, Db, RepoKind};
+use commons_db::{CommitInfo, Db, RepoKind, RepoQuery, RepoSort};
 use commons_repo::{Change, Repos};
 use commons_search::SearchIndex;
 use commons_storage::Cas;
 
 async fn found(repos: &Repos, text: &str, viewer: Option<&str>) -> Vec<i64> {
-    let mut ids = repos.search(RepoKind::Model, text, viewer, 100).await.unwrap().unwrap();
+    let q = RepoQuery { viewer: viewer.map(str::to_string), limit: 100, ..Default::default() };
+    let mut ids = repos.search(RepoKind::Model, text, &q).await.unwrap().unwrap();
     ids.sort();
     ids
+}
+
+async fn by_likes(repos: &Repos, text: &str) -> Vec<i64> {
+    let q = RepoQuery { sort: RepoSort::Likes, limit: 100, ..Default::default() };
+    repos.search(RepoKind::Model, text, &q).await.unwrap().unwrap()
 }
 
 #[tokio::test]
 async fn an_index_that_missed_changes_catches_up_from_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(&dir.path().join("meta.db")).await.unwrap();
-    db.create_user("alice", "Alice").await.unwrap();
+    let alice = db.create_user("alice", "Alice").await.unwrap();
     let cas = Cas::local(db.clone(), &dir.path().join("objects")).unwrap();
     let first = Arc::new(SearchIndex::open(&dir.path().join("search-1")).unwrap());
     let repos = Repos::new(db.clone(), cas.clone()).with_search(first);
@@ -48,4 +54,13 @@ async fn an_index_that_missed_changes_catches_up_from_the_database() {
     assert_eq!(found(&repos, "digits", None).await, [made[0].id], "the private one is hidden, the deleted one gone");
     assert_eq!(found(&repos, "digits", Some("alice")).await, [made[0].id, made[1].id], "its owner still finds it");
     assert_eq!(repos.sync_search().await.unwrap(), 0, "nothing more to do");
+
+    // A like counted around the index: the order by likes follows once it catches up.
+    let mlp = repos.create(RepoKind::Model, "alice", "mlp-2", false, "alice").await.unwrap();
+    let head = repos.pin(&mlp, "main").await.unwrap();
+    repos.commit_onto(&mlp, "main", &head, vec![Change::Put { path: "README.md".into(), bytes: card("More") }], &info, 1).await.unwrap();
+    assert_eq!(by_likes(&repos, "digits").await, [mlp.id, made[0].id], "no likes: the newest first");
+    db.like(alice.id, &made[0]).await.unwrap();
+    assert_eq!(repos.sync_search().await.unwrap(), 1, "a like changes the document");
+    assert_eq!(by_likes(&repos, "digits").await, [made[0].id, mlp.id], "the liked one first");
 }

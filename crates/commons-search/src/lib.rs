@@ -11,15 +11,17 @@
 //!   or differ, so a hub rebuilds what a crash or an older version left behind.
 //! - All calls block (tantivy does file I/O): callers run them off async runtime threads.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use tantivy::collector::{DocSetCollector, TopDocs};
+use tantivy::collector::{CustomScorer, CustomSegmentScorer, DocSetCollector, FilterCollector, TopDocs};
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, TermQuery};
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, TextFieldIndexing, TextOptions, Value};
 use tantivy::tokenizer::{LowerCaser, NgramTokenizer, TextAnalyzer};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
+use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, SegmentReader, TantivyDocument, Term, doc};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -34,7 +36,7 @@ pub enum SearchError {
 pub type Result<T, E = SearchError> = std::result::Result<T, E>;
 
 /// What the index knows of one repository.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RepoDoc {
     pub repo_id: i64,
     /// `model`, `dataset` or `algorithm`.
@@ -42,10 +44,82 @@ pub struct RepoDoc {
     pub namespace: String,
     pub name: String,
     pub private: bool,
+    pub created_at: i64,
     pub updated_at: i64,
+    pub likes: i64,
+    pub downloads: i64,
+    pub trending: i64,
     /// The card's Markdown and the strings of its front matter.
     pub card_text: String,
     pub tags: Vec<String>,
+}
+
+impl RepoDoc {
+    /// What [`SearchIndex::stale`] compares: everything a listing sorts or filters on that can
+    /// change without the card changing.
+    pub fn stamp(&self) -> Stamp {
+        Stamp { updated_at: self.updated_at, private: self.private, likes: self.likes, downloads: self.downloads, trending: self.trending }
+    }
+}
+
+/// A repository's state as the database has it, against which its document is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub updated_at: i64,
+    pub private: bool,
+    pub likes: i64,
+    pub downloads: i64,
+    pub trending: i64,
+}
+
+impl Stamp {
+    fn encode(&self) -> String {
+        let visibility = if self.private { "private" } else { "public" };
+        format!("{}:{visibility}:{}:{}:{}", self.updated_at, self.likes, self.downloads, self.trending)
+    }
+}
+
+/// The order of a search's answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    LastModified,
+    CreatedAt,
+    /// By namespace, then name.
+    Name,
+    Likes,
+    Downloads,
+    Trending,
+}
+
+impl Sort {
+    fn column(self) -> &'static str {
+        match self {
+            Sort::LastModified => "updated_at",
+            Sort::CreatedAt => "created_at",
+            Sort::Name => "sort_name",
+            Sort::Likes => "likes",
+            Sort::Downloads => "downloads",
+            Sort::Trending => "trending",
+        }
+    }
+}
+
+/// One page of a search: what matches, filtered, sorted and paged in the index, so that a page
+/// costs the database only the rows it answers.
+#[derive(Debug, Clone)]
+pub struct SearchQuery<'a> {
+    pub kind: &'a str,
+    pub text: &'a str,
+    /// Whose private repositories may be answered (their namespace); public ones always.
+    pub viewer: Option<&'a str>,
+    /// Only repositories of this namespace.
+    pub author: Option<&'a str>,
+    /// Tags every answer carries.
+    pub tags: &'a [String],
+    pub sort: Sort,
+    pub ascending: bool,
+    pub offset: usize,
+    pub limit: usize,
 }
 
 /// Substrings of ids are found through these n-grams.
@@ -54,6 +128,8 @@ const MIN_GRAM: usize = 2;
 const MAX_GRAM: usize = 3;
 /// Memory of the index writer (tantivy's smallest allowed is 15 MB).
 const WRITER_HEAP: usize = 15_000_000;
+/// Names the schema; an index written with another is rebuilt from the database.
+const SCHEMA_VERSION: &str = "3";
 
 struct Fields {
     repo_id: Field,
@@ -61,8 +137,15 @@ struct Fields {
     kind: Field,
     namespace: Field,
     public: Field,
+    tag: Field,
     id_grams: Field,
     text: Field,
+    sort_name: Field,
+    created_at: Field,
+    updated_at: Field,
+    likes: Field,
+    downloads: Field,
+    trending: Field,
 }
 
 pub struct SearchIndex {
@@ -73,20 +156,34 @@ pub struct SearchIndex {
 }
 
 impl SearchIndex {
-    /// Opens the index in `dir`, creating it (empty) when there is none.
+    /// Opens the index in `dir`, creating it (empty) when there is none, or when the one there
+    /// was written with another schema: the index holds nothing the database does not, and a
+    /// hub fills it from the database at start ([`Self::stale`]).
     pub fn open(dir: &Path) -> Result<Self> {
+        let version = dir.join("commons-schema-version");
+        if dir.exists() && std::fs::read_to_string(&version).ok().as_deref() != Some(SCHEMA_VERSION) {
+            std::fs::remove_dir_all(dir)?;
+        }
         std::fs::create_dir_all(dir)?;
+        std::fs::write(&version, SCHEMA_VERSION)?;
         let mut schema = Schema::builder();
         let grams = TextOptions::default()
             .set_indexing_options(TextFieldIndexing::default().set_tokenizer(GRAMS).set_index_option(IndexRecordOption::WithFreqs));
         let fields = Fields {
             repo_id: schema.add_i64_field("repo_id", INDEXED | STORED | FAST),
             stamp: schema.add_text_field("stamp", STRING | STORED),
-            kind: schema.add_text_field("kind", STRING),
+            kind: schema.add_u64_field("kind", FAST),
             namespace: schema.add_text_field("namespace", STRING),
             public: schema.add_u64_field("public", INDEXED),
+            tag: schema.add_text_field("tag", STRING),
             id_grams: schema.add_text_field("id_grams", grams),
             text: schema.add_text_field("text", TEXT),
+            sort_name: schema.add_text_field("sort_name", STRING | FAST),
+            created_at: schema.add_i64_field("created_at", FAST),
+            updated_at: schema.add_i64_field("updated_at", FAST),
+            likes: schema.add_i64_field("likes", FAST),
+            downloads: schema.add_i64_field("downloads", FAST),
+            trending: schema.add_i64_field("trending", FAST),
         };
         let schema = schema.build();
         let directory = tantivy::directory::MmapDirectory::open(dir)?;
@@ -107,15 +204,26 @@ impl SearchIndex {
             writer.delete_term(Term::from_field_i64(f.repo_id, d.repo_id));
             let id = format!("{}/{}", d.namespace, d.name);
             let text = format!("{id} {} {} {}", d.name.replace(['-', '_', '.'], " "), d.tags.join(" "), d.card_text);
-            writer.add_document(doc!(
+            let mut document = doc!(
                 f.repo_id => d.repo_id,
-                f.stamp => stamp(d.updated_at, d.private),
-                f.kind => d.kind.clone(),
+                f.stamp => d.stamp().encode(),
+                f.kind => kind_code(&d.kind),
                 f.namespace => d.namespace.clone(),
                 f.public => u64::from(!d.private),
                 f.id_grams => id,
                 f.text => text,
-            ))?;
+                // Orders as the pair (namespace, name) does: no byte of a name sorts below \u{1}.
+                f.sort_name => format!("{}\u{1}{}", d.namespace, d.name),
+                f.created_at => d.created_at,
+                f.updated_at => d.updated_at,
+                f.likes => d.likes,
+                f.downloads => d.downloads,
+                f.trending => d.trending,
+            );
+            for tag in &d.tags {
+                document.add_text(f.tag, tag);
+            }
+            writer.add_document(document)?;
         }
         writer.commit()?;
         drop(writer);
@@ -133,15 +241,20 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Ids of repositories of `kind` that match `text`, best first, at most `limit`: every
-    /// word of the text in the full text (id, card, tags), or the text as a substring of the
-    /// id. Only public repositories, and those of `viewer`'s namespace.
-    pub fn search(&self, kind: &str, text: &str, viewer: Option<&str>, limit: usize) -> Result<Vec<i64>> {
+    /// Ids of one page of the repositories of `q.kind` that match `q.text`, in the order asked
+    /// for: every word of the text in the full text (id, card, tags), or the text as a
+    /// substring of the id; only public repositories and those of the viewer's namespace, with
+    /// every tag asked for, of the author asked for. The cost grows with the matches (each is
+    /// one look into a column), not with the repositories indexed.
+    pub fn search(&self, q: &SearchQuery) -> Result<Vec<i64>> {
         let f = &self.fields;
-        let text = text.trim();
-        if text.is_empty() {
+        let text = q.text.trim();
+        if text.is_empty() || q.limit == 0 {
             return Ok(Vec::new());
         }
+        let term = |field: Field, value: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
+        };
         let mut words = QueryParser::for_index(&self.index, vec![f.text]);
         words.set_conjunction_by_default();
         // Query syntax in a search box is words, not operators: a stray `:` or `"` is not an error.
@@ -150,34 +263,30 @@ impl SearchIndex {
         if let Some(substring) = self.substring_query(text) {
             matching.push((Occur::Should, substring));
         }
-        let mut visible: Vec<(Occur, Box<dyn Query>)> =
-            vec![(Occur::Should, Box::new(TermQuery::new(Term::from_field_u64(f.public, 1), IndexRecordOption::Basic)))];
-        if let Some(viewer) = viewer {
-            visible.push((Occur::Should, Box::new(TermQuery::new(Term::from_field_text(f.namespace, viewer), IndexRecordOption::Basic))));
+        // Hidden: private and not the viewer's. Excluding the few private ones costs less than
+        // uniting the many public ones with the viewer's.
+        let private: Box<dyn Query> = Box::new(TermQuery::new(Term::from_field_u64(f.public, 0), IndexRecordOption::Basic));
+        let hidden: Box<dyn Query> = match q.viewer {
+            Some(viewer) => Box::new(BooleanQuery::new(vec![(Occur::Must, private), (Occur::MustNot, term(f.namespace, viewer))])),
+            None => private,
+        };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, Box::new(BooleanQuery::new(matching))), (Occur::MustNot, hidden)];
+        if let Some(author) = q.author {
+            clauses.push((Occur::Must, term(f.namespace, author)));
         }
-        let query = BooleanQuery::new(vec![
-            (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(f.kind, kind), IndexRecordOption::Basic))),
-            (Occur::Must, Box::new(BooleanQuery::new(visible))),
-            (Occur::Must, Box::new(BooleanQuery::new(matching))),
-        ]);
+        for tag in q.tags {
+            clauses.push((Occur::Must, term(f.tag, tag)));
+        }
+        let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
-        let hits = searcher.search(&query, &TopDocs::with_limit(limit.max(1)))?;
-        // Ids from the column store, not the document store: a search may keep thousands of
-        // hits, and reading each stored document would cost more than the search.
-        let mut columns = HashMap::new();
-        let mut ids = Vec::with_capacity(hits.len());
-        for (_, address) in hits {
-            let column = match columns.entry(address.segment_ord) {
-                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-                std::collections::hash_map::Entry::Vacant(entry) => {
-                    entry.insert(searcher.segment_reader(address.segment_ord).fast_fields().i64("repo_id")?)
-                }
-            };
-            if let Some(id) = column.first(address.doc_id) {
-                ids.push(id);
-            }
-        }
-        Ok(ids)
+        let order = Order { sort: q.sort, ascending: q.ascending };
+        let page = TopDocs::with_limit(q.limit).and_offset(q.offset).custom_score(order);
+        // The kind is checked in a column, match by match: as a term of the query, every
+        // match would seek into a posting list of nearly every repository.
+        let kind = kind_code(q.kind);
+        let hits = searcher.search(&query, &FilterCollector::new("kind".to_string(), move |code: u64| code == kind, page))?;
+        Ok(hits.into_iter().map(|(key, _)| key.repo_id()).collect())
     }
 
     /// All n-grams of `text` must be in the id's: `cnn` finds `alice/cnn-mnist`.
@@ -197,10 +306,9 @@ impl SearchIndex {
         Some(Box::new(BooleanQuery::new(grams)))
     }
 
-    /// Of `current` (each repository's id, `updated_at` and privacy, from the database), those
-    /// whose documents are missing or differ; and the ids of documents no repository has any
-    /// more.
-    pub fn stale(&self, current: &[(i64, i64, bool)]) -> Result<(Vec<i64>, Vec<i64>)> {
+    /// Of `current` (each repository's id and [`Stamp`], from the database), those whose
+    /// documents are missing or differ; and the ids of documents no repository has any more.
+    pub fn stale(&self, current: &[(i64, Stamp)]) -> Result<(Vec<i64>, Vec<i64>)> {
         let f = &self.fields;
         let searcher = self.reader.searcher();
         let mut indexed: HashMap<i64, String> = HashMap::new();
@@ -213,17 +321,91 @@ impl SearchIndex {
             }
         }
         let mut missing = Vec::new();
-        for &(id, updated_at, private) in current {
-            if indexed.remove(&id).as_deref() != Some(stamp(updated_at, private).as_str()) {
-                missing.push(id);
+        for (id, stamp) in current {
+            if indexed.remove(id).as_deref() != Some(stamp.encode().as_str()) {
+                missing.push(*id);
             }
         }
         Ok((missing, indexed.into_keys().collect()))
     }
 }
 
-fn stamp(updated_at: i64, private: bool) -> String {
-    format!("{updated_at}:{}", if private { "private" } else { "public" })
+/// A kind as a number a column holds (FNV-1a of its name: stable across versions).
+fn kind_code(kind: &str) -> u64 {
+    kind.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// A hit's place in the order: its sort value, then its id, as the database orders
+/// (`ORDER BY column, id` in one direction). The collector keeps the greatest keys, so an
+/// ascending order compares reversed.
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+enum Key {
+    Descending(SortValue, i64),
+    Ascending(Reverse<(SortValue, i64)>),
+}
+
+impl Key {
+    fn repo_id(&self) -> i64 {
+        match self {
+            Key::Descending(_, id) | Key::Ascending(Reverse((_, id))) => *id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+enum SortValue {
+    Number(i64),
+    Text(String),
+}
+
+struct Order {
+    sort: Sort,
+    ascending: bool,
+}
+
+/// The columns one segment's hits are ordered by.
+struct SegmentOrder {
+    ascending: bool,
+    repo_id: Column<i64>,
+    value: SegmentColumn,
+}
+
+enum SegmentColumn {
+    Number(Column<i64>),
+    Text(StrColumn),
+}
+
+impl CustomScorer<Key> for Order {
+    type Child = SegmentOrder;
+
+    fn segment_scorer(&self, segment: &SegmentReader) -> tantivy::Result<SegmentOrder> {
+        let columns = segment.fast_fields();
+        let value = match self.sort {
+            Sort::Name => SegmentColumn::Text(
+                columns.str(self.sort.column())?.ok_or_else(|| tantivy::TantivyError::SchemaError("no name column".into()))?,
+            ),
+            sort => SegmentColumn::Number(columns.i64(sort.column())?),
+        };
+        Ok(SegmentOrder { ascending: self.ascending, repo_id: columns.i64("repo_id")?, value })
+    }
+}
+
+impl CustomSegmentScorer<Key> for SegmentOrder {
+    fn score(&mut self, doc: DocId) -> Key {
+        let id = self.repo_id.first(doc).unwrap_or_default();
+        let value = match &self.value {
+            SegmentColumn::Number(column) => SortValue::Number(column.first(doc).unwrap_or_default()),
+            SegmentColumn::Text(column) => {
+                // Term ordinals are per segment; only the text itself compares across segments.
+                let mut text = String::new();
+                if let Some(ord) = column.term_ords(doc).next() {
+                    let _ = column.ord_to_str(ord, &mut text);
+                }
+                SortValue::Text(text)
+            }
+        };
+        if self.ascending { Key::Ascending(Reverse((value, id))) } else { Key::Descending(value, id) }
+    }
 }
 
 #[cfg(test)]
@@ -240,7 +422,26 @@ mod tests {
             updated_at: 100 + id,
             card_text: card.into(),
             tags: vec!["mnist".into()],
+            ..Default::default()
         }
+    }
+
+    fn query<'a>(text: &'a str, viewer: Option<&'a str>) -> SearchQuery<'a> {
+        SearchQuery {
+            kind: "model",
+            text,
+            viewer,
+            author: None,
+            tags: &[],
+            sort: Sort::LastModified,
+            ascending: false,
+            offset: 0,
+            limit: 100,
+        }
+    }
+
+    fn stamp(updated_at: i64, private: bool) -> Stamp {
+        Stamp { updated_at, private, likes: 0, downloads: 0, trending: 0 }
     }
 
     #[test]
@@ -255,7 +456,7 @@ mod tests {
             ])
             .unwrap();
         let search = |text: &str, viewer: Option<&str>| {
-            let mut ids = index.search("model", text, viewer, 100).unwrap();
+            let mut ids = index.search(&query(text, viewer)).unwrap();
             ids.sort();
             ids
         };
@@ -267,7 +468,7 @@ mod tests {
         assert_eq!(search("perceptron", Some("bob")), [2]);
         assert_eq!(search("c", None), Vec::<i64>::new(), "one letter finds nothing by substring");
         assert_eq!(search("title:\"x", None), Vec::<i64>::new(), "query syntax is not an error");
-        assert_eq!(index.search("dataset", "digits", None, 100).unwrap(), Vec::<i64>::new(), "another kind");
+        assert_eq!(index.search(&SearchQuery { kind: "dataset", ..query("digits", None) }).unwrap(), Vec::<i64>::new(), "another kind");
 
         // Made private, removed, changed: the index follows.
         index.upsert(&[repo(1, "alice", "cnn-mnist", true, "A convolutional network for digits")]).unwrap();
@@ -276,9 +477,59 @@ mod tests {
         assert_eq!(search("perceptron", None), Vec::<i64>::new());
 
         // What the database says against what the index holds.
-        let (stale, gone) = index.stale(&[(1, 101, true), (3, 999, true), (4, 104, false)]).unwrap();
+        let (stale, gone) = index.stale(&[(1, stamp(101, true)), (3, stamp(999, true)), (4, stamp(104, false))]).unwrap();
         assert_eq!((stale, gone), (vec![3, 4], vec![]));
-        let (_, gone) = index.stale(&[(1, 101, true)]).unwrap();
+        let (_, gone) = index.stale(&[(1, stamp(101, true))]).unwrap();
         assert_eq!(gone, [3]);
+        let liked = Stamp { likes: 1, ..stamp(101, true) };
+        assert_eq!(index.stale(&[(1, liked)]).unwrap().0, [1], "a like the index has not seen makes the document stale");
+    }
+
+    #[test]
+    fn pages_are_sorted_filtered_and_cut_in_the_index_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open(dir.path()).unwrap();
+        // Three commits, so three segments: an order must hold across them.
+        let doc = |id: i64, ns: &str, likes: i64, tags: &[&str]| RepoDoc {
+            likes,
+            created_at: 1000 - id,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..repo(id, ns, &format!("net-{id}"), false, "digits")
+        };
+        index.upsert(&[doc(1, "bob", 5, &["license:mit"]), doc(2, "alice", 9, &[])]).unwrap();
+        index.upsert(&[doc(3, "alice", 5, &["license:mit", "cnn"]), doc(4, "carol", 0, &["license:mit"])]).unwrap();
+        index.upsert(&[doc(5, "bob", 7, &[])]).unwrap();
+        let page = |sort: Sort, ascending: bool, offset: usize, limit: usize| {
+            index.search(&SearchQuery { sort, ascending, offset, limit, ..query("digits", None) }).unwrap()
+        };
+        assert_eq!(page(Sort::Likes, false, 0, 10), [2, 5, 3, 1, 4], "ties on likes go by id, as in the database");
+        assert_eq!(page(Sort::Likes, true, 0, 10), [4, 1, 3, 5, 2]);
+        assert_eq!(page(Sort::Likes, false, 1, 2), [5, 3], "a page is cut in the index");
+        assert_eq!(page(Sort::LastModified, false, 0, 3), [5, 4, 3]);
+        assert_eq!(page(Sort::CreatedAt, false, 0, 2), [1, 2]);
+        assert_eq!(page(Sort::Name, true, 0, 10), [2, 3, 1, 5, 4], "by namespace, then name");
+        assert_eq!(page(Sort::Name, false, 0, 2), [4, 5]);
+        let mit = ["license:mit".to_string()];
+        let both = ["license:mit".to_string(), "cnn".to_string()];
+        let filtered = |author: Option<&str>, tags: &[String]| {
+            index.search(&SearchQuery { author, tags, sort: Sort::Likes, ..query("digits", None) }).unwrap()
+        };
+        assert_eq!(filtered(None, &mit), [3, 1, 4]);
+        assert_eq!(filtered(None, &both), [3], "every tag must hold");
+        assert_eq!(filtered(Some("bob"), &mit), [1]);
+        assert_eq!(filtered(Some("bob"), &[]), [5, 1]);
+        assert_eq!(filtered(Some("dave"), &[]), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn an_index_of_another_schema_is_started_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open(dir.path()).unwrap();
+        index.upsert(&[repo(1, "alice", "cnn", false, "digits")]).unwrap();
+        drop(index);
+        std::fs::write(dir.path().join("commons-schema-version"), "1").unwrap();
+        let index = SearchIndex::open(dir.path()).unwrap();
+        assert_eq!(index.search(&query("cnn", None)).unwrap(), Vec::<i64>::new());
+        assert_eq!(index.stale(&[(1, stamp(101, false))]).unwrap().0, [1], "the hub then fills it again");
     }
 }

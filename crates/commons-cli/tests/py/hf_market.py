@@ -105,6 +105,23 @@ hf_hub_download(cnn, "config.json", token=False, cache_dir=os.environ["HF_HOME"]
 check(downloads(cnn, 2) == 2, "an anonymous download counts, by address")
 check(downloads(mlp, 0) == 0, "nobody downloaded the MLP")
 check(ids(bob, author="alice", sort="downloads")[0] == cnn, "sort=downloads puts the downloaded model first")
+
+# A search is sorted and paged in the search index, which learns counts as they change.
+def searched(api, expected, **kw):
+    for _ in range(50):
+        found = ids(api, **kw)
+        if found == expected:
+            return found
+        time.sleep(0.1)
+    return found
+
+check(searched(bob, [cnn, mlp], search="trained", sort="downloads") == [cnn, mlp], "a search sorts by downloads")
+reverse = http.get(f"{endpoint}/api/models", params={"search": "trained", "sort": "downloads", "direction": "1"}).json()
+check([m["id"] for m in reverse] == [mlp, cnn], "and the other way")
+first = http.get(f"{endpoint}/api/models", params={"search": "trained", "sort": "downloads", "limit": 1})
+check([m["id"] for m in first.json()] == [cnn] and "rel=\"next\"" in first.headers.get("link", ""), "a search is paged")
+following = http.get(first.links["next"]["url"]).json()
+check([m["id"] for m in following] == [mlp], f"and its next page follows the Link: {following}")
 listed = {m.id: m for m in bob.list_models(author="alice")}
 check(listed[cnn].downloads == 2 and listed[mlp].downloads == 0, "listings carry download counts")
 
@@ -117,6 +134,8 @@ check(like(os.environ["BOB_TOKEN"], mlp).status_code == 200, "liking twice is ha
 check(alice.model_info(mlp).likes == 1, "the MLP has one like")
 check(ids(bob, author="alice", sort="likes")[0] == mlp, "sort=likes puts the liked model first")
 check(ids(bob, author="alice", sort="trending_score")[0] == mlp, "a recent like makes the MLP trend")
+check(ids(bob, search="trained", sort="likes") == [mlp, cnn], "a search sorts by likes at once")
+check(ids(bob, search="mnist", sort="trending_score") == [mlp, cnn], "and by trending score")
 info = bob.model_info(mlp, expand=["likes", "trendingScore", "downloads"])
 check((info.likes, info.trending_score, info.downloads) == (1, 1, 0), f"expand answers what it names: {info}")
 check(info.sha is None and info.tags is None and info.siblings is None, "and only that")
@@ -139,6 +158,7 @@ check(alice.list_liked_repos("alice").models == [secret], "alice sees her own li
 check(bob.list_liked_repos("alice").models == [], "bob does not see alice's like of a private model")
 bob.unlike(mlp)
 check(alice.model_info(mlp).likes == 0, "unlike takes the like back")
+check(ids(bob, search="trained", sort="likes") == [cnn, mlp], "and out of a search's order (ties go newest first)")
 check(alice.model_info(mlp, expand=["trendingScore"]).trending_score == 0, "and its trending score")
 check(bob.list_liked_repos("bob").models == [], "and it leaves bob's likes")
 try:

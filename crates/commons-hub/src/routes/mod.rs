@@ -25,6 +25,7 @@ use tower_http::trace::TraceLayer;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::pages;
 
 pub fn router(state: AppState) -> Router {
     // Per-repo API routes, mounted under /api/{models|datasets|algorithms}/{ns}/{name}.
@@ -74,9 +75,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/lfs/objects/{oid}/part/{part}", put(lfs::upload_part))
         .route("/api/lfs/objects/{oid}/complete", post(lfs::complete_multipart))
         .route("/api/lfs/objects/{oid}/verify", post(lfs::verify))
-        .nest("/datasets/{ns}/{name}", file_routes.clone())
-        .nest("/algorithms/{ns}/{name}", file_routes.clone())
-        .nest("/{ns}/{name}", file_routes)
+        .nest("/datasets/{ns}/{name}", file_routes.clone().merge(pages::repo_routes(RepoKind::Dataset)))
+        .nest("/algorithms/{ns}/{name}", file_routes.clone().merge(pages::repo_routes(RepoKind::Algorithm)))
+        .nest("/{ns}/{name}", file_routes.merge(pages::repo_routes(RepoKind::Model)))
+        .merge(pages::routes())
         .merge(xet::cas_router())
         .route("/health", get(|| async { "ok" }))
         // Handlers read bodies themselves, after authorisation and within `AppState::limits`

@@ -636,10 +636,6 @@ pub async fn commits(
     }))
 }
 
-/// Repositories a search considers at most, best matches first; filters and the sort apply
-/// to these.
-const SEARCH_HITS: usize = 10_000;
-
 /// Longest search text: each of its letters is a term of the query.
 const MAX_SEARCH_BYTES: usize = 256;
 
@@ -688,14 +684,9 @@ pub async fn list(
     if q.get("search").is_some_and(|text| text.len() > MAX_SEARCH_BYTES) {
         return Err(ApiError::bad_request(format!("a search is at most {MAX_SEARCH_BYTES} bytes")));
     }
-    let ids = match q.get("search").filter(|text| !text.trim().is_empty()) {
-        Some(text) => state.repos.search(kind, text, caller.reader(), SEARCH_HITS).await?,
-        None => None,
-    };
     let query = RepoQuery {
         author: q.get("author").cloned(),
         search: q.get("search").cloned(),
-        ids,
         tags,
         ascending,
         viewer: caller.reader().map(str::to_string),
@@ -703,24 +694,34 @@ pub async fn list(
         limit: (limit + 1) as i64,
         offset: cursor as i64,
     };
-    let mut repos = state.db.list_repos(kind, &query).await?;
+    // A search is matched, filtered, sorted and paged in the index: the database then reads
+    // only the rows of the page.
+    let found = match q.get("search").filter(|text| !text.trim().is_empty()) {
+        Some(text) => state.repos.search(kind, text, &query).await?,
+        None => None,
+    };
+    let mut repos = match found {
+        Some(ids) => state.db.repos_by_ids(kind, &ids, caller.reader()).await?,
+        None => state.db.list_repos(kind, &query).await?,
+    };
     let more = repos.len() > limit;
     repos.truncate(limit);
     let wants = |key: &str| expand.as_ref().is_some_and(|keys| keys.iter().any(|k| k == key));
     // The whole listing of `main` is read only when asked for.
     let full = query_bool(q.get("full")) || wants("siblings") || wants("usedStorage");
     let card_data = full || query_bool(q.get("cardData")) || wants("cardData") || wants("model-index");
+    // Each one's head and README, for the whole page at once.
+    let mut heads = state.db.main_readmes(&repos).await?;
     let mut items = Vec::with_capacity(repos.len());
     for repo in &repos {
-        let head = state.db.resolve_revision(repo, "main").await.ok();
+        let (head, readme) = heads.remove(&repo.id).map_or((None, None), |(head, readme)| (Some(head), readme));
         // The README alone unless the whole listing was asked for (`full`).
         let (mut item, readme) = match &head {
             Some(h) if full => {
                 let files = state.db.tree_at(repo, h).await?;
-                let readme = files.iter().find(|e| e.path == "README.md").cloned();
                 (repo_json(repo, Some(h), Some((&files[..], false))), readme)
             }
-            Some(h) => (repo_json(repo, Some(h), None), state.db.file_at(repo, h, "README.md").await?),
+            Some(h) => (repo_json(repo, Some(h), None), readme),
             None => (repo_json(repo, None, None), None),
         };
         let card = match readme {

@@ -1,0 +1,507 @@
+//! Web pages for people: server-rendered HTML from the same router as the API, templates
+//! compiled into the binary (minijinja, autoescaped), one hand-written stylesheet served under
+//! its content hash, no script. URLs have the Hugging Face site's shapes (`/{ns}/{name}`,
+//! `/datasets/{ns}/{name}`, `…/tree/{rev}/{path}`, `…/blob/{rev}/{path}`, `/models?search=`).
+//!
+//! Pages read what the API reads, through the same services and the same access rule: a
+//! private repository is a 404 page to whoever may not read it, as in the API. A README is
+//! rendered with pulldown-cmark and then sanitised with ammonia, so no script, event handler
+//! or `javascript:` URL of a card reaches a browser.
+
+mod markdown;
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use commons_db::{Repo, RepoKind, RepoQuery, RepoSort, TreeItem};
+use minijinja::{Environment, Value, context};
+use serde::Deserialize;
+use sha2::Digest;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+const STYLE: &str = include_str!("style.css");
+
+/// Repositories on a page of a listing, and on each list of the home page.
+const LIST_PAGE: usize = 30;
+const HOME_LIST: usize = 8;
+/// Entries on a page of a folder.
+const TREE_PAGE: usize = 200;
+/// Files larger than this are not shown inline (a download link instead).
+const BLOB_SHOWN: i64 = 512 * 1024;
+
+struct Pages {
+    templates: Environment<'static>,
+    /// `style.{hash}.css`: the stylesheet's name changes with its content, so browsers may
+    /// keep it forever.
+    stylesheet: String,
+}
+
+static PAGES: LazyLock<Pages> = LazyLock::new(|| {
+    let mut templates = Environment::new();
+    templates.set_formatter(escape_html);
+    // Templates are part of the binary: one that does not parse is a bug caught by any test.
+    for (name, source) in [
+        ("base.html", include_str!("templates/base.html")),
+        ("macros.html", include_str!("templates/macros.html")),
+        ("home.html", include_str!("templates/home.html")),
+        ("list.html", include_str!("templates/list.html")),
+        ("repo_header.html", include_str!("templates/repo_header.html")),
+        ("repo.html", include_str!("templates/repo.html")),
+        ("tree.html", include_str!("templates/tree.html")),
+        ("blob.html", include_str!("templates/blob.html")),
+        ("error.html", include_str!("templates/error.html")),
+    ] {
+        if let Err(e) = templates.add_template(name, source) {
+            panic!("page template {name} does not parse: {e}");
+        }
+    }
+    let hash = hex::encode(sha2::Sha256::digest(STYLE.as_bytes()));
+    Pages { templates, stylesheet: format!("style.{}.css", &hash[..12]) }
+});
+
+/// Values into HTML: escaped unless marked safe (a sanitised card). Only the five characters
+/// that matter in text and quoted attributes are escaped, so URLs stay readable (minijinja's
+/// own escaping also turns `/` into `&#x2f;`).
+fn escape_html(out: &mut minijinja::Output, _state: &minijinja::State, value: &Value) -> Result<(), minijinja::Error> {
+    use std::fmt::Write;
+    let io = |e: std::fmt::Error| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "could not write a page").with_source(e);
+    if value.is_undefined() || value.is_none() {
+        return Ok(());
+    }
+    if value.is_safe() {
+        return write!(out, "{value}").map_err(io);
+    }
+    for c in value.to_string().chars() {
+        match c {
+            '&' => out.write_str("&amp;"),
+            '<' => out.write_str("&lt;"),
+            '>' => out.write_str("&gt;"),
+            '"' => out.write_str("&quot;"),
+            '\'' => out.write_str("&#39;"),
+            c => out.write_char(c),
+        }
+        .map_err(io)?;
+    }
+    Ok(())
+}
+
+/// A page that could not be shown: rendered as an HTML page with its status.
+pub(crate) struct PageError {
+    status: StatusCode,
+    message: String,
+}
+
+/// The 404 page.
+pub(crate) fn not_found(message: &str) -> PageError {
+    PageError { status: StatusCode::NOT_FOUND, message: message.to_string() }
+}
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        Self { status: e.status, message: e.message }
+    }
+}
+
+impl From<commons_repo::RepoError> for PageError {
+    fn from(e: commons_repo::RepoError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<commons_db::DbError> for PageError {
+    fn from(e: commons_db::DbError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let title = match self.status {
+            StatusCode::NOT_FOUND => "Not found",
+            s if s.is_client_error() => "This request cannot be answered",
+            _ => "Something went wrong",
+        };
+        let message = if self.status.is_server_error() {
+            tracing::error!(message = %self.message, "page failed");
+            "The server could not show this page. Try again in a moment.".to_string()
+        } else {
+            self.message
+        };
+        let mut response = render("error.html", context! { title, message }).into_response();
+        *response.status_mut() = self.status;
+        response
+    }
+}
+
+type PageResult = Result<Response, PageError>;
+
+fn render(name: &str, ctx: Value) -> Response {
+    let pages = &*PAGES;
+    let ctx = context! { stylesheet => &pages.stylesheet, ..ctx };
+    match pages.templates.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "page template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, Html("<!doctype html><title>Error</title><p>The page could not be rendered.</p>"))
+                .into_response()
+        }
+    }
+}
+
+/// The pages that are not a repository's: home, listings, the stylesheet.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/models", get(|s, c, q| listing(s, c, q, RepoKind::Model)))
+        .route("/datasets", get(|s, c, q| listing(s, c, q, RepoKind::Dataset)))
+        .route("/algorithms", get(|s, c, q| listing(s, c, q, RepoKind::Algorithm)))
+        .route("/static/{file}", get(stylesheet))
+}
+
+/// A repository's pages, nested under its URL (`/{ns}/{name}`, `/datasets/{ns}/{name}`, …).
+pub(crate) fn repo_routes(kind: RepoKind) -> Router<AppState> {
+    Router::new()
+        .route("/", get(move |s, c, p| repo_page(s, c, p, kind)))
+        .route("/tree/{rev}", get(move |s, c, p, q| tree(s, c, p, q, kind)))
+        .route("/tree/{rev}/{*path}", get(move |s, c, p, q| tree(s, c, p, q, kind)))
+        .route("/blob/{rev}/{*path}", get(move |s, c, p| blob(s, c, p, kind)))
+}
+
+async fn stylesheet(Path(file): Path<String>) -> Response {
+    if file != PAGES.stylesheet {
+        return PageError { status: StatusCode::NOT_FOUND, message: "No such file.".into() }.into_response();
+    }
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")], STYLE)
+        .into_response()
+}
+
+/// Where a repository's pages live: the Hugging Face site's URL shapes.
+fn repo_url(kind: RepoKind, namespace: &str, name: &str) -> String {
+    match kind {
+        RepoKind::Model => format!("/{namespace}/{name}"),
+        other => format!("/{}s/{namespace}/{name}", other.as_str()),
+    }
+}
+
+fn listing_url(kind: RepoKind) -> String {
+    format!("/{}s", kind.as_str())
+}
+
+fn day(unix: i64) -> String {
+    crate::routes::iso_time(unix).chars().take(10).collect()
+}
+
+/// What a template shows of a repository.
+fn repo_value(repo: &Repo, pipeline_tag: Option<String>) -> Value {
+    let id = format!("{}/{}", repo.namespace, repo.name);
+    let cli_id = match repo.kind {
+        RepoKind::Model => id.clone(),
+        other => format!("{}s/{id}", other.as_str()),
+    };
+    context! {
+        id,
+        cli_id,
+        url => repo_url(repo.kind, &repo.namespace, &repo.name),
+        kind => repo.kind.as_str(),
+        namespace => &repo.namespace,
+        name => &repo.name,
+        private => repo.private,
+        likes => repo.likes,
+        downloads => repo.downloads,
+        updated => day(repo.updated_at),
+        pipeline_tag,
+    }
+}
+
+/// A page of repositories as the templates list them, with each one's task from its card:
+/// the page's heads and READMEs in one query, each card from the card cache.
+async fn repo_values(state: &AppState, repos: &[Repo]) -> Result<Vec<Value>, PageError> {
+    let mut heads = state.db.main_readmes(repos).await?;
+    let mut out = Vec::with_capacity(repos.len());
+    for repo in repos {
+        let pipeline_tag = match heads.remove(&repo.id) {
+            Some((_, Some(readme))) => {
+                state.repos.card_of(&readme.sha256, readme.size).await?.get("pipeline_tag").and_then(|v| v.as_str()).map(str::to_string)
+            }
+            _ => None,
+        };
+        out.push(repo_value(repo, pipeline_tag));
+    }
+    Ok(out)
+}
+
+async fn home(State(state): State<AppState>, caller: Caller) -> PageResult {
+    let viewer = caller.reader().map(str::to_string);
+    let mut lists = Vec::new();
+    for sort in [RepoSort::LastModified, RepoSort::Likes, RepoSort::Downloads] {
+        let q = RepoQuery { sort, viewer: viewer.clone(), limit: HOME_LIST as i64, ..Default::default() };
+        let repos = state.db.list_repos(RepoKind::Model, &q).await?;
+        lists.push(repo_values(&state, &repos).await?);
+    }
+    let [recent, liked, downloaded]: [Vec<Value>; 3] = lists.try_into().unwrap_or_default();
+    Ok(render("home.html", context! { recent, liked, downloaded }))
+}
+
+const SORTS: [(&str, &str); 5] = [
+    ("trending", "Trending"),
+    ("modified", "Recently updated"),
+    ("created", "Recently created"),
+    ("downloads", "Most downloads"),
+    ("likes", "Most likes"),
+];
+
+async fn listing(State(state): State<AppState>, caller: Caller, Query(q): Query<HashMap<String, String>>, kind: RepoKind) -> PageResult {
+    let get = |key: &str| q.get(key).map(|v| v.trim().to_string()).unwrap_or_default();
+    let (search, pipeline_tag, library, license, other) =
+        (get("search"), get("pipeline_tag"), get("library"), get("license"), get("other"));
+    let sort_key = match get("sort").as_str() {
+        "" => "trending".to_string(),
+        s => s.to_string(),
+    };
+    let sort = match sort_key.as_str() {
+        "trending" => RepoSort::Trending,
+        "modified" => RepoSort::LastModified,
+        "created" => RepoSort::CreatedAt,
+        "downloads" => RepoSort::Downloads,
+        "likes" => RepoSort::Likes,
+        other => return Err(PageError { status: StatusCode::BAD_REQUEST, message: format!("There is no sort {other:?}.") }),
+    };
+    if search.len() > 256 || [&pipeline_tag, &library, &license, &other].iter().any(|v| v.len() > 200) {
+        return Err(PageError { status: StatusCode::BAD_REQUEST, message: "That search is too long.".into() });
+    }
+    let page: usize = match q.get("p").map(|p| p.parse::<usize>()) {
+        None => 0,
+        Some(Ok(p)) if p < 1000 => p,
+        Some(_) => return Err(PageError { status: StatusCode::BAD_REQUEST, message: "No such page.".into() }),
+    };
+    // The Hub's facets are tags of the card: a task and a library as themselves, a licence as
+    // `license:…`.
+    let mut tags = Vec::new();
+    for (value, prefix) in [(&pipeline_tag, ""), (&library, ""), (&license, "license:"), (&other, "")] {
+        if !value.is_empty() {
+            tags.push(format!("{prefix}{value}"));
+        }
+    }
+    let query = RepoQuery {
+        search: (!search.is_empty()).then(|| search.clone()),
+        tags,
+        viewer: caller.reader().map(str::to_string),
+        sort,
+        limit: (LIST_PAGE + 1) as i64,
+        offset: (page * LIST_PAGE) as i64,
+        ..Default::default()
+    };
+    let found = match &query.search {
+        Some(text) => state.repos.search(kind, text, &query).await?,
+        None => None,
+    };
+    let mut repos = match found {
+        Some(ids) => state.db.repos_by_ids(kind, &ids, caller.reader()).await?,
+        None => state.db.list_repos(kind, &query).await?,
+    };
+    let more = repos.len() > LIST_PAGE;
+    repos.truncate(LIST_PAGE);
+    let path = listing_url(kind);
+    let link = |p: usize| {
+        let mut pairs: Vec<(&str, String)> = q.iter().filter(|(k, _)| k.as_str() != "p").map(|(k, v)| (k.as_str(), v.clone())).collect();
+        pairs.sort();
+        pairs.push(("p", p.to_string()));
+        format!("{path}?{}", serde_urlencoded::to_string(pairs).unwrap_or_default())
+    };
+    let title = match kind {
+        RepoKind::Model => "Models",
+        RepoKind::Dataset => "Datasets",
+        RepoKind::Algorithm => "Algorithms",
+    };
+    Ok(render(
+        "list.html",
+        context! {
+            title, path => &path, search, pipeline_tag, library, license,
+            sort => sort_key, sorts => SORTS.to_vec(),
+            repos => repo_values(&state, &repos).await?,
+            previous => (page > 0).then(|| link(page - 1)),
+            next => more.then(|| link(page + 1)),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct RepoPath {
+    ns: String,
+    name: String,
+    rev: Option<String>,
+    path: Option<String>,
+}
+
+async fn repo_page(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
+    let repo = state.repos.find(kind, &p.ns, &p.name, caller.reader()).await?;
+    let head = state.repos.pin(&repo, "main").await.ok();
+    let readme = match &head {
+        Some(head) => state.db.file_at(&repo, head, "README.md").await?,
+        None => None,
+    };
+    let (mut metadata, mut body) = (serde_json::Map::new(), None);
+    if let Some(readme) = readme.filter(|r| r.size as u64 <= commons_repo::CARD_LIMIT) {
+        let bytes = state.cas.read_to_vec(&readme.sha256, commons_repo::CARD_LIMIT).await.map_err(ApiError::from)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let (_, markdown) = commons_card::split(&text);
+        body = Some(markdown::render(markdown, &format!("{}/resolve/main/", repo_url(kind, &repo.namespace, &repo.name))));
+        metadata = state.repos.card_of(&readme.sha256, readme.size).await?;
+    }
+    let text = |key: &str| metadata.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    let list = |key: &str| -> Vec<String> {
+        match metadata.get(key) {
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let pipeline_tag = text("pipeline_tag");
+    Ok(render(
+        "repo.html",
+        context! {
+            repo => repo_value(&repo, pipeline_tag.clone()),
+            tab => "card",
+            listing => listing_url(kind),
+            card_html => body,
+            license => text("license"),
+            pipeline_tag,
+            library => text("library_name"),
+            base_models => list("base_model"),
+            datasets => list("datasets"),
+            tags => list("tags"),
+        },
+    ))
+}
+
+/// `a/b/c` as links to each folder on the way, at `rev`.
+fn crumbs(base: &str, rev: &str, path: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut so_far = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        if !so_far.is_empty() {
+            so_far.push('/');
+        }
+        so_far.push_str(part);
+        out.push(context! { name => part, url => format!("{base}/tree/{}/{}", encode_rev(rev), encode_path(&so_far)) });
+    }
+    out
+}
+
+/// A revision is one path segment in these URLs (`refs%2Fconvert%2Fparquet`), as on the Hub.
+fn encode_rev(rev: &str) -> String {
+    percent_encoding::utf8_percent_encode(rev, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A file path keeps its `/` and has every other byte that could be misread encoded.
+fn encode_path(path: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    path.split('/').map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()).collect::<Vec<_>>().join("/")
+}
+
+fn human_size(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit < UNITS.len() - 1 {
+        size /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{size:.1} {}", UNITS[unit]) }
+}
+
+async fn tree(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(p): Path<RepoPath>,
+    Query(q): Query<HashMap<String, String>>,
+    kind: RepoKind,
+) -> PageResult {
+    let repo = state.repos.find(kind, &p.ns, &p.name, caller.reader()).await?;
+    let rev = p.rev.unwrap_or_else(|| "main".into());
+    let commit = state.repos.pin(&repo, &rev).await?;
+    let dir = p.path.unwrap_or_default().trim_matches('/').to_string();
+    let after = q.get("after").map(String::as_str);
+    let mut items = state.db.tree_page(&repo, &commit, &dir, false, after, TREE_PAGE + 1).await?;
+    if items.is_empty() && !dir.is_empty() {
+        return Err(PageError { status: StatusCode::NOT_FOUND, message: format!("There is no folder {dir} at {rev}.") });
+    }
+    let more = items.len() > TREE_PAGE;
+    items.truncate(TREE_PAGE);
+    let base = repo_url(kind, &repo.namespace, &repo.name);
+    let entries: Vec<Value> = items
+        .iter()
+        .map(|item| match item {
+            TreeItem::Folder { path, .. } => context! {
+                name => path.rsplit('/').next().unwrap_or(path),
+                folder => true,
+                url => format!("{base}/tree/{}/{}", encode_rev(&rev), encode_path(path)),
+            },
+            TreeItem::File(f) => context! {
+                name => f.path.rsplit('/').next().unwrap_or(&f.path),
+                folder => false,
+                size => human_size(f.size),
+                lfs => f.lfs,
+                url => format!("{base}/blob/{}/{}", encode_rev(&rev), encode_path(&f.path)),
+                download => format!("{base}/resolve/{}/{}?download=true", encode_rev(&rev), encode_path(&f.path)),
+            },
+        })
+        .collect();
+    let next = match (more, items.last()) {
+        (true, Some(TreeItem::File(f))) => Some(f.path.clone()),
+        (true, Some(TreeItem::Folder { path, .. })) => Some(format!("{path}/")),
+        _ => None,
+    }
+    .map(|after| {
+        let here = if dir.is_empty() { String::new() } else { format!("/{}", encode_path(&dir)) };
+        format!("{base}/tree/{}{here}?{}", encode_rev(&rev), serde_urlencoded::to_string([("after", after)]).unwrap_or_default())
+    });
+    Ok(render(
+        "tree.html",
+        context! {
+            repo => repo_value(&repo, None), tab => "files",
+            rev_url => encode_rev(&rev), crumbs => crumbs(&base, &rev, &dir), rev, entries, next,
+        },
+    ))
+}
+
+async fn blob(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
+    let repo = state.repos.find(kind, &p.ns, &p.name, caller.reader()).await?;
+    let rev = p.rev.unwrap_or_else(|| "main".into());
+    let commit = state.repos.pin(&repo, &rev).await?;
+    let path = p.path.unwrap_or_default();
+    let Some(file) = state.db.file_at(&repo, &commit, &path).await? else {
+        return Err(PageError { status: StatusCode::NOT_FOUND, message: format!("There is no file {path} at {rev}.") });
+    };
+    let (text, why_not_shown) = if file.size > BLOB_SHOWN {
+        (None, format!("This file is {}; download it to see it.", human_size(file.size)))
+    } else {
+        let bytes = state.cas.read_to_vec(&file.sha256, BLOB_SHOWN as u64).await.map_err(ApiError::from)?;
+        match String::from_utf8(bytes) {
+            Ok(text) => (Some(text), String::new()),
+            Err(_) => (None, "This file is binary; download it to see it.".to_string()),
+        }
+    };
+    let base = repo_url(kind, &repo.namespace, &repo.name);
+    let folder = path.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
+    let mut trail = crumbs(&base, &rev, folder);
+    trail.push(context! { name => path.rsplit('/').next().unwrap_or(&path), url => format!("{base}/blob/{}/{}", encode_rev(&rev), encode_path(&path)) });
+    Ok(render(
+        "blob.html",
+        context! {
+            repo => repo_value(&repo, None), tab => "files",
+            rev_url => encode_rev(&rev), crumbs => trail, rev => &rev, path => &path,
+            size => human_size(file.size), lfs => file.lfs, sha256 => &file.sha256,
+            download => format!("{base}/resolve/{}/{}?download=true", encode_rev(&rev), encode_path(&path)),
+            text, why_not_shown,
+        },
+    ))
+}
