@@ -117,6 +117,11 @@ fn a_person_browses_repositories_their_cards_and_files_and_a_hostile_card_is_ine
         "how to download"
     );
 
+    let headers = http.get(format!("{}/alice/cnn", hub.url())).send().unwrap().headers().clone();
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("script-src 'none'") && policy.contains("frame-ancestors 'none'"), "pages may run no script: {policy}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+
     // Private: a 404 page to others, the page to its owner.
     let (status, hidden) = anonymous.page("/alice/secret-model");
     assert_eq!(status, 404, "{hidden}");
@@ -157,4 +162,32 @@ fn a_person_browses_repositories_their_cards_and_files_and_a_hostile_card_is_ine
     assert_eq!(info["cardData"]["license"], "mit", "the API beside the pages is unchanged");
     let raw = http.get(format!("{}/alice/cnn/resolve/main/README.md", hub.url())).send().unwrap().text().unwrap();
     assert_eq!(raw, CARD, "and so are downloads");
+
+    // How the pages look, for people to see: headless Chromium screenshots under
+    // target/screenshots, at a desktop's width and a phone's.
+    let shots = support::workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for (name, path) in [("home", "/"), ("models", "/models?search=cnn"), ("card", "/alice/cnn"), ("files", "/alice/cnn/tree/main")] {
+        for width in [1280, 375] {
+            let file = shots.join(format!("{name}-{width}.png"));
+            screenshot(&format!("{}{path}", hub.url()), &file, width);
+            let png = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&file).unwrap())).read_info().unwrap();
+            assert_eq!(png.info().width, width, "{name} at {width} px");
+        }
+    }
+}
+
+/// A screenshot of `url` by the system's Chromium (`.ci/run` installs it).
+fn screenshot(url: &str, file: &std::path::Path, width: u32) {
+    let profile = tempfile::tempdir().unwrap();
+    let _ = std::fs::remove_file(file);
+    let out = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--window-size={width},900"))
+        .arg(format!("--screenshot={}", file.display()))
+        .arg(url)
+        .output()
+        .expect("chromium is installed (Debian's `chromium`; .ci/run installs it)");
+    assert!(file.exists(), "chromium made no screenshot of {url}: {}", String::from_utf8_lossy(&out.stderr));
 }

@@ -11,7 +11,7 @@
 mod markdown;
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -36,6 +36,22 @@ const HOME_LIST: usize = 8;
 const TREE_PAGE: usize = 200;
 /// Files larger than this are not shown inline (a download link instead).
 const BLOB_SHOWN: i64 = 512 * 1024;
+
+/// Cards rendered, by README blob and the repository's files URL (relative links point there):
+/// a README's HTML never changes, and rendering a large one costs more than serving it.
+/// Bounded by the bytes held.
+static RENDERED: LazyLock<quick_cache::sync::Cache<(String, String), Arc<str>, HtmlWeight>> =
+    LazyLock::new(|| quick_cache::sync::Cache::with_weighter(1024, RENDERED_BYTES, HtmlWeight));
+const RENDERED_BYTES: u64 = 64 << 20;
+
+#[derive(Clone)]
+struct HtmlWeight;
+
+impl quick_cache::Weighter<(String, String), Arc<str>> for HtmlWeight {
+    fn weight(&self, key: &(String, String), html: &Arc<str>) -> u64 {
+        (key.0.len() + key.1.len() + html.len()) as u64
+    }
+}
 
 struct Pages {
     templates: Environment<'static>,
@@ -143,11 +159,22 @@ impl IntoResponse for PageError {
 
 type PageResult = Result<Response, PageError>;
 
+/// Pages run no script at all, so the browser is told to run none (a second wall behind the
+/// card's sanitising), and not to let another site frame them.
+const SECURITY_HEADERS: [(header::HeaderName, &str); 3] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; img-src * data:; script-src 'none'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "same-origin"),
+];
+
 fn render(name: &str, ctx: Value) -> Response {
     let pages = &*PAGES;
     let ctx = context! { stylesheet => &pages.stylesheet, ..ctx };
     match pages.templates.get_template(name).and_then(|t| t.render(ctx)) {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => (SECURITY_HEADERS, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(template = name, error = %e, "page template failed");
             (StatusCode::INTERNAL_SERVER_ERROR, Html("<!doctype html><title>Error</title><p>The page could not be rendered.</p>"))
@@ -350,10 +377,19 @@ async fn repo_page(State(state): State<AppState>, caller: Caller, Path(p): Path<
     };
     let (mut metadata, mut body) = (serde_json::Map::new(), None);
     if let Some(readme) = readme.filter(|r| r.size as u64 <= commons_repo::CARD_LIMIT) {
-        let bytes = state.cas.read_to_vec(&readme.sha256, commons_repo::CARD_LIMIT).await.map_err(ApiError::from)?;
-        let text = String::from_utf8_lossy(&bytes);
-        let (_, markdown) = commons_card::split(&text);
-        body = Some(markdown::render(markdown, &format!("{}/resolve/main/", repo_url(kind, &repo.namespace, &repo.name))));
+        let files = format!("{}/resolve/main/", repo_url(kind, &repo.namespace, &repo.name));
+        let key = (readme.sha256.clone(), files);
+        body = Some(match RENDERED.get(&key) {
+            Some(html) => html,
+            None => {
+                let bytes = state.cas.read_to_vec(&readme.sha256, commons_repo::CARD_LIMIT).await.map_err(ApiError::from)?;
+                let text = String::from_utf8_lossy(&bytes);
+                let (_, markdown) = commons_card::split(&text);
+                let html: Arc<str> = markdown::render(markdown, &key.1).into();
+                RENDERED.insert(key, html.clone());
+                html
+            }
+        });
         metadata = state.repos.card_of(&readme.sha256, readme.size).await?;
     }
     let text = |key: &str| metadata.get(key).and_then(|v| v.as_str()).map(str::to_string);
