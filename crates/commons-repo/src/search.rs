@@ -97,6 +97,18 @@ impl Repos {
         Ok(Some(ids))
     }
 
+    /// A page of the repositories of `kind` that `q` asks for: matched, sorted and paged in the
+    /// index when `q.search` has text and this process keeps an index (the database then reads
+    /// only the page's rows), by the database otherwise.
+    pub async fn list(&self, kind: RepoKind, q: &RepoQuery) -> Result<Vec<Repo>> {
+        if let Some(text) = q.search.as_deref().filter(|text| !text.trim().is_empty())
+            && let Some(ids) = self.search(kind, text, q).await?
+        {
+            return Ok(self.db.repos_by_ids(kind, &ids, q.viewer.as_deref()).await?);
+        }
+        Ok(self.db.list_repos(kind, q).await?)
+    }
+
     /// Rewrites every document the database and the index disagree on, and drops documents of
     /// repositories that are gone. Returns how many documents changed.
     pub async fn sync_search(&self) -> Result<usize> {

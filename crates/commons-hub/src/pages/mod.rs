@@ -326,14 +326,7 @@ async fn listing(State(state): State<AppState>, caller: Caller, Query(q): Query<
         offset: (page * LIST_PAGE) as i64,
         ..Default::default()
     };
-    let found = match &query.search {
-        Some(text) => state.repos.search(kind, text, &query).await?,
-        None => None,
-    };
-    let mut repos = match found {
-        Some(ids) => state.db.repos_by_ids(kind, &ids, caller.reader()).await?,
-        None => state.db.list_repos(kind, &query).await?,
-    };
+    let mut repos = state.repos.list(kind, &query).await?;
     let more = repos.len() > LIST_PAGE;
     repos.truncate(LIST_PAGE);
     let path = listing_url(kind);

@@ -694,16 +694,7 @@ pub async fn list(
         limit: (limit + 1) as i64,
         offset: cursor as i64,
     };
-    // A search is matched, filtered, sorted and paged in the index: the database then reads
-    // only the rows of the page.
-    let found = match q.get("search").filter(|text| !text.trim().is_empty()) {
-        Some(text) => state.repos.search(kind, text, &query).await?,
-        None => None,
-    };
-    let mut repos = match found {
-        Some(ids) => state.db.repos_by_ids(kind, &ids, caller.reader()).await?,
-        None => state.db.list_repos(kind, &query).await?,
-    };
+    let mut repos = state.repos.list(kind, &query).await?;
     let more = repos.len() > limit;
     repos.truncate(limit);
     let wants = |key: &str| expand.as_ref().is_some_and(|keys| keys.iter().any(|k| k == key));
