@@ -153,6 +153,30 @@ fn a_person_browses_repositories_their_cards_and_files_and_a_hostile_card_is_ine
     assert_eq!(anonymous.page("/alice/cnn/tree/no-such-branch").0, 404);
     assert_eq!(anonymous.page("/alice/cnn/tree/main/no/such/folder").0, 404);
 
+    // History: commits newest first, each linked to its page; a commit's page lists what it
+    // changed with a line diff of text files, escaped.
+    let second = client
+        .commit(
+            "alice/cnn",
+            &[
+                json!({"key": "header", "value": {"summary": "Sharper <notes>", "description": "Why: clarity."}}),
+                file_line("sub/dir/notes.txt", b"<b>not bold</b> and a changed line\n"),
+                json!({"key": "deletedFile", "value": {"path": "weights.bin"}}),
+            ],
+        )
+        .unwrap();
+    let history = anonymous.ok("/alice/cnn/commits/main");
+    let (newest, older) = (history.find("Sharper &lt;notes&gt;").unwrap(), history.find("card and files").unwrap());
+    assert!(newest < older, "newest first: {history}");
+    assert!(history.contains(&format!("href=\"/alice/cnn/commit/{second}\"")), "{history}");
+    let page = anonymous.ok(&format!("/alice/cnn/commit/{second}"));
+    assert!(page.contains("Why: clarity.") && page.contains("2 files changed"), "{page}");
+    assert!(page.contains("<span class=\"del\">-&lt;b&gt;not bold&lt;/b&gt; and a line</span>"), "{page}");
+    assert!(page.contains("<span class=\"add\">+&lt;b&gt;not bold&lt;/b&gt; and a changed line</span>"), "{page}");
+    assert!(page.contains(">removed</span> <a href=\"/alice/cnn/blob/"), "the deleted file: {page}");
+    assert_eq!(anonymous.page(&format!("/alice/cnn/commit/{}", "0".repeat(40))).0, 404);
+    assert_eq!(anonymous.page("/alice/cnn/commits/no-such-branch").0, 404);
+
     // An unknown page is an HTML 404 for a browser; the API keeps its JSON.
     assert_eq!(anonymous.page("/no/such/page/at/all").0, 404);
     let api = http.get(format!("{}/no/such/page/at/all", hub.url())).send().unwrap();
@@ -167,7 +191,14 @@ fn a_person_browses_repositories_their_cards_and_files_and_a_hostile_card_is_ine
     // target/screenshots, at a desktop's width and a phone's.
     let shots = support::workspace_root().join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    for (name, path) in [("home", "/"), ("models", "/models?search=cnn"), ("card", "/alice/cnn"), ("files", "/alice/cnn/tree/main")] {
+    let commit_page = format!("/alice/cnn/commit/{second}");
+    for (name, path) in [
+        ("home", "/"),
+        ("models", "/models?search=cnn"),
+        ("card", "/alice/cnn"),
+        ("files", "/alice/cnn/tree/main"),
+        ("commit", commit_page.as_str()),
+    ] {
         for width in [1280, 375] {
             let file = shots.join(format!("{name}-{width}.png"));
             screenshot(&format!("{}{path}", hub.url()), &file, width);

@@ -74,6 +74,8 @@ static PAGES: LazyLock<Pages> = LazyLock::new(|| {
         ("tree.html", include_str!("templates/tree.html")),
         ("blob.html", include_str!("templates/blob.html")),
         ("error.html", include_str!("templates/error.html")),
+        ("commits.html", include_str!("templates/commits.html")),
+        ("commit.html", include_str!("templates/commit.html")),
     ] {
         if let Err(e) = templates.add_template(name, source) {
             panic!("page template {name} does not parse: {e}");
@@ -200,6 +202,8 @@ pub(crate) fn repo_routes(kind: RepoKind) -> Router<AppState> {
         .route("/tree/{rev}", get(move |s, c, p, q| tree(s, c, p, q, kind)))
         .route("/tree/{rev}/{*path}", get(move |s, c, p, q| tree(s, c, p, q, kind)))
         .route("/blob/{rev}/{*path}", get(move |s, c, p| blob(s, c, p, kind)))
+        .route("/commits/{rev}", get(move |s, c, p, q| commits(s, c, p, q, kind)))
+        .route("/commit/{id}", get(move |s, c, p| commit(s, c, p, kind)))
 }
 
 async fn stylesheet(Path(file): Path<String>) -> Response {
@@ -359,6 +363,7 @@ struct RepoPath {
     name: String,
     rev: Option<String>,
     path: Option<String>,
+    id: Option<String>,
 }
 
 async fn repo_page(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
@@ -533,4 +538,190 @@ async fn blob(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoP
             text, why_not_shown,
         },
     ))
+}
+
+/// Commits on a page of a history.
+const COMMITS_PAGE: usize = 50;
+/// Changed files a commit page lists at most, and lines of diff it shows in all.
+const COMMIT_FILES: usize = 300;
+const DIFF_LINES: usize = 5_000;
+/// Files larger than this (either side) get sizes, not a line diff.
+const DIFF_FILE: i64 = 256 * 1024;
+
+fn short(id: &str) -> &str {
+    id.get(..7).unwrap_or(id)
+}
+
+async fn commits(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(p): Path<RepoPath>,
+    Query(q): Query<HashMap<String, String>>,
+    kind: RepoKind,
+) -> PageResult {
+    let repo = state.repos.find(kind, &p.ns, &p.name, caller.reader()).await?;
+    let rev = p.rev.unwrap_or_else(|| "main".into());
+    let head = state.repos.pin(&repo, &rev).await?;
+    let page: usize = match q.get("p").map(|p| p.parse::<usize>()) {
+        None => 0,
+        Some(Ok(p)) if p < 10_000 => p,
+        Some(_) => return Err(PageError { status: StatusCode::BAD_REQUEST, message: "No such page.".into() }),
+    };
+    // One more than the page, to know whether an older one follows.
+    let mut history = state.db.commit_history(&repo, &head, page * COMMITS_PAGE, COMMITS_PAGE + 1).await?;
+    let more = history.len() > COMMITS_PAGE;
+    history.truncate(COMMITS_PAGE);
+    let base = repo_url(kind, &repo.namespace, &repo.name);
+    let link = |p: usize| format!("{base}/commits/{}?p={p}", encode_rev(&rev));
+    let (mut branches, mut tags) = (Vec::new(), Vec::new());
+    for r in state.repos.refs(&repo).await? {
+        let item = context! { url => encode_rev(&r.name), name => &r.name };
+        match r.kind {
+            commons_db::RefKind::Branch if !r.name.starts_with("refs/") => branches.push(item),
+            commons_db::RefKind::Tag => tags.push(item),
+            _ => {}
+        }
+    }
+    let commits: Vec<Value> = history
+        .iter()
+        .map(|c| context! { id => &c.id, short => short(&c.id), title => &c.title, author => &c.author, date => day(c.created_at) })
+        .collect();
+    Ok(render(
+        "commits.html",
+        context! {
+            repo => repo_value(&repo, None), tab => "commits", rev, commits, branches, tags,
+            previous => (page > 0).then(|| link(page - 1)),
+            next => more.then(|| link(page + 1)),
+        },
+    ))
+}
+
+async fn commit(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
+    let repo = state.repos.find(kind, &p.ns, &p.name, caller.reader()).await?;
+    let id = p.id.unwrap_or_default();
+    let Some(commit) = state.db.get_commit(&repo, &id).await? else {
+        return Err(PageError { status: StatusCode::NOT_FOUND, message: format!("There is no commit {id} in this repository.") });
+    };
+    let after = state.db.tree_at(&repo, &commit.id).await?;
+    let before = match &commit.parent_id {
+        Some(parent) => state.db.tree_at(&repo, parent).await?,
+        None => Vec::new().into(),
+    };
+    let base = repo_url(kind, &repo.namespace, &repo.name);
+    // Both trees are sorted by path: one merge finds what was added, removed or changed.
+    let (mut changes, mut i, mut j) = (Vec::new(), 0, 0);
+    while i < before.len() || j < after.len() {
+        let (old, new) = match (before.get(i), after.get(j)) {
+            (Some(o), Some(n)) if o.path == n.path => {
+                (i, j) = (i + 1, j + 1);
+                if o.sha256 == n.sha256 {
+                    continue;
+                }
+                (Some(o), Some(n))
+            }
+            (Some(o), Some(n)) if o.path < n.path => {
+                i += 1;
+                (Some(o), None)
+            }
+            (Some(o), None) => {
+                i += 1;
+                (Some(o), None)
+            }
+            (_, Some(n)) => {
+                j += 1;
+                (None, Some(n))
+            }
+            (None, None) => break,
+        };
+        changes.push((old.cloned(), new.cloned()));
+    }
+    let more_files = changes.len() > COMMIT_FILES;
+    changes.truncate(COMMIT_FILES);
+    let mut lines_left = DIFF_LINES;
+    let mut files = Vec::with_capacity(changes.len());
+    for (old, new) in changes {
+        let (status, path) = match (&old, &new) {
+            (Some(_), Some(n)) => ("modified", n.path.clone()),
+            (None, Some(n)) => ("added", n.path.clone()),
+            (Some(o), _) => ("removed", o.path.clone()),
+            (None, None) => continue,
+        };
+        let sizes = match (&old, &new) {
+            (Some(o), Some(n)) => format!("{} → {}", human_size(o.size), human_size(n.size)),
+            (_, Some(n)) => human_size(n.size),
+            (Some(o), _) => human_size(o.size),
+            (None, None) => String::new(),
+        };
+        let rev = if new.is_some() { commit.id.clone() } else { commit.parent_id.clone().unwrap_or_default() };
+        let url = format!("{base}/blob/{rev}/{}", encode_path(&path));
+        let (lines, note) = diff_lines(&state, old.as_ref(), new.as_ref(), &mut lines_left).await?;
+        files.push(context! { status, path, sizes, url, lines, note });
+    }
+    Ok(render(
+        "commit.html",
+        context! {
+            repo => repo_value(&repo, None), tab => "commits",
+            commit => context! {
+                id => &commit.id, title => &commit.title, message => &commit.message, author => &commit.author,
+                date => day(commit.created_at), parent => &commit.parent_id,
+                parent_short => commit.parent_id.as_deref().map(short),
+            },
+            files, more_files,
+        },
+    ))
+}
+
+/// The lines of a unified diff of one file's two sides (either may be absent), within what is
+/// left of the page's line budget; or why none is shown.
+async fn diff_lines(
+    state: &AppState,
+    old: Option<&commons_db::FileEntry>,
+    new: Option<&commons_db::FileEntry>,
+    lines_left: &mut usize,
+) -> Result<(Vec<Value>, Option<&'static str>), PageError> {
+    if old.iter().chain(new.iter()).any(|f| f.lfs || f.size > DIFF_FILE) {
+        return Ok((Vec::new(), Some("Large or LFS file: sizes only.")));
+    }
+    if *lines_left == 0 {
+        return Ok((Vec::new(), Some("This page shows no more lines of diff.")));
+    }
+    let mut sides = Vec::with_capacity(2);
+    for side in [old, new] {
+        sides.push(match side {
+            Some(f) => match String::from_utf8(state.cas.read_to_vec(&f.sha256, DIFF_FILE as u64).await.map_err(ApiError::from)?) {
+                Ok(text) => text,
+                Err(_) => return Ok((Vec::new(), Some("Binary file."))),
+            },
+            None => String::new(),
+        });
+    }
+    let diff = similar::TextDiff::from_lines(&sides[0], &sides[1]);
+    let mut lines = Vec::new();
+    for group in diff.grouped_ops(3) {
+        if *lines_left == 0 {
+            break;
+        }
+        if let (Some(first), Some(last)) = (group.first(), group.last()) {
+            let (old_range, new_range) = (first.old_range().start..last.old_range().end, first.new_range().start..last.new_range().end);
+            lines.push(context! {
+                kind => "hunk",
+                text => format!("@@ -{},{} +{},{} @@", old_range.start + 1, old_range.len(), new_range.start + 1, new_range.len()),
+            });
+        }
+        for op in group {
+            for change in diff.iter_changes(&op) {
+                if *lines_left == 0 {
+                    break;
+                }
+                *lines_left -= 1;
+                let (kind, sign) = match change.tag() {
+                    similar::ChangeTag::Insert => ("add", '+'),
+                    similar::ChangeTag::Delete => ("del", '-'),
+                    similar::ChangeTag::Equal => ("ctx", ' '),
+                };
+                lines.push(context! { kind, text => format!("{sign}{}", change.value().trim_end_matches(['\n', '\r'])) });
+            }
+        }
+    }
+    Ok((lines, None))
 }
