@@ -31,6 +31,8 @@ const STYLE: &str = include_str!("style.css");
 
 /// Repositories on a page of a listing, and on each list of the home page.
 const LIST_PAGE: usize = 30;
+/// Pages of a listing one may ask for (each skips the ones before it).
+const MAX_LIST_PAGES: usize = 1000;
 const HOME_LIST: usize = 8;
 /// Entries on a page of a folder.
 const TREE_PAGE: usize = 200;
@@ -214,6 +216,24 @@ async fn stylesheet(Path(file): Path<String>) -> Response {
         .into_response()
 }
 
+/// The page `?p=` asks for (0 without it), below `max`.
+fn page_number(q: &HashMap<String, String>, max: usize) -> Result<usize, PageError> {
+    match q.get("p").map(|p| p.parse::<usize>()) {
+        None => Ok(0),
+        Some(Ok(p)) if p < max => Ok(p),
+        Some(_) => Err(PageError { status: StatusCode::BAD_REQUEST, message: "No such page.".into() }),
+    }
+}
+
+/// The repository of `p` as `caller` may read it, and the commit its revision names (`main`
+/// when it names none).
+async fn pinned(state: &AppState, caller: &Caller, p: &RepoPath, kind: RepoKind) -> Result<(Repo, String, String), PageError> {
+    let repo = state.repos.find(kind, &p.ns, &p.name, caller.reader()).await?;
+    let rev = p.rev.clone().unwrap_or_else(|| "main".into());
+    let commit = state.repos.pin(&repo, &rev).await?;
+    Ok((repo, rev, commit))
+}
+
 /// Where a repository's pages live: the Hugging Face site's URL shapes.
 fn repo_url(kind: RepoKind, namespace: &str, name: &str) -> String {
     match kind {
@@ -308,11 +328,7 @@ async fn listing(State(state): State<AppState>, caller: Caller, Query(q): Query<
     if search.len() > 256 || [&pipeline_tag, &library, &license, &other].iter().any(|v| v.len() > 200) {
         return Err(PageError { status: StatusCode::BAD_REQUEST, message: "That search is too long.".into() });
     }
-    let page: usize = match q.get("p").map(|p| p.parse::<usize>()) {
-        None => 0,
-        Some(Ok(p)) if p < 1000 => p,
-        Some(_) => return Err(PageError { status: StatusCode::BAD_REQUEST, message: "No such page.".into() }),
-    };
+    let page = page_number(&q, MAX_LIST_PAGES)?;
     // The Hub's facets are tags of the card: a task and a library as themselves, a licence as
     // `license:…`.
     let mut tags = Vec::new();
@@ -459,9 +475,7 @@ async fn tree(
     Query(q): Query<HashMap<String, String>>,
     kind: RepoKind,
 ) -> PageResult {
-    let repo = state.repos.find(kind, &p.ns, &p.name, caller.reader()).await?;
-    let rev = p.rev.unwrap_or_else(|| "main".into());
-    let commit = state.repos.pin(&repo, &rev).await?;
+    let (repo, rev, commit) = pinned(&state, &caller, &p, kind).await?;
     let dir = p.path.unwrap_or_default().trim_matches('/').to_string();
     let after = q.get("after").map(String::as_str);
     let mut items = state.db.tree_page(&repo, &commit, &dir, false, after, TREE_PAGE + 1).await?;
@@ -508,9 +522,7 @@ async fn tree(
 }
 
 async fn blob(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
-    let repo = state.repos.find(kind, &p.ns, &p.name, caller.reader()).await?;
-    let rev = p.rev.unwrap_or_else(|| "main".into());
-    let commit = state.repos.pin(&repo, &rev).await?;
+    let (repo, rev, commit) = pinned(&state, &caller, &p, kind).await?;
     let path = p.path.unwrap_or_default();
     let Some(file) = state.db.file_at(&repo, &commit, &path).await? else {
         return Err(PageError { status: StatusCode::NOT_FOUND, message: format!("There is no file {path} at {rev}.") });
@@ -542,9 +554,14 @@ async fn blob(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoP
 
 /// Commits on a page of a history.
 const COMMITS_PAGE: usize = 50;
+const MAX_COMMIT_PAGES: usize = 200;
 /// Changed files a commit page lists at most, and lines of diff it shows in all.
 const COMMIT_FILES: usize = 300;
 const DIFF_LINES: usize = 5_000;
+/// Bytes of files a commit page reads to diff, in all, and time one file's diff may take: an
+/// anonymous reader cannot make a page cost more than this, however large the commit.
+const DIFF_BYTES: i64 = 4 << 20;
+const DIFF_TIME: std::time::Duration = std::time::Duration::from_millis(200);
 /// Files larger than this (either side) get sizes, not a line diff.
 const DIFF_FILE: i64 = 256 * 1024;
 
@@ -559,14 +576,9 @@ async fn commits(
     Query(q): Query<HashMap<String, String>>,
     kind: RepoKind,
 ) -> PageResult {
-    let repo = state.repos.find(kind, &p.ns, &p.name, caller.reader()).await?;
-    let rev = p.rev.unwrap_or_else(|| "main".into());
-    let head = state.repos.pin(&repo, &rev).await?;
-    let page: usize = match q.get("p").map(|p| p.parse::<usize>()) {
-        None => 0,
-        Some(Ok(p)) if p < 10_000 => p,
-        Some(_) => return Err(PageError { status: StatusCode::BAD_REQUEST, message: "No such page.".into() }),
-    };
+    let (repo, rev, head) = pinned(&state, &caller, &p, kind).await?;
+    // Each page walks the history from the head: a bound on how far back, as on the listings.
+    let page = page_number(&q, MAX_COMMIT_PAGES)?;
     // One more than the page, to know whether an older one follows.
     let mut history = state.db.commit_history(&repo, &head, page * COMMITS_PAGE, COMMITS_PAGE + 1).await?;
     let more = history.len() > COMMITS_PAGE;
@@ -637,7 +649,7 @@ async fn commit(State(state): State<AppState>, caller: Caller, Path(p): Path<Rep
     }
     let more_files = changes.len() > COMMIT_FILES;
     changes.truncate(COMMIT_FILES);
-    let mut lines_left = DIFF_LINES;
+    let mut budget = DiffBudget { lines: DIFF_LINES, bytes: DIFF_BYTES };
     let mut files = Vec::with_capacity(changes.len());
     for (old, new) in changes {
         let (status, path) = match (&old, &new) {
@@ -654,7 +666,7 @@ async fn commit(State(state): State<AppState>, caller: Caller, Path(p): Path<Rep
         };
         let rev = if new.is_some() { commit.id.clone() } else { commit.parent_id.clone().unwrap_or_default() };
         let url = format!("{base}/blob/{rev}/{}", encode_path(&path));
-        let (lines, note) = diff_lines(&state, old.as_ref(), new.as_ref(), &mut lines_left).await?;
+        let (lines, note) = diff_lines(&state, old.as_ref(), new.as_ref(), &mut budget).await?;
         files.push(context! { status, path, sizes, url, lines, note });
     }
     Ok(render(
@@ -671,20 +683,29 @@ async fn commit(State(state): State<AppState>, caller: Caller, Path(p): Path<Rep
     ))
 }
 
+/// What is left of a commit page's diff budget.
+struct DiffBudget {
+    lines: usize,
+    bytes: i64,
+}
+
 /// The lines of a unified diff of one file's two sides (either may be absent), within what is
-/// left of the page's line budget; or why none is shown.
+/// left of the page's budget; or why none is shown.
 async fn diff_lines(
     state: &AppState,
     old: Option<&commons_db::FileEntry>,
     new: Option<&commons_db::FileEntry>,
-    lines_left: &mut usize,
+    budget: &mut DiffBudget,
 ) -> Result<(Vec<Value>, Option<&'static str>), PageError> {
     if old.iter().chain(new.iter()).any(|f| f.lfs || f.size > DIFF_FILE) {
         return Ok((Vec::new(), Some("Large or LFS file: sizes only.")));
     }
-    if *lines_left == 0 {
-        return Ok((Vec::new(), Some("This page shows no more lines of diff.")));
+    let bytes: i64 = old.iter().chain(new.iter()).map(|f| f.size).sum();
+    if budget.lines == 0 || bytes > budget.bytes {
+        return Ok((Vec::new(), Some("This page shows no more diffs; open the file to see it.")));
     }
+    budget.bytes -= bytes;
+    let lines_left = &mut budget.lines;
     let mut sides = Vec::with_capacity(2);
     for side in [old, new] {
         sides.push(match side {
@@ -695,7 +716,7 @@ async fn diff_lines(
             None => String::new(),
         });
     }
-    let diff = similar::TextDiff::from_lines(&sides[0], &sides[1]);
+    let diff = similar::TextDiff::configure().timeout(DIFF_TIME).diff_lines(&sides[0], &sides[1]);
     let mut lines = Vec::new();
     for group in diff.grouped_ops(3) {
         if *lines_left == 0 {
