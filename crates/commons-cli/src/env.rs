@@ -29,6 +29,8 @@ impl EnvVars {
     pub const COMMONS_MAX_FILE_BYTES: &'static str = "COMMONS_MAX_FILE_BYTES";
     pub const COMMONS_MAX_COMMIT_BYTES: &'static str = "COMMONS_MAX_COMMIT_BYTES";
     pub const COMMONS_MAX_JSON_BYTES: &'static str = "COMMONS_MAX_JSON_BYTES";
+    /// `open` to let people make their own accounts on the sign-up page.
+    pub const COMMONS_SIGNUP: &'static str = "COMMONS_SIGNUP";
     /// `json` for JSON log lines.
     pub const COMMONS_LOG_FORMAT: &'static str = "COMMONS_LOG_FORMAT";
     /// Log filter (tracing's `EnvFilter` syntax).
@@ -62,6 +64,7 @@ impl EnvVars {
         Self::COMMONS_MAX_FILE_BYTES,
         Self::COMMONS_MAX_COMMIT_BYTES,
         Self::COMMONS_MAX_JSON_BYTES,
+        Self::COMMONS_SIGNUP,
         Self::COMMONS_LOG_FORMAT,
         Self::RUST_LOG,
         Self::COMMONS_CACHE,

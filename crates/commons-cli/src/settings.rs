@@ -52,6 +52,18 @@ pub struct ServeLayer {
     /// Largest JSON request body, in bytes (default: 1 MiB).
     #[arg(long, env = EnvVars::COMMONS_MAX_JSON_BYTES)]
     pub max_json_bytes: Option<u64>,
+    /// Whether people may make their own accounts on the sign-up page: `open` or `closed`
+    /// (default: accounts are made by the operator with `commons user create`).
+    #[arg(long, env = EnvVars::COMMONS_SIGNUP)]
+    pub signup: Option<SignupSetting>,
+}
+
+/// `--signup`'s values.
+#[derive(clap::ValueEnum, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SignupSetting {
+    Open,
+    Closed,
 }
 
 /// The settings `commons serve` runs with.
@@ -65,6 +77,7 @@ pub struct ServeSettings {
     pub worker_cores: Option<usize>,
     pub limits: commons_hub::Limits,
     pub compute: commons_compute::ComputeConfig,
+    pub signup: commons_hub::Signup,
 }
 
 /// The account of the hub's operator: the embedded worker runs under it, and its hosts are
@@ -91,6 +104,7 @@ impl ServeLayer {
             max_file_bytes: self.max_file_bytes.or(lower.max_file_bytes),
             max_commit_bytes: self.max_commit_bytes.or(lower.max_commit_bytes),
             max_json_bytes: self.max_json_bytes.or(lower.max_json_bytes),
+            signup: self.signup.or(lower.signup),
         }
     }
 
@@ -128,6 +142,10 @@ impl ServeLayer {
             worker_cores: layer.worker_cores,
             limits,
             compute,
+            signup: match layer.signup {
+                Some(SignupSetting::Open) => commons_hub::Signup::Open,
+                Some(SignupSetting::Closed) | None => commons_hub::Signup::Closed,
+            },
         })
     }
 }

@@ -62,6 +62,15 @@ impl Token {
     }
 }
 
+/// An access token as its owner sees it in their settings (never its secret).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub name: String,
+    pub scope: Scope,
+    pub created_at: i64,
+}
+
 fn new_secret() -> String {
     let mut bytes = [0u8; 24];
     rand::rng().fill(&mut bytes);
@@ -83,12 +92,19 @@ fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
 
 impl Db {
     pub async fn create_user(&self, name: &str, fullname: &str) -> Result<User> {
+        self.create_user_with_password(name, fullname, None).await
+    }
+
+    /// Creates an account that may also sign in with a password (`password_hash`: a PHC string,
+    /// hashed by the caller), in one statement: there is no moment where it exists without one.
+    pub async fn create_user_with_password(&self, name: &str, fullname: &str, password_hash: Option<&str>) -> Result<User> {
         let now = now_unix();
         let _turn = self.write_turn().await;
-        let res = sqlx::query("INSERT INTO users (name, fullname, created_at) VALUES ($1, $2, $3) RETURNING id")
+        let res = sqlx::query("INSERT INTO users (name, fullname, created_at, password_hash) VALUES ($1, $2, $3, $4) RETURNING id")
             .bind(name)
             .bind(fullname)
             .bind(now)
+            .bind(password_hash)
             .fetch_one(&self.pool)
             .await;
         match res {
@@ -102,6 +118,99 @@ impl Db {
         let row =
             sqlx::query("SELECT id, name, fullname, created_at FROM users WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
         row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Sets (or replaces) the password of `name`; every session of the account ends with it.
+    pub async fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2 RETURNING id")
+            .bind(password_hash)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| DbError::NotFound(format!("user {name}")))?;
+        let id: i64 = row.try_get("id")?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The account `name` and its password hash (`None` when it signs in with tokens only).
+    pub async fn user_with_password(&self, name: &str) -> Result<Option<(User, Option<String>)>> {
+        let row = sqlx::query("SELECT id, name, fullname, created_at, password_hash FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| Ok((user_from_row(&row)?, row.try_get("password_hash")?))).transpose()
+    }
+
+    /// Starts a browser session of `user_id` lasting `seconds`; returns its secret (the cookie).
+    pub async fn create_session(&self, user_id: i64, seconds: i64) -> Result<String> {
+        let secret = new_secret();
+        let now = now_unix();
+        let _turn = self.write_turn().await;
+        sqlx::query("INSERT INTO sessions (secret_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(hash_secret(&secret))
+            .bind(user_id)
+            .bind(now)
+            .bind(now + seconds)
+            .execute(&self.pool)
+            .await?;
+        Ok(secret)
+    }
+
+    /// The account of the session with secret `secret`, while it lasts.
+    pub async fn session_user(&self, secret: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.fullname, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.secret_hash = $1 AND s.expires_at >= $2",
+        )
+        .bind(hash_secret(secret))
+        .bind(now_unix())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Ends the session with secret `secret` (signing out); one already gone is fine.
+    pub async fn end_session(&self, secret: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query("DELETE FROM sessions WHERE secret_hash = $1").bind(hash_secret(secret)).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The account's own access tokens (not lease tokens), newest first.
+    pub async fn tokens_of(&self, user_id: i64) -> Result<Vec<TokenInfo>> {
+        let rows = sqlx::query(
+            "SELECT id, name, scope, created_at FROM tokens WHERE user_id = $1 AND repo_id IS NULL ORDER BY created_at DESC, id DESC",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TokenInfo {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    scope: Scope::parse(r.try_get::<&str, _>("scope")?)?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes token `id` of `user_id` (not a lease token); false when it is not theirs or gone.
+    /// The token stops working at once: the write turns the token cache over.
+    pub async fn revoke_token(&self, user_id: i64, id: i64) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2 AND repo_id IS NULL")
+            .bind(id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(done == 1)
     }
 
     /// The name of user `id`.
@@ -161,23 +270,28 @@ impl Db {
         Ok((inserted == 1).then_some(secret))
     }
 
-    /// Drops tokens past their expiry.
+    /// Drops tokens and browser sessions past their expiry.
     pub async fn purge_expired_tokens(&self) -> Result<u64> {
         let now = now_unix();
         // Housekeeping calls this every few seconds: look before taking the write lock.
-        let any = sqlx::query("SELECT 1 FROM tokens WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT 1")
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
+        let any = sqlx::query(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM tokens WHERE expires_at IS NOT NULL AND expires_at < $1)
+                OR EXISTS (SELECT 1 FROM sessions WHERE expires_at < $1)",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
         if any.is_none() {
             return Ok(0);
         }
         let _turn = self.write_turn().await;
-        Ok(sqlx::query("DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < $1")
+        let tokens = sqlx::query("DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < $1")
             .bind(now)
             .execute(&self.pool)
             .await?
-            .rows_affected())
+            .rows_affected();
+        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at < $1").bind(now).execute(&self.pool).await?.rows_affected();
+        Ok(tokens + sessions)
     }
 
     /// Looks a bearer secret up; `None` when no such token exists or it has expired.

@@ -17,7 +17,7 @@ mod leaderboards;
 mod market;
 mod repos;
 
-pub use auth::{Scope, Token, User};
+pub use auth::{Scope, Token, TokenInfo, User};
 pub use error::DbError;
 pub use leaderboards::{BoardEntry, BoardSummary};
 pub use market::{DOWNLOAD_DAYS, Download, TRENDING_DAYS};

@@ -132,6 +132,16 @@ impl Db {
         row.as_ref().map(repo_from_row).transpose()
     }
 
+    /// Whether `user_id` likes `repo`.
+    pub async fn likes_repo(&self, user_id: i64, repo: &Repo) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM likes WHERE user_id = $1 AND repo_id = $2")
+            .bind(user_id)
+            .bind(repo.id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// `user_id` likes `repo`. Returns whether that is new.
     pub async fn like(&self, user_id: i64, repo: &Repo) -> Result<bool> {
         let mut tx = self.begin_write().await?;

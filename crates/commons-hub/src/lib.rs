@@ -26,6 +26,7 @@ use commons_storage::Cas;
 pub use auth::Caller;
 pub use body::{Limits, RawBody, too_large};
 pub use error::{ApiError, ApiResult};
+pub use pages::{SignInLimiter, Signup};
 pub use signing::UrlSigner;
 
 /// Everything a handler needs. Cheap to clone: one reference count, as axum clones the state
@@ -42,6 +43,7 @@ impl std::ops::Deref for AppState {
 }
 
 /// The hub's parts, behind [`AppState`].
+#[derive(Clone)]
 pub struct Hub {
     /// The repository service: what routes do with repositories beyond the wire protocol's
     /// own bookkeeping (LFS, tree pages, commit history), which reads `db` and `cas` directly.
@@ -64,6 +66,10 @@ pub struct Hub {
     pub viewer: Arc<routes::ViewerCache>,
     /// The day garbage was last collected.
     last_gc_day: Arc<std::sync::atomic::AtomicI64>,
+    /// Whether the sign-up page makes accounts.
+    pub signup: pages::Signup,
+    /// Sign-in attempts by address and account, and the password hashes being computed.
+    pub sign_in: Arc<pages::SignInLimiter>,
 }
 
 /// Counters of the Xet upload routes.
@@ -130,6 +136,8 @@ impl AppState {
             downloads,
             viewer: Arc::default(),
             last_gc_day: Arc::default(),
+            signup: pages::Signup::default(),
+            sign_in: Arc::default(),
         })))
     }
 
@@ -178,20 +186,16 @@ impl AppState {
 
     /// This hub with other size limits.
     pub fn with_limits(self, limits: Limits) -> Self {
-        let hub = &*self.0;
-        Self(Arc::new(Hub {
-            repos: hub.repos.clone(),
-            db: hub.db.clone(),
-            cas: hub.cas.clone(),
-            signer: hub.signer.clone(),
-            upload_dir: hub.upload_dir.clone(),
-            public_url: hub.public_url.clone(),
-            limits: Arc::new(limits),
-            xet_traffic: hub.xet_traffic.clone(),
-            downloads: hub.downloads.clone(),
-            viewer: hub.viewer.clone(),
-            last_gc_day: hub.last_gc_day.clone(),
-        }))
+        let mut hub = (*self.0).clone();
+        hub.limits = Arc::new(limits);
+        Self(Arc::new(hub))
+    }
+
+    /// This hub with sign-ups open or closed.
+    pub fn with_signup(self, signup: pages::Signup) -> Self {
+        let mut hub = (*self.0).clone();
+        hub.signup = signup;
+        Self(Arc::new(hub))
     }
 }
 

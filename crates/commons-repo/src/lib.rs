@@ -14,6 +14,7 @@
 //! as a missing one.
 
 pub mod access;
+pub mod accounts;
 mod cards;
 pub mod names;
 mod search;
@@ -201,8 +202,6 @@ impl Repos {
     /// The public repository `namespace/name`, created (with the hub's default `.gitattributes`)
     /// when it does not exist yet.
     pub async fn ensure(&self, kind: RepoKind, namespace: &str, name: &str, author: &str) -> Result<Repo> {
-        names::validate_repo_name(namespace, "namespace")?;
-        names::validate_repo_name(name, "repository name")?;
         if let Some(repo) = self.db.get_repo(kind, namespace, name).await? {
             return Ok(repo);
         }
@@ -218,13 +217,35 @@ impl Repos {
         }
     }
 
-    /// Creates `namespace/name` with the hub's default `.gitattributes` as its first commit.
+    /// Creates `namespace/name` with the hub's default `.gitattributes` as its first commit
+    /// (both names checked first).
     pub async fn create(&self, kind: RepoKind, namespace: &str, name: &str, private: bool, author: &str) -> Result<Repo> {
+        names::validate_repo_name(namespace, "namespace")?;
+        names::validate_repo_name(name, "repository name")?;
         let attrs = self.cas.put_bytes(DEFAULT_GITATTRIBUTES.as_bytes()).await?;
         let initial = [NewFile { path: ".gitattributes".into(), sha256: attrs.sha256, lfs: false }];
         let repo = self.db.create_repo(kind, namespace, name, private, author, &initial).await?;
         self.reindex_or_log(&repo).await;
         Ok(repo)
+    }
+
+    /// `user_id` likes `repo` (which the caller checked they may read); whether that is new.
+    /// Searches sort by likes, so the index learns it at once.
+    pub async fn like(&self, user_id: i64, repo: &Repo) -> Result<bool> {
+        let new = self.db.like(user_id, repo).await?;
+        if new {
+            self.reindex_or_log(repo).await;
+        }
+        Ok(new)
+    }
+
+    /// `user_id` no longer likes `repo`; whether they did.
+    pub async fn unlike(&self, user_id: i64, repo: &Repo) -> Result<bool> {
+        let was = self.db.unlike(user_id, repo).await?;
+        if was {
+            self.reindex_or_log(repo).await;
+        }
+        Ok(was)
     }
 
     /// Branches and tags.

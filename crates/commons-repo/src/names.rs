@@ -32,6 +32,45 @@ pub fn validate_repo_name(part: &str, what: &str) -> Result<(), RepoError> {
     Ok(())
 }
 
+/// Names no account may take: the first segments of the hub's own URLs (API, pages, static
+/// files, the Xet CAS), so `/{user}` and `/{user}/{repo}` never mean two things, and the
+/// operator's account, which the hub makes itself.
+pub const RESERVED_NAMES: &[&str] = &[
+    "api",
+    "models",
+    "datasets",
+    "algorithms",
+    "spaces",
+    "health",
+    "static",
+    "xet",
+    "new",
+    "settings",
+    "login",
+    "logout",
+    "join",
+    "signup",
+    "users",
+    "organizations",
+    "leaderboards",
+    "jobs",
+    "workers",
+    "credits",
+    "search",
+    "docs",
+    "commons",
+];
+
+/// A new account's name: a valid namespace that is not [`RESERVED_NAMES`] (case-insensitively,
+/// as URLs are read by people).
+pub fn validate_user_name(name: &str) -> Result<(), RepoError> {
+    validate_repo_name(name, "user name")?;
+    if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Err(RepoError::Invalid(format!("the name {name:?} is reserved")));
+    }
+    Ok(())
+}
+
 /// A file path inside a repository: relative, `/`-separated, no empty, `.` or `..` segments,
 /// no control characters or backslashes, nothing under `.git/`, at most 1024 bytes.
 pub fn validate_file_path(path: &str) -> Result<(), RepoError> {

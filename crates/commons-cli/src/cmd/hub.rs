@@ -16,13 +16,14 @@ pub use crate::settings::{OPERATOR_USER, ServeLayer as ServeArgs, default_data_d
 
 pub fn serve(args: ServeArgs) -> Result<()> {
     let settings = args.resolve()?;
-    let ServeSettings { data_dir, listen, store_url, public_url, embedded_worker, worker_cores, limits, compute } = settings;
+    let ServeSettings { data_dir, listen, store_url, public_url, embedded_worker, worker_cores, limits, compute, signup } = settings;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let state = commons_hub::AppState::open(&data_dir, store_url.as_deref(), public_url)
             .await
             .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?
-            .with_limits(limits);
+            .with_limits(limits)
+            .with_signup(signup);
         let coordinator = commons_compute::Coordinator::start(state.db.clone(), state.repos.clone(), compute)
             .await
             .context("cannot start the compute coordinator")?;
@@ -119,9 +120,31 @@ pub enum UserCommand {
         name: String,
         #[arg(long)]
         fullname: Option<String>,
+        /// Read a password from standard input (its first line), so the account can also sign
+        /// in from a browser. Without it the account signs in with tokens only.
+        #[arg(long)]
+        password_stdin: bool,
         #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
         data_dir: Option<PathBuf>,
     },
+    /// Set or replace the password of an account, read from standard input (its first line);
+    /// every browser session of the account ends.
+    Password {
+        name: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+/// The first line of standard input, hashed as an account password.
+fn password_from_stdin() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("cannot read the password from standard input")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    Ok(commons_repo::accounts::hash_password(password)?)
 }
 
 #[derive(Subcommand, Debug)]
@@ -190,14 +213,19 @@ fn open_db(data_dir: Option<PathBuf>) -> Result<(tokio::runtime::Runtime, Db)> {
 
 pub fn user(cmd: UserCommand) -> Result<()> {
     match cmd {
-        UserCommand::Create { name, fullname, data_dir } => {
-            commons_repo::names::validate_repo_name(&name, "user name")?;
-            if matches!(name.as_str(), "api" | "datasets" | "algorithms" | "models" | "spaces" | "health" | OPERATOR_USER) {
-                bail!("{name:?} is reserved");
-            }
+        UserCommand::Create { name, fullname, password_stdin, data_dir } => {
+            commons_repo::names::validate_user_name(&name)?;
+            let password = if password_stdin { Some(password_from_stdin()?) } else { None };
             let (rt, db) = open_db(data_dir)?;
-            let user = rt.block_on(db.create_user(&name, fullname.as_deref().unwrap_or(&name)))?;
+            let user = rt.block_on(db.create_user_with_password(&name, fullname.as_deref().unwrap_or(&name), password.as_deref()))?;
             println!("created user {}", user.name);
+            Ok(())
+        }
+        UserCommand::Password { name, password_stdin: _, data_dir } => {
+            let password = password_from_stdin()?;
+            let (rt, db) = open_db(data_dir)?;
+            rt.block_on(db.set_password(&name, &password))?;
+            println!("set the password of {name}");
             Ok(())
         }
     }

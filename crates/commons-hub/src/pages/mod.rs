@@ -8,7 +8,13 @@
 //! rendered with pulldown-cmark and then sanitised with ammonia, so no script, event handler
 //! or `javascript:` URL of a card reaches a browser.
 
+mod account;
 mod markdown;
+mod session;
+mod write;
+
+use session::Visitor;
+pub use session::{SignInLimiter, Signup};
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -17,14 +23,13 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use commons_db::{Repo, RepoKind, RepoQuery, RepoSort, TreeItem};
 use minijinja::{Environment, Value, context};
 use serde::Deserialize;
 use sha2::Digest;
 
 use crate::AppState;
-use crate::auth::Caller;
 use crate::error::ApiError;
 
 const STYLE: &str = include_str!("style.css");
@@ -78,6 +83,13 @@ static PAGES: LazyLock<Pages> = LazyLock::new(|| {
         ("error.html", include_str!("templates/error.html")),
         ("commits.html", include_str!("templates/commits.html")),
         ("commit.html", include_str!("templates/commit.html")),
+        ("login.html", include_str!("templates/login.html")),
+        ("join.html", include_str!("templates/join.html")),
+        ("new.html", include_str!("templates/new.html")),
+        ("upload.html", include_str!("templates/upload.html")),
+        ("edit.html", include_str!("templates/edit.html")),
+        ("tokens.html", include_str!("templates/tokens.html")),
+        ("user.html", include_str!("templates/user.html")),
     ] {
         if let Err(e) = templates.add_template(name, source) {
             panic!("page template {name} does not parse: {e}");
@@ -142,6 +154,30 @@ impl From<commons_db::DbError> for PageError {
     }
 }
 
+impl PageError {
+    pub(crate) fn internal(message: impl std::fmt::Display) -> Self {
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.to_string() }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+}
+
+/// A submitted form (`application/x-www-form-urlencoded`), refused with an error page.
+pub(crate) struct PageForm<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for PageForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, PageError> {
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(form)) => Ok(PageForm(form)),
+            Err(e) => Err(PageError { status: e.status(), message: format!("This form could not be read: {}", e.body_text()) }),
+        }
+    }
+}
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let title = match self.status {
@@ -174,6 +210,11 @@ const SECURITY_HEADERS: [(header::HeaderName, &str); 3] = [
     (header::REFERRER_POLICY, "same-origin"),
 ];
 
+/// A page for `visitor`: its header shows who is signed in, and its forms carry their token.
+fn page(visitor: &Visitor, name: &str, ctx: Value) -> Response {
+    render(name, context! { ..visitor.context(), ..ctx })
+}
+
 fn render(name: &str, ctx: Value) -> Response {
     let pages = &*PAGES;
     let ctx = context! { stylesheet => &pages.stylesheet, ..ctx };
@@ -195,6 +236,13 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/datasets", get(|s, c, q| listing(s, c, q, RepoKind::Dataset)))
         .route("/algorithms", get(|s, c, q| listing(s, c, q, RepoKind::Algorithm)))
         .route("/static/{file}", get(stylesheet))
+        .route("/login", get(session::login_form).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/join", get(session::join_form).post(session::join))
+        .route("/new", get(write::new_repo_form).post(write::new_repo))
+        .route("/settings/tokens", get(account::tokens).post(account::create_token))
+        .route("/settings/tokens/{id}/delete", post(account::revoke_token))
+        .route("/{user}", get(account::profile))
 }
 
 /// A repository's pages, nested under its URL (`/{ns}/{name}`, `/datasets/{ns}/{name}`, …).
@@ -206,6 +254,16 @@ pub(crate) fn repo_routes(kind: RepoKind) -> Router<AppState> {
         .route("/blob/{rev}/{*path}", get(move |s, c, p| blob(s, c, p, kind)))
         .route("/commits/{rev}", get(move |s, c, p, q| commits(s, c, p, q, kind)))
         .route("/commit/{id}", get(move |s, c, p| commit(s, c, p, kind)))
+        .route("/like", post(move |s, c, p, f| write::like(s, c, p, f, kind)))
+        .route(
+            "/upload/{rev}",
+            get(move |s, c, p| write::upload_form(s, c, p, kind)).post(move |s, c, p, m| write::upload(s, c, p, m, kind)),
+        )
+        .route(
+            "/edit/{rev}/{*path}",
+            get(move |s, c, p| write::edit_form(s, c, p, kind)).post(move |s, c, p, f| write::edit(s, c, p, f, kind)),
+        )
+        .route("/delete/{rev}/{*path}", post(move |s, c, p, f| write::delete(s, c, p, f, kind)))
 }
 
 async fn stylesheet(Path(file): Path<String>) -> Response {
@@ -227,7 +285,7 @@ fn page_number(q: &HashMap<String, String>, max: usize) -> Result<usize, PageErr
 
 /// The repository of `p` as `caller` may read it, and the commit its revision names (`main`
 /// when it names none).
-async fn pinned(state: &AppState, caller: &Caller, p: &RepoPath, kind: RepoKind) -> Result<(Repo, String, String), PageError> {
+async fn pinned(state: &AppState, caller: &Visitor, p: &RepoPath, kind: RepoKind) -> Result<(Repo, String, String), PageError> {
     let repo = state.repos.find(kind, &p.ns, &p.name, caller.reader()).await?;
     let rev = p.rev.clone().unwrap_or_else(|| "main".into());
     let commit = state.repos.pin(&repo, &rev).await?;
@@ -289,7 +347,7 @@ async fn repo_values(state: &AppState, repos: &[Repo]) -> Result<Vec<Value>, Pag
     Ok(out)
 }
 
-async fn home(State(state): State<AppState>, caller: Caller) -> PageResult {
+async fn home(State(state): State<AppState>, caller: Visitor) -> PageResult {
     let viewer = caller.reader().map(str::to_string);
     let mut lists = Vec::new();
     for sort in [RepoSort::LastModified, RepoSort::Likes, RepoSort::Downloads] {
@@ -298,7 +356,7 @@ async fn home(State(state): State<AppState>, caller: Caller) -> PageResult {
         lists.push(repo_values(&state, &repos).await?);
     }
     let [recent, liked, downloaded]: [Vec<Value>; 3] = lists.try_into().unwrap_or_default();
-    Ok(render("home.html", context! { recent, liked, downloaded }))
+    Ok(page(&caller, "home.html", context! { recent, liked, downloaded }))
 }
 
 const SORTS: [(&str, &str); 5] = [
@@ -309,7 +367,7 @@ const SORTS: [(&str, &str); 5] = [
     ("likes", "Most likes"),
 ];
 
-async fn listing(State(state): State<AppState>, caller: Caller, Query(q): Query<HashMap<String, String>>, kind: RepoKind) -> PageResult {
+async fn listing(State(state): State<AppState>, caller: Visitor, Query(q): Query<HashMap<String, String>>, kind: RepoKind) -> PageResult {
     let get = |key: &str| q.get(key).map(|v| v.trim().to_string()).unwrap_or_default();
     let (search, pipeline_tag, library, license, other) =
         (get("search"), get("pipeline_tag"), get("library"), get("license"), get("other"));
@@ -328,7 +386,7 @@ async fn listing(State(state): State<AppState>, caller: Caller, Query(q): Query<
     if search.len() > 256 || [&pipeline_tag, &library, &license, &other].iter().any(|v| v.len() > 200) {
         return Err(PageError { status: StatusCode::BAD_REQUEST, message: "That search is too long.".into() });
     }
-    let page = page_number(&q, MAX_LIST_PAGES)?;
+    let page_no = page_number(&q, MAX_LIST_PAGES)?;
     // The Hub's facets are tags of the card: a task and a library as themselves, a licence as
     // `license:…`.
     let mut tags = Vec::new();
@@ -343,7 +401,7 @@ async fn listing(State(state): State<AppState>, caller: Caller, Query(q): Query<
         viewer: caller.reader().map(str::to_string),
         sort,
         limit: (LIST_PAGE + 1) as i64,
-        offset: (page * LIST_PAGE) as i64,
+        offset: (page_no * LIST_PAGE) as i64,
         ..Default::default()
     };
     let mut repos = state.repos.list(kind, &query).await?;
@@ -361,14 +419,15 @@ async fn listing(State(state): State<AppState>, caller: Caller, Query(q): Query<
         RepoKind::Dataset => "Datasets",
         RepoKind::Algorithm => "Algorithms",
     };
-    Ok(render(
+    Ok(page(
+        &caller,
         "list.html",
         context! {
             title, path => &path, search, pipeline_tag, library, license,
             sort => sort_key, sorts => SORTS.to_vec(),
             repos => repo_values(&state, &repos).await?,
-            previous => (page > 0).then(|| link(page - 1)),
-            next => more.then(|| link(page + 1)),
+            previous => (page_no > 0).then(|| link(page_no - 1)),
+            next => more.then(|| link(page_no + 1)),
         },
     ))
 }
@@ -382,7 +441,7 @@ struct RepoPath {
     id: Option<String>,
 }
 
-async fn repo_page(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
+async fn repo_page(State(state): State<AppState>, caller: Visitor, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
     let repo = state.repos.find(kind, &p.ns, &p.name, caller.reader()).await?;
     let head = state.repos.pin(&repo, "main").await.ok();
     let readme = match &head {
@@ -415,11 +474,17 @@ async fn repo_page(State(state): State<AppState>, caller: Caller, Path(p): Path<
         }
     };
     let pipeline_tag = text("pipeline_tag");
-    Ok(render(
+    Ok(page(
+        &caller,
         "repo.html",
         context! {
             repo => repo_value(&repo, pipeline_tag.clone()),
             tab => "card",
+            can_write => caller.may_write(&repo, "main"),
+            liked => match caller.account_id() {
+                Some(id) => state.db.likes_repo(id, &repo).await?,
+                None => false,
+            },
             listing => listing_url(kind),
             card_html => body,
             license => text("license"),
@@ -470,7 +535,7 @@ fn human_size(bytes: i64) -> String {
 
 async fn tree(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Visitor,
     Path(p): Path<RepoPath>,
     Query(q): Query<HashMap<String, String>>,
     kind: RepoKind,
@@ -512,16 +577,17 @@ async fn tree(
         let here = if dir.is_empty() { String::new() } else { format!("/{}", encode_path(&dir)) };
         format!("{base}/tree/{}{here}?{}", encode_rev(&rev), serde_urlencoded::to_string([("after", after)]).unwrap_or_default())
     });
-    Ok(render(
+    Ok(page(
+        &caller,
         "tree.html",
         context! {
-            repo => repo_value(&repo, None), tab => "files",
+            repo => repo_value(&repo, None), tab => "files", can_write => caller.may_write(&repo, &rev),
             rev_url => encode_rev(&rev), crumbs => crumbs(&base, &rev, &dir), rev, entries, next,
         },
     ))
 }
 
-async fn blob(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
+async fn blob(State(state): State<AppState>, caller: Visitor, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
     let (repo, rev, commit) = pinned(&state, &caller, &p, kind).await?;
     let path = p.path.unwrap_or_default();
     let Some(file) = state.db.file_at(&repo, &commit, &path).await? else {
@@ -540,11 +606,13 @@ async fn blob(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoP
     let folder = path.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
     let mut trail = crumbs(&base, &rev, folder);
     trail.push(context! { name => path.rsplit('/').next().unwrap_or(&path), url => format!("{base}/blob/{}/{}", encode_rev(&rev), encode_path(&path)) });
-    Ok(render(
+    Ok(page(
+        &caller,
         "blob.html",
         context! {
             repo => repo_value(&repo, None), tab => "files",
-            rev_url => encode_rev(&rev), crumbs => trail, rev => &rev, path => &path,
+            rev_url => encode_rev(&rev), crumbs => trail, rev => &rev, path => &path, path_url => encode_path(&path),
+            can_write => caller.may_write(&repo, &rev), commit => &commit,
             size => human_size(file.size), lfs => file.lfs, sha256 => &file.sha256,
             download => format!("{base}/resolve/{}/{}?download=true", encode_rev(&rev), encode_path(&path)),
             text, why_not_shown,
@@ -571,16 +639,16 @@ fn short(id: &str) -> &str {
 
 async fn commits(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Visitor,
     Path(p): Path<RepoPath>,
     Query(q): Query<HashMap<String, String>>,
     kind: RepoKind,
 ) -> PageResult {
     let (repo, rev, head) = pinned(&state, &caller, &p, kind).await?;
     // Each page walks the history from the head: a bound on how far back, as on the listings.
-    let page = page_number(&q, MAX_COMMIT_PAGES)?;
-    // One more than the page, to know whether an older one follows.
-    let mut history = state.db.commit_history(&repo, &head, page * COMMITS_PAGE, COMMITS_PAGE + 1).await?;
+    let page_no = page_number(&q, MAX_COMMIT_PAGES)?;
+    // One more than the page_no, to know whether an older one follows.
+    let mut history = state.db.commit_history(&repo, &head, page_no * COMMITS_PAGE, COMMITS_PAGE + 1).await?;
     let more = history.len() > COMMITS_PAGE;
     history.truncate(COMMITS_PAGE);
     let base = repo_url(kind, &repo.namespace, &repo.name);
@@ -598,17 +666,18 @@ async fn commits(
         .iter()
         .map(|c| context! { id => &c.id, short => short(&c.id), title => &c.title, author => &c.author, date => day(c.created_at) })
         .collect();
-    Ok(render(
+    Ok(page(
+        &caller,
         "commits.html",
         context! {
             repo => repo_value(&repo, None), tab => "commits", rev, commits, branches, tags,
-            previous => (page > 0).then(|| link(page - 1)),
-            next => more.then(|| link(page + 1)),
+            previous => (page_no > 0).then(|| link(page_no - 1)),
+            next => more.then(|| link(page_no + 1)),
         },
     ))
 }
 
-async fn commit(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
+async fn commit(State(state): State<AppState>, caller: Visitor, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
     let repo = state.repos.find(kind, &p.ns, &p.name, caller.reader()).await?;
     let id = p.id.unwrap_or_default();
     let Some(commit) = state.db.get_commit(&repo, &id).await? else {
@@ -669,7 +738,8 @@ async fn commit(State(state): State<AppState>, caller: Caller, Path(p): Path<Rep
         let (lines, note) = diff_lines(&state, old.as_ref(), new.as_ref(), &mut budget).await?;
         files.push(context! { status, path, sizes, url, lines, note });
     }
-    Ok(render(
+    Ok(page(
+        &caller,
         "commit.html",
         context! {
             repo => repo_value(&repo, None), tab => "commits",

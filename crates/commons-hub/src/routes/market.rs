@@ -34,21 +34,14 @@ pub struct LikePath {
 pub async fn like(State(state): State<AppState>, caller: Caller, Path(p): Path<LikePath>) -> ApiResult<Json<Value>> {
     let token = caller.require_account()?;
     let repo = readable_repo(&state, &caller, kind_from_plural(&p.kind)?, &p.ns, &p.name).await?;
-    let new = state.db.like(token.user.id, &repo).await?;
-    if new {
-        // Searches sort by likes in the index.
-        state.repos.reindex_or_log(&repo).await;
-    }
+    let new = state.repos.like(token.user.id, &repo).await?;
     Ok(Json(json!({"liked": true, "new": new})))
 }
 
 pub async fn unlike(State(state): State<AppState>, caller: Caller, Path(p): Path<LikePath>) -> ApiResult<Json<Value>> {
     let token = caller.require_account()?;
     let repo = readable_repo(&state, &caller, kind_from_plural(&p.kind)?, &p.ns, &p.name).await?;
-    let was = state.db.unlike(token.user.id, &repo).await?;
-    if was {
-        state.repos.reindex_or_log(&repo).await;
-    }
+    let was = state.repos.unlike(token.user.id, &repo).await?;
     Ok(Json(json!({"liked": false, "was": was})))
 }
 

@@ -13,6 +13,7 @@ mod xet;
 
 pub(crate) use compute::router as compute_router;
 pub(crate) use lfs::sweep_stale_parts;
+pub(crate) use upload::{Staged, commit_staged};
 pub use viewer::ViewerCache;
 
 use axum::Router;

@@ -170,6 +170,58 @@ fn parse<T: serde::de::DeserializeOwned>(n: usize, key: &str, value: Value) -> A
     serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("line {n} ({key}): {e}")))
 }
 
+/// What a commit writes, each checked on its own: a file's bytes to store, or an operation on
+/// what the store already holds (an LFS object the caller may reference, a deletion).
+pub(crate) enum Staged {
+    Inline { path: String, data: Vec<u8> },
+    Op(CommitOp),
+}
+
+/// The one way a commit is made from outside: the NDJSON commit of the clients and the pages'
+/// forms both end here. Cards are checked before anything is stored, inline files are stored
+/// (in LFS when `.gitattributes` at `head` or their size says so), then the commit is made in
+/// one transaction that re-checks `parent` against the head it locks: a concurrent commit is a
+/// 412, never a lost update; without a parent the operations apply on whatever the head is then.
+pub(crate) async fn commit_staged(
+    state: &AppState,
+    repo: &Repo,
+    branch: &str,
+    head: &str,
+    parent: Option<&str>,
+    staged: Vec<Staged>,
+    info: &commons_db::CommitInfo<'_>,
+) -> ApiResult<commons_db::Commit> {
+    for item in &staged {
+        if let Staged::Inline { path, data } = item
+            && path == "README.md"
+        {
+            // A card whose metadata does not parse is refused, naming its line.
+            commons_repo::Repos::check_card(data)?;
+        }
+    }
+    let rules = rules_at(state, repo, head).await?;
+    let mut ops = Vec::with_capacity(staged.len());
+    for item in staged {
+        match item {
+            Staged::Inline { path, data } => {
+                let stored = state.cas.put_bytes(&data).await?;
+                if path == "README.md" {
+                    state.repos.index_card(&stored.sha256, &data).await?;
+                }
+                let sample = &data[..data.len().min(512)];
+                let lfs = wants_lfs(&rules, &path, stored.size, sample);
+                ops.push(CommitOp::Put(NewFile { path, sha256: stored.sha256, lfs }));
+            }
+            Staged::Op(op) => ops.push(op),
+        }
+    }
+    let commit = state.db.commit(repo, branch, parent, &ops, info).await?;
+    if branch == "main" {
+        state.repos.reindex_or_log(repo).await;
+    }
+    Ok(commit)
+}
+
 pub async fn commit(
     State(state): State<AppState>,
     caller: Caller,
@@ -191,7 +243,6 @@ pub async fn commit(
     // Read only now that the caller may write here.
     let body = body.bytes(state.limits.commit_body, "the commit").await?;
     let head = resolve(&state, &repo, &branch).await?;
-    let rules = rules_at(&state, &repo, &head).await?;
 
     // Validate every line before storing anything, so a bad request changes nothing.
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("commit body is not UTF-8"))?;
@@ -229,10 +280,6 @@ pub async fn commit(
 
     // Every line is checked (inline contents decoded, LFS objects found and readable by the
     // caller) before the first inline file is stored.
-    enum Checked {
-        Inline { path: String, data: Vec<u8> },
-        Op(CommitOp),
-    }
     let mut checked = Vec::with_capacity(planned.len());
     for (n, key, value) in planned {
         match key.as_str() {
@@ -244,11 +291,7 @@ pub async fn commit(
                 let data = base64::engine::general_purpose::STANDARD
                     .decode(f.content.as_bytes())
                     .map_err(|e| ApiError::bad_request(format!("line {n}: content of {} is not valid base64: {e}", f.path)))?;
-                if f.path == "README.md" {
-                    // A card whose metadata does not parse is refused, naming its line.
-                    commons_repo::Repos::check_card(&data)?;
-                }
-                checked.push(Checked::Inline { path: f.path, data });
+                checked.push(Staged::Inline { path: f.path, data });
             }
             "lfsFile" => {
                 let f: LfsFile = parse(n, &key, value)?;
@@ -278,39 +321,18 @@ pub async fn commit(
                         f.path
                     )));
                 }
-                checked.push(Checked::Op(CommitOp::Put(NewFile { path: f.path, sha256: oid, lfs: true })));
+                checked.push(Staged::Op(CommitOp::Put(NewFile { path: f.path, sha256: oid, lfs: true })));
             }
-            "deletedFile" => checked.push(Checked::Op(CommitOp::Delete(parse::<Deleted>(n, &key, value)?.path))),
-            "deletedFolder" => checked.push(Checked::Op(CommitOp::DeleteFolder(parse::<Deleted>(n, &key, value)?.path))),
+            "deletedFile" => checked.push(Staged::Op(CommitOp::Delete(parse::<Deleted>(n, &key, value)?.path))),
+            "deletedFolder" => checked.push(Staged::Op(CommitOp::DeleteFolder(parse::<Deleted>(n, &key, value)?.path))),
             _ => unreachable!("operation keys were checked above"),
         }
     }
-    let mut ops = Vec::with_capacity(checked.len());
-    for item in checked {
-        match item {
-            Checked::Inline { path, data } => {
-                let stored = state.cas.put_bytes(&data).await?;
-                if path == "README.md" {
-                    state.repos.index_card(&stored.sha256, &data).await?;
-                }
-                let sample = &data[..data.len().min(512)];
-                let lfs = wants_lfs(&rules, &path, stored.size, sample);
-                ops.push(CommitOp::Put(NewFile { path, sha256: stored.sha256, lfs }));
-            }
-            Checked::Op(op) => ops.push(op),
-        }
-    }
-
     let title = header.summary.unwrap_or_else(|| "Update files".into());
     let message = header.description.unwrap_or_default();
-    // The transaction re-checks `parentCommit` against the head it locks: a concurrent commit is a
-    // 412, never a lost update. Without one, the operations apply on whatever the head is then.
     let info = commons_db::CommitInfo { author: &author, title: &title, message: &message };
-    let commit = state.db.commit(&repo, &branch, header.parent_commit.as_deref(), &ops, &info).await?;
-    if branch == "main" {
-        state.repos.reindex_or_log(&repo).await;
-    }
-    tracing::info!(repo = %repo.full_name(), branch, commit = %commit.id, ops = ops.len(), "commit");
+    let commit = commit_staged(&state, &repo, &branch, &head, header.parent_commit.as_deref(), checked, &info).await?;
+    tracing::info!(repo = %repo.full_name(), branch, commit = %commit.id, "commit");
     let base = base_url(&state, &headers);
     Ok(Json(json!({
         "commitOid": commit.id,

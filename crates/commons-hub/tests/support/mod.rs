@@ -26,11 +26,16 @@ pub struct Hub {
 impl Hub {
     /// A fresh hub with user `alice` and a write token.
     pub fn start() -> Hub {
+        Self::start_with(|state| state)
+    }
+
+    /// As [`Self::start`], with the hub's settings changed by `configure` before it serves.
+    pub fn start_with(configure: impl FnOnce(commons_hub::AppState) -> commons_hub::AppState) -> Hub {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (state, url, token) = runtime.block_on(async {
-            let state = commons_hub::AppState::open(&data_dir, None, None).await.expect("open the hub");
+            let state = configure(commons_hub::AppState::open(&data_dir, None, None).await.expect("open the hub"));
             state.db.create_user("alice", "Alice").await.expect("user");
             let token = state.db.create_token("alice", "test", Scope::Write).await.expect("token");
             let coordinator =
