@@ -182,6 +182,14 @@ fn a_person_signs_up_writes_from_the_browser_makes_a_token_and_signs_out() {
         .unwrap();
     assert_eq!(files[0]["path"], "data/train.csv", "{files}");
     assert_eq!(files[0]["size"], csv.len());
+    // Its rows in the viewer, and a preview on the dataset's page.
+    let viewer = browser.get("/datasets/bob/reviews/viewer");
+    assert_eq!(viewer.status, 200, "{}", viewer.body);
+    assert!(viewer.body.contains("<td>great film</td>") && viewer.body.contains("Rows 1–2 of 2"), "{}", viewer.body);
+    assert!(viewer.body.contains("aria-label=\"Distribution of label\""), "a histogram per column: {}", viewer.body);
+    let card_page = browser.get("/datasets/bob/reviews");
+    assert!(card_page.body.contains("<td>awful</td>") && card_page.body.contains("Open the viewer"), "{}", card_page.body);
+    assert_eq!(browser.get("/datasets/bob/reviews/viewer/default/nope").status, 404);
     let history = browser.get("/datasets/bob/reviews/commits/main");
     assert!(history.body.contains("Upload data/train.csv"), "{}", history.body);
 

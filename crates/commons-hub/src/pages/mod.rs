@@ -11,6 +11,7 @@
 mod account;
 mod markdown;
 mod session;
+mod viewer;
 mod write;
 
 use session::Visitor;
@@ -90,6 +91,8 @@ static PAGES: LazyLock<Pages> = LazyLock::new(|| {
         ("edit.html", include_str!("templates/edit.html")),
         ("tokens.html", include_str!("templates/tokens.html")),
         ("user.html", include_str!("templates/user.html")),
+        ("viewer.html", include_str!("templates/viewer.html")),
+        ("viewer_table.html", include_str!("templates/viewer_table.html")),
     ] {
         if let Err(e) = templates.add_template(name, source) {
             panic!("page template {name} does not parse: {e}");
@@ -247,7 +250,13 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// A repository's pages, nested under its URL (`/{ns}/{name}`, `/datasets/{ns}/{name}`, …).
 pub(crate) fn repo_routes(kind: RepoKind) -> Router<AppState> {
-    Router::new()
+    let router = match kind {
+        RepoKind::Dataset => Router::new()
+            .route("/viewer", get(viewer::viewer))
+            .route("/viewer/{config}/{split}", get(viewer::viewer)),
+        _ => Router::new(),
+    };
+    router
         .route("/", get(move |s, c, p| repo_page(s, c, p, kind)))
         .route("/tree/{rev}", get(move |s, c, p, q| tree(s, c, p, q, kind)))
         .route("/tree/{rev}/{*path}", get(move |s, c, p, q| tree(s, c, p, q, kind)))
@@ -480,6 +489,10 @@ async fn repo_page(State(state): State<AppState>, caller: Visitor, Path(p): Path
         context! {
             repo => repo_value(&repo, pipeline_tag.clone()),
             tab => "card",
+            preview => match kind {
+                RepoKind::Dataset => viewer::preview(&state, &caller, &repo.namespace, &repo.name).await,
+                _ => None,
+            },
             can_write => caller.may_write(&repo, "main"),
             liked => match caller.account_id() {
                 Some(id) => state.db.likes_repo(id, &repo).await?,

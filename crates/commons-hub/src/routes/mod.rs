@@ -15,6 +15,7 @@ pub(crate) use compute::router as compute_router;
 pub(crate) use lfs::sweep_stale_parts;
 pub(crate) use upload::{Staged, commit_staged};
 pub use viewer::ViewerCache;
+pub(crate) use viewer::{ViewerPage, viewer_page};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -666,17 +666,73 @@ async fn rows(State(state): State<AppState>, caller: Caller, headers: HeaderMap,
 async fn statistics(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
     let d = dataset(&state, &caller, &q).await?;
     let split = d.split(&q)?;
-    let key = split.files.iter().filter_map(|p| d.entry(p).ok()).map(|e| e.sha256.as_str()).collect::<Vec<_>>().join(",");
-    let computed = match state.viewer.statistics.get(&key) {
-        Some(computed) => computed,
-        None => {
-            let computed = Arc::new(d.statistics(&state, split).await?);
-            state.viewer.statistics.insert(key, computed.clone());
-            computed
-        }
-    };
+    let computed = d.cached_statistics(&state, split).await?;
     let (num_examples, stats, partial) = computed.as_ref();
     Ok(Json(json!({ "num_examples": num_examples, "statistics": stats, "partial": partial })))
+}
+
+impl Dataset {
+    /// A split's statistics, computed once per set of blobs.
+    async fn cached_statistics(&self, state: &AppState, split: &Split) -> ApiResult<Arc<(usize, Vec<Value>, bool)>> {
+        let key = split.files.iter().filter_map(|p| self.entry(p).ok()).map(|e| e.sha256.as_str()).collect::<Vec<_>>().join(",");
+        if let Some(computed) = state.viewer.statistics.get(&key) {
+            return Ok(computed);
+        }
+        let computed = Arc::new(self.statistics(state, split).await?);
+        state.viewer.statistics.insert(key, computed.clone());
+        Ok(computed)
+    }
+}
+
+/// What the dataset viewer's page shows: the dataset's splits, and a page of one split's rows
+/// (the `/rows` answer's `features` and `rows`) with its statistics when asked for.
+pub(crate) struct ViewerPage {
+    pub repo: Repo,
+    /// Every (config, split) of the dataset.
+    pub splits: Vec<(String, String)>,
+    pub config: String,
+    pub split: String,
+    pub features: Vec<Value>,
+    pub rows: Vec<Value>,
+    pub total: usize,
+    pub statistics: Option<Vec<Value>>,
+}
+
+/// The viewer's page of `ns/name` as `caller` may read it: `length` rows of `config`/`split`
+/// (the first split when none is named) from `offset`, through the same readers as `/rows`.
+#[allow(clippy::too_many_arguments)] // the page's own parameters, each from its URL
+pub(crate) async fn viewer_page(
+    state: &AppState,
+    caller: &Caller,
+    ns: &str,
+    name: &str,
+    config: Option<&str>,
+    split: Option<&str>,
+    offset: usize,
+    length: usize,
+    with_statistics: bool,
+) -> ApiResult<ViewerPage> {
+    let d = dataset_named(state, caller, ns, name).await?;
+    let chosen = match (config, split) {
+        (Some(c), Some(s)) => d
+            .splits
+            .iter()
+            .find(|x| x.config == c && x.split == s)
+            .ok_or_else(|| not_found(format!("Split {s:?} does not exist in config {c:?} of {}", d.id())))?,
+        _ => d.splits.first().ok_or_else(|| not_found(format!("{} has no file the viewer reads", d.id())))?,
+    };
+    let (features, rows, total) = d.page(state, chosen, offset, length.min(MAX_LENGTH), "").await?;
+    let statistics = if with_statistics { Some(d.cached_statistics(state, chosen).await?.1.clone()) } else { None };
+    Ok(ViewerPage {
+        splits: d.splits.iter().map(|x| (x.config.clone(), x.split.clone())).collect(),
+        config: chosen.config.clone(),
+        split: chosen.split.clone(),
+        features,
+        rows,
+        total,
+        statistics,
+        repo: d.repo,
+    })
 }
 
 async fn size(State(state): State<AppState>, caller: Caller, Query(q): Params) -> ApiResult<Json<Value>> {
