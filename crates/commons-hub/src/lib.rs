@@ -70,6 +70,9 @@ pub struct Hub {
     pub signup: pages::Signup,
     /// Sign-in attempts by address and account, and the password hashes being computed.
     pub sign_in: Arc<pages::SignInLimiter>,
+    /// The compute coordinator, for the pages of jobs, workers and credits (the compute API
+    /// has its own handle); `None` in a hub that serves no compute.
+    pub compute: Option<commons_compute::Coordinator>,
 }
 
 /// Counters of the Xet upload routes.
@@ -138,6 +141,7 @@ impl AppState {
             last_gc_day: Arc::default(),
             signup: pages::Signup::default(),
             sign_in: Arc::default(),
+            compute: None,
         })))
     }
 
@@ -230,6 +234,9 @@ pub fn router(state: AppState) -> Router {
 
 /// The hub API and the compute API of `coordinator`: what `commons serve` serves.
 pub fn router_with_compute(state: AppState, coordinator: commons_compute::Coordinator) -> Router {
+    let mut hub = (*state.0).clone();
+    hub.compute = Some(coordinator.clone());
+    let state = AppState(Arc::new(hub));
     router_with(state.clone(), routes::compute_router(state, coordinator))
 }
 

@@ -266,6 +266,10 @@ impl Repos {
         let head = self.pin(repo, branch).await?;
         if head != commit {
             self.db.move_branch(repo, branch, &head, commit).await?;
+            // Listings and searches read `main`'s card (a job's validated model lands this way).
+            if branch == "main" {
+                self.reindex_or_log(repo).await;
+            }
         }
         Ok(())
     }

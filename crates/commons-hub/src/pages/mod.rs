@@ -9,6 +9,7 @@
 //! or `javascript:` URL of a card reaches a browser.
 
 mod account;
+mod compute;
 mod markdown;
 mod session;
 mod viewer;
@@ -34,6 +35,9 @@ use crate::AppState;
 use crate::error::ApiError;
 
 const STYLE: &str = include_str!("style.css");
+/// The one script: parts of a page marked `data-live` reload themselves while what they show
+/// changes (a running job). Pages read whole without it.
+const LIVE: &str = include_str!("live.js");
 
 /// Repositories on a page of a listing, and on each list of the home page.
 const LIST_PAGE: usize = 30;
@@ -66,6 +70,8 @@ struct Pages {
     /// `style.{hash}.css`: the stylesheet's name changes with its content, so browsers may
     /// keep it forever.
     stylesheet: String,
+    /// `live.{hash}.js`, likewise.
+    script: String,
 }
 
 static PAGES: LazyLock<Pages> = LazyLock::new(|| {
@@ -93,13 +99,20 @@ static PAGES: LazyLock<Pages> = LazyLock::new(|| {
         ("user.html", include_str!("templates/user.html")),
         ("viewer.html", include_str!("templates/viewer.html")),
         ("viewer_table.html", include_str!("templates/viewer_table.html")),
+        ("jobs.html", include_str!("templates/jobs.html")),
+        ("job.html", include_str!("templates/job.html")),
+        ("workers.html", include_str!("templates/workers.html")),
+        ("credits.html", include_str!("templates/credits.html")),
+        ("boards.html", include_str!("templates/boards.html")),
+        ("board.html", include_str!("templates/board.html")),
     ] {
         if let Err(e) = templates.add_template(name, source) {
             panic!("page template {name} does not parse: {e}");
         }
     }
     let hash = hex::encode(sha2::Sha256::digest(STYLE.as_bytes()));
-    Pages { templates, stylesheet: format!("style.{}.css", &hash[..12]) }
+    let script_hash = hex::encode(sha2::Sha256::digest(LIVE.as_bytes()));
+    Pages { templates, stylesheet: format!("style.{}.css", &hash[..12]), script: format!("live.{}.js", &script_hash[..12]) }
 });
 
 /// Values into HTML: escaped unless marked safe (a sanitised card). Only the five characters
@@ -202,12 +215,13 @@ impl IntoResponse for PageError {
 
 type PageResult = Result<Response, PageError>;
 
-/// Pages run no script at all, so the browser is told to run none (a second wall behind the
-/// card's sanitising), and not to let another site frame them.
+/// Pages run no script but the hub's own file (`live.js`): the browser is told to run no other,
+/// inline or from elsewhere (a second wall behind the card's sanitising), and not to let
+/// another site frame them.
 const SECURITY_HEADERS: [(header::HeaderName, &str); 3] = [
     (
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'self'; img-src * data:; script-src 'none'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        "default-src 'self'; img-src * data:; script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     ),
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (header::REFERRER_POLICY, "same-origin"),
@@ -220,7 +234,7 @@ fn page(visitor: &Visitor, name: &str, ctx: Value) -> Response {
 
 fn render(name: &str, ctx: Value) -> Response {
     let pages = &*PAGES;
-    let ctx = context! { stylesheet => &pages.stylesheet, ..ctx };
+    let ctx = context! { stylesheet => &pages.stylesheet, script => &pages.script, ..ctx };
     match pages.templates.get_template(name).and_then(|t| t.render(ctx)) {
         Ok(html) => (SECURITY_HEADERS, Html(html)).into_response(),
         Err(e) => {
@@ -245,6 +259,13 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/new", get(write::new_repo_form).post(write::new_repo))
         .route("/settings/tokens", get(account::tokens).post(account::create_token))
         .route("/settings/tokens/{id}/delete", post(account::revoke_token))
+        .route("/jobs", get(compute::jobs))
+        .route("/jobs/{id}", get(compute::job))
+        .route("/jobs/{id}/cancel", post(compute::cancel))
+        .route("/workers", get(compute::workers))
+        .route("/credits", get(compute::credits))
+        .route("/leaderboards", get(compute::boards))
+        .route("/leaderboards/{ns}/{name}", get(compute::board))
         .route("/{user}", get(account::profile))
 }
 
@@ -254,6 +275,7 @@ pub(crate) fn repo_routes(kind: RepoKind) -> Router<AppState> {
         RepoKind::Dataset => Router::new()
             .route("/viewer", get(viewer::viewer))
             .route("/viewer/{config}/{split}", get(viewer::viewer)),
+        RepoKind::Algorithm => Router::new().route("/run", post(compute::run)),
         _ => Router::new(),
     };
     router
@@ -275,12 +297,16 @@ pub(crate) fn repo_routes(kind: RepoKind) -> Router<AppState> {
         .route("/delete/{rev}/{*path}", post(move |s, c, p, f| write::delete(s, c, p, f, kind)))
 }
 
+/// The stylesheet and the script, under names that change with their content.
 async fn stylesheet(Path(file): Path<String>) -> Response {
-    if file != PAGES.stylesheet {
+    let (kind, body) = if file == PAGES.stylesheet {
+        ("text/css; charset=utf-8", STYLE)
+    } else if file == PAGES.script {
+        ("text/javascript; charset=utf-8", LIVE)
+    } else {
         return PageError { status: StatusCode::NOT_FOUND, message: "No such file.".into() }.into_response();
-    }
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")], STYLE)
-        .into_response()
+    };
+    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")], body).into_response()
 }
 
 /// The page `?p=` asks for (0 without it), below `max`.
@@ -491,6 +517,10 @@ async fn repo_page(State(state): State<AppState>, caller: Visitor, Path(p): Path
             tab => "card",
             preview => match kind {
                 RepoKind::Dataset => viewer::preview(&state, &caller, &repo.namespace, &repo.name).await,
+                _ => None,
+            },
+            recipe => match kind {
+                RepoKind::Algorithm => compute::recipe_of(&state, &repo).await,
                 _ => None,
             },
             can_write => caller.may_write(&repo, "main"),
