@@ -80,7 +80,12 @@ async fn browser(driver: &Driver) -> Client {
         "goog:chromeOptions".into(),
         json!({"binary": chromium.trim(), "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"]}),
     );
-    ClientBuilder::rustls().unwrap().capabilities(caps).connect(&format!("http://127.0.0.1:{}", driver.port)).await.expect("a browser session")
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a browser session")
 }
 
 /// The person at the browser, on one hub.
@@ -188,7 +193,8 @@ impl Person {
             let violations = self.axe_violations().await;
             assert!(violations.is_empty(), "{name} at {width} px: {violations:#?}");
             if width == 375 {
-                let overflow = self.client.execute("return document.documentElement.scrollWidth - window.innerWidth;", vec![]).await.unwrap();
+                let overflow =
+                    self.client.execute("return document.documentElement.scrollWidth - window.innerWidth;", vec![]).await.unwrap();
                 assert!(overflow.as_i64().unwrap_or(0) <= 0, "{name} scrolls sideways at 375 px by {overflow} px");
             }
             let png = self.client.screenshot().await.unwrap();
@@ -296,7 +302,11 @@ fn a_person_shares_data_runs_a_recipe_and_finds_the_verified_model_in_a_real_bro
         assert_eq!(dataset, "/datasets/carol/labels");
         me.open(&format!("{dataset}/viewer")).await;
         let first_row = me.text("table.rows tbody tr").await;
-        assert_eq!(first_row.split_whitespace().collect::<Vec<_>>(), ["0", "0", labels[8].to_string().as_str()], "row 0: index 0, MNIST's first test label");
+        assert_eq!(
+            first_row.split_whitespace().collect::<Vec<_>>(),
+            ["0", "0", labels[8].to_string().as_str()],
+            "row 0: index 0, MNIST's first test label"
+        );
         assert!(me.body().await.contains("Rows 1–50 of 200"));
         me.click("a[rel=next]").await;
         me.wait_for("body", "Rows 51–100 of 200").await;

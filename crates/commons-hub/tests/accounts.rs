@@ -172,6 +172,17 @@ fn a_person_signs_up_writes_from_the_browser_makes_a_token_and_signs_out() {
     assert_eq!(uploaded.status, 303, "{}", uploaded.body);
     let stale = browser.post_multipart("/datasets/bob/reviews/upload/main", upload(&csrf, &parent));
     assert_eq!(stale.status, 412, "an upload based on a head that moved is refused: {}", stale.body);
+    // Files larger than a form field's usual limit: 3 MB of bytes, stored through LFS.
+    let form = browser.get("/datasets/bob/reviews/upload/main");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let large = multipart::Form::new()
+        .text("csrf", hidden(&form.body, "csrf"))
+        .text("parent", hidden(&form.body, "parent"))
+        .part("files", multipart::Part::bytes(big.clone()).file_name("weights.bin"));
+    let uploaded = browser.post_multipart("/datasets/bob/reviews/upload/main", large);
+    assert_eq!(uploaded.status, 303, "{}", uploaded.body);
+    let back = reqwest::blocking::get(format!("{}/datasets/bob/reviews/resolve/main/weights.bin", hub.url())).unwrap().bytes().unwrap();
+    assert!(back.as_ref() == big.as_slice(), "the large file reads back whole");
     let bearer = hub.add_token("bob", "read");
     let files: serde_json::Value = reqwest::blocking::Client::new()
         .get(format!("{}/api/datasets/bob/reviews/tree/main/data", hub.url()))

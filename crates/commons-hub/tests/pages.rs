@@ -119,7 +119,10 @@ fn a_person_browses_repositories_their_cards_and_files_and_a_hostile_card_is_ine
 
     let headers = http.get(format!("{}/alice/cnn", hub.url())).send().unwrap().headers().clone();
     let policy = headers["content-security-policy"].to_str().unwrap();
-    assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"), "pages run only the hub's own script: {policy}");
+    assert!(
+        policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"),
+        "pages run only the hub's own script: {policy}"
+    );
     assert_eq!(headers["x-content-type-options"], "nosniff");
 
     // Private: a 404 page to others, the page to its owner.

@@ -50,7 +50,13 @@ pub(crate) async fn recipe_of(state: &AppState, repo: &commons_db::Repo) -> Opti
     let tree = state.repos.tree(repo, &head).await.ok()?;
     let tomls: Vec<&str> = tree.iter().map(|f| f.path.as_str()).filter(|p| !p.contains('/') && p.ends_with(".toml")).collect();
     // The coordinator's rule: `recipe.toml`, else the only TOML at the root.
-    let path = if tomls.contains(&"recipe.toml") { "recipe.toml" } else if tomls.len() == 1 { tomls[0] } else { return None };
+    let path = if tomls.contains(&"recipe.toml") {
+        "recipe.toml"
+    } else if tomls.len() == 1 {
+        tomls[0]
+    } else {
+        return None;
+    };
     let bytes = state.repos.read_file(repo, &head, path, 256 << 10).await.ok()??;
     let text = String::from_utf8(bytes).ok()?;
     let table: toml::Table = toml::from_str(&text).ok()?;
@@ -91,6 +97,9 @@ pub(crate) async fn run(
     visitor.check_csrf(form.get("csrf").map_or("", String::as_str))?;
     let coordinator = coordinator(&state)?;
     let token = visitor.require()?;
+    // A job spends the account's credits: a browser session or a write token of the account,
+    // as the API asks (a read token cannot spend).
+    visitor.caller.require_write(&token.user.name)?;
     let repo = state.repos.find(RepoKind::Algorithm, &p.ns, &p.name, visitor.reader()).await?;
     let dataset = form.get("dataset").map(|d| d.trim().trim_start_matches("datasets/").to_string()).unwrap_or_default();
     if dataset.is_empty() || dataset.len() > 200 {
@@ -105,13 +114,8 @@ pub(crate) async fn run(
             overrides.push(format!("{key}={value}"));
         }
     }
-    let request = JobRequest::Train {
-        algorithm: format!("{}/{}", repo.namespace, repo.name),
-        dataset,
-        overrides,
-        output: None,
-        sweep: Vec::new(),
-    };
+    let request =
+        JobRequest::Train { algorithm: format!("{}/{}", repo.namespace, repo.name), dataset, overrides, output: None, sweep: Vec::new() };
     let job = coordinator.submit(token, request).await?;
     tracing::info!(job = job.id, owner = %token.user.name, "job submitted from the browser");
     Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
@@ -189,7 +193,7 @@ pub(crate) async fn job(State(state): State<AppState>, visitor: Visitor, Path(id
             .as_object()
             .or_else(|| r["metrics"].as_object())
             // The scalar metrics; tables (a confusion matrix) are in the job's JSON.
-            .map(|m| m.iter().filter_map(|(k, v)| v.as_f64().map(|f| context! { name => k, value => format!("{f:.4}") })).collect())
+            .map(|m| m.iter().filter_map(|(k, v)| v.as_f64().map(|f| context! { name => k, value => metric_text(f) })).collect())
             .unwrap_or_default();
         context! { model, metrics }
     });
@@ -213,19 +217,26 @@ pub(crate) async fn job(State(state): State<AppState>, visitor: Visitor, Path(id
     Ok(response)
 }
 
+/// A metric as people read it: counts whole, rates to four places.
+fn metric_text(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { format!("{f:.4}") }
+}
+
 /// Training loss by epoch as an SVG polyline in a 300 × 120 box (the page draws its axes).
 fn loss_curve(points: &[(usize, f64)]) -> Option<Value> {
-    if points.is_empty() {
+    let finite: Vec<(usize, f64)> = points.iter().copied().filter(|(_, l)| l.is_finite()).collect();
+    if finite.is_empty() {
         return None;
     }
-    let finite: Vec<(usize, f64)> = points.iter().copied().filter(|(_, l)| l.is_finite()).collect();
     let (lo, hi) = finite.iter().fold((f64::MAX, f64::MIN), |(lo, hi), (_, l)| (lo.min(*l), hi.max(*l)));
     let last = finite.iter().map(|p| p.0).max().unwrap_or(1).max(1);
     let first = finite.iter().map(|p| p.0).min().unwrap_or(0);
     let span = (last - first).max(1) as f64;
     let range = if hi > lo { hi - lo } else { 1.0 };
-    let xy: Vec<(f64, f64)> =
-        finite.iter().map(|(e, l)| (10.0 + 280.0 * (*e - first) as f64 / span, 110.0 - 100.0 * (l - lo) / range)).collect();
+    // One epoch, or a flat loss, is drawn across the middle.
+    let y = |l: f64| if hi > lo { 110.0 - 100.0 * (l - lo) / range } else { 60.0 };
+    let x = |e: usize| if last > first { 10.0 + 280.0 * (e - first) as f64 / span } else { 150.0 };
+    let xy: Vec<(f64, f64)> = finite.iter().map(|(e, l)| (x(*e), y(*l))).collect();
     let polyline = xy.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect::<Vec<_>>().join(" ");
     Some(context! {
         polyline,
@@ -235,10 +246,16 @@ fn loss_curve(points: &[(usize, f64)]) -> Option<Value> {
     })
 }
 
-pub(crate) async fn cancel(State(state): State<AppState>, visitor: Visitor, Path(id): Path<i64>, form: PageForm<super::session::CsrfForm>) -> PageResult {
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(id): Path<i64>,
+    form: PageForm<super::session::CsrfForm>,
+) -> PageResult {
     visitor.check_csrf(&form.0.csrf)?;
     let coordinator = coordinator(&state)?;
     let token = visitor.require()?;
+    visitor.caller.require_write(&token.user.name)?;
     coordinator.cancel(token, id).await?;
     Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
 }
@@ -292,7 +309,7 @@ pub(crate) async fn boards(State(state): State<AppState>, visitor: Visitor, Quer
             let query = serde_urlencoded::to_string([("split", &b.split), ("metric", &b.metric)]).unwrap_or_default();
             context! {
                 dataset => &b.dataset, split => &b.split, metric => &b.metric, entries => b.entries,
-                best => format!("{:.4}", b.best), updated => day(b.updated_at),
+                best => metric_text(b.best), updated => day(b.updated_at),
                 url => format!("/leaderboards/{}?{query}", b.dataset),
             }
         })
@@ -338,9 +355,7 @@ pub(crate) async fn board(
     };
     let more = entries.len() > BOARD_PAGE;
     entries.truncate(BOARD_PAGE);
-    let query = |p: usize| {
-        serde_urlencoded::to_string([("split", split), ("metric", metric), ("p", &p.to_string())]).unwrap_or_default()
-    };
+    let query = |p: usize| serde_urlencoded::to_string([("split", split), ("metric", metric), ("p", &p.to_string())]).unwrap_or_default();
     let here = format!("/leaderboards/{}/{}", dataset.namespace, dataset.name);
     let rows: Vec<Value> = entries
         .iter()
@@ -351,7 +366,7 @@ pub(crate) async fn board(
             context! {
                 rank => offset + i + 1, model => &e.model, model_url => repo_url(RepoKind::Model, mns, mname),
                 revision => e.model_commit.get(..12).unwrap_or(&e.model_commit),
-                value => format!("{:.4}", e.value),
+                value => metric_text(e.value),
                 algorithm => e.algorithm.as_ref().map(|a| {
                     let (ans, aname) = a.split_once('/').unwrap_or(("", a));
                     context! { id => a, url => repo_url(RepoKind::Algorithm, ans, aname) }

@@ -272,9 +272,7 @@ pub(crate) fn routes() -> Router<AppState> {
 /// A repository's pages, nested under its URL (`/{ns}/{name}`, `/datasets/{ns}/{name}`, …).
 pub(crate) fn repo_routes(kind: RepoKind) -> Router<AppState> {
     let router = match kind {
-        RepoKind::Dataset => Router::new()
-            .route("/viewer", get(viewer::viewer))
-            .route("/viewer/{config}/{split}", get(viewer::viewer)),
+        RepoKind::Dataset => Router::new().route("/viewer", get(viewer::viewer)).route("/viewer/{config}/{split}", get(viewer::viewer)),
         RepoKind::Algorithm => Router::new().route("/run", post(compute::run)),
         _ => Router::new(),
     };

@@ -161,7 +161,7 @@ fn statistics(stats: &[serde_json::Value]) -> Vec<Value> {
                 .map(|(i, (label, count))| {
                     let h = if top > 0.0 { 30.0 * count / top } else { 0.0 };
                     context! { x => format!("{:.2}", i as f64 * width), w => format!("{:.2}", (width - 0.4).max(0.2)),
-                        y => format!("{:.2}", 30.0 - h), h => format!("{:.2}", h), label }
+                    y => format!("{:.2}", 30.0 - h), h => format!("{:.2}", h), label }
                 })
                 .collect();
             let summary: Vec<String> = ["min", "max", "mean", "median", "nan_count", "n_unique"]

@@ -4,7 +4,7 @@
 //! each change of files is one commit through the API's own commit path
 //! ([`crate::routes::commit_staged`]): cards checked, LFS rules applied, the parent re-checked.
 
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{FromRequest, Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use commons_db::{CommitInfo, CommitOp, Repo, RepoKind};
@@ -133,10 +133,15 @@ pub(crate) async fn upload(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(p): Path<RepoPath>,
-    mut form: Multipart,
+    mut request: axum::extract::Request,
     kind: RepoKind,
 ) -> PageResult {
     let (repo, branch) = writable(&state, &visitor, &p, kind).await?;
+    // The body is counted below against the hub's commit limit, now that the caller may write
+    // here; the router's small default for bodies read whole does not apply to it.
+    axum::extract::DefaultBodyLimit::disable().apply(&mut request);
+    let bad_form = |e: axum::extract::multipart::MultipartRejection| PageError { status: e.status(), message: e.body_text() };
+    let mut form = Multipart::from_request(request, &()).await.map_err(bad_form)?;
     let limit = state.limits.commit_body;
     let bad = |e: axum::extract::multipart::MultipartError| PageError {
         status: e.status(),
