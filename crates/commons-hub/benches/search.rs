@@ -9,28 +9,15 @@
 //! generated into DIR once and reused by later runs, with the index built then (delete
 //! DIR/search to measure its build again).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use commons_db::{CommitInfo, Db, RepoKind, Scope};
-use commons_repo::{Change, Repos};
-use commons_search::SearchIndex;
-use commons_storage::Cas;
+use commons_db::Scope;
+use common::{WORDS, word};
 use rand::{Rng, SeedableRng};
-
-const WORDS: usize = 2000;
-
-fn word(i: usize) -> String {
-    // Pronounceable, distinct words: w0 … w1999 spelled with syllables.
-    const SYLLABLES: [&str; 16] = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "da", "fe", "gu", "hi", "jo", "be"];
-    let mut n = i + WORDS;
-    let mut out = String::new();
-    while n > 0 {
-        out.push_str(SYLLABLES[n % 16]);
-        n /= 16;
-    }
-    out
-}
 
 fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -39,56 +26,9 @@ fn main() {
     let requests = args.get(2).copied().unwrap_or(10_000);
     let base = if std::path::Path::new("/dev/shm").is_dir() { std::path::PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
     let tmp = tempfile::tempdir_in(base).unwrap();
-    let kept = std::env::var_os("SEARCH_BENCH_DATA").map(std::path::PathBuf::from);
-    let reuse = kept.as_ref().is_some_and(|dir| dir.join("commons.db").exists());
-    let data = kept.unwrap_or_else(|| tmp.path().join("data"));
+    let (data, reuse) = common::data_dir("SEARCH_BENCH_DATA", tmp.path());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-
-    let generated = Instant::now();
-    runtime.block_on(async {
-        std::fs::create_dir_all(&data).unwrap();
-        let db = Db::open(&data.join("commons.db")).await.unwrap();
-        if !reuse {
-            for user in ["alice", "bob"] {
-                db.create_user(user, user).await.unwrap();
-            }
-        }
-        let cas = Cas::local(db.clone(), &data.join("objects")).unwrap();
-        let repos = Repos::new(db.clone(), cas);
-        let info = CommitInfo { author: "alice", title: "card", message: "" };
-        for i in (0..repos_wanted).filter(|_| !reuse) {
-            let owner = if i % 2 == 0 { "alice" } else { "bob" };
-            let name = format!("{}-{}-{i}", word(rng.random_range(0..WORDS)), word(rng.random_range(0..WORDS)));
-            let repo = repos.create(RepoKind::Model, owner, &name, i % 10 == 0, owner).await.unwrap();
-            let text: Vec<String> = (0..40).map(|_| word(rng.random_range(0..WORDS))).collect();
-            let card = format!(
-                "---\nlicense: mit\ntags: [{}, {}]\nlibrary_name: commons\n---\n# {name}\n\n{}\n",
-                word(rng.random_range(0..200)),
-                word(rng.random_range(0..200)),
-                text.join(" ")
-            );
-            let head = repos.pin(&repo, "main").await.unwrap();
-            repos
-                .commit_onto(&repo, "main", &head, vec![Change::Put { path: "README.md".into(), bytes: card.into_bytes() }], &info, 1)
-                .await
-                .unwrap();
-            if (i + 1) % 10_000 == 0 {
-                eprintln!("generated {} repositories in {:.0} s", i + 1, generated.elapsed().as_secs_f64());
-            }
-        }
-        // The index is built the way a hub catches up at start: from the database.
-        let index = Arc::new(SearchIndex::open(&data.join("search")).unwrap());
-        let repos = repos.with_search(index);
-        let built = Instant::now();
-        let documents = repos.sync_search().await.unwrap();
-        let size: u64 = std::fs::read_dir(data.join("search")).unwrap().flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
-        println!(
-            "index: {documents} repositories in {:.1} s, {:.1} MiB on disk",
-            built.elapsed().as_secs_f64(),
-            size as f64 / (1 << 20) as f64
-        );
-    });
+    let generated = runtime.block_on(common::generate(&data, repos_wanted, reuse));
 
     let (url, token) = runtime.block_on(async {
         let state = commons_hub::AppState::open(&data, None, None).await.expect("open the hub");
@@ -160,6 +100,6 @@ fn main() {
     println!(
         "machine: {} cores; generated in {:.0} s",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        generated.elapsed().as_secs_f64()
+        generated.as_secs_f64()
     );
 }
