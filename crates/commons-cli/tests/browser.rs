@@ -353,6 +353,11 @@ fn a_person_shares_data_runs_a_recipe_and_finds_the_verified_model_in_a_real_bro
 
         // Liked, then signed out.
         me.open("/carol/mnist-mlp-mnist").await;
+        let sidebar = me.text("aside.sidebar").await;
+        assert!(
+            sidebar.contains("accuracy 0.9") && sidebar.contains("on alice/mnist (test)") && sidebar.contains("carol/mnist-mlp"),
+            "{sidebar}"
+        );
         me.check("model").await;
         me.click("form[action$='/like'] button").await;
         me.wait_for("form[action$='/like'] button", "Liked · 1").await;

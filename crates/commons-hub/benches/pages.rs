@@ -12,8 +12,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use commons_db::{Db, RepoKind};
 use common::{WORDS, word};
+use commons_db::{Db, RepoKind};
 use rand::{Rng, SeedableRng};
 use sqlx::Row;
 
@@ -27,12 +27,8 @@ async fn ensure_board(data: &std::path::Path) {
     let repos = commons_repo::Repos::new(db.clone(), cas);
     let dataset = repos.ensure(RepoKind::Dataset, "alice", "bench-digits", "alice").await.unwrap();
     let pool = db.pool();
-    let have: i64 = sqlx::query("SELECT count(*) FROM board_entries WHERE dataset_repo_id = $1")
-        .bind(dataset.id)
-        .fetch_one(pool)
-        .await
-        .unwrap()
-        .get(0);
+    let have: i64 =
+        sqlx::query("SELECT count(*) FROM board_entries WHERE dataset_repo_id = $1").bind(dataset.id).fetch_one(pool).await.unwrap().get(0);
     if have >= BOARD_ENTRIES {
         return;
     }

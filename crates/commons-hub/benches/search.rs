@@ -15,8 +15,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use commons_db::Scope;
 use common::{WORDS, word};
+use commons_db::Scope;
 use rand::{Rng, SeedableRng};
 
 fn main() {

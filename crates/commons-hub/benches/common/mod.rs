@@ -77,7 +77,11 @@ pub async fn generate(data: &std::path::Path, wanted: usize, reuse: bool) -> Dur
     let built = Instant::now();
     let documents = repos.sync_search().await.unwrap();
     let size: u64 = std::fs::read_dir(data.join("search")).unwrap().flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
-    println!("index: {documents} repositories in {:.1} s, {:.1} MiB on disk", built.elapsed().as_secs_f64(), size as f64 / (1 << 20) as f64);
+    println!(
+        "index: {documents} repositories in {:.1} s, {:.1} MiB on disk",
+        built.elapsed().as_secs_f64(),
+        size as f64 / (1 << 20) as f64
+    );
     elapsed
 }
 

@@ -532,10 +532,32 @@ async fn repo_page(State(state): State<AppState>, caller: Visitor, Path(p): Path
             pipeline_tag,
             library => text("library_name"),
             base_models => list("base_model"),
+            algorithm => text("algorithm"),
+            results => match kind {
+                RepoKind::Model => verified_results(&state, &caller, &repo).await?,
+                _ => Vec::new(),
+            },
             datasets => list("datasets"),
             tags => list("tags"),
         },
     ))
+}
+
+/// Verified results of a model on the sidebar: what the leaderboards hold of it, newest first.
+async fn verified_results(state: &AppState, caller: &Visitor, repo: &Repo) -> Result<Vec<Value>, PageError> {
+    const SHOWN: i64 = 10;
+    let entries = state.db.board_entries_of_model(caller.reader(), repo.id, SHOWN).await?;
+    Ok(entries
+        .iter()
+        .map(|e| {
+            let query = serde_urlencoded::to_string([("split", &e.split), ("metric", &e.metric)]).unwrap_or_default();
+            context! {
+                text => format!("{} {:.4} on {} ({})", e.metric, e.value, e.dataset, e.split),
+                url => format!("/leaderboards/{}?{query}", e.dataset),
+                job => e.job_id,
+            }
+        })
+        .collect())
 }
 
 /// `a/b/c` as links to each folder on the way, at `rev`.
