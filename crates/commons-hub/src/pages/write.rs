@@ -38,6 +38,22 @@ async fn writable(state: &AppState, visitor: &Visitor, p: &RepoPath, kind: RepoK
     Ok((repo, branch))
 }
 
+/// The repository, branch and file a form about one file names: its token checked, the path
+/// valid, the caller allowed to write the branch.
+async fn file_target(
+    state: &AppState,
+    visitor: &Visitor,
+    p: &RepoPath,
+    kind: RepoKind,
+    csrf: &str,
+) -> Result<(Repo, String, String), PageError> {
+    visitor.check_csrf(csrf)?;
+    let path = p.path.clone().unwrap_or_default();
+    validate_file_path(&path)?;
+    let (repo, branch) = writable(state, visitor, p, kind).await?;
+    Ok((repo, branch, path))
+}
+
 /// One commit of `staged` on `branch`, which must still be at `parent` (what the form showed).
 async fn commit(
     state: &AppState,
@@ -273,10 +289,7 @@ pub(crate) async fn edit(
     kind: RepoKind,
 ) -> PageResult {
     let form = form.0;
-    visitor.check_csrf(&form.csrf)?;
-    let path = p.path.clone().unwrap_or_default();
-    validate_file_path(&path)?;
-    let (repo, branch) = writable(&state, &visitor, &p, kind).await?;
+    let (repo, branch, path) = file_target(&state, &visitor, &p, kind, &form.csrf).await?;
     if form.content.len() as u64 > MAX_EDITED {
         return Err(PageError::bad_request(format!("A file edited here may have at most {}.", super::human_size(MAX_EDITED as i64))));
     }
@@ -325,10 +338,7 @@ pub(crate) async fn delete(
     kind: RepoKind,
 ) -> PageResult {
     let form = form.0;
-    visitor.check_csrf(&form.csrf)?;
-    let path = p.path.clone().unwrap_or_default();
-    validate_file_path(&path)?;
-    let (repo, branch) = writable(&state, &visitor, &p, kind).await?;
+    let (repo, branch, path) = file_target(&state, &visitor, &p, kind, &form.csrf).await?;
     if state.repos.file(&repo, &form.parent, &path).await?.is_none() {
         return Err(super::not_found(&format!("{path} is not in this revision.")));
     }
