@@ -276,7 +276,7 @@ fn a_person_shares_data_runs_a_recipe_and_finds_the_verified_model_in_a_real_bro
     std::fs::create_dir_all(&shots).unwrap();
     let driver = Driver::start();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let csv_link = runtime.block_on(async {
+    let (csv_link, job_page) = runtime.block_on(async {
         let client = browser(&driver).await;
         let me = Person { client, base: hub.url(), axe: axe_script(), shots };
 
@@ -365,6 +365,8 @@ fn a_person_shares_data_runs_a_recipe_and_finds_the_verified_model_in_a_real_bro
         me.wait_for("form[action$='/like'] button", "Liked · 1").await;
         me.open("/settings/tokens").await;
         me.check("tokens").await;
+        me.open("/settings/profile").await;
+        me.check("profile").await;
         me.open("/workers").await;
         assert!(me.text("table").await.contains("embedded"));
         me.check("workers").await;
@@ -374,10 +376,36 @@ fn a_person_shares_data_runs_a_recipe_and_finds_the_verified_model_in_a_real_bro
         me.open("/login").await;
         me.check("login").await;
         me.client.close().await.unwrap();
-        csv_link
+        (csv_link, job_page)
     });
     let exported = reqwest::blocking::get(format!("{}{csv_link}", hub.url())).unwrap().text().unwrap();
     assert!(exported.lines().nth(1).is_some_and(|l| l.contains("carol/mnist-mlp-mnist")), "{exported}");
     let json: Value = reqwest::blocking::get(format!("{}/api/models/carol/mnist-mlp-mnist", hub.url())).unwrap().json().unwrap();
     assert_eq!(json["likes"], 1, "{json}");
+
+    // A job shows the repositories it ran on: once alice makes her dataset private, carol's job
+    // on it is hidden from everyone who may not read it (and still alice's to see).
+    let id: i64 = job_page.trim_start_matches("/jobs/").parse().unwrap();
+    let http = reqwest::blocking::Client::new();
+    let status = |path: &str, token: Option<&str>| {
+        let mut request = http.get(format!("{}{path}", hub.url())).header("accept", "text/html");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().unwrap().status().as_u16()
+    };
+    assert_eq!(status(&format!("/api/jobs/{id}"), None), 200, "public inputs: anyone sees the job");
+    let private = http
+        .put(format!("{}/api/datasets/alice/mnist/settings", hub.url()))
+        .bearer_auth(&hub.token)
+        .json(&json!({"private": true}))
+        .send()
+        .unwrap();
+    assert!(private.status().is_success());
+    for path in [format!("/api/jobs/{id}"), format!("/api/jobs/{id}/logs"), format!("/jobs/{id}")] {
+        assert_eq!(status(&path, None), 404, "{path}");
+    }
+    let listed: Value = http.get(format!("{}/api/jobs", hub.url())).send().unwrap().json().unwrap();
+    assert!(listed.as_array().unwrap().iter().all(|j| j["id"] != id), "{listed}");
+    assert_eq!(status(&format!("/api/jobs/{id}"), Some(&hub.token)), 200, "alice reads her dataset, so the job");
 }

@@ -136,6 +136,13 @@ impl Db {
         Ok(())
     }
 
+    /// Changes the full name shown for account `user_id`.
+    pub async fn set_fullname(&self, user_id: i64, fullname: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query("UPDATE users SET fullname = $1 WHERE id = $2").bind(fullname).bind(user_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// The account `name` and its password hash (`None` when it signs in with tokens only).
     pub async fn user_with_password(&self, name: &str) -> Result<Option<(User, Option<String>)>> {
         let row = sqlx::query("SELECT id, name, fullname, created_at, password_hash FROM users WHERE name = $1")

@@ -292,6 +292,27 @@ fn a_person_signs_up_writes_from_the_browser_makes_a_token_and_signs_out() {
     assert_eq!(api_status(&hub, reqwest::Method::GET, "/api/whoami-v2", None, Some(&secret)), 401, "revoked at once");
     assert_eq!(browser.post(&revoke_paths[0], &[("csrf", &csrf)]).status, 404);
 
+    // Profile: a full name, and a new password that signs every other browser out.
+    let mut laptop = Browser::new(&hub);
+    let login = laptop.get("/login");
+    let signed_in = laptop.post("/login", &[("csrf", &hidden(&login.body, "csrf")), ("name", "bob"), ("password", "a long password")]);
+    assert_eq!(signed_in.status, 303);
+    let profile = browser.get("/settings/profile");
+    assert_eq!(profile.status, 200, "{}", profile.body);
+    let csrf = hidden(&profile.body, "csrf");
+    assert_eq!(browser.post("/settings/profile", &[("fullname", "Bob Builder")]).status, 403);
+    let saved = browser.post("/settings/profile", &[("csrf", &csrf), ("fullname", "Bob Builder")]);
+    assert!(saved.body.contains("Saved."), "{}", saved.body);
+    assert!(browser.get("/bob").body.contains("Bob Builder"));
+    let wrong = browser.post("/settings/password", &[("csrf", &csrf), ("current", "not my password"), ("password", "a new long password")]);
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.body.contains("current password is not right"), "{}", wrong.body);
+    let changed =
+        browser.post("/settings/password", &[("csrf", &csrf), ("current", "a long password"), ("password", "a new long password")]);
+    assert_eq!((changed.status, changed.location.as_deref()), (303, Some("/settings/profile")), "{}", changed.body);
+    assert!(browser.get("/").body.contains("href=\"/bob\""), "this browser stays signed in");
+    assert!(laptop.get("/").body.contains("Sign in"), "every other session ended with the old password");
+
     // Sign out: the old cookie no longer signs anyone in, even sent again by hand.
     let home = browser.get("/");
     let csrf = hidden(&home.body, "csrf");
@@ -312,11 +333,14 @@ fn a_person_signs_up_writes_from_the_browser_makes_a_token_and_signs_out() {
     let nobody = browser.post("/login", &[("csrf", &csrf), ("name", "nobody"), ("password", "not the password")]);
     assert_eq!(nobody.status, 401);
     assert!(wrong.body.contains("Wrong name or password.") && nobody.body.contains("Wrong name or password."));
-    let offsite = browser.post("/login", &[("csrf", &csrf), ("name", "bob"), ("password", "a long password"), ("next", "//evil.example/")]);
+    let old = browser.post("/login", &[("csrf", &csrf), ("name", "bob"), ("password", "a long password")]);
+    assert_eq!(old.status, 401, "the old password no longer works");
+    let offsite =
+        browser.post("/login", &[("csrf", &csrf), ("name", "bob"), ("password", "a new long password"), ("next", "//evil.example/")]);
     assert_eq!((offsite.status, offsite.location.as_deref()), (303, Some("/")), "never sent off the site after sign-in");
     assert_eq!(browser.get("/profile-that-does-not-exist").status, 404);
     let profile = browser.get("/bob");
-    assert!(profile.body.contains("Bob B") && profile.body.contains("/datasets/bob/reviews"), "{}", profile.body);
+    assert!(profile.body.contains("Bob Builder") && profile.body.contains("/datasets/bob/reviews"), "{}", profile.body);
 }
 
 #[test]

@@ -142,3 +142,81 @@ pub(crate) async fn revoke_token(
     }
     Ok(Redirect::to("/settings/tokens").into_response())
 }
+
+pub(crate) async fn profile_settings(State(state): State<AppState>, visitor: Visitor) -> PageResult {
+    if visitor.name().is_none() {
+        return Ok(Redirect::to("/login?next=%2Fsettings%2Fprofile").into_response());
+    }
+    let token = signed_in(&visitor)?;
+    profile_page(&state, &visitor, &token.user.name, None, None).await
+}
+
+async fn profile_page(state: &AppState, visitor: &Visitor, name: &str, notice: Option<&str>, error: Option<String>) -> PageResult {
+    let (user, password) = state.db.user_with_password(name).await?.ok_or_else(|| not_found("No such user."))?;
+    let mut response = page(
+        visitor,
+        "profile_settings.html",
+        context! { fullname => &user.fullname, has_password => password.is_some(), notice, error => &error },
+    );
+    if error.is_some() {
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ProfileForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    fullname: String,
+}
+
+pub(crate) async fn save_profile(State(state): State<AppState>, visitor: Visitor, form: PageForm<ProfileForm>) -> PageResult {
+    let form = form.0;
+    visitor.check_csrf(&form.csrf)?;
+    let user = signed_in(&visitor)?.user.clone();
+    let fullname = form.fullname.trim();
+    if fullname.is_empty() || fullname.chars().count() > 200 || fullname.chars().any(char::is_control) {
+        return profile_page(&state, &visitor, &user.name, None, Some("A full name has 1 to 200 characters.".into())).await;
+    }
+    state.db.set_fullname(user.id, fullname).await?;
+    profile_page(&state, &visitor, &user.name, Some("Saved."), None).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// A new password: the current one checked first (when the account has one), counted against
+/// the account's sign-in limit, then every session of the account ended and this browser
+/// signed in afresh.
+pub(crate) async fn change_password(State(state): State<AppState>, visitor: Visitor, form: PageForm<PasswordForm>) -> PageResult {
+    let form = form.0;
+    visitor.check_csrf(&form.csrf)?;
+    let user = signed_in(&visitor)?.user.clone();
+    if let Err(wait) = state.sign_in.take(format!("user:{}", user.name.to_ascii_lowercase()), super::session::PER_ACCOUNT) {
+        return Ok(super::session::too_many(wait));
+    }
+    let (_, phc) = state.db.user_with_password(&user.name).await?.ok_or_else(|| not_found("No such user."))?;
+    if let Some(phc) = phc {
+        let current = form.current;
+        if !state.sign_in.hash(move || commons_repo::accounts::verify_password(&current, &phc)).await? {
+            return profile_page(&state, &visitor, &user.name, None, Some("The current password is not right.".into())).await;
+        }
+    }
+    if let Err(e) = commons_repo::accounts::validate_password(&form.password) {
+        return profile_page(&state, &visitor, &user.name, None, Some(e.to_string())).await;
+    }
+    let password = form.password;
+    let phc = state.sign_in.hash(move || commons_repo::accounts::hash_password(&password)).await?.map_err(PageError::from)?;
+    state.db.set_password(&user.name, &phc).await?;
+    tracing::info!(user = %user.name, "password changed from the browser; other sessions ended");
+    super::session::start_session(&state, &visitor, user.id, "/settings/profile").await
+}

@@ -150,13 +150,18 @@ fn job_summary(job: &JobView) -> Value {
 
 pub(crate) async fn jobs(State(state): State<AppState>, visitor: Visitor) -> PageResult {
     let coordinator = coordinator(&state)?;
-    let jobs: Vec<Value> = coordinator.list_jobs(None, 50).await?.iter().map(job_summary).collect();
+    let mut jobs = Vec::new();
+    for job in coordinator.list_jobs(None, 50).await? {
+        if crate::routes::may_see_job(&state, visitor.reader(), &job).await {
+            jobs.push(job_summary(&job));
+        }
+    }
     Ok(page(&visitor, "jobs.html", context! { jobs }))
 }
 
 pub(crate) async fn job(State(state): State<AppState>, visitor: Visitor, Path(id): Path<i64>) -> PageResult {
     let coordinator = coordinator(&state)?;
-    let job = coordinator.job_view(id).await?;
+    let job = crate::routes::visible_job(&state, coordinator, visitor.reader(), id).await?;
     let logs = coordinator.logs(id, 0, 10_000).await?;
     let logs: Vec<String> = logs.iter().rev().take(LOG_LINES as usize).rev().map(|l| l.line.clone()).collect();
     let mut units = Vec::new();

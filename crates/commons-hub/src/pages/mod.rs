@@ -97,6 +97,8 @@ static PAGES: LazyLock<Pages> = LazyLock::new(|| {
         ("edit.html", include_str!("templates/edit.html")),
         ("tokens.html", include_str!("templates/tokens.html")),
         ("user.html", include_str!("templates/user.html")),
+        ("profile_settings.html", include_str!("templates/profile_settings.html")),
+        ("settings_tabs.html", include_str!("templates/settings_tabs.html")),
         ("viewer.html", include_str!("templates/viewer.html")),
         ("viewer_table.html", include_str!("templates/viewer_table.html")),
         ("jobs.html", include_str!("templates/jobs.html")),
@@ -259,6 +261,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/new", get(write::new_repo_form).post(write::new_repo))
         .route("/settings/tokens", get(account::tokens).post(account::create_token))
         .route("/settings/tokens/{id}/delete", post(account::revoke_token))
+        .route("/settings/profile", get(account::profile_settings).post(account::save_profile))
+        .route("/settings/password", post(account::change_password))
         .route("/jobs", get(compute::jobs))
         .route("/jobs/{id}", get(compute::job))
         .route("/jobs/{id}/cancel", post(compute::cancel))

@@ -198,14 +198,14 @@ impl Default for SignInLimiter {
 
 /// Attempts allowed per window: from one address, and against one account.
 const PER_ADDRESS: u32 = 20;
-const PER_ACCOUNT: u32 = 10;
+pub(crate) const PER_ACCOUNT: u32 = 10;
 const WINDOW: Duration = Duration::from_secs(300);
 /// Keys held before expired windows are swept (a flood of addresses cannot grow the map).
 const MAX_KEYS: usize = 100_000;
 
 impl SignInLimiter {
     /// Counts one attempt under `key`; the seconds to wait when it is over `limit`.
-    fn take(&self, key: String, limit: u32) -> Result<(), u64> {
+    pub(crate) fn take(&self, key: String, limit: u32) -> Result<(), u64> {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if windows.len() >= MAX_KEYS {
@@ -226,13 +226,13 @@ impl SignInLimiter {
     }
 
     /// Runs a password hash or check off the async threads, at most two at once.
-    async fn hash<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, PageError> {
+    pub(crate) async fn hash<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, PageError> {
         let _permit = self.hashing.acquire().await.map_err(|_| PageError::internal("the hub is shutting down"))?;
         tokio::task::spawn_blocking(work).await.map_err(|e| PageError::internal(format!("password check failed: {e}")))
     }
 }
 
-fn too_many(wait: u64) -> Response {
+pub(crate) fn too_many(wait: u64) -> Response {
     let mut response = PageError {
         status: StatusCode::TOO_MANY_REQUESTS,
         message: format!("Too many attempts. Try again in {} minutes.", wait.div_ceil(60)),
@@ -314,7 +314,7 @@ pub(crate) async fn login(State(state): State<AppState>, visitor: Visitor, form:
 
 /// Signs the browser in as `user_id` and sends it to `to`: a new session secret (never one the
 /// browser had before), and the pre-session cookie dropped.
-async fn start_session(state: &AppState, visitor: &Visitor, user_id: i64, to: &str) -> PageResult {
+pub(crate) async fn start_session(state: &AppState, visitor: &Visitor, user_id: i64, to: &str) -> PageResult {
     let secret = state.db.create_session(user_id, SESSION_SECONDS).await?;
     let mut response = Redirect::to(to).into_response();
     response.headers_mut().append(header::SET_COOKIE, visitor.set_cookie(SESSION_COOKIE, &secret, SESSION_SECONDS));

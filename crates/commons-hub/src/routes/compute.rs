@@ -118,12 +118,58 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-async fn list(State(c): State<Coordinator>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
-    Ok(Json(c.list_jobs(q.owner.as_deref(), q.limit.unwrap_or(50)).await?).into_response())
+async fn list(
+    State(hub): State<AppState>,
+    State(c): State<Coordinator>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    let jobs = c.list_jobs(q.owner.as_deref(), q.limit.unwrap_or(50)).await?;
+    let mut visible = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if may_see_job(&hub, caller.reader(), &job).await {
+            visible.push(job);
+        }
+    }
+    Ok(Json(visible).into_response())
 }
 
-async fn job(State(c): State<Coordinator>, Path(id): Path<i64>) -> ApiResult<Response> {
-    Ok(Json(c.job_view(id).await?).into_response())
+/// Whether `reader` may see `job`: its owner always; anyone else when every repository it
+/// names (the recipe and the data of a training, the model and the data of an evaluation) is
+/// one they may read, so that a job never shows the name or the results of a private
+/// repository to someone the repository is hidden from.
+pub(crate) async fn may_see_job(hub: &AppState, reader: Option<&str>, job: &commons_protocol::JobView) -> bool {
+    use commons_db::RepoKind;
+    use commons_protocol::JobSpec;
+    if reader == Some(job.owner.as_str()) {
+        return true;
+    }
+    let inputs = match &job.spec {
+        JobSpec::Train { algorithm, dataset, .. } => vec![(RepoKind::Algorithm, algorithm), (RepoKind::Dataset, dataset)],
+        JobSpec::Eval { model, dataset, .. } => vec![(RepoKind::Model, model), (RepoKind::Dataset, dataset)],
+        JobSpec::Noop { .. } => Vec::new(),
+    };
+    for (kind, pinned) in inputs {
+        let Some((ns, name)) = pinned.repo.split_once('/') else { return false };
+        if hub.repos.find(kind, ns, name, reader).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Job `id` as `caller` may see it: one they may not see is as missing as one that never was.
+pub(crate) async fn visible_job(hub: &AppState, c: &Coordinator, reader: Option<&str>, id: i64) -> ApiResult<commons_protocol::JobView> {
+    let job = c.job_view(id).await?;
+    if may_see_job(hub, reader, &job).await {
+        Ok(job)
+    } else {
+        Err(ComputeError::not_found("JobNotFound", format!("job {id} not found")).into())
+    }
+}
+
+async fn job(State(hub): State<AppState>, State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>) -> ApiResult<Response> {
+    Ok(Json(visible_job(&hub, &c, caller.reader(), id).await?).into_response())
 }
 
 async fn cancel(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>) -> ApiResult<Response> {
@@ -137,8 +183,14 @@ struct LogQuery {
     limit: Option<i64>,
 }
 
-async fn logs(State(c): State<Coordinator>, Path(id): Path<i64>, Query(q): Query<LogQuery>) -> ApiResult<Response> {
-    c.job_view(id).await?;
+async fn logs(
+    State(hub): State<AppState>,
+    State(c): State<Coordinator>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Response> {
+    visible_job(&hub, &c, caller.reader(), id).await?;
     let lines = c.logs(id, q.after.unwrap_or(0), q.limit.unwrap_or(1000)).await?;
     Ok(Json(json!({ "lines": lines })).into_response())
 }

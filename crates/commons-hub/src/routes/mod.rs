@@ -11,7 +11,7 @@ mod upload;
 mod viewer;
 mod xet;
 
-pub(crate) use compute::router as compute_router;
+pub(crate) use compute::{may_see_job, router as compute_router, visible_job};
 pub(crate) use lfs::sweep_stale_parts;
 pub(crate) use upload::{Staged, commit_staged};
 pub use viewer::ViewerCache;
