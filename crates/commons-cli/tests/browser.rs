@@ -355,6 +355,12 @@ fn a_person_shares_data_runs_a_recipe_and_finds_the_verified_model_in_a_real_bro
 
         // Liked, then signed out.
         me.open("/carol/mnist-mlp-mnist").await;
+        let drawn = me
+            .client
+            .execute("return [...document.querySelectorAll('article.card img')].every(i => i.complete && i.naturalWidth > 0);", vec![])
+            .await
+            .unwrap();
+        assert_eq!(drawn, json!(true), "the card's images (its training curves, an SVG of the repository) are drawn");
         let sidebar = me.text("aside.sidebar").await;
         assert!(
             sidebar.contains("accuracy 0.9") && sidebar.contains("on alice/mnist (test)") && sidebar.contains("carol/mnist-mlp"),

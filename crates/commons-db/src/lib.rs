@@ -12,12 +12,17 @@
 mod auth;
 mod cache;
 pub mod cas;
+mod discussions;
 mod error;
 mod leaderboards;
 mod market;
 mod repos;
 
 pub use auth::{Scope, Token, TokenInfo, User};
+pub use discussions::{
+    CommentRevision, Discussion, DiscussionEvent, DiscussionFilter, DiscussionStatus, EventKind, MergePlan, NewPullRequest, pr_number,
+    pr_ref,
+};
 pub use error::DbError;
 pub use leaderboards::{BoardEntry, BoardSummary};
 pub use market::{DOWNLOAD_DAYS, Download, TRENDING_DAYS};

@@ -306,12 +306,17 @@ impl Db {
     }
 
     async fn get_repo_uncached(&self, kind: RepoKind, namespace: &str, name: &str) -> Result<Option<Repo>> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE kind = $1 AND namespace = $2 AND name = $3")))
-            .bind(kind.as_str())
-            .bind(namespace)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        // Repository ids are matched without regard to case, as on the Hub (names are ASCII,
+        // which `lower` folds alike on SQLite and PostgreSQL); the index on the folded names
+        // makes this one lookup, and keeps two ids that differ only in case from both existing.
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REPO_COLUMNS} FROM repos WHERE kind = $1 AND lower(namespace) = lower($2) AND lower(name) = lower($3)"
+        )))
+        .bind(kind.as_str())
+        .bind(namespace)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(repo_from_row).transpose()
     }
 
@@ -366,7 +371,9 @@ impl Db {
     pub async fn delete_repo(&self, repo: &Repo) -> Result<()> {
         let mut tx = self.begin_write().await?;
         // Lease tokens limited to this repository die with it (they reference it).
-        for table in ["tokens", "refs", "commits", "likes", "repo_downloads"] {
+        for table in
+            ["tokens", "refs", "commits", "likes", "repo_downloads", "discussion_comment_edits", "discussion_events", "discussions"]
+        {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE repo_id = $1"))).bind(repo.id).execute(&mut **tx).await?;
         }
         // A board entry names its model, dataset and algorithm: it goes with any of them.
@@ -526,6 +533,18 @@ impl Db {
         }
         if is_full_commit_id(rev) && self.get_commit(repo, rev).await?.is_some() {
             return Ok(rev.to_string());
+        }
+        // A short commit id (7 hex digits or more, as git abbreviates), if it names one commit.
+        if (7..40).contains(&rev.len()) && rev.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            let rows = sqlx::query("SELECT id FROM commits WHERE repo_id = $1 AND id >= $2 AND id < $3 LIMIT 2")
+                .bind(repo.id)
+                .bind(rev)
+                .bind(format!("{rev}g"))
+                .fetch_all(&self.pool)
+                .await?;
+            if let [only] = &rows[..] {
+                return Ok(only.try_get("id")?);
+            }
         }
         Err(DbError::RevisionNotFound(rev.into()))
     }
@@ -770,8 +789,19 @@ impl Db {
         {
             return Err(DbError::StaleParent { expected: expected.into(), actual: head });
         }
+        crate::discussions::check_pr_branch(&mut tx, repo, branch).await?;
         let commit = apply_commit(&mut tx, repo, branch, Some(&head), ops, info, now_unix(), RefUpdate::From(&head)).await?;
-        sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(commit.created_at).bind(repo.id).execute(&mut **tx).await?;
+        match crate::discussions::pr_number(branch) {
+            // A pull request's commit is an event of the pull request, not a change of the repository.
+            Some(num) => crate::discussions::record_pr_commit(&mut tx, repo, num, &commit).await?,
+            None => {
+                sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2")
+                    .bind(commit.created_at)
+                    .bind(repo.id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
         tx.commit().await?;
         Ok(commit)
     }
@@ -939,7 +969,7 @@ impl Db {
 
 /// How a new commit moves its branch.
 #[derive(Clone, Copy)]
-enum RefUpdate<'a> {
+pub(crate) enum RefUpdate<'a> {
     /// The branch is new (a repository's first commit).
     Create,
     /// Compare-and-swap from the parent: a concurrent move is a [`DbError::StaleParent`].
@@ -956,8 +986,8 @@ pub struct CommitInfo<'a> {
     pub message: &'a str,
 }
 
-#[allow(clippy::too_many_arguments)] // the one private step behind three public commit paths
-async fn apply_commit(
+#[allow(clippy::too_many_arguments)] // the one private step behind every public commit path
+pub(crate) async fn apply_commit(
     tx: &mut Tx,
     repo: &Repo,
     branch: &str,
@@ -1002,7 +1032,13 @@ async fn apply_commit(
             }
             CommitOp::Delete(path) => {
                 if entries.remove(path).is_none() {
-                    return Err(DbError::NotFound(format!("file {path}")));
+                    // A `deletedFile` naming a folder deletes the folder, as the Hub does.
+                    let prefix = format!("{}/", path.trim_end_matches('/'));
+                    let before = entries.len();
+                    entries.retain(|p, _| !p.starts_with(&prefix));
+                    if entries.len() == before {
+                        return Err(DbError::NotFound(format!("file {path}")));
+                    }
                 }
             }
             CommitOp::DeleteFolder(path) => {

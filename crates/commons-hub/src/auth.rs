@@ -77,4 +77,19 @@ impl Caller {
         access::may_write_repo(token, repo)?;
         Ok(token)
     }
+
+    /// A token that may send content for `repo` ([`access::may_upload`]).
+    pub fn require_upload(&self, repo: &Repo) -> Result<&Token, ApiError> {
+        let token = self.require()?;
+        access::may_upload(token, repo)?;
+        Ok(token)
+    }
+
+    /// A token that may open, comment on and push to discussions of `repo`
+    /// ([`access::may_participate`]).
+    pub fn require_participant(&self, repo: &Repo) -> Result<&Token, ApiError> {
+        let token = self.require()?;
+        access::may_participate(token, repo)?;
+        Ok(token)
+    }
 }

@@ -219,7 +219,11 @@ fn a_person_signs_up_writes_from_the_browser_makes_a_token_and_signs_out() {
     assert_eq!((saved.status, saved.location.as_deref()), (303, Some("/datasets/bob/reviews")), "{}", saved.body);
     let page = browser.get("/datasets/bob/reviews");
     assert!(page.body.contains("<h1>Reviews</h1>") && page.body.contains("cc-by-4.0"), "{}", page.body);
-    let readme = reqwest::blocking::get(format!("{}/datasets/bob/reviews/resolve/main/README.md", hub.url())).unwrap().text().unwrap();
+    let served = reqwest::blocking::get(format!("{}/datasets/bob/reviews/resolve/main/README.md", hub.url())).unwrap();
+    let header = |name: &str| served.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    assert_eq!(header("content-type"), "application/octet-stream");
+    assert!(header("content-security-policy").contains("sandbox") && header("x-content-type-options") == "nosniff");
+    let readme = served.text().unwrap();
     assert!(readme.starts_with("---\nlicense: cc-by-4.0\n") && !readme.contains('\r'), "lines end as typed: {readme:?}");
 
     // Like it, then not.
@@ -363,4 +367,104 @@ fn sign_in_attempts_are_limited_and_closed_sign_up_makes_no_accounts() {
     assert_eq!(statuses[10], 429, "the eleventh attempt on one account within minutes waits");
     let waited = browser.post("/login", &[("csrf", &csrf), ("name", "alice"), ("password", "guess guess")]);
     assert!(waited.body.contains("Too many attempts"), "{}", waited.body);
+}
+
+/// A browser signed in as `name` (whose password is set here).
+fn signed_in(hub: &Hub, name: &str) -> Browser {
+    let hash = commons_repo::accounts::hash_password("a long password").unwrap();
+    hub.block_on(hub.state.db.set_password(name, &hash)).unwrap();
+    let mut browser = Browser::new(hub);
+    let csrf = hidden(&browser.get("/login").body, "csrf");
+    let answer = browser.post("/login", &[("csrf", &csrf), ("name", name), ("password", "a long password")]);
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    browser
+}
+
+/// A commit through the API as `token`, to `rev` of alice's model `m`; `create_pr` opens a pull
+/// request with it. The answer's JSON.
+fn api_commit(hub: &Hub, token: &str, rev: &str, create_pr: bool, path: &str, content: &str) -> serde_json::Value {
+    use base64::Engine;
+    let lines = [
+        serde_json::json!({"key": "header", "value": {"summary": format!("Change {path}"), "description": ""}}),
+        serde_json::json!({"key": "file", "value": {"path": path, "content": base64::engine::general_purpose::STANDARD.encode(content), "encoding": "base64"}}),
+    ];
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let query = if create_pr { "?create_pr=1" } else { "" };
+    let rev = rev.replace('/', "%2F");
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}/api/models/alice/m/commit/{rev}{query}", hub.url()))
+        .bearer_auth(token)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .unwrap();
+    let status = response.status();
+    let value: serde_json::Value = response.json().unwrap();
+    assert!(status.is_success(), "commit to {rev}: {status} {value}");
+    value
+}
+
+#[test]
+fn a_pull_request_is_discussed_and_merged_from_its_page_and_only_a_writer_sees_the_merge_button() {
+    let hub = Hub::start();
+    let bob_token = hub.add_user("bob");
+    support::RawClient::new(&hub).create_model("m").unwrap();
+    api_commit(&hub, &hub.token, "main", false, "config.json", "{\"hidden\": 64}\n");
+
+    // bob opens a discussion from the page, then proposes a change through the API.
+    let mut bob = signed_in(&hub, "bob");
+    let form = bob.get("/alice/m/discussions/new");
+    assert_eq!(form.status, 200, "{}", form.body);
+    let csrf = hidden(&form.body, "csrf");
+    assert_eq!(bob.post("/alice/m/discussions", &[("title", "No token")]).status, 403, "a form without its CSRF token is refused");
+    let short = bob.post("/alice/m/discussions", &[("csrf", &csrf), ("title", "Hi")]);
+    assert_eq!(short.status, 400);
+    assert!(short.body.contains("3 to 200 characters"), "{}", short.body);
+    let opened = bob.post(
+        "/alice/m/discussions",
+        &[("csrf", &csrf), ("title", "Where is the card?"), ("description", "<script>alert(1)</script>**Please** add one.")],
+    );
+    assert_eq!((opened.status, opened.location.as_deref()), (303, Some("/alice/m/discussions/1")), "{}", opened.body);
+    let discussion = bob.get("/alice/m/discussions/1");
+    assert!(discussion.body.contains("<strong>Please</strong> add one."), "the description is rendered: {}", discussion.body);
+    assert!(!discussion.body.contains("<script>alert"), "and sanitised");
+
+    let pr = api_commit(&hub, &bob_token, "main", true, "config.json", "{\"hidden\": 128}\n");
+    assert_eq!(pr["pullRequestUrl"].as_str().unwrap(), format!("{}/alice/m/discussions/2", hub.url()));
+    let page = bob.get("/alice/m/discussions/2");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("+{&quot;hidden&quot;: 128}") || page.body.contains("+{\"hidden\": 128}"),
+        "the diff is shown: {}",
+        page.body
+    );
+    assert!(!page.body.contains("/merge\""), "bob may not merge, so no merge form is shown");
+    let csrf = hidden(&page.body, "csrf");
+    assert_eq!(bob.post("/alice/m/discussions/2/merge", &[("csrf", &csrf)]).status, 403, "nor may he post one");
+    let commented = bob.post("/alice/m/discussions/2/comment", &[("csrf", &csrf), ("comment", "Ready when you are")]);
+    assert_eq!(commented.status, 303);
+
+    // The listing shows both, pull requests apart.
+    let list = bob.get("/alice/m/discussions?type=pull_request");
+    assert!(list.body.contains("Change config.json") && !list.body.contains("Where is the card?"), "{}", list.body);
+
+    // alice merges from the page; main moves, the pull request says merged.
+    let mut alice = signed_in(&hub, "alice");
+    let page = alice.get("/alice/m/discussions/2");
+    assert!(page.body.contains("/alice/m/discussions/2/merge"), "a writer sees the merge form: {}", page.body);
+    assert!(page.body.contains("Ready when you are"));
+    let csrf = hidden(&page.body, "csrf");
+    assert_eq!(alice.post("/alice/m/discussions/2/merge", &[]).status, 403, "a merge without its CSRF token is refused");
+    let merged = alice.post("/alice/m/discussions/2/merge", &[("csrf", &csrf)]);
+    assert_eq!(merged.status, 303, "{}", merged.body);
+    let page = alice.get("/alice/m/discussions/2");
+    assert!(page.body.contains("status merged") && page.body.contains("merged as"), "{}", page.body);
+    let config = reqwest::blocking::get(format!("{}/alice/m/resolve/main/config.json", hub.url())).unwrap().text().unwrap();
+    assert_eq!(config, "{\"hidden\": 128}\n");
+
+    // bob closes his own discussion from its page.
+    let page = bob.get("/alice/m/discussions/1");
+    let csrf = hidden(&page.body, "csrf");
+    assert_eq!(bob.post("/alice/m/discussions/1/status", &[("csrf", &csrf), ("status", "closed")]).status, 303);
+    assert!(bob.get("/alice/m/discussions?status=closed").body.contains("Where is the card?"));
 }

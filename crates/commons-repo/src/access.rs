@@ -62,3 +62,42 @@ pub fn may_write_branch(token: &Token, repo: &Repo, branch: &str) -> Result<(), 
         _ => Ok(()),
     }
 }
+
+/// A write token of a whole account (not a lease token, nor one limited to another
+/// repository) whose user may read `repo`: what opening and commenting on discussions and
+/// pushing to a pull request's own branch need. Reading is the caller's check (the repository
+/// was found for this reader).
+pub fn may_participate(token: &Token, repo: &Repo) -> Result<(), RepoError> {
+    if token.is_lease() {
+        return Err(RepoError::Forbidden("this token is limited to one branch of one repository; use a token of the account".into()));
+    }
+    if token.scope != Scope::Write {
+        return Err(RepoError::Forbidden(format!(
+            "this token has {} scope and cannot write; use a token with write scope",
+            token.scope.as_str()
+        )));
+    }
+    match token.repo_id {
+        Some(only) if only != repo.id => {
+            Err(RepoError::Forbidden(format!("this token is limited to another repository than {}", repo.full_name())))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`may_participate`], and the author of the discussion or a writer of `repo`: what renaming,
+/// closing and reopening a discussion, and hiding its comments, need.
+pub fn may_moderate(token: &Token, repo: &Repo, discussion_author: &str) -> Result<(), RepoError> {
+    may_participate(token, repo)?;
+    if token.user.name == discussion_author || may_write_repo(token, repo).is_ok() {
+        return Ok(());
+    }
+    Err(RepoError::Forbidden(format!("only the author of this discussion or a writer of {} may change it", repo.full_name())))
+}
+
+/// A token that may send content for `repo`: a writer's ([`may_write_repo`]), or a
+/// participant's ([`may_participate`]), whose content can only land on a pull request's branch.
+/// Stored bytes are bound to a repository by a commit alone, which checks its own rule.
+pub fn may_upload(token: &Token, repo: &Repo) -> Result<(), RepoError> {
+    may_write_repo(token, repo).or_else(|_| may_participate(token, repo))
+}

@@ -16,6 +16,7 @@
 pub mod access;
 pub mod accounts;
 mod cards;
+pub mod collab;
 pub mod names;
 mod search;
 

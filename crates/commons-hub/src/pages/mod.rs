@@ -10,11 +10,13 @@
 
 mod account;
 mod compute;
+mod discussions;
 mod markdown;
 mod session;
 mod viewer;
 mod write;
 
+pub(crate) use markdown::render as render_markdown;
 use session::Visitor;
 pub use session::{SignInLimiter, Signup};
 
@@ -297,6 +299,15 @@ pub(crate) fn repo_routes(kind: RepoKind) -> Router<AppState> {
             get(move |s, c, p| write::edit_form(s, c, p, kind)).post(move |s, c, p, f| write::edit(s, c, p, f, kind)),
         )
         .route("/delete/{rev}/{*path}", post(move |s, c, p, f| write::delete(s, c, p, f, kind)))
+        .route(
+            "/discussions",
+            get(move |s, c, p, q| discussions::list(s, c, p, q, kind)).post(move |s, c, p, f| discussions::create(s, c, p, f, kind)),
+        )
+        .route("/discussions/new", get(move |s, c, p| discussions::new_form(s, c, p, kind)))
+        .route("/discussions/{num}", get(move |s, c, p| discussions::show(s, c, p, kind)))
+        .route("/discussions/{num}/comment", post(move |s, c, p, f| discussions::comment(s, c, p, f, kind)))
+        .route("/discussions/{num}/status", post(move |s, c, p, f| discussions::status(s, c, p, f, kind)))
+        .route("/discussions/{num}/merge", post(move |s, c, p, f| discussions::merge(s, c, p, f, kind)))
 }
 
 /// The stylesheet and the script, under names that change with their content.
@@ -476,6 +487,7 @@ struct RepoPath {
     rev: Option<String>,
     path: Option<String>,
     id: Option<String>,
+    num: Option<String>,
 }
 
 async fn repo_page(State(state): State<AppState>, caller: Visitor, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
@@ -756,55 +768,9 @@ async fn commit(State(state): State<AppState>, caller: Visitor, Path(p): Path<Re
         None => Vec::new().into(),
     };
     let base = repo_url(kind, &repo.namespace, &repo.name);
-    // Both trees are sorted by path: one merge finds what was added, removed or changed.
-    let (mut changes, mut i, mut j) = (Vec::new(), 0, 0);
-    while i < before.len() || j < after.len() {
-        let (old, new) = match (before.get(i), after.get(j)) {
-            (Some(o), Some(n)) if o.path == n.path => {
-                (i, j) = (i + 1, j + 1);
-                if o.sha256 == n.sha256 {
-                    continue;
-                }
-                (Some(o), Some(n))
-            }
-            (Some(o), Some(n)) if o.path < n.path => {
-                i += 1;
-                (Some(o), None)
-            }
-            (Some(o), None) => {
-                i += 1;
-                (Some(o), None)
-            }
-            (_, Some(n)) => {
-                j += 1;
-                (None, Some(n))
-            }
-            (None, None) => break,
-        };
-        changes.push((old.cloned(), new.cloned()));
-    }
-    let more_files = changes.len() > COMMIT_FILES;
-    changes.truncate(COMMIT_FILES);
-    let mut budget = DiffBudget { lines: DIFF_LINES, bytes: DIFF_BYTES };
-    let mut files = Vec::with_capacity(changes.len());
-    for (old, new) in changes {
-        let (status, path) = match (&old, &new) {
-            (Some(_), Some(n)) => ("modified", n.path.clone()),
-            (None, Some(n)) => ("added", n.path.clone()),
-            (Some(o), _) => ("removed", o.path.clone()),
-            (None, None) => continue,
-        };
-        let sizes = match (&old, &new) {
-            (Some(o), Some(n)) => format!("{} → {}", human_size(o.size), human_size(n.size)),
-            (_, Some(n)) => human_size(n.size),
-            (Some(o), _) => human_size(o.size),
-            (None, None) => String::new(),
-        };
-        let rev = if new.is_some() { commit.id.clone() } else { commit.parent_id.clone().unwrap_or_default() };
-        let url = format!("{base}/blob/{rev}/{}", encode_path(&path));
-        let (lines, note) = diff_lines(&state, old.as_ref(), new.as_ref(), &mut budget).await?;
-        files.push(context! { status, path, sizes, url, lines, note });
-    }
+    let changes = commons_repo::collab::tree_changes(&before, &after);
+    let old_rev = commit.parent_id.clone().unwrap_or_default();
+    let (files, more_files) = file_diffs(&state, &changes, &base, &commit.id, &old_rev).await?;
     Ok(page(
         &caller,
         "commit.html",
@@ -818,6 +784,40 @@ async fn commit(State(state): State<AppState>, caller: Visitor, Path(p): Path<Re
             files, more_files,
         },
     ))
+}
+
+/// The changed files of a page (a commit's, a pull request's), each with its diff within the
+/// page's budget, and whether there were more than [`COMMIT_FILES`]. Links lead to the new
+/// side at `new_rev`, or to the old one at `old_rev` for a removed file.
+async fn file_diffs(
+    state: &AppState,
+    changes: &[commons_repo::collab::FileChange],
+    base: &str,
+    new_rev: &str,
+    old_rev: &str,
+) -> Result<(Vec<Value>, bool), PageError> {
+    let more_files = changes.len() > COMMIT_FILES;
+    let mut budget = DiffBudget { lines: DIFF_LINES, bytes: DIFF_BYTES };
+    let mut files = Vec::with_capacity(changes.len().min(COMMIT_FILES));
+    for change in changes.iter().take(COMMIT_FILES) {
+        let (old, new) = (change.old.as_ref(), change.new.as_ref());
+        let status = match (old, new) {
+            (Some(_), Some(_)) => "modified",
+            (None, _) => "added",
+            (Some(_), None) => "removed",
+        };
+        let sizes = match (old, new) {
+            (Some(o), Some(n)) => format!("{} → {}", human_size(o.size), human_size(n.size)),
+            (_, Some(n)) => human_size(n.size),
+            (Some(o), _) => human_size(o.size),
+            (None, None) => String::new(),
+        };
+        let rev = encode_rev(if new.is_some() { new_rev } else { old_rev });
+        let url = format!("{base}/blob/{rev}/{}", encode_path(&change.path));
+        let (lines, note) = diff_lines(state, old, new, &mut budget).await?;
+        files.push(context! { status, path => &change.path, sizes, url, lines, note });
+    }
+    Ok((files, more_files))
 }
 
 /// What is left of a commit page's diff budget.

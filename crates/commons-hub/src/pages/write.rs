@@ -23,7 +23,7 @@ const MAX_UPLOAD_FILES: usize = 1000;
 const MAX_EDITED: u64 = 1 << 20;
 
 /// To the sign-in page, coming back to `here` after.
-fn sign_in_first(here: &str) -> PageResult {
+pub(crate) fn sign_in_first(here: &str) -> PageResult {
     let next = serde_urlencoded::to_string([("next", here)]).unwrap_or_default();
     Ok(Redirect::to(&format!("/login?{next}")).into_response())
 }

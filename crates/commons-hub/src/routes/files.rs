@@ -115,7 +115,11 @@ pub async fn resolve(
         );
     }
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&p.path)));
+    // A file is someone's upload served from the hub's own origin: whatever it is (an SVG, an
+    // HTML page), opened here it runs nothing and reaches nothing.
+    out.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(FILE_POLICY));
+    out.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     let filename = p.path.rsplit('/').next().unwrap_or(&p.path).replace('"', "");
     if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{filename}\"")) {
         out.insert(header::CONTENT_DISPOSITION, v);
@@ -166,5 +170,23 @@ mod tests {
         assert_eq!(parse_range("bytes=0-0", 0), Err(()));
         assert_eq!(parse_range("bytes=5-2", 10), Err(()));
         assert_eq!(parse_range("items=0-1", 10), Err(()));
+    }
+}
+
+/// What a served file may do when a browser opens it: nothing (no script, no requests, a
+/// sandboxed origin), but show itself.
+const FILE_POLICY: &str = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox";
+
+/// The type a file is served with: images by their extension, so that cards can show them
+/// (`<img>` of a repository's file); everything else as bytes to download.
+fn content_type(path: &str) -> &'static str {
+    let extension = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match extension.as_deref() {
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
     }
 }

@@ -131,7 +131,7 @@ pub async fn batch(
     let kind = kind_from_matched(&matched);
     let name = p.name.strip_suffix(".git").unwrap_or(&p.name);
     let repo = super::readable_repo(&state, &caller, kind, &p.ns, name).await?;
-    let token = caller.require_write_repo(&repo)?;
+    let token = caller.require_upload(&repo)?;
     let req: BatchRequest = body.json(state.limits.json_body, "the LFS batch request").await?;
     if req.operation != "upload" {
         return Err(ApiError::bad_request("only the upload operation is served; download files through /resolve"));
@@ -230,7 +230,7 @@ async fn settled(state: &AppState, caller: &Caller, user: i64, obj: &BatchObject
 /// need nothing; the others carry the write-token route and a token, which huggingface.js and
 /// git-xet read (huggingface_hub 1.0–1.19 fetches the token itself).
 async fn xet_batch(state: &AppState, caller: &Caller, repo: &Repo, kind: RepoKind, base: &str, req: &BatchRequest) -> ApiResult<Response> {
-    let token = caller.require_write_repo(repo)?;
+    let token = caller.require_upload(repo)?;
     let branch = req.git_ref.as_ref().map(|r| r.name.strip_prefix("refs/heads/").unwrap_or(&r.name)).unwrap_or("main");
     let encoded = percent_encoding::utf8_percent_encode(branch, percent_encoding::NON_ALPHANUMERIC).to_string();
     let href = format!("{base}/api/{}/{}/xet-write-token/{encoded}", kind.plural(), repo.full_name());

@@ -1,6 +1,7 @@
 //! Route table and the helpers every handler shares.
 
 mod compute;
+mod discussions;
 mod files;
 mod leaderboards;
 mod lfs;
@@ -12,6 +13,7 @@ mod viewer;
 mod xet;
 
 pub(crate) use compute::{may_see_job, router as compute_router, visible_job};
+pub(crate) use discussions::conflicts as pull_request_conflicts;
 pub(crate) use lfs::sweep_stale_parts;
 pub(crate) use upload::{Staged, commit_staged};
 pub use viewer::ViewerCache;
@@ -22,6 +24,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
 use axum::routing::{get, post, put};
 use commons_db::{Repo, RepoKind};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
@@ -47,6 +50,14 @@ pub fn router(state: AppState) -> Router {
         .route("/like", post(market::like).delete(market::unlike))
         .route("/likers", get(market::likers))
         .route("/lineage", get(market::lineage))
+        .route("/discussions", get(discussions::list).post(discussions::create))
+        .route("/discussions/{num}", get(discussions::details))
+        .route("/discussions/{num}/comment", post(discussions::comment))
+        .route("/discussions/{num}/title", post(discussions::title))
+        .route("/discussions/{num}/status", post(discussions::status))
+        .route("/discussions/{num}/merge", post(discussions::merge))
+        .route("/discussions/{num}/comment/{id}/edit", post(discussions::edit_comment))
+        .route("/discussions/{num}/comment/{id}/hide", post(discussions::hide_comment))
         .route("/leaderboards", get(leaderboards::of_model))
         .route("/parquet", get(viewer::hub_parquet))
         .route("/parquet/{config}", get(viewer::hub_parquet))
@@ -87,7 +98,20 @@ pub fn router(state: AppState) -> Router {
         // (crate::body); this bounds any extractor that would buffer one anyway.
         .layer(DefaultBodyLimit::max(state.limits.json_body as usize))
         .layer(TraceLayer::new_for_http())
+        // Every answer names its request, as the Hub's do (clients quote it in their errors).
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
         .with_state(state)
+}
+
+/// A request id: 16 random bytes in hex.
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        axum::http::HeaderValue::from_str(&hex::encode(rand::random::<[u8; 16]>())).ok().map(RequestId::new)
+    }
 }
 
 /// `models` / `datasets` / `algorithms` (API path form) to a repo kind.

@@ -582,14 +582,27 @@ pub async fn paths_info(
     Ok(Json(Value::Array(out)))
 }
 
-pub async fn refs(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>) -> ApiResult<Json<Value>> {
+pub async fn refs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(p): Path<RepoPath>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
     let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     let mut branches = Vec::new();
     let mut tags = Vec::new();
     let mut converts = Vec::new();
+    let mut pulls = Vec::new();
+    let with_pulls = query_bool(q.get("include_prs"));
     for r in state.db.refs(&repo).await? {
         match r.kind {
+            // Pull requests' branches are listed apart, and only when asked for.
+            RefKind::Branch if commons_db::pr_number(&r.name).is_some() => {
+                if with_pulls {
+                    pulls.push(json!({"name": &r.name["refs/pr/".len()..], "ref": r.name, "targetCommit": r.commit_id}));
+                }
+            }
             // The hub's own branches (a dataset's Parquet export) are listed as the Hub lists them.
             RefKind::Branch if r.name.starts_with("refs/convert/") => {
                 converts.push(json!({"name": &r.name["refs/convert/".len()..], "ref": r.name, "targetCommit": r.commit_id}))
@@ -598,7 +611,11 @@ pub async fn refs(State(state): State<AppState>, caller: Caller, Path(p): Path<R
             RefKind::Tag => tags.push(json!({"name": r.name, "ref": format!("refs/tags/{}", r.name), "targetCommit": r.commit_id})),
         }
     }
-    Ok(Json(json!({"branches": branches, "tags": tags, "converts": converts, "pullRequests": []})))
+    let mut out = json!({"branches": branches, "tags": tags, "converts": converts});
+    if with_pulls {
+        out["pullRequests"] = json!(pulls);
+    }
+    Ok(Json(out))
 }
 
 const COMMITS_PAGE: usize = 500;

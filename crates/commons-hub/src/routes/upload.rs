@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::repos::RevPath;
-use super::{base_url, kind_from_plural, query_bool, resolve, writable_repo};
+use super::{base_url, kind_from_plural, query_bool, readable_repo, resolve};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::body::RawBody;
@@ -72,23 +72,63 @@ fn default_rules() -> LfsRules {
 }
 
 /// The LFS rules in force at `commit`: its `.gitattributes`, or none.
-async fn rules_at(state: &AppState, repo: &Repo, commit: &str) -> ApiResult<LfsRules> {
-    let Some(entry) = state.db.file_at(repo, commit, ".gitattributes").await? else {
-        return Ok(LfsRules::parse(""));
+/// Largest `.gitattributes` or `.gitignore` read: a bigger one is not a real repository's.
+const RULES_FILE_MAX: u64 = 1024 * 1024;
+
+/// The text of a small file of `commit`: `Ok(None)` if there is none, `Err(())` if it is too
+/// large to be read as rules.
+async fn rules_text(state: &AppState, repo: &Repo, commit: &str, path: &str) -> ApiResult<Result<Option<String>, ()>> {
+    let Some(entry) = state.db.file_at(repo, commit, path).await? else {
+        return Ok(Ok(None));
     };
-    let Some((_, size, file_hash)) = state.db.blob(&entry.sha256).await? else {
-        return Ok(default_rules());
-    };
-    if size as u64 > 1024 * 1024 {
-        return Ok(default_rules());
+    if entry.size as u64 > RULES_FILE_MAX {
+        return Ok(Err(()));
     }
-    use futures::TryStreamExt;
-    let parts: Vec<bytes::Bytes> = state.cas.read_range(&file_hash, size as u64, 0, size as u64).await?.try_collect().await?;
-    Ok(LfsRules::parse(&String::from_utf8_lossy(&parts.concat())))
+    let bytes = state.cas.read_to_vec(&entry.sha256, RULES_FILE_MAX).await?;
+    Ok(Ok(Some(String::from_utf8_lossy(&bytes).into_owned())))
 }
 
+async fn rules_at(state: &AppState, repo: &Repo, commit: &str) -> ApiResult<LfsRules> {
+    Ok(match rules_text(state, repo, commit, ".gitattributes").await? {
+        Ok(Some(text)) => LfsRules::parse(&text),
+        Ok(None) => LfsRules::parse(""),
+        Err(()) => default_rules(),
+    })
+}
+
+/// The repository's `.gitignore` at `commit`, with git's rules (what preupload's
+/// `shouldIgnore` answers from).
+async fn ignore_at(state: &AppState, repo: &Repo, commit: &str) -> ApiResult<Option<ignore::gitignore::Gitignore>> {
+    let Ok(Some(text)) = rules_text(state, repo, commit, ".gitignore").await? else {
+        return Ok(None);
+    };
+    let mut builder = ignore::gitignore::GitignoreBuilder::new("");
+    for line in text.lines() {
+        // A line git would not understand is skipped, as git skips it.
+        let _ = builder.add_line(None, line);
+    }
+    Ok(builder.build().ok())
+}
+
+/// Whether `path` (or a folder above it) is ignored by `rules`.
+fn ignored(rules: &ignore::gitignore::Gitignore, path: &str) -> bool {
+    if rules.matched(path, false).is_ignore() {
+        return true;
+    }
+    let mut dir = path;
+    while let Some((parent, _)) = dir.rsplit_once('/') {
+        if rules.matched(parent, true).is_ignore() {
+            return true;
+        }
+        dir = parent;
+    }
+    false
+}
+
+/// Whether a file goes through LFS: large, binary, or named by `.gitattributes`; never an
+/// empty one (the Hub's rule: there is nothing to point at).
 fn wants_lfs(rules: &LfsRules, path: &str, size: u64, sample: &[u8]) -> bool {
-    size >= LFS_SIZE_THRESHOLD || sample.contains(&0) || rules.matches(path)
+    size > 0 && (size >= LFS_SIZE_THRESHOLD || sample.contains(&0) || rules.matches(path))
 }
 
 #[derive(Deserialize)]
@@ -106,10 +146,13 @@ pub struct PreuploadFile {
 
 pub async fn preupload(State(state): State<AppState>, caller: Caller, Path(p): Path<RevPath>, body: RawBody) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
-    let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    // A participant's files can only land on a pull request; the commit checks where.
+    caller.require_upload(&repo)?;
     let body: PreuploadBody = body.json(state.limits.json_body, "the preupload request").await?;
     let commit = resolve(&state, &repo, &p.rev).await?;
     let rules = rules_at(&state, &repo, &commit).await?;
+    let ignore = ignore_at(&state, &repo, &commit).await?;
     if body.files.len() > MAX_PREUPLOAD_FILES {
         return Err(ApiError::bad_request(format!(
             "{} files in one preupload request; send at most {MAX_PREUPLOAD_FILES}",
@@ -127,7 +170,7 @@ pub async fn preupload(State(state): State<AppState>, caller: Caller, Path(p): P
         let lfs = wants_lfs(&rules, &f.path, f.size, &sample);
         // The client skips files whose oid it already has: sha256 for LFS, git sha1 otherwise.
         let oid = state.db.file_at(&repo, &commit, &f.path).await?.map(|e| if lfs { e.sha256 } else { e.git_oid });
-        out.push(json!({"path": f.path, "uploadMode": if lfs { "lfs" } else { "regular" }, "shouldIgnore": false, "oid": oid}));
+        out.push(json!({"path": f.path, "uploadMode": if lfs { "lfs" } else { "regular" }, "shouldIgnore": ignore.as_ref().is_some_and(|i| ignored(i, &f.path)), "oid": oid}));
     }
     Ok(Json(json!({"files": out, "commitOid": commit})))
 }
@@ -191,6 +234,16 @@ pub(crate) async fn commit_staged(
     staged: Vec<Staged>,
     info: &commons_db::CommitInfo<'_>,
 ) -> ApiResult<commons_db::Commit> {
+    let ops = stage(state, repo, head, staged).await?;
+    let commit = state.db.commit(repo, branch, parent, &ops, info).await?;
+    if branch == "main" {
+        state.repos.reindex_or_log(repo).await;
+    }
+    Ok(commit)
+}
+
+/// The operations of a commit on `head`: cards checked, then inline files stored.
+async fn stage(state: &AppState, repo: &Repo, head: &str, staged: Vec<Staged>) -> ApiResult<Vec<CommitOp>> {
     for item in &staged {
         if let Staged::Inline { path, data } = item
             && path == "README.md"
@@ -215,11 +268,7 @@ pub(crate) async fn commit_staged(
             Staged::Op(op) => ops.push(op),
         }
     }
-    let commit = state.db.commit(repo, branch, parent, &ops, info).await?;
-    if branch == "main" {
-        state.repos.reindex_or_log(repo).await;
-    }
-    Ok(commit)
+    Ok(ops)
 }
 
 pub async fn commit(
@@ -231,18 +280,33 @@ pub async fn commit(
     body: RawBody,
 ) -> ApiResult<Json<Value>> {
     let kind = kind_from_plural(&p.kind)?;
-    let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     let token = caller.require()?;
     let author = token.user.name.clone();
-    if query_bool(q.get("create_pr")) {
-        return Err(ApiError::bad_request("pull requests are not supported yet; commit to a branch"));
-    }
+    let create_pr = query_bool(q.get("create_pr"));
     let branch = p.rev.strip_prefix("refs/heads/").unwrap_or(&p.rev).to_string();
-    validate_ref_name(&branch)?;
-    caller.require_write_branch(&repo, &branch)?;
+    // Where the commit goes: a new pull request against `branch`, an existing pull request's
+    // branch (both open to anyone who may read the repository), or a branch the caller may move.
+    let new_pr = if create_pr {
+        caller.require_participant(&repo)?;
+        Some(state.repos.new_pull_request(&repo, &branch, false).await?)
+    } else if let Some(num) = commons_db::pr_number(&branch) {
+        caller.require_participant(&repo)?;
+        match state.db.discussion(&repo, num).await? {
+            Some(d) if d.is_pr => None,
+            _ => return Err(ApiError::revision_not_found(&branch)),
+        }
+    } else {
+        validate_ref_name(&branch)?;
+        caller.require_write_branch(&repo, &branch)?;
+        None
+    };
     // Read only now that the caller may write here.
     let body = body.bytes(state.limits.commit_body, "the commit").await?;
-    let head = resolve(&state, &repo, &branch).await?;
+    let head = match &new_pr {
+        Some(pr) => pr.base_commit.clone(),
+        None => resolve(&state, &repo, &branch).await?,
+    };
 
     // Validate every line before storing anything, so a bad request changes nothing.
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("commit body is not UTF-8"))?;
@@ -272,7 +336,14 @@ pub async fn commit(
         }
     }
     let header = header.ok_or_else(|| ApiError::bad_request("the commit has no header line"))?;
-    if let Some(parent) = &header.parent_commit
+    let mut new_pr = new_pr;
+    if let (Some(pr), Some(parent)) = (&mut new_pr, &header.parent_commit) {
+        // A pull request made from `parentCommit` starts there (a commit of this repository).
+        if state.db.get_commit(&repo, parent).await?.is_none() {
+            return Err(ApiError::revision_not_found(parent));
+        }
+        pr.base_commit = parent.clone();
+    } else if let Some(parent) = &header.parent_commit
         && *parent != head
     {
         return Err(ApiError::from(commons_db::DbError::StaleParent { expected: parent.clone(), actual: head.clone() }));
@@ -331,14 +402,21 @@ pub async fn commit(
     let title = header.summary.unwrap_or_else(|| "Update files".into());
     let message = header.description.unwrap_or_default();
     let info = commons_db::CommitInfo { author: &author, title: &title, message: &message };
-    let commit = commit_staged(&state, &repo, &branch, &head, header.parent_commit.as_deref(), checked, &info).await?;
-    tracing::info!(repo = %repo.full_name(), branch, commit = %commit.id, "commit");
     let base = base_url(&state, &headers);
+    let (commit, pr_url) = match new_pr {
+        Some(pr) => {
+            let ops = stage(&state, &repo, &pr.base_commit, checked).await?;
+            let (d, commit) = state.db.open_pull_request_with_commit(&repo, &pr, &ops, &info).await?;
+            (commit, Some(format!("{base}/{}{}/discussions/{}", repo.kind.url_prefix(), repo.full_name(), d.num)))
+        }
+        None => (commit_staged(&state, &repo, &branch, &head, header.parent_commit.as_deref(), checked, &info).await?, None),
+    };
+    tracing::info!(repo = %repo.full_name(), branch, commit = %commit.id, pull_request = pr_url.is_some(), "commit");
     Ok(Json(json!({
         "commitOid": commit.id,
         "commitUrl": format!("{base}/{}{}/commit/{}", repo.kind.url_prefix(), repo.full_name(), commit.id),
         "commitMessage": title,
-        "pullRequestUrl": null,
+        "pullRequestUrl": pr_url,
     })))
 }
 

@@ -158,10 +158,11 @@ async fn write_token(
 ) -> ApiResult<Response> {
     let kind: RepoKind = kind_from_plural(&kind)?;
     let repo = readable_repo(&state, &caller, kind, &ns, &name).await?;
-    // `None` with `?create_pr=1` is how huggingface_hub asks for a pull request's upload; a
-    // branch must be one the caller may move.
-    if rev == "None" && super::query_bool(query.create_pr.as_ref()) {
-        caller.require_write_repo(&repo)?;
+    // `None` with `?create_pr=1` is how huggingface_hub asks for a pull request's upload, and
+    // a pull request's branch takes anyone's commits; another branch must be one the caller
+    // may move.
+    if (rev == "None" && super::query_bool(query.create_pr.as_ref())) || commons_db::pr_number(&rev).is_some() {
+        caller.require_upload(&repo)?;
     } else {
         caller.require_write_branch(&repo, &rev)?;
     }
