@@ -422,7 +422,7 @@ fn a_pull_request_is_discussed_and_merged_from_its_page_and_only_a_writer_sees_t
     assert!(short.body.contains("3 to 200 characters"), "{}", short.body);
     let opened = bob.post(
         "/alice/m/discussions",
-        &[("csrf", &csrf), ("title", "Where is the card?"), ("description", "<script>alert(1)</script>**Please** add one.")],
+        &[("csrf", &csrf), ("title", "Where is the card?"), ("description", "**Please** add one.\n\n<script>alert(1)</script>")],
     );
     assert_eq!((opened.status, opened.location.as_deref()), (303, Some("/alice/m/discussions/1")), "{}", opened.body);
     let discussion = bob.get("/alice/m/discussions/1");

@@ -109,6 +109,9 @@ static PAGES: LazyLock<Pages> = LazyLock::new(|| {
         ("credits.html", include_str!("templates/credits.html")),
         ("boards.html", include_str!("templates/boards.html")),
         ("board.html", include_str!("templates/board.html")),
+        ("discussions.html", include_str!("templates/discussions.html")),
+        ("discussion.html", include_str!("templates/discussion.html")),
+        ("discussion_new.html", include_str!("templates/discussion_new.html")),
     ] {
         if let Err(e) = templates.add_template(name, source) {
             panic!("page template {name} does not parse: {e}");
