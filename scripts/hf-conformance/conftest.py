@@ -92,9 +92,9 @@ def pytest_sessionfinish(session, exitstatus):
                 f.write(f"{nodeid}\t{_outcome[nodeid]}\n")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def api() -> HfApi:
-    """The test user's client, against Commons."""
+    """The test user's client, against Commons (shared: class-scoped fixtures use it too)."""
     return HfApi(endpoint=ENDPOINT, token=testing_constants.TOKEN)
 
 
@@ -123,3 +123,14 @@ def repo_factory():
             client.delete_repo(repo_id, repo_type=repo_type, missing_ok=True)
         except Exception:  # noqa: BLE001 - a test may have moved or deleted it already
             pass
+
+
+@pytest.fixture
+def new_repo_id():
+    """A fresh `{USER}/name` no repository has yet, deleted after the test if one was made."""
+    repo_id = f"{testing_constants.USER}/{repo_name()}"
+    yield repo_id
+    try:
+        HfApi(endpoint=ENDPOINT, token=testing_constants.TOKEN).delete_repo(repo_id, missing_ok=True)
+    except Exception:  # noqa: BLE001 - nothing to clean up
+        pass

@@ -59,7 +59,12 @@ impl From<DbError> for ApiError {
             DbError::AlreadyExists(what) => Self::new(StatusCode::CONFLICT, "Conflict", format!("{what} already exists")),
             DbError::NotFound(what) => Self::new(StatusCode::NOT_FOUND, "NotFound", format!("{what} not found")),
             DbError::RevisionNotFound(rev) => Self::revision_not_found(&rev),
-            e @ DbError::StaleParent { .. } => Self::new(StatusCode::PRECONDITION_FAILED, "StaleParent", e.to_string()),
+            // The Hub's words come first: clients match them.
+            e @ DbError::StaleParent { .. } => Self::new(
+                StatusCode::PRECONDITION_FAILED,
+                "StaleParent",
+                format!("The branch was updated since you opened this page. Please refresh and try again. ({e})"),
+            ),
             DbError::Invalid(msg) => Self::bad_request(msg),
             other => Self::internal(other),
         }
@@ -74,6 +79,7 @@ impl From<RepoError> for ApiError {
             RepoError::EntryNotFound { path, commit } => Self::entry_not_found(&path, &commit),
             RepoError::Invalid(message) => Self::bad_request(message),
             RepoError::Forbidden(message) => Self::forbidden(message),
+            RepoError::Unprocessable(message) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "InvalidPath", message),
             RepoError::Db(e) => e.into(),
             RepoError::Storage(e) => e.into(),
             RepoError::Search(e) => Self::internal(e),

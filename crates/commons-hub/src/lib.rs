@@ -247,14 +247,40 @@ fn router_with(state: AppState, extra: Router) -> Router {
 
 /// An unknown URL: an HTML page for a browser (which asks for `text/html`), the API's JSON
 /// error for everyone else.
-async fn not_found(headers: axum::http::HeaderMap) -> axum::response::Response {
+pub(crate) async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> axum::response::Response {
     use axum::response::IntoResponse;
     let browser = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
     if browser {
         pages::not_found("There is no page here.").into_response()
+    } else if let Some(id) = repo_id_without_namespace(uri.path()) {
+        // A repository id with no namespace names no repository: the Hub answers
+        // `RepoNotFound`, which `repo_exists`, `file_exists` and friends turn into `False`.
+        ApiError::repo_not_found(id).into_response()
     } else {
         ApiError::new(axum::http::StatusCode::NOT_FOUND, "NotFound", "no such endpoint").into_response()
     }
+}
+
+/// The repository id of an unrouted path that names a repository by one segment:
+/// `/api/models/{id}`, `/api/models/{id}/{endpoint}/…`, `/{id}/resolve/…`,
+/// `/datasets/{id}/resolve/…`. Decided by the path's shape alone, so the answer says nothing
+/// about which repositories exist.
+fn repo_id_without_namespace(path: &str) -> Option<&str> {
+    const REPO_ENDPOINTS: &[&str] = &[
+        "revision", "tree", "paths-info", "refs", "commits", "preupload", "commit", "branch", "tag", "settings", "like", "likers",
+        "lineage", "leaderboards", "parquet", "discussions", "xet-read-token", "xet-write-token", "auth-check", "lfs-files",
+        "super-squash",
+    ];
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["api", "models" | "datasets" | "algorithms", id] => Some(id),
+        ["api", "models" | "datasets" | "algorithms", id, endpoint, ..] if REPO_ENDPOINTS.contains(endpoint) => Some(id),
+        ["datasets" | "algorithms", id, "resolve", ..] => Some(id),
+        [id, "resolve", ..] => Some(id),
+        _ => None,
+    }
+    .copied()
+    .filter(|id| !id.is_empty())
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.

@@ -17,6 +17,7 @@ pub mod access;
 pub mod accounts;
 mod cards;
 pub mod collab;
+mod history;
 pub mod names;
 mod search;
 
@@ -80,6 +81,9 @@ pub enum RepoError {
     Invalid(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Well-formed but refused (the Hub's 422): a path that would escape on Windows.
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("{0}")]
     Db(#[from] DbError),
     #[error("{0}")]

@@ -72,7 +72,8 @@ pub fn validate_user_name(name: &str) -> Result<(), RepoError> {
 }
 
 /// A file path inside a repository: relative, `/`-separated, no empty, `.` or `..` segments,
-/// no control characters or backslashes, nothing under `.git/`, at most 1024 bytes.
+/// no control characters, nothing under `.git/`, nothing a Windows client would read as
+/// leaving the repository, at most 1024 bytes.
 pub fn validate_file_path(path: &str) -> Result<(), RepoError> {
     let bad = |why: &str| Err(RepoError::Invalid(format!("invalid path {path:?}: {why}")));
     if path.is_empty() {
@@ -87,8 +88,13 @@ pub fn validate_file_path(path: &str) -> Result<(), RepoError> {
     if path.chars().any(|c| c.is_control()) {
         return bad("control characters are not allowed");
     }
-    if path.contains('\\') {
-        return bad("backslashes are not allowed; use '/'");
+    // A backslash is a character of a name here, as on the Hub; but a path that a Windows
+    // client would read as leaving its folder (`..\\x`, `\\x`, `C:\\x`, `C:x`) is refused as the
+    // Hub refuses it, with 422.
+    let first = path.split(['/', '\\']).next().unwrap_or_default();
+    let drive = path.len() >= 2 && path.as_bytes()[0].is_ascii_alphabetic() && path.as_bytes()[1] == b':';
+    if first == ".." || first == "." || path.starts_with('\\') || drive {
+        return Err(RepoError::Unprocessable(format!("invalid path {path:?}: it would leave the repository on Windows")));
     }
     for segment in path.split('/') {
         match segment {
@@ -152,7 +158,7 @@ mod tests {
             assert!(validate_file_path(ok).is_ok(), "{ok}");
         }
         let long = "a/".repeat(600);
-        for bad in ["", "/abs", "../up", "a/../b", "a//b", "a/./b", "x\0y", "tab\there", "a\\b", ".git/config", "dir/", long.as_str()] {
+        for bad in ["", "/abs", "../up", "a/../b", "a//b", "a/./b", "x\0y", "tab\there", "..\\up", "\\\\host\\x", "C:\\x", ".git/config", "dir/", long.as_str()] {
             assert!(validate_file_path(bad).is_err(), "{bad:?}");
         }
     }

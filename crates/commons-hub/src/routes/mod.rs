@@ -35,12 +35,15 @@ use crate::pages;
 pub fn router(state: AppState) -> Router {
     // Per-repo API routes, mounted under /api/{models|datasets|algorithms}/{ns}/{name}.
     let repo_api = Router::new()
-        .route("/", get(repos::info))
+        // Another method on `/api/{kind}/{id}/{endpoint}` is a one-segment id, not a 405.
+        .route("/", get(repos::info).fallback(crate::not_found))
         .route("/revision/{rev}", get(repos::info_at))
         .route("/tree/{rev}", get(repos::tree_root))
         .route("/tree/{rev}/{*path}", get(repos::tree_path))
         .route("/paths-info/{rev}", post(repos::paths_info))
         .route("/refs", get(repos::refs))
+        .route("/auth-check", get(repos::auth_check))
+        .route("/auth-check/{write}", get(repos::auth_check))
         .route("/commits/{rev}", get(repos::commits))
         .route("/preupload/{rev}", post(upload::preupload))
         .route("/commit/{rev}", post(upload::commit))

@@ -85,6 +85,19 @@ async fn with_xet_hashes(state: &AppState, items: &mut [Value]) -> ApiResult<()>
     Ok(())
 }
 
+/// Adds `lastCommit` (the newest commit that changed it) to each item of a listing asked for
+/// with `expand=true`.
+async fn with_last_commits(state: &AppState, repo: &Repo, commit: &str, items: &mut [Value]) -> ApiResult<()> {
+    let paths: Vec<String> = items.iter().filter_map(|v| v["path"].as_str().map(str::to_string)).collect();
+    let last = state.repos.last_commits(repo, commit, &paths).await?;
+    for item in items {
+        if let Some(c) = item["path"].as_str().and_then(|p| last.get(p)) {
+            item["lastCommit"] = json!({"id": c.id, "title": c.title, "date": iso_time(c.created_at)});
+        }
+    }
+    Ok(())
+}
+
 fn folder_json(path: &str, oid: &str) -> Value {
     json!({"type": "directory", "oid": oid, "size": 0, "path": path})
 }
@@ -378,7 +391,15 @@ pub async fn move_repo(State(state): State<AppState>, caller: Caller, body: RawB
     validate_repo_name(&to_name, "repository name")?;
     let repo = writable_repo(&state, &caller, kind, &from_ns, &from_name).await?;
     caller.require_write(&to_ns)?;
-    state.db.move_repo(&repo, &to_ns, &to_name).await?;
+    // The Hub's words, which clients match.
+    state.db.move_repo(&repo, &to_ns, &to_name).await.map_err(|e| match e {
+        commons_db::DbError::AlreadyExists(_) => ApiError::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("A {} repository called {to_ns}/{to_name} already exists", kind.as_str()),
+        ),
+        other => other.into(),
+    })?;
     state.repos.reindex_or_log(&repo).await;
     Ok(Json(json!({})))
 }
@@ -486,6 +507,9 @@ async fn tree_listing(
         })
         .collect();
     with_xet_hashes(state, &mut out).await?;
+    if query_bool(q.get("expand")) {
+        with_last_commits(state, &repo, &commit, &mut out).await?;
+    }
     let mut resp = Json(Value::Array(out)).into_response();
     // A full page may have more after it (a recursive page counts files, not the folders added).
     let files = items.iter().filter(|i| !recursive || matches!(i, TreeItem::File(_))).count();
@@ -548,20 +572,25 @@ pub async fn paths_info(
     // The Python client sends a form; some clients send JSON, and say so.
     let json =
         headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("application/json"));
-    let paths: Vec<String> = if json {
+    let (paths, expand): (Vec<String>, bool) = if json {
         let v: Value =
             serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the paths-info request is not valid JSON: {e}")))?;
-        v.get("paths")
+        let paths = v
+            .get("paths")
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let expand = match v.get("expand") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => query_bool(Some(s)),
+            _ => false,
+        };
+        (paths, expand)
     } else {
-        serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
-            .map_err(|e| ApiError::bad_request(format!("the paths-info request is not a valid form: {e}")))?
-            .into_iter()
-            .filter(|(k, _)| k == "paths" || k == "paths[]")
-            .map(|(_, v)| v)
-            .collect()
+        let form = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+            .map_err(|e| ApiError::bad_request(format!("the paths-info request is not a valid form: {e}")))?;
+        let expand = query_bool(form.iter().find(|(k, _)| k == "expand").map(|(_, v)| v));
+        (form.into_iter().filter(|(k, _)| k == "paths" || k == "paths[]").map(|(_, v)| v).collect(), expand)
     };
     if paths.len() > MAX_PATHS_INFO {
         return Err(ApiError::bad_request(format!("{} paths in one request; ask about at most {MAX_PATHS_INFO}", paths.len())));
@@ -579,7 +608,33 @@ pub async fn paths_info(
         }
     }
     with_xet_hashes(&state, &mut out).await?;
+    if expand {
+        with_last_commits(&state, &repo, &commit, &mut out).await?;
+    }
     Ok(Json(Value::Array(out)))
+}
+
+#[derive(Deserialize)]
+pub struct AuthCheckPath {
+    kind: String,
+    ns: String,
+    name: String,
+    write: Option<String>,
+}
+
+/// `GET …/auth-check` and `…/auth-check/write`: whether the caller may read (write) the
+/// repository, answered as every other route would refuse it.
+pub async fn auth_check(State(state): State<AppState>, caller: Caller, Path(p): Path<AuthCheckPath>) -> ApiResult<Json<Value>> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    match p.write.as_deref() {
+        None => {}
+        Some("write") => {
+            caller.require_write_repo(&repo)?;
+        }
+        Some(other) => return Err(ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("no such check {other:?}"))),
+    }
+    Ok(Json(json!({})))
 }
 
 pub async fn refs(
@@ -635,16 +690,24 @@ pub async fn commits(
     let mut history = state.db.commit_history(&repo, &commit, cursor, limit + 1).await?;
     let more = history.len() > limit;
     history.truncate(limit);
+    // `expand[]=formatted`: the title and message as HTML too (the message is Markdown).
+    let formatted = q.get("expand[]").or_else(|| q.get("expand")).is_some_and(|v| v == "formatted");
+    let files = format!("/{}{}/resolve/main/", repo.kind.url_prefix(), repo.full_name());
     let items: Vec<Value> = history
         .iter()
         .map(|c| {
-            json!({
+            let mut item = json!({
                 "id": c.id,
                 "title": c.title,
                 "message": c.message,
                 "date": iso_time(c.created_at),
                 "authors": [{"user": c.author, "avatar": null}],
-            })
+            });
+            if formatted {
+                item["formatted"] =
+                    json!({"title": ammonia::clean_text(&c.title), "message": crate::pages::render_markdown(&c.message, &files)});
+            }
+            item
         })
         .collect();
     Ok(page_response(items, more, || {
@@ -773,7 +836,12 @@ pub async fn create_branch(
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
     let from = resolve(&state, &repo, body.starting_point.as_deref().unwrap_or("main")).await?;
-    state.db.create_ref(&repo, RefKind::Branch, &p.branch, &from).await?;
+    state.db.create_ref(&repo, RefKind::Branch, &p.branch, &from).await.map_err(|e| match e {
+        commons_db::DbError::AlreadyExists(_) => {
+            ApiError::new(StatusCode::CONFLICT, "Conflict", format!("Reference refs/heads/{} already exists", p.branch))
+        }
+        other => other.into(),
+    })?;
     Ok(Json(json!({})))
 }
 
@@ -781,7 +849,7 @@ pub async fn delete_branch(State(state): State<AppState>, caller: Caller, Path(p
     let kind = kind_from_plural(&p.kind)?;
     let repo = administered_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     if p.branch == "main" {
-        return Err(ApiError::forbidden("the main branch cannot be deleted"));
+        return Err(ApiError::forbidden("Cannot delete refs/heads/main: it is the default branch"));
     }
     state.db.delete_ref(&repo, RefKind::Branch, &p.branch).await?;
     Ok(Json(json!({})))
@@ -796,8 +864,9 @@ pub async fn create_tag(State(state): State<AppState>, caller: Caller, Path(p): 
     let kind = kind_from_plural(&p.kind)?;
     let repo = administered_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     let body: TagBody = body.json(state.limits.json_body, "the tag request").await?;
-    validate_ref_name(&body.tag)?;
+    // A missing revision is the first thing the Hub reports.
     let commit = resolve(&state, &repo, &p.rev).await?;
+    validate_ref_name(&body.tag)?;
     state.db.create_ref(&repo, RefKind::Tag, &body.tag, &commit).await?;
     Ok(Json(json!({})))
 }

@@ -102,12 +102,17 @@ async fn ignore_at(state: &AppState, repo: &Repo, commit: &str) -> ApiResult<Opt
     let Ok(Some(text)) = rules_text(state, repo, commit, ".gitignore").await? else {
         return Ok(None);
     };
+    Ok(ignore_rules(&text))
+}
+
+/// `.gitignore` text as rules.
+fn ignore_rules(text: &str) -> Option<ignore::gitignore::Gitignore> {
     let mut builder = ignore::gitignore::GitignoreBuilder::new("");
     for line in text.lines() {
         // A line git would not understand is skipped, as git skips it.
         let _ = builder.add_line(None, line);
     }
-    Ok(builder.build().ok())
+    builder.build().ok()
 }
 
 /// Whether `path` (or a folder above it) is ignored by `rules`.
@@ -134,6 +139,9 @@ fn wants_lfs(rules: &LfsRules, path: &str, size: u64, sample: &[u8]) -> bool {
 #[derive(Deserialize)]
 pub struct PreuploadBody {
     files: Vec<PreuploadFile>,
+    /// The `.gitignore` the commit being prepared carries, which wins over the repository's.
+    #[serde(rename = "gitIgnore")]
+    git_ignore: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -152,7 +160,10 @@ pub async fn preupload(State(state): State<AppState>, caller: Caller, Path(p): P
     let body: PreuploadBody = body.json(state.limits.json_body, "the preupload request").await?;
     let commit = resolve(&state, &repo, &p.rev).await?;
     let rules = rules_at(&state, &repo, &commit).await?;
-    let ignore = ignore_at(&state, &repo, &commit).await?;
+    let ignore = match &body.git_ignore {
+        Some(text) => ignore_rules(text),
+        None => ignore_at(&state, &repo, &commit).await?,
+    };
     if body.files.len() > MAX_PREUPLOAD_FILES {
         return Err(ApiError::bad_request(format!(
             "{} files in one preupload request; send at most {MAX_PREUPLOAD_FILES}",
