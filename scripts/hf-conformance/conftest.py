@@ -134,3 +134,15 @@ def new_repo_id():
         HfApi(endpoint=ENDPOINT, token=testing_constants.TOKEN).delete_repo(repo_id, missing_ok=True)
     except Exception:  # noqa: BLE001 - nothing to clean up
         pass
+
+
+@pytest.fixture(autouse=True)
+def _fresh_token_cache():
+    """Each test starts with the client's process-wide OAuth refresh state cleared, as in a new
+    process: a token one test cached must not answer another's `get_token()`."""
+    from huggingface_hub.utils import _auth
+
+    _auth._OAUTH_REFRESH_CACHE = None
+    _auth._OAUTH_REFRESH_WARNED = False
+    yield
+    _auth._OAUTH_REFRESH_CACHE = None

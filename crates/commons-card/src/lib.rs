@@ -22,8 +22,10 @@ pub struct Card {
 }
 
 /// The YAML between the leading `---` lines of `text`, if it has front matter, and the rest.
+/// Blank space before the first `---` is allowed, as the Hub and its clients allow it.
 pub fn split(text: &str) -> (Option<&str>, &str) {
-    let Some(rest) = text.strip_prefix("---\n").or_else(|| text.strip_prefix("---\r\n")) else { return (None, text) };
+    let start = text.trim_start_matches([' ', '\t', '\r', '\n']);
+    let Some(rest) = start.strip_prefix("---\n").or_else(|| start.strip_prefix("---\r\n")) else { return (None, text) };
     // The closing line: `---` alone, at the start of a line.
     let mut offset = 0;
     for line in rest.split_inclusive('\n') {

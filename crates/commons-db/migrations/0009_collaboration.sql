@@ -53,3 +53,14 @@ CREATE INDEX discussion_comment_edits_by_repo ON discussion_comment_edits (repo_
 -- Repository ids are matched without regard to case, as on the Hub: one lookup by the folded
 -- names, and no two repositories whose ids differ only in case.
 CREATE UNIQUE INDEX repos_by_folded_name ON repos (kind, lower(namespace), lower(name));
+
+-- The names a repository had before it moved: its old URLs keep working, as on the Hub, until
+-- a repository takes the name again.
+CREATE TABLE repo_redirects (
+    kind        TEXT NOT NULL,
+    namespace   TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    repo_id     INTEGER NOT NULL REFERENCES repos(id),
+    PRIMARY KEY (kind, namespace, name)
+);
+CREATE INDEX repo_redirects_by_repo ON repo_redirects (repo_id);

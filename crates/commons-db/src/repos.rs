@@ -317,6 +317,19 @@ impl Db {
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
+        if let Some(row) = row {
+            return repo_from_row(&row).map(Some);
+        }
+        // A name the repository had before it moved still leads to it.
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REPO_COLUMNS} FROM repos WHERE id =
+             (SELECT repo_id FROM repo_redirects WHERE kind = $1 AND namespace = lower($2) AND name = lower($3))"
+        )))
+        .bind(kind.as_str())
+        .bind(namespace)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(repo_from_row).transpose()
     }
 
@@ -361,6 +374,13 @@ impl Db {
             downloads: 0,
             trending: 0,
         };
+        // A repository that takes a moved one's old name is what that name means from now on.
+        sqlx::query("DELETE FROM repo_redirects WHERE kind = $1 AND namespace = lower($2) AND name = lower($3)")
+            .bind(kind.as_str())
+            .bind(namespace)
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
         let ops: Vec<CommitOp> = initial_files.iter().cloned().map(CommitOp::Put).collect();
         let info = CommitInfo { author, title: "initial commit", message: "" };
         apply_commit(&mut tx, &repo, "main", None, &ops, &info, now, RefUpdate::Create).await?;
@@ -371,9 +391,17 @@ impl Db {
     pub async fn delete_repo(&self, repo: &Repo) -> Result<()> {
         let mut tx = self.begin_write().await?;
         // Lease tokens limited to this repository die with it (they reference it).
-        for table in
-            ["tokens", "refs", "commits", "likes", "repo_downloads", "discussion_comment_edits", "discussion_events", "discussions"]
-        {
+        for table in [
+            "tokens",
+            "refs",
+            "commits",
+            "likes",
+            "repo_downloads",
+            "discussion_comment_edits",
+            "discussion_events",
+            "discussions",
+            "repo_redirects",
+        ] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE repo_id = $1"))).bind(repo.id).execute(&mut **tx).await?;
         }
         // A board entry names its model, dataset and algorithm: it goes with any of them.
@@ -385,22 +413,43 @@ impl Db {
         Ok(())
     }
 
+    /// Renames `repo`; its old name keeps leading to it (a redirect) until another repository
+    /// takes it.
     pub async fn move_repo(&self, repo: &Repo, namespace: &str, name: &str) -> Result<()> {
-        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
         let res = sqlx::query("UPDATE repos SET namespace = $1, name = $2, updated_at = $3 WHERE id = $4")
             .bind(namespace)
             .bind(name)
             .bind(now_unix())
             .bind(repo.id)
-            .execute(&self.pool)
+            .execute(&mut **tx)
             .await;
         match res {
-            Ok(_) => Ok(()),
+            Ok(_) => {}
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(DbError::AlreadyExists(format!("repository {namespace}/{name}")))
+                return Err(DbError::AlreadyExists(format!("repository {namespace}/{name}")));
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+        let kind = repo.kind.as_str();
+        sqlx::query("DELETE FROM repo_redirects WHERE kind = $1 AND namespace = lower($2) AND name = lower($3)")
+            .bind(kind)
+            .bind(namespace)
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO repo_redirects (kind, namespace, name, repo_id) VALUES ($1, lower($2), lower($3), $4)
+             ON CONFLICT (kind, namespace, name) DO UPDATE SET repo_id = excluded.repo_id",
+        )
+        .bind(kind)
+        .bind(&repo.namespace)
+        .bind(&repo.name)
+        .bind(repo.id)
+        .execute(&mut **tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn set_private(&self, repo: &Repo, private: bool) -> Result<()> {
@@ -832,6 +881,59 @@ impl Db {
         }
         tx.commit().await?;
         Ok(commit)
+    }
+
+    /// Replaces the history of `branch` by one commit with its head's tree and no parent (the
+    /// Hub's super-squash). Other refs keep the old commits; the branch moves compare-and-swap.
+    pub async fn squash_branch(&self, repo: &Repo, branch: &str, info: &CommitInfo<'_>) -> Result<Commit> {
+        let mut tx = self.begin_write().await?;
+        let head: String = sqlx::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = 'branch' AND name = $2")
+            .bind(repo.id)
+            .bind(branch)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| DbError::RevisionNotFound(branch.into()))?
+            .try_get("commit_id")?;
+        let tree: String = sqlx::query("SELECT tree_id FROM commits WHERE repo_id = $1 AND id = $2")
+            .bind(repo.id)
+            .bind(&head)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("tree_id")?;
+        let time = now_unix();
+        let CommitInfo { author, title, message } = *info;
+        let id = commit_id(None, &tree, author, time, title, message);
+        sqlx::query(
+            "INSERT INTO commits (id, repo_id, parent_id, tree_id, author, title, message, created_at, seq)
+             VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, 0) ON CONFLICT (repo_id, id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(repo.id)
+        .bind(&tree)
+        .bind(author)
+        .bind(title)
+        .bind(message)
+        .bind(time)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4")
+            .bind(&id)
+            .bind(repo.id)
+            .bind(branch)
+            .bind(&head)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(time).bind(repo.id).execute(&mut **tx).await?;
+        tx.commit().await?;
+        Ok(Commit {
+            id,
+            parent_id: None,
+            tree_id: tree,
+            author: author.into(),
+            title: title.into(),
+            message: message.into(),
+            created_at: time,
+        })
     }
 
     pub async fn refs(&self, repo: &Repo) -> Result<Vec<RefInfo>> {

@@ -247,7 +247,10 @@ fn router_with(state: AppState, extra: Router) -> Router {
 
 /// An unknown URL: an HTML page for a browser (which asks for `text/html`), the API's JSON
 /// error for everyone else.
-pub(crate) async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> axum::response::Response {
+pub(crate) async fn not_found(
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     let browser = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
     if browser {
@@ -267,8 +270,26 @@ pub(crate) async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderM
 /// about which repositories exist.
 fn repo_id_without_namespace(path: &str) -> Option<&str> {
     const REPO_ENDPOINTS: &[&str] = &[
-        "revision", "tree", "paths-info", "refs", "commits", "preupload", "commit", "branch", "tag", "settings", "like", "likers",
-        "lineage", "leaderboards", "parquet", "discussions", "xet-read-token", "xet-write-token", "auth-check", "lfs-files",
+        "revision",
+        "tree",
+        "paths-info",
+        "refs",
+        "commits",
+        "preupload",
+        "commit",
+        "branch",
+        "tag",
+        "settings",
+        "like",
+        "likers",
+        "lineage",
+        "leaderboards",
+        "parquet",
+        "discussions",
+        "xet-read-token",
+        "xet-write-token",
+        "auth-check",
+        "lfs-files",
         "super-squash",
     ];
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();

@@ -36,7 +36,8 @@ impl Repos {
                 if found.contains_key(path) {
                     continue;
                 }
-                let under = |p: &str| p == path || (p.len() > path.len() && p.starts_with(path.as_str()) && p.as_bytes()[path.len()] == b'/');
+                let under =
+                    |p: &str| p == path || (p.len() > path.len() && p.starts_with(path.as_str()) && p.as_bytes()[path.len()] == b'/');
                 if changes.iter().any(|c| under(&c.path)) {
                     found.insert(path.clone(), commit.clone());
                 }

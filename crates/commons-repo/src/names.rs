@@ -158,7 +158,22 @@ mod tests {
             assert!(validate_file_path(ok).is_ok(), "{ok}");
         }
         let long = "a/".repeat(600);
-        for bad in ["", "/abs", "../up", "a/../b", "a//b", "a/./b", "x\0y", "tab\there", "..\\up", "\\\\host\\x", "C:\\x", ".git/config", "dir/", long.as_str()] {
+        for bad in [
+            "",
+            "/abs",
+            "../up",
+            "a/../b",
+            "a//b",
+            "a/./b",
+            "x\0y",
+            "tab\there",
+            "..\\up",
+            "\\\\host\\x",
+            "C:\\x",
+            ".git/config",
+            "dir/",
+            long.as_str(),
+        ] {
             assert!(validate_file_path(bad).is_err(), "{bad:?}");
         }
     }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::body::RawBody;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use commons_db::Scope;
 
 pub async fn whoami(State(_state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
@@ -43,10 +43,26 @@ pub struct ValidateYaml {
 pub async fn validate_yaml(State(state): State<AppState>, body: RawBody) -> ApiResult<Json<Value>> {
     let body: ValidateYaml = body.json(state.limits.json_body, "the validate-yaml request").await?;
     let mut errors = Vec::new();
-    if let (Some(yaml), _) = commons_card::split(&body.content)
-        && let Err(e) = commons_card::metadata(yaml)
-    {
-        errors.push(json!({"message": e.to_string()}));
+    let mut warnings = Vec::new();
+    match commons_card::split(&body.content) {
+        (Some(yaml), _) => match commons_card::metadata(yaml) {
+            Ok(metadata) if metadata.is_empty() => warnings.push(json!({"message": "Empty metadata"})),
+            Ok(metadata) => {
+                // What the Hub's schema refuses and clients rely on: results are a list.
+                if metadata.get("model-index").is_some_and(|v| !v.is_array()) {
+                    errors.push(json!({"message": "\"model-index\" must be an array"}));
+                }
+            }
+            Err(e) => errors.push(json!({"message": e.to_string()})),
+        },
+        (None, _) => warnings.push(json!({"message": "Empty metadata"})),
     }
-    Ok(Json(json!({"errors": errors, "warnings": []})))
+    if !errors.is_empty() {
+        // The Hub's answer: a 400 listing the errors, which clients show line by line.
+        let text = errors.iter().filter_map(|e| e["message"].as_str()).collect::<Vec<_>>().join("; ");
+        return Err(ApiError::bad_request(format!("Invalid metadata in README.md: {text}"))
+            .with_extra("errors", json!(errors))
+            .with_extra("warnings", json!(warnings)));
+    }
+    Ok(Json(json!({"errors": errors, "warnings": warnings})))
 }

@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/paths-info/{rev}", post(repos::paths_info))
         .route("/refs", get(repos::refs))
         .route("/auth-check", get(repos::auth_check))
+        .route("/super-squash/{branch}", post(repos::super_squash))
         .route("/auth-check/{write}", get(repos::auth_check))
         .route("/commits/{rev}", get(repos::commits))
         .route("/preupload/{rev}", post(upload::preupload))

@@ -614,6 +614,33 @@ pub async fn paths_info(
     Ok(Json(Value::Array(out)))
 }
 
+#[derive(Deserialize, Default)]
+pub struct SquashBody {
+    message: Option<String>,
+}
+
+/// `POST …/super-squash/{branch}`: the branch's history becomes one commit of its current
+/// files; by a writer who administers the repository.
+pub async fn super_squash(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(p): Path<BranchPath>,
+    body: RawBody,
+) -> ApiResult<Json<Value>> {
+    let kind = kind_from_plural(&p.kind)?;
+    let repo = administered_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    let token = caller.require_write_branch(&repo, &p.branch)?;
+    let bytes = body.bytes(state.limits.json_body, "the squash request").await?;
+    let body: SquashBody = if bytes.is_empty() { SquashBody::default() } else { crate::body::parse_json(&bytes, "the squash request")? };
+    let title = body.message.unwrap_or_else(|| format!("Super-squash branch '{}'", p.branch));
+    let info = commons_db::CommitInfo { author: &token.user.name, title: &title, message: "" };
+    let commit = state.db.squash_branch(&repo, &p.branch, &info).await?;
+    if p.branch == "main" {
+        state.repos.reindex_or_log(&repo).await;
+    }
+    Ok(Json(json!({"commitId": commit.id})))
+}
+
 #[derive(Deserialize)]
 pub struct AuthCheckPath {
     kind: String,
