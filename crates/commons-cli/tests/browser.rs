@@ -2,7 +2,8 @@
 //! over WebDriver by its own ChromeDriver (`.ci/run` installs both), against `commons serve`
 //! with its embedded worker. Sign up, sign out and in, make a dataset and upload a CSV, see its
 //! rows, publish a recipe, run it on a dataset from its page, watch the job finish, find the
-//! model by search with a facet, see its verified result on the leaderboard, like it, sign out.
+//! model by search with a facet, see its verified result on the leaderboard, like it, ask about it
+//! on its Community tab, sign out.
 //! axe-core (the npm package, injected into each page) must report no serious or critical
 //! violation on the main pages, at desktop and phone width; screenshots go to
 //! `target/screenshots/` for people to look at.
@@ -369,6 +370,17 @@ fn a_person_shares_data_runs_a_recipe_and_finds_the_verified_model_in_a_real_bro
         me.check("model").await;
         me.click("form[action$='/like'] button").await;
         me.wait_for("form[action$='/like'] button", "Liked · 1").await;
+        // A question about the model, asked on its Community tab.
+        me.open("/carol/mnist-mlp-mnist/discussions/new").await;
+        me.fill("#title", "Which seed was this trained with?").await;
+        me.fill("#description", "Asking to **reproduce** it.").await;
+        me.click("form[action$='/discussions'] button").await;
+        me.wait_for("h2.discussion-title", "Which seed").await;
+        assert!(me.text("article.comment .card strong").await.contains("reproduce"), "the description is rendered as Markdown");
+        me.check("discussion").await;
+        me.open("/carol/mnist-mlp-mnist/discussions").await;
+        assert!(me.text("ol.discussions").await.contains("Which seed was this trained with?"));
+        me.check("discussions").await;
         me.open("/settings/tokens").await;
         me.check("tokens").await;
         me.open("/settings/profile").await;

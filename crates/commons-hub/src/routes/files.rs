@@ -156,23 +156,6 @@ pub async fn resolve(
     Ok((status, out, Body::from_stream(stream)).into_response())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_range;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=0-0", 10), Ok(Some((0, 1))));
-        assert_eq!(parse_range("bytes=5-", 10), Ok(Some((5, 10))));
-        assert_eq!(parse_range("bytes=2-100", 10), Ok(Some((2, 10))));
-        assert_eq!(parse_range("bytes=-3", 10), Ok(Some((7, 10))));
-        assert_eq!(parse_range("bytes=10-", 10), Err(()));
-        assert_eq!(parse_range("bytes=0-0", 0), Err(()));
-        assert_eq!(parse_range("bytes=5-2", 10), Err(()));
-        assert_eq!(parse_range("items=0-1", 10), Err(()));
-    }
-}
-
 /// What a served file may do when a browser opens it: nothing (no script, no requests, a
 /// sandboxed origin), but show itself.
 const FILE_POLICY: &str = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox";
@@ -188,5 +171,22 @@ fn content_type(path: &str) -> &'static str {
         Some("webp") => "image/webp",
         Some("svg") => "image/svg+xml",
         _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-0", 10), Ok(Some((0, 1))));
+        assert_eq!(parse_range("bytes=5-", 10), Ok(Some((5, 10))));
+        assert_eq!(parse_range("bytes=2-100", 10), Ok(Some((2, 10))));
+        assert_eq!(parse_range("bytes=-3", 10), Ok(Some((7, 10))));
+        assert_eq!(parse_range("bytes=10-", 10), Err(()));
+        assert_eq!(parse_range("bytes=0-0", 0), Err(()));
+        assert_eq!(parse_range("bytes=5-2", 10), Err(()));
+        assert_eq!(parse_range("items=0-1", 10), Err(()));
     }
 }
