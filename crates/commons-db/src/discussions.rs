@@ -302,18 +302,20 @@ impl Db {
         Ok(d)
     }
 
-    /// Opens a pull request and commits `ops` to its branch, in one transaction: the pull
-    /// request exists with its commit or not at all (`create_pr=1` on the commit API).
+    /// Opens pull request `title` and commits `ops` to its branch, in one transaction: the
+    /// pull request exists with its commit or not at all (`create_pr=1` on the commit API). The
+    /// commit's message is the pull request's first comment.
     pub async fn open_pull_request_with_commit(
         &self,
         repo: &Repo,
+        title: &str,
         pr: &NewPullRequest,
         ops: &[CommitOp],
         info: &CommitInfo<'_>,
     ) -> Result<(Discussion, Commit)> {
         let mut tx = self.begin_write().await?;
         let time = now_unix();
-        let d = open_in(&mut tx, repo, info.author, info.title, info.message, Some(pr), time).await?;
+        let d = open_in(&mut tx, repo, info.author, title, info.message, Some(pr), time).await?;
         let branch = pr_ref(d.num);
         let commit = apply_commit(&mut tx, repo, &branch, Some(&pr.base_commit), ops, info, time, RefUpdate::From(&pr.base_commit)).await?;
         record_pr_commit(&mut tx, repo, d.num, &commit).await?;

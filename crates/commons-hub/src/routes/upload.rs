@@ -71,7 +71,6 @@ fn default_rules() -> LfsRules {
     LfsRules::parse(commons_repo::DEFAULT_GITATTRIBUTES)
 }
 
-/// The LFS rules in force at `commit`: its `.gitattributes`, or none.
 /// Largest `.gitattributes` or `.gitignore` read: a bigger one is not a real repository's.
 const RULES_FILE_MAX: u64 = 1024 * 1024;
 
@@ -88,6 +87,8 @@ async fn rules_text(state: &AppState, repo: &Repo, commit: &str, path: &str) -> 
     Ok(Ok(Some(String::from_utf8_lossy(&bytes).into_owned())))
 }
 
+/// The LFS rules in force at `commit`: its `.gitattributes`, or none (the defaults when it is
+/// too large to be one).
 async fn rules_at(state: &AppState, repo: &Repo, commit: &str) -> ApiResult<LfsRules> {
     Ok(match rules_text(state, repo, commit, ".gitattributes").await? {
         Ok(Some(text)) => LfsRules::parse(&text),
@@ -416,8 +417,18 @@ pub async fn commit(
     let base = base_url(&state, &headers);
     let (commit, pr_url) = match new_pr {
         Some(pr) => {
+            // The commit's summary titles the pull request and its description opens it, within
+            // a discussion's bounds.
+            if message.len() > commons_repo::collab::COMMENT_MAX {
+                return Err(ApiError::bad_request(format!(
+                    "a pull request's description has at most {} bytes; this one has {}",
+                    commons_repo::collab::COMMENT_MAX,
+                    message.len()
+                )));
+            }
+            let pr_title: String = title.chars().filter(|c| !c.is_control()).take(commons_repo::collab::TITLE_MAX).collect();
             let ops = stage(&state, &repo, &pr.base_commit, checked).await?;
-            let (d, commit) = state.db.open_pull_request_with_commit(&repo, &pr, &ops, &info).await?;
+            let (d, commit) = state.db.open_pull_request_with_commit(&repo, &pr_title, &pr, &ops, &info).await?;
             (commit, Some(format!("{base}/{}{}/discussions/{}", repo.kind.url_prefix(), repo.full_name(), d.num)))
         }
         None => (commit_staged(&state, &repo, &branch, &head, header.parent_commit.as_deref(), checked, &info).await?, None),
