@@ -26,11 +26,15 @@ pub struct Limits {
     pub file_size: u64,
     /// Objects in one LFS batch request.
     pub batch_objects: usize,
+    /// Discussion writes (new discussions and pull requests, comments, edits) one account may
+    /// make in ten minutes, on any repositories: a lively review, or a client's test suite, fits;
+    /// flooding every public repository does not.
+    pub discussion_writes: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { json_body: 1 << 20, commit_body: 128 << 20, file_size: 50 << 30, batch_objects: 1000 }
+        Self { json_body: 1 << 20, commit_body: 128 << 20, file_size: 50 << 30, batch_objects: 1000, discussion_writes: 600 }
     }
 }
 

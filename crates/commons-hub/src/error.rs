@@ -16,11 +16,13 @@ pub struct ApiError {
     pub repo_commit: Option<String>,
     /// Extra JSON fields (e.g. `url` on 409 repo exists).
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Seconds to wait before trying again (`Retry-After`, on 429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), repo_commit: None, extra: None }
+        Self { status, code, message: message.into(), repo_commit: None, extra: None, retry_after: None }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
@@ -46,6 +48,10 @@ impl ApiError {
     pub fn internal(message: impl std::fmt::Display) -> Self {
         tracing::error!(error = %message, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", format!("internal error: {message}"))
+    }
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
     pub fn with_extra(mut self, key: &str, value: serde_json::Value) -> Self {
         self.extra.get_or_insert_with(Default::default).insert(key.into(), value);
@@ -117,6 +123,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(commit) = self.repo_commit.and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert("x-repo-commit", commit);
+        }
+        if let Some(wait) = self.retry_after {
+            headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(wait));
         }
         resp
     }

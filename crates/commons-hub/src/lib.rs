@@ -10,6 +10,7 @@ mod auth;
 mod body;
 mod downloads;
 mod error;
+mod limiter;
 mod pages;
 mod routes;
 mod signing;
@@ -70,6 +71,8 @@ pub struct Hub {
     pub signup: pages::Signup,
     /// Sign-in attempts by address and account, and the password hashes being computed.
     pub sign_in: Arc<pages::SignInLimiter>,
+    /// Discussion writes (new discussions and pull requests, comments, edits) by account.
+    pub discussion_writes: Arc<limiter::RateWindows>,
     /// The compute coordinator, for the pages of jobs, workers and credits (the compute API
     /// has its own handle); `None` in a hub that serves no compute.
     pub compute: Option<commons_compute::Coordinator>,
@@ -88,7 +91,24 @@ pub struct XetTraffic {
     pub shards_v2: std::sync::atomic::AtomicU64,
 }
 
+/// The window of [`Limits::discussion_writes`].
+const DISCUSSION_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl AppState {
+    /// Counts a discussion write (a new discussion or pull request, a comment, an edit) by
+    /// `user`; 429 with `Retry-After` past [`Limits::discussion_writes`] in ten minutes.
+    pub(crate) fn count_discussion_write(&self, user: &str) -> Result<(), ApiError> {
+        let limit = self.limits.discussion_writes;
+        self.discussion_writes.take(user.to_string(), limit).map_err(|wait| {
+            ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!("{limit} discussion writes in ten minutes is the most one account may make; try again in {wait} s"),
+            )
+            .with_retry_after(wait)
+        })
+    }
+
     /// Opens a hub on `data_dir` (created if needed): the SQLite metadata database, the object
     /// store (`store_url`, or `data_dir/objects` on local disk), the URL-signing key and the
     /// multipart staging area.
@@ -141,6 +161,7 @@ impl AppState {
             last_gc_day: Arc::default(),
             signup: pages::Signup::default(),
             sign_in: Arc::default(),
+            discussion_writes: Arc::new(limiter::RateWindows::new(DISCUSSION_WINDOW)),
             compute: None,
         })))
     }

@@ -121,6 +121,7 @@ pub(crate) async fn create(
     let repo = state.repos.find(kind, &p.ns, &p.name, visitor.reader()).await?;
     let token = visitor.require()?;
     access::may_participate(token, &repo)?;
+    state.count_discussion_write(&token.user.name)?;
     let description = form.description.trim();
     match state.repos.open_discussion(&repo, &token.user.name, &form.title, description, None).await {
         Ok(d) => Ok(Redirect::to(&format!("{}/discussions/{}", repo_url(kind, &repo.namespace, &repo.name), d.num)).into_response()),
@@ -216,6 +217,7 @@ pub(crate) async fn comment(
     let (repo, d) = found(&state, &visitor, &p, kind).await?;
     let token = visitor.require()?;
     access::may_participate(token, &repo)?;
+    state.count_discussion_write(&token.user.name)?;
     let text = collab::clean_comment(&form.comment)?;
     state.db.comment_discussion(&repo, d.num, &token.user.name, text).await?;
     Ok(back_to(kind, &repo, &d))

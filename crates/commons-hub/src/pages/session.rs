@@ -10,10 +10,9 @@
 //! - Sign-in and sign-up are limited per client address and per account name, and at most two
 //!   password hashes are computed at once (each takes 19 MiB and tens of milliseconds).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -185,14 +184,14 @@ impl Visitor {
 
 /// Sign-in and sign-up attempts per client address and per account, in fixed windows.
 pub struct SignInLimiter {
-    windows: Mutex<HashMap<String, (Instant, u32)>>,
+    windows: crate::limiter::RateWindows,
     /// Password hashes being computed.
     hashing: tokio::sync::Semaphore,
 }
 
 impl Default for SignInLimiter {
     fn default() -> Self {
-        Self { windows: Mutex::default(), hashing: tokio::sync::Semaphore::new(2) }
+        Self { windows: crate::limiter::RateWindows::new(WINDOW), hashing: tokio::sync::Semaphore::new(2) }
     }
 }
 
@@ -200,29 +199,11 @@ impl Default for SignInLimiter {
 const PER_ADDRESS: u32 = 20;
 pub(crate) const PER_ACCOUNT: u32 = 10;
 const WINDOW: Duration = Duration::from_secs(300);
-/// Keys held before expired windows are swept (a flood of addresses cannot grow the map).
-const MAX_KEYS: usize = 100_000;
 
 impl SignInLimiter {
     /// Counts one attempt under `key`; the seconds to wait when it is over `limit`.
     pub(crate) fn take(&self, key: String, limit: u32) -> Result<(), u64> {
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if windows.len() >= MAX_KEYS {
-            windows.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
-            if windows.len() >= MAX_KEYS {
-                return Err(WINDOW.as_secs());
-            }
-        }
-        let entry = windows.entry(key).or_insert((now, 0));
-        if now.duration_since(entry.0) >= WINDOW {
-            *entry = (now, 0);
-        }
-        if entry.1 >= limit {
-            return Err(WINDOW.saturating_sub(now.duration_since(entry.0)).as_secs().max(1));
-        }
-        entry.1 += 1;
-        Ok(())
+        self.windows.take(key, limit)
     }
 
     /// Runs a password hash or check off the async threads, at most two at once.

@@ -181,6 +181,7 @@ pub async fn create(
 ) -> ApiResult<Json<Value>> {
     let repo = readable_repo(&state, &caller, kind_from_plural(&p.kind)?, &p.ns, &p.name).await?;
     let token = caller.require_participant(&repo)?;
+    state.count_discussion_write(&token.user.name)?;
     let body: NewDiscussion = body.json(state.limits.json_body, "the discussion").await?;
     let description = body.description.unwrap_or_default();
     let pr = body.pull_request.then_some(("main", true));
@@ -300,6 +301,7 @@ pub async fn comment(
 ) -> ApiResult<Json<Value>> {
     let (repo, d) = found(&state, &caller, &p.kind, &p.ns, &p.name, &p.num).await?;
     let token = caller.require_participant(&repo)?;
+    state.count_discussion_write(&token.user.name)?;
     let body: CommentBody = body.json(state.limits.json_body, "the comment").await?;
     let text = collab::clean_comment(&body.comment)?;
     let event = state.db.comment_discussion(&repo, d.num, &token.user.name, text).await?;
@@ -396,6 +398,7 @@ pub async fn edit_comment(
     if event.author != token.user.name {
         return Err(ApiError::forbidden("only its author may edit a comment"));
     }
+    state.count_discussion_write(&token.user.name)?;
     let body: EditBody = body.json(state.limits.json_body, "the comment").await?;
     let text = collab::clean_comment(&body.content)?;
     state.db.edit_comment(&repo, d.num, &event.id, &token.user.name, text).await?;

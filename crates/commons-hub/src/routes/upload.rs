@@ -300,7 +300,8 @@ pub async fn commit(
     // Where the commit goes: a new pull request against `branch`, an existing pull request's
     // branch (both open to anyone who may read the repository), or a branch the caller may move.
     let new_pr = if create_pr {
-        caller.require_participant(&repo)?;
+        let token = caller.require_participant(&repo)?;
+        state.count_discussion_write(&token.user.name)?;
         Some(state.repos.new_pull_request(&repo, &branch, false).await?)
     } else if let Some(num) = commons_db::pr_number(&branch) {
         caller.require_participant(&repo)?;
