@@ -74,8 +74,12 @@ impl Card {
     /// Reads a card; text without front matter is all body.
     pub fn parse(text: &str) -> Result<Self, CardError> {
         match split(text) {
-            // The YAML starts on the line after the opening `---`.
-            (Some(yaml), body) => Ok(Card { metadata: metadata_from_line(yaml, 2)?, body: body.to_string() }),
+            // The YAML starts on the line after the opening `---` (and the blank lines before it).
+            (Some(yaml), body) => {
+                let before = &text[..text.len() - text.trim_start_matches([' ', '\t', '\r', '\n']).len()];
+                let first = 2 + before.matches('\n').count() as u64;
+                Ok(Card { metadata: metadata_from_line(yaml, first)?, body: body.to_string() })
+            }
             (None, body) => Ok(Card { metadata: Map::new(), body: body.to_string() }),
         }
     }

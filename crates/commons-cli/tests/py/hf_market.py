@@ -58,7 +58,11 @@ try:
     alice.upload_file(path_or_fileobj=card("license: mit\ntags: [a, b\nother: 1\n"), path_in_repo="README.md", repo_id=cnn)
     check(False, "a README with broken YAML is refused")
 except HfHubHTTPError as e:
+    # huggingface_hub < 1.x commits it and the commit is refused.
     check(e.response.status_code == 400 and "line 4" in str(e), f"a README with broken YAML is a 400 naming its line: {e}")
+except ValueError as e:
+    # Later clients ask /api/validate-yaml first, as with the Hub, and refuse to commit.
+    check("Invalid metadata in README.md" in str(e) and "line 4" in str(e), f"a README with broken YAML is refused naming its line: {e}")
 check("license:apache-2.0" in alice.model_info(cnn).tags, "the refused README changed nothing")
 
 # Listings: tags (AND), author, search; private repositories only for those who may read them.

@@ -44,18 +44,16 @@ pub async fn validate_yaml(State(state): State<AppState>, body: RawBody) -> ApiR
     let body: ValidateYaml = body.json(state.limits.json_body, "the validate-yaml request").await?;
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    match commons_card::split(&body.content) {
-        (Some(yaml), _) => match commons_card::metadata(yaml) {
-            Ok(metadata) if metadata.is_empty() => warnings.push(json!({"message": "Empty metadata"})),
-            Ok(metadata) => {
-                // What the Hub's schema refuses and clients rely on: results are a list.
-                if metadata.get("model-index").is_some_and(|v| !v.is_array()) {
-                    errors.push(json!({"message": "\"model-index\" must be an array"}));
-                }
+    // The same reading as a commit's (errors name the README's line).
+    match commons_card::Card::parse(&body.content) {
+        Ok(card) if card.metadata.is_empty() => warnings.push(json!({"message": "Empty metadata"})),
+        Ok(card) => {
+            // What the Hub's schema refuses and clients rely on: results are a list.
+            if card.metadata.get("model-index").is_some_and(|v| !v.is_array()) {
+                errors.push(json!({"message": "\"model-index\" must be an array"}));
             }
-            Err(e) => errors.push(json!({"message": e.to_string()})),
-        },
-        (None, _) => warnings.push(json!({"message": "Empty metadata"})),
+        }
+        Err(e) => errors.push(json!({"message": format!("README.md: {e}")})),
     }
     if !errors.is_empty() {
         // The Hub's answer: a 400 listing the errors, which clients show line by line.
