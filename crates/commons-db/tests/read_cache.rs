@@ -23,7 +23,8 @@ async fn a_write_is_seen_at_once_by_the_process_that_made_it() {
     assert!(db.resolve_revision(&repo, "v1").await.is_err(), "a deleted tag no longer resolves");
 
     db.move_repo(&repo, "alice", "renamed").await.unwrap();
-    assert!(db.get_repo(RepoKind::Model, "alice", "m").await.unwrap().is_none(), "the old name is gone at once");
+    let by_old_name = db.get_repo(RepoKind::Model, "alice", "m").await.unwrap().expect("the old name leads to the moved repository");
+    assert_eq!(by_old_name.name, "renamed", "at once, not the cached repository under its old name");
     assert!(db.get_repo(RepoKind::Model, "alice", "renamed").await.unwrap().is_some());
 }
 
