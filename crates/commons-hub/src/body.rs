@@ -148,6 +148,15 @@ impl RawBody {
         parse_json(&bytes, what)
     }
 
+    /// [`Self::json`] for a body clients may leave out: empty, blank or `null` is the default.
+    pub async fn json_or_default<T: DeserializeOwned + Default>(self, limit: u64, what: &str) -> ApiResult<T> {
+        let bytes = self.bytes(limit, what).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
+            return Ok(T::default());
+        }
+        parse_json(&bytes, what)
+    }
+
     /// The body as a stream (an upload whose size is checked as it arrives).
     pub fn into_inner(self) -> Body {
         self.body

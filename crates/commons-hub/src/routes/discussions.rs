@@ -358,12 +358,7 @@ pub async fn merge(State(state): State<AppState>, caller: Caller, Path(p): Path<
     let (repo, d) = found(&state, &caller, &p.kind, &p.ns, &p.name, &p.num).await?;
     let target = d.target_branch.clone().ok_or_else(|| ApiError::bad_request(format!("#{} is a discussion, not a pull request", d.num)))?;
     let token = caller.require_write_branch(&repo, &target)?;
-    let bytes = body.bytes(state.limits.json_body, "the merge").await?;
-    let body: MergeBody = if bytes.iter().all(u8::is_ascii_whitespace) || &bytes[..] == b"null" {
-        MergeBody::default()
-    } else {
-        crate::body::parse_json(&bytes, "the merge")?
-    };
+    let body: MergeBody = body.json_or_default(state.limits.json_body, "the merge").await?;
     let comment = body.comment.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(collab::clean_comment).transpose()?;
     if d.status != DiscussionStatus::Open {
         let why = if d.status == DiscussionStatus::Draft { "a draft; open it first" } else { d.status.as_str() };

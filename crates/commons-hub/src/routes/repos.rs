@@ -630,8 +630,7 @@ pub async fn super_squash(
     let kind = kind_from_plural(&p.kind)?;
     let repo = administered_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     let token = caller.require_write_branch(&repo, &p.branch)?;
-    let bytes = body.bytes(state.limits.json_body, "the squash request").await?;
-    let body: SquashBody = if bytes.is_empty() { SquashBody::default() } else { crate::body::parse_json(&bytes, "the squash request")? };
+    let body: SquashBody = body.json_or_default(state.limits.json_body, "the squash request").await?;
     let title = body.message.unwrap_or_else(|| format!("Super-squash branch '{}'", p.branch));
     let info = commons_db::CommitInfo { author: &token.user.name, title: &title, message: "" };
     let commit = state.db.squash_branch(&repo, &p.branch, &info).await?;
@@ -856,12 +855,7 @@ pub async fn create_branch(
     let repo = writable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     validate_ref_name(&p.branch)?;
     caller.require_write_branch(&repo, &p.branch)?;
-    let body = body.bytes(state.limits.json_body, "the branch request").await?;
-    let body: BranchBody = if body.is_empty() {
-        BranchBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
-    };
+    let body: BranchBody = body.json_or_default(state.limits.json_body, "the branch request").await?;
     let from = resolve(&state, &repo, body.starting_point.as_deref().unwrap_or("main")).await?;
     state.db.create_ref(&repo, RefKind::Branch, &p.branch, &from).await.map_err(|e| match e {
         commons_db::DbError::AlreadyExists(_) => {
