@@ -46,7 +46,7 @@ pub struct ServeLayer {
     /// Largest file (LFS object) a client may upload, in bytes (default: 50 GiB).
     #[arg(long, env = EnvVars::COMMONS_MAX_FILE_BYTES)]
     pub max_file_bytes: Option<u64>,
-    /// Largest NDJSON commit body, inline files included, in bytes (default: 128 MiB).
+    /// Largest NDJSON commit body, inline files included, in bytes (default: 1 GiB).
     #[arg(long, env = EnvVars::COMMONS_MAX_COMMIT_BYTES)]
     pub max_commit_bytes: Option<u64>,
     /// Largest JSON request body, in bytes (default: 1 MiB).

@@ -574,7 +574,7 @@ fn bad_jobs_get_clear_errors_and_move_no_credit() {
     let resp = net.post("/api/jobs", &net.hub.token, &json!({"kind": "train", "algorithm": "alice/keras-mnist-mlp"}));
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().unwrap();
-    assert_eq!(body["error"], "BadRequest");
+    assert_eq!(body["code"], "BadRequest");
     assert!(body["message"].as_str().unwrap().contains("dataset"), "{body}");
     let resp = net.post(
         "/api/jobs",

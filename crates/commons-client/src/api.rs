@@ -373,8 +373,9 @@ pub(crate) async fn send_checked(rb: RequestBuilder) -> Result<Response> {
     Err(api_error(resp).await)
 }
 
-/// Decodes an error answer: Commons sends `{"error": code, "message": text}`, the Hugging Face
-/// Hub `{"error": text}` plus `X-Error-Code` / `X-Error-Message`; a proxy may send anything.
+/// Decodes an error answer: Commons sends `{"error": text, "message": text, "code": code}`, the
+/// Hugging Face Hub `{"error": text}`, both with `X-Error-Code` / `X-Error-Message`; a proxy may
+/// send anything.
 async fn api_error(resp: Response) -> ClientError {
     let status = resp.status();
     let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -383,18 +384,14 @@ async fn api_error(resp: Response) -> ClientError {
     let body = resp.text().await.unwrap_or_default();
     let json: Option<Value> = serde_json::from_str(&body).ok();
     let field = |k: &str| json.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str).map(str::to_string);
-    let (code, message) = match (field("error"), field("message")) {
-        (Some(code), Some(message)) => (Some(code), message),
-        (Some(message), None) => (header_code, message),
-        _ => {
-            let fallback = if body.trim().is_empty() || body.len() > 300 {
-                status.canonical_reason().unwrap_or("error").to_string()
-            } else {
-                body.trim().to_string()
-            };
-            (header_code, header_message.unwrap_or(fallback))
+    let code = field("code").or(header_code);
+    let message = field("message").or_else(|| field("error")).or(header_message).unwrap_or_else(|| {
+        if body.trim().is_empty() || body.len() > 300 {
+            status.canonical_reason().unwrap_or("error").to_string()
+        } else {
+            body.trim().to_string()
         }
-    };
+    });
     ClientError::Api { status: status.as_u16(), code, message }
 }
 

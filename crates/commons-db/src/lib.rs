@@ -12,19 +12,27 @@
 mod auth;
 mod cache;
 pub mod cas;
+mod collections;
 mod discussions;
 mod error;
 mod leaderboards;
+mod lfs_files;
 mod market;
 mod repos;
+pub mod webhooks;
 
 pub use auth::{Scope, Token, TokenInfo, User};
+pub use collections::{
+    COLLECTION_ITEMS_MAX, COLLECTIONS_PER_OWNER_MAX, Collection, CollectionChanges, CollectionItem, CollectionQuery, CreatedCollection,
+    ItemTarget, NewItem, is_collection_id, new_collection_id,
+};
 pub use discussions::{
     CommentRevision, Discussion, DiscussionEvent, DiscussionFilter, DiscussionStatus, EventKind, MergePlan, NewPullRequest, pr_number,
     pr_ref,
 };
 pub use error::DbError;
 pub use leaderboards::{BoardEntry, BoardSummary};
+pub use lfs_files::{LfsObject, Purged, REWRITE_COMMITS_MAX};
 pub use market::{DOWNLOAD_DAYS, Download, TRENDING_DAYS};
 pub use repos::{
     Commit, CommitInfo, CommitOp, FileEntry, NewFile, RefInfo, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem, git_blob_sha1,

@@ -236,7 +236,7 @@ fn tree_id(entries: &BTreeMap<String, FileEntry>) -> String {
     hex::encode(h.finalize())
 }
 
-fn commit_id(parent: Option<&str>, tree: &str, author: &str, time: i64, title: &str, message: &str) -> String {
+pub(crate) fn commit_id(parent: Option<&str>, tree: &str, author: &str, time: i64, title: &str, message: &str) -> String {
     let mut h = Sha1::new();
     h.update(format!("tree {tree}\n"));
     if let Some(p) = parent {
@@ -260,7 +260,7 @@ pub fn git_blob_sha1(content: &[u8]) -> String {
 
 type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
-async fn load_tree(conn: &mut sqlx::SqliteConnection, tree: &str) -> Result<BTreeMap<String, FileEntry>> {
+pub(crate) async fn load_tree(conn: &mut sqlx::SqliteConnection, tree: &str) -> Result<BTreeMap<String, FileEntry>> {
     let rows = sqlx::query("SELECT path, sha256, size, git_oid, lfs FROM tree_entries WHERE tree_id = $1")
         .bind(tree)
         .fetch_all(&mut *conn)
@@ -273,7 +273,7 @@ async fn load_tree(conn: &mut sqlx::SqliteConnection, tree: &str) -> Result<BTre
     Ok(out)
 }
 
-async fn store_tree(tx: &mut Tx, entries: &BTreeMap<String, FileEntry>) -> Result<String> {
+pub(crate) async fn store_tree(tx: &mut Tx, entries: &BTreeMap<String, FileEntry>) -> Result<String> {
     let id = tree_id(entries);
     let inserted =
         sqlx::query("INSERT INTO trees (id) VALUES ($1) ON CONFLICT DO NOTHING").bind(&id).execute(&mut **tx).await?.rows_affected();
@@ -401,6 +401,7 @@ impl Db {
             "discussion_events",
             "discussions",
             "repo_redirects",
+            "repo_lfs_files",
         ] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE repo_id = $1"))).bind(repo.id).execute(&mut **tx).await?;
         }
@@ -1131,6 +1132,20 @@ pub(crate) async fn apply_commit(
                     parent = dir;
                 }
                 entries.insert(f.path.clone(), FileEntry { path: f.path.clone(), sha256: f.sha256.clone(), size, git_oid, lfs: f.lfs });
+                if f.lfs {
+                    // The first commit naming an object says where and when it was pushed.
+                    sqlx::query(
+                        "INSERT INTO repo_lfs_files (repo_id, sha256, filename, ref_name, pushed_at) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (repo_id, sha256) DO NOTHING",
+                    )
+                    .bind(repo.id)
+                    .bind(&f.sha256)
+                    .bind(&f.path)
+                    .bind(branch)
+                    .bind(time)
+                    .execute(&mut **tx)
+                    .await?;
+                }
             }
             CommitOp::Delete(path) => {
                 if entries.remove(path).is_none() {

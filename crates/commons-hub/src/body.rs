@@ -20,7 +20,8 @@ pub struct Limits {
     /// A JSON request body (repository settings, LFS batch, preupload, paths-info, compute
     /// messages).
     pub json_body: u64,
-    /// An NDJSON commit, inline (base64) files included.
+    /// An NDJSON commit, inline (base64) files included. Spooled to disk as it arrives: what a
+    /// commit holds in memory is one of its lines.
     pub commit_body: u64,
     /// One file (LFS object): larger declared sizes are refused before any URL is signed.
     pub file_size: u64,
@@ -34,7 +35,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { json_body: 1 << 20, commit_body: 128 << 20, file_size: 50 << 30, batch_objects: 1000, discussion_writes: 600 }
+        Self { json_body: 1 << 20, commit_body: 1 << 30, file_size: 50 << 30, batch_objects: 1000, discussion_writes: 600 }
     }
 }
 
@@ -142,6 +143,51 @@ impl RawBody {
         }))
     }
 
+    /// The body written to a temporary file in `dir` as it arrives, split into its non-blank
+    /// lines: for NDJSON bodies whose whole may be larger than what a request should hold in
+    /// memory. Refused with 413 past `limit` bytes, or when one line passes `line_limit` bytes or
+    /// the body has more than `max_lines` lines, as soon as that is known.
+    pub async fn spool_lines(self, dir: &std::path::Path, limits: SpoolLimits, what: &str) -> ApiResult<SpooledLines> {
+        use std::io::Write;
+        let frames = self.frames(limits.total, what).await?;
+        futures::pin_mut!(frames);
+        let file = tempfile::tempfile_in(dir).map_err(ApiError::internal)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut lines = Vec::new();
+        // The line being read: where it starts and whether it has more than whitespace so far.
+        let (mut start, mut offset, mut blank) = (0u64, 0u64, true);
+        while let Some(frame) = frames.next().await {
+            let frame = frame?;
+            out.write_all(&frame).map_err(ApiError::internal)?;
+            for (i, &b) in frame.iter().enumerate() {
+                let at = offset + i as u64;
+                if b == b'\n' {
+                    if !blank {
+                        if lines.len() == limits.max_lines {
+                            return Err(ApiError::bad_request(format!("{what} has more than {} lines", limits.max_lines)));
+                        }
+                        lines.push((start, at - start));
+                    }
+                    (start, blank) = (at + 1, true);
+                } else if !b.is_ascii_whitespace() {
+                    blank = false;
+                }
+                if at + 1 - start > limits.line {
+                    return Err(too_large(&format!("one line of {what}"), limits.line));
+                }
+            }
+            offset += frame.len() as u64;
+        }
+        if !blank {
+            if lines.len() == limits.max_lines {
+                return Err(ApiError::bad_request(format!("{what} has more than {} lines", limits.max_lines)));
+            }
+            lines.push((start, offset - start));
+        }
+        let file = out.into_inner().map_err(|e| ApiError::internal(e.error()))?;
+        Ok(SpooledLines { file: std::sync::Arc::new(file), lines })
+    }
+
     /// The body as JSON, at most `limit` bytes.
     pub async fn json<T: DeserializeOwned>(self, limit: u64, what: &str) -> ApiResult<T> {
         let bytes = self.bytes(limit, what).await?;
@@ -160,5 +206,49 @@ impl RawBody {
     /// The body as a stream (an upload whose size is checked as it arrives).
     pub fn into_inner(self) -> Body {
         self.body
+    }
+}
+
+/// Bounds of a spooled NDJSON body ([`RawBody::spool_lines`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SpoolLimits {
+    /// The whole body.
+    pub total: u64,
+    /// One line.
+    pub line: u64,
+    /// Non-blank lines.
+    pub max_lines: usize,
+}
+
+/// A body kept in an unnamed temporary file (gone when the last handle is dropped), read back
+/// one line at a time.
+#[derive(Clone)]
+pub struct SpooledLines {
+    file: std::sync::Arc<std::fs::File>,
+    /// Offset and length of each non-blank line.
+    lines: Vec<(u64, u64)>,
+}
+
+impl SpooledLines {
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Line `i` (0-based), read on a blocking thread.
+    pub async fn line(&self, i: usize) -> ApiResult<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let (offset, len) = self.lines[i];
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0; len as usize];
+            file.read_exact_at(&mut buf, offset).map(|()| buf)
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
     }
 }

@@ -1,5 +1,12 @@
-//! API errors: JSON `{"error": code, "message": text}` with the status the clients expect, plus
-//! the `X-Error-Code` / `X-Error-Message` headers the Hugging Face clients read.
+//! API errors: JSON `{"error": text, "message": text, "code": code}` with the status the clients
+//! expect, plus the `X-Error-Code` / `X-Error-Message` headers the Hugging Face clients read.
+//!
+//! `error` and `X-Error-Message` hold the Hub's text, not a code, because huggingface_hub appends
+//! them to its own message unless its own message already says them: a code there would be shown
+//! after every failure ("…\nRepoNotFound"), and where the client words the error itself
+//! ("Repository Not Found for url: …") the Hub's exact words keep the message clean. `message`
+//! is Commons' own, possibly more precise, text (our client shows it); the code travels in
+//! `code` and `X-Error-Code`.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,23 +19,28 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The Hub's wording where it differs from `message` (sent as `error` and `X-Error-Message`).
+    pub hub_text: Option<&'static str>,
     /// Set on not-found errors of a resolved revision: clients read it even from a 404.
     pub repo_commit: Option<String>,
     /// Extra JSON fields (e.g. `url` on 409 repo exists).
-    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Boxed: every handler returns this error type, and it stays small that way.
+    pub extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
     /// Seconds to wait before trying again (`Retry-After`, on 429).
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), repo_commit: None, extra: None, retry_after: None }
+        Self { status, code, message: message.into(), hub_text: None, repo_commit: None, extra: None, retry_after: None }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
     pub fn repo_not_found(name: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "RepoNotFound", format!("Repository {name} not found"))
+        let mut e = Self::new(StatusCode::NOT_FOUND, "RepoNotFound", format!("Repository {name} not found"));
+        e.hub_text = Some("Repository not found");
+        e
     }
     pub fn revision_not_found(rev: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "RevisionNotFound", format!("Invalid rev id: {rev}"))
@@ -110,15 +122,17 @@ impl From<StorageError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = serde_json::Map::new();
-        body.insert("error".into(), self.code.into());
-        body.insert("message".into(), self.message.clone().into());
+        let text = self.hub_text.map_or_else(|| self.message.clone(), str::to_string);
+        body.insert("error".into(), text.clone().into());
+        body.insert("message".into(), self.message.into());
+        body.insert("code".into(), self.code.into());
         if let Some(extra) = self.extra {
-            body.extend(extra);
+            body.extend(*extra);
         }
         let mut resp = (self.status, axum::Json(serde_json::Value::Object(body))).into_response();
         let headers = resp.headers_mut();
         headers.insert("x-error-code", HeaderValue::from_static(self.code));
-        if let Ok(v) = HeaderValue::from_str(&self.message.replace(['\r', '\n'], " ")) {
+        if let Ok(v) = HeaderValue::from_str(&text.replace(['\r', '\n'], " ")) {
             headers.insert("x-error-message", v);
         }
         if let Some(commit) = self.repo_commit.and_then(|c| HeaderValue::from_str(&c).ok()) {

@@ -14,6 +14,7 @@ mod limiter;
 mod pages;
 mod routes;
 mod signing;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -76,6 +77,8 @@ pub struct Hub {
     /// The compute coordinator, for the pages of jobs, workers and credits (the compute API
     /// has its own handle); `None` in a hub that serves no compute.
     pub compute: Option<commons_compute::Coordinator>,
+    /// The webhooks' delivery queue: handlers emit what changed, a background task posts it.
+    pub webhooks: Arc<webhooks::Webhooks>,
 }
 
 /// Counters of the Xet upload routes.
@@ -131,6 +134,7 @@ impl AppState {
             Err(e) => tracing::warn!(error = %e, "no search index in this process; `search=` matches ids by substring"),
         }
         let downloads = Arc::new(downloads::DownloadCounter::start(db.clone(), repos.clone()));
+        let webhooks = webhooks::Webhooks::start(db.clone(), public_url.clone());
         let catch_up = repos.clone();
         tokio::spawn(async move {
             // A hub upgraded in place has READMEs whose cards were never recorded: listings
@@ -163,6 +167,7 @@ impl AppState {
             sign_in: Arc::default(),
             discussion_writes: Arc::new(limiter::RateWindows::new(DISCUSSION_WINDOW)),
             compute: None,
+            webhooks,
         })))
     }
 

@@ -184,7 +184,7 @@ fn a_person_browses_repositories_their_cards_and_files_and_a_hostile_card_is_ine
     assert_eq!(anonymous.page("/no/such/page/at/all").0, 404);
     let api = http.get(format!("{}/no/such/page/at/all", hub.url())).send().unwrap();
     assert_eq!(api.status(), 404);
-    assert_eq!(api.json::<serde_json::Value>().unwrap()["error"], "NotFound");
+    assert_eq!(api.json::<serde_json::Value>().unwrap()["code"], "NotFound");
     let info: serde_json::Value = http.get(format!("{}/api/models/alice/cnn", hub.url())).send().unwrap().json().unwrap();
     assert_eq!(info["cardData"]["license"], "mit", "the API beside the pages is unchanged");
     let raw = http.get(format!("{}/alice/cnn/resolve/main/README.md", hub.url())).send().unwrap().text().unwrap();

@@ -141,7 +141,7 @@ fn the_viewer_answers_splits_rows_statistics_and_sizes_of_real_csv_and_json_data
     let texts: Vec<&str> = positive["rows"].as_array().unwrap().iter().map(|r| r["row"]["text"].as_str().unwrap()).collect();
     assert!(texts.windows(2).all(|w| w[0] >= w[1]), "in descending order of text");
     let (status, bad) = viewer(&hub, None, &format!("/filter?{q}&config=default&split=test&where=label%20%3D%3D%3D%201"));
-    assert_eq!((status, bad["error"].as_str().unwrap()), (422, "InvalidParameter"), "{bad}");
+    assert_eq!((status, bad["code"].as_str().unwrap()), (422, "InvalidParameter"), "{bad}");
 
     let (_, size) = viewer(&hub, None, &format!("/size?{q}"));
     assert_eq!(size["size"]["dataset"]["num_rows"], imdb_rows.len() + yelp.len());
@@ -155,7 +155,7 @@ fn the_viewer_answers_splits_rows_statistics_and_sizes_of_real_csv_and_json_data
     assert_eq!(splits["splits"].as_array().unwrap().len(), 3);
     let (status, broken) = viewer(&hub, None, &format!("/first-rows?{q}&config=default&split=validation"));
     assert_eq!(status, 422);
-    assert_eq!(broken["error"], "FileFormatError");
+    assert_eq!(broken["code"], "FileFormatError");
     assert!(broken["message"].as_str().unwrap().starts_with("data/validation.jsonl: line 2:"), "{broken}");
     let (status, _) = viewer(&hub, None, &format!("/first-rows?{q}&config=default&split=train"));
     assert_eq!(status, 200, "the other splits still answer");
@@ -183,14 +183,14 @@ fn the_viewer_answers_splits_rows_statistics_and_sizes_of_real_csv_and_json_data
         ("/splits?dataset=alice/nothing", 404, "ResponseNotFound"),
     ] {
         let (got, body) = viewer(&hub, None, path);
-        assert_eq!((got, body["error"].as_str().unwrap()), (status, code), "{path}: {body}");
+        assert_eq!((got, body["code"].as_str().unwrap()), (status, code), "{path}: {body}");
     }
 
     // A private dataset is the owner's alone.
     create(&hub, "secret", true);
     commit(&hub, "alice/secret", &[("train.json", imdb)]);
     let (status, body) = viewer(&hub, None, "/splits?dataset=alice/secret");
-    assert_eq!((status, body["error"].as_str().unwrap()), (404, "ResponseNotFound"));
+    assert_eq!((status, body["code"].as_str().unwrap()), (404, "ResponseNotFound"));
     let bob = hub.add_user("bob");
     assert_eq!(viewer(&hub, Some(&bob), "/first-rows?dataset=alice/secret&config=default&split=train").0, 404);
     let (status, rows) = viewer(&hub, Some(&hub.token), "/first-rows?dataset=alice/secret&config=default&split=train");
@@ -335,7 +335,7 @@ fn a_cards_configs_name_the_splits_of_text_and_csv_files() {
     // A card whose configs make no sense is the viewer's clear error.
     commit(&hub, "alice/poems", &[("README.md", b"---\nconfigs: 3\n---\n".to_vec())]);
     let (status, body) = viewer(&hub, None, &format!("/splits?{q}"));
-    assert_eq!((status, body["error"].as_str().unwrap()), (422, "ConfigNamesError"), "{body}");
+    assert_eq!((status, body["code"].as_str().unwrap()), (422, "ConfigNamesError"), "{body}");
 }
 
 /// A 28×28 grayscale PNG.

@@ -101,3 +101,16 @@ pub fn may_moderate(token: &Token, repo: &Repo, discussion_author: &str) -> Resu
 pub fn may_upload(token: &Token, repo: &Repo) -> Result<(), RepoError> {
     may_write_repo(token, repo).or_else(|_| may_participate(token, repo))
 }
+
+/// Whether `reader` may see a collection of `owner`: a private one only its owner. Its items
+/// are shown only as far as `reader` may see each (a listing applies this in its query).
+pub fn may_see_collection(owner: &str, private: bool, reader: Option<&str>) -> bool {
+    !private || reader == Some(owner)
+}
+
+/// A write token of the whole account `owner` (not a worker's, a read token or a lease token):
+/// what creating, changing and deleting `owner`'s collections need. Collections belong to users
+/// only for now (no organizations).
+pub fn may_curate(token: &Token, owner: &str) -> Result<(), RepoError> {
+    may_administer(token, owner)
+}

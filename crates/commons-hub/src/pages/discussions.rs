@@ -124,7 +124,10 @@ pub(crate) async fn create(
     state.count_discussion_write(&token.user.name)?;
     let description = form.description.trim();
     match state.repos.open_discussion(&repo, &token.user.name, &form.title, description, None).await {
-        Ok(d) => Ok(Redirect::to(&format!("{}/discussions/{}", repo_url(kind, &repo.namespace, &repo.name), d.num)).into_response()),
+        Ok(d) => {
+            state.webhooks.emit(crate::webhooks::Event::discussion_opened(&repo, &d));
+            Ok(Redirect::to(&format!("{}/discussions/{}", repo_url(kind, &repo.namespace, &repo.name), d.num)).into_response())
+        }
         Err(commons_repo::RepoError::Invalid(error)) => {
             let mut response = page(
                 &visitor,
@@ -219,7 +222,8 @@ pub(crate) async fn comment(
     access::may_participate(token, &repo)?;
     state.count_discussion_write(&token.user.name)?;
     let text = collab::clean_comment(&form.comment)?;
-    state.db.comment_discussion(&repo, d.num, &token.user.name, text).await?;
+    let event = state.db.comment_discussion(&repo, d.num, &token.user.name, text).await?;
+    state.webhooks.emit(crate::webhooks::Event::commented(&repo, &d, &event));
     Ok(back_to(kind, &repo, &d))
 }
 
@@ -242,6 +246,7 @@ pub(crate) async fn status(
     };
     let comment = Some(form.comment.trim()).filter(|c| !c.is_empty()).map(collab::clean_comment).transpose()?;
     state.db.set_discussion_status(&repo, d.num, &token.user.name, status, comment).await?;
+    state.webhooks.emit(crate::webhooks::Event::discussion_status(&repo, &d, status));
     Ok(back_to(kind, &repo, &d))
 }
 
@@ -263,7 +268,10 @@ pub(crate) async fn merge(
     }
     let comment = Some(form.comment.trim()).filter(|c| !c.is_empty()).map(collab::clean_comment).transpose()?;
     match state.repos.merge(&repo, &d, &token.user.name, comment).await? {
-        Ok(_) => Ok(back_to(kind, &repo, &d)),
+        Ok(commit) => {
+            state.webhooks.emit(crate::webhooks::Event::merged(&repo, &d, &commit));
+            Ok(back_to(kind, &repo, &d))
+        }
         Err(MergeRefusal::Conflicts(paths)) => Err(PageError {
             status: axum::http::StatusCode::CONFLICT,
             message: format!("Pull request #{} cannot be merged: {target} changed {} too.", d.num, paths.join(", ")),

@@ -17,6 +17,9 @@ use super::{PageError, PageForm, PageResult, RepoPath, encode_path, encode_rev, 
 use crate::AppState;
 use crate::routes::{Staged, commit_staged};
 
+/// The most a browser upload (all its files) may hold.
+const BROWSER_UPLOAD_MAX: u64 = 128 << 20;
+
 /// Files one upload form may carry.
 const MAX_UPLOAD_FILES: usize = 1000;
 /// Largest text file edited in the browser.
@@ -158,7 +161,9 @@ pub(crate) async fn upload(
     axum::extract::DefaultBodyLimit::disable().apply(&mut request);
     let bad_form = |e: axum::extract::multipart::MultipartRejection| PageError { status: e.status(), message: e.body_text() };
     let mut form = Multipart::from_request(request, &()).await.map_err(bad_form)?;
-    let limit = state.limits.commit_body;
+    // A browser's files are held in memory until the commit is made, so they have a bound of
+    // their own, below the (spooled) API commit's.
+    let limit = state.limits.commit_body.min(BROWSER_UPLOAD_MAX);
     let bad = |e: axum::extract::multipart::MultipartError| PageError {
         status: e.status(),
         message: format!("The upload could not be read: {}", e.body_text()),
@@ -233,7 +238,7 @@ pub(crate) async fn upload(
     }
     let title = match summary.as_str() {
         "" if staged.len() == 1 => match &staged[0] {
-            Staged::Inline { path, .. } => format!("Upload {path}"),
+            Staged::Inline { path, .. } | Staged::Spooled { path, .. } => format!("Upload {path}"),
             Staged::Op(_) => "Upload files".into(),
         },
         "" => format!("Upload {} files", staged.len()),

@@ -186,6 +186,7 @@ pub async fn create(
     let description = body.description.unwrap_or_default();
     let pr = body.pull_request.then_some(("main", true));
     let d = state.repos.open_discussion(&repo, &token.user.name, &body.title, description.trim(), pr).await?;
+    state.webhooks.emit(crate::webhooks::Event::discussion_opened(&repo, &d));
     details_json(&state, &repo, &d, false, &headers).await.map(Json)
 }
 
@@ -305,6 +306,7 @@ pub async fn comment(
     let body: CommentBody = body.json(state.limits.json_body, "the comment").await?;
     let text = collab::clean_comment(&body.comment)?;
     let event = state.db.comment_discussion(&repo, d.num, &token.user.name, text).await?;
+    state.webhooks.emit(crate::webhooks::Event::commented(&repo, &d, &event));
     Ok(Json(json!({"newMessage": event_json(&repo, &event)})))
 }
 
@@ -321,6 +323,7 @@ pub async fn title(State(state): State<AppState>, caller: Caller, Path(p): Path<
     let body: TitleBody = body.json(state.limits.json_body, "the title").await?;
     let title = collab::clean_title(&body.title)?;
     let event = state.db.rename_discussion(&repo, d.num, &token.user.name, &title).await?;
+    state.webhooks.emit(crate::webhooks::Event::discussion_renamed(&repo, &d, &title));
     Ok(Json(json!({"newTitle": event_json(&repo, &event)})))
 }
 
@@ -343,6 +346,7 @@ pub async fn status(State(state): State<AppState>, caller: Caller, Path(p): Path
     };
     let comment = body.comment.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(collab::clean_comment).transpose()?;
     let event = state.db.set_discussion_status(&repo, d.num, &token.user.name, status, comment).await?;
+    state.webhooks.emit(crate::webhooks::Event::discussion_status(&repo, &d, status));
     Ok(Json(json!({"newStatus": event_json(&repo, &event)})))
 }
 
@@ -365,7 +369,10 @@ pub async fn merge(State(state): State<AppState>, caller: Caller, Path(p): Path<
         return Err(ApiError::bad_request(format!("pull request #{} is {why}", d.num)));
     }
     match state.repos.merge(&repo, &d, &token.user.name, comment).await? {
-        Ok(commit) => Ok(Json(json!({"mergeCommitId": commit}))),
+        Ok(commit) => {
+            state.webhooks.emit(crate::webhooks::Event::merged(&repo, &d, &commit));
+            Ok(Json(json!({"mergeCommitId": commit})))
+        }
         Err(MergeRefusal::Conflicts(paths)) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "MergeConflict",
@@ -398,6 +405,7 @@ pub async fn edit_comment(
     let text = collab::clean_comment(&body.content)?;
     state.db.edit_comment(&repo, d.num, &event.id, &token.user.name, text).await?;
     let event = comment_event(&state, &repo, &d, &p.id).await?;
+    state.webhooks.emit(crate::webhooks::Event::comment_changed(&repo, &d, &event));
     Ok(Json(json!({"updatedComment": event_json(&repo, &event)})))
 }
 
@@ -412,6 +420,7 @@ pub async fn hide_comment(State(state): State<AppState>, caller: Caller, Path(p)
     }
     state.db.hide_comment(&repo, d.num, &event.id, &token.user.name).await?;
     let event = comment_event(&state, &repo, &d, &p.id).await?;
+    state.webhooks.emit(crate::webhooks::Event::comment_changed(&repo, &d, &event));
     Ok(Json(json!({"updatedComment": event_json(&repo, &event)})))
 }
 

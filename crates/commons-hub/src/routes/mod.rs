@@ -1,5 +1,6 @@
 //! Route table and the helpers every handler shares.
 
+mod collections;
 mod compute;
 mod discussions;
 mod files;
@@ -8,8 +9,10 @@ mod lfs;
 mod market;
 mod meta;
 mod repos;
+mod storage;
 mod upload;
 mod viewer;
+mod webhooks;
 mod xet;
 
 pub(crate) use compute::{may_see_job, router as compute_router, visible_job};
@@ -44,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/refs", get(repos::refs))
         .route("/auth-check", get(repos::auth_check))
         .route("/super-squash/{branch}", post(repos::super_squash))
+        .route("/lfs-files", get(storage::list))
+        .route("/lfs-files/batch", post(storage::delete))
         .route("/auth-check/{write}", get(repos::auth_check))
         .route("/commits/{rev}", get(repos::commits))
         .route("/preupload/{rev}", post(upload::preupload))
@@ -86,6 +91,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/repos/create", post(repos::create))
         .route("/api/repos/delete", axum::routing::delete(repos::delete))
         .route("/api/repos/move", post(repos::move_repo))
+        .route("/api/collections", get(collections::list).post(collections::create))
+        .route("/api/collections/{ns}/{slug}", get(collections::get).patch(collections::update).delete(collections::delete))
+        .route("/api/collections/{ns}/{slug}/items", post(collections::add_item))
+        .route("/api/collections/{ns}/{slug}/items/{item}", axum::routing::patch(collections::update_item).delete(collections::delete_item))
         .route("/api/{kind}", get(repos::list))
         .nest("/api/{kind}/{ns}/{name}", repo_api)
         .route("/api/lfs/objects/{oid}", put(lfs::upload_basic))
@@ -97,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/{ns}/{name}", file_routes.merge(pages::repo_routes(RepoKind::Model)))
         .merge(pages::routes())
         .merge(xet::cas_router())
+        .merge(webhooks::routes())
         .route("/health", get(|| async { "ok" }))
         // Handlers read bodies themselves, after authorisation and within `AppState::limits`
         // (crate::body); this bounds any extractor that would buffer one anyway.

@@ -22,9 +22,9 @@ use commons_repo::names::{validate_file_path, validate_ref_name, validate_repo_n
 
 #[derive(Deserialize)]
 pub struct RepoPath {
-    kind: String,
-    ns: String,
-    name: String,
+    pub(super) kind: String,
+    pub(super) ns: String,
+    pub(super) name: String,
 }
 
 #[derive(Deserialize)]
@@ -337,6 +337,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
     match state.repos.create(kind, &ns, &name, private, &token.user.name).await {
         Ok(repo) => {
             tracing::info!(repo = %repo.full_name(), kind = kind.as_str(), "repository created");
+            state.webhooks.emit(crate::webhooks::Event::repo_created(&repo));
             Ok(Json(json!({"url": url, "name": format!("{ns}/{name}"), "id": format!("{:024x}", repo.id)})).into_response())
         }
         Err(commons_repo::RepoError::Db(commons_db::DbError::AlreadyExists(_))) => {
@@ -363,6 +364,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, body: RawBody
     state.db.delete_repo(&repo).await?;
     state.repos.unindex(repo.id).await;
     tracing::info!(repo = %repo.full_name(), "repository deleted");
+    state.webhooks.emit(crate::webhooks::Event::repo_deleted(&repo));
     Ok(Json(json!({})))
 }
 
@@ -401,6 +403,7 @@ pub async fn move_repo(State(state): State<AppState>, caller: Caller, body: RawB
         other => other.into(),
     })?;
     state.repos.reindex_or_log(&repo).await;
+    state.webhooks.emit(crate::webhooks::Event::repo_moved(&repo, &to_ns, &to_name));
     Ok(Json(json!({})))
 }
 
@@ -423,6 +426,7 @@ pub async fn settings(State(state): State<AppState>, caller: Caller, Path(p): Pa
     if let Some(private) = private {
         state.db.set_private(&repo, private).await?;
         state.repos.reindex_or_log(&repo).await;
+        state.webhooks.emit(crate::webhooks::Event::visibility(&repo, private));
     }
     Ok(Json(json!({"private": private.unwrap_or(repo.private)})))
 }
@@ -634,6 +638,7 @@ pub async fn super_squash(
     let title = body.message.unwrap_or_else(|| format!("Super-squash branch '{}'", p.branch));
     let info = commons_db::CommitInfo { author: &token.user.name, title: &title, message: "" };
     let commit = state.db.squash_branch(&repo, &p.branch, &info).await?;
+    state.webhooks.emit(crate::webhooks::Event::commit(&repo, &p.branch, &commit));
     if p.branch == "main" {
         state.repos.reindex_or_log(&repo).await;
     }
@@ -863,6 +868,7 @@ pub async fn create_branch(
         }
         other => other.into(),
     })?;
+    state.webhooks.emit(crate::webhooks::Event::ref_created(&repo, RefKind::Branch, &p.branch, &from));
     Ok(Json(json!({})))
 }
 
@@ -873,6 +879,7 @@ pub async fn delete_branch(State(state): State<AppState>, caller: Caller, Path(p
         return Err(ApiError::forbidden("Cannot delete refs/heads/main: it is the default branch"));
     }
     state.db.delete_ref(&repo, RefKind::Branch, &p.branch).await?;
+    state.webhooks.emit(crate::webhooks::Event::ref_deleted(&repo, RefKind::Branch, &p.branch));
     Ok(Json(json!({})))
 }
 
@@ -889,6 +896,7 @@ pub async fn create_tag(State(state): State<AppState>, caller: Caller, Path(p): 
     let commit = resolve(&state, &repo, &p.rev).await?;
     validate_ref_name(&body.tag)?;
     state.db.create_ref(&repo, RefKind::Tag, &body.tag, &commit).await?;
+    state.webhooks.emit(crate::webhooks::Event::ref_created(&repo, RefKind::Tag, &body.tag, &commit));
     Ok(Json(json!({})))
 }
 
@@ -896,5 +904,6 @@ pub async fn delete_tag(State(state): State<AppState>, caller: Caller, Path(p): 
     let kind = kind_from_plural(&p.kind)?;
     let repo = administered_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     state.db.delete_ref(&repo, RefKind::Tag, &p.rev).await?;
+    state.webhooks.emit(crate::webhooks::Event::ref_deleted(&repo, RefKind::Tag, &p.rev));
     Ok(Json(json!({})))
 }

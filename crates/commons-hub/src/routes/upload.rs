@@ -16,7 +16,7 @@ use super::repos::RevPath;
 use super::{base_url, kind_from_plural, query_bool, readable_repo, resolve};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::body::RawBody;
+use crate::body::{RawBody, SpoolLimits, SpooledLines};
 use crate::error::{ApiError, ApiResult};
 use commons_repo::names::{validate_file_path, validate_ref_name};
 
@@ -187,11 +187,21 @@ pub async fn preupload(State(state): State<AppState>, caller: Caller, Path(p): P
     Ok(Json(json!({"files": out, "commitOid": commit})))
 }
 
+/// One line of an NDJSON commit, its value left unparsed until its key says what it is (an
+/// inline file's content is then parsed once, not copied into a `Value` first).
 #[derive(Deserialize)]
-struct Line {
+struct Line<'a> {
     key: String,
-    value: Value,
+    #[serde(borrow)]
+    value: &'a serde_json::value::RawValue,
 }
+
+/// The longest line of an NDJSON commit: an inline file of up to 48 MiB in base64. Larger
+/// files belong in LFS (preupload says so from 10 MiB on), and one line is held in memory.
+const COMMIT_LINE_MAX: u64 = 64 << 20;
+
+/// Operations (lines) in one commit.
+const COMMIT_LINES_MAX: usize = 100_000;
 
 #[derive(Deserialize)]
 struct Header {
@@ -216,8 +226,9 @@ struct LfsFile {
     size: Option<u64>,
 }
 
+/// An operation read for its path alone (deletions; an inline file once checked).
 #[derive(Deserialize)]
-struct Deleted {
+struct PathOnly {
     path: String,
 }
 
@@ -228,8 +239,38 @@ fn parse<T: serde::de::DeserializeOwned>(n: usize, key: &str, value: Value) -> A
 /// What a commit writes, each checked on its own: a file's bytes to store, or an operation on
 /// what the store already holds (an LFS object the caller may reference, a deletion).
 pub(crate) enum Staged {
-    Inline { path: String, data: Vec<u8> },
+    Inline {
+        path: String,
+        data: Vec<u8>,
+    },
+    /// An inline file still in the spooled commit body: line `line` of `body`, decoded when it
+    /// is stored, so a commit of many files holds one of them in memory at a time.
+    Spooled {
+        path: String,
+        body: std::sync::Arc<SpooledLines>,
+        line: usize,
+    },
     Op(CommitOp),
+}
+
+/// The path and decoded bytes of the `file` line `line` (0-based) of a spooled commit.
+async fn inline_file(body: &SpooledLines, line: usize) -> ApiResult<(String, Vec<u8>)> {
+    let raw = body.line(line).await?;
+    let parsed: Line<'_> =
+        serde_json::from_slice(&raw).map_err(|e| ApiError::bad_request(format!("line {}: not a JSON operation: {e}", line + 1)))?;
+    decode_inline(line + 1, parsed.value)
+}
+
+/// The path and decoded bytes of the value of `file` line `n`.
+fn decode_inline(n: usize, value: &serde_json::value::RawValue) -> ApiResult<(String, Vec<u8>)> {
+    let f: InlineFile = serde_json::from_str(value.get()).map_err(|e| ApiError::bad_request(format!("line {n} (file): {e}")))?;
+    if !matches!(f.encoding.as_deref(), None | Some("base64")) {
+        return Err(ApiError::bad_request(format!("line {n}: unsupported encoding {:?}", f.encoding)));
+    }
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(f.content.as_bytes())
+        .map_err(|e| ApiError::bad_request(format!("line {n}: content of {} is not valid base64: {e}", f.path)))?;
+    Ok((f.path, data))
 }
 
 /// The one way a commit is made from outside: the NDJSON commit of the clients and the pages'
@@ -248,6 +289,7 @@ pub(crate) async fn commit_staged(
 ) -> ApiResult<commons_db::Commit> {
     let ops = stage(state, repo, head, staged).await?;
     let commit = state.db.commit(repo, branch, parent, &ops, info).await?;
+    state.webhooks.emit(crate::webhooks::Event::commit(repo, branch, &commit));
     if branch == "main" {
         state.repos.reindex_or_log(repo).await;
     }
@@ -257,28 +299,33 @@ pub(crate) async fn commit_staged(
 /// The operations of a commit on `head`: cards checked, then inline files stored.
 async fn stage(state: &AppState, repo: &Repo, head: &str, staged: Vec<Staged>) -> ApiResult<Vec<CommitOp>> {
     for item in &staged {
-        if let Staged::Inline { path, data } = item
-            && path == "README.md"
-        {
-            // A card whose metadata does not parse is refused, naming its line.
-            commons_repo::Repos::check_card(data)?;
+        // A card whose metadata does not parse is refused, naming its line.
+        match item {
+            Staged::Inline { path, data } if path == "README.md" => commons_repo::Repos::check_card(data)?,
+            Staged::Spooled { path, body, line } if path == "README.md" => {
+                commons_repo::Repos::check_card(&inline_file(body, *line).await?.1)?
+            }
+            _ => {}
         }
     }
     let rules = rules_at(state, repo, head).await?;
     let mut ops = Vec::with_capacity(staged.len());
     for item in staged {
-        match item {
-            Staged::Inline { path, data } => {
-                let stored = state.cas.put_bytes(&data).await?;
-                if path == "README.md" {
-                    state.repos.index_card(&stored.sha256, &data).await?;
-                }
-                let sample = &data[..data.len().min(512)];
-                let lfs = wants_lfs(&rules, &path, stored.size, sample);
-                ops.push(CommitOp::Put(NewFile { path, sha256: stored.sha256, lfs }));
+        let (path, data) = match item {
+            Staged::Op(op) => {
+                ops.push(op);
+                continue;
             }
-            Staged::Op(op) => ops.push(op),
+            Staged::Inline { path, data } => (path, data),
+            Staged::Spooled { body, line, .. } => inline_file(&body, line).await?,
+        };
+        let stored = state.cas.put_bytes(&data).await?;
+        if path == "README.md" {
+            state.repos.index_card(&stored.sha256, &data).await?;
         }
+        let sample = &data[..data.len().min(512)];
+        let lfs = wants_lfs(&rules, &path, stored.size, sample);
+        ops.push(CommitOp::Put(NewFile { path, sha256: stored.sha256, lfs }));
     }
     Ok(ops)
 }
@@ -314,25 +361,36 @@ pub async fn commit(
         caller.require_write_branch(&repo, &branch)?;
         None
     };
-    // Read only now that the caller may write here.
-    let body = body.bytes(state.limits.commit_body, "the commit").await?;
+    // Read only now that the caller may write here; kept on disk, so a commit's size is bounded
+    // by `commit_body`, what it holds in memory by one line.
+    let limits = SpoolLimits { total: state.limits.commit_body, line: COMMIT_LINE_MAX, max_lines: COMMIT_LINES_MAX };
+    let body = std::sync::Arc::new(body.spool_lines(&state.upload_dir, limits, "the commit").await?);
     let head = match &new_pr {
         Some(pr) => pr.base_commit.clone(),
         None => resolve(&state, &repo, &branch).await?,
     };
 
-    // Validate every line before storing anything, so a bad request changes nothing.
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("commit body is not UTF-8"))?;
+    // Validate every line before storing anything, so a bad request changes nothing. Inline
+    // files are decoded here to be checked, and again, one at a time, when they are stored.
     let mut header: Option<Header> = None;
     let mut planned: Vec<(usize, String, Value)> = Vec::new();
     let mut seen = HashSet::new();
-    for (i, raw) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for i in 0..body.len() {
+        // Lines are numbered among the non-blank ones.
         let n = i + 1;
-        let line: Line = serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("line {n}: not a JSON operation: {e}")))?;
+        let raw = body.line(i).await?;
+        let line: Line<'_> =
+            serde_json::from_slice(&raw).map_err(|e| ApiError::bad_request(format!("line {n}: not a JSON operation: {e}")))?;
+        let value = if line.key == "file" {
+            let (path, _) = decode_inline(n, line.value)?;
+            json!({ "path": path })
+        } else {
+            serde_json::from_str::<Value>(line.value.get()).map_err(|e| ApiError::bad_request(format!("line {n}: {e}")))?
+        };
         match line.key.as_str() {
-            "header" => header = Some(parse(n, "header", line.value)?),
+            "header" => header = Some(parse(n, "header", value)?),
             "file" | "lfsFile" | "deletedFile" | "deletedFolder" => {
-                let path = line.value.get("path").and_then(Value::as_str).unwrap_or_default().to_string();
+                let path = value.get("path").and_then(Value::as_str).unwrap_or_default().to_string();
                 // Only a folder may be named with a trailing `/`; a file path ending in `/` could
                 // be stored but never read back.
                 if line.key == "deletedFolder" {
@@ -343,7 +401,7 @@ pub async fn commit(
                 if !seen.insert(path.clone()) {
                     return Err(ApiError::bad_request(format!("line {n}: {path} appears twice in one commit")));
                 }
-                planned.push((n, line.key, line.value));
+                planned.push((n, line.key, value));
             }
             other => return Err(ApiError::bad_request(format!("line {n}: unknown operation {other:?}"))),
         }
@@ -367,16 +425,8 @@ pub async fn commit(
     let mut checked = Vec::with_capacity(planned.len());
     for (n, key, value) in planned {
         match key.as_str() {
-            "file" => {
-                let f: InlineFile = parse(n, &key, value)?;
-                if !matches!(f.encoding.as_deref(), None | Some("base64")) {
-                    return Err(ApiError::bad_request(format!("line {n}: unsupported encoding {:?}", f.encoding)));
-                }
-                let data = base64::engine::general_purpose::STANDARD
-                    .decode(f.content.as_bytes())
-                    .map_err(|e| ApiError::bad_request(format!("line {n}: content of {} is not valid base64: {e}", f.path)))?;
-                checked.push(Staged::Inline { path: f.path, data });
-            }
+            // Decoded above; stored from the spooled body, one at a time.
+            "file" => checked.push(Staged::Spooled { path: parse::<PathOnly>(n, &key, value)?.path, body: body.clone(), line: n - 1 }),
             "lfsFile" => {
                 let f: LfsFile = parse(n, &key, value)?;
                 if !matches!(f.algo.as_deref(), None | Some("sha256")) {
@@ -407,8 +457,8 @@ pub async fn commit(
                 }
                 checked.push(Staged::Op(CommitOp::Put(NewFile { path: f.path, sha256: oid, lfs: true })));
             }
-            "deletedFile" => checked.push(Staged::Op(CommitOp::Delete(parse::<Deleted>(n, &key, value)?.path))),
-            "deletedFolder" => checked.push(Staged::Op(CommitOp::DeleteFolder(parse::<Deleted>(n, &key, value)?.path))),
+            "deletedFile" => checked.push(Staged::Op(CommitOp::Delete(parse::<PathOnly>(n, &key, value)?.path))),
+            "deletedFolder" => checked.push(Staged::Op(CommitOp::DeleteFolder(parse::<PathOnly>(n, &key, value)?.path))),
             _ => unreachable!("operation keys were checked above"),
         }
     }
@@ -430,6 +480,7 @@ pub async fn commit(
             let pr_title: String = title.chars().filter(|c| !c.is_control()).take(commons_repo::collab::TITLE_MAX).collect();
             let ops = stage(&state, &repo, &pr.base_commit, checked).await?;
             let (d, commit) = state.db.open_pull_request_with_commit(&repo, &pr_title, &pr, &ops, &info).await?;
+            state.webhooks.emit(crate::webhooks::Event::pull_request_opened(&repo, &d, &commit));
             (commit, Some(format!("{base}/{}{}/discussions/{}", repo.kind.url_prefix(), repo.full_name(), d.num)))
         }
         None => (commit_staged(&state, &repo, &branch, &head, header.parent_commit.as_deref(), checked, &info).await?, None),
