@@ -244,8 +244,9 @@ impl Coordinator {
         Ok((JobSpec::Eval { model, dataset, split, shards }, units, escrow))
     }
 
-    /// Resolves `namespace/name[@revision]` to a commit the caller may read. Private repositories
-    /// are refused: volunteer workers fetch inputs without the submitter's credentials.
+    /// Resolves `namespace/name[@revision]` to a commit the caller may read. Private and gated
+    /// repositories are refused: volunteer workers fetch inputs without the submitter's
+    /// credentials.
     async fn pin(&self, caller: &Token, kind: RepoKind, reference: &str) -> Result<(Repo, PinnedRepo)> {
         let (name, revision) = reference.split_once('@').unwrap_or((reference, "main"));
         let Some((namespace, short)) = name.split_once('/') else {
@@ -264,6 +265,12 @@ impl Coordinator {
         if repo.private {
             return Err(ComputeError::bad_request(format!(
                 "{name} is private: jobs run on volunteers' machines, which read their inputs as anonymous clients; make it public first"
+            )));
+        }
+        // A gated repository's files go only to those granted access, which volunteers are not.
+        if repo.gated.is_some() {
+            return Err(ComputeError::bad_request(format!(
+                "{name} is gated: jobs run on volunteers' machines, which read their inputs as anonymous clients; remove the gate first"
             )));
         }
         let commit = self.repos.pin(&repo, revision).await.map_err(|e| match e {

@@ -339,7 +339,7 @@ impl Db {
         let sql = format!(
             "SELECT * FROM (
                SELECT i.collection_id AS i_collection, i.id AS i_id, i.note AS i_note, i.repo_id AS i_repo,
-                 r.id, r.kind, r.namespace, r.name, r.private, r.created_at, r.updated_at, r.likes, r.downloads, r.trending,
+                 r.id, r.kind, r.namespace, r.name, r.private, r.created_at, r.updated_at, r.likes, r.downloads, r.trending, r.gated,
                  c.id AS c_id, c.owner AS c_owner, c.title AS c_title, c.description AS c_description, c.private AS c_private,
                  c.theme AS c_theme, c.position AS c_position, c.created_at AS c_created_at, c.updated_at AS c_updated_at,
                  ROW_NUMBER() OVER (PARTITION BY i.collection_id ORDER BY i.position, i.id) AS rn

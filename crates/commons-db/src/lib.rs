@@ -15,6 +15,7 @@ pub mod cas;
 mod collections;
 mod discussions;
 mod error;
+mod gated;
 mod leaderboards;
 mod lfs_files;
 mod market;
@@ -31,6 +32,7 @@ pub use discussions::{
     pr_ref,
 };
 pub use error::DbError;
+pub use gated::{AccessRequest, AccessStatus, GateMode, REJECTION_REASON_MAX, RequestTarget};
 pub use leaderboards::{BoardEntry, BoardSummary};
 pub use lfs_files::{LfsObject, Purged, REWRITE_COMMITS_MAX};
 pub use market::{DOWNLOAD_DAYS, Download, TRENDING_DAYS};

@@ -28,6 +28,8 @@ pub struct Repo {
     pub downloads: i64,
     /// Likes given over the last [`crate::TRENDING_DAYS`] days.
     pub trending: i64,
+    /// How its files are gated (`None`: not gated; see `gated`).
+    pub gated: Option<crate::GateMode>,
 }
 
 impl Repo {
@@ -202,6 +204,7 @@ pub(crate) fn repo_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Repo> {
         likes: row.try_get("likes")?,
         downloads: row.try_get("downloads")?,
         trending: row.try_get("trending")?,
+        gated: row.try_get::<Option<String>, _>("gated")?.as_deref().and_then(crate::GateMode::parse),
     })
 }
 
@@ -217,7 +220,7 @@ fn commit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Commit> {
     })
 }
 
-pub(crate) const REPO_COLUMNS: &str = "id, kind, namespace, name, private, created_at, updated_at, likes, downloads, trending";
+pub(crate) const REPO_COLUMNS: &str = "id, kind, namespace, name, private, created_at, updated_at, likes, downloads, trending, gated";
 const COMMIT_COLUMNS: &str = "id, parent_id, tree_id, author, title, message, created_at";
 
 fn is_full_commit_id(rev: &str) -> bool {
@@ -373,6 +376,7 @@ impl Db {
             likes: 0,
             downloads: 0,
             trending: 0,
+            gated: None,
         };
         // A repository that takes a moved one's old name is what that name means from now on.
         sqlx::query("DELETE FROM repo_redirects WHERE kind = $1 AND namespace = lower($2) AND name = lower($3)")
@@ -402,6 +406,7 @@ impl Db {
             "discussions",
             "repo_redirects",
             "repo_lfs_files",
+            "access_requests",
         ] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE repo_id = $1"))).bind(repo.id).execute(&mut **tx).await?;
         }

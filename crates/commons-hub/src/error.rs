@@ -97,6 +97,9 @@ impl From<RepoError> for ApiError {
             RepoError::EntryNotFound { path, commit } => Self::entry_not_found(&path, &commit),
             RepoError::Invalid(message) => Self::bad_request(message),
             RepoError::Forbidden(message) => Self::forbidden(message),
+            RepoError::Gated { anonymous, message } => {
+                Self::new(if anonymous { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN }, "GatedRepo", message)
+            }
             RepoError::Unprocessable(message) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "InvalidPath", message),
             RepoError::Db(e) => e.into(),
             RepoError::Storage(e) => e.into(),

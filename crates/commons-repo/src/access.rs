@@ -1,7 +1,7 @@
 //! Who may read and write a repository: the one place these rules live. The hub's `Caller`
 //! and the coordinator both ask here.
 
-use commons_db::{Repo, Scope, Token};
+use commons_db::{AccessStatus, Repo, Scope, Token};
 
 use crate::RepoError;
 
@@ -113,4 +113,57 @@ pub fn may_see_collection(owner: &str, private: bool, reader: Option<&str>) -> b
 /// only for now (no organizations).
 pub fn may_curate(token: &Token, owner: &str) -> Result<(), RepoError> {
     may_administer(token, owner)
+}
+
+/// Whether the caller holding `token` may read the files of `repo` (its bytes, through any
+/// route), beyond seeing it ([`may_read`]): a gated repository's files go only to its owner's
+/// account and to users whose access request is accepted (`request`: where the caller's request
+/// stands). Its metadata (info, tree, card) stays readable. Refused: `Gated`, with the Hub's
+/// texts (anonymous callers and lease tokens, which read what anonymous callers read, are asked
+/// to log in).
+pub fn may_read_content(repo: &Repo, token: Option<&Token>, request: Option<AccessStatus>) -> Result<(), RepoError> {
+    if repo.gated.is_none() {
+        return Ok(());
+    }
+    let reader = reader(token);
+    if reader == Some(repo.namespace.as_str()) {
+        return Ok(());
+    }
+    let (kind, id) = (repo.kind.as_str(), repo.full_name());
+    let message = match (reader, request) {
+        (Some(_), Some(AccessStatus::Accepted)) => return Ok(()),
+        (None, _) => {
+            return Err(RepoError::Gated {
+                anonymous: true,
+                message: format!(
+                    "Access to {kind} {id} is restricted. You must have access to it and be authenticated to access it. Please log in."
+                ),
+            });
+        }
+        (Some(_), Some(AccessStatus::Pending)) => format!("Your request to access {kind} {id} is awaiting a review from the repo authors."),
+        (Some(_), Some(AccessStatus::Rejected)) => format!("Your request to access {kind} {id} has been rejected by the repo's authors."),
+        (Some(_), None) => {
+            let page = match repo.kind {
+                commons_db::RepoKind::Model => format!("/{id}"),
+                other => format!("/{}/{id}", other.plural()),
+            };
+            format!("Access to {kind} {id} is restricted and you are not in the authorized list. Visit {page} to ask for access.")
+        }
+    };
+    Err(RepoError::Gated { anonymous: false, message })
+}
+
+/// A token that may ask for access to a gated repository: a user's own (read or write scope),
+/// not a worker's or a lease token.
+pub fn may_ask_access(token: &Token) -> Result<(), RepoError> {
+    if token.is_lease() || token.scope == Scope::Worker {
+        return Err(RepoError::Forbidden("only a user's own token (read or write scope) may ask for access to a repository".into()));
+    }
+    Ok(())
+}
+
+/// A token that may list, accept, reject and grant access requests of `repo`: an administrator's
+/// ([`may_administer`]).
+pub fn may_review_access(token: &Token, repo: &Repo) -> Result<(), RepoError> {
+    may_administer(token, &repo.namespace)
 }

@@ -81,6 +81,10 @@ pub enum RepoError {
     Invalid(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A gated repository's files, refused ([`access::may_read_content`]): the Hub's `GatedRepo`,
+    /// 401 to an anonymous caller, else 403.
+    #[error("{message}")]
+    Gated { anonymous: bool, message: String },
     /// Well-formed but refused (the Hub's 422): a path that would escape on Windows.
     #[error("{0}")]
     Unprocessable(String),

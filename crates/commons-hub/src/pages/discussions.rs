@@ -176,7 +176,9 @@ pub(crate) async fn show(State(state): State<AppState>, visitor: Visitor, Path(p
         let conflicts = crate::routes::pull_request_conflicts(&state, &repo, &d).await?;
         let changes = state.repos.pull_request_changes(&repo, &d).await?;
         let head = d.git_ref().unwrap_or_default();
-        (files, more_files) = file_diffs(&state, &changes, &base, &head, d.base_commit.as_deref().unwrap_or_default()).await?;
+        if crate::routes::require_content(&state, &visitor.caller, &repo).await.is_ok() {
+            (files, more_files) = file_diffs(&state, &changes, &base, &head, d.base_commit.as_deref().unwrap_or_default()).await?;
+        }
         pr = Some(context! {
             git_ref => &head, target => &target, conflicts,
             merge_commit => &d.merge_commit, merge_short => d.merge_commit.as_deref().map(short),

@@ -536,8 +536,11 @@ async fn repo_page(State(state): State<AppState>, caller: Visitor, Path(p): Path
                 RepoKind::Dataset => viewer::preview(&state, &caller, &repo.namespace, &repo.name).await,
                 _ => None,
             },
+            // A recipe is the algorithm's content: a gated one shows it to those who may read.
             recipe => match kind {
-                RepoKind::Algorithm => compute::recipe_of(&state, &repo).await,
+                RepoKind::Algorithm if crate::routes::require_content(&state, &caller.caller, &repo).await.is_ok() => {
+                    compute::recipe_of(&state, &repo).await
+                }
                 _ => None,
             },
             can_write => caller.may_write(&repo, "main"),
@@ -671,6 +674,7 @@ async fn tree(
 
 async fn blob(State(state): State<AppState>, caller: Visitor, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
     let (repo, rev, commit) = pinned(&state, &caller, &p, kind).await?;
+    crate::routes::require_content(&state, &caller.caller, &repo).await?;
     let path = p.path.unwrap_or_default();
     let Some(file) = state.db.file_at(&repo, &commit, &path).await? else {
         return Err(PageError { status: StatusCode::NOT_FOUND, message: format!("There is no file {path} at {rev}.") });
@@ -761,6 +765,7 @@ async fn commits(
 
 async fn commit(State(state): State<AppState>, caller: Visitor, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
     let repo = state.repos.find(kind, &p.ns, &p.name, caller.reader()).await?;
+    crate::routes::require_content(&state, &caller.caller, &repo).await?;
     let id = p.id.unwrap_or_default();
     let Some(commit) = state.db.get_commit(&repo, &id).await? else {
         return Err(PageError { status: StatusCode::NOT_FOUND, message: format!("There is no commit {id} in this repository.") });

@@ -256,6 +256,7 @@ pub(crate) async fn edit_form(State(state): State<AppState>, visitor: Visitor, P
     }
     validate_file_path(&path)?;
     let (repo, branch) = writable(&state, &visitor, &p, kind).await?;
+    crate::routes::require_content(&state, &visitor.caller, &repo).await?;
     let parent = state.repos.pin(&repo, &branch).await?;
     let content = match state.repos.file(&repo, &parent, &path).await? {
         None => String::new(),

@@ -205,7 +205,8 @@ pub async fn details(
     Query(q): Query<DetailsQuery>,
 ) -> ApiResult<Json<Value>> {
     let (repo, d) = found(&state, &caller, &p.kind, &p.ns, &p.name, &p.num).await?;
-    details_json(&state, &repo, &d, super::query_bool(q.diff.as_ref()), &headers).await.map(Json)
+    let with_diff = super::query_bool(q.diff.as_ref()) && super::require_content(&state, &caller, &repo).await.is_ok();
+    details_json(&state, &repo, &d, with_diff, &headers).await.map(Json)
 }
 
 async fn details_json(state: &AppState, repo: &Repo, d: &Discussion, with_diff: bool, headers: &HeaderMap) -> ApiResult<Value> {

@@ -73,6 +73,7 @@ pub async fn resolve(
 ) -> ApiResult<Response> {
     let kind = kind_from_matched(&matched);
     let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
+    super::require_content(&state, &caller, &repo).await?;
     let commit = resolve_rev(&state, &repo, &p.rev).await?;
     validate_file_path(&p.path).map_err(|_| ApiError::entry_not_found(&p.path, &commit))?;
     let entry = state.db.file_at(&repo, &commit, &p.path).await?.ok_or_else(|| ApiError::entry_not_found(&p.path, &commit))?;

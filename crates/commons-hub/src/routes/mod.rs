@@ -1,5 +1,6 @@
 //! Route table and the helpers every handler shares.
 
+mod access_requests;
 mod collections;
 mod compute;
 mod discussions;
@@ -56,6 +57,10 @@ pub fn router(state: AppState) -> Router {
         .route("/branch/{branch}", post(repos::create_branch).delete(repos::delete_branch))
         .route("/tag/{rev}", post(repos::create_tag).delete(repos::delete_tag))
         .route("/settings", put(repos::settings))
+        .route("/ask-access", post(access_requests::ask))
+        .route("/user-access-request/handle", post(access_requests::handle))
+        .route("/user-access-request/grant", post(access_requests::grant))
+        .route("/user-access-request/{status}", get(access_requests::list))
         .route("/like", post(market::like).delete(market::unlike))
         .route("/likers", get(market::likers))
         .route("/lineage", get(market::lineage))
@@ -148,6 +153,17 @@ pub(crate) fn kind_from_singular(s: Option<&str>) -> ApiResult<RepoKind> {
 /// Loads a repository the caller may read; private repos of others look missing.
 pub(crate) async fn readable_repo(state: &AppState, caller: &Caller, kind: RepoKind, ns: &str, name: &str) -> ApiResult<Repo> {
     Ok(state.repos.find(kind, ns, name, caller.reader()).await?)
+}
+
+/// Refuses `repo`'s files (their bytes, through any route) to a caller who may not read them:
+/// a gated repository's ([`commons_repo::access::may_read_content`]).
+pub(crate) async fn require_content(state: &AppState, caller: &Caller, repo: &Repo) -> ApiResult<()> {
+    let token = caller.0.as_ref();
+    let request = match (repo.gated, token.filter(|t| !t.is_lease())) {
+        (Some(_), Some(t)) => state.db.access_status(repo, t.user.id).await?,
+        _ => None,
+    };
+    Ok(commons_repo::access::may_read_content(repo, token, request)?)
 }
 
 /// Loads a repository the caller may write to.

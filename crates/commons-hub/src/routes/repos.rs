@@ -224,7 +224,7 @@ fn repo_json(repo: &Repo, sha: Option<&str>, files: Option<(&[FileEntry], bool)>
         "private": repo.private,
         // Read by huggingface_hub 0.3x to decide on Xet uploads (protocol §3.7).
         "xetEnabled": true,
-        "gated": false,
+        "gated": repo.gated.map_or(json!(false), |g| json!(g.as_str())),
         "disabled": false,
         "downloads": repo.downloads,
         "likes": repo.likes,
@@ -411,6 +411,8 @@ pub async fn move_repo(State(state): State<AppState>, caller: Caller, body: RawB
 pub struct Settings {
     private: Option<bool>,
     visibility: Option<String>,
+    /// `false`, `"auto"` or `"manual"`.
+    gated: Option<Value>,
 }
 
 pub async fn settings(State(state): State<AppState>, caller: Caller, Path(p): Path<RepoPath>, body: RawBody) -> ApiResult<Json<Value>> {
@@ -423,12 +425,22 @@ pub async fn settings(State(state): State<AppState>, caller: Caller, Path(p): Pa
         Some(other) => return Err(ApiError::bad_request(format!("unknown visibility {other:?}"))),
         None => body.private,
     };
+    let gated = match &body.gated {
+        None => None,
+        Some(Value::Bool(false)) => Some(None),
+        Some(Value::String(mode)) if commons_db::GateMode::parse(mode).is_some() => Some(commons_db::GateMode::parse(mode)),
+        Some(other) => return Err(ApiError::bad_request(format!("gated must be false, \"auto\" or \"manual\", not {other}"))),
+    };
+    if let Some(gated) = gated {
+        state.db.set_gated(&repo, gated).await?;
+    }
     if let Some(private) = private {
         state.db.set_private(&repo, private).await?;
         state.repos.reindex_or_log(&repo).await;
         state.webhooks.emit(crate::webhooks::Event::visibility(&repo, private));
     }
-    Ok(Json(json!({"private": private.unwrap_or(repo.private)})))
+    let gated = gated.unwrap_or(repo.gated);
+    Ok(Json(json!({"private": private.unwrap_or(repo.private), "gated": gated.map_or(json!(false), |g| json!(g.as_str()))})))
 }
 
 /// A page of a listing: its items as a JSON array and, when there are more, a `Link` to the next
@@ -659,7 +671,7 @@ pub async fn auth_check(State(state): State<AppState>, caller: Caller, Path(p): 
     let kind = kind_from_plural(&p.kind)?;
     let repo = readable_repo(&state, &caller, kind, &p.ns, &p.name).await?;
     match p.write.as_deref() {
-        None => {}
+        None => super::require_content(&state, &caller, &repo).await?,
         Some("write") => {
             caller.require_write_repo(&repo)?;
         }

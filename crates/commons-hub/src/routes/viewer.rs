@@ -159,6 +159,7 @@ async fn dataset(state: &AppState, caller: &Caller, q: &HashMap<String, String>)
 async fn dataset_named(state: &AppState, caller: &Caller, ns: &str, name: &str) -> ApiResult<Dataset> {
     let gone = || not_found(format!("The dataset {ns}/{name} does not exist, or is not accessible with the current credentials"));
     let repo = state.repos.find(RepoKind::Dataset, ns, name, caller.reader()).await.map_err(|_| gone())?;
+    super::require_content(state, caller, &repo).await?;
     let head = state.db.resolve_revision(&repo, "main").await.map_err(|_| gone())?;
     let files = state.db.tree_at(&repo, &head).await?;
     let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();

@@ -145,6 +145,7 @@ async fn read_token(
 ) -> ApiResult<Response> {
     let kind = kind_from_plural(&kind)?;
     let repo = readable_repo(&state, &caller, kind, &ns, &name).await?;
+    super::require_content(&state, &caller, &repo).await?;
     super::resolve(&state, &repo, &rev).await?;
     token_response(&state, &caller, &repo, false, &headers)
 }
@@ -166,6 +167,8 @@ async fn write_token(
     } else {
         caller.require_write_branch(&repo, &rev)?;
     }
+    // A write grant reconstructs the repository's files too.
+    super::require_content(&state, &caller, &repo).await?;
     token_response(&state, &caller, &repo, true, &headers)
 }
 
