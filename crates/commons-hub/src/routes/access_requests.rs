@@ -25,6 +25,7 @@ use commons_repo::access;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::repos::RepoPath;
 use super::{base_url, iso_time, kind_from_plural, readable_repo};
 use crate::AppState;
 use crate::auth::Caller;
@@ -33,13 +34,6 @@ use crate::error::{ApiError, ApiResult};
 
 /// Requests per page of a listing, unless `limit` asks for fewer.
 const PAGE_MAX: i64 = 100;
-
-#[derive(Deserialize)]
-pub struct RepoPath {
-    kind: String,
-    ns: String,
-    name: String,
-}
 
 #[derive(Deserialize)]
 pub struct ListPath {

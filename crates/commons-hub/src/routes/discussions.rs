@@ -22,6 +22,7 @@ use commons_repo::collab::{self, FileChange, MergeRefusal};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::repos::RepoPath;
 use super::{base_url, iso_time, kind_from_plural, readable_repo};
 use crate::AppState;
 use crate::auth::Caller;
@@ -53,13 +54,6 @@ pub struct CommentPath {
     name: String,
     num: String,
     id: String,
-}
-
-#[derive(Deserialize)]
-pub struct RepoPath {
-    kind: String,
-    ns: String,
-    name: String,
 }
 
 #[derive(Deserialize, Default)]
