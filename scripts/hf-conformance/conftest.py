@@ -3,7 +3,8 @@
 The sdist of huggingface_hub ships its `tests/` modules without the `conftest.py` they import
 fixtures from; this one, written for Commons, takes its place. It points the suite at a freshly
 started Commons (`COMMONS_ENDPOINT`) whose users and tokens the runner made
-(`COMMONS_USER`/`COMMONS_TOKEN`, `COMMONS_OTHER_USER`/`COMMONS_OTHER_TOKEN`), provides the
+(`COMMONS_USER`/`COMMONS_TOKEN`, `COMMONS_OTHER_USER`/`COMMONS_OTHER_TOKEN`, and the admin of
+an organization private by default, `COMMONS_ENTERPRISE_{USER,ORG,TOKEN}`), provides the
 fixtures the modules use (`api`, `repo_factory` and its `RepoFactory` type), skips only what
 needs huggingface.co itself (and what the runner names in `COMMONS_SKIP`, each with its reason),
 and records every test's outcome, one `nodeid<TAB>outcome` line each, in `COMMONS_RESULTS`.
@@ -25,6 +26,11 @@ testing_constants.FULL_NAME = os.environ["COMMONS_USER"]
 testing_constants.TOKEN = os.environ["COMMONS_TOKEN"]
 testing_constants.OTHER_USER = os.environ["COMMONS_OTHER_USER"]
 testing_constants.OTHER_TOKEN = os.environ["COMMONS_OTHER_TOKEN"]
+# The admin of an organization whose repositories are private by default (the Hub's Enterprise
+# setting), which the runner made.
+testing_constants.ENTERPRISE_USER = os.environ["COMMONS_ENTERPRISE_USER"]
+testing_constants.ENTERPRISE_ORG = os.environ["COMMONS_ENTERPRISE_ORG"]
+testing_constants.ENTERPRISE_TOKEN = os.environ["COMMONS_ENTERPRISE_TOKEN"]
 
 from huggingface_hub import HfApi  # noqa: E402 - after the constants, as the modules import it
 from huggingface_hub.hf_api import RepoUrl  # noqa: E402

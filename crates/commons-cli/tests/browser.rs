@@ -385,6 +385,16 @@ fn a_person_shares_data_runs_a_recipe_and_finds_the_verified_model_in_a_real_bro
         me.check("tokens").await;
         me.open("/settings/profile").await;
         me.check("profile").await;
+        // An organization, founded from the browser, with carol its admin.
+        me.open("/organizations/new").await;
+        me.check("organization-new").await;
+        me.fill("#org-name", "carols-lab").await;
+        me.fill("#org-fullname", "Carol's Lab").await;
+        me.click("form[action='/organizations/new'] button").await;
+        me.wait_for("h1", "Carol's Lab").await;
+        assert_eq!(me.path().await, "/carols-lab");
+        assert!(me.text("ul.members").await.contains("carol"));
+        me.check("organization").await;
         me.open("/workers").await;
         assert!(me.text("table").await.contains("embedded"));
         me.check("workers").await;

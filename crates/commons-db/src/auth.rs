@@ -52,6 +52,9 @@ pub struct Token {
     /// and only to `branch`.
     pub repo_id: Option<i64>,
     pub branch: Option<String>,
+    /// The organizations of `user` and their role in each, read with the token (a change of
+    /// membership is a write, which turns the token cache over).
+    pub orgs: Vec<crate::Membership>,
 }
 
 impl Token {
@@ -100,15 +103,21 @@ impl Db {
     pub async fn create_user_with_password(&self, name: &str, fullname: &str, password_hash: Option<&str>) -> Result<User> {
         let now = now_unix();
         let _turn = self.write_turn().await;
-        let res = sqlx::query("INSERT INTO users (name, fullname, created_at, password_hash) VALUES ($1, $2, $3, $4) RETURNING id")
-            .bind(name)
-            .bind(fullname)
-            .bind(now)
-            .bind(password_hash)
-            .fetch_one(&self.pool)
-            .await;
+        // An organization's name is a namespace too: a user cannot take it (nor differ from it
+        // in case only), in the same statement that inserts.
+        let res = sqlx::query(
+            "INSERT INTO users (name, fullname, created_at, password_hash)
+             SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM organizations WHERE lower(name) = lower($1)) RETURNING id",
+        )
+        .bind(name)
+        .bind(fullname)
+        .bind(now)
+        .bind(password_hash)
+        .fetch_optional(&self.pool)
+        .await;
         match res {
-            Ok(row) => Ok(User { id: row.try_get("id")?, name: name.into(), fullname: fullname.into(), created_at: now }),
+            Ok(Some(row)) => Ok(User { id: row.try_get("id")?, name: name.into(), fullname: fullname.into(), created_at: now }),
+            Ok(None) => Err(DbError::AlreadyExists(format!("the name {name} (an organization's)"))),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::AlreadyExists(format!("user {name}"))),
             Err(e) => Err(e.into()),
         }
@@ -330,12 +339,17 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
+        let user = user_from_row(&row)?;
+        let repo_id: Option<i64> = row.try_get("repo_id")?;
+        // A lease token acts for no account beyond its branch: it carries no memberships.
+        let orgs = if repo_id.is_some() { Vec::new() } else { self.memberships_of(user.id).await? };
         let token = Token {
-            user: user_from_row(&row)?,
+            user,
             name: row.try_get("token_name")?,
             scope: Scope::parse(row.try_get::<&str, _>("scope")?)?,
-            repo_id: row.try_get("repo_id")?,
+            repo_id,
             branch: row.try_get("branch")?,
+            orgs,
         };
         Ok(Some((token, row.try_get::<Option<i64>, _>("expires_at")?.is_some())))
     }

@@ -219,11 +219,12 @@ impl Db {
     pub async fn xorbs_readable(&self, hashes: &[String], reader: &str) -> Result<std::collections::HashSet<String>> {
         let mut readable = std::collections::HashSet::new();
         for hash in hashes {
-            let row = sqlx::query(
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT 1 FROM cas_file_terms t JOIN blobs b ON b.file_hash = t.file_hash
                  JOIN tree_entries e ON e.sha256 = b.sha256 JOIN commits c ON c.tree_id = e.tree_id JOIN repos r ON r.id = c.repo_id
-                 WHERE t.xorb_hash = $1 AND (r.private = FALSE OR r.namespace = $2) LIMIT 1",
-            )
+                 WHERE t.xorb_hash = $1 AND {} LIMIT 1",
+                crate::orgs::visible_repo("r", "$2")
+            )))
             .bind(hash)
             .bind(reader)
             .fetch_optional(&self.pool)
@@ -240,17 +241,18 @@ impl Db {
     /// file will likely meet next. Only files of repositories `reader` may read are consulted
     /// (a few of them), so every xorb returned is one the reader could download anyway.
     pub async fn xorbs_near(&self, hash: &str, reader: &str, limit: u32) -> Result<Vec<(String, u32)>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "WITH files AS (
                  SELECT DISTINCT t.file_hash FROM cas_file_terms t JOIN blobs b ON b.file_hash = t.file_hash
                  JOIN tree_entries e ON e.sha256 = b.sha256 JOIN commits c ON c.tree_id = e.tree_id JOIN repos r ON r.id = c.repo_id
-                 WHERE t.xorb_hash = $1 AND (r.private = FALSE OR r.namespace = $2) LIMIT 4)
+                 WHERE t.xorb_hash = $1 AND {} LIMIT 4)
              SELECT t.xorb_hash, MIN(ABS(t.seq - x.seq)) AS distance, MAX(xo.num_chunks) AS num_chunks
              FROM files f JOIN cas_file_terms x ON x.file_hash = f.file_hash AND x.xorb_hash = $1
              JOIN cas_file_terms t ON t.file_hash = f.file_hash JOIN cas_xorbs xo ON xo.xorb_hash = t.xorb_hash
              WHERE t.xorb_hash <> $1
              GROUP BY t.xorb_hash ORDER BY distance, t.xorb_hash LIMIT $3",
-        )
+            crate::orgs::visible_repo("r", "$2")
+        )))
         .bind(hash)
         .bind(reader)
         .bind(i64::from(limit))

@@ -122,12 +122,13 @@ fn collection_from_row(row: &sqlx::sqlite::SqliteRow, prefix: &str) -> Result<Co
 }
 
 /// The condition that viewer `$n` may see item `i` (joined with its repository `r` or its
-/// collection `c`): a private repository only its namespace's owner, a private collection only
-/// its owner.
+/// collection `c`): a private repository or collection only the readers of its namespace (its
+/// user, its organization's members).
 fn item_visible(viewer: &str) -> String {
     format!(
-        "((r.id IS NOT NULL AND (r.private = FALSE OR r.namespace = {viewer})) \
-         OR (c.id IS NOT NULL AND (c.private = FALSE OR c.owner = {viewer})))"
+        "((r.id IS NOT NULL AND {}) OR (c.id IS NOT NULL AND (c.private = FALSE OR {})))",
+        crate::orgs::visible_repo("r", viewer),
+        crate::orgs::readable_namespace("c.owner", viewer)
     )
 }
 
@@ -257,10 +258,11 @@ impl Db {
 
     /// The rank of `c` among its owner's collections that `viewer` may see, from 0.
     pub async fn collection_rank(&self, c: &Collection, viewer: Option<&str>) -> Result<i64> {
-        Ok(sqlx::query(
+        Ok(sqlx::query(AssertSqlSafe(format!(
             "SELECT COUNT(*) AS n FROM collections WHERE owner = $1 AND (position < $2 OR (position = $2 AND id < $3))
-             AND (private = FALSE OR owner = $4)",
-        )
+             AND (private = FALSE OR {})",
+            crate::orgs::readable_namespace("owner", "$4")
+        )))
         .bind(&c.owner)
         .bind(c.position)
         .bind(&c.id)
@@ -300,9 +302,10 @@ impl Db {
         .execute(&mut **tx)
         .await?;
         if let Some(rank) = changes.rank {
-            let rows = sqlx::query(
-                "SELECT id, position, COALESCE(private = FALSE OR owner = $2, FALSE) AS seen FROM collections WHERE owner = $1 ORDER BY position, id",
-            )
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "SELECT id, position, COALESCE(private = FALSE OR {}, FALSE) AS seen FROM collections WHERE owner = $1 ORDER BY position, id",
+                crate::orgs::readable_namespace("owner", "$2")
+            )))
             .bind(&c.owner)
             .bind(viewer)
             .fetch_all(&mut **tx)
@@ -339,7 +342,7 @@ impl Db {
         let sql = format!(
             "SELECT * FROM (
                SELECT i.collection_id AS i_collection, i.id AS i_id, i.note AS i_note, i.repo_id AS i_repo,
-                 r.id, r.kind, r.namespace, r.name, r.private, r.created_at, r.updated_at, r.likes, r.downloads, r.trending, r.gated,
+                 r.id, r.kind, r.namespace, r.name, r.private, r.created_at, r.updated_at, r.likes, r.downloads, r.trending, r.gated, r.created_by,
                  c.id AS c_id, c.owner AS c_owner, c.title AS c_title, c.description AS c_description, c.private AS c_private,
                  c.theme AS c_theme, c.position AS c_position, c.created_at AS c_created_at, c.updated_at AS c_updated_at,
                  ROW_NUMBER() OVER (PARTITION BY i.collection_id ORDER BY i.position, i.id) AS rn
@@ -487,7 +490,7 @@ impl Db {
     /// first.
     pub async fn list_collections(&self, q: &CollectionQuery) -> Result<Vec<Collection>> {
         // $1 viewer, $2 limit, $3 offset, then the filters' values in this order.
-        let mut clause = String::from("(private = FALSE OR owner = $1)");
+        let mut clause = format!("(private = FALSE OR {})", crate::orgs::readable_namespace("owner", "$1"));
         let mut next = 4;
         if !q.owners.is_empty() {
             clause.push_str(&format!(" AND owner IN ({})", placeholders(next, q.owners.len())));

@@ -51,7 +51,7 @@ pub struct BoardEntry {
 
 /// The visibility rule for repository alias `r` and viewer parameter `$1`.
 fn visible(alias: &str) -> String {
-    format!("({alias}.private = FALSE OR {alias}.namespace = $1)")
+    crate::orgs::visible_repo(alias, "$1")
 }
 
 /// Entries the viewer may see: model, dataset and algorithm (when there is one) readable.

@@ -19,6 +19,7 @@ mod gated;
 mod leaderboards;
 mod lfs_files;
 mod market;
+mod orgs;
 mod repos;
 pub mod webhooks;
 
@@ -36,6 +37,7 @@ pub use gated::{AccessRequest, AccessStatus, GateMode, REJECTION_REASON_MAX, Req
 pub use leaderboards::{BoardEntry, BoardSummary};
 pub use lfs_files::{LfsObject, Purged, REWRITE_COMMITS_MAX};
 pub use market::{DOWNLOAD_DAYS, Download, TRENDING_DAYS};
+pub use orgs::{Membership, ORG_FULLNAME_MAX, OrgCounts, OrgRole, Organization};
 pub use repos::{
     Commit, CommitInfo, CommitOp, FileEntry, NewFile, RefInfo, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem, git_blob_sha1,
     lfs_pointer,

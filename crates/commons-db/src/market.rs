@@ -81,15 +81,16 @@ impl Db {
     /// How many repositories of `kind` that `viewer` may see carry each tag on the head of
     /// `main`, with the tag's facet; most used first, at most `limit`.
     pub async fn tag_counts(&self, kind: RepoKind, viewer: Option<&str>, limit: i64) -> Result<Vec<(String, String, i64)>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT t.facet, t.tag, COUNT(*) AS n FROM repos r
                JOIN refs f ON f.repo_id = r.id AND f.kind = 'branch' AND f.name = 'main'
                JOIN commits c ON c.repo_id = f.repo_id AND c.id = f.commit_id
                JOIN tree_entries te ON te.tree_id = c.tree_id AND te.path = 'README.md'
                JOIN card_tags t ON t.readme_sha256 = te.sha256
-              WHERE r.kind = $1 AND (r.private = FALSE OR r.namespace = $2)
+              WHERE r.kind = $1 AND {}
               GROUP BY t.facet, t.tag ORDER BY n DESC, t.tag LIMIT $3",
-        )
+            crate::orgs::visible_repo("r", "$2")
+        )))
         .bind(kind.as_str())
         .bind(viewer.unwrap_or(""))
         .bind(limit)
@@ -195,9 +196,10 @@ impl Db {
             "SELECT {}, l.created_at AS liked_at FROM likes l
                JOIN users u ON u.id = l.user_id
                JOIN repos r ON r.id = l.repo_id
-              WHERE u.name = $1 AND (r.private = FALSE OR r.namespace = $2)
+              WHERE u.name = $1 AND {}
               ORDER BY l.created_at DESC, r.id DESC LIMIT $3 OFFSET $4",
-            repo_columns_of("r")
+            repo_columns_of("r"),
+            crate::orgs::visible_repo("r", "$2")
         );
         let rows =
             sqlx::query(AssertSqlSafe(sql)).bind(name).bind(viewer.unwrap_or("")).bind(limit).bind(offset).fetch_all(&self.pool).await?;

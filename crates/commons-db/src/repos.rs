@@ -30,6 +30,8 @@ pub struct Repo {
     pub trending: i64,
     /// How its files are gated (`None`: not gated; see `gated`).
     pub gated: Option<crate::GateMode>,
+    /// The user who created it (an organization's contributors write only their own).
+    pub created_by: Option<String>,
 }
 
 impl Repo {
@@ -205,6 +207,7 @@ pub(crate) fn repo_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Repo> {
         downloads: row.try_get("downloads")?,
         trending: row.try_get("trending")?,
         gated: row.try_get::<Option<String>, _>("gated")?.as_deref().and_then(crate::GateMode::parse),
+        created_by: row.try_get("created_by")?,
     })
 }
 
@@ -220,7 +223,8 @@ fn commit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Commit> {
     })
 }
 
-pub(crate) const REPO_COLUMNS: &str = "id, kind, namespace, name, private, created_at, updated_at, likes, downloads, trending, gated";
+pub(crate) const REPO_COLUMNS: &str =
+    "id, kind, namespace, name, private, created_at, updated_at, likes, downloads, trending, gated, created_by";
 const COMMIT_COLUMNS: &str = "id, parent_id, tree_id, author, title, message, created_at";
 
 fn is_full_commit_id(rev: &str) -> bool {
@@ -349,13 +353,14 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let now = now_unix();
         let res = sqlx::query(
-            "INSERT INTO repos (kind, namespace, name, private, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+            "INSERT INTO repos (kind, namespace, name, private, created_at, updated_at, created_by) VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING id",
         )
         .bind(kind.as_str())
         .bind(namespace)
         .bind(name)
         .bind(private)
         .bind(now)
+        .bind(author)
         .fetch_one(&mut **tx)
         .await;
         let id: i64 = match res {
@@ -377,6 +382,7 @@ impl Db {
             downloads: 0,
             trending: 0,
             gated: None,
+            created_by: Some(author.into()),
         };
         // A repository that takes a moved one's old name is what that name means from now on.
         sqlx::query("DELETE FROM repo_redirects WHERE kind = $1 AND namespace = lower($2) AND name = lower($3)")
@@ -498,8 +504,9 @@ impl Db {
             "SELECT {REPO_COLUMNS} FROM repos WHERE kind = $1
                AND ($2 IS NULL OR namespace = $2)
                AND ($3 IS NULL OR LOWER(namespace || '/' || name) LIKE $3)
-               AND (private = FALSE OR namespace = $4){tags}
-             ORDER BY {order} LIMIT $5 OFFSET $6"
+               AND {}{tags}
+             ORDER BY {order} LIMIT $5 OFFSET $6",
+            crate::orgs::visible_repo("", "$4")
         );
         let pattern = q.search.as_ref().map(|s| format!("%{}%", s.to_lowercase()));
         let mut query = sqlx::query(AssertSqlSafe(sql))
@@ -516,9 +523,10 @@ impl Db {
         rows.iter().map(repo_from_row).collect()
     }
 
-    /// The repositories of `kind` among `ids` that `viewer` may see, in the order of `ids` (a
-    /// page the search index found, sorted and cut; visibility is checked here once more).
-    pub async fn repos_by_ids(&self, kind: RepoKind, ids: &[i64], viewer: Option<&str>) -> Result<Vec<Repo>> {
+    /// The repositories of `kind` among `ids` that a viewer who reads the private repositories
+    /// of namespaces `readable` may see, in the order of `ids` (a page the search index found,
+    /// sorted and cut; visibility is checked here once more).
+    pub async fn repos_by_ids(&self, kind: RepoKind, ids: &[i64], readable: &[String]) -> Result<Vec<Repo>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -531,7 +539,7 @@ impl Db {
         let mut repos = Vec::with_capacity(rows.len());
         for row in &rows {
             let repo = repo_from_row(row)?;
-            if repo.kind == kind && (!repo.private || viewer == Some(repo.namespace.as_str())) {
+            if repo.kind == kind && (!repo.private || readable.contains(&repo.namespace)) {
                 repos.push(repo);
             }
         }
@@ -1035,10 +1043,11 @@ impl Db {
         if held.is_some() {
             return Ok(true);
         }
-        let readable = sqlx::query(
+        let readable = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT 1 FROM tree_entries e JOIN commits c ON c.tree_id = e.tree_id JOIN repos r ON r.id = c.repo_id
-             WHERE e.sha256 = $1 AND (r.private = FALSE OR r.namespace = $2) LIMIT 1",
-        )
+             WHERE e.sha256 = $1 AND {} LIMIT 1",
+            crate::orgs::visible_repo("r", "$2")
+        )))
         .bind(sha256)
         .bind(reader.unwrap_or(""))
         .fetch_optional(&self.pool)

@@ -2,7 +2,7 @@
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use commons_db::{Repo, Token};
+use commons_db::{Repo, RepoKind, Token};
 use commons_repo::access;
 
 use crate::AppState;
@@ -52,15 +52,37 @@ impl Caller {
         Ok(token)
     }
 
-    /// Whether the caller may see `repo` ([`access::may_read`]).
-    pub fn can_read(&self, repo: &Repo) -> bool {
-        access::may_read(repo, self.reader())
+    /// The namespaces whose private repositories the caller reads ([`access::readable_namespaces`]).
+    pub fn readable_namespaces(&self) -> Vec<&str> {
+        access::readable_namespaces(self.0.as_ref())
     }
 
-    /// A write token of the whole account that owns `namespace` ([`access::may_administer`]).
+    /// A write token of the whole account that owns `namespace`, or of a writer of the
+    /// organization it names ([`access::may_administer`]).
     pub fn require_write(&self, namespace: &str) -> Result<&Token, ApiError> {
         let token = self.require()?;
         access::may_administer(token, namespace)?;
+        Ok(token)
+    }
+
+    /// A token that may create a repository of `kind` in `namespace` ([`access::may_create_repo`]).
+    pub fn require_create_repo(&self, kind: RepoKind, namespace: &str) -> Result<&Token, ApiError> {
+        let token = self.require()?;
+        access::may_create_repo(token, kind, namespace)?;
+        Ok(token)
+    }
+
+    /// A token that may change `repo`'s settings, refs and access ([`access::may_administer_repo`]).
+    pub fn require_administer_repo(&self, repo: &Repo) -> Result<&Token, ApiError> {
+        let token = self.require()?;
+        access::may_administer_repo(token, repo)?;
+        Ok(token)
+    }
+
+    /// A token of an admin of organization `org` ([`access::may_manage_org`]).
+    pub fn require_manage_org(&self, org: &str) -> Result<&Token, ApiError> {
+        let token = self.require()?;
+        access::may_manage_org(token, org)?;
         Ok(token)
     }
 

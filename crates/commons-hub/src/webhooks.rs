@@ -296,7 +296,18 @@ async fn plan(d: &Dispatcher, event: &Event) -> Result<Vec<(WebhookTarget, &'sta
         namespaces.push(namespace.clone());
     }
     let targets = d.db.webhooks_watching(repo.kind.as_str(), &names, &namespaces).await?;
-    let targets: Vec<WebhookTarget> = targets.into_iter().filter(|t| access::may_read(readable, Some(&t.owner))).collect();
+    let mut seen = Vec::with_capacity(targets.len());
+    for t in targets {
+        // A member of the organization that owns it is told as they may read it.
+        let role = match readable.private && t.owner != readable.namespace {
+            true => d.db.org_role(&readable.namespace, &t.owner).await?,
+            false => None,
+        };
+        if access::may_read(readable, Some(&t.owner), role) {
+            seen.push(t);
+        }
+    }
+    let targets = seen;
     if targets.is_empty() {
         return Ok(Vec::new());
     }

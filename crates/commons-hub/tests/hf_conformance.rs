@@ -83,6 +83,13 @@ fn huggingface_hubs_own_tests_that_passed_before_still_pass() {
     let hub = Hub::start();
     let token = hub.add_user("hubci");
     let other_token = hub.add_user("dvuser");
+    // The organizations the suite expects: one the user belongs to (read back by `whoami`), and
+    // an "Enterprise" one whose repositories start private, with its own admin.
+    hub.block_on(hub.state.db.create_org("valid_org_hub", "Dummy Hub Org", "hubci")).unwrap();
+    let (enterprise_user, enterprise_org) = ("EnterpriseAdmin", "EnterpriseOrgPrivate");
+    let enterprise_token = hub.add_user(enterprise_user);
+    let org = hub.block_on(hub.state.db.create_org(enterprise_org, "Enterprise Org", enterprise_user)).unwrap();
+    hub.block_on(hub.state.db.set_org_settings(org.id, None, Some(true))).unwrap();
     let out_dir = workspace_root().join("target").join("hf-conformance");
     std::fs::create_dir_all(&out_dir).unwrap();
     let results = out_dir.join("results.tsv");
@@ -101,6 +108,9 @@ fn huggingface_hubs_own_tests_that_passed_before_still_pass() {
         .env("COMMONS_TOKEN", &token)
         .env("COMMONS_OTHER_USER", "dvuser")
         .env("COMMONS_OTHER_TOKEN", &other_token)
+        .env("COMMONS_ENTERPRISE_USER", enterprise_user)
+        .env("COMMONS_ENTERPRISE_ORG", enterprise_org)
+        .env("COMMONS_ENTERPRISE_TOKEN", &enterprise_token)
         .env("COMMONS_RESULTS", &results)
         .env("COMMONS_SKIP", harness.join("skipped.tsv"))
         .env("HF_ENDPOINT", hub.url())

@@ -1,7 +1,7 @@
 //! Who may read and write a repository: the one place these rules live. The hub's `Caller`
 //! and the coordinator both ask here.
 
-use commons_db::{AccessStatus, Repo, Scope, Token};
+use commons_db::{AccessStatus, OrgRole, Repo, RepoKind, Scope, Token};
 
 use crate::RepoError;
 
@@ -11,28 +11,54 @@ pub fn reader(token: Option<&Token>) -> Option<&str> {
     token.filter(|t| !t.is_lease()).map(|t| t.user.name.as_str())
 }
 
-/// Whether `reader` may see `repo`. Private repositories look missing to everyone else, so
-/// that their existence does not leak.
-pub fn may_read(repo: &Repo, reader: Option<&str>) -> bool {
-    !repo.private || reader == Some(repo.namespace.as_str())
+/// The namespaces whose private repositories `token` reads: its user's own and those of the
+/// organizations where the user's role is above `no_access` (what a search filters on).
+pub fn readable_namespaces(token: Option<&Token>) -> Vec<&str> {
+    let Some(token) = token.filter(|t| !t.is_lease()) else { return Vec::new() };
+    let orgs = token.orgs.iter().filter(|m| m.role > OrgRole::NoAccess).map(|m| m.org.as_str());
+    std::iter::once(token.user.name.as_str()).chain(orgs).collect()
 }
 
-/// A write token whose user owns `namespace` (it may still be limited to one repository).
-pub fn may_write_namespace(token: &Token, namespace: &str) -> Result<(), RepoError> {
+/// What `token`'s user may do in `namespace`: everything in their own (as an organization's
+/// admin may), their role in an organization they belong to, nothing elsewhere.
+fn role_over(token: &Token, namespace: &str) -> Option<OrgRole> {
+    if token.user.name == namespace {
+        return Some(OrgRole::Admin);
+    }
+    token.orgs.iter().find(|m| m.org == namespace).map(|m| m.role)
+}
+
+/// Whether `reader` may see `repo` (`role`: the reader's role in the organization that owns it,
+/// when it is one's and they are a member). Private repositories look missing to everyone else,
+/// so that their existence does not leak. Queries state the same rule in SQL
+/// (`commons_db`'s `visible_repo`).
+pub fn may_read(repo: &Repo, reader: Option<&str>, role: Option<OrgRole>) -> bool {
+    !repo.private || reader == Some(repo.namespace.as_str()) || (reader.is_some() && role.is_some_and(|r| r > OrgRole::NoAccess))
+}
+
+fn require_write_scope(token: &Token) -> Result<(), RepoError> {
     if token.scope != Scope::Write {
         return Err(RepoError::Forbidden(format!(
             "this token has {} scope and cannot write; use a token with write scope",
             token.scope.as_str()
         )));
     }
-    if token.user.name != namespace {
+    Ok(())
+}
+
+/// A write token whose user owns `namespace`, or holds the write or admin role in the
+/// organization it names (the token may still be limited to one repository).
+pub fn may_write_namespace(token: &Token, namespace: &str) -> Result<(), RepoError> {
+    require_write_scope(token)?;
+    if role_over(token, namespace) < Some(OrgRole::Write) {
         return Err(RepoError::Forbidden(format!("user {} cannot write to namespace {namespace}", token.user.name)));
     }
     Ok(())
 }
 
-/// A write token of the whole account that owns `namespace`: what creating, moving and deleting
-/// repositories and administering their refs and settings need.
+/// A write token of the whole account that owns `namespace` (or of a writer of its
+/// organization): what acting for the namespace as a whole needs (its collections, moving a
+/// repository into it).
 pub fn may_administer(token: &Token, namespace: &str) -> Result<(), RepoError> {
     may_write_namespace(token, namespace)?;
     if token.repo_id.is_some() {
@@ -41,15 +67,55 @@ pub fn may_administer(token: &Token, namespace: &str) -> Result<(), RepoError> {
     Ok(())
 }
 
-/// A write token that may add content to `repo` (refs are checked by [`may_write_branch`]).
+/// A write token of the whole account that may create a repository of `kind` in `namespace`:
+/// its own, or an organization's where the user is at least a contributor. Refused with the
+/// Hub's words.
+pub fn may_create_repo(token: &Token, kind: RepoKind, namespace: &str) -> Result<(), RepoError> {
+    require_write_scope(token)?;
+    if token.repo_id.is_some() {
+        return Err(RepoError::Forbidden("this token is limited to one repository".into()));
+    }
+    if role_over(token, namespace) < Some(OrgRole::Contributor) {
+        return Err(RepoError::Forbidden(format!("You don't have the rights to create a {} under this namespace", kind.as_str())));
+    }
+    Ok(())
+}
+
+/// A write token that may add content to `repo` (refs are checked by [`may_write_branch`]): its
+/// namespace's user, a writer of its organization, or the contributor who created it.
 pub fn may_write_repo(token: &Token, repo: &Repo) -> Result<(), RepoError> {
-    may_write_namespace(token, &repo.namespace)?;
+    require_write_scope(token)?;
+    let role = role_over(token, &repo.namespace);
+    let creator = role == Some(OrgRole::Contributor) && repo.created_by.as_deref() == Some(token.user.name.as_str());
+    if role < Some(OrgRole::Write) && !creator {
+        return Err(RepoError::Forbidden(format!("user {} cannot write to {}", token.user.name, repo.full_name())));
+    }
     match token.repo_id {
         Some(only) if only != repo.id => {
             Err(RepoError::Forbidden(format!("this token is limited to another repository than {}", repo.full_name())))
         }
         _ => Ok(()),
     }
+}
+
+/// A write token of a whole account that may write `repo` ([`may_write_repo`]): what changing
+/// its settings, refs and access, moving and deleting it need.
+pub fn may_administer_repo(token: &Token, repo: &Repo) -> Result<(), RepoError> {
+    may_write_repo(token, repo)?;
+    if token.repo_id.is_some() {
+        return Err(RepoError::Forbidden("this token is limited to one branch of one repository".into()));
+    }
+    Ok(())
+}
+
+/// A write token of the whole account of an admin of organization `org`: what changing its
+/// members, their roles and its settings needs.
+pub fn may_manage_org(token: &Token, org: &str) -> Result<(), RepoError> {
+    require_write_scope(token)?;
+    if token.repo_id.is_some() || role_over(token, org) != Some(OrgRole::Admin) {
+        return Err(RepoError::Forbidden(format!("only an admin of {org} may change its members and settings")));
+    }
+    Ok(())
 }
 
 /// A write token that may move `branch` of `repo` (a lease token writes its unit's branch only).
@@ -104,13 +170,13 @@ pub fn may_upload(token: &Token, repo: &Repo) -> Result<(), RepoError> {
 
 /// Whether `reader` may see a collection of `owner`: a private one only its owner. Its items
 /// are shown only as far as `reader` may see each (a listing applies this in its query).
-pub fn may_see_collection(owner: &str, private: bool, reader: Option<&str>) -> bool {
-    !private || reader == Some(owner)
+pub fn may_see_collection(owner: &str, private: bool, reader: Option<&Token>) -> bool {
+    !private || reader.filter(|t| !t.is_lease()).is_some_and(|t| role_over(t, owner) > Some(OrgRole::NoAccess))
 }
 
-/// A write token of the whole account `owner` (not a worker's, a read token or a lease token):
-/// what creating, changing and deleting `owner`'s collections need. Collections belong to users
-/// only for now (no organizations).
+/// A write token of the whole account `owner` or of a writer of organization `owner` (not a
+/// worker's, a read token or a lease token): what creating, changing and deleting `owner`'s
+/// collections need.
 pub fn may_curate(token: &Token, owner: &str) -> Result<(), RepoError> {
     may_administer(token, owner)
 }
@@ -125,10 +191,11 @@ pub fn may_read_content(repo: &Repo, token: Option<&Token>, request: Option<Acce
     if repo.gated.is_none() {
         return Ok(());
     }
-    let reader = reader(token);
-    if reader == Some(repo.namespace.as_str()) {
+    // Its namespace's user and its organization's members are its authors.
+    if token.filter(|t| !t.is_lease()).is_some_and(|t| role_over(t, &repo.namespace) > Some(OrgRole::NoAccess)) {
         return Ok(());
     }
+    let reader = reader(token);
     let (kind, id) = (repo.kind.as_str(), repo.full_name());
     let message = match (reader, request) {
         (Some(_), Some(AccessStatus::Accepted)) => return Ok(()),
@@ -163,7 +230,7 @@ pub fn may_ask_access(token: &Token) -> Result<(), RepoError> {
 }
 
 /// A token that may list, accept, reject and grant access requests of `repo`: an administrator's
-/// ([`may_administer`]).
+/// ([`may_administer_repo`]).
 pub fn may_review_access(token: &Token, repo: &Repo) -> Result<(), RepoError> {
-    may_administer(token, &repo.namespace)
+    may_administer_repo(token, repo)
 }

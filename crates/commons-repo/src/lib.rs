@@ -126,10 +126,15 @@ impl Repos {
 
     /// `namespace/name` as `reader` (an account name, `None` for anonymous) may see it.
     pub async fn find(&self, kind: RepoKind, namespace: &str, name: &str, reader: Option<&str>) -> Result<Repo> {
-        match self.db.get_repo(kind, namespace, name).await? {
-            Some(repo) if access::may_read(&repo, reader) => Ok(repo),
-            _ => Err(RepoError::RepoNotFound(format!("{namespace}/{name}"))),
-        }
+        let Some(repo) = self.db.get_repo(kind, namespace, name).await? else {
+            return Err(RepoError::RepoNotFound(format!("{namespace}/{name}")));
+        };
+        // The reader's role in the organization that owns it, asked only when it decides.
+        let role = match reader {
+            Some(user) if repo.private && user != repo.namespace => self.db.org_role(&repo.namespace, user).await?,
+            _ => None,
+        };
+        if access::may_read(&repo, reader, role) { Ok(repo) } else { Err(RepoError::RepoNotFound(format!("{namespace}/{name}"))) }
     }
 
     /// `namespace/name` whatever its visibility: for Commons itself (the coordinator acting on

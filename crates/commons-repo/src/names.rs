@@ -64,7 +64,16 @@ pub const RESERVED_NAMES: &[&str] = &[
 /// A new account's name: a valid namespace that is not [`RESERVED_NAMES`] (case-insensitively,
 /// as URLs are read by people).
 pub fn validate_user_name(name: &str) -> Result<(), RepoError> {
-    validate_repo_name(name, "user name")?;
+    validate_namespace_name(name, "user name")
+}
+
+/// An organization's name: a namespace, as a user's name is (the two never share one).
+pub fn validate_org_name(name: &str) -> Result<(), RepoError> {
+    validate_namespace_name(name, "organization name")
+}
+
+fn validate_namespace_name(name: &str, what: &str) -> Result<(), RepoError> {
+    validate_repo_name(name, what)?;
     if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name)) {
         return Err(RepoError::Invalid(format!("the name {name:?} is reserved")));
     }

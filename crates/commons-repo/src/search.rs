@@ -69,8 +69,23 @@ impl Repos {
     /// filtered, sorted and cut in the index; `None` when this process keeps no index (the
     /// caller then matches ids by substring in the database).
     pub async fn search(&self, kind: RepoKind, text: &str, q: &RepoQuery) -> Result<Option<Vec<i64>>> {
+        let readable = self.readable_by(q).await?;
+        self.search_in(kind, text, q, &readable).await
+    }
+
+    /// The namespaces whose private repositories `q`'s viewer reads: theirs, their
+    /// organizations'.
+    async fn readable_by(&self, q: &RepoQuery) -> Result<Vec<String>> {
+        Ok(match q.viewer.as_deref() {
+            Some(viewer) => self.db.readable_namespaces(viewer).await?,
+            None => Vec::new(),
+        })
+    }
+
+    /// [`Self::search`] for a viewer who reads the private repositories of `readable`.
+    async fn search_in(&self, kind: RepoKind, text: &str, q: &RepoQuery, readable: &[String]) -> Result<Option<Vec<i64>>> {
         let Some(index) = self.search.clone() else { return Ok(None) };
-        let (text, q) = (text.to_string(), q.clone());
+        let (text, q, readable) = (text.to_string(), q.clone(), readable.to_vec());
         let ids = blocking(move || {
             let sort = match q.sort {
                 RepoSort::LastModified => Sort::LastModified,
@@ -83,7 +98,7 @@ impl Repos {
             index.search(&SearchQuery {
                 kind: kind.as_str(),
                 text: &text,
-                viewer: q.viewer.as_deref(),
+                readable: &readable,
                 author: q.author.as_deref(),
                 tags: &q.tags,
                 sort,
@@ -102,9 +117,12 @@ impl Repos {
     /// only the page's rows), by the database otherwise.
     pub async fn list(&self, kind: RepoKind, q: &RepoQuery) -> Result<Vec<Repo>> {
         if let Some(text) = q.search.as_deref().filter(|text| !text.trim().is_empty())
-            && let Some(ids) = self.search(kind, text, q).await?
+            && self.search.is_some()
         {
-            return Ok(self.db.repos_by_ids(kind, &ids, q.viewer.as_deref()).await?);
+            let readable = self.readable_by(q).await?;
+            if let Some(ids) = self.search_in(kind, text, q, &readable).await? {
+                return Ok(self.db.repos_by_ids(kind, &ids, &readable).await?);
+            }
         }
         Ok(self.db.list_repos(kind, q).await?)
     }

@@ -110,8 +110,9 @@ impl Sort {
 pub struct SearchQuery<'a> {
     pub kind: &'a str,
     pub text: &'a str,
-    /// Whose private repositories may be answered (their namespace); public ones always.
-    pub viewer: Option<&'a str>,
+    /// The namespaces whose private repositories may be answered (the viewer's own and their
+    /// organizations'); public ones always.
+    pub readable: &'a [String],
     /// Only repositories of this namespace.
     pub author: Option<&'a str>,
     /// Tags every answer carries.
@@ -263,12 +264,16 @@ impl SearchIndex {
         if let Some(substring) = self.substring_query(text) {
             matching.push((Occur::Should, substring));
         }
-        // Hidden: private and not the viewer's. Excluding the few private ones costs less than
-        // uniting the many public ones with the viewer's.
+        // Hidden: private and not in a namespace the viewer reads. Excluding the few private
+        // ones costs less than uniting the many public ones with the viewer's.
         let private: Box<dyn Query> = Box::new(TermQuery::new(Term::from_field_u64(f.public, 0), IndexRecordOption::Basic));
-        let hidden: Box<dyn Query> = match q.viewer {
-            Some(viewer) => Box::new(BooleanQuery::new(vec![(Occur::Must, private), (Occur::MustNot, term(f.namespace, viewer))])),
-            None => private,
+        let hidden: Box<dyn Query> = match q.readable {
+            [] => private,
+            readable => {
+                let mut clauses = vec![(Occur::Must, private)];
+                clauses.extend(readable.iter().map(|ns| (Occur::MustNot, term(f.namespace, ns))));
+                Box::new(BooleanQuery::new(clauses))
+            }
         };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> =
             vec![(Occur::Must, Box::new(BooleanQuery::new(matching))), (Occur::MustNot, hidden)];
@@ -426,11 +431,11 @@ mod tests {
         }
     }
 
-    fn query<'a>(text: &'a str, viewer: Option<&'a str>) -> SearchQuery<'a> {
+    fn query<'a>(text: &'a str, readable: &'a [String]) -> SearchQuery<'a> {
         SearchQuery {
             kind: "model",
             text,
-            viewer,
+            readable,
             author: None,
             tags: &[],
             sort: Sort::LastModified,
@@ -456,7 +461,8 @@ mod tests {
             ])
             .unwrap();
         let search = |text: &str, viewer: Option<&str>| {
-            let mut ids = index.search(&query(text, viewer)).unwrap();
+            let readable: Vec<String> = viewer.into_iter().map(String::from).collect();
+            let mut ids = index.search(&query(text, &readable)).unwrap();
             ids.sort();
             ids
         };
@@ -466,9 +472,13 @@ mod tests {
         assert_eq!(search("digits", None), [1, 2], "a word of the cards");
         assert_eq!(search("convolutional digits", None), [1], "all words must match");
         assert_eq!(search("perceptron", Some("bob")), [2]);
+        let org_member = ["bob".to_string(), "alice-lab".to_string()];
+        index.upsert(&[repo(4, "alice-lab", "lab-cnn", true, "The lab's private network")]).unwrap();
+        assert_eq!(index.search(&query("cnn", &org_member)).unwrap().len(), 2, "a member reads the organization's private one");
+        assert_eq!(search("cnn", Some("bob")), [1], "and only a member");
         assert_eq!(search("c", None), Vec::<i64>::new(), "one letter finds nothing by substring");
         assert_eq!(search("title:\"x", None), Vec::<i64>::new(), "query syntax is not an error");
-        assert_eq!(index.search(&SearchQuery { kind: "dataset", ..query("digits", None) }).unwrap(), Vec::<i64>::new(), "another kind");
+        assert_eq!(index.search(&SearchQuery { kind: "dataset", ..query("digits", &[]) }).unwrap(), Vec::<i64>::new(), "another kind");
 
         // Made private, removed, changed: the index follows.
         index.upsert(&[repo(1, "alice", "cnn-mnist", true, "A convolutional network for digits")]).unwrap();
@@ -500,7 +510,7 @@ mod tests {
         index.upsert(&[doc(3, "alice", 5, &["license:mit", "cnn"]), doc(4, "carol", 0, &["license:mit"])]).unwrap();
         index.upsert(&[doc(5, "bob", 7, &[])]).unwrap();
         let page = |sort: Sort, ascending: bool, offset: usize, limit: usize| {
-            index.search(&SearchQuery { sort, ascending, offset, limit, ..query("digits", None) }).unwrap()
+            index.search(&SearchQuery { sort, ascending, offset, limit, ..query("digits", &[]) }).unwrap()
         };
         assert_eq!(page(Sort::Likes, false, 0, 10), [2, 5, 3, 1, 4], "ties on likes go by id, as in the database");
         assert_eq!(page(Sort::Likes, true, 0, 10), [4, 1, 3, 5, 2]);
@@ -512,7 +522,7 @@ mod tests {
         let mit = ["license:mit".to_string()];
         let both = ["license:mit".to_string(), "cnn".to_string()];
         let filtered = |author: Option<&str>, tags: &[String]| {
-            index.search(&SearchQuery { author, tags, sort: Sort::Likes, ..query("digits", None) }).unwrap()
+            index.search(&SearchQuery { author, tags, sort: Sort::Likes, ..query("digits", &[]) }).unwrap()
         };
         assert_eq!(filtered(None, &mit), [3, 1, 4]);
         assert_eq!(filtered(None, &both), [3], "every tag must hold");
@@ -529,7 +539,7 @@ mod tests {
         drop(index);
         std::fs::write(dir.path().join("commons-schema-version"), "1").unwrap();
         let index = SearchIndex::open(dir.path()).unwrap();
-        assert_eq!(index.search(&query("cnn", None)).unwrap(), Vec::<i64>::new());
+        assert_eq!(index.search(&query("cnn", &[])).unwrap(), Vec::<i64>::new());
         assert_eq!(index.stale(&[(1, stamp(101, false))]).unwrap().0, [1], "the hub then fills it again");
     }
 }

@@ -148,6 +148,40 @@ fn password_from_stdin() -> Result<String> {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum OrgCommand {
+    /// Create an organization with ADMIN (a user) its first admin.
+    Create {
+        name: String,
+        #[arg(long)]
+        admin: String,
+        #[arg(long)]
+        fullname: Option<String>,
+        /// Its repositories start private unless their creator says otherwise.
+        #[arg(long)]
+        private_by_default: bool,
+        #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Add USER to ORG with ROLE, or change their role: `no_access`, `read`, `contributor`
+    /// (writes only the repositories they create), `write` or `admin`.
+    Member {
+        org: String,
+        user: String,
+        #[arg(long, default_value = "write")]
+        role: String,
+        #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Remove USER from ORG (an organization keeps at least one admin).
+    Remove {
+        org: String,
+        user: String,
+        #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Create an access token for USER; prints the token as the last line of stdout.
     Create {
@@ -229,6 +263,39 @@ pub fn user(cmd: UserCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+pub fn org(cmd: OrgCommand) -> Result<()> {
+    let found = |db: &Db, rt: &tokio::runtime::Runtime, org: &str| -> Result<commons_db::Organization> {
+        rt.block_on(db.org(org))?.with_context(|| format!("no organization named {org}"))
+    };
+    match cmd {
+        OrgCommand::Create { name, admin, fullname, private_by_default, data_dir } => {
+            commons_repo::names::validate_org_name(&name)?;
+            let (rt, db) = open_db(data_dir)?;
+            let org = rt.block_on(db.create_org(&name, fullname.as_deref().unwrap_or(&name), &admin))?;
+            if private_by_default {
+                rt.block_on(db.set_org_settings(org.id, None, Some(true)))?;
+            }
+            println!("created organization {} with admin {admin}", org.name);
+        }
+        OrgCommand::Member { org, user, role, data_dir } => {
+            let role = commons_db::OrgRole::parse(&role)?;
+            let (rt, db) = open_db(data_dir)?;
+            let org = found(&db, &rt, &org)?;
+            rt.block_on(db.set_member_role(org.id, &user, role))?;
+            println!("{user} is {} of {}", role.as_str(), org.name);
+        }
+        OrgCommand::Remove { org, user, data_dir } => {
+            let (rt, db) = open_db(data_dir)?;
+            let org = found(&db, &rt, &org)?;
+            if !rt.block_on(db.remove_member(org.id, &user))? {
+                bail!("{user} is not a member of {}", org.name);
+            }
+            println!("removed {user} from {}", org.name);
+        }
+    }
+    Ok(())
 }
 
 pub fn token(cmd: TokenCommand) -> Result<()> {

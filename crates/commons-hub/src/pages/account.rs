@@ -19,7 +19,13 @@ pub(crate) async fn profile(State(state): State<AppState>, visitor: Visitor, Pat
     if user.len() > commons_repo::names::MAX_NAME_LEN {
         return Err(not_found("No such user."));
     }
-    let Some(account) = state.db.user_by_name(&user).await? else { return Err(not_found("No such user.")) };
+    let Some(account) = state.db.user_by_name(&user).await? else {
+        // A namespace is a user's or an organization's.
+        return match state.db.org(&user).await? {
+            Some(org) => super::orgs::org_page(&state, &visitor, org, None).await,
+            None => Err(not_found("No such user or organization.")),
+        };
+    };
     let viewer = visitor.reader().map(str::to_string);
     let mut lists = Vec::new();
     for kind in [RepoKind::Model, RepoKind::Dataset, RepoKind::Algorithm] {
@@ -36,12 +42,14 @@ pub(crate) async fn profile(State(state): State<AppState>, visitor: Visitor, Pat
     let liked: Vec<_> = state.db.likes_of(&account.name, viewer.as_deref(), PROFILE_LIST, 0).await?.into_iter().map(|(r, _)| r).collect();
     let liked = repo_values(&state, &liked).await?;
     let [models, datasets, algorithms]: [Vec<minijinja::Value>; 3] = lists.try_into().unwrap_or_default();
+    let orgs: Vec<_> =
+        state.db.memberships_of(account.id).await?.into_iter().map(|m| context! { name => m.org, fullname => m.fullname }).collect();
     Ok(page(
         &visitor,
         "user.html",
         context! {
             user => context! { name => &account.name, fullname => &account.fullname, joined => day(account.created_at) },
-            models, datasets, algorithms, liked,
+            models, datasets, algorithms, liked, orgs,
             own => visitor.name() == Some(account.name.as_str()),
         },
     ))

@@ -12,6 +12,7 @@ mod account;
 mod compute;
 mod discussions;
 mod markdown;
+mod orgs;
 mod session;
 mod viewer;
 mod write;
@@ -95,6 +96,8 @@ static PAGES: LazyLock<Pages> = LazyLock::new(|| {
         ("login.html", include_str!("templates/login.html")),
         ("join.html", include_str!("templates/join.html")),
         ("new.html", include_str!("templates/new.html")),
+        ("org.html", include_str!("templates/org.html")),
+        ("org_new.html", include_str!("templates/org_new.html")),
         ("upload.html", include_str!("templates/upload.html")),
         ("edit.html", include_str!("templates/edit.html")),
         ("tokens.html", include_str!("templates/tokens.html")),
@@ -275,6 +278,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/credits", get(compute::credits))
         .route("/leaderboards", get(compute::boards))
         .route("/leaderboards/{ns}/{name}", get(compute::board))
+        .route("/organizations/new", get(orgs::new_org_form).post(orgs::create_org))
+        .route("/organizations/{org}/members", post(orgs::set_member))
         .route("/{user}", get(account::profile))
 }
 

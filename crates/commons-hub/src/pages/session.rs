@@ -95,7 +95,8 @@ where
             // A session that ended (signed out, expired, password changed) is simply anonymous:
             // the page shows "Sign in", as any site does.
             if let Some(user) = hub.db.session_user(secret).await? {
-                let token = Token { user, name: "browser session".into(), scope: Scope::Write, repo_id: None, branch: None };
+                let orgs = hub.db.memberships_of(user.id).await?;
+                let token = Token { user, name: "browser session".into(), scope: Scope::Write, repo_id: None, branch: None, orgs };
                 return Ok(Visitor { caller: Caller(Some(token)), seed: Some(secret.to_string()), by_cookie: true, secure, address });
             }
         }

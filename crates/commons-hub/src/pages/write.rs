@@ -82,6 +82,15 @@ fn kind_of(value: &str) -> Result<RepoKind, PageError> {
 #[derive(Deserialize, Default)]
 pub(crate) struct NewQuery {
     kind: Option<String>,
+    owner: Option<String>,
+}
+
+/// The namespaces the visitor may create repositories in: their own, then their organizations'
+/// where they are at least contributors.
+fn owners(visitor: &Visitor) -> Vec<String> {
+    let Some(token) = visitor.caller.0.as_ref() else { return Vec::new() };
+    let orgs = token.orgs.iter().filter(|m| m.role >= commons_db::OrgRole::Contributor).map(|m| m.org.clone());
+    std::iter::once(token.user.name.clone()).chain(orgs).collect()
 }
 
 pub(crate) async fn new_repo_form(visitor: Visitor, Query(q): Query<NewQuery>) -> PageResult {
@@ -89,7 +98,9 @@ pub(crate) async fn new_repo_form(visitor: Visitor, Query(q): Query<NewQuery>) -
         return sign_in_first("/new");
     }
     let kind = kind_of(q.kind.as_deref().unwrap_or("model"))?;
-    Ok(page(&visitor, "new.html", context! { kind => kind.as_str(), name => "", private => false, error => None::<String> }))
+    let owners = owners(&visitor);
+    let owner = q.owner.filter(|o| owners.contains(o)).or_else(|| owners.first().cloned());
+    Ok(page(&visitor, "new.html", context! { kind => kind.as_str(), owners, owner, name => "", private => false, error => None::<String> }))
 }
 
 #[derive(Deserialize)]
@@ -100,32 +111,41 @@ pub(crate) struct NewRepoForm {
     kind: String,
     #[serde(default)]
     name: String,
+    /// The namespace: the visitor's own when not said.
+    owner: Option<String>,
     private: Option<String>,
 }
 
 pub(crate) async fn new_repo(State(state): State<AppState>, visitor: Visitor, form: PageForm<NewRepoForm>) -> PageResult {
     let form = form.0;
     visitor.check_csrf(&form.csrf)?;
-    let owner = visitor.require()?.user.name.clone();
+    let me = visitor.require()?.user.name.clone();
+    let owner = form.owner.filter(|o| !o.is_empty()).unwrap_or(me);
     let kind = kind_of(&form.kind)?;
     let name = form.name.trim().to_string();
     let private = form.private.is_some();
+    let owners = owners(&visitor);
     let refuse = |status: StatusCode, error: String| {
-        let mut response = page(&visitor, "new.html", context! { kind => kind.as_str(), name => &name, private, error });
+        let mut response = page(
+            &visitor,
+            "new.html",
+            context! { kind => kind.as_str(), owners => &owners, owner => &owner, name => &name, private, error },
+        );
         *response.status_mut() = status;
         Ok(response)
     };
     if let Err(e) = validate_repo_name(&name, "repository name") {
         return refuse(StatusCode::BAD_REQUEST, e.to_string());
     }
-    visitor.caller.require_write(&owner)?;
-    match state.repos.create(kind, &owner, &name, private, &owner).await {
+    visitor.caller.require_create_repo(kind, &owner)?;
+    let author = visitor.require()?.user.name.clone();
+    match state.repos.create(kind, &owner, &name, private, &author).await {
         Ok(repo) => {
             tracing::info!(repo = %repo.full_name(), kind = kind.as_str(), "repository created from the browser");
             Ok(Redirect::to(&repo_url(kind, &owner, &name)).into_response())
         }
         Err(commons_repo::RepoError::Db(commons_db::DbError::AlreadyExists(_))) => {
-            refuse(StatusCode::CONFLICT, format!("You already have a {} named {name}.", kind.as_str()))
+            refuse(StatusCode::CONFLICT, format!("{owner} already has a {} named {name}.", kind.as_str()))
         }
         Err(e) => Err(e.into()),
     }

@@ -95,8 +95,9 @@ pub async fn ask(State(state): State<AppState>, caller: Caller, Path(p): Path<Re
     access::may_ask_access(token)?;
     let repo = readable_repo(&state, &caller, kind_from_plural(&p.kind)?, &p.ns, &p.name).await?;
     let Some(mode) = repo.gated else { return Err(not_gated(&repo)) };
-    if token.user.name == repo.namespace {
-        return Err(ApiError::bad_request(format!("you own {} and read its files without asking", repo.full_name())));
+    // Its authors (its namespace's user, its organization's members) read it already.
+    if access::may_read_content(&repo, Some(token), None).is_ok() {
+        return Err(ApiError::bad_request(format!("you are among the authors of {} and read its files without asking", repo.full_name())));
     }
     let status = state.db.ask_access(&repo, token.user.id, mode).await?;
     Ok(Json(json!({"status": status.as_str()})))

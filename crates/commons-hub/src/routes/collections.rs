@@ -91,7 +91,7 @@ fn missing(what: &str) -> ApiError {
 async fn visible(state: &AppState, caller: &Caller, ns: &str, slug: &str) -> ApiResult<Collection> {
     let id = slug.rsplit('-').next().filter(|id| is_collection_id(id)).ok_or_else(|| missing(&format!("{ns}/{slug}")))?;
     match state.db.collection(id).await? {
-        Some(c) if c.owner.eq_ignore_ascii_case(ns) && access::may_see_collection(&c.owner, c.private, caller.reader()) => Ok(c),
+        Some(c) if c.owner.eq_ignore_ascii_case(ns) && access::may_see_collection(&c.owner, c.private, caller.0.as_ref()) => Ok(c),
         _ => Err(missing(&format!("{ns}/{slug}"))),
     }
 }
@@ -356,7 +356,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: RawBody
     let owner = body.namespace.as_deref().unwrap_or(&token.user.name);
     access::may_curate(token, owner)?;
     if body.resource_group_id.is_some() {
-        return Err(ApiError::bad_request("resource groups belong to organizations, which Commons does not have yet"));
+        return Err(ApiError::bad_request("Commons has no resource groups: an organization's collections are its writers' to change"));
     }
     let title = clean_title(&body.title)?;
     let description =

@@ -13,6 +13,16 @@ use commons_db::Scope;
 
 pub async fn whoami(State(_state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let token = caller.require()?;
+    let orgs: Vec<Value> = token
+        .orgs
+        .iter()
+        .map(|m| {
+            json!({
+                "type": "org", "id": format!("{:024x}", m.org_id), "name": m.org, "fullname": m.fullname,
+                "email": null, "canPay": false, "avatarUrl": "", "periodEnd": null, "roleInOrg": m.role.as_str(),
+            })
+        })
+        .collect();
     Ok(Json(json!({
         "type": "user",
         "id": format!("{:024x}", token.user.id),
@@ -24,7 +34,7 @@ pub async fn whoami(State(_state): State<AppState>, caller: Caller) -> ApiResult
         "isPro": false,
         "periodEnd": null,
         "avatarUrl": "",
-        "orgs": [],
+        "orgs": orgs,
         // The Hub's roles are read and write; a worker token reads like a read token.
         "auth": {"type": "access_token", "accessToken": {"displayName": token.name, "role": match token.scope {
             Scope::Write => "write",

@@ -9,6 +9,7 @@ mod leaderboards;
 mod lfs;
 mod market;
 mod meta;
+mod orgs;
 mod repos;
 mod storage;
 mod upload;
@@ -87,6 +88,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/whoami-v2", get(meta::whoami))
         .route("/api/validate-yaml", post(meta::validate_yaml))
         .route("/api/users/{name}/likes", get(market::of_user))
+        .route("/api/users/{name}/overview", get(orgs::user_overview))
+        .route("/api/organizations/{org}/overview", get(orgs::overview))
+        .route("/api/organizations/{org}/members", get(orgs::members))
+        .route("/api/organizations/{org}/members/{user}", axum::routing::delete(orgs::remove))
+        .route("/api/organizations/{org}/members/{user}/role", put(orgs::set_role))
+        .route("/api/organizations/{org}/settings", put(orgs::settings))
         .nest("/api/datasets-server", viewer::routes())
         .route("/api/leaderboards", get(leaderboards::boards))
         .route("/api/leaderboards/{ns}/{name}", get(leaderboards::board))
@@ -173,11 +180,11 @@ pub(crate) async fn writable_repo(state: &AppState, caller: &Caller, kind: RepoK
     Ok(repo)
 }
 
-/// Loads a repository whose settings and refs the caller may administer: a write token of the
-/// whole account (a token limited to one branch may only commit to it).
+/// Loads a repository whose settings and refs the caller may administer: a write token of a
+/// whole account that writes it (a token limited to one branch may only commit to it).
 pub(crate) async fn administered_repo(state: &AppState, caller: &Caller, kind: RepoKind, ns: &str, name: &str) -> ApiResult<Repo> {
-    let repo = writable_repo(state, caller, kind, ns, name).await?;
-    caller.require_write(&repo.namespace)?;
+    let repo = readable_repo(state, caller, kind, ns, name).await?;
+    caller.require_administer_repo(&repo)?;
     Ok(repo)
 }
 

@@ -325,12 +325,14 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
     let (ns, name) = namespace_and_name(&body.name, body.organization.as_deref(), &token.user.name);
     validate_repo_name(&ns, "namespace")?;
     validate_repo_name(&name, "repository name")?;
-    caller.require_write(&ns)?;
-    let private = match body.visibility.as_deref() {
-        Some("private") => true,
-        Some("public") => false,
-        Some(other) => return Err(ApiError::bad_request(format!("unknown visibility {other:?}: use public or private"))),
-        None => body.private.unwrap_or(false),
+    caller.require_create_repo(kind, &ns)?;
+    let private = match (body.visibility.as_deref(), body.private) {
+        (Some("private"), _) => true,
+        (Some("public"), _) => false,
+        (Some(other), _) => return Err(ApiError::bad_request(format!("unknown visibility {other:?}: use public or private"))),
+        (None, Some(private)) => private,
+        // Unsaid: the organization's default (the Hub's "private by default"), else public.
+        (None, None) => state.db.org(&ns).await?.is_some_and(|org| org.default_private),
     };
     let base = base_url(&state, &headers);
     let url = format!("{base}/{}{ns}/{name}", kind.url_prefix());
@@ -391,8 +393,8 @@ pub async fn move_repo(State(state): State<AppState>, caller: Caller, body: RawB
     let (to_ns, to_name) = split(&body.to)?;
     validate_repo_name(&to_ns, "namespace")?;
     validate_repo_name(&to_name, "repository name")?;
-    let repo = writable_repo(&state, &caller, kind, &from_ns, &from_name).await?;
-    caller.require_write(&to_ns)?;
+    let repo = administered_repo(&state, &caller, kind, &from_ns, &from_name).await?;
+    caller.require_create_repo(kind, &to_ns)?;
     // The Hub's words, which clients match.
     state.db.move_repo(&repo, &to_ns, &to_name).await.map_err(|e| match e {
         commons_db::DbError::AlreadyExists(_) => ApiError::new(
