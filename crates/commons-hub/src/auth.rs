@@ -52,11 +52,6 @@ impl Caller {
         Ok(token)
     }
 
-    /// The namespaces whose private repositories the caller reads ([`access::readable_namespaces`]).
-    pub fn readable_namespaces(&self) -> Vec<&str> {
-        access::readable_namespaces(self.0.as_ref())
-    }
-
     /// A write token of the whole account that owns `namespace`, or of a writer of the
     /// organization it names ([`access::may_administer`]).
     pub fn require_write(&self, namespace: &str) -> Result<&Token, ApiError> {

@@ -11,14 +11,6 @@ pub fn reader(token: Option<&Token>) -> Option<&str> {
     token.filter(|t| !t.is_lease()).map(|t| t.user.name.as_str())
 }
 
-/// The namespaces whose private repositories `token` reads: its user's own and those of the
-/// organizations where the user's role is above `no_access` (what a search filters on).
-pub fn readable_namespaces(token: Option<&Token>) -> Vec<&str> {
-    let Some(token) = token.filter(|t| !t.is_lease()) else { return Vec::new() };
-    let orgs = token.orgs.iter().filter(|m| m.role > OrgRole::NoAccess).map(|m| m.org.as_str());
-    std::iter::once(token.user.name.as_str()).chain(orgs).collect()
-}
-
 /// What `token`'s user may do in `namespace`: everything in their own (as an organization's
 /// admin may), their role in an organization they belong to, nothing elsewhere.
 fn role_over(token: &Token, namespace: &str) -> Option<OrgRole> {

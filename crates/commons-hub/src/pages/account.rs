@@ -4,12 +4,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use commons_db::{RepoKind, RepoQuery, RepoSort, Scope};
+use commons_db::Scope;
 use minijinja::context;
 use serde::Deserialize;
 
 use super::session::{CsrfForm, Visitor};
-use super::{PageError, PageForm, PageResult, day, not_found, page, repo_values};
+use super::{PageError, PageForm, PageResult, day, namespace_repos, not_found, page, repo_values};
 use crate::AppState;
 
 /// Repositories of each kind shown on a user's page.
@@ -26,22 +26,10 @@ pub(crate) async fn profile(State(state): State<AppState>, visitor: Visitor, Pat
             None => Err(not_found("No such user or organization.")),
         };
     };
-    let viewer = visitor.reader().map(str::to_string);
-    let mut lists = Vec::new();
-    for kind in [RepoKind::Model, RepoKind::Dataset, RepoKind::Algorithm] {
-        let q = RepoQuery {
-            author: Some(account.name.clone()),
-            viewer: viewer.clone(),
-            sort: RepoSort::LastModified,
-            limit: PROFILE_LIST,
-            ..Default::default()
-        };
-        let repos = state.db.list_repos(kind, &q).await?;
-        lists.push(repo_values(&state, &repos).await?);
-    }
-    let liked: Vec<_> = state.db.likes_of(&account.name, viewer.as_deref(), PROFILE_LIST, 0).await?.into_iter().map(|(r, _)| r).collect();
+    let viewer = visitor.reader();
+    let [models, datasets, algorithms] = namespace_repos(&state, &account.name, viewer, PROFILE_LIST).await?;
+    let liked: Vec<_> = state.db.likes_of(&account.name, viewer, PROFILE_LIST, 0).await?.into_iter().map(|(r, _)| r).collect();
     let liked = repo_values(&state, &liked).await?;
-    let [models, datasets, algorithms]: [Vec<minijinja::Value>; 3] = lists.try_into().unwrap_or_default();
     let orgs: Vec<_> =
         state.db.memberships_of(account.id).await?.into_iter().map(|m| context! { name => m.org, fullname => m.fullname }).collect();
     Ok(page(

@@ -386,6 +386,24 @@ fn repo_value(repo: &Repo, pipeline_tag: Option<String>) -> Value {
     }
 }
 
+/// The `limit` most recently changed models, datasets and algorithms of `namespace` that
+/// `viewer` may see, as the templates list them: what a user's and an organization's pages show.
+async fn namespace_repos(state: &AppState, namespace: &str, viewer: Option<&str>, limit: i64) -> Result<[Vec<Value>; 3], PageError> {
+    let mut lists = Vec::with_capacity(3);
+    for kind in [RepoKind::Model, RepoKind::Dataset, RepoKind::Algorithm] {
+        let q = RepoQuery {
+            author: Some(namespace.to_string()),
+            viewer: viewer.map(str::to_string),
+            sort: RepoSort::LastModified,
+            limit,
+            ..Default::default()
+        };
+        let repos = state.db.list_repos(kind, &q).await?;
+        lists.push(repo_values(state, &repos).await?);
+    }
+    Ok(lists.try_into().unwrap_or_default())
+}
+
 /// A page of repositories as the templates list them, with each one's task from its card:
 /// the page's heads and READMEs in one query, each card from the card cache.
 async fn repo_values(state: &AppState, repos: &[Repo]) -> Result<Vec<Value>, PageError> {

@@ -5,13 +5,13 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use commons_db::{ORG_FULLNAME_MAX, OrgRole, Organization, RepoKind, RepoQuery, RepoSort};
+use commons_db::{ORG_FULLNAME_MAX, OrgRole, Organization};
 use minijinja::context;
 use serde::Deserialize;
 
 use super::session::Visitor;
 use super::write::sign_in_first;
-use super::{PageForm, PageResult, day, not_found, page, repo_values};
+use super::{PageForm, PageResult, day, namespace_repos, not_found, page};
 use crate::AppState;
 
 /// Repositories of each kind, and members, shown on an organization's page.
@@ -21,20 +21,7 @@ const MEMBERS_SHOWN: i64 = 200;
 /// `/{name}` when `name` is an organization's: its repositories the visitor may see, its
 /// members (their roles to members), and for its admins the forms that manage it.
 pub(crate) async fn org_page(state: &AppState, visitor: &Visitor, org: Organization, notice: Option<String>) -> PageResult {
-    let viewer = visitor.reader().map(str::to_string);
-    let mut lists = Vec::new();
-    for kind in [RepoKind::Model, RepoKind::Dataset, RepoKind::Algorithm] {
-        let q = RepoQuery {
-            author: Some(org.name.clone()),
-            viewer: viewer.clone(),
-            sort: RepoSort::LastModified,
-            limit: ORG_LIST,
-            ..Default::default()
-        };
-        let repos = state.db.list_repos(kind, &q).await?;
-        lists.push(repo_values(state, &repos).await?);
-    }
-    let [models, datasets, algorithms]: [Vec<minijinja::Value>; 3] = lists.try_into().unwrap_or_default();
+    let [models, datasets, algorithms] = namespace_repos(state, &org.name, visitor.reader(), ORG_LIST).await?;
     let role = visitor.caller.0.as_ref().and_then(|t| t.orgs.iter().find(|m| m.org_id == org.id)).map(|m| m.role);
     let members: Vec<_> = state
         .db
