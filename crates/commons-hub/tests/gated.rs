@@ -4,30 +4,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Hub, RawClient};
-
-/// What one request answered: its status, its `X-Error-Code`, its JSON body (or null).
-struct Answer {
-    status: u16,
-    code: String,
-    body: Value,
-}
-
-fn call(hub: &Hub, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
-    let http = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(60)).build().unwrap();
-    let mut req = http.request(method.parse().unwrap(), format!("{}{path}", hub.url()));
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = req.send().unwrap();
-    let status = resp.status().as_u16();
-    let code = resp.headers().get("x-error-code").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-    let body = resp.json().unwrap_or(Value::Null);
-    Answer { status, code, body }
-}
+use support::{Answer, Hub, RawClient, call};
 
 /// Alice's model `name` with a `weights.txt`, gated `mode`.
 fn gated_model(hub: &Hub, name: &str, mode: &str) {

@@ -5,35 +5,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::Hub;
-
-struct Answer {
-    status: u16,
-    body: Value,
-    link: Option<String>,
-    text: String,
-}
-
-fn call(hub: &Hub, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
-    let http = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let mut req = http.request(method.parse().unwrap(), format!("{}{path}", hub.url()));
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = req.send().unwrap();
-    let status = resp.status().as_u16();
-    let link = resp.headers().get("link").map(|v| v.to_str().unwrap().to_string());
-    let text = resp.text().unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Answer { status, body, link, text }
-}
+use support::{Answer, Hub, call};
 
 /// Organization `name` founded by alice (its admin), as `commons org create` makes one.
 fn org(hub: &Hub, name: &str) {
@@ -71,7 +43,7 @@ fn commit(hub: &Hub, token: &str, repo: &str, path: &str) -> Answer {
         .unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().unwrap();
-    Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), link: None, text }
+    Answer { status, code: String::new(), body: serde_json::from_str(&text).unwrap_or(Value::Null), link: None, text }
 }
 
 fn listed(hub: &Hub, token: Option<&str>, query: &str) -> Vec<String> {

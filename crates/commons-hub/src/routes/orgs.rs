@@ -85,6 +85,9 @@ pub async fn members(
     };
     // The cursor is the name the previous page ended on: a page costs its own rows however far.
     let after = q.get("cursor").map(String::as_str).filter(|c| !c.is_empty());
+    if after.is_some_and(|c| c.len() > commons_repo::names::MAX_NAME_LEN) {
+        return Err(ApiError::bad_request("invalid cursor: a member's name is the cursor"));
+    }
     let mut members = state.db.org_members(org.id, after, (limit + 1) as i64).await?;
     let more = members.len() > limit;
     members.truncate(limit);

@@ -89,3 +89,36 @@ impl Hub {
         self.add_token(name, "write")
     }
 }
+
+/// What one request answered: its status, its `X-Error-Code`, its `Link`, its body as text and
+/// as JSON (null when it is not JSON).
+pub struct Answer {
+    pub status: u16,
+    pub code: String,
+    pub link: Option<String>,
+    pub text: String,
+    pub body: serde_json::Value,
+}
+
+/// `method path` on `hub` with an optional bearer token and JSON body; redirects are answers.
+pub fn call(hub: &Hub, method: &str, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> Answer {
+    let http = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut req = http.request(method.parse().unwrap(), format!("{}{path}", hub.url()));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+    let (code, link) = (header("x-error-code").unwrap_or_default(), header("link"));
+    let text = resp.text().unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    Answer { status, code, link, text, body }
+}
