@@ -82,6 +82,17 @@ impl ReadCache {
         })
     }
 
+    /// The collector removed contents: what was immutable about them (paths, trees, blobs,
+    /// reconstructions, cards) is no longer an answer.
+    pub(crate) fn forget_contents(&self) {
+        self.files.clear();
+        self.paths.clear();
+        self.trees.clear();
+        self.blobs.clear();
+        self.terms.clear();
+        self.cards.clear();
+    }
+
     /// A write begins or ends: mutable answers read before now are stale.
     pub(crate) fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);

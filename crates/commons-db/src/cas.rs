@@ -9,7 +9,7 @@
 
 use sqlx::Row;
 
-use crate::{Db, Result};
+use crate::{Db, Result, now_unix};
 
 /// Where a chunk lives: its xorb, position, and byte range of its serialized form in the xorb.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,12 +70,37 @@ impl Db {
         Ok(known)
     }
 
+    /// Where chunk `chunk_hash` is stored, for an upload about to reuse it. A chunk of a xorb
+    /// no file uses any more (the collector's candidate, see `collect`) is pinned first: its
+    /// grace starts over, so the xorb stays until the upload has recorded its file; one already
+    /// collected is not found.
     pub async fn find_chunk(&self, chunk_hash: &str) -> Result<Option<ChunkLocation>> {
-        let row = sqlx::query("SELECT xorb_hash, chunk_index, byte_start, byte_end, raw_size FROM cas_chunks WHERE chunk_hash = $1")
-            .bind(chunk_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT c.xorb_hash, c.chunk_index, c.byte_start, c.byte_end, c.raw_size, x.unused_since
+             FROM cas_chunks c JOIN cas_xorbs x ON x.xorb_hash = c.xorb_hash WHERE c.chunk_hash = $1",
+        )
+        .bind(chunk_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else { return Ok(None) };
+        let unused_since: Option<i64> = row.try_get("unused_since")?;
+        let now = now_unix();
+        if unused_since.is_some_and(|t| t < now) {
+            let xorb: String = row.try_get("xorb_hash")?;
+            let mut tx = self.begin_write().await?;
+            let pinned = sqlx::query(
+                "UPDATE cas_xorbs SET unused_since = CASE WHEN unused_since IS NULL THEN NULL ELSE $1 END
+                 WHERE xorb_hash = $2 RETURNING xorb_hash",
+            )
+            .bind(now)
+            .bind(&xorb)
+            .fetch_optional(&mut **tx)
+            .await?;
+            tx.commit().await?;
+            if pinned.is_none() {
+                return Ok(None);
+            }
+        }
         Ok(Some(ChunkLocation {
             xorb_hash: row.try_get("xorb_hash")?,
             chunk_index: row.try_get::<i64, _>("chunk_index")? as u32,
@@ -90,12 +115,23 @@ impl Db {
     /// i.e. whether its object may go: once this returns true no ingest can find its chunks any
     /// more, and one that found them earlier fails to record its file (the reconstruction's
     /// foreign key) rather than naming lost bytes.
-    pub async fn forget_unreferenced_xorb(&self, hash: &str, chunk_hashes: &[String]) -> Result<bool> {
+    ///
+    /// An indexed xorb goes only once it has been unused since `cutoff` (Unix seconds) or
+    /// before: the collector marks xorbs whose last file it forgot, and an upload reusing one of
+    /// their chunks ([`Self::find_chunk`]) starts its grace over.
+    pub async fn forget_unreferenced_xorb(&self, hash: &str, chunk_hashes: &[String], cutoff: i64) -> Result<bool> {
         // BEGIN IMMEDIATE: no file can be recorded between the check and the deletes.
         let mut tx = self.begin_write().await?;
         let used = sqlx::query("SELECT 1 FROM cas_file_terms WHERE xorb_hash = $1 LIMIT 1").bind(hash).fetch_optional(&mut **tx).await?;
         if used.is_some() {
             return Ok(false);
+        }
+        let indexed = sqlx::query("SELECT unused_since FROM cas_xorbs WHERE xorb_hash = $1").bind(hash).fetch_optional(&mut **tx).await?;
+        if let Some(row) = indexed {
+            let unused_since: Option<i64> = row.try_get("unused_since")?;
+            if unused_since.is_none_or(|t| t > cutoff) {
+                return Ok(false);
+            }
         }
         // By chunk hash (the primary key), so that no index on the chunks' xorb is needed.
         for batch in chunk_hashes.chunks(500) {
@@ -307,13 +343,16 @@ impl Db {
 /// A xorb and its chunks (rows already there are kept).
 async fn insert_xorb(tx: &mut crate::WriteTx, x: &XorbRecord) -> Result<()> {
     sqlx::query(
-        "INSERT INTO cas_xorbs (xorb_hash, stored_size, raw_size, num_chunks) VALUES ($1, $2, $3, $4)
+        "INSERT INTO cas_xorbs (xorb_hash, stored_size, raw_size, num_chunks, unused_since) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT DO NOTHING",
     )
     .bind(&x.xorb_hash)
     .bind(x.stored_size as i64)
     .bind(x.raw_size as i64)
     .bind(x.chunks.len() as i64)
+    // No file uses it until the upload that wrote it records its file: if that never happens,
+    // the collector takes it after its grace.
+    .bind(crate::now_unix())
     .execute(&mut ***tx)
     .await?;
     for (hash, loc) in &x.chunks {
@@ -338,13 +377,19 @@ async fn insert_index(tx: &mut crate::WriteTx, rec: &IngestRecord) -> Result<()>
     for x in &rec.xorbs {
         insert_xorb(tx, x).await?;
     }
-    let new_file = sqlx::query("INSERT INTO cas_files (file_hash, size) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+    let now = crate::now_unix();
+    let new_file = sqlx::query("INSERT INTO cas_files (file_hash, size, touched_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(&rec.file_hash)
         .bind(rec.size as i64)
+        .bind(now)
         .execute(&mut ***tx)
         .await?
         .rows_affected()
         == 1;
+    if !new_file {
+        // Uploaded again: the collector's grace starts over (see `collect`).
+        sqlx::query("UPDATE cas_files SET touched_at = $1 WHERE file_hash = $2").bind(now).bind(&rec.file_hash).execute(&mut ***tx).await?;
+    }
     if new_file {
         for (seq, t) in rec.terms.iter().enumerate() {
             sqlx::query(
@@ -363,17 +408,32 @@ async fn insert_index(tx: &mut crate::WriteTx, rec: &IngestRecord) -> Result<()>
                 .execute(&mut ***tx)
                 .await?;
         }
+        // Its xorbs are in use: the collector leaves them (see `collect`).
+        let mut xorbs: Vec<&str> = rec.terms.iter().map(|t| t.xorb_hash.as_str()).collect();
+        xorbs.sort_unstable();
+        xorbs.dedup();
+        for xorb in xorbs {
+            sqlx::query("UPDATE cas_xorbs SET unused_since = NULL WHERE xorb_hash = $1 AND unused_since IS NOT NULL")
+                .bind(xorb)
+                .execute(&mut ***tx)
+                .await?;
+        }
     }
     Ok(())
 }
 
 async fn insert_blob(tx: &mut crate::WriteTx, sha256: &str, git_sha1: &str, size: u64, file_hash: &str) -> Result<()> {
-    sqlx::query("INSERT INTO blobs (sha256, git_sha1, size, file_hash) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-        .bind(sha256)
-        .bind(git_sha1)
-        .bind(size as i64)
-        .bind(file_hash)
-        .execute(&mut ***tx)
-        .await?;
+    // Stored again: the collector's grace starts over (see `collect`).
+    sqlx::query(
+        "INSERT INTO blobs (sha256, git_sha1, size, file_hash, touched_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at",
+    )
+    .bind(sha256)
+    .bind(git_sha1)
+    .bind(size as i64)
+    .bind(file_hash)
+    .bind(crate::now_unix())
+    .execute(&mut ***tx)
+    .await?;
     Ok(())
 }

@@ -12,6 +12,7 @@
 mod auth;
 mod cache;
 pub mod cas;
+mod collect;
 mod collections;
 mod discussions;
 mod error;
@@ -24,6 +25,7 @@ mod repos;
 pub mod webhooks;
 
 pub use auth::{Scope, Token, TokenInfo, User};
+pub use collect::Forgotten;
 pub use collections::{
     COLLECTION_ITEMS_MAX, COLLECTIONS_PER_OWNER_MAX, Collection, CollectionChanges, CollectionItem, CollectionQuery, CreatedCollection,
     ItemTarget, NewItem, is_collection_id, new_collection_id,

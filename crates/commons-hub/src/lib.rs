@@ -205,13 +205,17 @@ impl AppState {
         Ok(())
     }
 
-    /// Removes what uploads left behind and nothing references, once it is older than `grace`
-    /// (uploads in flight are younger): multipart parts never completed, and xorbs written by
-    /// uploads that failed their size or hash check or were cut off.
+    /// Removes what nothing reaches any more, once it is older than `grace` (uploads in flight
+    /// are younger): first the metadata no ref reaches (commits of rewritten, squashed or
+    /// deleted history, their trees, blobs no tree lists, their reconstructions: see
+    /// `commons_db::collect`), then multipart parts never completed, then the xorbs no file uses
+    /// (those of what was just forgotten, and those of uploads that failed their checks or were
+    /// cut off). Deleted repositories free their bytes here.
     pub async fn collect_garbage(&self, grace: std::time::Duration) -> Result<GcReport, ApiError> {
+        let forgotten = self.db.forget_unreachable(i64::try_from(grace.as_secs()).unwrap_or(i64::MAX)).await?;
         let parts = routes::sweep_stale_parts(self, grace).await.map_err(ApiError::internal)?;
         let (xorbs, xorb_bytes) = self.cas.sweep_orphan_xorbs(grace).await?;
-        Ok(GcReport { upload_folders: parts, xorbs, xorb_bytes })
+        Ok(GcReport { forgotten, upload_folders: parts, xorbs, xorb_bytes })
     }
 
     /// This hub with other size limits.
@@ -236,6 +240,8 @@ pub const GC_GRACE: std::time::Duration = std::time::Duration::from_secs(48 * 36
 /// What [`AppState::collect_garbage`] removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct GcReport {
+    /// Commits, trees, blobs and reconstructions nothing reaches.
+    pub forgotten: commons_db::Forgotten,
     /// Multipart staging folders of uploads never completed.
     pub upload_folders: usize,
     /// Xorbs no file references, and their bytes.

@@ -222,8 +222,9 @@ impl Cas {
 
     /// Deletes xorbs that no file references and that are older than `grace`: what uploads that
     /// failed or were cut off left behind (an ingest writes its xorbs before the index names
-    /// them). The grace period keeps the xorbs of uploads still in flight. Returns how many
-    /// objects and bytes were removed.
+    /// them), and those whose last file the collector forgot once they have been unused for
+    /// `grace` (`Db::forget_unreferenced_xorb`). The grace period keeps the xorbs of uploads
+    /// still in flight. Returns how many objects and bytes were removed.
     pub async fn sweep_orphan_xorbs(&self, grace: std::time::Duration) -> Result<(u64, u64)> {
         use futures::TryStreamExt;
         let cutoff = chrono_cutoff(grace);
@@ -245,7 +246,7 @@ impl Cas {
             } else {
                 Vec::new()
             };
-            if !self.db.forget_unreferenced_xorb(hash, &chunks).await? {
+            if !self.db.forget_unreferenced_xorb(hash, &chunks, cutoff.timestamp()).await? {
                 continue;
             }
             match self.objects.delete(&meta.location).await {

@@ -211,8 +211,8 @@ pub struct GcArgs {
     pub grace_hours: f64,
 }
 
-/// Collects garbage beside a running hub or without one: only what no file references and what
-/// is older than the grace period goes.
+/// Collects garbage beside a running hub or without one: only what no ref reaches and what is
+/// older than the grace period goes.
 pub fn gc(args: GcArgs) -> Result<()> {
     if !args.grace_hours.is_finite() || args.grace_hours < 0.0 {
         bail!("--grace-hours must be a non-negative number of hours");
@@ -227,9 +227,10 @@ pub fn gc(args: GcArgs) -> Result<()> {
             .collect_garbage(std::time::Duration::from_secs_f64(args.grace_hours * 3600.0))
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?;
+        let f = report.forgotten;
         println!(
-            "removed {} unfinished multipart uploads and {} unreferenced xorbs ({} bytes)",
-            report.upload_folders, report.xorbs, report.xorb_bytes
+            "forgot {} unreachable commits, {} trees, {} files ({} reconstructions); removed {} unfinished multipart uploads and {} unreferenced xorbs ({} bytes)",
+            f.commits, f.trees, f.blobs, f.files, report.upload_folders, report.xorbs, report.xorb_bytes
         );
         Ok(())
     })

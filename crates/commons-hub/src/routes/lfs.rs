@@ -221,6 +221,8 @@ async fn settled(state: &AppState, caller: &Caller, user: i64, obj: &BatchObject
         && size as u64 == obj.size
         && state.db.may_reference_blob(&oid, user, caller.reader()).await?
     {
+        // The client will commit it without sending it: the collector must keep it till then.
+        state.db.touch_blob(&oid).await?;
         return Ok(Settled::Answered(json!({"oid": oid, "size": obj.size})));
     }
     Ok(Settled::Upload(oid))
