@@ -63,6 +63,17 @@ struct Leased {
     checkpoint: Option<String>,
 }
 
+/// See [`Coordinator::stats`].
+#[derive(Clone, Debug, Default)]
+pub struct ComputeStats {
+    /// (`open` / `done` / `failed` / `cancelled`, count).
+    pub units_by_state: Vec<(String, i64)>,
+    pub queued_assignments: i64,
+    pub workers_online: i64,
+    /// (`issuer` / `user` / `escrow`, sum of entries): the three sum to zero.
+    pub ledger_by_account_kind: Vec<(String, i64)>,
+}
+
 impl Coordinator {
     /// Registers (or re-registers, by name) a worker of `owner`.
     pub async fn register(&self, owner: &Token, request: RegisterWorker) -> Result<Registered> {
@@ -637,6 +648,27 @@ impl Coordinator {
         .await?;
         self.wake.notify_waiters();
         Ok(())
+    }
+
+    /// The coordinator's counts for `/metrics`: units by state, assignments wanted and not
+    /// handed out (the queue), workers online, and the ledger's balance by kind of account.
+    pub async fn stats(&self) -> Result<ComputeStats> {
+        let units = sqlx::query("SELECT state, COUNT(*) AS n FROM units GROUP BY state").fetch_all(self.pool()).await?;
+        let queue = sqlx::query("SELECT COALESCE(SUM(open_slots), 0) AS n FROM units WHERE state = 'open'").fetch_one(self.pool()).await?;
+        let online =
+            sqlx::query("SELECT COUNT(*) AS n FROM workers WHERE last_seen >= $1").bind(self.online_after()).fetch_one(self.pool()).await?;
+        let ledger = sqlx::query(
+            "SELECT a.kind, COALESCE(SUM(e.amount), 0) AS total FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
+             GROUP BY a.kind",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ComputeStats {
+            units_by_state: units.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect::<Result<_>>()?,
+            queued_assignments: queue.try_get("n")?,
+            workers_online: online.try_get("n")?,
+            ledger_by_account_kind: ledger.iter().map(|r| Ok((r.try_get("kind")?, r.try_get("total")?))).collect::<Result<_>>()?,
+        })
     }
 
     /// Who is online and what they run.

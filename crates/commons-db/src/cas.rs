@@ -338,6 +338,34 @@ impl Db {
         let row = sqlx::query("SELECT COALESCE(SUM(stored_size), 0) AS total FROM cas_xorbs").fetch_one(&self.pool).await?;
         Ok(row.try_get::<i64, _>("total")? as u64)
     }
+
+    /// What the store holds and for how much: bytes of indexed xorbs, and the bytes of the
+    /// distinct files they reconstruct (their ratio is what deduplication and compression save).
+    pub async fn store_totals(&self) -> Result<StoreTotals> {
+        let row = sqlx::query(
+            "SELECT (SELECT COALESCE(SUM(stored_size), 0) FROM cas_xorbs) AS stored,
+                    (SELECT COUNT(*) FROM cas_xorbs) AS xorbs,
+                    (SELECT COALESCE(SUM(size), 0) FROM cas_files) AS logical,
+                    (SELECT COUNT(*) FROM cas_files) AS files",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(StoreTotals {
+            stored_bytes: row.try_get::<i64, _>("stored")? as u64,
+            xorbs: row.try_get::<i64, _>("xorbs")? as u64,
+            file_bytes: row.try_get::<i64, _>("logical")? as u64,
+            files: row.try_get::<i64, _>("files")? as u64,
+        })
+    }
+}
+
+/// See [`Db::store_totals`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreTotals {
+    pub stored_bytes: u64,
+    pub xorbs: u64,
+    pub file_bytes: u64,
+    pub files: u64,
 }
 
 /// A xorb and its chunks (rows already there are kept).

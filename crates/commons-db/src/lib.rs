@@ -169,6 +169,12 @@ impl Db {
         WriteTurn { _guard: self.turn.clone().blocking_lock_owned(), cache: None }
     }
 
+    /// Whether the database answers a query.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

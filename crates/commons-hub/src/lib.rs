@@ -11,6 +11,7 @@ mod body;
 mod downloads;
 mod error;
 mod limiter;
+mod metrics;
 mod pages;
 mod routes;
 mod signing;
@@ -74,6 +75,8 @@ pub struct Hub {
     pub sign_in: Arc<pages::SignInLimiter>,
     /// Discussion writes (new discussions and pull requests, comments, edits) by account.
     pub discussion_writes: Arc<limiter::RateWindows>,
+    /// Requests, transfers and readiness for `/metrics` and `/ready`.
+    pub metrics: Arc<metrics::Metrics>,
     /// The compute coordinator, for the pages of jobs, workers and credits (the compute API
     /// has its own handle); `None` in a hub that serves no compute.
     pub compute: Option<commons_compute::Coordinator>,
@@ -160,6 +163,7 @@ impl AppState {
             public_url,
             limits: Arc::new(Limits::default()),
             xet_traffic: Arc::default(),
+            metrics: Arc::default(),
             downloads,
             viewer: Arc::default(),
             last_gc_day: Arc::default(),
@@ -274,7 +278,8 @@ pub fn router_with_compute(state: AppState, coordinator: commons_compute::Coordi
 
 /// The hub API plus `extra`, under one JSON fallback for unknown endpoints.
 fn router_with(state: AppState, extra: Router) -> Router {
-    routes::router(state).merge(extra).fallback(not_found)
+    // Outermost but for the request id: every answer is counted, under the route it matched.
+    routes::router(state.clone()).merge(extra).fallback(not_found).layer(axum::middleware::from_fn_with_state(state, metrics::track))
 }
 
 /// An unknown URL: an HTML page for a browser (which asks for `text/html`), the API's JSON

@@ -215,6 +215,12 @@ impl Cas {
         Ok(bytes)
     }
 
+    /// Whether the object store answers: one listing of its top level.
+    pub async fn ping(&self) -> Result<()> {
+        self.objects.list_with_delimiter(None).await?;
+        Ok(())
+    }
+
     /// Bytes of xorbs referenced by the index.
     pub async fn stored_bytes(&self) -> Result<u64> {
         Ok(self.db.stored_bytes().await?)

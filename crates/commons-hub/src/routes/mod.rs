@@ -120,6 +120,8 @@ pub fn router(state: AppState) -> Router {
         .merge(xet::cas_router())
         .merge(webhooks::routes())
         .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(crate::metrics::ready))
+        .route("/metrics", get(crate::metrics::scrape))
         // Handlers read bodies themselves, after authorisation and within `AppState::limits`
         // (crate::body); this bounds any extractor that would buffer one anyway.
         .layer(DefaultBodyLimit::max(state.limits.json_body as usize))

@@ -18,6 +18,8 @@ pub struct Hub {
     pub token: String,
     pub user: String,
     pub state: commons_hub::AppState,
+    /// The compute coordinator the hub serves.
+    pub coordinator: commons_compute::Coordinator,
     url: String,
     runtime: Option<tokio::runtime::Runtime>,
     _tmp: tempfile::TempDir,
@@ -31,22 +33,30 @@ impl Hub {
 
     /// As [`Self::start`], with the hub's settings changed by `configure` before it serves.
     pub fn start_with(configure: impl FnOnce(commons_hub::AppState) -> commons_hub::AppState) -> Hub {
+        Self::start_with_compute(configure, Default::default())
+    }
+
+    /// As [`Self::start_with`], with the compute coordinator's settings `compute`.
+    pub fn start_with_compute(
+        configure: impl FnOnce(commons_hub::AppState) -> commons_hub::AppState,
+        compute: commons_compute::ComputeConfig,
+    ) -> Hub {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let (state, url, token) = runtime.block_on(async {
+        let (state, coordinator, url, token) = runtime.block_on(async {
             let state = configure(commons_hub::AppState::open(&data_dir, None, None).await.expect("open the hub"));
             state.db.create_user("alice", "Alice").await.expect("user");
             let token = state.db.create_token("alice", "test", Scope::Write).await.expect("token");
             let coordinator =
-                commons_compute::Coordinator::start(state.db.clone(), state.repos.clone(), Default::default()).await.expect("coordinator");
-            let app = commons_hub::router_with_compute(state.clone(), coordinator);
+                commons_compute::Coordinator::start(state.db.clone(), state.repos.clone(), compute).await.expect("coordinator");
+            let app = commons_hub::router_with_compute(state.clone(), coordinator.clone());
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let url = format!("http://{}", listener.local_addr().expect("address"));
             tokio::spawn(commons_hub::serve(listener, app, std::future::pending()));
-            (state, url, token)
+            (state, coordinator, url, token)
         });
-        Hub { data_dir, token, user: "alice".into(), state, url, runtime: Some(runtime), _tmp: tmp }
+        Hub { data_dir, token, user: "alice".into(), state, coordinator, url, runtime: Some(runtime), _tmp: tmp }
     }
 
     pub fn url(&self) -> String {
