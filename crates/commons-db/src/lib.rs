@@ -169,6 +169,14 @@ impl Db {
         WriteTurn { _guard: self.turn.clone().blocking_lock_owned(), cache: None }
     }
 
+    /// Writes a consistent copy of the whole database to the new file `path` (SQLite's
+    /// `VACUUM INTO`: one read transaction, so writers carry on meanwhile).
+    pub async fn snapshot_into(&self, path: &Path) -> Result<()> {
+        let target = path.to_str().ok_or_else(|| DbError::Invalid(format!("{} is not a UTF-8 path", path.display())))?;
+        sqlx::query("VACUUM INTO $1").bind(target).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Whether the database answers a query.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

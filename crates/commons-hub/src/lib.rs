@@ -7,6 +7,7 @@
 //! state beyond [`AppState`], so any number of servers can run against one database and store.
 
 mod auth;
+pub mod backup;
 mod body;
 mod downloads;
 mod error;

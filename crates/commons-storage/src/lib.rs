@@ -138,6 +138,20 @@ fn reads() -> Arc<Reads> {
     })
 }
 
+/// The directory a store URL names when it names one (`file:///path` or a bare path), `None`
+/// for a remote store (`s3://…`).
+pub fn local_path_of(url: &str) -> Result<Option<PathBuf>> {
+    if !url.contains("://") {
+        return Ok(Some(PathBuf::from(url)));
+    }
+    let parsed = url::Url::parse(url).map_err(|e| StorageError::InvalidUrl { url: url.into(), reason: e.to_string() })?;
+    if parsed.scheme() != "file" {
+        return Ok(None);
+    }
+    let path = parsed.to_file_path().map_err(|_| StorageError::InvalidUrl { url: url.into(), reason: "not a local path".into() })?;
+    Ok(Some(path))
+}
+
 impl Cas {
     /// A store on a local directory (created if needed).
     pub fn local(db: Db, root: &Path) -> Result<Self> {
@@ -151,15 +165,10 @@ impl Cas {
     /// (credentials and endpoint from the usual `AWS_*` environment variables) for S3-compatible
     /// object storage.
     pub fn from_url(db: Db, url: &str) -> Result<Self> {
-        if !url.contains("://") {
-            return Self::local(db, Path::new(url));
-        }
-        let parsed = url::Url::parse(url).map_err(|e| StorageError::InvalidUrl { url: url.into(), reason: e.to_string() })?;
-        if parsed.scheme() == "file" {
-            let path =
-                parsed.to_file_path().map_err(|_| StorageError::InvalidUrl { url: url.into(), reason: "not a local path".into() })?;
+        if let Some(path) = local_path_of(url)? {
             return Self::local(db, &path);
         }
+        let parsed = url::Url::parse(url).map_err(|e| StorageError::InvalidUrl { url: url.into(), reason: e.to_string() })?;
         let opts = std::env::vars().filter(|(k, _)| k.starts_with("AWS_")).map(|(k, v)| (k.to_ascii_lowercase(), v));
         let (store, prefix) = object_store::parse_url_opts(&parsed, opts)?;
         let store: Arc<dyn ObjectStore> =

@@ -236,6 +236,64 @@ pub fn gc(args: GcArgs) -> Result<()> {
     })
 }
 
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// A new (or empty) directory to write the backup into.
+    pub out: PathBuf,
+    /// The hub's data directory.
+    #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
+    pub data_dir: Option<PathBuf>,
+    /// The hub's object store URL, when not DATA_DIR/objects (a local directory).
+    #[arg(long, env = EnvVars::COMMONS_STORE_URL)]
+    pub store_url: Option<String>,
+}
+
+/// Backs up a hub on the embedded defaults, beside it running or not.
+pub fn backup(args: BackupArgs) -> Result<()> {
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let rt = tokio::runtime::Runtime::new()?;
+    let report = rt
+        .block_on(commons_hub::backup::backup(&data_dir, args.store_url.as_deref(), &args.out))
+        .with_context(|| format!("cannot back up the hub in {}", data_dir.display()))?;
+    println!(
+        "backed up {} into {}: the database and {} xorbs ({} bytes)",
+        data_dir.display(),
+        args.out.display(),
+        report.xorbs,
+        report.bytes
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// A directory `commons backup` wrote.
+    pub backup: PathBuf,
+    /// The new hub's data directory (it must hold no hub yet).
+    #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
+    pub data_dir: Option<PathBuf>,
+    /// The new hub's object store URL, when not DATA_DIR/objects (a local directory).
+    #[arg(long, env = EnvVars::COMMONS_STORE_URL)]
+    pub store_url: Option<String>,
+}
+
+/// Restores a backup into a new data directory; `commons serve` then serves it.
+pub fn restore(args: RestoreArgs) -> Result<()> {
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let rt = tokio::runtime::Runtime::new()?;
+    let report = rt
+        .block_on(commons_hub::backup::restore(&args.backup, &data_dir, args.store_url.as_deref()))
+        .with_context(|| format!("cannot restore {} into {}", args.backup.display(), data_dir.display()))?;
+    println!(
+        "restored {} into {}: the database and {} xorbs ({} bytes)",
+        args.backup.display(),
+        data_dir.display(),
+        report.xorbs,
+        report.bytes
+    );
+    Ok(())
+}
+
 fn open_db(data_dir: Option<PathBuf>) -> Result<(tokio::runtime::Runtime, Db)> {
     let data_dir = data_dir.unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;

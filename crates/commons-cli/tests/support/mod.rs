@@ -61,6 +61,16 @@ impl Hub {
         hub
     }
 
+    /// A server on a data directory that already holds a hub (a restored backup), acting as
+    /// `user` with `token`.
+    pub fn serve_existing(data_dir: &Path, user: &str, token: &str) -> Hub {
+        let serve_args = vec!["--no-worker".to_string()];
+        let mut hub =
+            Hub { data_dir: data_dir.to_path_buf(), port: 0, token: token.into(), user: user.into(), serve_args, child: None, _tmp: None };
+        hub.restart();
+        hub
+    }
+
     /// (Re)starts the server process on the same data directory, on a fresh port.
     pub fn restart(&mut self) {
         self.port = free_port();
