@@ -14,10 +14,47 @@ use crate::{Repos, Result};
 const WALK_COMMITS: usize = 500;
 const WALK_ENTRIES: usize = 2_000_000;
 
+/// Answers already found, by repository, head commit and path: a commit's history never
+/// changes, so neither does the answer (`None`: not within the walk's bounds). The HF clients
+/// ask paths-info with `expand` about the same files on every load; without this each request
+/// read up to 500 commits of history.
+pub(crate) struct LastCommits(quick_cache::sync::Cache<(i64, String, String), Option<Commit>>);
+
+impl Default for LastCommits {
+    fn default() -> Self {
+        Self(quick_cache::sync::Cache::new(50_000))
+    }
+}
+
 impl Repos {
     /// For each of `paths` (files or folders) at commit `head`, the newest commit in its history
     /// that changed it (for a folder, anything under it), within the walk's bounds.
     pub async fn last_commits(&self, repo: &Repo, head: &str, paths: &[String]) -> Result<HashMap<String, Commit>> {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        for path in paths {
+            match self.last_commits.0.get(&(repo.id, head.to_string(), path.clone())) {
+                Some(Some(commit)) => {
+                    found.insert(path.clone(), commit);
+                }
+                Some(None) => {}
+                None => missing.push(path.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            let walked = self.walk_last_commits(repo, head, &missing).await?;
+            for path in missing {
+                let commit = walked.get(&path).cloned();
+                self.last_commits.0.insert((repo.id, head.to_string(), path.clone()), commit.clone());
+                if let Some(commit) = commit {
+                    found.insert(path, commit);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn walk_last_commits(&self, repo: &Repo, head: &str, paths: &[String]) -> Result<HashMap<String, Commit>> {
         let mut found = HashMap::new();
         if paths.is_empty() {
             return Ok(found);

@@ -111,11 +111,13 @@ pub struct Repos {
     cas: Cas,
     /// The search index, when this process keeps one.
     search: Option<std::sync::Arc<commons_search::SearchIndex>>,
+    /// Last commits already found (see `history`).
+    last_commits: std::sync::Arc<history::LastCommits>,
 }
 
 impl Repos {
     pub fn new(db: Db, cas: Cas) -> Self {
-        Self { db, cas, search: None }
+        Self { db, cas, search: None, last_commits: std::sync::Arc::default() }
     }
 
     /// This service, keeping `index` in step with the repositories it creates and commits to.
