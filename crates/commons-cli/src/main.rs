@@ -3,6 +3,7 @@
 
 mod cmd;
 mod env;
+mod inference;
 mod settings;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,8 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Evaluate a model directory on a data split; prints the metrics as JSON.
     Eval(cmd::eval::EvalArgs),
+    /// A trained classifier's classes for one image or text, most likely first.
+    Predict(cmd::predict::PredictArgs),
     /// Save an access token for a hub (checked with the hub first), as the Hugging Face clients do.
     Login(cmd::client::LoginArgs),
     /// Manage repositories on a hub.
@@ -115,6 +118,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Data(command) => cmd::data::run(command),
         Command::Train(args) => cmd::train::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Predict(args) => cmd::predict::run(args),
         Command::Login(args) => cmd::client::login(args),
         Command::Repo(command) => cmd::client::repo(command),
         Command::Upload(args) => cmd::client::upload(args),

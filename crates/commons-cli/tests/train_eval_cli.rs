@@ -1,5 +1,6 @@
-//! `commons train` writes a model directory whose metrics.json holds the test metrics, and
-//! `commons eval` on that directory prints the same metrics.
+//! `commons train` writes a model directory whose metrics.json holds the test metrics,
+//! `commons eval` on that directory prints the same metrics, and `commons predict` classifies a
+//! sentence with it (images: `inference.rs`).
 
 use std::process::Command;
 
@@ -42,6 +43,26 @@ fn train_then_eval_through_the_cli() {
     assert_eq!(report["accuracy"].as_f64(), Some(accuracy));
     assert_eq!(report["loss"], metrics["test"]["loss"]);
     assert_eq!(report["confusion_matrix"], metrics["test"]["confusion_matrix"]);
+
+    // The trained model classifies a sentence a person types, with the recipe's class names.
+    let predict = |input: &str| {
+        Command::new(env!("CARGO_BIN_EXE_commons"))
+            .arg("predict")
+            .arg(&model_dir)
+            .args(["--input", input, "--json"])
+            .output()
+            .expect("run commons predict")
+    };
+    let answer = predict("The battery life is great and the screen is wonderful.");
+    assert!(answer.status.success(), "commons predict failed: {}", String::from_utf8_lossy(&answer.stderr));
+    let classes: Vec<serde_json::Value> = serde_json::from_slice(&answer.stdout).expect("predict --json prints JSON");
+    let labels: Vec<&str> = classes.iter().map(|c| c["label"].as_str().unwrap()).collect();
+    assert!(labels == ["positive", "negative"] || labels == ["negative", "positive"], "{labels:?}");
+    let scores: Vec<f64> = classes.iter().map(|c| c["score"].as_f64().unwrap()).collect();
+    assert!(scores[0] >= scores[1] && (scores.iter().sum::<f64>() - 1.0).abs() < 1e-4, "probabilities, most likely first: {scores:?}");
+    let empty = predict("  ... ");
+    assert!(!empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("the text is empty"), "{}", String::from_utf8_lossy(&empty.stderr));
 
     let bad = Command::new(env!("CARGO_BIN_EXE_commons")).args(["train", "no-such-recipe"]).output().expect("run");
     assert!(!bad.status.success());

@@ -37,6 +37,10 @@ pub enum EngineError {
     #[error("training diverged at epoch {epoch}, step {step}: loss is {loss}")]
     Diverged { epoch: usize, step: usize, loss: f64 },
 
+    /// An input given to a trained model that it cannot read (not an image, empty text, ...).
+    #[error("{0}")]
+    Input(String),
+
     #[error("thread pool: {0}")]
     ThreadPool(String),
 }

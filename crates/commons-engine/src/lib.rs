@@ -12,6 +12,7 @@ pub mod error;
 pub mod eval;
 pub mod model;
 pub mod output;
+pub mod predict;
 pub mod rng;
 pub mod safetensors;
 pub mod sample;

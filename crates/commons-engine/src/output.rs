@@ -240,12 +240,20 @@ pub struct LoadedModel {
 }
 
 pub fn read_model_dir(dir: &Path) -> Result<LoadedModel, EngineError> {
+    let config = std::fs::read(dir.join("config.json"))
+        .map_err(|e| EngineError::ModelDir { dir: dir.to_path_buf(), reason: format!("cannot read config.json: {e}") })?;
+    let weights = std::fs::read(dir.join("model.safetensors"))
+        .map_err(|e| EngineError::io(format!("reading {}", dir.join("model.safetensors").display()), e))?;
+    model_from_bytes(&config, &weights, dir)
+}
+
+/// A trained model from the bytes of its `config.json` and `model.safetensors` (a model
+/// repository's files, read by a server); `dir` names where they came from in errors.
+pub fn model_from_bytes(config: &[u8], weights: &[u8], dir: &Path) -> Result<LoadedModel, EngineError> {
     let model_dir_error = |reason: String| EngineError::ModelDir { dir: dir.to_path_buf(), reason };
-    let config_path = dir.join("config.json");
-    let config_text = std::fs::read_to_string(&config_path).map_err(|e| model_dir_error(format!("cannot read config.json: {e}")))?;
-    let config: ModelConfig = serde_json::from_str(&config_text).map_err(|e| model_dir_error(format!("config.json: {e}")))?;
+    let config: ModelConfig = serde_json::from_slice(config).map_err(|e| model_dir_error(format!("config.json: {e}")))?;
     let recipe = commons_recipe::recipe::parse(&config.recipe_toml, &format!("{}/config.json recipe", dir.display()))?;
-    let tensors = read_safetensors(&dir.join("model.safetensors"))?;
+    let tensors = crate::safetensors::tensors_from_bytes(weights, &dir.join("model.safetensors"))?;
     Ok(LoadedModel { dir: dir.to_path_buf(), config, recipe, tensors })
 }
 

@@ -26,8 +26,13 @@ pub fn safetensors_bytes(tensors: &[NamedTensor]) -> Result<Vec<u8>, EngineError
 
 pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>, EngineError> {
     let bytes = std::fs::read(path).map_err(|e| EngineError::io(format!("reading {}", path.display()), e))?;
+    tensors_from_bytes(&bytes, path)
+}
+
+/// The tensors of a safetensors file's bytes; `path` names where they came from in errors.
+pub fn tensors_from_bytes(bytes: &[u8], path: &Path) -> Result<Vec<NamedTensor>, EngineError> {
     let model_dir_error = |reason: String| EngineError::ModelDir { dir: path.to_path_buf(), reason };
-    let tensors = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| model_dir_error(format!("not a safetensors file: {e}")))?;
+    let tensors = safetensors::SafeTensors::deserialize(bytes).map_err(|e| model_dir_error(format!("not a safetensors file: {e}")))?;
     let mut out = Vec::new();
     for (name, view) in tensors.tensors() {
         if view.dtype() != Dtype::F32 {

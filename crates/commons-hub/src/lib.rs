@@ -11,6 +11,7 @@ pub mod backup;
 mod body;
 mod downloads;
 mod error;
+pub mod inference;
 mod limiter;
 mod metrics;
 mod pages;
@@ -83,6 +84,8 @@ pub struct Hub {
     pub compute: Option<commons_compute::Coordinator>,
     /// The webhooks' delivery queue: handlers emit what changed, a background task posts it.
     pub webhooks: Arc<webhooks::Webhooks>,
+    /// The engine that runs published models, with its bounds; `None` in a hub that runs none.
+    pub inference: Option<Arc<inference::Inference>>,
 }
 
 /// Counters of the Xet upload routes.
@@ -172,6 +175,7 @@ impl AppState {
             sign_in: Arc::default(),
             discussion_writes: Arc::new(limiter::RateWindows::new(DISCUSSION_WINDOW)),
             compute: None,
+            inference: None,
             webhooks,
         })))
     }
@@ -227,6 +231,13 @@ impl AppState {
     pub fn with_limits(self, limits: Limits) -> Self {
         let mut hub = (*self.0).clone();
         hub.limits = Arc::new(limits);
+        Self(Arc::new(hub))
+    }
+
+    /// This hub running published models with `engine`, within `limits`.
+    pub fn with_inference(self, engine: Arc<dyn inference::Engine>, limits: inference::InferenceLimits) -> Self {
+        let mut hub = (*self.0).clone();
+        hub.inference = Some(Arc::new(inference::Inference::new(engine, limits)));
         Self(Arc::new(hub))
     }
 

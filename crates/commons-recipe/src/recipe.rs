@@ -67,6 +67,10 @@ pub struct DataSpec {
     /// Number of classes for classification; derived from the data when absent.
     #[serde(default)]
     pub num_classes: Option<usize>,
+    /// Classification: the classes' names in class order, as predictions report them (the
+    /// class numbers when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
     /// Fraction of the training data held out for per-epoch validation (0 = none).
     #[serde(default)]
     pub validation_fraction: f64,

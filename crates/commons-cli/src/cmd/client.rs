@@ -131,6 +131,27 @@ async fn repo_id(client: &Client, arg: &RepoArg) -> Result<RepoId> {
     Ok(RepoId::parse(arg.kind, &arg.repo, namespace.as_deref())?)
 }
 
+/// The files a trained model is read from (`config.json`, `model.safetensors`) of model
+/// repository `repo` at `revision`, downloaded into the Hugging Face cache (or found there);
+/// returns the snapshot folder.
+pub(crate) fn fetch_model(hub: &HubArgs, repo: &str, revision: &str) -> Result<PathBuf> {
+    let client = connect(hub)?;
+    runtime()?.block_on(async {
+        let id = repo_id(&client, &RepoArg { repo: repo.to_string(), kind: RepoKind::Model }).await?;
+        let options = DownloadOptions {
+            revision: Some(revision.to_string()),
+            include: vec!["config.json".into(), "model.safetensors".into()],
+            cache_dir: config::hub_cache_dir(),
+            local_dir: None,
+            concurrency: 2,
+        };
+        let bars = Bars::new();
+        let report = commons_client::download::download(&client, &id, &options, &bars).await?;
+        bars.end();
+        Ok(report.snapshot_dir)
+    })
+}
+
 /// indicatif bars on stderr (hidden when stderr is not a terminal).
 struct Bars {
     multi: MultiProgress,

@@ -23,7 +23,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?
             .with_limits(limits)
-            .with_signup(signup);
+            .with_signup(signup)
+            .with_inference(std::sync::Arc::new(crate::inference::CommonsEngine), commons_hub::inference::InferenceLimits::default());
         let coordinator = commons_compute::Coordinator::start(state.db.clone(), state.repos.clone(), compute)
             .await
             .context("cannot start the compute coordinator")?;
@@ -33,7 +34,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let bound = listener.local_addr()?;
         tracing::info!(addr = %bound, data_dir = %data_dir.display(), "commons hub listening");
-        eprintln!("Commons hub on http://{bound} (data in {})", data_dir.display());
+        if super::human_logs() {
+            eprintln!("Commons hub on http://{bound} (data in {})", data_dir.display());
+        }
         if embedded_worker {
             let token = operator_token(&state.db, &data_dir).await?;
             let host = if bound.ip().is_unspecified() { "127.0.0.1".to_string() } else { bound.ip().to_string() };
@@ -45,7 +48,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             if let Some(cores) = worker_cores {
                 config.cores = cores;
             }
-            eprintln!("Embedded worker on {} cores (disable with --no-worker)", config.cores);
+            if super::human_logs() {
+                eprintln!("Embedded worker on {} cores (disable with --no-worker)", config.cores);
+            }
             // Its own thread and runtime: the worker's blocking moments never stall the API.
             std::thread::Builder::new().name("embedded-worker".into()).spawn(move || {
                 let outcome =

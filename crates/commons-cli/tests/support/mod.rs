@@ -20,6 +20,10 @@ pub struct Hub {
     pub user: String,
     /// Extra `commons serve` flags.
     pub serve_args: Vec<String>,
+    /// Extra environment variables of the server process (e.g. an S3 store's `AWS_*`).
+    pub env: Vec<(String, String)>,
+    /// Where the server's stderr (its log) goes, appended; the test's own stderr when `None`.
+    pub log: Option<PathBuf>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -51,12 +55,27 @@ impl Hub {
     /// A hub with user `user` whose server runs with `serve_args` (the other tests pass
     /// `--no-worker`: the hub alone).
     pub fn start_with(data_dir: &Path, user: &str, serve_args: &[&str]) -> Hub {
+        Hub::start_with_env(data_dir, user, serve_args, Vec::new())
+    }
+
+    /// As [`Self::start_with`], the server process with extra environment variables `env`.
+    pub fn start_with_env(data_dir: &Path, user: &str, serve_args: &[&str], env: Vec<(String, String)>) -> Hub {
         let dd = data_dir.to_str().unwrap();
         commons(&["user", "create", user, "--data-dir", dd]);
         let out = commons(&["token", "create", user, "--scope", "write", "--data-dir", dd]);
         let token = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_string();
         let serve_args = serve_args.iter().map(|a| a.to_string()).collect();
-        let mut hub = Hub { data_dir: data_dir.to_path_buf(), port: 0, token, user: user.into(), serve_args, child: None, _tmp: None };
+        let mut hub = Hub {
+            data_dir: data_dir.to_path_buf(),
+            port: 0,
+            token,
+            user: user.into(),
+            serve_args,
+            env,
+            log: None,
+            child: None,
+            _tmp: None,
+        };
         hub.restart();
         hub
     }
@@ -65,8 +84,17 @@ impl Hub {
     /// `user` with `token`.
     pub fn serve_existing(data_dir: &Path, user: &str, token: &str) -> Hub {
         let serve_args = vec!["--no-worker".to_string()];
-        let mut hub =
-            Hub { data_dir: data_dir.to_path_buf(), port: 0, token: token.into(), user: user.into(), serve_args, child: None, _tmp: None };
+        let mut hub = Hub {
+            data_dir: data_dir.to_path_buf(),
+            port: 0,
+            token: token.into(),
+            user: user.into(),
+            serve_args,
+            env: Vec::new(),
+            log: None,
+            child: None,
+            _tmp: None,
+        };
         hub.restart();
         hub
     }
@@ -98,12 +126,17 @@ impl Hub {
     }
 
     fn spawn(&mut self) {
+        let stderr = match &self.log {
+            Some(path) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open the log")),
+            None => Stdio::inherit(),
+        };
         let child = Command::new(BIN)
             .args(["serve", "--data-dir", self.data_dir.to_str().unwrap(), "--listen", &format!("127.0.0.1:{}", self.port)])
             .args(&self.serve_args)
             .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn commons serve");
         self.child = Some(child);
@@ -148,4 +181,22 @@ impl Drop for Hub {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// MNIST test image `index` as a grey PNG file at `path`, `scale` times its size (nearest
+/// neighbour), as a person would save a digit.
+pub fn mnist_png(images: &commons_data::idx::IdxImages, index: usize, scale: usize, path: &Path) {
+    let (rows, cols) = (images.rows, images.cols);
+    let pixels = &images.pixels[index * rows * cols..(index + 1) * rows * cols];
+    let mut scaled = Vec::with_capacity(rows * cols * scale * scale);
+    for y in 0..rows * scale {
+        for x in 0..cols * scale {
+            scaled.push(pixels[(y / scale) * cols + x / scale]);
+        }
+    }
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut encoder = png::Encoder::new(file, (cols * scale) as u32, (rows * scale) as u32);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header().unwrap().write_image_data(&scaled).unwrap();
 }

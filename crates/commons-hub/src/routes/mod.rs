@@ -5,6 +5,7 @@ mod collections;
 mod compute;
 mod discussions;
 mod files;
+mod inference;
 mod leaderboards;
 mod lfs;
 mod market;
@@ -29,8 +30,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
 use axum::routing::{get, post, put};
 use commons_db::{Repo, RepoKind};
+use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -119,13 +121,24 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes())
         .merge(xet::cas_router())
         .merge(webhooks::routes())
+        .merge(inference::routes())
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(crate::metrics::ready))
         .route("/metrics", get(crate::metrics::scrape))
         // Handlers read bodies themselves, after authorisation and within `AppState::limits`
         // (crate::body); this bounds any extractor that would buffer one anyway.
         .layer(DefaultBodyLimit::max(state.limits.json_body as usize))
-        .layer(TraceLayer::new_for_http())
+        // One line per answered request at INFO (an access log: method, path without its
+        // query, which may hold a signed URL's signature; status, latency), in a span naming the
+        // request id the answer carries, so a client's quoted id finds the server's lines.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+                    let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    tracing::info_span!("request", method = %request.method(), path = request.uri().path(), request_id = id)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Micros)),
+        )
         // Every answer names its request, as the Hub's do (clients quote it in their errors).
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(RandomRequestId))

@@ -162,3 +162,111 @@ impl RawClient {
         self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().unwrap()
     }
 }
+
+/// A real S3-compatible server for the tests that run a hub on object storage: `s3s-fs` (an
+/// implementation of the S3 API over a directory, from crates.io, installed into `target/tools`
+/// on first use) on a free loopback port with signed requests, and bucket [`S3Server::BUCKET`].
+/// Its objects are plain files under `root/BUCKET/`, so a test can see what the bucket holds.
+pub struct S3Server {
+    pub root: PathBuf,
+    pub port: u16,
+    child: Option<std::process::Child>,
+    _tmp: tempfile::TempDir,
+}
+
+impl S3Server {
+    pub const BUCKET: &'static str = "commons";
+    const ACCESS_KEY: &'static str = "commons-test";
+    const SECRET_KEY: &'static str = "commons-test-secret";
+    /// The version installed: the newest whose minimum Rust version the workspace's toolchain meets.
+    const VERSION: &'static str = "0.14.1";
+
+    pub fn start() -> S3Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("s3");
+        std::fs::create_dir_all(root.join(Self::BUCKET)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut server = S3Server { root, port, child: None, _tmp: tmp };
+        server.restart();
+        server
+    }
+
+    /// The variables a `commons` process reads for `s3://` store URLs: the AWS SDKs' names.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", self.port)),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", Self::ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", Self::SECRET_KEY.into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Every object under `prefix` in the bucket, with its size, sorted by key.
+    pub fn objects(&self, prefix: &str) -> Vec<(String, u64)> {
+        let bucket = self.root.join(Self::BUCKET);
+        files_under(&bucket.join(prefix))
+            .into_iter()
+            .map(|(path, size)| (path.strip_prefix(&format!("{}/", bucket.display())).unwrap_or(&path).to_string(), size))
+            .collect()
+    }
+
+    /// SIGKILL, as an object store that went away.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// (Re)starts the server on its port and directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new(s3s_fs())
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", Self::ACCESS_KEY, "--secret-key", Self::SECRET_KEY])
+            .arg(&self.root)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start s3s-fs");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "s3s-fs did not listen on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The `s3s-fs` binary, installed with cargo into `target/tools` the first time (its build in a
+/// directory of its own, so it never waits on the workspace's build lock).
+fn s3s_fs() -> PathBuf {
+    let tools = workspace_root().join("target").join("tools");
+    let binary = tools.join("bin").join("s3s-fs");
+    if binary.exists() {
+        return binary;
+    }
+    let build = tempfile::tempdir().unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["install", "--locked", "--quiet", "--features", "binary"])
+        .arg(format!("s3s-fs@{}", S3Server::VERSION))
+        .arg("--root")
+        .arg(&tools)
+        .arg("--target-dir")
+        .arg(build.path())
+        .output()
+        .expect("run cargo install");
+    assert!(out.status.success(), "cargo install s3s-fs failed: {}", String::from_utf8_lossy(&out.stderr));
+    binary
+}

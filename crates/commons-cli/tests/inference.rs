@@ -1,0 +1,158 @@
+//! Trying a published model: `commons predict` on an image file (from a model directory and from
+//! a repository on the hub), and the hub's inference route through the official
+//! `huggingface_hub.InferenceClient` for an image and a text classifier, with bad input,
+//! private models and models that are not classifiers refused clearly.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{BIN, Hub, assert_python_passed, mnist_png, python_script, python_venv};
+
+fn train(recipe: &str, data: &Path, out: &Path, overrides: &[&str]) -> PathBuf {
+    let mut command = Command::new(BIN);
+    command.args(["train", recipe, "--data"]).arg(data).arg("--out").arg(out).args(["--set", "training.threads=1"]);
+    for o in overrides {
+        command.args(["--set", o]);
+    }
+    let trained = command.output().expect("run commons train");
+    assert!(trained.status.success(), "commons train {recipe} failed: {}", String::from_utf8_lossy(&trained.stderr));
+    out.to_path_buf()
+}
+
+/// A request the route must refuse: path, token, content type, body, the status expected and
+/// words its message must hold.
+type Refusal<'a> = (&'a str, Option<&'a str>, &'a str, Vec<u8>, u16, &'a str);
+
+fn json_of(out: &std::process::Output, what: &str) -> Vec<serde_json::Value> {
+    assert!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn published_classifiers_answer_commons_predict_and_the_inference_client() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnist = commons_data::fetch("mnist").expect("MNIST must be fetchable");
+    let sentiment = commons_data::fetch("uci-sentiment").expect("UCI sentiment must be fetchable");
+    // One epoch each: the MLP reaches ~95% on MNIST's test set, the small LSTM beats chance.
+    let mnist_model = train("keras-mnist-mlp", &mnist, &tmp.path().join("mnist-mlp"), &["training.epochs=1"]);
+    let text_model = train("lstm-sentiment", &sentiment, &tmp.path().join("sentiment"), &["training.epochs=1", "layers.2.hidden=16"]);
+
+    let images = commons_data::idx::read_images(&mnist.join("t10k-images-idx3-ubyte")).unwrap();
+    let labels = commons_data::idx::read_labels(&mnist.join("t10k-labels-idx1-ubyte")).unwrap();
+    let predict = |model: &Path, input: &Path| {
+        Command::new(BIN).arg("predict").arg(model).arg("--input").arg(input).args(["--json", "--top-k", "3"]).output().unwrap()
+    };
+    // The first test images at their own size and at twice it (resized back to 28×28).
+    for (index, scale) in [(0, 1), (1, 2), (2, 1)] {
+        let png = tmp.path().join(format!("digit-{index}.png"));
+        mnist_png(&images, index, scale, &png);
+        let classes = json_of(&predict(&mnist_model, &png), "commons predict");
+        assert_eq!(classes.len(), 3, "--top-k 3");
+        assert_eq!(classes[0]["label"], labels[index].to_string(), "test image {index} at {scale}×: {classes:?}");
+        assert!(classes[0]["score"].as_f64().unwrap() > 0.5, "{classes:?}");
+    }
+    let digit = tmp.path().join("digit-0.png");
+    let not_an_image = tmp.path().join("not-an-image.png");
+    std::fs::write(&not_an_image, "a digit, honestly").unwrap();
+    let empty = tmp.path().join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    for (input, expected) in
+        [(&not_an_image, "not an image"), (&empty, "the image is empty"), (&tmp.path().join("missing.png"), "cannot read the image")]
+    {
+        let answer = predict(&mnist_model, input);
+        let stderr = String::from_utf8_lossy(&answer.stderr);
+        assert!(!answer.status.success() && stderr.contains(expected), "{}: {stderr}", input.display());
+        assert!(answer.stdout.is_empty(), "nothing on stdout for a refused input");
+    }
+
+    // Published on a hub: `commons predict` fetches the repository's model files.
+    let hub = Hub::start();
+    let hf_home = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("HF_ENDPOINT", hub.url())
+            .env("HF_TOKEN", &hub.token)
+            .env("HF_HOME", hf_home.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "commons {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    cli(&["repo", "create", "alice/mnist-mlp"]);
+    cli(&["upload", "alice/mnist-mlp", mnist_model.to_str().unwrap()]);
+    cli(&["repo", "create", "alice/sentiment", "--private"]);
+    cli(&["upload", "alice/sentiment", text_model.to_str().unwrap()]);
+    cli(&["repo", "create", "alice/just-a-readme"]);
+    let readme = tmp.path().join("README.md");
+    std::fs::write(&readme, "# Nothing to run\n").unwrap();
+    cli(&["upload", "alice/just-a-readme", readme.to_str().unwrap()]);
+    let classes = json_of(&cli(&["predict", "alice/mnist-mlp", "--input", digit.to_str().unwrap(), "--json"]), "predict from the hub");
+    assert_eq!(classes.len(), 10);
+    assert_eq!(classes[0]["label"], labels[0].to_string());
+
+    // The official client against the inference route.
+    let python = python_venv("huggingface_hub", "2.4.0");
+    let out = python_script(&python, "hf_inference.py", &hub.url(), hf_home.path())
+        .env("HF_TOKEN", &hub.token)
+        .arg(format!("{}/hf-inference/models/alice/mnist-mlp", hub.url()))
+        .arg(format!("{}/hf-inference/models/alice/sentiment", hub.url()))
+        .arg(&digit)
+        .arg(labels[0].to_string())
+        .output()
+        .unwrap();
+    assert_python_passed(&out, "InferenceClient");
+
+    // Refusals, each a JSON error that says why.
+    let http = reqwest::blocking::Client::new();
+    let post = |path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>| {
+        let mut request = http.post(format!("{}{path}", hub.url())).header("content-type", content_type).body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let answer = request.send().unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.json::<serde_json::Value>().unwrap_or_default())
+    };
+    let png = std::fs::read(&digit).unwrap();
+    let cases: Vec<Refusal<'_>> = vec![
+        ("/hf-inference/models/alice/mnist-mlp", None, "image/png", b"GIF89a but not really".to_vec(), 400, "not an image"),
+        (
+            "/hf-inference/models/alice/mnist-mlp",
+            None,
+            "application/json",
+            br#"{"inputs": "https://example.com/digit.png"}"#.to_vec(),
+            400,
+            "fetches no URLs",
+        ),
+        (
+            "/hf-inference/models/alice/mnist-mlp",
+            None,
+            "application/json",
+            br#"{"inputs": 7}"#.to_vec(),
+            400,
+            "an image model reads an image",
+        ),
+        (
+            "/hf-inference/models/alice/sentiment",
+            Some(hub.token.as_str()),
+            "application/json",
+            br#"{"inputs": "   "}"#.to_vec(),
+            400,
+            "the text is empty",
+        ),
+        ("/hf-inference/models/alice/sentiment", Some(hub.token.as_str()), "image/png", png.clone(), 400, "reads JSON"),
+        ("/hf-inference/models/alice/sentiment", None, "application/json", br#"{"inputs": "great"}"#.to_vec(), 404, ""),
+        ("/hf-inference/models/alice/just-a-readme", None, "image/png", png.clone(), 400, "holds no config.json"),
+        ("/hf-inference/models/alice/missing", None, "image/png", png.clone(), 404, ""),
+        ("/hf-inference/models/alice/mnist-mlp", None, "image/png", vec![0u8; 21 << 20], 413, "larger than"),
+    ];
+    for (path, token, content_type, body, status, message) in cases {
+        let (got, error) = post(path, token, content_type, body);
+        assert_eq!(got, status, "{path} ({content_type}): {error}");
+        assert!(error["error"].is_string(), "{path}: a JSON error: {error}");
+        assert!(error["message"].as_str().unwrap_or_default().contains(message), "{path}: {error}");
+    }
+}

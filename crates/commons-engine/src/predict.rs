@@ -1,0 +1,262 @@
+//! Running a trained classifier on one input a person brings: an image file for a model trained
+//! on images, a sentence for a model trained on labelled text. The input is turned into exactly
+//! what the model saw in training (the recipe's scale and shape, the model's own vocabulary),
+//! and the answer is every class with its probability, most likely first.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::tensor::activation::softmax;
+use burn::tensor::{Tensor, TensorData};
+use commons_recipe::model_dir::{PAD, UNK, Vocabulary};
+use commons_recipe::recipe::{DataFormat, RecipeKind};
+
+use crate::batch::{default_device, scores_2d};
+use crate::error::EngineError;
+use crate::model::{self, Activations, DataDims, InputKind, Params, Plan};
+use crate::output::{self, LoadedModel};
+
+/// Largest image file decoded (a camera photo is a few MB; the network reads a few KB of it).
+pub const MAX_IMAGE_BYTES: usize = 20 << 20;
+/// Widest and tallest image decoded.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+/// Memory a decode may take, whatever the file's header claims.
+const MAX_IMAGE_ALLOC: u64 = 256 << 20;
+/// Longest text read (the network reads its first `sequence_length` words).
+pub const MAX_TEXT_BYTES: usize = 100_000;
+
+/// What a caller brings.
+#[derive(Debug, Clone, Copy)]
+pub enum PredictInput<'a> {
+    /// An encoded image file (PNG, JPEG).
+    Image(&'a [u8]),
+    /// A sentence or document.
+    Text(&'a str),
+}
+
+/// What a model reads, for callers that must choose how to read a user's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputModality {
+    Image,
+    Text,
+}
+
+/// One class and the model's probability for it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClassScore {
+    pub label: String,
+    pub score: f32,
+}
+
+/// Image layout: channels (1 grey, 3 RGB), rows, columns.
+#[derive(Debug, Clone, Copy)]
+struct ImageShape {
+    channels: usize,
+    rows: usize,
+    cols: usize,
+}
+
+enum Reader {
+    /// `dims`: the network's input with its batch axis of one.
+    Image {
+        shape: ImageShape,
+        scale: f32,
+        dims: Vec<usize>,
+    },
+    Text {
+        sequence_length: usize,
+        index: BTreeMap<String, u32>,
+    },
+}
+
+/// A classifier loaded once and asked many times (the CLI asks once; a server keeps it).
+pub struct Predictor {
+    plan: Plan,
+    params: Params,
+    reader: Reader,
+    labels: Vec<String>,
+}
+
+fn refuse(reason: impl Into<String>) -> EngineError {
+    EngineError::Input(reason.into())
+}
+
+impl Predictor {
+    /// The model in directory `dir` (as `commons train` writes it).
+    pub fn load(dir: &Path) -> Result<Predictor, EngineError> {
+        Self::from_model(output::read_model_dir(dir)?)
+    }
+
+    pub fn from_model(model: LoadedModel) -> Result<Predictor, EngineError> {
+        let recipe = &model.recipe.recipe;
+        let not_classifier = || EngineError::ModelDir {
+            dir: model.dir.clone(),
+            reason: format!("`{}` is a {:?} model, not a classifier: there is nothing to predict a class with", recipe.name, recipe.kind),
+        };
+        if recipe.kind != RecipeKind::Classification {
+            return Err(not_classifier());
+        }
+        let num_classes = recipe
+            .data
+            .num_classes
+            .or_else(|| model.config.layer_shapes.last().and_then(|s| s.last().copied()))
+            .ok_or_else(not_classifier)?;
+        let model_dir_error = |reason: String| EngineError::ModelDir { dir: model.dir.clone(), reason };
+        let (reader, input, vocab_size) = match recipe.data.format {
+            DataFormat::Idx => {
+                let shape = match recipe.data.input_shape.as_slice() {
+                    [rows, cols] => ImageShape { channels: 1, rows: *rows, cols: *cols },
+                    [channels @ (1 | 3), rows, cols] => ImageShape { channels: *channels, rows: *rows, cols: *cols },
+                    other => {
+                        return Err(model_dir_error(format!(
+                            "input_shape {other:?} is not an image's [rows, cols] or [channels, rows, cols]"
+                        )));
+                    }
+                };
+                {
+                    let dims = std::iter::once(1).chain(recipe.data.input_shape.iter().copied()).collect();
+                    (Reader::Image { shape, scale: recipe.data.scale, dims }, InputKind::Features(recipe.data.input_shape.clone()), 0)
+                }
+            }
+            DataFormat::JsonText => {
+                let vocabulary: &Vocabulary =
+                    model.config.vocabulary.as_ref().ok_or_else(|| model_dir_error("config.json has no vocabulary".into()))?;
+                let sequence_length = *recipe
+                    .data
+                    .input_shape
+                    .first()
+                    .ok_or_else(|| model_dir_error("the recipe has no input_shape = [sequence_length]".into()))?;
+                let index = vocabulary.tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+                (
+                    Reader::Text { sequence_length, index },
+                    InputKind::Tokens { sequence_length, vocab_size: vocabulary.len() },
+                    vocabulary.len(),
+                )
+            }
+            DataFormat::Csv | DataFormat::Text => {
+                return Err(model_dir_error(format!(
+                    "`{}` reads {:?} data; predict reads images (IDX-trained models) and text (json-text-trained models)",
+                    recipe.name, recipe.data.format
+                )));
+            }
+        };
+        let plan = Plan::resolve(&model.recipe, input, DataDims { num_classes, vocab_size })?;
+        let params = output::params_from_model(&model, &plan, &default_device())?;
+        let labels = match &recipe.data.labels {
+            Some(names) if names.len() == num_classes => names.clone(),
+            Some(names) => {
+                return Err(model_dir_error(format!("the recipe names {} labels for {num_classes} classes", names.len())));
+            }
+            None => (0..num_classes).map(|c| c.to_string()).collect(),
+        };
+        Ok(Predictor { plan, params, reader, labels })
+    }
+
+    /// Whether the model reads images or text.
+    pub fn modality(&self) -> InputModality {
+        match self.reader {
+            Reader::Image { .. } => InputModality::Image,
+            Reader::Text { .. } => InputModality::Text,
+        }
+    }
+
+    /// Floating-point operations one input costs (the forward pass).
+    pub fn flops_per_input(&self) -> f64 {
+        commons_recipe::cost::evaluation_flops(&self.plan, 1)
+    }
+
+    /// The model's class names, in class order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// Every class with its probability, most likely first (ties in class order).
+    pub fn predict(&self, input: PredictInput<'_>) -> Result<Vec<ClassScore>, EngineError> {
+        let device = default_device();
+        let batch = match (&self.reader, input) {
+            (Reader::Image { shape, scale, dims }, PredictInput::Image(bytes)) => {
+                let data = TensorData::new(image_pixels(bytes, *shape, *scale)?, dims.clone());
+                match dims.len() {
+                    3 => Activations::Rank3(Tensor::from_data(data, &device)),
+                    _ => Activations::Rank4(Tensor::from_data(data, &device)),
+                }
+            }
+            (Reader::Text { sequence_length, index }, PredictInput::Text(text)) => {
+                let ids = token_ids(text, *sequence_length, index)?;
+                Activations::Tokens(Tensor::from_data(TensorData::new(ids, [1, *sequence_length]), &device))
+            }
+            (Reader::Image { .. }, PredictInput::Text(_)) => return Err(refuse("this model classifies images: give it an image file")),
+            (Reader::Text { .. }, PredictInput::Image(_)) => return Err(refuse("this model classifies text: give it a sentence")),
+        };
+        let scores = scores_2d(model::forward(&self.plan, &self.params, batch, None, true));
+        let probabilities: Vec<f32> = softmax(scores, 1).into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+        if probabilities.len() != self.labels.len() {
+            return Err(refuse(format!("the network gave {} scores for {} classes", probabilities.len(), self.labels.len())));
+        }
+        let mut ranked: Vec<ClassScore> =
+            self.labels.iter().zip(probabilities).map(|(label, score)| ClassScore { label: label.clone(), score }).collect();
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(ranked)
+    }
+}
+
+/// An encoded image as the model's input: decoded within bounds, converted to the model's
+/// channels, resized to its rows × columns when it differs, divided by the recipe's scale.
+fn image_pixels(bytes: &[u8], shape: ImageShape, scale: f32) -> Result<Vec<f32>, EngineError> {
+    if bytes.is_empty() {
+        return Err(refuse("the image is empty"));
+    }
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(refuse(format!("the image is {} bytes; at most {MAX_IMAGE_BYTES} are read", bytes.len())));
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| refuse(format!("cannot read the image: {e}")))?;
+    if reader.format().is_none() {
+        return Err(refuse("not an image this server reads (PNG or JPEG)"));
+    }
+    // The file's header names its size: refuse a small file that would decode into gigabytes.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    reader.limits(limits);
+    let decoded = reader.decode().map_err(|e| refuse(format!("not an image this server reads: {e}")))?;
+    let (rows, cols) = (shape.rows as u32, shape.cols as u32);
+    let resized = if decoded.width() == cols && decoded.height() == rows {
+        decoded
+    } else {
+        decoded.resize_exact(cols, rows, image::imageops::FilterType::Triangle)
+    };
+    let plane = shape.rows * shape.cols;
+    let values: Vec<f32> = if shape.channels == 1 {
+        resized.to_luma8().into_raw().into_iter().map(|p| f32::from(p) / scale).collect()
+    } else {
+        // Channels first, as the network's convolutions read them.
+        let rgb = resized.to_rgb8().into_raw();
+        let mut out = vec![0f32; 3 * plane];
+        for (i, pixel) in rgb.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                out[c * plane + i] = f32::from(pixel[c]) / scale;
+            }
+        }
+        out
+    };
+    Ok(values)
+}
+
+/// A text as the model's token ids: its words as in training, unknown ones as `<unk>`, padded
+/// in front to the sequence length (as training padded).
+fn token_ids(text: &str, sequence_length: usize, index: &BTreeMap<String, u32>) -> Result<Vec<i64>, EngineError> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(refuse(format!("the text is {} bytes; at most {MAX_TEXT_BYTES} are read", text.len())));
+    }
+    let words = commons_data::corpus::tokenize(text);
+    if words.is_empty() {
+        return Err(refuse("the text is empty: there is nothing to classify"));
+    }
+    let ids: Vec<u32> = words.iter().take(sequence_length).map(|w| index.get(w.as_str()).copied().unwrap_or(UNK)).collect();
+    let mut out: Vec<i64> = std::iter::repeat_n(i64::from(PAD), sequence_length - ids.len()).collect();
+    out.extend(ids.into_iter().map(i64::from));
+    Ok(out)
+}

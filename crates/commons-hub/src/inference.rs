@@ -1,0 +1,101 @@
+//! Running published models for the inference route (`routes/inference.rs`): the capability the
+//! hub asks of an engine ([`Engine`]), provided by the binary over `commons-engine` so that this
+//! crate links no tensor library; loaded models kept by commit (a commit's files never change);
+//! and what bounds the work a caller can cause: models run at most `concurrency` at a time, each
+//! input within a floating-point budget, weights within a size.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a model reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Modality {
+    Image,
+    Text,
+}
+
+/// One input, as the caller sent it.
+#[derive(Debug, Clone, Copy)]
+pub enum ModelInput<'a> {
+    /// An encoded image file.
+    Image(&'a [u8]),
+    Text(&'a str),
+}
+
+/// One class and its probability: the Inference API's classification element.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClassScore {
+    pub label: String,
+    pub score: f32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    /// The caller's input is not something this model reads.
+    #[error("{0}")]
+    Input(String),
+    /// The repository's files are not a model the engine runs.
+    #[error("{0}")]
+    Model(String),
+}
+
+/// A model loaded and ready; shared by the requests that use it.
+pub trait Classifier: Send + Sync {
+    fn modality(&self) -> Modality;
+    /// Floating-point operations one input costs.
+    fn flops_per_input(&self) -> f64;
+    /// Every class with its probability, most likely first.
+    fn classify(&self, input: ModelInput<'_>) -> Result<Vec<ClassScore>, InferenceError>;
+}
+
+/// Turns a model repository's files into a [`Classifier`].
+pub trait Engine: Send + Sync {
+    /// `config` is the repository's `config.json`, `weights` its `model.safetensors`.
+    fn load(&self, config: &[u8], weights: &[u8]) -> Result<Arc<dyn Classifier>, InferenceError>;
+}
+
+/// The operator's bounds on inference.
+#[derive(Debug, Clone)]
+pub struct InferenceLimits {
+    /// Models running at once (loading included); more requests wait their turn.
+    pub concurrency: usize,
+    /// How long a request waits for its turn before it is answered 503.
+    pub queue_wait: Duration,
+    /// Floating-point operations one request may cost (inputs × the model's cost per input).
+    pub max_flops: f64,
+    /// The largest `model.safetensors` loaded.
+    pub max_weights: u64,
+    /// Models kept loaded.
+    pub models_kept: usize,
+}
+
+impl Default for InferenceLimits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Self {
+            concurrency: cores,
+            queue_wait: Duration::from_secs(30),
+            // About a second of one core: an MNIST MLP input is ~0.2 MFLOP, the sentiment LSTM's ~1 MFLOP.
+            max_flops: 5e9,
+            max_weights: 512 << 20,
+            models_kept: 8,
+        }
+    }
+}
+
+/// An engine with its bounds and its loaded models.
+pub struct Inference {
+    pub(crate) engine: Arc<dyn Engine>,
+    pub(crate) limits: InferenceLimits,
+    /// By repository id and commit.
+    pub(crate) loaded: quick_cache::sync::Cache<(i64, String), Arc<dyn Classifier>>,
+    pub(crate) turns: tokio::sync::Semaphore,
+}
+
+impl Inference {
+    pub fn new(engine: Arc<dyn Engine>, limits: InferenceLimits) -> Self {
+        let loaded = quick_cache::sync::Cache::new(limits.models_kept.max(1));
+        let turns = tokio::sync::Semaphore::new(limits.concurrency.max(1));
+        Self { engine, limits, loaded, turns }
+    }
+}

@@ -1,0 +1,246 @@
+//! Inference (the HF Inference API's `hf-inference` shape): `POST /hf-inference/models/{ns}/{name}`
+//! runs a model repository trained by Commons on what the caller sends, so
+//! `huggingface_hub.InferenceClient(model="{hub}/hf-inference/models/{ns}/{name}")` classifies
+//! images and text against it.
+//!
+//! - Image models take the image's bytes as the body (what the client sends without
+//!   parameters), or `{"inputs": "<base64>", "parameters": {...}}`; they answer
+//!   `[{"label", "score"}]`, most likely first.
+//! - Text models take `{"inputs": "text" | ["text", ...], "parameters": {...}}` and answer one
+//!   list per text, `[[{"label", "score"}]]`, as the Hub's text classification does.
+//! - `parameters.top_k` keeps the most likely classes; `function_to_apply` may only be
+//!   `softmax` (what the models emit).
+//!
+//! Who may call: whoever may read the repository's files (a private or gated model is refused
+//! as its downloads are). Before any engine work: the body within its limit, the model's files
+//! within theirs, the request's cost within the floating-point budget; then the request waits
+//! for one of `concurrency` turns (503 with `Retry-After` past `queue_wait`).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::post;
+use base64::Engine as _;
+use commons_db::RepoKind;
+use serde::Deserialize;
+
+use super::{readable_repo, require_content, resolve};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::body::RawBody;
+use crate::error::{ApiError, ApiResult};
+use crate::inference::{Classifier, Inference, InferenceError, Modality, ModelInput};
+
+/// The largest image body (raw; base64 in JSON takes 4/3 of it).
+const IMAGE_BODY: u64 = 20 << 20;
+/// Texts in one request.
+const TEXTS_PER_REQUEST: usize = 64;
+/// A model's `config.json` (its recipe and vocabulary).
+const CONFIG_LIMIT: u64 = 16 << 20;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/hf-inference/models/{ns}/{name}", post(classify))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RepoPath {
+    ns: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RevisionQuery {
+    revision: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    inputs: serde_json::Value,
+    #[serde(default)]
+    parameters: Parameters,
+}
+
+#[derive(Deserialize, Default)]
+struct Parameters {
+    top_k: Option<usize>,
+    function_to_apply: Option<String>,
+}
+
+fn bad_input(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "BadInput", message)
+}
+
+impl From<InferenceError> for ApiError {
+    fn from(e: InferenceError) -> Self {
+        match e {
+            InferenceError::Input(m) => bad_input(m),
+            InferenceError::Model(m) => ApiError::new(StatusCode::BAD_REQUEST, "ModelNotRunnable", m),
+        }
+    }
+}
+
+async fn classify(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(RepoPath { ns, name }): Path<RepoPath>,
+    Query(query): Query<RevisionQuery>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> ApiResult<Response> {
+    let Some(inference) = state.inference.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "this hub runs no models (it was started without an inference engine)",
+        ));
+    };
+    let repo = readable_repo(&state, &caller, RepoKind::Model, &ns, &name).await?;
+    require_content(&state, &caller, &repo).await?;
+    let commit = resolve(&state, &repo, query.revision.as_deref().unwrap_or("main")).await?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+    let body = if is_json {
+        body.bytes(IMAGE_BODY * 4 / 3 + (64 << 10), "an inference request").await?
+    } else {
+        body.bytes(IMAGE_BODY, "an image").await?
+    };
+    let model = load(&state, &inference, &repo, &commit).await?;
+    let (inputs, parameters): (Inputs, Parameters) = if is_json {
+        let request: Request = crate::body::parse_json(&body, "an inference request")?;
+        (Inputs::from_json(model.modality(), request.inputs)?, request.parameters)
+    } else {
+        match model.modality() {
+            Modality::Image => (Inputs::Images(vec![body.to_vec()]), Parameters::default()),
+            Modality::Text => return Err(bad_input("a text model reads JSON: {\"inputs\": \"your text\"}")),
+        }
+    };
+    if let Some(f) = parameters.function_to_apply.as_deref().filter(|f| !f.eq_ignore_ascii_case("softmax")) {
+        return Err(bad_input(format!("function_to_apply {f:?}: these models give probabilities (softmax) only")));
+    }
+    if parameters.top_k == Some(0) {
+        return Err(bad_input("top_k must be at least 1"));
+    }
+    let flops = model.flops_per_input() * inputs.len() as f64;
+    if flops > inference.limits.max_flops {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BudgetExceeded",
+            format!(
+                "this request would take {flops:.3e} floating-point operations; this hub runs at most {:.3e} per request",
+                inference.limits.max_flops
+            ),
+        ));
+    }
+
+    let _turn = take_turn(&inference).await?;
+    let single_image = matches!(inputs, Inputs::Images(_));
+    let answers = tokio::task::spawn_blocking(move || -> Result<Vec<_>, InferenceError> {
+        let classify = |input| {
+            let mut classes = model.classify(input)?;
+            if let Some(k) = parameters.top_k {
+                classes.truncate(k);
+            }
+            Ok(classes)
+        };
+        match &inputs {
+            Inputs::Images(images) => images.iter().map(|i| classify(ModelInput::Image(i))).collect(),
+            Inputs::Texts(texts) => texts.iter().map(|t| classify(ModelInput::Text(t))).collect(),
+        }
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    if single_image {
+        return Ok(Json(answers.into_iter().next().unwrap_or_default()).into_response());
+    }
+    Ok(Json(answers).into_response())
+}
+
+/// What a request asks the model to read.
+enum Inputs {
+    Images(Vec<Vec<u8>>),
+    Texts(Vec<String>),
+}
+
+impl Inputs {
+    fn len(&self) -> usize {
+        match self {
+            Inputs::Images(i) => i.len(),
+            Inputs::Texts(t) => t.len(),
+        }
+    }
+
+    fn from_json(modality: Modality, inputs: serde_json::Value) -> ApiResult<Inputs> {
+        match (modality, inputs) {
+            (Modality::Image, serde_json::Value::String(encoded)) => {
+                if encoded.starts_with("http://") || encoded.starts_with("https://") {
+                    return Err(bad_input("send the image's bytes (raw, or base64 in \"inputs\"): this hub fetches no URLs"));
+                }
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .map_err(|e| bad_input(format!("\"inputs\" is not base64 of an image: {e}")))?;
+                Ok(Inputs::Images(vec![bytes]))
+            }
+            (Modality::Text, serde_json::Value::String(text)) => Ok(Inputs::Texts(vec![text])),
+            (Modality::Text, serde_json::Value::Array(items)) => {
+                if items.is_empty() || items.len() > TEXTS_PER_REQUEST {
+                    return Err(bad_input(format!("\"inputs\" holds {} texts; send 1 to {TEXTS_PER_REQUEST}", items.len())));
+                }
+                let texts = items
+                    .into_iter()
+                    .map(|t| match t {
+                        serde_json::Value::String(s) => Ok(s),
+                        _ => Err(bad_input("\"inputs\" must be a text or a list of texts")),
+                    })
+                    .collect::<ApiResult<_>>()?;
+                Ok(Inputs::Texts(texts))
+            }
+            (Modality::Image, _) => Err(bad_input("an image model reads an image: the bytes as the body, or base64 in \"inputs\"")),
+            (Modality::Text, _) => Err(bad_input("\"inputs\" must be a text or a list of texts")),
+        }
+    }
+}
+
+/// Waits for a turn to run a model; 503 with `Retry-After` when none comes in time.
+async fn take_turn(inference: &Inference) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
+    match tokio::time::timeout(inference.limits.queue_wait, inference.turns.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Busy", "every model turn of this hub is taken; try again shortly")
+            .with_retry_after(5)),
+    }
+}
+
+/// The model of `repo` at `commit`, loaded once and kept (a commit's files never change).
+async fn load(state: &AppState, inference: &Arc<Inference>, repo: &commons_db::Repo, commit: &str) -> ApiResult<Arc<dyn Classifier>> {
+    let key = (repo.id, commit.to_string());
+    if let Some(model) = inference.loaded.get(&key) {
+        return Ok(model);
+    }
+    let not_runnable = |why: String| {
+        ApiError::new(StatusCode::BAD_REQUEST, "ModelNotRunnable", format!("{}/{} cannot be run here: {why}", repo.namespace, repo.name))
+    };
+    let (Some(config), Some(weights)) =
+        (state.repos.file(repo, commit, "config.json").await?, state.repos.file(repo, commit, "model.safetensors").await?)
+    else {
+        return Err(not_runnable("it holds no config.json and model.safetensors as `commons train` writes them".into()));
+    };
+    if config.size as u64 > CONFIG_LIMIT || weights.size as u64 > inference.limits.max_weights {
+        return Err(not_runnable(format!(
+            "its files are larger than this hub loads ({} bytes of config.json at most, {} of weights)",
+            CONFIG_LIMIT, inference.limits.max_weights
+        )));
+    }
+    let config = state.cas.read_to_vec(&config.sha256, CONFIG_LIMIT).await?;
+    let weights = state.cas.read_to_vec(&weights.sha256, inference.limits.max_weights).await?;
+    // Loading is engine work too: it takes a turn.
+    let _turn = take_turn(inference).await?;
+    let engine = inference.engine.clone();
+    let model = tokio::task::spawn_blocking(move || engine.load(&config, &weights)).await.map_err(ApiError::internal)??;
+    inference.loaded.insert(key, model.clone());
+    Ok(model)
+}
