@@ -31,6 +31,9 @@ impl EnvVars {
     pub const COMMONS_MAX_JSON_BYTES: &'static str = "COMMONS_MAX_JSON_BYTES";
     /// `open` to let people make their own accounts on the sign-up page.
     pub const COMMONS_SIGNUP: &'static str = "COMMONS_SIGNUP";
+    /// Models the inference route runs at once, and how long a request waits for a turn.
+    pub const COMMONS_INFERENCE_CONCURRENCY: &'static str = "COMMONS_INFERENCE_CONCURRENCY";
+    pub const COMMONS_INFERENCE_QUEUE_SECONDS: &'static str = "COMMONS_INFERENCE_QUEUE_SECONDS";
     /// `json` for JSON log lines.
     pub const COMMONS_LOG_FORMAT: &'static str = "COMMONS_LOG_FORMAT";
     /// Log filter (tracing's `EnvFilter` syntax).
@@ -65,6 +68,8 @@ impl EnvVars {
         Self::COMMONS_MAX_COMMIT_BYTES,
         Self::COMMONS_MAX_JSON_BYTES,
         Self::COMMONS_SIGNUP,
+        Self::COMMONS_INFERENCE_CONCURRENCY,
+        Self::COMMONS_INFERENCE_QUEUE_SECONDS,
         Self::COMMONS_LOG_FORMAT,
         Self::RUST_LOG,
         Self::COMMONS_CACHE,

@@ -44,6 +44,8 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// A trained classifier's classes for one image or text, most likely first.
     Predict(cmd::predict::PredictArgs),
+    /// Continue a prompt with a trained character language model.
+    Generate(cmd::generate::GenerateArgs),
     /// Save an access token for a hub (checked with the hub first), as the Hugging Face clients do.
     Login(cmd::client::LoginArgs),
     /// Manage repositories on a hub.
@@ -119,6 +121,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Train(args) => cmd::train::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Predict(args) => cmd::predict::run(args),
+        Command::Generate(args) => cmd::generate::run(args),
         Command::Login(args) => cmd::client::login(args),
         Command::Repo(command) => cmd::client::repo(command),
         Command::Upload(args) => cmd::client::upload(args),

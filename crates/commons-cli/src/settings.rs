@@ -56,6 +56,13 @@ pub struct ServeLayer {
     /// (default: accounts are made by the operator with `commons user create`).
     #[arg(long, env = EnvVars::COMMONS_SIGNUP)]
     pub signup: Option<SignupSetting>,
+    /// Models the inference route runs at once (default: the machine's cores); twice as many
+    /// requests may hold their bodies in memory, the rest wait.
+    #[arg(long, env = EnvVars::COMMONS_INFERENCE_CONCURRENCY)]
+    pub inference_concurrency: Option<usize>,
+    /// Seconds an inference request waits for its turn before it is answered 503 (default: 30).
+    #[arg(long, env = EnvVars::COMMONS_INFERENCE_QUEUE_SECONDS)]
+    pub inference_queue_seconds: Option<u64>,
 }
 
 /// `--signup`'s values.
@@ -78,6 +85,7 @@ pub struct ServeSettings {
     pub limits: commons_hub::Limits,
     pub compute: commons_compute::ComputeConfig,
     pub signup: commons_hub::Signup,
+    pub inference: commons_hub::inference::InferenceLimits,
 }
 
 /// The account of the hub's operator: the embedded worker runs under it, and its hosts are
@@ -105,6 +113,8 @@ impl ServeLayer {
             max_commit_bytes: self.max_commit_bytes.or(lower.max_commit_bytes),
             max_json_bytes: self.max_json_bytes.or(lower.max_json_bytes),
             signup: self.signup.or(lower.signup),
+            inference_concurrency: self.inference_concurrency.or(lower.inference_concurrency),
+            inference_queue_seconds: self.inference_queue_seconds.or(lower.inference_queue_seconds),
         }
     }
 
@@ -133,6 +143,17 @@ impl ServeLayer {
         if layer.worker_cores == Some(0) {
             bail!("--worker-cores must be at least 1");
         }
+        let mut inference = commons_hub::inference::InferenceLimits::default();
+        if let Some(concurrency) = layer.inference_concurrency {
+            if concurrency == 0 {
+                bail!("--inference-concurrency must be at least 1");
+            }
+            inference.concurrency = concurrency;
+            inference.requests_in_memory = 2 * concurrency;
+        }
+        if let Some(seconds) = layer.inference_queue_seconds {
+            inference.queue_wait = std::time::Duration::from_secs(seconds);
+        }
         Ok(ServeSettings {
             data_dir: layer.data_dir.unwrap_or_else(default_data_dir),
             listen: layer.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000))),
@@ -146,6 +167,7 @@ impl ServeLayer {
                 Some(SignupSetting::Open) => commons_hub::Signup::Open,
                 Some(SignupSetting::Closed) | None => commons_hub::Signup::Closed,
             },
+            inference,
         })
     }
 }

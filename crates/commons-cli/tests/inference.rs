@@ -1,7 +1,8 @@
 //! Trying a published model: `commons predict` on an image file (from a model directory and from
 //! a repository on the hub), and the hub's inference route through the official
 //! `huggingface_hub.InferenceClient` for an image and a text classifier, with bad input,
-//! private models and models that are not classifiers refused clearly.
+//! private models and models that are not classifiers refused clearly; `commons generate` with a
+//! character language model; the route's bounds on bodies held in memory.
 
 mod support;
 
@@ -58,6 +59,9 @@ fn published_classifiers_answer_commons_predict_and_the_inference_client() {
     std::fs::write(&not_an_image, "a digit, honestly").unwrap();
     let empty = tmp.path().join("empty.png");
     std::fs::write(&empty, b"").unwrap();
+    let generate = Command::new(BIN).arg("generate").arg(&mnist_model).args(["--prompt", "the "]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&generate.stderr);
+    assert!(!generate.status.success() && stderr.contains("not a character language model"), "{stderr}");
     for (input, expected) in
         [(&not_an_image, "not an image"), (&empty, "the image is empty"), (&tmp.path().join("missing.png"), "cannot read the image")]
     {
@@ -154,5 +158,142 @@ fn published_classifiers_answer_commons_predict_and_the_inference_client() {
         assert_eq!(got, status, "{path} ({content_type}): {error}");
         assert!(error["error"].is_string(), "{path}: a JSON error: {error}");
         assert!(error["message"].as_str().unwrap_or_default().contains(message), "{path}: {error}");
+    }
+}
+
+#[test]
+fn a_language_model_generates_text_and_is_refused_as_a_classifier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gensim = commons_data::fetch("gensim-test-data").expect("gensim test data must be fetchable (pip gensim==4.4.0)");
+    let corpus = gensim.join("lee_background.cor");
+    let model = train(
+        "char-rnn",
+        &corpus,
+        &tmp.path().join("char-rnn"),
+        &["training.epochs=1", "layers.1.hidden=32", "data.dataset=gensim-lee-background"],
+    );
+    let model = model.to_str().unwrap();
+    let generate = |args: &[&str]| Command::new(BIN).arg("generate").args(args).output().unwrap();
+
+    let text = generate(&[model, "--prompt", "the ", "--length", "60", "--seed", "3"]);
+    assert!(text.status.success(), "commons generate: {}", String::from_utf8_lossy(&text.stderr));
+    let line =
+        |out: std::process::Output| String::from_utf8(out.stdout).unwrap().strip_suffix('\n').map(str::to_string).unwrap_or_default();
+    let text = line(text);
+    let text = text.as_str();
+    assert!(text.starts_with("the "), "the prompt comes first: {text:?}");
+    assert_eq!(text.chars().count(), 64, "the prompt and 60 characters: {text:?}");
+    let corpus_chars: std::collections::HashSet<char> = std::fs::read_to_string(&corpus).unwrap().chars().chain(['\n']).collect();
+    assert!(text.chars().all(|c| corpus_chars.contains(&c)), "only characters of the corpus (no padding or unknown marks): {text:?}");
+    let again = generate(&[model, "--prompt", "the ", "--length", "60", "--seed", "3"]);
+    assert_eq!(line(again), text, "same seed, same text");
+    let other = generate(&[model, "--prompt", "the ", "--length", "60", "--seed", "4"]);
+    assert_ne!(line(other), text, "another seed, another text");
+
+    // Refusals print nothing on stdout and say why on stderr.
+    for (answer, expected) in [
+        (Command::new(BIN).args(["predict", model, "--input", "a sentence"]).output().unwrap(), "not a classifier"),
+        (generate(&[model, "--temperature", "0"]), "must be above 0"),
+        (generate(&[model, "--length", "1000000"]), "at most 100000"),
+    ] {
+        let stderr = String::from_utf8_lossy(&answer.stderr);
+        assert!(!answer.status.success() && stderr.contains(expected), "{expected}: {stderr}");
+        assert!(answer.stdout.is_empty(), "{expected}: nothing on stdout, got {:?}", String::from_utf8_lossy(&answer.stdout));
+    }
+
+    // Published: `generate` fetches it; the inference route says it classifies nothing.
+    let hub = Hub::start();
+    let hf_home = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("HF_ENDPOINT", hub.url())
+            .env("HF_TOKEN", &hub.token)
+            .env("HF_HOME", hf_home.path())
+            .output()
+            .unwrap()
+    };
+    for args in [["repo", "create", "alice/char-rnn"].as_slice(), &["upload", "alice/char-rnn", model]] {
+        let out = cli(args);
+        assert!(out.status.success(), "commons {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let published = cli(&["generate", "alice/char-rnn", "--prompt", "the ", "--length", "60", "--seed", "3"]);
+    assert_eq!(line(published), text, "the published model generates the same text");
+    let answer = reqwest::blocking::Client::new()
+        .post(format!("{}/hf-inference/models/alice/char-rnn", hub.url()))
+        .json(&serde_json::json!({"inputs": "the weather"}))
+        .send()
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 400);
+    let error: serde_json::Value = answer.json().unwrap();
+    assert_eq!(error["code"], "ModelNotRunnable", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("not a classifier"), "{error}");
+}
+
+#[test]
+fn inference_bodies_wait_for_a_slot_so_a_crowd_of_uploads_costs_bounded_memory() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    // One model turn, so two bodies in memory at once; a request waits a second for a slot.
+    let env = vec![
+        ("COMMONS_INFERENCE_CONCURRENCY".to_string(), "1".to_string()),
+        ("COMMONS_INFERENCE_QUEUE_SECONDS".to_string(), "1".to_string()),
+    ];
+    let hub = Hub::start_with_env(&tmp.path().join("data"), "alice", &["--no-worker"], env);
+    let out = Command::new(BIN)
+        .args(["repo", "create", "alice/model"])
+        .env("HF_ENDPOINT", hub.url())
+        .env("HF_TOKEN", &hub.token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let address = format!("127.0.0.1:{}", hub.port);
+    // Two callers announce 10 MiB images and send them slowly: each holds a slot.
+    let slow: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            write!(
+                stream,
+                "POST /hf-inference/models/alice/model HTTP/1.1\r\nHost: {address}\r\ncontent-type: image/png\r\ncontent-length: {}\r\n\r\n",
+                10 << 20
+            )
+            .unwrap();
+            stream.write_all(&[0u8; 4096]).unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let http = reqwest::blocking::Client::new();
+    let post = || {
+        http.post(format!("{}/hf-inference/models/alice/model", hub.url()))
+            .header("content-type", "image/png")
+            .body(vec![1u8; 100])
+            .send()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    let busy = post();
+    assert_eq!(busy.status().as_u16(), 503, "a third body waits for a slot, then is turned away");
+    assert!(busy.headers().contains_key("retry-after"));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "it waited its second first");
+    let error: serde_json::Value = busy.json().unwrap();
+    assert_eq!(error["code"], "Busy", "{error}");
+
+    // The slow callers give up: their slots come back, and the next request is answered.
+    for mut stream in slow {
+        stream.shutdown(std::net::Shutdown::Both).ok();
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).ok();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = post();
+        if answer.status().as_u16() == 400 {
+            let error: serde_json::Value = answer.json().unwrap();
+            assert!(error["message"].as_str().unwrap().contains("holds no config.json"), "{error}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the slots never came back: {}", answer.status());
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }

@@ -59,6 +59,10 @@ pub trait Engine: Send + Sync {
 pub struct InferenceLimits {
     /// Models running at once (loading included); more requests wait their turn.
     pub concurrency: usize,
+    /// Requests whose bodies may be in memory at once (read, waiting or running); a body is
+    /// read only after its request holds one of these, so many callers sending large bodies
+    /// at once cost at most this many bodies of memory.
+    pub requests_in_memory: usize,
     /// How long a request waits for its turn before it is answered 503.
     pub queue_wait: Duration,
     /// Floating-point operations one request may cost (inputs × the model's cost per input).
@@ -74,11 +78,14 @@ impl Default for InferenceLimits {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         Self {
             concurrency: cores,
+            requests_in_memory: 2 * cores,
             queue_wait: Duration::from_secs(30),
             // About a second of one core: an MNIST MLP input is ~0.2 MFLOP, the sentiment LSTM's ~1 MFLOP.
             max_flops: 5e9,
-            max_weights: 512 << 20,
-            models_kept: 8,
+            // The engine's models (an MNIST MLP ~0.4 MiB, the sentiment LSTM ~3 MiB) with room to
+            // spare; kept models and loads in progress together stay within about a GiB.
+            max_weights: 128 << 20,
+            models_kept: 4,
         }
     }
 }
@@ -90,12 +97,15 @@ pub struct Inference {
     /// By repository id and commit.
     pub(crate) loaded: quick_cache::sync::Cache<(i64, String), Arc<dyn Classifier>>,
     pub(crate) turns: tokio::sync::Semaphore,
+    /// Slots for request bodies in memory ([`InferenceLimits::requests_in_memory`]).
+    pub(crate) bodies: tokio::sync::Semaphore,
 }
 
 impl Inference {
     pub fn new(engine: Arc<dyn Engine>, limits: InferenceLimits) -> Self {
         let loaded = quick_cache::sync::Cache::new(limits.models_kept.max(1));
         let turns = tokio::sync::Semaphore::new(limits.concurrency.max(1));
-        Self { engine, limits, loaded, turns }
+        let bodies = tokio::sync::Semaphore::new(limits.requests_in_memory.max(1));
+        Self { engine, limits, loaded, turns, bodies }
     }
 }

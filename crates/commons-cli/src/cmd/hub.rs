@@ -16,7 +16,8 @@ pub use crate::settings::{OPERATOR_USER, ServeLayer as ServeArgs, default_data_d
 
 pub fn serve(args: ServeArgs) -> Result<()> {
     let settings = args.resolve()?;
-    let ServeSettings { data_dir, listen, store_url, public_url, embedded_worker, worker_cores, limits, compute, signup } = settings;
+    let ServeSettings { data_dir, listen, store_url, public_url, embedded_worker, worker_cores, limits, compute, signup, inference } =
+        settings;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let state = commons_hub::AppState::open(&data_dir, store_url.as_deref(), public_url)
@@ -24,7 +25,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?
             .with_limits(limits)
             .with_signup(signup)
-            .with_inference(std::sync::Arc::new(crate::inference::CommonsEngine), commons_hub::inference::InferenceLimits::default());
+            .with_inference(std::sync::Arc::new(crate::inference::CommonsEngine), inference);
         let coordinator = commons_compute::Coordinator::start(state.db.clone(), state.repos.clone(), compute)
             .await
             .context("cannot start the compute coordinator")?;

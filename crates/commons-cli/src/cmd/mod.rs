@@ -6,6 +6,7 @@ pub mod hub;
 
 pub mod data;
 pub mod eval;
+pub mod generate;
 pub mod predict;
 pub mod train;
 

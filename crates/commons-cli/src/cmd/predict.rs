@@ -32,15 +32,20 @@ pub struct PredictArgs {
     pub hub: HubArgs,
 }
 
-pub fn run(args: PredictArgs) -> Result<()> {
-    let dir = if Path::new(&args.model).is_dir() {
-        PathBuf::from(&args.model)
-    } else if args.model.contains('/') && !args.model.starts_with(['.', '/']) {
-        super::client::fetch_model(&args.hub, &args.model, &args.revision)
-            .with_context(|| format!("{} is not a directory; fetching it as a model repository failed", args.model))?
+/// MODEL as a directory: itself, or a repository's model files fetched into the cache.
+pub(crate) fn model_dir(model: &str, hub: &HubArgs, revision: &str) -> Result<PathBuf> {
+    if Path::new(model).is_dir() {
+        Ok(PathBuf::from(model))
+    } else if model.contains('/') && !model.starts_with(['.', '/']) {
+        super::client::fetch_model(hub, model, revision)
+            .with_context(|| format!("{model} is not a directory; fetching it as a model repository failed"))
     } else {
-        bail!("{} is neither a model directory nor a repository (namespace/name)", args.model);
-    };
+        bail!("{model} is neither a model directory nor a repository (namespace/name)");
+    }
+}
+
+pub fn run(args: PredictArgs) -> Result<()> {
+    let dir = model_dir(&args.model, &args.hub, &args.revision)?;
     let predictor = Predictor::load(&dir).with_context(|| format!("loading the model in {}", dir.display()))?;
     let bytes;
     let text;

@@ -14,7 +14,9 @@
 //! Who may call: whoever may read the repository's files (a private or gated model is refused
 //! as its downloads are). Before any engine work: the body within its limit, the model's files
 //! within theirs, the request's cost within the floating-point budget; then the request waits
-//! for one of `concurrency` turns (503 with `Retry-After` past `queue_wait`).
+//! for one of `concurrency` turns (503 with `Retry-After` past `queue_wait`). A body is read
+//! only once its request holds one of `requests_in_memory` slots, and a model's files only
+//! once its load holds a turn, so a crowd of callers costs bounded memory, not a body each.
 
 use std::sync::Arc;
 
@@ -105,6 +107,8 @@ async fn classify(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+    // The body comes into memory only under a slot (held until the answer).
+    let _slot = wait_for(&inference.bodies, &inference).await?;
     let body = if is_json {
         body.bytes(IMAGE_BODY * 4 / 3 + (64 << 10), "an inference request").await?
     } else {
@@ -138,7 +142,7 @@ async fn classify(
         ));
     }
 
-    let _turn = take_turn(&inference).await?;
+    let _turn = wait_for(&inference.turns, &inference).await?;
     let single_image = matches!(inputs, Inputs::Images(_));
     let answers = tokio::task::spawn_blocking(move || -> Result<Vec<_>, InferenceError> {
         let classify = |input| {
@@ -206,12 +210,17 @@ impl Inputs {
     }
 }
 
-/// Waits for a turn to run a model; 503 with `Retry-After` when none comes in time.
-async fn take_turn(inference: &Inference) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
-    match tokio::time::timeout(inference.limits.queue_wait, inference.turns.acquire()).await {
+/// Waits for one of `slots` (model turns or body slots); 503 with `Retry-After` when none
+/// comes in time.
+async fn wait_for<'a>(slots: &'a tokio::sync::Semaphore, inference: &Inference) -> ApiResult<tokio::sync::SemaphorePermit<'a>> {
+    match tokio::time::timeout(inference.limits.queue_wait, slots.acquire()).await {
         Ok(Ok(permit)) => Ok(permit),
-        _ => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Busy", "every model turn of this hub is taken; try again shortly")
-            .with_retry_after(5)),
+        _ => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "this hub is running all the models it can at once; try again shortly",
+        )
+        .with_retry_after(5)),
     }
 }
 
@@ -235,10 +244,14 @@ async fn load(state: &AppState, inference: &Arc<Inference>, repo: &commons_db::R
             CONFIG_LIMIT, inference.limits.max_weights
         )));
     }
+    // Loading is engine work too, and the files come into memory only under its turn.
+    let _turn = wait_for(&inference.turns, inference).await?;
+    if let Some(model) = inference.loaded.get(&key) {
+        // Another request loaded it while this one waited.
+        return Ok(model);
+    }
     let config = state.cas.read_to_vec(&config.sha256, CONFIG_LIMIT).await?;
     let weights = state.cas.read_to_vec(&weights.sha256, inference.limits.max_weights).await?;
-    // Loading is engine work too: it takes a turn.
-    let _turn = take_turn(inference).await?;
     let engine = inference.engine.clone();
     let model = tokio::task::spawn_blocking(move || engine.load(&config, &weights)).await.map_err(ApiError::internal)??;
     inference.loaded.insert(key, model.clone());
