@@ -273,6 +273,11 @@ fn a_person_shares_data_runs_a_recipe_and_finds_the_verified_model_in_a_real_bro
     let recipe_path = tmp.path().join("recipe.toml");
     std::fs::copy(support::workspace_root().join("crates/commons-recipe/recipes/keras-mnist-mlp.toml"), &recipe_path).unwrap();
 
+    // A digit the person saved as a PNG, to try the trained model on.
+    let digit = tmp.path().join("digit.png");
+    let test_images = commons_data::idx::read_images(&mnist_dir().join("t10k-images-idx3-ubyte")).unwrap();
+    let digit_label = commons_data::idx::read_labels(&mnist_dir().join("t10k-labels-idx1-ubyte")).unwrap()[0];
+    support::mnist_png(&test_images, 0, 1, &digit);
     let shots = support::workspace_root().join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let driver = Driver::start();
@@ -370,6 +375,13 @@ fn a_person_shares_data_runs_a_recipe_and_finds_the_verified_model_in_a_real_bro
         me.check("model").await;
         me.click("form[action$='/like'] button").await;
         me.wait_for("form[action$='/like'] button", "Liked · 1").await;
+        // Tried on a digit of their own, from the model's page.
+        me.client.find(Locator::Css("#try-image")).await.unwrap().send_keys(digit.to_str().unwrap()).await.unwrap();
+        me.click("form[action$='/try'] button").await;
+        let classes = me.wait_for("table.classes", "%").await;
+        let first = classes.lines().find(|l| l.contains('%')).unwrap_or_default().to_string();
+        assert!(first.starts_with(&format!("{digit_label} ")), "the digit's class is the likeliest: {classes}");
+        me.check("try").await;
         // A question about the model, asked on its Community tab.
         me.open("/carol/mnist-mlp-mnist/discussions/new").await;
         me.fill("#title", "Which seed was this trained with?").await;

@@ -109,6 +109,68 @@ fn published_classifiers_answer_commons_predict_and_the_inference_client() {
         .unwrap();
     assert_python_passed(&out, "InferenceClient");
 
+    // The model's page offers a "Try it" form, which classifies an uploaded image in the page.
+    let page = |path: &str, token: Option<&str>| {
+        let mut request = reqwest::blocking::Client::new().get(format!("{}{path}", hub.url())).header("accept", "text/html");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let answer = request.send().unwrap();
+        let cookie = answer.headers().get("set-cookie").map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string());
+        (answer.status().as_u16(), answer.text().unwrap(), cookie)
+    };
+    let (status, card, cookie) = page("/alice/mnist-mlp", None);
+    assert_eq!(status, 200);
+    // A browser's visit: the form's token goes with the cookie it came with.
+    let cookie = cookie.expect("a first visit gets the cookie its forms' tokens are checked against");
+    let csrf = card.split(r#"name="csrf" value=""#).nth(1).and_then(|v| v.split('"').next()).expect("the form's token").to_string();
+    assert!(card.contains(r#"action="/alice/mnist-mlp/try""#) && card.contains(r#"name="image""#), "a Try it form for an image: {card}");
+    let (_, readme_card, _) = page("/alice/just-a-readme", None);
+    assert!(!readme_card.contains("/try"), "no form where there is no model to run");
+    let try_it = |path: &str, token: Option<&str>, field: &str, file_name: Option<&str>, value: &[u8]| {
+        let boundary = "commons-test-boundary";
+        // Bearer clients need no form token; a browser sends its cookie and the form's token.
+        let csrf = if token.is_some() { "" } else { csrf.as_str() };
+        let mut body =
+            format!("--{boundary}\r\ncontent-disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\n").into_bytes();
+        match file_name {
+            Some(f) => body.extend(
+                format!("content-disposition: form-data; name=\"{field}\"; filename=\"{f}\"\r\ncontent-type: image/png\r\n\r\n").bytes(),
+            ),
+            None => body.extend(format!("content-disposition: form-data; name=\"{field}\"\r\n\r\n").bytes()),
+        }
+        body.extend_from_slice(value);
+        body.extend(format!("\r\n--{boundary}--\r\n").bytes());
+        let mut request = reqwest::blocking::Client::new()
+            .post(format!("{}{path}", hub.url()))
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body);
+        request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request.header("cookie", &cookie),
+        };
+        let answer = request.send().unwrap();
+        (answer.status().as_u16(), answer.text().unwrap())
+    };
+    let digit_png = std::fs::read(&digit).unwrap();
+    let (status, html) = try_it("/alice/mnist-mlp/try", None, "image", Some("digit.png"), &digit_png);
+    assert_eq!(status, 200, "{html}");
+    let first_row = html.split("<tbody><tr><td>").nth(1).expect("a table of classes");
+    assert!(first_row.starts_with(&format!("{}</td>", labels[0])), "the digit's class first: {first_row}");
+    assert_eq!(html.matches("<tr><td>").count(), 5, "the five likeliest classes");
+    let (status, html) = try_it("/alice/mnist-mlp/try", None, "image", Some("digit.png"), b"not a picture");
+    assert_eq!(status, 400);
+    assert!(html.contains("not an image") && html.contains(r#"name="image""#), "the refusal on the form: {html}");
+    // A private text model: its form is the owner's, not a stranger's.
+    assert_eq!(page("/alice/sentiment/try", None).0, 404);
+    assert_eq!(try_it("/alice/sentiment/try", None, "text", None, b"a wonderful film").0, 404);
+    let (status, form, _) = page("/alice/sentiment/try", Some(&hub.token));
+    assert_eq!(status, 200);
+    assert!(form.contains(r#"name="text""#), "a text box for a text model: {form}");
+    let (status, html) = try_it("/alice/sentiment/try", Some(&hub.token), "text", None, b"a wonderful film");
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<td>positive</td>") && html.contains("<td>negative</td>") && html.contains("a wonderful film"), "{html}");
+
     // Refusals, each a JSON error that says why.
     let http = reqwest::blocking::Client::new();
     let post = |path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>| {

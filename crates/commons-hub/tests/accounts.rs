@@ -183,6 +183,36 @@ fn a_person_signs_up_writes_from_the_browser_makes_a_token_and_signs_out() {
     assert_eq!(uploaded.status, 303, "{}", uploaded.body);
     let back = reqwest::blocking::get(format!("{}/datasets/bob/reviews/resolve/main/weights.bin", hub.url())).unwrap().bytes().unwrap();
     assert!(back.as_ref() == big.as_slice(), "the large file reads back whole");
+    // A form field is read up to its bound, not whole: a summary announced as part of a 1 GiB
+    // body is refused after its first bytes, while the rest has not been sent.
+    {
+        use std::io::{Read, Write};
+        let form = browser.get("/datasets/bob/reviews/upload/main");
+        let (csrf, parent) = (hidden(&form.body, "csrf"), hidden(&form.body, "parent"));
+        let address = hub.url().trim_start_matches("http://").to_string();
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let b = "field-bound";
+        let head = format!(
+            "--{b}\r\ncontent-disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{b}\r\ncontent-disposition: form-data; name=\"parent\"\r\n\r\n{parent}\r\n--{b}\r\ncontent-disposition: form-data; name=\"summary\"\r\n\r\n"
+        );
+        write!(
+            stream,
+            "POST /datasets/bob/reviews/upload/main HTTP/1.1\r\nHost: {address}\r\naccept: text/html\r\ncookie: {}\r\ncontent-type: multipart/form-data; boundary={b}\r\ncontent-length: {}\r\n\r\n{head}",
+            browser.cookie_header(),
+            1u64 << 30
+        )
+        .unwrap();
+        for _ in 0..16 {
+            if stream.write_all(&[b'a'; 65_536]).is_err() {
+                break;
+            }
+        }
+        let mut answer = [0u8; 4096];
+        let n = stream.read(&mut answer).expect("an answer before the body is sent");
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
     let bearer = hub.add_token("bob", "read");
     let files: serde_json::Value = reqwest::blocking::Client::new()
         .get(format!("{}/api/datasets/bob/reviews/tree/main/data", hub.url()))

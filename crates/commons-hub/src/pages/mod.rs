@@ -14,6 +14,7 @@ mod discussions;
 mod markdown;
 mod orgs;
 mod session;
+mod try_model;
 mod viewer;
 mod write;
 
@@ -87,6 +88,8 @@ static PAGES: LazyLock<Pages> = LazyLock::new(|| {
         ("home.html", include_str!("templates/home.html")),
         ("list.html", include_str!("templates/list.html")),
         ("repo_header.html", include_str!("templates/repo_header.html")),
+        ("try.html", include_str!("templates/try.html")),
+        ("try_form.html", include_str!("templates/try_form.html")),
         ("repo.html", include_str!("templates/repo.html")),
         ("tree.html", include_str!("templates/tree.html")),
         ("blob.html", include_str!("templates/blob.html")),
@@ -288,7 +291,7 @@ pub(crate) fn repo_routes(kind: RepoKind) -> Router<AppState> {
     let router = match kind {
         RepoKind::Dataset => Router::new().route("/viewer", get(viewer::viewer)).route("/viewer/{config}/{split}", get(viewer::viewer)),
         RepoKind::Algorithm => Router::new().route("/run", post(compute::run)),
-        _ => Router::new(),
+        RepoKind::Model => Router::new().route("/try", get(try_model::form).post(try_model::submit)),
     };
     router
         .route("/", get(move |s, c, p| repo_page(s, c, p, kind)))
@@ -516,7 +519,7 @@ struct RepoPath {
     num: Option<String>,
 }
 
-async fn repo_page(State(state): State<AppState>, caller: Visitor, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
+async fn repo_page(State(state): State<AppState>, mut caller: Visitor, Path(p): Path<RepoPath>, kind: RepoKind) -> PageResult {
     let repo = state.repos.find(kind, &p.ns, &p.name, caller.reader()).await?;
     let head = state.repos.pin(&repo, "main").await.ok();
     let readme = match &head {
@@ -549,7 +552,20 @@ async fn repo_page(State(state): State<AppState>, caller: Visitor, Path(p): Path
         }
     };
     let pipeline_tag = text("pipeline_tag");
-    Ok(page(
+    // A model Commons trained (`library_name: commons-engine`, as `commons train` writes the
+    // card) for a task the inference route runs offers a "Try it" form, to
+    // those who may read its files.
+    let try_modality = match (kind, pipeline_tag.as_deref(), text("library_name").as_deref()) {
+        (RepoKind::Model, Some(tag @ ("image-classification" | "text-classification")), Some("commons-engine"))
+            if state.inference.is_some() && crate::routes::require_content(&state, &caller.caller, &repo).await.is_ok() =>
+        {
+            Some(if tag == "image-classification" { "image" } else { "text" })
+        }
+        _ => None,
+    };
+    // The form's token needs a cookie to derive from, for a browser that has none yet.
+    let cookie = if try_modality.is_some() { caller.ensure_seed() } else { None };
+    let mut response = page(
         &caller,
         "repo.html",
         context! {
@@ -567,6 +583,7 @@ async fn repo_page(State(state): State<AppState>, caller: Visitor, Path(p): Path
                 _ => None,
             },
             can_write => caller.may_write(&repo, "main"),
+            try_modality,
             liked => match caller.account_id() {
                 Some(id) => state.db.likes_repo(id, &repo).await?,
                 None => false,
@@ -585,7 +602,11 @@ async fn repo_page(State(state): State<AppState>, caller: Visitor, Path(p): Path
             datasets => list("datasets"),
             tags => list("tags"),
         },
-    ))
+    );
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 /// Verified results of a model on the sidebar: what the leaderboards hold of it, newest first.

@@ -172,8 +172,9 @@ impl Visitor {
 
     /// A form page for a browser without a cookie to derive the CSRF token from: a fresh
     /// pre-session cookie, and the token derived from it.
-    fn ensure_seed(&mut self) -> Option<HeaderValue> {
-        if self.seed.is_some() {
+    pub(crate) fn ensure_seed(&mut self) -> Option<HeaderValue> {
+        // A Bearer client's forms need no token (`check_csrf`).
+        if self.seed.is_some() || !self.by_cookie {
             return None;
         }
         let seed = hex::encode(rand::random::<[u8; 24]>());

@@ -220,10 +220,15 @@ pub(crate) async fn upload(
                 files.push((file_name, data));
             }
             other => {
-                let value = field.text().await.map_err(bad)?;
-                if value.len() > 4096 {
-                    return Err(PageError::bad_request(format!("The field {other} is too long.")));
+                // Read up to the bound, never the whole field first: the body's limit is off.
+                let mut bytes = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                    if bytes.len() + chunk.len() > 4096 {
+                        return Err(PageError::bad_request(format!("The field {other} is too long.")));
+                    }
+                    bytes.extend_from_slice(&chunk);
                 }
+                let value = String::from_utf8(bytes).map_err(|_| PageError::bad_request(format!("The field {other} is not UTF-8.")))?;
                 match other {
                     "csrf" => {
                         visitor.check_csrf(&value)?;

@@ -34,10 +34,10 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::body::RawBody;
 use crate::error::{ApiError, ApiResult};
-use crate::inference::{Classifier, Inference, InferenceError, Modality, ModelInput};
+use crate::inference::{ClassScore, Classifier, Inference, InferenceError, Modality, ModelInput};
 
 /// The largest image body (raw; base64 in JSON takes 4/3 of it).
-const IMAGE_BODY: u64 = 20 << 20;
+pub(crate) const IMAGE_BODY: u64 = 20 << 20;
 /// Texts in one request.
 const TEXTS_PER_REQUEST: usize = 64;
 /// A model's `config.json` (its recipe and vocabulary).
@@ -93,13 +93,7 @@ async fn classify(
     headers: HeaderMap,
     body: RawBody,
 ) -> ApiResult<Response> {
-    let Some(inference) = state.inference.clone() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            "this hub runs no models (it was started without an inference engine)",
-        ));
-    };
+    let inference = engine(&state)?;
     let repo = readable_repo(&state, &caller, RepoKind::Model, &ns, &name).await?;
     require_content(&state, &caller, &repo).await?;
     let commit = resolve(&state, &repo, query.revision.as_deref().unwrap_or("main")).await?;
@@ -130,6 +124,29 @@ async fn classify(
     if parameters.top_k == Some(0) {
         return Err(bad_input("top_k must be at least 1"));
     }
+    let single_image = matches!(inputs, Inputs::Images(_));
+    let answers = run(&inference, model, inputs, parameters.top_k).await?;
+    if single_image {
+        return Ok(Json(answers.into_iter().next().unwrap_or_default()).into_response());
+    }
+    Ok(Json(answers).into_response())
+}
+
+/// The hub's inference, or a 404 when it was started without an engine.
+pub(crate) fn engine(state: &AppState) -> ApiResult<Arc<Inference>> {
+    state.inference.clone().ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "NotFound", "this hub runs no models (it was started without an inference engine)")
+    })
+}
+
+/// Runs `model` on each of `inputs` within the hub's budget and under a turn: each input's
+/// classes, most likely first, `top_k` of them when given.
+pub(crate) async fn run(
+    inference: &Inference,
+    model: Arc<dyn Classifier>,
+    inputs: Inputs,
+    top_k: Option<usize>,
+) -> ApiResult<Vec<Vec<ClassScore>>> {
     let flops = model.flops_per_input() * inputs.len() as f64;
     if flops > inference.limits.max_flops {
         return Err(ApiError::new(
@@ -141,13 +158,11 @@ async fn classify(
             ),
         ));
     }
-
-    let _turn = wait_for(&inference.turns, &inference).await?;
-    let single_image = matches!(inputs, Inputs::Images(_));
+    let _turn = wait_for(&inference.turns, inference).await?;
     let answers = tokio::task::spawn_blocking(move || -> Result<Vec<_>, InferenceError> {
         let classify = |input| {
             let mut classes = model.classify(input)?;
-            if let Some(k) = parameters.top_k {
+            if let Some(k) = top_k {
                 classes.truncate(k);
             }
             Ok(classes)
@@ -159,14 +174,11 @@ async fn classify(
     })
     .await
     .map_err(ApiError::internal)??;
-    if single_image {
-        return Ok(Json(answers.into_iter().next().unwrap_or_default()).into_response());
-    }
-    Ok(Json(answers).into_response())
+    Ok(answers)
 }
 
 /// What a request asks the model to read.
-enum Inputs {
+pub(crate) enum Inputs {
     Images(Vec<Vec<u8>>),
     Texts(Vec<String>),
 }
@@ -212,7 +224,7 @@ impl Inputs {
 
 /// Waits for one of `slots` (model turns or body slots); 503 with `Retry-After` when none
 /// comes in time.
-async fn wait_for<'a>(slots: &'a tokio::sync::Semaphore, inference: &Inference) -> ApiResult<tokio::sync::SemaphorePermit<'a>> {
+pub(crate) async fn wait_for<'a>(slots: &'a tokio::sync::Semaphore, inference: &Inference) -> ApiResult<tokio::sync::SemaphorePermit<'a>> {
     match tokio::time::timeout(inference.limits.queue_wait, slots.acquire()).await {
         Ok(Ok(permit)) => Ok(permit),
         _ => Err(ApiError::new(
@@ -225,7 +237,12 @@ async fn wait_for<'a>(slots: &'a tokio::sync::Semaphore, inference: &Inference) 
 }
 
 /// The model of `repo` at `commit`, loaded once and kept (a commit's files never change).
-async fn load(state: &AppState, inference: &Arc<Inference>, repo: &commons_db::Repo, commit: &str) -> ApiResult<Arc<dyn Classifier>> {
+pub(crate) async fn load(
+    state: &AppState,
+    inference: &Arc<Inference>,
+    repo: &commons_db::Repo,
+    commit: &str,
+) -> ApiResult<Arc<dyn Classifier>> {
     let key = (repo.id, commit.to_string());
     if let Some(model) = inference.loaded.get(&key) {
         return Ok(model);
