@@ -45,10 +45,9 @@ impl Classifier for Loaded {
             ModelInput::Text(text) => PredictInput::Text(text),
         };
         // One core per request: the hub bounds how many run at once.
-        let classes = commons_engine::batch::with_threads(1, || self.0.predict(input)).and_then(|r| r).map_err(|e| match e {
+        commons_engine::batch::with_threads(1, || self.0.predict(input)).and_then(|r| r).map_err(|e| match e {
             EngineError::Input(message) => InferenceError::Input(message),
             other => model_error(other),
-        })?;
-        Ok(classes.into_iter().map(|c| ClassScore { label: c.label, score: c.score }).collect())
+        })
     }
 }

@@ -43,6 +43,14 @@ pub struct Forgotten {
     pub files: u64,
 }
 
+/// Runs each statement in turn on `conn`.
+async fn run_each(conn: &mut sqlx::SqliteConnection, statements: &[&'static str]) -> Result<()> {
+    for statement in statements {
+        sqlx::query(*statement).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 impl Db {
     /// Forgets the commits, trees, blobs and file reconstructions that nothing reaches, keeping
     /// blobs and reconstructions touched less than `grace_secs` ago, in one write transaction.
@@ -52,11 +60,13 @@ impl Db {
         let cutoff = now_unix().saturating_sub(grace_secs);
         let mut tx = self.begin_write().await?;
         let conn = &mut **tx;
-        for statement in [
-            "DROP TABLE IF EXISTS temp.live_commits",
-            "CREATE TEMP TABLE live_commits (repo_id INTEGER NOT NULL, id TEXT NOT NULL, PRIMARY KEY (repo_id, id))",
-            // UNION (not UNION ALL) drops what was seen: the walk ends even on a cycle.
-            "WITH RECURSIVE live(repo_id, id) AS (
+        run_each(
+            conn,
+            &[
+                "DROP TABLE IF EXISTS temp.live_commits",
+                "CREATE TEMP TABLE live_commits (repo_id INTEGER NOT NULL, id TEXT NOT NULL, PRIMARY KEY (repo_id, id))",
+                // UNION (not UNION ALL) drops what was seen: the walk ends even on a cycle.
+                "WITH RECURSIVE live(repo_id, id) AS (
                  SELECT repo_id, commit_id FROM refs
                  UNION SELECT model_repo_id, model_commit FROM board_entries
                  UNION SELECT dataset_repo_id, dataset_commit FROM board_entries
@@ -67,9 +77,9 @@ impl Db {
                        WHERE c.parent_id IS NOT NULL
              )
              INSERT INTO live_commits (repo_id, id) SELECT repo_id, id FROM live",
-        ] {
-            sqlx::query(statement).execute(&mut *conn).await?;
-        }
+            ],
+        )
+        .await?;
         let commits = sqlx::query(
             "DELETE FROM commits WHERE NOT EXISTS
                  (SELECT 1 FROM live_commits l WHERE l.repo_id = commits.repo_id AND l.id = commits.id)",
@@ -78,19 +88,19 @@ impl Db {
         .await?
         .rows_affected();
 
-        for statement in [
-            "DROP TABLE IF EXISTS temp.dead_trees",
-            "CREATE TEMP TABLE dead_trees (id TEXT PRIMARY KEY)",
-            "INSERT INTO dead_trees (id) SELECT id FROM trees t WHERE NOT EXISTS (SELECT 1 FROM commits c WHERE c.tree_id = t.id)",
-            "DELETE FROM tree_entries WHERE tree_id IN (SELECT id FROM dead_trees)",
-        ] {
-            sqlx::query(statement).execute(&mut *conn).await?;
-        }
+        run_each(
+            conn,
+            &[
+                "DROP TABLE IF EXISTS temp.dead_trees",
+                "CREATE TEMP TABLE dead_trees (id TEXT PRIMARY KEY)",
+                "INSERT INTO dead_trees (id) SELECT id FROM trees t WHERE NOT EXISTS (SELECT 1 FROM commits c WHERE c.tree_id = t.id)",
+                "DELETE FROM tree_entries WHERE tree_id IN (SELECT id FROM dead_trees)",
+            ],
+        )
+        .await?;
         let trees = sqlx::query("DELETE FROM trees WHERE id IN (SELECT id FROM dead_trees)").execute(&mut *conn).await?.rows_affected();
 
-        for statement in ["DROP TABLE IF EXISTS temp.dead_blobs", "CREATE TEMP TABLE dead_blobs (sha256 TEXT PRIMARY KEY)"] {
-            sqlx::query(statement).execute(&mut *conn).await?;
-        }
+        run_each(conn, &["DROP TABLE IF EXISTS temp.dead_blobs", "CREATE TEMP TABLE dead_blobs (sha256 TEXT PRIMARY KEY)"]).await?;
         sqlx::query(
             "INSERT INTO dead_blobs (sha256) SELECT sha256 FROM blobs b
              WHERE b.touched_at <= $1 AND NOT EXISTS (SELECT 1 FROM tree_entries e WHERE e.sha256 = b.sha256)",
@@ -100,20 +110,20 @@ impl Db {
         .await?;
         // Rows that only say something about a blob go with it: who uploaded it, which
         // repository's history once named it, the card its README had.
-        for statement in [
-            "DELETE FROM blob_holders WHERE sha256 IN (SELECT sha256 FROM dead_blobs)",
-            "DELETE FROM repo_lfs_files WHERE sha256 IN (SELECT sha256 FROM dead_blobs)",
-            "DELETE FROM card_tags WHERE readme_sha256 IN (SELECT sha256 FROM dead_blobs)",
-            "DELETE FROM cards WHERE readme_sha256 IN (SELECT sha256 FROM dead_blobs)",
-        ] {
-            sqlx::query(statement).execute(&mut *conn).await?;
-        }
+        run_each(
+            conn,
+            &[
+                "DELETE FROM blob_holders WHERE sha256 IN (SELECT sha256 FROM dead_blobs)",
+                "DELETE FROM repo_lfs_files WHERE sha256 IN (SELECT sha256 FROM dead_blobs)",
+                "DELETE FROM card_tags WHERE readme_sha256 IN (SELECT sha256 FROM dead_blobs)",
+                "DELETE FROM cards WHERE readme_sha256 IN (SELECT sha256 FROM dead_blobs)",
+            ],
+        )
+        .await?;
         let blobs =
             sqlx::query("DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM dead_blobs)").execute(&mut *conn).await?.rows_affected();
 
-        for statement in ["DROP TABLE IF EXISTS temp.dead_files", "CREATE TEMP TABLE dead_files (file_hash TEXT PRIMARY KEY)"] {
-            sqlx::query(statement).execute(&mut *conn).await?;
-        }
+        run_each(conn, &["DROP TABLE IF EXISTS temp.dead_files", "CREATE TEMP TABLE dead_files (file_hash TEXT PRIMARY KEY)"]).await?;
         sqlx::query(
             "INSERT INTO dead_files (file_hash) SELECT file_hash FROM cas_files f
              WHERE f.touched_at <= $1 AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.file_hash = f.file_hash)",
@@ -123,14 +133,12 @@ impl Db {
         .await?;
         // The xorbs those files used may now be used by none: they become the storage layer's
         // candidates from now on (their grace starts), unless a file still uses them.
-        for statement in [
+        run_each(conn, &[
             "DROP TABLE IF EXISTS temp.freed_xorbs",
             "CREATE TEMP TABLE freed_xorbs (xorb_hash TEXT PRIMARY KEY)",
             "INSERT INTO freed_xorbs (xorb_hash) SELECT DISTINCT xorb_hash FROM cas_file_terms WHERE file_hash IN (SELECT file_hash FROM dead_files)",
             "DELETE FROM cas_file_terms WHERE file_hash IN (SELECT file_hash FROM dead_files)",
-        ] {
-            sqlx::query(statement).execute(&mut *conn).await?;
-        }
+        ]).await?;
         sqlx::query(
             "UPDATE cas_xorbs SET unused_since = $1
              WHERE unused_since IS NULL AND xorb_hash IN (SELECT xorb_hash FROM freed_xorbs)

@@ -41,12 +41,8 @@ pub enum InputModality {
     Text,
 }
 
-/// One class and the model's probability for it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ClassScore {
-    pub label: String,
-    pub score: f32,
-}
+/// One class and the model's probability for it (the wire format's own type).
+pub use commons_protocol::ClassScore;
 
 /// Image layout: channels (1 grey, 3 RGB), rows, columns.
 #[derive(Debug, Clone, Copy)]

@@ -22,12 +22,7 @@ pub enum ModelInput<'a> {
     Text(&'a str),
 }
 
-/// One class and its probability: the Inference API's classification element.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ClassScore {
-    pub label: String,
-    pub score: f32,
-}
+pub use commons_protocol::ClassScore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferenceError {

@@ -282,6 +282,15 @@ fn names(agreed: &[Agreed]) -> String {
     names.join(", ")
 }
 
+/// One class and a model's probability for it: an element of the Inference API's answer to a
+/// classification (`[{"label", "score"}]`), as the hub's inference route and `commons predict
+/// --json` print it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassScore {
+    pub label: String,
+    pub score: f32,
+}
+
 /// `POST /api/jobs`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
