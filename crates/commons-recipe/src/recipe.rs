@@ -380,6 +380,7 @@ impl ScheduleSpec {
 pub const BUILTIN: &[(&str, &str)] = &[
     ("keras-mnist-mlp", include_str!("../recipes/keras-mnist-mlp.toml")),
     ("mnist-cnn", include_str!("../recipes/mnist-cnn.toml")),
+    ("fashion-mnist-cnn", include_str!("../recipes/fashion-mnist-cnn.toml")),
     ("lstm-sentiment", include_str!("../recipes/lstm-sentiment.toml")),
     ("char-rnn", include_str!("../recipes/char-rnn.toml")),
     ("word2vec-skipgram", include_str!("../recipes/word2vec-skipgram.toml")),

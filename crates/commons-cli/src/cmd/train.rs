@@ -8,8 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// A built-in recipe (keras-mnist-mlp, mnist-cnn, lstm-sentiment, char-rnn, word2vec-skipgram,
-    /// word2vec-cbow, glove) or a .toml file.
+    /// A built-in recipe (keras-mnist-mlp, mnist-cnn, fashion-mnist-cnn, lstm-sentiment, char-rnn,
+    /// word2vec-skipgram, word2vec-cbow, glove) or a .toml file.
     pub recipe: String,
     /// The data directory or file; without it the recipe's data set is fetched by name.
     #[arg(long)]
