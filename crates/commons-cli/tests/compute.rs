@@ -1028,6 +1028,10 @@ fn two_sweeps_by_different_users_are_ranked_on_one_verified_board() {
         assert_eq!(row[4], "reproduced");
         assert_eq!(row[14], entry["job"]["id"].to_string());
     }
+    // The board's page links to the dataset's other boards, not to itself.
+    let page = get_as(&net, None, "/leaderboards/alice/mnist?split=test&metric=accuracy").text().unwrap();
+    assert!(page.contains("/leaderboards/alice/mnist?split=test&amp;metric=loss\">test · loss</a>"), "{page}");
+    assert!(!page.contains(">test · accuracy</a>"), "{page}");
     let boards: Vec<Value> = get_as(&net, None, "/api/leaderboards").json().unwrap();
     let accuracy = boards.iter().find(|b| b["dataset"] == "alice/mnist" && b["metric"] == "accuracy").expect("the board is listed");
     assert_eq!(accuracy["entries"], 4);

@@ -5,7 +5,8 @@
 //!
 //! Two kinds of answer, two rules:
 //! - *Immutable* ones (a path or the whole tree of a commit, a blob, a file's terms) never change, so they stay until evicted.
-//! - *Mutable* ones (a repository by name, a revision, a token) are fresh for [`FRESH_FOR`]
+//! - *Mutable* ones (a repository by name or id, a revision, a token, the namespaces a user
+//!   reads) are fresh for [`FRESH_FOR`]
 //!   and only while no write of this process has begun or ended since they were read: every
 //!   write through [`crate::Db::write_turn`] bumps a generation when its turn starts and again
 //!   when it ends, and an answer read under another generation is not used. A write in another
@@ -47,6 +48,8 @@ pub(crate) type BlobRow = (String, i64, String);
 pub(crate) struct ReadCache {
     generation: AtomicU64,
     repos: Cache<(RepoKind, String, String), Fresh<Option<Repo>>>,
+    /// Repositories by id: the rows of a search's page.
+    repos_by_id: Cache<i64, Fresh<Repo>>,
     revisions: Cache<(i64, String), Fresh<String>>,
     files: Cache<(i64, String, String), Option<FileEntry>>,
     paths: Cache<(i64, String, String), Option<TreeItem>>,
@@ -54,6 +57,9 @@ pub(crate) struct ReadCache {
     blobs: Cache<String, BlobRow>,
     terms: Cache<String, Arc<Vec<FileTerm>>>,
     tokens: Cache<String, Fresh<Token>>,
+    /// The namespaces whose private repositories a user reads (theirs, their organizations'):
+    /// asked by every listing and search a signed-in caller makes.
+    readable: Cache<String, Fresh<Arc<[String]>>>,
     /// Parsed cards by README blob (a blob's card never changes; one not recorded yet is not
     /// kept).
     cards: Cache<String, Arc<str>>,
@@ -70,6 +76,7 @@ impl ReadCache {
         Arc::new(Self {
             generation: AtomicU64::new(0),
             repos: Cache::new(ENTRIES),
+            repos_by_id: Cache::new(ENTRIES),
             revisions: Cache::new(ENTRIES),
             files: Cache::new(ENTRIES),
             paths: Cache::new(ENTRIES),
@@ -78,6 +85,7 @@ impl ReadCache {
             blobs: Cache::new(ENTRIES),
             terms: Cache::new(ENTRIES),
             tokens: Cache::new(ENTRIES),
+            readable: Cache::new(ENTRIES),
             cards: Cache::new(ENTRIES / 10),
         })
     }
@@ -115,6 +123,14 @@ impl ReadCache {
 
     pub(crate) fn put_repo(&self, key: (RepoKind, String, String), value: Option<Repo>, generation: u64) {
         self.repos.insert(key, Fresh { value, generation, read_at: Instant::now() });
+    }
+
+    pub(crate) fn repo_by_id(&self, id: i64) -> Option<Repo> {
+        self.fresh(self.repos_by_id.get(&id))
+    }
+
+    pub(crate) fn put_repo_by_id(&self, repo: Repo, generation: u64) {
+        self.repos_by_id.insert(repo.id, Fresh { value: repo, generation, read_at: Instant::now() });
     }
 
     pub(crate) fn revision(&self, repo_id: i64, rev: &str) -> Option<String> {
@@ -183,5 +199,13 @@ impl ReadCache {
 
     pub(crate) fn put_token(&self, hash: String, token: Token, generation: u64) {
         self.tokens.insert(hash, Fresh { value: token, generation, read_at: Instant::now() });
+    }
+
+    pub(crate) fn readable(&self, user: &str) -> Option<Arc<[String]>> {
+        self.fresh(self.readable.get(user))
+    }
+
+    pub(crate) fn put_readable(&self, user: &str, namespaces: Arc<[String]>, generation: u64) {
+        self.readable.insert(user.to_string(), Fresh { value: namespaces, generation, read_at: Instant::now() });
     }
 }

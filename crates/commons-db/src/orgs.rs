@@ -190,6 +190,10 @@ impl Db {
     /// The namespaces whose private repositories user `user` reads: their own, and their
     /// organizations' where their role is above `no_access`.
     pub async fn readable_namespaces(&self, user: &str) -> Result<Vec<String>> {
+        if let Some(names) = self.cache.readable(user) {
+            return Ok(names.to_vec());
+        }
+        let generation = self.cache.generation();
         let rows = sqlx::query(
             "SELECT o.name FROM org_members m JOIN organizations o ON o.id = m.org_id JOIN users u ON u.id = m.user_id
              WHERE u.name = $1 AND m.role <> 'no_access' ORDER BY o.name",
@@ -201,6 +205,7 @@ impl Db {
         for row in rows {
             names.push(row.try_get("name")?);
         }
+        self.cache.put_readable(user, names.clone().into(), generation);
         Ok(names)
     }
 

@@ -225,6 +225,9 @@ fn commit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Commit> {
 
 pub(crate) const REPO_COLUMNS: &str =
     "id, kind, namespace, name, private, created_at, updated_at, likes, downloads, trending, gated, created_by";
+/// The file whose front matter is a repository's card.
+const README: &str = "README.md";
+
 const COMMIT_COLUMNS: &str = "id, parent_id, tree_id, author, title, message, created_at";
 
 fn is_full_commit_id(rev: &str) -> bool {
@@ -527,47 +530,82 @@ impl Db {
     /// of namespaces `readable` may see, in the order of `ids` (a page the search index found,
     /// sorted and cut; visibility is checked here once more).
     pub async fn repos_by_ids(&self, kind: RepoKind, ids: &[i64], readable: &[String]) -> Result<Vec<Repo>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Ids are numbers, so they are written into the query itself. Only the primary key is
-        // in the condition: with `kind` there too, SQLite walks an index of every repository
-        // of the kind instead.
-        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
-        let rows =
-            sqlx::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE id IN ({list})"))).fetch_all(&self.pool).await?;
-        let mut repos = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let repo = repo_from_row(row)?;
-            if repo.kind == kind && (!repo.private || readable.contains(&repo.namespace)) {
-                repos.push(repo);
+        // A search page asks for the same popular repositories again and again: those read
+        // since the last write of this process (and within `FRESH_FOR`) are not read again.
+        let mut found: HashMap<i64, Repo> = HashMap::with_capacity(ids.len());
+        let missing: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|&id| match self.cache.repo_by_id(id) {
+                Some(repo) => {
+                    found.insert(id, repo);
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        if !missing.is_empty() {
+            let generation = self.cache.generation();
+            // Ids are numbers, so they are written into the query itself. Only the primary key
+            // is in the condition: with `kind` there too, SQLite walks an index of every
+            // repository of the kind instead.
+            let list = missing.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+            let rows =
+                sqlx::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE id IN ({list})"))).fetch_all(&self.pool).await?;
+            for row in &rows {
+                let repo = repo_from_row(row)?;
+                self.cache.put_repo_by_id(repo.clone(), generation);
+                found.insert(repo.id, repo);
             }
         }
-        repos.sort_by_key(|repo| ids.iter().position(|&id| id == repo.id));
-        Ok(repos)
+        // In the order asked for, as the reader may see them.
+        Ok(ids
+            .iter()
+            .filter_map(|id| found.remove(id))
+            .filter(|repo| repo.kind == kind && (!repo.private || readable.contains(&repo.namespace)))
+            .collect())
     }
 
     /// For each of `repos` that has a `main` branch: its head commit, and the `README.md` there
-    /// if any. One query for a whole page of a listing (a listing shows each one's card).
+    /// if any. One query for a whole page of a listing (a listing shows each one's card), and
+    /// none for the repositories whose head and README this process knows.
     pub async fn main_readmes(&self, repos: &[Repo]) -> Result<HashMap<i64, (String, Option<FileEntry>)>> {
-        if repos.is_empty() {
-            return Ok(HashMap::new());
+        let mut heads = HashMap::with_capacity(repos.len());
+        let mut missing = Vec::new();
+        for repo in repos {
+            let known = self.cache.revision(repo.id, "main").and_then(|head| {
+                let readme = self.cache.file(&(repo.id, head.clone(), README.to_string()))?;
+                Some((head, readme))
+            });
+            match known {
+                Some(known) => {
+                    heads.insert(repo.id, known);
+                }
+                None => missing.push(repo.id.to_string()),
+            }
         }
-        let list = repos.iter().map(|repo| repo.id.to_string()).collect::<Vec<_>>().join(", ");
+        if missing.is_empty() {
+            return Ok(heads);
+        }
+        let generation = self.cache.generation();
         let sql = format!(
             "SELECT f.repo_id, f.commit_id, e.path, e.sha256, e.size, e.git_oid, e.lfs FROM refs f
                JOIN commits c ON c.repo_id = f.repo_id AND c.id = f.commit_id
-               LEFT JOIN tree_entries e ON e.tree_id = c.tree_id AND e.path = 'README.md'
-              WHERE f.kind = 'branch' AND f.name = 'main' AND f.repo_id IN ({list})"
+               LEFT JOIN tree_entries e ON e.tree_id = c.tree_id AND e.path = '{README}'
+              WHERE f.kind = 'branch' AND f.name = 'main' AND f.repo_id IN ({})",
+            missing.join(", ")
         );
         let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
-        let mut heads = HashMap::with_capacity(rows.len());
         for row in &rows {
             let readme = match row.try_get::<Option<String>, _>("path")? {
                 Some(_) => Some(entry_from_row(row)?),
                 None => None,
             };
-            heads.insert(row.try_get("repo_id")?, (row.try_get("commit_id")?, readme));
+            let (repo_id, head): (i64, String) = (row.try_get("repo_id")?, row.try_get("commit_id")?);
+            // The head is a mutable answer; a commit's README never changes.
+            self.cache.put_revision(repo_id, "main", head.clone(), generation);
+            self.cache.put_file((repo_id, head.clone(), README.to_string()), readme.clone());
+            heads.insert(repo_id, (head, readme));
         }
         Ok(heads)
     }

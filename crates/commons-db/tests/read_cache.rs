@@ -1,7 +1,7 @@
 //! The read cache never answers from before a write of the same process, and answers from
 //! before another process's write for at most a second.
 
-use commons_db::{Db, RefKind, RepoKind};
+use commons_db::{CommitInfo, Db, OrgRole, RefKind, RepoKind};
 
 #[tokio::test]
 async fn a_write_is_seen_at_once_by_the_process_that_made_it() {
@@ -41,4 +41,39 @@ async fn another_process_write_is_seen_within_a_second() {
     other.set_private(&repo, true).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert!(server.get_repo(RepoKind::Model, "alice", "m").await.unwrap().unwrap().private, "stale past a second");
+}
+
+#[tokio::test]
+async fn a_search_page_rows_and_a_reader_namespaces_are_read_again_after_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("commons.db")).await.unwrap();
+    db.create_user("alice", "Alice").await.unwrap();
+    db.create_user("bob", "Bob").await.unwrap();
+    let repo = db.create_repo(RepoKind::Model, "alice", "m", false, "alice", &[]).await.unwrap();
+
+    // A page's rows, read (and so kept), then the repository made private: gone at once for
+    // a stranger, still there for its owner.
+    let page = |readable: Vec<String>| {
+        let db = db.clone();
+        async move { db.repos_by_ids(RepoKind::Model, &[repo.id], &readable).await.unwrap() }
+    };
+    assert_eq!(page(vec![]).await.len(), 1);
+    db.set_private(&repo, true).await.unwrap();
+    assert!(page(vec![]).await.is_empty(), "a private repository is not shown from the cache");
+    assert!(page(vec!["alice".into()]).await[0].private, "its owner sees the row as it is now");
+
+    // The head of `main` a listing shows moves with a commit.
+    let before = db.main_readmes(std::slice::from_ref(&repo)).await.unwrap()[&repo.id].0.clone();
+    let squashed = db.squash_branch(&repo, "main", &CommitInfo { author: "alice", title: "squash", message: "" }).await.unwrap();
+    let after = db.main_readmes(std::slice::from_ref(&repo)).await.unwrap()[&repo.id].0.clone();
+    assert_ne!(before, after);
+    assert_eq!(after, squashed.id, "the new head, not the cached one");
+
+    // Whose private repositories a user reads changes with a membership.
+    assert_eq!(db.readable_namespaces("bob").await.unwrap(), ["bob"]);
+    let org = db.create_org("acme", "Acme", "alice").await.unwrap();
+    db.set_member_role(org.id, "bob", OrgRole::Read).await.unwrap();
+    assert_eq!(db.readable_namespaces("bob").await.unwrap(), ["bob", "acme"], "a new membership is seen at once");
+    db.set_member_role(org.id, "bob", OrgRole::NoAccess).await.unwrap();
+    assert_eq!(db.readable_namespaces("bob").await.unwrap(), ["bob"]);
 }

@@ -10,6 +10,10 @@ use serde_json::Value;
 
 use crate::{RepoError, Repos, Result};
 
+/// Turns for searches of the index: one per core.
+static SEARCH_TURNS: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
 /// Repositories rewritten per index commit while catching up.
 const SYNC_BATCH: usize = 500;
 
@@ -86,6 +90,10 @@ impl Repos {
     async fn search_in(&self, kind: RepoKind, text: &str, q: &RepoQuery, readable: &[String]) -> Result<Option<Vec<i64>>> {
         let Some(index) = self.search.clone() else { return Ok(None) };
         let (text, q, readable) = (text.to_string(), q.clone(), readable.to_vec());
+        // Searches take turns, as many at once as there are cores, in the order they came:
+        // fifty searches on fifty blocking threads would share the cores in slices and each
+        // finish late, where in turn each finishes in its own time.
+        let _turn = SEARCH_TURNS.acquire().await.map_err(|e| RepoError::Invalid(format!("search turns closed: {e}")))?;
         let ids = blocking(move || {
             let sort = match q.sort {
                 RepoSort::LastModified => Sort::LastModified,

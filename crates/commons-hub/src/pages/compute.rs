@@ -350,7 +350,7 @@ pub(crate) async fn board(
     }
     let page_no = page_number(&q, 1000)?;
     let offset = page_no * BOARD_PAGE;
-    let others = state.db.boards(visitor.reader(), Some(dataset.id), 100, 0).await?;
+    let others = state.db.board_names(visitor.reader(), dataset.id, 100).await?;
     let entries = state.db.board(visitor.reader(), dataset.id, split, metric, (BOARD_PAGE + 1) as i64, offset as i64).await?;
     let Some(mut entries) = entries else {
         return Err(PageError {
@@ -388,9 +388,9 @@ pub(crate) async fn board(
         context! {
             dataset => dataset.full_name(), dataset_url => repo_url(RepoKind::Dataset, &dataset.namespace, &dataset.name),
             split, metric, higher, rows,
-            others => others.iter().filter(|b| b.split != split || b.metric != metric).map(|b| context! {
-                name => format!("{} · {}", b.split, b.metric),
-                url => format!("{here}?{}", serde_urlencoded::to_string([("split", &b.split), ("metric", &b.metric)]).unwrap_or_default()),
+            others => others.iter().filter(|(s, m)| s != split || m != metric).map(|(s, m)| context! {
+                name => format!("{s} · {m}"),
+                url => format!("{here}?{}", serde_urlencoded::to_string([("split", s), ("metric", m)]).unwrap_or_default()),
             }).collect::<Vec<_>>(),
             csv => format!("/api/leaderboards/{}/{}?{}&format=csv&limit=1000",
                 dataset.namespace, dataset.name, serde_urlencoded::to_string([("split", split), ("metric", metric)]).unwrap_or_default()),
