@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::io::Cursor;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use commons_db::cas::{ChunkLocation, FileTerm, IngestRecord, XorbRecord};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use object_store::{ObjectStoreExt, WriteMultipart};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -246,23 +246,67 @@ impl Cas {
         self.db.record_index(&record).await?;
 
         // The sha256 is the client's word until the bytes say so.
-        let mut sha256 = Sha256::new();
-        let mut git_sha1 = Sha1::new();
-        git_sha1.update(format!("blob {size}\0"));
-        let mut stream = std::pin::pin!(self.read_range(&file.file_hash, size, 0, size).await?);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            sha256.update(&chunk);
-            git_sha1.update(&chunk);
-        }
-        let actual = hex::encode(sha256.finalize());
+        let (actual, git_sha1) = content_digests(self.read_range(&file.file_hash, size, 0, size).await?, size).await?;
         if actual != claimed {
             return Err(StorageError::Sha256Mismatch { expected: claimed, actual });
         }
-        record.git_sha1 = hex::encode(git_sha1.finalize());
+        record.git_sha1 = git_sha1;
         self.db.record_blob(&record.sha256, &record.git_sha1, size, &record.file_hash).await?;
         Ok(RegisteredFile { sha256: record.sha256, size })
     }
+}
+
+/// The sha256 and git blob sha1 of a file's `size` bytes, each hashed on a blocking thread of
+/// its own as the bytes are read back: the check takes the time of the slower hash, not of both
+/// in turn (it is what a Xet upload's client waits for between its shard and its commit), and
+/// none of it runs on the runtime's threads, which go on serving other requests.
+async fn content_digests(bytes: impl Stream<Item = Result<Bytes>>, size: u64) -> Result<(String, String)> {
+    // The reader yields a chunk at a time; the threads get them in batches of a few MiB, so a
+    // thread wakes a few hundred times for a GiB, and a few batches in flight bound the memory.
+    type Batch = std::sync::Arc<Vec<Bytes>>;
+    const BATCH_BYTES: usize = 4 << 20;
+    let (to_sha256, mut sha256_input) = tokio::sync::mpsc::channel::<Batch>(2);
+    let (to_sha1, mut sha1_input) = tokio::sync::mpsc::channel::<Batch>(2);
+    let sha256 = tokio::task::spawn_blocking(move || {
+        let mut hasher = Sha256::new();
+        while let Some(batch) = sha256_input.blocking_recv() {
+            batch.iter().for_each(|bytes| hasher.update(bytes));
+        }
+        hex::encode(hasher.finalize())
+    });
+    let git_sha1 = tokio::task::spawn_blocking(move || {
+        let mut hasher = Sha1::new();
+        hasher.update(format!("blob {size}\0"));
+        while let Some(batch) = sha1_input.blocking_recv() {
+            batch.iter().for_each(|bytes| hasher.update(bytes));
+        }
+        hex::encode(hasher.finalize())
+    });
+    let send = |batch: Vec<Bytes>| {
+        let (to_sha256, to_sha1) = (to_sha256.clone(), to_sha1.clone());
+        async move {
+            let batch = std::sync::Arc::new(batch);
+            let gone = |_| StorageError::Corrupt("a hashing thread stopped early".into());
+            to_sha256.send(batch.clone()).await.map_err(gone)?;
+            to_sha1.send(batch).await.map_err(gone)
+        }
+    };
+    let mut bytes = std::pin::pin!(bytes);
+    let (mut batch, mut batched) = (Vec::new(), 0);
+    while let Some(chunk) = bytes.next().await {
+        let chunk = chunk?;
+        batched += chunk.len();
+        batch.push(chunk);
+        if batched >= BATCH_BYTES {
+            send(std::mem::take(&mut batch)).await?;
+            batched = 0;
+        }
+    }
+    send(batch).await?;
+    // Closing the channels is what ends both threads.
+    drop((to_sha256, to_sha1));
+    let failed = |e: tokio::task::JoinError| StorageError::Corrupt(format!("a hashing thread failed: {e}"));
+    Ok((sha256.await.map_err(failed)?, git_sha1.await.map_err(failed)?))
 }
 
 /// A xorb a client is uploading, serialized without its footer, checked and stored as it
