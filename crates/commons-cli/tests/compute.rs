@@ -131,10 +131,15 @@ impl Network {
     /// A worker speaking the protocol directly (a test's own, possibly dishonest, client) that
     /// claims whatever hardware it likes; returns its id.
     fn register_raw_worker(&self, token: &str, name: &str) -> i64 {
+        self.register_raw_worker_with(token, name, Some("H100"))
+    }
+
+    /// [`Self::register_raw_worker`] offering `gpu` (or none).
+    fn register_raw_worker_with(&self, token: &str, name: &str, gpu: Option<&str>) -> i64 {
         let registered = self.post(
             "/api/workers/register",
             token,
-            &json!({"protocol_version": 1, "name": name, "cores": 64, "memory_bytes": 1u64 << 40, "gpu": "H100", "engine_version": "0.1.0",
+            &json!({"protocol_version": 1, "name": name, "cores": 64, "memory_bytes": 1u64 << 40, "gpu": gpu, "engine_version": "0.1.0",
                     "platform": "linux-x86_64", "numeric_class": commons_engine::numeric_class(), "speed_gflops": 1e6}),
         );
         assert!(registered.status().is_success(), "registering {name}");
@@ -766,6 +771,71 @@ fn a_unit_that_no_online_worker_may_take_says_why_it_waits() {
     let job = net.wait_done(id);
     assert!(job["units"].as_array().unwrap().iter().all(|u| u["waiting"].is_null()), "{job:#}");
     net.audit_ledger();
+}
+
+#[test]
+fn a_job_that_asks_for_a_gpu_goes_only_to_a_worker_that_offers_one() {
+    let net = Network::start(&["--no-worker"]);
+    let bob = net.hub.add_user("bob");
+    let carol = net.hub.add_user("carol");
+    let cpu = net.register_raw_worker_with(&bob, "cpu-box", None);
+    let pull = |token: &str, worker: i64| net.post(&format!("/api/workers/{worker}/pull?wait=1"), token, &json!({}));
+
+    let out = net.cli(&[
+        "job",
+        "submit",
+        "train",
+        "--algorithm",
+        "alice/keras-mnist-mlp",
+        "--dataset",
+        "alice/mnist",
+        "--set",
+        "training.epochs=1",
+        "--gpu",
+    ]);
+    let id: i64 = out.lines().last().unwrap().trim().parse().unwrap();
+    let job = net.job(id);
+    assert_eq!(job["spec"]["gpu"], true, "{job:#}");
+    // The CPU worker is offered nothing, and the unit says what it waits for.
+    assert_eq!(pull(&bob, cpu).status(), 204, "a CPU worker must not get a GPU job's unit");
+    let waiting = units_of(&net.job(id), "train", false)[0]["waiting"].as_str().map(str::to_string);
+    assert!(
+        waiting.as_deref().is_some_and(|w| w.contains("a worker with a GPU") && w.contains("none of the 1 online workers")),
+        "{waiting:?}"
+    );
+    let status = net.cli(&["job", "status", &id.to_string()]);
+    assert!(status.contains("on GPU workers"), "{status}");
+
+    // A worker with a GPU arrives and gets the unit.
+    let gpu = net.register_raw_worker_with(&carol, "gpu-box", Some("H100"));
+    assert!(units_of(&net.job(id), "train", false)[0]["waiting"].is_null(), "a taker is online");
+    let resp = pull(&carol, gpu);
+    assert_eq!(resp.status(), 200, "the GPU worker gets the unit");
+    let lease: Value = resp.json().unwrap();
+    assert_eq!(lease["job_id"], id, "{lease}");
+    assert!(units_of(&net.job(id), "train", false)[0]["waiting"].is_null());
+
+    // A job that asks for no GPU goes to either; the GPU worker takes GPU jobs first.
+    let plain = net.submit_train(1);
+    assert_eq!(net.job(plain)["spec"].get("gpu"), None, "no GPU asked, none shown");
+    let out = net.cli(&[
+        "job",
+        "submit",
+        "train",
+        "--algorithm",
+        "alice/keras-mnist-mlp",
+        "--dataset",
+        "alice/mnist",
+        "--set",
+        "training.epochs=2",
+        "--gpu",
+    ]);
+    let second: i64 = out.lines().last().unwrap().trim().parse().unwrap();
+    let resp = pull(&carol, gpu);
+    assert_eq!(resp.json::<Value>().unwrap()["job_id"], second, "the GPU worker serves the newer GPU job before the older plain one");
+    let resp = pull(&bob, cpu);
+    assert_eq!(resp.status(), 200, "the CPU worker gets the plain job's unit");
+    assert_eq!(resp.json::<Value>().unwrap()["job_id"], plain);
 }
 
 #[test]

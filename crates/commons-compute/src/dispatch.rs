@@ -137,11 +137,19 @@ impl Coordinator {
     fn worker(&self, db: &Conn, owner: &Owner, worker_id: i64) -> Result<WorkerRow> {
         let (row, last_seen, consecutive_valid): (WorkerRow, i64, i64) = db
             .maybe(
-                "SELECT id, owner_id, numeric_class, consecutive_valid, operator_host, last_seen FROM workers WHERE id = ?1 AND owner_id = ?2",
+                "SELECT id, owner_id, numeric_class, gpu IS NOT NULL AS has_gpu, consecutive_valid, operator_host, last_seen FROM workers
+                 WHERE id = ?1 AND owner_id = ?2",
                 [worker_id, owner.id],
                 |r| {
                     let operator_host: bool = r.get("operator_host")?;
-                    let row = WorkerRow { id: r.get("id")?, owner_id: r.get("owner_id")?, numeric_class: r.get("numeric_class")?, trusted: false, operator_host };
+                    let row = WorkerRow {
+                        id: r.get("id")?,
+                        owner_id: r.get("owner_id")?,
+                        numeric_class: r.get("numeric_class")?,
+                        gpu: r.get("has_gpu")?,
+                        trusted: false,
+                        operator_host,
+                    };
                     Ok((row, r.get("last_seen")?, r.get("consecutive_valid")?))
                 },
             )?
@@ -213,15 +221,18 @@ impl Coordinator {
     /// Leases the oldest unit `worker_id` may run, if any.
     fn lease(&self, db: &Conn, owner: &Owner, worker_id: i64) -> Result<Option<Leased>> {
         let worker = self.worker(db, owner, worker_id)?;
-        // Fair share: submitters in the order they were last served, then their jobs likewise.
+        // Fair share: submitters in the order they were last served, then their jobs likewise;
+        // a job that asks for a GPU only for a worker that offers one, and such a worker serves
+        // those jobs first (its GPU is what no other worker can give them), as BOINC sends
+        // coprocessor work to the hosts that have the coprocessor.
         // (`INDEXED BY`: without statistics SQLite would walk all of a job's open units, most of
         // them possibly leased already, instead of only those wanting a worker.)
         let jobs = db.all(
             "SELECT j.id FROM jobs j LEFT JOIN compute_owners o ON o.owner_id = j.owner_id
-             WHERE j.state IN ('queued', 'running', 'validating')
+             WHERE j.state IN ('queued', 'running', 'validating') AND (j.needs_gpu = FALSE OR ?2)
                AND EXISTS (SELECT 1 FROM units u INDEXED BY units_wanting_workers_by_job WHERE u.job_id = j.id AND u.open_slots > 0 AND u.state = 'open')
-             ORDER BY COALESCE(o.last_served, 0), j.last_served, j.id LIMIT ?1",
-            [JOBS_CONSIDERED],
+             ORDER BY j.needs_gpu DESC, COALESCE(o.last_served, 0), j.last_served, j.id LIMIT ?1",
+            params![JOBS_CONSIDERED, worker.gpu],
             |r| r.get::<_, i64>(0),
         )?;
         for job_id in jobs {

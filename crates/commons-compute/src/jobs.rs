@@ -35,11 +35,15 @@ impl Coordinator {
     /// estimated cost and queues the units. Nothing is written when any check fails.
     pub async fn submit(&self, owner: &Token, request: JobRequest) -> Result<JobView> {
         let (spec, units, escrow) = match request {
-            JobRequest::Train { algorithm, dataset, overrides, output, sweep } => {
-                self.plan_train(owner, &algorithm, &dataset, overrides, output, &sweep).await?
+            JobRequest::Train { algorithm, dataset, overrides, output, sweep, gpu } => {
+                let (mut spec, units, escrow) = self.plan_train(owner, &algorithm, &dataset, overrides, output, &sweep).await?;
+                spec.ask_for_gpu(gpu);
+                (spec, units, escrow)
             }
-            JobRequest::Eval { model, dataset, split, shards } => {
-                self.plan_eval(owner, &model, &dataset, split, shards.unwrap_or(1)).await?
+            JobRequest::Eval { model, dataset, split, shards, gpu } => {
+                let (mut spec, units, escrow) = self.plan_eval(owner, &model, &dataset, split, shards.unwrap_or(1)).await?;
+                spec.ask_for_gpu(gpu);
+                (spec, units, escrow)
             }
         };
         // Check affordability before creating the output repository, then again under the lock.
@@ -77,6 +81,7 @@ impl Coordinator {
 
     async fn create_job(&self, owner_id: i64, spec: &JobSpec, escrow: i64, units: Vec<NewUnit>) -> Result<i64> {
         let spec_json = serde_json::to_string(spec).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+        let needs_gpu = spec.needs_gpu();
         let kind = match spec {
             JobSpec::Train { .. } => Role::Train.as_str(),
             JobSpec::Eval { .. } => Role::Eval.as_str(),
@@ -87,8 +92,9 @@ impl Coordinator {
                 let account = ledger::user_account(db, owner_id, c.config.starter_grant)?;
                 let t = now();
                 let job_id: i64 = db.one(
-                    "INSERT INTO jobs (owner_id, kind, spec, state, escrow, created_at, updated_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5) RETURNING id",
-                    params![owner_id, kind, spec_json, escrow, t],
+                    "INSERT INTO jobs (owner_id, kind, spec, state, escrow, created_at, updated_at, needs_gpu)
+                     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5, ?6) RETURNING id",
+                    params![owner_id, kind, spec_json, escrow, t, needs_gpu],
                     |r| r.get(0),
                 )?;
                 let escrow_account = ledger::escrow_account(db, job_id)?;
@@ -178,7 +184,7 @@ impl Coordinator {
             });
         }
         let points = if sweep.is_empty() { Vec::new() } else { points };
-        let spec = JobSpec::Train { algorithm, recipe_path, dataset, overrides, output, points };
+        let spec = JobSpec::Train { algorithm, recipe_path, dataset, overrides, output, points, gpu: false };
         Ok((spec, units, escrow))
     }
 
@@ -241,7 +247,7 @@ impl Coordinator {
                 flops,
             });
         }
-        Ok((JobSpec::Eval { model, dataset, split, shards }, units, escrow))
+        Ok((JobSpec::Eval { model, dataset, split, shards, gpu: false }, units, escrow))
     }
 
     /// Resolves `namespace/name[@revision]` to a commit the caller may read. Private and gated
@@ -376,6 +382,8 @@ impl Coordinator {
         .bind(job_id)
         .fetch_all(self.pool())
         .await?;
+        let needs_gpu: bool =
+            sqlx::query("SELECT needs_gpu FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get(0)?;
         let mut online = None;
         let mut views = Vec::with_capacity(units.len());
         for row in &units {
@@ -388,9 +396,24 @@ impl Coordinator {
                 if online.is_none() {
                     online = Some(self.online_workers().await?);
                 }
-                let had: Vec<i64> = by_unit.get(&id).map(|a| a.iter().map(|a| a.worker_id).collect()).unwrap_or_default();
-                let claim = StoredWork::parse(row.try_get("payload")?, id)?.claim;
-                waiting = self.why_waiting(id, role, row.try_get("quorum")?, claim, &had, online.as_deref().unwrap_or_default()).await?;
+                let online = online.as_deref().unwrap_or_default();
+                let gpus: Vec<WorkerRow>;
+                let takers = if needs_gpu {
+                    gpus = online.iter().filter(|w| w.gpu).cloned().collect();
+                    &gpus[..]
+                } else {
+                    online
+                };
+                waiting = if needs_gpu && takers.is_empty() && !online.is_empty() {
+                    Some(format!(
+                        "waiting for a worker with a GPU (the job asks for one); none of the {} online workers offers one",
+                        online.len()
+                    ))
+                } else {
+                    let had: Vec<i64> = by_unit.get(&id).map(|a| a.iter().map(|a| a.worker_id).collect()).unwrap_or_default();
+                    let claim = StoredWork::parse(row.try_get("payload")?, id)?.claim;
+                    self.why_waiting(id, role, row.try_get("quorum")?, claim, &had, takers).await?
+                };
             }
             views.push(UnitView {
                 id,
@@ -412,7 +435,9 @@ impl Coordinator {
 
     /// Workers seen recently enough to count as online.
     async fn online_workers(&self) -> Result<Vec<WorkerRow>> {
-        let rows = sqlx::query("SELECT id, owner_id, numeric_class, operator_host, consecutive_valid FROM workers WHERE last_seen >= $1")
+        let rows = sqlx::query(
+            "SELECT id, owner_id, numeric_class, gpu IS NOT NULL AS has_gpu, operator_host, consecutive_valid FROM workers WHERE last_seen >= $1",
+        )
             .bind(self.online_after())
             .fetch_all(self.pool())
             .await?;
@@ -423,6 +448,7 @@ impl Coordinator {
                     id: r.try_get("id")?,
                     owner_id: r.try_get("owner_id")?,
                     numeric_class: r.try_get("numeric_class")?,
+                    gpu: r.try_get("has_gpu")?,
                     trusted: self.trusted(operator_host, r.try_get("consecutive_valid")?),
                     operator_host,
                 })

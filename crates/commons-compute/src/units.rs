@@ -171,10 +171,13 @@ impl Needs {
 }
 
 /// A worker as dispatch and job views see it.
+#[derive(Clone)]
 pub(crate) struct WorkerRow {
     pub id: i64,
     pub owner_id: i64,
     pub numeric_class: String,
+    /// It offers a GPU: it may take the units of jobs that ask for one.
+    pub gpu: bool,
     pub trusted: bool,
     pub operator_host: bool,
 }

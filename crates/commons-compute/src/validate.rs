@@ -347,7 +347,7 @@ impl Coordinator {
         let mut verified: Vec<Verified> = Vec::new();
         let result = match &spec {
             commons_protocol::JobSpec::Noop { units } => json!({ "units": units }),
-            commons_protocol::JobSpec::Eval { model, dataset, split, shards } => {
+            commons_protocol::JobSpec::Eval { model, dataset, split, shards, .. } => {
                 let (outputs, agreed) = self.accepted_per_unit(job_id).await?;
                 let mut reports = Vec::with_capacity(outputs.len());
                 for output in outputs {

@@ -312,6 +312,9 @@ pub enum JobRequest {
         /// values is trained as its own unit, and the best model by test accuracy goes to `main`.
         #[serde(default)]
         sweep: Vec<String>,
+        /// Run only on workers that offer a GPU.
+        #[serde(default)]
+        gpu: bool,
     },
     /// Score a model repo on a split of a dataset repo.
     Eval {
@@ -323,6 +326,9 @@ pub enum JobRequest {
         /// Split the evaluation into this many shards, each its own validated unit.
         #[serde(default)]
         shards: Option<usize>,
+        /// Run only on workers that offer a GPU.
+        #[serde(default)]
+        gpu: bool,
     },
 }
 
@@ -364,6 +370,9 @@ pub enum JobSpec {
         /// The sweep's points (each a list of `key=value`), empty for a single run.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         points: Vec<Vec<String>>,
+        /// Its units go only to workers that offer a GPU.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        gpu: bool,
     },
     Eval {
         model: PinnedRepo,
@@ -371,9 +380,30 @@ pub enum JobSpec {
         split: String,
         #[serde(default = "one")]
         shards: usize,
+        /// Its units go only to workers that offer a GPU.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        gpu: bool,
     },
     /// Synthetic units that do nothing: used to measure dispatch.
     Noop { units: usize },
+}
+
+impl JobSpec {
+    /// Whether only a worker that offers a GPU may take the job's units.
+    pub fn needs_gpu(&self) -> bool {
+        match self {
+            JobSpec::Train { gpu, .. } | JobSpec::Eval { gpu, .. } => *gpu,
+            JobSpec::Noop { .. } => false,
+        }
+    }
+
+    /// Makes the job's units go only to workers that offer a GPU (when `gpu`); units that do
+    /// nothing need none.
+    pub fn ask_for_gpu(&mut self, gpu: bool) {
+        if let JobSpec::Train { gpu: asked, .. } | JobSpec::Eval { gpu: asked, .. } = self {
+            *asked = gpu;
+        }
+    }
 }
 
 /// A job as `GET /api/jobs/{id}` shows it.

@@ -80,6 +80,9 @@ pub enum SubmitCommand {
         /// (repeatable: every combination trains; the best test accuracy goes to main).
         #[arg(long, value_name = "KEY=V1,V2,...")]
         sweep: Vec<String>,
+        /// Run only on workers that offer a GPU (`commons worker --gpu`).
+        #[arg(long)]
+        gpu: bool,
         /// Follow the job until it ends.
         #[arg(long)]
         watch: bool,
@@ -98,6 +101,9 @@ pub enum SubmitCommand {
         /// Split the evaluation into this many shards, each run and validated on its own.
         #[arg(long)]
         shards: Option<usize>,
+        /// Run only on workers that offer a GPU (`commons worker --gpu`).
+        #[arg(long)]
+        gpu: bool,
         #[arg(long)]
         watch: bool,
         #[command(flatten)]
@@ -110,11 +116,11 @@ pub fn job(command: JobCommand) -> Result<()> {
     match command {
         JobCommand::Submit(submit) => {
             let (request, watch, hub) = match submit {
-                SubmitCommand::Train { algorithm, dataset, overrides, output, sweep, watch, hub } => {
-                    (JobRequest::Train { algorithm, dataset, overrides, output, sweep }, watch, hub)
+                SubmitCommand::Train { algorithm, dataset, overrides, output, sweep, gpu, watch, hub } => {
+                    (JobRequest::Train { algorithm, dataset, overrides, output, sweep, gpu }, watch, hub)
                 }
-                SubmitCommand::Eval { model, dataset, split, shards, watch, hub } => {
-                    (JobRequest::Eval { model, dataset, split, shards }, watch, hub)
+                SubmitCommand::Eval { model, dataset, split, shards, gpu, watch, hub } => {
+                    (JobRequest::Eval { model, dataset, split, shards, gpu }, watch, hub)
                 }
             };
             let client = connect(&hub)?;
@@ -185,16 +191,18 @@ fn kind_of(job: &JobView) -> &'static str {
 
 fn describe(job: &JobView) -> String {
     match &job.spec {
-        commons_protocol::JobSpec::Train { algorithm, dataset, overrides, output, points, .. } => {
+        commons_protocol::JobSpec::Train { algorithm, dataset, overrides, output, points, gpu, .. } => {
             let mut sets = if overrides.is_empty() { String::new() } else { format!(" ({})", overrides.join(", ")) };
             if !points.is_empty() {
                 sets += &format!(", sweep of {} points", points.len());
             }
-            format!("{} on {} -> {}/{output}{sets}", algorithm.display(), dataset.display(), job.owner)
+            let on_gpu = if *gpu { ", on GPU workers" } else { "" };
+            format!("{} on {} -> {}/{output}{sets}{on_gpu}", algorithm.display(), dataset.display(), job.owner)
         }
-        commons_protocol::JobSpec::Eval { model, dataset, split, shards } => {
+        commons_protocol::JobSpec::Eval { model, dataset, split, shards, gpu, .. } => {
             let sharded = if *shards > 1 { format!(" in {shards} shards") } else { String::new() };
-            format!("{} on {} [{split}]{sharded}", model.display(), dataset.display())
+            let on_gpu = if *gpu { ", on GPU workers" } else { "" };
+            format!("{} on {} [{split}]{sharded}{on_gpu}", model.display(), dataset.display())
         }
         commons_protocol::JobSpec::Noop { units } => format!("{units} no-op units"),
     }

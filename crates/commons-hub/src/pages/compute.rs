@@ -114,8 +114,14 @@ pub(crate) async fn run(
             overrides.push(format!("{key}={value}"));
         }
     }
-    let request =
-        JobRequest::Train { algorithm: format!("{}/{}", repo.namespace, repo.name), dataset, overrides, output: None, sweep: Vec::new() };
+    let request = JobRequest::Train {
+        algorithm: format!("{}/{}", repo.namespace, repo.name),
+        dataset,
+        overrides,
+        output: None,
+        sweep: Vec::new(),
+        gpu: false,
+    };
     let job = coordinator.submit(token, request).await?;
     tracing::info!(job = job.id, owner = %token.user.name, "job submitted from the browser");
     Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
@@ -126,13 +132,14 @@ fn spec_text(spec: &JobSpec) -> (String, Vec<Value>) {
         let (ns, name) = pinned.repo.split_once('/').unwrap_or(("", &pinned.repo));
         context! { text => pinned.display(), url => repo_url(kind, ns, name) }
     };
+    let on_gpu = if spec.needs_gpu() { " on GPU workers" } else { "" };
     match spec {
         JobSpec::Train { algorithm, dataset, overrides, .. } => (
-            if overrides.is_empty() { "Train".into() } else { format!("Train with {}", overrides.join(", ")) },
+            if overrides.is_empty() { format!("Train{on_gpu}") } else { format!("Train{on_gpu} with {}", overrides.join(", ")) },
             vec![link(RepoKind::Algorithm, algorithm), link(RepoKind::Dataset, dataset)],
         ),
         JobSpec::Eval { model, dataset, split, .. } => {
-            (format!("Evaluate on {split}"), vec![link(RepoKind::Model, model), link(RepoKind::Dataset, dataset)])
+            (format!("Evaluate on {split}{on_gpu}"), vec![link(RepoKind::Model, model), link(RepoKind::Dataset, dataset)])
         }
         JobSpec::Noop { units } => (format!("{units} test units"), Vec::new()),
     }
