@@ -6,11 +6,14 @@
 //! Two kinds of answer, two rules:
 //! - *Immutable* ones (a path or the whole tree of a commit, a blob, a file's terms) never change, so they stay until evicted.
 //! - *Mutable* ones (a repository by name or id, a revision, a token, the namespaces a user
-//!   reads) are fresh for [`FRESH_FOR`]
-//!   and only while no write of this process has begun or ended since they were read: every
-//!   write through [`crate::Db::write_turn`] bumps a generation when its turn starts and again
-//!   when it ends, and an answer read under another generation is not used. A write in another
-//!   process (a second server on the same database, the CLI) is seen within [`FRESH_FOR`].
+//!   reads) are used only while no write of any Commons process on this database has begun or
+//!   ended since they were read: every write through [`crate::Db::write_turn`] bumps a
+//!   generation when its turn starts and again when it ends, both this process's own and the
+//!   one shared by every process that opens the database ([`SharedCount`], a file beside it),
+//!   and an answer stamped with another generation is not used. So a token revoked or a
+//!   repository made private by `commons` on the command line, or by a second server, stops
+//!   being answered at once. [`FRESH_FOR`] bounds the rest: writes made outside Commons (the
+//!   `sqlite3` shell) are seen within it.
 //!
 //! Every cache is bounded in entries, so names nobody has (a scan for repositories, a probe
 //! for missing files) cannot grow memory.
@@ -24,8 +27,9 @@ use quick_cache::sync::Cache;
 use crate::cas::FileTerm;
 use crate::{FileEntry, Repo, RepoKind, Token, TreeItem};
 
-/// How long a mutable answer may be used when nothing in this process wrote since it was read.
-pub const FRESH_FOR: Duration = Duration::from_secs(1);
+/// How long a mutable answer may be used when no Commons process wrote since it was read: the
+/// bound on what a write made outside Commons may leave unseen.
+pub const FRESH_FOR: Duration = Duration::from_secs(10);
 
 /// Entries per cache.
 const ENTRIES: usize = 50_000;
@@ -39,14 +43,63 @@ const MAX_CACHED_TERMS: usize = 64;
 #[derive(Clone)]
 struct Fresh<T> {
     value: T,
-    generation: u64,
+    generation: Generation,
     read_at: Instant,
+}
+
+/// The writes an answer was read after: this process's own count, and the count shared by
+/// every process on the database (`None` when it could not be read: nothing stamped so is used).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Generation {
+    local: u64,
+    shared: Option<u64>,
+}
+
+/// A count of the writes begun and ended by every Commons process on one database, in a file
+/// beside it (`commons.db-generation`): eight bytes, raised under an exclusive lock of the file
+/// by each write turn, read without one (an aligned eight-byte read, one system call) whenever a
+/// cached answer is about to be used.
+#[derive(Debug)]
+pub(crate) struct SharedCount {
+    file: std::fs::File,
+}
+
+impl SharedCount {
+    pub(crate) fn open(database: &std::path::Path) -> std::io::Result<Self> {
+        let mut path = database.as_os_str().to_owned();
+        path.push("-generation");
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        Ok(Self { file })
+    }
+
+    fn read(&self) -> std::io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = [0u8; 8];
+        match self.file.read_at(&mut bytes, 0)? {
+            // A file no process has written yet.
+            0 => Ok(0),
+            8 => Ok(u64::from_le_bytes(bytes)),
+            n => Err(std::io::Error::other(format!("the generation file holds {n} bytes, not 8"))),
+        }
+    }
+
+    fn bump(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.lock()?;
+        // Under the lock no other process writes between this read and the write below, so the
+        // count only ever grows (a lost update could bring back an old value and its answers).
+        let bumped = self.read().and_then(|n| self.file.write_all_at(&(n.wrapping_add(1)).to_le_bytes(), 0));
+        self.file.unlock()?;
+        bumped
+    }
 }
 
 pub(crate) type BlobRow = (String, i64, String);
 
 pub(crate) struct ReadCache {
     generation: AtomicU64,
+    /// `None` when the file could not be opened: then nothing mutable is answered from memory.
+    shared: Option<SharedCount>,
     repos: Cache<(RepoKind, String, String), Fresh<Option<Repo>>>,
     /// Repositories by id: the rows of a search's page.
     repos_by_id: Cache<i64, Fresh<Repo>>,
@@ -72,9 +125,10 @@ impl std::fmt::Debug for ReadCache {
 }
 
 impl ReadCache {
-    pub(crate) fn new() -> Arc<Self> {
+    pub(crate) fn new(shared: Option<SharedCount>) -> Arc<Self> {
         Arc::new(Self {
             generation: AtomicU64::new(0),
+            shared,
             repos: Cache::new(ENTRIES),
             repos_by_id: Cache::new(ENTRIES),
             revisions: Cache::new(ENTRIES),
@@ -101,27 +155,37 @@ impl ReadCache {
         self.cards.clear();
     }
 
-    /// A write begins or ends: mutable answers read before now are stale.
+    /// A write begins or ends: mutable answers read before now are stale, in this process and
+    /// in every other on the database.
     pub(crate) fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(shared) = &self.shared
+            && let Err(e) = shared.bump()
+        {
+            // This process's own answers are stale already; other processes may miss this write
+            // for up to FRESH_FOR.
+            tracing::warn!(error = %e, "could not raise the shared write generation");
+        }
     }
 
     /// The generation to stamp on an answer about to be read from the database: taken before
     /// the read, so a write that overlaps the read makes the answer stale at once.
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    pub(crate) fn generation(&self) -> Generation {
+        let local = self.generation.load(Ordering::Acquire);
+        Generation { local, shared: self.shared.as_ref().and_then(|shared| shared.read().ok()) }
     }
 
     fn fresh<T: Clone>(&self, entry: Option<Fresh<T>>) -> Option<T> {
         let entry = entry?;
-        (entry.generation == self.generation() && entry.read_at.elapsed() < FRESH_FOR).then_some(entry.value)
+        (entry.generation.shared.is_some() && entry.generation == self.generation() && entry.read_at.elapsed() < FRESH_FOR)
+            .then_some(entry.value)
     }
 
     pub(crate) fn repo(&self, key: &(RepoKind, String, String)) -> Option<Option<Repo>> {
         self.fresh(self.repos.get(key))
     }
 
-    pub(crate) fn put_repo(&self, key: (RepoKind, String, String), value: Option<Repo>, generation: u64) {
+    pub(crate) fn put_repo(&self, key: (RepoKind, String, String), value: Option<Repo>, generation: Generation) {
         self.repos.insert(key, Fresh { value, generation, read_at: Instant::now() });
     }
 
@@ -129,7 +193,7 @@ impl ReadCache {
         self.fresh(self.repos_by_id.get(&id))
     }
 
-    pub(crate) fn put_repo_by_id(&self, repo: Repo, generation: u64) {
+    pub(crate) fn put_repo_by_id(&self, repo: Repo, generation: Generation) {
         self.repos_by_id.insert(repo.id, Fresh { value: repo, generation, read_at: Instant::now() });
     }
 
@@ -137,7 +201,7 @@ impl ReadCache {
         self.fresh(self.revisions.get(&(repo_id, rev.to_string())))
     }
 
-    pub(crate) fn put_revision(&self, repo_id: i64, rev: &str, commit: String, generation: u64) {
+    pub(crate) fn put_revision(&self, repo_id: i64, rev: &str, commit: String, generation: Generation) {
         self.revisions.insert((repo_id, rev.to_string()), Fresh { value: commit, generation, read_at: Instant::now() });
     }
 
@@ -197,7 +261,7 @@ impl ReadCache {
         self.fresh(self.tokens.get(hash))
     }
 
-    pub(crate) fn put_token(&self, hash: String, token: Token, generation: u64) {
+    pub(crate) fn put_token(&self, hash: String, token: Token, generation: Generation) {
         self.tokens.insert(hash, Fresh { value: token, generation, read_at: Instant::now() });
     }
 
@@ -205,7 +269,7 @@ impl ReadCache {
         self.fresh(self.readable.get(user))
     }
 
-    pub(crate) fn put_readable(&self, user: &str, namespaces: Arc<[String]>, generation: u64) {
+    pub(crate) fn put_readable(&self, user: &str, namespaces: Arc<[String]>, generation: Generation) {
         self.readable.insert(user.to_string(), Fresh { value: namespaces, generation, read_at: Instant::now() });
     }
 }

@@ -134,7 +134,15 @@ impl Db {
             .pragma("mmap_size", MMAP_SIZE.to_string());
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, path: Arc::new(path.to_path_buf()), turn: Arc::new(tokio::sync::Mutex::new(())), cache: cache::ReadCache::new() })
+        let shared = cache::SharedCount::open(path)
+            .inspect_err(|e| tracing::warn!(error = %e, "no shared write generation beside the database; mutable answers are not cached"))
+            .ok();
+        Ok(Self {
+            pool,
+            path: Arc::new(path.to_path_buf()),
+            turn: Arc::new(tokio::sync::Mutex::new(())),
+            cache: cache::ReadCache::new(shared),
+        })
     }
 
     /// The database file: a layer that keeps its own connection (the compute coordinator's

@@ -531,7 +531,7 @@ impl Db {
     /// sorted and cut; visibility is checked here once more).
     pub async fn repos_by_ids(&self, kind: RepoKind, ids: &[i64], readable: &[String]) -> Result<Vec<Repo>> {
         // A search page asks for the same popular repositories again and again: those read
-        // since the last write of this process (and within `FRESH_FOR`) are not read again.
+        // since the last write of any process (and within `FRESH_FOR`) are not read again.
         let mut found: HashMap<i64, Repo> = HashMap::with_capacity(ids.len());
         let missing: Vec<i64> = ids
             .iter()
