@@ -448,7 +448,10 @@ impl Coordinator {
             }
             Ok(())
         })
-        .await
+        .await?;
+        // The boards changed: pages of them read before the commit are stale.
+        self.db.note_write();
+        Ok(())
     }
 
     /// Each accepted training of a job, in unit (sweep point) order, with its trainer and the

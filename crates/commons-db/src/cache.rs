@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use quick_cache::sync::Cache;
 
 use crate::cas::FileTerm;
-use crate::{FileEntry, Repo, RepoKind, Token, TreeItem};
+use crate::{BoardEntry, FileEntry, Repo, RepoKind, Token, TreeItem};
 
 /// How long a mutable answer may be used when no Commons process wrote since it was read: the
 /// bound on what a write made outside Commons may leave unseen.
@@ -116,6 +116,25 @@ pub(crate) struct ReadCache {
     /// Parsed cards by README blob (a blob's card never changes; one not recorded yet is not
     /// kept).
     cards: Cache<String, Arc<str>>,
+    /// Leaderboard answers by viewer and question: a page of a board, a board's sibling
+    /// boards, a model's verified results. Up to a page of entries each: fewer of them.
+    boards: Cache<(String, BoardQuestion), Fresh<Arc<BoardAnswer>>>,
+}
+
+/// What a leaderboard query asked (the viewer aside).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum BoardQuestion {
+    Page { dataset: i64, split: String, metric: String, limit: i64, offset: i64 },
+    Names { dataset: i64, limit: i64 },
+    OfModel { model: i64, limit: i64 },
+}
+
+/// What it was answered.
+#[derive(Clone, Debug)]
+pub(crate) enum BoardAnswer {
+    Page(Option<Vec<BoardEntry>>),
+    Names(Vec<(String, String)>),
+    Entries(Vec<BoardEntry>),
 }
 
 impl std::fmt::Debug for ReadCache {
@@ -141,6 +160,7 @@ impl ReadCache {
             tokens: Cache::new(ENTRIES),
             readable: Cache::new(ENTRIES),
             cards: Cache::new(ENTRIES / 10),
+            boards: Cache::new(ENTRIES / 50),
         })
     }
 
@@ -263,6 +283,14 @@ impl ReadCache {
 
     pub(crate) fn put_token(&self, hash: String, token: Token, generation: Generation) {
         self.tokens.insert(hash, Fresh { value: token, generation, read_at: Instant::now() });
+    }
+
+    pub(crate) fn board(&self, viewer: &str, question: &BoardQuestion) -> Option<Arc<BoardAnswer>> {
+        self.fresh(self.boards.get(&(viewer.to_string(), question.clone())))
+    }
+
+    pub(crate) fn put_board(&self, viewer: &str, question: BoardQuestion, answer: BoardAnswer, generation: Generation) {
+        self.boards.insert((viewer.to_string(), question), Fresh { value: Arc::new(answer), generation, read_at: Instant::now() });
     }
 
     pub(crate) fn readable(&self, user: &str) -> Option<Arc<[String]>> {

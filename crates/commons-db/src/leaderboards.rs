@@ -1,11 +1,14 @@
 //! Verified leaderboards, read side. The coordinator writes `board_entries` (in the transaction
-//! that finishes a job); these queries read them with the visibility rule of every listing:
-//! an entry whose model, dataset or algorithm the viewer may not read does not exist for them.
+//! that finishes a job, then [`Db::note_write`]); these queries read them with the visibility
+//! rule of every listing: an entry whose model, dataset or algorithm the viewer may not read
+//! does not exist for them. A board's page, its sibling boards and a model's results are
+//! answered from the read cache until the next write.
 
 use commons_protocol::Verification;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use crate::cache::{BoardAnswer, BoardQuestion};
 use crate::{Db, DbError, Result};
 
 /// A board as `GET /api/leaderboards` lists it.
@@ -107,6 +110,19 @@ impl Db {
     /// [`Self::boards`] (which counts and ranges every entry): the pairs come from the board
     /// index, and each is checked by its first visible entry.
     pub async fn board_names(&self, viewer: Option<&str>, dataset_repo_id: i64, limit: i64) -> Result<Vec<(String, String)>> {
+        let question = BoardQuestion::Names { dataset: dataset_repo_id, limit };
+        if let Some(answer) = self.cache.board(viewer.unwrap_or(""), &question)
+            && let BoardAnswer::Names(names) = answer.as_ref()
+        {
+            return Ok(names.clone());
+        }
+        let generation = self.cache.generation();
+        let names = self.board_names_uncached(viewer, dataset_repo_id, limit).await?;
+        self.cache.put_board(viewer.unwrap_or(""), question, BoardAnswer::Names(names.clone()), generation);
+        Ok(names)
+    }
+
+    async fn board_names_uncached(&self, viewer: Option<&str>, dataset_repo_id: i64, limit: i64) -> Result<Vec<(String, String)>> {
         let sql = format!(
             "SELECT x.split, x.metric FROM (SELECT DISTINCT split, metric FROM board_entries WHERE dataset_repo_id = $2) x
               WHERE EXISTS (SELECT 1 FROM {} AND b.dataset_repo_id = $2 AND b.split = x.split AND b.metric = x.metric)
@@ -126,6 +142,28 @@ impl Db {
     /// `metric`, best first (earlier first on a tie), `limit` from `offset`; `None` when the
     /// viewer sees no entry there at all. Read in the order of the board's index.
     pub async fn board(
+        &self,
+        viewer: Option<&str>,
+        dataset_repo_id: i64,
+        split: &str,
+        metric: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Option<Vec<BoardEntry>>> {
+        let question =
+            BoardQuestion::Page { dataset: dataset_repo_id, split: split.to_string(), metric: metric.to_string(), limit, offset };
+        if let Some(answer) = self.cache.board(viewer.unwrap_or(""), &question)
+            && let BoardAnswer::Page(page) = answer.as_ref()
+        {
+            return Ok(page.clone());
+        }
+        let generation = self.cache.generation();
+        let page = self.board_uncached(viewer, dataset_repo_id, split, metric, limit, offset).await?;
+        self.cache.put_board(viewer.unwrap_or(""), question, BoardAnswer::Page(page.clone()), generation);
+        Ok(page)
+    }
+
+    async fn board_uncached(
         &self,
         viewer: Option<&str>,
         dataset_repo_id: i64,
@@ -169,6 +207,19 @@ impl Db {
     /// The entries `viewer` may see whose model is `model_repo_id` (a model's verified results),
     /// newest first, at most `limit`.
     pub async fn board_entries_of_model(&self, viewer: Option<&str>, model_repo_id: i64, limit: i64) -> Result<Vec<BoardEntry>> {
+        let question = BoardQuestion::OfModel { model: model_repo_id, limit };
+        if let Some(answer) = self.cache.board(viewer.unwrap_or(""), &question)
+            && let BoardAnswer::Entries(entries) = answer.as_ref()
+        {
+            return Ok(entries.clone());
+        }
+        let generation = self.cache.generation();
+        let entries = self.board_entries_of_model_uncached(viewer, model_repo_id, limit).await?;
+        self.cache.put_board(viewer.unwrap_or(""), question, BoardAnswer::Entries(entries.clone()), generation);
+        Ok(entries)
+    }
+
+    async fn board_entries_of_model_uncached(&self, viewer: Option<&str>, model_repo_id: i64, limit: i64) -> Result<Vec<BoardEntry>> {
         let sql = format!(
             "SELECT b.*, d.namespace || '/' || d.name AS dataset, m.namespace || '/' || m.name AS model,
                     CASE WHEN a.id IS NULL THEN NULL ELSE a.namespace || '/' || a.name END AS algorithm

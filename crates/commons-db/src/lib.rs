@@ -170,9 +170,18 @@ impl Db {
         WriteTurn { _guard: guard, cache: Some(self.cache.clone()) }
     }
 
+    /// A write made on a connection of its own, under [`Self::blocking_write_turn`], changed
+    /// what the read cache answers (the compute coordinator finished a job and recorded its
+    /// verified results): answers read before now are stale, in every process. Called once the
+    /// write has committed.
+    pub fn note_write(&self) {
+        self.cache.bump();
+    }
+
     /// [`Self::write_turn`] for a thread outside the async runtime. Panics if called from
     /// inside one. For writers of tables the read cache does not hold (the compute
-    /// coordinator's): it leaves the cache as it is.
+    /// coordinator's): it leaves the cache as it is; a writer that changed what it holds (the
+    /// boards) says so with [`Self::note_write`] once committed.
     pub fn blocking_write_turn(&self) -> WriteTurn {
         WriteTurn { _guard: self.turn.clone().blocking_lock_owned(), cache: None }
     }

@@ -94,3 +94,61 @@ async fn a_search_page_rows_and_a_reader_namespaces_are_read_again_after_a_write
     db.set_member_role(org.id, "bob", OrgRole::NoAccess).await.unwrap();
     assert_eq!(db.readable_namespaces("bob").await.unwrap(), ["bob"]);
 }
+
+/// A verified result recorded as the compute coordinator records one: on a connection of its
+/// own, outside the hub's write turns.
+async fn record_result(db: &Db, dataset: i64, model: i64, value: f64) {
+    let owner: i64 = sqlx::query_scalar("SELECT id FROM users WHERE name = 'alice'").fetch_one(db.pool()).await.unwrap();
+    let job: i64 = sqlx::query_scalar(
+        "INSERT INTO jobs (owner_id, kind, spec, state, escrow, created_at, updated_at) VALUES ($1, 'eval', '{}', 'done', 0, 1, 1) RETURNING id",
+    )
+    .bind(owner)
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO board_entries (job_id, dataset_repo_id, dataset_commit, split, metric, value, higher_is_better, model_repo_id,
+           model_commit, metrics, verification, agreed, workers, owners, credits, created_at)
+         VALUES ($1, $2, 'c0ffee', 'test', 'accuracy', $3, TRUE, $4, 'beef', '{}', 'attested', '[]', 1, 1, 1, 1)",
+    )
+    .bind(job)
+    .bind(dataset)
+    .bind(value)
+    .bind(model)
+    .execute(db.pool())
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_board_is_read_again_once_the_coordinator_notes_its_write_and_after_any_other_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("commons.db");
+    let db = Db::open(&path).await.unwrap();
+    let other = Db::open(&path).await.unwrap();
+    db.create_user("alice", "Alice").await.unwrap();
+    let dataset = db.create_repo(RepoKind::Dataset, "alice", "digits", false, "alice", &[]).await.unwrap();
+    let first = db.create_repo(RepoKind::Model, "alice", "first", false, "alice", &[]).await.unwrap();
+    let second = db.create_repo(RepoKind::Model, "alice", "second", false, "alice", &[]).await.unwrap();
+    let page = |db: Db| async move { db.board(None, dataset.id, "test", "accuracy", 50, 0).await.unwrap().unwrap_or_default().len() };
+
+    record_result(&db, dataset.id, first.id, 0.9).await;
+    db.note_write();
+    assert_eq!(page(db.clone()).await, 1);
+    assert_eq!(db.board_entries_of_model(None, first.id, 10).await.unwrap().len(), 1);
+    assert_eq!(db.board_names(None, dataset.id, 10).await.unwrap(), [("test".to_string(), "accuracy".to_string())]);
+
+    // Recorded and noted (as the coordinator does once its transaction commits): the next page
+    // has it, here and in another process.
+    assert_eq!(page(other.clone()).await, 1);
+    record_result(&db, dataset.id, second.id, 0.95).await;
+    db.note_write();
+    assert_eq!(page(db.clone()).await, 2, "the board's page, read again");
+    assert_eq!(page(other.clone()).await, 2, "and in another process");
+
+    // A model made private leaves the board at once for anonymous readers.
+    db.set_private(&second, true).await.unwrap();
+    assert_eq!(page(db.clone()).await, 1);
+    assert!(db.board_entries_of_model(None, second.id, 10).await.unwrap().is_empty());
+    assert_eq!(db.board(Some("alice"), dataset.id, "test", "accuracy", 50, 0).await.unwrap().unwrap().len(), 2, "its owner still sees it");
+}
