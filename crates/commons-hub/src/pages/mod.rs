@@ -258,6 +258,27 @@ fn render(name: &str, ctx: Value) -> Response {
     }
 }
 
+/// Pages being made at once: eight per core (measured with 100 clients on 2 cores: 2, 4, 8,
+/// 16, 24 and 50 per core; 8 kept the tail shortest at the highest throughput).
+static PAGE_TURNS: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()) * 8));
+
+/// Pages are made in turns, a few per core at once, in the order they were asked for. Without
+/// turns, a hundred browsers' requests share the runtime's threads in slices: a page whose
+/// answers are all in memory is made in one go, while one that reads the database waits its
+/// slice again after each read, behind everyone, and the unlucky ones finish last (a cold
+/// repository page took 185 ms under load where it takes 1.4 ms alone). Only reads take turns:
+/// a form or an upload arrives at the sender's pace, and a slow sender must not hold a turn.
+async fn take_turn(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if !matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
+        return next.run(request).await;
+    }
+    let Ok(_turn) = PAGE_TURNS.acquire().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    };
+    next.run(request).await
+}
+
 /// The pages that are not a repository's: home, listings, the stylesheet.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -284,6 +305,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/organizations/new", get(orgs::new_org_form).post(orgs::create_org))
         .route("/organizations/{org}/members", post(orgs::set_member))
         .route("/{user}", get(account::profile))
+        .layer(axum::middleware::from_fn(take_turn))
 }
 
 /// A repository's pages, nested under its URL (`/{ns}/{name}`, `/datasets/{ns}/{name}`, …).
@@ -319,6 +341,7 @@ pub(crate) fn repo_routes(kind: RepoKind) -> Router<AppState> {
         .route("/discussions/{num}/comment", post(move |s, c, p, f| discussions::comment(s, c, p, f, kind)))
         .route("/discussions/{num}/status", post(move |s, c, p, f| discussions::status(s, c, p, f, kind)))
         .route("/discussions/{num}/merge", post(move |s, c, p, f| discussions::merge(s, c, p, f, kind)))
+        .layer(axum::middleware::from_fn(take_turn))
 }
 
 /// The stylesheet and the script, under names that change with their content.
