@@ -174,17 +174,15 @@ impl Network {
     }
 
     fn submit_train(&self, epochs: u32) -> i64 {
-        let out = self.cli(&[
-            "job",
-            "submit",
-            "train",
-            "--algorithm",
-            "alice/keras-mnist-mlp",
-            "--dataset",
-            "alice/mnist",
-            "--set",
-            &format!("training.epochs={epochs}"),
-        ]);
+        self.submit_train_with(epochs, &[])
+    }
+
+    /// [`Self::submit_train`] with more options of `commons job submit train`.
+    fn submit_train_with(&self, epochs: u32, options: &[&str]) -> i64 {
+        let epochs = format!("training.epochs={epochs}");
+        let mut args = vec!["job", "submit", "train", "--algorithm", "alice/keras-mnist-mlp", "--dataset", "alice/mnist", "--set", &epochs];
+        args.extend(options);
+        let out = self.cli(&args);
         out.lines().last().unwrap().trim().parse().unwrap()
     }
 
@@ -781,19 +779,7 @@ fn a_job_that_asks_for_a_gpu_goes_only_to_a_worker_that_offers_one() {
     let cpu = net.register_raw_worker_with(&bob, "cpu-box", None);
     let pull = |token: &str, worker: i64| net.post(&format!("/api/workers/{worker}/pull?wait=1"), token, &json!({}));
 
-    let out = net.cli(&[
-        "job",
-        "submit",
-        "train",
-        "--algorithm",
-        "alice/keras-mnist-mlp",
-        "--dataset",
-        "alice/mnist",
-        "--set",
-        "training.epochs=1",
-        "--gpu",
-    ]);
-    let id: i64 = out.lines().last().unwrap().trim().parse().unwrap();
+    let id = net.submit_train_with(1, &["--gpu"]);
     let job = net.job(id);
     assert_eq!(job["spec"]["gpu"], true, "{job:#}");
     // The CPU worker is offered nothing, and the unit says what it waits for.
@@ -818,19 +804,7 @@ fn a_job_that_asks_for_a_gpu_goes_only_to_a_worker_that_offers_one() {
     // A job that asks for no GPU goes to either; the GPU worker takes GPU jobs first.
     let plain = net.submit_train(1);
     assert_eq!(net.job(plain)["spec"].get("gpu"), None, "no GPU asked, none shown");
-    let out = net.cli(&[
-        "job",
-        "submit",
-        "train",
-        "--algorithm",
-        "alice/keras-mnist-mlp",
-        "--dataset",
-        "alice/mnist",
-        "--set",
-        "training.epochs=2",
-        "--gpu",
-    ]);
-    let second: i64 = out.lines().last().unwrap().trim().parse().unwrap();
+    let second = net.submit_train_with(2, &["--gpu"]);
     let resp = pull(&carol, gpu);
     assert_eq!(resp.json::<Value>().unwrap()["job_id"], second, "the GPU worker serves the newer GPU job before the older plain one");
     let resp = pull(&bob, cpu);

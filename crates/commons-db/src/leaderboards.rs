@@ -111,15 +111,27 @@ impl Db {
     /// index, and each is checked by its first visible entry.
     pub async fn board_names(&self, viewer: Option<&str>, dataset_repo_id: i64, limit: i64) -> Result<Vec<(String, String)>> {
         let question = BoardQuestion::Names { dataset: dataset_repo_id, limit };
-        if let Some(answer) = self.cache.board(viewer.unwrap_or(""), &question)
-            && let BoardAnswer::Names(names) = answer.as_ref()
-        {
-            return Ok(names.clone());
+        let kept = |answer: &BoardAnswer| if let BoardAnswer::Names(names) = answer { Some(names.clone()) } else { None };
+        self.through_cache(viewer, question, kept, BoardAnswer::Names, self.board_names_uncached(viewer, dataset_repo_id, limit)).await
+    }
+
+    /// The answer to `question` for `viewer` from the read cache, or `read` from the database
+    /// and kept (stamped before the read, as every mutable answer is).
+    async fn through_cache<T: Clone>(
+        &self,
+        viewer: Option<&str>,
+        question: BoardQuestion,
+        kept: impl Fn(&BoardAnswer) -> Option<T>,
+        keep: impl Fn(T) -> BoardAnswer,
+        read: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        if let Some(answer) = self.cache.board(viewer.unwrap_or(""), &question).and_then(|answer| kept(&answer)) {
+            return Ok(answer);
         }
         let generation = self.cache.generation();
-        let names = self.board_names_uncached(viewer, dataset_repo_id, limit).await?;
-        self.cache.put_board(viewer.unwrap_or(""), question, BoardAnswer::Names(names.clone()), generation);
-        Ok(names)
+        let answer = read.await?;
+        self.cache.put_board(viewer.unwrap_or(""), question, keep(answer.clone()), generation);
+        Ok(answer)
     }
 
     async fn board_names_uncached(&self, viewer: Option<&str>, dataset_repo_id: i64, limit: i64) -> Result<Vec<(String, String)>> {
@@ -152,15 +164,9 @@ impl Db {
     ) -> Result<Option<Vec<BoardEntry>>> {
         let question =
             BoardQuestion::Page { dataset: dataset_repo_id, split: split.to_string(), metric: metric.to_string(), limit, offset };
-        if let Some(answer) = self.cache.board(viewer.unwrap_or(""), &question)
-            && let BoardAnswer::Page(page) = answer.as_ref()
-        {
-            return Ok(page.clone());
-        }
-        let generation = self.cache.generation();
-        let page = self.board_uncached(viewer, dataset_repo_id, split, metric, limit, offset).await?;
-        self.cache.put_board(viewer.unwrap_or(""), question, BoardAnswer::Page(page.clone()), generation);
-        Ok(page)
+        let kept = |answer: &BoardAnswer| if let BoardAnswer::Page(page) = answer { Some(page.clone()) } else { None };
+        let read = self.board_uncached(viewer, dataset_repo_id, split, metric, limit, offset);
+        self.through_cache(viewer, question, kept, BoardAnswer::Page, read).await
     }
 
     async fn board_uncached(
@@ -208,15 +214,9 @@ impl Db {
     /// newest first, at most `limit`.
     pub async fn board_entries_of_model(&self, viewer: Option<&str>, model_repo_id: i64, limit: i64) -> Result<Vec<BoardEntry>> {
         let question = BoardQuestion::OfModel { model: model_repo_id, limit };
-        if let Some(answer) = self.cache.board(viewer.unwrap_or(""), &question)
-            && let BoardAnswer::Entries(entries) = answer.as_ref()
-        {
-            return Ok(entries.clone());
-        }
-        let generation = self.cache.generation();
-        let entries = self.board_entries_of_model_uncached(viewer, model_repo_id, limit).await?;
-        self.cache.put_board(viewer.unwrap_or(""), question, BoardAnswer::Entries(entries.clone()), generation);
-        Ok(entries)
+        let kept = |answer: &BoardAnswer| if let BoardAnswer::Entries(entries) = answer { Some(entries.clone()) } else { None };
+        let read = self.board_entries_of_model_uncached(viewer, model_repo_id, limit);
+        self.through_cache(viewer, question, kept, BoardAnswer::Entries, read).await
     }
 
     async fn board_entries_of_model_uncached(&self, viewer: Option<&str>, model_repo_id: i64, limit: i64) -> Result<Vec<BoardEntry>> {
