@@ -6,15 +6,41 @@ use std::sync::Arc;
 
 use commons_engine::error::EngineError;
 use commons_engine::predict::{InputModality, PredictInput, Predictor};
-use commons_hub::inference::{ClassScore, Classifier, Engine, InferenceError, Modality, ModelInput};
+use commons_engine::sample::{Generator, Sampling};
+use commons_hub::inference::{ClassScore, Classifier, Engine, InferenceError, LoadedModel, Modality, ModelInput, TextGenerator};
+use commons_recipe::recipe::RecipeKind;
 
-/// Loads models trained by Commons (`config.json` + `model.safetensors`).
+/// Loads models trained by Commons (`config.json` + `model.safetensors`): classifiers, and
+/// character language models.
 pub struct CommonsEngine;
 
 impl Engine for CommonsEngine {
-    fn load(&self, config: &[u8], weights: &[u8]) -> Result<Arc<dyn Classifier>, InferenceError> {
+    fn load(&self, config: &[u8], weights: &[u8]) -> Result<LoadedModel, InferenceError> {
         let model = commons_engine::output::model_from_bytes(config, weights, Path::new("model")).map_err(model_error)?;
-        Ok(Arc::new(Loaded(Predictor::from_model(model).map_err(model_error)?)))
+        if model.recipe.recipe.kind == RecipeKind::CharLanguageModel {
+            return Ok(LoadedModel::Generator(Arc::new(Writer(Generator::from_model(model).map_err(model_error)?))));
+        }
+        Ok(LoadedModel::Classifier(Arc::new(Loaded(Predictor::from_model(model).map_err(model_error)?))))
+    }
+}
+
+struct Writer(Generator);
+
+impl TextGenerator for Writer {
+    fn flops_per_character(&self) -> f64 {
+        self.0.flops_per_character()
+    }
+
+    fn generate(&self, prompt: &str, length: usize, temperature: f64, seed: u64) -> Result<String, InferenceError> {
+        let sampling = Sampling { length, temperature, seed };
+        // One core per request, as for classifiers.
+        let text = commons_engine::batch::with_threads(1, || self.0.generate(prompt, sampling, &mut |_| {})).and_then(|r| r).map_err(
+            |e| match e {
+                EngineError::Input(message) => InferenceError::Input(message),
+                other => model_error(other),
+            },
+        )?;
+        Ok(text.strip_prefix(prompt).unwrap_or(&text).to_string())
     }
 }
 

@@ -224,7 +224,7 @@ fn published_classifiers_answer_commons_predict_and_the_inference_client() {
 }
 
 #[test]
-fn a_language_model_generates_text_and_is_refused_as_a_classifier() {
+fn a_language_model_generates_text_by_cli_and_through_the_inference_client() {
     let tmp = tempfile::tempdir().unwrap();
     let gensim = commons_data::fetch("gensim-test-data").expect("gensim test data must be fetchable (pip gensim==4.4.0)");
     let corpus = gensim.join("lee_background.cor");
@@ -281,15 +281,26 @@ fn a_language_model_generates_text_and_is_refused_as_a_classifier() {
     }
     let published = cli(&["generate", "alice/char-rnn", "--prompt", "the ", "--length", "60", "--seed", "3"]);
     assert_eq!(line(published), text, "the published model generates the same text");
+
+    // The official client generates the same text through the inference route.
+    let python = python_venv("huggingface_hub", "2.4.0");
+    let out = python_script(&python, "hf_text_generation.py", &hub.url(), hf_home.path())
+        .env("HF_TOKEN", &hub.token)
+        .arg(format!("{}/hf-inference/models/alice/char-rnn", hub.url()))
+        .arg("the ")
+        .arg(text)
+        .output()
+        .unwrap();
+    assert_python_passed(&out, "InferenceClient.text_generation");
+    // Asked to classify, or sent bytes, it says what it is.
     let answer = reqwest::blocking::Client::new()
         .post(format!("{}/hf-inference/models/alice/char-rnn", hub.url()))
-        .json(&serde_json::json!({"inputs": "the weather"}))
+        .body("the weather")
         .send()
         .unwrap();
     assert_eq!(answer.status().as_u16(), 400);
     let error: serde_json::Value = answer.json().unwrap();
-    assert_eq!(error["code"], "ModelNotRunnable", "{error}");
-    assert!(error["message"].as_str().unwrap().contains("not a classifier"), "{error}");
+    assert!(error["message"].as_str().unwrap().contains("a language model reads JSON"), "{error}");
 }
 
 #[test]

@@ -20,6 +20,8 @@ pub struct Generator {
     sequence_length: usize,
     params: model::Params,
     device: burn::tensor::Device,
+    /// Floating-point operations of one step (a forward pass over a full window).
+    flops_per_character: f64,
 }
 
 /// How a continuation is drawn.
@@ -64,7 +66,13 @@ impl Generator {
         let plan = Self::plan(&model, &vocabulary, sequence_length)?;
         let params = output::params_from_model(&model, &plan, &device)?;
         let index = vocabulary.tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
-        Ok(Generator { model, vocabulary, index, sequence_length, params, device })
+        let flops_per_character = commons_recipe::cost::evaluation_flops(&plan, 1);
+        Ok(Generator { model, vocabulary, index, sequence_length, params, device, flops_per_character })
+    }
+
+    /// What one generated character costs at most: a forward pass over a full window.
+    pub fn flops_per_character(&self) -> f64 {
+        self.flops_per_character
     }
 
     fn plan(model: &output::LoadedModel, vocabulary: &Vocabulary, steps: usize) -> Result<Plan, EngineError> {

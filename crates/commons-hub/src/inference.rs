@@ -43,10 +43,27 @@ pub trait Classifier: Send + Sync {
     fn classify(&self, input: ModelInput<'_>) -> Result<Vec<ClassScore>, InferenceError>;
 }
 
-/// Turns a model repository's files into a [`Classifier`].
+/// A character language model loaded and ready.
+pub trait TextGenerator: Send + Sync {
+    /// Floating-point operations one generated character costs (a forward pass over the
+    /// model's window).
+    fn flops_per_character(&self) -> f64;
+    /// `prompt` continued by `length` characters drawn at `temperature` (above 0) with `seed`
+    /// (same seed, same text); the continuation only.
+    fn generate(&self, prompt: &str, length: usize, temperature: f64, seed: u64) -> Result<String, InferenceError>;
+}
+
+/// A loaded model, by what it does: what a request may ask of it follows.
+#[derive(Clone)]
+pub enum LoadedModel {
+    Classifier(Arc<dyn Classifier>),
+    Generator(Arc<dyn TextGenerator>),
+}
+
+/// Turns a model repository's files into a [`LoadedModel`].
 pub trait Engine: Send + Sync {
     /// `config` is the repository's `config.json`, `weights` its `model.safetensors`.
-    fn load(&self, config: &[u8], weights: &[u8]) -> Result<Arc<dyn Classifier>, InferenceError>;
+    fn load(&self, config: &[u8], weights: &[u8]) -> Result<LoadedModel, InferenceError>;
 }
 
 /// The operator's bounds on inference.
@@ -90,7 +107,7 @@ pub struct Inference {
     pub(crate) engine: Arc<dyn Engine>,
     pub(crate) limits: InferenceLimits,
     /// By repository id and commit.
-    pub(crate) loaded: quick_cache::sync::Cache<(i64, String), Arc<dyn Classifier>>,
+    pub(crate) loaded: quick_cache::sync::Cache<(i64, String), LoadedModel>,
     pub(crate) turns: tokio::sync::Semaphore,
     /// Slots for request bodies in memory ([`InferenceLimits::requests_in_memory`]).
     pub(crate) bodies: tokio::sync::Semaphore,

@@ -10,6 +10,12 @@
 //!   list per text, `[[{"label", "score"}]]`, as the Hub's text classification does.
 //! - `parameters.top_k` keeps the most likely classes; `function_to_apply` may only be
 //!   `softmax` (what the models emit).
+//! - Character language models take what `InferenceClient.text_generation` sends, `{"inputs":
+//!   "prompt", "parameters": {"max_new_tokens", "temperature", "seed", "return_full_text",
+//!   "do_sample"}, "stream": false}`, and answer `[{"generated_text"}]` (the prompt and its
+//!   continuation unless `return_full_text` is false, as the Hub's text generation does).
+//!   Parameters these models cannot honour are refused by name, in the words the client reads
+//!   to retry without them.
 //!
 //! Who may call: whoever may read the repository's files (a private or gated model is refused
 //! as its downloads are). Before any engine work: the body within its limit, the model's files
@@ -34,7 +40,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::body::RawBody;
 use crate::error::{ApiError, ApiResult};
-use crate::inference::{ClassScore, Classifier, Inference, InferenceError, Modality, ModelInput};
+use crate::inference::{ClassScore, Classifier, Inference, InferenceError, LoadedModel, Modality, ModelInput, TextGenerator};
 
 /// The largest image body (raw; base64 in JSON takes 4/3 of it).
 pub(crate) const IMAGE_BODY: u64 = 20 << 20;
@@ -108,7 +114,11 @@ async fn classify(
     } else {
         body.bytes(IMAGE_BODY, "an image").await?
     };
-    let model = load(&state, &inference, &repo, &commit).await?;
+    let model = match load(&state, &inference, &repo, &commit).await? {
+        LoadedModel::Classifier(model) => model,
+        LoadedModel::Generator(model) if is_json => return generate(&inference, model, &body).await,
+        LoadedModel::Generator(_) => return Err(bad_input("a language model reads JSON: {\"inputs\": \"your prompt\"}")),
+    };
     let (inputs, parameters): (Inputs, Parameters) = if is_json {
         let request: Request = crate::body::parse_json(&body, "an inference request")?;
         (Inputs::from_json(model.modality(), request.inputs)?, request.parameters)
@@ -130,6 +140,78 @@ async fn classify(
         return Ok(Json(answers.into_iter().next().unwrap_or_default()).into_response());
     }
     Ok(Json(answers).into_response())
+}
+
+/// The continuation a text generation request at most asks for, and what it gets when it does
+/// not say.
+const MAX_NEW_CHARACTERS: u64 = 10_000;
+const DEFAULT_NEW_CHARACTERS: u64 = 64;
+
+/// A text generation request (`InferenceClient.text_generation`): the prompt, the sampling,
+/// within the hub's budget and under a turn.
+async fn generate(inference: &Inference, model: Arc<dyn TextGenerator>, body: &[u8]) -> ApiResult<Response> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Generation {
+        inputs: serde_json::Value,
+        #[serde(default)]
+        parameters: serde_json::Map<String, serde_json::Value>,
+        #[serde(default)]
+        stream: Option<bool>,
+    }
+    let request: Generation = crate::body::parse_json(body, "a text generation request")?;
+    let serde_json::Value::String(prompt) = request.inputs else {
+        return Err(bad_input("a language model reads one prompt: {\"inputs\": \"your prompt\"}"));
+    };
+    if request.stream == Some(true) {
+        return Err(bad_input("this hub answers a generation whole; send \"stream\": false"));
+    }
+    let (mut length, mut temperature, mut seed, mut full_text) = (DEFAULT_NEW_CHARACTERS, 1.0, 0, true);
+    let mut unused = Vec::new();
+    for (key, value) in &request.parameters {
+        let wrong = |what: &str| bad_input(format!("parameters.{key} must be {what}"));
+        match key.as_str() {
+            _ if value.is_null() => {}
+            "max_new_tokens" => {
+                length = value
+                    .as_u64()
+                    .filter(|n| (1..=MAX_NEW_CHARACTERS).contains(n))
+                    .ok_or_else(|| wrong(&format!("a whole number of characters from 1 to {MAX_NEW_CHARACTERS}")))?
+            }
+            "temperature" => temperature = value.as_f64().filter(|t| *t > 0.0 && t.is_finite()).ok_or_else(|| wrong("above 0"))?,
+            "seed" => seed = value.as_u64().ok_or_else(|| wrong("a whole number"))?,
+            "return_full_text" => full_text = value.as_bool().ok_or_else(|| wrong("true or false"))?,
+            // These models always sample, and have no details to give.
+            "do_sample" | "details" | "decoder_input_details" if value.as_bool() == Some(key == "do_sample") => {}
+            _ => unused.push(format!("'{key}'")),
+        }
+    }
+    if !unused.is_empty() {
+        return Err(bad_input(format!(
+            "The following `model_kwargs` are not used by the model: [{}] (a character language model samples with max_new_tokens, temperature and seed only)",
+            unused.join(", ")
+        )));
+    }
+    let prompt_flops = model.flops_per_character() * length as f64;
+    if prompt_flops > inference.limits.max_flops {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BudgetExceeded",
+            format!(
+                "{length} characters would take {prompt_flops:.3e} floating-point operations; this hub runs at most {:.3e} per request",
+                inference.limits.max_flops
+            ),
+        ));
+    }
+    let _turn = wait_for(&inference.turns, inference).await?;
+    let continuation = {
+        let prompt = prompt.clone();
+        tokio::task::spawn_blocking(move || model.generate(&prompt, length as usize, temperature, seed))
+            .await
+            .map_err(ApiError::internal)??
+    };
+    let generated_text = if full_text { prompt + &continuation } else { continuation };
+    Ok(Json(serde_json::json!([{ "generated_text": generated_text }])).into_response())
 }
 
 /// The hub's inference, or a 404 when it was started without an engine.
@@ -236,13 +318,25 @@ pub(crate) async fn wait_for<'a>(slots: &'a tokio::sync::Semaphore, inference: &
     }
 }
 
-/// The model of `repo` at `commit`, loaded once and kept (a commit's files never change).
-pub(crate) async fn load(
+/// The classifier of `repo` at `commit` (see [`load`]); any other model is refused.
+pub(crate) async fn load_classifier(
     state: &AppState,
     inference: &Arc<Inference>,
     repo: &commons_db::Repo,
     commit: &str,
 ) -> ApiResult<Arc<dyn Classifier>> {
+    match load(state, inference, repo, commit).await? {
+        LoadedModel::Classifier(model) => Ok(model),
+        LoadedModel::Generator(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ModelNotRunnable",
+            format!("{}/{} is a character language model, not a classifier: it generates text", repo.namespace, repo.name),
+        )),
+    }
+}
+
+/// The model of `repo` at `commit`, loaded once and kept (a commit's files never change).
+pub(crate) async fn load(state: &AppState, inference: &Arc<Inference>, repo: &commons_db::Repo, commit: &str) -> ApiResult<LoadedModel> {
     let key = (repo.id, commit.to_string());
     if let Some(model) = inference.loaded.get(&key) {
         return Ok(model);
