@@ -292,6 +292,36 @@ fn a_language_model_generates_text_by_cli_and_through_the_inference_client() {
         .output()
         .unwrap();
     assert_python_passed(&out, "InferenceClient.text_generation");
+    // Its page offers to write on from a beginning: what `commons generate` writes by default.
+    let expected = line(generate(&[model, "--prompt", "the "]));
+    let (html, cookie) = {
+        let answer =
+            reqwest::blocking::Client::new().get(format!("{}/alice/char-rnn", hub.url())).header("accept", "text/html").send().unwrap();
+        let cookie = answer.headers().get("set-cookie").map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string());
+        (answer.text().unwrap(), cookie.expect("a form's cookie"))
+    };
+    assert!(html.contains(r#"action="/alice/char-rnn/try""#) && html.contains("Write on"), "a Try it form to write on: {html}");
+    let csrf = html.split(r#"name="csrf" value=""#).nth(1).and_then(|v| v.split('"').next()).expect("the form's token");
+    let boundary = "commons-test-boundary";
+    let form = format!(
+        "--{boundary}\r\ncontent-disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\ncontent-disposition: form-data; name=\"text\"\r\n\r\nthe \r\n--{boundary}--\r\n"
+    );
+    let answer = reqwest::blocking::Client::new()
+        .post(format!("{}/alice/char-rnn/try", hub.url()))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header("cookie", cookie)
+        .body(form)
+        .send()
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let html = answer.text().unwrap();
+    let written = html.split(r#"<p class="generated""#).nth(1).and_then(|p| p.split("</p>").next()).expect("what the model wrote");
+    let written = written.split("</span>").nth(1).unwrap_or_default();
+    let unescaped = [("&lt;", "<"), ("&gt;", ">"), ("&quot;", "\""), ("&#x27;", "'"), ("&#39;", "'"), ("&#x2f;", "/"), ("&amp;", "&")]
+        .iter()
+        .fold(written.to_string(), |text, (from, to)| text.replace(from, to));
+    assert_eq!(format!("the {unescaped}"), expected, "the page writes what `commons generate` writes");
+
     // Asked to classify, or sent bytes, it says what it is.
     let answer = reqwest::blocking::Client::new()
         .post(format!("{}/hf-inference/models/alice/char-rnn", hub.url()))

@@ -579,10 +579,14 @@ async fn repo_page(State(state): State<AppState>, mut caller: Visitor, Path(p): 
     // card) for a task the inference route runs offers a "Try it" form, to
     // those who may read its files.
     let try_modality = match (kind, pipeline_tag.as_deref(), text("library_name").as_deref()) {
-        (RepoKind::Model, Some(tag @ ("image-classification" | "text-classification")), Some("commons-engine"))
+        (RepoKind::Model, Some(tag @ ("image-classification" | "text-classification" | "text-generation")), Some("commons-engine"))
             if state.inference.is_some() && crate::routes::require_content(&state, &caller.caller, &repo).await.is_ok() =>
         {
-            Some(if tag == "image-classification" { "image" } else { "text" })
+            Some(match tag {
+                "image-classification" => "image",
+                "text-classification" => "text",
+                _ => "generate",
+            })
         }
         _ => None,
     };

@@ -1,5 +1,6 @@
 //! A model's "Try it" page (`/{ns}/{name}/try`): a form for an image or a text, by what the
-//! model reads, and its classes with their probabilities. It runs through the inference
+//! model reads, and its classes with their probabilities; for a character language model, a
+//! beginning and what the model writes after it. It runs through the inference
 //! route's own steps (`routes::inference`), with the same access checks and bounds: the
 //! form's body is read only under one of the hub's body slots and up to an image's limit.
 
@@ -11,8 +12,8 @@ use serde::Deserialize;
 use super::session::Visitor;
 use super::{PageError, PageResult, page, repo_value};
 use crate::AppState;
-use crate::inference::{ClassScore, Modality};
-use crate::routes::{IMAGE_BODY, Inputs, inference_engine, load_model, run_model, wait_for};
+use crate::inference::{ClassScore, LoadedModel, Modality};
+use crate::routes::{IMAGE_BODY, Inputs, inference_engine, load_model, run_generation, run_model, wait_for};
 use commons_db::RepoKind;
 
 /// Classes shown.
@@ -26,10 +27,20 @@ pub(crate) struct ModelPath {
     name: String,
 }
 
-fn modality_name(modality: Modality) -> &'static str {
-    match modality {
-        Modality::Image => "image",
-        Modality::Text => "text",
+/// Characters a generation adds, and how they are drawn: `commons generate`'s defaults, so the
+/// page and the command line write the same text.
+const GENERATED: usize = 200;
+const TEMPERATURE: f64 = 0.8;
+const SEED: u64 = 1;
+
+/// What the form asks for: `image`, `text` (to classify) or `generate`.
+fn form_kind(model: &LoadedModel) -> &'static str {
+    match model {
+        LoadedModel::Classifier(model) => match model.modality() {
+            Modality::Image => "image",
+            Modality::Text => "text",
+        },
+        LoadedModel::Generator(_) => "generate",
     }
 }
 
@@ -41,11 +52,8 @@ pub(crate) async fn form(State(state): State<AppState>, mut visitor: Visitor, Pa
     let commit = state.repos.pin(&repo, "main").await?;
     let model = load_model(&state, &inference, &repo, &commit).await?;
     let cookie = visitor.ensure_seed();
-    let mut response = page(
-        &visitor,
-        "try.html",
-        context! { repo => repo_value(&repo, None), tab => "try", modality => modality_name(model.modality()), commit },
-    );
+    let mut response =
+        page(&visitor, "try.html", context! { repo => repo_value(&repo, None), tab => "try", modality => form_kind(&model), commit });
     if let Some(cookie) = cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
@@ -104,6 +112,26 @@ pub(crate) async fn submit(
         return Err(PageError { status: StatusCode::FORBIDDEN, message: "This form did not come from this site.".into() });
     }
     let model = load_model(&state, &inference, &repo, &commit).await?;
+    let kind = form_kind(&model);
+    let model = match model {
+        LoadedModel::Classifier(model) => model,
+        LoadedModel::Generator(model) => {
+            let prompt = text.unwrap_or_default();
+            let (generated, error) = match run_generation(&inference, model, &prompt, GENERATED, TEMPERATURE, SEED).await {
+                Ok(continuation) => (Some(continuation), None),
+                Err(e) if e.status == StatusCode::BAD_REQUEST => (None, Some(e.message)),
+                Err(e) => return Err(e.into()),
+            };
+            let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+            let mut response = page(
+                &visitor,
+                "try.html",
+                context! { repo => repo_value(&repo, None), tab => "try", modality => kind, commit, text => prompt, error, generated },
+            );
+            *response.status_mut() = status;
+            return Ok(response);
+        }
+    };
     let modality = model.modality();
     let inputs = match modality {
         Modality::Image => Inputs::Images(vec![
@@ -122,7 +150,7 @@ pub(crate) async fn submit(
         &visitor,
         "try.html",
         context! {
-            repo => repo_value(&repo, None), tab => "try", modality => modality_name(modality), commit,
+            repo => repo_value(&repo, None), tab => "try", modality => kind, commit,
             text, error, results => results.iter().map(result_value).collect::<Vec<_>>(),
         },
     );

@@ -192,26 +192,35 @@ async fn generate(inference: &Inference, model: Arc<dyn TextGenerator>, body: &[
             unused.join(", ")
         )));
     }
-    let prompt_flops = model.flops_per_character() * length as f64;
-    if prompt_flops > inference.limits.max_flops {
+    let continuation = run_generation(inference, model, &prompt, length as usize, temperature, seed).await?;
+    let generated_text = if full_text { prompt + &continuation } else { continuation };
+    Ok(Json(serde_json::json!([{ "generated_text": generated_text }])).into_response())
+}
+
+/// `prompt` continued by `length` characters within the hub's budget and under a turn: the
+/// continuation.
+pub(crate) async fn run_generation(
+    inference: &Inference,
+    model: Arc<dyn TextGenerator>,
+    prompt: &str,
+    length: usize,
+    temperature: f64,
+    seed: u64,
+) -> ApiResult<String> {
+    let flops = model.flops_per_character() * length as f64;
+    if flops > inference.limits.max_flops {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "BudgetExceeded",
             format!(
-                "{length} characters would take {prompt_flops:.3e} floating-point operations; this hub runs at most {:.3e} per request",
+                "{length} characters would take {flops:.3e} floating-point operations; this hub runs at most {:.3e} per request",
                 inference.limits.max_flops
             ),
         ));
     }
     let _turn = wait_for(&inference.turns, inference).await?;
-    let continuation = {
-        let prompt = prompt.clone();
-        tokio::task::spawn_blocking(move || model.generate(&prompt, length as usize, temperature, seed))
-            .await
-            .map_err(ApiError::internal)??
-    };
-    let generated_text = if full_text { prompt + &continuation } else { continuation };
-    Ok(Json(serde_json::json!([{ "generated_text": generated_text }])).into_response())
+    let prompt = prompt.to_string();
+    Ok(tokio::task::spawn_blocking(move || model.generate(&prompt, length, temperature, seed)).await.map_err(ApiError::internal)??)
 }
 
 /// The hub's inference, or a 404 when it was started without an engine.
@@ -315,23 +324,6 @@ pub(crate) async fn wait_for<'a>(slots: &'a tokio::sync::Semaphore, inference: &
             "this hub is running all the models it can at once; try again shortly",
         )
         .with_retry_after(5)),
-    }
-}
-
-/// The classifier of `repo` at `commit` (see [`load`]); any other model is refused.
-pub(crate) async fn load_classifier(
-    state: &AppState,
-    inference: &Arc<Inference>,
-    repo: &commons_db::Repo,
-    commit: &str,
-) -> ApiResult<Arc<dyn Classifier>> {
-    match load(state, inference, repo, commit).await? {
-        LoadedModel::Classifier(model) => Ok(model),
-        LoadedModel::Generator(_) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "ModelNotRunnable",
-            format!("{}/{} is a character language model, not a classifier: it generates text", repo.namespace, repo.name),
-        )),
     }
 }
 

@@ -20,7 +20,9 @@ mod xet;
 
 pub(crate) use compute::{may_see_job, router as compute_router, visible_job};
 pub(crate) use discussions::conflicts as pull_request_conflicts;
-pub(crate) use inference::{IMAGE_BODY, Inputs, engine as inference_engine, load_classifier as load_model, run as run_model, wait_for};
+pub(crate) use inference::{
+    IMAGE_BODY, Inputs, engine as inference_engine, load as load_model, run as run_model, run_generation, wait_for,
+};
 pub(crate) use lfs::sweep_stale_parts;
 pub(crate) use upload::{Staged, commit_staged};
 pub use viewer::ViewerCache;
