@@ -158,6 +158,7 @@ fn published_classifiers_answer_commons_predict_and_the_inference_client() {
     let first_row = html.split("<tbody><tr><td>").nth(1).expect("a table of classes");
     assert!(first_row.starts_with(&format!("{}</td>", labels[0])), "the digit's class first: {first_row}");
     assert_eq!(html.matches("<tr><td>").count(), 5, "the five likeliest classes");
+    assert!(!html.contains(r#"class="generated""#), "a classifier's page shows no generated text: {html}");
     let (status, html) = try_it("/alice/mnist-mlp/try", None, "image", Some("digit.png"), b"not a picture");
     assert_eq!(status, 400);
     assert!(html.contains("not an image") && html.contains(r#"name="image""#), "the refusal on the form: {html}");

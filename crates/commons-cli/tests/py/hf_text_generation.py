@@ -38,9 +38,10 @@ def main():
     for kwargs, status, words in [
         ({"max_new_tokens": 1_000_000}, 400, "max_new_tokens"),
         ({"max_new_tokens": 10, "temperature": 0.0}, 400, "temperature"),
+        ({"prompt": "a" * 100_000, "max_new_tokens": 10}, 400, "prompt of 100000 bytes"),
     ]:
         try:
-            client.text_generation(prompt, **kwargs)
+            client.text_generation(kwargs.pop("prompt", prompt), **kwargs)
             check(False, f"{kwargs} is refused")
         except HfHubHTTPError as e:
             check(e.response.status_code == status and words in str(e), f"{kwargs} is refused clearly: {e}")

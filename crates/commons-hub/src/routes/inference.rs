@@ -146,6 +146,9 @@ async fn classify(
 /// not say.
 const MAX_NEW_CHARACTERS: u64 = 10_000;
 const DEFAULT_NEW_CHARACTERS: u64 = 64;
+/// The longest prompt, in bytes: the model reads only its last window, and a prompt is copied
+/// into the answer.
+const MAX_PROMPT_BYTES: usize = 64 << 10;
 
 /// A text generation request (`InferenceClient.text_generation`): the prompt, the sampling,
 /// within the hub's budget and under a turn.
@@ -163,6 +166,9 @@ async fn generate(inference: &Inference, model: Arc<dyn TextGenerator>, body: &[
     let serde_json::Value::String(prompt) = request.inputs else {
         return Err(bad_input("a language model reads one prompt: {\"inputs\": \"your prompt\"}"));
     };
+    if prompt.len() > MAX_PROMPT_BYTES {
+        return Err(bad_input(format!("a prompt of {} bytes; at most {MAX_PROMPT_BYTES}", prompt.len())));
+    }
     if request.stream == Some(true) {
         return Err(bad_input("this hub answers a generation whole; send \"stream\": false"));
     }
