@@ -15,16 +15,11 @@ from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RevisionNotFoundError
 from huggingface_hub.errors import RepositoryNotFoundError as RepoNotFoundError
 
+from checks import check
+
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def check(cond, what):
-    if not cond:
-        print(f"CHECK FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
 
 
 def expect_raises(exc, fn, what):

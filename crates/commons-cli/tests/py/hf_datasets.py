@@ -18,12 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from huggingface_hub import HfApi
 
-
-def check(cond, what):
-    if not cond:
-        print(f"CHECK FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
+from checks import check
 
 
 api = HfApi()

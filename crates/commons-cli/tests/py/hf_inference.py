@@ -8,12 +8,7 @@ import sys
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError
 
-
-def check(cond, what):
-    if not cond:
-        print(f"CHECK FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
+from checks import check
 
 
 def main():

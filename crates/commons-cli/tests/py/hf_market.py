@@ -15,6 +15,8 @@ from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import get_session
 
+from checks import check
+
 # The client's own HTTP session (requests before 1.0, httpx since).
 http = get_session()
 
@@ -22,13 +24,6 @@ endpoint = os.environ["HF_ENDPOINT"]
 alice = HfApi(token=os.environ["HF_TOKEN"])
 bob = HfApi(token=os.environ["BOB_TOKEN"])
 anonymous = HfApi(token=False)
-
-
-def check(cond, what):
-    if not cond:
-        print(f"CHECK FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
 
 
 def card(meta: str) -> bytes:

@@ -11,12 +11,7 @@ import sys
 
 from huggingface_hub import ModelCard, model_info
 
-
-def check(cond, what):
-    if not cond:
-        print(f"CHECK FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
+from checks import check
 
 
 model = os.environ["MODEL"]

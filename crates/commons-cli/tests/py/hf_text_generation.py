@@ -10,12 +10,7 @@ import warnings
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError
 
-
-def check(cond, what):
-    if not cond:
-        print(f"CHECK FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
+from checks import check
 
 
 def main():

@@ -10,12 +10,7 @@ import sys
 
 from huggingface_hub import HfApi, hf_hub_download
 
-
-def check(cond, what):
-    if not cond:
-        print(f"CHECK FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
+from checks import check
 
 
 def main():

@@ -17,12 +17,7 @@ import tempfile
 import hf_xet  # noqa: F401  (the point of this test: the default install has it)
 from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url, snapshot_download
 
-
-def check(cond, what):
-    if not cond:
-        print(f"CHECK FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
+from checks import check
 
 
 def sha256_of(path):

@@ -213,20 +213,25 @@ pub(crate) async fn run_generation(
     temperature: f64,
     seed: u64,
 ) -> ApiResult<String> {
-    let flops = model.flops_per_character() * length as f64;
+    within_budget(inference, model.flops_per_character() * length as f64, &format!("{length} characters"))?;
+    let _turn = wait_for(&inference.turns, inference).await?;
+    let prompt = prompt.to_string();
+    Ok(tokio::task::spawn_blocking(move || model.generate(&prompt, length, temperature, seed)).await.map_err(ApiError::internal)??)
+}
+
+/// A 413 when `what` would cost more than the hub runs for one request.
+fn within_budget(inference: &Inference, flops: f64, what: &str) -> ApiResult<()> {
     if flops > inference.limits.max_flops {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "BudgetExceeded",
             format!(
-                "{length} characters would take {flops:.3e} floating-point operations; this hub runs at most {:.3e} per request",
+                "{what} would take {flops:.3e} floating-point operations; this hub runs at most {:.3e} per request",
                 inference.limits.max_flops
             ),
         ));
     }
-    let _turn = wait_for(&inference.turns, inference).await?;
-    let prompt = prompt.to_string();
-    Ok(tokio::task::spawn_blocking(move || model.generate(&prompt, length, temperature, seed)).await.map_err(ApiError::internal)??)
+    Ok(())
 }
 
 /// The hub's inference, or a 404 when it was started without an engine.
@@ -244,17 +249,7 @@ pub(crate) async fn run(
     inputs: Inputs,
     top_k: Option<usize>,
 ) -> ApiResult<Vec<Vec<ClassScore>>> {
-    let flops = model.flops_per_input() * inputs.len() as f64;
-    if flops > inference.limits.max_flops {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "BudgetExceeded",
-            format!(
-                "this request would take {flops:.3e} floating-point operations; this hub runs at most {:.3e} per request",
-                inference.limits.max_flops
-            ),
-        ));
-    }
+    within_budget(inference, model.flops_per_input() * inputs.len() as f64, "this request")?;
     let _turn = wait_for(&inference.turns, inference).await?;
     let answers = tokio::task::spawn_blocking(move || -> Result<Vec<_>, InferenceError> {
         let classify = |input| {
