@@ -4,20 +4,20 @@
 //!
 //! Invariants:
 //! - The index never answers with a repository its caller may not read: the visibility rule
-//!   (public, or in the caller's namespace) is part of every query. (The hub applies it once
-//!   more when it reads the rows.)
+//!   (public, or in a namespace the caller reads) is checked on every hit of every search, in
+//!   the collector that pages them ([`Page`]). (The hub applies it once more when it reads the
+//!   rows.)
 //! - The database is the truth: each document carries the repository's `updated_at` and
 //!   visibility, and [`SearchIndex::stale`] lists the repositories whose documents are missing
 //!   or differ, so a hub rebuilds what a crash or an older version left behind.
 //! - All calls block (tantivy does file I/O): callers run them off async runtime threads.
 
-use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use tantivy::collector::{CustomScorer, CustomSegmentScorer, DocSetCollector, FilterCollector, TopDocs};
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::collector::{Collector, DocSetCollector, SegmentCollector};
+use tantivy::columnar::{ColumnValues, StrColumn};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, TermQuery};
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, TextFieldIndexing, TextOptions, Value};
 use tantivy::tokenizer::{LowerCaser, NgramTokenizer, TextAnalyzer};
@@ -130,7 +130,7 @@ const MAX_GRAM: usize = 3;
 /// Memory of the index writer (tantivy's smallest allowed is 15 MB).
 const WRITER_HEAP: usize = 15_000_000;
 /// Names the schema; an index written with another is rebuilt from the database.
-const SCHEMA_VERSION: &str = "3";
+const SCHEMA_VERSION: &str = "4";
 
 struct Fields {
     repo_id: Field,
@@ -174,9 +174,9 @@ impl SearchIndex {
             repo_id: schema.add_i64_field("repo_id", INDEXED | STORED | FAST),
             stamp: schema.add_text_field("stamp", STRING | STORED),
             kind: schema.add_u64_field("kind", FAST),
-            namespace: schema.add_text_field("namespace", STRING),
-            public: schema.add_u64_field("public", INDEXED),
-            tag: schema.add_text_field("tag", STRING),
+            namespace: schema.add_text_field("namespace", STRING | FAST),
+            public: schema.add_u64_field("public", FAST),
+            tag: schema.add_text_field("tag", STRING | FAST),
             id_grams: schema.add_text_field("id_grams", grams),
             text: schema.add_text_field("text", TEXT),
             sort_name: schema.add_text_field("sort_name", STRING | FAST),
@@ -253,9 +253,6 @@ impl SearchIndex {
         if text.is_empty() || q.limit == 0 {
             return Ok(Vec::new());
         }
-        let term = |field: Field, value: &str| -> Box<dyn Query> {
-            Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
-        };
         let mut words = QueryParser::for_index(&self.index, vec![f.text]);
         words.set_conjunction_by_default();
         // Query syntax in a search box is words, not operators: a stray `:` or `"` is not an error.
@@ -264,34 +261,41 @@ impl SearchIndex {
         if let Some(substring) = self.substring_query(text) {
             matching.push((Occur::Should, substring));
         }
-        // Hidden: private and not in a namespace the viewer reads. Excluding the few private
-        // ones costs less than uniting the many public ones with the viewer's.
-        let private: Box<dyn Query> = Box::new(TermQuery::new(Term::from_field_u64(f.public, 0), IndexRecordOption::Basic));
-        let hidden: Box<dyn Query> = match q.readable {
-            [] => private,
-            readable => {
-                let mut clauses = vec![(Occur::Must, private)];
-                clauses.extend(readable.iter().map(|ns| (Occur::MustNot, term(f.namespace, ns))));
-                Box::new(BooleanQuery::new(clauses))
-            }
-        };
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> =
-            vec![(Occur::Must, Box::new(BooleanQuery::new(matching))), (Occur::MustNot, hidden)];
-        if let Some(author) = q.author {
-            clauses.push((Occur::Must, term(f.namespace, author)));
-        }
-        for tag in q.tags {
-            clauses.push((Occur::Must, term(f.tag, tag)));
-        }
-        let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
-        let order = Order { sort: q.sort, ascending: q.ascending };
-        let page = TopDocs::with_limit(q.limit).and_offset(q.offset).custom_score(order);
-        // The kind is checked in a column, match by match: as a term of the query, every
-        // match would seek into a posting list of nearly every repository.
-        let kind = kind_code(q.kind);
-        let hits = searcher.search(&query, &FilterCollector::new("kind".to_string(), move |code: u64| code == kind, page))?;
-        Ok(hits.into_iter().map(|(key, _)| key.repo_id()).collect())
+        // A filter most repositories pass is checked in a column, match by match; as a term of
+        // the query, every match would seek into a posting list of nearly every repository. A
+        // rare one is a term of the query, which then walks only its few repositories.
+        let common = |term: &Term| -> Result<bool> { Ok(searcher.doc_freq(term)? * 8 > searcher.num_docs()) };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(BooleanQuery::new(matching)))];
+        let mut author = None;
+        if let Some(name) = q.author {
+            let term = Term::from_field_text(f.namespace, name);
+            if common(&term)? {
+                author = Some(name.to_string());
+            } else {
+                clauses.push((Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));
+            }
+        }
+        let mut column_tags = Vec::new();
+        for tag in q.tags {
+            let term = Term::from_field_text(f.tag, tag);
+            if common(&term)? {
+                column_tags.push(tag.clone());
+            } else {
+                clauses.push((Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));
+            }
+        }
+        let page = Page {
+            kind: kind_code(q.kind),
+            readable: q.readable.to_vec(),
+            author,
+            tags: column_tags,
+            sort: q.sort,
+            ascending: q.ascending,
+            offset: q.offset,
+            limit: q.limit,
+        };
+        Ok(searcher.search(&BooleanQuery::new(clauses), &page)?.into_iter().map(|(_, id)| id).collect())
     }
 
     /// All n-grams of `text` must be in the id's: `cnn` finds `alice/cnn-mnist`.
@@ -340,76 +344,189 @@ fn kind_code(kind: &str) -> u64 {
     kind.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// A hit's place in the order: its sort value, then its id, as the database orders
-/// (`ORDER BY column, id` in one direction). The collector keeps the greatest keys, so an
-/// ascending order compares reversed.
-#[derive(Debug, Clone, PartialEq, PartialOrd)]
-enum Key {
-    Descending(SortValue, i64),
-    Ascending(Reverse<(SortValue, i64)>),
+/// A page of hits, gathered segment by segment: the kind, the visibility rule (public, or in a
+/// namespace the viewer reads) and the common filters checked in columns hit by hit, each hit
+/// keyed by its sort value then its id, as the database orders (`ORDER BY column, id` in one
+/// direction), and only each segment's best `offset + limit` kept.
+struct Page {
+    kind: u64,
+    readable: Vec<String>,
+    author: Option<String>,
+    tags: Vec<String>,
+    sort: Sort,
+    ascending: bool,
+    offset: usize,
+    limit: usize,
 }
 
-impl Key {
-    fn repo_id(&self) -> i64 {
-        match self {
-            Key::Descending(_, id) | Key::Ascending(Reverse((_, id))) => *id,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, PartialOrd)]
+/// A sort value comparable across segments.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum SortValue {
     Number(i64),
     Text(String),
 }
 
-struct Order {
-    sort: Sort,
+struct SegmentPage {
+    kind: u64,
+    kinds: Arc<dyn ColumnValues<u64>>,
+    public: Arc<dyn ColumnValues<u64>>,
+    namespaces: StrColumn,
+    /// The segment's ordinals of the namespaces the viewer reads.
+    readable: Vec<u64>,
+    /// The ordinal the author's namespace must have; `None` when it is a term of the query.
+    author: Option<u64>,
+    tags: StrColumn,
+    /// The segment's ordinals of the tags checked here.
+    required_tags: Vec<u64>,
+    /// A filter names a value no document of this segment has.
+    none: bool,
+    repo_ids: Arc<dyn ColumnValues<i64>>,
+    value: SegmentValue,
     ascending: bool,
+    keep: usize,
+    /// (sort value, repository id): for names the value is the name's ordinal in this
+    /// segment, ordered as the names are.
+    hits: Vec<(i64, i64)>,
 }
 
-/// The columns one segment's hits are ordered by.
-struct SegmentOrder {
-    ascending: bool,
-    repo_id: Column<i64>,
-    value: SegmentColumn,
+enum SegmentValue {
+    Number(Arc<dyn ColumnValues<i64>>),
+    Name(StrColumn),
 }
 
-enum SegmentColumn {
-    Number(Column<i64>),
-    Text(StrColumn),
+fn str_column(segment: &SegmentReader, name: &str) -> tantivy::Result<StrColumn> {
+    segment.fast_fields().str(name)?.ok_or_else(|| tantivy::TantivyError::SchemaError(format!("no {name} column")))
 }
 
-impl CustomScorer<Key> for Order {
-    type Child = SegmentOrder;
+/// The ordinal of `value` in a string column of one segment.
+fn ordinal(column: &StrColumn, value: &str) -> tantivy::Result<Option<u64>> {
+    Ok(column.dictionary().term_ord(value)?)
+}
 
-    fn segment_scorer(&self, segment: &SegmentReader) -> tantivy::Result<SegmentOrder> {
+impl Collector for Page {
+    type Fruit = Vec<(SortValue, i64)>;
+    type Child = SegmentPage;
+
+    fn for_segment(&self, _: u32, segment: &SegmentReader) -> tantivy::Result<SegmentPage> {
         let columns = segment.fast_fields();
-        let value = match self.sort {
-            Sort::Name => SegmentColumn::Text(
-                columns.str(self.sort.column())?.ok_or_else(|| tantivy::TantivyError::SchemaError("no name column".into()))?,
-            ),
-            sort => SegmentColumn::Number(columns.i64(sort.column())?),
+        let namespaces = str_column(segment, "namespace")?;
+        let tags = str_column(segment, "tag")?;
+        let mut readable = Vec::with_capacity(self.readable.len());
+        for ns in &self.readable {
+            readable.extend(ordinal(&namespaces, ns)?);
+        }
+        let author = match &self.author {
+            Some(name) => ordinal(&namespaces, name)?.map_or(Err(()), |ord| Ok(Some(ord))),
+            None => Ok(None),
         };
-        Ok(SegmentOrder { ascending: self.ascending, repo_id: columns.i64("repo_id")?, value })
+        let mut required_tags = Vec::with_capacity(self.tags.len());
+        let mut none = author.is_err();
+        for tag in &self.tags {
+            match ordinal(&tags, tag)? {
+                Some(ord) => required_tags.push(ord),
+                None => none = true,
+            }
+        }
+        let value = match self.sort {
+            Sort::Name => SegmentValue::Name(str_column(segment, self.sort.column())?),
+            sort => SegmentValue::Number(columns.i64(sort.column())?.first_or_default_col(0)),
+        };
+        Ok(SegmentPage {
+            kind: self.kind,
+            kinds: columns.u64("kind")?.first_or_default_col(0),
+            public: columns.u64("public")?.first_or_default_col(0),
+            namespaces,
+            readable,
+            author: author.unwrap_or(None),
+            tags,
+            required_tags,
+            none,
+            repo_ids: columns.i64("repo_id")?.first_or_default_col(0),
+            value,
+            ascending: self.ascending,
+            keep: self.offset.saturating_add(self.limit),
+            hits: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, segments: Vec<Vec<(SortValue, i64)>>) -> tantivy::Result<Vec<(SortValue, i64)>> {
+        let mut hits: Vec<(SortValue, i64)> = segments.into_iter().flatten().collect();
+        if self.ascending {
+            hits.sort_unstable();
+        } else {
+            hits.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        Ok(hits.into_iter().skip(self.offset).take(self.limit).collect())
     }
 }
 
-impl CustomSegmentScorer<Key> for SegmentOrder {
-    fn score(&mut self, doc: DocId) -> Key {
-        let id = self.repo_id.first(doc).unwrap_or_default();
+impl SegmentPage {
+    fn namespace(&self, doc: DocId) -> Option<u64> {
+        self.namespaces.term_ords(doc).next()
+    }
+
+    fn passes(&self, doc: DocId) -> bool {
+        self.kinds.get_val(doc) == self.kind
+            && (self.public.get_val(doc) == 1 || self.namespace(doc).is_some_and(|ns| self.readable.contains(&ns)))
+            && self.author.is_none_or(|author| self.namespace(doc) == Some(author))
+            && self.required_tags.iter().all(|&tag| self.tags.term_ords(doc).any(|ord| ord == tag))
+    }
+
+    /// Keeps the best `keep` hits in place, in order.
+    fn cut(&mut self) {
+        let keep = self.keep.min(self.hits.len());
+        if keep == 0 {
+            self.hits.clear();
+            return;
+        }
+        if self.ascending {
+            self.hits.select_nth_unstable(keep - 1);
+        } else {
+            self.hits.select_nth_unstable_by(keep - 1, |a, b| b.cmp(a));
+        }
+        self.hits.truncate(keep);
+    }
+}
+
+impl SegmentCollector for SegmentPage {
+    type Fruit = Vec<(SortValue, i64)>;
+
+    fn collect(&mut self, doc: DocId, _: tantivy::Score) {
+        if self.none || !self.passes(doc) {
+            return;
+        }
         let value = match &self.value {
-            SegmentColumn::Number(column) => SortValue::Number(column.first(doc).unwrap_or_default()),
-            SegmentColumn::Text(column) => {
-                // Term ordinals are per segment; only the text itself compares across segments.
-                let mut text = String::new();
-                if let Some(ord) = column.term_ords(doc).next() {
-                    let _ = column.ord_to_str(ord, &mut text);
-                }
-                SortValue::Text(text)
-            }
+            SegmentValue::Number(column) => column.get_val(doc),
+            // Ordinals follow the names' order within a segment; only the names themselves
+            // compare across segments (see `harvest`).
+            SegmentValue::Name(column) => column.term_ords(doc).next().map_or(-1, |ord| ord as i64),
         };
-        if self.ascending { Key::Ascending(Reverse((value, id))) } else { Key::Descending(value, id) }
+        self.hits.push((value, self.repo_ids.get_val(doc)));
+        // Memory stays at twice the page, whatever the number of matches.
+        if self.hits.len() >= self.keep.max(64).saturating_mul(2) {
+            self.cut();
+        }
+    }
+
+    fn harvest(mut self) -> Vec<(SortValue, i64)> {
+        self.cut();
+        self.hits
+            .into_iter()
+            .map(|(value, id)| match &self.value {
+                SegmentValue::Number(_) => (SortValue::Number(value), id),
+                SegmentValue::Name(column) => {
+                    let mut text = String::new();
+                    if value >= 0 {
+                        let _ = column.ord_to_str(value as u64, &mut text);
+                    }
+                    (SortValue::Text(text), id)
+                }
+            })
+            .collect()
     }
 }
 
@@ -532,6 +649,43 @@ mod tests {
         assert_eq!(filtered(Some("bob"), &mit), [1]);
         assert_eq!(filtered(Some("bob"), &[]), [5, 1]);
         assert_eq!(filtered(Some("dave"), &[]), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn filters_hold_whether_checked_in_the_query_or_in_columns() {
+        // Twenty repositories: alice's eighteen carry `license:mit` (a filter most pass, checked
+        // hit by hit in a column), bob's two carry `rare` (a term of the query); one of each
+        // owner's is private.
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open(dir.path()).unwrap();
+        let docs: Vec<RepoDoc> = (1..=20)
+            .map(|id| {
+                let bob = id > 18;
+                let mut doc = repo(id, if bob { "bob" } else { "alice" }, &format!("net-{id}"), id == 1 || id == 20, "digits");
+                doc.tags = if bob { vec!["rare".into()] } else { vec!["license:mit".into(), format!("t{}", id % 2)] };
+                doc
+            })
+            .collect();
+        index.upsert(&docs).unwrap();
+        let search = |author: Option<&str>, tags: &[&str], readable: &[&str]| {
+            let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+            let readable: Vec<String> = readable.iter().map(|r| r.to_string()).collect();
+            let mut ids = index.search(&SearchQuery { author, tags: &tags, ..query("digits", &readable) }).unwrap();
+            ids.sort();
+            ids
+        };
+        let alices: Vec<i64> = (2..=18).collect();
+        assert_eq!(search(None, &["license:mit"], &[]), alices, "a common tag, the private one hidden");
+        assert_eq!(search(None, &["license:mit"], &["alice"])[0], 1, "and shown to its owner");
+        assert_eq!(search(None, &["license:mit", "t1"], &[]), (3..=17).step_by(2).collect::<Vec<i64>>(), "two common tags");
+        assert_eq!(search(None, &["rare"], &[]), [19], "a rare tag, the private one hidden");
+        assert_eq!(search(None, &["rare"], &["bob"]), [19, 20]);
+        assert_eq!(search(None, &["rare", "license:mit"], &["alice", "bob"]), Vec::<i64>::new(), "a rare and a common tag");
+        assert_eq!(search(Some("alice"), &[], &[]), alices, "a common author");
+        assert_eq!(search(Some("bob"), &[], &["bob"]), [19, 20], "a rare author");
+        assert_eq!(search(Some("alice"), &["rare"], &["alice", "bob"]), Vec::<i64>::new());
+        assert_eq!(search(Some("carol"), &["license:mit"], &[]), Vec::<i64>::new(), "an author nobody is");
+        assert_eq!(search(None, &["license:gpl"], &[]), Vec::<i64>::new(), "a tag nobody has");
     }
 
     #[test]
