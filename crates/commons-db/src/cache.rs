@@ -55,6 +55,12 @@ pub(crate) struct Generation {
     shared: Option<u64>,
 }
 
+/// When cached answers are checked (see [`ReadCache::now`]).
+pub(crate) struct Now {
+    generation: Generation,
+    at: Instant,
+}
+
 /// A count of the writes begun and ended by every Commons process on one database, in a file
 /// beside it (`commons.db-generation`): eight bytes, raised under an exclusive lock of the file
 /// by each write turn, read without one (an aligned eight-byte read, one system call) whenever a
@@ -113,9 +119,6 @@ pub(crate) struct ReadCache {
     /// The namespaces whose private repositories a user reads (theirs, their organizations'):
     /// asked by every listing and search a signed-in caller makes.
     readable: Cache<String, Fresh<Arc<[String]>>>,
-    /// Parsed cards by README blob (a blob's card never changes; one not recorded yet is not
-    /// kept).
-    cards: Cache<String, Arc<str>>,
     /// Leaderboard answers by viewer and question: a page of a board, a board's sibling
     /// boards, a model's verified results. Up to a page of entries each: fewer of them.
     boards: Cache<(String, BoardQuestion), Fresh<Arc<BoardAnswer>>>,
@@ -159,20 +162,18 @@ impl ReadCache {
             terms: Cache::new(ENTRIES),
             tokens: Cache::new(ENTRIES),
             readable: Cache::new(ENTRIES),
-            cards: Cache::new(ENTRIES / 10),
             boards: Cache::new(ENTRIES / 50),
         })
     }
 
     /// The collector removed contents: what was immutable about them (paths, trees, blobs,
-    /// reconstructions, cards) is no longer an answer.
+    /// reconstructions) is no longer an answer.
     pub(crate) fn forget_contents(&self) {
         self.files.clear();
         self.paths.clear();
         self.trees.clear();
         self.blobs.clear();
         self.terms.clear();
-        self.cards.clear();
     }
 
     /// A write begins or ends: mutable answers read before now are stale, in this process and
@@ -195,9 +196,21 @@ impl ReadCache {
         Generation { local, shared: self.shared.as_ref().and_then(|shared| shared.read().ok()) }
     }
 
+    /// The moment cached answers are checked against: one read of the shared count serves a
+    /// whole page of answers (a search page uses some forty).
+    pub(crate) fn now(&self) -> Now {
+        Now { generation: self.generation(), at: Instant::now() }
+    }
+
     fn fresh<T: Clone>(&self, entry: Option<Fresh<T>>) -> Option<T> {
+        Self::fresh_at(entry, &self.now())
+    }
+
+    fn fresh_at<T: Clone>(entry: Option<Fresh<T>>, now: &Now) -> Option<T> {
         let entry = entry?;
-        (entry.generation.shared.is_some() && entry.generation == self.generation() && entry.read_at.elapsed() < FRESH_FOR)
+        (entry.generation.shared.is_some()
+            && entry.generation == now.generation
+            && now.at.saturating_duration_since(entry.read_at) < FRESH_FOR)
             .then_some(entry.value)
     }
 
@@ -209,8 +222,8 @@ impl ReadCache {
         self.repos.insert(key, Fresh { value, generation, read_at: Instant::now() });
     }
 
-    pub(crate) fn repo_by_id(&self, id: i64) -> Option<Repo> {
-        self.fresh(self.repos_by_id.get(&id))
+    pub(crate) fn repo_by_id(&self, id: i64, now: &Now) -> Option<Repo> {
+        Self::fresh_at(self.repos_by_id.get(&id), now)
     }
 
     pub(crate) fn put_repo_by_id(&self, repo: Repo, generation: Generation) {
@@ -218,7 +231,11 @@ impl ReadCache {
     }
 
     pub(crate) fn revision(&self, repo_id: i64, rev: &str) -> Option<String> {
-        self.fresh(self.revisions.get(&(repo_id, rev.to_string())))
+        self.revision_at(repo_id, rev, &self.now())
+    }
+
+    pub(crate) fn revision_at(&self, repo_id: i64, rev: &str, now: &Now) -> Option<String> {
+        Self::fresh_at(self.revisions.get(&(repo_id, rev.to_string())), now)
     }
 
     pub(crate) fn put_revision(&self, repo_id: i64, rev: &str, commit: String, generation: Generation) {
@@ -249,14 +266,6 @@ impl ReadCache {
         if files.len() <= MAX_CACHED_TREE {
             self.trees.insert(key, files.clone());
         }
-    }
-
-    pub(crate) fn card(&self, readme_sha256: &str) -> Option<Arc<str>> {
-        self.cards.get(readme_sha256)
-    }
-
-    pub(crate) fn put_card(&self, readme_sha256: &str, metadata: Arc<str>) {
-        self.cards.insert(readme_sha256.to_string(), metadata);
     }
 
     pub(crate) fn blob(&self, sha256: &str) -> Option<BlobRow> {

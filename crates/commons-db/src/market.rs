@@ -53,15 +53,12 @@ impl Db {
     }
 
     /// The recorded front matter (JSON) of README blob `readme_sha256`.
-    pub async fn card(&self, readme_sha256: &str) -> Result<Option<std::sync::Arc<str>>> {
-        if let Some(card) = self.cache.card(readme_sha256) {
-            return Ok(Some(card));
-        }
+    pub async fn card(&self, readme_sha256: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT metadata FROM cards WHERE readme_sha256 = $1").bind(readme_sha256).fetch_optional(&self.pool).await?;
-        let Some(row) = row else { return Ok(None) };
-        let card: std::sync::Arc<str> = row.try_get::<String, _>("metadata")?.into();
-        self.cache.put_card(readme_sha256, card.clone());
-        Ok(Some(card))
+        Ok(match row {
+            Some(row) => Some(row.try_get("metadata")?),
+            None => None,
+        })
     }
 
     /// Up to `limit` README blobs that some revision holds and that have no card yet: what a

@@ -533,10 +533,11 @@ impl Db {
         // A search page asks for the same popular repositories again and again: those read
         // since the last write of any process (and within `FRESH_FOR`) are not read again.
         let mut found: HashMap<i64, Repo> = HashMap::with_capacity(ids.len());
+        let now = self.cache.now();
         let missing: Vec<i64> = ids
             .iter()
             .copied()
-            .filter(|&id| match self.cache.repo_by_id(id) {
+            .filter(|&id| match self.cache.repo_by_id(id, &now) {
                 Some(repo) => {
                     found.insert(id, repo);
                     false
@@ -572,8 +573,9 @@ impl Db {
     pub async fn main_readmes(&self, repos: &[Repo]) -> Result<HashMap<i64, (String, Option<FileEntry>)>> {
         let mut heads = HashMap::with_capacity(repos.len());
         let mut missing = Vec::new();
+        let now = self.cache.now();
         for repo in repos {
-            let known = self.cache.revision(repo.id, "main").and_then(|head| {
+            let known = self.cache.revision_at(repo.id, "main", &now).and_then(|head| {
                 let readme = self.cache.file(&(repo.id, head.clone(), README.to_string()))?;
                 Some((head, readme))
             });

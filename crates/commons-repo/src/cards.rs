@@ -3,10 +3,33 @@
 //! revision's `cardData` is the card of the README it holds; listings filter on the tags of the
 //! README at the head of `main`.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use crate::{RepoError, Repos, Result};
 use commons_db::Repo;
+
+/// A README's card as pages and listings show it: its front matter, and the tags it gives
+/// (`commons_card::hub_tags`).
+#[derive(Debug, Default)]
+pub struct CardView {
+    pub metadata: Map<String, Value>,
+    pub tags: Vec<String>,
+}
+
+/// Cards already read, by README blob: a blob never changes, so neither does its card. A
+/// listing shows twenty or thirty cards a page; each was parsed from JSON and its tags worked
+/// out again on every view before these were kept.
+pub(crate) struct Cards(quick_cache::sync::Cache<String, Arc<CardView>>);
+
+impl Default for Cards {
+    fn default() -> Self {
+        // Front matter is small beside its README, but may be up to `CARD_LIMIT`: fewer than
+        // the read cache's other answers.
+        Self(quick_cache::sync::Cache::new(5_000))
+    }
+}
 
 /// Largest README whose card is read: front matter is at the top, and a card is for people.
 pub const CARD_LIMIT: u64 = 1024 * 1024;
@@ -32,24 +55,31 @@ impl Repos {
     }
 
     /// The card of `repo` at `commit`: the front matter of its `README.md`, empty without one.
-    pub async fn card_at(&self, repo: &Repo, commit: &str) -> Result<Map<String, Value>> {
-        let Some(readme) = self.db.file_at(repo, commit, "README.md").await? else { return Ok(Map::new()) };
+    pub async fn card_at(&self, repo: &Repo, commit: &str) -> Result<Arc<CardView>> {
+        let Some(readme) = self.db.file_at(repo, commit, "README.md").await? else { return Ok(Arc::default()) };
         self.card_of(&readme.sha256, readme.size).await
     }
 
     /// The card of README blob `sha256`, parsed now if it never was.
-    pub async fn card_of(&self, sha256: &str, size: i64) -> Result<Map<String, Value>> {
-        if let Some(json) = self.db.card(sha256).await? {
-            return Ok(match serde_json::from_str(&json) {
+    pub async fn card_of(&self, sha256: &str, size: i64) -> Result<Arc<CardView>> {
+        if let Some(card) = self.cards.0.get(sha256) {
+            return Ok(card);
+        }
+        let metadata = match self.db.card(sha256).await? {
+            Some(json) => match serde_json::from_str(&json) {
                 Ok(Value::Object(map)) => map,
                 _ => Map::new(),
-            });
-        }
-        if size as u64 > CARD_LIMIT {
-            return Ok(Map::new());
-        }
-        let text = self.cas.read_to_vec(sha256, CARD_LIMIT).await?;
-        self.index_card(sha256, &text).await
+            },
+            // Too large to be read as a card: none, and nothing recorded or kept.
+            None if size as u64 > CARD_LIMIT => return Ok(Arc::default()),
+            None => {
+                let text = self.cas.read_to_vec(sha256, CARD_LIMIT).await?;
+                self.index_card(sha256, &text).await?
+            }
+        };
+        let card = Arc::new(CardView { tags: commons_card::hub_tags(&metadata), metadata });
+        self.cards.0.insert(sha256.to_string(), card.clone());
+        Ok(card)
     }
 
     /// Parses the cards of READMEs stored before cards were recorded (a hub upgraded in place),

@@ -21,7 +21,7 @@ mod history;
 pub mod names;
 mod search;
 
-pub use cards::CARD_LIMIT;
+pub use cards::{CARD_LIMIT, CardView};
 
 use bytes::Bytes;
 use commons_db::{CommitInfo, CommitOp, Db, DbError, FileEntry, NewFile, RefInfo, RefKind, Repo, RepoKind};
@@ -113,11 +113,13 @@ pub struct Repos {
     search: Option<std::sync::Arc<commons_search::SearchIndex>>,
     /// Last commits already found (see `history`).
     last_commits: std::sync::Arc<history::LastCommits>,
+    /// Cards already read (see `cards`).
+    cards: std::sync::Arc<cards::Cards>,
 }
 
 impl Repos {
     pub fn new(db: Db, cas: Cas) -> Self {
-        Self { db, cas, search: None, last_commits: std::sync::Arc::default() }
+        Self { db, cas, search: None, last_commits: std::sync::Arc::default(), cards: std::sync::Arc::default() }
     }
 
     /// This service, keeping `index` in step with the repositories it creates and commits to.

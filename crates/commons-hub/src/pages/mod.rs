@@ -132,7 +132,6 @@ static PAGES: LazyLock<Pages> = LazyLock::new(|| {
 /// that matter in text and quoted attributes are escaped, so URLs stay readable (minijinja's
 /// own escaping also turns `/` into `&#x2f;`).
 fn escape_html(out: &mut minijinja::Output, _state: &minijinja::State, value: &Value) -> Result<(), minijinja::Error> {
-    use std::fmt::Write;
     let io = |e: std::fmt::Error| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "could not write a page").with_source(e);
     if value.is_undefined() || value.is_none() {
         return Ok(());
@@ -140,18 +139,29 @@ fn escape_html(out: &mut minijinja::Output, _state: &minijinja::State, value: &V
     if value.is_safe() {
         return write!(out, "{value}").map_err(io);
     }
-    for c in value.to_string().chars() {
-        match c {
-            '&' => out.write_str("&amp;"),
-            '<' => out.write_str("&lt;"),
-            '>' => out.write_str("&gt;"),
-            '"' => out.write_str("&quot;"),
-            '\'' => out.write_str("&#39;"),
-            c => out.write_char(c),
+    // Runs of plain text are written whole; strings are not copied first.
+    let owned;
+    let mut rest = match value.as_str() {
+        Some(text) => text,
+        None => {
+            owned = value.to_string();
+            owned.as_str()
         }
-        .map_err(io)?;
+    };
+    while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
+        out.write_str(&rest[..at]).map_err(io)?;
+        let entity = match rest.as_bytes()[at] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            _ => "&#39;",
+        };
+        out.write_str(entity).map_err(io)?;
+        // The five are one byte each in UTF-8.
+        rest = &rest[at + 1..];
     }
-    Ok(())
+    out.write_str(rest).map_err(io)
 }
 
 /// A page that could not be shown: rendered as an HTML page with its status.
@@ -437,9 +447,14 @@ async fn repo_values(state: &AppState, repos: &[Repo]) -> Result<Vec<Value>, Pag
     let mut out = Vec::with_capacity(repos.len());
     for repo in repos {
         let pipeline_tag = match heads.remove(&repo.id) {
-            Some((_, Some(readme))) => {
-                state.repos.card_of(&readme.sha256, readme.size).await?.get("pipeline_tag").and_then(|v| v.as_str()).map(str::to_string)
-            }
+            Some((_, Some(readme))) => state
+                .repos
+                .card_of(&readme.sha256, readme.size)
+                .await?
+                .metadata
+                .get("pipeline_tag")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
             _ => None,
         };
         out.push(repo_value(repo, pipeline_tag));
@@ -549,7 +564,7 @@ async fn repo_page(State(state): State<AppState>, mut caller: Visitor, Path(p): 
         Some(head) => state.db.file_at(&repo, head, "README.md").await?,
         None => None,
     };
-    let (mut metadata, mut body) = (serde_json::Map::new(), None);
+    let (mut card, mut body) = (Arc::<commons_repo::CardView>::default(), None);
     if let Some(readme) = readme.filter(|r| r.size as u64 <= commons_repo::CARD_LIMIT) {
         let files = format!("{}/resolve/main/", repo_url(kind, &repo.namespace, &repo.name));
         let key = (readme.sha256.clone(), files);
@@ -564,8 +579,9 @@ async fn repo_page(State(state): State<AppState>, mut caller: Visitor, Path(p): 
                 html
             }
         });
-        metadata = state.repos.card_of(&readme.sha256, readme.size).await?;
+        card = state.repos.card_of(&readme.sha256, readme.size).await?;
     }
+    let metadata = &card.metadata;
     let text = |key: &str| metadata.get(key).and_then(|v| v.as_str()).map(str::to_string);
     let list = |key: &str| -> Vec<String> {
         match metadata.get(key) {

@@ -140,7 +140,7 @@ pub async fn lineage(State(state): State<AppState>, caller: Caller, Path(p): Pat
             ("datasets", commons_db::RepoKind::Dataset),
             ("algorithm", commons_db::RepoKind::Algorithm),
         ] {
-            for id in commons_card::strings(&card, key).into_iter().take(LINEAGE_NODES) {
+            for id in commons_card::strings(&card.metadata, key).into_iter().take(LINEAGE_NODES) {
                 let Some((ns, name)) = id.split_once('/') else { continue };
                 let Ok(parent) = state.repos.find(parent_kind, ns, name, caller.reader()).await else { continue };
                 if ancestors.len() < LINEAGE_NODES && seen.insert((parent.kind, parent.full_name())) {

@@ -104,15 +104,15 @@ fn folder_json(path: &str, oid: &str) -> Value {
 
 /// What a repo object says from its card: `tags` (as the Hub derives them), `pipeline_tag`,
 /// `library_name`, and the whole front matter as `cardData` when asked for.
-fn add_card(v: &mut Value, card: &serde_json::Map<String, Value>, card_data: bool) {
-    v["tags"] = json!(commons_card::hub_tags(card));
+fn add_card(v: &mut Value, card: &commons_repo::CardView, card_data: bool) {
+    v["tags"] = json!(card.tags);
     for key in ["pipeline_tag", "library_name"] {
-        if let Some(value) = card.get(key).filter(|value| value.is_string()) {
+        if let Some(value) = card.metadata.get(key).filter(|value| value.is_string()) {
             v[key] = value.clone();
         }
     }
     if card_data {
-        v["cardData"] = Value::Object(card.clone());
+        v["cardData"] = Value::Object(card.metadata.clone());
     }
 }
 

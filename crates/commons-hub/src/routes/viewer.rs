@@ -165,7 +165,7 @@ async fn dataset_named(state: &AppState, caller: &Caller, ns: &str, name: &str) 
     let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     // The card's `configs:` when it has them, else the files' names.
     let card = state.repos.card_at(&repo, &head).await?;
-    let splits = match card.get("configs") {
+    let splits = match card.metadata.get("configs") {
         Some(configs) => commons_viewer::splits_of_card(configs, &paths)
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ConfigNamesError", e.to_string()))?,
         None => commons_viewer::splits(&paths),
