@@ -102,7 +102,9 @@ TORCH_LSTM = textwrap.dedent(
 )
 
 
-def run_measured(cmd):
+def run_measured(cmd, out_file):
+    """Runs `cmd` with its stdout in `out_file` (stderr beside it); returns stdout, wall seconds and
+    peak RSS in MiB (from wait4, so the child's alone)."""
     import time
     start = time.perf_counter()
     pid = os.fork()
@@ -121,7 +123,6 @@ def run_measured(cmd):
 
 
 def main():
-    global out_file
     ap = argparse.ArgumentParser()
     ap.add_argument("--commons", required=True)
     ap.add_argument("--mnist", required=True)
@@ -135,16 +136,16 @@ def main():
 
     model_dir = os.path.join(work, "commons-mlp")
     _, wall, rss = run_measured([args.commons, "train", "keras-mnist-mlp", "--data", args.mnist, "--out", model_dir,
-                                 "--set", f"training.epochs={args.epochs}", "--set", f"training.threads={args.threads}"])
+                                 "--set", f"training.epochs={args.epochs}", "--set", f"training.threads={args.threads}"], out_file)
     metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
     rows.append(("Commons (burn-flex)", metrics["seconds_per_epoch"], metrics["test"]["accuracy"], rss))
 
     script = os.path.join(work, "torch_mlp.py"); open(script, "w").write(TORCH_MLP)
-    out, wall, rss = run_measured([sys.executable, script, args.mnist, str(args.epochs), str(args.threads)])
+    out, wall, rss = run_measured([sys.executable, script, args.mnist, str(args.epochs), str(args.threads)], out_file)
     r = json.loads(out.strip().splitlines()[-1]); rows.append(("PyTorch", r["seconds_per_epoch"], r["test_accuracy"], rss))
 
     script = os.path.join(work, "keras_mlp.py"); open(script, "w").write(KERAS_MLP)
-    out, wall, rss = run_measured([sys.executable, script, args.mnist, str(args.epochs), str(args.threads)])
+    out, wall, rss = run_measured([sys.executable, script, args.mnist, str(args.epochs), str(args.threads)], out_file)
     r = json.loads(out.strip().splitlines()[-1]); rows.append(("TensorFlow/Keras", r["seconds_per_epoch"], r["test_accuracy"], rss))
 
     print(f"\nKeras MNIST MLP, batch 32, {args.epochs} epochs, {args.threads} threads")
@@ -155,13 +156,13 @@ def main():
 
     lstm_dir = os.path.join(work, "commons-lstm")
     _, wall, rss = run_measured([args.commons, "train", "lstm-sentiment", "--data", args.sentiment, "--out", lstm_dir,
-                                 "--set", "training.epochs=3", "--set", f"training.threads={args.threads}"])
+                                 "--set", "training.epochs=3", "--set", f"training.threads={args.threads}"], out_file)
     metrics = json.load(open(os.path.join(lstm_dir, "metrics.json")))
     config = json.load(open(os.path.join(lstm_dir, "config.json")))
     vocab = len(config["vocabulary"]["tokens"])
     commons_steps = metrics["train_samples_per_second"] / 32.0
     script = os.path.join(work, "torch_lstm.py"); open(script, "w").write(TORCH_LSTM)
-    out, _, torch_rss = run_measured([sys.executable, script, str(vocab), "200", str(args.threads)])
+    out, _, torch_rss = run_measured([sys.executable, script, str(vocab), "200", str(args.threads)], out_file)
     torch_steps = json.loads(out.strip().splitlines()[-1])["steps_per_second"]
     print(f"\nLSTM training steps/s (batch 32, 32 steps, embedding 64, hidden 64, vocab {vocab}, max-pool, Adam, clip 5)")
     print(f"{'Commons (burn-flex)':<22}{commons_steps:>10.1f} steps/s  peak RSS {rss:.0f} MiB  (test acc {metrics['test']['accuracy']:.4f} after 3 epochs)")

@@ -1,0 +1,88 @@
+"""Driver for benches/mnist_cnn_vs_pytorch.sh: the `mnist-cnn` recipe trained by Commons and the
+same network trained by PyTorch, each in its own process on the same MNIST IDX files, with the
+same threads, batch, optimizer and schedule; prints s/epoch, test accuracy and peak RSS."""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import textwrap
+
+from mnist_mlp_bench import run_measured
+
+# The recipe's network (crates/commons-recipe/recipes/mnist-cnn.toml): two conv 3x3 (16, 32
+# filters, padding 1, ReLU) / max-pool 2 blocks, dropout 0.25, dense 10; Adam 2e-3 decayed by a
+# cosine to 1e-4 over the run; batch 32; 90% of the training images (the recipe keeps 10% for
+# validation).
+TORCH_CNN = textwrap.dedent(
+    """
+    import json, math, os, sys, time
+    import numpy as np, torch
+    mnist, epochs, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    torch.set_num_threads(threads); torch.manual_seed(42)
+    def idx(name):
+        data = open(os.path.join(mnist, name), 'rb').read()
+        dims = data[3]
+        shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], 'big') for i in range(dims)]
+        return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+    x = torch.tensor(idx('train-images-idx3-ubyte') / 255.0, dtype=torch.float32).unsqueeze(1)
+    y = torch.tensor(idx('train-labels-idx1-ubyte'), dtype=torch.long)
+    keep = torch.randperm(len(x))[: len(x) * 9 // 10]
+    x, y = x[keep], y[keep]
+    xt = torch.tensor(idx('t10k-images-idx3-ubyte') / 255.0, dtype=torch.float32).unsqueeze(1)
+    yt = torch.tensor(idx('t10k-labels-idx1-ubyte'), dtype=torch.long)
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Dropout(0.25), nn.Linear(32 * 7 * 7, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    steps = epochs * math.ceil(len(x) / 32)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=1e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    times = []
+    for epoch in range(epochs):
+        start = time.perf_counter(); model.train()
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), 32):
+            b = perm[i:i + 32]
+            opt.zero_grad(); loss = loss_fn(model(x[b]), y[b]); loss.backward(); opt.step(); sched.step()
+        times.append(time.perf_counter() - start)
+    model.eval()
+    with torch.no_grad():
+        acc = sum((model(xt[i:i + 1000]).argmax(1) == yt[i:i + 1000]).sum().item() for i in range(0, len(xt), 1000)) / len(xt)
+    print(json.dumps({"seconds_per_epoch": sum(times) / len(times), "test_accuracy": acc}))
+    """
+)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--commons", required=True)
+    ap.add_argument("--mnist", required=True)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="commons-bench-")
+    out_file = os.path.join(work, "stdout")
+    rows = []
+
+    model_dir = os.path.join(work, "commons-cnn")
+    _, _, rss = run_measured([args.commons, "train", "mnist-cnn", "--data", args.mnist, "--out", model_dir,
+                              "--set", f"training.epochs={args.epochs}", "--set", f"training.threads={args.threads}"], out_file)
+    metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
+    rows.append(("Commons (burn-flex)", metrics["seconds_per_epoch"], metrics["test"]["accuracy"], rss))
+
+    script = os.path.join(work, "torch_cnn.py"); open(script, "w").write(TORCH_CNN)
+    out, _, rss = run_measured([sys.executable, script, args.mnist, str(args.epochs), str(args.threads)], out_file)
+    r = json.loads(out.strip().splitlines()[-1]); rows.append(("PyTorch", r["seconds_per_epoch"], r["test_accuracy"], rss))
+
+    print(f"\nmnist-cnn, batch 32, {args.epochs} epoch(s), {args.threads} thread(s)")
+    print(f"{'framework':<22}{'s/epoch':>10}{'test acc':>10}{'peak RSS MiB':>14}{'s/epoch ÷ PyTorch':>20}")
+    torch_spe = rows[-1][1]
+    for name, spe, acc, rss in rows:
+        print(f"{name:<22}{spe:>10.2f}{acc:>10.4f}{rss:>14.0f}{spe / torch_spe:>19.2f}x")
+
+
+if __name__ == "__main__":
+    main()
