@@ -3,13 +3,11 @@ same network trained by PyTorch, each in its own process on the same MNIST IDX f
 same threads, batch, optimizer and schedule; prints s/epoch, test accuracy and peak RSS."""
 
 import argparse
-import json
 import os
-import sys
 import tempfile
 import textwrap
 
-from mnist_mlp_bench import run_measured
+from mnist_mlp_bench import commons_row, python_row
 
 # The recipe's network (crates/commons-recipe/recipes/mnist-cnn.toml): two conv 3x3 (16, 32
 # filters, padding 1, ReLU) / max-pool 2 blocks, dropout 0.25, dense 10; Adam 2e-3 decayed by a
@@ -65,17 +63,10 @@ def main():
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="commons-bench-")
     out_file = os.path.join(work, "stdout")
-    rows = []
-
-    model_dir = os.path.join(work, "commons-cnn")
-    _, _, rss = run_measured([args.commons, "train", "mnist-cnn", "--data", args.mnist, "--out", model_dir,
-                              "--set", f"training.epochs={args.epochs}", "--set", f"training.threads={args.threads}"], out_file)
-    metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
-    rows.append(("Commons (burn-flex)", metrics["seconds_per_epoch"], metrics["test"]["accuracy"], rss))
-
-    script = os.path.join(work, "torch_cnn.py"); open(script, "w").write(TORCH_CNN)
-    out, _, rss = run_measured([sys.executable, script, args.mnist, str(args.epochs), str(args.threads)], out_file)
-    r = json.loads(out.strip().splitlines()[-1]); rows.append(("PyTorch", r["seconds_per_epoch"], r["test_accuracy"], rss))
+    rows = [
+        commons_row(args.commons, "mnist-cnn", args.mnist, work, out_file, args.epochs, args.threads),
+        python_row("PyTorch", TORCH_CNN, work, out_file, args.mnist, args.epochs, args.threads),
+    ]
 
     print(f"\nmnist-cnn, batch 32, {args.epochs} epoch(s), {args.threads} thread(s)")
     print(f"{'framework':<22}{'s/epoch':>10}{'test acc':>10}{'peak RSS MiB':>14}{'s/epoch ÷ PyTorch':>20}")

@@ -122,6 +122,24 @@ def run_measured(cmd, out_file):
     return out, wall, usage.ru_maxrss / 1024.0
 
 
+def commons_row(commons, recipe, data, work, out_file, epochs, threads):
+    """Trains `recipe` with Commons; its row: name, s/epoch, test accuracy, peak RSS MiB."""
+    model_dir = os.path.join(work, f"commons-{recipe}")
+    _, _, rss = run_measured([commons, "train", recipe, "--data", data, "--out", model_dir,
+                              "--set", f"training.epochs={epochs}", "--set", f"training.threads={threads}"], out_file)
+    metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
+    return ("Commons (burn-flex)", metrics["seconds_per_epoch"], metrics["test"]["accuracy"], rss)
+
+
+def python_row(name, source, work, out_file, *argv):
+    """Runs a script printing {"seconds_per_epoch", "test_accuracy"} last; its row as above."""
+    script = os.path.join(work, name.split("/")[0].lower() + ".py")
+    open(script, "w").write(source)
+    out, _, rss = run_measured([sys.executable, script, *map(str, argv)], out_file)
+    r = json.loads(out.strip().splitlines()[-1])
+    return (name, r["seconds_per_epoch"], r["test_accuracy"], rss)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--commons", required=True)
@@ -134,19 +152,9 @@ def main():
     out_file = os.path.join(work, "stdout")
     rows = []
 
-    model_dir = os.path.join(work, "commons-mlp")
-    _, wall, rss = run_measured([args.commons, "train", "keras-mnist-mlp", "--data", args.mnist, "--out", model_dir,
-                                 "--set", f"training.epochs={args.epochs}", "--set", f"training.threads={args.threads}"], out_file)
-    metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
-    rows.append(("Commons (burn-flex)", metrics["seconds_per_epoch"], metrics["test"]["accuracy"], rss))
-
-    script = os.path.join(work, "torch_mlp.py"); open(script, "w").write(TORCH_MLP)
-    out, wall, rss = run_measured([sys.executable, script, args.mnist, str(args.epochs), str(args.threads)], out_file)
-    r = json.loads(out.strip().splitlines()[-1]); rows.append(("PyTorch", r["seconds_per_epoch"], r["test_accuracy"], rss))
-
-    script = os.path.join(work, "keras_mlp.py"); open(script, "w").write(KERAS_MLP)
-    out, wall, rss = run_measured([sys.executable, script, args.mnist, str(args.epochs), str(args.threads)], out_file)
-    r = json.loads(out.strip().splitlines()[-1]); rows.append(("TensorFlow/Keras", r["seconds_per_epoch"], r["test_accuracy"], rss))
+    rows.append(commons_row(args.commons, "keras-mnist-mlp", args.mnist, work, out_file, args.epochs, args.threads))
+    rows.append(python_row("PyTorch", TORCH_MLP, work, out_file, args.mnist, args.epochs, args.threads))
+    rows.append(python_row("TensorFlow/Keras", KERAS_MLP, work, out_file, args.mnist, args.epochs, args.threads))
 
     print(f"\nKeras MNIST MLP, batch 32, {args.epochs} epochs, {args.threads} threads")
     print(f"{'framework':<22}{'s/epoch':>10}{'test acc':>10}{'peak RSS MiB':>14}{'s/epoch vs Commons':>20}")
