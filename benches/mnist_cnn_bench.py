@@ -7,23 +7,14 @@ import os
 import tempfile
 import textwrap
 
-from mnist_mlp_bench import commons_row, python_row
+from mnist_mlp_bench import TORCH_MNIST_PRELUDE, commons_row, python_row
 
 # The recipe's network (crates/commons-recipe/recipes/mnist-cnn.toml): two conv 3x3 (16, 32
 # filters, padding 1, ReLU) / max-pool 2 blocks, dropout 0.25, dense 10; Adam 2e-3 decayed by a
 # cosine to 1e-4 over the run; batch 32; 90% of the training images (the recipe keeps 10% for
 # validation).
-TORCH_CNN = textwrap.dedent(
+TORCH_CNN = TORCH_MNIST_PRELUDE + textwrap.dedent(
     """
-    import json, math, os, sys, time
-    import numpy as np, torch
-    mnist, epochs, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    torch.set_num_threads(threads); torch.manual_seed(42)
-    def idx(name):
-        data = open(os.path.join(mnist, name), 'rb').read()
-        dims = data[3]
-        shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], 'big') for i in range(dims)]
-        return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
     x = torch.tensor(idx('train-images-idx3-ubyte') / 255.0, dtype=torch.float32).unsqueeze(1)
     y = torch.tensor(idx('train-labels-idx1-ubyte'), dtype=torch.long)
     keep = torch.randperm(len(x))[: len(x) * 9 // 10]

@@ -9,9 +9,11 @@ import sys
 import tempfile
 import textwrap
 
-TORCH_MLP = textwrap.dedent(
+# What every PyTorch MNIST script starts with: its arguments (MNIST dir, epochs, threads), the
+# seed, and a reader of the IDX files.
+TORCH_MNIST_PRELUDE = textwrap.dedent(
     """
-    import json, sys, time, gzip, os
+    import json, math, os, sys, time
     import numpy as np, torch
     mnist, epochs, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     torch.set_num_threads(threads); torch.manual_seed(42)
@@ -20,6 +22,11 @@ TORCH_MLP = textwrap.dedent(
         dims = data[3]
         shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], 'big') for i in range(dims)]
         return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+    """
+)
+
+TORCH_MLP = TORCH_MNIST_PRELUDE + textwrap.dedent(
+    """
     x = torch.tensor(idx('train-images-idx3-ubyte') / 255.0, dtype=torch.float32)
     y = torch.tensor(idx('train-labels-idx1-ubyte'), dtype=torch.long)
     xt = torch.tensor(idx('t10k-images-idx3-ubyte') / 255.0, dtype=torch.float32)
