@@ -16,18 +16,31 @@ use commons_db::Repo;
 pub struct CardView {
     pub metadata: Map<String, Value>,
     pub tags: Vec<String>,
+    /// About what it holds, in bytes (its front matter as JSON, its tags).
+    bytes: u64,
 }
+
+/// Memory the cards kept may take: front matter may be as large as `CARD_LIMIT`, so the
+/// cache is bounded in bytes, not only in cards.
+const CARDS_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Cards already read, by README blob: a blob never changes, so neither does its card. A
 /// listing shows twenty or thirty cards a page; each was parsed from JSON and its tags worked
 /// out again on every view before these were kept.
-pub(crate) struct Cards(quick_cache::sync::Cache<String, Arc<CardView>>);
+pub(crate) struct Cards(quick_cache::sync::Cache<String, Arc<CardView>, CardWeight>);
+
+#[derive(Clone)]
+pub(crate) struct CardWeight;
+
+impl quick_cache::Weighter<String, Arc<CardView>> for CardWeight {
+    fn weight(&self, key: &String, card: &Arc<CardView>) -> u64 {
+        key.len() as u64 + card.bytes
+    }
+}
 
 impl Default for Cards {
     fn default() -> Self {
-        // Front matter is small beside its README, but may be up to `CARD_LIMIT`: fewer than
-        // the read cache's other answers.
-        Self(quick_cache::sync::Cache::new(5_000))
+        Self(quick_cache::sync::Cache::with_weighter(5_000, CARDS_BYTES, CardWeight))
     }
 }
 
@@ -77,7 +90,9 @@ impl Repos {
                 self.index_card(sha256, &text).await?
             }
         };
-        let card = Arc::new(CardView { tags: commons_card::hub_tags(&metadata), metadata });
+        let tags = commons_card::hub_tags(&metadata);
+        let bytes = serde_json::to_vec(&metadata).map_or(0, |json| json.len()) + tags.iter().map(String::len).sum::<usize>();
+        let card = Arc::new(CardView { tags, metadata, bytes: bytes as u64 });
         self.cards.0.insert(sha256.to_string(), card.clone());
         Ok(card)
     }
