@@ -222,8 +222,8 @@ impl Coordinator {
     fn lease(&self, db: &Conn, owner: &Owner, worker_id: i64) -> Result<Option<Leased>> {
         let worker = self.worker(db, owner, worker_id)?;
         // Fair share: submitters in the order they were last served, then their jobs likewise;
-        // a job that asks for a GPU only for a worker that offers one, and such a worker serves
-        // those jobs first (its GPU is what no other worker can give them), as BOINC sends
+        // a job that asks for a GPU only for a worker that offers one (`WorkerRow::serves`, here
+        // in SQL), and such a worker serves those jobs first (its GPU is what no other worker can give them), as BOINC sends
         // coprocessor work to the hosts that have the coprocessor.
         // (`INDEXED BY`: without statistics SQLite would walk all of a job's open units, most of
         // them possibly leased already, instead of only those wanting a worker.)

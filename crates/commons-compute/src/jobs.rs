@@ -384,7 +384,9 @@ impl Coordinator {
         .await?;
         let needs_gpu: bool =
             sqlx::query("SELECT needs_gpu FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get(0)?;
-        let mut online = None;
+        // The online workers, and those of them this job's units may go to: read once, when
+        // the first unit waiting for a worker is met.
+        let mut workers: Option<(Vec<WorkerRow>, Vec<WorkerRow>)> = None;
         let mut views = Vec::with_capacity(units.len());
         for row in &units {
             let id: i64 = row.try_get("id")?;
@@ -393,17 +395,12 @@ impl Coordinator {
             let role: Role = stored(row.try_get("role")?)?;
             let state: UnitState = stored(row.try_get("state")?)?;
             if state == UnitState::Open && row.try_get::<i64, _>("open_slots")? > 0 {
-                if online.is_none() {
-                    online = Some(self.online_workers().await?);
+                if workers.is_none() {
+                    let online = self.online_workers().await?;
+                    let takers = online.iter().filter(|w| w.serves(needs_gpu)).cloned().collect();
+                    workers = Some((online, takers));
                 }
-                let online = online.as_deref().unwrap_or_default();
-                let gpus: Vec<WorkerRow>;
-                let takers = if needs_gpu {
-                    gpus = online.iter().filter(|w| w.gpu).cloned().collect();
-                    &gpus[..]
-                } else {
-                    online
-                };
+                let (online, takers) = workers.as_ref().map(|(o, t)| (&o[..], &t[..])).unwrap_or_default();
                 waiting = if needs_gpu && takers.is_empty() && !online.is_empty() {
                     Some(format!(
                         "waiting for a worker with a GPU (the job asks for one); none of the {} online workers offers one",

@@ -181,3 +181,12 @@ pub(crate) struct WorkerRow {
     pub trusted: bool,
     pub operator_host: bool,
 }
+
+impl WorkerRow {
+    /// Whether the units of a job may go to this worker: a job that asks for a GPU only to a
+    /// worker that offers one. (`dispatch::lease` applies the same rule in its query,
+    /// `j.needs_gpu = FALSE OR <the worker's gpu>`, to pick the jobs it looks into.)
+    pub(crate) fn serves(&self, needs_gpu: bool) -> bool {
+        !needs_gpu || self.gpu
+    }
+}
