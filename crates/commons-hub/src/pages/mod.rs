@@ -978,3 +978,27 @@ async fn diff_lines(
     }
     Ok((lines, None))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_escaped_in_text_and_quoted_attributes_and_safe_ones_are_not() {
+        let mut env = Environment::new();
+        env.set_formatter(escape_html);
+        env.add_template("t", r#"<p title="{{ v }}">{{ v }}</p>{{ n }}{{ s }}{{ none }}{{ missing }}"#).unwrap();
+        let out = env
+            .get_template("t")
+            .unwrap()
+            .render(context! {
+                v => r#"a<b>"c"&'d' é/x"#,
+                n => 42,
+                s => Value::from_safe_string("<em>kept</em>".into()),
+                none => Value::from(()),
+            })
+            .unwrap();
+        let v = "a&lt;b&gt;&quot;c&quot;&amp;&#39;d&#39; é/x";
+        assert_eq!(out, format!(r#"<p title="{v}">{v}</p>42<em>kept</em>"#));
+    }
+}
