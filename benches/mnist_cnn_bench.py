@@ -2,12 +2,9 @@
 same network trained by PyTorch, each in its own process on the same MNIST IDX files, with the
 same threads, batch, optimizer and schedule; prints s/epoch, test accuracy and peak RSS."""
 
-import argparse
-import os
-import tempfile
 import textwrap
 
-from mnist_mlp_bench import TORCH_MNIST_PRELUDE, commons_row, python_row
+from mnist_mlp_bench import TORCH_MNIST_PRELUDE, bench_args, commons_row, python_row
 
 # The recipe's network (crates/commons-recipe/recipes/mnist-cnn.toml): two conv 3x3 (16, 32
 # filters, padding 1, ReLU) / max-pool 2 blocks, dropout 0.25, dense 10; Adam 2e-3 decayed by a
@@ -28,32 +25,13 @@ TORCH_CNN = TORCH_MNIST_PRELUDE + textwrap.dedent(
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     steps = epochs * math.ceil(len(x) / 32)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=1e-4)
-    loss_fn = nn.CrossEntropyLoss()
-    times = []
-    for epoch in range(epochs):
-        start = time.perf_counter(); model.train()
-        perm = torch.randperm(len(x))
-        for i in range(0, len(x), 32):
-            b = perm[i:i + 32]
-            opt.zero_grad(); loss = loss_fn(model(x[b]), y[b]); loss.backward(); opt.step(); sched.step()
-        times.append(time.perf_counter() - start)
-    model.eval()
-    with torch.no_grad():
-        acc = sum((model(xt[i:i + 1000]).argmax(1) == yt[i:i + 1000]).sum().item() for i in range(0, len(xt), 1000)) / len(xt)
-    print(json.dumps({"seconds_per_epoch": sum(times) / len(times), "test_accuracy": acc}))
+    train_and_report(model, opt, x, y, xt, yt, sched.step)
     """
 )
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--commons", required=True)
-    ap.add_argument("--mnist", required=True)
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    work = tempfile.mkdtemp(prefix="commons-bench-")
-    out_file = os.path.join(work, "stdout")
+    args, work, out_file = bench_args(1, 1)
     rows = [
         commons_row(args.commons, "mnist-cnn", args.mnist, work, out_file, args.epochs, args.threads),
         python_row("PyTorch", TORCH_CNN, work, out_file, args.mnist, args.epochs, args.threads),

@@ -267,22 +267,22 @@ impl SearchIndex {
         // rare one is a term of the query, which then walks only its few repositories.
         let common = |term: &Term| -> Result<bool> { Ok(searcher.doc_freq(term)? * 8 > searcher.num_docs()) };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(BooleanQuery::new(matching)))];
-        let mut author = None;
-        if let Some(name) = q.author {
-            let term = Term::from_field_text(f.namespace, name);
+        // Puts a rare filter into the query; a common one is left to the columns (`false`).
+        let mut rare_into_query = |term: Term| -> Result<bool> {
             if common(&term)? {
-                author = Some(name.to_string());
-            } else {
-                clauses.push((Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));
+                return Ok(false);
             }
-        }
+            clauses.push((Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));
+            Ok(true)
+        };
+        let author = match q.author {
+            Some(name) if !rare_into_query(Term::from_field_text(f.namespace, name))? => Some(name.to_string()),
+            _ => None,
+        };
         let mut column_tags = Vec::new();
         for tag in q.tags {
-            let term = Term::from_field_text(f.tag, tag);
-            if common(&term)? {
+            if !rare_into_query(Term::from_field_text(f.tag, tag))? {
                 column_tags.push(tag.clone());
-            } else {
-                clauses.push((Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));
             }
         }
         let page = Page {
