@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use commons_protocol::{
-    CreditsView, Heartbeat, HeartbeatAnswer, JobRequest, JobView, Lease, LedgerDump, LogLine, RegisterWorker, Registered, Report,
-    ReportAnswer, WorkerView,
+    AssignmentReport, CreditsView, Heartbeat, HeartbeatAnswer, JobRequest, JobView, Lease, Leases, LedgerDump, LogLine, RegisterWorker,
+    Registered, Report, ReportAnswer, ReportBatch, ReportBatchAnswer, WorkerView,
 };
 use reqwest::StatusCode;
 
@@ -104,6 +104,29 @@ impl Client {
     pub async fn report_and_pull(&self, assignment_id: i64, report: &Report, worker_id: i64, wait: Duration) -> Result<ReportAnswer> {
         let url = self.compute_url(&format!("assignments/{assignment_id}/report?next_for={worker_id}&wait={}", wait.as_secs()));
         let resp = self.send(self.http().post(&url).json(report).timeout(wait + Duration::from_secs(30))).await?;
+        read_json(resp, &url).await
+    }
+
+    /// Up to `count` leases for worker `worker_id`, waiting up to `wait` for the first; empty
+    /// when none came.
+    pub async fn leases(&self, worker_id: i64, count: usize, wait: Duration) -> Result<Vec<Lease>> {
+        let url = self.compute_url(&format!("workers/{worker_id}/leases?count={count}&wait={}", wait.as_secs()));
+        let resp = self.send(self.http().post(&url).timeout(wait + Duration::from_secs(30))).await?;
+        Ok(read_json::<Leases>(resp, &url).await?.leases)
+    }
+
+    /// Several reports in one request, and up to `next` new leases for worker `worker_id`
+    /// (waiting up to `wait` for them). Each report's outcome is in the answer, in order.
+    pub async fn report_batch(
+        &self,
+        worker_id: i64,
+        reports: &[AssignmentReport],
+        next: usize,
+        wait: Duration,
+    ) -> Result<ReportBatchAnswer> {
+        let url = self.compute_url(&format!("workers/{worker_id}/reports?next={next}&wait={}", wait.as_secs()));
+        let body = ReportBatch { reports: reports.to_vec() };
+        let resp = self.send(self.http().post(&url).json(&body).timeout(wait + Duration::from_secs(30))).await?;
         read_json(resp, &url).await
     }
 }

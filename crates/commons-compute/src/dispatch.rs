@@ -14,7 +14,7 @@ use commons_protocol::{
     AssignmentState, CheckpointRef, Heartbeat, HeartbeatAnswer, JobState, Lease, Output, PROTOCOL_VERSION, RegisterWorker, Registered,
     Report, ReportAnswer, Role, UnitState, Work, WorkerView,
 };
-use commons_protocol::{HEARTBEAT_MAX_EPOCHS, HEARTBEAT_MAX_LOG_LINES};
+use commons_protocol::{HEARTBEAT_MAX_EPOCHS, HEARTBEAT_MAX_LOG_LINES, MAX_LEASES_PER_REQUEST, MAX_REPORTS_PER_REQUEST};
 use rand::Rng;
 use rusqlite::params;
 use sqlx::Row;
@@ -41,8 +41,6 @@ const UPLOAD_TOKEN_SECONDS: i64 = 24 * 3600;
 struct Candidate {
     id: i64,
     job_id: i64,
-    /// The job's owner: the submitter whose share the lease counts against.
-    submitter: i64,
     role: Role,
     payload: String,
     quorum: i64,
@@ -50,6 +48,48 @@ struct Candidate {
     validates: Option<i64>,
     checkpoint: Option<String>,
     job_state: JobState,
+}
+
+/// A job in a lease request's fair-share queue.
+struct JobTurn {
+    job_id: i64,
+    /// The job's owner: the submitter whose share a lease counts against.
+    submitter: i64,
+    needs_gpu: bool,
+    /// The last assignment handed out for this submitter's jobs, and for this job (0: never).
+    submitter_served: i64,
+    job_served: i64,
+    /// Units read for this request and not yet looked at, oldest last.
+    candidates: Vec<Candidate>,
+    fetched: bool,
+    /// The job's state when this request first leased one of its units (`None`: none leased).
+    job_state: Option<JobState>,
+}
+
+impl JobTurn {
+    /// Who is served next: GPU jobs first (for a worker that has a GPU), then the submitter and
+    /// the job served longest ago.
+    fn order(&self) -> (bool, i64, i64, i64) {
+        (!self.needs_gpu, self.submitter_served, self.job_served, self.job_id)
+    }
+}
+
+/// What a lease request gets when its worker already runs all the units it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenFull {
+    /// An error: the worker asked for work it cannot take.
+    Refuse,
+    /// No leases: the worker reported and asked for more in passing.
+    Nothing,
+}
+
+/// Running leases a worker may hold per core it registered: enough to keep each core busy
+/// while the next unit's lease and inputs arrive, and few enough that one hostile volunteer
+/// cannot take a whole queue and let it lapse.
+pub(crate) const IN_PROGRESS_PER_CORE: i64 = 2;
+
+fn in_progress_limit(cores: i64) -> i64 {
+    IN_PROGRESS_PER_CORE * cores.max(1)
 }
 
 /// What a lease needs to know after its transaction: the rest (the upload token) is written
@@ -132,12 +172,12 @@ impl Coordinator {
         Ok(Registered { worker_id, lease_seconds: self.config.lease_seconds, heartbeat_seconds: (self.config.lease_seconds / 3).max(1) })
     }
 
-    /// Worker `worker_id` of `owner`, noting that it was seen now (to the few seconds that tell
-    /// online from offline, not every poll).
-    fn worker(&self, db: &Conn, owner: &Owner, worker_id: i64) -> Result<WorkerRow> {
-        let (row, last_seen, consecutive_valid): (WorkerRow, i64, i64) = db
+    /// Worker `worker_id` of `owner` and the leases it may still take, noting that it was seen
+    /// now (to the few seconds that tell online from offline, not every poll).
+    fn worker(&self, db: &Conn, owner: &Owner, worker_id: i64) -> Result<(WorkerRow, usize)> {
+        let (row, last_seen, consecutive_valid, cores): (WorkerRow, i64, i64, i64) = db
             .maybe(
-                "SELECT id, owner_id, numeric_class, gpu IS NOT NULL AS has_gpu, consecutive_valid, operator_host, last_seen FROM workers
+                "SELECT id, owner_id, numeric_class, gpu IS NOT NULL AS has_gpu, consecutive_valid, operator_host, last_seen, cores FROM workers
                  WHERE id = ?1 AND owner_id = ?2",
                 [worker_id, owner.id],
                 |r| {
@@ -150,7 +190,7 @@ impl Coordinator {
                         trusted: false,
                         operator_host,
                     };
-                    Ok((row, r.get("last_seen")?, r.get("consecutive_valid")?))
+                    Ok((row, r.get("last_seen")?, r.get("consecutive_valid")?, r.get("cores")?))
                 },
             )?
             .ok_or_else(|| ComputeError::not_found("WorkerNotFound", format!("worker {worker_id} is not registered to {}", owner.name)))?;
@@ -158,7 +198,9 @@ impl Coordinator {
         if last_seen < t - 5 {
             db.exec("UPDATE workers SET last_seen = ?1 WHERE id = ?2", [t, row.id])?;
         }
-        Ok(WorkerRow { trusted: self.trusted(row.operator_host, consecutive_valid), ..row })
+        let running: i64 = db.one("SELECT COUNT(*) FROM assignments WHERE worker_id = ?1 AND state = 'running'", [row.id], |r| r.get(0))?;
+        let room = (in_progress_limit(cores) - running).max(0) as usize;
+        Ok((WorkerRow { trusted: self.trusted(row.operator_host, consecutive_valid), ..row }, room))
     }
 
     /// BOINC's adaptive replication: a host is trusted after `trust_threshold` valid results in
@@ -172,8 +214,34 @@ impl Coordinator {
         now() - (self.config.long_poll_seconds as i64 + self.config.lease_seconds as i64)
     }
 
+    /// Refuses a worker that is not `owner`'s, as a lease request would: for a request that
+    /// records something first and leases after, so that it fails before recording anything.
+    pub async fn check_worker(&self, owner: &Token, worker_id: i64) -> Result<()> {
+        let found = sqlx::query("SELECT 1 FROM workers WHERE id = $1 AND owner_id = $2")
+            .bind(worker_id)
+            .bind(owner.user.id)
+            .fetch_optional(self.pool())
+            .await?;
+        match found {
+            Some(_) => Ok(()),
+            None => Err(ComputeError::not_found("WorkerNotFound", format!("worker {worker_id} is not registered to {}", owner.user.name))),
+        }
+    }
+
     /// Waits up to `wait` for a unit this worker may run and leases it.
     pub async fn pull(&self, owner: &Token, worker_id: i64, wait: Duration) -> Result<Option<Lease>> {
+        Ok(self.leases(owner, worker_id, 1, wait, WhenFull::Refuse).await?.pop())
+    }
+
+    /// Waits up to `wait` for units this worker may run and leases up to `count` of them, in
+    /// one transaction: every lease in the answer is durable. A worker holds at most
+    /// [`in_progress_limit`] running leases; one that holds as many already is refused
+    /// (`WhenFull::Refuse`) or answered with none (`WhenFull::Nothing`, when it is reporting
+    /// at the same time and only asks for more in passing).
+    pub async fn leases(&self, owner: &Token, worker_id: i64, count: usize, wait: Duration, when_full: WhenFull) -> Result<Vec<Lease>> {
+        if count == 0 || count > MAX_LEASES_PER_REQUEST {
+            return Err(ComputeError::bad_request(format!("ask for 1 to {MAX_LEASES_PER_REQUEST} leases at a time, not {count}")));
+        }
         let owner = Owner::of(owner);
         let deadline = Instant::now() + wait.min(Duration::from_secs(self.config.long_poll_seconds));
         // The first attempt goes to the writer at once: it checks the worker and marks it seen.
@@ -187,89 +255,141 @@ impl Coordinator {
                     .fetch_optional(self.pool())
                     .await?
                     .is_some();
-            if any && let Some(lease) = self.try_lease(&owner, worker_id).await? {
-                return Ok(Some(lease));
+            if any {
+                let leases = self.try_lease(&owner, worker_id, count, when_full).await?;
+                if !leases.is_empty() {
+                    return Ok(leases);
+                }
             }
             first = false;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Ok(None);
+                return Ok(Vec::new());
             }
             // Other coordinators sharing the database cannot wake us: look again every second.
             let _ = tokio::time::timeout(left.min(Duration::from_secs(1)), woken).await;
         }
     }
 
-    async fn try_lease(&self, owner: &Owner, worker_id: i64) -> Result<Option<Lease>> {
+    async fn try_lease(&self, owner: &Owner, worker_id: i64, count: usize, when_full: WhenFull) -> Result<Vec<Lease>> {
         let owner_for_writer = owner.clone();
-        let leased = self.write(move |c, db| c.lease(db, &owner_for_writer, worker_id)).await?;
-        let Some(Leased { assignment_id, unit_id, job_id, role, mut work, checkpoint }) = leased else { return Ok(None) };
-        let mut upload_token = None;
-        if let Work::Train { output_repo, output_branch, resume, .. } = &mut work {
-            *output_branch = crate::unit_branch(job_id, assignment_id);
-            *resume = checkpoint.and_then(|c| serde_json::from_str(&c).ok());
-            match self.upload_token(job_id, output_repo, output_branch, assignment_id).await? {
-                Some(token) => upload_token = Some(token),
-                // The assignment ended before its token existed (the job was cancelled or failed).
-                None => return Ok(None),
+        let leased = self.write(move |c, db| c.lease(db, &owner_for_writer, worker_id, count, when_full)).await?;
+        let mut leases = Vec::with_capacity(leased.len());
+        for Leased { assignment_id, unit_id, job_id, role, mut work, checkpoint } in leased {
+            let mut upload_token = None;
+            if let Work::Train { output_repo, output_branch, resume, .. } = &mut work {
+                *output_branch = crate::unit_branch(job_id, assignment_id);
+                *resume = checkpoint.and_then(|c| serde_json::from_str(&c).ok());
+                match self.upload_token(job_id, output_repo, output_branch, assignment_id).await? {
+                    Some(token) => upload_token = Some(token),
+                    // The assignment ended before its token existed (the job was cancelled or failed).
+                    None => continue,
+                }
             }
+            tracing::info!(
+                job = job_id,
+                unit = unit_id,
+                assignment = assignment_id,
+                worker = worker_id,
+                role = role.as_str(),
+                "unit leased"
+            );
+            leases.push(Lease { assignment_id, unit_id, job_id, work, lease_seconds: self.config.lease_seconds, upload_token });
         }
-        tracing::info!(job = job_id, unit = unit_id, assignment = assignment_id, worker = worker_id, role = role.as_str(), "unit leased");
-        Ok(Some(Lease { assignment_id, unit_id, job_id, work, lease_seconds: self.config.lease_seconds, upload_token }))
+        Ok(leases)
     }
 
-    /// Leases the oldest unit `worker_id` may run, if any.
-    fn lease(&self, db: &Conn, owner: &Owner, worker_id: i64) -> Result<Option<Leased>> {
-        let worker = self.worker(db, owner, worker_id)?;
-        // Fair share: submitters in the order they were last served, then their jobs likewise;
-        // a job that asks for a GPU only for a worker that offers one (`WorkerRow::serves`, here
-        // in SQL), and such a worker serves those jobs first (its GPU is what no other worker can give them), as BOINC sends
-        // coprocessor work to the hosts that have the coprocessor.
+    /// Leases up to `count` units `worker_id` may run, in fair-share order: submitters in the
+    /// order they were last served, then their jobs likewise, each lease moving its job and
+    /// submitter to the back, exactly as that many single leases one after another would.
+    fn lease(&self, db: &Conn, owner: &Owner, worker_id: i64, count: usize, when_full: WhenFull) -> Result<Vec<Leased>> {
+        let (worker, room) = self.worker(db, owner, worker_id)?;
+        if room == 0 {
+            return match when_full {
+                WhenFull::Nothing => Ok(Vec::new()),
+                WhenFull::Refuse => Err(ComputeError::conflict(format!(
+                    "worker {worker_id} already runs as many units as its cores allow ({IN_PROGRESS_PER_CORE} per core): report one first"
+                ))),
+            };
+        }
+        let want = count.min(room);
+        // A job that asks for a GPU only for a worker that offers one (`WorkerRow::serves`, here
+        // in SQL), and such a worker serves those jobs first (its GPU is what no other worker can
+        // give them), as BOINC sends coprocessor work to the hosts that have the coprocessor.
         // (`INDEXED BY`: without statistics SQLite would walk all of a job's open units, most of
         // them possibly leased already, instead of only those wanting a worker.)
-        let jobs = db.all(
-            "SELECT j.id FROM jobs j LEFT JOIN compute_owners o ON o.owner_id = j.owner_id
+        let mut turns = db.all(
+            "SELECT j.id, j.owner_id, j.needs_gpu, COALESCE(o.last_served, 0) AS owner_served, j.last_served FROM jobs j LEFT JOIN compute_owners o ON o.owner_id = j.owner_id
              WHERE j.state IN ('queued', 'running', 'validating') AND (j.needs_gpu = FALSE OR ?2)
                AND EXISTS (SELECT 1 FROM units u INDEXED BY units_wanting_workers_by_job WHERE u.job_id = j.id AND u.open_slots > 0 AND u.state = 'open')
              ORDER BY j.needs_gpu DESC, COALESCE(o.last_served, 0), j.last_served, j.id LIMIT ?1",
             params![JOBS_CONSIDERED, worker.gpu],
-            |r| r.get::<_, i64>(0),
-        )?;
-        for job_id in jobs {
-            if let Some(leased) = self.lease_in_job(db, &worker, job_id)? {
-                return Ok(Some(leased));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Leases the oldest unit of `job_id` that `worker` may run, if any.
-    fn lease_in_job(&self, db: &Conn, worker: &WorkerRow, job_id: i64) -> Result<Option<Leased>> {
-        // `+a.worker_id` keeps SQLite on the unit's index: a worker's own assignments are its
-        // whole history, a unit's are a handful.
-        let candidates = db.all(
-            "SELECT u.id, u.job_id, u.role, u.payload, u.quorum, u.results_made, u.validates_unit, u.checkpoint, j.state AS job_state, j.owner_id
-             FROM units u INDEXED BY units_wanting_workers_by_job JOIN jobs j ON j.id = u.job_id
-             WHERE u.job_id = ?2 AND u.open_slots > 0 AND u.state = 'open'
-               AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.unit_id = u.id AND +a.worker_id = ?1)
-             ORDER BY u.id LIMIT ?3",
-            [worker.id, job_id, UNITS_CONSIDERED],
             |r| {
-                Ok(Candidate {
-                    id: r.get("id")?,
-                    job_id: r.get("job_id")?,
+                Ok(JobTurn {
+                    job_id: r.get("id")?,
                     submitter: r.get("owner_id")?,
-                    role: text_col(r, "role")?,
-                    payload: r.get("payload")?,
-                    quorum: r.get("quorum")?,
-                    results_made: r.get("results_made")?,
-                    validates: r.get("validates_unit")?,
-                    checkpoint: r.get("checkpoint")?,
-                    job_state: text_col(r, "job_state")?,
+                    needs_gpu: r.get("needs_gpu")?,
+                    submitter_served: r.get("owner_served")?,
+                    job_served: r.get("last_served")?,
+                    candidates: Vec::new(),
+                    fetched: false,
+                    job_state: None,
                 })
             },
         )?;
-        for unit in candidates {
+        let mut leased: Vec<Leased> = Vec::with_capacity(want);
+        let mut served: Vec<JobTurn> = Vec::new();
+        while leased.len() < want {
+            let Some(next) = turns.iter().enumerate().min_by_key(|(_, t)| t.order()).map(|(i, _)| i) else { break };
+            let turn = &mut turns[next];
+            match self.lease_in_job(db, &worker, turn, want - leased.len())? {
+                Some(lease) => {
+                    // Served now: this job and every job of its submitter go behind the others.
+                    let (submitter, id) = (turn.submitter, lease.assignment_id);
+                    turn.job_served = id;
+                    for other in turns.iter_mut().filter(|t| t.submitter == submitter) {
+                        other.submitter_served = id;
+                    }
+                    leased.push(lease);
+                }
+                None => {
+                    let done = turns.swap_remove(next);
+                    if done.job_state.is_some() {
+                        served.push(done);
+                    }
+                }
+            }
+        }
+        served.extend(turns.into_iter().filter(|t| t.job_state.is_some()));
+        let t = now();
+        for job in &served {
+            let state = job.job_state.unwrap_or(JobState::Running);
+            let running = if state == JobState::Queued { JobState::Running } else { state };
+            db.exec(
+                "UPDATE jobs SET state = ?1, last_served = ?2, updated_at = ?3 WHERE id = ?4",
+                params![running.as_str(), job.job_served, t, job.job_id],
+            )?;
+            db.exec(
+                "INSERT INTO compute_owners (owner_id, last_served) VALUES (?1, ?2) ON CONFLICT (owner_id) DO UPDATE SET last_served = MAX(last_served, excluded.last_served)",
+                [job.submitter, job.submitter_served],
+            )?;
+        }
+        Ok(leased)
+    }
+
+    /// Leases the oldest unit of `turn`'s job that `worker` may run, if any; `wanted` is how
+    /// many more leases the request still wants (candidates are read that many at a time).
+    fn lease_in_job(&self, db: &Conn, worker: &WorkerRow, turn: &mut JobTurn, wanted: usize) -> Result<Option<Leased>> {
+        if !turn.fetched {
+            // Once per job and request, so a job whose units this worker may not run costs a
+            // bounded read; the units the request may still want come on top of that allowance.
+            let mut candidates = self.candidates(db, worker, turn.job_id, UNITS_CONSIDERED + wanted as i64)?;
+            // Taken from the back: oldest last.
+            candidates.reverse();
+            turn.candidates = candidates;
+            turn.fetched = true;
+        }
+        while let Some(unit) = turn.candidates.pop() {
             let stored = StoredWork::parse(&unit.payload, unit.id)?;
             if !self.may_run(db, worker, unit.id, unit.role, unit.quorum, stored.claim)? {
                 continue;
@@ -299,15 +419,7 @@ impl Coordinator {
                 [unit.id, worker.id, worker.owner_id, expires, t],
                 |r| r.get(0),
             )?;
-            let running = if unit.job_state == JobState::Queued { JobState::Running } else { unit.job_state };
-            db.exec(
-                "UPDATE jobs SET state = ?1, last_served = ?2, updated_at = ?3 WHERE id = ?4",
-                params![running.as_str(), assignment_id, t, unit.job_id],
-            )?;
-            db.exec(
-                "INSERT INTO compute_owners (owner_id, last_served) VALUES (?1, ?2) ON CONFLICT (owner_id) DO UPDATE SET last_served = excluded.last_served",
-                [unit.submitter, assignment_id],
-            )?;
+            turn.job_state = Some(unit.job_state);
             return Ok(Some(Leased {
                 assignment_id,
                 unit_id: unit.id,
@@ -318,6 +430,33 @@ impl Coordinator {
             }));
         }
         Ok(None)
+    }
+
+    /// Up to `limit` of `job_id`'s units that want a worker and that `worker` never had, oldest first.
+    fn candidates(&self, db: &Conn, worker: &WorkerRow, job_id: i64, limit: i64) -> Result<Vec<Candidate>> {
+        // `+a.worker_id` keeps SQLite on the unit's index: a worker's own assignments are its
+        // whole history, a unit's are a handful.
+        db.all(
+            "SELECT u.id, u.job_id, u.role, u.payload, u.quorum, u.results_made, u.validates_unit, u.checkpoint, j.state AS job_state
+             FROM units u INDEXED BY units_wanting_workers_by_job JOIN jobs j ON j.id = u.job_id
+             WHERE u.job_id = ?2 AND u.open_slots > 0 AND u.state = 'open'
+               AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.unit_id = u.id AND +a.worker_id = ?1)
+             ORDER BY u.id LIMIT ?3",
+            [worker.id, job_id, limit],
+            |r| {
+                Ok(Candidate {
+                    id: r.get("id")?,
+                    job_id: r.get("job_id")?,
+                    role: text_col(r, "role")?,
+                    payload: r.get("payload")?,
+                    quorum: r.get("quorum")?,
+                    results_made: r.get("results_made")?,
+                    validates: r.get("validates_unit")?,
+                    checkpoint: r.get("checkpoint")?,
+                    job_state: text_col(r, "job_state")?,
+                })
+            },
+        )
     }
 
     /// Whether `worker` may take the unit (see [`Needs`]).
@@ -538,30 +677,101 @@ impl Coordinator {
     /// without changing anything; a report arriving after its lease lapsed still counts while
     /// the unit is undecided.
     pub async fn report(&self, owner: &Token, assignment_id: i64, report: Report) -> Result<ReportAnswer> {
+        let mut answers = self.reports(owner, vec![(assignment_id, report)]).await?;
+        answers.pop().unwrap_or_else(|| Err(ComputeError::Corrupt("a report went unanswered".into())))
+    }
+
+    /// Takes several reports in one transaction, each in a savepoint of its own: a refused one
+    /// (not the caller's, the wrong output) changes nothing and leaves the others recorded.
+    /// Answers in the order given. The outer error is the transaction's: nothing was recorded.
+    pub async fn reports(&self, owner: &Token, reports: Vec<(i64, Report)>) -> Result<Vec<Result<ReportAnswer>>> {
+        if reports.len() > MAX_REPORTS_PER_REQUEST {
+            return Err(ComputeError::bad_request(format!(
+                "send at most {MAX_REPORTS_PER_REQUEST} reports at a time, not {}",
+                reports.len()
+            )));
+        }
         let owner = Owner::of(owner);
         // A claimed model must be the head of this assignment's own branch, which only this
         // lease's upload token can write: a worker cannot claim a model someone else trained.
-        if let Report::Success { output: Output::Train { model_commit, .. } } = &report
-            && let Some((output_repo, job_id)) = self.train_target(&owner, assignment_id).await?
-            && self.own_branch_head(job_id, assignment_id, &output_repo).await?.as_deref() != Some(model_commit.as_str())
+        let mut checked = Vec::with_capacity(reports.len());
+        for (assignment_id, report) in reports {
+            let claim = match &report {
+                Report::Success { output: Output::Train { model_commit, .. } } => {
+                    self.check_model_claim(&owner, assignment_id, model_commit).await
+                }
+                _ => Ok(()),
+            };
+            checked.push((assignment_id, claim.map(|()| report)));
+        }
+        let (answers, ready) = self.write(move |c, db| c.record_reports(db, &owner, checked)).await?;
+        self.wake.notify_waiters();
+        for job_id in ready {
+            self.finish_jobs_if_ready(Some(job_id)).await?;
+        }
+        Ok(answers)
+    }
+
+    /// Refuses a claimed model that is not the head of the assignment's own branch.
+    async fn check_model_claim(&self, owner: &Owner, assignment_id: i64, model_commit: &str) -> Result<()> {
+        if let Some((output_repo, job_id)) = self.train_target(owner, assignment_id).await?
+            && self.own_branch_head(job_id, assignment_id, &output_repo).await?.as_deref() != Some(model_commit)
         {
             return Err(ComputeError::bad_request(format!(
                 "model commit {model_commit} is not the head of branch {} of {output_repo}: upload the model there before reporting",
                 crate::unit_branch(job_id, assignment_id)
             )));
         }
-        let (answer, job_id, job_ready) = self.write(move |c, db| c.record_report(db, &owner, assignment_id, report)).await?;
-        self.wake.notify_waiters();
-        if job_ready {
-            self.finish_jobs_if_ready(Some(job_id)).await?;
-        }
-        Ok(answer)
+        Ok(())
     }
 
-    /// The report's transaction; also says whether the job has no open unit left.
-    fn record_report(&self, db: &Conn, owner: &Owner, assignment_id: i64, report: Report) -> Result<(ReportAnswer, i64, bool)> {
+    /// The reports' transaction; also says which of their jobs have no open unit left.
+    fn record_reports(
+        &self,
+        db: &Conn,
+        owner: &Owner,
+        reports: Vec<(i64, Result<Report>)>,
+    ) -> Result<(Vec<Result<ReportAnswer>>, Vec<i64>)> {
+        let mut answers = Vec::with_capacity(reports.len());
+        let mut jobs: Vec<i64> = Vec::new();
+        for (assignment_id, report) in reports {
+            let answer = report.and_then(|report| {
+                db.exec("SAVEPOINT report", [])?;
+                match self.record_report(db, owner, assignment_id, report) {
+                    Ok(answer) => {
+                        db.exec("RELEASE report", [])?;
+                        Ok(answer)
+                    }
+                    Err(e) => {
+                        db.exec("ROLLBACK TO report", [])?;
+                        db.exec("RELEASE report", [])?;
+                        Err(e)
+                    }
+                }
+            });
+            answers.push(answer.map(|(answer, job_id)| {
+                if !jobs.contains(&job_id) {
+                    jobs.push(job_id);
+                }
+                answer
+            }));
+        }
+        // Once per job, not per report: a batch of a job's units moves its state once.
+        let mut ready = Vec::new();
+        for job_id in jobs {
+            self.refresh_job_state(db, job_id)?;
+            let open: bool = db.one("SELECT EXISTS (SELECT 1 FROM units WHERE job_id = ?1 AND state = 'open')", [job_id], |r| r.get(0))?;
+            if !open {
+                ready.push(job_id);
+            }
+        }
+        Ok((answers, ready))
+    }
+
+    /// Records one report (inside its savepoint); returns the answer and the report's job.
+    fn record_report(&self, db: &Conn, owner: &Owner, assignment_id: i64, report: Report) -> Result<(ReportAnswer, i64)> {
         let a = self.owned_assignment(db, owner, assignment_id)?;
-        let refuse = |message: &str| Ok((ReportAnswer { accepted: false, message: message.into(), next: None }, a.job_id, false));
+        let refuse = |message: &str| Ok((ReportAnswer { accepted: false, message: message.into(), next: None }, a.job_id));
         match a.state {
             AssignmentState::Reported | AssignmentState::Errored => {
                 return refuse("this assignment was already reported; the first report stands");
@@ -605,9 +815,7 @@ impl Coordinator {
                 ReportAnswer { accepted: true, message: "result recorded".into(), next: None }
             }
         };
-        self.refresh_job_state(db, a.job_id)?;
-        let open: bool = db.one("SELECT EXISTS (SELECT 1 FROM units WHERE job_id = ?1 AND state = 'open')", [a.job_id], |r| r.get(0))?;
-        Ok((answer, a.job_id, !open))
+        Ok((answer, a.job_id))
     }
 
     /// Counts an error against a unit: retry elsewhere, or fail the job once errors run out.

@@ -40,7 +40,7 @@ use tokio::sync::Notify;
 
 use crate::writer::Sql;
 
-pub use dispatch::ComputeStats;
+pub use dispatch::{ComputeStats, WhenFull};
 pub use error::{ComputeError, Result};
 
 pub(crate) use writer::Conn;

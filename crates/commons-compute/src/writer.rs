@@ -46,7 +46,10 @@ impl Writer {
     pub(crate) fn start(db: &commons_db::Db) -> Result<Self> {
         let conn = Connection::open(db.path())?;
         // The file is already in WAL mode (the hub's pool set it); durability as the hub's.
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        // `temp_store = MEMORY` keeps each unit of work's savepoint journal in memory: SQLite
+        // otherwise spills it to a temporary file past 64 KiB, and a batch's savepoints then
+        // cost a `pwrite` per page they touch (40% of the writer's time at 32 leases a request).
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.set_prepared_statement_cache_capacity(128);
         let (queue, jobs) = mpsc::channel();
@@ -111,15 +114,16 @@ fn batch(conn: &Conn, first: Job, jobs: &mpsc::Receiver<Job>, settled: &mut Vec<
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let started = Instant::now();
     let mut next = Some(first);
+    // Prepared once and kept (`execute_batch` would parse each again, at every unit of work).
+    let step = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(|_| ());
     while let Some(job) = next.take() {
-        conn.execute_batch("SAVEPOINT unit_of_work")?;
+        step("SAVEPOINT unit_of_work")?;
         let (ok, deliver) = job(conn);
         settled.push(deliver);
-        if ok {
-            conn.execute_batch("RELEASE unit_of_work")?;
-        } else {
-            conn.execute_batch("ROLLBACK TO unit_of_work; RELEASE unit_of_work")?;
+        if !ok {
+            step("ROLLBACK TO unit_of_work")?;
         }
+        step("RELEASE unit_of_work")?;
         if settled.len() < MAX_BATCH && started.elapsed() < MAX_BATCH_TIME {
             next = jobs.try_recv().ok();
         }

@@ -2,9 +2,11 @@
 //! a real coordinator over real HTTP on loopback, against the embedded SQLite database (WAL,
 //! synchronous=FULL: every lease and every report is durable before it is answered).
 //!
-//! `cargo bench -p commons-compute --bench dispatch [-- N... --units M --direct]`
+//! `cargo bench -p commons-hub --bench dispatch [-- N... --units M --batch B --direct]`
 //! Prints, per N: units completed per second and the p50/p99 latency of a request that returned
-//! a lease (the first pull, then each report that carried the next lease). Meanwhile a hub write
+//! leases (the first pull, then each report that carried the next leases). With `--batch B`
+//! each worker asks for B leases at a time and returns B reports in one request (registering
+//! B/2 cores, as a worker may hold two running leases per core). Meanwhile a hub write
 //! (a token) every 20 ms shows how long the hub's own writers wait for the lock the coordinator's
 //! writer keeps busy. `--direct` calls the coordinator in-process, without HTTP: the
 //! coordinator's own ceiling.
@@ -15,9 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use commons_client::Client;
-use commons_compute::{ComputeConfig, Coordinator};
+use commons_compute::{ComputeConfig, Coordinator, WhenFull};
 use commons_db::Scope;
-use commons_protocol::{Output, PROTOCOL_VERSION, RegisterWorker, Report};
+use commons_protocol::{AssignmentReport, Lease, Output, PROTOCOL_VERSION, RegisterWorker, Report};
 
 struct Run {
     workers: usize,
@@ -36,7 +38,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn run(workers: usize, units: usize, direct: bool) -> Run {
+async fn run(workers: usize, units: usize, batch: usize, direct: bool) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let hub = commons_hub::AppState::open(dir.path(), None, None).await.expect("open hub");
     let owner = hub.db.create_user("bench", "bench").await.expect("user");
@@ -55,7 +57,7 @@ async fn run(workers: usize, units: usize, direct: bool) -> Run {
         let request = RegisterWorker {
             protocol_version: PROTOCOL_VERSION,
             name: format!("sim-{i}"),
-            cores: 1,
+            cores: batch.div_ceil(2) as u32,
             memory_bytes: 1 << 30,
             gpu: None,
             engine_version: "bench".into(),
@@ -90,38 +92,49 @@ async fn run(workers: usize, units: usize, direct: bool) -> Run {
         let caller = caller.clone();
         tasks.push(tokio::spawn(async move {
             // As `commons worker` does: pull once, then report each result and receive the next
-            // lease in the same request.
+            // leases in the same request.
             let mut latencies = Vec::new();
-            let mut next = None;
+            let mut held: Vec<Lease> = Vec::new();
             while completed.load(Ordering::Relaxed) < units {
-                let asked = Instant::now();
-                let lease = match next.take() {
-                    Some(lease) => lease,
-                    None if direct => match coordinator.pull(&caller, id, Duration::from_secs(1)).await.expect("pull") {
-                        Some(lease) => lease,
-                        None => continue,
-                    },
-                    None => match client.pull(id, Duration::from_secs(1)).await.expect("pull") {
-                        Some(lease) => lease,
-                        None => continue,
-                    },
-                };
-                latencies.push(asked.elapsed());
-                let report = Report::Success { output: Output::Noop };
-                let asked = Instant::now();
-                let answer = if direct {
-                    let mut answer = coordinator.report(&caller, lease.assignment_id, report).await.expect("report");
-                    answer.next = coordinator.pull(&caller, id, Duration::ZERO).await.expect("pull");
-                    answer
-                } else {
-                    client.report_and_pull(lease.assignment_id, &report, id, Duration::ZERO).await.expect("report")
-                };
-                assert!(answer.accepted, "{}", answer.message);
-                completed.fetch_add(1, Ordering::Relaxed);
-                if answer.next.is_some() {
+                if held.is_empty() {
+                    let asked = Instant::now();
+                    held = if direct {
+                        coordinator.leases(&caller, id, batch, Duration::from_secs(1), WhenFull::Refuse).await.expect("pull")
+                    } else {
+                        client.leases(id, batch, Duration::from_secs(1)).await.expect("pull")
+                    };
+                    if held.is_empty() {
+                        continue;
+                    }
                     latencies.push(asked.elapsed());
                 }
-                next = answer.next;
+                let reports: Vec<AssignmentReport> = held
+                    .drain(..)
+                    .map(|lease| AssignmentReport { assignment_id: lease.assignment_id, report: Report::Success { output: Output::Noop } })
+                    .collect();
+                let asked = Instant::now();
+                let done = reports.len();
+                held = if direct {
+                    let answers = coordinator
+                        .reports(&caller, reports.into_iter().map(|r| (r.assignment_id, r.report)).collect())
+                        .await
+                        .expect("report");
+                    for answer in answers {
+                        let answer = answer.expect("report");
+                        assert!(answer.accepted, "{}", answer.message);
+                    }
+                    coordinator.leases(&caller, id, batch, Duration::ZERO, WhenFull::Nothing).await.expect("pull")
+                } else {
+                    let answer = client.report_batch(id, &reports, batch, Duration::ZERO).await.expect("report");
+                    for outcome in &answer.outcomes {
+                        assert!(outcome.accepted, "{}", outcome.message);
+                    }
+                    answer.next
+                };
+                completed.fetch_add(done, Ordering::Relaxed);
+                if !held.is_empty() {
+                    latencies.push(asked.elapsed());
+                }
             }
             latencies
         }));
@@ -142,10 +155,12 @@ fn main() {
     let mut sizes = Vec::new();
     let mut units = 3000usize;
     let mut direct = false;
+    let mut batch = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--units" => units = args.next().and_then(|v| v.parse().ok()).expect("--units M"),
+            "--batch" => batch = args.next().and_then(|v| v.parse().ok()).filter(|b| *b >= 1).expect("--batch B (at least 1)"),
             "--bench" => {}
             "--direct" => direct = true,
             other => {
@@ -161,14 +176,14 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let over = if direct { "direct calls, no HTTP" } else { "HTTP" };
     println!(
-        "dispatch over {over}: simulated workers pull and complete no-op units (SQLite WAL, synchronous=FULL); a hub write every 20 ms meanwhile"
+        "dispatch over {over}, {batch} lease(s) per request: simulated workers pull and complete no-op units (SQLite WAL, synchronous=FULL); a hub write every 20 ms meanwhile"
     );
     println!(
         "{:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>14} {:>10}",
         "workers", "units", "seconds", "units/s", "lease p50 ms", "lease p99 ms", "hub write p99", "vs BOINC"
     );
     for workers in sizes {
-        let r = runtime.block_on(run(workers, units, direct));
+        let r = runtime.block_on(run(workers, units, batch, direct));
         let rate = r.units as f64 / r.seconds;
         println!(
             "{:>8} {:>8} {:>10.2} {:>10.0} {:>12.2} {:>12.2} {:>11.2} ms {:>9.1}x",

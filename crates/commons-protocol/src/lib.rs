@@ -671,6 +671,54 @@ pub struct ReportAnswer {
     pub next: Option<Lease>,
 }
 
+/// Most leases one request may ask for, and most reports one request may carry: a worker that
+/// runs many short units takes and returns them in batches (BOINC's scheduler likewise hands
+/// out several jobs per RPC), and the cost of a request stays bounded.
+pub const MAX_LEASES_PER_REQUEST: usize = 64;
+pub const MAX_REPORTS_PER_REQUEST: usize = 64;
+
+/// `POST /api/workers/{id}/leases?count=N&wait=S`: up to `count` leases, each durable before
+/// the answer is sent; empty when no unit this worker may run appeared within `wait` seconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Leases {
+    pub leases: Vec<Lease>,
+}
+
+/// One report of a [`ReportBatch`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssignmentReport {
+    pub assignment_id: i64,
+    pub report: Report,
+}
+
+/// `POST /api/workers/{id}/reports?next=N&wait=S`: several reports, and up to `next` new leases
+/// for worker `id`, in one round trip.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportBatch {
+    pub reports: Vec<AssignmentReport>,
+}
+
+/// What became of one report of a batch. Each report stands alone: one that is refused (not
+/// the caller's assignment, the wrong kind of output) changes nothing and does not undo the
+/// others.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportOutcome {
+    pub assignment_id: i64,
+    pub accepted: bool,
+    pub message: String,
+    /// The error's code when the report was refused as an error (`AssignmentNotFound`,
+    /// `BadRequest`, ...), as the single-report route would have answered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The answer to a [`ReportBatch`]: one outcome per report, in the order sent, and the new leases.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReportBatchAnswer {
+    pub outcomes: Vec<ReportOutcome>,
+    pub next: Vec<Lease>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Credits
 

@@ -16,8 +16,9 @@
 
 use std::collections::HashMap;
 
+use super::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use commons_db::{AccessRequest, AccessStatus, REJECTION_REASON_MAX, Repo, RequestTarget};

@@ -16,8 +16,9 @@
 //! look missing. Writes need a write token of the owner's whole account
 //! ([`access::may_curate`]), and are counted per account like discussion writes.
 
+use super::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use commons_db::{

@@ -4,14 +4,17 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRef, Path, Query, State};
+use super::{Path, Query};
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use commons_compute::{ComputeError, Coordinator};
+use commons_compute::{ComputeError, Coordinator, WhenFull};
 use commons_db::{Scope, Token};
-use commons_protocol::{Heartbeat, JobRequest, RegisterWorker, Report};
+use commons_protocol::{
+    Heartbeat, JobRequest, Leases, MAX_LEASES_PER_REQUEST, RegisterWorker, Report, ReportBatch, ReportBatchAnswer, ReportOutcome,
+};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -65,6 +68,8 @@ pub(crate) fn router(hub: AppState, coordinator: Coordinator) -> Router {
         .route("/api/workers", get(workers))
         .route("/api/workers/register", post(register))
         .route("/api/workers/{id}/pull", post(pull))
+        .route("/api/workers/{id}/leases", post(leases))
+        .route("/api/workers/{id}/reports", post(reports))
         .route("/api/assignments/{id}/heartbeat", post(heartbeat))
         .route("/api/assignments/{id}/report", post(report))
         .route("/api/credits", get(credits))
@@ -250,9 +255,70 @@ async fn report(
     let report: Report = read_body(&hub, body).await?;
     let mut answer = c.report(owner, id, report).await?;
     if let Some(worker) = q.next_for {
-        answer.next = c.pull(owner, worker, Duration::from_secs(q.wait.unwrap_or(0))).await?;
+        answer.next = c.leases(owner, worker, 1, Duration::from_secs(q.wait.unwrap_or(0)), WhenFull::Nothing).await?.pop();
     }
     Ok(Json(answer).into_response())
+}
+
+#[derive(Deserialize)]
+struct LeasesQuery {
+    /// Leases wanted, 1 to `MAX_LEASES_PER_REQUEST`.
+    count: usize,
+    /// Seconds to wait for work.
+    wait: Option<u64>,
+}
+
+/// Several leases at once; an empty list when no unit appeared within the wait.
+async fn leases(State(c): State<Coordinator>, caller: Caller, Path(id): Path<i64>, Query(q): Query<LeasesQuery>) -> ApiResult<Response> {
+    let owner = worker_token(&caller)?;
+    let leases = c.leases(owner, id, q.count, Duration::from_secs(q.wait.unwrap_or(0)), WhenFull::Refuse).await?;
+    Ok(Json(Leases { leases }).into_response())
+}
+
+#[derive(Deserialize)]
+struct ReportsQuery {
+    /// Also lease up to this many units for the worker of the path.
+    next: Option<usize>,
+    wait: Option<u64>,
+}
+
+/// Several reports, each standing alone (see [`ReportOutcome`]), and the worker's next leases.
+async fn reports(
+    State(hub): State<AppState>,
+    State(c): State<Coordinator>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<ReportsQuery>,
+    body: RawBody,
+) -> ApiResult<Response> {
+    let owner = worker_token(&caller)?;
+    let next = q.next.unwrap_or(0);
+    // Checked before anything is recorded: the reports must not land under an error answer.
+    if next > MAX_LEASES_PER_REQUEST {
+        return Err(ApiError::bad_request(format!("ask for at most {MAX_LEASES_PER_REQUEST} next leases, not {next}")));
+    }
+    if next > 0 {
+        c.check_worker(owner, id).await?;
+    }
+    let batch: ReportBatch = read_body(&hub, body).await?;
+    let ids: Vec<i64> = batch.reports.iter().map(|r| r.assignment_id).collect();
+    let answers = c.reports(owner, batch.reports.into_iter().map(|r| (r.assignment_id, r.report)).collect()).await?;
+    let outcomes = ids
+        .into_iter()
+        .zip(answers)
+        .map(|(assignment_id, answer)| match answer {
+            Ok(answer) => ReportOutcome { assignment_id, accepted: answer.accepted, message: answer.message, error: None },
+            Err(e) => {
+                let e = ApiError::from(e);
+                ReportOutcome { assignment_id, accepted: false, message: e.message, error: Some(e.code.to_string()) }
+            }
+        })
+        .collect();
+    let next = match next {
+        0 => Vec::new(),
+        count => c.leases(owner, id, count, Duration::from_secs(q.wait.unwrap_or(0)), WhenFull::Nothing).await?,
+    };
+    Ok(Json(ReportBatchAnswer { outcomes, next }).into_response())
 }
 
 async fn credits(State(c): State<Coordinator>, caller: Caller) -> ApiResult<Response> {

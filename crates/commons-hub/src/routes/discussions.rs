@@ -13,8 +13,9 @@
 //! Reading needs what reading the repository needs; writing needs a write token of an account
 //! that may read it ([`commons_repo::access`]); merging needs a writer of the target branch.
 
+use super::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use commons_db::{Discussion, DiscussionEvent, DiscussionFilter, DiscussionStatus, EventKind, Repo};
 use commons_repo::access;

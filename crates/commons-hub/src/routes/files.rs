@@ -1,8 +1,9 @@
 //! Downloads (protocol §1): `HEAD`/`GET /{prefix}{ns}/{name}/resolve/{rev}/{path}`, with the
 //! metadata headers the clients verify and byte ranges served straight from the xorbs.
 
+use super::Path;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Path, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use commons_db::RepoKind;

@@ -9,8 +9,9 @@
 
 use std::collections::HashMap;
 
+use super::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use commons_db::{BoardEntry, BoardSummary, RepoKind};

@@ -7,9 +7,10 @@
 
 use std::path::PathBuf;
 
+use super::{Path, Query};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Path, Query, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use commons_db::{Repo, RepoKind};

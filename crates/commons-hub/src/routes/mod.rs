@@ -18,6 +18,36 @@ mod viewer;
 mod webhooks;
 mod xet;
 
+/// axum's `Query` and `Path` extractors with the API's rejection: a query string or path segment
+/// that does not parse is a JSON `{"error", "message"}` 400, like every other bad input, not
+/// axum's plain-text answer.
+pub(crate) struct Query<T>(pub T);
+pub(crate) struct Path<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Query<T> {
+    type Rejection = crate::ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(e) => Err(crate::ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for Path<T> {
+    type Rejection = crate::ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            // A parameter the route does not have is our bug, not the caller's.
+            Err(e) if e.status().is_server_error() => Err(crate::ApiError::internal(e.body_text())),
+            Err(e) => Err(crate::ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
 pub(crate) use compute::{may_see_job, router as compute_router, visible_job};
 pub(crate) use discussions::conflicts as pull_request_conflicts;
 pub(crate) use inference::{

@@ -16,8 +16,9 @@
 
 use std::collections::HashMap;
 
+use super::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use commons_db::{ORG_FULLNAME_MAX, OrgRole, Organization};

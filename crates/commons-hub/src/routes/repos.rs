@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
+use super::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use commons_db::{FileEntry, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem};

@@ -3,8 +3,9 @@
 
 use std::collections::HashSet;
 
+use super::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use base64::Engine;
 use commons_db::{CommitOp, NewFile, Repo};

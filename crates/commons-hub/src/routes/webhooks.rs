@@ -13,7 +13,8 @@
 //! webhook that would start a Job (`jobSourceId`) is refused. What is delivered, and when:
 //! `crate::webhooks`.
 
-use axum::extract::{Path, State};
+use super::Path;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};

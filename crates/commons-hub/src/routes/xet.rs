@@ -21,7 +21,8 @@ use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 
-use axum::extract::{Path, Query, State};
+use super::{Path, Query};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
