@@ -42,6 +42,8 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Evaluate a model directory on a data split; prints the metrics as JSON.
     Eval(cmd::eval::EvalArgs),
+    /// Write a trained dense or convolutional model as ONNX (`model.onnx` and its config).
+    ExportOnnx(cmd::eval::ExportOnnxArgs),
     /// A trained classifier's classes for one image or text, most likely first.
     Predict(cmd::predict::PredictArgs),
     /// Continue a prompt with a trained character language model.
@@ -120,6 +122,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Data(command) => cmd::data::run(command),
         Command::Train(args) => cmd::train::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::ExportOnnx(args) => cmd::eval::export_onnx(args),
         Command::Predict(args) => cmd::predict::run(args),
         Command::Generate(args) => cmd::generate::run(args),
         Command::Login(args) => cmd::client::login(args),

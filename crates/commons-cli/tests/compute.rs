@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{BIN, Hub, commons};
+use support::{BIN, Hub, centroid_onnx_model, commons};
 
 /// Seconds a worker may stay silent before its unit moves on (short, so tests see it happen).
 const LEASE_SECONDS: &str = "3";
@@ -978,6 +978,29 @@ fn submit_sweep(net: &Network, token: &str, sweep: &str) -> i64 {
     let out = net.cli_raw(&args, token);
     assert!(out.status.success(), "submitting a sweep: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn an_onnx_model_built_elsewhere_is_evaluated_by_volunteers_and_ranked_on_the_board() {
+    let mut net = Network::start(&["--no-worker"]);
+    let (model_dir, expected) = centroid_onnx_model(net.tmp.path(), &mnist_dir());
+    net.cli(&["repo", "create", "centroid"]);
+    net.cli(&["upload", "centroid", model_dir.to_str().unwrap()]);
+    net.start_worker("bob", "w1");
+    net.start_worker("carol", "w2");
+    let out = net.cli(&["job", "submit", "eval", "--model", "alice/centroid", "--dataset", "alice/mnist", "--watch"]);
+    let id: i64 = out.lines().last().unwrap().trim().parse().unwrap();
+    let job = net.wait_done(id);
+    let accuracy = job["result"]["metrics"]["accuracy"].as_f64().unwrap();
+    assert!((accuracy - expected).abs() <= 2e-4, "the graph's accuracy {accuracy}, worked out {expected}");
+    let units = units_of(&job, "eval", false);
+    let valid: Vec<_> = assignments(units[0]).into_iter().filter(|a| a["outcome"] == "valid").collect();
+    assert_eq!(valid.len(), 2, "two owners agreed bit for bit: {:#}", units[0]);
+    let entries = accuracy_board(&net, None);
+    let entry = entries.iter().find(|e| e["model"]["id"] == "alice/centroid").unwrap_or_else(|| panic!("on the board: {entries:#?}"));
+    assert_eq!(entry["value"].as_f64(), Some(accuracy));
+    assert_eq!(entry["verification"]["kind"], "reproduced", "{entry:#}");
+    net.audit_ledger();
 }
 
 #[test]

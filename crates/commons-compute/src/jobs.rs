@@ -206,7 +206,7 @@ impl Coordinator {
         let (dataset_repo, dataset) = self.pin(owner, RepoKind::Dataset, dataset).await?;
         let config = self.read_text(&model_repo, &model.revision, "config.json").await?.ok_or_else(|| {
             ComputeError::bad_request(format!(
-                "model {} has no config.json: only models trained by commons-engine can be evaluated",
+                "model {} has no config.json: a model is evaluated with the recipe its config.json names (commons-engine models, and ONNX models beside one)",
                 model.display()
             ))
         })?;
@@ -218,6 +218,14 @@ impl Coordinator {
         check_runnable(&loaded)?;
         let plan = cost::plan_from_recipe(&loaded, config.vocabulary.as_ref().map(|v| v.len()).unwrap_or(DEFAULT_VOCAB))
             .map_err(|e| ComputeError::invalid_recipe(e.to_string()))?;
+        // An ONNX model's network is its graph (`model.onnx`, no `model.safetensors`), not its
+        // recipe's layers, and the coordinator does not compile graphs: each example is priced
+        // at no less than two operations per float the file holds (exact for dense layers; a
+        // convolution's reuse of its weights costs more than this floor says).
+        let onnx_floor = match self.repos.file(&model_repo, &model.revision, "model.safetensors").await? {
+            Some(_) => 0.0,
+            None => self.repos.file(&model_repo, &model.revision, "model.onnx").await?.map_or(0.0, |f| 2.0 * (f.size.max(0) as f64 / 4.0)),
+        };
         let sizes = self.split_sizes(&dataset_repo, &dataset.revision, &loaded).await?;
         let examples = match split.as_str() {
             "train" => sizes.train,
@@ -234,7 +242,7 @@ impl Coordinator {
             // (index ≤ 256 and examples < 2^63: no product here can wrap.)
             let shard_examples =
                 (examples as u128 * (index as u128 + 1) / shards as u128 - examples as u128 * index as u128 / shards as u128) as u64;
-            let flops = cost::evaluation_flops(&plan, shard_examples);
+            let flops = cost::evaluation_flops(&plan, shard_examples).max(onnx_floor * shard_examples as f64);
             escrow = max_results.checked_mul(credits_for(flops)).and_then(|c| escrow.checked_add(c)).ok_or_else(too_expensive)?;
             let shard = (shards > 1).then_some((index as usize, shards));
             let work = Work::Eval { model: model.clone(), dataset: dataset.clone(), split: split.clone(), shard };

@@ -43,6 +43,11 @@ pub enum EngineError {
 
     #[error("thread pool: {0}")]
     ThreadPool(String),
+
+    /// An ONNX model that cannot be read, compiled or run, or a network that cannot be written
+    /// as one.
+    #[error("ONNX: {0}")]
+    Onnx(String),
 }
 
 impl EngineError {

@@ -11,6 +11,7 @@ pub mod embeddings;
 pub mod error;
 pub mod eval;
 pub mod model;
+pub mod onnx;
 pub mod output;
 pub mod predict;
 pub mod rng;
@@ -134,6 +135,9 @@ pub fn evaluate_model_dir_with_cost(
     split: &str,
     shard: Option<(usize, usize)>,
 ) -> Result<(EvalReport, f64), EngineError> {
+    if onnx::is_onnx_dir(model_dir) {
+        return onnx::evaluate_dir(model_dir, data, split, shard);
+    }
     let model = output::read_model_dir(model_dir)?;
     let data_path = resolve_data_path(&model.recipe.recipe, data)?;
     let prepared = data::prepare(&model.recipe.recipe, &data_path, model.config.vocabulary.clone())?;

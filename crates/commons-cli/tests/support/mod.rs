@@ -200,3 +200,82 @@ pub fn mnist_png(images: &commons_data::idx::IdxImages, index: usize, scale: usi
     encoder.set_depth(png::BitDepth::Eight);
     encoder.write_header().unwrap().write_image_data(&scaled).unwrap();
 }
+
+const ONNX_PINS: &[(&str, &str)] = &[("onnx", "1.19.1"), ("numpy", "2.2.6")];
+
+/// `tests/py/onnx_models.py` with the `onnx` package (PyPI); its standard output.
+pub fn python_onnx(args: &[&str]) -> String {
+    let python = python_venv_with(ONNX_PINS);
+    let script = workspace_root().join("crates/commons-cli/tests/py/onnx_models.py");
+    let out = Command::new(python).arg(script).args(args).output().expect("python");
+    assert!(out.status.success(), "onnx_models.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An ONNX model built with the `onnx` package, not by Commons: nearest centroid on MNIST as a
+/// linear classifier ending in a Softmax, with weights worked out here from the training
+/// images. Returns its directory (`model.onnx` and a `config.json` whose recipe reads MNIST)
+/// under `dir`, and its test accuracy worked out here in f64.
+pub fn centroid_onnx_model(dir: &Path, data: &Path) -> (PathBuf, f64) {
+    let recipe = commons_recipe::recipe::load_with("keras-mnist-mlp", &[]).expect("recipe");
+    let prepared = commons_engine::data::prepare(&recipe.recipe, data, None).expect("MNIST");
+    let (train, test) = (prepared.split("train").expect("train"), prepared.split("test").expect("test"));
+    // Nearest centroid as a linear classifier: w_c = mean image of class c, b_c = -|w_c|²/2.
+    let mut sums = vec![vec![0f64; 784]; 10];
+    let mut counts = [0usize; 10];
+    for (i, &label) in train.targets.iter().enumerate() {
+        counts[label as usize] += 1;
+        for (s, &x) in sums[label as usize].iter_mut().zip(&train.features[i * 784..(i + 1) * 784]) {
+            *s += x as f64;
+        }
+    }
+    let centroids: Vec<Vec<f32>> = sums.iter().zip(counts).map(|(s, n)| s.iter().map(|v| (v / n as f64) as f32).collect()).collect();
+    let mut weights = vec![0f32; 784 * 10];
+    for (c, centroid) in centroids.iter().enumerate() {
+        for (p, &v) in centroid.iter().enumerate() {
+            weights[p * 10 + c] = v;
+        }
+    }
+    let bias: Vec<f32> = centroids.iter().map(|c| -0.5 * c.iter().map(|v| v * v).sum::<f32>()).collect();
+    // Its accuracy, worked out here in f64.
+    let mut correct = 0;
+    for (i, &label) in test.targets.iter().enumerate() {
+        let x = &test.features[i * 784..(i + 1) * 784];
+        let scores: Vec<f64> =
+            (0..10).map(|c| bias[c] as f64 + (0..784).map(|p| x[p] as f64 * weights[p * 10 + c] as f64).sum::<f64>()).collect();
+        let best = (0..10).fold(0, |b, c| if scores[c] > scores[b] { c } else { b });
+        correct += usize::from(best == label as usize);
+    }
+    let expected = correct as f64 / test.count as f64;
+    assert!((0.75..0.9).contains(&expected), "nearest centroid on MNIST is about 82%: {expected}");
+
+    let model_dir = dir.join("centroid");
+    std::fs::create_dir_all(&model_dir).unwrap();
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    std::fs::write(dir.join("w.f32"), bytes(&weights)).unwrap();
+    std::fs::write(dir.join("b.f32"), bytes(&bias)).unwrap();
+    python_onnx(&[
+        "centroid",
+        dir.join("w.f32").to_str().unwrap(),
+        dir.join("b.f32").to_str().unwrap(),
+        model_dir.join("model.onnx").to_str().unwrap(),
+    ]);
+    // The data it reads, as a Commons model directory says: the MLP recipe's MNIST reading
+    // (28×28, scaled to [0, 1]); its layers are not what runs (the graph is).
+    let trained = dir.join("mlp");
+    commons(&[
+        "train",
+        "keras-mnist-mlp",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        trained.to_str().unwrap(),
+        "--set",
+        "training.epochs=1",
+        "--set",
+        "training.threads=1",
+    ]);
+    std::fs::copy(trained.join("config.json"), model_dir.join("config.json")).unwrap();
+
+    (model_dir, expected)
+}

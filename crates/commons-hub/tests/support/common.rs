@@ -21,6 +21,9 @@ pub fn python_venv(package: &str, version: &str) -> PathBuf {
 /// A virtualenv with each `package==version` of `pins` installed from PyPI together, created
 /// once and reused.
 pub fn python_venv_with(pins: &[(&str, &str)]) -> PathBuf {
+    // Tests of one binary run on threads: one of them builds a virtualenv while the others wait.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _building = BUILDING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let name: Vec<String> = pins.iter().map(|(p, v)| format!("{}-{v}", p.replace('_', "-"))).collect();
     let dir = workspace_root().join("target").join("py").join(name.join("+"));
     let python = dir.join("bin").join("python");

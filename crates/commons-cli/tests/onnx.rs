@@ -1,0 +1,91 @@
+//! ONNX: a Commons MLP written as ONNX (`commons export-onnx`) is a valid model by the `onnx`
+//! package's checker and gives the class the native model gives on every MNIST test image; an
+//! ONNX model built elsewhere (here with the `onnx` package, weights the test computed) is
+//! scored by `commons eval` exactly as the test scores those weights itself.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{BIN, centroid_onnx_model, commons, python_onnx};
+
+fn eval_json(model_dir: &Path, data: &Path) -> serde_json::Value {
+    let out = commons(&["eval", model_dir.to_str().unwrap(), "--data", data.to_str().unwrap(), "--split", "test"]);
+    serde_json::from_slice(&out.stdout).expect("eval prints JSON")
+}
+
+#[test]
+fn an_exported_mlp_passes_the_onnx_checker_and_classifies_every_test_image_as_the_native_model_does() {
+    let data = commons_data::fetch("mnist").expect("MNIST must be fetchable");
+    let out = tempfile::tempdir().expect("tempdir");
+    let native = out.path().join("mlp");
+    commons(&[
+        "train",
+        "keras-mnist-mlp",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        native.to_str().unwrap(),
+        "--set",
+        "training.epochs=1",
+        "--set",
+        "training.threads=1",
+    ]);
+    let exported = out.path().join("mlp-onnx");
+    commons(&["export-onnx", native.to_str().unwrap(), "--out", exported.to_str().unwrap()]);
+    let onnx_file = exported.join("model.onnx");
+    assert!(onnx_file.is_file() && exported.join("config.json").is_file());
+    assert!(!exported.join("model.safetensors").exists(), "the ONNX directory holds the graph, not our weights");
+
+    let ops = python_onnx(&["check", onnx_file.to_str().unwrap()]);
+    assert_eq!(
+        ops.split_whitespace().collect::<Vec<_>>(),
+        ["Flatten", "MatMul", "Add", "Relu", "Identity", "MatMul", "Add", "Identity", "Identity"],
+        "{ops}"
+    );
+
+    let native_classes = commons_engine::onnx::predicted_classes(&native, Some(&data), "test").expect("native predictions");
+    let onnx_classes = commons_engine::onnx::predicted_classes(&exported, Some(&data), "test").expect("ONNX predictions");
+    assert_eq!(native_classes.len(), 10_000);
+    let differing: Vec<usize> = (0..10_000).filter(|&i| native_classes[i] != onnx_classes[i]).collect();
+    assert!(differing.is_empty(), "images classified differently: {differing:?}");
+
+    let native_report = eval_json(&native, &data);
+    let onnx_report = eval_json(&exported, &data);
+    assert_eq!(onnx_report["accuracy"], native_report["accuracy"]);
+    assert_eq!(onnx_report["confusion_matrix"], native_report["confusion_matrix"]);
+    let (a, b) = (onnx_report["loss"].as_f64().unwrap(), native_report["loss"].as_f64().unwrap());
+    assert!((a - b).abs() < 1e-4, "the same loss to float rounding: {a} vs {b}");
+    assert!(native_report["accuracy"].as_f64().unwrap() > 0.9, "{native_report}");
+
+    // What cannot be exported says so.
+    let missing = Command::new(BIN).args(["export-onnx", native.join("nope").to_str().unwrap(), "--out", "x"]).output().expect("run");
+    assert!(
+        !missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("config.json"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}
+
+#[test]
+fn an_onnx_model_built_elsewhere_is_scored_as_its_weights_score() {
+    let data = commons_data::fetch("mnist").expect("MNIST must be fetchable");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model_dir, expected) = centroid_onnx_model(dir.path(), &data);
+
+    let report = eval_json(&model_dir, &data);
+    let accuracy = report["accuracy"].as_f64().unwrap();
+    assert!((accuracy - expected).abs() <= 2e-4, "ONNX through tract {accuracy} vs worked out {expected}");
+    let loss = report["loss"].as_f64().unwrap();
+    assert!(loss.is_finite() && loss > 0.0, "the loss of probabilities read back as logs: {report}");
+    let matrix = report["confusion_matrix"].as_array().expect("confusion matrix");
+    let total: u64 = matrix.iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(total, 10_000);
+
+    // Not an ONNX file: a clear error, not a crash.
+    std::fs::write(model_dir.join("model.onnx"), b"not a model").unwrap();
+    let bad = Command::new(BIN).args(["eval", model_dir.to_str().unwrap(), "--data", data.to_str().unwrap()]).output().expect("run");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("ONNX"), "{}", String::from_utf8_lossy(&bad.stderr));
+}

@@ -1,0 +1,44 @@
+"""ONNX files for the ONNX tests, with the `onnx` package (PyPI), the format's reference.
+
+  check MODEL                 onnx.checker (full check, shapes inferred) passes; prints the ops
+  centroid WEIGHTS BIAS OUT   writes a linear classifier Flatten -> MatMul -> Add -> Softmax
+                              whose weights ([784, 10] then [10], little-endian float32) the
+                              test computed, and checks it
+"""
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def check(path):
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    print(" ".join(node.op_type for node in model.graph.node))
+
+
+def centroid(weights_path, bias_path, out):
+    weights = np.fromfile(weights_path, dtype="<f4").reshape(784, 10)
+    bias = np.fromfile(bias_path, dtype="<f4")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Flatten", ["image"], ["flat"], axis=1),
+            helper.make_node("MatMul", ["flat", "W"], ["product"]),
+            helper.make_node("Add", ["product", "b"], ["scores"]),
+            helper.make_node("Softmax", ["scores"], ["probabilities"], axis=-1),
+        ],
+        "nearest-centroid",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 28, 28])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", 10])],
+        initializer=[numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="onnx-test")
+    model.ir_version = 7
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, out)
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    {"check": check, "centroid": centroid}[command](*args)
