@@ -376,3 +376,50 @@ fn onnx_examples(
     };
     Ok((model, examples, input_shape))
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Tensor, TensorData};
+
+    use super::*;
+    use crate::model::{Activations, Params};
+
+    /// The convolutional recipe, with its initial weights: the graph must compute what `forward`
+    /// computes (layouts of convolution kernels, pooling windows, flattening order).
+    #[test]
+    fn an_exported_cnn_computes_what_the_native_network_computes() {
+        let recipe = commons_recipe::recipe::load_with("mnist-cnn", &[]).expect("recipe");
+        let plan = Plan::resolve(&recipe, InputKind::Features(vec![1, 28, 28]), DataDims { num_classes: 10, vocab_size: 0 }).expect("plan");
+        let device = crate::batch::default_device();
+        let params = Params::init(&plan, 7, &device);
+        let bytes = export(&plan, &params.named_tensors(&plan), "mnist-cnn").expect("export");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(ONNX_FILE);
+        std::fs::write(&path, bytes).expect("write");
+
+        let rows = 5;
+        let pixels: Vec<f32> = (0..rows * 784).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect();
+        let classifier = OnnxClassifier::load(&path, &[1, 28, 28], 4).expect("tract reads the export");
+        assert_eq!(classifier.classes(), 10);
+        assert!(classifier.flops_per_input() > 1e6, "two convolutions: {}", classifier.flops_per_input());
+        let onnx = classifier.log_probabilities(&pixels, rows).expect("run");
+
+        let input = Activations::Rank4(Tensor::from_data(TensorData::new(pixels, [rows, 1, 28, 28]), &device));
+        let scores = crate::batch::scores_2d(crate::model::forward(&plan, &params, input, None, true));
+        let native = burn::tensor::activation::log_softmax(scores, 1).into_data().convert::<f32>().to_vec::<f32>().expect("scores");
+        assert_eq!(onnx.len(), native.len());
+        for (a, b) in onnx.iter().zip(&native) {
+            assert!((a - b).abs() < 1e-4, "{onnx:?}\nvs\n{native:?}");
+        }
+    }
+
+    #[test]
+    fn networks_that_read_tokens_are_refused_with_a_reason() {
+        let recipe = commons_recipe::recipe::load_with("lstm-sentiment", &[]).expect("recipe");
+        let plan =
+            Plan::resolve(&recipe, InputKind::Tokens { sequence_length: 8, vocab_size: 50 }, DataDims { num_classes: 2, vocab_size: 50 })
+                .expect("plan");
+        let err = export(&plan, &[], "lstm").expect_err("tokens");
+        assert!(err.to_string().contains("features"), "{err}");
+    }
+}
