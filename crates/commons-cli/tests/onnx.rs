@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{BIN, centroid_onnx_model, commons, python_onnx};
+use support::{BIN, centroid_onnx_model, commons, mnist_png, python_onnx};
 
 fn eval_json(model_dir: &Path, data: &Path) -> serde_json::Value {
     let out = commons(&["eval", model_dir.to_str().unwrap(), "--data", data.to_str().unwrap(), "--split", "test"]);
@@ -58,6 +58,26 @@ fn an_exported_mlp_passes_the_onnx_checker_and_classifies_every_test_image_as_th
     let (a, b) = (onnx_report["loss"].as_f64().unwrap(), native_report["loss"].as_f64().unwrap());
     assert!((a - b).abs() < 1e-4, "the same loss to float rounding: {a} vs {b}");
     assert!(native_report["accuracy"].as_f64().unwrap() > 0.9, "{native_report}");
+
+    // The exported model answers `commons predict` as the native one does: a digit as a PNG a
+    // person saved, every class with its probability; text is refused with the reason.
+    let images = commons_data::idx::read_images(&data.join("t10k-images-idx3-ubyte")).expect("MNIST test images");
+    let png = out.path().join("digit.png");
+    mnist_png(&images, 0, 2, &png);
+    let predict =
+        |dir: &Path, input: &str| Command::new(BIN).arg("predict").arg(dir).args(["--input", input, "--json"]).output().expect("run");
+    let (from_native, from_onnx) = (predict(&native, png.to_str().unwrap()), predict(&exported, png.to_str().unwrap()));
+    assert!(from_onnx.status.success(), "{}", String::from_utf8_lossy(&from_onnx.stderr));
+    let classes = |out: &std::process::Output| -> Vec<(String, f64)> {
+        let answer: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("predict --json prints JSON");
+        answer.iter().map(|c| (c["label"].as_str().unwrap().to_string(), c["score"].as_f64().unwrap())).collect()
+    };
+    let (native_answer, onnx_answer) = (classes(&from_native), classes(&from_onnx));
+    assert_eq!(onnx_answer.len(), 10);
+    assert_eq!(onnx_answer[0].0, native_answer[0].0, "the same class first: {onnx_answer:?} vs {native_answer:?}");
+    assert!((onnx_answer[0].1 - native_answer[0].1).abs() < 1e-4 && (onnx_answer.iter().map(|c| c.1).sum::<f64>() - 1.0).abs() < 1e-4);
+    let text = predict(&exported, "a sentence");
+    assert!(!text.status.success() && String::from_utf8_lossy(&text.stderr).contains("image"), "{}", String::from_utf8_lossy(&text.stderr));
 
     // What cannot be exported says so.
     let missing = Command::new(BIN).args(["export-onnx", native.join("nope").to_str().unwrap(), "--out", "x"]).output().expect("run");

@@ -14,6 +14,7 @@ use commons_recipe::recipe::{DataFormat, RecipeKind};
 use crate::batch::{default_device, scores_2d};
 use crate::error::EngineError;
 use crate::model::{self, Activations, DataDims, InputKind, Params, Plan};
+use crate::onnx::{self, OnnxClassifier};
 use crate::output::{self, LoadedModel};
 
 /// Largest image file decoded (a camera photo is a few MB; the network reads a few KB of it).
@@ -65,10 +66,15 @@ enum Reader {
     },
 }
 
+/// What computes the scores: our network, or an ONNX graph (images only).
+enum Network {
+    Native { plan: Plan, params: Params },
+    Onnx(OnnxClassifier),
+}
+
 /// A classifier loaded once and asked many times (the CLI asks once; a server keeps it).
 pub struct Predictor {
-    plan: Plan,
-    params: Params,
+    network: Network,
     reader: Reader,
     labels: Vec<String>,
 }
@@ -78,12 +84,41 @@ fn refuse(reason: impl Into<String>) -> EngineError {
 }
 
 impl Predictor {
-    /// The model in directory `dir` (as `commons train` writes it).
+    /// The model in directory `dir`: as `commons train` writes it, or an ONNX model directory
+    /// (`model.onnx` beside its `config.json`).
     pub fn load(dir: &Path) -> Result<Predictor, EngineError> {
+        if onnx::is_onnx_dir(dir) {
+            return Self::from_onnx(output::read_model_config(dir)?, &dir.join(onnx::ONNX_FILE));
+        }
         Self::from_model(output::read_model_dir(dir)?)
     }
 
+    /// An ONNX classifier of images, read with its config's recipe.
+    pub fn from_onnx(model: LoadedModel, graph: &Path) -> Result<Predictor, EngineError> {
+        let (reader, input, _, labels) = Self::reader(&model)?;
+        let InputKind::Features(shape) = input else {
+            return Err(EngineError::ModelDir {
+                dir: model.dir.clone(),
+                reason: "an ONNX model here classifies images; this one's recipe reads text".into(),
+            });
+        };
+        let classifier = OnnxClassifier::load(graph, &shape, 1)?;
+        if classifier.classes() != labels.len() {
+            return Err(refuse(format!("the graph gives {} scores; the recipe names {} classes", classifier.classes(), labels.len())));
+        }
+        Ok(Predictor { network: Network::Onnx(classifier), reader, labels })
+    }
+
     pub fn from_model(model: LoadedModel) -> Result<Predictor, EngineError> {
+        let (reader, input, vocab_size, labels) = Self::reader(&model)?;
+        let plan = Plan::resolve(&model.recipe, input, DataDims { num_classes: labels.len(), vocab_size })?;
+        let params = output::params_from_model(&model, &plan, &default_device())?;
+        Ok(Predictor { network: Network::Native { plan, params }, reader, labels })
+    }
+
+    /// How a person's input becomes the model's (from the recipe), what the network reads, the
+    /// vocabulary's size and the class names.
+    fn reader(model: &LoadedModel) -> Result<(Reader, InputKind, usize, Vec<String>), EngineError> {
         let recipe = &model.recipe.recipe;
         let not_classifier = || EngineError::ModelDir {
             dir: model.dir.clone(),
@@ -136,8 +171,6 @@ impl Predictor {
                 )));
             }
         };
-        let plan = Plan::resolve(&model.recipe, input, DataDims { num_classes, vocab_size })?;
-        let params = output::params_from_model(&model, &plan, &default_device())?;
         let labels = match &recipe.data.labels {
             Some(names) if names.len() == num_classes => names.clone(),
             Some(names) => {
@@ -145,7 +178,7 @@ impl Predictor {
             }
             None => (0..num_classes).map(|c| c.to_string()).collect(),
         };
-        Ok(Predictor { plan, params, reader, labels })
+        Ok((reader, input, vocab_size, labels))
     }
 
     /// Whether the model reads images or text.
@@ -158,7 +191,10 @@ impl Predictor {
 
     /// Floating-point operations one input costs (the forward pass).
     pub fn flops_per_input(&self) -> f64 {
-        commons_recipe::cost::evaluation_flops(&self.plan, 1)
+        match &self.network {
+            Network::Native { plan, .. } => commons_recipe::cost::evaluation_flops(plan, 1),
+            Network::Onnx(classifier) => classifier.flops_per_input(),
+        }
     }
 
     /// The model's class names, in class order.
@@ -168,24 +204,36 @@ impl Predictor {
 
     /// Every class with its probability, most likely first (ties in class order).
     pub fn predict(&self, input: PredictInput<'_>) -> Result<Vec<ClassScore>, EngineError> {
-        let device = default_device();
-        let batch = match (&self.reader, input) {
-            (Reader::Image { shape, scale, dims }, PredictInput::Image(bytes)) => {
-                let data = TensorData::new(image_pixels(bytes, *shape, *scale)?, dims.clone());
-                match dims.len() {
-                    3 => Activations::Rank3(Tensor::from_data(data, &device)),
-                    _ => Activations::Rank4(Tensor::from_data(data, &device)),
-                }
+        let probabilities: Vec<f32> = match (&self.network, &self.reader, input) {
+            (_, Reader::Image { .. }, PredictInput::Text(_)) => return Err(refuse("this model classifies images: give it an image file")),
+            (_, Reader::Text { .. }, PredictInput::Image(_)) => return Err(refuse("this model classifies text: give it a sentence")),
+            (Network::Onnx(classifier), Reader::Image { shape, scale, .. }, PredictInput::Image(bytes)) => {
+                let pixels = image_pixels(bytes, *shape, *scale)?;
+                classifier.log_probabilities(&pixels, 1)?.into_iter().map(f32::exp).collect()
             }
-            (Reader::Text { sequence_length, index }, PredictInput::Text(text)) => {
-                let ids = token_ids(text, *sequence_length, index)?;
-                Activations::Tokens(Tensor::from_data(TensorData::new(ids, [1, *sequence_length]), &device))
+            (Network::Onnx(_), Reader::Text { .. }, PredictInput::Text(_)) => {
+                return Err(refuse("an ONNX model here classifies images only"));
             }
-            (Reader::Image { .. }, PredictInput::Text(_)) => return Err(refuse("this model classifies images: give it an image file")),
-            (Reader::Text { .. }, PredictInput::Image(_)) => return Err(refuse("this model classifies text: give it a sentence")),
+            (Network::Native { plan, params }, reader, input) => {
+                let device = default_device();
+                let batch = match (reader, input) {
+                    (Reader::Image { shape, scale, dims }, PredictInput::Image(bytes)) => {
+                        let data = TensorData::new(image_pixels(bytes, *shape, *scale)?, dims.clone());
+                        match dims.len() {
+                            3 => Activations::Rank3(Tensor::from_data(data, &device)),
+                            _ => Activations::Rank4(Tensor::from_data(data, &device)),
+                        }
+                    }
+                    (Reader::Text { sequence_length, index }, PredictInput::Text(text)) => {
+                        let ids = token_ids(text, *sequence_length, index)?;
+                        Activations::Tokens(Tensor::from_data(TensorData::new(ids, [1, *sequence_length]), &device))
+                    }
+                    _ => return Err(refuse("this model reads another kind of input")),
+                };
+                let scores = scores_2d(model::forward(plan, params, batch, None, true));
+                softmax(scores, 1).into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
+            }
         };
-        let scores = scores_2d(model::forward(&self.plan, &self.params, batch, None, true));
-        let probabilities: Vec<f32> = softmax(scores, 1).into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
         if probabilities.len() != self.labels.len() {
             return Err(refuse(format!("the network gave {} scores for {} classes", probabilities.len(), self.labels.len())));
         }
