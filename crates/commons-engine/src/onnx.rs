@@ -406,7 +406,7 @@ mod tests {
 
         let input = Activations::Rank4(Tensor::from_data(TensorData::new(pixels, [rows, 1, 28, 28]), &device));
         let scores = crate::batch::scores_2d(crate::model::forward(&plan, &params, input, None, true));
-        let native = burn::tensor::activation::log_softmax(scores, 1).into_data().convert::<f32>().to_vec::<f32>().expect("scores");
+        let native = burn::tensor::activation::log_softmax(scores, 1).into_data().convert::<f32>().try_into_vec::<f32>().expect("scores");
         assert_eq!(onnx.len(), native.len());
         for (a, b) in onnx.iter().zip(&native) {
             assert!((a - b).abs() < 1e-4, "{onnx:?}\nvs\n{native:?}");
