@@ -97,7 +97,7 @@ impl Tally {
 }
 
 /// Index of the largest value; the first one wins ties.
-pub(crate) fn argmax(row: &[f32]) -> usize {
+pub fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
     for (c, v) in row.iter().enumerate() {
         if *v > row[best] {
