@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{BIN, centroid_onnx_model, commons, mnist_png, python_onnx};
+use support::{BIN, centroid_onnx_model, commons, mnist_png, python_onnx, train_mnist_mlp};
 
 fn eval_json(model_dir: &Path, data: &Path) -> serde_json::Value {
     let out = commons(&["eval", model_dir.to_str().unwrap(), "--data", data.to_str().unwrap(), "--split", "test"]);
@@ -20,18 +20,7 @@ fn an_exported_mlp_passes_the_onnx_checker_and_classifies_every_test_image_as_th
     let data = commons_data::fetch("mnist").expect("MNIST must be fetchable");
     let out = tempfile::tempdir().expect("tempdir");
     let native = out.path().join("mlp");
-    commons(&[
-        "train",
-        "keras-mnist-mlp",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        native.to_str().unwrap(),
-        "--set",
-        "training.epochs=1",
-        "--set",
-        "training.threads=1",
-    ]);
+    train_mnist_mlp(&data, &native);
     let exported = out.path().join("mlp-onnx");
     commons(&["export-onnx", native.to_str().unwrap(), "--out", exported.to_str().unwrap()]);
     let onnx_file = exported.join("model.onnx");

@@ -62,5 +62,8 @@ fn main() {
         log_probs.chunks(classifier.classes()).map(|row| commons_engine::eval::argmax(row) as u32).collect()
     });
     let agree = burn_classes.iter().zip(&tract_classes).filter(|(a, b)| a == b).count();
-    println!("{{\"burn_seconds\": {burn_seconds:.4}, \"tract_seconds\": {tract_seconds:.4}, \"images\": {}, \"same_class\": {agree}}}", test.count);
+    println!(
+        "{{\"burn_seconds\": {burn_seconds:.4}, \"tract_seconds\": {tract_seconds:.4}, \"images\": {}, \"same_class\": {agree}}}",
+        test.count
+    );
 }

@@ -9,39 +9,63 @@ use commons_compute::{ComputeConfig, Coordinator};
 use commons_db::Scope;
 use commons_protocol::{AssignmentReport, JobState, Output, PROTOCOL_VERSION, RegisterWorker, Report};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leases_alternate_between_submitters_whatever_the_size_of_their_queues() {
+/// A hub with the compute API on a loopback port, and the same three queues: Alice's two jobs
+/// of 10 units, then Bob's one of 3. Carol and Mallory have worker tokens.
+struct Queues {
+    _dir: tempfile::TempDir,
+    hub: commons_hub::AppState,
+    url: String,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    alice_first: i64,
+    alice_second: i64,
+    bob_job: i64,
+}
+
+async fn queues() -> Queues {
     let dir = tempfile::tempdir().expect("temp dir");
     let hub = commons_hub::AppState::open(dir.path(), None, None).await.expect("open hub");
     let alice = hub.db.create_user("alice", "Alice").await.expect("user");
     let bob = hub.db.create_user("bob", "Bob").await.expect("user");
     hub.db.create_user("carol", "Carol").await.expect("user");
-    let carol = hub.db.create_token("carol", "worker", Scope::Write).await.expect("token");
+    hub.db.create_user("mallory", "Mallory").await.expect("user");
     let coordinator = Coordinator::start(hub.db.clone(), hub.repos.clone(), ComputeConfig::default()).await.expect("coordinator");
     let app = commons_hub::router_with_compute(hub.clone(), coordinator.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let server = tokio::spawn(commons_hub::serve(listener, app, std::future::pending()));
-
-    // Alice queues two jobs of 10 units, then Bob one of 3: under first-in first-out, Bob would
-    // wait for all 20 of Alice's.
+    // Under first-in first-out, Bob would wait for all 20 of Alice's units.
     let alice_first = coordinator.submit_noop(alice.id, 10).await.expect("queue");
     let alice_second = coordinator.submit_noop(alice.id, 10).await.expect("queue");
     let bob_job = coordinator.submit_noop(bob.id, 3).await.expect("queue");
+    Queues { _dir: dir, hub, url, server, alice_first, alice_second, bob_job }
+}
 
-    let client = Client::new(&url, Some(carol)).expect("client");
-    let request = RegisterWorker {
+impl Queues {
+    async fn worker_token(&self, user: &str) -> String {
+        self.hub.db.create_token(user, "worker", Scope::Write).await.expect("token")
+    }
+}
+
+fn registration(name: &str, cores: u32) -> RegisterWorker {
+    RegisterWorker {
         protocol_version: PROTOCOL_VERSION,
-        name: "carols-box".into(),
-        cores: 1,
+        name: name.into(),
+        cores,
         memory_bytes: 1 << 30,
         gpu: None,
         engine_version: "test".into(),
         platform: "test".into(),
         numeric_class: "test".into(),
         speed_gflops: 1.0,
-    };
-    let worker = client.register_worker(&request).await.expect("register").worker_id;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_alternate_between_submitters_whatever_the_size_of_their_queues() {
+    let q = queues().await;
+    let (alice_first, alice_second, bob_job) = (q.alice_first, q.alice_second, q.bob_job);
+    let client = Client::new(&q.url, Some(q.worker_token("carol").await)).expect("client");
+    let worker = client.register_worker(&registration("carols-box", 1)).await.expect("register").worker_id;
     let mut served = Vec::new();
     let mut next = client.pull(worker, Duration::from_secs(1)).await.expect("pull");
     while let Some(lease) = next {
@@ -60,9 +84,9 @@ async fn leases_alternate_between_submitters_whatever_the_size_of_their_queues()
     assert!(served[6..].iter().all(|job| *job != bob_job), "{served:?}");
     for job in [alice_first, alice_second, bob_job] {
         let view = client.job(job).await.expect("job view");
-        assert_eq!(view.state, commons_protocol::JobState::Done, "job {job}: {view:?}");
+        assert_eq!(view.state, JobState::Done, "job {job}: {view:?}");
     }
-    server.abort();
+    q.server.abort();
 }
 
 fn noop_done(assignment_id: i64) -> AssignmentReport {
@@ -71,37 +95,13 @@ fn noop_done(assignment_id: i64) -> AssignmentReport {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batched_leases_keep_the_fair_share_order_and_each_batched_report_stands_alone() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let hub = commons_hub::AppState::open(dir.path(), None, None).await.expect("open hub");
-    let alice = hub.db.create_user("alice", "Alice").await.expect("user");
-    let bob = hub.db.create_user("bob", "Bob").await.expect("user");
-    hub.db.create_user("carol", "Carol").await.expect("user");
-    hub.db.create_user("mallory", "Mallory").await.expect("user");
-    let carol = hub.db.create_token("carol", "worker", Scope::Write).await.expect("token");
-    let mallory = hub.db.create_token("mallory", "worker", Scope::Write).await.expect("token");
-    let coordinator = Coordinator::start(hub.db.clone(), hub.repos.clone(), ComputeConfig::default()).await.expect("coordinator");
-    let app = commons_hub::router_with_compute(hub.clone(), coordinator.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let server = tokio::spawn(commons_hub::serve(listener, app, std::future::pending()));
-
-    let alice_first = coordinator.submit_noop(alice.id, 10).await.expect("queue");
-    let alice_second = coordinator.submit_noop(alice.id, 10).await.expect("queue");
-    let bob_job = coordinator.submit_noop(bob.id, 3).await.expect("queue");
-    let register = |name: &str, cores: u32| RegisterWorker {
-        protocol_version: PROTOCOL_VERSION,
-        name: name.into(),
-        cores,
-        memory_bytes: 1 << 30,
-        gpu: None,
-        engine_version: "test".into(),
-        platform: "test".into(),
-        numeric_class: "test".into(),
-        speed_gflops: 1.0,
-    };
+    let q = queues().await;
+    let (alice_first, alice_second, bob_job, url) = (q.alice_first, q.alice_second, q.bob_job, q.url.clone());
+    let carol = q.worker_token("carol").await;
+    let mallory = q.worker_token("mallory").await;
     let client = Client::new(&url, Some(carol.clone())).expect("client");
     // Four cores: eight running leases at most.
-    let worker = client.register_worker(&register("carols-box", 4)).await.expect("register").worker_id;
+    let worker = client.register_worker(&registration("carols-box", 4)).await.expect("register").worker_id;
     let http = reqwest::Client::new();
     let raw = |path: String| {
         let (http, url, token) = (http.clone(), url.clone(), carol.clone());
@@ -145,7 +145,7 @@ async fn batched_leases_keep_the_fair_share_order_and_each_batched_report_stands
     // report of the same assignment changes nothing, the rest are recorded; eight new leases
     // come back in the same answer (room was made by the reports).
     let mallory_client = Client::new(&url, Some(mallory)).expect("client");
-    let mallory_worker = mallory_client.register_worker(&register("mallorys-box", 1)).await.expect("register").worker_id;
+    let mallory_worker = mallory_client.register_worker(&registration("mallorys-box", 1)).await.expect("register").worker_id;
     let stolen = mallory_client.leases(mallory_worker, 1, Duration::ZERO).await.expect("leases");
     assert_eq!(stolen.len(), 1);
     let mut batch: Vec<AssignmentReport> = first.iter().chain(&more).map(|l| noop_done(l.assignment_id)).collect();
@@ -182,5 +182,5 @@ async fn batched_leases_keep_the_fair_share_order_and_each_batched_report_stands
         let view = client.job(job).await.expect("job view");
         assert_eq!(view.state, JobState::Done, "job {job}: {view:?}");
     }
-    server.abort();
+    q.server.abort();
 }

@@ -201,6 +201,12 @@ pub fn mnist_png(images: &commons_data::idx::IdxImages, index: usize, scale: usi
     encoder.write_header().unwrap().write_image_data(&scaled).unwrap();
 }
 
+/// `keras-mnist-mlp` trained for one epoch on one thread into `out`.
+pub fn train_mnist_mlp(data: &Path, out: &Path) {
+    let (data, out) = (data.to_str().unwrap(), out.to_str().unwrap());
+    commons(&["train", "keras-mnist-mlp", "--data", data, "--out", out, "--set", "training.epochs=1", "--set", "training.threads=1"]);
+}
+
 const ONNX_PINS: &[(&str, &str)] = &[("onnx", "1.19.1"), ("numpy", "2.2.6")];
 
 /// `tests/py/onnx_models.py` with the `onnx` package (PyPI); its standard output.
@@ -263,18 +269,7 @@ pub fn centroid_onnx_model(dir: &Path, data: &Path) -> (PathBuf, f64) {
     // The data it reads, as a Commons model directory says: the MLP recipe's MNIST reading
     // (28×28, scaled to [0, 1]); its layers are not what runs (the graph is).
     let trained = dir.join("mlp");
-    commons(&[
-        "train",
-        "keras-mnist-mlp",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        trained.to_str().unwrap(),
-        "--set",
-        "training.epochs=1",
-        "--set",
-        "training.threads=1",
-    ]);
+    train_mnist_mlp(data, &trained);
     std::fs::copy(trained.join("config.json"), model_dir.join("config.json")).unwrap();
 
     (model_dir, expected)
