@@ -163,7 +163,13 @@ async fn batched_leases_keep_the_fair_share_order_and_each_batched_report_stands
     let accepted = answer.outcomes.iter().filter(|o| o.accepted).count();
     assert_eq!(accepted, 8, "{:?}", answer.outcomes);
     assert_eq!(answer.next.len(), 8, "{:?}", answer.next);
-    // Mallory's own report of her unit still counts: Carol's batch did not touch it.
+    // Reporting while asking for leases for a worker that is not hers is refused before the
+    // report is recorded; her own report of her unit still counts (Carol's batch did not touch it).
+    let wrong_worker = mallory_client
+        .report_and_pull(stolen[0].assignment_id, &Report::Success { output: Output::Noop }, worker, Duration::ZERO)
+        .await
+        .expect_err("Carol's worker");
+    assert!(wrong_worker.to_string().contains("is not registered to mallory"), "{wrong_worker}");
     let hers = mallory_client.report(stolen[0].assignment_id, &Report::Success { output: Output::Noop }).await.expect("report");
     assert!(hers.accepted, "{}", hers.message);
 

@@ -252,6 +252,10 @@ async fn report(
     body: RawBody,
 ) -> ApiResult<Response> {
     let owner = worker_token(&caller)?;
+    // Checked before the report is recorded: a recorded report must not be answered by an error.
+    if let Some(worker) = q.next_for {
+        c.check_worker(owner, worker).await?;
+    }
     let report: Report = read_body(&hub, body).await?;
     let mut answer = c.report(owner, id, report).await?;
     if let Some(worker) = q.next_for {
