@@ -14,6 +14,7 @@ pub mod model;
 pub mod onnx;
 pub mod output;
 pub mod predict;
+pub mod recurrent;
 pub mod rng;
 pub mod safetensors;
 pub mod sample;

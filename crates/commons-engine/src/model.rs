@@ -420,15 +420,43 @@ fn apply_dropout(x: Activations, rate: f64, rng: &mut SeededRng) -> Activations 
 }
 
 /// One recurrent layer over a `[batch, steps, inputs]` sequence. The input projection of all
-/// steps is one matrix product; each step then adds `h W_hh`.
+/// steps is one matrix product; the time loop is the fused operation of [`crate::recurrent`] on
+/// the CPU backend, a graph of per-step tensor operations elsewhere.
 fn recurrent(p: &RecurrentParams, kind: RecurrentKind, hidden: usize, pool: Pooling, x: Tensor<3>) -> Activations {
     let [batch, steps, _] = x.dims();
-    let device = x.device();
-    let width = kind.gates() * hidden;
-    // Time-major so each step's slice is contiguous.
-    let projected = linear(x, p.weight_ih.val(), Some(p.bias.val())).swap_dims(0, 1);
+    let projected = linear(x, p.weight_ih.val(), Some(p.bias.val()));
     let weight_hh = p.weight_hh.val();
-    let bias_hh = p.bias_hh.as_ref().map(|b| b.val().reshape([1, width]));
+    let bias_hh = p.bias_hh.as_ref().map(|b| b.val());
+    let fused = kind != RecurrentKind::Rnn && crate::recurrent::fused_on(&projected.device());
+    let sequence = match (kind, bias_hh) {
+        (RecurrentKind::Lstm, _) if fused => crate::recurrent::lstm(projected, weight_hh),
+        (RecurrentKind::Gru, Some(bias_hh)) if fused => crate::recurrent::gru(projected, weight_hh, bias_hh),
+        (kind, bias_hh) => recurrent_sequence_stepwise(kind, projected, weight_hh, bias_hh),
+    };
+    match pool {
+        Pooling::None => Activations::Rank3(sequence),
+        Pooling::Last => Activations::Rank2(sequence.narrow(1, steps - 1, 1).reshape([batch, hidden])),
+        Pooling::Mean => Activations::Rank2(sequence.mean_dim(1).reshape([batch, hidden])),
+        Pooling::Max => Activations::Rank2(sequence.max_dim(1).reshape([batch, hidden])),
+    }
+}
+
+/// The time loop of a recurrent layer as burn tensor operations, step by step: `projected` is
+/// `[batch, steps, gates * hidden]` (the input side with its bias), the answer `[batch, steps,
+/// hidden]`. Backends without the fused operation take this path, and the fused one is tested
+/// against it.
+pub(crate) fn recurrent_sequence_stepwise(
+    kind: RecurrentKind,
+    projected: Tensor<3>,
+    weight_hh: Tensor<2>,
+    bias_hh: Option<Tensor<1>>,
+) -> Tensor<3> {
+    let [batch, steps, width] = projected.dims();
+    let hidden = width / kind.gates();
+    let device = projected.device();
+    // Time-major so each step's slice is contiguous.
+    let projected = projected.swap_dims(0, 1);
+    let bias_hh = bias_hh.map(|b| b.reshape([1, width]));
     let mut h: Tensor<2> = Tensor::zeros([batch, hidden], &device);
     let mut c: Tensor<2> = Tensor::zeros([batch, hidden], &device);
     let mut outputs = Vec::with_capacity(steps);
@@ -467,14 +495,7 @@ fn recurrent(p: &RecurrentParams, kind: RecurrentKind, hidden: usize, pool: Pool
                 h = (z.ones_like() - z.clone()) * n + z * h;
             }
         }
-        if pool != Pooling::Last {
-            outputs.push(h.clone());
-        }
+        outputs.push(h.clone());
     }
-    match pool {
-        Pooling::Last => Activations::Rank2(h),
-        Pooling::None => Activations::Rank3(Tensor::stack(outputs, 1)),
-        Pooling::Mean => Activations::Rank2(Tensor::<2>::stack::<3>(outputs, 1).mean_dim(1).reshape([batch, hidden])),
-        Pooling::Max => Activations::Rank2(Tensor::<2>::stack::<3>(outputs, 1).max_dim(1).reshape([batch, hidden])),
-    }
+    Tensor::stack(outputs, 1)
 }

@@ -1,0 +1,582 @@
+//! Fused recurrent layers: an LSTM or GRU over a whole sequence as one operation, forward and
+//! backward, on the CPU (Flex) backend.
+//!
+//! Built from burn's tensor operations, a recurrent layer is a graph of ~15 nodes per time step:
+//! every step slices the gate projection, and every slice's backward writes a full-size zero
+//! buffer. Here the input projection of all steps stays one matrix product (burn's `linear`,
+//! outside this operation); the operation itself takes that projection and the recurrent weights,
+//! runs the time loop over plain slices (one `h W_hh` matrix product per step, the gates in one
+//! pass), and keeps the gate activations for a backward pass written out by hand. The weight
+//! gradient is one product over all steps at once, not one per step.
+//!
+//! Gate order and formulas are those of the stepwise layers in `model` (PyTorch's): LSTM
+//! `i, f, g, o`; GRU `r, z, n` with `n = tanh(x_n + r * (h W_hn + b_hn))`. The stepwise path
+//! stays for other backends (GPU) and as the reference the fused path is tested against.
+//!
+//! Layout: sequences are batch-major, `[batch, steps, width]`, as the layer's input and output are,
+//! so nothing is transposed on the way in or out.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, DType, Dispatch, DispatchDevice, Flex, backend_extension};
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
+
+/// Whether `device` runs the fused kernels: the CPU backend, in f32 or f64. Other backends and
+/// dtypes take the stepwise graph.
+pub fn fused_on(device: &Device) -> bool {
+    let plain = device.clone().inner();
+    matches!(plain.as_dispatch(), DispatchDevice::Flex(_))
+        && matches!(plain.settings().float_dtype, FloatDType::F32 | FloatDType::F64)
+}
+
+/// `[batch, steps, 4 * hidden]` gate pre-activations without the recurrent part (the input
+/// projection plus biases) and `[hidden, 4 * hidden]` recurrent weights → `[batch, steps, hidden]`.
+pub fn lstm(projected: Tensor<3>, weight_hh: Tensor<2>) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as RecurrentBackend>::lstm_sequence(
+        projected.into_dispatch(),
+        weight_hh.into_dispatch(),
+    ))
+}
+
+/// As [`lstm`] for a GRU: `[batch, steps, 3 * hidden]`, `[hidden, 3 * hidden]` and the hidden-side
+/// bias `[3 * hidden]`.
+pub fn gru(projected: Tensor<3>, weight_hh: Tensor<2>, bias_hh: Tensor<1>) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as RecurrentBackend>::gru_sequence(
+        projected.into_dispatch(),
+        weight_hh.into_dispatch(),
+        bias_hh.into_dispatch(),
+    ))
+}
+
+/// The fused recurrent operations as a burn backend extension (the CPU backend, with and without
+/// autodiff). Calling them on another backend panics; [`fused_on`] says when not to.
+#[backend_extension(Flex, Autodiff)]
+pub trait RecurrentBackend: Backend {
+    fn lstm_sequence(projected: FloatTensor<Self>, weight_hh: FloatTensor<Self>) -> FloatTensor<Self>;
+    fn gru_sequence(projected: FloatTensor<Self>, weight_hh: FloatTensor<Self>, bias_hh: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl RecurrentBackend for Flex {
+    fn lstm_sequence(projected: FlexTensor, weight_hh: FlexTensor) -> FlexTensor {
+        lstm_forward(&projected, &weight_hh).output
+    }
+
+    fn gru_sequence(projected: FlexTensor, weight_hh: FlexTensor, bias_hh: FlexTensor) -> FlexTensor {
+        gru_forward(&projected, &weight_hh, &bias_hh).output
+    }
+}
+
+impl<C: CheckpointStrategy> RecurrentBackend for Autodiff<Flex, C> {
+    fn lstm_sequence(projected: FloatTensor<Self>, weight_hh: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = LstmBackward.prepare::<C>([projected.node(), weight_hh.node()]).compute_bound().stateful();
+        let forward = lstm_forward(projected.primitive(), weight_hh.primitive());
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let output = forward.output.clone();
+                prep.finish(forward, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward.output),
+        }
+    }
+
+    fn gru_sequence(projected: FloatTensor<Self>, weight_hh: FloatTensor<Self>, bias_hh: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = GruBackward.prepare::<C>([projected.node(), weight_hh.node(), bias_hh.node()]).compute_bound().stateful();
+        let forward = gru_forward(projected.primitive(), weight_hh.primitive(), bias_hh.primitive());
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let output = forward.output.clone();
+                prep.finish(forward, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward.output),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LstmBackward;
+
+impl Backward<Flex, 2> for LstmBackward {
+    type State = LstmForward;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad_output = grads.consume::<Flex>(&ops.node);
+        let (grad_projected, grad_weight) = lstm_backward(&ops.state, &grad_output);
+        let [projected, weight] = ops.parents;
+        if let Some(node) = projected {
+            grads.register::<Flex>(node.id, grad_projected);
+        }
+        if let Some(node) = weight {
+            grads.register::<Flex>(node.id, grad_weight);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct GruBackward;
+
+impl Backward<Flex, 3> for GruBackward {
+    type State = GruForward;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad_output = grads.consume::<Flex>(&ops.node);
+        let (grad_projected, grad_weight, grad_bias) = gru_backward(&ops.state, &grad_output);
+        let [projected, weight, bias] = ops.parents;
+        for (node, grad) in [(projected, grad_projected), (weight, grad_weight), (bias, grad_bias)] {
+            if let Some(node) = node {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+/// The float types the kernels run in.
+trait Real: num_traits::Float + burn::tensor::Element + bytemuck::Pod + Send + Sync {
+    /// `e^x`, in a form the compiler can vectorise where the type allows.
+    fn exp_fast(x: Self) -> Self;
+}
+
+impl Real for f32 {
+    /// Cephes' `expf`: `e^x = 2^n e^r` with `n = round(x / ln 2)` and `|r| ≤ ln 2 / 2`, `e^r` by
+    /// a degree-6 polynomial, `2^n` written into the exponent bits. No calls and no branches, so
+    /// a loop of it becomes SIMD; within 2 ulp of libm's `expf` on the clamped range, which keeps
+    /// `2^n` a normal float (below it the answer is ≈ 0, above it ≈ 1.7e38).
+    fn exp_fast(x: f32) -> f32 {
+        let x = x.max(-87.3).min(88.3);
+        // Round to nearest by adding 1.5 * 2^23: the sum's low mantissa bits are then `n`
+        // itself (offset by the constant's bits), read back without a float-to-int conversion.
+        const ROUND: f32 = 12_582_912.0;
+        let shifted = x * std::f32::consts::LOG2_E + ROUND;
+        let n = shifted - ROUND;
+        // ln 2 in two parts, so `x - n ln 2` stays exact.
+        let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+        let mut p = 1.987_569_1e-4_f32;
+        p = p * r + 1.398_199_9e-3;
+        p = p * r + 8.333_452e-3;
+        p = p * r + 4.166_579_6e-2;
+        p = p * r + 0.166_666_65;
+        p = p * r + 0.5;
+        let e_r = p * r * r + r + 1.0;
+        let two_n = (shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127)) << 23;
+        e_r * f32::from_bits(two_n)
+    }
+}
+
+impl Real for f64 {
+    /// f64 runs in the gradient checks, where accuracy matters more than speed.
+    fn exp_fast(x: f64) -> f64 {
+        x.exp()
+    }
+}
+
+fn sigmoid<T: Real>(x: T) -> T {
+    T::one() / (T::one() + T::exp_fast(-x))
+}
+
+/// `tanh x = 1 - 2 / (e^{2x} + 1)`: one `exp`, several times cheaper than libm's `tanh` (which
+/// goes through `expm1` for accuracy near zero: there this form's error is absolute, ≈ one ulp
+/// of 1, which the gradient checks in f64 and the f32 comparison with the stepwise graph allow).
+/// It saturates to ±1 without NaN: `e^{2x}` overflows to infinity or underflows to zero.
+fn tanh<T: Real>(x: T) -> T {
+    let two = T::one() + T::one();
+    T::one() - two / (T::exp_fast(two * x) + T::one())
+}
+
+fn sigmoid_all<T: Real>(xs: &mut [T]) {
+    for x in xs {
+        *x = sigmoid(*x);
+    }
+}
+
+fn tanh_all<T: Real>(xs: &mut [T]) {
+    for x in xs {
+        *x = tanh(*x);
+    }
+}
+
+/// A contiguous view of `t` (copied only when it is not contiguous already).
+fn contiguous(t: &FlexTensor) -> FlexTensor {
+    if t.is_contiguous() && t.layout().start_offset() == 0 { t.clone() } else { t.to_contiguous() }
+}
+
+fn values<T: Real>(t: &FlexTensor) -> &[T] {
+    t.as_slice::<T>().expect("a contiguous tensor of the kernel's dtype")
+}
+
+fn tensor<T: Real>(values: Vec<T>, shape: &[usize]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
+}
+
+/// `a [m, k] · b [k, n]` on the backend's matrix product (gemm).
+fn matmul(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+    contiguous(&Flex::float_matmul(a, b))
+}
+
+fn dims3(t: &FlexTensor) -> [usize; 3] {
+    let shape = t.layout().shape();
+    assert_eq!(shape.num_dims(), 3, "a recurrent sequence is [batch, steps, width]");
+    [shape[0], shape[1], shape[2]]
+}
+
+/// What an LSTM's forward pass keeps for its backward pass.
+#[derive(Debug, Clone)]
+struct LstmForward {
+    /// `[batch, steps, hidden]`: the layer's output `h_t`.
+    output: FlexTensor,
+    /// `[batch, steps, 4 * hidden]`: the gate activations `i, f, g, o`.
+    gates: FlexTensor,
+    /// `[batch, steps, hidden]`: the cell state `c_t`.
+    cell: FlexTensor,
+    /// `[batch, steps, hidden]`: `tanh(c_t)`.
+    cell_tanh: FlexTensor,
+    /// `[hidden, 4 * hidden]`.
+    weight: FlexTensor,
+}
+
+fn lstm_forward(projected: &FlexTensor, weight: &FlexTensor) -> LstmForward {
+    let projected = contiguous(projected);
+    let weight = contiguous(weight);
+    match projected.dtype() {
+        DType::F64 => lstm_forward_typed::<f64>(&projected, weight),
+        DType::F32 => lstm_forward_typed::<f32>(&projected, weight),
+        other => panic!("the fused LSTM runs in f32 or f64, not {other:?}"),
+    }
+}
+
+fn lstm_forward_typed<T: Real>(projected: &FlexTensor, weight: FlexTensor) -> LstmForward {
+    let [batch, steps, width] = dims3(projected);
+    let hidden = width / 4;
+    let proj = values::<T>(projected);
+    let mut output = vec![T::zero(); batch * steps * hidden];
+    let mut cell = vec![T::zero(); batch * steps * hidden];
+    let mut cell_tanh = vec![T::zero(); batch * steps * hidden];
+    let mut gates = vec![T::zero(); batch * steps * width];
+    let mut h = vec![T::zero(); batch * hidden];
+    let mut c = vec![T::zero(); batch * hidden];
+    for t in 0..steps {
+        // h_{-1} = 0: the first step has no recurrent product.
+        let recurrent = (t > 0).then(|| matmul(tensor(h.clone(), &[batch, hidden]), weight.clone()));
+        let recurrent = recurrent.as_ref().map(values::<T>);
+        for b in 0..batch {
+            let at = b * steps + t;
+            // The row's pre-activations, then each gate's activation over its contiguous run
+            // (loops without calls, which the compiler vectorises).
+            let g_row = &mut gates[at * width..(at + 1) * width];
+            g_row.copy_from_slice(&proj[at * width..(at + 1) * width]);
+            if let Some(r) = recurrent {
+                for (g, r) in g_row.iter_mut().zip(&r[b * width..(b + 1) * width]) {
+                    *g = *g + *r;
+                }
+            }
+            let (ifg, o) = g_row.split_at_mut(3 * hidden);
+            let (i_f, g) = ifg.split_at_mut(2 * hidden);
+            sigmoid_all(i_f);
+            tanh_all(g);
+            sigmoid_all(o);
+            let (i, f) = i_f.split_at(hidden);
+            let state = at * hidden..(at + 1) * hidden;
+            let c_row = &mut c[b * hidden..(b + 1) * hidden];
+            for j in 0..hidden {
+                c_row[j] = f[j] * c_row[j] + i[j] * g[j];
+            }
+            cell[state.clone()].copy_from_slice(c_row);
+            let tc_row = &mut cell_tanh[state.clone()];
+            tc_row.copy_from_slice(c_row);
+            tanh_all(tc_row);
+            let h_row = &mut h[b * hidden..(b + 1) * hidden];
+            for j in 0..hidden {
+                h_row[j] = o[j] * tc_row[j];
+            }
+            output[state].copy_from_slice(h_row);
+        }
+    }
+    let seq = [batch, steps, hidden];
+    LstmForward {
+        output: tensor(output, &seq),
+        gates: tensor(gates, &[batch, steps, width]),
+        cell: tensor(cell, &seq),
+        cell_tanh: tensor(cell_tanh, &seq),
+        weight,
+    }
+}
+
+fn lstm_backward(forward: &LstmForward, grad_output: &FlexTensor) -> (FlexTensor, FlexTensor) {
+    let grad_output = contiguous(grad_output);
+    match grad_output.dtype() {
+        DType::F64 => lstm_backward_typed::<f64>(forward, &grad_output),
+        DType::F32 => lstm_backward_typed::<f32>(forward, &grad_output),
+        other => panic!("the fused LSTM runs in f32 or f64, not {other:?}"),
+    }
+}
+
+fn lstm_backward_typed<T: Real>(forward: &LstmForward, grad_output: &FlexTensor) -> (FlexTensor, FlexTensor) {
+    let [batch, steps, hidden] = dims3(&forward.output);
+    let width = 4 * hidden;
+    let (gates, cell, cell_tanh, dy) =
+        (values::<T>(&forward.gates), values::<T>(&forward.cell), values::<T>(&forward.cell_tanh), values::<T>(grad_output));
+    let weight_t = contiguous(&Flex::float_transpose(forward.weight.clone()));
+    let one = T::one();
+    // Gradient with respect to the gate pre-activations: also the gradient of the projection.
+    let mut d_gates = vec![T::zero(); batch * steps * width];
+    let mut dh_next = vec![T::zero(); batch * hidden];
+    let mut dc_next = vec![T::zero(); batch * hidden];
+    let mut step_grads = vec![T::zero(); batch * width];
+    for t in (0..steps).rev() {
+        for b in 0..batch {
+            let at = b * steps + t;
+            let g = &gates[at * width..(at + 1) * width];
+            let d = &mut d_gates[at * width..(at + 1) * width];
+            for j in 0..hidden {
+                let (i, f, gg, o) = (g[j], g[hidden + j], g[2 * hidden + j], g[3 * hidden + j]);
+                let tc = cell_tanh[at * hidden + j];
+                let c_prev = if t > 0 { cell[(at - 1) * hidden + j] } else { T::zero() };
+                let dh = dy[at * hidden + j] + dh_next[b * hidden + j];
+                let dc = dc_next[b * hidden + j] + dh * o * (one - tc * tc);
+                d[j] = dc * gg * i * (one - i);
+                d[hidden + j] = dc * c_prev * f * (one - f);
+                d[2 * hidden + j] = dc * i * (one - gg * gg);
+                d[3 * hidden + j] = dh * tc * o * (one - o);
+                dc_next[b * hidden + j] = dc * f;
+            }
+            step_grads[b * width..(b + 1) * width].copy_from_slice(d);
+        }
+        if t > 0 {
+            let dh = matmul(tensor(step_grads.clone(), &[batch, width]), weight_t.clone());
+            dh_next.copy_from_slice(values::<T>(&dh));
+        }
+    }
+    let d_gates = tensor(d_gates, &[batch, steps, width]);
+    let grad_weight = weight_gradient::<T>(&forward.output, d_gates.clone(), [batch, steps, hidden]);
+    (d_gates, grad_weight)
+}
+
+/// `Σ_t h_{t-1}ᵀ · dG_t` as one product: `[hidden, batch·steps] · [batch·steps, width]`, with
+/// `h_{-1} = 0`.
+fn weight_gradient<T: Real>(output: &FlexTensor, d_pre: FlexTensor, [batch, steps, hidden]: [usize; 3]) -> FlexTensor {
+    let h = values::<T>(output);
+    let mut h_prev = vec![T::zero(); batch * steps * hidden];
+    for b in 0..batch {
+        for t in 1..steps {
+            let at = b * steps + t;
+            h_prev[at * hidden..(at + 1) * hidden].copy_from_slice(&h[(at - 1) * hidden..at * hidden]);
+        }
+    }
+    let h_prev_t = Flex::float_transpose(tensor(h_prev, &[batch * steps, hidden]));
+    let width = d_pre.layout().shape()[2];
+    matmul(h_prev_t, Flex::float_reshape(d_pre, [batch * steps, width].into()))
+}
+
+/// What a GRU's forward pass keeps for its backward pass.
+#[derive(Debug, Clone)]
+struct GruForward {
+    /// `[batch, steps, hidden]`: the layer's output `h_t`.
+    output: FlexTensor,
+    /// `[batch, steps, 3 * hidden]`: the gate activations `r, z, n`.
+    gates: FlexTensor,
+    /// `[batch, steps, hidden]`: the candidate's hidden-side term `h_{t-1} W_hn + b_hn`.
+    hidden_n: FlexTensor,
+    /// `[hidden, 3 * hidden]`.
+    weight: FlexTensor,
+}
+
+fn gru_forward(projected: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> GruForward {
+    let projected = contiguous(projected);
+    let weight = contiguous(weight);
+    let bias = contiguous(bias);
+    match projected.dtype() {
+        DType::F64 => gru_forward_typed::<f64>(&projected, weight, &bias),
+        DType::F32 => gru_forward_typed::<f32>(&projected, weight, &bias),
+        other => panic!("the fused GRU runs in f32 or f64, not {other:?}"),
+    }
+}
+
+fn gru_forward_typed<T: Real>(projected: &FlexTensor, weight: FlexTensor, bias: &FlexTensor) -> GruForward {
+    let [batch, steps, width] = dims3(projected);
+    let hidden = width / 3;
+    let proj = values::<T>(projected);
+    let bias = values::<T>(bias);
+    let mut output = vec![T::zero(); batch * steps * hidden];
+    let mut hidden_n = vec![T::zero(); batch * steps * hidden];
+    let mut gates = vec![T::zero(); batch * steps * width];
+    let mut h = vec![T::zero(); batch * hidden];
+    for t in 0..steps {
+        let recurrent = (t > 0).then(|| matmul(tensor(h.clone(), &[batch, hidden]), weight.clone()));
+        let recurrent = recurrent.as_ref().map(values::<T>);
+        for b in 0..batch {
+            let at = b * steps + t;
+            let p = &proj[at * width..(at + 1) * width];
+            let r_row = recurrent.map(|r| &r[b * width..(b + 1) * width]);
+            let g_out = &mut gates[at * width..(at + 1) * width];
+            for j in 0..hidden {
+                let hp = |k: usize| bias[k * hidden + j] + r_row.map_or(T::zero(), |r| r[k * hidden + j]);
+                let r = sigmoid(p[j] + hp(0));
+                let z = sigmoid(p[hidden + j] + hp(1));
+                let hn = hp(2);
+                let n = tanh(p[2 * hidden + j] + r * hn);
+                let h_new = (T::one() - z) * n + z * h[b * hidden + j];
+                g_out[j] = r;
+                g_out[hidden + j] = z;
+                g_out[2 * hidden + j] = n;
+                hidden_n[at * hidden + j] = hn;
+                h[b * hidden + j] = h_new;
+                output[at * hidden + j] = h_new;
+            }
+        }
+    }
+    let seq = [batch, steps, hidden];
+    GruForward {
+        output: tensor(output, &seq),
+        gates: tensor(gates, &[batch, steps, width]),
+        hidden_n: tensor(hidden_n, &seq),
+        weight,
+    }
+}
+
+fn gru_backward(forward: &GruForward, grad_output: &FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let grad_output = contiguous(grad_output);
+    match grad_output.dtype() {
+        DType::F64 => gru_backward_typed::<f64>(forward, &grad_output),
+        DType::F32 => gru_backward_typed::<f32>(forward, &grad_output),
+        other => panic!("the fused GRU runs in f32 or f64, not {other:?}"),
+    }
+}
+
+fn gru_backward_typed<T: Real>(forward: &GruForward, grad_output: &FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let [batch, steps, hidden] = dims3(&forward.output);
+    let width = 3 * hidden;
+    let (gates, hidden_n, out, dy) =
+        (values::<T>(&forward.gates), values::<T>(&forward.hidden_n), values::<T>(&forward.output), values::<T>(grad_output));
+    let weight_t = contiguous(&Flex::float_transpose(forward.weight.clone()));
+    let one = T::one();
+    // Gradients of the input-side pre-activations (the projection) and of the hidden-side
+    // product `h W_hh + b_hh`; they differ in the candidate gate, where the reset gate scales
+    // the hidden side.
+    let mut d_projected = vec![T::zero(); batch * steps * width];
+    let mut d_hidden_side = vec![T::zero(); batch * steps * width];
+    let mut dh_next = vec![T::zero(); batch * hidden];
+    let mut step_grads = vec![T::zero(); batch * width];
+    for t in (0..steps).rev() {
+        for b in 0..batch {
+            let at = b * steps + t;
+            let g = &gates[at * width..(at + 1) * width];
+            for j in 0..hidden {
+                let (r, z, n) = (g[j], g[hidden + j], g[2 * hidden + j]);
+                let h_prev = if t > 0 { out[(at - 1) * hidden + j] } else { T::zero() };
+                let dh = dy[at * hidden + j] + dh_next[b * hidden + j];
+                let dn = dh * (one - z) * (one - n * n);
+                let dr = dn * hidden_n[at * hidden + j] * r * (one - r);
+                let dz = dh * (h_prev - n) * z * (one - z);
+                let (dp, dhs) = (
+                    &mut d_projected[at * width..(at + 1) * width],
+                    &mut step_grads[b * width..(b + 1) * width],
+                );
+                dp[j] = dr;
+                dp[hidden + j] = dz;
+                dp[2 * hidden + j] = dn;
+                dhs[j] = dr;
+                dhs[hidden + j] = dz;
+                dhs[2 * hidden + j] = dn * r;
+                // The direct path h_t = … + z h_{t-1}; the product's path is added below.
+                dh_next[b * hidden + j] = dh * z;
+            }
+            d_hidden_side[at * width..(at + 1) * width].copy_from_slice(&step_grads[b * width..(b + 1) * width]);
+        }
+        if t > 0 {
+            let dh = matmul(tensor(step_grads.clone(), &[batch, width]), weight_t.clone());
+            for (next, through_product) in dh_next.iter_mut().zip(values::<T>(&dh)) {
+                *next = *next + *through_product;
+            }
+        }
+    }
+    let mut grad_bias = vec![T::zero(); width];
+    for row in d_hidden_side.chunks_exact(width) {
+        for (sum, v) in grad_bias.iter_mut().zip(row) {
+            *sum = *sum + *v;
+        }
+    }
+    let grad_weight = weight_gradient::<T>(&forward.output, tensor(d_hidden_side, &[batch, steps, width]), [batch, steps, hidden]);
+    (tensor(d_projected, &[batch, steps, width]), grad_weight, tensor(grad_bias, &[width]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{RecurrentKind, recurrent_sequence_stepwise};
+
+    fn random(shape: &[usize], seed: u64) -> TensorData {
+        let mut rng = crate::model::SeededRng::new(seed);
+        let count = shape.iter().product();
+        let values: Vec<f32> = (0..count).map(|_| rng.normal() as f32 * 0.8).collect();
+        TensorData::new(values, shape.to_vec())
+    }
+
+    /// The fused layers compute what the stepwise graph computes, forward and backward (f32).
+    fn fused_matches_stepwise(kind: RecurrentKind) {
+        let device = Device::flex().autodiff();
+        let (batch, steps, hidden) = (5, 7, 6);
+        let width = kind.gates() * hidden;
+        let leaf = |shape: &[usize], seed: u64| Tensor::<3>::from_data(random(shape, seed), &device).require_grad();
+        let projected = leaf(&[batch, steps, width], 1);
+        let weight = Tensor::<2>::from_data(random(&[hidden, width], 2), &device).require_grad();
+        let bias = Tensor::<1>::from_data(random(&[width], 3), &device).require_grad();
+        let upstream = Tensor::<3>::from_data(random(&[batch, steps, hidden], 4), &device);
+
+        let run = |fused: bool| {
+            let (p, w, b) = (projected.clone(), weight.clone(), bias.clone());
+            let out = if fused {
+                match kind {
+                    RecurrentKind::Lstm => lstm(p, w),
+                    _ => gru(p, w, b),
+                }
+            } else {
+                recurrent_sequence_stepwise(kind, p, w, (kind == RecurrentKind::Gru).then_some(b))
+            };
+            let loss = (out.clone() * upstream.clone()).sum();
+            let grads = loss.backward();
+            let mut all = vec![out.inner().into_data().try_to_vec::<f32>().expect("f32 values")];
+            all.push(projected.grad(&grads).expect("a projection gradient").into_data().try_to_vec::<f32>().expect("f32 values"));
+            all.push(weight.grad(&grads).expect("a gradient").into_data().try_to_vec::<f32>().expect("f32 values"));
+            if kind == RecurrentKind::Gru {
+                all.push(bias.grad(&grads).expect("a gradient").into_data().try_to_vec::<f32>().expect("f32 values"));
+            }
+            all
+        };
+        let (fused, stepwise) = (run(true), run(false));
+        assert_eq!(fused.len(), stepwise.len());
+        for (which, (a, b)) in fused.iter().zip(&stepwise).enumerate() {
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() <= 1e-5 + 1e-4 * y.abs(), "{kind:?} tensor {which}: fused {x} vs stepwise {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_vectorisable_exp_stays_within_two_ulp_of_libm() {
+        let mut worst = 0f32;
+        for k in -87_000..88_000 {
+            let x = k as f32 / 1000.0 + 0.000_37;
+            let (fast, exact) = (<f32 as Real>::exp_fast(x), x.exp());
+            worst = worst.max((fast - exact).abs() / exact / f32::EPSILON);
+        }
+        assert!(worst <= 2.0, "worst relative error {worst} ulp");
+        let floor = <f32 as Real>::exp_fast(-1e4);
+        assert!(floor > 0.0 && floor < 1.3e-38 && floor == <f32 as Real>::exp_fast(-87.3), "clamped below: {floor}");
+        assert!(<f32 as Real>::exp_fast(1e4).is_finite() && sigmoid(1e4f32) == 1.0 && sigmoid(-1e4f32) < 1e-37);
+        assert!(tanh(50f32) == 1.0 && tanh(-50f32) == -1.0 && tanh(0f32) == 0.0);
+    }
+
+    #[test]
+    fn the_fused_lstm_computes_what_the_stepwise_graph_computes() {
+        fused_matches_stepwise(RecurrentKind::Lstm);
+    }
+
+    #[test]
+    fn the_fused_gru_computes_what_the_stepwise_graph_computes() {
+        fused_matches_stepwise(RecurrentKind::Gru);
+    }
+}
