@@ -325,24 +325,33 @@ fn lstm_backward_typed<T: Real>(forward: &LstmForward, grad_output: &FlexTensor)
     let mut dh_next = vec![T::zero(); batch * hidden];
     let mut dc_next = vec![T::zero(); batch * hidden];
     let mut step_grads = vec![T::zero(); batch * width];
+    let zeros = vec![T::zero(); hidden];
     for t in (0..steps).rev() {
         for b in 0..batch {
             let at = b * steps + t;
-            let g = &gates[at * width..(at + 1) * width];
+            // Every operand as a slice of exactly `hidden`, so the loop has no bounds checks and
+            // vectorises.
+            let gate = |k: usize| &gates[at * width + k * hidden..at * width + (k + 1) * hidden];
+            let (i, f, g, o) = (gate(0), gate(1), gate(2), gate(3));
+            let state = at * hidden..(at + 1) * hidden;
+            let (tc, dy_row) = (&cell_tanh[state.clone()], &dy[state]);
+            let c_prev = if t > 0 { &cell[(at - 1) * hidden..at * hidden] } else { &zeros[..] };
+            let dh_row = &dh_next[b * hidden..(b + 1) * hidden];
+            let dc_row = &mut dc_next[b * hidden..(b + 1) * hidden];
             let d = &mut d_gates[at * width..(at + 1) * width];
+            let (di, rest) = d.split_at_mut(hidden);
+            let (df, rest) = rest.split_at_mut(hidden);
+            let (dg, d_o) = rest.split_at_mut(hidden);
             for j in 0..hidden {
-                let (i, f, gg, o) = (g[j], g[hidden + j], g[2 * hidden + j], g[3 * hidden + j]);
-                let tc = cell_tanh[at * hidden + j];
-                let c_prev = if t > 0 { cell[(at - 1) * hidden + j] } else { T::zero() };
-                let dh = dy[at * hidden + j] + dh_next[b * hidden + j];
-                let dc = dc_next[b * hidden + j] + dh * o * (one - tc * tc);
-                d[j] = dc * gg * i * (one - i);
-                d[hidden + j] = dc * c_prev * f * (one - f);
-                d[2 * hidden + j] = dc * i * (one - gg * gg);
-                d[3 * hidden + j] = dh * tc * o * (one - o);
-                dc_next[b * hidden + j] = dc * f;
+                let dh = dy_row[j] + dh_row[j];
+                let dc = dc_row[j] + dh * o[j] * (one - tc[j] * tc[j]);
+                di[j] = dc * g[j] * i[j] * (one - i[j]);
+                df[j] = dc * c_prev[j] * f[j] * (one - f[j]);
+                dg[j] = dc * i[j] * (one - g[j] * g[j]);
+                d_o[j] = dh * tc[j] * o[j] * (one - o[j]);
+                dc_row[j] = dc * f[j];
             }
-            step_grads[b * width..(b + 1) * width].copy_from_slice(d);
+            step_grads[b * width..(b + 1) * width].copy_from_slice(&d_gates[at * width..(at + 1) * width]);
         }
         if t > 0 {
             let dh = matmul(tensor(step_grads.clone(), &[batch, width]), weight_t.clone());
@@ -403,28 +412,39 @@ fn gru_forward_typed<T: Real>(projected: &FlexTensor, weight: FlexTensor, bias: 
     let mut hidden_n = vec![T::zero(); batch * steps * hidden];
     let mut gates = vec![T::zero(); batch * steps * width];
     let mut h = vec![T::zero(); batch * hidden];
+    let mut hp = vec![T::zero(); width];
     for t in 0..steps {
         let recurrent = (t > 0).then(|| matmul(tensor(h.clone(), &[batch, hidden]), weight.clone()));
         let recurrent = recurrent.as_ref().map(values::<T>);
         for b in 0..batch {
             let at = b * steps + t;
-            let p = &proj[at * width..(at + 1) * width];
-            let r_row = recurrent.map(|r| &r[b * width..(b + 1) * width]);
-            let g_out = &mut gates[at * width..(at + 1) * width];
-            for j in 0..hidden {
-                let hp = |k: usize| bias[k * hidden + j] + r_row.map_or(T::zero(), |r| r[k * hidden + j]);
-                let r = sigmoid(p[j] + hp(0));
-                let z = sigmoid(p[hidden + j] + hp(1));
-                let hn = hp(2);
-                let n = tanh(p[2 * hidden + j] + r * hn);
-                let h_new = (T::one() - z) * n + z * h[b * hidden + j];
-                g_out[j] = r;
-                g_out[hidden + j] = z;
-                g_out[2 * hidden + j] = n;
-                hidden_n[at * hidden + j] = hn;
-                h[b * hidden + j] = h_new;
-                output[at * hidden + j] = h_new;
+            // The hidden side `h W_hh + b_hh`, then the gates over contiguous runs.
+            hp.copy_from_slice(bias);
+            if let Some(r) = recurrent {
+                for (v, r) in hp.iter_mut().zip(&r[b * width..(b + 1) * width]) {
+                    *v = *v + *r;
+                }
             }
+            let p = &proj[at * width..(at + 1) * width];
+            let g_row = &mut gates[at * width..(at + 1) * width];
+            let (rz, n) = g_row.split_at_mut(2 * hidden);
+            for ((g, p), hp) in rz.iter_mut().zip(&p[..2 * hidden]).zip(&hp[..2 * hidden]) {
+                *g = *p + *hp;
+            }
+            sigmoid_all(rz);
+            let (r, z) = rz.split_at(hidden);
+            let (p_n, hp_n) = (&p[2 * hidden..], &hp[2 * hidden..]);
+            for j in 0..hidden {
+                n[j] = p_n[j] + r[j] * hp_n[j];
+            }
+            tanh_all(n);
+            let state = at * hidden..(at + 1) * hidden;
+            hidden_n[state.clone()].copy_from_slice(hp_n);
+            let h_row = &mut h[b * hidden..(b + 1) * hidden];
+            for j in 0..hidden {
+                h_row[j] = (T::one() - z[j]) * n[j] + z[j] * h_row[j];
+            }
+            output[state].copy_from_slice(h_row);
         }
     }
     let seq = [batch, steps, hidden];
@@ -459,29 +479,35 @@ fn gru_backward_typed<T: Real>(forward: &GruForward, grad_output: &FlexTensor) -
     let mut d_hidden_side = vec![T::zero(); batch * steps * width];
     let mut dh_next = vec![T::zero(); batch * hidden];
     let mut step_grads = vec![T::zero(); batch * width];
+    let zeros = vec![T::zero(); hidden];
     for t in (0..steps).rev() {
         for b in 0..batch {
             let at = b * steps + t;
-            let g = &gates[at * width..(at + 1) * width];
+            let gate = |k: usize| &gates[at * width + k * hidden..at * width + (k + 1) * hidden];
+            let (r, z, n) = (gate(0), gate(1), gate(2));
+            let state = at * hidden..(at + 1) * hidden;
+            let (hn, dy_row) = (&hidden_n[state.clone()], &dy[state]);
+            let h_prev = if t > 0 { &out[(at - 1) * hidden..at * hidden] } else { &zeros[..] };
+            let dh_row = &mut dh_next[b * hidden..(b + 1) * hidden];
+            let dp = &mut d_projected[at * width..(at + 1) * width];
+            let (dp_r, rest) = dp.split_at_mut(hidden);
+            let (dp_z, dp_n) = rest.split_at_mut(hidden);
+            let dhs = &mut step_grads[b * width..(b + 1) * width];
+            let (dhs_r, rest) = dhs.split_at_mut(hidden);
+            let (dhs_z, dhs_n) = rest.split_at_mut(hidden);
             for j in 0..hidden {
-                let (r, z, n) = (g[j], g[hidden + j], g[2 * hidden + j]);
-                let h_prev = if t > 0 { out[(at - 1) * hidden + j] } else { T::zero() };
-                let dh = dy[at * hidden + j] + dh_next[b * hidden + j];
-                let dn = dh * (one - z) * (one - n * n);
-                let dr = dn * hidden_n[at * hidden + j] * r * (one - r);
-                let dz = dh * (h_prev - n) * z * (one - z);
-                let (dp, dhs) = (
-                    &mut d_projected[at * width..(at + 1) * width],
-                    &mut step_grads[b * width..(b + 1) * width],
-                );
-                dp[j] = dr;
-                dp[hidden + j] = dz;
-                dp[2 * hidden + j] = dn;
-                dhs[j] = dr;
-                dhs[hidden + j] = dz;
-                dhs[2 * hidden + j] = dn * r;
+                let dh = dy_row[j] + dh_row[j];
+                let dn = dh * (one - z[j]) * (one - n[j] * n[j]);
+                let dr = dn * hn[j] * r[j] * (one - r[j]);
+                let dz = dh * (h_prev[j] - n[j]) * z[j] * (one - z[j]);
+                dp_r[j] = dr;
+                dp_z[j] = dz;
+                dp_n[j] = dn;
+                dhs_r[j] = dr;
+                dhs_z[j] = dz;
+                dhs_n[j] = dn * r[j];
                 // The direct path h_t = … + z h_{t-1}; the product's path is added below.
-                dh_next[b * hidden + j] = dh * z;
+                dh_row[j] = dh * z[j];
             }
             d_hidden_side[at * width..(at + 1) * width].copy_from_slice(&step_grads[b * width..(b + 1) * width]);
         }
