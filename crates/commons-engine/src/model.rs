@@ -386,7 +386,14 @@ pub fn forward(
                 Activations::Rank4(conv2d(t, p.weight.val(), Some(p.bias.val()), options))
             }
             (PlannedLayer::MaxPool2d { pool, stride }, Activations::Rank4(t)) => {
-                Activations::Rank4(max_pool2d(t, MaxPoolOptions::new([*pool, *pool]).with_stride([*stride, *stride])))
+                // Non-overlapping windows (the recipes' pools) on the CPU take the kernel of
+                // `kernels::pool`; burn's general pool would cost a fifth of a CNN's epoch.
+                let [_, _, h, w] = t.dims();
+                if pool == stride && *pool <= h.min(w) && crate::kernels::fused_on(&t.device()) {
+                    Activations::Rank4(crate::kernels::pool::max_pool2d(t, *pool))
+                } else {
+                    Activations::Rank4(max_pool2d(t, MaxPoolOptions::new([*pool, *pool]).with_stride([*stride, *stride])))
+                }
             }
             (PlannedLayer::Embedding { param, .. }, Activations::Tokens(ids)) => {
                 let LayerParams::Embedding(p) = &params.layers[*param] else { unreachable!("plan and params are built together") };
@@ -420,17 +427,17 @@ fn apply_dropout(x: Activations, rate: f64, rng: &mut SeededRng) -> Activations 
 }
 
 /// One recurrent layer over a `[batch, steps, inputs]` sequence. The input projection of all
-/// steps is one matrix product; the time loop is the fused operation of [`crate::recurrent`] on
+/// steps is one matrix product; the time loop is the fused operation of [`crate::kernels::recurrent`] on
 /// the CPU backend, a graph of per-step tensor operations elsewhere.
 fn recurrent(p: &RecurrentParams, kind: RecurrentKind, hidden: usize, pool: Pooling, x: Tensor<3>) -> Activations {
     let [batch, steps, _] = x.dims();
     let projected = linear(x, p.weight_ih.val(), Some(p.bias.val()));
     let weight_hh = p.weight_hh.val();
     let bias_hh = p.bias_hh.as_ref().map(|b| b.val());
-    let fused = kind != RecurrentKind::Rnn && crate::recurrent::fused_on(&projected.device());
+    let fused = kind != RecurrentKind::Rnn && crate::kernels::fused_on(&projected.device());
     let sequence = match (kind, bias_hh) {
-        (RecurrentKind::Lstm, _) if fused => crate::recurrent::lstm(projected, weight_hh),
-        (RecurrentKind::Gru, Some(bias_hh)) if fused => crate::recurrent::gru(projected, weight_hh, bias_hh),
+        (RecurrentKind::Lstm, _) if fused => crate::kernels::recurrent::lstm(projected, weight_hh),
+        (RecurrentKind::Gru, Some(bias_hh)) if fused => crate::kernels::recurrent::gru(projected, weight_hh, bias_hh),
         (kind, bias_hh) => recurrent_sequence_stepwise(kind, projected, weight_hh, bias_hh),
     };
     match pool {

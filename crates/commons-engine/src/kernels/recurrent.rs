@@ -23,16 +23,10 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, DType, Dispatch, DispatchDevice, Flex, backend_extension};
-use burn::tensor::{Device, FloatDType, Tensor, TensorData};
+use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, backend_extension};
+use burn::tensor::Tensor;
 
-/// Whether `device` runs the fused kernels: the CPU backend, in f32 or f64. Other backends and
-/// dtypes take the stepwise graph.
-pub fn fused_on(device: &Device) -> bool {
-    let plain = device.clone().inner();
-    matches!(plain.as_dispatch(), DispatchDevice::Flex(_))
-        && matches!(plain.settings().float_dtype, FloatDType::F32 | FloatDType::F64)
-}
+use super::{Real, contiguous, tensor, values};
 
 /// `[batch, steps, 4 * hidden]` gate pre-activations without the recurrent part (the input
 /// projection plus biases) and `[hidden, 4 * hidden]` recurrent weights → `[batch, steps, hidden]`.
@@ -54,7 +48,7 @@ pub fn gru(projected: Tensor<3>, weight_hh: Tensor<2>, bias_hh: Tensor<1>) -> Te
 }
 
 /// The fused recurrent operations as a burn backend extension (the CPU backend, with and without
-/// autodiff). Calling them on another backend panics; [`fused_on`] says when not to.
+/// autodiff). Calling them on another backend panics; [`super::fused_on`] says when not to.
 #[backend_extension(Flex, Autodiff)]
 pub trait RecurrentBackend: Backend {
     fn lstm_sequence(projected: FloatTensor<Self>, weight_hh: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -134,46 +128,7 @@ impl Backward<Flex, 3> for GruBackward {
     }
 }
 
-/// The float types the kernels run in.
-trait Real: num_traits::Float + burn::tensor::Element + bytemuck::Pod + Send + Sync {
-    /// `e^x`, in a form the compiler can vectorise where the type allows.
-    fn exp_fast(x: Self) -> Self;
-}
-
-impl Real for f32 {
-    /// Cephes' `expf`: `e^x = 2^n e^r` with `n = round(x / ln 2)` and `|r| ≤ ln 2 / 2`, `e^r` by
-    /// a degree-6 polynomial, `2^n` written into the exponent bits. No calls and no branches, so
-    /// a loop of it becomes SIMD; within 2 ulp of libm's `expf` on the clamped range, which keeps
-    /// `2^n` a normal float (below it the answer is ≈ 0, above it ≈ 1.7e38).
-    fn exp_fast(x: f32) -> f32 {
-        let x = x.max(-87.3).min(88.3);
-        // Round to nearest by adding 1.5 * 2^23: the sum's low mantissa bits are then `n`
-        // itself (offset by the constant's bits), read back without a float-to-int conversion.
-        const ROUND: f32 = 12_582_912.0;
-        let shifted = x * std::f32::consts::LOG2_E + ROUND;
-        let n = shifted - ROUND;
-        // ln 2 in two parts, so `x - n ln 2` stays exact.
-        let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-        let mut p = 1.987_569_1e-4_f32;
-        p = p * r + 1.398_199_9e-3;
-        p = p * r + 8.333_452e-3;
-        p = p * r + 4.166_579_6e-2;
-        p = p * r + 0.166_666_65;
-        p = p * r + 0.5;
-        let e_r = p * r * r + r + 1.0;
-        let two_n = (shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127)) << 23;
-        e_r * f32::from_bits(two_n)
-    }
-}
-
-impl Real for f64 {
-    /// f64 runs in the gradient checks, where accuracy matters more than speed.
-    fn exp_fast(x: f64) -> f64 {
-        x.exp()
-    }
-}
-
-fn sigmoid<T: Real>(x: T) -> T {
+pub(super) fn sigmoid<T: Real>(x: T) -> T {
     T::one() / (T::one() + T::exp_fast(-x))
 }
 
@@ -181,7 +136,7 @@ fn sigmoid<T: Real>(x: T) -> T {
 /// goes through `expm1` for accuracy near zero: there this form's error is absolute, ≈ one ulp
 /// of 1, which the gradient checks in f64 and the f32 comparison with the stepwise graph allow).
 /// It saturates to ±1 without NaN: `e^{2x}` overflows to infinity or underflows to zero.
-fn tanh<T: Real>(x: T) -> T {
+pub(super) fn tanh<T: Real>(x: T) -> T {
     let two = T::one() + T::one();
     T::one() - two / (T::exp_fast(two * x) + T::one())
 }
@@ -196,19 +151,6 @@ fn tanh_all<T: Real>(xs: &mut [T]) {
     for x in xs {
         *x = tanh(*x);
     }
-}
-
-/// A contiguous view of `t` (copied only when it is not contiguous already).
-fn contiguous(t: &FlexTensor) -> FlexTensor {
-    if t.is_contiguous() && t.layout().start_offset() == 0 { t.clone() } else { t.to_contiguous() }
-}
-
-fn values<T: Real>(t: &FlexTensor) -> &[T] {
-    t.as_slice::<T>().expect("a contiguous tensor of the kernel's dtype")
-}
-
-fn tensor<T: Real>(values: Vec<T>, shape: &[usize]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
 }
 
 /// `a [m, k] · b [k, n]` on the backend's matrix product (gemm).
@@ -532,6 +474,7 @@ fn gru_backward_typed<T: Real>(forward: &GruForward, grad_output: &FlexTensor) -
 mod tests {
     use super::*;
     use crate::model::{RecurrentKind, recurrent_sequence_stepwise};
+    use burn::tensor::{Device, TensorData};
 
     fn random(shape: &[usize], seed: u64) -> TensorData {
         let mut rng = crate::model::SeededRng::new(seed);
@@ -579,21 +522,6 @@ mod tests {
                 assert!((x - y).abs() <= 1e-5 + 1e-4 * y.abs(), "{kind:?} tensor {which}: fused {x} vs stepwise {y}");
             }
         }
-    }
-
-    #[test]
-    fn the_vectorisable_exp_stays_within_two_ulp_of_libm() {
-        let mut worst = 0f32;
-        for k in -87_000..88_000 {
-            let x = k as f32 / 1000.0 + 0.000_37;
-            let (fast, exact) = (<f32 as Real>::exp_fast(x), x.exp());
-            worst = worst.max((fast - exact).abs() / exact / f32::EPSILON);
-        }
-        assert!(worst <= 2.0, "worst relative error {worst} ulp");
-        let floor = <f32 as Real>::exp_fast(-1e4);
-        assert!(floor > 0.0 && floor < 1.3e-38 && floor == <f32 as Real>::exp_fast(-87.3), "clamped below: {floor}");
-        assert!(<f32 as Real>::exp_fast(1e4).is_finite() && sigmoid(1e4f32) == 1.0 && sigmoid(-1e4f32) < 1e-37);
-        assert!(tanh(50f32) == 1.0 && tanh(-50f32) == -1.0 && tanh(0f32) == 0.0);
     }
 
     #[test]
