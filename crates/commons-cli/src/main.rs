@@ -8,6 +8,9 @@ mod settings;
 
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "commons", version, about = "A self-hostable AI commons: share models, datasets, algorithms and compute")]
 struct Cli {
