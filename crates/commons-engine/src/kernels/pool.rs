@@ -2,12 +2,11 @@
 //! PyTorch's and Keras' `MaxPool2d(k)`), forward and backward, on the CPU backend.
 //!
 //! burn's CPU max-pool runs every 2-D pool through a general 3-D kernel with indices, which took a
-//! fifth of `mnist-cnn`'s training epoch. Here a window is `k` reads of `k` neighbours; the
-//! forward pass remembers where each maximum was (the first one of a tie, as burn and PyTorch do),
-//! and the backward pass writes each output gradient there. The windows do not overlap, so each
-//! input position gets at most one gradient.
-
-use std::sync::Arc;
+//! fifth of `mnist-cnn`'s training epoch. Here the forward pass is `k²` branch-free passes of
+//! `max` over each output row, and keeps no indices: the backward pass finds each window's maximum
+//! again (the first position holding the output's value, which is the first maximum of a tie, as
+//! burn and PyTorch choose) and writes the output's gradient there. The windows do not overlap, so
+//! each input position gets at most one gradient.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -45,30 +44,19 @@ impl<C: CheckpointStrategy> PoolBackend for Autodiff<Flex, C> {
         match prep {
             OpsKind::Tracked(prep) => {
                 let output = forward.output.clone();
-                prep.finish(forward.into_state(), output)
+                prep.finish(forward, output)
             }
             OpsKind::UnTracked(prep) => prep.finish(forward.output),
         }
     }
 }
 
-/// Where each output's maximum came from, as offsets into the input.
+/// What the backward pass needs: the input and the output (both shared, not copied).
 #[derive(Debug, Clone)]
 struct PoolState {
-    input_shape: [usize; 4],
-    dtype: DType,
-    argmax: Arc<[u32]>,
-}
-
-struct PoolForward {
+    input: FlexTensor,
     output: FlexTensor,
-    state: PoolState,
-}
-
-impl PoolForward {
-    fn into_state(self) -> PoolState {
-        self.state
-    }
+    size: usize,
 }
 
 #[derive(Debug)]
@@ -81,8 +69,9 @@ impl Backward<Flex, 1> for MaxPoolBackward {
         let grad_output = contiguous(&grads.consume::<Flex>(&ops.node));
         let [input] = ops.parents;
         if let Some(node) = input {
-            let grad_input = match ops.state.dtype {
+            let grad_input = match ops.state.input.dtype() {
                 DType::F64 => pool_backward::<f64>(&ops.state, &grad_output),
+                // The forward pass took f32 or f64 only.
                 _ => pool_backward::<f32>(&ops.state, &grad_output),
             };
             grads.register::<Flex>(node.id, grad_input);
@@ -90,59 +79,93 @@ impl Backward<Flex, 1> for MaxPoolBackward {
     }
 }
 
-fn pool_forward(x: &FlexTensor, size: usize) -> PoolForward {
-    let x = contiguous(x);
-    match x.dtype() {
-        DType::F64 => pool_forward_typed::<f64>(&x, size),
-        DType::F32 => pool_forward_typed::<f32>(&x, size),
-        other => panic!("the CPU max-pool runs in f32 or f64, not {other:?}"),
-    }
-}
-
-fn pool_forward_typed<T: Real>(x: &FlexTensor, size: usize) -> PoolForward {
+/// `[n, c, h, w]` of a pooling input, checked.
+fn pool_dims(x: &FlexTensor, size: usize) -> [usize; 4] {
     let shape = x.layout().shape();
     assert_eq!(shape.num_dims(), 4, "max-pooling takes [n, c, h, w]");
     let [n, c, h, w] = [shape[0], shape[1], shape[2], shape[3]];
     assert!(size >= 1 && size <= h && size <= w, "a {size}×{size} window does not fit a {h}×{w} image");
-    assert!(n * c * h * w <= u32::MAX as usize, "the input's offsets fit 32 bits");
+    [n, c, h, w]
+}
+
+fn pool_forward(x: &FlexTensor, size: usize) -> PoolState {
+    let input = contiguous(x);
+    let output = match input.dtype() {
+        DType::F64 => pool_forward_typed::<f64>(&input, size),
+        DType::F32 => pool_forward_typed::<f32>(&input, size),
+        other => panic!("the CPU max-pool runs in f32 or f64, not {other:?}"),
+    };
+    PoolState { input, output, size }
+}
+
+fn pool_forward_typed<T: Real>(x: &FlexTensor, size: usize) -> FlexTensor {
+    let [n, c, h, w] = pool_dims(x, size);
     let (oh, ow) = (h / size, w / size);
     let input = values::<T>(x);
-    let mut output = Vec::with_capacity(n * c * oh * ow);
-    let mut argmax = Vec::with_capacity(n * c * oh * ow);
-    for plane in 0..n * c {
-        let base = plane * h * w;
-        for out_y in 0..oh {
-            for out_x in 0..ow {
-                let first = base + out_y * size * w + out_x * size;
-                let (mut best, mut at) = (input[first], first);
+    let mut output = vec![T::zero(); n * c * oh * ow];
+    // The recipes' windows are 2 × 2 (or 3 × 3): with the size a constant after inlining, the
+    // window loops unroll.
+    match size {
+        2 => forward_planes(input, &mut output, [h, w], 2),
+        3 => forward_planes(input, &mut output, [h, w], 3),
+        size => forward_planes(input, &mut output, [h, w], size),
+    }
+    tensor(output, &[n, c, oh, ow])
+}
+
+#[inline(always)]
+fn forward_planes<T: Real>(input: &[T], output: &mut [T], [h, w]: [usize; 2], size: usize) {
+    let (oh, ow) = (h / size, w / size);
+    for (in_plane, out_plane) in input.chunks_exact(h * w).zip(output.chunks_exact_mut(oh * ow)) {
+        for (out_y, out_row) in out_plane.chunks_exact_mut(ow).enumerate() {
+            let rows = &in_plane[out_y * size * w..(out_y * size + size - 1) * w + ow * size];
+            for (out_x, v) in out_row.iter_mut().enumerate() {
+                let mut best = rows[out_x * size];
                 for dy in 0..size {
-                    let row = first + dy * w;
-                    for (dx, v) in input[row..row + size].iter().enumerate() {
-                        // Strictly greater: the first maximum of a tie wins.
-                        if *v > best {
-                            best = *v;
-                            at = row + dx;
-                        }
+                    for x in &rows[dy * w + out_x * size..dy * w + out_x * size + size] {
+                        best = best.max(*x);
                     }
                 }
-                output.push(best);
-                argmax.push(at as u32);
+                *v = best;
             }
         }
-    }
-    PoolForward {
-        output: tensor(output, &[n, c, oh, ow]),
-        state: PoolState { input_shape: [n, c, h, w], dtype: x.dtype(), argmax: argmax.into() },
     }
 }
 
 fn pool_backward<T: Real>(state: &PoolState, grad_output: &FlexTensor) -> FlexTensor {
-    let grads = values::<T>(grad_output);
-    let mut grad_input = vec![T::zero(); state.input_shape.iter().product()];
-    for (g, at) in grads.iter().zip(state.argmax.iter()) {
-        grad_input[*at as usize] = *g;
+    let [n, c, h, w] = pool_dims(&state.input, state.size);
+    let (input, output, grads) = (values::<T>(&state.input), values::<T>(&state.output), values::<T>(grad_output));
+    let mut grad_input = vec![T::zero(); n * c * h * w];
+    let planes = (input, output, grads);
+    match state.size {
+        2 => backward_planes(planes, &mut grad_input, [h, w], 2),
+        3 => backward_planes(planes, &mut grad_input, [h, w], 3),
+        size => backward_planes(planes, &mut grad_input, [h, w], size),
     }
-    tensor(grad_input, &state.input_shape)
+    tensor(grad_input, &[n, c, h, w])
+}
+
+#[inline(always)]
+fn backward_planes<T: Real>((input, output, grads): (&[T], &[T], &[T]), grad_input: &mut [T], [h, w]: [usize; 2], size: usize) {
+    let (oh, ow) = (h / size, w / size);
+    let outputs = output.chunks_exact(oh * ow).zip(grads.chunks_exact(oh * ow));
+    for ((in_plane, grad_plane), (out_plane, out_grads)) in input.chunks_exact(h * w).zip(grad_input.chunks_exact_mut(h * w)).zip(outputs) {
+        for out_y in 0..oh {
+            for out_x in 0..ow {
+                let (best, grad) = (out_plane[out_y * ow + out_x], out_grads[out_y * ow + out_x]);
+                // The first position of the window, in row order, that holds the maximum.
+                'window: for dy in 0..size {
+                    let row = (out_y * size + dy) * w + out_x * size;
+                    for dx in 0..size {
+                        if in_plane[row + dx] == best {
+                            grad_plane[row + dx] = grad;
+                            break 'window;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
