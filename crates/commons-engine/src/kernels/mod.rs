@@ -16,8 +16,7 @@ use burn::tensor::{Device, FloatDType, TensorData};
 /// take the reference built from burn's operations.
 pub fn fused_on(device: &Device) -> bool {
     let plain = device.clone().inner();
-    matches!(plain.as_dispatch(), DispatchDevice::Flex(_))
-        && matches!(plain.settings().float_dtype, FloatDType::F32 | FloatDType::F64)
+    matches!(plain.as_dispatch(), DispatchDevice::Flex(_)) && matches!(plain.settings().float_dtype, FloatDType::F32 | FloatDType::F64)
 }
 
 /// The float types the kernels run in.
@@ -32,7 +31,7 @@ impl Real for f32 {
     /// a loop of it becomes SIMD; within 2 ulp of libm's `expf` on the clamped range, which keeps
     /// `2^n` a normal float (below it the answer is ≈ 0, above it ≈ 1.7e38).
     fn exp_fast(x: f32) -> f32 {
-        let x = x.max(-87.3).min(88.3);
+        let x = x.clamp(-87.3, 88.3);
         // Round to nearest by adding 1.5 * 2^23: the sum's low mantissa bits are then `n`
         // itself (offset by the constant's bits), read back without a float-to-int conversion.
         const ROUND: f32 = 12_582_912.0;

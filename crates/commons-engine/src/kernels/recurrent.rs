@@ -31,10 +31,7 @@ use super::{Real, contiguous, tensor, values};
 /// `[batch, steps, 4 * hidden]` gate pre-activations without the recurrent part (the input
 /// projection plus biases) and `[hidden, 4 * hidden]` recurrent weights → `[batch, steps, hidden]`.
 pub fn lstm(projected: Tensor<3>, weight_hh: Tensor<2>) -> Tensor<3> {
-    Tensor::from_dispatch(<Dispatch as RecurrentBackend>::lstm_sequence(
-        projected.into_dispatch(),
-        weight_hh.into_dispatch(),
-    ))
+    Tensor::from_dispatch(<Dispatch as RecurrentBackend>::lstm_sequence(projected.into_dispatch(), weight_hh.into_dispatch()))
 }
 
 /// As [`lstm`] for a GRU: `[batch, steps, 3 * hidden]`, `[hidden, 3 * hidden]` and the hidden-side
@@ -390,12 +387,7 @@ fn gru_forward_typed<T: Real>(projected: &FlexTensor, weight: FlexTensor, bias: 
         }
     }
     let seq = [batch, steps, hidden];
-    GruForward {
-        output: tensor(output, &seq),
-        gates: tensor(gates, &[batch, steps, width]),
-        hidden_n: tensor(hidden_n, &seq),
-        weight,
-    }
+    GruForward { output: tensor(output, &seq), gates: tensor(gates, &[batch, steps, width]), hidden_n: tensor(hidden_n, &seq), weight }
 }
 
 fn gru_backward(forward: &GruForward, grad_output: &FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
