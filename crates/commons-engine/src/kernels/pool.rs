@@ -2,8 +2,8 @@
 //! PyTorch's and Keras' `MaxPool2d(k)`), forward and backward, on the CPU backend.
 //!
 //! burn's CPU max-pool runs every 2-D pool through a general 3-D kernel with indices, which took a
-//! fifth of `mnist-cnn`'s training epoch. Here the forward pass is `k²` branch-free passes of
-//! `max` over each output row, and keeps no indices: the backward pass finds each window's maximum
+//! fifth of `mnist-cnn`'s training epoch. Here the forward pass is a branch-free `max` over each
+//! window (unrolled for the usual sizes) and keeps no indices: the backward pass finds each window's maximum
 //! again (the first position holding the output's value, which is the first maximum of a tie, as
 //! burn and PyTorch choose) and writes the output's gradient there. The windows do not overlap, so
 //! each input position gets at most one gradient.
