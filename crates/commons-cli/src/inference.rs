@@ -7,16 +7,23 @@ use std::sync::Arc;
 use commons_engine::error::EngineError;
 use commons_engine::predict::{InputModality, PredictInput, Predictor};
 use commons_engine::sample::{Generator, Sampling};
-use commons_hub::inference::{ClassScore, Classifier, Engine, InferenceError, LoadedModel, Modality, ModelInput, TextGenerator};
+use commons_hub::inference::{
+    ClassScore, Classifier, Engine, InferenceError, LoadedModel, Modality, ModelInput, TextGenerator, WeightsFile,
+};
 use commons_recipe::recipe::RecipeKind;
 
 /// Loads models trained by Commons (`config.json` + `model.safetensors`): classifiers, and
-/// character language models.
+/// character language models; and ONNX image classifiers (`config.json` + `model.onnx`).
 pub struct CommonsEngine;
 
 impl Engine for CommonsEngine {
-    fn load(&self, config: &[u8], weights: &[u8]) -> Result<LoadedModel, InferenceError> {
-        let model = commons_engine::output::model_from_bytes(config, weights, Path::new("model")).map_err(model_error)?;
+    fn load(&self, config: &[u8], kind: WeightsFile, weights: &[u8]) -> Result<LoadedModel, InferenceError> {
+        let dir = Path::new("model");
+        if kind == WeightsFile::Onnx {
+            let model = commons_engine::output::model_config_from_bytes(config, dir).map_err(model_error)?;
+            return Ok(LoadedModel::Classifier(Arc::new(Loaded(Predictor::from_onnx_bytes(model, weights).map_err(model_error)?))));
+        }
+        let model = commons_engine::output::model_from_bytes(config, weights, dir).map_err(model_error)?;
         if model.recipe.recipe.kind == RecipeKind::CharLanguageModel {
             return Ok(LoadedModel::Generator(Arc::new(Writer(Generator::from_model(model).map_err(model_error)?))));
         }

@@ -1,14 +1,15 @@
 //! ONNX: a Commons MLP written as ONNX (`commons export-onnx`) is a valid model by the `onnx`
 //! package's checker and gives the class the native model gives on every MNIST test image; an
 //! ONNX model built elsewhere (here with the `onnx` package, weights the test computed) is
-//! scored by `commons eval` exactly as the test scores those weights itself.
+//! scored by `commons eval` exactly as the test scores those weights itself; an ONNX model
+//! published on a hub answers the inference route.
 
 mod support;
 
 use std::path::Path;
 use std::process::Command;
 
-use support::{BIN, centroid_onnx_model, commons, mnist_png, python_onnx, train_mnist_mlp};
+use support::{BIN, Hub, centroid_onnx_model, commons, mnist_png, python_onnx, train_mnist_mlp};
 
 fn eval_json(model_dir: &Path, data: &Path) -> serde_json::Value {
     let out = commons(&["eval", model_dir.to_str().unwrap(), "--data", data.to_str().unwrap(), "--split", "test"]);
@@ -67,6 +68,37 @@ fn an_exported_mlp_passes_the_onnx_checker_and_classifies_every_test_image_as_th
     assert!((onnx_answer[0].1 - native_answer[0].1).abs() < 1e-4 && (onnx_answer.iter().map(|c| c.1).sum::<f64>() - 1.0).abs() < 1e-4);
     let text = predict(&exported, "a sentence");
     assert!(!text.status.success() && String::from_utf8_lossy(&text.stderr).contains("image"), "{}", String::from_utf8_lossy(&text.stderr));
+
+    // Published on a hub, the ONNX directory answers the inference route as the HF Inference API
+    // does (the PNG's bytes as the body, what `InferenceClient.image_classification` sends): the
+    // same classes and probabilities as `commons predict`.
+    let hub = Hub::start();
+    let hf_home = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("HF_ENDPOINT", hub.url())
+            .env("HF_TOKEN", &hub.token)
+            .env("HF_HOME", hf_home.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "commons {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    cli(&["repo", "create", "alice/mnist-onnx"]);
+    cli(&["upload", "alice/mnist-onnx", exported.to_str().unwrap()]);
+    let http = reqwest::blocking::Client::new();
+    let route = format!("{}/hf-inference/models/alice/mnist-onnx", hub.url());
+    let answer = http.post(&route).bearer_auth(&hub.token).body(std::fs::read(&png).unwrap()).send().unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let served: Vec<serde_json::Value> = answer.json().unwrap();
+    assert_eq!(served.len(), 10);
+    assert_eq!(served[0]["label"], onnx_answer[0].0.as_str(), "{served:?}");
+    assert!((served[0]["score"].as_f64().unwrap() - onnx_answer[0].1).abs() < 1e-4, "{served:?} vs {onnx_answer:?}");
+    // Text to an image model is refused with the reason, as a JSON error.
+    let refused = http.post(&route).bearer_auth(&hub.token).json(&serde_json::json!({"inputs": "a sentence"})).send().unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    let refused: serde_json::Value = refused.json().unwrap();
+    assert!(refused["error"].is_string() && refused["message"].is_string(), "{refused}");
 
     // What cannot be exported says so.
     let missing = Command::new(BIN).args(["export-onnx", native.join("nope").to_str().unwrap(), "--out", "x"]).output().expect("run");

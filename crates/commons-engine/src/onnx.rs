@@ -223,7 +223,13 @@ impl OnnxClassifier {
             return Err(EngineError::Onnx(format!("{} is {size} bytes; at most {MAX_ONNX_BYTES} are read", path.display())));
         }
         let bytes = std::fs::read(path).map_err(|e| EngineError::io(format!("reading {}", path.display()), e))?;
-        let proto = pb::ModelProto::decode(bytes.as_slice()).map_err(|e| onnx_error("not an ONNX model", e))?;
+        Self::from_bytes(&bytes, input_shape, batch)
+    }
+
+    /// An ONNX file's bytes (a model repository's `model.onnx`, read by a server), compiled for
+    /// inputs `[batch, ...input_shape]`.
+    pub fn from_bytes(bytes: &[u8], input_shape: &[usize], batch: usize) -> Result<Self, EngineError> {
+        let proto = pb::ModelProto::decode(bytes).map_err(|e| onnx_error("not an ONNX model", e))?;
         let graph = proto.graph.as_ref().ok_or_else(|| EngineError::Onnx("the ONNX model has no graph".into()))?;
         if graph.output.len() != 1 {
             return Err(EngineError::Onnx(format!("a classifier has one output; this graph has {}", graph.output.len())));

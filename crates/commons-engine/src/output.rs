@@ -250,9 +250,16 @@ pub fn read_model_dir(dir: &Path) -> Result<LoadedModel, EngineError> {
 /// A model directory's `config.json` and recipe without weights (an ONNX model's directory,
 /// whose network is its graph).
 pub fn read_model_config(dir: &Path) -> Result<LoadedModel, EngineError> {
-    let model_dir_error = |reason: String| EngineError::ModelDir { dir: dir.to_path_buf(), reason };
-    let config = std::fs::read(dir.join("config.json")).map_err(|e| model_dir_error(format!("cannot read config.json: {e}")))?;
-    let config: ModelConfig = serde_json::from_slice(&config).map_err(|e| model_dir_error(format!("config.json: {e}")))?;
+    let config = std::fs::read(dir.join("config.json"))
+        .map_err(|e| EngineError::ModelDir { dir: dir.to_path_buf(), reason: format!("cannot read config.json: {e}") })?;
+    model_config_from_bytes(&config, dir)
+}
+
+/// [`read_model_config`] from the bytes of a `config.json` (a model repository's, read by a
+/// server); `dir` names where they came from in errors.
+pub fn model_config_from_bytes(config: &[u8], dir: &Path) -> Result<LoadedModel, EngineError> {
+    let config: ModelConfig = serde_json::from_slice(config)
+        .map_err(|e| EngineError::ModelDir { dir: dir.to_path_buf(), reason: format!("config.json: {e}") })?;
     let recipe = commons_recipe::recipe::parse(&config.recipe_toml, &format!("{}/config.json recipe", dir.display()))?;
     Ok(LoadedModel { dir: dir.to_path_buf(), config, recipe, tensors: Vec::new() })
 }
@@ -260,11 +267,8 @@ pub fn read_model_config(dir: &Path) -> Result<LoadedModel, EngineError> {
 /// A trained model from the bytes of its `config.json` and `model.safetensors` (a model
 /// repository's files, read by a server); `dir` names where they came from in errors.
 pub fn model_from_bytes(config: &[u8], weights: &[u8], dir: &Path) -> Result<LoadedModel, EngineError> {
-    let model_dir_error = |reason: String| EngineError::ModelDir { dir: dir.to_path_buf(), reason };
-    let config: ModelConfig = serde_json::from_slice(config).map_err(|e| model_dir_error(format!("config.json: {e}")))?;
-    let recipe = commons_recipe::recipe::parse(&config.recipe_toml, &format!("{}/config.json recipe", dir.display()))?;
     let tensors = crate::safetensors::tensors_from_bytes(weights, &dir.join("model.safetensors"))?;
-    Ok(LoadedModel { dir: dir.to_path_buf(), config, recipe, tensors })
+    Ok(LoadedModel { tensors, ..model_config_from_bytes(config, dir)? })
 }
 
 /// Rebuild a model's parameters for `plan` on `device`.

@@ -95,6 +95,16 @@ impl Predictor {
 
     /// An ONNX classifier of images, read with its config's recipe.
     pub fn from_onnx(model: LoadedModel, graph: &Path) -> Result<Predictor, EngineError> {
+        let size = std::fs::metadata(graph).map_err(|e| EngineError::io(format!("reading {}", graph.display()), e))?.len();
+        if size > onnx::MAX_ONNX_BYTES {
+            return Err(EngineError::Onnx(format!("{} is {size} bytes; at most {} are read", graph.display(), onnx::MAX_ONNX_BYTES)));
+        }
+        let bytes = std::fs::read(graph).map_err(|e| EngineError::io(format!("reading {}", graph.display()), e))?;
+        Self::from_onnx_bytes(model, &bytes)
+    }
+
+    /// [`Predictor::from_onnx`] from the graph's bytes (a model repository's `model.onnx`).
+    pub fn from_onnx_bytes(model: LoadedModel, graph: &[u8]) -> Result<Predictor, EngineError> {
         let (reader, input, _, labels) = Self::reader(&model)?;
         let InputKind::Features(shape) = input else {
             return Err(EngineError::ModelDir {
@@ -102,7 +112,7 @@ impl Predictor {
                 reason: "an ONNX model here classifies images; this one's recipe reads text".into(),
             });
         };
-        let classifier = OnnxClassifier::load(graph, &shape, 1)?;
+        let classifier = OnnxClassifier::from_bytes(graph, &shape, 1)?;
         if classifier.classes() != labels.len() {
             return Err(refuse(format!("the graph gives {} scores; the recipe names {} classes", classifier.classes(), labels.len())));
         }

@@ -60,10 +60,32 @@ pub enum LoadedModel {
     Generator(Arc<dyn TextGenerator>),
 }
 
+/// A model repository's network, by the file that holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsFile {
+    /// `model.safetensors`, as `commons train` writes it: the network is the config's recipe.
+    Safetensors,
+    /// `model.onnx`: the network is the graph (trained elsewhere, or exported by `commons
+    /// export-onnx`); the config's recipe says how inputs are read.
+    Onnx,
+}
+
+impl WeightsFile {
+    /// The file's name in a repository, in the order the route looks for them.
+    pub const ALL: [WeightsFile; 2] = [WeightsFile::Safetensors, WeightsFile::Onnx];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightsFile::Safetensors => "model.safetensors",
+            WeightsFile::Onnx => "model.onnx",
+        }
+    }
+}
+
 /// Turns a model repository's files into a [`LoadedModel`].
 pub trait Engine: Send + Sync {
-    /// `config` is the repository's `config.json`, `weights` its `model.safetensors`.
-    fn load(&self, config: &[u8], weights: &[u8]) -> Result<LoadedModel, InferenceError>;
+    /// `config` is the repository's `config.json`, `weights` the bytes of its `kind` file.
+    fn load(&self, config: &[u8], kind: WeightsFile, weights: &[u8]) -> Result<LoadedModel, InferenceError>;
 }
 
 /// The operator's bounds on inference.
@@ -79,7 +101,7 @@ pub struct InferenceLimits {
     pub queue_wait: Duration,
     /// Floating-point operations one request may cost (inputs × the model's cost per input).
     pub max_flops: f64,
-    /// The largest `model.safetensors` loaded.
+    /// The largest weights file (`model.safetensors` or `model.onnx`) loaded.
     pub max_weights: u64,
     /// Models kept loaded.
     pub models_kept: usize,

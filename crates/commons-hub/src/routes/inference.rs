@@ -1,5 +1,6 @@
 //! Inference (the HF Inference API's `hf-inference` shape): `POST /hf-inference/models/{ns}/{name}`
-//! runs a model repository trained by Commons on what the caller sends, so
+//! runs a model repository trained by Commons (`model.safetensors`), or an ONNX image
+//! classifier (`model.onnx`, trained elsewhere or exported), on what the caller sends, so
 //! `huggingface_hub.InferenceClient(model="{hub}/hf-inference/models/{ns}/{name}")` classifies
 //! images and text against it.
 //!
@@ -41,7 +42,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::body::RawBody;
 use crate::error::{ApiError, ApiResult};
-use crate::inference::{ClassScore, Classifier, Inference, InferenceError, LoadedModel, Modality, ModelInput, TextGenerator};
+use crate::inference::{ClassScore, Classifier, Inference, InferenceError, LoadedModel, Modality, ModelInput, TextGenerator, WeightsFile};
 
 /// The largest image body (raw; base64 in JSON takes 4/3 of it).
 pub(crate) const IMAGE_BODY: u64 = 20 << 20;
@@ -338,10 +339,18 @@ pub(crate) async fn load(state: &AppState, inference: &Arc<Inference>, repo: &co
     let not_runnable = |why: String| {
         ApiError::new(StatusCode::BAD_REQUEST, "ModelNotRunnable", format!("{}/{} cannot be run here: {why}", repo.namespace, repo.name))
     };
-    let (Some(config), Some(weights)) =
-        (state.repos.file(repo, commit, "config.json").await?, state.repos.file(repo, commit, "model.safetensors").await?)
-    else {
-        return Err(not_runnable("it holds no config.json and model.safetensors as `commons train` writes them".into()));
+    let Some(config) = state.repos.file(repo, commit, "config.json").await? else {
+        return Err(not_runnable("it holds no config.json as `commons train` and `commons export-onnx` write it".into()));
+    };
+    let mut found = None;
+    for kind in WeightsFile::ALL {
+        if let Some(file) = state.repos.file(repo, commit, kind.name()).await? {
+            found = Some((kind, file));
+            break;
+        }
+    }
+    let Some((kind, weights)) = found else {
+        return Err(not_runnable("it holds neither model.safetensors nor model.onnx beside its config.json".into()));
     };
     if config.size as u64 > CONFIG_LIMIT || weights.size as u64 > inference.limits.max_weights {
         return Err(not_runnable(format!(
@@ -358,7 +367,7 @@ pub(crate) async fn load(state: &AppState, inference: &Arc<Inference>, repo: &co
     let config = state.cas.read_to_vec(&config.sha256, CONFIG_LIMIT).await?;
     let weights = state.cas.read_to_vec(&weights.sha256, inference.limits.max_weights).await?;
     let engine = inference.engine.clone();
-    let model = tokio::task::spawn_blocking(move || engine.load(&config, &weights)).await.map_err(ApiError::internal)??;
+    let model = tokio::task::spawn_blocking(move || engine.load(&config, kind, &weights)).await.map_err(ApiError::internal)??;
     inference.loaded.insert(key, model.clone());
     Ok(model)
 }
