@@ -75,13 +75,7 @@ fn published_classifiers_answer_commons_predict_and_the_inference_client() {
     let hub = Hub::start();
     let hf_home = tempfile::tempdir().unwrap();
     let cli = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(args)
-            .env("HF_ENDPOINT", hub.url())
-            .env("HF_TOKEN", &hub.token)
-            .env("HF_HOME", hf_home.path())
-            .output()
-            .unwrap();
+        let out = hub.cli(hf_home.path(), args);
         assert!(out.status.success(), "commons {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         out
     };
@@ -267,15 +261,7 @@ fn a_language_model_generates_text_by_cli_and_through_the_inference_client() {
     // Published: `generate` fetches it; the inference route says it classifies nothing.
     let hub = Hub::start();
     let hf_home = tempfile::tempdir().unwrap();
-    let cli = |args: &[&str]| {
-        Command::new(BIN)
-            .args(args)
-            .env("HF_ENDPOINT", hub.url())
-            .env("HF_TOKEN", &hub.token)
-            .env("HF_HOME", hf_home.path())
-            .output()
-            .unwrap()
-    };
+    let cli = |args: &[&str]| hub.cli(hf_home.path(), args);
     for args in [["repo", "create", "alice/char-rnn"].as_slice(), &["upload", "alice/char-rnn", model]] {
         let out = cli(args);
         assert!(out.status.success(), "commons {args:?}: {}", String::from_utf8_lossy(&out.stderr));

@@ -75,13 +75,7 @@ fn an_exported_mlp_passes_the_onnx_checker_and_classifies_every_test_image_as_th
     let hub = Hub::start();
     let hf_home = tempfile::tempdir().unwrap();
     let cli = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(args)
-            .env("HF_ENDPOINT", hub.url())
-            .env("HF_TOKEN", &hub.token)
-            .env("HF_HOME", hf_home.path())
-            .output()
-            .unwrap();
+        let out = hub.cli(hf_home.path(), args);
         assert!(out.status.success(), "commons {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     cli(&["repo", "create", "alice/mnist-onnx"]);

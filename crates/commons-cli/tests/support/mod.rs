@@ -159,6 +159,18 @@ impl Hub {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// `commons ARGS` as a user of this hub would run it: its address, the admin's token and
+    /// `hf_home` in the environment. The caller checks the outcome.
+    pub fn cli(&self, hf_home: &Path, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .env("HF_ENDPOINT", self.url())
+            .env("HF_TOKEN", &self.token)
+            .env("HF_HOME", hf_home)
+            .output()
+            .expect("run commons")
+    }
+
     /// SIGKILL: no shutdown code runs, as in a crash.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
