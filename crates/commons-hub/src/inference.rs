@@ -71,9 +71,10 @@ pub enum WeightsFile {
 }
 
 impl WeightsFile {
-    /// The file's name in a repository, in the order the route looks for them.
+    /// Every kind, in the order the route looks for them in a repository.
     pub const ALL: [WeightsFile; 2] = [WeightsFile::Safetensors, WeightsFile::Onnx];
 
+    /// The file's name in a repository.
     pub fn name(self) -> &'static str {
         match self {
             WeightsFile::Safetensors => "model.safetensors",
