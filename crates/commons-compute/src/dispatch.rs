@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use commons_db::Token;
+use commons_db::sql;
 use commons_protocol::{
     AssignmentState, CheckpointRef, Heartbeat, HeartbeatAnswer, JobState, Lease, Output, PROTOCOL_VERSION, RegisterWorker, Registered,
     Report, ReportAnswer, Role, UnitState, Work, WorkerView,
@@ -17,7 +18,6 @@ use commons_protocol::{
 use commons_protocol::{HEARTBEAT_MAX_EPOCHS, HEARTBEAT_MAX_LOG_LINES, MAX_LEASES_PER_REQUEST, MAX_REPORTS_PER_REQUEST};
 use rand::Rng;
 use rusqlite::params;
-use sqlx::Row;
 
 use crate::error::{ComputeError, Result};
 use crate::units::{AssignmentRow, Needs, NeedsKind, Party, REJECTED_TRAINERS, RESULTS_IN_PLAY, StoredWork, WorkerRow};
@@ -217,7 +217,7 @@ impl Coordinator {
     /// Refuses a worker that is not `owner`'s, as a lease request would: for a request that
     /// records something first and leases after, so that it fails before recording anything.
     pub async fn check_worker(&self, owner: &Token, worker_id: i64) -> Result<()> {
-        let found = sqlx::query("SELECT 1 FROM workers WHERE id = $1 AND owner_id = $2")
+        let found = sql::query("SELECT 1 FROM workers WHERE id = $1 AND owner_id = $2")
             .bind(worker_id)
             .bind(owner.user.id)
             .fetch_optional(self.pool())
@@ -251,7 +251,7 @@ impl Coordinator {
             let woken = self.wake.notified();
             // Later attempts read first, so idle polls do not queue at the writer.
             let any = first
-                || sqlx::query("SELECT id FROM units WHERE open_slots > 0 AND state = 'open' LIMIT 1")
+                || sql::query("SELECT id FROM units WHERE open_slots > 0 AND state = 'open' LIMIT 1")
                     .fetch_optional(self.pool())
                     .await?
                     .is_some();
@@ -488,7 +488,7 @@ impl Coordinator {
             return Ok(None);
         };
         let owner_id: i64 =
-            sqlx::query("SELECT owner_id FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get("owner_id")?;
+            sql::query("SELECT owner_id FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get("owner_id")?;
         let name = format!("job-{job_id}-assignment-{assignment_id}");
         Ok(self.db.create_lease_token(owner_id, &name, repo.id, branch, assignment_id, now() + UPLOAD_TOKEN_SECONDS).await?)
     }
@@ -525,14 +525,14 @@ impl Coordinator {
     /// The output repository and unit branch of a train assignment of `owner`, read outside the
     /// writer so the hub can be asked about them first. `None` when it is no such assignment.
     async fn train_target(&self, owner: &Owner, assignment_id: i64) -> Result<Option<(String, i64)>> {
-        let row = sqlx::query("SELECT u.payload, u.id AS unit_id, u.job_id FROM assignments a JOIN units u ON u.id = a.unit_id WHERE a.id = $1 AND a.owner_id = $2 AND u.role = 'train'")
+        let row = sql::query("SELECT u.payload, u.id AS unit_id, u.job_id FROM assignments a JOIN units u ON u.id = a.unit_id WHERE a.id = $1 AND a.owner_id = $2 AND u.role = 'train'")
             .bind(assignment_id)
             .bind(owner.id)
             .fetch_optional(self.pool())
             .await?;
         let Some(row) = row else { return Ok(None) };
         let unit_id: i64 = row.try_get("unit_id")?;
-        let stored = StoredWork::parse(row.try_get("payload")?, unit_id)?;
+        let stored = StoredWork::parse(row.try_get_str("payload")?, unit_id)?;
         Ok(Some((stored.output_repo(unit_id)?.to_string(), row.try_get("job_id")?)))
     }
 
@@ -842,7 +842,7 @@ impl Coordinator {
     /// Lapses leases not renewed in time and hands their units to other workers.
     pub(crate) async fn expire_leases(&self) -> Result<()> {
         let t = now();
-        let any = sqlx::query("SELECT 1 FROM assignments WHERE state = 'running' AND lease_expires_at < $1 LIMIT 1")
+        let any = sql::query("SELECT 1 FROM assignments WHERE state = 'running' AND lease_expires_at < $1 LIMIT 1")
             .bind(t)
             .fetch_optional(self.pool())
             .await?;
@@ -872,11 +872,11 @@ impl Coordinator {
     /// The coordinator's counts for `/metrics`: units by state, assignments wanted and not
     /// handed out (the queue), workers online, and the ledger's balance by kind of account.
     pub async fn stats(&self) -> Result<ComputeStats> {
-        let units = sqlx::query("SELECT state, COUNT(*) AS n FROM units GROUP BY state").fetch_all(self.pool()).await?;
-        let queue = sqlx::query("SELECT COALESCE(SUM(open_slots), 0) AS n FROM units WHERE state = 'open'").fetch_one(self.pool()).await?;
+        let units = sql::query("SELECT state, COUNT(*) AS n FROM units GROUP BY state").fetch_all(self.pool()).await?;
+        let queue = sql::query("SELECT COALESCE(SUM(open_slots), 0) AS n FROM units WHERE state = 'open'").fetch_one(self.pool()).await?;
         let online =
-            sqlx::query("SELECT COUNT(*) AS n FROM workers WHERE last_seen >= $1").bind(self.online_after()).fetch_one(self.pool()).await?;
-        let ledger = sqlx::query(
+            sql::query("SELECT COUNT(*) AS n FROM workers WHERE last_seen >= $1").bind(self.online_after()).fetch_one(self.pool()).await?;
+        let ledger = sql::query(
             "SELECT a.kind, COALESCE(SUM(e.amount), 0) AS total FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
              GROUP BY a.kind",
         )
@@ -893,12 +893,12 @@ impl Coordinator {
     /// Who is online and what they run.
     pub async fn workers(&self) -> Result<Vec<WorkerView>> {
         let online_after = self.online_after();
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT w.*, u.name AS owner FROM workers w JOIN users u ON u.id = w.owner_id ORDER BY w.last_seen DESC, w.id LIMIT 1000",
         )
         .fetch_all(self.pool())
         .await?;
-        let running = sqlx::query(
+        let running = sql::query(
             "SELECT a.worker_id, u.job_id, u.id AS unit_id FROM assignments a JOIN units u ON u.id = a.unit_id WHERE a.state = 'running'",
         )
         .fetch_all(self.pool())

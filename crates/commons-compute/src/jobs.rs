@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use commons_db::sql;
 use commons_db::{Repo, RepoKind, Token};
 use commons_protocol::{
     AssignmentView, CreditsView, EpochPoint, JobRequest, JobSpec, JobState, JobView, LedgerDump, LogLine, PinnedRepo, Role, UnitState,
@@ -12,7 +13,6 @@ use commons_recipe::cost;
 use commons_recipe::recipe::{LoadedRecipe, RecipeKind};
 use commons_repo::RepoError;
 use rusqlite::params;
-use sqlx::Row;
 
 use crate::error::{ComputeError, Result};
 use crate::ledger::{self, Memo, TransferKind};
@@ -324,7 +324,7 @@ impl Coordinator {
 
     /// A job with its units and their assignments.
     pub async fn job_view(&self, id: i64) -> Result<JobView> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT j.id, u.name AS owner, j.state, j.spec, j.escrow, j.result, j.error, j.created_at, j.updated_at
              FROM jobs j JOIN users u ON u.id = j.owner_id WHERE j.id = $1",
         )
@@ -332,14 +332,15 @@ impl Coordinator {
         .fetch_optional(self.pool())
         .await?
         .ok_or_else(|| ComputeError::not_found("JobNotFound", format!("job {id} not found")))?;
-        let spec: JobSpec = serde_json::from_str(row.try_get("spec")?).map_err(|e| ComputeError::Corrupt(format!("job {id} spec: {e}")))?;
+        let spec: JobSpec =
+            serde_json::from_str(row.try_get_str("spec")?).map_err(|e| ComputeError::Corrupt(format!("job {id} spec: {e}")))?;
         let result: Option<String> = row.try_get("result")?;
         let paid = ledger::job_total(self.pool(), id, TransferKind::Payment).await?;
         let refunded = ledger::job_total(self.pool(), id, TransferKind::Refund).await?;
         Ok(JobView {
             id,
             owner: row.try_get("owner")?,
-            state: stored(row.try_get("state")?)?,
+            state: stored(row.try_get_str("state")?)?,
             spec,
             escrow: row.try_get("escrow")?,
             paid,
@@ -353,7 +354,7 @@ impl Coordinator {
     }
 
     async fn unit_views(&self, job_id: i64) -> Result<Vec<UnitView>> {
-        let assignments = sqlx::query(
+        let assignments = sql::query(
             "SELECT a.id, a.unit_id, a.worker_id, w.name AS worker, u.name AS owner, a.state, a.outcome, a.progress, a.epochs, a.output, a.error,
                     a.created_at, a.reported_at
              FROM assignments a JOIN workers w ON w.id = a.worker_id JOIN users u ON u.id = a.owner_id
@@ -374,8 +375,8 @@ impl Coordinator {
                 worker_id: row.try_get("worker_id")?,
                 worker: row.try_get("worker")?,
                 owner: row.try_get("owner")?,
-                state: stored(row.try_get("state")?)?,
-                outcome: stored(row.try_get("outcome")?)?,
+                state: stored(row.try_get_str("state")?)?,
+                outcome: stored(row.try_get_str("outcome")?)?,
                 progress: json("progress")?.and_then(|v| serde_json::from_value(v).ok()),
                 epochs,
                 output: json("output")?,
@@ -384,14 +385,14 @@ impl Coordinator {
                 reported_at: row.try_get("reported_at")?,
             });
         }
-        let units = sqlx::query(
+        let units = sql::query(
             "SELECT id, role, state, quorum, open_slots, payload, validates_unit, flops, errors, last_error, checkpoint FROM units WHERE job_id = $1 ORDER BY id",
         )
         .bind(job_id)
         .fetch_all(self.pool())
         .await?;
         let needs_gpu: bool =
-            sqlx::query("SELECT needs_gpu FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get(0)?;
+            sql::query("SELECT needs_gpu FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get(0)?;
         // The online workers, and those of them this job's units may go to: read once, when
         // the first unit waiting for a worker is met.
         let mut workers: Option<(Vec<WorkerRow>, Vec<WorkerRow>)> = None;
@@ -400,8 +401,8 @@ impl Coordinator {
             let id: i64 = row.try_get("id")?;
             let flops: f64 = row.try_get("flops")?;
             let mut waiting = None;
-            let role: Role = stored(row.try_get("role")?)?;
-            let state: UnitState = stored(row.try_get("state")?)?;
+            let role: Role = stored(row.try_get_str("role")?)?;
+            let state: UnitState = stored(row.try_get_str("state")?)?;
             if state == UnitState::Open && row.try_get::<i64, _>("open_slots")? > 0 {
                 if workers.is_none() {
                     let online = self.online_workers().await?;
@@ -416,7 +417,7 @@ impl Coordinator {
                     ))
                 } else {
                     let had: Vec<i64> = by_unit.get(&id).map(|a| a.iter().map(|a| a.worker_id).collect()).unwrap_or_default();
-                    let claim = StoredWork::parse(row.try_get("payload")?, id)?.claim;
+                    let claim = StoredWork::parse(row.try_get_str("payload")?, id)?.claim;
                     self.why_waiting(id, role, row.try_get("quorum")?, claim, &had, takers).await?
                 };
             }
@@ -440,7 +441,7 @@ impl Coordinator {
 
     /// Workers seen recently enough to count as online.
     async fn online_workers(&self) -> Result<Vec<WorkerRow>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT id, owner_id, numeric_class, gpu IS NOT NULL AS has_gpu, operator_host, consecutive_valid FROM workers WHERE last_seen >= $1",
         )
             .bind(self.online_after())
@@ -471,16 +472,16 @@ impl Coordinator {
         had: &[i64],
         online: &[WorkerRow],
     ) -> Result<Option<String>> {
-        let parties = |rows: Vec<sqlx::sqlite::SqliteRow>| -> Result<Vec<Party>> {
+        let parties = |rows: Vec<sql::Row>| -> Result<Vec<Party>> {
             rows.iter().map(|r| Ok(Party { owner_id: r.try_get(0)?, owner: r.try_get(1)?, class: r.try_get(2)? })).collect()
         };
         let needs = match Needs::kind(role, quorum) {
             NeedsKind::Any => Needs::Any,
             NeedsKind::Untried => {
-                Needs::Untried { rejected: parties(sqlx::query(REJECTED_TRAINERS).bind(unit_id).fetch_all(self.pool()).await?)? }
+                Needs::Untried { rejected: parties(sql::query(REJECTED_TRAINERS).bind(unit_id).fetch_all(self.pool()).await?)? }
             }
             NeedsKind::Agreeing => Needs::Agreeing {
-                others: parties(sqlx::query(RESULTS_IN_PLAY).bind(unit_id).bind(claim.unwrap_or(-1)).fetch_all(self.pool()).await?)?,
+                others: parties(sql::query(RESULTS_IN_PLAY).bind(unit_id).bind(claim.unwrap_or(-1)).fetch_all(self.pool()).await?)?,
             },
         };
         let takers = online.iter().filter(|w| !had.contains(&w.id) && needs.admits(w.owner_id, &w.numeric_class, w.operator_host)).count();
@@ -489,7 +490,7 @@ impl Coordinator {
 
     /// The newest jobs, optionally of one owner.
     pub async fn list_jobs(&self, owner: Option<&str>, limit: i64) -> Result<Vec<JobView>> {
-        let ids = sqlx::query(
+        let ids = sql::query(
             "SELECT j.id FROM jobs j JOIN users u ON u.id = j.owner_id WHERE ($1 IS NULL OR u.name = $1) AND j.kind <> 'noop' ORDER BY j.id DESC LIMIT $2",
         )
         .bind(owner)
@@ -558,7 +559,7 @@ impl Coordinator {
     /// Log lines of a job after line id `after`.
     pub async fn logs(&self, job_id: i64, after: i64, limit: i64) -> Result<Vec<LogLine>> {
         let rows =
-            sqlx::query("SELECT id, assignment_id, line, created_at FROM unit_logs WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+            sql::query("SELECT id, assignment_id, line, created_at FROM unit_logs WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3")
                 .bind(job_id)
                 .bind(after)
                 .bind(limit.clamp(1, 2000))

@@ -9,8 +9,8 @@
 //!   one payment per assignment, so retried or duplicated reports never pay twice;
 //! - every payment names the unit and the assignment whose validated result earned it.
 
+use commons_db::sql;
 use commons_protocol::{CreditEntry, LedgerAccount, LedgerDump, LedgerTransfer};
-use sqlx::Row;
 
 use rusqlite::params;
 
@@ -147,8 +147,8 @@ pub(crate) fn refund(db: &Conn, job_id: i64, owner_id: i64, starter_grant: i64) 
 }
 
 /// Sum of a job's transfers of one kind.
-pub(crate) async fn job_total(pool: &sqlx::SqlitePool, job_id: i64, kind: TransferKind) -> Result<i64> {
-    let row = sqlx::query(
+pub(crate) async fn job_total(pool: &sql::Pool, job_id: i64, kind: TransferKind) -> Result<i64> {
+    let row = sql::query(
         "SELECT COALESCE(SUM(e.amount), 0) AS total FROM ledger_transfers t JOIN ledger_entries e ON e.transfer_id = t.id
          WHERE t.job_id = $1 AND t.kind = $2 AND e.amount > 0",
     )
@@ -185,8 +185,8 @@ pub(crate) fn history(db: &Conn, user_id: i64, starter_grant: i64) -> Result<(i6
 
 /// The whole ledger, for audit: each account's kept balance, and every transfer's entries to
 /// check it against.
-pub(crate) async fn dump(pool: &sqlx::SqlitePool) -> Result<LedgerDump> {
-    let accounts = sqlx::query(
+pub(crate) async fn dump(pool: &sql::Pool) -> Result<LedgerDump> {
+    let accounts = sql::query(
         "SELECT a.id, a.kind, u.name AS user_name, a.job_id, a.balance
          FROM ledger_accounts a LEFT JOIN users u ON u.id = a.user_id ORDER BY a.id",
     )
@@ -204,7 +204,7 @@ pub(crate) async fn dump(pool: &sqlx::SqlitePool) -> Result<LedgerDump> {
     })
     .collect::<Result<Vec<_>>>()?;
     let mut transfers: Vec<LedgerTransfer> =
-        sqlx::query("SELECT id, kind, job_id, unit_id, assignment_id, memo FROM ledger_transfers ORDER BY id")
+        sql::query("SELECT id, kind, job_id, unit_id, assignment_id, memo FROM ledger_transfers ORDER BY id")
             .fetch_all(pool)
             .await?
             .iter()
@@ -221,7 +221,7 @@ pub(crate) async fn dump(pool: &sqlx::SqlitePool) -> Result<LedgerDump> {
             })
             .collect::<Result<Vec<_>>>()?;
     let index: std::collections::HashMap<i64, usize> = transfers.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
-    for row in sqlx::query("SELECT transfer_id, account_id, amount FROM ledger_entries ORDER BY id").fetch_all(pool).await? {
+    for row in sql::query("SELECT transfer_id, account_id, amount FROM ledger_entries ORDER BY id").fetch_all(pool).await? {
         let transfer_id: i64 = row.try_get("transfer_id")?;
         let slot = index.get(&transfer_id).ok_or_else(|| ComputeError::Corrupt(format!("entry of unknown transfer {transfer_id}")))?;
         transfers[*slot].entries.push((row.try_get("account_id")?, row.try_get("amount")?));

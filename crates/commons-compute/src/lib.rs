@@ -34,7 +34,7 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use commons_db::Db;
+use commons_db::{Db, sql};
 use commons_repo::Repos;
 use tokio::sync::Notify;
 
@@ -124,7 +124,7 @@ impl Coordinator {
         &self.config
     }
 
-    pub(crate) fn pool(&self) -> &sqlx::SqlitePool {
+    pub(crate) fn pool(&self) -> &sql::Pool {
         self.db.pool()
     }
 

@@ -11,12 +11,12 @@
 //! stands only if an evaluation from another owner reproduces it bit for bit.
 
 use commons_db::RefKind;
+use commons_db::sql;
 use commons_protocol::{Agreed, JobState, Outcome, Output, PinnedRepo, Role, UnitState, Verification, Work, credits_for, verification_of};
 use commons_recipe::EvalReport;
 use commons_repo::Change;
 use rusqlite::params;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use crate::error::{ComputeError, Result};
 use crate::ledger::{self, Memo, TransferKind};
@@ -318,7 +318,7 @@ impl Coordinator {
             None => "SELECT id FROM jobs j WHERE j.state IN ('queued', 'running', 'validating') AND EXISTS (SELECT 1 FROM units u WHERE u.job_id = j.id)
                AND NOT EXISTS (SELECT 1 FROM units u WHERE u.job_id = j.id AND u.state IN ('open', 'failed', 'cancelled'))",
         };
-        let ready = sqlx::query(sql).bind(only).fetch_all(self.pool()).await?;
+        let ready = sql::query(sql).bind(only).fetch_all(self.pool()).await?;
         for row in ready {
             let id: i64 = row.try_get("id")?;
             match self.finish_job(id).await {
@@ -341,7 +341,7 @@ impl Coordinator {
     }
 
     async fn finish_job(&self, job_id: i64) -> Result<()> {
-        let spec: String = sqlx::query("SELECT spec FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get("spec")?;
+        let spec: String = sql::query("SELECT spec FROM jobs WHERE id = $1").bind(job_id).fetch_one(self.pool()).await?.try_get("spec")?;
         let spec: commons_protocol::JobSpec = serde_json::from_str(&spec).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
         // The validated results that go on the boards, in the transaction that finishes the job.
         let mut verified: Vec<Verified> = Vec::new();
@@ -457,7 +457,7 @@ impl Coordinator {
     /// Each accepted training of a job, in unit (sweep point) order, with its trainer and the
     /// workers whose evaluations confirmed it.
     async fn accepted_training(&self, job_id: i64) -> Result<Vec<AcceptedTraining>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT a.id, a.unit_id, a.output, a.reported_at, u.role, u.validates_unit, u.payload, w.name AS worker, w.engine_version, w.operator_host, u2.name AS owner
              FROM assignments a JOIN units u ON u.id = a.unit_id JOIN workers w ON w.id = a.worker_id JOIN users u2 ON u2.id = a.owner_id
              WHERE u.job_id = $1 AND a.outcome = 'valid' ORDER BY a.unit_id, a.id",
@@ -471,12 +471,12 @@ impl Coordinator {
             let who = agreed_from_row(&row)?;
             match row.try_get::<Option<i64>, _>("validates_unit")? {
                 Some(train_unit) => validators.push((train_unit, who)),
-                None if stored::<Role>(row.try_get("role")?)? == Role::Train => {
+                None if stored::<Role>(row.try_get_str("role")?)? == Role::Train => {
                     let unit_id: i64 = row.try_get("unit_id")?;
                     if points.iter().any(|p| p.unit_id == unit_id) {
                         continue;
                     }
-                    let stored = StoredWork::parse(row.try_get("payload")?, unit_id)?;
+                    let stored = StoredWork::parse(row.try_get_str("payload")?, unit_id)?;
                     let overrides = match stored.work {
                         Work::Train { overrides, .. } => overrides,
                         _ => Vec::new(),
@@ -485,7 +485,7 @@ impl Coordinator {
                         unit_id,
                         assignment: row.try_get("id")?,
                         reported_at: row.try_get::<Option<i64>, _>("reported_at")?.unwrap_or(0),
-                        output: serde_json::from_str(row.try_get("output")?).map_err(|e| ComputeError::Corrupt(e.to_string()))?,
+                        output: serde_json::from_str(row.try_get_str("output")?).map_err(|e| ComputeError::Corrupt(e.to_string()))?,
                         overrides,
                         trainer: who,
                         validators: Vec::new(),
@@ -505,7 +505,7 @@ impl Coordinator {
     /// The accepted output of each unit of an evaluation job, in unit (shard) order, and the
     /// workers whose results agreed, per unit.
     async fn accepted_per_unit(&self, job_id: i64) -> Result<(Vec<Output>, Vec<(i64, Vec<Agreed>)>)> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT a.unit_id, a.id, a.output, w.name AS worker, w.engine_version, w.operator_host, u2.name AS owner FROM assignments a
              JOIN units u ON u.id = a.unit_id JOIN workers w ON w.id = a.worker_id JOIN users u2 ON u2.id = a.owner_id
              WHERE u.job_id = $1 AND a.outcome = 'valid' ORDER BY a.unit_id, a.id",
@@ -621,7 +621,7 @@ struct AcceptedTraining {
     validators: Vec<Agreed>,
 }
 
-fn agreed_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Agreed> {
+fn agreed_from_row(row: &sql::Row) -> Result<Agreed> {
     Ok(Agreed {
         assignment: row.try_get("id")?,
         worker: row.try_get("worker")?,
@@ -734,7 +734,7 @@ fn record_board_entries(db: &Conn, job_id: i64, result: &Verified) -> Result<()>
 }
 
 async fn spec_owner(c: &Coordinator, job_id: i64) -> Result<String> {
-    Ok(sqlx::query("SELECT u.name FROM jobs j JOIN users u ON u.id = j.owner_id WHERE j.id = $1")
+    Ok(sql::query("SELECT u.name FROM jobs j JOIN users u ON u.id = j.owner_id WHERE j.id = $1")
         .bind(job_id)
         .fetch_one(c.pool())
         .await?

@@ -44,7 +44,12 @@ pub(crate) struct Writer {
 impl Writer {
     /// Opens a write connection to the hub's database and starts the thread.
     pub(crate) fn start(db: &commons_db::Db) -> Result<Self> {
-        let conn = Connection::open(db.path())?;
+        // The writer is a rusqlite connection on the hub's file; PostgreSQL needs a writer of
+        // its own (see ARCHITECTURE.md, "Database engines").
+        let path = db.path().ok_or_else(|| {
+            ComputeError::Unsupported("the compute coordinator runs on the embedded SQLite database only, not yet on PostgreSQL".into())
+        })?;
+        let conn = Connection::open(path)?;
         // The file is already in WAL mode (the hub's pool set it); durability as the hub's.
         // `temp_store = MEMORY` keeps each unit of work's savepoint journal in memory: SQLite
         // otherwise spills it to a temporary file past 64 KiB, and a batch's savepoints then
@@ -183,7 +188,8 @@ mod tests {
     use super::*;
 
     async fn names(db: &commons_db::Db) -> Vec<String> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM users ORDER BY name").fetch_all(db.pool()).await.expect("read");
+        let rows: Vec<(String,)> =
+            commons_db::sql::query_as("SELECT name FROM users ORDER BY name").fetch_all(db.pool()).await.expect("read");
         rows.into_iter().map(|(n,)| n).collect()
     }
 
@@ -229,7 +235,7 @@ mod tests {
         assert!(duplicate.is_err());
         writer.run(|conn| insert(conn, "after")).await.expect("the writer goes on");
         // Between batches the write lock is free: another connection can write at once.
-        sqlx::query("INSERT INTO users (name, fullname, created_at) VALUES ('outside', 'o', 0)")
+        commons_db::sql::query("INSERT INTO users (name, fullname, created_at) VALUES ('outside', 'o', 0)")
             .execute(db.pool())
             .await
             .expect("write lock released");

@@ -1,8 +1,8 @@
 //! Users and access tokens. A token's secret is returned once at creation; only its sha256 is kept.
 
+use crate::sql::{self, Row};
 use rand::Rng;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::{Db, DbError, Result, now_unix};
 
@@ -84,7 +84,7 @@ fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
+fn user_from_row(row: &Row) -> Result<User> {
     Ok(User {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -105,7 +105,7 @@ impl Db {
         let _turn = self.write_turn().await;
         // An organization's name is a namespace too: a user cannot take it (nor differ from it
         // in case only), in the same statement that inserts.
-        let res = sqlx::query(
+        let res = sql::query(
             "INSERT INTO users (name, fullname, created_at, password_hash)
              SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM organizations WHERE lower(name) = lower($1)) RETURNING id",
         )
@@ -125,22 +125,21 @@ impl Db {
 
     pub async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
         let row =
-            sqlx::query("SELECT id, name, fullname, created_at FROM users WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+            sql::query("SELECT id, name, fullname, created_at FROM users WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     /// Sets (or replaces) the password of `name`; every session of the account ends with it.
     pub async fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2 RETURNING id")
+        let mut tx = self.begin_write().await?;
+        let row = sql::query("UPDATE users SET password_hash = $1 WHERE name = $2 RETURNING id")
             .bind(password_hash)
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| DbError::NotFound(format!("user {name}")))?;
         let id: i64 = row.try_get("id")?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+        sql::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -148,13 +147,13 @@ impl Db {
     /// Changes the full name shown for account `user_id`.
     pub async fn set_fullname(&self, user_id: i64, fullname: &str) -> Result<()> {
         let _turn = self.write_turn().await;
-        sqlx::query("UPDATE users SET fullname = $1 WHERE id = $2").bind(fullname).bind(user_id).execute(&self.pool).await?;
+        sql::query("UPDATE users SET fullname = $1 WHERE id = $2").bind(fullname).bind(user_id).execute(&self.pool).await?;
         Ok(())
     }
 
     /// The account `name` and its password hash (`None` when it signs in with tokens only).
     pub async fn user_with_password(&self, name: &str) -> Result<Option<(User, Option<String>)>> {
-        let row = sqlx::query("SELECT id, name, fullname, created_at, password_hash FROM users WHERE name = $1")
+        let row = sql::query("SELECT id, name, fullname, created_at, password_hash FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -166,7 +165,7 @@ impl Db {
         let secret = new_secret();
         let now = now_unix();
         let _turn = self.write_turn().await;
-        sqlx::query("INSERT INTO sessions (secret_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        sql::query("INSERT INTO sessions (secret_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(hash_secret(&secret))
             .bind(user_id)
             .bind(now)
@@ -178,7 +177,7 @@ impl Db {
 
     /// The account of the session with secret `secret`, while it lasts.
     pub async fn session_user(&self, secret: &str) -> Result<Option<User>> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT u.id, u.name, u.fullname, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.secret_hash = $1 AND s.expires_at >= $2",
         )
@@ -192,13 +191,13 @@ impl Db {
     /// Ends the session with secret `secret` (signing out); one already gone is fine.
     pub async fn end_session(&self, secret: &str) -> Result<()> {
         let _turn = self.write_turn().await;
-        sqlx::query("DELETE FROM sessions WHERE secret_hash = $1").bind(hash_secret(secret)).execute(&self.pool).await?;
+        sql::query("DELETE FROM sessions WHERE secret_hash = $1").bind(hash_secret(secret)).execute(&self.pool).await?;
         Ok(())
     }
 
     /// The account's own access tokens (not lease tokens), newest first.
     pub async fn tokens_of(&self, user_id: i64) -> Result<Vec<TokenInfo>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT id, name, scope, created_at FROM tokens WHERE user_id = $1 AND repo_id IS NULL ORDER BY created_at DESC, id DESC",
         )
         .bind(user_id)
@@ -209,7 +208,7 @@ impl Db {
                 Ok(TokenInfo {
                     id: r.try_get("id")?,
                     name: r.try_get("name")?,
-                    scope: Scope::parse(r.try_get::<&str, _>("scope")?)?,
+                    scope: Scope::parse(&r.try_get::<String, _>("scope")?)?,
                     created_at: r.try_get("created_at")?,
                 })
             })
@@ -220,7 +219,7 @@ impl Db {
     /// The token stops working at once: the write turns the token cache over.
     pub async fn revoke_token(&self, user_id: i64, id: i64) -> Result<bool> {
         let _turn = self.write_turn().await;
-        let done = sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2 AND repo_id IS NULL")
+        let done = sql::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2 AND repo_id IS NULL")
             .bind(id)
             .bind(user_id)
             .execute(&self.pool)
@@ -231,7 +230,7 @@ impl Db {
 
     /// The name of user `id`.
     pub async fn user_name(&self, id: i64) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT name FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let row = sql::query("SELECT name FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         Ok(row.map(|r| r.try_get("name")).transpose()?)
     }
 
@@ -240,7 +239,7 @@ impl Db {
         let user = self.user_by_name(user_name).await?.ok_or_else(|| DbError::NotFound(format!("user {user_name}")))?;
         let secret = new_secret();
         let _turn = self.write_turn().await;
-        sqlx::query("INSERT INTO tokens (user_id, name, token_hash, scope, created_at) VALUES ($1, $2, $3, $4, $5)")
+        sql::query("INSERT INTO tokens (user_id, name, token_hash, scope, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(user.id)
             .bind(token_name)
             .bind(hash_secret(&secret))
@@ -268,7 +267,7 @@ impl Db {
         let _turn = self.write_turn().await;
         // Created only while the assignment runs, in one statement: a lease that ended between
         // the lease and this insert gets no token the trigger could no longer delete.
-        let inserted = sqlx::query(
+        let inserted = sql::query(
             "INSERT INTO tokens (user_id, name, token_hash, scope, created_at, repo_id, branch, expires_at, assignment_id)
              SELECT $1, $2, $3, 'write', $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM assignments WHERE id = $8 AND state = 'running')",
         )
@@ -290,7 +289,7 @@ impl Db {
     pub async fn purge_expired_tokens(&self) -> Result<u64> {
         let now = now_unix();
         // Housekeeping calls this every few seconds: look before taking the write lock.
-        let any = sqlx::query(
+        let any = sql::query(
             "SELECT 1 WHERE EXISTS (SELECT 1 FROM tokens WHERE expires_at IS NOT NULL AND expires_at < $1)
                 OR EXISTS (SELECT 1 FROM sessions WHERE expires_at < $1)",
         )
@@ -301,12 +300,12 @@ impl Db {
             return Ok(0);
         }
         let _turn = self.write_turn().await;
-        let tokens = sqlx::query("DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < $1")
+        let tokens = sql::query("DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < $1")
             .bind(now)
             .execute(&self.pool)
             .await?
             .rows_affected();
-        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at < $1").bind(now).execute(&self.pool).await?.rows_affected();
+        let sessions = sql::query("DELETE FROM sessions WHERE expires_at < $1").bind(now).execute(&self.pool).await?.rows_affected();
         Ok(tokens + sessions)
     }
 
@@ -329,7 +328,7 @@ impl Db {
 
     /// The token with secret hash `hash`, and whether it expires.
     async fn authenticate_uncached(&self, hash: &str) -> Result<Option<(Token, bool)>> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT u.id, u.name, u.fullname, u.created_at, t.name AS token_name, t.scope, t.repo_id, t.branch, t.expires_at
              FROM tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at >= $2)",
@@ -346,7 +345,7 @@ impl Db {
         let token = Token {
             user,
             name: row.try_get("token_name")?,
-            scope: Scope::parse(row.try_get::<&str, _>("scope")?)?,
+            scope: Scope::parse(&row.try_get::<String, _>("scope")?)?,
             repo_id,
             branch: row.try_get("branch")?,
             orgs,

@@ -7,7 +7,7 @@
 //! crash in between leaves xorbs (indexed or not) that no file references, never rows pointing
 //! at missing bytes; [`Db::forget_unreferenced_xorb`] is how the garbage collector drops them.
 
-use sqlx::Row;
+use crate::sql::{self, AssertSqlSafe};
 
 use crate::{Db, Result, now_unix};
 
@@ -59,7 +59,7 @@ impl Db {
         for batch in hashes.chunks(500) {
             let placeholders: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
             let sql = format!("SELECT DISTINCT xorb_hash FROM cas_file_terms WHERE xorb_hash IN ({})", placeholders.join(", "));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sql::query(sql::AssertSqlSafe(sql));
             for hash in batch {
                 query = query.bind(hash);
             }
@@ -75,7 +75,7 @@ impl Db {
     /// grace starts over, so the xorb stays until the upload has recorded its file; one already
     /// collected is not found.
     pub async fn find_chunk(&self, chunk_hash: &str) -> Result<Option<ChunkLocation>> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT c.xorb_hash, c.chunk_index, c.byte_start, c.byte_end, c.raw_size, x.unused_since
              FROM cas_chunks c JOIN cas_xorbs x ON x.xorb_hash = c.xorb_hash WHERE c.chunk_hash = $1",
         )
@@ -88,13 +88,13 @@ impl Db {
         if unused_since.is_some_and(|t| t < now) {
             let xorb: String = row.try_get("xorb_hash")?;
             let mut tx = self.begin_write().await?;
-            let pinned = sqlx::query(
+            let pinned = sql::query(
                 "UPDATE cas_xorbs SET unused_since = CASE WHEN unused_since IS NULL THEN NULL ELSE $1 END
                  WHERE xorb_hash = $2 RETURNING xorb_hash",
             )
             .bind(now)
             .bind(&xorb)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?;
             tx.commit().await?;
             if pinned.is_none() {
@@ -122,11 +122,11 @@ impl Db {
     pub async fn forget_unreferenced_xorb(&self, hash: &str, chunk_hashes: &[String], cutoff: i64) -> Result<bool> {
         // BEGIN IMMEDIATE: no file can be recorded between the check and the deletes.
         let mut tx = self.begin_write().await?;
-        let used = sqlx::query("SELECT 1 FROM cas_file_terms WHERE xorb_hash = $1 LIMIT 1").bind(hash).fetch_optional(&mut **tx).await?;
+        let used = sql::query("SELECT 1 FROM cas_file_terms WHERE xorb_hash = $1 LIMIT 1").bind(hash).fetch_optional(&mut *tx).await?;
         if used.is_some() {
             return Ok(false);
         }
-        let indexed = sqlx::query("SELECT unused_since FROM cas_xorbs WHERE xorb_hash = $1").bind(hash).fetch_optional(&mut **tx).await?;
+        let indexed = sql::query("SELECT unused_since FROM cas_xorbs WHERE xorb_hash = $1").bind(hash).fetch_optional(&mut *tx).await?;
         if let Some(row) = indexed {
             let unused_since: Option<i64> = row.try_get("unused_since")?;
             if unused_since.is_none_or(|t| t > cutoff) {
@@ -137,20 +137,20 @@ impl Db {
         for batch in chunk_hashes.chunks(500) {
             let placeholders: Vec<String> = (2..=batch.len() + 1).map(|i| format!("${i}")).collect();
             let sql = format!("DELETE FROM cas_chunks WHERE xorb_hash = $1 AND chunk_hash IN ({})", placeholders.join(", "));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(hash);
+            let mut query = sql::query(sql::AssertSqlSafe(sql)).bind(hash);
             for chunk in batch {
                 query = query.bind(chunk);
             }
-            query.execute(&mut **tx).await?;
+            query.execute(&mut *tx).await?;
         }
-        sqlx::query("DELETE FROM cas_xorbs WHERE xorb_hash = $1").bind(hash).execute(&mut **tx).await?;
+        sql::query("DELETE FROM cas_xorbs WHERE xorb_hash = $1").bind(hash).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     /// Whether xorb `hash` is indexed (its chunks can be found).
     pub async fn xorb_indexed(&self, hash: &str) -> Result<bool> {
-        Ok(sqlx::query("SELECT 1 FROM cas_xorbs WHERE xorb_hash = $1").bind(hash).fetch_optional(&self.pool).await?.is_some())
+        Ok(sql::query("SELECT 1 FROM cas_xorbs WHERE xorb_hash = $1").bind(hash).fetch_optional(&self.pool).await?.is_some())
     }
 
     /// Records a xorb just written to the object store, and where its chunks are, in one
@@ -192,7 +192,7 @@ impl Db {
     /// Records that `user_id` uploaded xorb `xorb_hash` in full.
     pub async fn record_xorb_holder(&self, xorb_hash: &str, user_id: i64) -> Result<()> {
         let _turn = self.write_turn().await;
-        sqlx::query("INSERT INTO xorb_holders (xorb_hash, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        sql::query("INSERT INTO xorb_holders (xorb_hash, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(xorb_hash)
             .bind(user_id)
             .bind(crate::now_unix())
@@ -207,7 +207,7 @@ impl Db {
         for batch in hashes.chunks(500) {
             let placeholders: Vec<String> = (2..=batch.len() + 1).map(|i| format!("${i}")).collect();
             let sql = format!("SELECT xorb_hash FROM xorb_holders WHERE user_id = $1 AND xorb_hash IN ({})", placeholders.join(", "));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id);
+            let mut query = sql::query(sql::AssertSqlSafe(sql)).bind(user_id);
             for hash in batch {
                 query = query.bind(hash);
             }
@@ -221,7 +221,7 @@ impl Db {
     /// The size of the file whose Xet hash is `file_hash`, if some revision of repository
     /// `repo_id` holds it: what a Xet read token of that repository may reconstruct.
     pub async fn repo_file_size(&self, repo_id: i64, file_hash: &str) -> Result<Option<u64>> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT b.size FROM blobs b JOIN tree_entries e ON e.sha256 = b.sha256 JOIN commits c ON c.tree_id = e.tree_id
              WHERE b.file_hash = $1 AND c.repo_id = $2 LIMIT 1",
         )
@@ -238,7 +238,7 @@ impl Db {
         for batch in sha256s.chunks(500) {
             let placeholders: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
             let sql = format!("SELECT sha256, file_hash FROM blobs WHERE sha256 IN ({})", placeholders.join(", "));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sql::query(sql::AssertSqlSafe(sql));
             for sha in batch {
                 query = query.bind(sha);
             }
@@ -255,7 +255,7 @@ impl Db {
     pub async fn xorbs_readable(&self, hashes: &[String], reader: &str) -> Result<std::collections::HashSet<String>> {
         let mut readable = std::collections::HashSet::new();
         for hash in hashes {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let row = sql::query(sql::AssertSqlSafe(format!(
                 "SELECT 1 FROM cas_file_terms t JOIN blobs b ON b.file_hash = t.file_hash
                  JOIN tree_entries e ON e.sha256 = b.sha256 JOIN commits c ON c.tree_id = e.tree_id JOIN repos r ON r.id = c.repo_id
                  WHERE t.xorb_hash = $1 AND {} LIMIT 1",
@@ -277,7 +277,7 @@ impl Db {
     /// file will likely meet next. Only files of repositories `reader` may read are consulted
     /// (a few of them), so every xorb returned is one the reader could download anyway.
     pub async fn xorbs_near(&self, hash: &str, reader: &str, limit: u32) -> Result<Vec<(String, u32)>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = sql::query(sql::AssertSqlSafe(format!(
             "WITH files AS (
                  SELECT DISTINCT t.file_hash FROM cas_file_terms t JOIN blobs b ON b.file_hash = t.file_hash
                  JOIN tree_entries e ON e.sha256 = b.sha256 JOIN commits c ON c.tree_id = e.tree_id JOIN repos r ON r.id = c.repo_id
@@ -311,7 +311,7 @@ impl Db {
     }
 
     async fn file_terms_uncached(&self, file_hash: &str) -> Result<Vec<FileTerm>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT xorb_hash, chunk_start, chunk_end, byte_start, byte_end, file_offset, raw_size
              FROM cas_file_terms WHERE file_hash = $1 ORDER BY seq",
         )
@@ -335,20 +335,20 @@ impl Db {
 
     /// Total bytes of xorbs the index references (what the store holds, less orphans).
     pub async fn stored_bytes(&self) -> Result<u64> {
-        let row = sqlx::query("SELECT COALESCE(SUM(stored_size), 0) AS total FROM cas_xorbs").fetch_one(&self.pool).await?;
+        let row = sql::query("SELECT COALESCE(SUM(stored_size), 0) AS total FROM cas_xorbs").fetch_one(&self.pool).await?;
         Ok(row.try_get::<i64, _>("total")? as u64)
     }
 
     /// Every indexed xorb with its size in the store, by hash.
     pub async fn xorb_sizes(&self) -> Result<Vec<(String, u64)>> {
-        let rows = sqlx::query("SELECT xorb_hash, stored_size FROM cas_xorbs ORDER BY xorb_hash").fetch_all(&self.pool).await?;
+        let rows = sql::query("SELECT xorb_hash, stored_size FROM cas_xorbs ORDER BY xorb_hash").fetch_all(&self.pool).await?;
         rows.iter().map(|r| Ok((r.try_get("xorb_hash")?, r.try_get::<i64, _>("stored_size")? as u64))).collect()
     }
 
     /// What the store holds and for how much: bytes of indexed xorbs, and the bytes of the
     /// distinct files they reconstruct (their ratio is what deduplication and compression save).
     pub async fn store_totals(&self) -> Result<StoreTotals> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT (SELECT COALESCE(SUM(stored_size), 0) FROM cas_xorbs) AS stored,
                     (SELECT COUNT(*) FROM cas_xorbs) AS xorbs,
                     (SELECT COALESCE(SUM(size), 0) FROM cas_files) AS logical,
@@ -376,7 +376,7 @@ pub struct StoreTotals {
 
 /// A xorb and its chunks (rows already there are kept).
 async fn insert_xorb(tx: &mut crate::WriteTx, x: &XorbRecord) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO cas_xorbs (xorb_hash, stored_size, raw_size, num_chunks, unused_since) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT DO NOTHING",
     )
@@ -387,23 +387,25 @@ async fn insert_xorb(tx: &mut crate::WriteTx, x: &XorbRecord) -> Result<()> {
     // No file uses it until the upload that wrote it records its file: if that never happens,
     // the collector takes it after its grace.
     .bind(crate::now_unix())
-    .execute(&mut ***tx)
+    .execute(&mut *tx)
     .await?;
     // Many rows a statement: a xorb has up to 8,192 chunks, and one statement each made
     // indexing a 1 GiB upload's 16,000 chunks take most of a second.
     for batch in x.chunks.chunks(ROWS_PER_INSERT) {
-        let mut insert =
-            sqlx::QueryBuilder::new("INSERT INTO cas_chunks (chunk_hash, xorb_hash, chunk_index, byte_start, byte_end, raw_size) ");
-        insert.push_values(batch, |mut row, (hash, loc)| {
-            row.push_bind(hash)
-                .push_bind(&loc.xorb_hash)
-                .push_bind(loc.chunk_index as i64)
-                .push_bind(loc.byte_start as i64)
-                .push_bind(loc.byte_end as i64)
-                .push_bind(loc.raw_size as i64);
-        });
-        insert.push(" ON CONFLICT DO NOTHING");
-        insert.build().execute(&mut ***tx).await?;
+        let mut insert = sql::query(AssertSqlSafe(format!(
+            "INSERT INTO cas_chunks (chunk_hash, xorb_hash, chunk_index, byte_start, byte_end, raw_size) {} ON CONFLICT DO NOTHING",
+            sql::values_placeholders(batch.len(), 6, 1)
+        )));
+        for (hash, loc) in batch {
+            insert = insert
+                .bind(hash)
+                .bind(&loc.xorb_hash)
+                .bind(loc.chunk_index as i64)
+                .bind(loc.byte_start as i64)
+                .bind(loc.byte_end as i64)
+                .bind(loc.raw_size as i64);
+        }
+        insert.execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -417,45 +419,47 @@ async fn insert_index(tx: &mut crate::WriteTx, rec: &IngestRecord) -> Result<()>
         insert_xorb(tx, x).await?;
     }
     let now = crate::now_unix();
-    let new_file = sqlx::query("INSERT INTO cas_files (file_hash, size, touched_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+    let new_file = sql::query("INSERT INTO cas_files (file_hash, size, touched_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(&rec.file_hash)
         .bind(rec.size as i64)
         .bind(now)
-        .execute(&mut ***tx)
+        .execute(&mut *tx)
         .await?
         .rows_affected()
         == 1;
     if !new_file {
         // Uploaded again: the collector's grace starts over (see `collect`).
-        sqlx::query("UPDATE cas_files SET touched_at = $1 WHERE file_hash = $2").bind(now).bind(&rec.file_hash).execute(&mut ***tx).await?;
+        sql::query("UPDATE cas_files SET touched_at = $1 WHERE file_hash = $2").bind(now).bind(&rec.file_hash).execute(&mut *tx).await?;
     }
     if new_file {
         let terms: Vec<(usize, &FileTerm)> = rec.terms.iter().enumerate().collect();
         for batch in terms.chunks(ROWS_PER_INSERT) {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO cas_file_terms (file_hash, seq, xorb_hash, chunk_start, chunk_end, byte_start, byte_end, file_offset, raw_size) ",
-            );
-            insert.push_values(batch, |mut row, (seq, t)| {
-                row.push_bind(&rec.file_hash)
-                    .push_bind(*seq as i64)
-                    .push_bind(&t.xorb_hash)
-                    .push_bind(t.chunk_start as i64)
-                    .push_bind(t.chunk_end as i64)
-                    .push_bind(t.byte_start as i64)
-                    .push_bind(t.byte_end as i64)
-                    .push_bind(t.file_offset as i64)
-                    .push_bind(t.raw_size as i64);
-            });
-            insert.build().execute(&mut ***tx).await?;
+            let mut insert = sql::query(AssertSqlSafe(format!(
+                "INSERT INTO cas_file_terms (file_hash, seq, xorb_hash, chunk_start, chunk_end, byte_start, byte_end, file_offset, raw_size) {}",
+                sql::values_placeholders(batch.len(), 9, 1)
+            )));
+            for (seq, t) in batch {
+                insert = insert
+                    .bind(&rec.file_hash)
+                    .bind(*seq as i64)
+                    .bind(&t.xorb_hash)
+                    .bind(t.chunk_start as i64)
+                    .bind(t.chunk_end as i64)
+                    .bind(t.byte_start as i64)
+                    .bind(t.byte_end as i64)
+                    .bind(t.file_offset as i64)
+                    .bind(t.raw_size as i64);
+            }
+            insert.execute(&mut *tx).await?;
         }
         // Its xorbs are in use: the collector leaves them (see `collect`).
         let mut xorbs: Vec<&str> = rec.terms.iter().map(|t| t.xorb_hash.as_str()).collect();
         xorbs.sort_unstable();
         xorbs.dedup();
         for xorb in xorbs {
-            sqlx::query("UPDATE cas_xorbs SET unused_since = NULL WHERE xorb_hash = $1 AND unused_since IS NOT NULL")
+            sql::query("UPDATE cas_xorbs SET unused_since = NULL WHERE xorb_hash = $1 AND unused_since IS NOT NULL")
                 .bind(xorb)
-                .execute(&mut ***tx)
+                .execute(&mut *tx)
                 .await?;
         }
     }
@@ -464,7 +468,7 @@ async fn insert_index(tx: &mut crate::WriteTx, rec: &IngestRecord) -> Result<()>
 
 async fn insert_blob(tx: &mut crate::WriteTx, sha256: &str, git_sha1: &str, size: u64, file_hash: &str) -> Result<()> {
     // Stored again: the collector's grace starts over (see `collect`).
-    sqlx::query(
+    sql::query(
         "INSERT INTO blobs (sha256, git_sha1, size, file_hash, touched_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at",
     )
@@ -473,7 +477,7 @@ async fn insert_blob(tx: &mut crate::WriteTx, sha256: &str, git_sha1: &str, size
     .bind(size as i64)
     .bind(file_hash)
     .bind(crate::now_unix())
-    .execute(&mut ***tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

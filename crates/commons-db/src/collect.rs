@@ -8,10 +8,10 @@
 //! `0015_collection.sql`): an upload stores bytes before the commit that names them.
 //!
 //! Why nothing a concurrent upload or commit is about to reference is lost:
-//! - The mark and the sweep are one write transaction (`BEGIN IMMEDIATE`, this process's write
-//!   turn): no commit, ref move or upload record lands between deciding a row is unreachable and
-//!   deleting it, in this process or another (SQLite's write lock; on PostgreSQL this needs the
-//!   same single-writer section, see ARCHITECTURE.md).
+//! - The mark and the sweep are one write transaction ([`Db::begin_write`]: SQLite's write lock,
+//!   or on PostgreSQL the advisory lock every write transaction of every server takes): no
+//!   commit, ref move or upload record lands between deciding a row is unreachable and deleting
+//!   it, in this process or another.
 //! - A commit names blobs by sha256 inside its own transaction and fails (`NotFound`) if one is
 //!   missing: a commit after the sweep never binds a deleted blob; one before it made the blob
 //!   reachable.
@@ -25,7 +25,7 @@
 //!   gone), and recording its file clears the mark: a reused xorb is never taken from under an
 //!   upload shorter than the grace period.
 
-use sqlx::Row;
+use crate::sql;
 
 use crate::{Db, Result, now_unix};
 
@@ -44,9 +44,9 @@ pub struct Forgotten {
 }
 
 /// Runs each statement in turn on `conn`.
-async fn run_each(conn: &mut sqlx::SqliteConnection, statements: &[&'static str]) -> Result<()> {
+async fn run_each(mut exec: sql::Exec<'_>, statements: &[&'static str]) -> Result<()> {
     for statement in statements {
-        sqlx::query(*statement).execute(&mut *conn).await?;
+        sql::query(*statement).execute(exec.reborrow()).await?;
     }
     Ok(())
 }
@@ -59,12 +59,12 @@ impl Db {
     pub async fn forget_unreachable(&self, grace_secs: i64) -> Result<Forgotten> {
         let cutoff = now_unix().saturating_sub(grace_secs);
         let mut tx = self.begin_write().await?;
-        let conn = &mut **tx;
+        let conn = &mut *tx;
         run_each(
-            conn,
+            (&mut *conn).into(),
             &[
-                "DROP TABLE IF EXISTS temp.live_commits",
-                "CREATE TEMP TABLE live_commits (repo_id INTEGER NOT NULL, id TEXT NOT NULL, PRIMARY KEY (repo_id, id))",
+                "DROP TABLE IF EXISTS live_commits",
+                "CREATE TEMP TABLE live_commits (repo_id BIGINT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (repo_id, id))",
                 // UNION (not UNION ALL) drops what was seen: the walk ends even on a cycle.
                 "WITH RECURSIVE live(repo_id, id) AS (
                  SELECT repo_id, commit_id FROM refs
@@ -80,7 +80,7 @@ impl Db {
             ],
         )
         .await?;
-        let commits = sqlx::query(
+        let commits = sql::query(
             "DELETE FROM commits WHERE NOT EXISTS
                  (SELECT 1 FROM live_commits l WHERE l.repo_id = commits.repo_id AND l.id = commits.id)",
         )
@@ -89,19 +89,20 @@ impl Db {
         .rows_affected();
 
         run_each(
-            conn,
+            (&mut *conn).into(),
             &[
-                "DROP TABLE IF EXISTS temp.dead_trees",
+                "DROP TABLE IF EXISTS dead_trees",
                 "CREATE TEMP TABLE dead_trees (id TEXT PRIMARY KEY)",
                 "INSERT INTO dead_trees (id) SELECT id FROM trees t WHERE NOT EXISTS (SELECT 1 FROM commits c WHERE c.tree_id = t.id)",
                 "DELETE FROM tree_entries WHERE tree_id IN (SELECT id FROM dead_trees)",
             ],
         )
         .await?;
-        let trees = sqlx::query("DELETE FROM trees WHERE id IN (SELECT id FROM dead_trees)").execute(&mut *conn).await?.rows_affected();
+        let trees = sql::query("DELETE FROM trees WHERE id IN (SELECT id FROM dead_trees)").execute(&mut *conn).await?.rows_affected();
 
-        run_each(conn, &["DROP TABLE IF EXISTS temp.dead_blobs", "CREATE TEMP TABLE dead_blobs (sha256 TEXT PRIMARY KEY)"]).await?;
-        sqlx::query(
+        run_each((&mut *conn).into(), &["DROP TABLE IF EXISTS dead_blobs", "CREATE TEMP TABLE dead_blobs (sha256 TEXT PRIMARY KEY)"])
+            .await?;
+        sql::query(
             "INSERT INTO dead_blobs (sha256) SELECT sha256 FROM blobs b
              WHERE b.touched_at <= $1 AND NOT EXISTS (SELECT 1 FROM tree_entries e WHERE e.sha256 = b.sha256)",
         )
@@ -111,7 +112,7 @@ impl Db {
         // Rows that only say something about a blob go with it: who uploaded it, which
         // repository's history once named it, the card its README had.
         run_each(
-            conn,
+            (&mut *conn).into(),
             &[
                 "DELETE FROM blob_holders WHERE sha256 IN (SELECT sha256 FROM dead_blobs)",
                 "DELETE FROM repo_lfs_files WHERE sha256 IN (SELECT sha256 FROM dead_blobs)",
@@ -121,10 +122,11 @@ impl Db {
         )
         .await?;
         let blobs =
-            sqlx::query("DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM dead_blobs)").execute(&mut *conn).await?.rows_affected();
+            sql::query("DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM dead_blobs)").execute(&mut *conn).await?.rows_affected();
 
-        run_each(conn, &["DROP TABLE IF EXISTS temp.dead_files", "CREATE TEMP TABLE dead_files (file_hash TEXT PRIMARY KEY)"]).await?;
-        sqlx::query(
+        run_each((&mut *conn).into(), &["DROP TABLE IF EXISTS dead_files", "CREATE TEMP TABLE dead_files (file_hash TEXT PRIMARY KEY)"])
+            .await?;
+        sql::query(
             "INSERT INTO dead_files (file_hash) SELECT file_hash FROM cas_files f
              WHERE f.touched_at <= $1 AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.file_hash = f.file_hash)",
         )
@@ -133,13 +135,13 @@ impl Db {
         .await?;
         // The xorbs those files used may now be used by none: they become the storage layer's
         // candidates from now on (their grace starts), unless a file still uses them.
-        run_each(conn, &[
-            "DROP TABLE IF EXISTS temp.freed_xorbs",
+        run_each((&mut *conn).into(), &[
+            "DROP TABLE IF EXISTS freed_xorbs",
             "CREATE TEMP TABLE freed_xorbs (xorb_hash TEXT PRIMARY KEY)",
             "INSERT INTO freed_xorbs (xorb_hash) SELECT DISTINCT xorb_hash FROM cas_file_terms WHERE file_hash IN (SELECT file_hash FROM dead_files)",
             "DELETE FROM cas_file_terms WHERE file_hash IN (SELECT file_hash FROM dead_files)",
         ]).await?;
-        sqlx::query(
+        sql::query(
             "UPDATE cas_xorbs SET unused_since = $1
              WHERE unused_since IS NULL AND xorb_hash IN (SELECT xorb_hash FROM freed_xorbs)
                AND NOT EXISTS (SELECT 1 FROM cas_file_terms t WHERE t.xorb_hash = cas_xorbs.xorb_hash)",
@@ -147,12 +149,12 @@ impl Db {
         .bind(now_unix())
         .execute(&mut *conn)
         .await?;
-        let files = sqlx::query("DELETE FROM cas_files WHERE file_hash IN (SELECT file_hash FROM dead_files)")
+        let files = sql::query("DELETE FROM cas_files WHERE file_hash IN (SELECT file_hash FROM dead_files)")
             .execute(&mut *conn)
             .await?
             .rows_affected();
         for table in ["live_commits", "dead_trees", "dead_blobs", "dead_files", "freed_xorbs"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE temp.{table}"))).execute(&mut *conn).await?;
+            sql::query(sql::AssertSqlSafe(format!("DROP TABLE {table}"))).execute(&mut *conn).await?;
         }
         tx.commit().await?;
         if blobs + files + commits > 0 {
@@ -166,14 +168,14 @@ impl Db {
     pub async fn touch_blob(&self, sha256: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let now = now_unix();
-        let file = sqlx::query("UPDATE blobs SET touched_at = $1 WHERE sha256 = $2 RETURNING file_hash")
+        let file = sql::query("UPDATE blobs SET touched_at = $1 WHERE sha256 = $2 RETURNING file_hash")
             .bind(now)
             .bind(sha256)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?;
         if let Some(row) = file {
             let file_hash: String = row.try_get("file_hash")?;
-            sqlx::query("UPDATE cas_files SET touched_at = $1 WHERE file_hash = $2").bind(now).bind(file_hash).execute(&mut **tx).await?;
+            sql::query("UPDATE cas_files SET touched_at = $1 WHERE file_hash = $2").bind(now).bind(file_hash).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{AssertSqlSafe, Row};
+use crate::sql::{self, AssertSqlSafe, Row};
 
 use crate::repos::repo_from_row;
 use crate::{Db, DbError, Repo, Result, WriteTx, now_unix};
@@ -106,7 +106,7 @@ pub fn is_collection_id(s: &str) -> bool {
 
 const COLLECTION_COLUMNS: &str = "id, owner, title, description, private, theme, position, created_at, updated_at";
 
-fn collection_from_row(row: &sqlx::sqlite::SqliteRow, prefix: &str) -> Result<Collection> {
+fn collection_from_row(row: &Row, prefix: &str) -> Result<Collection> {
     let col = |name: &str| format!("{prefix}{name}");
     Ok(Collection {
         id: row.try_get(col("id").as_str())?,
@@ -163,10 +163,10 @@ fn moved(order: &[(String, bool)], target: &str, rank: usize) -> std::result::Re
 async fn write_order(tx: &mut WriteTx, table: &str, order: &[String], old: &HashMap<String, i64>) -> Result<()> {
     for (i, id) in order.iter().enumerate() {
         if old.get(id) != Some(&(i as i64)) {
-            sqlx::query(AssertSqlSafe(format!("UPDATE {table} SET position = $1 WHERE id = $2")))
+            sql::query(AssertSqlSafe(format!("UPDATE {table} SET position = $1 WHERE id = $2")))
                 .bind(i as i64)
                 .bind(id)
-                .execute(&mut ***tx)
+                .execute(&mut *tx)
                 .await?;
         }
     }
@@ -174,16 +174,16 @@ async fn write_order(tx: &mut WriteTx, table: &str, order: &[String], old: &Hash
 }
 
 async fn collection_in(tx: &mut WriteTx, id: &str) -> Result<Collection> {
-    let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE id = $1")))
+    let row = sql::query(AssertSqlSafe(format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE id = $1")))
         .bind(id)
-        .fetch_optional(&mut ***tx)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| DbError::NotFound(format!("collection {id}")))?;
     collection_from_row(&row, "")
 }
 
 async fn touch(tx: &mut WriteTx, id: &str, time: i64) -> Result<()> {
-    sqlx::query("UPDATE collections SET updated_at = $1 WHERE id = $2").bind(time).bind(id).execute(&mut ***tx).await?;
+    sql::query("UPDATE collections SET updated_at = $1 WHERE id = $2").bind(time).bind(id).execute(&mut *tx).await?;
     Ok(())
 }
 
@@ -200,26 +200,26 @@ impl Db {
         theme: &str,
     ) -> Result<CreatedCollection> {
         let mut tx = self.begin_write().await?;
-        let same_title = sqlx::query(AssertSqlSafe(format!(
+        let same_title = sql::query(AssertSqlSafe(format!(
             "SELECT {COLLECTION_COLUMNS} FROM collections WHERE owner = $1 AND lower(title) = lower($2)"
         )))
         .bind(owner)
         .bind(title)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = same_title {
             return Ok(CreatedCollection::Exists(collection_from_row(&row, "")?));
         }
-        let row = sqlx::query("SELECT COUNT(*) AS n, COALESCE(MAX(position) + 1, 0) AS next FROM collections WHERE owner = $1")
+        let row = sql::query("SELECT COUNT(*) AS n, COALESCE(MAX(position) + 1, 0) AS next FROM collections WHERE owner = $1")
             .bind(owner)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?;
         let (count, position): (i64, i64) = (row.try_get("n")?, row.try_get("next")?);
         if count >= COLLECTIONS_PER_OWNER_MAX {
             return Err(DbError::Invalid(format!("an account has at most {COLLECTIONS_PER_OWNER_MAX} collections")));
         }
         let time = now_unix();
-        sqlx::query(
+        sql::query(
             "INSERT INTO collections (id, owner, title, description, private, theme, position, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         )
@@ -231,7 +231,7 @@ impl Db {
         .bind(theme)
         .bind(position)
         .bind(time)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(CreatedCollection::New(Collection {
@@ -249,7 +249,7 @@ impl Db {
 
     /// Collection `id`, whoever may see it (the caller checks).
     pub async fn collection(&self, id: &str) -> Result<Option<Collection>> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE id = $1")))
+        let row = sql::query(AssertSqlSafe(format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE id = $1")))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -258,7 +258,7 @@ impl Db {
 
     /// The rank of `c` among its owner's collections that `viewer` may see, from 0.
     pub async fn collection_rank(&self, c: &Collection, viewer: Option<&str>) -> Result<i64> {
-        Ok(sqlx::query(AssertSqlSafe(format!(
+        Ok(sql::query(AssertSqlSafe(format!(
             "SELECT COUNT(*) AS n FROM collections WHERE owner = $1 AND (position < $2 OR (position = $2 AND id < $3))
              AND (private = FALSE OR {})",
             crate::orgs::readable_namespace("owner", "$4")
@@ -278,17 +278,17 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let c = collection_in(&mut tx, id).await?;
         if let Some(title) = &changes.title {
-            let taken = sqlx::query("SELECT id FROM collections WHERE owner = $1 AND lower(title) = lower($2) AND id <> $3")
+            let taken = sql::query("SELECT id FROM collections WHERE owner = $1 AND lower(title) = lower($2) AND id <> $3")
                 .bind(&c.owner)
                 .bind(title)
                 .bind(id)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(&mut *tx)
                 .await?;
             if taken.is_some() {
                 return Err(DbError::AlreadyExists(format!("a collection of {} titled {title:?}", c.owner)));
             }
         }
-        sqlx::query(
+        sql::query(
             "UPDATE collections SET title = COALESCE($1, title), description = CASE WHEN $2 THEN $3 ELSE description END,
              private = COALESCE($4, private), theme = COALESCE($5, theme), updated_at = $6 WHERE id = $7",
         )
@@ -299,16 +299,16 @@ impl Db {
         .bind(changes.theme.as_deref())
         .bind(now_unix())
         .bind(id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         if let Some(rank) = changes.rank {
-            let rows = sqlx::query(AssertSqlSafe(format!(
+            let rows = sql::query(AssertSqlSafe(format!(
                 "SELECT id, position, COALESCE(private = FALSE OR {}, FALSE) AS seen FROM collections WHERE owner = $1 ORDER BY position, id",
                 crate::orgs::readable_namespace("owner", "$2")
             )))
             .bind(&c.owner)
             .bind(viewer)
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *tx)
             .await?;
             let (order, old) = orders(&rows)?;
             let new = moved(&order, id, usize::try_from(rank).unwrap_or(usize::MAX))
@@ -324,8 +324,8 @@ impl Db {
     pub async fn delete_collection(&self, id: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
         // The cascades of the schema would do this too; said here, it does not depend on them.
-        sqlx::query("DELETE FROM collection_items WHERE collection_id = $1 OR ref_collection = $1").bind(id).execute(&mut **tx).await?;
-        let gone = sqlx::query("DELETE FROM collections WHERE id = $1").bind(id).execute(&mut **tx).await?.rows_affected();
+        sql::query("DELETE FROM collection_items WHERE collection_id = $1 OR ref_collection = $1").bind(id).execute(&mut *tx).await?;
+        let gone = sql::query("DELETE FROM collections WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
         if gone != 1 {
             return Err(DbError::NotFound(format!("collection {id}")));
         }
@@ -354,7 +354,7 @@ impl Db {
             placeholders(3, ids.len()),
             item_visible("$1"),
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(viewer).bind(per);
+        let mut query = sql::query(AssertSqlSafe(sql)).bind(viewer).bind(per);
         for id in ids {
             query = query.bind(id);
         }
@@ -386,13 +386,13 @@ impl Db {
         };
         // What it names may have gone since the caller found it.
         let exists = match item {
-            NewItem::Repo(r) => sqlx::query("SELECT 1 FROM repos WHERE id = $1").bind(r.id).fetch_optional(&mut **tx).await?,
-            NewItem::Collection(c) => sqlx::query("SELECT 1 FROM collections WHERE id = $1").bind(&c.id).fetch_optional(&mut **tx).await?,
+            NewItem::Repo(r) => sql::query("SELECT 1 FROM repos WHERE id = $1").bind(r.id).fetch_optional(&mut *tx).await?,
+            NewItem::Collection(c) => sql::query("SELECT 1 FROM collections WHERE id = $1").bind(&c.id).fetch_optional(&mut *tx).await?,
         };
         if exists.is_none() {
             return Err(DbError::NotFound(what));
         }
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT COUNT(*) AS n, COALESCE(MAX(position) + 1, 0) AS next,
                COALESCE(SUM(CASE WHEN repo_id = $2 OR ref_collection = $3 THEN 1 ELSE 0 END), 0) AS same
              FROM collection_items WHERE collection_id = $1",
@@ -400,7 +400,7 @@ impl Db {
         .bind(id)
         .bind(repo_id)
         .bind(ref_collection)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
         let (count, position, same): (i64, i64, i64) = (row.try_get("n")?, row.try_get("next")?, row.try_get("same")?);
         if same > 0 {
@@ -411,7 +411,7 @@ impl Db {
         }
         let item_id = new_collection_id();
         let time = now_unix();
-        sqlx::query(
+        sql::query(
             "INSERT INTO collection_items (id, collection_id, position, repo_id, ref_collection, note, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -422,7 +422,7 @@ impl Db {
         .bind(ref_collection)
         .bind(note)
         .bind(time)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         touch(&mut tx, id, time).await?;
         tx.commit().await?;
@@ -440,16 +440,16 @@ impl Db {
         viewer: Option<&str>,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let found = sqlx::query("SELECT 1 FROM collection_items WHERE id = $1 AND collection_id = $2")
+        let found = sql::query("SELECT 1 FROM collection_items WHERE id = $1 AND collection_id = $2")
             .bind(item)
             .bind(id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?;
         if found.is_none() {
             return Err(DbError::NotFound(format!("item {item} of this collection")));
         }
         if let Some(note) = note {
-            sqlx::query("UPDATE collection_items SET note = $1 WHERE id = $2").bind(note).bind(item).execute(&mut **tx).await?;
+            sql::query("UPDATE collection_items SET note = $1 WHERE id = $2").bind(note).bind(item).execute(&mut *tx).await?;
         }
         if let Some(rank) = rank {
             let sql = format!(
@@ -458,7 +458,7 @@ impl Db {
                  WHERE i.collection_id = $1 ORDER BY i.position, i.id",
                 item_visible("$2")
             );
-            let rows = sqlx::query(AssertSqlSafe(sql)).bind(id).bind(viewer).fetch_all(&mut **tx).await?;
+            let rows = sql::query(AssertSqlSafe(sql)).bind(id).bind(viewer).fetch_all(&mut *tx).await?;
             let (order, old) = orders(&rows)?;
             let new = moved(&order, item, usize::try_from(rank).unwrap_or(usize::MAX))
                 .map_err(|n| DbError::Invalid(format!("position is from 0 to {}; {rank} is not", n.saturating_sub(1))))?;
@@ -472,10 +472,10 @@ impl Db {
     /// Removes item `item` from collection `id`.
     pub async fn delete_collection_item(&self, id: &str, item: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let gone = sqlx::query("DELETE FROM collection_items WHERE id = $1 AND collection_id = $2")
+        let gone = sql::query("DELETE FROM collection_items WHERE id = $1 AND collection_id = $2")
             .bind(item)
             .bind(id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         if gone != 1 {
@@ -523,7 +523,7 @@ impl Db {
         }
         let sql =
             format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE {clause} ORDER BY updated_at DESC, id DESC LIMIT $2 OFFSET $3");
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(q.viewer.as_deref()).bind(q.limit).bind(q.offset);
+        let mut query = sql::query(AssertSqlSafe(sql)).bind(q.viewer.as_deref()).bind(q.limit).bind(q.offset);
         for owner in &q.owners {
             query = query.bind(owner);
         }
@@ -540,7 +540,7 @@ impl Db {
 /// The entries of an ordering query (`id`, `position`, `seen`): in order with whether the
 /// viewer sees each, and each one's sort key.
 #[allow(clippy::type_complexity)]
-fn orders(rows: &[sqlx::sqlite::SqliteRow]) -> Result<(Vec<(String, bool)>, HashMap<String, i64>)> {
+fn orders(rows: &[Row]) -> Result<(Vec<(String, bool)>, HashMap<String, i64>)> {
     let mut order = Vec::with_capacity(rows.len());
     let mut old = HashMap::with_capacity(rows.len());
     for row in rows {

@@ -6,7 +6,7 @@
 //! it, so the history a discussion shows is the history that happened: a merge moves the target
 //! branch, marks the pull request merged and records the event, or does none of these.
 
-use sqlx::Row;
+use crate::sql::{self, Row};
 
 use crate::repos::{CommitOp, RefUpdate, apply_commit};
 use crate::{Commit, CommitInfo, Db, DbError, Repo, Result, now_unix};
@@ -175,7 +175,7 @@ pub enum MergePlan {
 
 const DISCUSSION_COLUMNS: &str = "num, author, title, is_pr, status, target_branch, base_commit, merge_commit, created_at, updated_at";
 
-fn discussion_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Discussion> {
+fn discussion_from_row(row: &Row) -> Result<Discussion> {
     let status: String = row.try_get("status")?;
     Ok(Discussion {
         num: row.try_get("num")?,
@@ -195,7 +195,7 @@ fn new_event_id() -> String {
     hex::encode(rand::random::<[u8; 12]>())
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+use crate::sql::Tx;
 
 /// Appends an event to discussion `num` and marks the discussion updated.
 #[allow(clippy::too_many_arguments)] // one row's columns
@@ -210,7 +210,7 @@ async fn insert_event(
     time: i64,
 ) -> Result<DiscussionEvent> {
     let id = new_event_id();
-    sqlx::query(
+    sql::query(
         "INSERT INTO discussion_events (id, repo_id, num, kind, author, created_at, body, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&id)
@@ -221,11 +221,11 @@ async fn insert_event(
     .bind(time)
     .bind(body)
     .bind(detail)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     let mut history = Vec::new();
     if kind == EventKind::Comment {
-        sqlx::query(
+        sql::query(
             "INSERT INTO discussion_comment_edits (event_id, repo_id, revision, author, body, created_at) VALUES ($1, $2, 0, $3, $4, $5)",
         )
         .bind(&id)
@@ -233,15 +233,15 @@ async fn insert_event(
         .bind(author)
         .bind(body)
         .bind(time)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         history.push(CommentRevision { author: author.into(), body: body.into(), created_at: time });
     }
-    sqlx::query("UPDATE discussions SET updated_at = $1 WHERE repo_id = $2 AND num = $3")
+    sql::query("UPDATE discussions SET updated_at = $1 WHERE repo_id = $2 AND num = $3")
         .bind(time)
         .bind(repo.id)
         .bind(num)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(DiscussionEvent {
         id,
@@ -257,10 +257,10 @@ async fn insert_event(
 }
 
 async fn discussion_in(tx: &mut Tx, repo: &Repo, num: i64) -> Result<Discussion> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DISCUSSION_COLUMNS} FROM discussions WHERE repo_id = $1 AND num = $2")))
+    let row = sql::query(sql::AssertSqlSafe(format!("SELECT {DISCUSSION_COLUMNS} FROM discussions WHERE repo_id = $1 AND num = $2")))
         .bind(repo.id)
         .bind(num)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| DbError::NotFound(format!("discussion #{num}")))?;
     discussion_from_row(&row)
@@ -324,7 +324,7 @@ impl Db {
     }
 
     pub async fn discussion(&self, repo: &Repo, num: i64) -> Result<Option<Discussion>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DISCUSSION_COLUMNS} FROM discussions WHERE repo_id = $1 AND num = $2")))
+        let row = sql::query(sql::AssertSqlSafe(format!("SELECT {DISCUSSION_COLUMNS} FROM discussions WHERE repo_id = $1 AND num = $2")))
             .bind(repo.id)
             .bind(num)
             .fetch_optional(&self.pool)
@@ -344,13 +344,13 @@ impl Db {
         // Always bound, so every query takes the same parameters.
         clause.push_str(" AND ($2 = '' OR author = $2)");
         let author = filter.author.clone().unwrap_or_default();
-        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM discussions WHERE {clause}")))
+        let total: i64 = sql::query(sql::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM discussions WHERE {clause}")))
             .bind(repo.id)
             .bind(&author)
             .fetch_one(&self.pool)
             .await?
             .try_get("n")?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = sql::query(sql::AssertSqlSafe(format!(
             "SELECT {DISCUSSION_COLUMNS} FROM discussions WHERE {clause} ORDER BY num DESC LIMIT $3 OFFSET $4"
         )))
         .bind(repo.id)
@@ -364,7 +364,7 @@ impl Db {
 
     /// The events of discussion `num`, oldest first, each comment with its texts.
     pub async fn discussion_events(&self, repo: &Repo, num: i64) -> Result<Vec<DiscussionEvent>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT id, kind, author, created_at, body, detail, hidden, hidden_by FROM discussion_events
              WHERE repo_id = $1 AND num = $2 ORDER BY seq",
         )
@@ -372,7 +372,7 @@ impl Db {
         .bind(num)
         .fetch_all(&self.pool)
         .await?;
-        let edits = sqlx::query(
+        let edits = sql::query(
             "SELECT x.event_id, x.author, x.body, x.created_at FROM discussion_comment_edits x
              JOIN discussion_events e ON e.id = x.event_id WHERE e.repo_id = $1 AND e.num = $2 ORDER BY x.event_id, x.revision",
         )
@@ -424,20 +424,20 @@ impl Db {
     /// Replaces the text of comment `id` (its earlier texts are kept as its history).
     pub async fn edit_comment(&self, repo: &Repo, num: i64, id: &str, editor: &str, text: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let updated = sqlx::query(
+        let updated = sql::query(
             "UPDATE discussion_events SET body = $1 WHERE id = $2 AND repo_id = $3 AND num = $4 AND kind = 'comment' AND hidden = FALSE",
         )
         .bind(text)
         .bind(id)
         .bind(repo.id)
         .bind(num)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         if updated != 1 {
             return Err(DbError::NotFound(format!("comment {id}")));
         }
-        sqlx::query(
+        sql::query(
             "INSERT INTO discussion_comment_edits (event_id, repo_id, revision, author, body, created_at)
              SELECT $1, $2, COALESCE(MAX(revision), 0) + 1, $3, $4, $5 FROM discussion_comment_edits WHERE event_id = $1",
         )
@@ -446,7 +446,7 @@ impl Db {
         .bind(editor)
         .bind(text)
         .bind(now_unix())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -455,7 +455,7 @@ impl Db {
     /// Hides comment `id`: its text is no longer shown (the Hub keeps it for moderators).
     pub async fn hide_comment(&self, repo: &Repo, num: i64, id: &str, by: &str) -> Result<()> {
         let _turn = self.write_turn().await;
-        let updated = sqlx::query(
+        let updated = sql::query(
             "UPDATE discussion_events SET hidden = TRUE, hidden_by = $1 WHERE id = $2 AND repo_id = $3 AND num = $4 AND kind = 'comment'",
         )
         .bind(by)
@@ -475,11 +475,11 @@ impl Db {
     pub async fn rename_discussion(&self, repo: &Repo, num: i64, author: &str, title: &str) -> Result<DiscussionEvent> {
         let mut tx = self.begin_write().await?;
         let d = discussion_in(&mut tx, repo, num).await?;
-        sqlx::query("UPDATE discussions SET title = $1 WHERE repo_id = $2 AND num = $3")
+        sql::query("UPDATE discussions SET title = $1 WHERE repo_id = $2 AND num = $3")
             .bind(title)
             .bind(repo.id)
             .bind(num)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         let event = insert_event(&mut tx, repo, num, EventKind::TitleChange, author, title, &d.title, now_unix()).await?;
         tx.commit().await?;
@@ -508,11 +508,11 @@ impl Db {
         if let Some(text) = comment {
             insert_event(&mut tx, repo, num, EventKind::Comment, author, text, "", time).await?;
         }
-        sqlx::query("UPDATE discussions SET status = $1 WHERE repo_id = $2 AND num = $3")
+        sql::query("UPDATE discussions SET status = $1 WHERE repo_id = $2 AND num = $3")
             .bind(status.as_str())
             .bind(repo.id)
             .bind(num)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         let event = insert_event(&mut tx, repo, num, EventKind::StatusChange, author, status.as_str(), "", time).await?;
         tx.commit().await?;
@@ -540,12 +540,12 @@ impl Db {
         let merged = match plan {
             MergePlan::FastForward { pr_head } => {
                 let moved =
-                    sqlx::query("UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4")
+                    sql::query("UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4")
                         .bind(pr_head)
                         .bind(repo.id)
                         .bind(&target)
                         .bind(target_head)
-                        .execute(&mut **tx)
+                        .execute(&mut *tx)
                         .await?
                         .rows_affected();
                 if moved != 1 {
@@ -560,14 +560,14 @@ impl Db {
         if let Some(text) = comment {
             insert_event(&mut tx, repo, num, EventKind::Comment, info.author, text, "", time).await?;
         }
-        sqlx::query("UPDATE discussions SET status = 'merged', merge_commit = $1 WHERE repo_id = $2 AND num = $3")
+        sql::query("UPDATE discussions SET status = 'merged', merge_commit = $1 WHERE repo_id = $2 AND num = $3")
             .bind(&merged)
             .bind(repo.id)
             .bind(num)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         insert_event(&mut tx, repo, num, EventKind::StatusChange, info.author, "merged", "", time).await?;
-        sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(time).bind(repo.id).execute(&mut **tx).await?;
+        sql::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(time).bind(repo.id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(merged)
     }
@@ -582,13 +582,13 @@ async fn open_in(
     pr: Option<&NewPullRequest>,
     time: i64,
 ) -> Result<Discussion> {
-    let num: i64 = sqlx::query("SELECT COALESCE(MAX(num), 0) + 1 AS n FROM discussions WHERE repo_id = $1")
+    let num: i64 = sql::query("SELECT COALESCE(MAX(num), 0) + 1 AS n FROM discussions WHERE repo_id = $1")
         .bind(repo.id)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?
         .try_get("n")?;
     let status = pr.map_or(DiscussionStatus::Open, |p| p.status);
-    sqlx::query(
+    sql::query(
         "INSERT INTO discussions (repo_id, num, author, title, is_pr, status, target_branch, base_commit, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
     )
@@ -601,19 +601,19 @@ async fn open_in(
     .bind(pr.map(|p| p.target_branch.as_str()))
     .bind(pr.map(|p| p.base_commit.as_str()))
     .bind(time)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     if let Some(pr) = pr {
         // A leftover branch of this name (a pull request of a deleted and re-created repository
         // cannot leave one: refs go with their repository) would be taken over, not merged into.
-        sqlx::query(
+        sql::query(
             "INSERT INTO refs (repo_id, kind, name, commit_id) VALUES ($1, 'branch', $2, $3)
              ON CONFLICT (repo_id, kind, name) DO UPDATE SET commit_id = excluded.commit_id",
         )
         .bind(repo.id)
         .bind(pr_ref(num))
         .bind(&pr.base_commit)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     }
     if !description.is_empty() {

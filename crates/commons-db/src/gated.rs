@@ -5,7 +5,7 @@
 //! Every change goes through [`Db::begin_write`] (or the write turn), so the read cache of this
 //! process never answers from before it: a decision takes effect on the next request.
 
-use sqlx::Row;
+use crate::sql::{self, Row};
 
 use crate::{Db, DbError, Repo, Result, now_unix};
 
@@ -89,7 +89,7 @@ pub const REJECTION_REASON_MAX: usize = 200;
 
 const REQUEST_COLUMNS: &str = "a.id, u.name AS user_name, u.fullname, a.status, a.granted, a.rejection_reason, a.created_at, a.updated_at";
 
-fn request_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AccessRequest> {
+fn request_from_row(row: &Row) -> Result<AccessRequest> {
     let status: String = row.try_get("status")?;
     Ok(AccessRequest {
         id: row.try_get("id")?,
@@ -107,13 +107,13 @@ impl Db {
     /// Gates `repo` (`Some`) or opens it (`None`). Requests already made are kept.
     pub async fn set_gated(&self, repo: &Repo, gated: Option<GateMode>) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE repos SET gated = $1 WHERE id = $2").bind(gated.map(GateMode::as_str)).bind(repo.id).execute(&mut **tx).await?;
+        sql::query("UPDATE repos SET gated = $1 WHERE id = $2").bind(gated.map(GateMode::as_str)).bind(repo.id).execute(&mut *tx).await?;
         tx.commit().await
     }
 
     /// Where `user`'s request for `repo` stands; `None` when it made none.
     pub async fn access_status(&self, repo: &Repo, user_id: i64) -> Result<Option<AccessStatus>> {
-        let row = sqlx::query("SELECT status FROM access_requests WHERE repo_id = $1 AND user_id = $2")
+        let row = sql::query("SELECT status FROM access_requests WHERE repo_id = $1 AND user_id = $2")
             .bind(repo.id)
             .bind(user_id)
             .fetch_optional(&self.pool)
@@ -134,7 +134,7 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let status = if mode == GateMode::Auto { AccessStatus::Accepted } else { AccessStatus::Pending };
         let now = now_unix();
-        sqlx::query(
+        sql::query(
             "INSERT INTO access_requests (repo_id, user_id, status, granted, created_at, updated_at)
              VALUES ($1, $2, $3, FALSE, $4, $4) ON CONFLICT (repo_id, user_id) DO NOTHING",
         )
@@ -142,12 +142,12 @@ impl Db {
         .bind(user_id)
         .bind(status.as_str())
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-        let row = sqlx::query("SELECT status FROM access_requests WHERE repo_id = $1 AND user_id = $2")
+        let row = sql::query("SELECT status FROM access_requests WHERE repo_id = $1 AND user_id = $2")
             .bind(repo.id)
             .bind(user_id)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?;
         let stored: String = row.try_get("status")?;
         tx.commit().await?;
@@ -157,7 +157,7 @@ impl Db {
     /// A page of `repo`'s requests in `status`, oldest first, after request id `after`; at most
     /// `limit` (and whether more follow).
     pub async fn access_requests(&self, repo: &Repo, status: AccessStatus, after: i64, limit: i64) -> Result<(Vec<AccessRequest>, bool)> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = sql::query(sql::AssertSqlSafe(format!(
             "SELECT {REQUEST_COLUMNS} FROM access_requests a JOIN users u ON u.id = a.user_id
              WHERE a.repo_id = $1 AND a.status = $2 AND a.id > $3 ORDER BY a.id LIMIT $4"
         )))
@@ -186,14 +186,14 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let found = match target {
             RequestTarget::User(name) => {
-                sqlx::query(sqlx::AssertSqlSafe(select_one("lower(u.name) = lower($2)")))
+                sql::query(sql::AssertSqlSafe(select_one("lower(u.name) = lower($2)")))
                     .bind(repo.id)
                     .bind(name)
-                    .fetch_optional(&mut **tx)
+                    .fetch_optional(&mut *tx)
                     .await?
             }
             RequestTarget::Id(id) => {
-                sqlx::query(sqlx::AssertSqlSafe(select_one("a.id = $2"))).bind(repo.id).bind(id).fetch_optional(&mut **tx).await?
+                sql::query(sql::AssertSqlSafe(select_one("a.id = $2"))).bind(repo.id).bind(id).fetch_optional(&mut *tx).await?
             }
         };
         let Some(row) = found else {
@@ -213,12 +213,12 @@ impl Db {
         }
         let now = now_unix();
         let reason = if status == AccessStatus::Rejected { reason } else { None };
-        sqlx::query("UPDATE access_requests SET status = $1, rejection_reason = $2, updated_at = $3 WHERE id = $4")
+        sql::query("UPDATE access_requests SET status = $1, rejection_reason = $2, updated_at = $3 WHERE id = $4")
             .bind(status.as_str())
             .bind(reason)
             .bind(now)
             .bind(request.id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         request.status = status;
@@ -232,7 +232,7 @@ impl Db {
     pub async fn grant_access(&self, repo: &Repo, user: &crate::User) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let now = now_unix();
-        let changed = sqlx::query(
+        let changed = sql::query(
             "INSERT INTO access_requests (repo_id, user_id, status, granted, created_at, updated_at)
              VALUES ($1, $2, 'accepted', TRUE, $3, $3)
              ON CONFLICT (repo_id, user_id) DO UPDATE SET status = 'accepted', granted = TRUE, rejection_reason = NULL,
@@ -242,7 +242,7 @@ impl Db {
         .bind(repo.id)
         .bind(user.id)
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         if changed == 0 {

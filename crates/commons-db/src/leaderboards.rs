@@ -4,9 +4,8 @@
 //! does not exist for them. A board's page, its sibling boards and a model's results are
 //! answered from the read cache until the next write.
 
+use crate::sql::{self, Row};
 use commons_protocol::Verification;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use crate::cache::{BoardAnswer, BoardQuestion};
 use crate::{Db, DbError, Result};
@@ -84,7 +83,7 @@ impl Db {
               ORDER BY d.namespace, d.name, b.split, b.metric LIMIT $2 OFFSET $3",
             visible_entries()
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(viewer.unwrap_or("")).bind(limit).bind(offset);
+        let mut query = sql::query(sql::AssertSqlSafe(sql)).bind(viewer.unwrap_or("")).bind(limit).bind(offset);
         if let Some(id) = dataset_repo_id {
             query = query.bind(id);
         }
@@ -141,12 +140,8 @@ impl Db {
               ORDER BY x.split, x.metric LIMIT $3",
             visible_entries()
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(viewer.unwrap_or(""))
-            .bind(dataset_repo_id)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sql::query(sql::AssertSqlSafe(sql)).bind(viewer.unwrap_or("")).bind(dataset_repo_id).bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(|r| Ok((r.try_get("split")?, r.try_get("metric")?))).collect()
     }
 
@@ -181,7 +176,7 @@ impl Db {
         let on_board = "b.dataset_repo_id = $2 AND b.split = $3 AND b.metric = $4";
         // The direction is the metric's; any visible entry says it.
         let direction =
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT b.higher_is_better FROM {} AND {on_board} LIMIT 1", visible_entries())))
+            sql::query(sql::AssertSqlSafe(format!("SELECT b.higher_is_better FROM {} AND {on_board} LIMIT 1", visible_entries())))
                 .bind(viewer.unwrap_or(""))
                 .bind(dataset_repo_id)
                 .bind(split)
@@ -198,7 +193,7 @@ impl Db {
               ORDER BY b.value {order}, b.created_at, b.id LIMIT $5 OFFSET $6",
             visible_entries()
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sql::query(sql::AssertSqlSafe(sql))
             .bind(viewer.unwrap_or(""))
             .bind(dataset_repo_id)
             .bind(split)
@@ -228,12 +223,12 @@ impl Db {
             visible_entries()
         );
         let rows =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(viewer.unwrap_or("")).bind(model_repo_id).bind(limit).fetch_all(&self.pool).await?;
+            sql::query(sql::AssertSqlSafe(sql)).bind(viewer.unwrap_or("")).bind(model_repo_id).bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(entry_from_row).collect()
     }
 }
 
-fn entry_from_row(r: &SqliteRow) -> Result<BoardEntry> {
+fn entry_from_row(r: &Row) -> Result<BoardEntry> {
     let verification: String = r.try_get("verification")?;
     Ok(BoardEntry {
         job_id: r.try_get("job_id")?,

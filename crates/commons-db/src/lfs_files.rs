@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sqlx::Row;
+use crate::sql;
 
 use crate::repos::{commit_id, load_tree, store_tree};
 use crate::{Db, DbError, Repo, Result};
 
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+use crate::sql::Tx;
 
 /// Commits one history rewrite may touch: the rewrite runs in one transaction, holding the
 /// write lock, so a longer history is refused rather than stalling every writer.
@@ -39,7 +39,7 @@ pub struct Purged {
 impl Db {
     /// The repository's LFS objects in `sha256` order, from after `after`, at most `limit`.
     pub async fn lfs_objects(&self, repo: &Repo, after: Option<&str>, limit: u32) -> Result<Vec<LfsObject>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT f.sha256, b.size, f.filename, f.ref_name, f.pushed_at
              FROM repo_lfs_files f JOIN blobs b ON b.sha256 = f.sha256
              WHERE f.repo_id = $1 AND f.sha256 > $2 ORDER BY f.sha256 LIMIT $3",
@@ -74,10 +74,10 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let mut targets = HashSet::new();
         for sha in shas {
-            let held = sqlx::query("SELECT 1 FROM repo_lfs_files WHERE repo_id = $1 AND sha256 = $2")
+            let held = sql::query("SELECT 1 FROM repo_lfs_files WHERE repo_id = $1 AND sha256 = $2")
                 .bind(repo.id)
                 .bind(sha)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(&mut *tx)
                 .await?
                 .is_some();
             if held {
@@ -89,9 +89,9 @@ impl Db {
         }
         let commits_rewritten = rewrite_history(&mut tx, repo, &targets).await?;
         for sha in &targets {
-            sqlx::query("DELETE FROM repo_lfs_files WHERE repo_id = $1 AND sha256 = $2").bind(repo.id).bind(sha).execute(&mut **tx).await?;
+            sql::query("DELETE FROM repo_lfs_files WHERE repo_id = $1 AND sha256 = $2").bind(repo.id).bind(sha).execute(&mut *tx).await?;
         }
-        sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(crate::now_unix()).bind(repo.id).execute(&mut **tx).await?;
+        sql::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(crate::now_unix()).bind(repo.id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Purged { objects: targets.len(), commits_rewritten })
     }
@@ -112,7 +112,7 @@ struct CommitRow {
 /// Rewrites `repo`'s commits without the objects `targets`; answers how many were replaced.
 async fn rewrite_history(tx: &mut Tx, repo: &Repo, targets: &HashSet<String>) -> Result<usize> {
     let count: i64 =
-        sqlx::query("SELECT COUNT(*) AS n FROM commits WHERE repo_id = $1").bind(repo.id).fetch_one(&mut **tx).await?.try_get("n")?;
+        sql::query("SELECT COUNT(*) AS n FROM commits WHERE repo_id = $1").bind(repo.id).fetch_one(&mut *tx).await?.try_get("n")?;
     if count > REWRITE_COMMITS_MAX {
         return Err(DbError::Invalid(format!(
             "{} has {count} commits; this hub rewrites histories of at most {REWRITE_COMMITS_MAX}",
@@ -120,11 +120,11 @@ async fn rewrite_history(tx: &mut Tx, repo: &Repo, targets: &HashSet<String>) ->
         )));
     }
     // A parent's `seq` is below its children's, so this order is topological.
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT id, parent_id, tree_id, author, title, message, created_at, seq FROM commits WHERE repo_id = $1 ORDER BY seq, created_at",
     )
     .bind(repo.id)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?;
     let commits = rows
         .iter()
@@ -144,13 +144,13 @@ async fn rewrite_history(tx: &mut Tx, repo: &Repo, targets: &HashSet<String>) ->
     // The trees of this repository that hold a target.
     let mut dirty_trees = HashSet::new();
     for sha in targets {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT DISTINCT e.tree_id FROM tree_entries e JOIN commits c ON c.tree_id = e.tree_id
              WHERE e.sha256 = $1 AND c.repo_id = $2",
         )
         .bind(sha)
         .bind(repo.id)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
         for r in rows {
             dirty_trees.insert(r.try_get::<String, _>("tree_id")?);
@@ -164,7 +164,7 @@ async fn rewrite_history(tx: &mut Tx, repo: &Repo, targets: &HashSet<String>) ->
             match new_trees.get(&c.tree_id) {
                 Some(t) => t.clone(),
                 None => {
-                    let mut entries: BTreeMap<_, _> = load_tree(tx, &c.tree_id).await?;
+                    let mut entries: BTreeMap<_, _> = load_tree((&mut *tx).into(), &c.tree_id).await?;
                     entries.retain(|_, e| !(e.lfs && targets.contains(&e.sha256)));
                     let t = store_tree(tx, &entries).await?;
                     new_trees.insert(c.tree_id.clone(), t.clone());
@@ -178,7 +178,7 @@ async fn rewrite_history(tx: &mut Tx, repo: &Repo, targets: &HashSet<String>) ->
             continue;
         }
         let id = commit_id(parent.as_deref(), &tree, &c.author, c.created_at, &c.title, &c.message);
-        sqlx::query(
+        sql::query(
             "INSERT INTO commits (id, repo_id, parent_id, tree_id, author, title, message, created_at, seq)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repo_id, id) DO NOTHING",
         )
@@ -191,26 +191,26 @@ async fn rewrite_history(tx: &mut Tx, repo: &Repo, targets: &HashSet<String>) ->
         .bind(&c.message)
         .bind(c.created_at)
         .bind(c.seq)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         replaced.insert(c.id.clone(), id);
     }
     for (old, new) in &replaced {
-        sqlx::query("UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND commit_id = $3")
+        sql::query("UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND commit_id = $3")
             .bind(new)
             .bind(repo.id)
             .bind(old)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         for column in ["base_commit", "merge_commit"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE discussions SET {column} = $1 WHERE repo_id = $2 AND {column} = $3")))
+            sql::query(sql::AssertSqlSafe(format!("UPDATE discussions SET {column} = $1 WHERE repo_id = $2 AND {column} = $3")))
                 .bind(new)
                 .bind(repo.id)
                 .bind(old)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM commits WHERE repo_id = $1 AND id = $2").bind(repo.id).bind(old).execute(&mut **tx).await?;
+        sql::query("DELETE FROM commits WHERE repo_id = $1 AND id = $2").bind(repo.id).bind(old).execute(&mut *tx).await?;
     }
     Ok(replaced.len())
 }

@@ -22,6 +22,7 @@ mod lfs_files;
 mod market;
 mod orgs;
 mod repos;
+pub mod sql;
 pub mod webhooks;
 
 pub use auth::{Scope, Token, TokenInfo, User};
@@ -50,16 +51,20 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use sql::Engine;
+use sql::{Pool, Tx};
 
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
 
 /// Handle on the metadata database. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
-    pool: SqlitePool,
-    path: Arc<std::path::PathBuf>,
+    pool: Pool,
+    /// The SQLite file; `None` on PostgreSQL.
+    path: Option<Arc<std::path::PathBuf>>,
     turn: Arc<tokio::sync::Mutex<()>>,
     cache: Arc<cache::ReadCache>,
 }
@@ -89,12 +94,12 @@ impl Drop for WriteTurn {
 
 /// A write transaction that holds this process's [`WriteTurn`] until it ends.
 pub struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: Tx,
     _turn: WriteTurn,
 }
 
 impl std::ops::Deref for WriteTx {
-    type Target = sqlx::Transaction<'static, sqlx::Sqlite>;
+    type Target = Tx;
     fn deref(&self) -> &Self::Target {
         &self.tx
     }
@@ -115,6 +120,12 @@ impl WriteTx {
 /// How much of the database file reads may map (SQLite's `mmap_size`).
 const MMAP_SIZE: u64 = 1 << 30;
 
+/// The PostgreSQL advisory lock every write transaction takes (see [`Db::begin_write`]).
+const WRITE_LOCK: i64 = 0x636f_6d6d_6f6e_73; // "commons"
+
+/// Connections a PostgreSQL pool keeps at most: each server of several holds its own.
+const POSTGRES_CONNECTIONS: u32 = 16;
+
 impl Db {
     /// Opens (creating if needed) the SQLite database at `path` and applies pending migrations.
     ///
@@ -133,33 +144,72 @@ impl Db {
             // system call. (Address space only; the file is still written through the WAL.)
             .pragma("mmap_size", MMAP_SIZE.to_string());
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let shared = cache::SharedCount::open(path)
             .inspect_err(|e| tracing::warn!(error = %e, "no shared write generation beside the database; mutable answers are not cached"))
             .ok();
         Ok(Self {
-            pool,
-            path: Arc::new(path.to_path_buf()),
+            pool: Pool::Sqlite(pool),
+            path: Some(Arc::new(path.to_path_buf())),
             turn: Arc::new(tokio::sync::Mutex::new(())),
             cache: cache::ReadCache::new(shared),
         })
     }
 
-    /// The database file: a layer that keeps its own connection (the compute coordinator's
-    /// writer thread) opens this.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Opens the database at `url`: `postgres://…` (or `postgresql://…`) for PostgreSQL,
+    /// `sqlite://PATH` or a plain path for SQLite; applies pending migrations.
+    ///
+    /// On PostgreSQL several servers share the database: what one caches could be changed by
+    /// another without its knowing, so answers that can change are not cached (a commit's tree,
+    /// which never changes, still is).
+    pub async fn connect(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new().max_connections(POSTGRES_CONNECTIONS).connect(url).await?;
+            // Two servers starting at once would both apply the migrations: the lock makes the
+            // second wait and then find them applied.
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            return Ok(Self {
+                pool: Pool::Postgres(pool),
+                path: None,
+                turn: Arc::new(tokio::sync::Mutex::new(())),
+                cache: cache::ReadCache::new(None),
+            });
+        }
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        Self::open(Path::new(path)).await
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    /// The engine this database runs on.
+    pub fn engine(&self) -> Engine {
+        self.pool.engine()
+    }
+
+    /// The SQLite database file (`None` on PostgreSQL): a layer that keeps its own connection
+    /// (the compute coordinator's writer thread) opens this.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref().map(|p| p.as_path())
+    }
+
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
-    /// Starts a write transaction that takes the database write lock up front, so two writers
-    /// never deadlock upgrading from a read lock; it waits for this process's write turn first.
+    /// Starts a write transaction that holds the database's write lock from its first
+    /// statement, so two writers never deadlock upgrading from a read lock and every invariant
+    /// argued for one writer at a time holds: on SQLite `BEGIN IMMEDIATE`; on PostgreSQL an
+    /// advisory lock held to the end of the transaction, which serialises the writers of every
+    /// server sharing the database the same way. It waits for this process's write turn first.
     pub async fn begin_write(&self) -> Result<WriteTx> {
         let turn = self.write_turn().await;
-        Ok(WriteTx { tx: self.pool.begin_with("BEGIN IMMEDIATE").await?, _turn: turn })
+        let tx = match &self.pool {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => {
+                let mut tx = Tx::Postgres(p.begin().await?);
+                sql::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut tx).await?;
+                tx
+            }
+        };
+        Ok(WriteTx { tx, _turn: turn })
     }
 
     /// Waits for this process's turn to write (see [`WriteTurn`]). Every write of this crate
@@ -188,15 +238,19 @@ impl Db {
 
     /// Writes a consistent copy of the whole database to the new file `path` (SQLite's
     /// `VACUUM INTO`: one read transaction, so writers carry on meanwhile).
+    /// On PostgreSQL, backups are the database's own tools' job (`pg_dump`): an error.
     pub async fn snapshot_into(&self, path: &Path) -> Result<()> {
         let target = path.to_str().ok_or_else(|| DbError::Invalid(format!("{} is not a UTF-8 path", path.display())))?;
-        sqlx::query("VACUUM INTO $1").bind(target).execute(&self.pool).await?;
+        if self.engine() != Engine::Sqlite {
+            return Err(DbError::Invalid("a snapshot is taken of the embedded SQLite database; back PostgreSQL up with pg_dump".into()));
+        }
+        sql::query("VACUUM INTO $1").bind(target).execute(&self.pool).await?;
         Ok(())
     }
 
     /// Whether the database answers a query.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sql::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 

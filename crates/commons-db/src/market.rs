@@ -2,7 +2,7 @@
 //! downloads by distinct client per repository per day. Counters on `repos` change in the same
 //! transaction as the rows they count.
 
-use sqlx::{AssertSqlSafe, Row};
+use crate::sql::{self, AssertSqlSafe};
 
 use crate::repos::{REPO_COLUMNS, repo_from_row};
 use crate::{Db, Repo, RepoKind, Result};
@@ -31,20 +31,20 @@ impl Db {
     /// nothing.
     pub async fn record_card(&self, readme_sha256: &str, metadata_json: &str, tags: &[(&str, String)]) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let new = sqlx::query("INSERT INTO cards (readme_sha256, metadata) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        let new = sql::query("INSERT INTO cards (readme_sha256, metadata) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(readme_sha256)
             .bind(metadata_json)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?
             .rows_affected()
             == 1;
         if new {
             for (facet, tag) in tags {
-                sqlx::query("INSERT INTO card_tags (readme_sha256, tag, facet) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                sql::query("INSERT INTO card_tags (readme_sha256, tag, facet) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                     .bind(readme_sha256)
                     .bind(tag)
                     .bind(facet)
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
             }
         }
@@ -54,7 +54,7 @@ impl Db {
 
     /// The recorded front matter (JSON) of README blob `readme_sha256`.
     pub async fn card(&self, readme_sha256: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT metadata FROM cards WHERE readme_sha256 = $1").bind(readme_sha256).fetch_optional(&self.pool).await?;
+        let row = sql::query("SELECT metadata FROM cards WHERE readme_sha256 = $1").bind(readme_sha256).fetch_optional(&self.pool).await?;
         Ok(match row {
             Some(row) => Some(row.try_get("metadata")?),
             None => None,
@@ -64,7 +64,7 @@ impl Db {
     /// Up to `limit` README blobs that some revision holds and that have no card yet: what a
     /// hub made before cards were recorded still has to parse.
     pub async fn readmes_without_card(&self, limit: i64) -> Result<Vec<String>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT DISTINCT te.sha256 FROM tree_entries te
               WHERE te.path = 'README.md' AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.readme_sha256 = te.sha256)
               LIMIT $1",
@@ -78,7 +78,7 @@ impl Db {
     /// How many repositories of `kind` that `viewer` may see carry each tag on the head of
     /// `main`, with the tag's facet; most used first, at most `limit`.
     pub async fn tag_counts(&self, kind: RepoKind, viewer: Option<&str>, limit: i64) -> Result<Vec<(String, String, i64)>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        let rows = sql::query(AssertSqlSafe(format!(
             "SELECT t.facet, t.tag, COUNT(*) AS n FROM repos r
                JOIN refs f ON f.repo_id = r.id AND f.kind = 'branch' AND f.name = 'main'
                JOIN commits c ON c.repo_id = f.repo_id AND c.id = f.commit_id
@@ -117,13 +117,13 @@ impl Db {
 
     /// Every repository, whatever its visibility: what the search index is checked against.
     pub async fn all_repos(&self) -> Result<Vec<Repo>> {
-        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos"))).fetch_all(&self.pool).await?;
+        let rows = sql::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos"))).fetch_all(&self.pool).await?;
         rows.iter().map(repo_from_row).collect()
     }
 
     /// The repository with id `id`, whatever its visibility (for Commons' own bookkeeping).
     pub async fn repo_by_id(&self, id: i64) -> Result<Option<Repo>> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE id = $1")))
+        let row = sql::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE id = $1")))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -132,7 +132,7 @@ impl Db {
 
     /// Whether `user_id` likes `repo`.
     pub async fn likes_repo(&self, user_id: i64, repo: &Repo) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM likes WHERE user_id = $1 AND repo_id = $2")
+        let row = sql::query("SELECT 1 FROM likes WHERE user_id = $1 AND repo_id = $2")
             .bind(user_id)
             .bind(repo.id)
             .fetch_optional(&self.pool)
@@ -143,19 +143,16 @@ impl Db {
     /// `user_id` likes `repo`. Returns whether that is new.
     pub async fn like(&self, user_id: i64, repo: &Repo) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let new = sqlx::query("INSERT INTO likes (user_id, repo_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        let new = sql::query("INSERT INTO likes (user_id, repo_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(user_id)
             .bind(repo.id)
             .bind(crate::now_unix())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?
             .rows_affected()
             == 1;
         if new {
-            sqlx::query("UPDATE repos SET likes = likes + 1, trending = trending + 1 WHERE id = $1")
-                .bind(repo.id)
-                .execute(&mut **tx)
-                .await?;
+            sql::query("UPDATE repos SET likes = likes + 1, trending = trending + 1 WHERE id = $1").bind(repo.id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(new)
@@ -164,10 +161,10 @@ impl Db {
     /// `user_id` no longer likes `repo`. Returns whether they did.
     pub async fn unlike(&self, user_id: i64, repo: &Repo) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let liked_at: Option<i64> = sqlx::query("DELETE FROM likes WHERE user_id = $1 AND repo_id = $2 RETURNING created_at")
+        let liked_at: Option<i64> = sql::query("DELETE FROM likes WHERE user_id = $1 AND repo_id = $2 RETURNING created_at")
             .bind(user_id)
             .bind(repo.id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?
             .map(|row| row.try_get("created_at"))
             .transpose()?;
@@ -175,12 +172,12 @@ impl Db {
         if let Some(liked_at) = liked_at {
             // A like still counted as recent leaves the trending score with it.
             let recent = i64::from(liked_at >= crate::now_unix() - TRENDING_DAYS * 86_400);
-            sqlx::query(
+            sql::query(
                 "UPDATE repos SET likes = likes - 1, trending = CASE WHEN trending > $2 THEN trending - $2 ELSE 0 END WHERE id = $1",
             )
             .bind(repo.id)
             .bind(recent)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
@@ -199,13 +196,13 @@ impl Db {
             crate::orgs::visible_repo("r", "$2")
         );
         let rows =
-            sqlx::query(AssertSqlSafe(sql)).bind(name).bind(viewer.unwrap_or("")).bind(limit).bind(offset).fetch_all(&self.pool).await?;
+            sql::query(AssertSqlSafe(sql)).bind(name).bind(viewer.unwrap_or("")).bind(limit).bind(offset).fetch_all(&self.pool).await?;
         rows.iter().map(|row| Ok((repo_from_row(row)?, row.try_get("liked_at")?))).collect()
     }
 
     /// Who likes `repo` (name and full name), newest like first.
     pub async fn likers(&self, repo: &Repo, limit: i64, offset: i64) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT u.name, u.fullname FROM likes l JOIN users u ON u.id = l.user_id
               WHERE l.repo_id = $1 ORDER BY l.created_at DESC, u.id DESC LIMIT $2 OFFSET $3",
         )
@@ -224,19 +221,19 @@ impl Db {
         let mut counted = Vec::new();
         let mut tx = self.begin_write().await?;
         for d in downloads {
-            let new = sqlx::query(
+            let new = sql::query(
                 "INSERT INTO repo_downloads (repo_id, day, client)
                  SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM repos WHERE id = $1) ON CONFLICT DO NOTHING",
             )
             .bind(d.repo_id)
             .bind(d.day)
             .bind(&d.client)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?
             .rows_affected()
                 == 1;
             if new {
-                sqlx::query("UPDATE repos SET downloads = downloads + 1 WHERE id = $1").bind(d.repo_id).execute(&mut **tx).await?;
+                sql::query("UPDATE repos SET downloads = downloads + 1 WHERE id = $1").bind(d.repo_id).execute(&mut *tx).await?;
                 counted.push(d.repo_id);
             }
         }
@@ -249,14 +246,14 @@ impl Db {
     /// Drops downloads older than the 30 days ending `today` and recounts what they counted in.
     pub async fn forget_old_downloads(&self, today: i64) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM repo_downloads WHERE day <= $1").bind(today - DOWNLOAD_DAYS).execute(&mut **tx).await?;
-        sqlx::query("UPDATE repos SET downloads = (SELECT COUNT(*) FROM repo_downloads d WHERE d.repo_id = repos.id) WHERE downloads > 0")
-            .execute(&mut **tx)
+        sql::query("DELETE FROM repo_downloads WHERE day <= $1").bind(today - DOWNLOAD_DAYS).execute(&mut *tx).await?;
+        sql::query("UPDATE repos SET downloads = (SELECT COUNT(*) FROM repo_downloads d WHERE d.repo_id = repos.id) WHERE downloads > 0")
+            .execute(&mut *tx)
             .await?;
         // Likes older than the window leave the trending score (only repositories that have one).
-        sqlx::query("UPDATE repos SET trending = (SELECT COUNT(*) FROM likes l WHERE l.repo_id = repos.id AND l.created_at >= $1) WHERE trending > 0")
+        sql::query("UPDATE repos SET trending = (SELECT COUNT(*) FROM likes l WHERE l.repo_id = repos.id AND l.created_at >= $1) WHERE trending > 0")
             .bind(crate::now_unix() - TRENDING_DAYS * 86_400)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(())

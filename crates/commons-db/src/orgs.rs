@@ -1,7 +1,7 @@
 //! Organizations: namespaces shared by their members, each member with a role. Who may do what
 //! with a role is `commons_repo::access`; this module only stores them.
 
-use sqlx::Row;
+use crate::sql::{self, Row};
 
 use crate::{Db, DbError, Result, User, now_unix};
 
@@ -95,7 +95,7 @@ pub(crate) fn visible_repo(alias: &str, viewer: &str) -> String {
     format!("({} = FALSE OR {})", col("private"), readable_namespace(&col("namespace"), viewer))
 }
 
-fn org_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Organization> {
+fn org_from_row(row: &Row) -> Result<Organization> {
     Ok(Organization {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -110,34 +110,34 @@ impl Db {
     /// transaction. A name a user or another organization has (in any case) is taken.
     pub async fn create_org(&self, name: &str, fullname: &str, admin: &str) -> Result<Organization> {
         let mut tx = self.begin_write().await?;
-        let taken = sqlx::query(
+        let taken = sql::query(
             "SELECT 1 FROM users WHERE lower(name) = lower($1) UNION ALL SELECT 1 FROM organizations WHERE lower(name) = lower($1)",
         )
         .bind(name)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
         if taken.is_some() {
             return Err(DbError::AlreadyExists(format!("the name {name}")));
         }
-        let admin_id: i64 = sqlx::query("SELECT id FROM users WHERE name = $1")
+        let admin_id: i64 = sql::query("SELECT id FROM users WHERE name = $1")
             .bind(admin)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| DbError::NotFound(format!("user {admin}")))?
             .try_get("id")?;
         let now = now_unix();
-        let id: i64 = sqlx::query("INSERT INTO organizations (name, fullname, created_at) VALUES ($1, $2, $3) RETURNING id")
+        let id: i64 = sql::query("INSERT INTO organizations (name, fullname, created_at) VALUES ($1, $2, $3) RETURNING id")
             .bind(name)
             .bind(fullname)
             .bind(now)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?
             .try_get("id")?;
-        sqlx::query("INSERT INTO org_members (org_id, user_id, role, created_at) VALUES ($1, $2, 'admin', $3)")
+        sql::query("INSERT INTO org_members (org_id, user_id, role, created_at) VALUES ($1, $2, 'admin', $3)")
             .bind(id)
             .bind(admin_id)
             .bind(now)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(Organization { id, name: name.into(), fullname: fullname.into(), default_private: false, created_at: now })
@@ -145,7 +145,7 @@ impl Db {
 
     /// Organization `name`, if there is one.
     pub async fn org(&self, name: &str) -> Result<Option<Organization>> {
-        let row = sqlx::query("SELECT id, name, fullname, default_private, created_at FROM organizations WHERE name = $1")
+        let row = sql::query("SELECT id, name, fullname, default_private, created_at FROM organizations WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -155,7 +155,7 @@ impl Db {
     /// Changes an organization's settings; `None` leaves one as it is.
     pub async fn set_org_settings(&self, org_id: i64, fullname: Option<&str>, default_private: Option<bool>) -> Result<()> {
         let _turn = self.write_turn().await;
-        sqlx::query(
+        sql::query(
             "UPDATE organizations SET fullname = COALESCE($1, fullname), default_private = COALESCE($2, default_private) WHERE id = $3",
         )
         .bind(fullname)
@@ -168,7 +168,7 @@ impl Db {
 
     /// The organizations user `user_id` belongs to, by name.
     pub async fn memberships_of(&self, user_id: i64) -> Result<Vec<Membership>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT o.id, o.name, o.fullname, m.role FROM org_members m JOIN organizations o ON o.id = m.org_id
              WHERE m.user_id = $1 ORDER BY o.name",
         )
@@ -181,7 +181,7 @@ impl Db {
                     org_id: r.try_get("id")?,
                     org: r.try_get("name")?,
                     fullname: r.try_get("fullname")?,
-                    role: OrgRole::parse(r.try_get::<&str, _>("role")?)?,
+                    role: OrgRole::parse(&r.try_get::<String, _>("role")?)?,
                 })
             })
             .collect()
@@ -194,7 +194,7 @@ impl Db {
             return Ok(names.to_vec());
         }
         let generation = self.cache.generation();
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT o.name FROM org_members m JOIN organizations o ON o.id = m.org_id JOIN users u ON u.id = m.user_id
              WHERE u.name = $1 AND m.role <> 'no_access' ORDER BY o.name",
         )
@@ -211,7 +211,7 @@ impl Db {
 
     /// The role of user `user` in organization `org`, when they are a member.
     pub async fn org_role(&self, org: &str, user: &str) -> Result<Option<OrgRole>> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT m.role FROM org_members m JOIN organizations o ON o.id = m.org_id JOIN users u ON u.id = m.user_id
              WHERE o.name = $1 AND u.name = $2",
         )
@@ -219,12 +219,12 @@ impl Db {
         .bind(user)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| OrgRole::parse(r.try_get::<&str, _>("role")?)).transpose()
+        row.map(|r| OrgRole::parse(&r.try_get::<String, _>("role")?)).transpose()
     }
 
     /// One page of an organization's members by name, after `after` (a name), with their roles.
     pub async fn org_members(&self, org_id: i64, after: Option<&str>, limit: i64) -> Result<Vec<(User, OrgRole)>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT u.id, u.name, u.fullname, u.created_at, m.role FROM org_members m JOIN users u ON u.id = m.user_id
              WHERE m.org_id = $1 AND ($2 IS NULL OR u.name > $2) ORDER BY u.name LIMIT $3",
         )
@@ -241,7 +241,7 @@ impl Db {
                     fullname: r.try_get("fullname")?,
                     created_at: r.try_get("created_at")?,
                 };
-                Ok((user, OrgRole::parse(r.try_get::<&str, _>("role")?)?))
+                Ok((user, OrgRole::parse(&r.try_get::<String, _>("role")?)?))
             })
             .collect()
     }
@@ -250,13 +250,13 @@ impl Db {
     /// The last administrator keeps the role: an organization nobody can manage is refused.
     pub async fn set_member_role(&self, org_id: i64, user: &str, role: OrgRole) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let user_id: i64 = sqlx::query("SELECT id FROM users WHERE name = $1")
+        let user_id: i64 = sql::query("SELECT id FROM users WHERE name = $1")
             .bind(user)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| DbError::NotFound(format!("user {user}")))?
             .try_get("id")?;
-        sqlx::query(
+        sql::query(
             "INSERT INTO org_members (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role",
         )
@@ -264,7 +264,7 @@ impl Db {
         .bind(user_id)
         .bind(role.as_str())
         .bind(now_unix())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         ensure_an_admin(&mut tx, org_id).await?;
         tx.commit().await?;
@@ -275,10 +275,10 @@ impl Db {
     /// administrator stays.
     pub async fn remove_member(&self, org_id: i64, user: &str) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query("DELETE FROM org_members WHERE org_id = $1 AND user_id = (SELECT id FROM users WHERE name = $2)")
+        let done = sql::query("DELETE FROM org_members WHERE org_id = $1 AND user_id = (SELECT id FROM users WHERE name = $2)")
             .bind(org_id)
             .bind(user)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         ensure_an_admin(&mut tx, org_id).await?;
@@ -288,7 +288,7 @@ impl Db {
 
     /// What an organization's overview counts; repositories only the public ones.
     pub async fn org_counts(&self, org: &Organization) -> Result<OrgCounts> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT (SELECT COUNT(*) FROM org_members WHERE org_id = $1) AS members,
                     (SELECT COUNT(*) FROM repos WHERE namespace = $2 AND private = FALSE AND kind = 'model') AS models,
                     (SELECT COUNT(*) FROM repos WHERE namespace = $2 AND private = FALSE AND kind = 'dataset') AS datasets,
@@ -310,9 +310,9 @@ impl Db {
 /// Refuses (rolling back the caller's transaction) a change that leaves `org_id` without an
 /// administrator.
 async fn ensure_an_admin(tx: &mut crate::WriteTx, org_id: i64) -> Result<()> {
-    let admins: i64 = sqlx::query("SELECT COUNT(*) AS n FROM org_members WHERE org_id = $1 AND role = 'admin'")
+    let admins: i64 = sql::query("SELECT COUNT(*) AS n FROM org_members WHERE org_id = $1 AND role = 'admin'")
         .bind(org_id)
-        .fetch_one(&mut ***tx)
+        .fetch_one(&mut *tx)
         .await?
         .try_get("n")?;
     if admins == 0 {

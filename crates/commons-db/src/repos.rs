@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::sql::{self, AssertSqlSafe, Row};
 use sha1::{Digest, Sha1};
-use sqlx::{AssertSqlSafe, Row};
 
 use crate::{Db, DbError, Result, now_unix};
 
@@ -134,7 +134,7 @@ fn folder_oid(tree: &str, path: &str) -> String {
     hex::encode(h.finalize())
 }
 
-fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<FileEntry> {
+fn entry_from_row(row: &Row) -> Result<FileEntry> {
     Ok(FileEntry {
         path: row.try_get("path")?,
         sha256: row.try_get("sha256")?,
@@ -193,7 +193,7 @@ pub struct RepoQuery {
     pub offset: i64,
 }
 
-pub(crate) fn repo_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Repo> {
+pub(crate) fn repo_from_row(row: &Row) -> Result<Repo> {
     let kind: String = row.try_get("kind")?;
     Ok(Repo {
         id: row.try_get("id")?,
@@ -211,7 +211,7 @@ pub(crate) fn repo_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Repo> {
     })
 }
 
-fn commit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Commit> {
+fn commit_from_row(row: &Row) -> Result<Commit> {
     Ok(Commit {
         id: row.try_get("id")?,
         parent_id: row.try_get("parent_id")?,
@@ -268,13 +268,11 @@ pub fn git_blob_sha1(content: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+use crate::sql::Tx;
 
-pub(crate) async fn load_tree(conn: &mut sqlx::SqliteConnection, tree: &str) -> Result<BTreeMap<String, FileEntry>> {
-    let rows = sqlx::query("SELECT path, sha256, size, git_oid, lfs FROM tree_entries WHERE tree_id = $1")
-        .bind(tree)
-        .fetch_all(&mut *conn)
-        .await?;
+pub(crate) async fn load_tree(exec: sql::Exec<'_>, tree: &str) -> Result<BTreeMap<String, FileEntry>> {
+    let rows =
+        sql::query("SELECT path, sha256, size, git_oid, lfs FROM tree_entries WHERE tree_id = $1").bind(tree).fetch_all(exec).await?;
     let mut out = BTreeMap::new();
     for row in rows {
         let e = entry_from_row(&row)?;
@@ -286,17 +284,17 @@ pub(crate) async fn load_tree(conn: &mut sqlx::SqliteConnection, tree: &str) -> 
 pub(crate) async fn store_tree(tx: &mut Tx, entries: &BTreeMap<String, FileEntry>) -> Result<String> {
     let id = tree_id(entries);
     let inserted =
-        sqlx::query("INSERT INTO trees (id) VALUES ($1) ON CONFLICT DO NOTHING").bind(&id).execute(&mut **tx).await?.rows_affected();
+        sql::query("INSERT INTO trees (id) VALUES ($1) ON CONFLICT DO NOTHING").bind(&id).execute(&mut *tx).await?.rows_affected();
     if inserted == 1 {
         for e in entries.values() {
-            sqlx::query("INSERT INTO tree_entries (tree_id, path, sha256, size, git_oid, lfs) VALUES ($1, $2, $3, $4, $5, $6)")
+            sql::query("INSERT INTO tree_entries (tree_id, path, sha256, size, git_oid, lfs) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&id)
                 .bind(&e.path)
                 .bind(&e.sha256)
                 .bind(e.size)
                 .bind(&e.git_oid)
                 .bind(e.lfs)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
         }
     }
@@ -319,7 +317,7 @@ impl Db {
         // Repository ids are matched without regard to case, as on the Hub (names are ASCII,
         // which `lower` folds alike on SQLite and PostgreSQL); the index on the folded names
         // makes this one lookup, and keeps two ids that differ only in case from both existing.
-        let row = sqlx::query(AssertSqlSafe(format!(
+        let row = sql::query(AssertSqlSafe(format!(
             "SELECT {REPO_COLUMNS} FROM repos WHERE kind = $1 AND lower(namespace) = lower($2) AND lower(name) = lower($3)"
         )))
         .bind(kind.as_str())
@@ -331,7 +329,7 @@ impl Db {
             return repo_from_row(&row).map(Some);
         }
         // A name the repository had before it moved still leads to it.
-        let row = sqlx::query(AssertSqlSafe(format!(
+        let row = sql::query(AssertSqlSafe(format!(
             "SELECT {REPO_COLUMNS} FROM repos WHERE id =
              (SELECT repo_id FROM repo_redirects WHERE kind = $1 AND namespace = lower($2) AND name = lower($3))"
         )))
@@ -355,7 +353,7 @@ impl Db {
     ) -> Result<Repo> {
         let mut tx = self.begin_write().await?;
         let now = now_unix();
-        let res = sqlx::query(
+        let res = sql::query(
             "INSERT INTO repos (kind, namespace, name, private, created_at, updated_at, created_by) VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING id",
         )
         .bind(kind.as_str())
@@ -364,7 +362,7 @@ impl Db {
         .bind(private)
         .bind(now)
         .bind(author)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await;
         let id: i64 = match res {
             Ok(row) => row.try_get("id")?,
@@ -388,11 +386,11 @@ impl Db {
             created_by: Some(author.into()),
         };
         // A repository that takes a moved one's old name is what that name means from now on.
-        sqlx::query("DELETE FROM repo_redirects WHERE kind = $1 AND namespace = lower($2) AND name = lower($3)")
+        sql::query("DELETE FROM repo_redirects WHERE kind = $1 AND namespace = lower($2) AND name = lower($3)")
             .bind(kind.as_str())
             .bind(namespace)
             .bind(name)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         let ops: Vec<CommitOp> = initial_files.iter().cloned().map(CommitOp::Put).collect();
         let info = CommitInfo { author, title: "initial commit", message: "" };
@@ -417,13 +415,13 @@ impl Db {
             "repo_lfs_files",
             "access_requests",
         ] {
-            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE repo_id = $1"))).bind(repo.id).execute(&mut **tx).await?;
+            sql::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE repo_id = $1"))).bind(repo.id).execute(&mut *tx).await?;
         }
         // A board entry names its model, dataset and algorithm: it goes with any of them.
         for column in ["model_repo_id", "dataset_repo_id", "algorithm_repo_id"] {
-            sqlx::query(AssertSqlSafe(format!("DELETE FROM board_entries WHERE {column} = $1"))).bind(repo.id).execute(&mut **tx).await?;
+            sql::query(AssertSqlSafe(format!("DELETE FROM board_entries WHERE {column} = $1"))).bind(repo.id).execute(&mut *tx).await?;
         }
-        sqlx::query("DELETE FROM repos WHERE id = $1").bind(repo.id).execute(&mut **tx).await?;
+        sql::query("DELETE FROM repos WHERE id = $1").bind(repo.id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -432,12 +430,12 @@ impl Db {
     /// takes it.
     pub async fn move_repo(&self, repo: &Repo, namespace: &str, name: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let res = sqlx::query("UPDATE repos SET namespace = $1, name = $2, updated_at = $3 WHERE id = $4")
+        let res = sql::query("UPDATE repos SET namespace = $1, name = $2, updated_at = $3 WHERE id = $4")
             .bind(namespace)
             .bind(name)
             .bind(now_unix())
             .bind(repo.id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await;
         match res {
             Ok(_) => {}
@@ -447,13 +445,13 @@ impl Db {
             Err(e) => return Err(e.into()),
         }
         let kind = repo.kind.as_str();
-        sqlx::query("DELETE FROM repo_redirects WHERE kind = $1 AND namespace = lower($2) AND name = lower($3)")
+        sql::query("DELETE FROM repo_redirects WHERE kind = $1 AND namespace = lower($2) AND name = lower($3)")
             .bind(kind)
             .bind(namespace)
             .bind(name)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
-        sqlx::query(
+        sql::query(
             "INSERT INTO repo_redirects (kind, namespace, name, repo_id) VALUES ($1, lower($2), lower($3), $4)
              ON CONFLICT (kind, namespace, name) DO UPDATE SET repo_id = excluded.repo_id",
         )
@@ -461,7 +459,7 @@ impl Db {
         .bind(&repo.namespace)
         .bind(&repo.name)
         .bind(repo.id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -469,7 +467,7 @@ impl Db {
 
     pub async fn set_private(&self, repo: &Repo, private: bool) -> Result<()> {
         let _turn = self.write_turn().await;
-        sqlx::query("UPDATE repos SET private = $1 WHERE id = $2").bind(private).bind(repo.id).execute(&self.pool).await?;
+        sql::query("UPDATE repos SET private = $1 WHERE id = $2").bind(private).bind(repo.id).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -512,7 +510,7 @@ impl Db {
             crate::orgs::visible_repo("", "$4")
         );
         let pattern = q.search.as_ref().map(|s| format!("%{}%", s.to_lowercase()));
-        let mut query = sqlx::query(AssertSqlSafe(sql))
+        let mut query = sql::query(AssertSqlSafe(sql))
             .bind(kind.as_str())
             .bind(q.author.as_deref())
             .bind(pattern)
@@ -552,7 +550,7 @@ impl Db {
             // repository of the kind instead.
             let list = missing.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
             let rows =
-                sqlx::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE id IN ({list})"))).fetch_all(&self.pool).await?;
+                sql::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE id IN ({list})"))).fetch_all(&self.pool).await?;
             for row in &rows {
                 let repo = repo_from_row(row)?;
                 self.cache.put_repo_by_id(repo.clone(), generation);
@@ -597,7 +595,7 @@ impl Db {
               WHERE f.kind = 'branch' AND f.name = 'main' AND f.repo_id IN ({})",
             missing.join(", ")
         );
-        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let rows = sql::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
         for row in &rows {
             let readme = match row.try_get::<Option<String>, _>("path")? {
                 Some(_) => Some(entry_from_row(row)?),
@@ -639,7 +637,7 @@ impl Db {
         }
         // A short commit id (7 hex digits or more, as git abbreviates), if it names one commit.
         if (7..40).contains(&rev.len()) && rev.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            let rows = sqlx::query("SELECT id FROM commits WHERE repo_id = $1 AND id >= $2 AND id < $3 LIMIT 2")
+            let rows = sql::query("SELECT id FROM commits WHERE repo_id = $1 AND id >= $2 AND id < $3 LIMIT 2")
                 .bind(repo.id)
                 .bind(rev)
                 .bind(format!("{rev}g"))
@@ -653,7 +651,7 @@ impl Db {
     }
 
     async fn ref_target(&self, repo: &Repo, kind: RefKind, name: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = $2 AND name = $3")
+        let row = sql::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = $2 AND name = $3")
             .bind(repo.id)
             .bind(kind.as_str())
             .bind(name)
@@ -663,7 +661,7 @@ impl Db {
     }
 
     pub async fn get_commit(&self, repo: &Repo, id: &str) -> Result<Option<Commit>> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COMMIT_COLUMNS} FROM commits WHERE repo_id = $1 AND id = $2")))
+        let row = sql::query(AssertSqlSafe(format!("SELECT {COMMIT_COLUMNS} FROM commits WHERE repo_id = $1 AND id = $2")))
             .bind(repo.id)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -675,7 +673,7 @@ impl Db {
     /// skipping the `skip` newest: one index lookup per commit walked, so a page costs what it
     /// returns plus what it skips, never the repository's whole history.
     pub async fn commit_history(&self, repo: &Repo, commit_id: &str, skip: usize, limit: usize) -> Result<Vec<Commit>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "WITH RECURSIVE walk(id, n) AS (
                  SELECT $2, 0
                  UNION ALL
@@ -710,7 +708,7 @@ impl Db {
     async fn tree_at_uncached(&self, repo: &Repo, commit_id: &str) -> Result<Vec<FileEntry>> {
         let commit = self.get_commit(repo, commit_id).await?.ok_or_else(|| DbError::RevisionNotFound(commit_id.into()))?;
         let mut conn = self.pool.acquire().await?;
-        Ok(load_tree(&mut conn, &commit.tree_id).await?.into_values().collect())
+        Ok(load_tree((&mut conn).into(), &commit.tree_id).await?.into_values().collect())
     }
 
     pub async fn file_at(&self, repo: &Repo, commit_id: &str, path: &str) -> Result<Option<FileEntry>> {
@@ -725,7 +723,7 @@ impl Db {
     }
 
     async fn file_at_uncached(&self, repo: &Repo, commit_id: &str, path: &str) -> Result<Option<FileEntry>> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT e.path, e.sha256, e.size, e.git_oid, e.lfs FROM commits c
              JOIN tree_entries e ON e.tree_id = c.tree_id
              WHERE c.repo_id = $1 AND c.id = $2 AND e.path = $3",
@@ -741,7 +739,7 @@ impl Db {
 
     /// The tree id of a commit of `repo`.
     async fn tree_of(&self, repo: &Repo, commit_id: &str) -> Result<String> {
-        let row = sqlx::query("SELECT tree_id FROM commits WHERE repo_id = $1 AND id = $2")
+        let row = sql::query("SELECT tree_id FROM commits WHERE repo_id = $1 AND id = $2")
             .bind(repo.id)
             .bind(commit_id)
             .fetch_optional(&self.pool)
@@ -776,7 +774,7 @@ impl Db {
         };
         let limit = limit.clamp(1, 10_000) as i64;
         let rows = if recursive {
-            sqlx::query(
+            sql::query(
                 "SELECT path, sha256, size, git_oid, lfs FROM tree_entries
                  WHERE tree_id = $1 AND path >= $2 AND ($3 IS NULL OR path < $3) ORDER BY path LIMIT $4",
             )
@@ -790,7 +788,7 @@ impl Db {
             // Each step seeks the first path at or after the previous entry's successor: past a
             // file, or past the whole sub-folder the previous path went into. `substr`/`instr`
             // count characters, so the prefix length is given in characters ($4 = length + 1).
-            sqlx::query(
+            sql::query(
                 "WITH RECURSIVE walk(path, n) AS (
                      SELECT (SELECT path FROM tree_entries WHERE tree_id = $1 AND path >= $2 AND ($3 IS NULL OR path < $3) ORDER BY path LIMIT 1), 1
                      UNION ALL
@@ -849,7 +847,7 @@ impl Db {
 
     async fn path_info_uncached(&self, repo: &Repo, commit_id: &str, path: &str) -> Result<Option<TreeItem>> {
         let tree = self.tree_of(repo, commit_id).await?;
-        let row = sqlx::query("SELECT path, sha256, size, git_oid, lfs FROM tree_entries WHERE tree_id = $1 AND path = $2")
+        let row = sql::query("SELECT path, sha256, size, git_oid, lfs FROM tree_entries WHERE tree_id = $1 AND path = $2")
             .bind(&tree)
             .bind(path)
             .fetch_optional(&self.pool)
@@ -858,7 +856,7 @@ impl Db {
             return Ok(Some(TreeItem::File(entry_from_row(&row)?)));
         }
         let prefix = format!("{path}/");
-        let below = sqlx::query("SELECT 1 FROM tree_entries WHERE tree_id = $1 AND path >= $2 AND path < $3 LIMIT 1")
+        let below = sql::query("SELECT 1 FROM tree_entries WHERE tree_id = $1 AND path >= $2 AND path < $3 LIMIT 1")
             .bind(&tree)
             .bind(&prefix)
             .bind(prefix_end(&prefix))
@@ -879,10 +877,10 @@ impl Db {
         info: &CommitInfo<'_>,
     ) -> Result<Commit> {
         let mut tx = self.begin_write().await?;
-        let head = sqlx::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = 'branch' AND name = $2")
+        let head = sql::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = 'branch' AND name = $2")
             .bind(repo.id)
             .bind(branch)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?
             .map(|r| r.try_get::<String, _>("commit_id"))
             .transpose()?
@@ -898,10 +896,10 @@ impl Db {
             // A pull request's commit is an event of the pull request, not a change of the repository.
             Some(num) => crate::discussions::record_pr_commit(&mut tx, repo, num, &commit).await?,
             None => {
-                sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2")
+                sql::query("UPDATE repos SET updated_at = $1 WHERE id = $2")
                     .bind(commit.created_at)
                     .bind(repo.id)
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
             }
         }
@@ -931,7 +929,7 @@ impl Db {
         let commit = apply_commit(&mut tx, repo, branch, Some(parent), ops, info, time, RefUpdate::Force).await?;
         // The hub's own branches (`refs/convert/parquet`) are not the owner's change.
         if !branch.starts_with("refs/") {
-            sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(now_unix()).bind(repo.id).execute(&mut **tx).await?;
+            sql::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(now_unix()).bind(repo.id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(commit)
@@ -941,23 +939,23 @@ impl Db {
     /// Hub's super-squash). Other refs keep the old commits; the branch moves compare-and-swap.
     pub async fn squash_branch(&self, repo: &Repo, branch: &str, info: &CommitInfo<'_>) -> Result<Commit> {
         let mut tx = self.begin_write().await?;
-        let head: String = sqlx::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = 'branch' AND name = $2")
+        let head: String = sql::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = 'branch' AND name = $2")
             .bind(repo.id)
             .bind(branch)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| DbError::RevisionNotFound(branch.into()))?
             .try_get("commit_id")?;
-        let tree: String = sqlx::query("SELECT tree_id FROM commits WHERE repo_id = $1 AND id = $2")
+        let tree: String = sql::query("SELECT tree_id FROM commits WHERE repo_id = $1 AND id = $2")
             .bind(repo.id)
             .bind(&head)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?
             .try_get("tree_id")?;
         let time = now_unix();
         let CommitInfo { author, title, message } = *info;
         let id = commit_id(None, &tree, author, time, title, message);
-        sqlx::query(
+        sql::query(
             "INSERT INTO commits (id, repo_id, parent_id, tree_id, author, title, message, created_at, seq)
              VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, 0) ON CONFLICT (repo_id, id) DO NOTHING",
         )
@@ -968,16 +966,16 @@ impl Db {
         .bind(title)
         .bind(message)
         .bind(time)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4")
+        sql::query("UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4")
             .bind(&id)
             .bind(repo.id)
             .bind(branch)
             .bind(&head)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(time).bind(repo.id).execute(&mut **tx).await?;
+        sql::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(time).bind(repo.id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Commit {
             id,
@@ -991,7 +989,7 @@ impl Db {
     }
 
     pub async fn refs(&self, repo: &Repo) -> Result<Vec<RefInfo>> {
-        let rows = sqlx::query("SELECT kind, name, commit_id FROM refs WHERE repo_id = $1 ORDER BY kind, name")
+        let rows = sql::query("SELECT kind, name, commit_id FROM refs WHERE repo_id = $1 ORDER BY kind, name")
             .bind(repo.id)
             .fetch_all(&self.pool)
             .await?;
@@ -1010,7 +1008,7 @@ impl Db {
     /// Creates a branch or tag pointing at `commit_id`; fails if the name is taken.
     pub async fn create_ref(&self, repo: &Repo, kind: RefKind, name: &str, commit_id: &str) -> Result<()> {
         let _turn = self.write_turn().await;
-        let res = sqlx::query("INSERT INTO refs (repo_id, kind, name, commit_id) VALUES ($1, $2, $3, $4)")
+        let res = sql::query("INSERT INTO refs (repo_id, kind, name, commit_id) VALUES ($1, $2, $3, $4)")
             .bind(repo.id)
             .bind(kind.as_str())
             .bind(name)
@@ -1031,33 +1029,33 @@ impl Db {
             return Err(DbError::RevisionNotFound(commit_id.into()));
         }
         let mut tx = self.begin_write().await?;
-        let moved = sqlx::query("UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4")
+        let moved = sql::query("UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4")
             .bind(commit_id)
             .bind(repo.id)
             .bind(name)
             .bind(expected)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         if moved == 0 {
-            let actual = sqlx::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = 'branch' AND name = $2")
+            let actual = sql::query("SELECT commit_id FROM refs WHERE repo_id = $1 AND kind = 'branch' AND name = $2")
                 .bind(repo.id)
                 .bind(name)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(&mut *tx)
                 .await?
                 .map(|r| r.try_get::<String, _>("commit_id"))
                 .transpose()?
                 .ok_or_else(|| DbError::RevisionNotFound(name.into()))?;
             return Err(DbError::StaleParent { expected: expected.into(), actual });
         }
-        sqlx::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(now_unix()).bind(repo.id).execute(&mut **tx).await?;
+        sql::query("UPDATE repos SET updated_at = $1 WHERE id = $2").bind(now_unix()).bind(repo.id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn delete_ref(&self, repo: &Repo, kind: RefKind, name: &str) -> Result<()> {
         let _turn = self.write_turn().await;
-        let n = sqlx::query("DELETE FROM refs WHERE repo_id = $1 AND kind = $2 AND name = $3")
+        let n = sql::query("DELETE FROM refs WHERE repo_id = $1 AND kind = $2 AND name = $3")
             .bind(repo.id)
             .bind(kind.as_str())
             .bind(name)
@@ -1075,7 +1073,7 @@ impl Db {
     /// repository they may read (a public one, or one in namespace `reader`). Cross-repository
     /// dedup saves storage; it never grants access to bytes.
     pub async fn may_reference_blob(&self, sha256: &str, user_id: i64, reader: Option<&str>) -> Result<bool> {
-        let held = sqlx::query("SELECT 1 FROM blob_holders WHERE sha256 = $1 AND user_id = $2")
+        let held = sql::query("SELECT 1 FROM blob_holders WHERE sha256 = $1 AND user_id = $2")
             .bind(sha256)
             .bind(user_id)
             .fetch_optional(&self.pool)
@@ -1083,7 +1081,7 @@ impl Db {
         if held.is_some() {
             return Ok(true);
         }
-        let readable = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let readable = sql::query(sql::AssertSqlSafe(format!(
             "SELECT 1 FROM tree_entries e JOIN commits c ON c.tree_id = e.tree_id JOIN repos r ON r.id = c.repo_id
              WHERE e.sha256 = $1 AND {} LIMIT 1",
             crate::orgs::visible_repo("r", "$2")
@@ -1098,7 +1096,7 @@ impl Db {
     /// Records that user `user_id` sent the bytes of blob `sha256` (which must be stored).
     pub async fn record_blob_holder(&self, sha256: &str, user_id: i64) -> Result<()> {
         let _turn = self.write_turn().await;
-        sqlx::query("INSERT INTO blob_holders (sha256, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        sql::query("INSERT INTO blob_holders (sha256, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(sha256)
             .bind(user_id)
             .bind(now_unix())
@@ -1115,7 +1113,7 @@ impl Db {
             return Ok(Some(row));
         }
         let row =
-            sqlx::query("SELECT git_sha1, size, file_hash FROM blobs WHERE sha256 = $1").bind(sha256).fetch_optional(&self.pool).await?;
+            sql::query("SELECT git_sha1, size, file_hash FROM blobs WHERE sha256 = $1").bind(sha256).fetch_optional(&self.pool).await?;
         let row = row.map(|r| -> Result<_> { Ok((r.try_get("git_sha1")?, r.try_get("size")?, r.try_get("file_hash")?)) }).transpose()?;
         if let Some(row) = &row {
             self.cache.put_blob(sha256, row.clone());
@@ -1156,23 +1154,23 @@ pub(crate) async fn apply_commit(
 ) -> Result<Commit> {
     let (mut entries, seq) = match parent {
         Some(base) => {
-            let row = sqlx::query("SELECT tree_id, seq FROM commits WHERE repo_id = $1 AND id = $2")
+            let row = sql::query("SELECT tree_id, seq FROM commits WHERE repo_id = $1 AND id = $2")
                 .bind(repo.id)
                 .bind(base)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut *tx)
                 .await?;
             let tree: String = row.try_get("tree_id")?;
             let seq: i64 = row.try_get("seq")?;
-            (load_tree(tx, &tree).await?, seq + 1)
+            (load_tree(tx.into(), &tree).await?, seq + 1)
         }
         None => (BTreeMap::new(), 0),
     };
     for op in ops {
         match op {
             CommitOp::Put(f) => {
-                let row = sqlx::query("SELECT git_sha1, size FROM blobs WHERE sha256 = $1")
+                let row = sql::query("SELECT git_sha1, size FROM blobs WHERE sha256 = $1")
                     .bind(&f.sha256)
-                    .fetch_optional(&mut **tx)
+                    .fetch_optional(&mut *tx)
                     .await?
                     .ok_or_else(|| DbError::NotFound(format!("object {} for {}", f.sha256, f.path)))?;
                 let size: i64 = row.try_get("size")?;
@@ -1188,7 +1186,7 @@ pub(crate) async fn apply_commit(
                 entries.insert(f.path.clone(), FileEntry { path: f.path.clone(), sha256: f.sha256.clone(), size, git_oid, lfs: f.lfs });
                 if f.lfs {
                     // The first commit naming an object says where and when it was pushed.
-                    sqlx::query(
+                    sql::query(
                         "INSERT INTO repo_lfs_files (repo_id, sha256, filename, ref_name, pushed_at) VALUES ($1, $2, $3, $4, $5)
                          ON CONFLICT (repo_id, sha256) DO NOTHING",
                     )
@@ -1197,7 +1195,7 @@ pub(crate) async fn apply_commit(
                     .bind(&f.path)
                     .bind(branch)
                     .bind(time)
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
                 }
             }
@@ -1227,7 +1225,7 @@ pub(crate) async fn apply_commit(
     let id = commit_id(parent, &tree, author, time, title, message);
     // The id hashes tree, parent, author, time and message: an existing row with this id is this
     // very commit (the same change made twice in one second, on two branches or by a retry).
-    sqlx::query(
+    sql::query(
         "INSERT INTO commits (id, repo_id, parent_id, tree_id, author, title, message, created_at, seq)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repo_id, id) DO NOTHING",
     )
@@ -1240,26 +1238,26 @@ pub(crate) async fn apply_commit(
     .bind(message)
     .bind(time)
     .bind(seq)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     match update {
         RefUpdate::Create => {
-            sqlx::query("INSERT INTO refs (repo_id, kind, name, commit_id) VALUES ($1, 'branch', $2, $3)")
+            sql::query("INSERT INTO refs (repo_id, kind, name, commit_id) VALUES ($1, 'branch', $2, $3)")
                 .bind(repo.id)
                 .bind(branch)
                 .bind(&id)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
         }
         RefUpdate::From(old) => {
             // Compare-and-swap: the transaction holds the write lock, the WHERE clause states the rule.
             let moved =
-                sqlx::query("UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4")
+                sql::query("UPDATE refs SET commit_id = $1 WHERE repo_id = $2 AND kind = 'branch' AND name = $3 AND commit_id = $4")
                     .bind(&id)
                     .bind(repo.id)
                     .bind(branch)
                     .bind(old)
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?
                     .rows_affected();
             if moved != 1 {
@@ -1267,14 +1265,14 @@ pub(crate) async fn apply_commit(
             }
         }
         RefUpdate::Force => {
-            sqlx::query(
+            sql::query(
                 "INSERT INTO refs (repo_id, kind, name, commit_id) VALUES ($1, 'branch', $2, $3)
                  ON CONFLICT (repo_id, kind, name) DO UPDATE SET commit_id = excluded.commit_id",
             )
             .bind(repo.id)
             .bind(branch)
             .bind(&id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
     }

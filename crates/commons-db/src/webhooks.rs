@@ -6,7 +6,7 @@
 //! Every change of a webhook is one transaction with its watched items: a refused change
 //! leaves the webhook as it was.
 
-use sqlx::Row;
+use crate::sql::{self, Row};
 
 use crate::repos::{REPO_COLUMNS, repo_from_row};
 use crate::{Db, DbError, Repo, Result, now_unix};
@@ -93,9 +93,9 @@ pub struct WebhookTarget {
 const WEBHOOK_COLUMNS: &str = "id, owner_id, url, secret, link_base, watch_repo, watch_discussion, disabled, created_at, updated_at, \
      last_at, last_status, last_error, last_event, last_attempts";
 
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+use crate::sql::Tx;
 
-fn webhook_from_row(row: &sqlx::sqlite::SqliteRow, watched: Vec<WatchedItem>) -> Result<Webhook> {
+fn webhook_from_row(row: &Row, watched: Vec<WatchedItem>) -> Result<Webhook> {
     let last_at: Option<i64> = row.try_get("last_at")?;
     let last_delivery = match last_at {
         Some(at) => Some(WebhookDelivery {
@@ -123,14 +123,14 @@ fn webhook_from_row(row: &sqlx::sqlite::SqliteRow, watched: Vec<WatchedItem>) ->
 }
 
 async fn insert_watched(tx: &mut Tx, id: &str, watched: &[WatchedItem]) -> Result<()> {
-    sqlx::query("DELETE FROM webhook_watched WHERE webhook_id = $1").bind(id).execute(&mut **tx).await?;
+    sql::query("DELETE FROM webhook_watched WHERE webhook_id = $1").bind(id).execute(&mut *tx).await?;
     for (position, item) in watched.iter().enumerate() {
-        sqlx::query("INSERT INTO webhook_watched (webhook_id, position, kind, name) VALUES ($1, $2, $3, $4)")
+        sql::query("INSERT INTO webhook_watched (webhook_id, position, kind, name) VALUES ($1, $2, $3, $4)")
             .bind(id)
             .bind(position as i64)
             .bind(&item.kind)
             .bind(&item.name)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     Ok(())
@@ -144,11 +144,8 @@ impl Db {
     /// Creates a webhook of user `owner_id`, unless they already have `max_per_owner`.
     pub async fn create_webhook(&self, owner_id: i64, new: &NewWebhook, max_per_owner: usize) -> Result<Webhook> {
         let mut tx = self.begin_write().await?;
-        let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM webhooks WHERE owner_id = $1")
-            .bind(owner_id)
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get("n")?;
+        let count: i64 =
+            sql::query("SELECT COUNT(*) AS n FROM webhooks WHERE owner_id = $1").bind(owner_id).fetch_one(&mut *tx).await?.try_get("n")?;
         if count as usize >= max_per_owner {
             return Err(DbError::Invalid(format!(
                 "an account may have {max_per_owner} webhooks at most; delete one before creating another"
@@ -156,7 +153,7 @@ impl Db {
         }
         let id = hex::encode(rand::random::<[u8; 12]>());
         let time = now_unix();
-        sqlx::query(
+        sql::query(
             "INSERT INTO webhooks (id, owner_id, url, secret, link_base, watch_repo, watch_discussion, disabled, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $8, $5, $6, FALSE, $7, $7)",
         )
@@ -168,7 +165,7 @@ impl Db {
         .bind(new.domains.discussion)
         .bind(time)
         .bind(&new.link_base)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         insert_watched(&mut tx, &id, &new.watched).await?;
         let hook = webhook_in(&mut tx, owner_id, &id).await?.ok_or_else(|| not_found(&id))?;
@@ -179,11 +176,11 @@ impl Db {
     /// The webhooks of user `owner_id`, oldest first.
     pub async fn webhooks_of(&self, owner_id: i64) -> Result<Vec<Webhook>> {
         let rows =
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE owner_id = $1 ORDER BY created_at, id")))
+            sql::query(sql::AssertSqlSafe(format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE owner_id = $1 ORDER BY created_at, id")))
                 .bind(owner_id)
                 .fetch_all(&self.pool)
                 .await?;
-        let items = sqlx::query(
+        let items = sql::query(
             "SELECT x.webhook_id, x.kind, x.name FROM webhook_watched x JOIN webhooks w ON w.id = x.webhook_id
              WHERE w.owner_id = $1 ORDER BY x.webhook_id, x.position",
         )
@@ -207,7 +204,7 @@ impl Db {
 
     /// Webhook `id` if user `owner_id` owns it: another user's looks missing.
     pub async fn webhook(&self, owner_id: i64, id: &str) -> Result<Option<Webhook>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1 AND owner_id = $2")))
+        let row = sql::query(sql::AssertSqlSafe(format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1 AND owner_id = $2")))
             .bind(id)
             .bind(owner_id)
             .fetch_optional(&self.pool)
@@ -223,7 +220,7 @@ impl Db {
         let hook = webhook_in(&mut tx, owner_id, id).await?.ok_or_else(|| not_found(id))?;
         let domains = change.domains.unwrap_or(hook.domains);
         let secret = change.secret.clone().unwrap_or(hook.secret);
-        sqlx::query(
+        sql::query(
             "UPDATE webhooks SET url = $1, secret = $2, watch_repo = $3, watch_discussion = $4, updated_at = $5, link_base = $8
              WHERE id = $6 AND owner_id = $7",
         )
@@ -235,7 +232,7 @@ impl Db {
         .bind(id)
         .bind(owner_id)
         .bind(change.link_base.as_deref().unwrap_or(&hook.link_base))
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         if let Some(watched) = &change.watched {
             insert_watched(&mut tx, id, watched).await?;
@@ -248,12 +245,12 @@ impl Db {
     /// Disables (or enables again) webhook `id` of user `owner_id`.
     pub async fn set_webhook_disabled(&self, owner_id: i64, id: &str, disabled: bool) -> Result<Webhook> {
         let mut tx = self.begin_write().await?;
-        let changed = sqlx::query("UPDATE webhooks SET disabled = $1, updated_at = $2 WHERE id = $3 AND owner_id = $4")
+        let changed = sql::query("UPDATE webhooks SET disabled = $1, updated_at = $2 WHERE id = $3 AND owner_id = $4")
             .bind(disabled)
             .bind(now_unix())
             .bind(id)
             .bind(owner_id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         if changed != 1 {
@@ -267,17 +264,17 @@ impl Db {
     /// Deletes webhook `id` of user `owner_id`; `false` if they have none by that id.
     pub async fn delete_webhook(&self, owner_id: i64, id: &str) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let owned = sqlx::query("SELECT id FROM webhooks WHERE id = $1 AND owner_id = $2")
+        let owned = sql::query("SELECT id FROM webhooks WHERE id = $1 AND owner_id = $2")
             .bind(id)
             .bind(owner_id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?
             .is_some();
         if !owned {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM webhook_watched WHERE webhook_id = $1").bind(id).execute(&mut **tx).await?;
-        sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id).execute(&mut **tx).await?;
+        sql::query("DELETE FROM webhook_watched WHERE webhook_id = $1").bind(id).execute(&mut *tx).await?;
+        sql::query("DELETE FROM webhooks WHERE id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -293,7 +290,7 @@ impl Db {
         for (kinds, values) in [(repo_kinds, names), (owner_kinds, namespaces)] {
             for kind in kinds {
                 for value in values {
-                    let rows = sqlx::query(
+                    let rows = sql::query(
                         "SELECT w.id, w.url, w.secret, w.link_base, w.watch_repo, w.watch_discussion, u.name AS owner
                          FROM webhook_watched x JOIN webhooks w ON w.id = x.webhook_id JOIN users u ON u.id = w.owner_id
                          WHERE x.kind = $1 AND lower(x.name) = lower($2) AND w.disabled = FALSE",
@@ -324,7 +321,7 @@ impl Db {
     /// Records how the last delivery of webhook `id` went (nothing if it was deleted since).
     pub async fn record_webhook_delivery(&self, id: &str, delivery: &WebhookDelivery) -> Result<()> {
         let _turn = self.write_turn().await;
-        sqlx::query(
+        sql::query(
             "UPDATE webhooks SET last_at = $1, last_status = $2, last_error = $3, last_event = $4, last_attempts = $5 WHERE id = $6",
         )
         .bind(delivery.at)
@@ -342,7 +339,7 @@ impl Db {
     /// deliveries check reading rights against this, not against the repository as it was
     /// when the event happened.
     pub async fn repo_now(&self, id: i64) -> Result<Option<Repo>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE id = $1")))
+        let row = sql::query(sql::AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE id = $1")))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -350,19 +347,19 @@ impl Db {
     }
 }
 
-async fn watched_of<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(executor: E, id: &str) -> Result<Vec<WatchedItem>> {
+async fn watched_of<'e>(executor: impl Into<sql::Exec<'e>>, id: &str) -> Result<Vec<WatchedItem>> {
     let rows =
-        sqlx::query("SELECT kind, name FROM webhook_watched WHERE webhook_id = $1 ORDER BY position").bind(id).fetch_all(executor).await?;
+        sql::query("SELECT kind, name FROM webhook_watched WHERE webhook_id = $1 ORDER BY position").bind(id).fetch_all(executor).await?;
     rows.iter().map(|row| Ok(WatchedItem { kind: row.try_get("kind")?, name: row.try_get("name")? })).collect()
 }
 
 async fn webhook_in(tx: &mut Tx, owner_id: i64, id: &str) -> Result<Option<Webhook>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1 AND owner_id = $2")))
+    let row = sql::query(sql::AssertSqlSafe(format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1 AND owner_id = $2")))
         .bind(id)
         .bind(owner_id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let watched = watched_of(&mut **tx, id).await?;
+    let watched = watched_of(&mut *tx, id).await?;
     Ok(Some(webhook_from_row(&row, watched)?))
 }

@@ -98,15 +98,15 @@ async fn a_search_page_rows_and_a_reader_namespaces_are_read_again_after_a_write
 /// A verified result recorded as the compute coordinator records one: on a connection of its
 /// own, outside the hub's write turns.
 async fn record_result(db: &Db, dataset: i64, model: i64, value: f64) {
-    let owner: i64 = sqlx::query_scalar("SELECT id FROM users WHERE name = 'alice'").fetch_one(db.pool()).await.unwrap();
-    let job: i64 = sqlx::query_scalar(
+    let owner: i64 = commons_db::sql::query_scalar("SELECT id FROM users WHERE name = 'alice'").fetch_one(db.pool()).await.unwrap();
+    let job: i64 = commons_db::sql::query_scalar(
         "INSERT INTO jobs (owner_id, kind, spec, state, escrow, created_at, updated_at) VALUES ($1, 'eval', '{}', 'done', 0, 1, 1) RETURNING id",
     )
     .bind(owner)
     .fetch_one(db.pool())
     .await
     .unwrap();
-    sqlx::query(
+    commons_db::sql::query(
         "INSERT INTO board_entries (job_id, dataset_repo_id, dataset_commit, split, metric, value, higher_is_better, model_repo_id,
            model_commit, metrics, verification, agreed, workers, owners, credits, created_at)
          VALUES ($1, $2, 'c0ffee', 'test', 'accuracy', $3, TRUE, $4, 'beef', '{}', 'attested', '[]', 1, 1, 1, 1)",

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use common::{WORDS, word};
 use commons_db::{Db, RepoKind};
 use rand::{Rng, SeedableRng};
-use sqlx::Row;
 
 const BOARD_ENTRIES: i64 = 1000;
 
@@ -27,29 +26,35 @@ async fn ensure_board(data: &std::path::Path) {
     let repos = commons_repo::Repos::new(db.clone(), cas);
     let dataset = repos.ensure(RepoKind::Dataset, "alice", "bench-digits", "alice").await.unwrap();
     let pool = db.pool();
-    let have: i64 =
-        sqlx::query("SELECT count(*) FROM board_entries WHERE dataset_repo_id = $1").bind(dataset.id).fetch_one(pool).await.unwrap().get(0);
+    let have: i64 = commons_db::sql::query("SELECT count(*) FROM board_entries WHERE dataset_repo_id = $1")
+        .bind(dataset.id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .try_get(0usize)
+        .unwrap();
     if have >= BOARD_ENTRIES {
         return;
     }
-    let alice: i64 = sqlx::query("SELECT id FROM users WHERE name = 'alice'").fetch_one(pool).await.unwrap().get(0);
-    let job: i64 = sqlx::query(
+    let alice: i64 =
+        commons_db::sql::query("SELECT id FROM users WHERE name = 'alice'").fetch_one(pool).await.unwrap().try_get(0usize).unwrap();
+    let job: i64 = commons_db::sql::query(
         "INSERT INTO jobs (owner_id, kind, spec, state, escrow, created_at, updated_at) VALUES ($1, 'eval', '{}', 'done', 0, 1, 1) RETURNING id",
     )
     .bind(alice)
     .fetch_one(pool)
     .await
     .unwrap()
-    .get(0);
-    let models = sqlx::query("SELECT id FROM repos WHERE kind = 'model' AND private = FALSE ORDER BY id LIMIT $1")
+    .try_get(0usize).unwrap();
+    let models = commons_db::sql::query("SELECT id FROM repos WHERE kind = 'model' AND private = FALSE ORDER BY id LIMIT $1")
         .bind(BOARD_ENTRIES)
         .fetch_all(pool)
         .await
         .unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     for row in models {
-        let model: i64 = row.get(0);
-        sqlx::query(
+        let model: i64 = row.try_get(0usize).unwrap();
+        commons_db::sql::query(
             "INSERT INTO board_entries (job_id, dataset_repo_id, dataset_commit, split, metric, value, higher_is_better, model_repo_id,
                model_commit, metrics, verification, agreed, workers, owners, credits, created_at)
              VALUES ($1, $2, 'c0ffee', 'test', 'accuracy', $3, TRUE, $4, $5, '{}', 'attested', '[]', 2, 2, 10, 1)",
@@ -79,14 +84,15 @@ fn main() {
 
     let (url, names) = runtime.block_on(async {
         let state = commons_hub::AppState::open(&data, None, None).await.expect("open the hub");
-        let names: Vec<String> =
-            sqlx::query("SELECT namespace || '/' || name FROM repos WHERE kind = 'model' AND private = FALSE ORDER BY random() LIMIT 1000")
-                .fetch_all(state.db.pool())
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+        let names: Vec<String> = commons_db::sql::query(
+            "SELECT namespace || '/' || name FROM repos WHERE kind = 'model' AND private = FALSE ORDER BY random() LIMIT 1000",
+        )
+        .fetch_all(state.db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get(0usize).unwrap())
+        .collect();
         let app = commons_hub::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -123,8 +123,24 @@ impl AppState {
     /// store (`store_url`, or `data_dir/objects` on local disk), the URL-signing key and the
     /// multipart staging area.
     pub async fn open(data_dir: &std::path::Path, store_url: Option<&str>, public_url: Option<String>) -> Result<Self, OpenError> {
+        Self::open_with_database(data_dir, None, store_url, public_url).await
+    }
+
+    /// [`Self::open`] on the database at `database_url` (`postgres://…`; see [`Db::connect`])
+    /// instead of `data_dir/commons.db`. The data directory still holds what is this
+    /// server's own: the URL-signing key (copy it to every server that shares the database),
+    /// the multipart staging area and the search index.
+    pub async fn open_with_database(
+        data_dir: &std::path::Path,
+        database_url: Option<&str>,
+        store_url: Option<&str>,
+        public_url: Option<String>,
+    ) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir)?;
-        let db = Db::open(&data_dir.join("commons.db")).await?;
+        let db = match database_url {
+            Some(url) => Db::connect(url).await?,
+            None => Db::open(&data_dir.join("commons.db")).await?,
+        };
         let cas = match store_url {
             Some(url) => Cas::from_url(db.clone(), url)?,
             None => Cas::local(db.clone(), &data_dir.join("objects"))?,

@@ -35,7 +35,10 @@ fn bob_uploads(hub: &Hub, bob_token: &str, repo: &str, data: &[u8]) -> i64 {
     xet_upload(hub, bob_token, &format!("bob/{repo}"), data);
     let bob = hub.block_on(hub.state.db.user_by_name("bob")).unwrap().unwrap();
     hub.block_on(async {
-        sqlx::query_scalar("SELECT COUNT(*) FROM xorb_holders WHERE user_id = $1").bind(bob.id).fetch_one(hub.state.db.pool()).await
+        commons_db::sql::query_scalar("SELECT COUNT(*) FROM xorb_holders WHERE user_id = $1")
+            .bind(bob.id)
+            .fetch_one(hub.state.db.pool())
+            .await
     })
     .unwrap()
 }

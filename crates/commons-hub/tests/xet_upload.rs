@@ -79,7 +79,10 @@ fn xet_round_trip(version: &str, hf_xet: Option<&str>, shards: Shards) {
     let alice = hub.block_on(hub.state.db.user_by_name("alice")).unwrap().unwrap();
     let xorbs: i64 = hub
         .block_on(async {
-            sqlx::query_scalar("SELECT COUNT(*) FROM xorb_holders WHERE user_id = $1").bind(alice.id).fetch_one(hub.state.db.pool()).await
+            commons_db::sql::query_scalar("SELECT COUNT(*) FROM xorb_holders WHERE user_id = $1")
+                .bind(alice.id)
+                .fetch_one(hub.state.db.pool())
+                .await
         })
         .unwrap();
     assert!(xorbs >= 1, "no xorb was uploaded through Xet:\n{stdout}");

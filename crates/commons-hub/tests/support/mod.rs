@@ -18,8 +18,8 @@ pub struct Hub {
     pub token: String,
     pub user: String,
     pub state: commons_hub::AppState,
-    /// The compute coordinator the hub serves.
-    pub coordinator: commons_compute::Coordinator,
+    /// The compute coordinator the hub serves (none on PostgreSQL yet).
+    coordinator: Option<commons_compute::Coordinator>,
     url: String,
     runtime: Option<tokio::runtime::Runtime>,
     _tmp: tempfile::TempDir,
@@ -45,12 +45,26 @@ impl Hub {
         let data_dir = tmp.path().join("data");
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (state, coordinator, url, token) = runtime.block_on(async {
-            let state = configure(commons_hub::AppState::open(&data_dir, None, None).await.expect("open the hub"));
+            let database = match std::env::var("COMMONS_TEST_POSTGRES") {
+                Ok(server) => Some(postgres_database(&server).await),
+                Err(_) => None,
+            };
+            let state = configure(
+                commons_hub::AppState::open_with_database(&data_dir, database.as_deref(), None, None).await.expect("open the hub"),
+            );
             state.db.create_user("alice", "Alice").await.expect("user");
             let token = state.db.create_token("alice", "test", Scope::Write).await.expect("token");
-            let coordinator =
-                commons_compute::Coordinator::start(state.db.clone(), state.repos.clone(), compute).await.expect("coordinator");
-            let app = commons_hub::router_with_compute(state.clone(), coordinator.clone());
+            // The coordinator runs on SQLite only so far: on PostgreSQL the hub serves without it.
+            let coordinator = match database {
+                None => {
+                    Some(commons_compute::Coordinator::start(state.db.clone(), state.repos.clone(), compute).await.expect("coordinator"))
+                }
+                Some(_) => None,
+            };
+            let app = match &coordinator {
+                Some(coordinator) => commons_hub::router_with_compute(state.clone(), coordinator.clone()),
+                None => commons_hub::router(state.clone()),
+            };
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let url = format!("http://{}", listener.local_addr().expect("address"));
             tokio::spawn(commons_hub::serve(listener, app, std::future::pending()));
@@ -63,6 +77,11 @@ impl Hub {
         self.url.clone()
     }
 
+    /// The compute coordinator the hub serves.
+    pub fn coordinator(&self) -> &commons_compute::Coordinator {
+        self.coordinator.as_ref().expect("the compute coordinator runs on SQLite only so far")
+    }
+
     /// Another token of `user`, of `scope` (`read`, `write`, `worker`).
     pub fn add_token(&self, user: &str, scope: &str) -> String {
         let scope = Scope::parse(scope).expect("a scope");
@@ -73,6 +92,15 @@ impl Hub {
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.as_ref().expect("the hub runs").block_on(future)
     }
+}
+
+/// A fresh database on the PostgreSQL server at `server` (`COMMONS_TEST_POSTGRES`, started by
+/// `scripts/postgres.sh`): every hub of every test gets its own.
+async fn postgres_database(server: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!("t{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed), rand::random::<u32>());
+    commons_db::sql::create_postgres_database(server, &name).await.expect("a database on the server of COMMONS_TEST_POSTGRES")
 }
 
 impl Served for Hub {
