@@ -15,6 +15,7 @@ impl EnvVars {
     pub const COMMONS_LISTEN: &'static str = "COMMONS_LISTEN";
     /// Object store URL (`s3://bucket/prefix`, `file:///path`).
     pub const COMMONS_STORE_URL: &'static str = "COMMONS_STORE_URL";
+    pub const COMMONS_DATABASE_URL: &'static str = "COMMONS_DATABASE_URL";
     /// Base URL of links handed to clients.
     pub const COMMONS_PUBLIC_URL: &'static str = "COMMONS_PUBLIC_URL";
     /// The `commons.toml` to read.
@@ -59,6 +60,7 @@ impl EnvVars {
         Self::COMMONS_DATA_DIR,
         Self::COMMONS_LISTEN,
         Self::COMMONS_STORE_URL,
+        Self::COMMONS_DATABASE_URL,
         Self::COMMONS_PUBLIC_URL,
         Self::COMMONS_CONFIG,
         Self::COMMONS_NO_WORKER,

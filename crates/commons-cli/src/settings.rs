@@ -23,6 +23,10 @@ pub struct ServeLayer {
     /// Address to listen on.
     #[arg(long, env = EnvVars::COMMONS_LISTEN)]
     pub listen: Option<SocketAddr>,
+    /// PostgreSQL database (`postgres://user@host/db`, collation C) that several servers
+    /// share; default: the embedded SQLite database DATA_DIR/commons.db.
+    #[arg(long, env = EnvVars::COMMONS_DATABASE_URL)]
+    pub database_url: Option<String>,
     /// Object store URL (`s3://bucket/prefix`, `file:///path`); default: DATA_DIR/objects.
     #[arg(long, env = EnvVars::COMMONS_STORE_URL)]
     pub store_url: Option<String>,
@@ -79,6 +83,7 @@ pub struct ServeSettings {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub store_url: Option<String>,
+    pub database_url: Option<String>,
     pub public_url: Option<String>,
     pub embedded_worker: bool,
     pub worker_cores: Option<usize>,
@@ -104,6 +109,7 @@ impl ServeLayer {
             data_dir: self.data_dir.or(lower.data_dir),
             listen: self.listen.or(lower.listen),
             store_url: self.store_url.or(lower.store_url),
+            database_url: self.database_url.or(lower.database_url),
             public_url: self.public_url.or(lower.public_url),
             config: self.config.or(lower.config),
             no_worker: self.no_worker.or(lower.no_worker),
@@ -158,6 +164,7 @@ impl ServeLayer {
             data_dir: layer.data_dir.unwrap_or_else(default_data_dir),
             listen: layer.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000))),
             store_url: layer.store_url,
+            database_url: layer.database_url,
             public_url: layer.public_url,
             embedded_worker: !layer.no_worker.unwrap_or(false),
             worker_cores: layer.worker_cores,

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::writer::params;
 use commons_db::Token;
 use commons_db::sql;
 use commons_protocol::{
@@ -17,7 +18,6 @@ use commons_protocol::{
 };
 use commons_protocol::{HEARTBEAT_MAX_EPOCHS, HEARTBEAT_MAX_LOG_LINES, MAX_LEASES_PER_REQUEST, MAX_REPORTS_PER_REQUEST};
 use rand::Rng;
-use rusqlite::params;
 
 use crate::error::{ComputeError, Result};
 use crate::units::{AssignmentRow, Needs, NeedsKind, Party, REJECTED_TRAINERS, RESULTS_IN_PLAY, StoredWork, WorkerRow};
@@ -370,7 +370,7 @@ impl Coordinator {
                 params![running.as_str(), job.job_served, t, job.job_id],
             )?;
             db.exec(
-                "INSERT INTO compute_owners (owner_id, last_served) VALUES (?1, ?2) ON CONFLICT (owner_id) DO UPDATE SET last_served = MAX(last_served, excluded.last_served)",
+                "INSERT INTO compute_owners (owner_id, last_served) VALUES (?1, ?2) ON CONFLICT (owner_id) DO UPDATE SET last_served = CASE WHEN excluded.last_served > compute_owners.last_served THEN excluded.last_served ELSE compute_owners.last_served END",
                 [job.submitter, job.submitter_served],
             )?;
         }
@@ -621,7 +621,7 @@ impl Coordinator {
             // One past the cap once truncated, so the note is written once.
             let added = lines.len() as i64 + i64::from(truncated);
             db.exec(
-                "UPDATE assignments SET log_lines = MIN(log_lines + ?1, ?2) WHERE id = ?3",
+                "UPDATE assignments SET log_lines = CASE WHEN log_lines + ?1 < ?2 THEN log_lines + ?1 ELSE ?2 END WHERE id = ?3",
                 params![added, MAX_LOG_LINES_PER_ASSIGNMENT + 1, a.id],
             )?;
         }
@@ -736,15 +736,15 @@ impl Coordinator {
         let mut jobs: Vec<i64> = Vec::new();
         for (assignment_id, report) in reports {
             let answer = report.and_then(|report| {
-                db.exec("SAVEPOINT report", [])?;
+                db.exec("SAVEPOINT report", ())?;
                 match self.record_report(db, owner, assignment_id, report) {
                     Ok(answer) => {
-                        db.exec("RELEASE report", [])?;
+                        db.exec("RELEASE report", ())?;
                         Ok(answer)
                     }
                     Err(e) => {
-                        db.exec("ROLLBACK TO report", [])?;
-                        db.exec("RELEASE report", [])?;
+                        db.exec("ROLLBACK TO report", ())?;
+                        db.exec("RELEASE report", ())?;
                         Err(e)
                     }
                 }
@@ -873,11 +873,13 @@ impl Coordinator {
     /// handed out (the queue), workers online, and the ledger's balance by kind of account.
     pub async fn stats(&self) -> Result<ComputeStats> {
         let units = sql::query("SELECT state, COUNT(*) AS n FROM units GROUP BY state").fetch_all(self.pool()).await?;
-        let queue = sql::query("SELECT COALESCE(SUM(open_slots), 0) AS n FROM units WHERE state = 'open'").fetch_one(self.pool()).await?;
+        let queue = sql::query("SELECT CAST(COALESCE(SUM(open_slots), 0) AS BIGINT) AS n FROM units WHERE state = 'open'")
+            .fetch_one(self.pool())
+            .await?;
         let online =
             sql::query("SELECT COUNT(*) AS n FROM workers WHERE last_seen >= $1").bind(self.online_after()).fetch_one(self.pool()).await?;
         let ledger = sql::query(
-            "SELECT a.kind, COALESCE(SUM(e.amount), 0) AS total FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
+            "SELECT a.kind, CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS total FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
              GROUP BY a.kind",
         )
         .fetch_all(self.pool())

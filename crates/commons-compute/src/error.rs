@@ -34,9 +34,6 @@ pub enum ComputeError {
     InsufficientCredits { needed: i64, balance: i64 },
     #[error("stored compute state is inconsistent: {0}")]
     Corrupt(String),
-    /// The coordinator cannot run on this database engine (PostgreSQL, so far).
-    #[error("{0}")]
-    Unsupported(String),
     /// Something a job needs was deleted by its owner (its output repository).
     #[error("{0}")]
     Gone(String),

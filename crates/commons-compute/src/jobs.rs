@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::writer::params;
 use commons_db::sql;
 use commons_db::{Repo, RepoKind, Token};
 use commons_protocol::{
@@ -12,7 +13,6 @@ use commons_protocol::{
 use commons_recipe::cost;
 use commons_recipe::recipe::{LoadedRecipe, RecipeKind};
 use commons_repo::RepoError;
-use rusqlite::params;
 
 use crate::error::{ComputeError, Result};
 use crate::ledger::{self, Memo, TransferKind};

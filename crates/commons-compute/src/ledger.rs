@@ -12,7 +12,7 @@
 use commons_db::sql;
 use commons_protocol::{CreditEntry, LedgerAccount, LedgerDump, LedgerTransfer};
 
-use rusqlite::params;
+use crate::writer::params;
 
 use crate::error::{ComputeError, Result};
 use crate::writer::{Conn, Sql};
@@ -48,7 +48,7 @@ pub(crate) struct Memo<'a> {
 
 fn account(db: &Conn, kind: &str, user_id: Option<i64>, job_id: Option<i64>) -> Result<(i64, bool)> {
     let existing = match kind {
-        "issuer" => db.maybe("SELECT id FROM ledger_accounts WHERE kind = 'issuer'", [], |r| r.get(0))?,
+        "issuer" => db.maybe("SELECT id FROM ledger_accounts WHERE kind = 'issuer'", (), |r| r.get(0))?,
         "user" => db.maybe("SELECT id FROM ledger_accounts WHERE kind = 'user' AND user_id = ?1", [user_id], |r| r.get(0))?,
         _ => db.maybe("SELECT id FROM ledger_accounts WHERE kind = 'escrow' AND job_id = ?1", [job_id], |r| r.get(0))?,
     };
@@ -149,7 +149,7 @@ pub(crate) fn refund(db: &Conn, job_id: i64, owner_id: i64, starter_grant: i64) 
 /// Sum of a job's transfers of one kind.
 pub(crate) async fn job_total(pool: &sql::Pool, job_id: i64, kind: TransferKind) -> Result<i64> {
     let row = sql::query(
-        "SELECT COALESCE(SUM(e.amount), 0) AS total FROM ledger_transfers t JOIN ledger_entries e ON e.transfer_id = t.id
+        "SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) AS total FROM ledger_transfers t JOIN ledger_entries e ON e.transfer_id = t.id
          WHERE t.job_id = $1 AND t.kind = $2 AND e.amount > 0",
     )
     .bind(job_id)

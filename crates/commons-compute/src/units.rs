@@ -3,8 +3,8 @@
 //! admits. Submission (`jobs`), dispatch and validation all build on this module; none of them
 //! imports another.
 
+use crate::writer::params;
 use commons_protocol::{AssignmentState, JobState, Role, UnitState, Work};
-use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ComputeError, Result};

@@ -10,12 +10,12 @@
 //! claimed test metrics: an independent worker re-evaluates the uploaded model, and the claim
 //! stands only if an evaluation from another owner reproduces it bit for bit.
 
+use crate::writer::params;
 use commons_db::RefKind;
 use commons_db::sql;
 use commons_protocol::{Agreed, JobState, Outcome, Output, PinnedRepo, Role, UnitState, Verification, Work, credits_for, verification_of};
 use commons_recipe::EvalReport;
 use commons_repo::Change;
-use rusqlite::params;
 use serde_json::{Value, json};
 
 use crate::error::{ComputeError, Result};
@@ -683,13 +683,13 @@ fn record_board_entries(db: &Conn, job_id: i64, result: &Verified) -> Result<()>
     };
     let credits: i64 = match result.paid_for {
         PaidFor::Job => db.one(
-            "SELECT COALESCE(SUM(e.amount), 0) FROM ledger_transfers t JOIN ledger_entries e ON e.transfer_id = t.id
+            "SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_transfers t JOIN ledger_entries e ON e.transfer_id = t.id
               WHERE t.job_id = ?1 AND t.kind = 'payment' AND e.amount > 0",
             [job_id],
             |r| r.get(0),
         )?,
         PaidFor::TrainUnit(unit) => db.one(
-            "SELECT COALESCE(SUM(e.amount), 0) FROM ledger_transfers t JOIN ledger_entries e ON e.transfer_id = t.id
+            "SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_transfers t JOIN ledger_entries e ON e.transfer_id = t.id
                JOIN units u ON u.id = t.unit_id
               WHERE t.job_id = ?1 AND t.kind = 'payment' AND e.amount > 0 AND (u.id = ?2 OR u.validates_unit = ?2)",
             [job_id, unit],

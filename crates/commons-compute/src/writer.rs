@@ -13,17 +13,23 @@
 //! to a client still means "on disk". Other writers of the database (the hub's uploads) take
 //! their turn between batches: both queue for the database's in-process write turn
 //! ([`commons_db::WriteTurn`]), and a batch holds it at most [`MAX_BATCH_TIME`].
+//!
+//! On PostgreSQL the same thread holds a connection of its own and runs each statement to
+//! completion on a runtime of its own (a statement is a network round trip there anyway); a
+//! batch begins by taking the advisory lock every write transaction of every server takes
+//! ([`commons_db::POSTGRES_WRITE_LOCK`]), so coordinators on several servers take turns as the
+//! writers of one SQLite file do. The statements are written once, in SQLite's dialect (`?N`
+//! placeholders); [`postgres_dialect`] rewrites what PostgreSQL spells differently.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, Params, Row};
+use commons_db::sql::{self, Arg};
 
 use crate::error::{ComputeError, Result};
-
-/// The write connection, as units of work see it.
-pub(crate) type Conn = Connection;
 
 /// Most units of work in one batch, and longest a batch keeps the write lock: bounds both the
 /// latency of the first unit in a batch and how long the hub's writers wait.
@@ -36,6 +42,20 @@ type Job = Box<dyn FnOnce(&Conn) -> (bool, Deliver) + Send>;
 /// Answers a caller; gets the commit's error if the batch did not commit.
 type Deliver = Box<dyn FnOnce(Option<&str>) + Send>;
 
+/// The write connection, as units of work see it.
+pub(crate) enum Conn {
+    Sqlite(rusqlite::Connection),
+    Postgres(Postgres),
+}
+
+/// The writer's PostgreSQL connection and the runtime its statements run on.
+pub(crate) struct Postgres {
+    runtime: tokio::runtime::Runtime,
+    conn: RefCell<sqlx::PgConnection>,
+    /// Statements in PostgreSQL's dialect, by their SQLite text.
+    dialect: RefCell<HashMap<String, Arc<str>>>,
+}
+
 /// Handle on the writer thread. The thread ends when the last handle is dropped.
 pub(crate) struct Writer {
     queue: mpsc::Sender<Job>,
@@ -44,25 +64,22 @@ pub(crate) struct Writer {
 impl Writer {
     /// Opens a write connection to the hub's database and starts the thread.
     pub(crate) fn start(db: &commons_db::Db) -> Result<Self> {
-        // The writer is a rusqlite connection on the hub's file; PostgreSQL needs a writer of
-        // its own (see ARCHITECTURE.md, "Database engines").
-        let path = db.path().ok_or_else(|| {
-            ComputeError::Unsupported("the compute coordinator runs on the embedded SQLite database only, not yet on PostgreSQL".into())
-        })?;
-        let conn = Connection::open(path)?;
-        // The file is already in WAL mode (the hub's pool set it); durability as the hub's.
-        // `temp_store = MEMORY` keeps each unit of work's savepoint journal in memory: SQLite
-        // otherwise spills it to a temporary file past 64 KiB, and a batch's savepoints then
-        // cost a `pwrite` per page they touch (40% of the writer's time at 32 leases a request).
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
-        conn.busy_timeout(Duration::from_secs(30))?;
-        conn.set_prepared_statement_cache_capacity(128);
         let (queue, jobs) = mpsc::channel();
-        let db = db.clone();
+        let (opened, open) = mpsc::channel::<Result<()>>();
+        let hub = db.clone();
         std::thread::Builder::new()
             .name("compute-writer".into())
-            .spawn(move || run(&db, conn, jobs))
+            .spawn(move || match open_conn(&hub) {
+                Ok(conn) => {
+                    let _ = opened.send(Ok(()));
+                    run(&hub, conn, jobs)
+                }
+                Err(e) => {
+                    let _ = opened.send(Err(e));
+                }
+            })
             .map_err(|e| ComputeError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        open.recv().map_err(|_| ComputeError::Corrupt("the writer thread stopped while opening its connection".into()))??;
         Ok(Self { queue })
     }
 
@@ -95,6 +112,36 @@ impl Writer {
     }
 }
 
+/// The writer's own connection to the hub's database (opened on the writer thread: the
+/// PostgreSQL one belongs to the thread's runtime).
+fn open_conn(db: &commons_db::Db) -> Result<Conn> {
+    match db.pool() {
+        sql::Pool::Sqlite(_) => {
+            let path = db.path().ok_or_else(|| ComputeError::Corrupt("a SQLite database without a file".into()))?;
+            let conn = rusqlite::Connection::open(path)?;
+            // The file is already in WAL mode (the hub's pool set it); durability as the hub's.
+            // `temp_store = MEMORY` keeps each unit of work's savepoint journal in memory: SQLite
+            // otherwise spills it to a temporary file past 64 KiB, and a batch's savepoints then
+            // cost a `pwrite` per page they touch (40% of the writer's time at 32 leases a request).
+            conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
+            conn.busy_timeout(Duration::from_secs(30))?;
+            conn.set_prepared_statement_cache_capacity(128);
+            Ok(Conn::Sqlite(conn))
+        }
+        sql::Pool::Postgres(pool) => {
+            use sqlx::ConnectOptions as _;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| ComputeError::Corrupt(format!("cannot start the writer's runtime: {e}")))?;
+            // Every statement of the coordinator stays prepared on this connection.
+            let options = (*pool.connect_options()).clone().statement_cache_capacity(256);
+            let conn = runtime.block_on(options.connect())?;
+            Ok(Conn::Postgres(Postgres { runtime, conn: RefCell::new(conn), dialect: RefCell::default() }))
+        }
+    }
+}
+
 /// The writer thread: batch, run, commit, answer, until every handle is gone.
 fn run(db: &commons_db::Db, conn: Conn, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
@@ -106,7 +153,7 @@ fn run(db: &commons_db::Db, conn: Conn, jobs: mpsc::Receiver<Job>) {
         if let Some(e) = &error {
             tracing::error!(error = %e, units = settled.len(), "a compute write batch failed; its units are undone");
             // Whatever the failure left behind, the next batch starts clean.
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = conn.exec("ROLLBACK", ());
         }
         drop(turn);
         for deliver in settled {
@@ -115,71 +162,201 @@ fn run(db: &commons_db::Db, conn: Conn, jobs: mpsc::Receiver<Job>) {
     }
 }
 
-fn batch(conn: &Conn, first: Job, jobs: &mpsc::Receiver<Job>, settled: &mut Vec<Deliver>) -> rusqlite::Result<()> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+fn batch(conn: &Conn, first: Job, jobs: &mpsc::Receiver<Job>, settled: &mut Vec<Deliver>) -> Result<()> {
+    match conn {
+        Conn::Sqlite(_) => conn.exec("BEGIN IMMEDIATE", ())?,
+        Conn::Postgres(_) => {
+            conn.exec("BEGIN", ())?;
+            conn.exec(commons_db::POSTGRES_WRITE_LOCK, ())?
+        }
+    };
     let started = Instant::now();
     let mut next = Some(first);
-    // Prepared once and kept (`execute_batch` would parse each again, at every unit of work).
-    let step = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(|_| ());
     while let Some(job) = next.take() {
-        step("SAVEPOINT unit_of_work")?;
+        conn.exec("SAVEPOINT unit_of_work", ())?;
         let (ok, deliver) = job(conn);
         settled.push(deliver);
         if !ok {
-            step("ROLLBACK TO unit_of_work")?;
+            conn.exec("ROLLBACK TO unit_of_work", ())?;
         }
-        step("RELEASE unit_of_work")?;
+        conn.exec("RELEASE unit_of_work", ())?;
         if settled.len() < MAX_BATCH && started.elapsed() < MAX_BATCH_TIME {
             next = jobs.try_recv().ok();
         }
     }
-    conn.execute_batch("COMMIT")
+    conn.exec("COMMIT", ())?;
+    Ok(())
 }
 
-/// Statement helpers on the write connection: each statement is prepared once and cached.
+/// A statement of the coordinator in PostgreSQL's dialect: `?N` placeholders become `$N`, and
+/// SQLite's index hints (`INDEXED BY name`) go (PostgreSQL's planner keeps statistics).
+pub(crate) fn postgres_dialect(statement: &str) -> String {
+    let mut out = String::with_capacity(statement.len());
+    let mut rest = statement;
+    while let Some(at) = rest.find(['?', 'I']) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix('?') {
+            out.push('$');
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("INDEXED BY ") {
+            let name_end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+            rest = after[name_end..].trim_start_matches(' ');
+        } else {
+            out.push('I');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A row of the write connection.
+pub(crate) enum Row<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+    Postgres(&'a sql::Row),
+}
+
+/// A column by name or position, on either engine.
+pub(crate) trait ColumnIndex: rusqlite::RowIndex + sql::Index {}
+impl<I: rusqlite::RowIndex + sql::Index> ColumnIndex for I {}
+
+/// What a column of a writer row can be read as.
+pub(crate) trait Column: rusqlite::types::FromSql + sql::Value {}
+impl<T: rusqlite::types::FromSql + sql::Value> Column for T {}
+
+impl Row<'_> {
+    pub(crate) fn get<I: ColumnIndex, T: Column>(&self, index: I) -> Result<T> {
+        match self {
+            Row::Sqlite(row) => Ok(row.get(index)?),
+            Row::Postgres(row) => Ok(row.try_get(index)?),
+        }
+    }
+}
+
 /// A state enum from its text column of a writer row (`AssignmentState`, `Role`, ...): a value no
-/// variant knows is a conversion failure, as a wrong type would be.
-pub(crate) fn text_col<T>(row: &Row<'_>, column: &str) -> rusqlite::Result<T>
+/// variant knows means the stored state is broken.
+pub(crate) fn text_col<T>(row: &Row<'_>, column: &str) -> Result<T>
 where
     T: for<'a> TryFrom<&'a str, Error = commons_protocol::UnknownValue>,
 {
     let text: String = row.get(column)?;
-    T::try_from(text.as_str()).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    T::try_from(text.as_str()).map_err(|e| ComputeError::Corrupt(e.to_string()))
 }
 
+/// A statement's arguments: `[a, b]` of one type, `params![a, b]` of several, `()` for none.
+pub(crate) trait Params {
+    fn args(self) -> Vec<Arg>;
+}
+
+impl Params for () {
+    fn args(self) -> Vec<Arg> {
+        Vec::new()
+    }
+}
+
+impl Params for Vec<Arg> {
+    fn args(self) -> Vec<Arg> {
+        self
+    }
+}
+
+impl<T: sql::IntoArg, const N: usize> Params for [T; N] {
+    fn args(self) -> Vec<Arg> {
+        self.into_iter().map(sql::IntoArg::into_arg).collect()
+    }
+}
+
+/// Arguments of several types, in order.
+macro_rules! params {
+    ($($arg:expr),* $(,)?) => {
+        vec![$(commons_db::sql::IntoArg::into_arg(&$arg)),*]
+    };
+}
+pub(crate) use params;
+
+fn sqlite_value(arg: Arg) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match arg {
+        Arg::Int(v) => v.map_or(Value::Null, Value::Integer),
+        Arg::Real(v) => v.map_or(Value::Null, Value::Real),
+        Arg::Bool(v) => v.map_or(Value::Null, |b| Value::Integer(i64::from(b))),
+        Arg::Text(v) => v.map_or(Value::Null, Value::Text),
+        Arg::Bytes(v) => v.map_or(Value::Null, Value::Blob),
+    }
+}
+
+impl Postgres {
+    /// `statement` in PostgreSQL's dialect with `args` bound.
+    fn query(&self, statement: &str, args: Vec<Arg>) -> sql::Query {
+        let text = self.dialect.borrow_mut().entry(statement.to_string()).or_insert_with(|| postgres_dialect(statement).into()).clone();
+        sql::query(sql::AssertSqlSafe(text)).args(args)
+    }
+
+    fn rows(&self, statement: &str, args: Vec<Arg>) -> Result<Vec<sql::Row>> {
+        let query = self.query(statement, args);
+        let mut conn = self.conn.borrow_mut();
+        Ok(self.runtime.block_on(query.fetch_all(sql::Exec::Postgres(&mut conn)))?)
+    }
+}
+
+/// Statement helpers on the write connection: each statement is prepared once and cached.
 pub(crate) trait Sql {
     /// Executes a statement; returns the number of rows changed.
     fn exec(&self, sql: &str, params: impl Params) -> Result<usize>;
     /// The first row, mapped; an error if there is none.
-    fn one<T>(&self, sql: &str, params: impl Params, map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>) -> Result<T>;
+    fn one<T>(&self, sql: &str, params: impl Params, map: impl FnOnce(&Row<'_>) -> Result<T>) -> Result<T>;
     /// The first row, mapped, if any.
-    fn maybe<T>(&self, sql: &str, params: impl Params, map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>) -> Result<Option<T>>;
+    fn maybe<T>(&self, sql: &str, params: impl Params, map: impl FnOnce(&Row<'_>) -> Result<T>) -> Result<Option<T>>;
     /// Every row, mapped.
-    fn all<T>(&self, sql: &str, params: impl Params, map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>>;
+    fn all<T>(&self, sql: &str, params: impl Params, map: impl FnMut(&Row<'_>) -> Result<T>) -> Result<Vec<T>>;
 }
 
 impl Sql for Conn {
-    fn exec(&self, sql: &str, params: impl Params) -> Result<usize> {
-        Ok(self.prepare_cached(sql)?.execute(params)?)
-    }
-
-    fn one<T>(&self, sql: &str, params: impl Params, map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>) -> Result<T> {
-        Ok(self.prepare_cached(sql)?.query_row(params, map)?)
-    }
-
-    fn maybe<T>(&self, sql: &str, params: impl Params, map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>) -> Result<Option<T>> {
-        let mut statement = self.prepare_cached(sql)?;
-        let mut rows = statement.query(params)?;
-        match rows.next()? {
-            Some(row) => Ok(Some(map(row)?)),
-            None => Ok(None),
+    fn exec(&self, statement: &str, params: impl Params) -> Result<usize> {
+        match self {
+            Conn::Sqlite(conn) => {
+                Ok(conn.prepare_cached(statement)?.execute(rusqlite::params_from_iter(params.args().into_iter().map(sqlite_value)))?)
+            }
+            Conn::Postgres(pg) => {
+                let query = pg.query(statement, params.args());
+                let mut conn = pg.conn.borrow_mut();
+                Ok(pg.runtime.block_on(query.execute(sql::Exec::Postgres(&mut conn)))?.rows_affected() as usize)
+            }
         }
     }
 
-    fn all<T>(&self, sql: &str, params: impl Params, mut map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>> {
-        let mut statement = self.prepare_cached(sql)?;
-        let rows = statement.query_map(params, |row| map(row))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<T>>>()?)
+    fn one<T>(&self, statement: &str, params: impl Params, map: impl FnOnce(&Row<'_>) -> Result<T>) -> Result<T> {
+        self.maybe(statement, params, map)?.ok_or(ComputeError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    fn maybe<T>(&self, statement: &str, params: impl Params, map: impl FnOnce(&Row<'_>) -> Result<T>) -> Result<Option<T>> {
+        match self {
+            Conn::Sqlite(conn) => {
+                let mut prepared = conn.prepare_cached(statement)?;
+                let mut rows = prepared.query(rusqlite::params_from_iter(params.args().into_iter().map(sqlite_value)))?;
+                match rows.next()? {
+                    Some(row) => Ok(Some(map(&Row::Sqlite(row))?)),
+                    None => Ok(None),
+                }
+            }
+            Conn::Postgres(pg) => pg.rows(statement, params.args())?.first().map(|row| map(&Row::Postgres(row))).transpose(),
+        }
+    }
+
+    fn all<T>(&self, statement: &str, params: impl Params, mut map: impl FnMut(&Row<'_>) -> Result<T>) -> Result<Vec<T>> {
+        match self {
+            Conn::Sqlite(conn) => {
+                let mut prepared = conn.prepare_cached(statement)?;
+                let mut rows = prepared.query(rusqlite::params_from_iter(params.args().into_iter().map(sqlite_value)))?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next()? {
+                    out.push(map(&Row::Sqlite(row))?);
+                }
+                Ok(out)
+            }
+            Conn::Postgres(pg) => pg.rows(statement, params.args())?.iter().map(|row| map(&Row::Postgres(row))).collect(),
+        }
     }
 }
 
@@ -191,6 +368,14 @@ mod tests {
         let rows: Vec<(String,)> =
             commons_db::sql::query_as("SELECT name FROM users ORDER BY name").fetch_all(db.pool()).await.expect("read");
         rows.into_iter().map(|(n,)| n).collect()
+    }
+
+    #[test]
+    fn postgres_statements_number_their_placeholders_and_drop_index_hints() {
+        assert_eq!(
+            postgres_dialect("SELECT 1 FROM units u INDEXED BY units_by_job WHERE u.id = ?1 AND u.job_id = ?12 AND 'INDEX' = ?2"),
+            "SELECT 1 FROM units u WHERE u.id = $1 AND u.job_id = $12 AND 'INDEX' = $2"
+        );
     }
 
     fn insert(conn: &Conn, name: &str) -> Result<()> {

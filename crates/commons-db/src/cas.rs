@@ -335,7 +335,7 @@ impl Db {
 
     /// Total bytes of xorbs the index references (what the store holds, less orphans).
     pub async fn stored_bytes(&self) -> Result<u64> {
-        let row = sql::query("SELECT COALESCE(SUM(stored_size), 0) AS total FROM cas_xorbs").fetch_one(&self.pool).await?;
+        let row = sql::query("SELECT CAST(COALESCE(SUM(stored_size), 0) AS BIGINT) AS total FROM cas_xorbs").fetch_one(&self.pool).await?;
         Ok(row.try_get::<i64, _>("total")? as u64)
     }
 
@@ -349,9 +349,9 @@ impl Db {
     /// distinct files they reconstruct (their ratio is what deduplication and compression save).
     pub async fn store_totals(&self) -> Result<StoreTotals> {
         let row = sql::query(
-            "SELECT (SELECT COALESCE(SUM(stored_size), 0) FROM cas_xorbs) AS stored,
+            "SELECT (SELECT CAST(COALESCE(SUM(stored_size), 0) AS BIGINT) FROM cas_xorbs) AS stored,
                     (SELECT COUNT(*) FROM cas_xorbs) AS xorbs,
-                    (SELECT COALESCE(SUM(size), 0) FROM cas_files) AS logical,
+                    (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM cas_files) AS logical,
                     (SELECT COUNT(*) FROM cas_files) AS files",
         )
         .fetch_one(&self.pool)

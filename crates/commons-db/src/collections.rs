@@ -394,7 +394,7 @@ impl Db {
         }
         let row = sql::query(
             "SELECT COUNT(*) AS n, COALESCE(MAX(position) + 1, 0) AS next,
-               COALESCE(SUM(CASE WHEN repo_id = $2 OR ref_collection = $3 THEN 1 ELSE 0 END), 0) AS same
+               CAST(COALESCE(SUM(CASE WHEN repo_id = $2 OR ref_collection = $3 THEN 1 ELSE 0 END), 0) AS BIGINT) AS same
              FROM collection_items WHERE collection_id = $1",
         )
         .bind(id)

@@ -120,8 +120,9 @@ impl WriteTx {
 /// How much of the database file reads may map (SQLite's `mmap_size`).
 const MMAP_SIZE: u64 = 1 << 30;
 
-/// The PostgreSQL advisory lock every write transaction takes (see [`Db::begin_write`]).
-const WRITE_LOCK: i64 = 0x636f_6d6d_6f6e_73; // "commons"
+/// The statement that takes the PostgreSQL advisory lock every write transaction takes, first
+/// thing (see [`Db::begin_write`]); held to the transaction's end. The key is "commons" in ASCII.
+pub const POSTGRES_WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(27988538472492659)";
 
 /// Connections a PostgreSQL pool keeps at most: each server of several holds its own.
 const POSTGRES_CONNECTIONS: u32 = 16;
@@ -165,6 +166,18 @@ impl Db {
     pub async fn connect(url: &str) -> Result<Self> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new().max_connections(POSTGRES_CONNECTIONS).connect(url).await?;
+            // Listings page by comparing text (`path > $1`, prefix bounds computed here): that
+            // needs text ordered by code point, as SQLite orders it, not by a language's rules.
+            let collation: String = sql::query_scalar("SELECT datcollate::TEXT FROM pg_database WHERE datname = current_database()")
+                .fetch_one(sql::Exec::PostgresPool(&pool))
+                .await?;
+            // C.UTF-8 orders by code point too (glibc's definition of it).
+            if !matches!(collation.as_str(), "C" | "POSIX" | "C.UTF-8" | "C.utf8") {
+                return Err(DbError::Invalid(format!(
+                    "the database's collation is {collation}; Commons needs C (text ordered by code point): \
+                     CREATE DATABASE … TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'"
+                )));
+            }
             // Two servers starting at once would both apply the migrations: the lock makes the
             // second wait and then find them applied.
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
@@ -205,7 +218,7 @@ impl Db {
             Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(p) => {
                 let mut tx = Tx::Postgres(p.begin().await?);
-                sql::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut tx).await?;
+                sql::query(POSTGRES_WRITE_LOCK).execute(&mut tx).await?;
                 tx
             }
         };

@@ -786,26 +786,29 @@ impl Db {
             .await?
         } else {
             // Each step seeks the first path at or after the previous entry's successor: past a
-            // file, or past the whole sub-folder the previous path went into. `substr`/`instr`
-            // count characters, so the prefix length is given in characters ($4 = length + 1).
-            sql::query(
+            // file, or past the whole sub-folder the previous path went into. `substr` and the
+            // position function count characters, so the prefix length is given in characters
+            // ($4 = length + 1); $6 is U+0001, the smallest character a path may follow with.
+            let position = self.engine().position_function();
+            sql::query(AssertSqlSafe(format!(
                 "WITH RECURSIVE walk(path, n) AS (
                      SELECT (SELECT path FROM tree_entries WHERE tree_id = $1 AND path >= $2 AND ($3 IS NULL OR path < $3) ORDER BY path LIMIT 1), 1
                      UNION ALL
                      SELECT (SELECT e.path FROM tree_entries e WHERE e.tree_id = $1 AND ($3 IS NULL OR e.path < $3) AND e.path >= (
-                                CASE WHEN instr(substr(w.path, $4), '/') > 0
-                                     THEN substr(w.path, 1, $4 - 2 + instr(substr(w.path, $4), '/')) || '0'
-                                     ELSE w.path || char(1) END)
+                                CASE WHEN {position}(substr(w.path, CAST($4 AS INTEGER)), '/') > 0
+                                     THEN substr(w.path, 1, CAST($4 AS INTEGER) - 2 + {position}(substr(w.path, CAST($4 AS INTEGER)), '/')) || '0'
+                                     ELSE w.path || $6 END)
                              ORDER BY e.path LIMIT 1), w.n + 1
                      FROM walk w WHERE w.path IS NOT NULL AND w.n < $5
                  )
                  SELECT e.path, e.sha256, e.size, e.git_oid, e.lfs FROM walk w JOIN tree_entries e ON e.tree_id = $1 AND e.path = w.path ORDER BY e.path",
-            )
+            )))
             .bind(&tree)
             .bind(&start)
             .bind(end.as_deref())
             .bind(prefix.chars().count() as i64 + 1)
             .bind(limit)
+            .bind("\u{1}")
             .fetch_all(&self.pool)
             .await?
         };

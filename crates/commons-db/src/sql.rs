@@ -26,6 +26,17 @@ pub enum Engine {
     Postgres,
 }
 
+impl Engine {
+    /// The function giving the 1-based position of a string in another (0 if absent):
+    /// SQLite's `instr`, PostgreSQL's `strpos` (same arguments).
+    pub fn position_function(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "instr",
+            Engine::Postgres => "strpos",
+        }
+    }
+}
+
 /// A connection pool on either engine. Cheap to clone.
 #[derive(Debug, Clone)]
 pub enum Pool {
@@ -440,6 +451,12 @@ impl Query {
         self
     }
 
+    /// Binds arguments collected beforehand, in order.
+    pub fn args(mut self, args: Vec<Arg>) -> Self {
+        self.args.extend(args);
+        self
+    }
+
     /// The statement text, for logs and tests.
     pub fn sql(&self) -> &str {
         self.sql.as_str()
@@ -533,7 +550,8 @@ impl<T: Value> QueryScalar<T> {
     }
 }
 
-/// Creates database `name` on the PostgreSQL server at `server_url` (any database of it) and
+/// Creates database `name` (UTF-8, collation C, as [`crate::Db::connect`] requires) on the
+/// PostgreSQL server at `server_url` (any database of it) and
 /// returns the URL of the new one. `name` is letters, digits and `_`.
 pub async fn create_postgres_database(server_url: &str, name: &str) -> Result<String, sqlx::Error> {
     use sqlx::Connection as _;
@@ -541,7 +559,9 @@ pub async fn create_postgres_database(server_url: &str, name: &str) -> Result<St
         return Err(sqlx::Error::Protocol(format!("{name:?} is not a plain database name")));
     }
     let mut conn = PgConnection::connect(server_url).await?;
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut conn).await?;
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'")))
+        .execute(&mut conn)
+        .await?;
     conn.close().await?;
     let options: sqlx::postgres::PgConnectOptions = server_url.parse()?;
     let base = server_url.split('?').next().unwrap_or(server_url);

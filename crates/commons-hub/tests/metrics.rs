@@ -76,7 +76,7 @@ fn metrics_count_what_happened_and_parse_as_openmetrics_and_only_the_operator_re
     assert_eq!(client.get("/alice/counted/resolve/main/missing.bin").status(), 404);
     // Work queued: three units of a job that does nothing.
     let alice = hub.block_on(hub.state.db.user_by_name("alice")).unwrap().unwrap();
-    hub.block_on(hub.coordinator().submit_noop(alice.id, 3)).unwrap();
+    hub.block_on(hub.coordinator.submit_noop(alice.id, 3)).unwrap();
 
     // Only the operator reads them.
     let metrics = format!("{}/metrics", hub.url());

@@ -359,26 +359,32 @@ pub enum CreditsAction {
         key: Option<String>,
         #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
         data_dir: Option<PathBuf>,
+        /// PostgreSQL database shared by several servers (`postgres://…`); default: the
+        /// embedded SQLite database in DATA_DIR.
+        #[arg(long, env = EnvVars::COMMONS_DATABASE_URL)]
+        database_url: Option<String>,
     },
 }
 
 pub fn credits(args: CreditsArgs) -> Result<()> {
     match args.action {
-        Some(CreditsAction::Grant { user, amount, memo, key, data_dir }) => grant(&user, amount, &memo, key, data_dir),
+        Some(CreditsAction::Grant { user, amount, memo, key, data_dir, database_url }) => {
+            grant(&user, amount, &memo, key, data_dir, database_url.as_deref())
+        }
         None => show_credits(args.list),
     }
 }
 
-fn grant(user: &str, amount: i64, memo: &str, key: Option<String>, data_dir: Option<PathBuf>) -> Result<()> {
+fn grant(user: &str, amount: i64, memo: &str, key: Option<String>, data_dir: Option<PathBuf>, database_url: Option<&str>) -> Result<()> {
     let data_dir = data_dir.unwrap_or_else(super::hub::default_data_dir);
-    if !data_dir.join("commons.db").exists() {
+    if database_url.is_none() && !data_dir.join("commons.db").exists() {
         bail!("no hub in {}: pass --data-dir (or COMMONS_DATA_DIR) of the server", data_dir.display());
     }
     let key = key.unwrap_or_else(|| {
         format!("{user}-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0))
     });
     runtime()?.block_on(async {
-        let hub = commons_hub::AppState::open(&data_dir, None, None)
+        let hub = commons_hub::AppState::open_with_database(&data_dir, database_url, None, None)
             .await
             .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?;
         let account = hub.db.user_by_name(user).await?.with_context(|| format!("no user {user:?} on this hub"))?;

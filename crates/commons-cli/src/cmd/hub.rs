@@ -16,11 +16,22 @@ pub use crate::settings::{OPERATOR_USER, ServeLayer as ServeArgs, default_data_d
 
 pub fn serve(args: ServeArgs) -> Result<()> {
     let settings = args.resolve()?;
-    let ServeSettings { data_dir, listen, store_url, public_url, embedded_worker, worker_cores, limits, compute, signup, inference } =
-        settings;
+    let ServeSettings {
+        data_dir,
+        listen,
+        store_url,
+        database_url,
+        public_url,
+        embedded_worker,
+        worker_cores,
+        limits,
+        compute,
+        signup,
+        inference,
+    } = settings;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let state = commons_hub::AppState::open(&data_dir, store_url.as_deref(), public_url)
+        let state = commons_hub::AppState::open_with_database(&data_dir, database_url.as_deref(), store_url.as_deref(), public_url)
             .await
             .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?
             .with_limits(limits)
@@ -132,6 +143,10 @@ pub enum UserCommand {
         password_stdin: bool,
         #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
         data_dir: Option<PathBuf>,
+        /// PostgreSQL database shared by several servers (`postgres://…`); default: the
+        /// embedded SQLite database in DATA_DIR.
+        #[arg(long, env = EnvVars::COMMONS_DATABASE_URL)]
+        database_url: Option<String>,
     },
     /// Set or replace the password of an account, read from standard input (its first line);
     /// every browser session of the account ends.
@@ -141,6 +156,10 @@ pub enum UserCommand {
         password_stdin: bool,
         #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
         data_dir: Option<PathBuf>,
+        /// PostgreSQL database shared by several servers (`postgres://…`); default: the
+        /// embedded SQLite database in DATA_DIR.
+        #[arg(long, env = EnvVars::COMMONS_DATABASE_URL)]
+        database_url: Option<String>,
     },
 }
 
@@ -167,6 +186,10 @@ pub enum OrgCommand {
         private_by_default: bool,
         #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
         data_dir: Option<PathBuf>,
+        /// PostgreSQL database shared by several servers (`postgres://…`); default: the
+        /// embedded SQLite database in DATA_DIR.
+        #[arg(long, env = EnvVars::COMMONS_DATABASE_URL)]
+        database_url: Option<String>,
     },
     /// Add USER to ORG with ROLE, or change their role: `no_access`, `read`, `contributor`
     /// (writes only the repositories they create), `write` or `admin`.
@@ -177,6 +200,10 @@ pub enum OrgCommand {
         role: String,
         #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
         data_dir: Option<PathBuf>,
+        /// PostgreSQL database shared by several servers (`postgres://…`); default: the
+        /// embedded SQLite database in DATA_DIR.
+        #[arg(long, env = EnvVars::COMMONS_DATABASE_URL)]
+        database_url: Option<String>,
     },
     /// Remove USER from ORG (an organization keeps at least one admin).
     Remove {
@@ -184,6 +211,10 @@ pub enum OrgCommand {
         user: String,
         #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
         data_dir: Option<PathBuf>,
+        /// PostgreSQL database shared by several servers (`postgres://…`); default: the
+        /// embedded SQLite database in DATA_DIR.
+        #[arg(long, env = EnvVars::COMMONS_DATABASE_URL)]
+        database_url: Option<String>,
     },
 }
 
@@ -201,6 +232,10 @@ pub enum TokenCommand {
         name: String,
         #[arg(long, env = EnvVars::COMMONS_DATA_DIR)]
         data_dir: Option<PathBuf>,
+        /// PostgreSQL database shared by several servers (`postgres://…`); default: the
+        /// embedded SQLite database in DATA_DIR.
+        #[arg(long, env = EnvVars::COMMONS_DATABASE_URL)]
+        database_url: Option<String>,
     },
 }
 
@@ -212,6 +247,9 @@ pub struct GcArgs {
     /// The hub's object store URL, when not DATA_DIR/objects.
     #[arg(long, env = EnvVars::COMMONS_STORE_URL)]
     pub store_url: Option<String>,
+    /// The hub's PostgreSQL database, when it does not use the embedded SQLite database.
+    #[arg(long, env = EnvVars::COMMONS_DATABASE_URL)]
+    pub database_url: Option<String>,
     /// Leave what is younger than this many hours (uploads may still be in flight).
     #[arg(long, default_value_t = 48.0)]
     pub grace_hours: f64,
@@ -226,7 +264,7 @@ pub fn gc(args: GcArgs) -> Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let state = commons_hub::AppState::open(&data_dir, args.store_url.as_deref(), None)
+        let state = commons_hub::AppState::open_with_database(&data_dir, args.database_url.as_deref(), args.store_url.as_deref(), None)
             .await
             .with_context(|| format!("cannot open the hub in {}", data_dir.display()))?;
         let report = state
@@ -300,10 +338,15 @@ pub fn restore(args: RestoreArgs) -> Result<()> {
     Ok(())
 }
 
-fn open_db(data_dir: Option<PathBuf>) -> Result<(tokio::runtime::Runtime, Db)> {
+/// The hub's database: the one at `database_url`, else the embedded one in the data directory.
+fn open_db(data_dir: Option<PathBuf>, database_url: Option<String>) -> Result<(tokio::runtime::Runtime, Db)> {
+    let rt = tokio::runtime::Runtime::new()?;
+    if let Some(url) = database_url {
+        let db = rt.block_on(Db::connect(&url)).context("cannot open the database of --database-url")?;
+        return Ok((rt, db));
+    }
     let data_dir = data_dir.unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let rt = tokio::runtime::Runtime::new()?;
     let db = rt
         .block_on(Db::open(&data_dir.join("commons.db")))
         .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
@@ -312,17 +355,17 @@ fn open_db(data_dir: Option<PathBuf>) -> Result<(tokio::runtime::Runtime, Db)> {
 
 pub fn user(cmd: UserCommand) -> Result<()> {
     match cmd {
-        UserCommand::Create { name, fullname, password_stdin, data_dir } => {
+        UserCommand::Create { name, fullname, password_stdin, data_dir, database_url } => {
             commons_repo::names::validate_user_name(&name)?;
             let password = if password_stdin { Some(password_from_stdin()?) } else { None };
-            let (rt, db) = open_db(data_dir)?;
+            let (rt, db) = open_db(data_dir, database_url)?;
             let user = rt.block_on(db.create_user_with_password(&name, fullname.as_deref().unwrap_or(&name), password.as_deref()))?;
             println!("created user {}", user.name);
             Ok(())
         }
-        UserCommand::Password { name, password_stdin: _, data_dir } => {
+        UserCommand::Password { name, password_stdin: _, data_dir, database_url } => {
             let password = password_from_stdin()?;
-            let (rt, db) = open_db(data_dir)?;
+            let (rt, db) = open_db(data_dir, database_url)?;
             rt.block_on(db.set_password(&name, &password))?;
             println!("set the password of {name}");
             Ok(())
@@ -335,24 +378,24 @@ pub fn org(cmd: OrgCommand) -> Result<()> {
         rt.block_on(db.org(org))?.with_context(|| format!("no organization named {org}"))
     };
     match cmd {
-        OrgCommand::Create { name, admin, fullname, private_by_default, data_dir } => {
+        OrgCommand::Create { name, admin, fullname, private_by_default, data_dir, database_url } => {
             commons_repo::names::validate_org_name(&name)?;
-            let (rt, db) = open_db(data_dir)?;
+            let (rt, db) = open_db(data_dir, database_url)?;
             let org = rt.block_on(db.create_org(&name, fullname.as_deref().unwrap_or(&name), &admin))?;
             if private_by_default {
                 rt.block_on(db.set_org_settings(org.id, None, Some(true)))?;
             }
             println!("created organization {} with admin {admin}", org.name);
         }
-        OrgCommand::Member { org, user, role, data_dir } => {
+        OrgCommand::Member { org, user, role, data_dir, database_url } => {
             let role = commons_db::OrgRole::parse(&role)?;
-            let (rt, db) = open_db(data_dir)?;
+            let (rt, db) = open_db(data_dir, database_url)?;
             let org = found(&db, &rt, &org)?;
             rt.block_on(db.set_member_role(org.id, &user, role))?;
             println!("{user} is {} of {}", role.as_str(), org.name);
         }
-        OrgCommand::Remove { org, user, data_dir } => {
-            let (rt, db) = open_db(data_dir)?;
+        OrgCommand::Remove { org, user, data_dir, database_url } => {
+            let (rt, db) = open_db(data_dir, database_url)?;
             let org = found(&db, &rt, &org)?;
             if !rt.block_on(db.remove_member(org.id, &user))? {
                 bail!("{user} is not a member of {}", org.name);
@@ -365,9 +408,9 @@ pub fn org(cmd: OrgCommand) -> Result<()> {
 
 pub fn token(cmd: TokenCommand) -> Result<()> {
     match cmd {
-        TokenCommand::Create { user, scope, name, data_dir } => {
+        TokenCommand::Create { user, scope, name, data_dir, database_url } => {
             let scope = Scope::parse(&scope)?;
-            let (rt, db) = open_db(data_dir)?;
+            let (rt, db) = open_db(data_dir, database_url)?;
             let secret = rt.block_on(async {
                 // The operator's account (which reads the whole ledger and runs the embedded
                 // worker) is made on first need: its name is reserved for this.

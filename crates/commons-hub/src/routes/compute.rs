@@ -54,7 +54,6 @@ impl From<ComputeError> for ApiError {
                 ApiError::new(StatusCode::PAYMENT_REQUIRED, "InsufficientCredits", e.to_string())
             }
             ComputeError::Gone(message) => ApiError::new(StatusCode::GONE, "Gone", message),
-            ComputeError::Unsupported(message) => ApiError::new(StatusCode::NOT_IMPLEMENTED, "NotImplemented", message),
             other @ (ComputeError::Sqlx(_) | ComputeError::Sqlite(_) | ComputeError::Corrupt(_)) => ApiError::internal(other),
         }
     }

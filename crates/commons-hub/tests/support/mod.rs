@@ -18,8 +18,8 @@ pub struct Hub {
     pub token: String,
     pub user: String,
     pub state: commons_hub::AppState,
-    /// The compute coordinator the hub serves (none on PostgreSQL yet).
-    coordinator: Option<commons_compute::Coordinator>,
+    /// The compute coordinator the hub serves.
+    pub coordinator: commons_compute::Coordinator,
     url: String,
     runtime: Option<tokio::runtime::Runtime>,
     _tmp: tempfile::TempDir,
@@ -54,17 +54,9 @@ impl Hub {
             );
             state.db.create_user("alice", "Alice").await.expect("user");
             let token = state.db.create_token("alice", "test", Scope::Write).await.expect("token");
-            // The coordinator runs on SQLite only so far: on PostgreSQL the hub serves without it.
-            let coordinator = match database {
-                None => {
-                    Some(commons_compute::Coordinator::start(state.db.clone(), state.repos.clone(), compute).await.expect("coordinator"))
-                }
-                Some(_) => None,
-            };
-            let app = match &coordinator {
-                Some(coordinator) => commons_hub::router_with_compute(state.clone(), coordinator.clone()),
-                None => commons_hub::router(state.clone()),
-            };
+            let coordinator =
+                commons_compute::Coordinator::start(state.db.clone(), state.repos.clone(), compute).await.expect("coordinator");
+            let app = commons_hub::router_with_compute(state.clone(), coordinator.clone());
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let url = format!("http://{}", listener.local_addr().expect("address"));
             tokio::spawn(commons_hub::serve(listener, app, std::future::pending()));
@@ -75,11 +67,6 @@ impl Hub {
 
     pub fn url(&self) -> String {
         self.url.clone()
-    }
-
-    /// The compute coordinator the hub serves.
-    pub fn coordinator(&self) -> &commons_compute::Coordinator {
-        self.coordinator.as_ref().expect("the compute coordinator runs on SQLite only so far")
     }
 
     /// Another token of `user`, of `scope` (`read`, `write`, `worker`).
