@@ -623,31 +623,19 @@ fn bad_jobs_get_clear_errors_and_move_no_credit() {
 
     // An administrator grants credits on the server's data directory, while it runs; a grant
     // retried with its key happens once.
-    let dd = net.hub.data_dir.to_str().unwrap().to_string();
     for _ in 0..2 {
-        let out = support::commons(&[
-            "credits",
-            "grant",
-            "alice",
-            "500",
-            "--memo",
-            "compute for the workshop",
-            "--key",
-            "workshop-1",
-            "--data-dir",
-            &dd,
-        ]);
+        let out = net.hub.admin(&["credits", "grant", "alice", "500", "--memo", "compute for the workshop", "--key", "workshop-1"]);
         assert!(out.status.success(), "grant: {}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("alice: {} credits", before + 500));
     }
-    let refused = |args: &[&str]| Command::new(BIN).args(args).output().unwrap();
-    let out = refused(&["credits", "grant", "nobody", "5", "--memo", "x", "--data-dir", &dd]);
+    let refused = |args: &[&str]| net.hub.admin_command(args).output().unwrap();
+    let out = refused(&["credits", "grant", "nobody", "5", "--memo", "x"]);
     assert!(
         !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no user \"nobody\""),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = refused(&["credits", "grant", "alice", "0", "--memo", "x", "--data-dir", &dd]);
+    let out = refused(&["credits", "grant", "alice", "0", "--memo", "x"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("positive"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(net.balance(&net.hub.token), before + 500, "one grant landed");
     let history = net.cli(&["credits"]);

@@ -589,10 +589,9 @@ fn failed_uploads_leave_nothing_behind_once_collected() {
     assert_eq!((status, code.as_str()), (400, "ContentMismatch"));
     assert!(xorbs().len() > kept.len(), "the failed upload left xorbs");
     // Beside the running server, an administrator collects them; young leftovers stay.
-    let dd = hub.data_dir.to_str().unwrap();
-    let young = support::commons(&["gc", "--data-dir", dd]);
+    let young = hub.admin(&["gc"]);
     assert!(String::from_utf8_lossy(&young.stdout).contains("0 unreferenced xorbs"));
-    let out = support::commons(&["gc", "--data-dir", dd, "--grace-hours", "0"]);
+    let out = hub.admin(&["gc", "--grace-hours", "0"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("unreferenced xorbs"), "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(xorbs(), kept, "exactly the orphans went");
     let back = http.get(format!("{}/alice/kept/resolve/main/good.bin", hub.url())).bearer_auth(&hub.token).send().unwrap().bytes().unwrap();

@@ -79,11 +79,7 @@ fn a_hub_on_an_s3_bucket_keeps_uploads_there_and_gc_frees_a_deleted_repository()
     assert_eq!(deleted.status().as_u16(), 200, "{}", deleted.text().unwrap_or_default());
     // Objects younger than the cutoff are kept: let the last ones age past it.
     std::thread::sleep(Duration::from_millis(1100));
-    let gc = std::process::Command::new(support::BIN)
-        .args(["gc", "--grace-hours", "0", "--store-url", STORE_URL, "--data-dir", data_dir.to_str().unwrap()])
-        .envs(s3.env())
-        .output()
-        .unwrap();
+    let gc = hub.admin_command(&["gc", "--grace-hours", "0", "--store-url", STORE_URL]).envs(s3.env()).output().unwrap();
     let report = String::from_utf8_lossy(&gc.stdout);
     assert!(gc.status.success(), "commons gc failed: {}", String::from_utf8_lossy(&gc.stderr));
     let remaining = xorb_bytes(&s3);

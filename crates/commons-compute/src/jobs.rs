@@ -20,7 +20,7 @@ use crate::units::{
     Needs, NeedsKind, NewUnit, NewUnitRef, Party, REJECTED_TRAINERS, RESULTS_IN_PLAY, StoredWork, VALIDATION_MAX_RESULTS, WorkerRow,
     insert_unit,
 };
-use crate::writer::{Conn, Sql, text_col};
+use crate::writer::{Conn, Sql, postgres_dialect, text_col};
 use crate::{Coordinator, now, stored};
 
 /// Vocabulary size assumed when pricing a text recipe that leaves it to the data.
@@ -477,11 +477,19 @@ impl Coordinator {
         };
         let needs = match Needs::kind(role, quorum) {
             NeedsKind::Any => Needs::Any,
-            NeedsKind::Untried => {
-                Needs::Untried { rejected: parties(sql::query(REJECTED_TRAINERS).bind(unit_id).fetch_all(self.pool()).await?)? }
-            }
+            NeedsKind::Untried => Needs::Untried {
+                rejected: parties(
+                    sql::query(sql::AssertSqlSafe(postgres_dialect(REJECTED_TRAINERS))).bind(unit_id).fetch_all(self.pool()).await?,
+                )?,
+            },
             NeedsKind::Agreeing => Needs::Agreeing {
-                others: parties(sql::query(RESULTS_IN_PLAY).bind(unit_id).bind(claim.unwrap_or(-1)).fetch_all(self.pool()).await?)?,
+                others: parties(
+                    sql::query(sql::AssertSqlSafe(postgres_dialect(RESULTS_IN_PLAY)))
+                        .bind(unit_id)
+                        .bind(claim.unwrap_or(-1))
+                        .fetch_all(self.pool())
+                        .await?,
+                )?,
             },
         };
         let takers = online.iter().filter(|w| !had.contains(&w.id) && needs.admits(w.owner_id, &w.numeric_class, w.operator_host)).count();

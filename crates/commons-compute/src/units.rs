@@ -100,7 +100,8 @@ pub(crate) struct Party {
 }
 
 /// The owners and classes of the results a unit already has in play (running or reported), and
-/// of the training claim it checks (`?2`, -1 for none).
+/// of the training claim it checks (`?2`, -1 for none). Read through the pool too, in
+/// `writer::postgres_dialect`, which both engines read.
 pub(crate) const RESULTS_IN_PLAY: &str =
     "SELECT a.owner_id, u.name, w.numeric_class FROM assignments a JOIN workers w ON w.id = a.worker_id JOIN users u ON u.id = a.owner_id
      WHERE (a.unit_id = ?1 AND a.state IN ('running', 'reported')) OR a.id = ?2";

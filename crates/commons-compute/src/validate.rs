@@ -318,7 +318,11 @@ impl Coordinator {
             None => "SELECT id FROM jobs j WHERE j.state IN ('queued', 'running', 'validating') AND EXISTS (SELECT 1 FROM units u WHERE u.job_id = j.id)
                AND NOT EXISTS (SELECT 1 FROM units u WHERE u.job_id = j.id AND u.state IN ('open', 'failed', 'cancelled'))",
         };
-        let ready = sql::query(sql).bind(only).fetch_all(self.pool()).await?;
+        let query = match only {
+            Some(id) => sql::query(sql).bind(id),
+            None => sql::query(sql),
+        };
+        let ready = query.fetch_all(self.pool()).await?;
         for row in ready {
             let id: i64 = row.try_get("id")?;
             match self.finish_job(id).await {

@@ -24,6 +24,9 @@ pub struct Hub {
     pub env: Vec<(String, String)>,
     /// Where the server's stderr (its log) goes, appended; the test's own stderr when `None`.
     pub log: Option<PathBuf>,
+    /// The hub's PostgreSQL database (a fresh one on `COMMONS_TEST_POSTGRES`'s server when that
+    /// is set); `None`: the embedded SQLite database in `data_dir`.
+    pub database_url: Option<String>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -60,24 +63,42 @@ impl Hub {
 
     /// As [`Self::start_with`], the server process with extra environment variables `env`.
     pub fn start_with_env(data_dir: &Path, user: &str, serve_args: &[&str], env: Vec<(String, String)>) -> Hub {
-        let dd = data_dir.to_str().unwrap();
-        commons(&["user", "create", user, "--data-dir", dd]);
-        let out = commons(&["token", "create", user, "--scope", "write", "--data-dir", dd]);
-        let token = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_string();
         let serve_args = serve_args.iter().map(|a| a.to_string()).collect();
         let mut hub = Hub {
             data_dir: data_dir.to_path_buf(),
             port: 0,
-            token,
+            token: String::new(),
             user: user.into(),
             serve_args,
             env,
             log: None,
+            database_url: test_database(),
             child: None,
             _tmp: None,
         };
+        hub.admin(&["user", "create", user]);
+        let out = hub.admin(&["token", "create", user, "--scope", "write"]);
+        hub.token = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_string();
         hub.restart();
         hub
+    }
+
+    /// `commons` run by this hub's administrator: on its database (its data directory, or its
+    /// PostgreSQL database through `COMMONS_DATABASE_URL`). The caller checks the outcome.
+    pub fn admin_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command.args(args).arg("--data-dir").arg(&self.data_dir);
+        if let Some(url) = &self.database_url {
+            command.env("COMMONS_DATABASE_URL", url);
+        }
+        command
+    }
+
+    /// [`Self::admin_command`], run; it must succeed.
+    pub fn admin(&self, args: &[&str]) -> std::process::Output {
+        let out = self.admin_command(args).output().expect("run commons");
+        assert!(out.status.success(), "commons {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        out
     }
 
     /// A server on a data directory that already holds a hub (a restored backup), acting as
@@ -92,6 +113,7 @@ impl Hub {
             serve_args,
             env: Vec::new(),
             log: None,
+            database_url: None,
             child: None,
             _tmp: None,
         };
@@ -114,14 +136,13 @@ impl Hub {
 
     /// A user with a write token (created through the CLI, as an administrator would).
     pub fn add_user(&self, name: &str) -> String {
-        commons(&["user", "create", name, "--data-dir", self.data_dir.to_str().unwrap()]);
+        self.admin(&["user", "create", name]);
         self.add_token(name, "write")
     }
 
     /// Another token of `user`, of `scope`.
     pub fn add_token(&self, user: &str, scope: &str) -> String {
-        let out = commons(&["token", "create", user, "--scope", scope, "--name", scope, "--data-dir", self.data_dir.to_str().unwrap()]);
-        assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.admin(&["token", "create", user, "--scope", scope, "--name", scope]);
         String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_string()
     }
 
@@ -134,6 +155,7 @@ impl Hub {
             .args(["serve", "--data-dir", self.data_dir.to_str().unwrap(), "--listen", &format!("127.0.0.1:{}", self.port)])
             .args(&self.serve_args)
             .env("RUST_LOG", "warn")
+            .envs(self.database_url.iter().map(|url| ("COMMONS_DATABASE_URL", url)))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -178,6 +200,21 @@ impl Hub {
             let _ = c.wait();
         }
     }
+}
+
+/// A fresh database on the PostgreSQL server of `COMMONS_TEST_POSTGRES` (started by
+/// `scripts/postgres.sh`), when that is set: the hub's suites run on both engines.
+fn test_database() -> Option<String> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let server = std::env::var("COMMONS_TEST_POSTGRES").ok()?;
+    let name = format!("c{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed), rand::random::<u32>());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    Some(
+        runtime
+            .block_on(commons_db::sql::create_postgres_database(&server, &name))
+            .expect("a database on the server of COMMONS_TEST_POSTGRES"),
+    )
 }
 
 impl Served for Hub {
