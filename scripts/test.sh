@@ -25,14 +25,15 @@ trap 'scripts/postgres.sh stop' EXIT
 status=0
 cargo test --workspace --no-fail-fast "$@" -- --test-threads="${COMMONS_TEST_THREADS:-2}" || status=$?
 
-# The hub's suites again on PostgreSQL (every test hub gets a database of its own there). The
-# compute coordinator runs on SQLite only so far, so the suites and tests that need it are not
-# in this pass.
+# The hub's suites and the compute network's again on PostgreSQL (every test hub gets a database
+# of its own there). Not again: the browser's pages, huggingface_hub's own suite (the Python
+# client's tests are here), and what is SQLite's alone (backup, the SQLite-file fairness test).
 if [ $# -eq 0 ]; then
-  COMMONS_TEST_POSTGRES="$postgres_url" cargo test --no-fail-fast -p commons-hub \
-    --test accounts --test collections --test garbage --test gated --test hf_conformance --test hf_python_client \
-    --test market --test orgs --test pull_requests --test storage --test viewer --test webhooks --test xet_attacks \
-    --test xet_dedup --test xet_upload \
-    -- --test-threads="${COMMONS_TEST_THREADS:-2}" --skip a_job_cannot_take_a_gated_repository || status=$?
+  COMMONS_TEST_POSTGRES="$postgres_url" cargo test --no-fail-fast -p commons-hub -p commons \
+    --test accounts --test bad_input --test collections --test garbage --test gated --test hf_datasets \
+    --test hf_hub_rust --test hf_python_client --test market --test metrics --test orgs --test pull_requests \
+    --test storage --test viewer --test webhooks --test xet_attacks --test xet_dedup --test xet_upload \
+    --test compute --test crash_safety --test hub_attacks --test s3 \
+    -- --test-threads="${COMMONS_TEST_THREADS:-2}" || status=$?
 fi
 exit $status

@@ -95,10 +95,16 @@ impl Network {
     }
 
     fn spawn_worker(&mut self, owner: &str, name: &str, token: &str) {
+        let url = self.hub.url();
+        self.spawn_worker_on(&url, owner, name, token);
+    }
+
+    /// [`Self::spawn_worker`] talking to the server at `url`.
+    fn spawn_worker_on(&mut self, url: &str, owner: &str, name: &str, token: &str) {
         let home = self.tmp.path().join(format!("worker-{name}"));
         let log = std::fs::File::create(self.tmp.path().join(format!("worker-{name}.log"))).unwrap();
         let child = Command::new(BIN)
-            .args(["worker", "--hub", &self.hub.url(), "--token", token, "--name", name, "--cores", "1"])
+            .args(["worker", "--hub", url, "--token", token, "--name", name, "--cores", "1"])
             .env("HF_HOME", home.join("hf"))
             .env("COMMONS_CACHE", home.join("cache"))
             .env("RUST_LOG", "info")
@@ -454,6 +460,61 @@ fn a_killed_worker_and_a_restarted_server_lose_no_unit_and_pay_no_one_twice() {
     assert!(train["last_error"].as_str().unwrap().contains("went silent"));
     assert_eq!(net.balance(&bob), 1000, "the killed worker's owner earned nothing");
     assert_eq!(units_of(&job, "eval", true).len(), 1, "one validation");
+    net.audit_ledger();
+}
+
+/// Three servers of one hub (one database: PostgreSQL in the PostgreSQL pass, the first
+/// server's SQLite file otherwise; one object store), a volunteer on each. The server the
+/// trainer talks to is SIGKILLed mid-job: the job completes on the others from the checkpoint,
+/// one training result is accepted, and the ledger balances. What one server stored another
+/// serves.
+#[test]
+fn three_servers_share_one_hub_and_a_job_survives_the_death_of_one() {
+    let mut net = Network::start(&["--no-worker"]);
+    let serve = ["--no-worker", "--lease-seconds", LEASE_SECONDS];
+    let mut b = net.hub.peer(&net.tmp.path().join("server-b"), &serve);
+    let c = net.hub.peer(&net.tmp.path().join("server-c"), &serve);
+
+    // Uploaded through the first server (at `Network::start`), read through the third: the
+    // bytes, by the redirect the third signs.
+    let mnist = mnist_dir();
+    let name = "t10k-labels-idx1-ubyte";
+    let local = std::fs::read(mnist.join(name)).unwrap();
+    let served = net.http.get(format!("{}/datasets/alice/mnist/resolve/main/{name}", c.url())).bearer_auth(&net.hub.token).send().unwrap();
+    assert!(served.status().is_success(), "{}", served.status());
+    assert!(served.bytes().unwrap().as_ref() == local.as_slice(), "the third server serves what the first stored");
+
+    let bob = net.hub.add_user("bob");
+    let bob_worker = net.hub.add_token("bob", "worker");
+    net.spawn_worker_on(&b.url(), "bob", "on-b", &bob_worker);
+    let id = net.submit_train(4);
+    let job = net.wait_job(id, "the trainer's first checkpoint", Duration::from_secs(120), |j| {
+        running_train_assignment(j).is_some() && units_of(j, "train", false)[0]["checkpoint"]["epochs_done"].as_u64() >= Some(1)
+    });
+    let first = running_train_assignment(&job).unwrap();
+    assert_eq!(first["worker"], "on-b");
+    // The server the trainer talks to dies; its worker carries on training, unheard.
+    b.kill();
+    for (owner, name, url) in [("carol", "on-c", c.url()), ("dave", "on-a", net.hub.url())] {
+        net.hub.add_user(owner);
+        let token = net.hub.add_token(owner, "worker");
+        net.spawn_worker_on(&url, owner, name, &token);
+    }
+    let job = net.wait_done(id);
+    let train = units_of(&job, "train", false)[0];
+    let accepted: Vec<_> = assignments(train).into_iter().filter(|a| a["outcome"] == "valid").collect();
+    assert_eq!(accepted.len(), 1, "exactly one training result accepted: {train:#}");
+    assert_ne!(accepted[0]["worker"], "on-b", "a worker of a living server finished the unit");
+    let lapsed = assignments(train).into_iter().find(|a| a["id"] == first["id"]).unwrap();
+    assert_eq!(lapsed["state"], "expired", "the lease given by the dead server lapsed on the others: {lapsed}");
+    assert_eq!(job["result"]["epochs"], 4);
+    let validations = units_of(&job, "eval", true);
+    assert_eq!(validations.len(), 1, "one validation");
+    assert_eq!(net.balance(&bob), 1000, "the worker of the dead server's unit earned nothing");
+    // The job's view is the same through every living server.
+    let through_c: Value = net.http.get(format!("{}/api/jobs/{id}", c.url())).bearer_auth(&net.hub.token).send().unwrap().json().unwrap();
+    assert_eq!(through_c["state"], "done");
+    assert_eq!(through_c["result"], job["result"]);
     net.audit_ledger();
 }
 

@@ -121,6 +121,31 @@ impl Hub {
         hub
     }
 
+    /// Another server of the same hub: its own data directory `data_dir` (holding a copy of
+    /// this server's URL-signing key), this hub's database and object store, `serve_args`.
+    pub fn peer(&self, data_dir: &Path, serve_args: &[&str]) -> Hub {
+        std::fs::create_dir_all(data_dir).unwrap();
+        std::fs::copy(self.data_dir.join("signing.key"), data_dir.join("signing.key")).expect("the first server's signing key");
+        let database_url = self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("commons.db").display()));
+        let store = format!("file://{}", self.data_dir.join("objects").display());
+        let mut args: Vec<String> = vec!["--store-url".into(), store];
+        args.extend(serve_args.iter().map(|a| a.to_string()));
+        let mut hub = Hub {
+            data_dir: data_dir.to_path_buf(),
+            port: 0,
+            token: self.token.clone(),
+            user: self.user.clone(),
+            serve_args: args,
+            env: Vec::new(),
+            log: None,
+            database_url: Some(database_url),
+            child: None,
+            _tmp: None,
+        };
+        hub.restart();
+        hub
+    }
+
     /// (Re)starts the server process on the same data directory, on a fresh port.
     pub fn restart(&mut self) {
         self.port = free_port();
