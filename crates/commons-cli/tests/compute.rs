@@ -483,6 +483,31 @@ fn three_servers_share_one_hub_and_a_job_survives_the_death_of_one() {
     let served = net.http.get(format!("{}/datasets/alice/mnist/resolve/main/{name}", c.url())).bearer_auth(&net.hub.token).send().unwrap();
     assert!(served.status().is_success(), "{}", served.status());
     assert!(served.bytes().unwrap().as_ref() == local.as_slice(), "the third server serves what the first stored");
+    // A URL one server signs is good on another: an LFS upload URL handed out by the second
+    // server, sent to the third; the object then lands in a commit made through the first.
+    let data = b"bytes uploaded through the third server on the second one's word".repeat(100);
+    let oid = support::sha256_hex(&data);
+    net.cli(&["repo", "create", "shared"]);
+    let batch: Value = net
+        .http
+        .post(format!("{}/alice/shared.git/info/lfs/objects/batch", b.url()))
+        .bearer_auth(&net.hub.token)
+        .json(&json!({"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": data.len()}], "hash_algo": "sha256"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let href = batch["objects"][0]["actions"]["upload"]["href"].as_str().expect("an upload URL").replace(&b.url(), &c.url());
+    let put = net.http.put(&href).body(data.clone()).send().unwrap();
+    assert!(put.status().is_success(), "the third server takes the second's signed URL: {}", put.status());
+    let commit = support::RawClient::new(&net.hub).commit(
+        "alice/shared",
+        &[json!({"key": "header", "value": {"summary": "through three servers"}}),
+          json!({"key": "lfsFile", "value": {"path": "blob.bin", "algo": "sha256", "oid": oid, "size": data.len()}})],
+    );
+    assert!(commit.is_ok(), "{commit:?}");
+    let back = net.http.get(format!("{}/alice/shared/resolve/main/blob.bin", b.url())).bearer_auth(&net.hub.token).send().unwrap();
+    assert!(back.bytes().unwrap().as_ref() == data.as_slice());
 
     let bob = net.hub.add_user("bob");
     let bob_worker = net.hub.add_token("bob", "worker");

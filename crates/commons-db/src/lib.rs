@@ -261,6 +261,22 @@ impl Db {
         Ok(())
     }
 
+    /// The secret `name` that every server sharing this PostgreSQL database uses: the one
+    /// stored, or `candidate` when none is yet (the first server to ask stores its own; the
+    /// insert is atomic, so two servers starting at once agree). `None` on SQLite, whose hub
+    /// keeps its secrets in files of its data directory.
+    pub async fn shared_key(&self, name: &str, candidate: &[u8]) -> Result<Option<Vec<u8>>> {
+        if self.engine() != Engine::Postgres {
+            return Ok(None);
+        }
+        sql::query("INSERT INTO hub_keys (name, key) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(candidate)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(sql::query_scalar("SELECT key FROM hub_keys WHERE name = $1").bind(name).fetch_one(&self.pool).await?))
+    }
+
     /// Whether the database answers a query.
     pub async fn ping(&self) -> Result<()> {
         sql::query("SELECT 1").execute(&self.pool).await?;

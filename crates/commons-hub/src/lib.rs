@@ -127,9 +127,10 @@ impl AppState {
     }
 
     /// [`Self::open`] on the database at `database_url` (`postgres://…`; see [`Db::connect`])
-    /// instead of `data_dir/commons.db`. The data directory still holds what is this
-    /// server's own: the URL-signing key (copy it to every server that shares the database),
-    /// the multipart staging area and the search index.
+    /// instead of `data_dir/commons.db`. The data directory still holds what is this server's
+    /// own: the multipart staging area and the search index. The URL-signing key is the
+    /// database's on PostgreSQL (every server sharing it signs alike), the data directory's
+    /// `signing.key` on SQLite.
     pub async fn open_with_database(
         data_dir: &std::path::Path,
         database_url: Option<&str>,
@@ -145,7 +146,13 @@ impl AppState {
             Some(url) => Cas::from_url(db.clone(), url)?,
             None => Cas::local(db.clone(), &data_dir.join("objects"))?,
         };
-        let signer = Arc::new(UrlSigner::load_or_create(&data_dir.join("signing.key"))?);
+        // Servers sharing a PostgreSQL database share its key; a hub on SQLite keeps its own file.
+        let signer = match db.shared_key("url-signing", &UrlSigner::fresh_key()).await? {
+            Some(key) => UrlSigner::from_key(&key)
+                .ok_or_else(|| commons_db::DbError::Corrupt("the stored URL-signing key is not 32 bytes".into()))?,
+            None => UrlSigner::load_or_create(&data_dir.join("signing.key"))?,
+        };
+        let signer = Arc::new(signer);
         let upload_dir = data_dir.join("uploads");
         std::fs::create_dir_all(&upload_dir)?;
         let mut repos = Repos::new(db.clone(), cas.clone());
@@ -216,7 +223,16 @@ impl AppState {
     pub async fn housekeeping(&self) -> Result<(), ApiError> {
         self.db.purge_expired_tokens().await?;
         let day = commons_db::now_unix() / 86_400;
-        if self.last_gc_day.swap(day, std::sync::atomic::Ordering::Relaxed) != day {
+        let new_day = self.last_gc_day.swap(day, std::sync::atomic::Ordering::Relaxed) != day;
+        // Other servers sharing a PostgreSQL database change repositories this process's search
+        // index never hears of: it catches up from the database every round.
+        if !new_day
+            && self.db.engine() == commons_db::Engine::Postgres
+            && let Err(e) = self.repos.sync_search().await
+        {
+            tracing::warn!(error = %e, "could not bring the search index up to date");
+        }
+        if new_day {
             self.db.forget_old_downloads(day).await?;
             // Counters of many repositories may have changed; searches sort by them.
             if let Err(e) = self.repos.sync_search().await {

@@ -15,6 +15,18 @@ pub struct UrlSigner {
 pub const UPLOAD_URL_TTL_SECS: i64 = 24 * 3600;
 
 impl UrlSigner {
+    /// A new random key.
+    pub fn fresh_key() -> [u8; 32] {
+        let mut key = [0u8; 32];
+        rand::rng().fill(&mut key);
+        key
+    }
+
+    /// A signer with `key` (32 bytes; `None` otherwise).
+    pub fn from_key(key: &[u8]) -> Option<Self> {
+        Some(Self { key: <[u8; 32]>::try_from(key).ok()? })
+    }
+
     /// Loads the key from `path`, creating it (atomically, mode 0600) on first start, so URLs stay
     /// valid across restarts and across servers sharing a data directory.
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
@@ -23,8 +35,7 @@ impl UrlSigner {
         {
             return Ok(Self { key });
         }
-        let mut key = [0u8; 32];
-        rand::rng().fill(&mut key);
+        let key = Self::fresh_key();
         let tmp = path.with_extension("tmp");
         {
             use std::io::Write;

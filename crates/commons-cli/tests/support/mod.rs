@@ -121,11 +121,14 @@ impl Hub {
         hub
     }
 
-    /// Another server of the same hub: its own data directory `data_dir` (holding a copy of
-    /// this server's URL-signing key), this hub's database and object store, `serve_args`.
+    /// Another server of the same hub: its own data directory `data_dir`, this hub's database
+    /// and object store, `serve_args`. On PostgreSQL the servers share the URL-signing key
+    /// through the database; on one SQLite file the operator copies `signing.key`, as here.
     pub fn peer(&self, data_dir: &Path, serve_args: &[&str]) -> Hub {
         std::fs::create_dir_all(data_dir).unwrap();
-        std::fs::copy(self.data_dir.join("signing.key"), data_dir.join("signing.key")).expect("the first server's signing key");
+        if self.database_url.is_none() {
+            std::fs::copy(self.data_dir.join("signing.key"), data_dir.join("signing.key")).expect("the first server's signing key");
+        }
         let database_url = self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("commons.db").display()));
         let store = format!("file://{}", self.data_dir.join("objects").display());
         let mut args: Vec<String> = vec!["--store-url".into(), store];

@@ -1,6 +1,7 @@
 -- The schema on PostgreSQL: the SQLite schema of migrations/sqlite/0001..0016 in one step, in
 -- PostgreSQL's types (every integer BIGINT, as SQLite's are 64-bit; row ids are identities;
--- the lease-token trigger a PL/pgSQL function). Later migrations are written for both engines.
+-- the lease-token trigger a PL/pgSQL function). Later migrations are written for both engines,
+-- except what only one of them has (0002: the keys servers share).
 -- The database's collation is C (checked on connecting): text compares and sorts by code point,
 -- as on SQLite, which listings' cursors and prefix bounds rely on.
 
