@@ -502,8 +502,10 @@ fn three_servers_share_one_hub_and_a_job_survives_the_death_of_one() {
     assert!(put.status().is_success(), "the third server takes the second's signed URL: {}", put.status());
     let commit = support::RawClient::new(&net.hub).commit(
         "alice/shared",
-        &[json!({"key": "header", "value": {"summary": "through three servers"}}),
-          json!({"key": "lfsFile", "value": {"path": "blob.bin", "algo": "sha256", "oid": oid, "size": data.len()}})],
+        &[
+            json!({"key": "header", "value": {"summary": "through three servers"}}),
+            json!({"key": "lfsFile", "value": {"path": "blob.bin", "algo": "sha256", "oid": oid, "size": data.len()}}),
+        ],
     );
     assert!(commit.is_ok(), "{commit:?}");
     let back = net.http.get(format!("{}/alice/shared/resolve/main/blob.bin", b.url())).bearer_auth(&net.hub.token).send().unwrap();

@@ -38,22 +38,50 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn run(workers: usize, units: usize, batch: usize, direct: bool) -> Run {
+/// One server of the hub: its coordinator, its HTTP task and a client of it.
+struct Server {
+    coordinator: Coordinator,
+    client: Arc<Client>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn run(workers: usize, units: usize, batch: usize, direct: bool, postgres: Option<&str>, coordinators: usize) -> Run {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = tempfile::tempdir().expect("temp dir");
-    let hub = commons_hub::AppState::open(dir.path(), None, None).await.expect("open hub");
+    let database = match postgres {
+        Some(server) => {
+            let name = format!("bench_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+            commons_db::sql::create_postgres_database(server, &name).await.expect("a database for the benchmark")
+        }
+        None => format!("sqlite://{}", dir.path().join("0").join("commons.db").display()),
+    };
+    let mut hubs = Vec::with_capacity(coordinators);
+    for k in 0..coordinators {
+        let hub = commons_hub::AppState::open_with_database(&dir.path().join(k.to_string()), Some(&database), None, None)
+            .await
+            .expect("open hub");
+        hubs.push(hub);
+    }
+    let hub = hubs[0].clone();
     let owner = hub.db.create_user("bench", "bench").await.expect("user");
     let token = hub.db.create_token("bench", "bench", Scope::Write).await.expect("token");
-    let coordinator = Coordinator::start(hub.db.clone(), hub.repos.clone(), ComputeConfig::default()).await.expect("coordinator");
-    let app = commons_hub::router_with_compute(hub.clone(), coordinator.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let server = tokio::spawn(commons_hub::serve(listener, app, std::future::pending()));
+    let mut servers = Vec::with_capacity(coordinators);
+    for state in &hubs {
+        let coordinator = Coordinator::start(state.db.clone(), state.repos.clone(), ComputeConfig::default()).await.expect("coordinator");
+        let app = commons_hub::router_with_compute(state.clone(), coordinator.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(commons_hub::serve(listener, app, std::future::pending()));
+        let client = Arc::new(Client::new(&url, Some(token.clone())).expect("client"));
+        servers.push(Server { coordinator, client, task });
+    }
+    let coordinator = servers[0].coordinator.clone();
 
-    // Register every worker before the clock starts.
-    let client = Arc::new(Client::new(&url, Some(token.clone())).expect("client"));
+    // Register every worker before the clock starts, each with the server it will talk to.
     let caller = Arc::new(hub.db.authenticate(&token).await.expect("token lookup").expect("token"));
     let mut ids = Vec::with_capacity(workers);
     for i in 0..workers {
+        let client = &servers[i % coordinators].client;
         let request = RegisterWorker {
             protocol_version: PROTOCOL_VERSION,
             name: format!("sim-{i}"),
@@ -68,6 +96,11 @@ async fn run(workers: usize, units: usize, batch: usize, direct: bool) -> Run {
         ids.push(client.register_worker(&request).await.expect("register").worker_id);
     }
     coordinator.submit_noop(owner.id, units).await.expect("queue units");
+    if postgres.is_some() {
+        // A database in service has statistics; a fresh one gets them from autovacuum only a
+        // minute later, and meanwhile PostgreSQL plans the lease queries blind.
+        commons_db::sql::query("ANALYZE").execute(hub.db.pool()).await.expect("analyze");
+    }
 
     let completed = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -85,10 +118,11 @@ async fn run(workers: usize, units: usize, batch: usize, direct: bool) -> Run {
         })
     };
     let mut tasks = Vec::with_capacity(workers);
-    for id in ids {
-        let client = client.clone();
+    for (i, id) in ids.into_iter().enumerate() {
+        let server = &servers[i % coordinators];
+        let client = server.client.clone();
         let completed = completed.clone();
-        let coordinator = coordinator.clone();
+        let coordinator = server.coordinator.clone();
         let caller = caller.clone();
         tasks.push(tokio::spawn(async move {
             // As `commons worker` does: pull once, then report each result and receive the next
@@ -147,7 +181,9 @@ async fn run(workers: usize, units: usize, batch: usize, direct: bool) -> Run {
     pull_latencies.sort();
     let mut hub_write_latencies = hub_writes.await.expect("hub writes");
     hub_write_latencies.sort();
-    server.abort();
+    for server in servers {
+        server.task.abort();
+    }
     Run { workers, units: completed.load(Ordering::Relaxed), seconds, pull_latencies, hub_write_latencies }
 }
 
@@ -156,6 +192,8 @@ fn main() {
     let mut units = 3000usize;
     let mut direct = false;
     let mut batch = 1usize;
+    let mut postgres: Option<String> = None;
+    let mut coordinators = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -163,6 +201,10 @@ fn main() {
             "--batch" => batch = args.next().and_then(|v| v.parse().ok()).filter(|b| *b >= 1).expect("--batch B (at least 1)"),
             "--bench" => {}
             "--direct" => direct = true,
+            "--postgres" => postgres = Some(args.next().expect("--postgres URL")),
+            "--coordinators" => {
+                coordinators = args.next().and_then(|v| v.parse().ok()).filter(|k| *k >= 1).expect("--coordinators K (at least 1)")
+            }
             other => {
                 if let Ok(n) = other.parse() {
                     sizes.push(n)
@@ -175,15 +217,16 @@ fn main() {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let over = if direct { "direct calls, no HTTP" } else { "HTTP" };
+    let engine = if postgres.is_some() { "PostgreSQL" } else { "SQLite WAL, synchronous=FULL" };
     println!(
-        "dispatch over {over}, {batch} lease(s) per request: simulated workers pull and complete no-op units (SQLite WAL, synchronous=FULL); a hub write every 20 ms meanwhile"
+        "dispatch over {over}, {batch} lease(s) per request, {coordinators} coordinator(s): simulated workers pull and complete no-op units ({engine}); a hub write every 20 ms meanwhile"
     );
     println!(
         "{:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>14} {:>10}",
         "workers", "units", "seconds", "units/s", "lease p50 ms", "lease p99 ms", "hub write p99", "vs BOINC"
     );
     for workers in sizes {
-        let r = runtime.block_on(run(workers, units, batch, direct));
+        let r = runtime.block_on(run(workers, units, batch, direct, postgres.as_deref(), coordinators));
         let rate = r.units as f64 / r.seconds;
         println!(
             "{:>8} {:>8} {:>10.2} {:>10.0} {:>12.2} {:>12.2} {:>11.2} ms {:>9.1}x",
