@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A private PostgreSQL server for the tests: `scripts/postgres.sh start` creates a cluster in
-# target/postgres (once) and starts it on 127.0.0.1:${COMMONS_TEST_PG_PORT:-55432}, then prints
-# the URL tests connect to (each test creates its own database there); `stop` stops it.
+# target/postgres and starts it on 127.0.0.1:${COMMONS_TEST_PG_PORT:-55432}, then prints
+# the URL tests connect to (each test creates its own database there; a cluster that was stopped
+# is made afresh); `stop` stops it.
 #
 # The server is the Debian package's (`postgresql`); PostgreSQL refuses to run as root, so as
 # root it runs as the package's `postgres` user. Durability settings are off: the tests kill
@@ -27,6 +28,11 @@ case "${1:-}" in
   start)
     mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown postgres "$dir"
+    # Every test database is disposable: a server that is not running starts from an empty
+    # cluster, so the databases of earlier runs (a few MB each, hundreds a run) never pile up.
+    if [ -f "$dir/data/PG_VERSION" ] && ! as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+      rm -rf "$dir/data"
+    fi
     if [ ! -f "$dir/data/PG_VERSION" ]; then
       # C locale: text sorts by code point, as on SQLite.
       as_owner "$bin/initdb" -D "$dir/data" -U commons --auth=trust --locale=C --encoding=UTF8 >"$dir/initdb.log" 2>&1 \
