@@ -25,15 +25,21 @@ trap 'scripts/postgres.sh stop' EXIT
 status=0
 cargo test --workspace --no-fail-fast "$@" -- --test-threads="${COMMONS_TEST_THREADS:-2}" || status=$?
 
-# The hub's suites and the compute network's again on PostgreSQL (every test hub gets a database
-# of its own there). Not again: the browser's pages, huggingface_hub's own suite (the Python
-# client's tests are here), and what is SQLite's alone (backup, the SQLite-file fairness test).
+# The hub's suites and the compute network's again on PostgreSQL + S3 (every test hub gets a
+# database of its own and a prefix of its own in one bucket of a private S3 server). Not again:
+# the browser's pages, huggingface_hub's own suite (the Python client's tests are here), and what
+# is SQLite's or the local disk's alone (backup, the SQLite-file fairness test).
 if [ $# -eq 0 ]; then
-  COMMONS_TEST_POSTGRES="$postgres_url" cargo test --no-fail-fast -p commons-hub -p commons \
-    --test accounts --test bad_input --test collections --test garbage --test gated --test hf_datasets \
-    --test hf_hub_rust --test hf_python_client --test market --test metrics --test orgs --test pull_requests \
-    --test storage --test viewer --test webhooks --test xet_attacks --test xet_dedup --test xet_upload \
-    --test compute --test crash_safety --test hub_attacks --test s3 \
-    -- --test-threads="${COMMONS_TEST_THREADS:-2}" || status=$?
+  s3_env="$(scripts/s3.sh start)"
+  trap 'scripts/postgres.sh stop; scripts/s3.sh stop' EXIT
+  (
+    eval "$s3_env"
+    COMMONS_TEST_POSTGRES="$postgres_url" cargo test --no-fail-fast -p commons-hub -p commons \
+      --test accounts --test bad_input --test collections --test garbage --test gated --test hf_datasets \
+      --test hf_hub_rust --test hf_python_client --test market --test metrics --test orgs --test pull_requests \
+      --test storage --test viewer --test webhooks --test xet_attacks --test xet_dedup --test xet_upload \
+      --test compute --test crash_safety --test hub_attacks --test s3 \
+      -- --test-threads="${COMMONS_TEST_THREADS:-2}"
+  ) || status=$?
 fi
 exit $status

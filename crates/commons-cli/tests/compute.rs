@@ -464,10 +464,11 @@ fn a_killed_worker_and_a_restarted_server_lose_no_unit_and_pay_no_one_twice() {
 }
 
 /// Three servers of one hub (one database: PostgreSQL in the PostgreSQL pass, the first
-/// server's SQLite file otherwise; one object store), a volunteer on each. The server the
-/// trainer talks to is SIGKILLed mid-job: the job completes on the others from the checkpoint,
-/// one training result is accepted, and the ledger balances. What one server stored another
-/// serves.
+/// server's SQLite file otherwise; one object store: a bucket on the PostgreSQL + S3 run), a
+/// volunteer on each. The server the trainer talks to is SIGKILLed mid-job and mid-upload: the
+/// job completes on the others from the checkpoint, one training result is accepted, the ledger
+/// balances, every acknowledged commit is intact and the upload lands through another server.
+/// What one server stored another serves, to the official client too.
 #[test]
 fn three_servers_share_one_hub_and_a_job_survives_the_death_of_one() {
     let mut net = Network::start(&["--no-worker"]);
@@ -511,6 +512,43 @@ fn three_servers_share_one_hub_and_a_job_survives_the_death_of_one() {
     let back = net.http.get(format!("{}/alice/shared/resolve/main/blob.bin", b.url())).bearer_auth(&net.hub.token).send().unwrap();
     assert!(back.bytes().unwrap().as_ref() == data.as_slice());
 
+    // huggingface_hub as installed by default (Xet transfers) uploads through the first server
+    // and downloads through the third.
+    let python = support::python_venv("huggingface_hub", "2.4.0");
+    let hf_home = tempfile::tempdir().unwrap();
+    let token = net.hub.token.clone();
+    let hf = |url: &str, args: &[&str]| {
+        let mut command = support::python_script(&python, "hf_servers.py", url, hf_home.path());
+        command.env_remove("HF_HUB_DISABLE_XET").env("HF_TOKEN", &token).args(args);
+        command
+    };
+    let small = ["alice/weights", "small.bin", "1", "5000000"];
+    let through = |url: &str, mode: &str, file: [&str; 4], what: &str| {
+        support::assert_python_passed(&hf(url, &[&[mode][..], &file[..]].concat()).output().unwrap(), what);
+    };
+    through(&net.hub.url(), "upload", small, "an upload through the first server");
+    through(&c.url(), "download", small, "a download through the third server");
+
+    // A 200 MB upload through the second server is caught mid-transfer: once 32 MB of its xorbs
+    // are in the store, its client is frozen (SIGSTOP) with the rest unsent.
+    let big = ["alice/weights", "big.bin", "2", "200000000"];
+    let store = net.hub.store_dir.join("xorbs");
+    let xorb_bytes = || support::files_under(&store).iter().map(|(_, size)| size).sum::<u64>();
+    let mut upload = hf(&b.url(), &[&["upload"][..], &big[..]].concat()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut began = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(upload.stdout.as_mut().unwrap()), &mut began).unwrap();
+    assert_eq!(began.trim(), "UPLOADING", "the upload through the second server began");
+    let before = xorb_bytes();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while xorb_bytes() < before + 32_000_000 {
+        assert!(upload.try_wait().unwrap().is_none(), "the upload through the second server ended before it stored 32 MB");
+        assert!(Instant::now() < deadline, "the upload through the second server stored less than 32 MB in 120 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = upload.id().to_string();
+    let signal = |name: &str| assert!(Command::new("kill").args([name, &pid]).status().unwrap().success());
+    signal("-STOP");
+
     let bob = net.hub.add_user("bob");
     let bob_worker = net.hub.add_token("bob", "worker");
     net.spawn_worker_on(&b.url(), "bob", "on-b", &bob_worker);
@@ -520,13 +558,36 @@ fn three_servers_share_one_hub_and_a_job_survives_the_death_of_one() {
     });
     let first = running_train_assignment(&job).unwrap();
     assert_eq!(first["worker"], "on-b");
-    // The server the trainer talks to dies; its worker carries on training, unheard.
+    // The server the trainer talks to dies mid-job and mid-upload; its worker carries on
+    // training, unheard, and the upload's client wakes up to a dead server.
     b.kill();
+    signal("-CONT");
     for (owner, name, url) in [("carol", "on-c", c.url()), ("dave", "on-a", net.hub.url())] {
         net.hub.add_user(owner);
         let token = net.hub.add_token(owner, "worker");
         net.spawn_worker_on(&url, owner, name, &token);
     }
+    // The interrupted upload was never acknowledged (its client, retrying against a dead
+    // server with backoff, is stopped after a while); every acknowledged commit is intact through
+    // the living servers, and the upload done again through another server lands.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while upload.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = upload.kill();
+    let interrupted = upload.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&interrupted.stdout).contains("ALL CHECKS PASSED"),
+        "an upload through a server killed mid-transfer cannot have been acknowledged"
+    );
+    let files: Value =
+        net.http.get(format!("{}/api/models/alice/weights", c.url())).bearer_auth(&net.hub.token).send().unwrap().json().unwrap();
+    let names: Vec<&str> = files["siblings"].as_array().unwrap().iter().filter_map(|f| f["rfilename"].as_str()).collect();
+    assert!(names.contains(&"small.bin") && !names.contains(&"big.bin"), "the acknowledged commit, and only it: {names:?}");
+    through(&net.hub.url(), "download", small, "the acknowledged file after the kill, through the first server");
+    through(&c.url(), "upload", big, "the interrupted upload again, through the third server");
+    through(&net.hub.url(), "download", big, "the file uploaded through the third server, through the first");
+
     let job = net.wait_done(id);
     let train = units_of(&job, "train", false)[0];
     let accepted: Vec<_> = assignments(train).into_iter().filter(|a| a["outcome"] == "valid").collect();

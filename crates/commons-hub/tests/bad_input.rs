@@ -202,7 +202,7 @@ fn a_commit_whose_last_line_names_a_missing_object_stores_nothing() {
     let client = RawClient::new(&hub);
     assert!(client.create_model("atomic").unwrap().status().is_success());
     let head = head_of_repo(&client, "atomic");
-    let store = hub.data_dir.join("objects");
+    let store = hub.store_dir.clone();
     let before = support::files_under(&store);
     use base64::Engine;
     let fresh: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();

@@ -21,7 +21,7 @@ fn random_bytes(len: usize) -> Vec<u8> {
 
 /// Bytes of xorbs in the hub's local object store.
 fn store_bytes(hub: &Hub) -> u64 {
-    files_under(&hub.data_dir.join("objects").join("xorbs")).iter().map(|(_, size)| size).sum()
+    files_under(&hub.store_dir.join("xorbs")).iter().map(|(_, size)| size).sum()
 }
 
 fn lfs_line(path: &str, oid: &str, size: usize) -> Value {

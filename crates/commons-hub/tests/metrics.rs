@@ -102,7 +102,7 @@ fn metrics_count_what_happened_and_parse_as_openmetrics_and_only_the_operator_re
     assert_eq!(sample(&samples, "commons_upload_bytes_total", &[]), data.len() as f64, "the one LFS object");
     assert_eq!(sample(&samples, "commons_download_bytes_total", &[]), 2.0 * data.len() as f64, "two GETs; a HEAD sends no file");
 
-    let on_disk: u64 = files_under(&hub.data_dir.join("objects").join("xorbs")).iter().map(|(_, n)| n).sum();
+    let on_disk: u64 = files_under(&hub.store_dir.join("xorbs")).iter().map(|(_, n)| n).sum();
     assert_eq!(sample(&samples, "commons_store_bytes", &[]), on_disk as f64);
     assert!(sample(&samples, "commons_store_file_bytes", &[]) >= data.len() as f64);
     assert!(sample(&samples, "commons_store_dedup_ratio", &[]) > 0.0);

@@ -105,7 +105,7 @@ fn cas_routes_refuse_before_reading_and_a_xorb_must_hash_to_its_name() {
     let http = Client::new();
     assert!(RawClient::new(&hub).create_model("weights").unwrap().status().is_success());
     let cas = format!("{}/xet", hub.url());
-    let store = hub.data_dir.join("objects");
+    let store = hub.store_dir.clone();
     let before = files_under(&store);
 
     // What this hub does not serve is a 404 before any authentication: clients fall back.

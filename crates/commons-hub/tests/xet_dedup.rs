@@ -86,7 +86,7 @@ fn a_100_mb_file_uploaded_again_with_1_mb_changed_sends_and_stores_little_more_t
     rand::rng().fill_bytes(&mut data);
     xet_upload(&hub, &hub.token, "alice/big", &data);
     let sent = || hub.state.xet_traffic.xorb_bytes_received.load(std::sync::atomic::Ordering::Relaxed);
-    let stored = || files_under(&hub.data_dir.join("objects")).iter().map(|(_, size)| size).sum::<u64>();
+    let stored = || files_under(&hub.store_dir).iter().map(|(_, size)| size).sum::<u64>();
     let (sent_before, stored_before) = (sent(), stored());
     assert!(sent_before >= 100_000_000, "the first upload sent the file: {sent_before} bytes");
 

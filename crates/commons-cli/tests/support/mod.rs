@@ -27,6 +27,13 @@ pub struct Hub {
     /// The hub's PostgreSQL database (a fresh one on `COMMONS_TEST_POSTGRES`'s server when that
     /// is set); `None`: the embedded SQLite database in `data_dir`.
     pub database_url: Option<String>,
+    /// The hub's object store URL (a prefix of the test bucket when the suites run on S3, see
+    /// [`test_store`]); `None`: the store in `data_dir`.
+    pub store_url: Option<String>,
+    /// Where the hub's objects lie as files.
+    pub store_dir: PathBuf,
+    /// The hub's own prefix of the test bucket, removed with it; `None` on its peers.
+    bucket_prefix: Option<PathBuf>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -63,6 +70,10 @@ impl Hub {
 
     /// As [`Self::start_with`], the server process with extra environment variables `env`.
     pub fn start_with_env(data_dir: &Path, user: &str, serve_args: &[&str], env: Vec<(String, String)>) -> Hub {
+        let (store_url, store_dir, bucket_prefix) = match test_store() {
+            Some((url, dir)) => (Some(url), dir.clone(), Some(dir)),
+            None => (None, data_dir.join("objects"), None),
+        };
         let serve_args = serve_args.iter().map(|a| a.to_string()).collect();
         let mut hub = Hub {
             data_dir: data_dir.to_path_buf(),
@@ -73,6 +84,9 @@ impl Hub {
             env,
             log: None,
             database_url: test_database(),
+            store_url,
+            store_dir,
+            bucket_prefix,
             child: None,
             _tmp: None,
         };
@@ -90,6 +104,9 @@ impl Hub {
         command.args(args).arg("--data-dir").arg(&self.data_dir);
         if let Some(url) = &self.database_url {
             command.env("COMMONS_DATABASE_URL", url);
+        }
+        if let Some(url) = &self.store_url {
+            command.env("COMMONS_STORE_URL", url);
         }
         command
     }
@@ -114,6 +131,9 @@ impl Hub {
             env: Vec::new(),
             log: None,
             database_url: None,
+            store_url: None,
+            store_dir: data_dir.join("objects"),
+            bucket_prefix: None,
             child: None,
             _tmp: None,
         };
@@ -130,8 +150,8 @@ impl Hub {
             std::fs::copy(self.data_dir.join("signing.key"), data_dir.join("signing.key")).expect("the first server's signing key");
         }
         let database_url = self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("commons.db").display()));
-        let store = format!("file://{}", self.data_dir.join("objects").display());
-        let mut args: Vec<String> = vec!["--store-url".into(), store];
+        let store_url = self.store_url.clone().unwrap_or_else(|| format!("file://{}", self.data_dir.join("objects").display()));
+        let mut args: Vec<String> = vec!["--store-url".into(), store_url.clone()];
         args.extend(serve_args.iter().map(|a| a.to_string()));
         let mut hub = Hub {
             data_dir: data_dir.to_path_buf(),
@@ -142,6 +162,9 @@ impl Hub {
             env: Vec::new(),
             log: None,
             database_url: Some(database_url),
+            store_url: Some(store_url),
+            store_dir: self.store_dir.clone(),
+            bucket_prefix: None,
             child: None,
             _tmp: None,
         };
@@ -184,6 +207,7 @@ impl Hub {
             .args(&self.serve_args)
             .env("RUST_LOG", "warn")
             .envs(self.database_url.iter().map(|url| ("COMMONS_DATABASE_URL", url)))
+            .envs(self.store_url.iter().map(|url| ("COMMONS_STORE_URL", url)))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -233,10 +257,8 @@ impl Hub {
 /// A fresh database on the PostgreSQL server of `COMMONS_TEST_POSTGRES` (started by
 /// `scripts/postgres.sh`), when that is set: the hub's suites run on both engines.
 fn test_database() -> Option<String> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
     let server = std::env::var("COMMONS_TEST_POSTGRES").ok()?;
-    let name = format!("c{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed), rand::random::<u32>());
+    let name = unique_name("c");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     Some(
         runtime
@@ -257,6 +279,10 @@ impl Served for Hub {
 impl Drop for Hub {
     fn drop(&mut self) {
         self.kill();
+        // Hundreds of hubs a run, some with a gibibyte: the bucket must not keep them all.
+        if let Some(prefix) = &self.bucket_prefix {
+            let _ = std::fs::remove_dir_all(prefix);
+        }
     }
 }
 

@@ -13,6 +13,25 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
 }
 
+/// A name no other test hub of any test process has: `prefix`, the process id, a counter and a
+/// random number (test binaries run at once on one PostgreSQL server and one bucket).
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{prefix}{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed), rand::random::<u32>())
+}
+
+/// The object store of a test hub. When the suites run a second time on PostgreSQL + S3
+/// (`scripts/s3.sh start` sets `COMMONS_TEST_S3` and `COMMONS_TEST_S3_ROOT`), a fresh prefix of
+/// the shared test bucket: its `s3://` URL, and the directory where `s3s-fs` keeps its objects
+/// as plain files, so a test can see what is stored. `None`: the store in the hub's data directory.
+pub fn test_store() -> Option<(String, PathBuf)> {
+    let bucket = std::env::var("COMMONS_TEST_S3").ok()?;
+    let root = std::env::var_os("COMMONS_TEST_S3_ROOT").expect("COMMONS_TEST_S3_ROOT is set beside COMMONS_TEST_S3");
+    let prefix = unique_name("s");
+    Some((format!("{bucket}/{prefix}"), PathBuf::from(root).join(prefix)))
+}
+
 /// A virtualenv with `package==version` installed from PyPI, created once and reused.
 pub fn python_venv(package: &str, version: &str) -> PathBuf {
     python_venv_with(&[(package, version)])
@@ -181,8 +200,6 @@ impl S3Server {
     pub const BUCKET: &'static str = "commons";
     const ACCESS_KEY: &'static str = "commons-test";
     const SECRET_KEY: &'static str = "commons-test-secret";
-    /// The version installed: the newest whose minimum Rust version the workspace's toolchain meets.
-    const VERSION: &'static str = "0.14.1";
 
     pub fn start() -> S3Server {
         let tmp = tempfile::tempdir().unwrap();
@@ -251,25 +268,10 @@ impl Drop for S3Server {
     }
 }
 
-/// The `s3s-fs` binary, installed with cargo into `target/tools` the first time (its build in a
-/// directory of its own, so it never waits on the workspace's build lock).
+/// The `s3s-fs` binary, installed by `scripts/s3.sh install` into `target/tools` the first time
+/// (the script holds the version).
 fn s3s_fs() -> PathBuf {
-    let tools = workspace_root().join("target").join("tools");
-    let binary = tools.join("bin").join("s3s-fs");
-    if binary.exists() {
-        return binary;
-    }
-    let build = tempfile::tempdir().unwrap();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["install", "--locked", "--quiet", "--features", "binary"])
-        .arg(format!("s3s-fs@{}", S3Server::VERSION))
-        .arg("--root")
-        .arg(&tools)
-        .arg("--target-dir")
-        .arg(build.path())
-        .output()
-        .expect("run cargo install");
-    assert!(out.status.success(), "cargo install s3s-fs failed: {}", String::from_utf8_lossy(&out.stderr));
-    binary
+    let out = Command::new(workspace_root().join("scripts").join("s3.sh")).arg("install").output().expect("run scripts/s3.sh");
+    assert!(out.status.success(), "installing s3s-fs failed: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }

@@ -15,12 +15,17 @@ use commons_db::Scope;
 
 pub struct Hub {
     pub data_dir: PathBuf,
+    /// Where the hub's objects lie as files: its data directory's store, or its prefix of the test
+    /// bucket (see [`test_store`]).
+    pub store_dir: PathBuf,
     pub token: String,
     pub user: String,
     pub state: commons_hub::AppState,
     /// The compute coordinator the hub serves.
     pub coordinator: commons_compute::Coordinator,
     url: String,
+    /// The hub's own prefix of the test bucket, removed with it (see [`test_store`]).
+    bucket_prefix: Option<PathBuf>,
     runtime: Option<tokio::runtime::Runtime>,
     _tmp: tempfile::TempDir,
 }
@@ -44,13 +49,19 @@ impl Hub {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let (store_url, store_dir, bucket_prefix) = match test_store() {
+            Some((url, dir)) => (Some(url), dir.clone(), Some(dir)),
+            None => (None, data_dir.join("objects"), None),
+        };
         let (state, coordinator, url, token) = runtime.block_on(async {
             let database = match std::env::var("COMMONS_TEST_POSTGRES") {
                 Ok(server) => Some(postgres_database(&server).await),
                 Err(_) => None,
             };
             let state = configure(
-                commons_hub::AppState::open_with_database(&data_dir, database.as_deref(), None, None).await.expect("open the hub"),
+                commons_hub::AppState::open_with_database(&data_dir, database.as_deref(), store_url.as_deref(), None)
+                    .await
+                    .expect("open the hub"),
             );
             state.db.create_user("alice", "Alice").await.expect("user");
             let token = state.db.create_token("alice", "test", Scope::Write).await.expect("token");
@@ -62,7 +73,7 @@ impl Hub {
             tokio::spawn(commons_hub::serve(listener, app, std::future::pending()));
             (state, coordinator, url, token)
         });
-        Hub { data_dir, token, user: "alice".into(), state, coordinator, url, runtime: Some(runtime), _tmp: tmp }
+        Hub { data_dir, store_dir, bucket_prefix, token, user: "alice".into(), state, coordinator, url, runtime: Some(runtime), _tmp: tmp }
     }
 
     pub fn url(&self) -> String {
@@ -84,9 +95,7 @@ impl Hub {
 /// A fresh database on the PostgreSQL server at `server` (`COMMONS_TEST_POSTGRES`, started by
 /// `scripts/postgres.sh`): every hub of every test gets its own.
 async fn postgres_database(server: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let name = format!("t{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed), rand::random::<u32>());
+    let name = unique_name("t");
     commons_db::sql::create_postgres_database(server, &name).await.expect("a database on the server of COMMONS_TEST_POSTGRES")
 }
 
@@ -103,6 +112,10 @@ impl Drop for Hub {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
+        }
+        // Hundreds of hubs a run, some with a gibibyte: the bucket must not keep them all.
+        if let Some(prefix) = &self.bucket_prefix {
+            let _ = std::fs::remove_dir_all(prefix);
         }
     }
 }
