@@ -52,6 +52,8 @@ pub(crate) enum Conn {
 pub(crate) struct Postgres {
     runtime: tokio::runtime::Runtime,
     conn: RefCell<sqlx::PgConnection>,
+    /// How `conn` was opened, to open it again when the database dropped it.
+    options: sqlx::postgres::PgConnectOptions,
     /// Statements in PostgreSQL's dialect, by their SQLite text.
     dialect: RefCell<HashMap<String, Arc<str>>>,
 }
@@ -137,7 +139,7 @@ fn open_conn(db: &commons_db::Db) -> Result<Conn> {
             // Every statement of the coordinator stays prepared on this connection.
             let options = (*pool.connect_options()).clone().statement_cache_capacity(256);
             let conn = runtime.block_on(options.connect())?;
-            Ok(Conn::Postgres(Postgres { runtime, conn: RefCell::new(conn), dialect: RefCell::default() }))
+            Ok(Conn::Postgres(Postgres { runtime, conn: RefCell::new(conn), options, dialect: RefCell::default() }))
         }
     }
 }
@@ -165,8 +167,15 @@ fn run(db: &commons_db::Db, conn: Conn, jobs: mpsc::Receiver<Job>) {
 fn batch(conn: &Conn, first: Job, jobs: &mpsc::Receiver<Job>, settled: &mut Vec<Deliver>) -> Result<()> {
     match conn {
         Conn::Sqlite(_) => conn.exec("BEGIN IMMEDIATE", ())?,
-        Conn::Postgres(_) => {
-            conn.exec("BEGIN", ())?;
+        Conn::Postgres(pg) => {
+            // A connection the database dropped (a restart, a failover, an administrator's
+            // `pg_terminate_backend`) fails here, before any unit of work ran: open it again
+            // rather than fail every batch until the server restarts.
+            if let Err(e) = conn.exec("BEGIN", ()) {
+                tracing::warn!(error = %e, "the compute writer's database connection failed; connecting again");
+                pg.reconnect()?;
+                conn.exec("BEGIN", ())?;
+            }
             conn.exec(commons_db::POSTGRES_WRITE_LOCK, ())?
         }
     };
@@ -287,10 +296,24 @@ fn sqlite_value(arg: Arg) -> rusqlite::types::Value {
 }
 
 impl Postgres {
-    /// `statement` in PostgreSQL's dialect with `args` bound.
+    /// `statement` in PostgreSQL's dialect with `args` bound (its text is copied only the first
+    /// time: this is every statement's path).
     fn query(&self, statement: &str, args: Vec<Arg>) -> sql::Query {
-        let text = self.dialect.borrow_mut().entry(statement.to_string()).or_insert_with(|| postgres_dialect(statement).into()).clone();
+        let cached = self.dialect.borrow().get(statement).cloned();
+        let text = cached.unwrap_or_else(|| {
+            let text: Arc<str> = postgres_dialect(statement).into();
+            self.dialect.borrow_mut().insert(statement.to_string(), text.clone());
+            text
+        });
         sql::query(sql::AssertSqlSafe(text)).args(args)
+    }
+
+    /// Replaces the connection with a new one.
+    fn reconnect(&self) -> Result<()> {
+        use sqlx::ConnectOptions as _;
+        let conn = self.runtime.block_on(self.options.connect())?;
+        *self.conn.borrow_mut() = conn;
+        Ok(())
     }
 
     fn rows(&self, statement: &str, args: Vec<Arg>) -> Result<Vec<sql::Row>> {

@@ -175,3 +175,37 @@ fn a_commit_larger_than_memory_should_hold_is_taken_in_order_and_one_oversized_l
     let after: Value = client.get("/api/models/alice/texts/refs").json().unwrap();
     assert_eq!(head, after);
 }
+
+/// On PostgreSQL (this suite's second pass), a database that drops every connection of the hub
+/// (a restart, a failover; here `pg_terminate_backend`) costs no write: the hub's pool and the
+/// compute coordinator's writer connect again. On SQLite there is no connection to cut, and the
+/// test says so.
+#[test]
+fn a_hub_whose_postgresql_connections_are_cut_connects_again_and_writes_on() {
+    let hub = Hub::start();
+    if hub.state.db.engine() != commons_db::sql::Engine::Postgres {
+        eprintln!("on SQLite there is no database connection to cut: this test runs in the PostgreSQL pass");
+        return;
+    }
+    let alice = hub.block_on(hub.state.db.user_by_name("alice")).unwrap().expect("alice");
+    let client = RawClient::new(&hub);
+    let before = hub.block_on(hub.coordinator.submit_noop(alice.id, 2)).expect("a job before the cut");
+    assert!(client.create_model("before").unwrap().status().is_success());
+
+    let cut: i64 = hub
+        .block_on(
+            commons_db::sql::query_scalar::<i64>(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .fetch_one(hub.state.db.pool()),
+        )
+        .unwrap();
+    assert!(cut >= 1, "the compute writer's connection, at least, was cut");
+
+    let after = hub.block_on(hub.coordinator.submit_noop(alice.id, 2)).expect("a job after the cut: the writer connected again");
+    assert!(after > before);
+    let created = client.create_model("after").unwrap();
+    assert!(created.status().is_success(), "a repository after the cut: {}", created.status());
+    let job = hub.block_on(hub.coordinator.job_view(after)).unwrap();
+    assert_eq!(job.units.len(), 2, "the job written after the cut is whole: {job:?}");
+}
