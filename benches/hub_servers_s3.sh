@@ -35,21 +35,26 @@ bytes=$((clients * (size_mib << 20)))
 # mbps T0 T1: the phase's bytes over its wall time, MB/s.
 mbps() { awk -v n="$bytes" -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", n / (b - a) / 1e6}'; }
 
-# The bucket alone: every client's file PUT, then GET, at once, signed as the hub signs.
+# The bucket alone: every client's file PUT, then GET back, at once (SigV4-signed; the payload
+# unsigned, as the hub's S3 client sends it).
 s3_round() {
-  local prefix="raw-$1" t0 t1 t2
-  local sig=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY")
+  local prefix="raw-$1" t0 t1 t2 pid put=() get=()
+  local sig=(-sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
   t0=$(date +%s.%N)
   for i in $(seq 0 $((clients - 1))); do
-    curl -sf "${sig[@]}" -T "$work/file-$i.bin" "$AWS_ENDPOINT_URL/commons/$prefix/$i" -o /dev/null &
+    curl "${sig[@]}" -T "$work/file-$i.bin" "$AWS_ENDPOINT_URL/commons/$prefix/$i" -o /dev/null & put+=($!)
   done
-  wait
+  for pid in "${put[@]}"; do wait "$pid" || { echo "a PUT to the bucket failed" >&2; exit 1; }; done
   t1=$(date +%s.%N)
   for i in $(seq 0 $((clients - 1))); do
-    curl -sf "${sig[@]}" "$AWS_ENDPOINT_URL/commons/$prefix/$i" -o /dev/null &
+    curl "${sig[@]}" "$AWS_ENDPOINT_URL/commons/$prefix/$i" -o "$work/back-$i.bin" & get+=($!)
   done
-  wait
+  for pid in "${get[@]}"; do wait "$pid" || { echo "a GET from the bucket failed" >&2; exit 1; }; done
   t2=$(date +%s.%N)
+  for i in $(seq 0 $((clients - 1))); do
+    cmp -s "$work/file-$i.bin" "$work/back-$i.bin" || { echo "the bucket gave back other bytes" >&2; exit 1; }
+    rm "$work/back-$i.bin"
+  done
   echo "$(mbps "$t0" "$t1") $(mbps "$t1" "$t2")"
 }
 
