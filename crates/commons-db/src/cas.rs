@@ -5,7 +5,7 @@
 //! xorb and its chunks as soon as the xorb is written (so an ingest holds no per-chunk state
 //! for the xorbs it finished), a file and its reconstruction in one transaction at the end. A
 //! crash in between leaves xorbs (indexed or not) that no file references, never rows pointing
-//! at missing bytes; [`Db::forget_unreferenced_xorb`] is how the garbage collector drops them.
+//! at missing bytes; [`Db::forget_unreferenced_xorbs`] is how the garbage collector drops them.
 
 use crate::sql::{self, AssertSqlSafe};
 
@@ -110,42 +110,25 @@ impl Db {
         }))
     }
 
-    /// Drops the index rows of xorb `hash` (the xorb, and its chunks `chunk_hashes` as its footer
-    /// lists them) unless a file uses it, in one transaction. Returns whether no file uses it,
-    /// i.e. whether its object may go: once this returns true no ingest can find its chunks any
-    /// more, and one that found them earlier fails to record its file (the reconstruction's
-    /// foreign key) rather than naming lost bytes.
+    /// Drops the index rows of each xorb of `xorbs` (its hash, and its chunks as its footer lists
+    /// them) unless a file uses it, all in one transaction. Returns, for each, whether no file
+    /// uses it, i.e. whether its object may go: once this returns true no ingest can find its
+    /// chunks any more, and one that found them earlier fails to record its file (the
+    /// reconstruction's foreign key) rather than naming lost bytes. One transaction for many
+    /// xorbs: the collector pays one commit (one fsync) per batch, not per xorb.
     ///
     /// An indexed xorb goes only once it has been unused since `cutoff` (Unix seconds) or
     /// before: the collector marks xorbs whose last file it forgot, and an upload reusing one of
     /// their chunks ([`Self::find_chunk`]) starts its grace over.
-    pub async fn forget_unreferenced_xorb(&self, hash: &str, chunk_hashes: &[String], cutoff: i64) -> Result<bool> {
-        // BEGIN IMMEDIATE: no file can be recorded between the check and the deletes.
+    pub async fn forget_unreferenced_xorbs(&self, xorbs: &[(String, Vec<String>)], cutoff: i64) -> Result<Vec<bool>> {
+        // The write lock: no file can be recorded between the checks and the deletes.
         let mut tx = self.begin_write().await?;
-        let used = sql::query("SELECT 1 FROM cas_file_terms WHERE xorb_hash = $1 LIMIT 1").bind(hash).fetch_optional(&mut *tx).await?;
-        if used.is_some() {
-            return Ok(false);
+        let mut forgotten = Vec::with_capacity(xorbs.len());
+        for (hash, chunk_hashes) in xorbs {
+            forgotten.push(forget_xorb(&mut tx, hash, chunk_hashes, cutoff).await?);
         }
-        let indexed = sql::query("SELECT unused_since FROM cas_xorbs WHERE xorb_hash = $1").bind(hash).fetch_optional(&mut *tx).await?;
-        if let Some(row) = indexed {
-            let unused_since: Option<i64> = row.try_get("unused_since")?;
-            if unused_since.is_none_or(|t| t > cutoff) {
-                return Ok(false);
-            }
-        }
-        // By chunk hash (the primary key), so that no index on the chunks' xorb is needed.
-        for batch in chunk_hashes.chunks(500) {
-            let placeholders: Vec<String> = (2..=batch.len() + 1).map(|i| format!("${i}")).collect();
-            let sql = format!("DELETE FROM cas_chunks WHERE xorb_hash = $1 AND chunk_hash IN ({})", placeholders.join(", "));
-            let mut query = sql::query(sql::AssertSqlSafe(sql)).bind(hash);
-            for chunk in batch {
-                query = query.bind(chunk);
-            }
-            query.execute(&mut *tx).await?;
-        }
-        sql::query("DELETE FROM cas_xorbs WHERE xorb_hash = $1").bind(hash).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(forgotten)
     }
 
     /// Whether xorb `hash` is indexed (its chunks can be found).
@@ -480,4 +463,31 @@ async fn insert_blob(tx: &mut crate::WriteTx, sha256: &str, git_sha1: &str, size
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// One xorb of [`Db::forget_unreferenced_xorbs`], inside its transaction.
+async fn forget_xorb(tx: &mut crate::WriteTx, hash: &str, chunk_hashes: &[String], cutoff: i64) -> Result<bool> {
+    let used = sql::query("SELECT 1 FROM cas_file_terms WHERE xorb_hash = $1 LIMIT 1").bind(hash).fetch_optional(&mut *tx).await?;
+    if used.is_some() {
+        return Ok(false);
+    }
+    let indexed = sql::query("SELECT unused_since FROM cas_xorbs WHERE xorb_hash = $1").bind(hash).fetch_optional(&mut *tx).await?;
+    if let Some(row) = indexed {
+        let unused_since: Option<i64> = row.try_get("unused_since")?;
+        if unused_since.is_none_or(|t| t > cutoff) {
+            return Ok(false);
+        }
+    }
+    // By chunk hash (the primary key), so that no index on the chunks' xorb is needed.
+    for batch in chunk_hashes.chunks(500) {
+        let placeholders: Vec<String> = (2..=batch.len() + 1).map(|i| format!("${i}")).collect();
+        let sql = format!("DELETE FROM cas_chunks WHERE xorb_hash = $1 AND chunk_hash IN ({})", placeholders.join(", "));
+        let mut query = sql::query(sql::AssertSqlSafe(sql)).bind(hash);
+        for chunk in batch {
+            query = query.bind(chunk);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    sql::query("DELETE FROM cas_xorbs WHERE xorb_hash = $1").bind(hash).execute(&mut *tx).await?;
+    Ok(true)
 }
