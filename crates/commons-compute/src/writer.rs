@@ -45,7 +45,7 @@ type Deliver = Box<dyn FnOnce(Option<&str>) + Send>;
 /// The write connection, as units of work see it.
 pub(crate) enum Conn {
     Sqlite(rusqlite::Connection),
-    Postgres(Postgres),
+    Postgres(Box<Postgres>),
 }
 
 /// The writer's PostgreSQL connection and the runtime its statements run on.
@@ -139,7 +139,7 @@ fn open_conn(db: &commons_db::Db) -> Result<Conn> {
             // Every statement of the coordinator stays prepared on this connection.
             let options = (*pool.connect_options()).clone().statement_cache_capacity(256);
             let conn = runtime.block_on(options.connect())?;
-            Ok(Conn::Postgres(Postgres { runtime, conn: RefCell::new(conn), options, dialect: RefCell::default() }))
+            Ok(Conn::Postgres(Box::new(Postgres { runtime, conn: RefCell::new(conn), options, dialect: RefCell::default() })))
         }
     }
 }
