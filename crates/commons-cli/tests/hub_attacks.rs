@@ -569,7 +569,7 @@ fn failed_uploads_leave_nothing_behind_once_collected() {
             ],
         )
         .unwrap();
-    let xorbs = || walk_files(&hub.data_dir.join("objects/xorbs"));
+    let xorbs = || walk_files(&hub.store_dir.join("xorbs"));
     let kept = xorbs();
     // An upload whose bytes do not hash to what was declared: refused after its first xorbs
     // were written.
