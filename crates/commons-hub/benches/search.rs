@@ -13,7 +13,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{WORDS, word};
 use commons_db::Scope;
@@ -64,34 +64,10 @@ fn main() {
             assert!(request.send().unwrap().status().is_success(), "{q}");
         }
     }
-    let started = Instant::now();
-    let timed: Vec<(usize, Duration)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients)
-            .map(|c| {
-                let (url, token, queries) = (url.clone(), token.clone(), queries.clone());
-                scope.spawn(move || {
-                    let http = reqwest::blocking::Client::new();
-                    let mut out = Vec::new();
-                    for r in 0..requests / clients {
-                        let which = (c * 31 + r) % queries.len();
-                        let q = &queries[which];
-                        let mut request = http.get(format!("{url}/api/models?{q}&limit=20"));
-                        if c % 2 == 0 {
-                            request = request.bearer_auth(&token);
-                        }
-                        let t = Instant::now();
-                        let resp = request.send().unwrap();
-                        assert!(resp.status().is_success(), "{q}: {}", resp.status());
-                        resp.bytes().unwrap();
-                        out.push((which % 4, t.elapsed()));
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    let (timed, wall) = common::closed_loop(&url, Some(&token), "application/json", clients, requests, move |c, r| {
+        let which = (c * 31 + r) % queries.len();
+        common::Request { kind: which % 4, path: format!("/api/models?{}&limit=20", queries[which]), signed_in: c % 2 == 0 }
     });
-    let wall = started.elapsed();
     for (kind, what) in ["one word", "two words", "part of a name", "a tag word and a filter"].iter().enumerate() {
         let mut of_kind: Vec<Duration> = timed.iter().filter(|(k, _)| *k == kind).map(|(_, d)| *d).collect();
         of_kind.sort();

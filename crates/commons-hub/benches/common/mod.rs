@@ -12,6 +12,11 @@ use commons_search::SearchIndex;
 use commons_storage::Cas;
 use rand::{Rng, SeedableRng};
 
+/// The `commons` binary's allocator (crates/commons-cli/src/main.rs), so that what is measured
+/// is what a hub runs on.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub const WORDS: usize = 2000;
 
 pub fn word(i: usize) -> String {
@@ -88,4 +93,63 @@ pub async fn generate(data: &std::path::Path, wanted: usize, reuse: bool) -> Dur
 /// Percentile `q` of sorted `latencies`, in milliseconds.
 pub fn percentile(latencies: &[Duration], q: f64) -> f64 {
     latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0
+}
+
+/// One request of a load: the tally it counts in, its path and query, and whether it is sent
+/// with the bearer token.
+pub struct Request {
+    pub kind: usize,
+    pub path: String,
+    pub signed_in: bool,
+}
+
+/// `clients` closed-loop clients (each sends its next request when the last is answered, over
+/// its own kept-alive connection), `requests / clients` each, what `plan(client, n)` says.
+/// Returns each answer's tally kind and latency, and the wall time.
+///
+/// The clients are tasks on one thread, as `wrk` and `oha` run theirs: a load generator of a
+/// hundred threads (two per blocking client, before 2026-12-05) takes the server's cores in
+/// the scheduler's slices and measures its own waits as the server's.
+pub fn closed_loop(
+    url: &str,
+    token: Option<&str>,
+    accept: &str,
+    clients: usize,
+    requests: usize,
+    plan: impl Fn(usize, usize) -> Request + Send + Sync + 'static,
+) -> (Vec<(usize, Duration)>, Duration) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap();
+    let plan = Arc::new(plan);
+    let started = Instant::now();
+    let timed = runtime.block_on(async {
+        let tasks: Vec<_> = (0..clients)
+            .map(|c| {
+                let (http, plan, url, token, accept) =
+                    (http.clone(), plan.clone(), url.to_string(), token.map(str::to_string), accept.to_string());
+                tokio::spawn(async move {
+                    let mut out = Vec::with_capacity(requests / clients);
+                    for n in 0..requests / clients {
+                        let Request { kind, path, signed_in } = plan(c, n);
+                        let mut request = http.get(format!("{url}{path}")).header("accept", &accept);
+                        if let (true, Some(token)) = (signed_in, &token) {
+                            request = request.bearer_auth(token);
+                        }
+                        let t = Instant::now();
+                        let resp = request.send().await.unwrap();
+                        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+                        resp.bytes().await.unwrap();
+                        out.push((kind, t.elapsed()));
+                    }
+                    out
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(requests);
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        all
+    });
+    (timed, started.elapsed())
 }
