@@ -361,8 +361,11 @@ fn kind_code(kind: &str) -> u64 {
 /// each column in use (≈ 5 MB for 100,000 repositories and one sort).
 #[derive(Default)]
 struct PlainColumns {
-    by_segment: RwLock<HashMap<(SegmentId, &'static str), Arc<[i64]>>>,
+    by_segment: RwLock<HashMap<ColumnOf, Arc<[i64]>>>,
 }
+
+/// A segment and the name of one of its columns.
+type ColumnOf = (SegmentId, &'static str);
 
 impl PlainColumns {
     /// Column `name` of `segment`: a number column as its values (`u64`s as their bits), a
