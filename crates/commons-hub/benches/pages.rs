@@ -10,7 +10,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{WORDS, word};
 use commons_db::{Db, RepoKind};
@@ -109,35 +109,15 @@ fn main() {
     // Every page once, so the first requests do not measure cold caches of the process.
     let warm = reqwest::blocking::Client::new();
     for list in pages.iter() {
-        for path in list.iter().take(200) {
+        for path in list.iter() {
             assert!(warm.get(format!("{url}{path}")).send().unwrap().status().is_success(), "{path}");
         }
     }
-    let started = Instant::now();
-    let timed: Vec<(usize, Duration)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients)
-            .map(|c| {
-                let (url, pages) = (url.clone(), pages.clone());
-                scope.spawn(move || {
-                    let http = reqwest::blocking::Client::new();
-                    let mut out = Vec::new();
-                    for r in 0..requests / clients {
-                        let kind = (c + r) % 3;
-                        let list = &pages[kind];
-                        let path = &list[(c * 31 + r * 7) % list.len()];
-                        let t = Instant::now();
-                        let resp = http.get(format!("{url}{path}")).header("accept", "text/html").send().unwrap();
-                        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-                        resp.bytes().unwrap();
-                        out.push((kind, t.elapsed()));
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    let (timed, wall) = common::closed_loop(&url, None, "text/html", clients, requests, move |c, r| {
+        let kind = (c + r) % 3;
+        let list = &pages[kind];
+        common::Request { kind, path: list[(c * 31 + r * 7) % list.len()].clone(), signed_in: false }
     });
-    let wall = started.elapsed();
     for (kind, what) in ["repository page", "search page", "leaderboard page"].iter().enumerate() {
         let mut of_kind: Vec<Duration> = timed.iter().filter(|(k, _)| *k == kind).map(|(_, d)| *d).collect();
         of_kind.sort();

@@ -9,7 +9,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use commons_db::{FileEntry, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem};
-use serde::Deserialize;
+use std::sync::Arc;
+
+use commons_repo::CardView;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
@@ -105,18 +108,6 @@ fn folder_json(path: &str, oid: &str) -> Value {
 
 /// What a repo object says from its card: `tags` (as the Hub derives them), `pipeline_tag`,
 /// `library_name`, and the whole front matter as `cardData` when asked for.
-fn add_card(v: &mut Value, card: &commons_repo::CardView, card_data: bool) {
-    v["tags"] = json!(card.tags);
-    for key in ["pipeline_tag", "library_name"] {
-        if let Some(value) = card.metadata.get(key).filter(|value| value.is_string()) {
-            v[key] = value.clone();
-        }
-    }
-    if card_data {
-        v["cardData"] = Value::Object(card.metadata.clone());
-    }
-}
-
 /// What `expand` may name, as the Hub's clients know it (`ExpandModelProperty_T`,
 /// `ExpandDatasetProperty_T`); an algorithm takes either. Properties Commons has no data for
 /// (`gguf`, `safetensors`, `spaces`, …) are accepted and left out, as the Hub leaves out what a
@@ -215,50 +206,118 @@ fn expanded(v: &Value, keys: &[String]) -> Value {
     out
 }
 
-/// The repo object of info and list endpoints (HF's ModelInfo / DatasetInfo shape).
-fn repo_json(repo: &Repo, sha: Option<&str>, files: Option<(&[FileEntry], bool)>) -> Value {
-    let id = repo.full_name();
-    let mut v = json!({
-        "_id": format!("{:024x}", repo.id),
-        "id": id,
-        "author": repo.namespace,
-        "private": repo.private,
-        // Read by huggingface_hub 0.3x to decide on Xet uploads (protocol §3.7).
-        "xetEnabled": true,
-        "gated": repo.gated.map_or(json!(false), |g| json!(g.as_str())),
-        "disabled": false,
-        "downloads": repo.downloads,
-        "likes": repo.likes,
-        "trendingScore": repo.trending,
-        "tags": [],
-        "lastModified": iso_time(repo.updated_at),
-        "createdAt": iso_time(repo.created_at),
-    });
-    if repo.kind == RepoKind::Model {
-        v["modelId"] = json!(id);
-    }
-    if let Some(sha) = sha {
-        v["sha"] = json!(sha);
-    }
-    if let Some((files, blobs)) = files {
-        let siblings: Vec<Value> = files
-            .iter()
-            .map(|e| {
-                if blobs {
-                    let mut s = json!({"rfilename": e.path, "size": e.size, "blobId": e.git_oid});
-                    if e.lfs {
-                        s["lfs"] = lfs_json(e);
+/// The repo object of info and list endpoints (HF's ModelInfo / DatasetInfo shape), written
+/// straight to JSON (a listing page writes twenty of them a request; as a `Value` tree each
+/// was some twenty map insertions before it was written).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RepoJson<'a> {
+    #[serde(rename = "_id")]
+    object_id: String,
+    id: String,
+    author: &'a str,
+    private: bool,
+    /// Read by huggingface_hub 0.3x to decide on Xet uploads (protocol §3.7).
+    xet_enabled: bool,
+    /// `false`, or how the files are gated.
+    gated: Value,
+    disabled: bool,
+    downloads: i64,
+    likes: i64,
+    trending_score: i64,
+    /// The card's tags, as the Hub derives them (`commons_card::hub_tags`).
+    #[serde(serialize_with = "card_tags")]
+    tags: Arc<CardView>,
+    last_modified: String,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used_storage: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    siblings: Option<Vec<Value>>,
+    // These two are snake_case on the Hub too.
+    #[serde(rename = "pipeline_tag", skip_serializing_if = "Option::is_none")]
+    pipeline_tag: Option<Value>,
+    #[serde(rename = "library_name", skip_serializing_if = "Option::is_none")]
+    library_name: Option<Value>,
+    /// The card's front matter, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "card_metadata")]
+    card_data: Option<Arc<CardView>>,
+}
+
+fn card_tags<S: serde::Serializer>(card: &Arc<CardView>, out: S) -> Result<S::Ok, S::Error> {
+    card.tags.serialize(out)
+}
+
+fn card_metadata<S: serde::Serializer>(card: &Option<Arc<CardView>>, out: S) -> Result<S::Ok, S::Error> {
+    card.as_ref().map(|card| &card.metadata).serialize(out)
+}
+
+impl<'a> RepoJson<'a> {
+    fn new(repo: &'a Repo, sha: Option<&'a str>, files: Option<(&[FileEntry], bool)>) -> Self {
+        let id = repo.full_name();
+        let siblings = files.map(|(files, blobs)| {
+            files
+                .iter()
+                .map(|e| {
+                    if blobs {
+                        let mut s = json!({"rfilename": e.path, "size": e.size, "blobId": e.git_oid});
+                        if e.lfs {
+                            s["lfs"] = lfs_json(e);
+                        }
+                        s
+                    } else {
+                        json!({"rfilename": e.path})
                     }
-                    s
-                } else {
-                    json!({"rfilename": e.path})
-                }
-            })
-            .collect();
-        v["usedStorage"] = json!(files.iter().map(|e| e.size).sum::<i64>());
-        v["siblings"] = Value::Array(siblings);
+                })
+                .collect()
+        });
+        Self {
+            object_id: format!("{:024x}", repo.id),
+            model_id: (repo.kind == RepoKind::Model).then(|| id.clone()),
+            id,
+            author: &repo.namespace,
+            private: repo.private,
+            xet_enabled: true,
+            gated: repo.gated.map_or(json!(false), |g| json!(g.as_str())),
+            disabled: false,
+            downloads: repo.downloads,
+            likes: repo.likes,
+            trending_score: repo.trending,
+            tags: Arc::default(),
+            last_modified: iso_time(repo.updated_at),
+            created_at: iso_time(repo.created_at),
+            sha,
+            used_storage: files.map(|(files, _)| files.iter().map(|e| e.size).sum()),
+            siblings,
+            pipeline_tag: None,
+            library_name: None,
+            card_data: None,
+        }
     }
-    v
+
+    /// What the README's card adds: tags, task and library, and its front matter when
+    /// `card_data`.
+    fn with_card(mut self, card: Arc<CardView>, card_data: bool) -> Self {
+        let string = |key: &str| card.metadata.get(key).filter(|value| value.is_string()).cloned();
+        self.pipeline_tag = string("pipeline_tag");
+        self.library_name = string("library_name");
+        self.card_data = card_data.then(|| card.clone());
+        self.tags = card;
+        self
+    }
+
+    /// As JSON, cut to the properties `expand` names when it names any.
+    fn into_value(self, expand: Option<&[String]>) -> Value {
+        let v = serde_json::to_value(self).unwrap_or_default();
+        match expand {
+            Some(keys) => expanded(&v, keys),
+            None => v,
+        }
+    }
 }
 
 async fn info_response(state: &AppState, caller: &Caller, p: &RepoPath, rev: &str, pairs: &[(String, String)]) -> ApiResult<Json<Value>> {
@@ -269,16 +328,12 @@ async fn info_response(state: &AppState, caller: &Caller, p: &RepoPath, rev: &st
     let commit = resolve(state, &repo, rev).await?;
     let files = state.db.tree_at(&repo, &commit).await?;
     let blobs = query_bool(q.get("blobs"));
-    let mut v = repo_json(&repo, Some(&commit), Some((&files[..], blobs)));
     let card = match files.iter().find(|e| e.path == "README.md") {
         Some(readme) => state.repos.card_of(&readme.sha256, readme.size).await?,
         None => Default::default(),
     };
-    add_card(&mut v, &card, true);
-    Ok(Json(match expand {
-        Some(keys) => expanded(&v, &keys),
-        None => v,
-    }))
+    let v = RepoJson::new(&repo, Some(&commit), Some((&files[..], blobs))).with_card(card, true);
+    Ok(Json(v.into_value(expand.as_deref())))
 }
 
 pub async fn info(
@@ -448,8 +503,8 @@ pub async fn settings(State(state): State<AppState>, caller: Caller, Path(p): Pa
 
 /// A page of a listing: its items as a JSON array and, when there are more, a `Link` to the next
 /// page (built only then).
-pub(super) fn page_response(items: Vec<Value>, more: bool, next: impl FnOnce() -> String) -> Response {
-    let mut resp = Json(Value::Array(items)).into_response();
+pub(super) fn page_response<T: Serialize>(items: Vec<T>, more: bool, next: impl FnOnce() -> String) -> Response {
+    let mut resp = Json(items).into_response();
     if more {
         set_next_page(&mut resp, &next());
     }
@@ -829,34 +884,35 @@ pub async fn list(
     let card_data = full || query_bool(q.get("cardData")) || wants("cardData") || wants("model-index");
     // Each one's head and README, for the whole page at once.
     let mut heads = state.db.main_readmes(&repos).await?;
-    let mut items = Vec::with_capacity(repos.len());
+    let mut heads_and_cards = Vec::with_capacity(repos.len());
     for repo in &repos {
         let (head, readme) = heads.remove(&repo.id).map_or((None, None), |(head, readme)| (Some(head), readme));
         // The README alone unless the whole listing was asked for (`full`).
-        let (mut item, readme) = match &head {
-            Some(h) if full => {
-                let files = state.db.tree_at(repo, h).await?;
-                (repo_json(repo, Some(h), Some((&files[..], false))), readme)
-            }
-            Some(h) => (repo_json(repo, Some(h), None), readme),
-            None => (repo_json(repo, None, None), None),
+        let files = match &head {
+            Some(h) if full => Some(state.db.tree_at(repo, h).await?),
+            _ => None,
         };
         let card = match readme {
             Some(readme) => state.repos.card_of(&readme.sha256, readme.size).await?,
             None => Default::default(),
         };
-        add_card(&mut item, &card, card_data);
-        items.push(match &expand {
-            Some(keys) => expanded(&item, keys),
-            None => item,
-        });
+        heads_and_cards.push((head, files, card));
     }
-    Ok(page_response(items, more, || {
+    let items = repos.iter().zip(heads_and_cards.iter()).map(|(repo, (head, files, card))| {
+        RepoJson::new(repo, head.as_deref(), files.as_ref().map(|files| (&files[..], false))).with_card(card.clone(), card_data)
+    });
+    // A page asked for whole is written as it is built; one cut to `expand`'s keys goes through
+    // a `Value` (the Hub's `expand` names the JSON's own keys).
+    let next = || {
         let base = base_url(&state, &headers);
         let mut next: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "cursor").collect();
         next.push(("cursor".into(), (cursor + limit).to_string()));
         format!("{base}/api/{}s?{}", kind.as_str(), serde_urlencoded::to_string(next).unwrap_or_default())
-    }))
+    };
+    Ok(match &expand {
+        Some(keys) => page_response(items.map(|item| item.into_value(Some(keys))).collect(), more, next),
+        None => page_response(items.collect(), more, next),
+    })
 }
 
 #[derive(Deserialize, Default)]
