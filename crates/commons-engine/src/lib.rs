@@ -13,6 +13,7 @@ pub mod eval;
 pub mod kernels;
 pub mod model;
 pub mod onnx;
+mod onnx_bounds;
 pub mod output;
 pub mod predict;
 pub mod rng;

@@ -34,6 +34,9 @@ pub const MAX_ONNX_BYTES: u64 = 2 << 30;
 const OPSET: i64 = 13;
 const INPUT: &str = "input";
 const OUTPUT: &str = "logits";
+/// Most bytes the tensors of one run of a graph may take together (see `onnx_bounds`): a batch
+/// that would take more is cut until it fits, a graph that takes more for one input is refused.
+pub const MAX_RUN_BYTES: u128 = 1 << 30;
 
 fn onnx_error(context: &str, e: impl std::fmt::Display) -> EngineError {
     EngineError::Onnx(format!("{context}: {e}"))
@@ -188,7 +191,7 @@ fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
 }
 
 /// A float tensor `[batch, ...shape]`, the batch axis named.
-fn value_info(name: &str, shape: &[usize]) -> pb::ValueInfoProto {
+pub(crate) fn value_info(name: &str, shape: &[usize]) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};
     let batch = Dimension { value: Some(Value::DimParam("batch".into())), ..Default::default() };
     let dims =
@@ -234,6 +237,8 @@ impl OnnxClassifier {
         if graph.output.len() != 1 {
             return Err(EngineError::Onnx(format!("a classifier has one output; this graph has {}", graph.output.len())));
         }
+        // Before tract reads it: reading evaluates whatever is computed from constants alone.
+        crate::onnx_bounds::check_graph(graph)?;
         let output = &graph.output[0].name;
         let gives_probabilities = graph.node.iter().any(|n| n.output.contains(output) && n.op_type == "Softmax");
         let onnx = tract_onnx::onnx();
@@ -243,6 +248,17 @@ impl OnnxClassifier {
         let fact = InferenceFact::dt_shape(f32::datum_type(), dims.as_slice());
         let model = model.with_input_fact(0, fact).map_err(|e| onnx_error("the model's input", e))?;
         let typed: TypedModel = model.into_typed().map_err(|e| onnx_error("the graph's shapes", e))?;
+        let run_bytes = crate::onnx_bounds::activation_bytes(&typed)?;
+        if run_bytes > MAX_RUN_BYTES {
+            let per_input = run_bytes.div_ceil(batch as u128);
+            if batch > 1 && per_input <= MAX_RUN_BYTES {
+                let fits = usize::try_from(MAX_RUN_BYTES / per_input).unwrap_or(1).max(1);
+                return Self::from_bytes(bytes, input_shape, fits);
+            }
+            return Err(EngineError::Onnx(format!(
+                "one run of this graph for inputs {dims:?} computes tensors of {run_bytes} bytes; at most {MAX_RUN_BYTES} are allowed"
+            )));
+        }
         let output_fact = typed.output_fact(0).map_err(|e| onnx_error("the model's output", e))?.clone();
         let classes = match output_fact.shape.as_concrete() {
             Some([rows, classes]) if *rows == batch => *classes,
@@ -259,6 +275,12 @@ impl OnnxClassifier {
             .and_then(|m| m.into_runnable())
             .map_err(|e| onnx_error("compiling the graph", e))?;
         Ok(Self { plan, batch, input_shape: input_shape.to_vec(), classes, gives_probabilities, flops_per_input })
+    }
+
+    /// Inputs per run: the batch asked for, or fewer when that many would not fit
+    /// [`MAX_RUN_BYTES`].
+    pub fn batch(&self) -> usize {
+        self.batch
     }
 
     pub fn classes(&self) -> usize {

@@ -1,7 +1,12 @@
 //! Garbage collection at scale: its time and the memory it takes for a store of CHUNKS chunks.
 //!
-//! `cargo bench -p commons-hub --bench gc -- CHUNKS [FILE_MIB]` (the store in a temporary folder
-//! under `target/`, or under `COMMONS_BENCH_DIR`)
+//! `cargo bench -p commons-hub --bench gc -- CHUNKS [FILE_MIB [small]]` (the store in a temporary
+//! folder under `target/`, or under `COMMONS_BENCH_DIR`)
+//!
+//! With `small`, every chunk is of the chunker's smallest size (8 KiB, an eighth of the average):
+//! each 8 KiB of random data ends with a 64-byte window that the chunker cuts after (found by
+//! chunking random data once: the gear hash at a cut depends only on its last 64 bytes), so a
+//! store of 10^6 chunks takes 8 GiB of disk instead of 64.
 //!
 //! Two repositories receive files of FILE_MIB (default 256) random MiB in turns, through the
 //! repository service (chunked, hashed and packed into xorbs as any upload is), until the store
@@ -38,11 +43,44 @@ fn bytes_under(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// The chunker's smallest chunk (xet: an eighth of the 64 KiB target).
+const SMALL_CHUNK: usize = 8192;
+
+/// 64 bytes after which the chunker cuts, wherever the chunk is past its smallest size: the last
+/// 64 bytes of a chunk of random data that the hash ended (not the largest size).
+fn cutting_window() -> Vec<u8> {
+    let mut data = vec![0u8; 1 << 20];
+    rand::rngs::StdRng::seed_from_u64(u64::MAX).fill(&mut data[..]);
+    let mut chunker = xet_data::deduplication::Chunker::default();
+    let mut start = 0;
+    for chunk in chunker.next_block(&data, false) {
+        let len = chunk.data.len();
+        if len < 128 * 1024 {
+            let window = data[start + len - 64..start + len].to_vec();
+            // It must cut the chunks made with it: check on two.
+            let mut test = vec![0u8; 2 * SMALL_CHUNK + 100];
+            rand::rngs::StdRng::seed_from_u64(1).fill(&mut test[..]);
+            for c in test[..2 * SMALL_CHUNK].chunks_exact_mut(SMALL_CHUNK) {
+                c[SMALL_CHUNK - 64..].copy_from_slice(&window);
+            }
+            let sizes: Vec<usize> =
+                xet_data::deduplication::Chunker::default().next_block(&test, true).iter().map(|c| c.data.len()).collect();
+            assert_eq!(&sizes[..2], [SMALL_CHUNK, SMALL_CHUNK], "the window cuts chunks at the smallest size");
+            return window;
+        }
+        start += len;
+    }
+    panic!("no chunk of a MiB of random data was cut by the hash")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let wanted: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let file_mib: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(256);
-    let files = ((wanted * 65_536).div_ceil((file_mib as u64) << 20)).max(2);
+    let small = args.get(2).is_some_and(|a| a == "small");
+    let chunk_bytes: u64 = if small { SMALL_CHUNK as u64 } else { 65_536 };
+    let files = ((wanted * chunk_bytes).div_ceil((file_mib as u64) << 20)).max(2);
+    let cut = small.then(cutting_window);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let tmp = tempfile::tempdir_in(std::env::var_os("COMMONS_BENCH_DIR").unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target").into())).unwrap();
@@ -56,6 +94,11 @@ fn main() {
         let mut data = vec![0u8; file_mib << 20];
         for i in 0..files {
             rand::rngs::StdRng::seed_from_u64(i).fill(&mut data[..]);
+            if let Some(cut) = &cut {
+                for chunk in data.chunks_exact_mut(SMALL_CHUNK) {
+                    chunk[SMALL_CHUNK - cut.len()..].copy_from_slice(cut);
+                }
+            }
             let repo = if i % 2 == 0 { &keep } else { &deleted };
             let head = state.repos.pin(repo, "main").await.unwrap();
             let change = Change::Put { path: format!("weights-{i}.bin"), bytes: data.clone() };
