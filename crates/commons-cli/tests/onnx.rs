@@ -93,6 +93,26 @@ fn an_exported_mlp_passes_the_onnx_checker_and_classifies_every_test_image_as_th
     assert_eq!(refused.status().as_u16(), 400);
     let refused: serde_json::Value = refused.json().unwrap();
     assert!(refused["error"].is_string() && refused["message"].is_string(), "{refused}");
+    // A hostile graph beside the same config: a few hundred bytes whose Expand would make 3 TB
+    // from one image. Refused from its shapes before anything runs, and the hub goes on serving.
+    let hostile = out.path().join("hostile-onnx");
+    std::fs::create_dir_all(&hostile).unwrap();
+    std::fs::copy(exported.join("config.json"), hostile.join("config.json")).unwrap();
+    python_onnx(&["expand", hostile.join("model.onnx").to_str().unwrap()]);
+    cli(&["repo", "create", "alice/hostile-onnx"]);
+    cli(&["upload", "alice/hostile-onnx", hostile.to_str().unwrap()]);
+    let refused = http
+        .post(format!("{}/hf-inference/models/alice/hostile-onnx", hub.url()))
+        .bearer_auth(&hub.token)
+        .body(std::fs::read(&png).unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    let refused: serde_json::Value = refused.json().unwrap();
+    assert_eq!(refused["code"], "ModelNotRunnable", "{refused}");
+    assert!(refused["message"].as_str().unwrap_or_default().contains("computes tensors of"), "{refused}");
+    let again = http.post(&route).bearer_auth(&hub.token).body(std::fs::read(&png).unwrap()).send().unwrap();
+    assert_eq!(again.status().as_u16(), 200, "the hub still serves the good model");
 
     // What cannot be exported says so.
     let missing = Command::new(BIN).args(["export-onnx", native.join("nope").to_str().unwrap(), "--out", "x"]).output().expect("run");

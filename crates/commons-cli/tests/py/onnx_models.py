@@ -4,6 +4,8 @@
   centroid WEIGHTS BIAS OUT   writes a linear classifier Flatten -> MatMul -> Add -> Softmax
                               whose weights ([784, 10] then [10], little-endian float32) the
                               test computed, and checks it
+  expand OUT                  writes a hostile graph: a few hundred bytes whose Expand would
+                              make a tensor of 7.8 x 10^11 numbers from one image
 """
 import sys
 
@@ -39,6 +41,22 @@ def centroid(weights_path, bias_path, out):
     onnx.save(model, out)
 
 
+def expand(out):
+    graph = helper.make_graph(
+        [
+            helper.make_node("Expand", ["image", "shape"], ["huge"]),
+            helper.make_node("ReduceMax", ["huge"], ["scores"], keepdims=0),
+        ],
+        "hostile-expand",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 28, 28])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", 10])],
+        initializer=[numpy_helper.from_array(np.array([100000, 10000, 28, 28], dtype=np.int64), "shape")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="onnx-test")
+    model.ir_version = 7
+    onnx.save(model, out)
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"check": check, "centroid": centroid}[command](*args)
+    {"check": check, "centroid": centroid, "expand": expand}[command](*args)
