@@ -25,138 +25,108 @@ use crate::error::EngineError;
 /// `f32`; a model file is itself bounded by its repository's limits).
 pub const MAX_FOLDED_ELEMENTS: u128 = 1 << 26;
 
-/// Operators a classifier's graph may use: what `export` writes and what PyTorch's and
-/// TensorFlow's exports of dense, convolutional and attention classifiers use.
-const OPERATORS: &[&str] = &[
-    "Abs",
-    "Add",
-    "And",
-    "ArgMax",
-    "AveragePool",
-    "BatchNormalization",
-    "Cast",
-    "Ceil",
-    "Clip",
-    "Concat",
-    "Constant",
-    "Conv",
-    "Div",
-    "Dropout",
-    "Elu",
-    "Equal",
-    "Erf",
-    "Exp",
-    "Expand",
-    "Flatten",
-    "Floor",
-    "Gather",
-    "Gelu",
-    "Gemm",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "Greater",
-    "HardSigmoid",
-    "HardSwish",
-    "Identity",
-    "InstanceNormalization",
-    "LayerNormalization",
-    "LeakyRelu",
-    "Less",
-    "Log",
-    "LogSoftmax",
-    "MatMul",
-    "Max",
-    "MaxPool",
-    "Mean",
-    "Min",
-    "Mul",
-    "Neg",
-    "Not",
-    "Or",
-    "Pad",
-    "Pow",
-    "PRelu",
-    "Reciprocal",
-    "ReduceMax",
-    "ReduceMean",
-    "ReduceMin",
-    "ReduceSum",
-    "Relu",
-    "Reshape",
-    "Resize",
-    "Selu",
-    "Shape",
-    "Sigmoid",
-    "Sign",
-    "Slice",
-    "Softmax",
-    "Softplus",
-    "Split",
-    "Sqrt",
-    "Squeeze",
-    "Sub",
-    "Sum",
-    "Tanh",
-    "Tile",
-    "Transpose",
-    "Unsqueeze",
-    "Where",
+/// How large an operator's output may be, against its inputs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Size {
+    /// As many elements as its largest input, or fewer.
+    NoLarger,
+    /// At most the product of its inputs' (broadcasting, products, gathers, concatenations).
+    Product,
+    /// Set by the values of an input (`Expand`, `Tile`, `Pad`, `Resize`): bounded on the data's
+    /// path by the typed graph's shapes, refused where tract would compute it while reading.
+    SizedByValues,
+    /// A constant: the tensor it holds.
+    Stored,
+    /// An input's shape: one number per axis.
+    Shape,
+}
+
+/// Operators a classifier's graph may use — what `export` writes and what PyTorch's and
+/// TensorFlow's exports of dense, convolutional and attention classifiers use — and how large
+/// each one's output may be.
+const OPERATORS: &[(&str, Size)] = &[
+    ("Abs", Size::NoLarger),
+    ("Add", Size::Product),
+    ("And", Size::Product),
+    ("ArgMax", Size::NoLarger),
+    ("AveragePool", Size::Product),
+    ("BatchNormalization", Size::Product),
+    ("Cast", Size::NoLarger),
+    ("Ceil", Size::NoLarger),
+    ("Clip", Size::NoLarger),
+    ("Concat", Size::Product),
+    ("Constant", Size::Stored),
+    ("Conv", Size::Product),
+    ("Div", Size::Product),
+    ("Dropout", Size::NoLarger),
+    ("Elu", Size::NoLarger),
+    ("Equal", Size::Product),
+    ("Erf", Size::NoLarger),
+    ("Exp", Size::NoLarger),
+    ("Expand", Size::SizedByValues),
+    ("Flatten", Size::NoLarger),
+    ("Floor", Size::NoLarger),
+    ("Gather", Size::Product),
+    ("Gelu", Size::NoLarger),
+    ("Gemm", Size::Product),
+    ("GlobalAveragePool", Size::NoLarger),
+    ("GlobalMaxPool", Size::NoLarger),
+    ("Greater", Size::Product),
+    ("HardSigmoid", Size::NoLarger),
+    ("HardSwish", Size::NoLarger),
+    ("Identity", Size::NoLarger),
+    ("InstanceNormalization", Size::Product),
+    ("LayerNormalization", Size::Product),
+    ("LeakyRelu", Size::NoLarger),
+    ("Less", Size::Product),
+    ("Log", Size::NoLarger),
+    ("LogSoftmax", Size::NoLarger),
+    ("MatMul", Size::Product),
+    ("Max", Size::Product),
+    ("MaxPool", Size::Product),
+    ("Mean", Size::Product),
+    ("Min", Size::Product),
+    ("Mul", Size::Product),
+    ("Neg", Size::NoLarger),
+    ("Not", Size::NoLarger),
+    ("Or", Size::Product),
+    ("Pad", Size::SizedByValues),
+    ("Pow", Size::Product),
+    ("PRelu", Size::Product),
+    ("Reciprocal", Size::NoLarger),
+    ("ReduceMax", Size::NoLarger),
+    ("ReduceMean", Size::NoLarger),
+    ("ReduceMin", Size::NoLarger),
+    ("ReduceSum", Size::NoLarger),
+    ("Relu", Size::NoLarger),
+    ("Reshape", Size::NoLarger),
+    ("Resize", Size::SizedByValues),
+    ("Selu", Size::NoLarger),
+    ("Shape", Size::Shape),
+    ("Sigmoid", Size::NoLarger),
+    ("Sign", Size::NoLarger),
+    ("Slice", Size::NoLarger),
+    ("Softmax", Size::NoLarger),
+    ("Softplus", Size::NoLarger),
+    ("Split", Size::NoLarger),
+    ("Sqrt", Size::NoLarger),
+    ("Squeeze", Size::NoLarger),
+    ("Sub", Size::Product),
+    ("Sum", Size::Product),
+    ("Tanh", Size::NoLarger),
+    ("Tile", Size::SizedByValues),
+    ("Transpose", Size::NoLarger),
+    ("Unsqueeze", Size::NoLarger),
+    ("Where", Size::Product),
 ];
 
-/// Operators whose output has as many elements as their first input, or fewer.
-const NO_LARGER: &[&str] = &[
-    "Abs",
-    "ArgMax",
-    "Cast",
-    "Ceil",
-    "Clip",
-    "Dropout",
-    "Elu",
-    "Erf",
-    "Exp",
-    "Flatten",
-    "Floor",
-    "Gelu",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "HardSigmoid",
-    "HardSwish",
-    "Identity",
-    "LeakyRelu",
-    "Log",
-    "LogSoftmax",
-    "Neg",
-    "Not",
-    "Reciprocal",
-    "ReduceMax",
-    "ReduceMean",
-    "ReduceMin",
-    "ReduceSum",
-    "Relu",
-    "Reshape",
-    "Selu",
-    "Sigmoid",
-    "Sign",
-    "Slice",
-    "Softmax",
-    "Softplus",
-    "Split",
-    "Sqrt",
-    "Squeeze",
-    "Tanh",
-    "Transpose",
-    "Unsqueeze",
-];
-
-/// Operators whose output size is set by the values of an input: bounded on the data's path
-/// (the typed graph's shapes), refused where tract would compute them while reading.
-const SIZED_BY_VALUES: &[&str] = &["Expand", "Tile", "Pad", "Resize"];
-
-/// Elements of a tensor stored in the graph; an error for a negative dimension.
+/// Elements of a tensor stored in the graph, an empty axis counted as one: a tensor of
+/// `[10^6, 0]` holds nothing, but what is computed from it (a product with one of `[0, 10^6]`)
+/// may have 10^12 elements. An error for a negative dimension.
 fn stored_elements(tensor: &pb::TensorProto) -> Result<u128, EngineError> {
     tensor.dims.iter().try_fold(1u128, |n, &d| {
         u128::try_from(d)
-            .map(|d| n.saturating_mul(d))
+            .map(|d| n.saturating_mul(d.max(1)))
             .map_err(|_| EngineError::Onnx(format!("tensor {:?} has a negative dimension", tensor.name)))
     })
 }
@@ -185,16 +155,16 @@ pub fn check_graph(graph: &pb::GraphProto) -> Result<(), EngineError> {
         if !node.domain.is_empty() && node.domain != "ai.onnx" {
             return Err(EngineError::Onnx(format!("operator {op} of domain {:?} is not run here", node.domain)));
         }
-        if !OPERATORS.contains(&op) {
+        let Some(&(_, size)) = OPERATORS.iter().find(|(name, _)| *name == op) else {
             return Err(EngineError::Onnx(format!(
                 "operator {op} (node {:?}) is not run here: a classifier's graph uses arithmetic, activations, \
                  convolutions, pooling, normalisation and shape operators, without control flow",
                 node.name
             )));
-        }
+        };
         let inputs: Vec<&str> = node.input.iter().map(String::as_str).filter(|name| !name.is_empty()).collect();
-        let bound = match op {
-            "Constant" => {
+        let bound = match size {
+            Size::Stored => {
                 let mut elements = 1u128;
                 for attribute in &node.attribute {
                     if let Some(tensor) = &attribute.t {
@@ -208,16 +178,16 @@ pub fn check_graph(graph: &pb::GraphProto) -> Result<(), EngineError> {
                 Some(elements)
             }
             // A shape is known once the input's is: one number per axis.
-            "Shape" => Some(64),
+            Size::Shape => Some(64),
             _ if inputs.iter().all(|name| known.contains_key(name)) => {
-                if SIZED_BY_VALUES.contains(&op) {
+                if size == Size::SizedByValues {
                     return Err(EngineError::Onnx(format!(
                         "node {:?} computes {op} of constants, whose size is set by values: fold it when exporting",
                         node.name
                     )));
                 }
                 let sizes = inputs.iter().filter_map(|name| known.get(name).copied());
-                Some(if NO_LARGER.contains(&op) {
+                Some(if size == Size::NoLarger {
                     sizes.max().unwrap_or(1)
                 } else {
                     // Broadcasting, products and gathers: at most the product of the inputs.
@@ -347,6 +317,14 @@ mod tests {
         let nodes = vec![node("Expand", &["one", "shape"], "big"), node("Add", &["input", "big"], "logits")];
         let message = refusal(&model(10, nodes, vec![floats("one", &[1]), int64s("shape", &[100_000, 100_000])]), 1);
         assert!(message.contains("whose size is set by values"), "{message}");
+        // Two empty tensors whose product would not be: [10^6, 0] × [0, 10^6].
+        let mut wide = floats("wide", &[0]);
+        wide.dims = vec![1_000_000, 0];
+        let mut tall = floats("tall", &[0]);
+        tall.dims = vec![0, 1_000_000];
+        let nodes = vec![node("MatMul", &["wide", "tall"], "big"), node("Add", &["input", "big"], "logits")];
+        let message = refusal(&model(10, nodes, vec![wide, tall]), 1);
+        assert!(message.contains("from constants while the graph is read"), "{message}");
         // A stored tensor whose dimensions claim more than is read.
         let message = refusal(&model(10, vec![node("Add", &["input", "w"], "logits")], vec![floats("w", &[0])]).clone(), 1);
         assert!(!message.is_empty());
