@@ -2,6 +2,7 @@
 //! (§3), paths-info (§4), refs (§5), commits (§6), listing (§7), branches and tags (§14).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::{Path, Query};
 use axum::Json;
@@ -9,8 +10,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use commons_db::{FileEntry, RefKind, Repo, RepoKind, RepoQuery, RepoSort, TreeItem};
-use std::sync::Arc;
-
 use commons_repo::CardView;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -106,8 +105,6 @@ fn folder_json(path: &str, oid: &str) -> Value {
     json!({"type": "directory", "oid": oid, "size": 0, "path": path})
 }
 
-/// What a repo object says from its card: `tags` (as the Hub derives them), `pipeline_tag`,
-/// `library_name`, and the whole front matter as `cardData` when asked for.
 /// What `expand` may name, as the Hub's clients know it (`ExpandModelProperty_T`,
 /// `ExpandDatasetProperty_T`); an algorithm takes either. Properties Commons has no data for
 /// (`gguf`, `safetensors`, `spaces`, …) are accepted and left out, as the Hub leaves out what a
