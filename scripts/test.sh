@@ -35,7 +35,7 @@ if [ $# -eq 0 ]; then
   (
     eval "$s3_env"
     COMMONS_TEST_POSTGRES="$postgres_url" cargo test --no-fail-fast -p commons-hub -p commons \
-      --test accounts --test bad_input --test collections --test garbage --test gated --test hf_datasets \
+      --test accounts --test bad_input --test collections --test coordinators --test garbage --test gated --test hf_datasets \
       --test hf_hub_rust --test hf_python_client --test market --test metrics --test orgs --test pull_requests \
       --test storage --test viewer --test webhooks --test xet_attacks --test xet_dedup --test xet_upload \
       --test compute --test crash_safety --test hub_attacks --test s3 \

@@ -47,7 +47,6 @@ struct Candidate {
     results_made: i64,
     validates: Option<i64>,
     checkpoint: Option<String>,
-    job_state: JobState,
 }
 
 /// A job in a lease request's fair-share queue.
@@ -62,8 +61,8 @@ struct JobTurn {
     /// Units read for this request and not yet looked at, oldest last.
     candidates: Vec<Candidate>,
     fetched: bool,
-    /// The job's state when this request first leased one of its units (`None`: none leased).
-    job_state: Option<JobState>,
+    /// Whether this request leased one of the job's units.
+    served: bool,
 }
 
 impl JobTurn {
@@ -196,7 +195,13 @@ impl Coordinator {
             .ok_or_else(|| ComputeError::not_found("WorkerNotFound", format!("worker {worker_id} is not registered to {}", owner.name)))?;
         let t = now();
         if last_seen < t - 5 {
-            db.exec("UPDATE workers SET last_seen = ?1 WHERE id = ?2", [t, row.id])?;
+            // Passed over while a report's transaction holds the row (it counts the host's
+            // results): a lease waits for no lock (`writer::Lock::Rows`), and the next poll
+            // notes the sighting.
+            db.exec(
+                "UPDATE workers SET last_seen = ?1 WHERE id = (SELECT id FROM workers WHERE id = ?2 /*pg: FOR NO KEY UPDATE SKIP LOCKED*/)",
+                [t, row.id],
+            )?;
         }
         let running: i64 = db.one("SELECT COUNT(*) FROM assignments WHERE worker_id = ?1 AND state = 'running'", [row.id], |r| r.get(0))?;
         let room = (in_progress_limit(cores) - running).max(0) as usize;
@@ -273,7 +278,7 @@ impl Coordinator {
 
     async fn try_lease(&self, owner: &Owner, worker_id: i64, count: usize, when_full: WhenFull) -> Result<Vec<Lease>> {
         let owner_for_writer = owner.clone();
-        let leased = self.write(move |c, db| c.lease(db, &owner_for_writer, worker_id, count, when_full)).await?;
+        let leased = self.write_leases(move |c, db| c.lease(db, &owner_for_writer, worker_id, count, when_full)).await?;
         let mut leases = Vec::with_capacity(leased.len());
         for Leased { assignment_id, unit_id, job_id, role, mut work, checkpoint } in leased {
             let mut upload_token = None;
@@ -303,6 +308,16 @@ impl Coordinator {
     /// order they were last served, then their jobs likewise, each lease moving its job and
     /// submitter to the back, exactly as that many single leases one after another would.
     fn lease(&self, db: &Conn, owner: &Owner, worker_id: i64, count: usize, when_full: WhenFull) -> Result<Vec<Leased>> {
+        // On PostgreSQL leases of several servers run at once: a worker asking two of them at
+        // the same time is served by one, so that both cannot count the same room. The other
+        // answers "nothing yet" and the worker's long poll looks again (a lock in the two-key
+        // space, apart from the one-key write lock; ids past 2^31 share a key, which only makes
+        // two workers take turns).
+        if db.engine() == sql::Engine::Postgres
+            && !db.one("SELECT pg_try_advisory_xact_lock(2, CAST(?1 % 2147483647 AS INTEGER))", [worker_id], |r| r.get::<_, bool>(0))?
+        {
+            return Ok(Vec::new());
+        }
         let (worker, room) = self.worker(db, owner, worker_id)?;
         if room == 0 {
             return match when_full {
@@ -333,7 +348,7 @@ impl Coordinator {
                     job_served: r.get("last_served")?,
                     candidates: Vec::new(),
                     fetched: false,
-                    job_state: None,
+                    served: false,
                 })
             },
         )?;
@@ -354,24 +369,29 @@ impl Coordinator {
                 }
                 None => {
                     let done = turns.swap_remove(next);
-                    if done.job_state.is_some() {
+                    if done.served {
                         served.push(done);
                     }
                 }
             }
         }
-        served.extend(turns.into_iter().filter(|t| t.job_state.is_some()));
+        served.extend(turns.into_iter().filter(|t| t.served));
         let t = now();
+        // Fair-share bookkeeping, passed over for a job or submitter whose row another
+        // transaction holds (a lease waits for no lock): that one is being served or changed
+        // right now, and a report moves a started job on to running as well. The values only
+        // grow, whichever server writes last. (Every submitter's row exists from its first job.)
         for job in &served {
-            let state = job.job_state.unwrap_or(JobState::Running);
-            let running = if state == JobState::Queued { JobState::Running } else { state };
             db.exec(
-                "UPDATE jobs SET state = ?1, last_served = ?2, updated_at = ?3 WHERE id = ?4",
-                params![running.as_str(), job.job_served, t, job.job_id],
+                "UPDATE jobs SET state = CASE WHEN state = 'queued' THEN 'running' ELSE state END,
+                   last_served = CASE WHEN last_served < ?1 THEN ?1 ELSE last_served END, updated_at = ?2
+                 WHERE id = (SELECT id FROM jobs WHERE id = ?3 /*pg: FOR NO KEY UPDATE SKIP LOCKED*/)",
+                [job.job_served, t, job.job_id],
             )?;
             db.exec(
-                "INSERT INTO compute_owners (owner_id, last_served) VALUES (?1, ?2) ON CONFLICT (owner_id) DO UPDATE SET last_served = CASE WHEN excluded.last_served > compute_owners.last_served THEN excluded.last_served ELSE compute_owners.last_served END",
-                [job.submitter, job.submitter_served],
+                "UPDATE compute_owners SET last_served = CASE WHEN last_served < ?1 THEN ?1 ELSE last_served END
+                 WHERE owner_id = (SELECT owner_id FROM compute_owners WHERE owner_id = ?2 /*pg: FOR NO KEY UPDATE SKIP LOCKED*/)",
+                [job.submitter_served, job.submitter],
             )?;
         }
         Ok(leased)
@@ -389,7 +409,17 @@ impl Coordinator {
             turn.candidates = candidates;
             turn.fetched = true;
         }
-        while let Some(unit) = turn.candidates.pop() {
+        while let Some(mut unit) = turn.candidates.pop() {
+            // The unit, locked and read again: a slot may have gone since the candidates were read
+            // (to an earlier lease of this batch, or on another server), and who may run it is
+            // decided on what is current. One another transaction holds is passed over.
+            let current = db.maybe(
+                "SELECT quorum, results_made, checkpoint FROM units WHERE id = ?1 AND open_slots > 0 AND state = 'open' /*pg: FOR UPDATE SKIP LOCKED*/",
+                [unit.id],
+                |r| Ok((r.get("quorum")?, r.get("results_made")?, r.get("checkpoint")?)),
+            )?;
+            let Some((quorum, results_made, checkpoint)) = current else { continue };
+            (unit.quorum, unit.results_made, unit.checkpoint) = (quorum, results_made, checkpoint);
             let stored = StoredWork::parse(&unit.payload, unit.id)?;
             if !self.may_run(db, worker, unit.id, unit.role, unit.quorum, stored.claim)? {
                 continue;
@@ -419,7 +449,7 @@ impl Coordinator {
                 [unit.id, worker.id, worker.owner_id, expires, t],
                 |r| r.get(0),
             )?;
-            turn.job_state = Some(unit.job_state);
+            turn.served = true;
             return Ok(Some(Leased {
                 assignment_id,
                 unit_id: unit.id,
@@ -437,8 +467,8 @@ impl Coordinator {
         // `+a.worker_id` keeps SQLite on the unit's index: a worker's own assignments are its
         // whole history, a unit's are a handful.
         db.all(
-            "SELECT u.id, u.job_id, u.role, u.payload, u.quorum, u.results_made, u.validates_unit, u.checkpoint, j.state AS job_state
-             FROM units u INDEXED BY units_wanting_workers_by_job JOIN jobs j ON j.id = u.job_id
+            "SELECT u.id, u.job_id, u.role, u.payload, u.quorum, u.results_made, u.validates_unit, u.checkpoint
+             FROM units u INDEXED BY units_wanting_workers_by_job
              WHERE u.job_id = ?2 AND u.open_slots > 0 AND u.state = 'open'
                AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.unit_id = u.id AND +a.worker_id = ?1)
              ORDER BY u.id LIMIT ?3",
@@ -453,7 +483,6 @@ impl Coordinator {
                     results_made: r.get("results_made")?,
                     validates: r.get("validates_unit")?,
                     checkpoint: r.get("checkpoint")?,
-                    job_state: text_col(r, "job_state")?,
                 })
             },
         )
@@ -499,7 +528,7 @@ impl Coordinator {
             "SELECT a.id, a.unit_id, a.worker_id, a.owner_id, a.state, u.role, u.state AS unit_state, u.job_id, j.state AS job_state,
                     u.quorum, u.results_made, u.validates_unit, u.flops
              FROM assignments a JOIN units u ON u.id = a.unit_id JOIN jobs j ON j.id = u.job_id
-             WHERE a.id = ?1 AND a.owner_id = ?2",
+             WHERE a.id = ?1 AND a.owner_id = ?2 /*pg: FOR UPDATE OF a, u*/",
             [assignment_id, owner.id],
             |r| {
                 Ok(AssignmentRow {
@@ -704,12 +733,65 @@ impl Coordinator {
             };
             checked.push((assignment_id, claim.map(|()| report)));
         }
-        let (answers, ready) = self.write(move |c, db| c.record_reports(db, &owner, checked)).await?;
+        let (answers, ready) = self.record_reports_until_done(owner, checked).await?;
         self.wake.notify_waiters();
         for job_id in ready {
             self.finish_jobs_if_ready(Some(job_id)).await?;
         }
         Ok(answers)
+    }
+
+    /// Records reports, doing again those that met a lock held by another server's report
+    /// ([`ComputeError::is_lock_conflict`]; each was undone alone) until none is left: a few
+    /// rounds at most under contention.
+    async fn record_reports_until_done(
+        &self,
+        owner: Owner,
+        reports: Vec<(i64, Result<Report>)>,
+    ) -> Result<(Vec<Result<ReportAnswer>>, Vec<i64>)> {
+        const ROUNDS: u32 = 20;
+        let mut answers: Vec<Option<Result<ReportAnswer>>> = (0..reports.len()).map(|_| None).collect();
+        let mut pending: Vec<(usize, i64, Report)> = Vec::with_capacity(reports.len());
+        for (slot, (assignment_id, report)) in reports.into_iter().enumerate() {
+            match report {
+                Ok(report) => pending.push((slot, assignment_id, report)),
+                Err(refused) => answers[slot] = Some(Err(refused)),
+            }
+        }
+        let mut ready: Vec<i64> = Vec::new();
+        let mut round = 0;
+        while !pending.is_empty() {
+            round += 1;
+            let batch: Vec<(i64, Result<Report>)> = pending.iter().map(|(_, id, report)| (*id, Ok(report.clone()))).collect();
+            let owner = owner.clone();
+            let (got, jobs) = match self.write_reports(move |c, db| c.record_reports(db, &owner, batch)).await {
+                Err(e) if e.is_lock_conflict() && round < ROUNDS => {
+                    tokio::time::sleep(Duration::from_millis(u64::from(round))).await;
+                    continue;
+                }
+                recorded => recorded?,
+            };
+            for job in jobs {
+                if !ready.contains(&job) {
+                    ready.push(job);
+                }
+            }
+            let mut again = Vec::new();
+            for ((slot, assignment_id, report), answer) in pending.into_iter().zip(got) {
+                match answer {
+                    Err(e) if e.is_lock_conflict() && round < ROUNDS => again.push((slot, assignment_id, report)),
+                    answer => answers[slot] = Some(answer),
+                }
+            }
+            if !again.is_empty() {
+                tracing::debug!(reports = again.len(), round, "reports met rows another server's reports held; recording them again");
+                tokio::time::sleep(Duration::from_millis(u64::from(round))).await;
+            }
+            pending = again;
+        }
+        let answers =
+            answers.into_iter().map(|a| a.unwrap_or_else(|| Err(ComputeError::Corrupt("a report went unanswered".into())))).collect();
+        Ok((answers, ready))
     }
 
     /// Refuses a claimed model that is not the head of the assignment's own branch.

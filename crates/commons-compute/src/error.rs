@@ -55,6 +55,13 @@ impl ComputeError {
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::Forbidden(message.into())
     }
+
+    /// PostgreSQL gave up waiting for a row another transaction holds (`lock_timeout`), or broke
+    /// a deadlock by failing this statement: nothing is wrong with the request, and the same
+    /// work done again once the other transaction is over succeeds.
+    pub(crate) fn is_lock_conflict(&self) -> bool {
+        matches!(self, Self::Sqlx(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("55P03" | "40P01")))
+    }
 }
 
 pub type Result<T, E = ComputeError> = std::result::Result<T, E>;

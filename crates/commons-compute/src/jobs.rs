@@ -68,15 +68,22 @@ impl Coordinator {
     /// Queues a job of `units` units that do nothing, owned by `owner_id`: the dispatch benchmark
     /// measures the coordinator with it.
     pub async fn submit_noop(&self, owner_id: i64, units: usize) -> Result<i64> {
+        self.submit_noop_replicated(owner_id, units, 1, 0.0, 0).await
+    }
+
+    /// [`Self::submit_noop`] with units that each want `quorum` agreeing results, each worth
+    /// `flops`, paid from an escrow of `escrow` credits for as long as it lasts: the tests of
+    /// coordinators deciding and paying at once use it.
+    pub async fn submit_noop_replicated(&self, owner_id: i64, units: usize, quorum: i64, flops: f64, escrow: i64) -> Result<i64> {
         let unit = || NewUnit {
             role: Role::Noop,
             stored: StoredWork { work: Work::Noop, validation_flops: None, claim: None },
-            quorum: 1,
-            open_slots: 1,
-            max_results: 1,
-            flops: 0.0,
+            quorum,
+            open_slots: quorum,
+            max_results: quorum,
+            flops,
         };
-        self.create_job(owner_id, &JobSpec::Noop { units }, 0, (0..units).map(|_| unit()).collect()).await
+        self.create_job(owner_id, &JobSpec::Noop { units }, escrow, (0..units).map(|_| unit()).collect()).await
     }
 
     async fn create_job(&self, owner_id: i64, spec: &JobSpec, escrow: i64, units: Vec<NewUnit>) -> Result<i64> {
@@ -97,6 +104,9 @@ impl Coordinator {
                     params![owner_id, kind, spec_json, escrow, t, needs_gpu],
                     |r| r.get(0),
                 )?;
+                // The submitter's fair-share row, which leases only update (they insert nothing:
+                // two inserting the same key would wait for each other, see `writer::Lock::Rows`).
+                db.exec("INSERT INTO compute_owners (owner_id, last_served) VALUES (?1, 0) ON CONFLICT (owner_id) DO NOTHING", [owner_id])?;
                 let escrow_account = ledger::escrow_account(db, job_id)?;
                 let memo = Memo {
                     kind: TransferKind::Escrow,

@@ -86,7 +86,9 @@ pub(crate) fn escrow_account(db: &Conn, job_id: i64) -> Result<i64> {
 }
 
 pub(crate) fn balance(db: &Conn, account_id: i64) -> Result<i64> {
-    db.one("SELECT balance FROM ledger_accounts WHERE id = ?1", [account_id], |r| r.get(0))
+    // Locked: a balance is read here to be spent, and reports of several servers pay at once
+    // (see `writer`); the second payment from one escrow waits and reads what the first left.
+    db.one("SELECT balance FROM ledger_accounts WHERE id = ?1 /*pg: FOR UPDATE*/", [account_id], |r| r.get(0))
 }
 
 /// Moves `amount` from `from` to `to`. Returns `false` (and moves nothing) when a transfer with

@@ -94,6 +94,10 @@ pub struct Coordinator {
     pub(crate) wake: Arc<Notify>,
     /// Runs this server's write transactions, committed in groups.
     writer: Arc<writer::Writer>,
+    /// Runs its leases and its reports: on PostgreSQL writers of their own, which do not take
+    /// turns with the other coordinators' (see [`writer`]); on SQLite `writer` itself.
+    leaser: Arc<writer::Writer>,
+    reporter: Arc<writer::Writer>,
 }
 
 impl Coordinator {
@@ -116,8 +120,14 @@ impl Coordinator {
     /// A coordinator on `hub` for one-off administration (a credit grant), beside a running
     /// server or without one: it changes nothing by starting.
     pub fn attach(db: Db, repos: Repos, config: ComputeConfig) -> Result<Self> {
-        let writer = Arc::new(writer::Writer::start(&db)?);
-        Ok(Self { db, repos, config: Arc::new(config), wake: Arc::new(Notify::new()), writer })
+        let writer = Arc::new(writer::Writer::start(&db, writer::Lock::Global)?);
+        let (leaser, reporter) = match db.engine() {
+            sql::Engine::Sqlite => (writer.clone(), writer.clone()),
+            sql::Engine::Postgres => {
+                (Arc::new(writer::Writer::start(&db, writer::Lock::Rows)?), Arc::new(writer::Writer::start(&db, writer::Lock::Shared)?))
+            }
+        };
+        Ok(Self { db, repos, config: Arc::new(config), wake: Arc::new(Notify::new()), writer, leaser, reporter })
     }
 
     pub fn config(&self) -> &ComputeConfig {
@@ -136,6 +146,28 @@ impl Coordinator {
     {
         let coordinator = self.clone();
         self.writer.run(move |db| work(&coordinator, db)).await
+    }
+
+    /// [`Self::write`] for leases, whose transactions keep the rule of [`writer::Lock::Rows`]:
+    /// they never wait for a lock.
+    pub(crate) async fn write_leases<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Coordinator, &Conn) -> Result<T> + Send + 'static,
+    {
+        let coordinator = self.clone();
+        self.leaser.run(move |db| work(&coordinator, db)).await
+    }
+
+    /// [`Self::write`] for reports, whose transactions run beside other coordinators' reports
+    /// under row locks ([`writer::Lock::Shared`]).
+    pub(crate) async fn write_reports<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Coordinator, &Conn) -> Result<T> + Send + 'static,
+    {
+        let coordinator = self.clone();
+        self.reporter.run(move |db| work(&coordinator, db)).await
     }
 
     /// Runs lease expiry and job completion every few seconds until the process ends.

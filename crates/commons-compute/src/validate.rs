@@ -105,7 +105,7 @@ impl Coordinator {
             payload: String,
         }
         let unit = db.one(
-            "SELECT job_id, state, quorum, open_slots, results_made, max_results, validates_unit, flops, payload FROM units WHERE id = ?1",
+            "SELECT job_id, state, quorum, open_slots, results_made, max_results, validates_unit, flops, payload FROM units WHERE id = ?1 /*pg: FOR UPDATE*/",
             [unit_id],
             |r| {
                 Ok(Unit {
@@ -205,7 +205,7 @@ impl Coordinator {
     /// claim and train again elsewhere.
     fn settle_training(&self, db: &Conn, job_id: i64, train_unit: i64, claim: &Vote, confirmed: bool) -> Result<()> {
         let (flops, results_made, max_results, state): (f64, i64, i64, UnitState) =
-            db.one("SELECT flops, results_made, max_results, state FROM units WHERE id = ?1", [train_unit], |r| {
+            db.one("SELECT flops, results_made, max_results, state FROM units WHERE id = ?1 /*pg: FOR UPDATE*/", [train_unit], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, text_col(r, "state")?))
             })?;
         if !confirmed {

@@ -20,6 +20,31 @@
 //! ([`commons_db::POSTGRES_WRITE_LOCK`]), so coordinators on several servers take turns as the
 //! writers of one SQLite file do. The statements are written once, in SQLite's dialect (`?N`
 //! placeholders); [`postgres_dialect`] rewrites what PostgreSQL spells differently.
+//!
+//! Leases and reports are the exceptions: on PostgreSQL each has a writer thread of its own,
+//! and neither takes the process's write turn, so that the coordinators of several servers
+//! lease and validate at once instead of taking turns.
+//! - Leases ([`Lock::Rows`]) take no advisory lock, and keep one rule: **a lease transaction
+//!   never waits for a lock.** It takes the units it hands out with `FOR UPDATE SKIP LOCKED` (a
+//!   unit someone else holds is passed over), the worker with `pg_try_advisory_xact_lock` (a
+//!   worker asking two servers at once gets its leases from one of them), and skips the
+//!   fair-share bookkeeping of a job or submitter whose row another transaction holds. A lease
+//!   inserts assignments and changes only units it holds.
+//! - Reports ([`Lock::Shared`]) take the advisory lock shared
+//!   ([`commons_db::POSTGRES_SHARED_WRITE_LOCK`]): beside one another, never beside the
+//!   exclusive holders (the hub's writers and every other state change of the coordinator, as
+//!   before). Between reports, row locks keep the invariants: a report locks its assignment and
+//!   unit before reading them (`FOR UPDATE OF a, u`), so two results of one unit are decided
+//!   one after the other and the second sees the first (a unit is decided once); a validation
+//!   locks the unit it settles; a payment locks the balance it reads (`ledger::balance`), so two
+//!   payments from one escrow cannot both spend what is left; counters are relative updates.
+//!
+//! Waits cannot close a circle through a lease, which waits for nothing. Two reports' batches
+//! that lock the same rows in opposite orders can (a job's escrow is such a row: every payment
+//! of the job locks it until its batch commits): a report waits for a row at most 50 ms
+//! (`lock_timeout`), then its savepoint is undone and it is recorded again in a later batch, so
+//! a circle is broken within 50 ms and the worker never sees it. On SQLite one writer runs
+//! everything (the file has one write lock anyway).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -58,23 +83,42 @@ pub(crate) struct Postgres {
     dialect: RefCell<HashMap<String, Arc<str>>>,
 }
 
+/// What a writer's batches hold while they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// The database's write lock (SQLite's, or PostgreSQL's advisory lock every write
+    /// transaction takes) and this process's write turn: one writer of the database at a time.
+    Global,
+    /// Only the row locks its statements take, none of them waited for (see the module
+    /// documentation): leases on PostgreSQL.
+    Rows,
+    /// The advisory lock shared, and row locks: reports on PostgreSQL.
+    Shared,
+}
+
 /// Handle on the writer thread. The thread ends when the last handle is dropped.
 pub(crate) struct Writer {
     queue: mpsc::Sender<Job>,
 }
 
 impl Writer {
-    /// Opens a write connection to the hub's database and starts the thread.
-    pub(crate) fn start(db: &commons_db::Db) -> Result<Self> {
+    /// Opens a write connection to the hub's database and starts the thread; its batches hold
+    /// `lock`.
+    pub(crate) fn start(db: &commons_db::Db, lock: Lock) -> Result<Self> {
         let (queue, jobs) = mpsc::channel();
         let (opened, open) = mpsc::channel::<Result<()>>();
         let hub = db.clone();
+        let name = match lock {
+            Lock::Global => "compute-writer",
+            Lock::Rows => "compute-leases",
+            Lock::Shared => "compute-reports",
+        };
         std::thread::Builder::new()
-            .name("compute-writer".into())
+            .name(name.into())
             .spawn(move || match open_conn(&hub) {
                 Ok(conn) => {
                     let _ = opened.send(Ok(()));
-                    run(&hub, conn, jobs)
+                    run(&hub, conn, lock, jobs)
                 }
                 Err(e) => {
                     let _ = opened.send(Err(e));
@@ -145,12 +189,12 @@ fn open_conn(db: &commons_db::Db) -> Result<Conn> {
 }
 
 /// The writer thread: batch, run, commit, answer, until every handle is gone.
-fn run(db: &commons_db::Db, conn: Conn, jobs: mpsc::Receiver<Job>) {
+fn run(db: &commons_db::Db, conn: Conn, lock: Lock, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut settled: Vec<Deliver> = Vec::new();
         // The hub's writers queue for the same turn, so they get the lock between two batches.
-        let turn = db.blocking_write_turn();
-        let outcome = batch(&conn, first, &jobs, &mut settled);
+        let turn = (lock == Lock::Global).then(|| db.blocking_write_turn());
+        let outcome = batch(&conn, lock, first, &jobs, &mut settled);
         let error = outcome.err().map(|e| e.to_string());
         if let Some(e) = &error {
             tracing::error!(error = %e, units = settled.len(), "a compute write batch failed; its units are undone");
@@ -164,7 +208,7 @@ fn run(db: &commons_db::Db, conn: Conn, jobs: mpsc::Receiver<Job>) {
     }
 }
 
-fn batch(conn: &Conn, first: Job, jobs: &mpsc::Receiver<Job>, settled: &mut Vec<Deliver>) -> Result<()> {
+fn batch(conn: &Conn, lock: Lock, first: Job, jobs: &mpsc::Receiver<Job>, settled: &mut Vec<Deliver>) -> Result<()> {
     match conn {
         Conn::Sqlite(_) => conn.exec("BEGIN IMMEDIATE", ())?,
         Conn::Postgres(pg) => {
@@ -176,7 +220,17 @@ fn batch(conn: &Conn, first: Job, jobs: &mpsc::Receiver<Job>, settled: &mut Vec<
                 pg.reconnect()?;
                 conn.exec("BEGIN", ())?;
             }
-            conn.exec(commons_db::POSTGRES_WRITE_LOCK, ())?
+            match lock {
+                Lock::Global => conn.exec(commons_db::POSTGRES_WRITE_LOCK, ())?,
+                Lock::Shared => {
+                    conn.exec(commons_db::POSTGRES_SHARED_WRITE_LOCK, ())?;
+                    // A report waits for a row at most this long, then is done again in a later
+                    // batch (`Coordinator::reports`): two batches that wait for each other's rows
+                    // part at once instead of after PostgreSQL's deadlock check (a second).
+                    conn.exec("SET LOCAL lock_timeout = '50ms'", ())?
+                }
+                Lock::Rows => 0,
+            }
         }
     };
     let started = Instant::now();
@@ -197,27 +251,44 @@ fn batch(conn: &Conn, first: Job, jobs: &mpsc::Receiver<Job>, settled: &mut Vec<
     Ok(())
 }
 
-/// A statement of the coordinator in PostgreSQL's dialect: `?N` placeholders become `$N`, and
-/// SQLite's index hints (`INDEXED BY name`) go (PostgreSQL's planner keeps statistics).
+/// A statement of the coordinator in PostgreSQL's dialect: `?N` placeholders become `$N`,
+/// SQLite's index hints (`INDEXED BY name`) go (PostgreSQL's planner keeps statistics), and what
+/// only PostgreSQL has is written in a comment SQLite skips, `/*pg: FOR UPDATE SKIP LOCKED*/`,
+/// which loses its comment marks here (row locks: SQLite locks the whole file anyway).
 pub(crate) fn postgres_dialect(statement: &str) -> String {
     let mut out = String::with_capacity(statement.len());
     let mut rest = statement;
-    while let Some(at) = rest.find(['?', 'I']) {
+    while let Some(at) = rest.find(['?', 'I', '/']) {
         out.push_str(&rest[..at]);
         rest = &rest[at..];
-        if let Some(after) = rest.strip_prefix('?') {
+        if let Some(after) = rest.strip_prefix("/*pg:") {
+            let end = after.find("*/").unwrap_or(after.len());
+            out.push_str(after[..end].trim());
+            rest = after.get(end + 2..).unwrap_or("");
+        } else if let Some(after) = rest.strip_prefix('?') {
             out.push('$');
             rest = after;
         } else if let Some(after) = rest.strip_prefix("INDEXED BY ") {
             let name_end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
             rest = after[name_end..].trim_start_matches(' ');
         } else {
-            out.push('I');
+            // 'I' or '/', both one byte.
+            out.push_str(&rest[..1]);
             rest = &rest[1..];
         }
     }
     out.push_str(rest);
     out
+}
+
+impl Conn {
+    /// The engine this connection writes to.
+    pub(crate) fn engine(&self) -> sql::Engine {
+        match self {
+            Conn::Sqlite(_) => sql::Engine::Sqlite,
+            Conn::Postgres(_) => sql::Engine::Postgres,
+        }
+    }
 }
 
 /// A row of the write connection.
@@ -399,6 +470,10 @@ mod tests {
             postgres_dialect("SELECT 1 FROM units u INDEXED BY units_by_job WHERE u.id = ?1 AND u.job_id = ?12 AND 'INDEX' = ?2"),
             "SELECT 1 FROM units u WHERE u.id = $1 AND u.job_id = $12 AND 'INDEX' = $2"
         );
+        assert_eq!(
+            postgres_dialect("SELECT id FROM units WHERE id = ?1 AND 4/2 = 2 /*pg: FOR UPDATE SKIP LOCKED*/ LIMIT 1"),
+            "SELECT id FROM units WHERE id = $1 AND 4/2 = 2 FOR UPDATE SKIP LOCKED LIMIT 1"
+        );
     }
 
     fn insert(conn: &Conn, name: &str) -> Result<()> {
@@ -410,7 +485,7 @@ mod tests {
     async fn a_failed_unit_of_work_is_undone_and_its_neighbours_are_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = commons_db::Db::open(&dir.path().join("db.sqlite")).await.expect("db");
-        let writer = std::sync::Arc::new(Writer::start(&db).expect("writer"));
+        let writer = std::sync::Arc::new(Writer::start(&db, Lock::Global).expect("writer"));
         writer.run(|conn| insert(conn, "kept")).await.expect("commit");
         let failed = writer
             .run(|conn| {

@@ -124,6 +124,11 @@ const MMAP_SIZE: u64 = 1 << 30;
 /// thing (see [`Db::begin_write`]); held to the transaction's end. The key is "commons" in ASCII.
 pub const POSTGRES_WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(27988538472492659)";
 
+/// The same lock, shared: writers that take it run beside one another (each keeping its own
+/// rows consistent with row locks) and never beside a holder of [`POSTGRES_WRITE_LOCK`]. The
+/// compute coordinators' reports take it.
+pub const POSTGRES_SHARED_WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock_shared(27988538472492659)";
+
 /// Connections a PostgreSQL pool keeps at most: each server of several holds its own.
 const POSTGRES_CONNECTIONS: u32 = 16;
 

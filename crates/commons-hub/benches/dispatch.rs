@@ -10,6 +10,10 @@
 //! (a token) every 20 ms shows how long the hub's own writers wait for the lock the coordinator's
 //! writer keeps busy. `--direct` calls the coordinator in-process, without HTTP: the
 //! coordinator's own ceiling.
+//! `--postgres URL --coordinators K` runs K servers on one PostgreSQL database, the workers spread
+//! over them; `--db-rtt-us T` puts the database T microseconds of round trip away (a relay in
+//! this process holds each of the server's replies that long), as a database on another machine
+//! is: a coordinator whose statements wait for the network, not for the CPU.
 //! BOINC's published figure for one server is about 100 jobs/s (8.8 M/day).
 
 use std::sync::Arc;
@@ -20,6 +24,50 @@ use commons_client::Client;
 use commons_compute::{ComputeConfig, Coordinator, WhenFull};
 use commons_db::Scope;
 use commons_protocol::{AssignmentReport, Lease, Output, PROTOCOL_VERSION, RegisterWorker, Report};
+
+/// A TCP relay to `target` that holds every reply for `rtt` before passing it on: the round
+/// trip of a database on another machine. Threads with blocking sockets, so the delay is
+/// microseconds (tokio's timers count milliseconds). Returns the relay's address.
+fn delaying_relay(target: std::net::SocketAddr, rtt: Duration) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind relay");
+    let addr = listener.local_addr().expect("relay addr");
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = std::net::TcpStream::connect(target) else { continue };
+            let _ = (client.set_nodelay(true), server.set_nodelay(true));
+            // Requests go straight through.
+            let (mut from_client, mut to_server) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut from_client, &mut to_server);
+                let _ = to_server.shutdown(std::net::Shutdown::Write);
+            });
+            // Replies wait `rtt` from the moment they arrived, in order.
+            let (queue, due) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+            let mut from_server = server;
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = from_server.read(&mut buf) {
+                    if n == 0 || queue.send((Instant::now() + rtt, buf[..n].to_vec())).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut to_client = client;
+            std::thread::spawn(move || {
+                while let Ok((at, bytes)) = due.recv() {
+                    std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                    if to_client.write_all(&bytes).is_err() {
+                        break;
+                    }
+                }
+                let _ = to_client.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    addr
+}
 
 struct Run {
     workers: usize,
@@ -45,13 +93,37 @@ struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-async fn run(workers: usize, units: usize, batch: usize, direct: bool, postgres: Option<&str>, coordinators: usize) -> Run {
+/// What one run measures.
+struct Setup<'a> {
+    workers: usize,
+    units: usize,
+    batch: usize,
+    direct: bool,
+    postgres: Option<&'a str>,
+    coordinators: usize,
+    db_rtt: Option<Duration>,
+}
+
+async fn run(setup: &Setup<'_>) -> Run {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let Setup { workers, units, batch, direct, postgres, coordinators, db_rtt } = *setup;
     let dir = tempfile::tempdir().expect("temp dir");
     let database = match postgres {
         Some(server) => {
             let name = format!("bench_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-            commons_db::sql::create_postgres_database(server, &name).await.expect("a database for the benchmark")
+            let url = commons_db::sql::create_postgres_database(server, &name).await.expect("a database for the benchmark");
+            match db_rtt {
+                Some(rtt) => {
+                    // postgres://user@host:port/database…: the relay's port in place of the server's.
+                    let (scheme, rest) = url.split_once("://").expect("database URL");
+                    let (authority, path) = rest.split_once('/').expect("database URL");
+                    let (user, host_port) = authority.rsplit_once('@').unwrap_or(("", authority));
+                    let target = std::net::ToSocketAddrs::to_socket_addrs(host_port).expect("resolve").next().expect("address");
+                    let relay = delaying_relay(target, rtt);
+                    format!("{scheme}://{user}@127.0.0.1:{}/{path}", relay.port())
+                }
+                None => url,
+            }
         }
         None => format!("sqlite://{}", dir.path().join("0").join("commons.db").display()),
     };
@@ -194,6 +266,7 @@ fn main() {
     let mut batch = 1usize;
     let mut postgres: Option<String> = None;
     let mut coordinators = 1usize;
+    let mut db_rtt = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -202,6 +275,9 @@ fn main() {
             "--bench" => {}
             "--direct" => direct = true,
             "--postgres" => postgres = Some(args.next().expect("--postgres URL")),
+            "--db-rtt-us" => {
+                db_rtt = Some(Duration::from_micros(args.next().and_then(|v| v.parse().ok()).expect("--db-rtt-us MICROSECONDS")))
+            }
             "--coordinators" => {
                 coordinators = args.next().and_then(|v| v.parse().ok()).filter(|k| *k >= 1).expect("--coordinators K (at least 1)")
             }
@@ -217,7 +293,11 @@ fn main() {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let over = if direct { "direct calls, no HTTP" } else { "HTTP" };
-    let engine = if postgres.is_some() { "PostgreSQL" } else { "SQLite WAL, synchronous=FULL" };
+    let engine = match (&postgres, db_rtt) {
+        (Some(_), Some(rtt)) => format!("PostgreSQL {} µs of round trip away", rtt.as_micros()),
+        (Some(_), None) => "PostgreSQL".to_string(),
+        (None, _) => "SQLite WAL, synchronous=FULL".to_string(),
+    };
     println!(
         "dispatch over {over}, {batch} lease(s) per request, {coordinators} coordinator(s): simulated workers pull and complete no-op units ({engine}); a hub write every 20 ms meanwhile"
     );
@@ -226,7 +306,8 @@ fn main() {
         "workers", "units", "seconds", "units/s", "lease p50 ms", "lease p99 ms", "hub write p99", "vs BOINC"
     );
     for workers in sizes {
-        let r = runtime.block_on(run(workers, units, batch, direct, postgres.as_deref(), coordinators));
+        let setup = Setup { workers, units, batch, direct, postgres: postgres.as_deref(), coordinators, db_rtt };
+        let r = runtime.block_on(run(&setup));
         let rate = r.units as f64 / r.seconds;
         println!(
             "{:>8} {:>8} {:>10.2} {:>10.0} {:>12.2} {:>12.2} {:>11.2} ms {:>9.1}x",

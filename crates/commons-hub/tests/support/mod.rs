@@ -94,7 +94,7 @@ impl Hub {
 
 /// A fresh database on the PostgreSQL server at `server` (`COMMONS_TEST_POSTGRES`, started by
 /// `scripts/postgres.sh`): every hub of every test gets its own.
-async fn postgres_database(server: &str) -> String {
+pub async fn postgres_database(server: &str) -> String {
     let name = unique_name("t");
     commons_db::sql::create_postgres_database(server, &name).await.expect("a database on the server of COMMONS_TEST_POSTGRES")
 }
