@@ -385,7 +385,7 @@ impl Coordinator {
             db.exec(
                 "UPDATE jobs SET state = CASE WHEN state = 'queued' THEN 'running' ELSE state END,
                    last_served = CASE WHEN last_served < ?1 THEN ?1 ELSE last_served END, updated_at = ?2
-                 WHERE id = (SELECT id FROM jobs WHERE id = ?3 /*pg: FOR NO KEY UPDATE SKIP LOCKED*/)",
+                 WHERE id = (SELECT id FROM jobs WHERE id = ?3 AND state IN ('queued', 'running', 'validating') /*pg: FOR NO KEY UPDATE SKIP LOCKED*/)",
                 [job.job_served, t, job.job_id],
             )?;
             db.exec(
