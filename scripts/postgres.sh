@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A private PostgreSQL server for the tests: `scripts/postgres.sh start` creates a cluster in
-# target/postgres and starts it on 127.0.0.1:${COMMONS_TEST_PG_PORT:-55432}, then prints
+# target/postgres and starts it on 127.0.0.1:${COMMONS_TEST_PG_PORT:-30432}, then prints
 # the URL tests connect to (each test creates its own database there; a cluster that was stopped
 # is made afresh); `stop` stops it.
 #
@@ -10,7 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-port="${COMMONS_TEST_PG_PORT:-55432}"
+# Below the kernel's ephemeral range (32768–60999 by default), where no outgoing connection's
+# local end can be holding it.
+port="${COMMONS_TEST_PG_PORT:-30432}"
 dir="$PWD/target/postgres"
 url="postgres://commons@127.0.0.1:$port/postgres"
 

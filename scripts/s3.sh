@@ -3,7 +3,8 @@
 # crates.io, installed into target/tools on first use).
 #
 #   scripts/s3.sh install   installs it when missing and prints the binary's path
-#   scripts/s3.sh start     starts it on 127.0.0.1:${COMMONS_TEST_S3_PORT:-55440} over an empty
+#   scripts/s3.sh start     starts it on 127.0.0.1:${COMMONS_TEST_S3_PORT:-30440} (or the next
+#                           free port of the ten after it) over an empty
 #                           target/s3/root with bucket `commons`, and prints the variables a
 #                           `commons` process and the test support read (AWS_*, COMMONS_TEST_S3*)
 #                           as `export` lines for `eval`
@@ -19,7 +20,9 @@ version="0.14.1" # the newest whose minimum Rust version the workspace's toolcha
 tools="$PWD/target/tools"
 binary="$tools/bin/s3s-fs"
 dir="$PWD/target/s3"
-port="${COMMONS_TEST_S3_PORT:-55440}"
+# Below the kernel's ephemeral range (32768–60999 by default): a port there can be the local end
+# of any test's outgoing connection at the moment the server starts, which made the start fail.
+port="${COMMONS_TEST_S3_PORT:-30440}"
 access_key="commons-test"
 secret_key="commons-test-secret"
 
@@ -42,22 +45,32 @@ case "${1:-}" in
     "$0" stop
     rm -rf "$dir/root"
     mkdir -p "$dir/root/commons"
-    nohup "$binary" --host 127.0.0.1 --port "$port" --access-key "$access_key" --secret-key "$secret_key" "$dir/root" \
-      >"$dir/server.log" 2>&1 &
-    echo $! >"$dir/pid"
-    for _ in $(seq 1 300); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        cat <<EOF
-export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ALLOW_HTTP=true AWS_REGION=us-east-1
+    # A port someone else holds makes s3s-fs exit at once: the next one is tried.
+    for try_port in $(seq "$port" $((port + 10))); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$try_port") 2>/dev/null; then
+        continue # another server listens there
+      fi
+      nohup "$binary" --host 127.0.0.1 --port "$try_port" --access-key "$access_key" --secret-key "$secret_key" "$dir/root" \
+        >"$dir/server.log" 2>&1 &
+      pid=$!
+      echo "$pid" >"$dir/pid"
+      for _ in $(seq 1 300); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$try_port") 2>/dev/null && kill -0 "$pid" 2>/dev/null; then
+          cat <<EOF
+export AWS_ENDPOINT_URL=http://127.0.0.1:$try_port AWS_ALLOW_HTTP=true AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=$access_key AWS_SECRET_ACCESS_KEY=$secret_key
 export COMMONS_TEST_S3=s3://commons COMMONS_TEST_S3_ROOT=$dir/root/commons
 EOF
-        exit 0
-      fi
-      sleep 0.1
+          exit 0
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+      kill "$pid" 2>/dev/null || true
+      echo "s3s-fs did not listen on port $try_port:" >&2
+      cat "$dir/server.log" >&2
     done
-    cat "$dir/server.log" >&2
-    echo "s3s-fs did not listen on port $port" >&2
+    echo "s3s-fs did not listen on any port from $port" >&2
     exit 1
     ;;
   stop)
