@@ -1,5 +1,6 @@
-//! The coordinator's writer: one thread that owns the write connection and runs every state
-//! change of the compute layer, committed in groups.
+//! The coordinator's writer: a thread that owns a write connection and runs the compute
+//! layer's state changes, committed in groups (one thread on SQLite; on PostgreSQL three, one of
+//! them for leases and one for reports, see below).
 //!
 //! Leases and reports are small transactions of about ten statements each. Through an async
 //! driver every statement is a round trip to the driver's SQLite thread, and the writers' turn
@@ -17,8 +18,8 @@
 //! On PostgreSQL the same thread holds a connection of its own and runs each statement to
 //! completion on a runtime of its own (a statement is a network round trip there anyway); a
 //! batch begins by taking the advisory lock every write transaction of every server takes
-//! ([`commons_db::POSTGRES_WRITE_LOCK`]), so coordinators on several servers take turns as the
-//! writers of one SQLite file do. The statements are written once, in SQLite's dialect (`?N`
+//! ([`commons_db::POSTGRES_WRITE_LOCK`]), so its batches and every other writer of every server
+//! take turns as the writers of one SQLite file do. The statements are written once, in SQLite's dialect (`?N`
 //! placeholders); [`postgres_dialect`] rewrites what PostgreSQL spells differently.
 //!
 //! Leases and reports are the exceptions: on PostgreSQL each has a writer thread of its own,
