@@ -278,7 +278,7 @@ impl Coordinator {
 
     async fn try_lease(&self, owner: &Owner, worker_id: i64, count: usize, when_full: WhenFull) -> Result<Vec<Lease>> {
         let owner_for_writer = owner.clone();
-        let leased = self.write_leases(move |c, db| c.lease(db, &owner_for_writer, worker_id, count, when_full)).await?;
+        let leased = self.write_as(crate::Writes::Leases, move |c, db| c.lease(db, &owner_for_writer, worker_id, count, when_full)).await?;
         let mut leases = Vec::with_capacity(leased.len());
         for Leased { assignment_id, unit_id, job_id, role, mut work, checkpoint } in leased {
             let mut upload_token = None;
@@ -764,7 +764,7 @@ impl Coordinator {
             round += 1;
             let batch: Vec<(i64, Result<Report>)> = pending.iter().map(|(_, id, report)| (*id, Ok(report.clone()))).collect();
             let owner = owner.clone();
-            let (got, jobs) = match self.write_reports(move |c, db| c.record_reports(db, &owner, batch)).await {
+            let (got, jobs) = match self.write_as(crate::Writes::Reports, move |c, db| c.record_reports(db, &owner, batch)).await {
                 Err(e) if e.is_lock_conflict() && round < ROUNDS => {
                     tokio::time::sleep(Duration::from_millis(u64::from(round))).await;
                     continue;

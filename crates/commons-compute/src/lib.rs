@@ -82,6 +82,18 @@ impl Default for ComputeConfig {
     }
 }
 
+/// What a unit of work is, for the writer that runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Writes {
+    /// Any state change: run under the database's write lock.
+    Any,
+    /// Leases: they keep the rule of [`writer::Lock::Rows`] (they never wait for a lock).
+    Leases,
+    /// Reports: they run beside other coordinators' reports under row locks
+    /// ([`writer::Lock::Shared`]).
+    Reports,
+}
+
 /// The coordinator. Cheap to clone; all state is in the hub's database.
 #[derive(Clone)]
 pub struct Coordinator {
@@ -144,30 +156,22 @@ impl Coordinator {
         T: Send + 'static,
         F: FnOnce(&Coordinator, &Conn) -> Result<T> + Send + 'static,
     {
-        let coordinator = self.clone();
-        self.writer.run(move |db| work(&coordinator, db)).await
+        self.write_as(Writes::Any, work).await
     }
 
-    /// [`Self::write`] for leases, whose transactions keep the rule of [`writer::Lock::Rows`]:
-    /// they never wait for a lock.
-    pub(crate) async fn write_leases<T, F>(&self, work: F) -> Result<T>
+    /// [`Self::write`] on the writer for `writes`.
+    pub(crate) async fn write_as<T, F>(&self, writes: Writes, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Coordinator, &Conn) -> Result<T> + Send + 'static,
     {
+        let writer = match writes {
+            Writes::Any => &self.writer,
+            Writes::Leases => &self.leaser,
+            Writes::Reports => &self.reporter,
+        };
         let coordinator = self.clone();
-        self.leaser.run(move |db| work(&coordinator, db)).await
-    }
-
-    /// [`Self::write`] for reports, whose transactions run beside other coordinators' reports
-    /// under row locks ([`writer::Lock::Shared`]).
-    pub(crate) async fn write_reports<T, F>(&self, work: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Coordinator, &Conn) -> Result<T> + Send + 'static,
-    {
-        let coordinator = self.clone();
-        self.reporter.run(move |db| work(&coordinator, db)).await
+        writer.run(move |db| work(&coordinator, db)).await
     }
 
     /// Runs lease expiry and job completion every few seconds until the process ends.

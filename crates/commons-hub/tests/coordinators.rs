@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use commons_compute::{ComputeConfig, Coordinator, WhenFull};
 use commons_db::{Scope, Token, sql};
-use commons_protocol::{Output, PROTOCOL_VERSION, RegisterWorker, Report, credits_for};
+use commons_protocol::{Output, Report, credits_for};
 
 const SERVERS: usize = 3;
 const OWNERS: usize = 8;
@@ -19,20 +19,6 @@ const UNITS: usize = 60;
 const QUORUM: i64 = 2;
 /// What one validated result earns: one credit's worth of work.
 const FLOPS: f64 = commons_protocol::FLOPS_PER_CREDIT;
-
-fn registration(name: String) -> RegisterWorker {
-    RegisterWorker {
-        protocol_version: PROTOCOL_VERSION,
-        name,
-        cores: 1,
-        memory_bytes: 1 << 30,
-        gpu: None,
-        engine_version: "test".into(),
-        platform: "test".into(),
-        numeric_class: "test".into(),
-        speed_gflops: 1.0,
-    }
-}
 
 async fn count(db: &commons_db::Db, query: &str) -> i64 {
     sql::query_scalar::<i64>(sql::AssertSqlSafe(query.to_string())).fetch_one(db.pool()).await.expect(query)
@@ -117,7 +103,8 @@ async fn three_coordinators_hand_each_slot_out_once_decide_each_unit_once_and_pa
         let token = db.create_token(&name, "worker", Scope::Write).await.expect("token");
         let caller = db.authenticate(&token).await.expect("token lookup").expect("token");
         let home = i % SERVERS;
-        let worker = servers[home].register(&caller, registration(format!("box{i}"))).await.expect("register").worker_id;
+        let worker =
+            servers[home].register(&caller, support::worker_registration(&format!("box{i}"), 1)).await.expect("register").worker_id;
         tasks.push(tokio::spawn(volunteer(db.clone(), servers.clone(), home, caller, worker)));
     }
     let mut accepted = 0;

@@ -2,12 +2,14 @@
 //! reports in batches keep that order and each report's own fate. A real coordinator on a real
 //! SQLite database, a worker speaking the protocol over HTTP.
 
+mod support;
+
 use std::time::Duration;
 
 use commons_client::Client;
 use commons_compute::{ComputeConfig, Coordinator};
 use commons_db::Scope;
-use commons_protocol::{AssignmentReport, JobState, Output, PROTOCOL_VERSION, RegisterWorker, Report};
+use commons_protocol::{AssignmentReport, JobState, Output, Report};
 
 /// A hub with the compute API on a loopback port, and the same three queues: Alice's two jobs
 /// of 10 units, then Bob's one of 3. Carol and Mallory have worker tokens.
@@ -46,26 +48,12 @@ impl Queues {
     }
 }
 
-fn registration(name: &str, cores: u32) -> RegisterWorker {
-    RegisterWorker {
-        protocol_version: PROTOCOL_VERSION,
-        name: name.into(),
-        cores,
-        memory_bytes: 1 << 30,
-        gpu: None,
-        engine_version: "test".into(),
-        platform: "test".into(),
-        numeric_class: "test".into(),
-        speed_gflops: 1.0,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_alternate_between_submitters_whatever_the_size_of_their_queues() {
     let q = queues().await;
     let (alice_first, alice_second, bob_job) = (q.alice_first, q.alice_second, q.bob_job);
     let client = Client::new(&q.url, Some(q.worker_token("carol").await)).expect("client");
-    let worker = client.register_worker(&registration("carols-box", 1)).await.expect("register").worker_id;
+    let worker = client.register_worker(&support::worker_registration("carols-box", 1)).await.expect("register").worker_id;
     let mut served = Vec::new();
     let mut next = client.pull(worker, Duration::from_secs(1)).await.expect("pull");
     while let Some(lease) = next {
@@ -101,7 +89,7 @@ async fn batched_leases_keep_the_fair_share_order_and_each_batched_report_stands
     let mallory = q.worker_token("mallory").await;
     let client = Client::new(&url, Some(carol.clone())).expect("client");
     // Four cores: eight running leases at most.
-    let worker = client.register_worker(&registration("carols-box", 4)).await.expect("register").worker_id;
+    let worker = client.register_worker(&support::worker_registration("carols-box", 4)).await.expect("register").worker_id;
     let http = reqwest::Client::new();
     let raw = |path: String| {
         let (http, url, token) = (http.clone(), url.clone(), carol.clone());
@@ -145,7 +133,8 @@ async fn batched_leases_keep_the_fair_share_order_and_each_batched_report_stands
     // report of the same assignment changes nothing, the rest are recorded; eight new leases
     // come back in the same answer (room was made by the reports).
     let mallory_client = Client::new(&url, Some(mallory)).expect("client");
-    let mallory_worker = mallory_client.register_worker(&registration("mallorys-box", 1)).await.expect("register").worker_id;
+    let mallory_worker =
+        mallory_client.register_worker(&support::worker_registration("mallorys-box", 1)).await.expect("register").worker_id;
     let stolen = mallory_client.leases(mallory_worker, 1, Duration::ZERO).await.expect("leases");
     assert_eq!(stolen.len(), 1);
     let mut batch: Vec<AssignmentReport> = first.iter().chain(&more).map(|l| noop_done(l.assignment_id)).collect();

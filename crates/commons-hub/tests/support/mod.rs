@@ -92,6 +92,21 @@ impl Hub {
     }
 }
 
+/// A worker's registration as `commons worker` sends it: `cores` cores, 1 GiB, no GPU.
+pub fn worker_registration(name: &str, cores: u32) -> commons_protocol::RegisterWorker {
+    commons_protocol::RegisterWorker {
+        protocol_version: commons_protocol::PROTOCOL_VERSION,
+        name: name.into(),
+        cores,
+        memory_bytes: 1 << 30,
+        gpu: None,
+        engine_version: "test".into(),
+        platform: "test".into(),
+        numeric_class: "test".into(),
+        speed_gflops: 1.0,
+    }
+}
+
 /// A fresh database on the PostgreSQL server at `server` (`COMMONS_TEST_POSTGRES`, started by
 /// `scripts/postgres.sh`): every hub of every test gets its own.
 pub async fn postgres_database(server: &str) -> String {
