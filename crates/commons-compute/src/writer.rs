@@ -226,7 +226,7 @@ fn batch(conn: &Conn, lock: Lock, first: Job, jobs: &mpsc::Receiver<Job>, settle
                 Lock::Shared => {
                     conn.exec(commons_db::POSTGRES_SHARED_WRITE_LOCK, ())?;
                     // A report waits for a row at most this long, then is done again in a later
-                    // batch (`Coordinator::reports`): two batches that wait for each other's rows
+                    // batch (`Coordinator::record_reports_until_done`): two batches that wait for each other's rows
                     // part at once instead of after PostgreSQL's deadlock check (a second).
                     conn.exec("SET LOCAL lock_timeout = '50ms'", ())?
                 }
