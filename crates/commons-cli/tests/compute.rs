@@ -1080,6 +1080,119 @@ fn an_evaluation_split_into_shards_is_validated_shard_by_shard_and_adds_up_to_th
     net.audit_ledger();
 }
 
+#[test]
+fn a_batch_inference_job_writes_every_prediction_to_a_dataset_repo_that_the_viewer_and_the_clients_read() {
+    let mut net = Network::start(&["--no-worker"]);
+    let (model_dir, data, whole) = net.publish_local_model();
+    // Refused before anything is written: a split that does not exist, too few units for the
+    // examples, a name no repository may have.
+    let jobs_before = net.api("/api/jobs").as_array().map_or(0, Vec::len);
+    for (body, expected) in [
+        (json!({"kind": "predict", "model": "alice/mlp", "dataset": "alice/mnist", "split": "holdout"}), "unknown split"),
+        (json!({"kind": "predict", "model": "alice/mlp", "dataset": "alice/mnist", "split": "train", "shards": 2}), "use at least"),
+        (json!({"kind": "predict", "model": "alice/mlp", "dataset": "alice/mnist", "output": "no spaces here"}), "output repository name"),
+        (json!({"kind": "predict", "model": "alice/keras-mnist-mlp", "dataset": "alice/mnist"}), "not found"),
+    ] {
+        let resp = net.post("/api/jobs", &net.hub.token, &body);
+        let status = resp.status();
+        let answer: Value = resp.json().unwrap();
+        assert!(status == 400 || status == 404, "{body}: {status} {answer}");
+        assert!(answer["message"].as_str().unwrap().contains(expected), "{body}: {answer}");
+    }
+    assert_eq!(net.api("/api/jobs").as_array().map_or(0, Vec::len), jobs_before, "no job was created");
+    let missing = net.http.get(format!("{}/api/datasets/alice/no%20spaces%20here", net.hub.url())).send().unwrap();
+    assert_eq!(missing.status(), 404);
+
+    net.start_worker("bob", "w1");
+    net.start_worker("carol", "w2");
+    let out = net.cli(&[
+        "job",
+        "submit",
+        "predict",
+        "--model",
+        "alice/mlp",
+        "--dataset",
+        "alice/mnist",
+        "--shards",
+        "2",
+        "--output",
+        "mnist-predictions",
+        "--watch",
+    ]);
+    let id: i64 = out.lines().last().unwrap().trim().parse().unwrap();
+    let job = net.wait_done(id);
+    let units = units_of(&job, "predict", false);
+    assert_eq!(units.len(), 2, "one unit per shard");
+    for unit in &units {
+        let valid: Vec<_> = assignments(unit).into_iter().filter(|a| a["outcome"] == "valid").collect();
+        assert_eq!(valid.len(), 2, "each shard agreed on by two owners: {unit:#}");
+        assert_eq!(valid[0]["output"]["output_hash"], valid[1]["output"]["output_hash"]);
+        assert!(valid[0]["output"]["output_hash"].is_string(), "the view names the predictions by their hash: {unit:#}");
+    }
+    let result = &job["result"];
+    assert_eq!(result["predictions"]["repo"], "alice/mnist-predictions");
+    assert_eq!(result["predictions"]["rows"], 10_000);
+    assert_eq!(result["label_agreement"], whole["accuracy"], "the predictions are right exactly as often as the evaluation says");
+
+    // The file, as `huggingface_hub` downloads it: every test example in order, each with the
+    // class and probability, beside the dataset's own label.
+    let path = result["predictions"]["path"].as_str().unwrap();
+    assert_eq!(path, "data/test-00000-of-00001.parquet");
+    let bytes = get_as(&net, None, &format!("/datasets/alice/mnist-predictions/resolve/main/{path}")).bytes().unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    let features: Value = serde_json::from_str(&reader.schema().metadata()["huggingface"]).unwrap();
+    assert_eq!(features["info"]["features"]["prediction"]["_type"], "ClassLabel");
+    assert_eq!(features["info"]["features"]["prediction"]["names"].as_array().unwrap().len(), 10);
+    let (mut rows, mut predicted, mut scores, mut labels) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for batch in reader.build().unwrap() {
+        let batch = batch.unwrap();
+        let ints = |name: &str| -> Vec<i64> {
+            batch.column_by_name(name).unwrap().as_any().downcast_ref::<arrow_array::Int64Array>().unwrap().values().to_vec()
+        };
+        rows.extend(ints("row"));
+        predicted.extend(ints("prediction"));
+        labels.extend(ints("label"));
+        let score = batch.column_by_name("score").unwrap().as_any().downcast_ref::<arrow_array::Float32Array>().unwrap();
+        scores.extend(score.values().iter().copied());
+    }
+    assert_eq!(rows, (0..10_000).collect::<Vec<i64>>(), "every example once, in split order");
+    let test_labels = std::fs::read(data.join("t10k-labels-idx1-ubyte")).unwrap();
+    assert_eq!(labels, test_labels[8..].iter().map(|&l| i64::from(l)).collect::<Vec<_>>(), "each row's own label");
+    assert!(predicted.iter().all(|p| (0..10).contains(p)) && scores.iter().all(|s| *s >= 0.1 && *s <= 1.0), "a class and its probability");
+    let hits = predicted.iter().zip(&labels).filter(|(p, l)| p == l).count();
+    assert_eq!(hits as f64 / 10_000.0, whole["accuracy"].as_f64().unwrap());
+
+    // Row 0 is what `commons predict` answers for the same digit saved as a PNG.
+    let images = commons_data::idx::read_images(&data.join("t10k-images-idx3-ubyte")).unwrap();
+    let digit = net.tmp.path().join("digit-0.png");
+    support::mnist_png(&images, 0, 1, &digit);
+    let answer = Command::new(BIN).arg("predict").arg(&model_dir).args(["--input", digit.to_str().unwrap(), "--json"]).output().unwrap();
+    assert!(answer.status.success(), "{}", String::from_utf8_lossy(&answer.stderr));
+    let classes: Value = serde_json::from_slice(&answer.stdout).unwrap();
+    assert_eq!(classes[0]["label"], predicted[0].to_string());
+    assert!((classes[0]["score"].as_f64().unwrap() - f64::from(scores[0])).abs() < 1e-5, "{classes} vs {}", scores[0]);
+
+    // The viewer shows the predictions as a dataset of their own, and the card says where
+    // they came from.
+    let page: Value =
+        get_as(&net, None, "/api/datasets-server/rows?dataset=alice/mnist-predictions&config=default&split=test&offset=9998&length=5")
+            .json()
+            .unwrap();
+    assert_eq!(page["num_rows_total"], 10_000);
+    let last = page["rows"].as_array().unwrap();
+    assert_eq!(last.len(), 2);
+    assert_eq!(last[1]["row"]["row"], 9_999);
+    assert_eq!(last[1]["row"]["prediction"], predicted[9_999]);
+    let card = get_as(&net, None, "/datasets/alice/mnist-predictions/resolve/main/README.md").text().unwrap();
+    assert!(card.contains("base_model: alice/mlp") && card.contains(&format!("Commons job {id}")), "{card}");
+    assert!(card.contains(&format!("The prediction equals the label for {hits} of 10000 examples")), "{card}");
+    let html = get_as(&net, None, &format!("/jobs/{id}")).text().unwrap();
+    assert!(html.contains("/datasets/alice/mnist-predictions"), "the job page links the predictions");
+    let paid: i64 = units.iter().map(|u| 2 * u["credits"].as_i64().unwrap()).sum();
+    assert_eq!(job["paid"], paid);
+    net.audit_ledger();
+}
+
 /// `alice`'s token, or another user's, GETs `path`; asserts success.
 fn get_as(net: &Network, token: Option<&str>, path: &str) -> reqwest::blocking::Response {
     let mut request = net.http.get(format!("{}{path}", net.hub.url()));

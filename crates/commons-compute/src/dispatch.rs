@@ -424,12 +424,14 @@ impl Coordinator {
             if !self.may_run(db, worker, unit.id, unit.role, unit.quorum, stored.claim)? {
                 continue;
             }
-            // Adaptive replication: the first copy of an evaluation going to a trusted host is
-            // accepted alone, except for a random spot check.
-            let replicate =
-                unit.role != Role::Eval || unit.validates.is_some() || unit.results_made > 0 || unit.quorum < 2 || !worker.trusted || {
-                    !worker.operator_host && rand::rng().random::<f64>() < self.config.spot_check_rate
-                };
+            // Adaptive replication: the first copy of an evaluation (or of a batch of predictions)
+            // going to a trusted host is accepted alone, except for a random spot check.
+            let replicate = !matches!(unit.role, Role::Eval | Role::Predict)
+                || unit.validates.is_some()
+                || unit.results_made > 0
+                || unit.quorum < 2
+                || !worker.trusted
+                || { !worker.operator_host && rand::rng().random::<f64>() < self.config.spot_check_rate };
             let t = now();
             if replicate {
                 db.exec(
@@ -1042,6 +1044,13 @@ fn output_hash(role: Role, output: &Output) -> Result<String> {
     match (role, output) {
         (Role::Noop, Output::Noop) => Ok("noop".into()),
         (Role::Eval, Output::Eval { metrics, .. }) => Ok(crate::result_hash(metrics)),
+        (Role::Predict, Output::Predict { predictions, .. }) => {
+            if let Some(problem) = predictions.problem() {
+                return Err(ComputeError::bad_request(format!("these predictions cannot be a unit's: {problem}")));
+            }
+            let value = serde_json::to_value(predictions).map_err(|e| ComputeError::Corrupt(e.to_string()))?;
+            Ok(crate::result_hash(&value))
+        }
         (Role::Train, Output::Train { test, .. }) => Ok(crate::result_hash(test)),
         (role, _) => Err(ComputeError::bad_request(format!("this is a {role} unit; the report carries another kind of output"))),
     }

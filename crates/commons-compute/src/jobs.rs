@@ -45,6 +45,11 @@ impl Coordinator {
                 spec.ask_for_gpu(gpu);
                 (spec, units, escrow)
             }
+            JobRequest::Predict { model, dataset, split, shards, output, gpu } => {
+                let (mut spec, units, escrow) = self.plan_predict(owner, &model, &dataset, split, shards, output).await?;
+                spec.ask_for_gpu(gpu);
+                (spec, units, escrow)
+            }
         };
         // Check affordability before creating the output repository, then again under the lock.
         let owner_id = owner.user.id;
@@ -57,8 +62,16 @@ impl Coordinator {
             Ok(())
         })
         .await?;
-        if let JobSpec::Train { output, .. } = &spec {
-            self.repos.ensure(RepoKind::Model, &owner.user.name, output, &owner.user.name).await?;
+        match &spec {
+            JobSpec::Train { output, .. } => {
+                self.repos.ensure(RepoKind::Model, &owner.user.name, output, &owner.user.name).await?;
+            }
+            // Created now, so a name that cannot be a repository fails the submission, not the
+            // finished job.
+            JobSpec::Predict { output, .. } => {
+                self.repos.ensure(RepoKind::Dataset, &owner.user.name, output, &owner.user.name).await?;
+            }
+            JobSpec::Eval { .. } | JobSpec::Noop { .. } => {}
         }
         let id = self.create_job(owner.user.id, &spec, escrow, units).await?;
         tracing::info!(job = id, owner = %owner.user.name, escrow, "job submitted");
@@ -92,6 +105,7 @@ impl Coordinator {
         let kind = match spec {
             JobSpec::Train { .. } => Role::Train.as_str(),
             JobSpec::Eval { .. } => Role::Eval.as_str(),
+            JobSpec::Predict { .. } => Role::Predict.as_str(),
             JobSpec::Noop { .. } => Role::Noop.as_str(),
         };
         let job_id = self
@@ -206,17 +220,85 @@ impl Coordinator {
         split: String,
         shards: usize,
     ) -> Result<(JobSpec, Vec<NewUnit>, i64)> {
-        if !matches!(split.as_str(), "train" | "validation" | "test") {
-            return Err(ComputeError::bad_request(format!("unknown split {split:?}: use train, validation or test")));
+        check_shards(shards)?;
+        let scoring = self.plan_scoring(owner, model, dataset, &split).await?;
+        let (units, escrow) = scoring.units(shards, self.config.max_results, Role::Eval, |shard| Work::Eval {
+            model: scoring.model.clone(),
+            dataset: scoring.dataset.clone(),
+            split: split.clone(),
+            shard,
+        })?;
+        let Scoring { model, dataset, .. } = scoring;
+        Ok((JobSpec::Eval { model, dataset, split, shards, gpu: false }, units, escrow))
+    }
+
+    /// Batch inference: the examples of a split in units of at most
+    /// [`PREDICTIONS_PER_UNIT`] (or `shards` of them), each predicted by two workers who must
+    /// agree bit for bit; the predictions go to the dataset repository `output` of the owner.
+    async fn plan_predict(
+        &self,
+        owner: &Token,
+        model: &str,
+        dataset: &str,
+        split: String,
+        shards: Option<usize>,
+        output: Option<String>,
+    ) -> Result<(JobSpec, Vec<NewUnit>, i64)> {
+        if let Some(shards) = shards {
+            check_shards(shards)?;
         }
-        if !(1..=MAX_SHARDS).contains(&shards) {
-            return Err(ComputeError::bad_request(format!("shards must be between 1 and {MAX_SHARDS}, got {shards}")));
+        let scoring = self.plan_scoring(owner, model, dataset, &split).await?;
+        if scoring.kind != RecipeKind::Classification {
+            return Err(ComputeError::bad_request(format!(
+                "{} is a {:?} model, not a classifier: batch inference predicts a class for each example",
+                scoring.model.display(),
+                scoring.kind
+            )));
+        }
+        let needed = scoring.examples.div_ceil(PREDICTIONS_PER_UNIT as u64).max(1) as usize;
+        let shards = match shards {
+            Some(shards) if shards < needed => {
+                return Err(ComputeError::bad_request(format!(
+                    "{} examples in {shards} shards is more than {PREDICTIONS_PER_UNIT} a shard: use at least {needed}",
+                    scoring.examples
+                )));
+            }
+            Some(shards) => shards,
+            None if needed > MAX_SHARDS => {
+                return Err(ComputeError::bad_request(format!(
+                    "{} examples need {needed} units of at most {PREDICTIONS_PER_UNIT}; a job holds at most {MAX_SHARDS}",
+                    scoring.examples
+                )));
+            }
+            None => needed,
+        };
+        let output = output.unwrap_or_else(|| {
+            let short = scoring.model.repo.rsplit('/').next().unwrap_or_default();
+            format!("{short}-{split}-predictions").chars().take(96).collect()
+        });
+        commons_repo::names::validate_repo_name(&output, "output repository name")?;
+        let (units, escrow) = scoring.units(shards, self.config.max_results, Role::Predict, |shard| Work::Predict {
+            model: scoring.model.clone(),
+            dataset: scoring.dataset.clone(),
+            split: split.clone(),
+            shard,
+        })?;
+        let Scoring { model, dataset, .. } = scoring;
+        Ok((JobSpec::Predict { model, dataset, split, shards, output, gpu: false }, units, escrow))
+    }
+
+    /// What running a model over a split costs, for evaluation and batch inference: the model
+    /// and dataset pinned, the recipe its `config.json` names checked, the split's examples
+    /// counted and each priced.
+    async fn plan_scoring(&self, owner: &Token, model: &str, dataset: &str, split: &str) -> Result<Scoring> {
+        if !matches!(split, "train" | "validation" | "test") {
+            return Err(ComputeError::bad_request(format!("unknown split {split:?}: use train, validation or test")));
         }
         let (model_repo, model) = self.pin(owner, RepoKind::Model, model).await?;
         let (dataset_repo, dataset) = self.pin(owner, RepoKind::Dataset, dataset).await?;
         let config = self.read_text(&model_repo, &model.revision, "config.json").await?.ok_or_else(|| {
             ComputeError::bad_request(format!(
-                "model {} has no config.json: a model is evaluated with the recipe its config.json names (commons-engine models, and ONNX models beside one)",
+                "model {} has no config.json: a model is run with the recipe its config.json names (commons-engine models, and ONNX models beside one)",
                 model.display()
             ))
         })?;
@@ -237,35 +319,12 @@ impl Coordinator {
             None => self.repos.file(&model_repo, &model.revision, "model.onnx").await?.map_or(0.0, |f| 2.0 * (f.size.max(0) as f64 / 4.0)),
         };
         let sizes = self.split_sizes(&dataset_repo, &dataset.revision, &loaded).await?;
-        let examples = match split.as_str() {
+        let examples = match split {
             "train" => sizes.train,
             "validation" => (sizes.train as f64 * loaded.recipe.data.validation_fraction) as u64,
             _ => sizes.test,
         };
-        if shards as u64 > examples.max(1) {
-            return Err(ComputeError::bad_request(format!("{shards} shards for {examples} examples: use at most one shard per example")));
-        }
-        let max_results = self.config.max_results.max(2);
-        let mut units = Vec::with_capacity(shards);
-        let mut escrow = 0i64;
-        for index in 0..shards as u64 {
-            // (index ≤ 256 and examples < 2^63: no product here can wrap.)
-            let shard_examples =
-                (examples as u128 * (index as u128 + 1) / shards as u128 - examples as u128 * index as u128 / shards as u128) as u64;
-            let flops = cost::evaluation_flops(&plan, shard_examples).max(onnx_floor * shard_examples as f64);
-            escrow = max_results.checked_mul(credits_for(flops)).and_then(|c| escrow.checked_add(c)).ok_or_else(too_expensive)?;
-            let shard = (shards > 1).then_some((index as usize, shards));
-            let work = Work::Eval { model: model.clone(), dataset: dataset.clone(), split: split.clone(), shard };
-            units.push(NewUnit {
-                role: Role::Eval,
-                stored: StoredWork { work, validation_flops: None, claim: None },
-                quorum: 2,
-                open_slots: 2,
-                max_results,
-                flops,
-            });
-        }
-        Ok((JobSpec::Eval { model, dataset, split, shards, gpu: false }, units, escrow))
+        Ok(Scoring { model, dataset, kind: loaded.recipe.kind, plan, onnx_floor, examples })
     }
 
     /// Resolves `namespace/name[@revision]` to a commit the caller may read. Private and gated
@@ -365,10 +424,14 @@ impl Coordinator {
 
     async fn unit_views(&self, job_id: i64) -> Result<Vec<UnitView>> {
         let assignments = sql::query(
-            "SELECT a.id, a.unit_id, a.worker_id, w.name AS worker, u.name AS owner, a.state, a.outcome, a.progress, a.epochs, a.output, a.error,
+            // A batch inference's outputs are its predictions (up to `MAX_PREDICTIONS_PER_UNIT`
+            // rows each): the view shows their hash, so it costs what the job's shape does, not
+            // what its data does. The predictions themselves are in the output repository.
+            "SELECT a.id, a.unit_id, a.worker_id, w.name AS worker, u.name AS owner, a.state, a.outcome, a.progress, a.epochs,
+                    CASE WHEN un.role = 'predict' THEN NULL ELSE a.output END AS output, un.role, a.output_hash, a.error,
                     a.created_at, a.reported_at
-             FROM assignments a JOIN workers w ON w.id = a.worker_id JOIN users u ON u.id = a.owner_id
-             WHERE a.unit_id IN (SELECT id FROM units WHERE job_id = $1) ORDER BY a.id",
+             FROM assignments a JOIN workers w ON w.id = a.worker_id JOIN users u ON u.id = a.owner_id JOIN units un ON un.id = a.unit_id
+             WHERE un.job_id = $1 ORDER BY a.id",
         )
         .bind(job_id)
         .fetch_all(self.pool())
@@ -389,7 +452,13 @@ impl Coordinator {
                 outcome: stored(row.try_get_str("outcome")?)?,
                 progress: json("progress")?.and_then(|v| serde_json::from_value(v).ok()),
                 epochs,
-                output: json("output")?,
+                output: match stored::<Role>(row.try_get_str("role")?)? {
+                    Role::Predict => {
+                        let hash: Option<String> = row.try_get("output_hash")?;
+                        hash.map(|hash| serde_json::json!({ "role": "predict", "output_hash": hash }))
+                    }
+                    _ => json("output")?,
+                },
                 error: row.try_get("error")?,
                 created_at: row.try_get("created_at")?,
                 reported_at: row.try_get("reported_at")?,
@@ -677,5 +746,65 @@ mod tests {
         assert_eq!(sweep_points(&[]).expect("no sweep"), vec![Vec::<String>::new()]);
         assert!(sweep_points(&["lr".into()]).is_err());
         assert!(sweep_points(&["a=1,,2".into()]).is_err());
+    }
+}
+
+/// Most examples the planner puts in one batch-inference unit: half the most a unit may report
+/// ([`commons_protocol::MAX_PREDICTIONS_PER_UNIT`]), since the split sizes it plans with are
+/// counted from files and may be a little off for the held-out splits.
+const PREDICTIONS_PER_UNIT: usize = commons_protocol::MAX_PREDICTIONS_PER_UNIT / 2;
+
+fn check_shards(shards: usize) -> Result<()> {
+    if !(1..=MAX_SHARDS).contains(&shards) {
+        return Err(ComputeError::bad_request(format!("shards must be between 1 and {MAX_SHARDS}, got {shards}")));
+    }
+    Ok(())
+}
+
+/// A model to run over a split (see [`Coordinator::plan_scoring`]).
+struct Scoring {
+    model: PinnedRepo,
+    dataset: PinnedRepo,
+    kind: RecipeKind,
+    plan: commons_recipe::plan::Plan,
+    /// Least operations an example costs (ONNX models; 0 for native ones).
+    onnx_floor: f64,
+    examples: u64,
+}
+
+impl Scoring {
+    /// One unit per shard, each wanting two agreeing results and priced by its examples; and the
+    /// escrow that pays every result they may take.
+    fn units(
+        &self,
+        shards: usize,
+        max_results: i64,
+        role: Role,
+        work: impl Fn(Option<(usize, usize)>) -> Work,
+    ) -> Result<(Vec<NewUnit>, i64)> {
+        let examples = self.examples;
+        if shards as u64 > examples.max(1) {
+            return Err(ComputeError::bad_request(format!("{shards} shards for {examples} examples: use at most one shard per example")));
+        }
+        let max_results = max_results.max(2);
+        let mut units = Vec::with_capacity(shards);
+        let mut escrow = 0i64;
+        for index in 0..shards as u64 {
+            // (index ≤ 256 and examples < 2^63: no product here can wrap.)
+            let shard_examples =
+                (examples as u128 * (index as u128 + 1) / shards as u128 - examples as u128 * index as u128 / shards as u128) as u64;
+            let flops = cost::evaluation_flops(&self.plan, shard_examples).max(self.onnx_floor * shard_examples as f64);
+            escrow = max_results.checked_mul(credits_for(flops)).and_then(|c| escrow.checked_add(c)).ok_or_else(too_expensive)?;
+            let shard = (shards > 1).then_some((index as usize, shards));
+            units.push(NewUnit {
+                role,
+                stored: StoredWork { work: work(shard), validation_flops: None, claim: None },
+                quorum: 2,
+                open_slots: 2,
+                max_results,
+                flops,
+            });
+        }
+        Ok((units, escrow))
     }
 }

@@ -7,6 +7,8 @@
 //! - [`dispatch`]: worker registration, leases, heartbeats, reports, lease expiry.
 //! - [`validate`]: quorum of agreeing results, adaptive replication, host trust, payments, and
 //!   finishing jobs (a trained model is promoted to `main` once an independent evaluation agrees).
+//! - [`predictions`]: a finished batch-inference job's predictions, written to its dataset
+//!   repository as Parquet (called by [`validate`] when it finishes the job).
 //! - [`ledger`]: double-entry credits.
 //! - [`units`]: the stored shape of a unit, inserting one, and which workers it admits; the
 //!   stages above build on it and do not import one another.
@@ -26,6 +28,7 @@ mod dispatch;
 mod error;
 mod jobs;
 mod ledger;
+mod predictions;
 mod pricing;
 mod units;
 mod validate;

@@ -130,7 +130,7 @@ impl Needs {
     pub(crate) fn kind(role: Role, quorum: i64) -> NeedsKind {
         match role {
             Role::Train => NeedsKind::Untried,
-            Role::Eval if quorum >= 2 => NeedsKind::Agreeing,
+            Role::Eval | Role::Predict if quorum >= 2 => NeedsKind::Agreeing,
             _ => NeedsKind::Any,
         }
     }

@@ -384,6 +384,11 @@ impl Coordinator {
                 });
                 json!({ "metrics": merged, "shards": shards, "provenance": { "model": model, "dataset": dataset, "split": split, "agreed": workers } })
             }
+            commons_protocol::JobSpec::Predict { model, dataset, split, output, .. } => {
+                let owner = spec_owner(self, job_id).await?;
+                let job = crate::predictions::PredictJob { model, dataset, split, output };
+                self.publish_predictions(job_id, &owner, job).await?
+            }
             commons_protocol::JobSpec::Train { algorithm, recipe_path, dataset, output, points, .. } => {
                 let repo_name = format!("{}/{output}", spec_owner(self, job_id).await?);
                 let repo = self.existing_output_repo(&repo_name).await?;
@@ -508,7 +513,7 @@ impl Coordinator {
 
     /// The accepted output of each unit of an evaluation job, in unit (shard) order, and the
     /// workers whose results agreed, per unit.
-    async fn accepted_per_unit(&self, job_id: i64) -> Result<(Vec<Output>, Vec<(i64, Vec<Agreed>)>)> {
+    pub(crate) async fn accepted_per_unit(&self, job_id: i64) -> Result<(Vec<Output>, Vec<(i64, Vec<Agreed>)>)> {
         let rows = sql::query(
             "SELECT a.unit_id, a.id, a.output, w.name AS worker, w.engine_version, w.operator_host, u2.name AS owner FROM assignments a
              JOIN units u ON u.id = a.unit_id JOIN workers w ON w.id = a.worker_id JOIN users u2 ON u2.id = a.owner_id

@@ -25,14 +25,19 @@ pub struct Examples {
 }
 
 impl Examples {
+    /// Position in these examples of the first example of shard `index` of `count`.
+    pub fn shard_start(&self, index: usize, count: usize) -> usize {
+        self.count * index / count.max(1)
+    }
+
     /// Shard `index` of `count`: a contiguous run of examples, the shards together covering the
     /// split once in order (sizes differ by at most one).
     pub fn shard(&self, index: usize, count: usize) -> Result<Examples, EngineError> {
         if count == 0 || index >= count {
             return Err(EngineError::Data(format!("shard {index} of {count} does not exist")));
         }
-        let start = self.count * index / count;
-        let end = self.count * (index + 1) / count;
+        let start = self.shard_start(index, count);
+        let end = self.shard_start(index + 1, count);
         let slice = |values: &[f32]| -> Vec<f32> {
             let width = values.len() / self.count.max(1);
             values[start * width..end * width].to_vec()

@@ -347,7 +347,7 @@ pub(crate) fn evaluate_dir(
     split: &str,
     shard: Option<(usize, usize)>,
 ) -> Result<(EvalReport, f64), EngineError> {
-    let (model, examples, input_shape) = onnx_examples(dir, data, split, shard)?;
+    let (model, examples, input_shape, _) = onnx_examples(dir, data, split, shard)?;
     let classifier = crate::batch::with_threads(1, || OnnxClassifier::load(&dir.join(ONNX_FILE), &input_shape, EVAL_BATCH))??;
     let log_probs = crate::batch::with_threads(1, || classifier.log_probabilities(&examples.features, examples.count))??;
     let mut tally = Tally::new(classifier.classes());
@@ -358,7 +358,7 @@ pub(crate) fn evaluate_dir(
 /// The class the model in `dir` (native or ONNX) gives each example of a split, in order.
 pub fn predicted_classes(dir: &Path, data: Option<&Path>, split: &str) -> Result<Vec<u32>, EngineError> {
     if is_onnx_dir(dir) {
-        let (_, examples, input_shape) = onnx_examples(dir, data, split, None)?;
+        let (_, examples, input_shape, _) = onnx_examples(dir, data, split, None)?;
         let classifier = OnnxClassifier::load(&dir.join(ONNX_FILE), &input_shape, EVAL_BATCH)?;
         let log_probs = classifier.log_probabilities(&examples.features, examples.count)?;
         return Ok(log_probs.chunks(classifier.classes()).map(|row| argmax(row) as u32).collect());
@@ -380,13 +380,30 @@ pub fn predicted_classes(dir: &Path, data: Option<&Path>, split: &str) -> Result
     Ok(classes)
 }
 
-/// An ONNX directory's config, the split's examples, and the input shape its recipe gives.
+/// Log-probabilities of every class for each example of a shard of a split (one thread, so the
+/// same on every run), with the model's config, the examples, the shard's first row in the split
+/// and the graph's cost.
+pub(crate) fn split_log_probabilities(
+    dir: &Path,
+    data: Option<&Path>,
+    split: &str,
+    shard: Option<(usize, usize)>,
+) -> Result<crate::predict::SplitScores, EngineError> {
+    let (model, examples, input_shape, first_row) = onnx_examples(dir, data, split, shard)?;
+    let classifier = crate::batch::with_threads(1, || OnnxClassifier::load(&dir.join(ONNX_FILE), &input_shape, EVAL_BATCH))??;
+    let log_probs = crate::batch::with_threads(1, || classifier.log_probabilities(&examples.features, examples.count))??;
+    let flops = classifier.flops_per_input() * examples.count as f64;
+    Ok(crate::predict::SplitScores { model, examples, first_row, classes: classifier.classes(), log_probs, flops })
+}
+
+/// An ONNX directory's config, the split's examples (of one shard), the input shape its recipe
+/// gives, and the shard's first row in the split.
 fn onnx_examples(
     dir: &Path,
     data: Option<&Path>,
     split: &str,
     shard: Option<(usize, usize)>,
-) -> Result<(LoadedModel, crate::data::Examples, Vec<usize>), EngineError> {
+) -> Result<(LoadedModel, crate::data::Examples, Vec<usize>, usize), EngineError> {
     let model = crate::output::read_model_config(dir)?;
     let recipe = &model.recipe.recipe;
     let data_path = crate::resolve_data_path(recipe, data)?;
@@ -398,11 +415,11 @@ fn onnx_examples(
         });
     };
     let whole = prepared.split(split)?;
-    let examples = match shard {
-        Some((index, count)) => whole.shard(index, count)?,
-        None => whole.clone(),
+    let (examples, first_row) = match shard {
+        Some((index, count)) => (whole.shard(index, count)?, whole.shard_start(index, count)),
+        None => (whole.clone(), 0),
     };
-    Ok((model, examples, input_shape))
+    Ok((model, examples, input_shape, first_row))
 }
 
 #[cfg(test)]

@@ -314,3 +314,114 @@ fn token_ids(text: &str, sequence_length: usize, index: &BTreeMap<String, u32>) 
     out.extend(ids.into_iter().map(i64::from));
     Ok(out)
 }
+
+/// Log-probabilities of a split's examples, as batch inference computes them (see
+/// [`predict_split`]).
+pub(crate) struct SplitScores {
+    pub model: LoadedModel,
+    pub examples: crate::data::Examples,
+    pub first_row: usize,
+    pub classes: usize,
+    /// `examples.count × classes`.
+    pub log_probs: Vec<f32>,
+    pub flops: f64,
+}
+
+/// Batch inference: the most likely class of every example of a shard of a split (the first on
+/// a tie), its probability and the example's own label, computed on one thread in evaluation's
+/// fixed batches, so every machine of one numeric class gives the same bits. Returns the
+/// predictions and the floating-point operations they took. Classifiers only.
+pub fn predict_split(
+    dir: &Path,
+    data: Option<&Path>,
+    split: &str,
+    shard: Option<(usize, usize)>,
+) -> Result<(commons_protocol::Predictions, f64), EngineError> {
+    let scores = if onnx::is_onnx_dir(dir) {
+        onnx::split_log_probabilities(dir, data, split, shard)?
+    } else {
+        native_split_scores(dir, data, split, shard)?
+    };
+    let recipe = &scores.model.recipe.recipe;
+    refuse_non_classifier(dir, &scores.model)?;
+    let labels = match &recipe.data.labels {
+        Some(names) if names.len() == scores.classes => names.clone(),
+        _ => (0..scores.classes).map(|c| c.to_string()).collect(),
+    };
+    let count = scores.examples.count;
+    if scores.examples.targets.len() != count || scores.log_probs.len() != count * scores.classes {
+        return Err(EngineError::Data(format!(
+            "{count} examples, {} labels and {} scores for {} classes",
+            scores.examples.targets.len(),
+            scores.log_probs.len(),
+            scores.classes
+        )));
+    }
+    let mut classes = Vec::with_capacity(count);
+    let mut probabilities = Vec::with_capacity(count);
+    for (row, values) in scores.log_probs.chunks(scores.classes.max(1)).enumerate() {
+        let best = crate::eval::argmax(values);
+        let probability = values[best].exp();
+        if !(probability > 0.0 && probability <= 1.0) {
+            return Err(EngineError::Data(format!(
+                "example {} of the split: the model's probability is {probability} (its weights give no number)",
+                scores.first_row + row
+            )));
+        }
+        classes.push(best as u32);
+        probabilities.push(probability);
+    }
+    let predictions = commons_protocol::Predictions {
+        first_row: scores.first_row,
+        labels,
+        classes,
+        scores: probabilities,
+        targets: scores.examples.targets,
+    };
+    Ok((predictions, scores.flops))
+}
+
+fn refuse_non_classifier(dir: &Path, model: &LoadedModel) -> Result<(), EngineError> {
+    let recipe = &model.recipe.recipe;
+    if recipe.kind != RecipeKind::Classification {
+        return Err(EngineError::ModelDir {
+            dir: dir.to_path_buf(),
+            reason: format!("`{}` is a {:?} model, not a classifier: there is no class to predict", recipe.name, recipe.kind),
+        });
+    }
+    Ok(())
+}
+
+/// [`SplitScores`] of a model `commons train` wrote.
+fn native_split_scores(dir: &Path, data: Option<&Path>, split: &str, shard: Option<(usize, usize)>) -> Result<SplitScores, EngineError> {
+    let model = output::read_model_dir(dir)?;
+    refuse_non_classifier(dir, &model)?;
+    let data_path = crate::resolve_data_path(&model.recipe.recipe, data)?;
+    let prepared = crate::data::prepare(&model.recipe.recipe, &data_path, model.config.vocabulary.clone())?;
+    let plan = Plan::resolve(&model.recipe, prepared.input.clone(), prepared.dims)?;
+    let device = default_device();
+    let params = output::params_from_model(&model, &plan, &device)?;
+    let whole = prepared.split(split)?;
+    let (examples, first_row) = match shard {
+        Some((index, count)) => (whole.shard(index, count)?, whole.shard_start(index, count)),
+        None => (whole.clone(), 0),
+    };
+    let classes = *plan.output_shape().last().unwrap_or(&0);
+    let log_probs = crate::batch::with_threads(1, || -> Result<Vec<f32>, EngineError> {
+        let rows: Vec<usize> = (0..examples.count).collect();
+        let mut all = Vec::with_capacity(examples.count * classes);
+        for chunk in rows.chunks(crate::eval::EVAL_BATCH) {
+            let input = crate::batch::batch_input(&plan.input, &examples, chunk, &device);
+            let scores = scores_2d(model::forward(&plan, &params, input, None, true));
+            let values = burn::tensor::activation::log_softmax(scores, 1)
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| EngineError::Data(format!("reading scores: {e:?}")))?;
+            all.extend(values);
+        }
+        Ok(all)
+    })??;
+    let flops = commons_recipe::cost::evaluation_flops(&plan, examples.count as u64);
+    Ok(SplitScores { model, examples, first_row, classes, log_probs, flops })
+}

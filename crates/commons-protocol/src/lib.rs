@@ -191,11 +191,13 @@ text_enum! {
 }
 
 text_enum! {
-    /// What a unit does: train a recipe, evaluate a model (also: validate a training), or
-    /// nothing (the dispatch benchmark).
+    /// What a unit does: train a recipe, evaluate a model (also: validate a training), predict
+    /// a class for every example of a split (batch inference), or nothing (the dispatch
+    /// benchmark).
     Role {
         Train => "train",
         Eval => "eval",
+        Predict => "predict",
         Noop => "noop",
     }
 }
@@ -330,7 +332,31 @@ pub enum JobRequest {
         #[serde(default)]
         gpu: bool,
     },
+    /// Batch inference: a classifier's most likely class and its probability for every example
+    /// of a split, written as Parquet to a dataset repo of the submitter (`output`, created when
+    /// missing).
+    Predict {
+        /// `namespace/name[@revision]` of a model repo.
+        model: String,
+        dataset: String,
+        #[serde(default = "default_split")]
+        split: String,
+        /// Split the examples into this many units; by default as few as hold at most
+        /// [`MAX_PREDICTIONS_PER_UNIT`] examples each.
+        #[serde(default)]
+        shards: Option<usize>,
+        /// Name of the output dataset repo; default `<model>-<split>-predictions`.
+        #[serde(default)]
+        output: Option<String>,
+        /// Run only on workers that offer a GPU.
+        #[serde(default)]
+        gpu: bool,
+    },
 }
+
+/// Most examples one batch-inference unit predicts: its report stays far below the hub's JSON
+/// body limit (a row is a class, a probability and a label: under 30 bytes of JSON).
+pub const MAX_PREDICTIONS_PER_UNIT: usize = 20_000;
 
 fn default_split() -> String {
     "test".into()
@@ -384,6 +410,17 @@ pub enum JobSpec {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         gpu: bool,
     },
+    Predict {
+        model: PinnedRepo,
+        dataset: PinnedRepo,
+        split: String,
+        shards: usize,
+        /// The dataset repo (of the submitter) the predictions are written to.
+        output: String,
+        /// Its units go only to workers that offer a GPU.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        gpu: bool,
+    },
     /// Synthetic units that do nothing: used to measure dispatch.
     Noop { units: usize },
 }
@@ -392,7 +429,7 @@ impl JobSpec {
     /// Whether only a worker that offers a GPU may take the job's units.
     pub fn needs_gpu(&self) -> bool {
         match self {
-            JobSpec::Train { gpu, .. } | JobSpec::Eval { gpu, .. } => *gpu,
+            JobSpec::Train { gpu, .. } | JobSpec::Eval { gpu, .. } | JobSpec::Predict { gpu, .. } => *gpu,
             JobSpec::Noop { .. } => false,
         }
     }
@@ -400,7 +437,7 @@ impl JobSpec {
     /// Makes the job's units go only to workers that offer a GPU (when `gpu`); units that do
     /// nothing need none.
     pub fn ask_for_gpu(&mut self, gpu: bool) {
-        if let JobSpec::Train { gpu: asked, .. } | JobSpec::Eval { gpu: asked, .. } = self {
+        if let JobSpec::Train { gpu: asked, .. } | JobSpec::Eval { gpu: asked, .. } | JobSpec::Predict { gpu: asked, .. } = self {
             *asked = gpu;
         }
     }
@@ -570,6 +607,14 @@ pub enum Work {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         shard: Option<(usize, usize)>,
     },
+    /// Predict a class for every example of a shard of a split.
+    Predict {
+        model: PinnedRepo,
+        dataset: PinnedRepo,
+        split: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard: Option<(usize, usize)>,
+    },
     Noop,
 }
 
@@ -656,7 +701,67 @@ pub enum Output {
         metrics: Value,
         flops: f64,
     },
+    Predict {
+        predictions: Predictions,
+        flops: f64,
+    },
     Noop,
+}
+
+/// What a batch-inference unit computed: for each example of its shard, in order, the model's
+/// most likely class (the first on a tie) with its probability, beside the example's own label.
+/// Replicas agree only when every value is the same bit for bit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Predictions {
+    /// Position of the shard's first example in the split.
+    pub first_row: usize,
+    /// The model's class names, in class order.
+    pub labels: Vec<String>,
+    /// Predicted class of each example (an index into `labels`).
+    pub classes: Vec<u32>,
+    /// Probability the model gives its predicted class.
+    pub scores: Vec<f32>,
+    /// The example's own label in the dataset (an index into `labels`).
+    pub targets: Vec<u32>,
+}
+
+impl Predictions {
+    /// Examples predicted.
+    pub fn len(&self) -> usize {
+        self.classes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.classes.is_empty()
+    }
+
+    /// Why these predictions cannot be what a unit computed, if they cannot: columns of unequal
+    /// length, more than [`MAX_PREDICTIONS_PER_UNIT`] rows or 65,536 classes, a class or label
+    /// outside `labels`, a probability outside (0, 1].
+    pub fn problem(&self) -> Option<String> {
+        let rows = self.classes.len();
+        if self.scores.len() != rows || self.targets.len() != rows {
+            return Some(format!(
+                "{rows} classes, {} scores and {} targets: one of each per example",
+                self.scores.len(),
+                self.targets.len()
+            ));
+        }
+        if rows > MAX_PREDICTIONS_PER_UNIT {
+            return Some(format!("{rows} predictions; a unit makes at most {MAX_PREDICTIONS_PER_UNIT}"));
+        }
+        if self.labels.is_empty() || self.labels.len() > 65_536 || self.labels.iter().any(|l| l.len() > 256) {
+            return Some("between 1 and 65,536 class names of at most 256 bytes each".into());
+        }
+        let classes = self.labels.len() as u32;
+        if let Some(bad) = self.classes.iter().chain(&self.targets).find(|c| **c >= classes) {
+            return Some(format!("class {bad} of {classes}"));
+        }
+        if let Some(bad) = self.scores.iter().find(|p| !(**p > 0.0 && **p <= 1.0)) {
+            return Some(format!("probability {bad}"));
+        }
+        None
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -118,6 +118,41 @@ pub fn image_folder_parquet(folder: &crate::ImageFolder, images: Vec<Vec<u8>>) -
     out.into_inner().map_err(failed)
 }
 
+/// A batch inference's predictions as one Parquet file: each example's position in its split
+/// (`row`), the predicted class (`prediction`) and its probability (`score`), and the example's
+/// own label (`label`); both classes are `ClassLabel`s named by `names`. The columns are of
+/// equal length (the caller checked).
+pub fn predictions_parquet(
+    rows: Vec<i64>,
+    predictions: &[u32],
+    scores: Vec<f32>,
+    labels: &[u32],
+    names: &[String],
+) -> Result<Vec<u8>, ViewerError> {
+    let class = json!({ "names": names, "_type": "ClassLabel" });
+    let features = serde_json::Map::from_iter([
+        ("row".to_string(), json!({ "dtype": "int64", "_type": "Value" })),
+        ("prediction".to_string(), class.clone()),
+        ("score".to_string(), json!({ "dtype": "float32", "_type": "Value" })),
+        ("label".to_string(), class),
+    ]);
+    let schema = Arc::new(Schema::new_with_metadata(
+        vec![
+            Field::new("row", DataType::Int64, false),
+            Field::new("prediction", DataType::Int64, false),
+            Field::new("score", DataType::Float32, false),
+            Field::new("label", DataType::Int64, false),
+        ],
+        huggingface(features),
+    ));
+    let classes = |values: &[u32]| -> ArrayRef { Arc::new(Int64Array::from_iter_values(values.iter().map(|&c| i64::from(c)))) };
+    let columns: Vec<ArrayRef> =
+        vec![Arc::new(Int64Array::from(rows)), classes(predictions), Arc::new(arrow_array::Float32Array::from(scores)), classes(labels)];
+    let mut out = writer(schema.clone())?;
+    out.write(&RecordBatch::try_new(schema, columns).map_err(failed)?).map_err(failed)?;
+    out.into_inner().map_err(failed)
+}
+
 /// An IDX split written block by block: each image a PNG in the `Image` struct, each label a
 /// `ClassLabel` index.
 pub struct IdxParquet {

@@ -9,7 +9,7 @@ mod convert;
 mod parquet;
 mod query;
 
-pub use convert::{IdxParquet, convert_stream, image_folder_parquet, table_parquet};
+pub use convert::{IdxParquet, convert_stream, image_folder_parquet, predictions_parquet, table_parquet};
 pub use parquet::{ByteSource, ParquetFile, Row, STATISTICS_ROWS};
 pub use query::{QUERY_CHARS, filter, search};
 

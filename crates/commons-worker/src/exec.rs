@@ -33,6 +33,13 @@ pub enum ExecSpec {
         shard: Option<(usize, usize)>,
         result: PathBuf,
     },
+    Predict {
+        model: PathBuf,
+        data: PathBuf,
+        split: String,
+        shard: Option<(usize, usize)>,
+        result: PathBuf,
+    },
 }
 
 /// One line the child prints.
@@ -57,6 +64,9 @@ pub struct ExecResult {
     pub flops: f64,
     pub epochs: usize,
     pub wall_seconds: f64,
+    /// What a batch-inference unit predicted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictions: Option<commons_protocol::Predictions>,
 }
 
 fn emit(message: &ChildMessage) {
@@ -131,7 +141,10 @@ pub fn exec_unit(spec_path: &Path) -> Result<(), WorkerError> {
             }
             emit(&ChildMessage::Log(format!("trained: test accuracy {:.4}, loss {:.4}", summary.test.accuracy, summary.test.loss)));
             let metrics = serde_json::to_value(&summary.test).map_err(|e| WorkerError::Protocol(e.to_string()))?;
-            (ExecResult { metrics, flops: summary.flops, epochs: summary.epochs, wall_seconds: summary.wall_seconds }, result)
+            (
+                ExecResult { metrics, flops: summary.flops, epochs: summary.epochs, wall_seconds: summary.wall_seconds, predictions: None },
+                result,
+            )
         }
         ExecSpec::Eval { model, data, split, shard, result } => {
             let part = shard.map(|(i, n)| format!(", shard {} of {n}", i + 1)).unwrap_or_default();
@@ -139,7 +152,15 @@ pub fn exec_unit(spec_path: &Path) -> Result<(), WorkerError> {
             let (report, flops) = commons_engine::evaluate_model_dir_with_cost(&model, Some(&data), &split, shard)?;
             emit(&ChildMessage::Log(format!("evaluated {} examples: accuracy {:.4}", report.examples, report.accuracy)));
             let metrics = serde_json::to_value(&report).map_err(|e| WorkerError::Protocol(e.to_string()))?;
-            (ExecResult { metrics, flops, epochs: 0, wall_seconds: started.elapsed().as_secs_f64() }, result)
+            (ExecResult { metrics, flops, epochs: 0, wall_seconds: started.elapsed().as_secs_f64(), predictions: None }, result)
+        }
+        ExecSpec::Predict { model, data, split, shard, result } => {
+            let part = shard.map(|(i, n)| format!(", shard {} of {n}", i + 1)).unwrap_or_default();
+            emit(&ChildMessage::Log(format!("predicting a class for every example of the {split} split{part}")));
+            let (predictions, flops) = commons_engine::predict::predict_split(&model, Some(&data), &split, shard)?;
+            emit(&ChildMessage::Log(format!("predicted {} examples", predictions.len())));
+            let wall_seconds = started.elapsed().as_secs_f64();
+            (ExecResult { metrics: serde_json::Value::Null, flops, epochs: 0, wall_seconds, predictions: Some(predictions) }, result)
         }
     };
     let bytes = serde_json::to_vec(&result).map_err(|e| WorkerError::Protocol(e.to_string()))?;

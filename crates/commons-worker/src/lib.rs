@@ -245,6 +245,11 @@ async fn run_unit(config: &WorkerConfig, client: &Client, registered: &Registere
             let data = fetch(config, client, RepoKind::Dataset, &dataset.repo, &dataset.revision).await?;
             (ExecSpec::Eval { model, data, split: split.clone(), shard: *shard, result: result_path.clone() }, None)
         }
+        Work::Predict { model, dataset, split, shard } => {
+            let model = fetch(config, client, RepoKind::Model, &model.repo, &model.revision).await?;
+            let data = fetch(config, client, RepoKind::Dataset, &dataset.repo, &dataset.revision).await?;
+            (ExecSpec::Predict { model, data, split: split.clone(), shard: *shard, result: result_path.clone() }, None)
+        }
     };
     let spec_path = scratch.join("spec.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).map_err(|e| WorkerError::Protocol(e.to_string()))?)
@@ -296,6 +301,12 @@ async fn run_unit(config: &WorkerConfig, client: &Client, registered: &Registere
                 wall_seconds: result.wall_seconds,
             }
         }
+        (Work::Predict { .. }, _) => Output::Predict {
+            predictions: result
+                .predictions
+                .ok_or_else(|| WorkerError::Protocol("a prediction unit's result holds no predictions".into()))?,
+            flops: result.flops,
+        },
         _ => Output::Eval { metrics: result.metrics, flops: result.flops },
     };
     let _ = std::fs::remove_dir_all(&scratch);

@@ -109,6 +109,30 @@ pub enum SubmitCommand {
         #[command(flatten)]
         hub: HubArgs,
     },
+    /// Batch inference: a classifier's class and probability for every example of a split of a
+    /// dataset repo, written as Parquet to a dataset repo of yours.
+    Predict {
+        /// Model repo, namespace/name[@revision].
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        dataset: String,
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Units to split the examples into (default: as few as hold 10,000 examples each).
+        #[arg(long)]
+        shards: Option<usize>,
+        /// Name of the output dataset repo (default: <model>-<split>-predictions).
+        #[arg(long)]
+        output: Option<String>,
+        /// Run only on workers that offer a GPU (`commons worker --gpu`).
+        #[arg(long)]
+        gpu: bool,
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
 }
 
 pub fn job(command: JobCommand) -> Result<()> {
@@ -121,6 +145,9 @@ pub fn job(command: JobCommand) -> Result<()> {
                 }
                 SubmitCommand::Eval { model, dataset, split, shards, gpu, watch, hub } => {
                     (JobRequest::Eval { model, dataset, split, shards, gpu }, watch, hub)
+                }
+                SubmitCommand::Predict { model, dataset, split, shards, output, gpu, watch, hub } => {
+                    (JobRequest::Predict { model, dataset, split, shards, output, gpu }, watch, hub)
                 }
             };
             let client = connect(&hub)?;
@@ -185,6 +212,7 @@ fn kind_of(job: &JobView) -> &'static str {
     match job.spec {
         commons_protocol::JobSpec::Train { .. } => "train",
         commons_protocol::JobSpec::Eval { .. } => "eval",
+        commons_protocol::JobSpec::Predict { .. } => "predict",
         commons_protocol::JobSpec::Noop { .. } => "noop",
     }
 }
@@ -203,6 +231,10 @@ fn describe(job: &JobView) -> String {
             let sharded = if *shards > 1 { format!(" in {shards} shards") } else { String::new() };
             let on_gpu = if *gpu { ", on GPU workers" } else { "" };
             format!("{} on {} [{split}]{sharded}{on_gpu}", model.display(), dataset.display())
+        }
+        commons_protocol::JobSpec::Predict { model, dataset, split, shards, output, gpu } => {
+            let on_gpu = if *gpu { ", on GPU workers" } else { "" };
+            format!("{} on {} [{split}] in {shards} unit(s) -> datasets/{}/{output}{on_gpu}", model.display(), dataset.display(), job.owner)
         }
         commons_protocol::JobSpec::Noop { units } => format!("{units} no-op units"),
     }

@@ -141,6 +141,9 @@ fn spec_text(spec: &JobSpec) -> (String, Vec<Value>) {
         JobSpec::Eval { model, dataset, split, .. } => {
             (format!("Evaluate on {split}{on_gpu}"), vec![link(RepoKind::Model, model), link(RepoKind::Dataset, dataset)])
         }
+        JobSpec::Predict { model, dataset, split, .. } => {
+            (format!("Predict every example of {split}{on_gpu}"), vec![link(RepoKind::Model, model), link(RepoKind::Dataset, dataset)])
+        }
         JobSpec::Noop { units } => (format!("{units} test units"), Vec::new()),
     }
 }
@@ -201,13 +204,22 @@ pub(crate) async fn job(State(state): State<AppState>, visitor: Visitor, Path(id
             let (ns, name) = m.split_once('/').unwrap_or(("", m));
             context! { id => m, url => repo_url(RepoKind::Model, ns, name) }
         });
+        // A batch inference's output: the dataset its predictions went to.
+        let predictions = r["predictions"]["repo"].as_str().map(|d| {
+            let (ns, name) = d.split_once('/').unwrap_or(("", d));
+            context! { id => d, url => repo_url(RepoKind::Dataset, ns, name), rows => r["predictions"]["rows"].as_u64() }
+        });
         let metrics: Vec<Value> = r["test"]
             .as_object()
             .or_else(|| r["metrics"].as_object())
             // The scalar metrics; tables (a confusion matrix) are in the job's JSON.
             .map(|m| m.iter().filter_map(|(k, v)| v.as_f64().map(|f| context! { name => k, value => metric_text(f) })).collect())
             .unwrap_or_default();
-        context! { model, metrics }
+        let metrics = match r["label_agreement"].as_f64() {
+            Some(share) => vec![context! { name => "prediction equals label", value => metric_text(share) }],
+            None => metrics,
+        };
+        context! { model, predictions, metrics }
     });
     let summary = job_summary(&job);
     let done = job.units.iter().filter(|u| u.state == UnitState::Done).count();

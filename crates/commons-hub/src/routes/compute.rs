@@ -140,22 +140,29 @@ async fn list(
 }
 
 /// Whether `reader` may see `job`: its owner always; anyone else when every repository it
-/// names (the recipe and the data of a training, the model and the data of an evaluation) is
-/// one they may read, so that a job never shows the name or the results of a private
-/// repository to someone the repository is hidden from.
+/// names (the recipe and the data of a training, the model and the data of an evaluation, and
+/// the output of a batch inference) is one they may read, so that a job never shows the name or
+/// the results of a private repository to someone the repository is hidden from.
 pub(crate) async fn may_see_job(hub: &AppState, reader: Option<&str>, job: &commons_protocol::JobView) -> bool {
     use commons_db::RepoKind;
     use commons_protocol::JobSpec;
     if reader == Some(job.owner.as_str()) {
         return true;
     }
-    let inputs = match &job.spec {
-        JobSpec::Train { algorithm, dataset, .. } => vec![(RepoKind::Algorithm, algorithm), (RepoKind::Dataset, dataset)],
-        JobSpec::Eval { model, dataset, .. } => vec![(RepoKind::Model, model), (RepoKind::Dataset, dataset)],
+    let named = match &job.spec {
+        JobSpec::Train { algorithm, dataset, .. } => {
+            vec![(RepoKind::Algorithm, algorithm.repo.clone()), (RepoKind::Dataset, dataset.repo.clone())]
+        }
+        JobSpec::Eval { model, dataset, .. } => vec![(RepoKind::Model, model.repo.clone()), (RepoKind::Dataset, dataset.repo.clone())],
+        JobSpec::Predict { model, dataset, output, .. } => vec![
+            (RepoKind::Model, model.repo.clone()),
+            (RepoKind::Dataset, dataset.repo.clone()),
+            (RepoKind::Dataset, format!("{}/{output}", job.owner)),
+        ],
         JobSpec::Noop { .. } => Vec::new(),
     };
-    for (kind, pinned) in inputs {
-        let Some((ns, name)) = pinned.repo.split_once('/') else { return false };
+    for (kind, repo) in named {
+        let Some((ns, name)) = repo.split_once('/') else { return false };
         if hub.repos.find(kind, ns, name, reader).await.is_err() {
             return false;
         }
