@@ -875,3 +875,42 @@ pub struct LedgerTransfer {
     /// `(account id, amount)` pairs; they sum to zero.
     pub entries: Vec<(i64, i64)>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn predictions() -> Predictions {
+        Predictions {
+            first_row: 10,
+            labels: vec!["cat".into(), "dog".into()],
+            classes: vec![0, 1, 1],
+            scores: vec![0.5, 0.75, 1.0],
+            targets: vec![1, 1, 0],
+        }
+    }
+
+    #[test]
+    fn predictions_a_unit_could_not_have_made_are_named_for_what_is_wrong() {
+        assert_eq!(predictions().problem(), None);
+        let cases: [(fn(&mut Predictions), &str); 7] = [
+            (|p| p.scores.pop().map(drop).unwrap_or_default(), "one of each per example"),
+            (|p| p.targets.push(0), "one of each per example"),
+            (|p| p.classes[1] = 2, "class 2 of 2"),
+            (|p| p.targets[0] = 7, "class 7 of 2"),
+            (|p| p.scores[0] = 0.0, "probability 0"),
+            (|p| p.scores[2] = f32::NAN, "probability NaN"),
+            (|p| p.labels.clear(), "between 1 and 65,536 class names"),
+        ];
+        for (spoil, expected) in cases {
+            let mut p = predictions();
+            spoil(&mut p);
+            let problem = p.problem().unwrap_or_default();
+            assert!(problem.contains(expected), "{problem:?} should say {expected:?}");
+        }
+        let many = MAX_PREDICTIONS_PER_UNIT + 1;
+        let huge =
+            Predictions { first_row: 0, labels: vec!["a".into()], classes: vec![0; many], scores: vec![1.0; many], targets: vec![0; many] };
+        assert!(huge.problem().unwrap_or_default().contains("at most 20000"));
+    }
+}
