@@ -734,21 +734,6 @@ fn check_runnable(loaded: &LoadedRecipe) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::sweep_points;
-
-    #[test]
-    fn a_sweep_trains_every_combination() {
-        let points = sweep_points(&["training.epochs=1,2".into(), "training.optimizer.lr=0.01, 0.1".into()]).expect("points");
-        assert_eq!(points.len(), 4);
-        assert_eq!(points[1], ["training.epochs=1", "training.optimizer.lr=0.1"]);
-        assert_eq!(sweep_points(&[]).expect("no sweep"), vec![Vec::<String>::new()]);
-        assert!(sweep_points(&["lr".into()]).is_err());
-        assert!(sweep_points(&["a=1,,2".into()]).is_err());
-    }
-}
-
 /// Most examples the planner puts in one batch-inference unit: half the most a unit may report
 /// ([`commons_protocol::MAX_PREDICTIONS_PER_UNIT`]), since the split sizes it plans with are
 /// counted from files and may be a little off for the held-out splits.
@@ -806,5 +791,20 @@ impl Scoring {
             });
         }
         Ok((units, escrow))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sweep_points;
+
+    #[test]
+    fn a_sweep_trains_every_combination() {
+        let points = sweep_points(&["training.epochs=1,2".into(), "training.optimizer.lr=0.01, 0.1".into()]).expect("points");
+        assert_eq!(points.len(), 4);
+        assert_eq!(points[1], ["training.epochs=1", "training.optimizer.lr=0.1"]);
+        assert_eq!(sweep_points(&[]).expect("no sweep"), vec![Vec::<String>::new()]);
+        assert!(sweep_points(&["lr".into()]).is_err());
+        assert!(sweep_points(&["a=1,,2".into()]).is_err());
     }
 }

@@ -29,7 +29,8 @@ impl Coordinator {
             let Output::Predict { predictions, .. } = output else { return Err(corrupt("an accepted result is not predictions".into())) };
             parts.push(predictions);
         }
-        let (table, rows, hits) = joined(&parts).map_err(corrupt)?;
+        let table = joined(&parts).map_err(corrupt)?;
+        let (rows, hits) = (table.rows.len(), table.hits());
         let labels = parts.first().map(|p| p.labels.clone()).unwrap_or_default();
         let repo = self
             .repos
@@ -37,8 +38,7 @@ impl Coordinator {
             .await?
             .ok_or_else(|| ComputeError::Gone(format!("the output repository datasets/{owner}/{} was deleted", job.output)))?;
         let path = format!("data/{}-00000-of-00001.parquet", job.split);
-        let (rows_col, classes, scores, targets) = table;
-        let parquet = commons_viewer::predictions_parquet(rows_col, &classes, scores, &targets, &labels)
+        let parquet = commons_viewer::predictions_parquet(table.rows, &table.classes, table.scores, &table.targets, &labels)
             .map_err(|e| corrupt(format!("writing the predictions: {e}")))?;
         let groups: Vec<Vec<Agreed>> = agreed.into_iter().map(|(_, group)| group).collect();
         let card = card(job_id, &job, &repo.name, rows, hits, &groups)?;
@@ -61,11 +61,25 @@ impl Coordinator {
     }
 }
 
+/// The whole split's predictions, column by column.
+#[derive(Debug)]
+struct Columns {
+    rows: Vec<i64>,
+    classes: Vec<u32>,
+    scores: Vec<f32>,
+    targets: Vec<u32>,
+}
+
+impl Columns {
+    /// How many predictions equal the example's label.
+    fn hits(&self) -> usize {
+        self.classes.iter().zip(&self.targets).filter(|(p, t)| p == t).count()
+    }
+}
+
 /// The columns of the whole split, from its units' predictions in unit order (each starting
-/// where the one before ended, all naming the same classes); the rows and how many predictions
-/// equal the example's label.
-#[allow(clippy::type_complexity)]
-fn joined(parts: &[Predictions]) -> std::result::Result<((Vec<i64>, Vec<u32>, Vec<f32>, Vec<u32>), usize, usize), String> {
+/// where the one before ended, all naming the same classes).
+fn joined(parts: &[Predictions]) -> std::result::Result<Columns, String> {
     let rows: usize = parts.iter().map(Predictions::len).sum();
     let (mut row, mut classes, mut scores, mut targets) =
         (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows));
@@ -84,8 +98,7 @@ fn joined(parts: &[Predictions]) -> std::result::Result<((Vec<i64>, Vec<u32>, Ve
         scores.extend_from_slice(&part.scores);
         targets.extend_from_slice(&part.targets);
     }
-    let hits = classes.iter().zip(&targets).filter(|(p, t)| p == t).count();
-    Ok(((row, classes, scores, targets), rows, hits))
+    Ok(Columns { rows: row, classes, scores, targets })
 }
 
 /// The output repository's card: what the file holds, where it came from, who computed it.
@@ -127,4 +140,30 @@ fn card(job_id: i64, job: &PredictJob<'_>, name: &str, rows: usize, hits: usize,
     metadata.insert("base_model".into(), json!(job.model.repo));
     let card = commons_card::Card { metadata, body };
     card.render().map_err(|e| ComputeError::Corrupt(format!("the predictions card of job {job_id}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(first_row: usize, classes: Vec<u32>) -> Predictions {
+        let n = classes.len();
+        Predictions { first_row, labels: vec!["no".into(), "yes".into()], classes, scores: vec![0.75; n], targets: vec![1; n] }
+    }
+
+    #[test]
+    fn units_join_in_split_order_or_not_at_all() {
+        let whole = joined(&[part(0, vec![0, 1]), part(2, vec![1, 1, 0])]).expect("contiguous");
+        assert_eq!(whole.rows, [0, 1, 2, 3, 4]);
+        assert_eq!(whole.classes, [0, 1, 1, 1, 0]);
+        assert_eq!(whole.hits(), 3);
+        assert!(joined(&[part(0, vec![0, 1]), part(3, vec![1])]).unwrap_err().contains("start at row 3, after 2 rows"));
+        assert!(joined(&[part(2, vec![1]), part(0, vec![0, 1])]).is_err(), "out of order");
+        let mut renamed = part(2, vec![1]);
+        renamed.labels[1] = "maybe".into();
+        assert!(joined(&[part(0, vec![0, 1]), renamed]).unwrap_err().contains("different classes"));
+        let mut spoilt = part(0, vec![2]);
+        spoilt.targets = vec![0];
+        assert!(joined(&[spoilt]).unwrap_err().contains("malformed"));
+    }
 }

@@ -893,7 +893,8 @@ mod tests {
     #[test]
     fn predictions_a_unit_could_not_have_made_are_named_for_what_is_wrong() {
         assert_eq!(predictions().problem(), None);
-        let cases: [(fn(&mut Predictions), &str); 7] = [
+        type Spoil = fn(&mut Predictions);
+        let cases: [(Spoil, &str); 7] = [
             (|p| p.scores.pop().map(drop).unwrap_or_default(), "one of each per example"),
             (|p| p.targets.push(0), "one of each per example"),
             (|p| p.classes[1] = 2, "class 2 of 2"),
