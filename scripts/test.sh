@@ -17,6 +17,13 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || { echo "missing: python3 venv
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+# The GPU backends, type-checked (no GPU or driver needed): what a volunteer builds with
+# `--features cuda` or `--features wgpu` must compile, though it leaves the CPU kernels out.
+# DOCS_RS: the CUDA backend's LLVM bundler downloads a toolchain in its build script unless told
+# it builds documentation; a type-check links nothing and needs none (tests download nothing).
+cargo check -p commons-worker --features wgpu --quiet
+DOCS_RS=1 cargo check -p commons-worker --features cuda --quiet
+
 # A private PostgreSQL server (target/postgres) for the suites that run on both engines.
 postgres_url="$(scripts/postgres.sh start)"
 trap 'scripts/postgres.sh stop' EXIT
