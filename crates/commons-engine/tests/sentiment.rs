@@ -16,6 +16,21 @@ fn lstm_sentiment_reaches_75_percent_on_the_fixed_split() {
     assert!(summary.test.macro_f1 >= 0.74, "macro F1 {}", summary.test.macro_f1);
     let evaluated = evaluate_model_dir(out.path(), Some(&data), "test").expect("eval");
     assert_eq!(evaluated, summary.test, "the saved model and vocabulary reproduce the test metrics");
+
+    // Batch inference over the same split: a class per sentence, right exactly as often as the
+    // evaluation says; a shard is the same rows of the whole, bit for bit.
+    let (whole, flops) = commons_engine::predict::predict_split(out.path(), Some(&data), "test", None).expect("predict");
+    assert_eq!((whole.first_row, whole.len(), whole.labels.len()), (0, 600, 2));
+    assert_eq!(whole.problem(), None);
+    assert!(flops > 0.0);
+    let hits = whole.classes.iter().zip(&whole.targets).filter(|(p, t)| p == t).count();
+    assert_eq!(hits as f64 / 600.0, summary.test.accuracy);
+    let (shard, _) = commons_engine::predict::predict_split(out.path(), Some(&data), "test", Some((1, 3))).expect("predict a shard");
+    assert_eq!(shard.first_row, 200);
+    assert_eq!(shard.classes, whole.classes[200..400]);
+    assert_eq!(shard.targets, whole.targets[200..400]);
+    let bits = |scores: &[f32]| scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&shard.scores), bits(&whole.scores[200..400]));
 }
 
 #[test]
