@@ -144,3 +144,105 @@ fn an_onnx_model_built_elsewhere_is_scored_as_its_weights_score() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("ONNX"), "{}", String::from_utf8_lossy(&bad.stderr));
 }
+
+/// A text classifier built with the `onnx` package: naive Bayes over the words of the UCI
+/// sentiment sentences as a graph (`Gather` of each token id's row of log-likelihoods, their mean,
+/// plus the log-priors), beside the `config.json` of a Commons text model whose vocabulary
+/// gives the ids. `commons eval` scores it as the test scores those weights itself, and
+/// `commons predict` answers a sentence with both classes.
+#[test]
+fn an_onnx_text_classifier_built_elsewhere_reads_the_vocabulary_of_its_config() {
+    let data = commons_data::fetch("uci-sentiment").expect("UCI sentiment must be fetchable");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The vocabulary and the reading of the data: a quick Commons model's config.json.
+    let native = dir.path().join("native");
+    commons(&[
+        "train",
+        "lstm-sentiment",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        native.to_str().unwrap(),
+        "--set",
+        "training.epochs=1",
+        "--set",
+        "layers.2.hidden=8",
+        "--set",
+        "training.threads=1",
+    ]);
+    let config_text = std::fs::read_to_string(native.join("config.json")).unwrap();
+    let config: commons_recipe::model_dir::ModelConfig = serde_json::from_str(&config_text).unwrap();
+    let recipe = commons_recipe::recipe::parse(&config.recipe_toml, "config.json").unwrap();
+    let vocabulary = config.vocabulary.clone().expect("a text model's vocabulary");
+    let prepared = commons_engine::data::prepare(&recipe.recipe, &data, Some(vocabulary.clone())).expect("the sentences");
+    let (train, test) = (prepared.split("train").unwrap(), prepared.split("test").unwrap());
+    let length = recipe.recipe.data.input_shape[0];
+    let (words, classes) = (vocabulary.len(), 2);
+
+    // Naive Bayes with add-one smoothing; padding (id 0) weighs nothing.
+    let mut counts = vec![[1f64; 2]; words];
+    let mut docs = [0f64; 2];
+    for (i, &label) in train.targets.iter().enumerate() {
+        docs[label as usize] += 1.0;
+        for &t in train.tokens[i * length..(i + 1) * length].iter().filter(|&&t| t != 0) {
+            counts[t as usize][label as usize] += 1.0;
+        }
+    }
+    let totals = [0, 1].map(|c| counts.iter().map(|row| row[c]).sum::<f64>());
+    let mut table = vec![0f32; words * classes];
+    for (t, row) in counts.iter().enumerate().skip(1) {
+        for c in 0..classes {
+            table[t * classes + c] = (row[c] / totals[c]).ln() as f32;
+        }
+    }
+    // The graph takes the mean over all `length` positions: the priors are divided alike.
+    let bias: Vec<f32> = (0..classes).map(|c| ((docs[c] / train.count as f64).ln() / length as f64) as f32).collect();
+    let score = |tokens: &[u32], c: usize| -> f64 {
+        tokens.iter().map(|&t| table[t as usize * classes + c] as f64).sum::<f64>() / length as f64 + bias[c] as f64
+    };
+    let correct = (0..test.count)
+        .filter(|&i| {
+            let tokens = &test.tokens[i * length..(i + 1) * length];
+            usize::from(score(tokens, 1) > score(tokens, 0)) == test.targets[i] as usize
+        })
+        .count();
+    let expected = correct as f64 / test.count as f64;
+    assert!(expected > 0.7, "naive Bayes on these sentences is about 80%: {expected}");
+
+    let model_dir = dir.path().join("bag");
+    std::fs::create_dir_all(&model_dir).unwrap();
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    std::fs::write(dir.path().join("table.f32"), bytes(&table)).unwrap();
+    std::fs::write(dir.path().join("bias.f32"), bytes(&bias)).unwrap();
+    let (rows, cols, seq) = (words.to_string(), classes.to_string(), length.to_string());
+    let graph = model_dir.join("model.onnx");
+    let table_path = dir.path().join("table.f32");
+    let bias_path = dir.path().join("bias.f32");
+    python_onnx(&["bag", table_path.to_str().unwrap(), &rows, &cols, bias_path.to_str().unwrap(), &seq, graph.to_str().unwrap()]);
+    std::fs::write(model_dir.join("config.json"), &config_text).unwrap();
+
+    let report = eval_json(&model_dir, &data);
+    assert_eq!(report["examples"], test.count);
+    let accuracy = report["accuracy"].as_f64().unwrap();
+    assert!((accuracy - expected).abs() <= 2.0 / test.count as f64, "ONNX through tract {accuracy} vs worked out {expected}");
+
+    let answer =
+        Command::new(BIN).arg("predict").arg(&model_dir).args(["--input", "a wonderful film, I loved it", "--json"]).output().unwrap();
+    assert!(answer.status.success(), "{}", String::from_utf8_lossy(&answer.stderr));
+    let ranked: serde_json::Value = serde_json::from_slice(&answer.stdout).unwrap();
+    let ranked = ranked.as_array().unwrap();
+    assert_eq!(ranked.len(), 2, "{ranked:?}");
+    let total: f64 = ranked.iter().map(|c| c["score"].as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-5, "{ranked:?}");
+    assert!(ranked[0]["score"].as_f64() >= ranked[1]["score"].as_f64());
+    // Without its vocabulary the ids mean nothing: refused, not guessed.
+    let mut bare = config.clone();
+    bare.vocabulary = None;
+    std::fs::write(model_dir.join("config.json"), serde_json::to_vec(&bare).unwrap()).unwrap();
+    let refused = Command::new(BIN).args(["eval", model_dir.to_str().unwrap(), "--data", data.to_str().unwrap()]).output().unwrap();
+    assert!(
+        !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("vocabulary"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

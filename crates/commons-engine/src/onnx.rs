@@ -4,9 +4,10 @@
 //!
 //! An ONNX model directory holds `model.onnx` and the `config.json` a native one holds: the
 //! recipe there says which data the model reads and how it is scaled (the network itself comes
-//! from the graph). The graph takes one float input `[batch, ...input_shape]` and gives one
-//! output `[batch, classes]`: scores (logits), or probabilities when its last operation is a
-//! `Softmax`. What we export ends in the logits (the recipe's final softmax is left to the
+//! from the graph). The graph takes one input, floats `[batch, ...input_shape]` (images, tables)
+//! or, for a recipe that reads text, int64 token ids `[batch, sequence_length]` in the
+//! vocabulary of `config.json`; it gives one output `[batch, classes]`: scores (logits), or
+//! probabilities when its last operation is a `Softmax`. What we export ends in the logits (the recipe's final softmax is left to the
 //! reader, as PyTorch exports usually are).
 
 use std::path::{Path, PathBuf};
@@ -207,11 +208,29 @@ pub(crate) fn value_info(name: &str, shape: &[usize]) -> pb::ValueInfoProto {
     }
 }
 
+/// What an ONNX classifier reads, after its batch axis.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GraphInput {
+    /// Floats of this shape.
+    Features(Vec<usize>),
+    /// `sequence_length` token ids (int64).
+    Tokens(usize),
+}
+
+impl GraphInput {
+    fn dims(&self) -> Vec<usize> {
+        match self {
+            GraphInput::Features(shape) => shape.clone(),
+            GraphInput::Tokens(length) => vec![*length],
+        }
+    }
+}
+
 /// An ONNX classifier, compiled for batches of a fixed size (a shorter batch is padded).
 pub struct OnnxClassifier {
     plan: std::sync::Arc<TypedSimplePlan>,
     batch: usize,
-    input_shape: Vec<usize>,
+    input: GraphInput,
     classes: usize,
     /// The graph ends in a `Softmax`: its outputs are probabilities, not scores.
     gives_probabilities: bool,
@@ -219,19 +238,29 @@ pub struct OnnxClassifier {
 }
 
 impl OnnxClassifier {
-    /// Reads `path` and compiles it for inputs `[batch, ...input_shape]`.
+    /// Reads `path` and compiles it for float inputs `[batch, ...input_shape]`.
     pub fn load(path: &Path, input_shape: &[usize], batch: usize) -> Result<Self, EngineError> {
+        Self::load_reading(path, &GraphInput::Features(input_shape.to_vec()), batch)
+    }
+
+    /// Reads `path` and compiles it for `input` after a batch axis of `batch`.
+    pub fn load_reading(path: &Path, input: &GraphInput, batch: usize) -> Result<Self, EngineError> {
         let size = std::fs::metadata(path).map_err(|e| EngineError::io(format!("reading {}", path.display()), e))?.len();
         if size > MAX_ONNX_BYTES {
             return Err(EngineError::Onnx(format!("{} is {size} bytes; at most {MAX_ONNX_BYTES} are read", path.display())));
         }
         let bytes = std::fs::read(path).map_err(|e| EngineError::io(format!("reading {}", path.display()), e))?;
-        Self::from_bytes(&bytes, input_shape, batch)
+        Self::from_bytes_reading(&bytes, input, batch)
     }
 
     /// An ONNX file's bytes (a model repository's `model.onnx`, read by a server), compiled for
-    /// inputs `[batch, ...input_shape]`.
+    /// float inputs `[batch, ...input_shape]`.
     pub fn from_bytes(bytes: &[u8], input_shape: &[usize], batch: usize) -> Result<Self, EngineError> {
+        Self::from_bytes_reading(bytes, &GraphInput::Features(input_shape.to_vec()), batch)
+    }
+
+    /// [`Self::from_bytes`] for `input` after a batch axis of `batch`.
+    pub fn from_bytes_reading(bytes: &[u8], input: &GraphInput, batch: usize) -> Result<Self, EngineError> {
         let proto = pb::ModelProto::decode(bytes).map_err(|e| onnx_error("not an ONNX model", e))?;
         let graph = proto.graph.as_ref().ok_or_else(|| EngineError::Onnx("the ONNX model has no graph".into()))?;
         if graph.output.len() != 1 {
@@ -244,8 +273,12 @@ impl OnnxClassifier {
         let onnx = tract_onnx::onnx();
         let model = onnx.model_for_proto_model(&proto).map_err(|e| onnx_error("reading the graph", e))?;
         let mut dims = vec![batch];
-        dims.extend_from_slice(input_shape);
-        let fact = InferenceFact::dt_shape(f32::datum_type(), dims.as_slice());
+        dims.extend(input.dims());
+        let datum = match input {
+            GraphInput::Features(_) => f32::datum_type(),
+            GraphInput::Tokens(_) => i64::datum_type(),
+        };
+        let fact = InferenceFact::dt_shape(datum, dims.as_slice());
         let model = model.with_input_fact(0, fact).map_err(|e| onnx_error("the model's input", e))?;
         let typed: TypedModel = model.into_typed().map_err(|e| onnx_error("the graph's shapes", e))?;
         let run_bytes = crate::onnx_bounds::activation_bytes(&typed)?;
@@ -253,7 +286,7 @@ impl OnnxClassifier {
             let per_input = run_bytes.div_ceil(batch as u128);
             if batch > 1 && per_input <= MAX_RUN_BYTES {
                 let fits = usize::try_from(MAX_RUN_BYTES / per_input).unwrap_or(1).max(1);
-                return Self::from_bytes(bytes, input_shape, fits);
+                return Self::from_bytes_reading(bytes, input, fits);
             }
             return Err(EngineError::Onnx(format!(
                 "one run of this graph for inputs {dims:?} computes tensors of {run_bytes} bytes; at most {MAX_RUN_BYTES} are allowed"
@@ -274,7 +307,7 @@ impl OnnxClassifier {
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(|e| onnx_error("compiling the graph", e))?;
-        Ok(Self { plan, batch, input_shape: input_shape.to_vec(), classes, gives_probabilities, flops_per_input })
+        Ok(Self { plan, batch, input: input.clone(), classes, gives_probabilities, flops_per_input })
     }
 
     /// Inputs per run: the batch asked for, or fewer when that many would not fit
@@ -291,16 +324,51 @@ impl OnnxClassifier {
         self.flops_per_input
     }
 
-    /// Log-probabilities `[rows, classes]` of `rows` inputs laid end to end in `features`.
+    /// What the graph reads after its batch axis.
+    pub fn input(&self) -> &GraphInput {
+        &self.input
+    }
+
+    /// Log-probabilities `[rows, classes]` of `rows` float inputs laid end to end in `features`.
     pub fn log_probabilities(&self, features: &[f32], rows: usize) -> Result<Vec<f32>, EngineError> {
-        let width: usize = self.input_shape.iter().product();
+        if !matches!(self.input, GraphInput::Features(_)) {
+            return Err(EngineError::Onnx("this graph reads token ids, not floats".into()));
+        }
+        self.run_rows(features, rows)
+    }
+
+    /// Log-probabilities `[rows, classes]` of `rows` token sequences laid end to end in `tokens`.
+    pub fn log_probabilities_of_tokens(&self, tokens: &[u32], rows: usize) -> Result<Vec<f32>, EngineError> {
+        if !matches!(self.input, GraphInput::Tokens(_)) {
+            return Err(EngineError::Onnx("this graph reads floats, not token ids".into()));
+        }
+        let ids: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
+        self.run_rows(&ids, rows)
+    }
+
+    /// Log-probabilities of the examples of a split, whichever input the graph reads.
+    pub fn log_probabilities_of(&self, examples: &crate::data::Examples) -> Result<Vec<f32>, EngineError> {
+        match self.input {
+            GraphInput::Features(_) => self.log_probabilities(&examples.features, examples.count),
+            GraphInput::Tokens(_) => self.log_probabilities_of_tokens(&examples.tokens, examples.count),
+        }
+    }
+
+    /// Runs the graph over `rows` inputs laid end to end in `values`, a batch at a time (the
+    /// last one padded with zeros).
+    fn run_rows<T: Datum + Copy + Default>(&self, values: &[T], rows: usize) -> Result<Vec<f32>, EngineError> {
+        let dims_after_batch = self.input.dims();
+        let width: usize = dims_after_batch.iter().product();
+        if values.len() != rows * width {
+            return Err(EngineError::Onnx(format!("{} values for {rows} inputs of {width}", values.len())));
+        }
         let mut out = Vec::with_capacity(rows * self.classes);
         for start in (0..rows).step_by(self.batch) {
             let take = (rows - start).min(self.batch);
-            let mut batch = vec![0f32; self.batch * width];
-            batch[..take * width].copy_from_slice(&features[start * width..(start + take) * width]);
+            let mut batch = vec![T::default(); self.batch * width];
+            batch[..take * width].copy_from_slice(&values[start * width..(start + take) * width]);
             let mut dims = vec![self.batch];
-            dims.extend_from_slice(&self.input_shape);
+            dims.extend_from_slice(&dims_after_batch);
             let input = Tensor::from_shape(&dims, &batch).map_err(|e| onnx_error("the input", e))?;
             let mut result = self.plan.run(tvec!(input.into())).map_err(|e| onnx_error("running the model", e))?;
             let output = result.remove(0).into_tensor();
@@ -347,9 +415,9 @@ pub(crate) fn evaluate_dir(
     split: &str,
     shard: Option<(usize, usize)>,
 ) -> Result<(EvalReport, f64), EngineError> {
-    let (model, examples, input_shape, _) = onnx_examples(dir, data, split, shard)?;
-    let classifier = crate::batch::with_threads(1, || OnnxClassifier::load(&dir.join(ONNX_FILE), &input_shape, EVAL_BATCH))??;
-    let log_probs = crate::batch::with_threads(1, || classifier.log_probabilities(&examples.features, examples.count))??;
+    let (model, examples, input, _) = onnx_examples(dir, data, split, shard)?;
+    let classifier = crate::batch::with_threads(1, || OnnxClassifier::load_reading(&dir.join(ONNX_FILE), &input, EVAL_BATCH))??;
+    let log_probs = crate::batch::with_threads(1, || classifier.log_probabilities_of(&examples))??;
     let mut tally = Tally::new(classifier.classes());
     tally.add(&log_probs, &examples.targets)?;
     Ok((tally.report(examples.count, model.recipe.recipe.kind), classifier.flops_per_input() * examples.count as f64))
@@ -358,9 +426,9 @@ pub(crate) fn evaluate_dir(
 /// The class the model in `dir` (native or ONNX) gives each example of a split, in order.
 pub fn predicted_classes(dir: &Path, data: Option<&Path>, split: &str) -> Result<Vec<u32>, EngineError> {
     if is_onnx_dir(dir) {
-        let (_, examples, input_shape, _) = onnx_examples(dir, data, split, None)?;
-        let classifier = OnnxClassifier::load(&dir.join(ONNX_FILE), &input_shape, EVAL_BATCH)?;
-        let log_probs = classifier.log_probabilities(&examples.features, examples.count)?;
+        let (_, examples, input, _) = onnx_examples(dir, data, split, None)?;
+        let classifier = OnnxClassifier::load_reading(&dir.join(ONNX_FILE), &input, EVAL_BATCH)?;
+        let log_probs = classifier.log_probabilities_of(&examples)?;
         return Ok(log_probs.chunks(classifier.classes()).map(|row| argmax(row) as u32).collect());
     }
     let model = crate::output::read_model_dir(dir)?;
@@ -389,37 +457,46 @@ pub(crate) fn split_log_probabilities(
     split: &str,
     shard: Option<(usize, usize)>,
 ) -> Result<crate::predict::SplitScores, EngineError> {
-    let (model, examples, input_shape, first_row) = onnx_examples(dir, data, split, shard)?;
-    let classifier = crate::batch::with_threads(1, || OnnxClassifier::load(&dir.join(ONNX_FILE), &input_shape, EVAL_BATCH))??;
-    let log_probs = crate::batch::with_threads(1, || classifier.log_probabilities(&examples.features, examples.count))??;
+    let (model, examples, input, first_row) = onnx_examples(dir, data, split, shard)?;
+    let classifier = crate::batch::with_threads(1, || OnnxClassifier::load_reading(&dir.join(ONNX_FILE), &input, EVAL_BATCH))??;
+    let log_probs = crate::batch::with_threads(1, || classifier.log_probabilities_of(&examples))??;
     let flops = classifier.flops_per_input() * examples.count as f64;
     Ok(crate::predict::SplitScores { model, examples, first_row, classes: classifier.classes(), log_probs, flops })
 }
 
-/// An ONNX directory's config, the split's examples (of one shard), the input shape its recipe
-/// gives, and the shard's first row in the split.
+/// What a graph beside a config whose recipe reads `input` takes.
+pub fn graph_input(input: &InputKind) -> GraphInput {
+    match input {
+        InputKind::Features(shape) => GraphInput::Features(shape.clone()),
+        InputKind::Tokens { sequence_length, .. } => GraphInput::Tokens(*sequence_length),
+    }
+}
+
+/// An ONNX directory's config, the split's examples (of one shard; text read with the config's
+/// vocabulary), what the graph reads, and the shard's first row in the split.
 fn onnx_examples(
     dir: &Path,
     data: Option<&Path>,
     split: &str,
     shard: Option<(usize, usize)>,
-) -> Result<(LoadedModel, crate::data::Examples, Vec<usize>, usize), EngineError> {
+) -> Result<(LoadedModel, crate::data::Examples, GraphInput, usize), EngineError> {
     let model = crate::output::read_model_config(dir)?;
     let recipe = &model.recipe.recipe;
     let data_path = crate::resolve_data_path(recipe, data)?;
-    let prepared = crate::data::prepare(recipe, &data_path, None)?;
-    let InputKind::Features(input_shape) = prepared.input.clone() else {
+    let prepared = crate::data::prepare(recipe, &data_path, model.config.vocabulary.clone())?;
+    let input = graph_input(&prepared.input);
+    if matches!(input, GraphInput::Tokens(_)) && model.config.vocabulary.is_none() {
         return Err(EngineError::ModelDir {
             dir: dir.to_path_buf(),
-            reason: "an ONNX model is evaluated on features (images, tables), and this recipe reads tokens".into(),
+            reason: "the recipe reads text and config.json has no vocabulary: the graph's token ids mean nothing without it".into(),
         });
-    };
+    }
     let whole = prepared.split(split)?;
     let (examples, first_row) = match shard {
         Some((index, count)) => (whole.shard(index, count)?, whole.shard_start(index, count)),
         None => (whole.clone(), 0),
     };
-    Ok((model, examples, input_shape, first_row))
+    Ok((model, examples, input, first_row))
 }
 
 #[cfg(test)]

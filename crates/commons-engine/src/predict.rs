@@ -93,7 +93,8 @@ impl Predictor {
         Self::from_model(output::read_model_dir(dir)?)
     }
 
-    /// An ONNX classifier of images, read with its config's recipe.
+    /// An ONNX classifier (of images, or of text in its config's vocabulary), read with its
+    /// config's recipe.
     pub fn from_onnx(model: LoadedModel, graph: &Path) -> Result<Predictor, EngineError> {
         let size = std::fs::metadata(graph).map_err(|e| EngineError::io(format!("reading {}", graph.display()), e))?.len();
         if size > onnx::MAX_ONNX_BYTES {
@@ -106,13 +107,7 @@ impl Predictor {
     /// [`Predictor::from_onnx`] from the graph's bytes (a model repository's `model.onnx`).
     pub fn from_onnx_bytes(model: LoadedModel, graph: &[u8]) -> Result<Predictor, EngineError> {
         let (reader, input, _, labels) = Self::reader(&model)?;
-        let InputKind::Features(shape) = input else {
-            return Err(EngineError::ModelDir {
-                dir: model.dir.clone(),
-                reason: "an ONNX model here classifies images; this one's recipe reads text".into(),
-            });
-        };
-        let classifier = OnnxClassifier::from_bytes(graph, &shape, 1)?;
+        let classifier = OnnxClassifier::from_bytes_reading(graph, &onnx::graph_input(&input), 1)?;
         if classifier.classes() != labels.len() {
             return Err(refuse(format!("the graph gives {} scores; the recipe names {} classes", classifier.classes(), labels.len())));
         }
@@ -221,8 +216,9 @@ impl Predictor {
                 let pixels = image_pixels(bytes, *shape, *scale)?;
                 classifier.log_probabilities(&pixels, 1)?.into_iter().map(f32::exp).collect()
             }
-            (Network::Onnx(_), Reader::Text { .. }, PredictInput::Text(_)) => {
-                return Err(refuse("an ONNX model here classifies images only"));
+            (Network::Onnx(classifier), Reader::Text { sequence_length, index }, PredictInput::Text(text)) => {
+                let ids: Vec<u32> = token_ids(text, *sequence_length, index)?.into_iter().map(|id| id as u32).collect();
+                classifier.log_probabilities_of_tokens(&ids, 1)?.into_iter().map(f32::exp).collect()
             }
             (Network::Native { plan, params }, reader, input) => {
                 let device = default_device();

@@ -1,6 +1,6 @@
 //! Inference (the HF Inference API's `hf-inference` shape): `POST /hf-inference/models/{ns}/{name}`
-//! runs a model repository trained by Commons (`model.safetensors`), or an ONNX image
-//! classifier (`model.onnx`, trained elsewhere or exported), on what the caller sends, so
+//! runs a model repository trained by Commons (`model.safetensors`), or an ONNX classifier of
+//! images or text (`model.onnx`, trained elsewhere or exported), on what the caller sends, so
 //! `huggingface_hub.InferenceClient(model="{hub}/hf-inference/models/{ns}/{name}")` classifies
 //! images and text against it.
 //!
