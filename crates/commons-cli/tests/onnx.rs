@@ -235,6 +235,30 @@ fn an_onnx_text_classifier_built_elsewhere_reads_the_vocabulary_of_its_config() 
     let total: f64 = ranked.iter().map(|c| c["score"].as_f64().unwrap()).sum();
     assert!((total - 1.0).abs() < 1e-5, "{ranked:?}");
     assert!(ranked[0]["score"].as_f64() >= ranked[1]["score"].as_f64());
+
+    // Published on a hub, it answers the inference route as `InferenceClient.text_classification`
+    // asks (`{"inputs": "..."}`): the same classes and probabilities.
+    let hub = Hub::start();
+    let hf_home = tempfile::tempdir().unwrap();
+    for args in [&["repo", "create", "alice/bag-of-words"][..], &["upload", "alice/bag-of-words", model_dir.to_str().unwrap()]] {
+        let out = hub.cli(hf_home.path(), args);
+        assert!(out.status.success(), "commons {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let http = reqwest::blocking::Client::new();
+    let route = format!("{}/hf-inference/models/alice/bag-of-words", hub.url());
+    let answer =
+        http.post(&route).bearer_auth(&hub.token).json(&serde_json::json!({"inputs": "a wonderful film, I loved it"})).send().unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    // One list of classes per input, as the Hub's text classification answers.
+    let served: Vec<Vec<serde_json::Value>> = answer.json().unwrap();
+    assert_eq!((served.len(), served[0].len()), (1, 2), "{served:?}");
+    for (served, asked) in served[0].iter().zip(ranked) {
+        assert_eq!(served["label"], asked["label"], "{served:?} vs {ranked:?}");
+        assert!((served["score"].as_f64().unwrap() - asked["score"].as_f64().unwrap()).abs() < 1e-5, "{served:?} vs {ranked:?}");
+    }
+    let png = http.post(&route).bearer_auth(&hub.token).body(vec![0x89, b'P', b'N', b'G']).send().unwrap();
+    assert_eq!(png.status().as_u16(), 400, "an image to a text model is refused");
+
     // Without its vocabulary the ids mean nothing: refused, not guessed.
     let mut bare = config.clone();
     bare.vocabulary = None;
