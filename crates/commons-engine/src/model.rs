@@ -331,7 +331,10 @@ fn dropout_mask(dims: &[usize], rate: f64, rng: &mut SeededRng, device: &Device)
     let keep_scale = (1.0 / (1.0 - rate)) as f32;
     let threshold = rate as f32;
     let count: usize = dims.iter().product();
-    let values: Vec<f32> = (0..count).map(|_| if rng.uniform() < threshold { 0.0 } else { keep_scale }).collect();
+    // The draws of `count` calls of `rng.uniform()`, taken a block at a time.
+    let mut words = vec![0u32; count];
+    rng.fill_words(&mut words);
+    let values: Vec<f32> = words.iter().map(|&w| if SeededRng::uniform_of(w) < threshold { 0.0 } else { keep_scale }).collect();
     let _ = device;
     TensorData::new(values, dims.to_vec())
 }
@@ -365,7 +368,7 @@ pub fn forward(
                 let LayerParams::Dense(p) = &params.layers[*param] else { unreachable!("plan and params are built together") };
                 match x {
                     Activations::Rank2(t) => Activations::Rank2(linear(t, p.weight.val(), Some(p.bias.val()))),
-                    Activations::Rank3(t) => Activations::Rank3(linear(t, p.weight.val(), Some(p.bias.val()))),
+                    Activations::Rank3(t) => Activations::Rank3(linear_sequence(t, p.weight.val(), p.bias.val())),
                     other => other,
                 }
             }
@@ -426,12 +429,21 @@ fn apply_dropout(x: Activations, rate: f64, rng: &mut SeededRng) -> Activations 
     }
 }
 
+/// A dense layer applied at every step of `[batch, steps, inputs]` sequences, as one
+/// `[batch·steps, inputs]` product: on a rank-3 input burn runs one product per sequence, and its
+/// backward writes a weight gradient per sequence before summing them.
+fn linear_sequence(x: Tensor<3>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<3> {
+    let [batch, steps, inputs] = x.dims();
+    let outputs = weight.dims()[1];
+    linear(x.reshape([batch * steps, inputs]), weight, Some(bias)).reshape([batch, steps, outputs])
+}
+
 /// One recurrent layer over a `[batch, steps, inputs]` sequence. The input projection of all
 /// steps is one matrix product; the time loop is the fused operation of [`crate::kernels::recurrent`] on
 /// the CPU backend, a graph of per-step tensor operations elsewhere.
 fn recurrent(p: &RecurrentParams, kind: RecurrentKind, hidden: usize, pool: Pooling, x: Tensor<3>) -> Activations {
     let [batch, steps, _] = x.dims();
-    let projected = linear(x, p.weight_ih.val(), Some(p.bias.val()));
+    let projected = linear_sequence(x, p.weight_ih.val(), p.bias.val());
     let weight_hh = p.weight_hh.val();
     let bias_hh = p.bias_hh.as_ref().map(|b| b.val());
     let fused = kind != RecurrentKind::Rnn && crate::kernels::fused_on(&projected.device());

@@ -14,7 +14,20 @@ impl SeededRng {
     }
     /// Uniform in [0, 1) with 24 random bits (exact in f32).
     pub fn uniform(&mut self) -> f32 {
-        (self.0.next_u32() >> 8) as f32 / (1u32 << 24) as f32
+        Self::uniform_of(self.0.next_u32())
+    }
+    /// The uniform draw a word of the stream gives (see [`SeededRng::fill_words`]).
+    pub fn uniform_of(word: u32) -> f32 {
+        (word >> 8) as f32 / (1u32 << 24) as f32
+    }
+    /// The next `words.len()` words of the stream, the same ones `words.len()` calls of
+    /// [`SeededRng::uniform`] read, at block speed rather than a call each.
+    pub fn fill_words(&mut self, words: &mut [u32]) {
+        self.0.fill_bytes(bytemuck::cast_slice_mut(words));
+        // The stream's words are little-endian bytes.
+        for word in words.iter_mut() {
+            *word = u32::from_le(*word);
+        }
     }
     pub fn uniform_f64(&mut self) -> f64 {
         (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
@@ -35,5 +48,24 @@ impl SeededRng {
     /// Uniform integer in `0..bound` (Lemire's multiply-shift; bias below 2^-32 for our sizes).
     pub fn below(&mut self, bound: usize) -> usize {
         ((self.0.next_u64() as u128 * bound as u128) >> 64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeededRng;
+
+    #[test]
+    fn words_filled_a_block_at_a_time_are_the_draws_one_call_at_a_time() {
+        let (mut one, mut block) = (SeededRng::new(7), SeededRng::new(7));
+        // An odd start and a length across several ChaCha blocks.
+        let _ = (one.uniform(), block.uniform());
+        let singly: Vec<f32> = (0..1000).map(|_| one.uniform()).collect();
+        let mut words = vec![0u32; 1000];
+        block.fill_words(&mut words);
+        let filled: Vec<f32> = words.iter().map(|&w| SeededRng::uniform_of(w)).collect();
+        assert_eq!(singly, filled);
+        assert_eq!(one.position(), block.position());
+        assert_eq!(one.uniform(), block.uniform());
     }
 }

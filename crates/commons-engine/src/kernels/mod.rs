@@ -5,6 +5,7 @@
 //!
 //! Only this module touches backend primitives (`FlexTensor`); the model code sees `Tensor`s.
 
+pub mod adam;
 pub mod pool;
 pub mod recurrent;
 
