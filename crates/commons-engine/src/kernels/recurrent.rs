@@ -21,12 +21,11 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 
-use super::{Real, contiguous, tensor, values};
+use super::{Matrix, Real, contiguous, matmul_into, tensor, values};
 
 /// `[batch, steps, 4 * hidden]` gate pre-activations without the recurrent part (the input
 /// projection plus biases) and `[hidden, 4 * hidden]` recurrent weights → `[batch, steps, hidden]`.
@@ -150,11 +149,6 @@ fn tanh_all<T: Real>(xs: &mut [T]) {
     }
 }
 
-/// `a [m, k] · b [k, n]` on the backend's matrix product (gemm).
-fn matmul(a: FlexTensor, b: FlexTensor) -> FlexTensor {
-    contiguous(&Flex::float_matmul(a, b))
-}
-
 fn dims3(t: &FlexTensor) -> [usize; 3] {
     let shape = t.layout().shape();
     assert_eq!(shape.num_dims(), 3, "a recurrent sequence is [batch, steps, width]");
@@ -189,28 +183,25 @@ fn lstm_forward(projected: &FlexTensor, weight: &FlexTensor) -> LstmForward {
 fn lstm_forward_typed<T: Real>(projected: &FlexTensor, weight: FlexTensor) -> LstmForward {
     let [batch, steps, width] = dims3(projected);
     let hidden = width / 4;
-    let proj = values::<T>(projected);
+    let w = Matrix::row_major(values::<T>(&weight), hidden, width);
     let mut output = vec![T::zero(); batch * steps * hidden];
     let mut cell = vec![T::zero(); batch * steps * hidden];
     let mut cell_tanh = vec![T::zero(); batch * steps * hidden];
-    let mut gates = vec![T::zero(); batch * steps * width];
-    let mut h = vec![T::zero(); batch * hidden];
+    // The pre-activations start as the input side; each step adds its recurrent product in place.
+    let mut gates = values::<T>(projected).to_vec();
     let mut c = vec![T::zero(); batch * hidden];
     for t in 0..steps {
-        // h_{-1} = 0: the first step has no recurrent product.
-        let recurrent = (t > 0).then(|| matmul(tensor(h.clone(), &[batch, hidden]), weight.clone()));
-        let recurrent = recurrent.as_ref().map(values::<T>);
+        // `h_{t-1} W_hh` of every sequence onto step t's rows (h_{-1} = 0: none at the first).
+        if t > 0 {
+            let h_prev =
+                Matrix { values: &output[(t - 1) * hidden..], rows: batch, cols: hidden, row_stride: steps * hidden, col_stride: 1 };
+            matmul_into(&mut gates[t * width..], steps * width, true, h_prev, w, false);
+        }
         for b in 0..batch {
             let at = b * steps + t;
-            // The row's pre-activations, then each gate's activation over its contiguous run
-            // (loops without calls, which the compiler vectorises).
+            // Each gate's activation over its contiguous run (loops without calls, which the
+            // compiler vectorises).
             let g_row = &mut gates[at * width..(at + 1) * width];
-            g_row.copy_from_slice(&proj[at * width..(at + 1) * width]);
-            if let Some(r) = recurrent {
-                for (g, r) in g_row.iter_mut().zip(&r[b * width..(b + 1) * width]) {
-                    *g = *g + *r;
-                }
-            }
             let (ifg, o) = g_row.split_at_mut(3 * hidden);
             let (i_f, g) = ifg.split_at_mut(2 * hidden);
             sigmoid_all(i_f);
@@ -226,11 +217,10 @@ fn lstm_forward_typed<T: Real>(projected: &FlexTensor, weight: FlexTensor) -> Ls
             let tc_row = &mut cell_tanh[state.clone()];
             tc_row.copy_from_slice(c_row);
             tanh_all(tc_row);
-            let h_row = &mut h[b * hidden..(b + 1) * hidden];
+            let h_row = &mut output[state];
             for j in 0..hidden {
                 h_row[j] = o[j] * tc_row[j];
             }
-            output[state].copy_from_slice(h_row);
         }
     }
     let seq = [batch, steps, hidden];
@@ -257,13 +247,13 @@ fn lstm_backward_typed<T: Real>(forward: &LstmForward, grad_output: &FlexTensor)
     let width = 4 * hidden;
     let (gates, cell, cell_tanh, dy) =
         (values::<T>(&forward.gates), values::<T>(&forward.cell), values::<T>(&forward.cell_tanh), values::<T>(grad_output));
-    let weight_t = contiguous(&Flex::float_transpose(forward.weight.clone()));
+    let weight_t = transposed(values::<T>(&forward.weight), hidden, width);
+    let w_t = Matrix::row_major(&weight_t[..], width, hidden);
     let one = T::one();
     // Gradient with respect to the gate pre-activations: also the gradient of the projection.
     let mut d_gates = vec![T::zero(); batch * steps * width];
     let mut dh_next = vec![T::zero(); batch * hidden];
     let mut dc_next = vec![T::zero(); batch * hidden];
-    let mut step_grads = vec![T::zero(); batch * width];
     let zeros = vec![T::zero(); hidden];
     for t in (0..steps).rev() {
         for b in 0..batch {
@@ -290,22 +280,32 @@ fn lstm_backward_typed<T: Real>(forward: &LstmForward, grad_output: &FlexTensor)
                 d_o[j] = dh * tc[j] * o[j] * (one - o[j]);
                 dc_row[j] = dc * f[j];
             }
-            step_grads[b * width..(b + 1) * width].copy_from_slice(&d_gates[at * width..(at + 1) * width]);
         }
+        // `dh_{t-1} = dG_t W_hhᵀ`, for the step before.
         if t > 0 {
-            let dh = matmul(tensor(step_grads.clone(), &[batch, width]), weight_t.clone());
-            dh_next.copy_from_slice(values::<T>(&dh));
+            let d_step = Matrix { values: &d_gates[t * width..], rows: batch, cols: width, row_stride: steps * width, col_stride: 1 };
+            matmul_into(&mut dh_next, hidden, false, d_step, w_t, false);
         }
     }
-    let d_gates = tensor(d_gates, &[batch, steps, width]);
-    let grad_weight = weight_gradient::<T>(&forward.output, d_gates.clone(), [batch, steps, hidden]);
-    (d_gates, grad_weight)
+    let grad_weight = weight_gradient::<T>(values::<T>(&forward.output), &d_gates, [batch, steps, hidden]);
+    (tensor(d_gates, &[batch, steps, width]), grad_weight)
+}
+
+/// `[rows, cols]` → its transpose `[cols, rows]`, stored row after row: the backward pass's
+/// `W_hhᵀ`, copied once rather than gathered by gemm at every step.
+fn transposed<T: Real>(values: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); rows * cols];
+    for (i, row) in values.chunks_exact(cols).enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            out[j * rows + i] = *v;
+        }
+    }
+    out
 }
 
 /// `Σ_t h_{t-1}ᵀ · dG_t` as one product: `[hidden, batch·steps] · [batch·steps, width]`, with
 /// `h_{-1} = 0`.
-fn weight_gradient<T: Real>(output: &FlexTensor, d_pre: FlexTensor, [batch, steps, hidden]: [usize; 3]) -> FlexTensor {
-    let h = values::<T>(output);
+fn weight_gradient<T: Real>(h: &[T], d_pre: &[T], [batch, steps, hidden]: [usize; 3]) -> FlexTensor {
     let mut h_prev = vec![T::zero(); batch * steps * hidden];
     for b in 0..batch {
         for t in 1..steps {
@@ -313,9 +313,11 @@ fn weight_gradient<T: Real>(output: &FlexTensor, d_pre: FlexTensor, [batch, step
             h_prev[at * hidden..(at + 1) * hidden].copy_from_slice(&h[(at - 1) * hidden..at * hidden]);
         }
     }
-    let h_prev_t = Flex::float_transpose(tensor(h_prev, &[batch * steps, hidden]));
-    let width = d_pre.layout().shape()[2];
-    matmul(h_prev_t, Flex::float_reshape(d_pre, [batch * steps, width].into()))
+    let width = d_pre.len() / (batch * steps);
+    let mut grad = vec![T::zero(); hidden * width];
+    let (h_prev, d_pre) = (Matrix::row_major(&h_prev[..], batch * steps, hidden), Matrix::row_major(d_pre, batch * steps, width));
+    matmul_into(&mut grad, width, false, h_prev.t(), d_pre, true);
+    tensor(grad, &[hidden, width])
 }
 
 /// What a GRU's forward pass keeps for its backward pass.
@@ -350,20 +352,21 @@ fn gru_forward_typed<T: Real>(projected: &FlexTensor, weight: FlexTensor, bias: 
     let mut output = vec![T::zero(); batch * steps * hidden];
     let mut hidden_n = vec![T::zero(); batch * steps * hidden];
     let mut gates = vec![T::zero(); batch * steps * width];
+    let w = Matrix::row_major(values::<T>(&weight), hidden, width);
     let mut h = vec![T::zero(); batch * hidden];
-    let mut hp = vec![T::zero(); width];
+    // The hidden side `h_{t-1} W_hh + b_hh` of every sequence (h_{-1} = 0: the bias alone).
+    let mut hidden_side = bias.repeat(batch);
     for t in 0..steps {
-        let recurrent = (t > 0).then(|| matmul(tensor(h.clone(), &[batch, hidden]), weight.clone()));
-        let recurrent = recurrent.as_ref().map(values::<T>);
+        if t > 0 {
+            for row in hidden_side.chunks_exact_mut(width) {
+                row.copy_from_slice(bias);
+            }
+            matmul_into(&mut hidden_side, width, true, Matrix::row_major(&h[..], batch, hidden), w, false);
+        }
         for b in 0..batch {
             let at = b * steps + t;
-            // The hidden side `h W_hh + b_hh`, then the gates over contiguous runs.
-            hp.copy_from_slice(bias);
-            if let Some(r) = recurrent {
-                for (v, r) in hp.iter_mut().zip(&r[b * width..(b + 1) * width]) {
-                    *v = *v + *r;
-                }
-            }
+            // The gates over contiguous runs.
+            let hp = &hidden_side[b * width..(b + 1) * width];
             let p = &proj[at * width..(at + 1) * width];
             let g_row = &mut gates[at * width..(at + 1) * width];
             let (rz, n) = g_row.split_at_mut(2 * hidden);
@@ -404,7 +407,8 @@ fn gru_backward_typed<T: Real>(forward: &GruForward, grad_output: &FlexTensor) -
     let width = 3 * hidden;
     let (gates, hidden_n, out, dy) =
         (values::<T>(&forward.gates), values::<T>(&forward.hidden_n), values::<T>(&forward.output), values::<T>(grad_output));
-    let weight_t = contiguous(&Flex::float_transpose(forward.weight.clone()));
+    let weight_t = transposed(values::<T>(&forward.weight), hidden, width);
+    let w_t = Matrix::row_major(&weight_t[..], width, hidden);
     let one = T::one();
     // Gradients of the input-side pre-activations (the projection) and of the hidden-side
     // product `h W_hh + b_hh`; they differ in the candidate gate, where the reset gate scales
@@ -412,7 +416,6 @@ fn gru_backward_typed<T: Real>(forward: &GruForward, grad_output: &FlexTensor) -
     let mut d_projected = vec![T::zero(); batch * steps * width];
     let mut d_hidden_side = vec![T::zero(); batch * steps * width];
     let mut dh_next = vec![T::zero(); batch * hidden];
-    let mut step_grads = vec![T::zero(); batch * width];
     let zeros = vec![T::zero(); hidden];
     for t in (0..steps).rev() {
         for b in 0..batch {
@@ -426,7 +429,7 @@ fn gru_backward_typed<T: Real>(forward: &GruForward, grad_output: &FlexTensor) -
             let dp = &mut d_projected[at * width..(at + 1) * width];
             let (dp_r, rest) = dp.split_at_mut(hidden);
             let (dp_z, dp_n) = rest.split_at_mut(hidden);
-            let dhs = &mut step_grads[b * width..(b + 1) * width];
+            let dhs = &mut d_hidden_side[at * width..(at + 1) * width];
             let (dhs_r, rest) = dhs.split_at_mut(hidden);
             let (dhs_z, dhs_n) = rest.split_at_mut(hidden);
             for j in 0..hidden {
@@ -443,13 +446,11 @@ fn gru_backward_typed<T: Real>(forward: &GruForward, grad_output: &FlexTensor) -
                 // The direct path h_t = … + z h_{t-1}; the product's path is added below.
                 dh_row[j] = dh * z[j];
             }
-            d_hidden_side[at * width..(at + 1) * width].copy_from_slice(&step_grads[b * width..(b + 1) * width]);
         }
+        // … and the path through the product: `dh_{t-1} += dS_t W_hhᵀ`.
         if t > 0 {
-            let dh = matmul(tensor(step_grads.clone(), &[batch, width]), weight_t.clone());
-            for (next, through_product) in dh_next.iter_mut().zip(values::<T>(&dh)) {
-                *next = *next + *through_product;
-            }
+            let d_step = Matrix { values: &d_hidden_side[t * width..], rows: batch, cols: width, row_stride: steps * width, col_stride: 1 };
+            matmul_into(&mut dh_next, hidden, true, d_step, w_t, false);
         }
     }
     let mut grad_bias = vec![T::zero(); width];
@@ -458,7 +459,7 @@ fn gru_backward_typed<T: Real>(forward: &GruForward, grad_output: &FlexTensor) -
             *sum = *sum + *v;
         }
     }
-    let grad_weight = weight_gradient::<T>(&forward.output, tensor(d_hidden_side, &[batch, steps, width]), [batch, steps, hidden]);
+    let grad_weight = weight_gradient::<T>(out, &d_hidden_side, [batch, steps, hidden]);
     (tensor(d_projected, &[batch, steps, width]), grad_weight, tensor(grad_bias, &[width]))
 }
 
