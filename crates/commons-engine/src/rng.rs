@@ -18,7 +18,9 @@ impl SeededRng {
     }
     /// The uniform draw a word of the stream gives (see [`SeededRng::fill_words`]).
     pub fn uniform_of(word: u32) -> f32 {
-        (word >> 8) as f32 / (1u32 << 24) as f32
+        // 24 bits convert exactly through i32 (which vectorises; u32 → f32 does not), and
+        // scaling by 2⁻²⁴ is exact: the same value as `(word >> 8) as f32 / 2²⁴`.
+        ((word >> 8) as i32) as f32 * (1.0 / (1u32 << 24) as f32)
     }
     /// The next `words.len()` words of the stream, the same ones `words.len()` calls of
     /// [`SeededRng::uniform`] read, at block speed rather than a call each.
@@ -67,5 +69,8 @@ mod tests {
         assert_eq!(singly, filled);
         assert_eq!(one.position(), block.position());
         assert_eq!(one.uniform(), block.uniform());
+        for word in [0, 255, 256, 0x8000_0000, u32::MAX, 0x1234_5678] {
+            assert_eq!(SeededRng::uniform_of(word), (word >> 8) as f32 / 16_777_216.0);
+        }
     }
 }

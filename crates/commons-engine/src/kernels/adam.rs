@@ -115,7 +115,10 @@ impl AdamBackend for Flex {
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (mut param, grad, mut moment_1, mut moment_2) = (owned(param), super::contiguous(&grad), owned(moment_1), owned(moment_2));
         match param.dtype() {
-            DType::F32 => update::<f32>(&mut param, &grad, &mut moment_1, &mut moment_2, step, |x| x),
+            DType::F32 => {
+                let (param, grad, moment_1, moment_2) = (&mut param, &grad, &mut moment_1, &mut moment_2);
+                wide!(update_f32, (param: &mut FlexTensor, grad: &FlexTensor, moment_1: &mut FlexTensor, moment_2: &mut FlexTensor, step: AdamStep) -> ())
+            }
             DType::F64 => update::<f64>(&mut param, &grad, &mut moment_1, &mut moment_2, step, f64::from),
             other => panic!("the fused Adam runs in f32 or f64, not {other:?}"),
         }
@@ -130,6 +133,12 @@ fn owned(t: FlexTensor) -> FlexTensor {
     if whole { t } else { t.to_contiguous() }
 }
 
+#[inline(always)] // into `wide`'s AVX2 copy
+fn update_f32(param: &mut FlexTensor, grad: &FlexTensor, moment_1: &mut FlexTensor, moment_2: &mut FlexTensor, step: AdamStep) {
+    update::<f32>(param, grad, moment_1, moment_2, step, |x| x)
+}
+
+#[inline(always)]
 fn update<T: Real>(
     param: &mut FlexTensor,
     grad: &FlexTensor,

@@ -124,6 +124,7 @@ impl Backward<Flex, 3> for GruBackward {
     }
 }
 
+#[inline(always)]
 pub(super) fn sigmoid<T: Real>(x: T) -> T {
     T::one() / (T::one() + T::exp_fast(-x))
 }
@@ -132,17 +133,20 @@ pub(super) fn sigmoid<T: Real>(x: T) -> T {
 /// goes through `expm1` for accuracy near zero: there this form's error is absolute, ≈ one ulp
 /// of 1, which the gradient checks in f64 and the f32 comparison with the stepwise graph allow).
 /// It saturates to ±1 without NaN: `e^{2x}` overflows to infinity or underflows to zero.
+#[inline(always)]
 pub(super) fn tanh<T: Real>(x: T) -> T {
     let two = T::one() + T::one();
     T::one() - two / (T::exp_fast(two * x) + T::one())
 }
 
+#[inline(always)]
 fn sigmoid_all<T: Real>(xs: &mut [T]) {
     for x in xs {
         *x = sigmoid(*x);
     }
 }
 
+#[inline(always)]
 fn tanh_all<T: Real>(xs: &mut [T]) {
     for x in xs {
         *x = tanh(*x);
@@ -175,11 +179,15 @@ fn lstm_forward(projected: &FlexTensor, weight: &FlexTensor) -> LstmForward {
     let weight = contiguous(weight);
     match projected.dtype() {
         DType::F64 => lstm_forward_typed::<f64>(&projected, weight),
-        DType::F32 => lstm_forward_typed::<f32>(&projected, weight),
+        DType::F32 => {
+            let projected = &projected;
+            wide!(lstm_forward_typed::<f32>, (projected: &FlexTensor, weight: FlexTensor) -> LstmForward)
+        }
         other => panic!("the fused LSTM runs in f32 or f64, not {other:?}"),
     }
 }
 
+#[inline(always)] // into `wide`'s AVX2 copy
 fn lstm_forward_typed<T: Real>(projected: &FlexTensor, weight: FlexTensor) -> LstmForward {
     let [batch, steps, width] = dims3(projected);
     let hidden = width / 4;
@@ -237,11 +245,15 @@ fn lstm_backward(forward: &LstmForward, grad_output: &FlexTensor) -> (FlexTensor
     let grad_output = contiguous(grad_output);
     match grad_output.dtype() {
         DType::F64 => lstm_backward_typed::<f64>(forward, &grad_output),
-        DType::F32 => lstm_backward_typed::<f32>(forward, &grad_output),
+        DType::F32 => {
+            let grad_output = &grad_output;
+            wide!(lstm_backward_typed::<f32>, (forward: &LstmForward, grad_output: &FlexTensor) -> (FlexTensor, FlexTensor))
+        }
         other => panic!("the fused LSTM runs in f32 or f64, not {other:?}"),
     }
 }
 
+#[inline(always)] // into `wide`'s AVX2 copy
 fn lstm_backward_typed<T: Real>(forward: &LstmForward, grad_output: &FlexTensor) -> (FlexTensor, FlexTensor) {
     let [batch, steps, hidden] = dims3(&forward.output);
     let width = 4 * hidden;
@@ -339,11 +351,15 @@ fn gru_forward(projected: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -
     let bias = contiguous(bias);
     match projected.dtype() {
         DType::F64 => gru_forward_typed::<f64>(&projected, weight, &bias),
-        DType::F32 => gru_forward_typed::<f32>(&projected, weight, &bias),
+        DType::F32 => {
+            let (projected, bias) = (&projected, &bias);
+            wide!(gru_forward_typed::<f32>, (projected: &FlexTensor, weight: FlexTensor, bias: &FlexTensor) -> GruForward)
+        }
         other => panic!("the fused GRU runs in f32 or f64, not {other:?}"),
     }
 }
 
+#[inline(always)] // into `wide`'s AVX2 copy
 fn gru_forward_typed<T: Real>(projected: &FlexTensor, weight: FlexTensor, bias: &FlexTensor) -> GruForward {
     let [batch, steps, width] = dims3(projected);
     let hidden = width / 3;
@@ -397,11 +413,15 @@ fn gru_backward(forward: &GruForward, grad_output: &FlexTensor) -> (FlexTensor, 
     let grad_output = contiguous(grad_output);
     match grad_output.dtype() {
         DType::F64 => gru_backward_typed::<f64>(forward, &grad_output),
-        DType::F32 => gru_backward_typed::<f32>(forward, &grad_output),
+        DType::F32 => {
+            let grad_output = &grad_output;
+            wide!(gru_backward_typed::<f32>, (forward: &GruForward, grad_output: &FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor))
+        }
         other => panic!("the fused GRU runs in f32 or f64, not {other:?}"),
     }
 }
 
+#[inline(always)] // into `wide`'s AVX2 copy
 fn gru_backward_typed<T: Real>(forward: &GruForward, grad_output: &FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
     let [batch, steps, hidden] = dims3(&forward.output);
     let width = 3 * hidden;
