@@ -334,7 +334,14 @@ fn dropout_mask(dims: &[usize], rate: f64, rng: &mut SeededRng, device: &Device)
     // The draws of `count` calls of `rng.uniform()`, taken a block at a time.
     let mut words = vec![0u32; count];
     rng.fill_words(&mut words);
-    let values: Vec<f32> = words.iter().map(|&w| if SeededRng::uniform_of(w) < threshold { 0.0 } else { keep_scale }).collect();
+    // `uniform < threshold` as integers: a draw is `m · 2⁻²⁴` for the word's top 24 bits `m`,
+    // and `m < threshold · 2²⁴` exactly when `m < ⌈threshold · 2²⁴⌉` (scaling by 2²⁴ is exact).
+    // A select of two constants over integers, which vectorises.
+    let cutoff = (threshold * 16_777_216.0).ceil() as i32;
+    let mut values = vec![0f32; count];
+    for (value, &word) in values.iter_mut().zip(&words) {
+        *value = if ((word >> 8) as i32) < cutoff { 0.0 } else { keep_scale };
+    }
     let _ = device;
     TensorData::new(values, dims.to_vec())
 }
@@ -517,4 +524,22 @@ pub(crate) fn recurrent_sequence_stepwise(
         outputs.push(h.clone());
     }
     Tensor::stack(outputs, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropout_mask_drops_exactly_the_draws_below_the_rate() {
+        for rate in [0.1, 0.2, 0.3, 0.5, 0.25, 0.999] {
+            let (mut masks, mut draws) = (SeededRng::new(11), SeededRng::new(11));
+            let mask = dropout_mask(&[7, 300], rate, &mut masks, &Device::flex()).try_to_vec::<f32>().expect("f32 values");
+            let keep = (1.0 / (1.0 - rate)) as f32;
+            let expected: Vec<f32> = (0..2100).map(|_| if draws.uniform() < rate as f32 { 0.0 } else { keep }).collect();
+            assert_eq!(mask, expected, "rate {rate}");
+            let dropped = mask.iter().filter(|v| **v == 0.0).count() as f64 / 2100.0;
+            assert!((dropped - rate).abs() < 0.05, "rate {rate}: dropped {dropped}");
+        }
+    }
 }
