@@ -463,6 +463,7 @@ fn recurrent(p: &RecurrentParams, kind: RecurrentKind, hidden: usize, pool: Pool
         Pooling::None => Activations::Rank3(sequence),
         Pooling::Last => Activations::Rank2(sequence.narrow(1, steps - 1, 1).reshape([batch, hidden])),
         Pooling::Mean => Activations::Rank2(sequence.mean_dim(1).reshape([batch, hidden])),
+        Pooling::Max if crate::kernels::fused_on(&sequence.device()) => Activations::Rank2(crate::kernels::pool::max_over_steps(sequence)),
         Pooling::Max => Activations::Rank2(sequence.max_dim(1).reshape([batch, hidden])),
     }
 }

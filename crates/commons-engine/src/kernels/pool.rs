@@ -7,6 +7,8 @@
 //! again (the first position holding the output's value, which is the first maximum of a tie, as
 //! burn and PyTorch choose) and writes the output's gradient there. The windows do not overlap, so
 //! each input position gets at most one gradient.
+//!
+//! The same for a recurrent layer's max-pooling over time ([`max_over_steps`]).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -24,16 +26,28 @@ pub fn max_pool2d(x: Tensor<4>, size: usize) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as PoolBackend>::max_pool2d_windows(x.into_dispatch(), size))
 }
 
+/// `[batch, steps, width]` → `[batch, width]`, the maximum over the steps (a recurrent layer's
+/// max-pooling over time). burn's `max_dim` keeps an index tensor and gathers with it; this
+/// keeps nothing but the input and output it already has.
+pub fn max_over_steps(x: Tensor<3>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as PoolBackend>::max_over_steps(x.into_dispatch()))
+}
+
 /// Non-overlapping max-pooling as a burn backend extension (the CPU backend, with and without
 /// autodiff); [`super::fused_on`] says where it runs.
 #[backend_extension(Flex, Autodiff)]
 pub trait PoolBackend: Backend {
     fn max_pool2d_windows(x: FloatTensor<Self>, size: usize) -> FloatTensor<Self>;
+    fn max_over_steps(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 impl PoolBackend for Flex {
     fn max_pool2d_windows(x: FlexTensor, size: usize) -> FlexTensor {
         pool_forward(&x, size).output
+    }
+
+    fn max_over_steps(x: FlexTensor) -> FlexTensor {
+        steps_forward(&x).output
     }
 }
 
@@ -49,6 +63,92 @@ impl<C: CheckpointStrategy> PoolBackend for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(forward.output),
         }
     }
+
+    fn max_over_steps(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = MaxOverStepsBackward.prepare::<C>([x.node()]).compute_bound().stateful();
+        let forward = steps_forward(x.primitive());
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let output = forward.output.clone();
+                prep.finish(forward, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward.output),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct MaxOverStepsBackward;
+
+impl Backward<Flex, 1> for MaxOverStepsBackward {
+    type State = PoolState;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad_output = contiguous(&grads.consume::<Flex>(&ops.node));
+        let [input] = ops.parents;
+        if let Some(node) = input {
+            let grad_input = match ops.state.input.dtype() {
+                DType::F64 => steps_backward::<f64>(&ops.state, &grad_output),
+                // The forward pass took f32 or f64 only.
+                _ => steps_backward::<f32>(&ops.state, &grad_output),
+            };
+            grads.register::<Flex>(node.id, grad_input);
+        }
+    }
+}
+
+/// `[batch, steps, width]` of a sequence, checked.
+fn steps_dims(x: &FlexTensor) -> [usize; 3] {
+    let shape = x.layout().shape();
+    assert!(shape.num_dims() == 3 && shape[1] >= 1, "max over steps takes [batch, steps ≥ 1, width]");
+    [shape[0], shape[1], shape[2]]
+}
+
+fn steps_forward(x: &FlexTensor) -> PoolState {
+    let input = contiguous(x);
+    let output = match input.dtype() {
+        DType::F64 => steps_forward_typed::<f64>(&input),
+        DType::F32 => steps_forward_typed::<f32>(&input),
+        other => panic!("the CPU max over steps runs in f32 or f64, not {other:?}"),
+    };
+    PoolState { input, output, size: 0 }
+}
+
+fn steps_forward_typed<T: Real>(x: &FlexTensor) -> FlexTensor {
+    let [batch, steps, width] = steps_dims(x);
+    let input = values::<T>(x);
+    let mut output = vec![T::zero(); batch * width];
+    for (sequence, best) in input.chunks_exact(steps * width).zip(output.chunks_exact_mut(width)) {
+        best.copy_from_slice(&sequence[..width]);
+        // Step after step over whole rows: a compare-and-select the compiler vectorises.
+        for row in sequence.chunks_exact(width).skip(1) {
+            for (b, x) in best.iter_mut().zip(row) {
+                *b = if *x > *b { *x } else { *b };
+            }
+        }
+    }
+    tensor(output, &[batch, width])
+}
+
+/// The gradient goes to the first step holding the maximum (the first maximum of a tie, as
+/// burn's `max_dim` chooses).
+fn steps_backward<T: Real>(state: &PoolState, grad_output: &FlexTensor) -> FlexTensor {
+    let [batch, steps, width] = steps_dims(&state.input);
+    let (input, output, grads) = (values::<T>(&state.input), values::<T>(&state.output), values::<T>(grad_output));
+    let mut grad_input = vec![T::zero(); batch * steps * width];
+    let mut found = vec![false; width];
+    for (b, (sequence, grad_sequence)) in input.chunks_exact(steps * width).zip(grad_input.chunks_exact_mut(steps * width)).enumerate() {
+        let (best, grad) = (&output[b * width..(b + 1) * width], &grads[b * width..(b + 1) * width]);
+        found.fill(false);
+        for (row, grad_row) in sequence.chunks_exact(width).zip(grad_sequence.chunks_exact_mut(width)) {
+            for j in 0..width {
+                let here = !found[j] && row[j] == best[j];
+                grad_row[j] = if here { grad[j] } else { T::zero() };
+                found[j] |= here;
+            }
+        }
+    }
+    tensor(grad_input, &[batch, steps, width])
 }
 
 /// What the backward pass needs: the input and the output (both shared, not copied).
@@ -173,6 +273,31 @@ mod tests {
     use burn::tensor::module::max_pool2d as burn_max_pool2d;
     use burn::tensor::ops::MaxPoolOptions;
     use burn::tensor::{Device, TensorData};
+
+    /// Forward and backward equal burn's `max_dim` over the steps, ties included.
+    #[test]
+    fn the_cpu_max_over_steps_computes_what_burns_max_dim_computes() {
+        let device = Device::flex().autodiff();
+        let (batch, steps, width) = (3, 9, 11);
+        let mut rng = crate::model::SeededRng::new(8);
+        let values: Vec<f32> = (0..batch * steps * width).map(|_| (rng.normal() * 1.5).round() as f32).collect();
+        let upstream: Vec<f32> = (0..batch * width).map(|_| rng.normal() as f32).collect();
+        let run = |ours: bool| {
+            let x = super::Tensor::<3>::from_data(TensorData::new(values.clone(), [batch, steps, width]), &device).require_grad();
+            let out = if ours { super::max_over_steps(x.clone()) } else { x.clone().max_dim(1).reshape([batch, width]) };
+            let up = super::Tensor::<2>::from_data(TensorData::new(upstream.clone(), [batch, width]), &device);
+            let grads = (out.clone() * up).sum().backward();
+            let grad = x.grad(&grads).expect("a gradient").into_data().try_to_vec::<f32>().expect("f32");
+            (out.inner().into_data().try_to_vec::<f32>().expect("f32"), grad)
+        };
+        let (ours, burns) = (run(true), run(false));
+        assert_eq!(ours, burns);
+        let ties = (0..batch * width).filter(|&i| {
+            let (b, j) = (i / width, i % width);
+            (0..steps).filter(|&t| values[(b * steps + t) * width + j] == ours.0[i]).count() > 1
+        });
+        assert!(ties.count() > 5, "the input holds ties");
+    }
 
     /// Forward and backward equal burn's own max-pool, on odd sizes too (the last row and column
     /// of a 7 × 9 image fall outside every 2 × 2 window) and on ties.
