@@ -27,8 +27,8 @@ pub fn max_pool2d(x: Tensor<4>, size: usize) -> Tensor<4> {
 }
 
 /// `[batch, steps, width]` → `[batch, width]`, the maximum over the steps (a recurrent layer's
-/// max-pooling over time). burn's `max_dim` keeps an index tensor and gathers with it; this
-/// keeps nothing but the input and output it already has.
+/// max-pooling over time). burn's `max_dim` builds an index tensor and scatters through it; this
+/// keeps the step of each maximum as it finds it, in the same vectorised pass.
 pub fn max_over_steps(x: Tensor<3>) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as PoolBackend>::max_over_steps(x.into_dispatch()))
 }
@@ -81,13 +81,13 @@ impl<C: CheckpointStrategy> PoolBackend for Autodiff<Flex, C> {
 struct MaxOverStepsBackward;
 
 impl Backward<Flex, 1> for MaxOverStepsBackward {
-    type State = PoolState;
+    type State = StepsState;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad_output = contiguous(&grads.consume::<Flex>(&ops.node));
         let [input] = ops.parents;
         if let Some(node) = input {
-            let grad_input = match ops.state.input.dtype() {
+            let grad_input = match grad_output.dtype() {
                 DType::F64 => steps_backward::<f64>(&ops.state, &grad_output),
                 // The forward pass took f32 or f64 only.
                 _ => steps_backward::<f32>(&ops.state, &grad_output),
@@ -97,6 +97,15 @@ impl Backward<Flex, 1> for MaxOverStepsBackward {
     }
 }
 
+/// What the backward pass of the maximum over steps needs: the step of each maximum.
+#[derive(Debug, Clone)]
+struct StepsState {
+    /// `[batch, width]`: the first step holding each maximum.
+    argmax: Vec<u32>,
+    dims: [usize; 3],
+    output: FlexTensor,
+}
+
 /// `[batch, steps, width]` of a sequence, checked.
 fn steps_dims(x: &FlexTensor) -> [usize; 3] {
     let shape = x.layout().shape();
@@ -104,48 +113,46 @@ fn steps_dims(x: &FlexTensor) -> [usize; 3] {
     [shape[0], shape[1], shape[2]]
 }
 
-fn steps_forward(x: &FlexTensor) -> PoolState {
+fn steps_forward(x: &FlexTensor) -> StepsState {
     let input = contiguous(x);
-    let output = match input.dtype() {
-        DType::F64 => steps_forward_typed::<f64>(&input),
-        DType::F32 => steps_forward_typed::<f32>(&input),
+    let dims = steps_dims(&input);
+    let (output, argmax) = match input.dtype() {
+        DType::F64 => steps_forward_typed::<f64>(&input, dims),
+        DType::F32 => steps_forward_typed::<f32>(&input, dims),
         other => panic!("the CPU max over steps runs in f32 or f64, not {other:?}"),
     };
-    PoolState { input, output, size: 0 }
+    StepsState { argmax, dims, output }
 }
 
-fn steps_forward_typed<T: Real>(x: &FlexTensor) -> FlexTensor {
-    let [batch, steps, width] = steps_dims(x);
+fn steps_forward_typed<T: Real>(x: &FlexTensor, [batch, steps, width]: [usize; 3]) -> (FlexTensor, Vec<u32>) {
     let input = values::<T>(x);
     let mut output = vec![T::zero(); batch * width];
-    for (sequence, best) in input.chunks_exact(steps * width).zip(output.chunks_exact_mut(width)) {
+    let mut argmax = vec![0u32; batch * width];
+    let per_sequence = input.chunks_exact(steps * width).zip(output.chunks_exact_mut(width).zip(argmax.chunks_exact_mut(width)));
+    for (sequence, (best, at)) in per_sequence {
         best.copy_from_slice(&sequence[..width]);
-        // Step after step over whole rows: a compare-and-select the compiler vectorises.
-        for row in sequence.chunks_exact(width).skip(1) {
-            for (b, x) in best.iter_mut().zip(row) {
-                *b = if *x > *b { *x } else { *b };
+        // Step after step over whole rows: compare-and-selects the compiler vectorises. Only a
+        // strictly greater value moves the maximum, so a tie keeps its first step (as burn's
+        // `max_dim` does).
+        for (t, row) in sequence.chunks_exact(width).enumerate().skip(1) {
+            for ((b, a), x) in best.iter_mut().zip(at.iter_mut()).zip(row) {
+                let greater = *x > *b;
+                *b = if greater { *x } else { *b };
+                *a = if greater { t as u32 } else { *a };
             }
         }
     }
-    tensor(output, &[batch, width])
+    (tensor(output, &[batch, width]), argmax)
 }
 
-/// The gradient goes to the first step holding the maximum (the first maximum of a tie, as
-/// burn's `max_dim` chooses).
-fn steps_backward<T: Real>(state: &PoolState, grad_output: &FlexTensor) -> FlexTensor {
-    let [batch, steps, width] = steps_dims(&state.input);
-    let (input, output, grads) = (values::<T>(&state.input), values::<T>(&state.output), values::<T>(grad_output));
+/// The gradient of each maximum goes to its step; every other step gets zero.
+fn steps_backward<T: Real>(state: &StepsState, grad_output: &FlexTensor) -> FlexTensor {
+    let [batch, steps, width] = state.dims;
+    let grads = values::<T>(grad_output);
     let mut grad_input = vec![T::zero(); batch * steps * width];
-    let mut found = vec![false; width];
-    for (b, (sequence, grad_sequence)) in input.chunks_exact(steps * width).zip(grad_input.chunks_exact_mut(steps * width)).enumerate() {
-        let (best, grad) = (&output[b * width..(b + 1) * width], &grads[b * width..(b + 1) * width]);
-        found.fill(false);
-        for (row, grad_row) in sequence.chunks_exact(width).zip(grad_sequence.chunks_exact_mut(width)) {
-            for j in 0..width {
-                let here = !found[j] && row[j] == best[j];
-                grad_row[j] = if here { grad[j] } else { T::zero() };
-                found[j] |= here;
-            }
+    for (b, (at, grad)) in state.argmax.chunks_exact(width).zip(grads.chunks_exact(width)).enumerate() {
+        for (j, (t, g)) in at.iter().zip(grad).enumerate() {
+            grad_input[(b * steps + *t as usize) * width + j] = *g;
         }
     }
     tensor(grad_input, &[batch, steps, width])
