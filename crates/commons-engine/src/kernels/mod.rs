@@ -34,8 +34,11 @@ macro_rules! wide {
 }
 
 pub mod adam;
+mod matmul;
 pub mod pool;
 pub mod recurrent;
+
+pub(crate) use matmul::{Matrix, matmul_into};
 
 use burn::backend::DispatchDevice;
 use burn::backend::flex::FlexTensor;
@@ -101,105 +104,9 @@ pub(crate) fn tensor<T: Real>(values: Vec<T>, shape: &[usize]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
 }
 
-/// A matrix as a strided view into a slice: element `(i, j)` at `i * row_stride + j * col_stride`.
-#[derive(Clone, Copy)]
-pub(crate) struct Matrix<'a, T> {
-    pub values: &'a [T],
-    pub rows: usize,
-    pub cols: usize,
-    pub row_stride: usize,
-    pub col_stride: usize,
-}
-
-impl<'a, T> Matrix<'a, T> {
-    /// `rows × cols` stored row after row.
-    pub fn row_major(values: &'a [T], rows: usize, cols: usize) -> Self {
-        Matrix { values, rows, cols, row_stride: cols, col_stride: 1 }
-    }
-
-    /// The transpose, as a view of the same values.
-    pub fn t(self) -> Self {
-        Matrix { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
-    }
-
-    fn fits(&self, len: usize) -> bool {
-        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < len
-    }
-}
-
-/// `dst ← lhs · rhs`, or `dst ← dst + lhs · rhs` with `accumulate`, where `dst` is the
-/// `lhs.rows × rhs.cols` matrix with element `(i, j)` at `i * dst_row_stride + j` of `dst`.
-/// On gemm (the kernel burn's CPU backend runs) without a tensor, an allocation or a copy:
-/// the fused layers multiply slices of their own buffers in place. With `shared`, the product
-/// is split over the current thread pool (worth it for a whole sequence's product, not for a
-/// step's).
-#[allow(unsafe_code)] // gemm takes raw pointers and strides; the bounds are checked first.
-pub(crate) fn matmul_into<T: Real>(
-    dst: &mut [T],
-    dst_row_stride: usize,
-    accumulate: bool,
-    lhs: Matrix<'_, T>,
-    rhs: Matrix<'_, T>,
-    shared: bool,
-) {
-    assert_eq!(lhs.cols, rhs.rows, "inner dimensions of a product");
-    let dst_view = Matrix { values: &[] as &[T], rows: lhs.rows, cols: rhs.cols, row_stride: dst_row_stride, col_stride: 1 };
-    assert!(lhs.fits(lhs.values.len()) && rhs.fits(rhs.values.len()) && dst_view.fits(dst.len()), "a view within its slice");
-    assert!(T::dtype() == burn::tensor::DType::F32 || T::dtype() == burn::tensor::DType::F64, "gemm in f32 or f64");
-    let stride = |s: usize| isize::try_from(s).expect("a stride within isize");
-    // SAFETY: every index the views reach lies inside its slice (checked above); `dst` is borrowed
-    // mutably, so it overlaps neither operand; gemm reads and writes nothing else.
-    unsafe {
-        gemm::gemm(
-            lhs.rows,
-            rhs.cols,
-            lhs.cols,
-            dst.as_mut_ptr(),
-            1,
-            stride(dst_row_stride),
-            accumulate,
-            lhs.values.as_ptr(),
-            stride(lhs.col_stride),
-            stride(lhs.row_stride),
-            rhs.values.as_ptr(),
-            stride(rhs.col_stride),
-            stride(rhs.row_stride),
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            match rayon::current_num_threads() {
-                threads if shared && threads > 1 => gemm::Parallelism::Rayon(threads),
-                _ => gemm::Parallelism::None,
-            },
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_product_of_strided_views_is_the_product_of_the_matrices_they_show() {
-        // a: 3 × 4 in every other row of a 6 × 4 buffer; b: 4 × 2 as the transpose of 2 × 4.
-        let a: Vec<f64> = (0..24).map(|v| v as f64 - 7.0).collect();
-        let b: Vec<f64> = (0..8).map(|v| (v * v) as f64 - 5.0).collect();
-        let lhs = Matrix { values: &a[..], rows: 3, cols: 4, row_stride: 8, col_stride: 1 };
-        let rhs = Matrix::row_major(&b[..], 2, 4).t();
-        let expected = |i: usize, j: usize| (0..4).map(|k| a[i * 8 + k] * b[j * 4 + k]).sum::<f64>();
-        let mut dst = vec![1.0; 3 * 5];
-        matmul_into(&mut dst, 5, false, lhs, rhs, false);
-        matmul_into(&mut dst[2..], 5, true, lhs, rhs, true);
-        for i in 0..3 {
-            assert_eq!(dst[i * 5], expected(i, 0));
-            assert_eq!(dst[i * 5 + 1], expected(i, 1));
-            assert_eq!(dst[i * 5 + 2], 1.0 + expected(i, 0));
-            assert_eq!(dst[i * 5 + 3], 1.0 + expected(i, 1));
-            assert_eq!(dst[i * 5 + 4], 1.0, "outside the destination view");
-        }
-    }
 
     #[test]
     fn the_vectorisable_exp_stays_within_two_ulp_of_libm() {
