@@ -374,7 +374,7 @@ pub fn forward(
             (PlannedLayer::Dense { param, .. }, x) => {
                 let LayerParams::Dense(p) = &params.layers[*param] else { unreachable!("plan and params are built together") };
                 match x {
-                    Activations::Rank2(t) => Activations::Rank2(linear(t, p.weight.val(), Some(p.bias.val()))),
+                    Activations::Rank2(t) => Activations::Rank2(dense(t, p.weight.val(), p.bias.val())),
                     Activations::Rank3(t) => Activations::Rank3(linear_sequence(t, p.weight.val(), p.bias.val())),
                     other => other,
                 }
@@ -442,7 +442,12 @@ fn apply_dropout(x: Activations, rate: f64, rng: &mut SeededRng) -> Activations 
 fn linear_sequence(x: Tensor<3>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<3> {
     let [batch, steps, inputs] = x.dims();
     let outputs = weight.dims()[1];
-    linear(x.reshape([batch * steps, inputs]), weight, Some(bias)).reshape([batch, steps, outputs])
+    dense(x.reshape([batch * steps, inputs]), weight, bias).reshape([batch, steps, outputs])
+}
+
+/// `x W + b`: one operation on the CPU backend (`kernels::dense`), burn's `linear` elsewhere.
+fn dense(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
+    if crate::kernels::fused_on(&x.device()) { crate::kernels::dense::linear(x, weight, bias) } else { linear(x, weight, Some(bias)) }
 }
 
 /// One recurrent layer over a `[batch, steps, inputs]` sequence. The input projection of all

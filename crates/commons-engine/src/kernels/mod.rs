@@ -34,6 +34,7 @@ macro_rules! wide {
 }
 
 pub mod adam;
+pub mod dense;
 mod matmul;
 pub mod pool;
 pub mod recurrent;
