@@ -115,11 +115,16 @@ impl AdamBackend for Flex {
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (mut param, grad, mut moment_1, mut moment_2) = (owned(param), super::contiguous(&grad), owned(moment_1), owned(moment_2));
         match param.dtype() {
-            DType::F32 => {
-                let (param, grad, moment_1, moment_2) = (&mut param, &grad, &mut moment_1, &mut moment_2);
-                wide!(update_f32, (param: &mut FlexTensor, grad: &FlexTensor, moment_1: &mut FlexTensor, moment_2: &mut FlexTensor, step: AdamStep) -> ())
+            DType::F32 => update::<f32>(
+                &mut param,
+                &grad,
+                &mut moment_1,
+                &mut moment_2,
+                |p, g, m, v| wide!(update_f32, (p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: AdamStep) -> ()),
+            ),
+            DType::F64 => {
+                update::<f64>(&mut param, &grad, &mut moment_1, &mut moment_2, |p, g, m, v| update_chunk(p, g, m, v, step, f64::from))
             }
-            DType::F64 => update::<f64>(&mut param, &grad, &mut moment_1, &mut moment_2, step, f64::from),
             other => panic!("the fused Adam runs in f32 or f64, not {other:?}"),
         }
         (param, moment_1, moment_2)
@@ -134,25 +139,40 @@ fn owned(t: FlexTensor) -> FlexTensor {
 }
 
 #[inline(always)] // into `wide`'s AVX2 copy
-fn update_f32(param: &mut FlexTensor, grad: &FlexTensor, moment_1: &mut FlexTensor, moment_2: &mut FlexTensor, step: AdamStep) {
-    update::<f32>(param, grad, moment_1, moment_2, step, |x| x)
+fn update_f32(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: AdamStep) {
+    update_chunk(p, g, m, v, step, |x| x)
 }
 
-#[inline(always)]
+/// Elements per task when the update is shared between threads: large parameters only (the
+/// seed MLP's first layer has 100,480), where a task's work outweighs handing it over.
+const CHUNK: usize = 1 << 15;
+
+/// The update over every element, in chunks on the current thread pool for large parameters
+/// (each element is updated alone, so the split changes no bit).
 fn update<T: Real>(
     param: &mut FlexTensor,
     grad: &FlexTensor,
     moment_1: &mut FlexTensor,
     moment_2: &mut FlexTensor,
-    step: AdamStep,
-    of: impl Fn(f32) -> T,
+    chunk: impl Fn(&mut [T], &[T], &mut [T], &mut [T]) + Sync,
 ) {
-    let (beta_1, beta_2, factor, epsilon, lr) = (of(step.beta_1), of(step.beta_2), of(step.factor), of(step.epsilon), of(step.lr));
-    let (keep_1, keep_2) = (T::one() - beta_1, T::one() - beta_2);
+    use rayon::prelude::*;
     let g = super::values::<T>(grad);
     // Copy-on-write: a tensor still shared elsewhere is copied once here, not per operation.
     let (p, m, v) = (param.storage_mut::<T>(), moment_1.storage_mut::<T>(), moment_2.storage_mut::<T>());
     assert!(p.len() == g.len() && m.len() == g.len() && v.len() == g.len(), "a parameter, its gradient and its moments have one shape");
+    if p.len() >= 2 * CHUNK && rayon::current_num_threads() > 1 {
+        let parts = p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK));
+        parts.for_each(|(((p, g), m), v)| chunk(p, g, m, v));
+    } else {
+        chunk(p, g, m, v);
+    }
+}
+
+#[inline(always)]
+fn update_chunk<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], step: AdamStep, of: impl Fn(f32) -> T) {
+    let (beta_1, beta_2, factor, epsilon, lr) = (of(step.beta_1), of(step.beta_2), of(step.factor), of(step.epsilon), of(step.lr));
+    let (keep_1, keep_2) = (T::one() - beta_1, T::one() - beta_2);
     // burn's order of operations, so the same bits: m·β₁ + g·(1-β₁), v·β₂ + g²·(1-β₂),
     // (m·factor) / (√v + ε'), p − update·lr.
     for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
@@ -161,7 +181,6 @@ fn update<T: Real>(
         *p = *p - (*m * factor) / (v.sqrt() + epsilon) * lr;
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,11 +194,14 @@ mod tests {
         bias: Param<Tensor<1>>,
     }
 
+    /// Enough inputs that the weight's update is shared between threads (more than 2 chunks).
+    const INPUTS: usize = 10_000;
+
     fn pair(device: &Device) -> Pair {
-        let weight: Vec<f32> = (0..12 * 7).map(|i| ((i * 37 % 19) as f32 - 9.0) / 11.0).collect();
+        let weight: Vec<f32> = (0..INPUTS * 7).map(|i| ((i * 37 % 19) as f32 - 9.0) / 11.0).collect();
         let bias: Vec<f32> = (0..7).map(|i| i as f32 / 13.0 - 0.2).collect();
         Pair {
-            weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, [12, 7]), device)),
+            weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, [INPUTS, 7]), device)),
             bias: Param::from_tensor(Tensor::from_data(TensorData::new(bias, [7]), device)),
         }
     }
@@ -190,8 +212,8 @@ mod tests {
 
     fn train(mut optimizer: ModuleOptimizer, mut model: Pair, steps: usize) -> (Pair, ModuleOptimizer) {
         let device = model.weight.val().device();
-        let input: Vec<f32> = (0..5 * 12).map(|i| ((i * 13 % 23) as f32 - 11.0) / 7.0).collect();
-        let input = Tensor::<2>::from_data(TensorData::new(input, [5, 12]), &device);
+        let input: Vec<f32> = (0..5 * INPUTS).map(|i| ((i * 13 % 23) as f32 - 11.0) / 7.0).collect();
+        let input = Tensor::<2>::from_data(TensorData::new(input, [5, INPUTS]), &device);
         for _ in 0..steps {
             let out = input.clone().matmul(model.weight.val()) + model.bias.val().unsqueeze::<2>();
             let loss = (out.clone() * out).sum();
@@ -213,7 +235,7 @@ mod tests {
         assert_eq!(weight, values(reference.weight.val()));
         assert_eq!(values(trained.bias.val()), values(reference.bias.val()));
         let moved = weight.iter().zip(values(start.weight.val())).filter(|(a, b)| *a != b).count();
-        assert!(moved > 70, "the weights moved: {moved} of 84");
+        assert!(moved > INPUTS * 6, "the weights moved: {moved} of {}", INPUTS * 7);
 
         // Each reads the other's saved state (the same parameters, so the same ids) and goes on
         // as the other would; a fresh optimizer would not.
