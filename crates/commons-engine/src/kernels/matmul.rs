@@ -17,7 +17,7 @@ use super::Real;
 
 /// A matrix as a strided view into a slice: element `(i, j)` at `i * row_stride + j * col_stride`.
 #[derive(Clone, Copy)]
-pub(crate) struct Matrix<'a, T> {
+pub struct Matrix<'a, T> {
     pub values: &'a [T],
     pub rows: usize,
     pub cols: usize,
@@ -67,14 +67,7 @@ impl<'a, T> Matrix<'a, T> {
 /// `lhs.rows × rhs.cols` matrix with element `(i, j)` at `i * dst_row_stride + j` of `dst`.
 /// With `shared`, the product is split over the current thread pool (worth it for a whole
 /// sequence's product, not for a step's).
-pub(crate) fn matmul_into<T: Real>(
-    dst: &mut [T],
-    dst_row_stride: usize,
-    accumulate: bool,
-    lhs: Matrix<'_, T>,
-    rhs: Matrix<'_, T>,
-    shared: bool,
-) {
+pub fn matmul_into<T: Real>(dst: &mut [T], dst_row_stride: usize, accumulate: bool, lhs: Matrix<'_, T>, rhs: Matrix<'_, T>, shared: bool) {
     assert_eq!(lhs.cols, rhs.rows, "inner dimensions of a product");
     let dst_view = Matrix { values: &[] as &[T], rows: lhs.rows, cols: rhs.cols, row_stride: dst_row_stride, col_stride: 1 };
     assert!(lhs.fits(lhs.values.len()) && rhs.fits(rhs.values.len()) && dst_view.fits(dst.len()), "a view within its slice");
@@ -83,7 +76,7 @@ pub(crate) fn matmul_into<T: Real>(
     #[cfg(target_arch = "x86_64")]
     if T::dtype() == burn::tensor::DType::F32
         && rhs.col_stride == 1
-        && rhs.cols % 16 == 0
+        && rhs.cols.is_multiple_of(16)
         && lhs.rows > 0
         && std::arch::is_x86_feature_detected!("avx512f")
     {
@@ -306,38 +299,6 @@ mod tests {
                         }
                     }
                 }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod speed {
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn speed_of_both_paths() {
-        for (m, k, n, t) in
-            [(32, 64, 256, false), (32, 256, 64, false), (64, 1024, 256, true), (1024, 64, 256, false), (1024, 256, 64, false)]
-        {
-            let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32).collect();
-            let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32).collect();
-            let lhs = if t { Matrix::row_major(&a[..], k, m).t() } else { Matrix::row_major(&a[..], m, k) };
-            let rhs = Matrix::row_major(&b[..], k, n);
-            let mut dst = vec![0f32; m * n];
-            let reps = (2e9 / (2 * m * n * k) as f64) as usize + 10;
-            for which in ["gemm", "avx512"] {
-                let run = |dst: &mut [f32]| {
-                    if which == "gemm" { gemm_into(dst, n, false, lhs, rhs, 1) } else { avx512::split_rows(dst, n, false, lhs, rhs, 1) }
-                };
-                run(&mut dst);
-                let start = std::time::Instant::now();
-                for _ in 0..reps {
-                    run(&mut dst);
-                }
-                let s = start.elapsed().as_secs_f64() / reps as f64;
-                println!("{m}x{k}x{n} t={t} {which}: {:.1} GFLOP/s", (2 * m * n * k) as f64 / s / 1e9);
             }
         }
     }

@@ -35,11 +35,11 @@ macro_rules! wide {
 
 pub mod adam;
 pub mod dense;
-mod matmul;
+pub mod matmul;
 pub mod pool;
 pub mod recurrent;
 
-pub(crate) use matmul::{Matrix, matmul_into};
+pub use matmul::{Matrix, matmul_into};
 
 use burn::backend::DispatchDevice;
 use burn::backend::flex::FlexTensor;
@@ -53,7 +53,7 @@ pub fn fused_on(device: &Device) -> bool {
 }
 
 /// The float types the kernels run in.
-pub(crate) trait Real: num_traits::Float + burn::tensor::Element + bytemuck::Pod + Send + Sync {
+pub trait Real: num_traits::Float + burn::tensor::Element + bytemuck::Pod + Send + Sync {
     /// `e^x`, in a form the compiler can vectorise where the type allows.
     fn exp_fast(x: Self) -> Self;
 }
