@@ -143,7 +143,8 @@ def commons_row(commons, recipe, data, work, out_file, epochs, threads):
 
 def python_row(name, source, work, out_file, *argv):
     """Runs a script printing {"seconds_per_epoch", "test_accuracy"} last; its row as above."""
-    script = os.path.join(work, name.split("/")[0].lower() + ".py")
+    # Not named after the framework: a `tensorflow.py` would import itself instead of TensorFlow.
+    script = os.path.join(work, "bench_" + name.split("/")[0].lower() + ".py")
     open(script, "w").write(source)
     out, _, rss = run_measured([sys.executable, script, *map(str, argv)], out_file)
     r = json.loads(out.strip().splitlines()[-1])

@@ -2,7 +2,7 @@
 //! views, without a tensor, an allocation or a copy.
 //!
 //! Where the CPU has AVX-512 and the product is in f32 with rows of `rhs` and `dst` contiguous
-//! and a multiple of 16 wide (every product of the fused layers), a register-blocked kernel of
+//! (every product of the fused layers), a register-blocked kernel of
 //! our own runs it: 6 rows × 64 columns of `dst` in 24 vector registers, one fused multiply-add
 //! per register per inner step, straight from the operands without packing them. gemm 0.19 (the
 //! kernel burn's CPU backend runs) has no AVX-512 kernels on stable Rust, and its AVX2 kernel
@@ -76,7 +76,6 @@ pub fn matmul_into<T: Real>(dst: &mut [T], dst_row_stride: usize, accumulate: bo
     #[cfg(target_arch = "x86_64")]
     if T::dtype() == burn::tensor::DType::F32
         && rhs.col_stride == 1
-        && rhs.cols.is_multiple_of(16)
         && lhs.rows > 0
         && std::arch::is_x86_feature_detected!("avx512f")
     {
@@ -159,6 +158,10 @@ mod avx512 {
             let (m, n) = (lhs.rows, rhs.cols);
             let mut j = 0;
             while j < n {
+                let width = (n - j).min(64);
+                // The block's last vector holds the columns left over: masked loads and stores
+                // touch only those (masked-off lanes are neither read nor written).
+                let lanes = width - 16 * ((width - 1) / 16);
                 let block = Block {
                     dst: dst.as_mut_ptr().add(j),
                     dst_rs,
@@ -166,8 +169,9 @@ mod avx512 {
                     lhs,
                     rhs: rhs.values.as_ptr().add(j),
                     rhs_rs: rhs.row_stride,
+                    last: if lanes == 16 { 0xffff } else { (1u16 << lanes) - 1 },
                 };
-                match (n - j).min(64) / 16 {
+                match width.div_ceil(16) {
                     4 => block.columns::<4>(m),
                     3 => block.columns::<3>(m),
                     2 => block.columns::<2>(m),
@@ -186,6 +190,8 @@ mod avx512 {
         lhs: Matrix<'a, f32>,
         rhs: *const f32,
         rhs_rs: usize,
+        /// The columns of the last vector that are in the product.
+        last: __mmask16,
     }
 
     impl Block<'_> {
@@ -209,7 +215,13 @@ mod avx512 {
             }
         }
 
-        /// Rows `i..i + R` by `16 V` columns, the sums in registers.
+        /// The lanes of vector `v` of `V` that are in the product.
+        #[inline(always)]
+        fn mask<const V: usize>(&self, v: usize) -> __mmask16 {
+            if v + 1 == V { self.last } else { 0xffff }
+        }
+
+        /// Rows `i..i + R` by up to `16 V` columns, the sums in registers.
         #[inline(always)]
         unsafe fn rows<const R: usize, const V: usize>(&self, i: usize) {
             // SAFETY: as the function's own contract says.
@@ -221,7 +233,7 @@ mod avx512 {
                     let b = self.rhs.add(p * self.rhs_rs);
                     let mut row = [_mm512_setzero_ps(); V];
                     for (v, lane) in row.iter_mut().enumerate() {
-                        *lane = _mm512_loadu_ps(b.add(16 * v));
+                        *lane = _mm512_maskz_loadu_ps(self.mask::<V>(v), b.add(16 * v));
                     }
                     for (r, sum) in sums.iter_mut().enumerate() {
                         let a = _mm512_set1_ps(*a.add(r * a_rs + p * a_cs));
@@ -233,8 +245,9 @@ mod avx512 {
                 for (r, sum) in sums.iter().enumerate() {
                     let d = self.dst.add((i + r) * self.dst_rs);
                     for (v, s) in sum.iter().enumerate() {
-                        let out = if self.accumulate { _mm512_add_ps(_mm512_loadu_ps(d.add(16 * v)), *s) } else { *s };
-                        _mm512_storeu_ps(d.add(16 * v), out);
+                        let mask = self.mask::<V>(v);
+                        let out = if self.accumulate { _mm512_add_ps(_mm512_maskz_loadu_ps(mask, d.add(16 * v)), *s) } else { *s };
+                        _mm512_mask_storeu_ps(d.add(16 * v), mask, out);
                     }
                 }
             }
@@ -267,13 +280,13 @@ mod tests {
     }
 
     /// The AVX-512 kernel (where this CPU has it) and gemm give the same products as sums in
-    /// f64, on every shape the blocks take: rows left over after blocks of 6, 16 to 64 columns
-    /// left over after blocks of 64, either layout of `lhs`, accumulating or not, split over
-    /// threads or not.
+    /// f64, on every shape the blocks take: rows left over after blocks of 6, 1 to 64 columns
+    /// left over after blocks of 64 (in masked lanes), either layout of `lhs`, accumulating or
+    /// not, split over threads or not; nothing outside the destination view changes.
     #[test]
     fn the_f32_products_match_sums_in_f64_on_every_block_shape() {
         let mut rng = crate::model::SeededRng::new(3);
-        for (m, k, n) in [(1, 1, 16), (5, 3, 32), (6, 7, 48), (13, 64, 64), (32, 64, 256), (49, 33, 80), (100, 9, 112)] {
+        for (m, k, n) in [(1, 1, 16), (5, 3, 32), (6, 7, 48), (13, 64, 64), (32, 64, 256), (49, 33, 80), (100, 9, 112), (7, 5, 10), (32, 128, 10), (3, 4, 1), (9, 17, 75)] {
             for lhs_transposed in [false, true] {
                 for (accumulate, shared) in [(false, false), (true, true)] {
                     let a: Vec<f32> = (0..m * k).map(|_| rng.normal() as f32).collect();
