@@ -74,11 +74,7 @@ pub fn matmul_into<T: Real>(dst: &mut [T], dst_row_stride: usize, accumulate: bo
     assert!(lhs.rows <= 1 || dst_row_stride >= rhs.cols, "rows of the destination do not overlap");
     let threads = if shared { rayon::current_num_threads() } else { 1 };
     #[cfg(target_arch = "x86_64")]
-    if T::dtype() == burn::tensor::DType::F32
-        && rhs.col_stride == 1
-        && lhs.rows > 0
-        && std::arch::is_x86_feature_detected!("avx512f")
-    {
+    if T::dtype() == burn::tensor::DType::F32 && rhs.col_stride == 1 && lhs.rows > 0 && std::arch::is_x86_feature_detected!("avx512f") {
         // T is f32 (checked above), so these casts reinterpret nothing.
         let (lhs, rhs) = (lhs.cast::<f32>(), rhs.cast::<f32>());
         let dst = bytemuck::cast_slice_mut::<T, f32>(dst);
@@ -286,7 +282,19 @@ mod tests {
     #[test]
     fn the_f32_products_match_sums_in_f64_on_every_block_shape() {
         let mut rng = crate::model::SeededRng::new(3);
-        for (m, k, n) in [(1, 1, 16), (5, 3, 32), (6, 7, 48), (13, 64, 64), (32, 64, 256), (49, 33, 80), (100, 9, 112), (7, 5, 10), (32, 128, 10), (3, 4, 1), (9, 17, 75)] {
+        for (m, k, n) in [
+            (1, 1, 16),
+            (5, 3, 32),
+            (6, 7, 48),
+            (13, 64, 64),
+            (32, 64, 256),
+            (49, 33, 80),
+            (100, 9, 112),
+            (7, 5, 10),
+            (32, 128, 10),
+            (3, 4, 1),
+            (9, 17, 75),
+        ] {
             for lhs_transposed in [false, true] {
                 for (accumulate, shared) in [(false, false), (true, true)] {
                     let a: Vec<f32> = (0..m * k).map(|_| rng.normal() as f32).collect();
