@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use commons_engine::kernels::matmul::matmul_into_on_gemm;
 use commons_engine::kernels::{Matrix, matmul_into};
 
 /// `(m, k, n, lhs stored transposed, what it is)`.
@@ -20,35 +21,6 @@ const SHAPES: [(usize, usize, usize, bool, &str); 6] = [
     (784, 32, 128, true, "mlp weight gradient xᵀ dy"),
 ];
 
-#[allow(unsafe_code)] // the gemm crate's entry point takes raw pointers; the buffers are exactly the views.
-fn gemm_crate(dst: &mut [f32], lhs: Matrix<'_, f32>, rhs: Matrix<'_, f32>) {
-    // SAFETY: `dst` is `lhs.rows × rhs.cols` row-major; both operands are whole row-major (or
-    // transposed row-major) buffers of their shapes.
-    unsafe {
-        gemm::gemm(
-            lhs.rows,
-            rhs.cols,
-            lhs.cols,
-            dst.as_mut_ptr(),
-            1,
-            rhs.cols as isize,
-            false,
-            lhs.values.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.values.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 fn main() {
     for (m, k, n, transposed, what) in SHAPES {
         let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.25).collect();
@@ -59,8 +31,13 @@ fn main() {
         // About a second of products per kernel.
         let reps = (40e9 / (2 * m * n * k) as f64) as usize + 10;
         for kernel in ["commons", "gemm-0.19"] {
-            let mut run =
-                || if kernel == "commons" { matmul_into(&mut dst, n, false, lhs, rhs, false) } else { gemm_crate(&mut dst, lhs, rhs) };
+            let mut run = || {
+                if kernel == "commons" {
+                    matmul_into(&mut dst, n, false, lhs, rhs, false)
+                } else {
+                    matmul_into_on_gemm(&mut dst, n, false, lhs, rhs)
+                }
+            };
             run();
             let started = Instant::now();
             for _ in 0..reps {

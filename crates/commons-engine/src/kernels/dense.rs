@@ -10,13 +10,13 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 
-use super::{Matrix, Real, contiguous, matmul_into, tensor, values};
+use super::{Matrix, Real, contiguous, finish_op, matmul_into, tensor, values};
 
 /// `[rows, inputs] · [inputs, outputs] + [outputs]` → `[rows, outputs]`.
 pub fn linear(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
@@ -41,10 +41,7 @@ impl<C: CheckpointStrategy> DenseBackend for Autodiff<Flex, C> {
         let prep = DenseBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful();
         let (input, weight_values) = (contiguous(x.primitive()), contiguous(weight.primitive()));
         let output = dense_forward(&input, &weight_values, &contiguous(bias.primitive()));
-        match prep {
-            OpsKind::Tracked(prep) => prep.finish(DenseState { input, weight: weight_values }, output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        }
+        finish_op(prep, DenseState { input, weight: weight_values }, output)
     }
 }
 

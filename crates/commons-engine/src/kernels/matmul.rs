@@ -68,10 +68,7 @@ impl<'a, T> Matrix<'a, T> {
 /// With `shared`, the product is split over the current thread pool (worth it for a whole
 /// sequence's product, not for a step's).
 pub fn matmul_into<T: Real>(dst: &mut [T], dst_row_stride: usize, accumulate: bool, lhs: Matrix<'_, T>, rhs: Matrix<'_, T>, shared: bool) {
-    assert_eq!(lhs.cols, rhs.rows, "inner dimensions of a product");
-    let dst_view = Matrix { values: &[] as &[T], rows: lhs.rows, cols: rhs.cols, row_stride: dst_row_stride, col_stride: 1 };
-    assert!(lhs.fits(lhs.values.len()) && rhs.fits(rhs.values.len()) && dst_view.fits(dst.len()), "a view within its slice");
-    assert!(lhs.rows <= 1 || dst_row_stride >= rhs.cols, "rows of the destination do not overlap");
+    check_views(dst, dst_row_stride, lhs, rhs);
     let threads = if shared { rayon::current_num_threads() } else { 1 };
     #[cfg(target_arch = "x86_64")]
     if T::dtype() == burn::tensor::DType::F32 && rhs.col_stride == 1 && lhs.rows > 0 && std::arch::is_x86_feature_detected!("avx512f") {
@@ -83,12 +80,28 @@ pub fn matmul_into<T: Real>(dst: &mut [T], dst_row_stride: usize, accumulate: bo
     gemm_into(dst, dst_row_stride, accumulate, lhs, rhs, threads);
 }
 
+/// [`matmul_into`] on one thread of the gemm crate whatever the CPU: the `matmul` bench's
+/// baseline.
+pub fn matmul_into_on_gemm<T: Real>(dst: &mut [T], dst_row_stride: usize, accumulate: bool, lhs: Matrix<'_, T>, rhs: Matrix<'_, T>) {
+    check_views(dst, dst_row_stride, lhs, rhs);
+    gemm_into(dst, dst_row_stride, accumulate, lhs, rhs, 1);
+}
+
+/// Every index a product reaches lies inside its slice, and the destination's rows are apart:
+/// what the kernels' unchecked reads and writes rely on.
+fn check_views<T: Real>(dst: &[T], dst_row_stride: usize, lhs: Matrix<'_, T>, rhs: Matrix<'_, T>) {
+    assert_eq!(lhs.cols, rhs.rows, "inner dimensions of a product");
+    let dst_view = Matrix { values: &[] as &[T], rows: lhs.rows, cols: rhs.cols, row_stride: dst_row_stride, col_stride: 1 };
+    assert!(lhs.fits(lhs.values.len()) && rhs.fits(rhs.values.len()) && dst_view.fits(dst.len()), "a view within its slice");
+    assert!(lhs.rows <= 1 || dst_row_stride >= rhs.cols, "rows of the destination do not overlap");
+}
+
 /// The same product on gemm.
-#[allow(unsafe_code)] // gemm takes raw pointers and strides; `matmul_into` checked the bounds.
+#[allow(unsafe_code)] // gemm takes raw pointers and strides; its callers checked the bounds (`check_views`).
 fn gemm_into<T: Real>(dst: &mut [T], dst_row_stride: usize, accumulate: bool, lhs: Matrix<'_, T>, rhs: Matrix<'_, T>, threads: usize) {
     assert!(T::dtype() == burn::tensor::DType::F32 || T::dtype() == burn::tensor::DType::F64, "gemm in f32 or f64");
     let stride = |s: usize| isize::try_from(s).expect("a stride within isize");
-    // SAFETY: every index the views reach lies inside its slice (checked by `matmul_into`);
+    // SAFETY: every index the views reach lies inside its slice (`check_views`);
     // `dst` is borrowed mutably, so it overlaps neither operand; gemm reads and writes nothing
     // else.
     unsafe {

@@ -41,8 +41,11 @@ pub mod recurrent;
 
 pub use matmul::{Matrix, matmul_into};
 
-use burn::backend::DispatchDevice;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::ops::{Backward, OpsKind};
 use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, DispatchDevice, Flex};
 use burn::tensor::{Device, FloatDType, TensorData};
 
 /// Whether `device` runs these kernels: the CPU backend, in f32 or f64. Other backends and dtypes
@@ -103,6 +106,24 @@ pub(crate) fn values<T: Real>(t: &FlexTensor) -> &[T] {
 
 pub(crate) fn tensor<T: Real>(values: Vec<T>, shape: &[usize]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
+}
+
+/// Ends a kernel's autodiff operation: where a gradient is wanted, the output is recorded with
+/// the state its backward pass reads; where none is, the state is dropped here.
+pub(crate) fn finish_op<BO, S, C, const N: usize>(
+    prep: OpsKind<BO, Flex, S, C, N>,
+    state: S,
+    output: FlexTensor,
+) -> FloatTensor<Autodiff<Flex, C>>
+where
+    BO: Backward<Flex, N, State = S>,
+    S: Clone + Send + std::fmt::Debug + 'static,
+    C: CheckpointStrategy,
+{
+    match prep {
+        OpsKind::Tracked(prep) => prep.finish(state, output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    }
 }
 
 #[cfg(test)]

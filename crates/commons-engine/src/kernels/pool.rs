@@ -13,13 +13,13 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 
-use super::{Real, contiguous, tensor, values};
+use super::{Real, contiguous, finish_op, tensor, values};
 
 /// `[n, c, h, w]` → `[n, c, h / size, w / size]`, the maximum of each `size × size` window.
 pub fn max_pool2d(x: Tensor<4>, size: usize) -> Tensor<4> {
@@ -55,25 +55,15 @@ impl<C: CheckpointStrategy> PoolBackend for Autodiff<Flex, C> {
     fn max_pool2d_windows(x: FloatTensor<Self>, size: usize) -> FloatTensor<Self> {
         let prep = MaxPoolBackward.prepare::<C>([x.node()]).compute_bound().stateful();
         let forward = pool_forward(x.primitive(), size);
-        match prep {
-            OpsKind::Tracked(prep) => {
-                let output = forward.output.clone();
-                prep.finish(forward, output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(forward.output),
-        }
+        let output = forward.output.clone();
+        finish_op(prep, forward, output)
     }
 
     fn max_over_steps(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let prep = MaxOverStepsBackward.prepare::<C>([x.node()]).compute_bound().stateful();
         let forward = steps_forward(x.primitive());
-        match prep {
-            OpsKind::Tracked(prep) => {
-                let output = forward.output.clone();
-                prep.finish(forward, output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(forward.output),
-        }
+        let output = forward.output.clone();
+        finish_op(prep, forward, output)
     }
 }
 

@@ -19,13 +19,13 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DType, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 
-use super::{Matrix, Real, contiguous, matmul_into, tensor, values};
+use super::{Matrix, Real, contiguous, finish_op, matmul_into, tensor, values};
 
 /// `[batch, steps, 4 * hidden]` gate pre-activations without the recurrent part (the input
 /// projection plus biases) and `[hidden, 4 * hidden]` recurrent weights → `[batch, steps, hidden]`.
@@ -65,25 +65,15 @@ impl<C: CheckpointStrategy> RecurrentBackend for Autodiff<Flex, C> {
     fn lstm_sequence(projected: FloatTensor<Self>, weight_hh: FloatTensor<Self>) -> FloatTensor<Self> {
         let prep = LstmBackward.prepare::<C>([projected.node(), weight_hh.node()]).compute_bound().stateful();
         let forward = lstm_forward(projected.primitive(), weight_hh.primitive());
-        match prep {
-            OpsKind::Tracked(prep) => {
-                let output = forward.output.clone();
-                prep.finish(forward, output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(forward.output),
-        }
+        let output = forward.output.clone();
+        finish_op(prep, forward, output)
     }
 
     fn gru_sequence(projected: FloatTensor<Self>, weight_hh: FloatTensor<Self>, bias_hh: FloatTensor<Self>) -> FloatTensor<Self> {
         let prep = GruBackward.prepare::<C>([projected.node(), weight_hh.node(), bias_hh.node()]).compute_bound().stateful();
         let forward = gru_forward(projected.primitive(), weight_hh.primitive(), bias_hh.primitive());
-        match prep {
-            OpsKind::Tracked(prep) => {
-                let output = forward.output.clone();
-                prep.finish(forward, output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(forward.output),
-        }
+        let output = forward.output.clone();
+        finish_op(prep, forward, output)
     }
 }
 
