@@ -65,8 +65,8 @@ pub(crate) fn build_optimizer(spec: &OptimizerSpec, clip: Option<f64>) -> Module
             .with_weight_decay((weight_decay > 0.0).then_some(WeightDecayConfig { penalty: weight_decay as f32 }))
             .with_gradient_clipping(clipping)
             .init(),
-        // burn's Adam step by step, one pass over memory instead of about ten (bit for bit the
-        // same; the same checkpoint state).
+        // burn's Adam step by step, one pass over memory instead of about ten (the same bits but
+        // for moments below the normal floats, set to zero; the same checkpoint state).
         OptimizerSpec::Adam { beta1, beta2, epsilon, .. } => {
             let optimizer = ModuleOptimizer::from(FusedAdam::new(beta1 as f32, beta2 as f32, epsilon as f32));
             match clipping {
